@@ -1,0 +1,148 @@
+# kvtap - small Unix tools for LLM engines' KV-cache event streams.
+#
+#   make                 build every tool into bin/
+#   make test            unit + CLI tests; ends with "N passed, N failed"
+#   make demo            the whole pipeline on a simulated engine
+#   make bench           benchmarks (ratios against baselines, same run)
+#   make SANITIZE=address,undefined test
+#   make install PREFIX=/usr/local DESTDIR=
+#   make format | format-check | lint | clean
+#
+# Dependencies come through pkg-config; `make test` and `make demo` run
+# scripts/bootstrap first, which installs them when something is missing.
+
+VERSION  := 0.1.0
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+
+MSGPACK  := $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
+PKGS     := libzmq $(MSGPACK) jansson libxxhash
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+ifdef SANITIZE
+BUILD    := build/san-$(subst $(comma),-,$(SANITIZE))
+BIN      := $(BUILD)/bin
+OPT      := -O1 -g -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+SANLD    := -fsanitize=$(SANITIZE)
+else
+BUILD    := build/default
+BIN      := bin
+OPT      := -O2 -g
+SANLD    :=
+endif
+comma    := ,
+
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 \
+            -Wmissing-prototypes -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN     += -Werror
+endif
+
+CPPFLAGS += -Ilib -Icmd/common -DKVTAP_VERSION='"$(VERSION)"' \
+            -D_GNU_SOURCE
+CFLAGS   ?= $(OPT)
+ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN) $(PKG_CFLAGS) -MMD -MP
+LDLIBS   += $(PKG_LIBS) -lm
+ALL_LDFLAGS = $(LDFLAGS) $(SANLD)
+
+LIB_SRC    := $(wildcard lib/*.c)
+COMMON_SRC := $(wildcard cmd/common/*.c)
+TOOLS      := $(patsubst cmd/%/main.c,%,$(wildcard cmd/*/main.c))
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_HELP  := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+BENCH_SRC  := $(wildcard bench/*.c)
+
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+LIBA       := $(BUILD)/libkvtap.a
+TOOL_BINS  := $(TOOLS:%=$(BIN)/%)
+UNIT_BINS  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_HOBJ  := $(UNIT_HELP:%.c=$(BUILD)/%.o)
+BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all tools tests deps test unit cli demo bench install uninstall \
+        format format-check lint clean fuzz
+
+all: tools tests
+
+tools: $(TOOL_BINS)
+tests: $(UNIT_BINS) $(BENCH_BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+# Each tool is every .c file under cmd/NAME/ plus the shared parts.
+.SECONDARY:
+.SECONDEXPANSION:
+$(BIN)/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard cmd/$$*/*.c)) $(COMMON_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HOBJ) $(COMMON_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(COMMON_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Installs what the build and the tests need when something is missing;
+# quiet when everything is there.
+deps:
+	@scripts/bootstrap
+
+# The one test command (README, .ci/run): unit tests, golden tests and the
+# CLI tests against real sockets, counted together.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@KVTAP_BIN=$(abspath $(BIN)) KVTAP_BUILD=$(abspath $(BUILD)) scripts/run-tests
+
+unit: deps
+	@$(MAKE) --no-print-directory all
+	@KVTAP_BIN=$(abspath $(BIN)) KVTAP_BUILD=$(abspath $(BUILD)) scripts/run-tests --unit
+
+cli: deps
+	@$(MAKE) --no-print-directory all
+	@KVTAP_BIN=$(abspath $(BIN)) KVTAP_BUILD=$(abspath $(BUILD)) scripts/run-tests --cli
+
+demo: deps
+	@$(MAKE) --no-print-directory tools
+	@KVTAP_BIN=$(abspath $(BIN)) scripts/demo
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@KVTAP_BIN=$(abspath $(BIN)) KVTAP_BUILD=$(abspath $(BUILD)) bench/run
+
+install: tools
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+
+uninstall:
+	rm -f $(TOOLS:%=$(DESTDIR)$(PREFIX)/bin/%) \
+	      $(patsubst man/%,$(DESTDIR)$(PREFIX)/share/man/man1/%,$(wildcard man/*.1))
+
+FORMAT_SRC = $(wildcard lib/*.[ch] cmd/*/*.[ch] tests/unit/*.[ch] bench/*.[ch] tests/fuzz/*.c)
+
+format:
+	clang-format -i $(FORMAT_SRC)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRC)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+	    --inline-suppr -Ilib -Icmd/common $(LIB_SRC) $(COMMON_SRC) cmd/*/*.c
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

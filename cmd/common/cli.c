@@ -1,0 +1,181 @@
+/*
+ * cli.c - diagnostics, signals and checked output shared by the commands.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#ifndef KVTAP_VERSION
+#define KVTAP_VERSION "0.1.0"
+#endif
+
+const char *cli_prog = "kvtap";
+int cli_verbosity = 1;
+volatile sig_atomic_t cli_signal;
+static volatile sig_atomic_t got_usr1;
+
+void
+cli_log(int level, const char *fmt, ...)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    char msg[1024];
+    va_list ap;
+
+    if (level > cli_verbosity)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* One fprintf per line so concurrent writers do not interleave. */
+    fprintf(stderr, "%s: %s: %s\n", cli_prog, names[level > 3 ? 3 : level],
+            msg);
+}
+
+void
+cli_usage_error(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: %s\nTry '%s --help'.\n", cli_prog, msg, cli_prog);
+    exit(2);
+}
+
+void
+cli_print_version(void)
+{
+    int major, minor, patch;
+
+    zmq_version(&major, &minor, &patch);
+    printf("%s %s (libzmq %d.%d.%d, msgpack-c %s, jansson %s)\n", cli_prog,
+           KVTAP_VERSION, major, minor, patch, msgpack_version(),
+           jansson_version_str());
+}
+
+static void
+on_signal(int sig)
+{
+    if (sig == SIGUSR1)
+        got_usr1 = 1;
+    else
+        cli_signal = sig;
+}
+
+int
+cli_take_usr1(void)
+{
+    if (!got_usr1)
+        return 0;
+    got_usr1 = 0;
+    return 1;
+}
+
+int
+cli_signals_install(void)
+{
+    struct sigaction sa;
+    const int sigs[] = {SIGINT, SIGTERM, SIGUSR1};
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: blocking calls must return EINTR */
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        if (sigaction(sigs[i], &sa, NULL) == -1)
+            return -1;
+    }
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) == -1)
+        return -1;
+    return 0;
+}
+
+void
+cli_reraise(int sig)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+    raise(sig);
+    /* Only reached if the signal was blocked. */
+    _exit(128 + sig);
+}
+
+void
+cli_out_init(struct cli_out *o, int fd)
+{
+    memset(o, 0, sizeof *o);
+    o->fd = fd;
+    o->high_water = 64 * 1024;
+}
+
+int
+cli_out_flush(struct cli_out *o)
+{
+    size_t off = 0;
+
+    if (o->closed || o->err) {
+        o->buf.len = 0;
+        return -1;
+    }
+    if (o->buf.oom) {
+        o->err = ENOMEM;
+        return -1;
+    }
+    while (off < o->buf.len) {
+        ssize_t n = write(o->fd, o->buf.p + off, o->buf.len - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EPIPE)
+                o->closed = 1;
+            else
+                o->err = errno;
+            o->buf.len = 0;
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    o->buf.len = 0;
+    return 0;
+}
+
+int
+cli_out_maybe_flush(struct cli_out *o)
+{
+    if (o->buf.len < o->high_water && !o->buf.oom)
+        return 0;
+    return cli_out_flush(o);
+}
+
+void
+cli_out_free(struct cli_out *o)
+{
+    if (o == NULL)
+        return;
+    buf_free(&o->buf);
+}
+
+long long
+cli_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

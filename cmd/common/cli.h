@@ -1,0 +1,81 @@
+/*
+ * cli.h - what every kvtap command shares: diagnostics on stderr, usage
+ * errors, signals, checked output on stdout, --version.  This is the only
+ * code besides each main.c that prints or exits (docs/cli.md).
+ */
+#ifndef KVTAP_CLI_H
+#define KVTAP_CLI_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+/* Set once by main: the program name and the -q/-v level (default 1). */
+extern const char *cli_prog;
+extern int cli_verbosity;
+
+/* "prog: level: message\n" on stderr when level <= cli_verbosity. */
+void cli_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) cli_log(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) cli_log(LOG_WARN, __VA_ARGS__)
+#define log_info(...) cli_log(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) cli_log(LOG_DEBUG, __VA_ARGS__)
+
+/* "prog: message" and "Try 'prog --help'." on stderr, then exit(2). */
+void cli_usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+/* "prog VERSION (libzmq x, msgpack-c y, jansson z)" on stdout. */
+void cli_print_version(void);
+
+/*
+ * The last SIGINT/SIGTERM received (0 if none) and whether SIGUSR1 arrived
+ * since cli_take_usr1() last returned true.  Handlers only set these.
+ */
+extern volatile sig_atomic_t cli_signal;
+int cli_take_usr1(void);
+
+/*
+ * Installs the handlers without SA_RESTART, so blocking calls return EINTR,
+ * and ignores SIGPIPE so that writes return EPIPE.  Returns 0 or -1.
+ */
+int cli_signals_install(void);
+
+/*
+ * Ends the process the way the signal would have (exit status 128+sig), after
+ * the caller has flushed and closed everything (docs/cli.md).
+ */
+void cli_reraise(int sig) __attribute__((noreturn));
+
+/*
+ * Checked, block-buffered output to a descriptor.  Data is appended to buf
+ * and written in large chunks; a reader that went away (EPIPE) sets closed,
+ * any other failure sets err.  Both stop further writes.
+ */
+struct cli_out {
+    int fd;
+    struct buf buf;
+    int closed;        /* EPIPE: the reader left, a normal end (exit 0) */
+    int err;           /* errno of a failed write, 0 if none */
+    size_t high_water; /* flush when buf.len reaches this (default 64 KiB) */
+};
+
+void cli_out_init(struct cli_out *o, int fd);
+
+/* Writes what is buffered.  Returns 0, or -1 when closed or err is set. */
+int cli_out_flush(struct cli_out *o);
+
+/* Flushes when the buffer is past its high-water mark. */
+int cli_out_maybe_flush(struct cli_out *o);
+
+void cli_out_free(struct cli_out *o);
+
+/* Milliseconds from a monotonic clock. */
+long long cli_now_ms(void);
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * event.h - the in-memory event model every kvtap tool shares.
+ *
+ * One struct kv_event is one line of NDJSON (docs/ndjson.md): an engine event
+ * (BlockStored, BlockRemoved, AllBlocksCleared) or a stream record written by
+ * kvtap itself (gap, restart, decode_error, skipped).  Engine fields are kept
+ * in a table indexed by enum kv_field so that the decoder, the encoder and the
+ * NDJSON writer and reader can all walk the same declaration order.
+ *
+ * Ownership: an event never owns memory.  Strings, digests and raw msgpack
+ * values point into the buffer the event was decoded from (a ZeroMQ frame or
+ * an input line) or into a struct arena; both must outlive the event.
+ */
+#ifndef KVTAP_EVENT_H
+#define KVTAP_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A byte string that is not NUL-terminated.  Borrowed. */
+struct kv_str {
+    const char *p;
+    size_t n;
+};
+
+/* Exactly one msgpack-encoded object (a generic value kept verbatim). */
+struct kv_raw {
+    const uint8_t *p;
+    size_t n;
+};
+
+/*
+ * An engine block hash.  v is the canonical value (docs/ndjson.md): the u64
+ * bit pattern of an integer, or the last 8 bytes big-endian of a digest.
+ * digest is non-NULL when the hash arrived as a byte string.
+ */
+struct kv_hash {
+    uint64_t v;
+    const uint8_t *digest;
+    uint32_t digest_len;
+};
+
+enum kv_type {
+    KV_BLOCK_STORED,
+    KV_BLOCK_REMOVED,
+    KV_ALL_BLOCKS_CLEARED,
+    KV_GAP,
+    KV_RESTART,
+    KV_DECODE_ERROR,
+    KV_SKIPPED,
+    KV_TYPE_COUNT
+};
+
+/*
+ * Engine fields in declaration order: vLLM's, with SGLang's cache_salt placed
+ * before session_id so that both engines' orders are preserved.
+ */
+enum kv_field {
+    KV_F_BLOCK_HASHES,
+    KV_F_PARENT_BLOCK_HASH,
+    KV_F_TOKEN_IDS,
+    KV_F_BLOCK_SIZE,
+    KV_F_LORA_ID,
+    KV_F_MEDIUM,
+    KV_F_LORA_NAME,
+    KV_F_EXTRA_KEYS,
+    KV_F_GROUP_IDX,
+    KV_F_KV_CACHE_SPEC_KIND,
+    KV_F_KV_CACHE_SPEC_SLIDING_WINDOW,
+    KV_F_LOCALITY,
+    KV_F_OWNERSHIP,
+    KV_F_CACHE_SALT,
+    KV_F_SESSION_ID,
+    KV_F_COUNT
+};
+
+/* How a field's value is stored in struct kv_event. */
+enum kv_kind {
+    KV_K_HASHES, /* hashes, n_hashes */
+    KV_K_HASH,   /* parent */
+    KV_K_TOKENS, /* tokens, n_tokens, token_pairs */
+    KV_K_INT,    /* num[field] */
+    KV_K_STR,    /* str[field] */
+    KV_K_RAW     /* raw[field]: any msgpack value */
+};
+
+struct kv_field_info {
+    const char *name;
+    enum kv_kind kind;
+};
+
+/* Table of every field, indexed by enum kv_field.  Static storage. */
+extern const struct kv_field_info kv_fields[KV_F_COUNT];
+
+/*
+ * A field the decoder could not place: a named map entry this version does
+ * not know (pos == -1), or a positional array slot that is unknown or failed
+ * its type check (key empty, pos = index in the event array, tag = 0).
+ */
+struct kv_unknown {
+    struct kv_str key;
+    int pos;
+    struct kv_raw val;
+};
+
+#define KV_BIT(f) (1u << (f))
+
+struct kv_event {
+    enum kv_type type;
+    uint32_t index;   /* position in the batch's event array (engine events) */
+    uint32_t present; /* KV_BIT(field): the wire carried the field */
+    uint32_t isnull;  /* KV_BIT(field): carried as nil */
+
+    struct kv_hash *hashes;
+    size_t n_hashes;
+    struct kv_hash parent;
+    /*
+     * Token ids.  With token_pairs set (SGLang bigram pages) the field is an
+     * array of n_tokens [a, b] pairs stored flat, so tokens has 2*n_tokens
+     * values.
+     */
+    uint32_t *tokens;
+    size_t n_tokens;
+    int token_pairs;
+    int64_t num[KV_F_COUNT];
+    struct kv_str str[KV_F_COUNT];
+    struct kv_raw raw[KV_F_COUNT];
+
+    struct kv_unknown *unknown;
+    size_t n_unknown;
+
+    /* Stream records. */
+    uint64_t from, to;   /* gap: inclusive seq range */
+    uint64_t last_seq;   /* restart */
+    struct kv_str error; /* decode_error */
+    uint64_t bytes;      /* decode_error: payload length */
+    struct kv_str tag;   /* skipped */
+    uint64_t count;      /* skipped */
+};
+
+/*
+ * One decoded batch.  rank is meaningful only when has_rank; events holds the
+ * engine events in wire order followed by the batch's stream records
+ * (decode_error for a bad event, skipped per unknown tag).
+ */
+struct kv_batch {
+    uint64_t seq;
+    double ts;
+    int has_ts;
+    int has_rank;
+    int64_t rank;
+    struct kv_event *events;
+    size_t n_events;
+};
+
+/* The engine whose positional layout an array event follows. */
+enum kv_engine { KV_ENGINE_VLLM, KV_ENGINE_SGLANG };
+
+/* Returns the NDJSON type name ("BlockStored", "gap", ...).  Static storage. */
+const char *kv_type_name(enum kv_type t);
+
+/* Maps a type name to its enum; returns -1 for an unknown name. */
+int kv_type_parse(const char *s, size_t n, enum kv_type *out);
+
+/* Maps a field name to its enum; returns -1 for an unknown name. */
+int kv_field_parse(const char *s, size_t n, enum kv_field *out);
+
+/* Resets ev to an empty event of the given type (every field absent). */
+void kv_event_init(struct kv_event *ev, enum kv_type type);
+
+/*
+ * Fields vLLM declares as required for this event type: they are written to
+ * NDJSON (null when nil) even when the wire did not carry them.
+ */
+uint32_t kv_required_fields(enum kv_type t);
+
+/*
+ * A bump allocator for the memory of one batch or one line: reset between
+ * batches instead of freeing piece by piece.
+ */
+struct arena {
+    struct arena_chunk *head;
+    size_t used_total;
+};
+
+/* Returns n bytes aligned for any type, or NULL when out of memory. */
+void *arena_alloc(struct arena *a, size_t n);
+
+/* Forgets every allocation but keeps the largest chunk for reuse. */
+void arena_reset(struct arena *a);
+
+/* Frees all memory.  Accepts an arena that never allocated. */
+void arena_free(struct arena *a);
+
+#endif

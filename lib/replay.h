@@ -1,0 +1,84 @@
+/*
+ * replay.h - the client side of the engines' replay protocol (DEALER).
+ *
+ * Used by kvsub to fill sequence gaps and by kvreplay.  It sends
+ * ["", start_seq], reads replies in both layouts (["", seq, payload] and
+ * ["", topic, seq, payload]) and stops at the end marker.  Because the
+ * engine's ROUTER drops messages to a DEALER whose pipe is full (high-water
+ * mark 1000, end marker included), the client reads as fast as it can,
+ * checks that seqs are contiguous, re-requests from the first missing seq
+ * (bounded retries) and never waits for an end marker once it holds what it
+ * asked for.
+ */
+#ifndef KVTAP_REPLAY_H
+#define KVTAP_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct replay_client;
+
+/*
+ * Connects a DEALER to uri (receive high-water mark raised).  Returns the
+ * client, or NULL with the reason in err.  zctx is borrowed.
+ */
+struct replay_client *replay_open(void *zctx, const char *uri, char *err,
+                                  size_t errlen);
+
+/* Closes the socket.  Accepts NULL. */
+void replay_close(struct replay_client *rc);
+
+/*
+ * Called once per batch, in ascending seq order, each seq at most once.
+ * payload is borrowed for the duration of the call.  A non-zero return stops
+ * the fetch (replay_fetch then returns REPLAY_STOPPED).
+ */
+typedef int (*replay_cb)(void *ctx, uint64_t seq, const uint8_t *payload,
+                         size_t len);
+
+/*
+ * Called for a reply that is not a valid replay message (wrong part count,
+ * seq not 8 bytes); the fetch goes on.  May be NULL.
+ */
+typedef void (*replay_bad_cb)(void *ctx, const char *why, size_t bytes);
+
+struct replay_request {
+    uint64_t from;   /* first seq wanted */
+    uint64_t to;     /* last seq wanted; UINT64_MAX = up to the end marker */
+    int timeout_ms;  /* longest wait for the next reply */
+    int max_retries; /* re-requests after holes; 0 = a default (8) */
+};
+
+struct replay_result {
+    uint64_t delivered; /* batches passed to cb */
+    uint64_t next;      /* first seq not delivered (from if none) */
+    int got_end;        /* the end marker was seen */
+    /*
+     * Seqs the engine no longer has: its first reply was newer than the seq
+     * asked for.  lost_from..lost_to inclusive; valid when has_lost.
+     */
+    int has_lost;
+    uint64_t lost_from, lost_to;
+    uint64_t retries; /* re-requests made */
+    uint64_t bad;     /* malformed replies */
+};
+
+enum replay_rc {
+    REPLAY_OK = 0,       /* everything asked for (that the engine had) came */
+    REPLAY_TIMEOUT = -1, /* no reply within timeout_ms (nothing at all, or
+                            retries exhausted); err names the endpoint */
+    REPLAY_ERROR = -2,   /* socket error; err says which */
+    REPLAY_STOPPED = -3, /* cb asked to stop */
+    REPLAY_INTR = -4     /* interrupted by a signal */
+};
+
+/*
+ * Fetches [req->from, req->to] and passes each batch to cb.  Batches below
+ * from or above to are discarded.  Returns an enum replay_rc and fills *res
+ * in every case.
+ */
+int replay_fetch(struct replay_client *rc, const struct replay_request *req,
+                 replay_cb cb, replay_bad_cb bad, void *ctx,
+                 struct replay_result *res, char *err, size_t errlen);
+
+#endif

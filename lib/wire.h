@@ -1,0 +1,73 @@
+/*
+ * wire.h - the engines' msgpack payload <-> struct kv_batch, every layout.
+ *
+ * Decoding accepts every layout of docs/wire-format.md: array batches of 2 or
+ * 3+ elements and map batches; legacy array events of any length and tagged
+ * map events; integer (positive or negative) and byte-string hashes.  It
+ * reads the payload with a bounds-checked cursor, never builds a msgpack tree
+ * and never allocates from a size a header claims before checking it against
+ * the bytes that remain.
+ *
+ * Encoding is the mirror: it produces exactly the bytes the engines' msgspec
+ * structs produce for the same events, in each layout kvpub offers.
+ */
+#ifndef KVTAP_WIRE_H
+#define KVTAP_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "event.h"
+
+/* Hard caps, on top of the check against the bytes remaining. */
+#define WIRE_MAX_EVENTS 65536
+#define WIRE_MAX_HASHES 1048576
+#define WIRE_MAX_TOKENS (16u * 1024 * 1024)
+
+struct wire_opts {
+    enum kv_engine engine; /* positional meaning of array slots 7 and up */
+    size_t max_events;     /* 0 = WIRE_MAX_EVENTS */
+    size_t max_tokens;     /* per event; 0 = WIRE_MAX_TOKENS */
+};
+
+/*
+ * Decodes one payload into *out.  Returns 0 when the envelope is valid: the
+ * batch's events are in out->events, where an event that could not be decoded
+ * is replaced by a KV_DECODE_ERROR record and events with an unknown tag are
+ * counted in KV_SKIPPED records after the engine events.  Returns -1 when the
+ * envelope itself is bad (the whole batch is lost); the reason is in err.
+ *
+ * Strings, digests and raw values in *out point into payload (borrowed until
+ * the payload is released); arrays are allocated from arena (valid until
+ * arena_reset).  out->seq is left for the caller to fill.
+ */
+int wire_decode(const uint8_t *payload, size_t len,
+                const struct wire_opts *opts, struct arena *arena,
+                struct kv_batch *out, char *err, size_t errlen);
+
+/* The shapes kvpub can publish. */
+enum wire_layout {
+    WIRE_LAYOUT_VLLM,       /* [ts, events, rank], tagged-map events */
+    WIRE_LAYOUT_VLLM_ARRAY, /* [ts, events, rank], legacy 12/4-slot arrays */
+    WIRE_LAYOUT_VLLM_MAP_BATCH, /* {"ts", "events", "data_parallel_rank"} */
+    WIRE_LAYOUT_SGLANG          /* [ts, events, attn_dp_rank], SGLang maps */
+};
+
+/* Parses "vllm", "vllm-array", "vllm-map-batch", "sglang"; -1 if unknown. */
+int wire_layout_parse(const char *s, enum wire_layout *out);
+
+struct wire_enc_opts {
+    enum wire_layout layout;
+    int bytes_hashes; /* publish digests as bin where the event has them */
+};
+
+/*
+ * Appends the msgpack payload for a batch of engine events to out (stream
+ * records in b->events are skipped).  Returns 0, or -1 with the reason in
+ * err (a value msgspec could not encode either, or out of memory).
+ */
+int wire_encode(const struct kv_batch *b, const struct wire_enc_opts *opts,
+                struct buf *out, char *err, size_t errlen);
+
+#endif
