@@ -1,0 +1,50 @@
+# Shared set-up for the bats tests.  Load with: load helpers
+#
+# The tools under test come from $KVTAP_BIN (scripts/run-tests sets it);
+# the independent engine emulation is tests/peer/peer.py, run with Debian's
+# python3 because that is the one that sees python3-zmq and python3-msgpack.
+
+bats_load_library bats-support
+bats_load_library bats-assert
+
+: "${KVTAP_TOP:=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}"
+: "${KVTAP_BIN:=$KVTAP_TOP/bin}"
+export PATH="$KVTAP_BIN:$PATH"
+PY=/usr/bin/python3
+PEER="$KVTAP_TOP/tests/peer/peer.py"
+
+# Prints a TCP port on 127.0.0.1 that was free a moment ago.  Tests that
+# run at the same time each ask the kernel, so they do not collide.
+free_port() {
+    "$PY" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# Waits up to $2 seconds (default 5) until file $1 exists and is not empty.
+wait_file() {
+    local f=$1 t=${2:-5} i=0
+    while [ ! -s "$f" ]; do
+        sleep 0.05
+        i=$((i + 1))
+        [ "$i" -ge $((t * 20)) ] && return 1
+    done
+    return 0
+}
+
+# Waits up to $2 seconds (default 5) for process $1 to end; returns its
+# status through wait, or 124 when it is still running (then kills it).
+wait_pid() {
+    local pid=$1 t=${2:-5} i=0
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 0.05
+        i=$((i + 1))
+        if [ "$i" -ge $((t * 20)) ]; then
+            kill -9 "$pid" 2>/dev/null
+            wait "$pid" 2>/dev/null
+            return 124
+        fi
+    done
+    wait "$pid"
+}
