@@ -3,9 +3,9 @@
  * key, per namespace (model, LoRA).  No I/O: kvindex's server feeds it parsed
  * events and asks it questions.  One thread owns an index.
  *
- * DRAFT CONTRACT between lib/index.c and cmd/kvindex: the functions below are
- * the agreed minimum; lib/index.c may add functions (pods, stats, lookup,
- * dump/restore iteration) but must not change these signatures.
+ * Contract between lib/index.c and cmd/kvindex.  Strings handed out by the
+ * index (pod names, model and LoRA names, media names) are borrowed until
+ * index_free: pods, namespaces and media are interned and never forgotten.
  */
 #ifndef KVTAP_INDEX_H
 #define KVTAP_INDEX_H
@@ -120,5 +120,133 @@ const char *index_medium_name(const struct kv_index *ix, int bit);
  * stays known.  Returns the number of entries removed.
  */
 uint64_t index_clear_pod(struct kv_index *ix, const struct index_pod_ref *ref);
+
+/*
+ * Interns a medium name ("GPU", "CPU", ...) and returns its bit, or -1 when
+ * the index already knows 32 media.  Used to restore dumped entries.
+ */
+int index_medium_intern(struct kv_index *ix, const char *name, size_t n);
+
+/* Counters and sizes for the "stats" op. */
+struct index_stats {
+    uint64_t namespaces;
+    uint64_t keys;       /* distinct block keys held by some pod */
+    uint64_t entries;    /* (pod, engine hash) entries */
+    uint64_t pods;       /* every pod ever seen, cleared ones included */
+    uint64_t bytes_used; /* heap bytes of the index's own tables */
+    uint64_t applied[KV_TYPE_COUNT];    /* events applied, by enum kv_type */
+    uint64_t rejected[INDEX_REJ_COUNT]; /* events rejected, by reason */
+    uint64_t unknown_removed; /* BlockRemoved hashes the pod did not map */
+    uint64_t evictions;       /* entries dropped by max_blocks */
+    uint64_t matches;         /* index_match calls answered */
+};
+
+void index_stats(const struct kv_index *ix, struct index_stats *out);
+
+/* The state of one pod, for the "pods" op and for snapshots. */
+struct index_pod_info {
+    const char *pod; /* borrowed until index_free */
+    int has_rank;
+    int64_t rank;
+    uint64_t blocks; /* entries held (ignored by index_restore_pod) */
+    int has_seq;
+    uint64_t last_seq;
+    int has_ts;
+    double last_ts;
+    int degraded;        /* a gap was seen since the last clear/restart */
+    uint64_t orphans;    /* stores rejected as orphan */
+    uint64_t misaligned; /* stores rejected as misaligned */
+};
+
+/* Pods are numbered 0..index_pod_count()-1 in order of first appearance. */
+size_t index_pod_count(const struct kv_index *ix);
+
+/* Fills *out for pod i; returns 0, or -1 when i is out of range. */
+int index_pod_info(const struct kv_index *ix, size_t i,
+                   struct index_pod_info *out);
+
+/* A namespace (model, LoRA) and its block size. */
+struct index_ns_info {
+    const char *model;     /* borrowed until index_free */
+    const char *lora_name; /* "" for the base model */
+    uint32_t block_size;
+    uint64_t keys;
+};
+
+size_t index_ns_count(const struct kv_index *ix);
+int index_ns_info(const struct kv_index *ix, size_t i,
+                  struct index_ns_info *out);
+
+/* One answer of "lookup": a pod that maps an engine hash, and to what. */
+struct index_lookup_hit {
+    const char *pod; /* borrowed until index_free */
+    int has_rank;
+    int64_t rank;
+    uint64_t key;
+    uint32_t media;
+    const char *model;     /* the key's namespace */
+    const char *lora_name; /* "" for the base model */
+};
+
+/*
+ * Finds which pods (only those matching ref, all when ref is NULL) map the
+ * engine hash.  Writes up to cap hits (index_pod_count() is always enough)
+ * and returns how many there are.
+ */
+size_t index_lookup(const struct kv_index *ix, const struct index_pod_ref *ref,
+                    uint64_t engine_hash, struct index_lookup_hit *hits,
+                    size_t cap);
+
+/* One (pod, block) entry, as dumped and restored. */
+struct index_dump_entry {
+    const char *pod;
+    int has_rank;
+    int64_t rank;
+    const char *model;
+    const char *lora_name; /* "" for the base model */
+    uint32_t block_size;   /* the namespace's */
+    uint64_t engine_hash;
+    uint64_t key;
+    uint32_t media; /* bits, named by index_medium_name */
+};
+
+/*
+ * Iterates over entries, least recently used first, so that restoring them
+ * in this order reproduces the eviction order.  Start zeroed; the
+ * cursor is invalidated by any call that changes the index.
+ */
+struct index_cursor {
+    uint32_t pos;
+    int started;
+};
+
+/*
+ * Fills *out with the next entry (of the pods matching ref, all when ref is
+ * NULL).  Strings are borrowed until index_free.  Returns 1, or 0 at the end.
+ */
+int index_dump_next(const struct kv_index *ix, struct index_cursor *c,
+                    const struct index_pod_ref *ref,
+                    struct index_dump_entry *out);
+
+/*
+ * Restore, for snapshots: a dump loaded back into a new index (namespaces,
+ * then pods, then entries in dump order) answers match identically.
+ * Each returns 0, or -1 with the reason in err.
+ */
+int index_restore_ns(struct kv_index *ix, struct kv_str model,
+                     struct kv_str lora_name, uint32_t block_size, char *err,
+                     size_t errlen);
+
+/* Creates the pod if needed and sets its seq, ts, degraded and counters. */
+int index_restore_pod(struct kv_index *ix, const struct index_pod_info *info,
+                      char *err, size_t errlen);
+
+/*
+ * Adds one entry (the namespace is created with e->block_size if needed; a
+ * different block size is an error).  media bits come from
+ * index_medium_intern of this index.  Counts against max_blocks.
+ */
+int index_restore_entry(struct kv_index *ix, const struct index_dump_entry *e,
+                        char *err, size_t errlen);
 
 #endif
