@@ -1,0 +1,254 @@
+/*
+ * test_blockkey.c - every test vector of docs/kvindex.md (and of
+ * index-semantics §8) for the three block-key schemes and their primitives.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "blockkey.h"
+#include "unit.h"
+
+struct vec {
+    const char *name;
+    enum blockkey_scheme scheme;
+    uint64_t seed;
+    const char *hash_seed; /* llmd */
+    const char *model;     /* llmd */
+    uint32_t block_size;
+    uint32_t first, count; /* tokens first..first+count-1, unless list */
+    const uint32_t *list;
+    size_t n_keys;
+    uint64_t keys[4];
+};
+
+static const uint32_t granite_tokens[] = {8197, 438,   322, 18926,
+                                          432,  45600, 49};
+
+static const struct vec vecs[] = {
+    {"aibrix S=0 B=16 tokens 0..31",
+     BLOCKKEY_AIBRIX,
+     0,
+     NULL,
+     NULL,
+     16,
+     0,
+     32,
+     NULL,
+     2,
+     {13063670922251535405ull, 15794143472128267642ull}},
+    {"aibrix S=12345 B=16 tokens 0..31",
+     BLOCKKEY_AIBRIX,
+     12345,
+     NULL,
+     NULL,
+     16,
+     0,
+     32,
+     NULL,
+     2,
+     {826599923864855889ull, 9446283537318736241ull}},
+    {"aibrix S=0 B=16 tokens 1000..1031",
+     BLOCKKEY_AIBRIX,
+     0,
+     NULL,
+     NULL,
+     16,
+     1000,
+     32,
+     NULL,
+     2,
+     {1449979319522525991ull, 1153750677558858376ull}},
+    {"aibrix S=0 B=4 tokens 0..31 (AIBrix default chunk)",
+     BLOCKKEY_AIBRIX,
+     0,
+     NULL,
+     NULL,
+     4,
+     0,
+     16,
+     NULL,
+     4,
+     {9939166772727399345ull, 15140103497445870513ull, 8602470900083200999ull,
+      16397820962489627673ull}},
+    {"dynamo B=16 tokens 0..31",
+     BLOCKKEY_DYNAMO,
+     0,
+     NULL,
+     NULL,
+     16,
+     0,
+     32,
+     NULL,
+     2,
+     {15310707395893867146ull, 13769157705258532664ull}},
+    {"dynamo B=64 tokens 0..63 (local)",
+     BLOCKKEY_DYNAMO,
+     0,
+     NULL,
+     NULL,
+     64,
+     0,
+     64,
+     NULL,
+     1,
+     {3480597578098033343ull}},
+    {"llmd seed \"\" granite B=4",
+     BLOCKKEY_LLMD,
+     0,
+     "",
+     "ibm-granite/granite-3.1-8b-instruct",
+     4,
+     0,
+     7,
+     granite_tokens,
+     1,
+     {1334984470577408192ull}},
+    {"llmd seed \"\" test-model B=16 tokens 0..31",
+     BLOCKKEY_LLMD,
+     0,
+     "",
+     "test-model",
+     16,
+     0,
+     32,
+     NULL,
+     2,
+     {9511908804403680034ull, 10377907571738399248ull}},
+    {"llmd seed \"42\" test-model B=16 tokens 0..31",
+     BLOCKKEY_LLMD,
+     0,
+     "42",
+     "test-model",
+     16,
+     0,
+     32,
+     NULL,
+     2,
+     {5773668644506991617ull, 15857176180198655025ull}},
+};
+
+static void
+test_vectors(void)
+{
+    for (size_t v = 0; v < sizeof vecs / sizeof vecs[0]; v++) {
+        const struct vec *t = &vecs[v];
+        uint32_t tok[64];
+        uint64_t out[16];
+        struct blockkey_cfg c = {t->scheme, t->seed, 0};
+        size_t n;
+        char what[160];
+
+        for (uint32_t i = 0; i < t->count; i++)
+            tok[i] = t->list ? t->list[i] : t->first + i;
+        if (t->scheme == BLOCKKEY_LLMD)
+            c.llmd_root = blockkey_llmd_root(t->hash_seed, strlen(t->hash_seed),
+                                             t->model, strlen(t->model));
+        n = blockkey_chain(&c, NULL, tok, t->count, t->block_size, out);
+        snprintf(what, sizeof what, "%s: number of keys", t->name);
+        CHECK_U64(n, t->n_keys, what);
+        for (size_t i = 0; i < t->n_keys && i < n; i++) {
+            snprintf(what, sizeof what, "%s: key %zu", t->name, i);
+            CHECK_U64(out[i], t->keys[i], what);
+        }
+    }
+}
+
+static void
+test_primitives(void)
+{
+    uint32_t tok[32];
+
+    CHECK_U64(blockkey_xxh64("", 0, 0), 17241709254077376921ull,
+              "XXH64 seed 0 of \"\"");
+    CHECK_U64(blockkey_dynamo_bytes("test data", 9), 13226331709069118873ull,
+              "dynamo: XXH3 seed 1337 of \"test data\"");
+    CHECK_U64(blockkey_fnv1a64("", 0), 14695981039346656037ull,
+              "FNV-1a of \"\" is the offset basis");
+    CHECK_U64(blockkey_fnv1a64("42", 2), 571532774284038691ull,
+              "llmd: initHash of seed \"42\"");
+    CHECK_U64(blockkey_llmd_root("", 0, "test-model", 10),
+              17515353698173365712ull, "llmd: root of test-model, seed \"\"");
+    for (uint32_t i = 0; i < 32; i++)
+        tok[i] = i;
+    CHECK_U64(blockkey_dynamo_bytes(tok, 64), 15310707395893867146ull,
+              "dynamo local tokens 0..15");
+    CHECK_U64(blockkey_dynamo_bytes(tok + 16, 64), 15292316782987903195ull,
+              "dynamo local tokens 16..31");
+}
+
+/* AIBrix D3 (index-semantics §8): its event path hashes block 1 on the
+ * event's parent.  Our chain must give the query's key, not AIBrix's. */
+static void
+test_aibrix_d3(void)
+{
+    struct blockkey_cfg c = {BLOCKKEY_AIBRIX, 0, 0};
+    uint32_t tok[32];
+    uint64_t k1;
+
+    for (uint32_t i = 0; i < 32; i++)
+        tok[i] = i;
+    k1 = blockkey_next(&c, NULL, tok + 16, 16);
+    CHECK_U64(k1, 13520139738120667654ull,
+              "D3: block 1 on the root gives AIBrix's wrong stored key");
+    uint64_t k0 = blockkey_next(&c, NULL, tok, 16);
+    CHECK(blockkey_next(&c, &k0, tok + 16, 16) != k1,
+          "D3: chained block 1 differs from AIBrix's stored key");
+}
+
+static void
+test_long_blocks(void)
+{
+    /* Blocks longer than the stack chunk take the streaming path; both
+     * paths must agree with a hash of the whole byte string. */
+    enum { B = 600 };
+    uint32_t *tok = malloc(B * sizeof *tok);
+    uint8_t *bytes = malloc(8 + 4 * B);
+    struct blockkey_cfg c = {BLOCKKEY_AIBRIX, 7, 0};
+
+    if (!CHECK(tok && bytes, "alloc")) {
+        free(tok);
+        free(bytes);
+        return;
+    }
+    for (uint32_t i = 0; i < B; i++)
+        tok[i] = i * 2654435761u;
+    for (int i = 0; i < 8; i++)
+        bytes[i] = (uint8_t)((uint64_t)7 >> (8 * i));
+    for (uint32_t i = 0; i < B; i++) {
+        bytes[8 + 4 * i] = (uint8_t)(tok[i] >> 24);
+        bytes[9 + 4 * i] = (uint8_t)(tok[i] >> 16);
+        bytes[10 + 4 * i] = (uint8_t)(tok[i] >> 8);
+        bytes[11 + 4 * i] = (uint8_t)tok[i];
+    }
+    CHECK_U64(blockkey_next(&c, NULL, tok, B),
+              blockkey_xxh64(bytes, 8 + 4 * B, 7),
+              "aibrix: a 600-token block hashes as one byte string");
+    free(tok);
+    free(bytes);
+}
+
+static void
+test_parse(void)
+{
+    enum blockkey_scheme s;
+
+    CHECK(blockkey_scheme_parse("dynamo", &s) == 0 && s == BLOCKKEY_DYNAMO,
+          "parse dynamo");
+    CHECK(blockkey_scheme_parse("llmd", &s) == 0 && s == BLOCKKEY_LLMD,
+          "parse llmd");
+    CHECK(blockkey_scheme_parse("aibrix", &s) == 0 && s == BLOCKKEY_AIBRIX,
+          "parse aibrix");
+    CHECK(blockkey_scheme_parse("sha256", &s) == -1, "parse rejects unknown");
+    CHECK_STR(blockkey_scheme_name(BLOCKKEY_LLMD), "llmd", "scheme name");
+}
+
+int
+main(void)
+{
+    test_vectors();
+    test_primitives();
+    test_aibrix_d3();
+    test_long_blocks();
+    test_parse();
+    return unit_done();
+}
