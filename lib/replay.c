@@ -1,0 +1,540 @@
+/*
+ * replay.c - the DEALER side of the engines' replay protocol.
+ *
+ * The engine's ROUTER answers each request ["", start] with a stream: one
+ * message per buffered batch with seq >= start, in ascending order, then
+ * the end marker.  It keeps libzmq's default send high-water mark, so any
+ * message of a stream may be dropped, the end marker included.  The client
+ * therefore delivers only contiguous seqs and repairs holes by asking
+ * again from the first missing one.
+ *
+ * Stale replies.  A re-request is sent while the tail of the previous
+ * stream (and, in kvsub, of a previous fetch) may still be in flight.  The
+ * ROUTER serves requests one after the other on one pipe, so the replies
+ * form consecutive streams, each ascending.  The client numbers streams as
+ * they arrive: a new stream starts after an end marker or when a seq does
+ * not ascend.  Only the stream that answers the newest request may report
+ * truncation or decide that a hole needs another request; batches of any
+ * stream are still delivered when they are the next seq wanted, because a
+ * seq names the same batch whichever stream carries it.  When a stream's
+ * end marker is lost the client notices the silence (a short quiet
+ * period), asks again and re-synchronises its count to the newest request.
+ * Truncation is claimed only when the evidence is unambiguous: the first
+ * message of the current stream is newer than the seq asked for, and
+ * either it is the fetch's first request or the seq went down (a new
+ * stream for certain, not the continued tail of an old one).
+ */
+#include "replay.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define REPLAY_RCVHWM 1000000
+#define REPLAY_DEFAULT_RETRIES 8
+#define REPLAY_MAX_PARTS 4
+/* Silence after which a started stream is taken as ended (marker lost). */
+#define REPLAY_QUIET_MIN_MS 200
+#define REPLAY_QUIET_MAX_MS 1000
+
+struct replay_client {
+    void *sock;
+    char *uri;
+    /*
+     * Stream accounting across fetches: requests sent, streams seen, whether
+     * the last message was a batch (a stream is open) and its seq.
+     */
+    uint64_t req_no;
+    uint64_t rx_stream;
+    int in_stream;
+    uint64_t last_rx;
+    /* The newest request's end marker arrived: nothing is in flight. */
+    int clean;
+};
+
+/* One received message: up to REPLAY_MAX_PARTS parts kept, all counted. */
+struct rmsg {
+    zmq_msg_t part[REPLAY_MAX_PARTS];
+    int kept;
+    int nparts;
+};
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+rmsg_close(struct rmsg *m)
+{
+    for (int i = 0; i < m->kept; i++)
+        zmq_msg_close(&m->part[i]);
+    m->kept = 0;
+    m->nparts = 0;
+}
+
+/*
+ * Receives one whole message, following ZMQ_RCVMORE so that a malformed
+ * message never desynchronises the next.  Returns 0, or -1 with errno.
+ */
+static int
+rmsg_recv(void *sock, struct rmsg *m, int flags)
+{
+    int more = 1;
+    zmq_msg_t extra;
+
+    m->kept = 0;
+    m->nparts = 0;
+    while (more) {
+        zmq_msg_t *part =
+            m->kept < REPLAY_MAX_PARTS ? &m->part[m->kept] : &extra;
+        int saved;
+
+        zmq_msg_init(part);
+        if (zmq_msg_recv(part, sock, m->nparts == 0 ? flags : 0) == -1) {
+            saved = errno;
+            zmq_msg_close(part);
+            if (m->nparts == 0 || saved != EINTR) {
+                rmsg_close(m);
+                errno = saved;
+                return -1;
+            }
+            /* The rest of a message is already queued; finish it. */
+            continue;
+        }
+        more = zmq_msg_more(part);
+        m->nparts++;
+        if (part == &extra)
+            zmq_msg_close(&extra);
+        else
+            m->kept++;
+    }
+    return 0;
+}
+
+static const uint8_t *
+rmsg_part(const struct rmsg *m, int i, size_t *len)
+{
+    zmq_msg_t *p = (zmq_msg_t *)&m->part[i];
+
+    *len = zmq_msg_size(p);
+    return zmq_msg_data(p);
+}
+
+struct replay_client *
+replay_open(void *zctx, const char *uri, char *err, size_t errlen)
+{
+    struct replay_client *rc = NULL;
+    int hwm = REPLAY_RCVHWM, linger = 0;
+
+    rc = calloc(1, sizeof *rc);
+    if (rc == NULL || (rc->uri = strdup(uri)) == NULL) {
+        snprintf(err, errlen, "%s: out of memory", uri);
+        goto fail;
+    }
+    rc->sock = zmq_socket(zctx, ZMQ_DEALER);
+    if (rc->sock == NULL) {
+        snprintf(err, errlen, "%s: %s", uri, zmq_strerror(errno));
+        goto fail;
+    }
+    if (zmq_setsockopt(rc->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) == -1 ||
+        zmq_setsockopt(rc->sock, ZMQ_LINGER, &linger, sizeof linger) == -1) {
+        snprintf(err, errlen, "%s: setsockopt: %s", uri, zmq_strerror(errno));
+        goto fail;
+    }
+    if (zmq_connect(rc->sock, uri) == -1) {
+        snprintf(err, errlen, "%s: cannot connect: %s", uri,
+                 zmq_strerror(errno));
+        goto fail;
+    }
+    rc->clean = 1;
+    return rc;
+fail:
+    replay_close(rc);
+    return NULL;
+}
+
+void
+replay_close(struct replay_client *rc)
+{
+    if (rc == NULL)
+        return;
+    if (rc->sock != NULL)
+        zmq_close(rc->sock);
+    free(rc->uri);
+    free(rc);
+}
+
+/* Sends ["", start] (8-byte big-endian).  Returns 0, or -1 with errno. */
+static int
+send_request(struct replay_client *rc, uint64_t start, int timeout_ms)
+{
+    uint8_t s8[8];
+
+    for (int i = 7; i >= 0; i--) {
+        s8[i] = (uint8_t)(start & 0xff);
+        start >>= 8;
+    }
+    if (zmq_setsockopt(rc->sock, ZMQ_SNDTIMEO, &timeout_ms,
+                       sizeof timeout_ms) == -1)
+        return -1;
+    if (zmq_send(rc->sock, "", 0, ZMQ_SNDMORE) == -1)
+        return -1;
+    if (zmq_send(rc->sock, s8, sizeof s8, 0) == -1)
+        return -1;
+    rc->req_no++;
+    rc->clean = 0;
+    return 0;
+}
+
+/* The state of one fetch. */
+struct fetch {
+    struct replay_client *rc;
+    const struct replay_request *req;
+    struct replay_result *res;
+    uint64_t req_start; /* seq asked for by the newest request */
+    uint64_t first_req; /* req_no of the fetch's first request */
+    int cur_first;      /* no message of the newest request's stream yet */
+    int rx_since_req;   /* a message arrived since the newest request */
+    int trusted;        /* nothing was in flight when the fetch began */
+    int hole;           /* the current stream skipped the next seq */
+    long long last_ms;  /* last message received or request sent */
+    int seen_any;       /* any message at all during this fetch */
+};
+
+enum step { STEP_MORE, STEP_DONE, STEP_REREQUEST };
+
+/*
+ * Handles one batch message of seq s.  Returns STEP_MORE, or STEP_DONE
+ * when everything up to `to` is held.
+ */
+static enum step
+on_batch(struct fetch *f, uint64_t s, const uint8_t *payload, size_t len,
+         replay_cb cb, void *ctx, int *stopped)
+{
+    struct replay_client *rc = f->rc;
+    struct replay_result *res = f->res;
+    int descent = rc->in_stream && s <= rc->last_rx;
+    int current, first = 0;
+
+    if (!rc->in_stream || descent) {
+        /* A new stream; never count past the newest request. */
+        if (rc->rx_stream < rc->req_no)
+            rc->rx_stream++;
+        rc->in_stream = 1;
+        first = 1;
+    }
+    rc->last_rx = s;
+    current = rc->rx_stream == rc->req_no;
+    if (current && f->cur_first) {
+        f->cur_first = 0;
+        f->hole = 0;
+        if (first && s > res->next &&
+            (descent || (f->trusted && rc->req_no == f->first_req))) {
+            /* The engine's buffer no longer holds next .. s-1. */
+            uint64_t lost_to = s - 1;
+
+            if (lost_to > f->req->to)
+                lost_to = f->req->to;
+            if (!res->has_lost) {
+                res->has_lost = 1;
+                res->lost_from = res->next;
+            }
+            res->lost_to = lost_to;
+            res->next = s;
+        }
+    }
+    if (s == res->next && s <= f->req->to) {
+        if (cb(ctx, s, payload, len) != 0)
+            *stopped = 1;
+        res->delivered++;
+        res->next = s + 1;
+        if (*stopped)
+            return STEP_DONE;
+    } else if (s > res->next && current) {
+        f->hole = 1;
+    }
+    if (f->req->to != UINT64_MAX && res->next > f->req->to)
+        return STEP_DONE;
+    return STEP_MORE;
+}
+
+/* Handles an end marker. */
+static enum step
+on_end(struct fetch *f)
+{
+    struct replay_client *rc = f->rc;
+
+    if (!rc->in_stream && rc->rx_stream < rc->req_no) {
+        /* A stream with no batch at all. */
+        rc->rx_stream++;
+    }
+    rc->in_stream = 0;
+    if (rc->rx_stream != rc->req_no)
+        return STEP_MORE; /* the end of a stale stream */
+    rc->clean = 1;
+    if (f->cur_first) {
+        /* The engine holds nothing at or after the seq asked for. */
+        f->cur_first = 0;
+        f->res->got_end = 1;
+        return STEP_DONE;
+    }
+    if (f->hole)
+        return STEP_REREQUEST;
+    f->res->got_end = 1;
+    return STEP_DONE;
+}
+
+/*
+ * Classifies one message: returns 1 for a batch (seq, payload set), 2 for
+ * the end marker, 0 for a malformed message (why set).
+ */
+static int
+classify(const struct rmsg *m, uint64_t *seq, const uint8_t **payload,
+         size_t *len, const char **why)
+{
+    size_t l0, ls;
+    const uint8_t *sp;
+    int seq_i;
+
+    if (m->nparts < 3 || m->nparts > 4) {
+        *why = "replay reply with a wrong number of parts";
+        return 0;
+    }
+    rmsg_part(m, 0, &l0);
+    if (l0 != 0) {
+        *why = "replay reply without an empty delimiter";
+        return 0;
+    }
+    seq_i = m->nparts == 3 ? 1 : 2;
+    sp = rmsg_part(m, seq_i, &ls);
+    if (ls != 8) {
+        *why = "replay reply with a seq that is not 8 bytes";
+        return 0;
+    }
+    *seq = get_be64(sp);
+    *payload = rmsg_part(m, seq_i + 1, len);
+    if (*seq == UINT64_MAX) {
+        if (*len == 0)
+            return 2;
+        *why = "replay end marker with a payload";
+        return 0;
+    }
+    return 1;
+}
+
+static size_t
+msg_bytes(const struct rmsg *m)
+{
+    size_t n = 0, l;
+
+    for (int i = 0; i < m->kept; i++) {
+        rmsg_part(m, i, &l);
+        n += l;
+    }
+    return n;
+}
+
+/* Reads and files away every message already queued, without waiting. */
+static void
+drain_stale(struct replay_client *rc)
+{
+    struct rmsg m;
+    uint64_t seq;
+    const uint8_t *payload;
+    size_t len;
+    const char *why;
+
+    while (rmsg_recv(rc->sock, &m, ZMQ_DONTWAIT) == 0) {
+        int k = classify(&m, &seq, &payload, &len, &why);
+
+        if (k == 2) {
+            rc->in_stream = 0;
+        } else if (k == 1) {
+            if (!rc->in_stream || seq <= rc->last_rx) {
+                if (rc->rx_stream < rc->req_no)
+                    rc->rx_stream++;
+            }
+            rc->in_stream = 1;
+            rc->last_rx = seq;
+        }
+        rmsg_close(&m);
+    }
+    /* Every earlier request is over for this client's purposes. */
+    rc->rx_stream = rc->req_no;
+}
+
+int
+replay_fetch(struct replay_client *rc, const struct replay_request *req,
+             replay_cb cb, replay_bad_cb bad, void *ctx,
+             struct replay_result *res, char *err, size_t errlen)
+{
+    struct fetch f;
+    int max_retries =
+        req->max_retries > 0 ? req->max_retries : REPLAY_DEFAULT_RETRIES;
+    int timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 1;
+    int quiet_ms = timeout_ms / 10;
+    int rc_out = REPLAY_OK, stopped = 0;
+
+    memset(res, 0, sizeof *res);
+    res->next = req->from;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (req->from > req->to)
+        return REPLAY_OK;
+    if (quiet_ms < REPLAY_QUIET_MIN_MS)
+        quiet_ms = REPLAY_QUIET_MIN_MS;
+    if (quiet_ms > REPLAY_QUIET_MAX_MS)
+        quiet_ms = REPLAY_QUIET_MAX_MS;
+    if (quiet_ms > timeout_ms)
+        quiet_ms = timeout_ms;
+
+    memset(&f, 0, sizeof f);
+    f.rc = rc;
+    f.req = req;
+    f.res = res;
+    f.trusted = rc->clean;
+    drain_stale(rc);
+
+    for (;;) {
+        enum step st = STEP_MORE;
+
+        /* (Re-)request from the first seq not yet held. */
+        if (send_request(rc, res->next, timeout_ms) == -1) {
+            if (errno == EINTR) {
+                rc_out = REPLAY_INTR;
+            } else if (errno == EAGAIN) {
+                snprintf(err, errlen, "%s: cannot send the replay request",
+                         rc->uri);
+                rc_out = REPLAY_TIMEOUT;
+            } else {
+                snprintf(err, errlen, "%s: send: %s", rc->uri,
+                         zmq_strerror(errno));
+                rc_out = REPLAY_ERROR;
+            }
+            goto out;
+        }
+        if (f.first_req == 0)
+            f.first_req = rc->req_no;
+        f.req_start = res->next;
+        f.cur_first = 1;
+        f.rx_since_req = 0;
+        f.hole = 0;
+        f.last_ms = now_ms();
+
+        while (st == STEP_MORE) {
+            zmq_pollitem_t item = {rc->sock, 0, ZMQ_POLLIN, 0};
+            long long wait, left;
+            struct rmsg m;
+            uint64_t seq;
+            const uint8_t *payload;
+            size_t len;
+            const char *why;
+            int k, n;
+
+            /*
+             * Until something answers the newest request, give the engine
+             * the full timeout; once replies flow, silence means an end
+             * marker was lost (or a stream boundary went unnoticed).
+             */
+            wait = f.rx_since_req ? quiet_ms : timeout_ms;
+            left = f.last_ms + wait - now_ms();
+            if (left < 0)
+                left = 0;
+            n = zmq_poll(&item, 1, (long)left);
+            if (n == -1) {
+                if (errno == EINTR) {
+                    rc_out = REPLAY_INTR;
+                } else {
+                    snprintf(err, errlen, "%s: poll: %s", rc->uri,
+                             zmq_strerror(errno));
+                    rc_out = REPLAY_ERROR;
+                }
+                goto out;
+            }
+            if (n == 0) {
+                if (now_ms() < f.last_ms + wait)
+                    continue;
+                if (!f.seen_any) {
+                    snprintf(err, errlen, "%s: no reply in %d ms", rc->uri,
+                             timeout_ms);
+                    rc_out = REPLAY_TIMEOUT;
+                    goto out;
+                }
+                st = STEP_REREQUEST;
+                /* Whatever was in flight is now older than the new request. */
+                rc->in_stream = 0;
+                rc->rx_stream = rc->req_no;
+                break;
+            }
+            if (rmsg_recv(rc->sock, &m, ZMQ_DONTWAIT) == -1) {
+                if (errno == EAGAIN)
+                    continue;
+                if (errno == EINTR) {
+                    rc_out = REPLAY_INTR;
+                } else {
+                    snprintf(err, errlen, "%s: receive: %s", rc->uri,
+                             zmq_strerror(errno));
+                    rc_out = REPLAY_ERROR;
+                }
+                goto out;
+            }
+            f.seen_any = 1;
+            f.rx_since_req = 1;
+            f.last_ms = now_ms();
+            k = classify(&m, &seq, &payload, &len, &why);
+            if (k == 1) {
+                st = on_batch(&f, seq, payload, len, cb, ctx, &stopped);
+            } else if (k == 2) {
+                st = on_end(&f);
+            } else {
+                res->bad++;
+                if (bad != NULL)
+                    bad(ctx, why, msg_bytes(&m));
+            }
+            rmsg_close(&m);
+        }
+        if (stopped) {
+            rc_out = REPLAY_STOPPED;
+            goto out;
+        }
+        if (st == STEP_DONE)
+            goto out;
+        /* STEP_REREQUEST: a hole, or a stream whose end marker was lost. */
+        if (res->retries >= (uint64_t)max_retries) {
+            if (!f.hole && !f.cur_first) {
+                /*
+                 * Contiguous so far and only the end marker keeps getting
+                 * lost: what came is all the engine had.
+                 */
+                goto out;
+            }
+            snprintf(err, errlen,
+                     "%s: replay incomplete after %d re-requests "
+                     "(next seq %llu)",
+                     rc->uri, max_retries, (unsigned long long)res->next);
+            rc_out = REPLAY_TIMEOUT;
+            goto out;
+        }
+        res->retries++;
+    }
+out:
+    return rc_out;
+}
