@@ -82,7 +82,7 @@ $(LIBA): $(LIB_OBJ)
 # Each tool is every .c file under cmd/NAME/ plus the shared parts.
 .SECONDARY:
 .SECONDEXPANSION:
-$(BIN)/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard cmd/$$*/*.c)) $(COMMON_OBJ) $(LIBA)
+$(BIN)/%: $$(addprefix $(BUILD)/,$$(subst .c,.o,$$(wildcard cmd/$$*/*.c))) $(COMMON_OBJ) $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
