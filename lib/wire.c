@@ -1,0 +1,861 @@
+/*
+ * wire.c - the engines' msgpack payloads <-> struct kv_batch (see wire.h and
+ * docs/wire-format.md).
+ *
+ * Decoding is one pass over the payload with the mpk cursor.  An event that
+ * fails a check is re-skipped from its first byte: if the skip succeeds the
+ * payload is well formed and only that event is lost (a decode_error record
+ * takes its place); if the skip fails the payload is truncated or hostile
+ * and the whole batch is lost.
+ */
+#include "wire.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mpk.h"
+
+/* Decoder state for one payload. */
+struct dec {
+    struct mpk c;
+    const struct wire_opts *opts;
+    struct arena *arena;
+    size_t max_events;
+    size_t max_tokens;
+    size_t len;
+    char msg[128]; /* why the current event failed */
+};
+
+/* The unknown-field list of the event being decoded. */
+struct unk {
+    struct kv_unknown *v;
+    size_t n, cap;
+};
+
+static int fail(struct dec *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+fail(struct dec *d, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int
+wrong_type(struct dec *d, enum kv_field f)
+{
+    return fail(d, "%s: wrong type", kv_fields[f].name);
+}
+
+static int
+str_eq(const struct mpk_val *v, const char *s, size_t n)
+{
+    return v->n == n && memcmp(v->p, s, n) == 0;
+}
+
+/* The engine event types a tag may name (stream record names never). */
+static int
+engine_type(const struct mpk_val *v, enum kv_type *t)
+{
+    if (str_eq(v, "BlockStored", 11))
+        *t = KV_BLOCK_STORED;
+    else if (str_eq(v, "BlockRemoved", 12))
+        *t = KV_BLOCK_REMOVED;
+    else if (str_eq(v, "AllBlocksCleared", 16))
+        *t = KV_ALL_BLOCKS_CLEARED;
+    else
+        return -1;
+    return 0;
+}
+
+/* Converts a hash value that has been read; 0 or -1 (message set). */
+static int
+hash_from(struct dec *d, const struct mpk_val *v, struct kv_hash *h,
+          enum kv_field f)
+{
+    switch (v->type) {
+    case MPK_UINT:
+        h->v = v->v.u;
+        h->digest = NULL;
+        h->digest_len = 0;
+        return 0;
+    case MPK_INT:
+        h->v = (uint64_t)v->v.i;
+        h->digest = NULL;
+        h->digest_len = 0;
+        return 0;
+    case MPK_BIN: {
+        if (v->n < 8)
+            return fail(d, "%s: digest shorter than 8 bytes",
+                        kv_fields[f].name);
+        /* vLLM's own int form: the last 8 bytes, big-endian. */
+        const uint8_t *q = v->p + v->n - 8;
+        uint64_t x = 0;
+        for (int i = 0; i < 8; i++)
+            x = x << 8 | q[i];
+        h->v = x;
+        h->digest = v->p;
+        h->digest_len = v->n;
+        return 0;
+    }
+    default:
+        return wrong_type(d, f);
+    }
+}
+
+static int
+dec_hashes(struct dec *d, struct kv_event *ev)
+{
+    struct mpk_val v;
+
+    if (mpk_next(&d->c, &v) != MPK_OK || v.type != MPK_ARRAY)
+        return wrong_type(d, KV_F_BLOCK_HASHES);
+    if (v.n > WIRE_MAX_HASHES)
+        return fail(d, "block_hashes: too many hashes");
+    struct kv_hash *h = NULL;
+    if (v.n > 0) {
+        h = arena_alloc(d->arena, v.n * sizeof *h);
+        if (h == NULL)
+            return fail(d, "block_hashes: out of memory");
+    }
+    for (uint32_t i = 0; i < v.n; i++) {
+        const uint8_t *p = d->c.p;
+        /* The common case, a u64 hash: cf + 8 bytes. */
+        if (d->c.end - p >= 9 && p[0] == 0xcf) {
+            uint64_t x = 0;
+            for (int k = 1; k <= 8; k++)
+                x = x << 8 | p[k];
+            h[i].v = x;
+            h[i].digest = NULL;
+            h[i].digest_len = 0;
+            d->c.p = p + 9;
+            continue;
+        }
+        struct mpk_val e;
+        if (mpk_next(&d->c, &e) != MPK_OK)
+            return wrong_type(d, KV_F_BLOCK_HASHES);
+        if (hash_from(d, &e, &h[i], KV_F_BLOCK_HASHES) == -1)
+            return -1;
+    }
+    ev->hashes = h;
+    ev->n_hashes = v.n;
+    return 0;
+}
+
+/* Reads one token id; 0 or -1 (message set). */
+static int
+dec_token(struct dec *d, uint32_t *out)
+{
+    const uint8_t *p = d->c.p;
+
+    if (p < d->c.end && p[0] <= 0x7f) {
+        *out = p[0];
+        d->c.p = p + 1;
+        return 0;
+    }
+    struct mpk_val v;
+    if (mpk_next(&d->c, &v) != MPK_OK)
+        return wrong_type(d, KV_F_TOKEN_IDS);
+    if (v.type == MPK_INT || (v.type == MPK_UINT && v.v.u > UINT32_MAX))
+        return fail(d, "token_ids: token out of range");
+    if (v.type != MPK_UINT)
+        return wrong_type(d, KV_F_TOKEN_IDS);
+    *out = (uint32_t)v.v.u;
+    return 0;
+}
+
+static int
+dec_tokens(struct dec *d, struct kv_event *ev)
+{
+    struct mpk_val v;
+
+    if (mpk_next(&d->c, &v) != MPK_OK || v.type != MPK_ARRAY)
+        return wrong_type(d, KV_F_TOKEN_IDS);
+    if (v.n > d->max_tokens)
+        return fail(d, "token_ids: too many tokens");
+    ev->tokens = NULL;
+    ev->n_tokens = 0;
+    ev->token_pairs = 0;
+    if (v.n == 0)
+        return 0;
+    /* SGLang bigram pages: every element is a [a, b] pair. */
+    const uint8_t b0 = *d->c.p;
+    int pairs = (b0 >= 0x90 && b0 <= 0x9f) || b0 == 0xdc || b0 == 0xdd;
+    uint32_t *t =
+        arena_alloc(d->arena, (pairs ? 2 : 1) * (size_t)v.n * sizeof *t);
+    if (t == NULL)
+        return fail(d, "token_ids: out of memory");
+    for (uint32_t i = 0; i < v.n; i++) {
+        if (!pairs) {
+            if (dec_token(d, &t[i]) == -1)
+                return -1;
+            continue;
+        }
+        struct mpk_val pv;
+        if (mpk_next(&d->c, &pv) != MPK_OK || pv.type != MPK_ARRAY || pv.n != 2)
+            return fail(d, "token_ids: malformed pair");
+        if (dec_token(d, &t[2 * i]) == -1 || dec_token(d, &t[2 * i + 1]) == -1)
+            return -1;
+    }
+    ev->tokens = t;
+    ev->n_tokens = v.n;
+    ev->token_pairs = pairs;
+    return 0;
+}
+
+/* Whether a nil is an acceptable value for the field. */
+static int
+nullable(enum kv_field f)
+{
+    return f != KV_F_BLOCK_HASHES && f != KV_F_TOKEN_IDS &&
+           f != KV_F_BLOCK_SIZE;
+}
+
+/*
+ * Decodes the value at the cursor into field f of ev.  Sets the present and
+ * isnull bits only on success.  Returns 0, or -1 with the reason in d->msg
+ * (the cursor is then somewhere inside the value).
+ */
+static int
+dec_field(struct dec *d, struct kv_event *ev, enum kv_field f)
+{
+    const uint8_t *start = d->c.p;
+    struct mpk_val v;
+
+    if (start < d->c.end && *start == 0xc0) {
+        if (!nullable(f))
+            return wrong_type(d, f);
+        d->c.p++;
+        ev->present |= KV_BIT(f);
+        ev->isnull |= KV_BIT(f);
+        return 0;
+    }
+    switch (kv_fields[f].kind) {
+    case KV_K_HASHES:
+        if (dec_hashes(d, ev) == -1)
+            return -1;
+        break;
+    case KV_K_TOKENS:
+        if (dec_tokens(d, ev) == -1)
+            return -1;
+        break;
+    case KV_K_HASH:
+        if (mpk_next(&d->c, &v) != MPK_OK)
+            return wrong_type(d, f);
+        if (hash_from(d, &v, &ev->parent, f) == -1)
+            return -1;
+        break;
+    case KV_K_INT:
+        if (mpk_next(&d->c, &v) != MPK_OK)
+            return wrong_type(d, f);
+        if (v.type == MPK_UINT && v.v.u <= INT64_MAX)
+            ev->num[f] = (int64_t)v.v.u;
+        else if (v.type == MPK_INT && f == KV_F_LORA_ID)
+            ev->num[f] = v.v.i;
+        else
+            return wrong_type(d, f);
+        break;
+    case KV_K_STR:
+        if (mpk_next(&d->c, &v) != MPK_OK || v.type != MPK_STR)
+            return wrong_type(d, f);
+        ev->str[f].p = (const char *)v.p;
+        ev->str[f].n = v.n;
+        break;
+    case KV_K_RAW:
+        /* extra_keys: an array kept verbatim, converted by the writer. */
+        if (mpk_next(&d->c, &v) != MPK_OK || v.type != MPK_ARRAY)
+            return wrong_type(d, f);
+        d->c.p = start;
+        if (mpk_skip(&d->c) != MPK_OK)
+            return wrong_type(d, f);
+        ev->raw[f].p = start;
+        ev->raw[f].n = (size_t)(d->c.p - start);
+        break;
+    }
+    ev->present |= KV_BIT(f);
+    ev->isnull &= ~KV_BIT(f);
+    return 0;
+}
+
+/*
+ * SGLang PR #30827 put a metadata map {"cache_salt": str} at array index 7;
+ * other SGLang builds put the salt there as a plain str.
+ */
+static int
+dec_sglang_salt(struct dec *d, struct kv_event *ev)
+{
+    const uint8_t *start = d->c.p;
+    struct mpk_val v;
+
+    if (mpk_next(&d->c, &v) != MPK_OK)
+        return wrong_type(d, KV_F_CACHE_SALT);
+    if (v.type != MPK_MAP) {
+        d->c.p = start;
+        return dec_field(d, ev, KV_F_CACHE_SALT);
+    }
+    struct kv_str salt = {NULL, 0};
+    int found = 0;
+    for (uint32_t i = 0; i < v.n; i++) {
+        const uint8_t *kstart = d->c.p;
+        struct mpk_val k, x;
+        if (mpk_next(&d->c, &k) != MPK_OK)
+            return wrong_type(d, KV_F_CACHE_SALT);
+        if (k.type == MPK_STR && str_eq(&k, "cache_salt", 10)) {
+            if (mpk_next(&d->c, &x) != MPK_OK || x.type != MPK_STR)
+                return wrong_type(d, KV_F_CACHE_SALT);
+            salt.p = (const char *)x.p;
+            salt.n = x.n;
+            found = 1;
+            continue;
+        }
+        /* Other metadata keys are ignored: skip the key, then its value. */
+        d->c.p = kstart;
+        if (mpk_skip(&d->c) != MPK_OK || mpk_skip(&d->c) != MPK_OK)
+            return wrong_type(d, KV_F_CACHE_SALT);
+    }
+    if (!found)
+        return wrong_type(d, KV_F_CACHE_SALT);
+    ev->str[KV_F_CACHE_SALT] = salt;
+    ev->present |= KV_BIT(KV_F_CACHE_SALT);
+    ev->isnull &= ~KV_BIT(KV_F_CACHE_SALT);
+    return 0;
+}
+
+/* Appends an unknown field; cap is the event's element count. */
+static int
+unk_add(struct dec *d, struct kv_event *ev, struct unk *u, size_t cap,
+        struct kv_str key, int pos, const uint8_t *p, size_t n)
+{
+    if (pos < 0) {
+        /* Duplicate named keys: the last value wins, at the first place. */
+        for (size_t i = 0; i < u->n; i++) {
+            if (u->v[i].pos < 0 && u->v[i].key.n == key.n &&
+                memcmp(u->v[i].key.p, key.p, key.n) == 0) {
+                u->v[i].val.p = p;
+                u->v[i].val.n = n;
+                return 0;
+            }
+        }
+    }
+    if (u->v == NULL) {
+        u->v = arena_alloc(d->arena, cap * sizeof *u->v);
+        if (u->v == NULL)
+            return fail(d, "out of memory");
+        u->cap = cap;
+    }
+    if (u->n >= u->cap)
+        return fail(d, "too many unknown fields");
+    struct kv_unknown *x = &u->v[u->n++];
+    x->key = key;
+    x->pos = pos;
+    x->val.p = p;
+    x->val.n = n;
+    ev->unknown = u->v;
+    ev->n_unknown = u->n;
+    return 0;
+}
+
+/* The field at a legacy array index, or -1 when the slot is not known. */
+static int
+slot_field(enum kv_type t, enum kv_engine eng, uint32_t i)
+{
+    if (t == KV_BLOCK_STORED) {
+        if (i >= 1 && i <= 6)
+            return (int)i - 1;
+        if (eng == KV_ENGINE_SGLANG)
+            return i == 7 ? KV_F_CACHE_SALT : i == 8 ? KV_F_SESSION_ID : -1;
+        return i <= 11 ? (int)i - 1 : -1;
+    }
+    if (t == KV_BLOCK_REMOVED) {
+        if (i == 1)
+            return KV_F_BLOCK_HASHES;
+        if (i == 2)
+            return KV_F_MEDIUM;
+        if (i == 3 && eng == KV_ENGINE_VLLM)
+            return KV_F_GROUP_IDX;
+    }
+    return -1;
+}
+
+/*
+ * Decodes a legacy array event of n elements whose header has been read.
+ * Returns 0, 1 for an unknown tag (in *tag), or -1 (reason in d->msg).
+ */
+static int
+dec_array_event(struct dec *d, struct kv_event *ev, uint32_t n,
+                struct kv_str *tag)
+{
+    struct mpk_val v;
+    struct unk u = {NULL, 0, 0};
+
+    if (n == 0)
+        return fail(d, "empty array");
+    if (mpk_next(&d->c, &v) != MPK_OK || v.type != MPK_STR)
+        return fail(d, "tag is not a string");
+    if (engine_type(&v, &ev->type) == -1) {
+        tag->p = (const char *)v.p;
+        tag->n = v.n;
+        return 1;
+    }
+    if (ev->type == KV_BLOCK_STORED && n < 6)
+        return fail(d, "BlockStored array has fewer than 6 elements");
+    if (ev->type == KV_BLOCK_REMOVED && n < 2)
+        return fail(d, "BlockRemoved array has fewer than 2 elements");
+    uint32_t mandatory = ev->type == KV_BLOCK_STORED    ? 4
+                         : ev->type == KV_BLOCK_REMOVED ? 1
+                                                        : 0;
+    enum kv_engine eng = d->opts != NULL ? d->opts->engine : KV_ENGINE_VLLM;
+    for (uint32_t i = 1; i < n; i++) {
+        const uint8_t *start = d->c.p;
+        int f = slot_field(ev->type, eng, i);
+        if (f >= 0) {
+            int rc;
+            if (f == KV_F_CACHE_SALT)
+                rc = dec_sglang_salt(d, ev);
+            else
+                rc = dec_field(d, ev, (enum kv_field)f);
+            if (rc == 0)
+                continue;
+            if (i <= mandatory)
+                return -1;
+            /* A fork's shape (wire-format 4.5): keep the slot as "@N". */
+            d->c.p = start;
+        }
+        if (mpk_skip(&d->c) != MPK_OK)
+            return fail(d, "truncated");
+        struct kv_str nokey = {"", 0};
+        if (unk_add(d, ev, &u, n, nokey, (int)i, start,
+                    (size_t)(d->c.p - start)) == -1)
+            return -1;
+    }
+    return 0;
+}
+
+/* Whether a map event of type t may carry field f by name. */
+static int
+map_known(enum kv_type t, enum kv_field f)
+{
+    switch (t) {
+    case KV_BLOCK_STORED:
+        return 1;
+    case KV_BLOCK_REMOVED:
+        return f == KV_F_BLOCK_HASHES || f == KV_F_MEDIUM ||
+               f == KV_F_GROUP_IDX || f == KV_F_KV_CACHE_SPEC_KIND ||
+               f == KV_F_KV_CACHE_SPEC_SLIDING_WINDOW || f == KV_F_LOCALITY ||
+               f == KV_F_OWNERSHIP;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * Finds the last "type" key of a map of n entries whose body starts at the
+ * cursor.  Returns 0 with its value in *type, or -1 (reason in d->msg).
+ */
+static int
+find_type(struct dec *d, uint32_t n, struct mpk_val *type)
+{
+    int found = 0, ok = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        struct mpk_val k;
+        const uint8_t *kstart = d->c.p;
+        if (mpk_next(&d->c, &k) != MPK_OK)
+            return fail(d, "truncated");
+        if (k.type == MPK_STR && str_eq(&k, "type", 4)) {
+            found = 1;
+            const uint8_t *vstart = d->c.p;
+            ok = mpk_next(&d->c, type) == MPK_OK && type->type == MPK_STR;
+            d->c.p = vstart;
+        } else {
+            d->c.p = kstart;
+            if (mpk_skip(&d->c) != MPK_OK)
+                return fail(d, "truncated");
+        }
+        if (mpk_skip(&d->c) != MPK_OK)
+            return fail(d, "truncated");
+    }
+    if (!found || !ok)
+        return fail(d, "no string type key");
+    return 0;
+}
+
+/*
+ * Decodes a tagged-map event of n entries whose header has been read.
+ * Returns 0, 1 for an unknown tag (in *tag), or -1 (reason in d->msg).
+ */
+static int
+dec_map_event(struct dec *d, struct kv_event *ev, uint32_t n,
+              struct kv_str *tag)
+{
+    const uint8_t *body = d->c.p;
+    const uint32_t index = ev->index;
+    struct mpk_val k, type;
+    int guessed = 0;
+
+    /*
+     * msgspec writes "type" first, so take it from there; duplicate keys
+     * are resolved by the last one, which the field pass below checks.
+     */
+    if (n > 0 && mpk_next(&d->c, &k) == MPK_OK && k.type == MPK_STR &&
+        str_eq(&k, "type", 4) && mpk_next(&d->c, &type) == MPK_OK &&
+        type.type == MPK_STR) {
+        guessed = 1;
+    } else {
+        d->c.p = body;
+        if (find_type(d, n, &type) == -1)
+            return -1;
+    }
+    for (;;) {
+        d->c.p = body;
+        kv_event_init(ev, KV_BLOCK_STORED);
+        ev->index = index;
+        if (engine_type(&type, &ev->type) == -1) {
+            if (guessed) {
+                guessed = 0;
+                if (find_type(d, n, &type) == -1)
+                    return -1;
+                continue;
+            }
+            tag->p = (const char *)type.p;
+            tag->n = type.n;
+            return 1;
+        }
+        struct unk u = {NULL, 0, 0};
+        struct mpk_val last = type;
+        int last_ok = 1;
+        for (uint32_t i = 0; i < n; i++) {
+            if (mpk_next(&d->c, &k) != MPK_OK)
+                return fail(d, "truncated");
+            if (k.type != MPK_STR)
+                return fail(d, "map key is not a string");
+            const uint8_t *start = d->c.p;
+            enum kv_field f;
+            if (str_eq(&k, "type", 4)) {
+                last_ok =
+                    mpk_next(&d->c, &last) == MPK_OK && last.type == MPK_STR;
+                d->c.p = start;
+                if (mpk_skip(&d->c) != MPK_OK)
+                    return fail(d, "truncated");
+                continue;
+            }
+            if (kv_field_parse((const char *)k.p, k.n, &f) == 0 &&
+                map_known(ev->type, f)) {
+                if (dec_field(d, ev, f) == -1)
+                    return -1;
+                continue;
+            }
+            if (mpk_skip(&d->c) != MPK_OK)
+                return fail(d, "truncated");
+            struct kv_str key = {(const char *)k.p, k.n};
+            if (unk_add(d, ev, &u, n, key, -1, start,
+                        (size_t)(d->c.p - start)) == -1)
+                return -1;
+        }
+        if (!last_ok)
+            return fail(d, "no string type key");
+        if (last.n == type.n && memcmp(last.p, type.p, type.n) == 0)
+            return 0;
+        /* A later "type" disagrees with the first: the last one wins. */
+        type = last;
+        guessed = 0;
+    }
+}
+
+/* Copies an event error text ("event N: why") into the arena. */
+static struct kv_str
+event_error(struct dec *d, uint32_t i)
+{
+    char tmp[192];
+    struct kv_str s = {"event: out of memory", 20};
+    int n = snprintf(tmp, sizeof tmp, "event %u: %s", (unsigned)i, d->msg);
+
+    if (n < 0)
+        return s;
+    if ((size_t)n >= sizeof tmp)
+        n = sizeof tmp - 1;
+    char *p = arena_alloc(d->arena, (size_t)n);
+    if (p == NULL)
+        return s;
+    memcpy(p, tmp, (size_t)n);
+    s.p = p;
+    s.n = (size_t)n;
+    return s;
+}
+
+/*
+ * Decodes the events array (header read, n elements) into out.  Returns 0,
+ * or an enum mpk_err / a negative code with the reason in err.
+ */
+static int
+dec_events(struct dec *d, uint32_t n, struct kv_batch *out, char *err,
+           size_t errlen)
+{
+    out->events = NULL;
+    out->n_events = 0;
+    if (n > d->max_events) {
+        snprintf(err, errlen, "too many events (%u)", (unsigned)n);
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    struct kv_event *evs = arena_alloc(d->arena, n * sizeof *evs);
+    /* Skipped tags, first seen first; at most one per wire event. */
+    struct kv_event *skipped = NULL;
+    size_t n_skipped = 0, k = 0;
+    if (evs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *start = d->c.p;
+        struct kv_event *ev = &evs[k];
+        struct kv_str tag = {NULL, 0};
+        struct mpk_val v;
+        int rc;
+
+        kv_event_init(ev, KV_BLOCK_STORED);
+        ev->index = i;
+        rc = mpk_next(&d->c, &v);
+        if (rc != MPK_OK) {
+            snprintf(err, errlen, "%s", mpk_strerror(rc));
+            return -1;
+        }
+        if (v.type == MPK_ARRAY)
+            rc = dec_array_event(d, ev, v.n, &tag);
+        else if (v.type == MPK_MAP)
+            rc = dec_map_event(d, ev, v.n, &tag);
+        else
+            rc = fail(d, "not an array or map");
+        if (rc == 0) {
+            k++;
+            continue;
+        }
+        d->c.p = start;
+        int src = mpk_skip(&d->c);
+        if (src != MPK_OK) {
+            snprintf(err, errlen, "%s", mpk_strerror(src));
+            return -1;
+        }
+        if (rc == 1) {
+            size_t j;
+            if (skipped == NULL) {
+                skipped = arena_alloc(d->arena, n * sizeof *skipped);
+                if (skipped == NULL) {
+                    snprintf(err, errlen, "out of memory");
+                    return -1;
+                }
+            }
+            for (j = 0; j < n_skipped; j++) {
+                if (skipped[j].tag.n == tag.n &&
+                    memcmp(skipped[j].tag.p, tag.p, tag.n) == 0)
+                    break;
+            }
+            if (j == n_skipped) {
+                kv_event_init(&skipped[j], KV_SKIPPED);
+                skipped[j].tag = tag;
+                n_skipped++;
+            }
+            skipped[j].count++;
+            continue;
+        }
+        kv_event_init(ev, KV_DECODE_ERROR);
+        ev->index = i;
+        ev->error = event_error(d, i);
+        ev->bytes = d->len;
+        k++;
+    }
+    /* k + n_skipped <= n: each skipped record stands for a missing slot. */
+    for (size_t j = 0; j < n_skipped; j++)
+        evs[k++] = skipped[j];
+    out->events = evs;
+    out->n_events = k;
+    return 0;
+}
+
+/* Reads a batch timestamp: float64, float32 or an integer. */
+static int
+dec_ts(struct dec *d, struct kv_batch *out, char *err, size_t errlen)
+{
+    struct mpk_val v;
+    int rc = mpk_next(&d->c, &v);
+
+    if (rc != MPK_OK) {
+        snprintf(err, errlen, "%s", mpk_strerror(rc));
+        return -1;
+    }
+    if (v.type == MPK_FLOAT)
+        out->ts = v.v.f;
+    else if (v.type == MPK_UINT)
+        out->ts = (double)v.v.u;
+    else if (v.type == MPK_INT)
+        out->ts = (double)v.v.i;
+    else {
+        snprintf(err, errlen, "ts is not a number");
+        return -1;
+    }
+    out->has_ts = 1;
+    return 0;
+}
+
+static int
+dec_rank(struct dec *d, struct kv_batch *out, char *err, size_t errlen)
+{
+    struct mpk_val v;
+    int rc = mpk_next(&d->c, &v);
+
+    if (rc != MPK_OK) {
+        snprintf(err, errlen, "%s", mpk_strerror(rc));
+        return -1;
+    }
+    if (v.type == MPK_NIL) {
+        out->has_rank = 0;
+        return 0;
+    }
+    if (v.type == MPK_UINT && v.v.u <= INT64_MAX) {
+        out->has_rank = 1;
+        out->rank = (int64_t)v.v.u;
+        return 0;
+    }
+    if (v.type == MPK_INT) {
+        out->has_rank = 1;
+        out->rank = v.v.i;
+        return 0;
+    }
+    snprintf(err, errlen, "dp rank is not an integer or nil");
+    return -1;
+}
+
+static int
+dec_events_value(struct dec *d, struct kv_batch *out, char *err, size_t errlen)
+{
+    struct mpk_val v;
+    int rc = mpk_next(&d->c, &v);
+
+    if (rc != MPK_OK) {
+        snprintf(err, errlen, "%s", mpk_strerror(rc));
+        return -1;
+    }
+    if (v.type != MPK_ARRAY) {
+        snprintf(err, errlen, "events is not an array");
+        return -1;
+    }
+    return dec_events(d, v.n, out, err, errlen);
+}
+
+static int
+skip_value(struct dec *d, char *err, size_t errlen)
+{
+    int rc = mpk_skip(&d->c);
+
+    if (rc != MPK_OK) {
+        snprintf(err, errlen, "%s", mpk_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+dec_map_batch(struct dec *d, uint32_t n, struct kv_batch *out, char *err,
+              size_t errlen)
+{
+    int have_events = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *kstart = d->c.p;
+        struct mpk_val k;
+        int rc = mpk_next(&d->c, &k);
+        if (rc != MPK_OK) {
+            snprintf(err, errlen, "%s", mpk_strerror(rc));
+            return -1;
+        }
+        if (k.type == MPK_STR && str_eq(&k, "ts", 2)) {
+            if (dec_ts(d, out, err, errlen) == -1)
+                return -1;
+        } else if (k.type == MPK_STR && str_eq(&k, "events", 6)) {
+            if (dec_events_value(d, out, err, errlen) == -1)
+                return -1;
+            have_events = 1;
+        } else if (k.type == MPK_STR && (str_eq(&k, "data_parallel_rank", 18) ||
+                                         str_eq(&k, "attn_dp_rank", 12))) {
+            if (dec_rank(d, out, err, errlen) == -1)
+                return -1;
+        } else {
+            /* Other keys (a "type", a future field): skip key and value. */
+            d->c.p = kstart;
+            if (skip_value(d, err, errlen) == -1 ||
+                skip_value(d, err, errlen) == -1)
+                return -1;
+        }
+    }
+    if (!out->has_ts) {
+        snprintf(err, errlen, "ts missing");
+        return -1;
+    }
+    if (!have_events) {
+        snprintf(err, errlen, "events missing");
+        return -1;
+    }
+    return 0;
+}
+
+int
+wire_decode(const uint8_t *payload, size_t len, const struct wire_opts *opts,
+            struct arena *arena, struct kv_batch *out, char *err, size_t errlen)
+{
+    struct dec d;
+    struct mpk_val v;
+    int rc;
+
+    d.opts = opts;
+    d.arena = arena;
+    d.max_events =
+        opts != NULL && opts->max_events ? opts->max_events : WIRE_MAX_EVENTS;
+    d.max_tokens =
+        opts != NULL && opts->max_tokens ? opts->max_tokens : WIRE_MAX_TOKENS;
+    d.len = len;
+    d.msg[0] = '\0';
+    mpk_init(&d.c, payload, len);
+
+    uint64_t seq = out->seq;
+    memset(out, 0, sizeof *out);
+    out->seq = seq;
+
+    rc = mpk_next(&d.c, &v);
+    if (rc != MPK_OK) {
+        snprintf(err, errlen, "%s", mpk_strerror(rc));
+        return -1;
+    }
+    if (v.type == MPK_ARRAY) {
+        if (v.n < 2) {
+            snprintf(err, errlen, "batch array has fewer than 2 elements");
+            return -1;
+        }
+        if (dec_ts(&d, out, err, errlen) == -1 ||
+            dec_events_value(&d, out, err, errlen) == -1)
+            return -1;
+        if (v.n >= 3 && dec_rank(&d, out, err, errlen) == -1)
+            return -1;
+        /* Later elements: whatever a future engine adds there. */
+        for (uint32_t i = 3; i < v.n; i++)
+            if (skip_value(&d, err, errlen) == -1)
+                return -1;
+    } else if (v.type == MPK_MAP) {
+        if (dec_map_batch(&d, v.n, out, err, errlen) == -1)
+            return -1;
+    } else {
+        snprintf(err, errlen, "batch is not an array or map");
+        return -1;
+    }
+    if (d.c.p != d.c.end) {
+        snprintf(err, errlen, "trailing bytes after batch");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,803 @@
+/*
+ * test_wire.c - wire_decode and wire_encode, table-driven.
+ *
+ * Payloads are written in a small msgpack notation compiled by the test
+ * itself (see mp_parse): [..] arrays, {k: v} maps, "str", h"00ff" bin,
+ * integers, floats (with a '.'), nil/true/false, and x"dd ff" for raw bytes
+ * copied verbatim (hostile headers, forced widths).  A decoded batch is
+ * rendered as one line of text (see dump) and compared with the expected
+ * line, so every field, bit and unknown slot is checked.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "event.h"
+#include "unit.h"
+#include "wire.h"
+
+/* ---- msgpack notation ---------------------------------------------- */
+
+struct bytes {
+    uint8_t p[1 << 16];
+    size_t n;
+};
+
+static void
+put(struct bytes *b, const void *p, size_t n)
+{
+    if (b->n + n > sizeof b->p) {
+        fprintf(stderr, "test payload too large\n");
+        exit(2);
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+static void
+put_be(struct bytes *b, uint8_t tag, uint64_t v, int w)
+{
+    uint8_t t[9];
+    t[0] = tag;
+    for (int i = 0; i < w; i++)
+        t[1 + i] = (uint8_t)(v >> (8 * (w - 1 - i)));
+    put(b, t, (size_t)w + 1);
+}
+
+static void
+put_uint(struct bytes *b, uint64_t v)
+{
+    if (v <= 0x7f) {
+        uint8_t c = (uint8_t)v;
+        put(b, &c, 1);
+    } else if (v <= 0xff)
+        put_be(b, 0xcc, v, 1);
+    else if (v <= 0xffff)
+        put_be(b, 0xcd, v, 2);
+    else if (v <= 0xffffffff)
+        put_be(b, 0xce, v, 4);
+    else
+        put_be(b, 0xcf, v, 8);
+}
+
+static void
+put_int(struct bytes *b, int64_t v)
+{
+    if (v >= 0)
+        put_uint(b, (uint64_t)v);
+    else if (v >= -32) {
+        uint8_t c = (uint8_t)v;
+        put(b, &c, 1);
+    } else if (v >= INT8_MIN)
+        put_be(b, 0xd0, (uint64_t)v & 0xff, 1);
+    else if (v >= INT16_MIN)
+        put_be(b, 0xd1, (uint64_t)v & 0xffff, 2);
+    else if (v >= INT32_MIN)
+        put_be(b, 0xd2, (uint64_t)v & 0xffffffff, 4);
+    else
+        put_be(b, 0xd3, (uint64_t)v, 8);
+}
+
+static void
+put_hdr(struct bytes *b, size_t n, uint8_t fix, uint8_t fixmax, uint8_t m8,
+        uint8_t m16, uint8_t m32)
+{
+    if (n <= fixmax) {
+        uint8_t c = (uint8_t)(fix | n);
+        put(b, &c, 1);
+    } else if (m8 && n <= 0xff)
+        put_be(b, m8, n, 1);
+    else if (n <= 0xffff)
+        put_be(b, m16, n, 2);
+    else
+        put_be(b, m32, n, 4);
+}
+
+static int
+hexval(int c)
+{
+    return isdigit(c) ? c - '0' : tolower(c) - 'a' + 10;
+}
+
+static const char *
+skip_ws(const char *s)
+{
+    while (*s == ' ' || *s == ',' || *s == ':' || *s == '\n')
+        s++;
+    return s;
+}
+
+/* Compiles one value of the notation at s into b; returns the rest. */
+static const char *
+mp_value(const char *s, struct bytes *b)
+{
+    s = skip_ws(s);
+    if (*s == '[' || *s == '{') {
+        char close = *s == '[' ? ']' : '}';
+        struct bytes *tmp = malloc(sizeof *tmp);
+        size_t n = 0;
+        tmp->n = 0;
+        s = skip_ws(s + 1);
+        while (*s != close) {
+            s = skip_ws(mp_value(s, tmp));
+            n++;
+        }
+        if (close == ']')
+            put_hdr(b, n, 0x90, 15, 0, 0xdc, 0xdd);
+        else
+            put_hdr(b, n / 2, 0x80, 15, 0, 0xde, 0xdf);
+        put(b, tmp->p, tmp->n);
+        free(tmp);
+        return s + 1;
+    }
+    if (*s == '"' || ((*s == 'h' || *s == 'x') && s[1] == '"')) {
+        char kind = *s == '"' ? 's' : *s++;
+        const char *e = strchr(s + 1, '"');
+        if (kind == 's') {
+            put_hdr(b, (size_t)(e - s - 1), 0xa0, 31, 0xd9, 0xda, 0xdb);
+            put(b, s + 1, (size_t)(e - s - 1));
+            return e + 1;
+        }
+        uint8_t raw[4096];
+        size_t n = 0;
+        for (const char *q = s + 1; q < e; q++) {
+            if (*q == ' ')
+                continue;
+            raw[n++] = (uint8_t)(hexval(q[0]) << 4 | hexval(q[1]));
+            q++;
+        }
+        if (kind == 'h')
+            put_hdr(b, n, 0, 0, 0xc4, 0xc5, 0xc6);
+        put(b, raw, n);
+        return e + 1;
+    }
+    if (strncmp(s, "nil", 3) == 0) {
+        put(b, "\xc0", 1);
+        return s + 3;
+    }
+    if (strncmp(s, "true", 4) == 0) {
+        put(b, "\xc3", 1);
+        return s + 4;
+    }
+    if (strncmp(s, "false", 5) == 0) {
+        put(b, "\xc2", 1);
+        return s + 5;
+    }
+    char *end;
+    size_t len = strspn(s, "-+0123456789.e");
+    if (memchr(s, '.', len) != NULL) {
+        double d = strtod(s, &end);
+        uint64_t u;
+        memcpy(&u, &d, sizeof u);
+        put_be(b, 0xcb, u, 8);
+        return end;
+    }
+    if (*s == '-') {
+        put_int(b, strtoll(s, &end, 10));
+        return end;
+    }
+    if (isdigit((unsigned char)*s)) {
+        put_uint(b, strtoull(s, &end, 10));
+        return end;
+    }
+    fprintf(stderr, "bad notation at: %s\n", s);
+    exit(2);
+}
+
+/* Compiles a sequence of values (usually one) into b. */
+static void
+mp_parse(const char *s, struct bytes *b)
+{
+    b->n = 0;
+    s = skip_ws(s);
+    while (*s)
+        s = skip_ws(mp_value(s, b));
+}
+
+/* ---- rendering a decoded batch -------------------------------------- */
+
+static void
+dump_hash(struct buf *o, const struct kv_hash *h)
+{
+    buf_put_u64(o, h->v);
+    if (h->digest != NULL) {
+        buf_puts(o, "/");
+        buf_put_hex(o, h->digest, h->digest_len);
+    }
+}
+
+static void
+dump_event(struct buf *o, const struct kv_event *ev)
+{
+    if (ev->type == KV_DECODE_ERROR) {
+        buf_puts(o, "ERR ");
+        buf_put(o, ev->error.p, ev->error.n);
+        return;
+    }
+    if (ev->type == KV_SKIPPED) {
+        buf_puts(o, "SKIP ");
+        buf_put(o, ev->tag.p, ev->tag.n);
+        buf_puts(o, "*");
+        buf_put_u64(o, ev->count);
+        return;
+    }
+    buf_put_u64(o, ev->index);
+    buf_puts(o, ":");
+    buf_puts(o, kv_type_name(ev->type));
+    for (int f = 0; f < KV_F_COUNT; f++) {
+        if (!(ev->present & KV_BIT(f)))
+            continue;
+        buf_puts(o, " ");
+        buf_puts(o, kv_fields[f].name);
+        buf_puts(o, "=");
+        if (ev->isnull & KV_BIT(f)) {
+            buf_puts(o, "nil");
+            continue;
+        }
+        switch (kv_fields[f].kind) {
+        case KV_K_HASHES:
+            buf_puts(o, "[");
+            for (size_t i = 0; i < ev->n_hashes; i++) {
+                if (i)
+                    buf_puts(o, ",");
+                dump_hash(o, &ev->hashes[i]);
+            }
+            buf_puts(o, "]");
+            break;
+        case KV_K_HASH:
+            dump_hash(o, &ev->parent);
+            break;
+        case KV_K_TOKENS:
+            buf_puts(o, ev->token_pairs ? "pairs[" : "[");
+            for (size_t i = 0; i < ev->n_tokens * (ev->token_pairs ? 2 : 1);
+                 i++) {
+                if (i)
+                    buf_puts(o, ",");
+                buf_put_u64(o, ev->tokens[i]);
+            }
+            buf_puts(o, "]");
+            break;
+        case KV_K_INT:
+            buf_put_i64(o, ev->num[f]);
+            break;
+        case KV_K_STR:
+            buf_puts(o, "'");
+            buf_put(o, ev->str[f].p, ev->str[f].n);
+            buf_puts(o, "'");
+            break;
+        case KV_K_RAW:
+            buf_puts(o, "x");
+            buf_put_hex(o, ev->raw[f].p, ev->raw[f].n);
+            break;
+        }
+    }
+    for (size_t i = 0; i < ev->n_unknown; i++) {
+        const struct kv_unknown *u = &ev->unknown[i];
+        buf_puts(o, " ");
+        if (u->pos >= 0) {
+            buf_puts(o, "@");
+            buf_put_i64(o, u->pos);
+        } else
+            buf_put(o, u->key.p, u->key.n);
+        buf_puts(o, "=x");
+        buf_put_hex(o, u->val.p, u->val.n);
+    }
+}
+
+/* One line: "ts=.. rank=..; event; event" or "FAIL reason". */
+static void
+dump(struct buf *o, int rc, const struct kv_batch *b, const char *err)
+{
+    buf_clear(o);
+    if (rc != 0) {
+        buf_puts(o, "FAIL ");
+        buf_puts(o, err);
+    } else {
+        buf_puts(o, "ts=");
+        buf_put_double(o, b->ts);
+        buf_puts(o, " rank=");
+        if (b->has_rank)
+            buf_put_i64(o, b->rank);
+        else
+            buf_puts(o, "nil");
+        for (size_t i = 0; i < b->n_events; i++) {
+            buf_puts(o, "; ");
+            dump_event(o, &b->events[i]);
+        }
+    }
+    buf_putc(o, '\0');
+}
+
+/* ---- decode cases ---------------------------------------------------- */
+
+#define TS "1700000000.0"
+#define T16 "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]"
+
+struct dcase {
+    const char *name;
+    int sglang;
+    const char *in;
+    const char *want;
+};
+
+static const struct dcase dcases[] = {
+    /* Batch layouts (wire-format 4.6). */
+    {"2-element batch (v0.9.0)", 0,
+     "[" TS ", [[\"BlockStored\",[1,2],nil,[1,2,3,4,5,6,7,8],4,nil],"
+     "[\"BlockRemoved\",[1]],[\"AllBlocksCleared\"]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1,2] "
+     "parent_block_hash=nil token_ids=[1,2,3,4,5,6,7,8] block_size=4 "
+     "lora_id=nil; 1:BlockRemoved block_hashes=[1]; 2:AllBlocksCleared"},
+    {"3-element batch, rank 1, medium", 0,
+     "[" TS ", [[\"BlockStored\",[11289480438024683923],nil,[10,11,12,13],4,"
+     "nil,\"GPU\"],[\"BlockRemoved\",[11289480438024683923],\"GPU\"]], 1]",
+     "ts=1700000000 rank=1; 0:BlockStored block_hashes=[11289480438024683923] "
+     "parent_block_hash=nil token_ids=[10,11,12,13] block_size=4 lora_id=nil "
+     "medium='GPU'; 1:BlockRemoved block_hashes=[11289480438024683923] "
+     "medium='GPU'"},
+    {"batch with 4 elements: extra ignored", 0,
+     "[" TS ", [[\"AllBlocksCleared\"]], 0, \"extra\", {\"a\":[1]}]",
+     "ts=1700000000 rank=0; 0:AllBlocksCleared"},
+    {"batch rank nil", 0, "[" TS ", [], nil]", "ts=1700000000 rank=nil"},
+    {"batch rank negative", 0, "[" TS ", [], -1]", "ts=1700000000 rank=-1"},
+    {"ts integer accepted", 0, "[1700000000, []]", "ts=1700000000 rank=nil"},
+    {"ts float32 accepted", 0, "[x\"ca 3f c0 00 00\", []]", "ts=1.5 rank=nil"},
+    {"ts negative int accepted", 0, "[-2, []]", "ts=-2 rank=nil"},
+    {"map batch with data_parallel_rank", 0,
+     "{\"ts\":" TS ",\"events\":[{\"type\":\"BlockRemoved\","
+     "\"block_hashes\":[9223372036854775809],\"medium\":\"GPU\","
+     "\"group_idx\":0}],\"data_parallel_rank\":0}",
+     "ts=1700000000 rank=0; 0:BlockRemoved block_hashes=[9223372036854775809] "
+     "medium='GPU' group_idx=0"},
+    {"map batch without rank", 0,
+     "{\"ts\":" TS ",\"events\":[{\"type\":\"AllBlocksCleared\"}]}",
+     "ts=1700000000 rank=nil; 0:AllBlocksCleared"},
+    {"map batch attn_dp_rank, type key and others ignored", 0,
+     "{\"type\":\"EventBatch\",\"events\":[],\"attn_dp_rank\":3,"
+     "[1,2]:{\"x\":1},\"ts\":2.5}",
+     "ts=2.5 rank=3"},
+    {"map batch duplicate rank: last wins", 0,
+     "{\"ts\":1.0,\"events\":[],\"attn_dp_rank\":3,"
+     "\"data_parallel_rank\":nil}",
+     "ts=1 rank=nil"},
+
+    /* Envelope errors: the whole batch. */
+    {"empty payload", 0, "", "FAIL truncated msgpack"},
+    {"payload is an int", 0, "5", "FAIL batch is not an array or map"},
+    {"batch of 1", 0, "[" TS "]", "FAIL batch array has fewer than 2 elements"},
+    {"ts is a string", 0, "[\"now\", []]", "FAIL ts is not a number"},
+    {"ts nil", 0, "[nil, []]", "FAIL ts is not a number"},
+    {"events not an array", 0, "[" TS ", {}]", "FAIL events is not an array"},
+    {"rank is a string", 0, "[" TS ", [], \"0\"]",
+     "FAIL dp rank is not an integer or nil"},
+    {"rank is a float", 0, "[" TS ", [], 1.0]",
+     "FAIL dp rank is not an integer or nil"},
+    {"map batch without ts", 0, "{\"events\":[]}", "FAIL ts missing"},
+    {"map batch without events", 0, "{\"ts\":1.0}", "FAIL events missing"},
+    {"bare map", 0, "{\"not\":\"a batch\"}", "FAIL ts missing"},
+    {"trailing bytes", 0, "[" TS ", []] 0", "FAIL trailing bytes after batch"},
+    {"truncated after header", 0, "x\"93\"",
+     "FAIL declared size exceeds payload"},
+    {"truncated inside hash", 0,
+     "x\"93 cb 41 d9 54 fc 40 00 00 00 91 92\" \"BlockRemoved\" x\"91 cf "
+     "11 22 33 44 55\"",
+     "FAIL truncated msgpack"},
+    {"truncated inside unknown tag event", 0,
+     "x\"93 cb 41 d9 54 fc 40 00 00 00 91 92\" \"Foo\" x\"92 01\"",
+     "FAIL declared size exceeds payload"},
+    {"truncated inside bad event", 0,
+     "x\"92 cb 41 d9 54 fc 40 00 00 00 91 92 05 92 01\"",
+     "FAIL declared size exceeds payload"},
+    {"truncated str inside bad event", 0,
+     "x\"92 cb 41 d9 54 fc 40 00 00 00 91 92 05 a5 41\"",
+     "FAIL truncated msgpack"},
+    {"events array32 claims 2^32-1", 0,
+     "x\"92 cb 41 d9 54 fc 40 00 00 00 dd ff ff ff ff\"",
+     "FAIL declared size exceeds payload"},
+    {"map32 claims 2^32-1", 0, "x\"df ff ff ff ff\"",
+     "FAIL declared size exceeds payload"},
+    {"hashes array32 claims 2^31-1, 3 follow", 0,
+     "x\"92 cb 41 d9 54 fc 40 00 00 00 91 92\" \"BlockRemoved\" "
+     "x\"dd 7f ff ff ff 01 02 03\"",
+     "FAIL declared size exceeds payload"},
+    {"nested array32 headers", 0,
+     "x\"dd 01 00 00 00 dd 01 00 00 00 dd 01 00 00 00 dd 01 00 00 00\"",
+     "FAIL declared size exceeds payload"},
+    {"byte c1", 0, "[" TS ", [x\"c1\"]]", "FAIL invalid msgpack byte"},
+    {"str32 longer than payload", 0, "[" TS ", [x\"db 00 10 00 00 41\"]]",
+     "FAIL truncated msgpack"},
+
+    /* Legacy array events of every length. */
+    {"BlockStored 12 slots", 0,
+     "[" TS ", [[\"BlockStored\",[17134841764894605963],nil," T16
+     ",16,nil,\"GPU\",nil,[nil],0,\"full_attention\",nil],"
+     "[\"BlockRemoved\",[17134841764894605963],\"GPU\",0]], 0]",
+     "ts=1700000000 rank=0; 0:BlockStored block_hashes=[17134841764894605963] "
+     "parent_block_hash=nil token_ids=[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16] "
+     "block_size=16 lora_id=nil medium='GPU' lora_name=nil extra_keys=x91c0 "
+     "group_idx=0 kv_cache_spec_kind='full_attention' "
+     "kv_cache_spec_sliding_window=nil; 1:BlockRemoved "
+     "block_hashes=[17134841764894605963] medium='GPU' group_idx=0"},
+    {"BlockStored 8 and 9 slots", 0,
+     "[" TS ", [[\"BlockStored\",[1],2,[],0,7,\"CPU\",\"lora\"],"
+     "[\"BlockStored\",[1],2,[],0,-7,nil,nil,[[\"a\",[\"mm\",-4]]]]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=2 token_ids=[] block_size=0 lora_id=7 medium='CPU' "
+     "lora_name='lora'; 1:BlockStored block_hashes=[1] parent_block_hash=2 "
+     "token_ids=[] block_size=0 lora_id=-7 medium=nil lora_name=nil "
+     "extra_keys=x9192a16192a26d6dfc"},
+    {"BlockStored 14 slots: extra trailing unknowns", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],1,nil,nil,nil,nil,nil,nil,nil,"
+     "\"x\",[1,2]]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil medium=nil "
+     "lora_name=nil extra_keys=nil group_idx=nil kv_cache_spec_kind=nil "
+     "kv_cache_spec_sliding_window=nil @12=xa178 @13=x920102"},
+    {"fork shapes: slot type mismatches become @N", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],1,\"lora\",\"GPU\",5,\"k\","
+     "[0,1],7,\"w\"]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1] block_size=1 medium='GPU' "
+     "@5=xa46c6f7261 "
+     "@7=x05 @8=xa16b @9=x920001 @10=x07 @11=xa177"},
+    {"BlockRemoved extras", 0,
+     "[" TS ", [[\"BlockRemoved\",[1],\"GPU\",0,\"x\",[1,2],nil]], 0, "
+     "\"extra\"]",
+     "ts=1700000000 rank=0; 0:BlockRemoved block_hashes=[1] medium='GPU' "
+     "group_idx=0 @4=xa178 @5=x920102 @6=xc0"},
+    {"BlockRemoved group_idx wrong type kept", 0,
+     "[" TS ", [[\"BlockRemoved\",[1],5,-1]]]",
+     "ts=1700000000 rank=nil; 0:BlockRemoved block_hashes=[1] @2=x05 @3=xff"},
+    {"AllBlocksCleared extras", 0, "[" TS ", [[\"AllBlocksCleared\",1,nil]]]",
+     "ts=1700000000 rank=nil; 0:AllBlocksCleared @1=x01 @2=xc0"},
+
+    /* Event errors cost only the event. */
+    {"BlockStored with 5 elements", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],1],[\"AllBlocksCleared\"]]]",
+     "ts=1700000000 rank=nil; ERR event 0: BlockStored array has fewer than "
+     "6 elements; 1:AllBlocksCleared"},
+    {"BlockRemoved with 1 element", 0, "[" TS ", [[\"BlockRemoved\"]]]",
+     "ts=1700000000 rank=nil; ERR event 0: BlockRemoved array has fewer than "
+     "2 elements"},
+    {"event is an int", 0, "[" TS ", [5, [\"AllBlocksCleared\"]]]",
+     "ts=1700000000 rank=nil; ERR event 0: not an array or map; "
+     "1:AllBlocksCleared"},
+    {"event is empty array", 0, "[" TS ", [[]]]",
+     "ts=1700000000 rank=nil; ERR event 0: empty array"},
+    {"tag is an int", 0, "[" TS ", [[1,[1]]]]",
+     "ts=1700000000 rank=nil; ERR event 0: tag is not a string"},
+    {"tag is nil", 0, "[" TS ", [[nil,[1]]]]",
+     "ts=1700000000 rank=nil; ERR event 0: tag is not a string"},
+    {"map without type", 0, "[" TS ", [{\"block_hashes\":[1]}]]",
+     "ts=1700000000 rank=nil; ERR event 0: no string type key"},
+    {"map with nil type", 0, "[" TS ", [{\"type\":nil}]]",
+     "ts=1700000000 rank=nil; ERR event 0: no string type key"},
+    {"map with int key", 0, "[" TS ", [{\"type\":\"AllBlocksCleared\",1:2}]]",
+     "ts=1700000000 rank=nil; ERR event 0: map key is not a string"},
+    {"block_hashes is a string", 0,
+     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":\"nope\"},"
+     "[\"AllBlocksCleared\"]]]",
+     "ts=1700000000 rank=nil; ERR event 0: block_hashes: wrong type; "
+     "1:AllBlocksCleared"},
+    {"block_size is a string", 0,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
+     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":\"16\"}]]",
+     "ts=1700000000 rank=nil; ERR event 0: block_size: wrong type"},
+    {"block_size nil in array", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],nil,nil]]]",
+     "ts=1700000000 rank=nil; ERR event 0: block_size: wrong type"},
+    {"block_size negative", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],-1,nil]]]",
+     "ts=1700000000 rank=nil; ERR event 0: block_size: wrong type"},
+    {"token -1", 0, "[" TS ", [[\"BlockStored\",[1],nil,[1,-1],1,nil]]]",
+     "ts=1700000000 rank=nil; ERR event 0: token_ids: token out of range"},
+    {"token 2^32", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[4294967295,4294967296],1,nil]]]",
+     "ts=1700000000 rank=nil; ERR event 0: token_ids: token out of range"},
+    {"token is a str", 0, "[" TS ", [[\"BlockStored\",[1],nil,[\"a\"],1,nil]]]",
+     "ts=1700000000 rank=nil; ERR event 0: token_ids: wrong type"},
+    {"token_ids nil", 0, "[" TS ", [[\"BlockStored\",[1],nil,nil,1,nil]]]",
+     "ts=1700000000 rank=nil; ERR event 0: token_ids: wrong type"},
+    {"parent is a str", 0, "[" TS ", [[\"BlockStored\",[1],\"p\",[1],1,nil]]]",
+     "ts=1700000000 rank=nil; ERR event 0: parent_block_hash: wrong type"},
+    {"hash is a float", 0, "[" TS ", [[\"BlockRemoved\",[1.5]]]]",
+     "ts=1700000000 rank=nil; ERR event 0: block_hashes: wrong type"},
+    {"hash is bool", 0, "[" TS ", [[\"BlockRemoved\",[true]]]]",
+     "ts=1700000000 rank=nil; ERR event 0: block_hashes: wrong type"},
+    {"7-byte digest", 0, "[" TS ", [[\"BlockRemoved\",[h\"01020304050607\"]]]]",
+     "ts=1700000000 rank=nil; ERR event 0: block_hashes: digest shorter than "
+     "8 bytes"},
+    {"7-byte parent digest", 0,
+     "[" TS ", [[\"BlockStored\",[1],h\"01020304050607\",[1],1,nil]]]",
+     "ts=1700000000 rank=nil; ERR event 0: parent_block_hash: digest shorter "
+     "than 8 bytes"},
+    {"map: optional key with wrong type fails the event", 0,
+     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[1],"
+     "\"group_idx\":\"0\"}]]",
+     "ts=1700000000 rank=nil; ERR event 0: group_idx: wrong type"},
+    {"map: lora_id as uint above int64 fails", 0,
+     "[" TS ", [{\"type\":\"BlockStored\",\"lora_id\":18446744073709551615}]]",
+     "ts=1700000000 rank=nil; ERR event 0: lora_id: wrong type"},
+    {"map: extra_keys must be array or nil", 0,
+     "[" TS ", [{\"type\":\"BlockStored\",\"extra_keys\":5}]]",
+     "ts=1700000000 rank=nil; ERR event 0: extra_keys: wrong type"},
+    {"errors in the middle keep order", 0,
+     "[" TS ", [[\"AllBlocksCleared\"], 7, [\"AllBlocksCleared\"]], 2]",
+     "ts=1700000000 rank=2; 0:AllBlocksCleared; ERR event 1: not an array or "
+     "map; 2:AllBlocksCleared"},
+
+    /* Map events. */
+    {"current vLLM map event", 0,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":"
+     "[15760518052499183552],\"parent_block_hash\":nil,\"token_ids\":" T16
+     ",\"block_size\":16,\"lora_id\":nil,\"medium\":\"GPU\","
+     "\"lora_name\":nil,\"extra_keys\":[nil],\"group_idx\":0,"
+     "\"kv_cache_spec_kind\":\"full_attention\"}], 0]",
+     "ts=1700000000 rank=0; 0:BlockStored block_hashes=[15760518052499183552] "
+     "parent_block_hash=nil token_ids=[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16] "
+     "block_size=16 lora_id=nil medium='GPU' lora_name=nil extra_keys=x91c0 "
+     "group_idx=0 kv_cache_spec_kind='full_attention'"},
+    {"map event key order free, type last", 0,
+     "[" TS ", [{\"medium\":\"CPU\",\"block_hashes\":[3],"
+     "\"type\":\"BlockRemoved\"}]]",
+     "ts=1700000000 rank=nil; 0:BlockRemoved block_hashes=[3] medium='CPU'"},
+    {"map event duplicate type: last wins", 0,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[3],"
+     "\"type\":\"BlockRemoved\"}]]",
+     "ts=1700000000 rank=nil; 0:BlockRemoved block_hashes=[3]"},
+    {"map event duplicate type: unknown last wins", 0,
+     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[3],"
+     "\"type\":\"BlockMoved\"}]]",
+     "ts=1700000000 rank=nil; SKIP BlockMoved*1"},
+    {"map event duplicate type: known after unknown", 0,
+     "[" TS ", [{\"type\":\"Foo\",\"block_hashes\":[3],"
+     "\"type\":\"BlockRemoved\"}]]",
+     "ts=1700000000 rank=nil; 0:BlockRemoved block_hashes=[3]"},
+    {"map event duplicate key: last wins", 0,
+     "[" TS ", [{\"type\":\"BlockRemoved\",\"medium\":\"GPU\","
+     "\"block_hashes\":[3],\"medium\":nil,\"x\":1,\"y\":2,\"x\":3}]]",
+     "ts=1700000000 rank=nil; 0:BlockRemoved block_hashes=[3] medium=nil "
+     "x=x03 y=x02"},
+    {"map event forward-compatible extras", 0,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
+     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
+     "\"lora_id\":nil,\"medium\":\"GPU\",\"future_field\":{\"nested\":true},"
+     "\"locality\":\"LOCAL\",\"ownership\":\"kvcr\",\"session_id\":\"s\"}], "
+     "0, \"extra\"]",
+     "ts=1700000000 rank=0; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil "
+     "medium='GPU' locality='LOCAL' ownership='kvcr' session_id='s' "
+     "future_field=x81a66e6573746564c3"},
+    {"BlockRemoved map: stored-only fields are unknowns", 0,
+     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[1],"
+     "\"token_ids\":[1],\"ownership\":\"o\"}]]",
+     "ts=1700000000 rank=nil; 0:BlockRemoved block_hashes=[1] ownership='o' "
+     "token_ids=x9101"},
+    {"AllBlocksCleared map extras", 0,
+     "[" TS ", [{\"type\":\"AllBlocksCleared\",\"medium\":\"GPU\"}]]",
+     "ts=1700000000 rank=nil; 0:AllBlocksCleared medium=xa3475055"},
+    {"map16 event with skipped_* keys", 0,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
+     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
+     "\"lora_id\":nil,\"medium\":\"0123456789012345678901234567890123456789\","
+     "\"lora_name\":nil,\"extra_keys\":nil,\"group_idx\":0,"
+     "\"kv_cache_spec_kind\":\"k\",\"kv_cache_spec_sliding_window\":4,"
+     "\"locality\":\"LOCAL\",\"ownership\":\"o\",\"session_id\":\"s\","
+     "\"skipped_parent_block_hash\":nil,\"skipped_token_ids\":[],"
+     "\"skipped_extra_keys\":nil}]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil "
+     "medium='0123456789012345678901234567890123456789' lora_name=nil "
+     "extra_keys=nil group_idx=0 kv_cache_spec_kind='k' "
+     "kv_cache_spec_sliding_window=4 locality='LOCAL' ownership='o' "
+     "session_id='s' skipped_parent_block_hash=xc0 skipped_token_ids=x90 "
+     "skipped_extra_keys=xc0"},
+
+    /* Hashes. */
+    {"negative int hashes", 0,
+     "[" TS ", [[\"BlockStored\",[-5,-8885242862429187823],"
+     "-1985764632182427388,[1],1,nil]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored "
+     "block_hashes=[18446744073709551611,9561501211280363793] "
+     "parent_block_hash=16460979441527124228 token_ids=[1] block_size=1 "
+     "lora_id=nil"},
+    {"non-minimal widths", 0,
+     "[" TS ", [[\"BlockRemoved\",[x\"d0 05\",x\"cd 00 01\",x\"d3 ff ff ff ff "
+     "ff ff ff fe\"]]]]",
+     "ts=1700000000 rank=nil; 0:BlockRemoved "
+     "block_hashes=[5,1,18446744073709551614]"},
+    {"bin digests", 0,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[h\"50d858e0985ecc7f"
+     "60418aaf0cc5ab587f42c2570a884095a9e8ccacd0f6545c\",5],"
+     "\"parent_block_hash\":h\"0102030405060708\",\"token_ids\":[],"
+     "\"block_size\":0,\"lora_id\":nil,\"medium\":nil}]]",
+     "ts=1700000000 rank=nil; 0:BlockStored "
+     "block_hashes=[12243260629618938972/50d858e0985ecc7f60418aaf0cc5ab587f42c2"
+     "570a884095a9e8ccacd0f6545c,5] "
+     "parent_block_hash=72623859790382856/0102030405060708 token_ids=[] "
+     "block_size=0 lora_id=nil medium=nil"},
+
+    /* SGLang. */
+    {"SGLang map event", 1,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":"
+     "[-6573382371980181291],\"parent_block_hash\":nil,\"token_ids\":[1,2,3,4],"
+     "\"block_size\":4,\"lora_id\":nil,\"medium\":\"CPU_PINNED\","
+     "\"cache_salt\":\"tenant-a\",\"session_id\":\"req-1\"},"
+     "{\"type\":\"BlockRemoved\",\"block_hashes\":[-6573382371980181291]}], 0]",
+     "ts=1700000000 rank=0; 0:BlockStored block_hashes=[11873361701729370325] "
+     "parent_block_hash=nil token_ids=[1,2,3,4] block_size=4 lora_id=nil "
+     "medium='CPU_PINNED' cache_salt='tenant-a' session_id='req-1'; "
+     "1:BlockRemoved block_hashes=[11873361701729370325]"},
+    {"SGLang bigram pages", 1,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
+     "\"parent_block_hash\":nil,\"token_ids\":[[21,22],[22,23],[23,24],"
+     "[24,25]],\"block_size\":4,\"lora_id\":nil}], 0]",
+     "ts=1700000000 rank=0; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=pairs[21,22,22,23,23,24,24,25] "
+     "block_size=4 lora_id=nil"},
+    {"bigram page with a bad pair", 1,
+     "[" TS ", [[\"BlockStored\",[1],nil,[[1,2],[3]],4,nil]]]",
+     "ts=1700000000 rank=nil; ERR event 0: token_ids: malformed pair"},
+    {"bigram page mixed with flat", 1,
+     "[" TS ", [[\"BlockStored\",[1],nil,[[1,2],3],4,nil]]]",
+     "ts=1700000000 rank=nil; ERR event 0: token_ids: malformed pair"},
+    {"flat tokens mixed with pair", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[3,[1,2]],4,nil]]]",
+     "ts=1700000000 rank=nil; ERR event 0: token_ids: wrong type"},
+    {"SGLang array salt map (PR 30827)", 1,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1,2,3,4],4,nil,\"GPU\","
+     "{\"cache_salt\":\"tenant-a\"}]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1,2,3,4] block_size=4 lora_id=nil "
+     "medium='GPU' cache_salt='tenant-a'"},
+    {"SGLang array salt str + session", 1,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1,2,3,4],4,nil,\"GPU\","
+     "\"tenant-a\",\"req-1\",5],[\"BlockRemoved\",[1],\"GPU\",0]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1,2,3,4] block_size=4 lora_id=nil "
+     "medium='GPU' cache_salt='tenant-a' session_id='req-1' @9=x05; "
+     "1:BlockRemoved block_hashes=[1] medium='GPU' @3=x00"},
+    {"SGLang salt map without salt key", 1,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],1,nil,nil,{\"x\":[1]}]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil "
+     "medium=nil @7=x81a1789101"},
+    {"vLLM reading SGLang salt map: slot 7 unknown", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1,2,3,4],4,nil,\"GPU\","
+     "{\"cache_salt\":\"tenant-a\"}]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1,2,3,4] block_size=4 lora_id=nil "
+     "medium='GPU' @7=x81aa63616368655f73616c74a874656e616e742d61"},
+    {"vLLM reading SGLang salt str: misread as lora_name", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],1,nil,\"GPU\",\"tenant-a\"]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil "
+     "medium='GPU' lora_name='tenant-a'"},
+
+    /* Unknown tags. */
+    {"unknown tags skipped and counted", 0,
+     "[" TS ", [[\"BlockRemoved\",[1]],{\"type\":\"BlockMigrated\","
+     "\"block_hashes\":[1],\"destination\":\"peer\"},"
+     "[\"BlockMigrated\",[1],\"peer\"],[\"gap\"],[\"BlockRemoved\",[2]]]]",
+     "ts=1700000000 rank=nil; 0:BlockRemoved block_hashes=[1]; "
+     "4:BlockRemoved block_hashes=[2]; SKIP BlockMigrated*2; SKIP gap*1"},
+};
+
+static void
+test_decode_table(void)
+{
+    struct bytes *in = malloc(sizeof *in);
+    struct arena a = {0};
+    struct buf o = {0};
+
+    for (size_t i = 0; i < sizeof dcases / sizeof dcases[0]; i++) {
+        const struct dcase *c = &dcases[i];
+        struct wire_opts opts = {0};
+        struct kv_batch b = {0};
+        char err[128] = "";
+
+        opts.engine = c->sglang ? KV_ENGINE_SGLANG : KV_ENGINE_VLLM;
+        mp_parse(c->in, in);
+        arena_reset(&a);
+        int rc = wire_decode(in->p, in->n, &opts, &a, &b, err, sizeof err);
+        dump(&o, rc, &b, err);
+        CHECK_STR(o.p, c->want, c->name);
+        /* Every decode_error carries the payload length. */
+        for (size_t k = 0; rc == 0 && k < b.n_events; k++)
+            if (b.events[k].type == KV_DECODE_ERROR)
+                CHECK_U64(b.events[k].bytes, in->n, "decode_error bytes");
+    }
+    arena_free(&a);
+    buf_free(&o);
+    free(in);
+}
+
+/* Every proper prefix of a valid payload is a batch error, never a crash. */
+static void
+test_prefixes(void)
+{
+    struct bytes *in = malloc(sizeof *in);
+    struct arena a = {0};
+    int bad = 0;
+
+    mp_parse(dcases[0].in, in);
+    for (size_t n = 0; n < in->n; n++) {
+        struct kv_batch b = {0};
+        char err[128];
+        arena_reset(&a);
+        if (wire_decode(in->p, n, NULL, &a, &b, err, sizeof err) != -1)
+            bad++;
+    }
+    CHECK(bad == 0, "every truncation of a payload is a batch error");
+    arena_free(&a);
+    free(in);
+}
+
+/* Caps: events per batch and tokens per event, from opts. */
+static void
+test_caps(void)
+{
+    struct bytes *in = malloc(sizeof *in);
+    struct arena a = {0};
+    struct buf o = {0};
+    struct wire_opts opts = {0};
+    struct kv_batch b = {0};
+    char err[128] = "";
+
+    opts.max_events = 2;
+    mp_parse("[1.0, [[\"AllBlocksCleared\"],[\"AllBlocksCleared\"],"
+             "[\"AllBlocksCleared\"]]]",
+             in);
+    int rc = wire_decode(in->p, in->n, &opts, &a, &b, err, sizeof err);
+    dump(&o, rc, &b, err);
+    CHECK_STR(o.p, "FAIL too many events (3)", "max_events caps a batch");
+
+    opts.max_events = 0;
+    opts.max_tokens = 3;
+    mp_parse("[1.0, [[\"BlockStored\",[1],nil,[1,2,3,4],4,nil],"
+             "[\"BlockStored\",[1],nil,[1,2,3],4,nil]]]",
+             in);
+    arena_reset(&a);
+    rc = wire_decode(in->p, in->n, &opts, &a, &b, err, sizeof err);
+    dump(&o, rc, &b, err);
+    CHECK_STR(o.p,
+              "ts=1 rank=nil; ERR event 0: token_ids: too many tokens; "
+              "1:BlockStored block_hashes=[1] parent_block_hash=nil "
+              "token_ids=[1,2,3] block_size=4 lora_id=nil",
+              "max_tokens caps an event");
+
+    /* 2^20 real tokens are legal under the default cap. */
+    in->n = 0;
+    put(in, "\x92\xcb\x41\xd9\x54\xfc\x40\x00\x00\x00\x91\x96", 12);
+    put(in,
+        "\xab"
+        "BlockStored\x91\x01\xc0\xdd\x00\x10\x00\x00",
+        20);
+    size_t big = (size_t)1 << 20;
+    uint8_t *toks = malloc(big);
+    memset(toks, 0x07, big);
+    uint8_t *payload = malloc(in->n + big + 2);
+    memcpy(payload, in->p, in->n);
+    memcpy(payload + in->n, toks, big);
+    memcpy(payload + in->n + big, "\x10\xc0", 2);
+    arena_reset(&a);
+    rc = wire_decode(payload, in->n + big + 2, NULL, &a, &b, err, sizeof err);
+    CHECK(rc == 0 && b.n_events == 1 && b.events[0].type == KV_BLOCK_STORED &&
+              b.events[0].n_tokens == big && b.events[0].tokens[big - 1] == 7,
+          "2^20 tokens decode");
+    free(payload);
+    free(toks);
+    arena_free(&a);
+    buf_free(&o);
+    free(in);
+}
+
+int
+main(void)
+{
+    test_decode_table();
+    test_prefixes();
+    test_caps();
+    return unit_done();
+}
