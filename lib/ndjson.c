@@ -819,3 +819,1413 @@ ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
         wr_body(out, ev);
     }
 }
+
+/* ------------------------------------------------------------------ */
+/* Reader                                                              */
+/* ------------------------------------------------------------------ */
+
+/* One line being parsed. */
+struct jp {
+    const char *s;
+    size_t n;
+    size_t i; /* cursor */
+    struct arena *arena;
+    char *err;
+    size_t errlen;
+    /*
+     * Scratch for generic values converted to msgpack.  [mp_val, mp_len)
+     * is the value being built; finished values stay where they are.
+     */
+    uint8_t *mp;
+    size_t mp_len, mp_cap, mp_val;
+};
+
+/* A JSON number: its text, and its value when it is an integer. */
+struct jnum {
+    size_t start, end;
+    int is_int; /* no fraction, no exponent */
+    int neg;
+    int ovf; /* the magnitude does not fit in 64 bits */
+    uint64_t mag;
+};
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static int
+jp_fail(struct jp *j, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (j->err != NULL && j->errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(j->err, j->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* A short printable copy of s for error messages. */
+static const char *
+jp_show(char *dst, size_t cap, const char *s, size_t n)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n && k + 4 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        dst[k++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    if (n > 0 && k + 4 >= cap) {
+        memcpy(dst + k, "...", 3);
+        k += 3;
+    }
+    dst[k] = '\0';
+    return dst;
+}
+
+static int
+jp_syntax(struct jp *j, const char *what)
+{
+    if (j->i >= j->n)
+        return jp_fail(j, "invalid JSON: %s at end of line", what);
+    return jp_fail(j, "invalid JSON: %s at byte %zu", what, j->i + 1);
+}
+
+static void
+jp_ws(struct jp *j)
+{
+    while (j->i < j->n) {
+        char c = j->s[j->i];
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+            break;
+        j->i++;
+    }
+}
+
+static int
+jp_peek(const struct jp *j)
+{
+    return j->i < j->n ? (unsigned char)j->s[j->i] : -1;
+}
+
+static int
+jp_expect(struct jp *j, char c, const char *what)
+{
+    jp_ws(j);
+    if (jp_peek(j) != (unsigned char)c)
+        return jp_syntax(j, what);
+    j->i++;
+    jp_ws(j);
+    return 0;
+}
+
+/* Consumes the literal null if it is next; returns 1 then, else 0. */
+static int
+jp_null(struct jp *j)
+{
+    if (j->n - j->i >= 4 && memcmp(j->s + j->i, "null", 4) == 0) {
+        j->i += 4;
+        return 1;
+    }
+    return 0;
+}
+
+static void *
+jp_alloc(struct jp *j, size_t n)
+{
+    void *p = arena_alloc(j->arena, n);
+    if (p == NULL)
+        jp_fail(j, "out of memory");
+    return p;
+}
+
+/* Grows an arena array of *cap elements of size sz holding n of them. */
+static void *
+jp_grow(struct jp *j, void *old, size_t n, size_t *cap, size_t sz)
+{
+    size_t ncap = *cap ? 2 * *cap : 8;
+    if (ncap > SIZE_MAX / sz / 2) {
+        jp_fail(j, "out of memory");
+        return NULL;
+    }
+    void *p = jp_alloc(j, ncap * sz);
+    if (p == NULL)
+        return NULL;
+    if (n > 0)
+        memcpy(p, old, n * sz);
+    *cap = ncap;
+    return p;
+}
+
+static int
+hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The four hex digits of a \u escape at p, or -1. */
+static long
+hex4(const char *p)
+{
+    long v = 0;
+    for (int k = 0; k < 4; k++) {
+        int h = hexval((unsigned char)p[k]);
+        if (h < 0)
+            return -1;
+        v = v << 4 | h;
+    }
+    return v;
+}
+
+static char *
+utf8_put(char *d, unsigned long cp)
+{
+    if (cp < 0x80) {
+        *d++ = (char)cp;
+    } else if (cp < 0x800) {
+        *d++ = (char)(0xc0 | cp >> 6);
+        *d++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *d++ = (char)(0xe0 | cp >> 12);
+        *d++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *d++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *d++ = (char)(0xf0 | cp >> 18);
+        *d++ = (char)(0x80 | (cp >> 12 & 0x3f));
+        *d++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *d++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return d;
+}
+
+/*
+ * Decodes the escaped string body s[i..end) into the arena.  A lone
+ * surrogate becomes U+FFFD: JSON's grammar allows it, UTF-8 cannot hold it.
+ */
+static int
+jp_unescape(struct jp *j, size_t start, size_t end, struct kv_str *out)
+{
+    const char *s = j->s;
+    char *dst = jp_alloc(j, end - start);
+    if (dst == NULL)
+        return -1;
+    char *d = dst;
+    size_t i = start;
+
+    while (i < end) {
+        char c = s[i];
+        if (c != '\\') {
+            *d++ = c;
+            i++;
+            continue;
+        }
+        char e = s[i + 1];
+        i += 2;
+        switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+            *d++ = e;
+            break;
+        case 'b':
+            *d++ = '\b';
+            break;
+        case 'f':
+            *d++ = '\f';
+            break;
+        case 'n':
+            *d++ = '\n';
+            break;
+        case 'r':
+            *d++ = '\r';
+            break;
+        case 't':
+            *d++ = '\t';
+            break;
+        case 'u': {
+            long cp = end - i >= 4 ? hex4(s + i) : -1;
+            if (cp < 0) {
+                j->i = i - 2;
+                return jp_syntax(j, "invalid \\u escape");
+            }
+            i += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff && end - i >= 6 && s[i] == '\\' &&
+                s[i + 1] == 'u') {
+                long lo = hex4(s + i + 2);
+                if (lo >= 0xdc00 && lo <= 0xdfff) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    i += 6;
+                }
+            }
+            if (cp >= 0xd800 && cp <= 0xdfff)
+                cp = 0xfffd;
+            d = utf8_put(d, (unsigned long)cp);
+            break;
+        }
+        default:
+            j->i = i - 2;
+            return jp_syntax(j, "invalid escape in a string");
+        }
+    }
+    out->p = dst;
+    out->n = (size_t)(d - dst);
+    return 0;
+}
+
+/* At an opening quote: reads a string, borrowed when it has no escapes. */
+static int
+jp_string(struct jp *j, struct kv_str *out)
+{
+    const char *s = j->s;
+    size_t n = j->n;
+    size_t start = j->i + 1;
+    size_t i = start;
+    int esc = 0;
+
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"')
+            break;
+        if (c == '\\') {
+            esc = 1;
+            i += 2;
+            continue;
+        }
+        if (c < 0x20) {
+            j->i = i;
+            return jp_syntax(j, "control character in a string");
+        }
+        i++;
+    }
+    if (i >= n) {
+        j->i = n;
+        return jp_syntax(j, "unterminated string");
+    }
+    j->i = i + 1;
+    if (!esc) {
+        out->p = s + start;
+        out->n = i - start;
+        return 0;
+    }
+    if (jp_unescape(j, start, i, out) == -1)
+        return -1;
+    j->i = i + 1;
+    return 0;
+}
+
+static int
+is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Reads a number per RFC 8259's grammar. */
+static int
+jp_number(struct jp *j, struct jnum *num)
+{
+    const char *s = j->s;
+    size_t n = j->n;
+    size_t i = j->i;
+
+    memset(num, 0, sizeof *num);
+    num->start = i;
+    num->is_int = 1;
+    if (i < n && s[i] == '-') {
+        num->neg = 1;
+        i++;
+    }
+    if (i >= n || !is_digit((unsigned char)s[i])) {
+        j->i = i;
+        return jp_syntax(j, "invalid number");
+    }
+    if (s[i] == '0') {
+        i++;
+    } else {
+        uint64_t m = 0;
+        while (i < n && is_digit((unsigned char)s[i])) {
+            unsigned d = (unsigned)(s[i] - '0');
+            if (m > (UINT64_MAX - d) / 10)
+                num->ovf = 1;
+            else
+                m = m * 10 + d;
+            i++;
+        }
+        num->mag = m;
+    }
+    if (i < n && s[i] == '.') {
+        num->is_int = 0;
+        i++;
+        if (i >= n || !is_digit((unsigned char)s[i])) {
+            j->i = i;
+            return jp_syntax(j, "invalid number");
+        }
+        while (i < n && is_digit((unsigned char)s[i]))
+            i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        num->is_int = 0;
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= n || !is_digit((unsigned char)s[i])) {
+            j->i = i;
+            return jp_syntax(j, "invalid number");
+        }
+        while (i < n && is_digit((unsigned char)s[i]))
+            i++;
+    }
+    num->end = i;
+    j->i = i;
+    return 0;
+}
+
+/* The number's value as a double (strtod needs a terminated copy). */
+static int
+jp_num_double(struct jp *j, const struct jnum *num, double *out)
+{
+    size_t len = num->end - num->start;
+    char small[64];
+    char *tmp = small;
+
+    if (num->is_int && !num->ovf) {
+        *out = num->neg ? -(double)num->mag : (double)num->mag;
+        return 0;
+    }
+    if (len >= sizeof small) {
+        tmp = jp_alloc(j, len + 1);
+        if (tmp == NULL)
+            return -1;
+    }
+    memcpy(tmp, j->s + num->start, len);
+    tmp[len] = '\0';
+    *out = strtod(tmp, NULL);
+    return 0;
+}
+
+/* ---- JSON -> msgpack, for generic values ---- */
+
+/* Room for k more scratch bytes; moves the value being built if needed. */
+static uint8_t *
+mp_room(struct jp *j, size_t k)
+{
+    if (j->mp_cap - j->mp_len >= k)
+        return j->mp + j->mp_len;
+    size_t cur = j->mp_len - j->mp_val;
+    size_t cap = 2 * j->mp_cap;
+    if (cap < cur + k + 256)
+        cap = cur + k + 256;
+    uint8_t *p = jp_alloc(j, cap);
+    if (p == NULL)
+        return NULL;
+    if (cur > 0)
+        memcpy(p, j->mp + j->mp_val, cur);
+    j->mp = p;
+    j->mp_cap = cap;
+    j->mp_val = 0;
+    j->mp_len = cur;
+    return p + cur;
+}
+
+static int
+mp_put(struct jp *j, const void *src, size_t k)
+{
+    uint8_t *q = mp_room(j, k);
+    if (q == NULL)
+        return -1;
+    memcpy(q, src, k);
+    j->mp_len += k;
+    return 0;
+}
+
+/* A marker byte followed by v big-endian in w bytes. */
+static int
+mp_put_be(struct jp *j, uint8_t marker, uint64_t v, size_t w)
+{
+    uint8_t tmp[9];
+    tmp[0] = marker;
+    for (size_t k = 0; k < w; k++)
+        tmp[1 + k] = (uint8_t)(v >> (8 * (w - 1 - k)));
+    return mp_put(j, tmp, 1 + w);
+}
+
+static int
+mp_put_str(struct jp *j, const char *s, size_t n)
+{
+    int rc;
+    if (n < 32) {
+        uint8_t m = (uint8_t)(0xa0 | n);
+        rc = mp_put(j, &m, 1);
+    } else if (n <= 0xff) {
+        rc = mp_put_be(j, 0xd9, n, 1);
+    } else if (n <= 0xffff) {
+        rc = mp_put_be(j, 0xda, n, 2);
+    } else if (n <= 0xffffffffu) {
+        rc = mp_put_be(j, 0xdb, n, 4);
+    } else {
+        return jp_fail(j, "string too long");
+    }
+    return rc == -1 ? -1 : mp_put(j, s, n);
+}
+
+/* The smallest msgpack integer form, as msgspec writes it. */
+static int
+mp_put_int(struct jp *j, int neg, uint64_t mag)
+{
+    if (!neg || mag == 0) {
+        if (mag <= 0x7f) {
+            uint8_t m = (uint8_t)mag;
+            return mp_put(j, &m, 1);
+        }
+        if (mag <= 0xff)
+            return mp_put_be(j, 0xcc, mag, 1);
+        if (mag <= 0xffff)
+            return mp_put_be(j, 0xcd, mag, 2);
+        if (mag <= 0xffffffffu)
+            return mp_put_be(j, 0xce, mag, 4);
+        return mp_put_be(j, 0xcf, mag, 8);
+    }
+    uint64_t v = (uint64_t)0 - mag; /* two's complement of -mag */
+    if (mag <= 32) {
+        uint8_t m = (uint8_t)v;
+        return mp_put(j, &m, 1);
+    }
+    if (mag <= 0x80)
+        return mp_put_be(j, 0xd0, v & 0xff, 1);
+    if (mag <= 0x8000)
+        return mp_put_be(j, 0xd1, v & 0xffff, 2);
+    if (mag <= 0x80000000u)
+        return mp_put_be(j, 0xd2, v & 0xffffffffu, 4);
+    return mp_put_be(j, 0xd3, v, 8);
+}
+
+static int mp_value(struct jp *j, int depth);
+
+/* An array or object: a 5-byte header is reserved and shrunk at the end. */
+static int
+mp_container(struct jp *j, int depth, int is_map)
+{
+    char close = is_map ? '}' : ']';
+    size_t rel = j->mp_len - j->mp_val;
+    uint64_t count = 0;
+
+    if (mp_room(j, 5) == NULL)
+        return -1;
+    j->mp_len += 5;
+    j->i++;
+    jp_ws(j);
+    if (jp_peek(j) == (unsigned char)close) {
+        j->i++;
+    } else {
+        for (;;) {
+            if (is_map) {
+                struct kv_str key;
+                if (jp_peek(j) != '"')
+                    return jp_syntax(j, "expected a string key");
+                if (jp_string(j, &key) == -1 ||
+                    mp_put_str(j, key.p, key.n) == -1 ||
+                    jp_expect(j, ':', "expected ':'") == -1)
+                    return -1;
+            }
+            if (mp_value(j, depth + 1) == -1)
+                return -1;
+            count++;
+            jp_ws(j);
+            int c = jp_peek(j);
+            if (c == ',') {
+                j->i++;
+                jp_ws(j);
+                continue;
+            }
+            if (c == (unsigned char)close) {
+                j->i++;
+                break;
+            }
+            return jp_syntax(j, is_map ? "expected ',' or '}'"
+                                       : "expected ',' or ']'");
+        }
+    }
+
+    uint8_t hdr[5];
+    size_t hlen;
+    if (count < 16) {
+        hdr[0] = (uint8_t)((is_map ? 0x80 : 0x90) | count);
+        hlen = 1;
+    } else if (count <= 0xffff) {
+        hdr[0] = is_map ? 0xde : 0xdc;
+        hdr[1] = (uint8_t)(count >> 8);
+        hdr[2] = (uint8_t)count;
+        hlen = 3;
+    } else if (count <= 0xffffffffu) {
+        hdr[0] = is_map ? 0xdf : 0xdd;
+        for (int k = 0; k < 4; k++)
+            hdr[1 + k] = (uint8_t)(count >> (24 - 8 * k));
+        hlen = 5;
+    } else {
+        return jp_fail(j, "array too long");
+    }
+    uint8_t *h = j->mp + j->mp_val + rel;
+    size_t body = j->mp_len - (j->mp_val + rel + 5);
+    memmove(h + hlen, h + 5, body);
+    memcpy(h, hdr, hlen);
+    j->mp_len -= 5 - hlen;
+    return 0;
+}
+
+/* Converts the JSON value at the cursor to msgpack in the scratch. */
+static int
+mp_value(struct jp *j, int depth)
+{
+    static const uint8_t nil = 0xc0, f = 0xc2, t = 0xc3;
+
+    if (depth > NDJSON_MAX_DEPTH)
+        return jp_fail(j, "values nest deeper than %d levels",
+                       NDJSON_MAX_DEPTH);
+    switch (jp_peek(j)) {
+    case '{':
+        return mp_container(j, depth, 1);
+    case '[':
+        return mp_container(j, depth, 0);
+    case '"': {
+        struct kv_str str;
+        if (jp_string(j, &str) == -1)
+            return -1;
+        return mp_put_str(j, str.p, str.n);
+    }
+    case 'n':
+        if (jp_null(j))
+            return mp_put(j, &nil, 1);
+        break;
+    case 't':
+        if (j->n - j->i >= 4 && memcmp(j->s + j->i, "true", 4) == 0) {
+            j->i += 4;
+            return mp_put(j, &t, 1);
+        }
+        break;
+    case 'f':
+        if (j->n - j->i >= 5 && memcmp(j->s + j->i, "false", 5) == 0) {
+            j->i += 5;
+            return mp_put(j, &f, 1);
+        }
+        break;
+    case '-':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9': {
+        struct jnum num;
+        if (jp_number(j, &num) == -1)
+            return -1;
+        int fits = num.is_int && !num.ovf &&
+                   (!num.neg || num.mag <= (uint64_t)1 << 63);
+        if (fits)
+            return mp_put_int(j, num.neg, num.mag);
+        /* Fractions, exponents and integers beyond 64 bits: float64. */
+        double d;
+        uint64_t bits;
+        if (jp_num_double(j, &num, &d) == -1)
+            return -1;
+        memcpy(&bits, &d, sizeof bits);
+        return mp_put_be(j, 0xcb, bits, 8);
+    }
+    default:
+        break;
+    }
+    return jp_syntax(j, "invalid value");
+}
+
+/* The JSON value at the cursor as one msgpack object in the arena. */
+static int
+jp_raw(struct jp *j, struct kv_raw *out)
+{
+    j->mp_val = j->mp_len;
+    if (mp_value(j, 1) == -1)
+        return -1;
+    out->p = j->mp + j->mp_val;
+    out->n = j->mp_len - j->mp_val;
+    j->mp_val = j->mp_len;
+    return 0;
+}
+
+/* ---- typed values ---- */
+
+/* An integer: *neg and *mag, rejecting fractions and overflow. */
+static int
+jp_integer(struct jp *j, const char *key, int *neg, uint64_t *mag)
+{
+    struct jnum num;
+    int c = jp_peek(j);
+
+    if (c != '-' && !is_digit(c))
+        return jp_fail(j, "%s: expected an integer", key);
+    if (jp_number(j, &num) == -1)
+        return -1;
+    if (!num.is_int)
+        return jp_fail(
+            j, "%s: expected an integer, not %.*s", key,
+            (int)(num.end - num.start > 32 ? 32 : num.end - num.start),
+            j->s + num.start);
+    if (num.ovf)
+        return jp_fail(j, "%s: integer out of range", key);
+    *neg = num.neg && num.mag != 0;
+    *mag = num.mag;
+    return 0;
+}
+
+static int
+jp_u64(struct jp *j, const char *key, uint64_t max, uint64_t *out)
+{
+    int neg;
+    uint64_t mag;
+
+    if (jp_integer(j, key, &neg, &mag) == -1)
+        return -1;
+    if (neg || mag > max)
+        return jp_fail(j, "%s: integer out of range [0, %llu]", key,
+                       (unsigned long long)max);
+    *out = mag;
+    return 0;
+}
+
+static int
+jp_i64(struct jp *j, const char *key, int64_t *out)
+{
+    int neg;
+    uint64_t mag;
+
+    if (jp_integer(j, key, &neg, &mag) == -1)
+        return -1;
+    if (neg ? mag > (uint64_t)1 << 63 : mag > INT64_MAX)
+        return jp_fail(j, "%s: integer out of the signed 64-bit range", key);
+    *out = neg ? (int64_t)((uint64_t)0 - mag) : (int64_t)mag;
+    return 0;
+}
+
+static int
+jp_str_value(struct jp *j, const char *key, struct kv_str *out)
+{
+    if (jp_peek(j) != '"')
+        return jp_fail(j, "%s: expected a string", key);
+    return jp_string(j, out);
+}
+
+/* The text of a hash: decimal u64 or 0x-prefixed hex. */
+static int
+hash_text(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        if (n - 2 > 16)
+            return -1;
+        for (size_t k = 2; k < n; k++) {
+            int h = hexval((unsigned char)s[k]);
+            if (h < 0)
+                return -1;
+            v = v << 4 | (uint64_t)h;
+        }
+        *out = v;
+        return 0;
+    }
+    if (n == 0)
+        return -1;
+    for (size_t k = 0; k < n; k++) {
+        if (!is_digit((unsigned char)s[k]))
+            return -1;
+        unsigned d = (unsigned)(s[k] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A hash: "decimal", "0xhex", or a signed/unsigned 64-bit integer. */
+static int
+jp_hash(struct jp *j, const char *key, uint64_t *out)
+{
+    int c = jp_peek(j);
+
+    if (c == '"') {
+        struct kv_str str;
+        char show[40];
+        if (jp_string(j, &str) == -1)
+            return -1;
+        if (hash_text(str.p, str.n, out) == -1)
+            return jp_fail(j,
+                           "%s: \"%s\" is not a decimal or 0x-hex 64-bit "
+                           "hash",
+                           key, jp_show(show, sizeof show, str.p, str.n));
+        return 0;
+    }
+    if (c == '-' || is_digit(c)) {
+        int neg;
+        uint64_t mag;
+        if (jp_integer(j, key, &neg, &mag) == -1)
+            return -1;
+        if (neg && mag > (uint64_t)1 << 63)
+            return jp_fail(j, "%s: integer out of the 64-bit range", key);
+        *out = neg ? (uint64_t)0 - mag : mag;
+        return 0;
+    }
+    return jp_fail(j, "%s: expected a hash (string or integer)", key);
+}
+
+/* After an array element: ',' (returns 0) or the closing ']' (returns 1). */
+static int
+jp_next_elem(struct jp *j)
+{
+    jp_ws(j);
+    int c = jp_peek(j);
+    if (c == ',') {
+        j->i++;
+        jp_ws(j);
+        return 0;
+    }
+    if (c == ']') {
+        j->i++;
+        return 1;
+    }
+    return jp_syntax(j, "expected ',' or ']'");
+}
+
+/* Opens an array; returns 1 when it is empty (and consumed). */
+static int
+jp_open_array(struct jp *j, const char *key, const char *what)
+{
+    if (jp_peek(j) != '[')
+        return jp_fail(j, "%s: expected %s", key, what);
+    j->i++;
+    jp_ws(j);
+    if (jp_peek(j) == ']') {
+        j->i++;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+jp_hashes(struct jp *j, struct kv_event *ev)
+{
+    const char *key = "block_hashes";
+    struct kv_hash *h = NULL;
+    size_t n = 0, cap = 0;
+    int rc = jp_open_array(j, key, "an array of hashes or null");
+
+    if (rc == -1)
+        return -1;
+    while (rc == 0) {
+        if (n == cap && (h = jp_grow(j, h, n, &cap, sizeof *h)) == NULL)
+            return -1;
+        if (jp_hash(j, key, &h[n].v) == -1)
+            return -1;
+        h[n].digest = NULL;
+        h[n].digest_len = 0;
+        n++;
+        if ((rc = jp_next_elem(j)) == -1)
+            return -1;
+    }
+    ev->hashes = h;
+    ev->n_hashes = n;
+    return 0;
+}
+
+static int
+jp_token(struct jp *j, uint32_t *out)
+{
+    uint64_t v;
+
+    if (jp_u64(j, "token_ids", UINT32_MAX, &v) == -1)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int
+jp_tokens(struct jp *j, struct kv_event *ev)
+{
+    const char *key = "token_ids";
+    uint32_t *t = NULL;
+    size_t n = 0, cap = 0; /* n values, so 2 per pair */
+    int rc = jp_open_array(j, key, "an array of token ids or null");
+    int pairs = jp_peek(j) == '[';
+
+    if (rc == -1)
+        return -1;
+    while (rc == 0) {
+        if (n + 2 > cap && (t = jp_grow(j, t, n, &cap, sizeof *t)) == NULL)
+            return -1;
+        if ((jp_peek(j) == '[') != pairs)
+            return jp_fail(j, "%s: mixes integers and [a,b] pairs", key);
+        if (pairs) {
+            j->i++;
+            jp_ws(j);
+            if (jp_token(j, &t[n]) == -1 ||
+                jp_expect(j, ',', "expected a [a,b] token pair") == -1 ||
+                jp_token(j, &t[n + 1]) == -1 ||
+                jp_expect(j, ']', "expected a [a,b] token pair") == -1)
+                return -1;
+            n += 2;
+        } else {
+            if (jp_token(j, &t[n]) == -1)
+                return -1;
+            n++;
+        }
+        if ((rc = jp_next_elem(j)) == -1)
+            return -1;
+    }
+    ev->tokens = t;
+    ev->n_tokens = pairs ? n / 2 : n;
+    ev->token_pairs = pairs && n > 0;
+    return 0;
+}
+
+/* One engine field's value (the key has been read). */
+static int
+jp_field(struct jp *j, struct kv_event *ev, enum kv_field f)
+{
+    const char *key = kv_fields[f].name;
+    uint32_t bit = KV_BIT(f);
+
+    ev->present |= bit;
+    if (jp_null(j)) {
+        ev->isnull |= bit;
+        return 0;
+    }
+    ev->isnull &= ~bit;
+    switch (kv_fields[f].kind) {
+    case KV_K_HASHES:
+        return jp_hashes(j, ev);
+    case KV_K_HASH:
+        ev->parent.digest = NULL;
+        ev->parent.digest_len = 0;
+        return jp_hash(j, key, &ev->parent.v);
+    case KV_K_TOKENS:
+        return jp_tokens(j, ev);
+    case KV_K_INT:
+        if (f == KV_F_LORA_ID)
+            return jp_i64(j, key, &ev->num[f]);
+        uint64_t u;
+        if (jp_u64(j, key, UINT64_MAX, &u) == -1)
+            return -1;
+        ev->num[f] = (int64_t)u;
+        return 0;
+    case KV_K_STR:
+        return jp_str_value(j, key, &ev->str[f]);
+    case KV_K_RAW:
+        return jp_raw(j, &ev->raw[f]);
+    }
+    return jp_fail(j, "%s: unsupported field", key);
+}
+
+/* Hex text of a digest into arena bytes; at least 8 bytes. */
+static int
+jp_digest(struct jp *j, const char *key, struct kv_str hex, const uint8_t **out,
+          uint32_t *len)
+{
+    char show[40];
+
+    if (hex.n < 16 || hex.n % 2 != 0 || hex.n / 2 > UINT32_MAX)
+        return jp_fail(j,
+                       "%s: \"%s\" is not the hex of a digest of 8 bytes "
+                       "or more",
+                       key, jp_show(show, sizeof show, hex.p, hex.n));
+    uint8_t *d = jp_alloc(j, hex.n / 2);
+    if (d == NULL)
+        return -1;
+    for (size_t k = 0; k < hex.n / 2; k++) {
+        int hi = hexval((unsigned char)hex.p[2 * k]);
+        int lo = hexval((unsigned char)hex.p[2 * k + 1]);
+        if (hi < 0 || lo < 0)
+            return jp_fail(j, "%s: \"%s\" is not hex", key,
+                           jp_show(show, sizeof show, hex.p, hex.n));
+        d[k] = (uint8_t)(hi << 4 | lo);
+    }
+    *out = d;
+    *len = (uint32_t)(hex.n / 2);
+    return 0;
+}
+
+/* The canonical value of a digest: its last 8 bytes big-endian. */
+static uint64_t
+digest_value(const uint8_t *d, uint32_t len)
+{
+    return be_read(d + len - 8, 8);
+}
+
+/* Keys the reader knows, besides the engine fields. */
+enum jkey {
+    JK_POD,
+    JK_MODEL,
+    JK_DP_RANK,
+    JK_SEQ,
+    JK_I,
+    JK_TS,
+    JK_TYPE,
+    JK_BLOCK_DIGESTS,
+    JK_PARENT_DIGEST,
+    /* Keys of stream records and of the format line. */
+    JK_FROM,
+    JK_TO,
+    JK_LAST_SEQ,
+    JK_ERROR,
+    JK_BYTES,
+    JK_TAG,
+    JK_COUNT,
+    JK_VERSION,
+    JK_COUNT_KEYS
+};
+
+static const struct {
+    const char *s;
+    size_t n;
+} jkeys[JK_COUNT_KEYS] = {
+#define JKEY(k, lit) [k] = {lit, sizeof(lit) - 1}
+    JKEY(JK_POD, "pod"),
+    JKEY(JK_MODEL, "model"),
+    JKEY(JK_DP_RANK, "dp_rank"),
+    JKEY(JK_SEQ, "seq"),
+    JKEY(JK_I, "i"),
+    JKEY(JK_TS, "ts"),
+    JKEY(JK_TYPE, "type"),
+    JKEY(JK_BLOCK_DIGESTS, "block_digests"),
+    JKEY(JK_PARENT_DIGEST, "parent_block_digest"),
+    JKEY(JK_FROM, "from"),
+    JKEY(JK_TO, "to"),
+    JKEY(JK_LAST_SEQ, "last_seq"),
+    JKEY(JK_ERROR, "error"),
+    JKEY(JK_BYTES, "bytes"),
+    JKEY(JK_TAG, "tag"),
+    JKEY(JK_COUNT, "count"),
+    JKEY(JK_VERSION, "version"),
+#undef JKEY
+};
+
+/* Returns a jkey, JK_COUNT_KEYS + field for an engine field, or -1. */
+static int
+key_lookup(struct kv_str k)
+{
+    for (int x = 0; x < JK_COUNT_KEYS; x++) {
+        if (jkeys[x].n == k.n && jkeys[x].s[0] == k.p[0] &&
+            memcmp(jkeys[x].s, k.p, k.n) == 0)
+            return x;
+    }
+    enum kv_field f;
+    if (k.n > 0 && kv_field_parse(k.p, k.n, &f) == 0)
+        return JK_COUNT_KEYS + (int)f;
+    return -1;
+}
+
+#define TYPE_NONE (-1)
+#define TYPE_FORMAT (-2)
+
+/* Which record keys belong to a record type (bits of 1 << jkey). */
+static uint32_t
+record_keys(int type)
+{
+    switch (type) {
+    case KV_GAP:
+        return 1u << JK_FROM | 1u << JK_TO;
+    case KV_RESTART:
+        return 1u << JK_LAST_SEQ;
+    case KV_DECODE_ERROR:
+        return 1u << JK_ERROR | 1u << JK_BYTES;
+    case KV_SKIPPED:
+        return 1u << JK_TAG | 1u << JK_COUNT;
+    case TYPE_FORMAT:
+        return 1u << JK_VERSION;
+    default:
+        return 0;
+    }
+}
+
+/* State gathered over one line, resolved once "type" is known. */
+struct jline {
+    int type;
+    uint32_t rec_seen, rec_ok; /* record keys met / well typed */
+    struct jnum version;
+    int has_digests;
+    struct kv_str *digests; /* hex text, p == NULL for null */
+    size_t n_digests;
+    int has_parent_digest;
+    struct kv_str parent_digest;
+    size_t cap_unknown;
+};
+
+static int
+jp_add_unknown(struct jp *j, struct kv_event *ev, struct jline *st,
+               struct kv_str key)
+{
+    if (ev->n_unknown == st->cap_unknown &&
+        (ev->unknown = jp_grow(j, ev->unknown, ev->n_unknown, &st->cap_unknown,
+                               sizeof *ev->unknown)) == NULL)
+        return -1;
+    struct kv_unknown *u = &ev->unknown[ev->n_unknown];
+    u->key = key;
+    u->pos = -1;
+    /* "@N": a positional slot of an array event (ndjson decisions). */
+    if (key.n >= 2 && key.n <= 10 && key.p[0] == '@' &&
+        is_digit((unsigned char)key.p[1]) && (key.p[1] != '0' || key.n == 2)) {
+        long pos = 0;
+        size_t k = 1;
+        while (k < key.n && is_digit((unsigned char)key.p[k]))
+            pos = pos * 10 + (key.p[k++] - '0');
+        if (k == key.n && pos <= 0x7fffffff) {
+            u->key.p = NULL;
+            u->key.n = 0;
+            u->pos = (int)pos;
+        }
+    }
+    if (jp_raw(j, &u->val) == -1)
+        return -1;
+    ev->n_unknown++;
+    return 0;
+}
+
+/* A stream record's key: kept as unknown and read typed, decided later. */
+static int
+jp_record_key(struct jp *j, struct kv_event *ev, struct jline *st, int k,
+              struct kv_str key)
+{
+    size_t start = j->i;
+
+    if (jp_add_unknown(j, ev, st, key) == -1)
+        return -1;
+    size_t end = j->i;
+    j->i = start;
+    st->rec_seen |= 1u << k;
+    int rc;
+    switch (k) {
+    case JK_FROM:
+        rc = jp_u64(j, "from", UINT64_MAX, &ev->from);
+        break;
+    case JK_TO:
+        rc = jp_u64(j, "to", UINT64_MAX, &ev->to);
+        break;
+    case JK_LAST_SEQ:
+        rc = jp_u64(j, "last_seq", UINT64_MAX, &ev->last_seq);
+        break;
+    case JK_BYTES:
+        rc = jp_u64(j, "bytes", UINT64_MAX, &ev->bytes);
+        break;
+    case JK_COUNT:
+        rc = jp_u64(j, "count", UINT64_MAX, &ev->count);
+        break;
+    case JK_ERROR:
+        rc = jp_str_value(j, "error", &ev->error);
+        break;
+    case JK_TAG:
+        rc = jp_str_value(j, "tag", &ev->tag);
+        break;
+    default: /* JK_VERSION: its text is kept for the error message */
+        rc = -1;
+        if (jp_peek(j) == '-' || is_digit(jp_peek(j)))
+            rc = jp_number(j, &st->version);
+        st->version.start = start;
+        st->version.end = end;
+        break;
+    }
+    if (rc == 0 && j->i == end)
+        st->rec_ok |= 1u << k;
+    else
+        st->rec_ok &= ~(1u << k);
+    j->i = end;
+    return 0;
+}
+
+static int
+jp_digests(struct jp *j, struct jline *st)
+{
+    const char *key = "block_digests";
+    size_t cap = 0;
+    int rc;
+
+    st->digests = NULL;
+    st->n_digests = 0;
+    st->has_digests = 0;
+    if (jp_null(j))
+        return 0;
+    rc = jp_open_array(j, key, "an array of hex digests or null");
+    if (rc == -1)
+        return -1;
+    st->has_digests = 1;
+    while (rc == 0) {
+        if (st->n_digests == cap &&
+            (st->digests = jp_grow(j, st->digests, st->n_digests, &cap,
+                                   sizeof *st->digests)) == NULL)
+            return -1;
+        struct kv_str *d = &st->digests[st->n_digests];
+        if (jp_null(j)) {
+            d->p = NULL;
+            d->n = 0;
+        } else if (jp_str_value(j, key, d) == -1) {
+            return -1;
+        }
+        st->n_digests++;
+        if ((rc = jp_next_elem(j)) == -1)
+            return -1;
+    }
+    return 0;
+}
+
+/* One key's value: dispatch on the key. */
+static int
+jp_member(struct jp *j, struct ndjson_env *env, struct kv_event *ev,
+          struct jline *st, struct kv_str key)
+{
+    int k = key_lookup(key);
+
+    if (k >= JK_COUNT_KEYS)
+        return jp_field(j, ev, (enum kv_field)(k - JK_COUNT_KEYS));
+    switch (k) {
+    case JK_POD:
+        return jp_str_value(j, "pod", &env->pod);
+    case JK_MODEL:
+        if (jp_null(j)) {
+            env->model.p = NULL;
+            env->model.n = 0;
+            return 0;
+        }
+        return jp_str_value(j, "model", &env->model);
+    case JK_DP_RANK:
+        if (jp_null(j)) {
+            env->has_rank = 0;
+            return 0;
+        }
+        env->has_rank = 1;
+        return jp_i64(j, "dp_rank", &env->rank);
+    case JK_SEQ:
+        env->has_seq = 1;
+        return jp_u64(j, "seq", UINT64_MAX, &env->seq);
+    case JK_I: {
+        uint64_t v;
+        if (jp_u64(j, "i", UINT32_MAX, &v) == -1)
+            return -1;
+        env->has_i = 1;
+        env->i = (uint32_t)v;
+        return 0;
+    }
+    case JK_TS: {
+        struct jnum num;
+        if (jp_null(j)) {
+            env->has_ts = 0;
+            return 0;
+        }
+        int c = jp_peek(j);
+        if (c != '-' && !is_digit(c))
+            return jp_fail(j, "ts: expected a number");
+        if (jp_number(j, &num) == -1 || jp_num_double(j, &num, &env->ts) == -1)
+            return -1;
+        env->has_ts = 1;
+        return 0;
+    }
+    case JK_TYPE: {
+        struct kv_str t;
+        char show[40];
+        enum kv_type type;
+        if (jp_str_value(j, "type", &t) == -1)
+            return -1;
+        if (kv_type_parse(t.p, t.n, &type) == 0)
+            st->type = (int)type;
+        else if (t.n == 6 && memcmp(t.p, "format", 6) == 0)
+            st->type = TYPE_FORMAT;
+        else
+            return jp_fail(j, "unknown type \"%s\"",
+                           jp_show(show, sizeof show, t.p, t.n));
+        return 0;
+    }
+    case JK_BLOCK_DIGESTS:
+        return jp_digests(j, st);
+    case JK_PARENT_DIGEST:
+        st->has_parent_digest = 0;
+        if (jp_null(j))
+            return 0;
+        st->has_parent_digest = 1;
+        return jp_str_value(j, "parent_block_digest", &st->parent_digest);
+    case -1:
+        return jp_add_unknown(j, ev, st, key);
+    default:
+        return jp_record_key(j, ev, st, k, key);
+    }
+}
+
+/* Attaches block_digests / parent_block_digest to their hashes. */
+static int
+jp_apply_digests(struct jp *j, struct kv_event *ev, const struct jline *st)
+{
+    uint32_t live = ev->present & ~ev->isnull;
+
+    if (st->has_digests) {
+        if (!(live & KV_BIT(KV_F_BLOCK_HASHES)) ||
+            st->n_digests != ev->n_hashes)
+            return jp_fail(j,
+                           "block_digests: %zu digests for %zu "
+                           "block_hashes",
+                           st->n_digests,
+                           live & KV_BIT(KV_F_BLOCK_HASHES) ? ev->n_hashes
+                                                            : (size_t)0);
+        for (size_t k = 0; k < st->n_digests; k++) {
+            struct kv_hash *h = &ev->hashes[k];
+            if (st->digests[k].p == NULL)
+                continue;
+            if (jp_digest(j, "block_digests", st->digests[k], &h->digest,
+                          &h->digest_len) == -1)
+                return -1;
+            if (digest_value(h->digest, h->digest_len) != h->v)
+                return jp_fail(j,
+                               "block_digests: digest %zu does not end "
+                               "with block_hashes[%zu]",
+                               k, k);
+        }
+    }
+    if (st->has_parent_digest) {
+        if (!(live & KV_BIT(KV_F_PARENT_BLOCK_HASH)))
+            return jp_fail(j, "parent_block_digest without a "
+                              "parent_block_hash");
+        if (jp_digest(j, "parent_block_digest", st->parent_digest,
+                      &ev->parent.digest, &ev->parent.digest_len) == -1)
+            return -1;
+        if (digest_value(ev->parent.digest, ev->parent.digest_len) !=
+            ev->parent.v)
+            return jp_fail(j, "parent_block_digest does not end with "
+                              "parent_block_hash");
+    }
+    return 0;
+}
+
+/* Drops the unknown entries that were the record's own keys. */
+static void
+drop_record_unknowns(struct kv_event *ev, uint32_t keys)
+{
+    size_t w = 0;
+
+    for (size_t r = 0; r < ev->n_unknown; r++) {
+        const struct kv_unknown *u = &ev->unknown[r];
+        int own = 0;
+        if (u->pos < 0 && u->key.n > 0) {
+            int k = key_lookup(u->key);
+            own = k >= 0 && k < JK_COUNT_KEYS && (keys >> k & 1);
+        }
+        if (!own)
+            ev->unknown[w++] = *u;
+    }
+    ev->n_unknown = w;
+}
+
+/* Decides the line once the whole object has been read. */
+static int
+jp_finish(struct jp *j, struct ndjson_env *env, struct kv_event *ev,
+          struct jline *st)
+{
+    char show[40];
+
+    if (st->type == TYPE_NONE)
+        return jp_fail(j, "no \"type\" key");
+    if (st->type == TYPE_FORMAT) {
+        const struct jnum *v = &st->version;
+        if (!(st->rec_seen & 1u << JK_VERSION))
+            return jp_fail(j, "format line without a \"version\"");
+        if ((st->rec_ok & 1u << JK_VERSION) && v->is_int && !v->neg &&
+            v->mag == 1 && !v->ovf)
+            return NDJSON_SKIP;
+        jp_fail(j, "unsupported NDJSON format version %s",
+                jp_show(show, sizeof show, j->s + v->start, v->end - v->start));
+        return NDJSON_FATAL;
+    }
+    uint32_t own = record_keys(st->type);
+    for (int k = JK_FROM; k < JK_VERSION; k++) {
+        if ((own >> k & 1) && (st->rec_seen >> k & 1) &&
+            !(st->rec_ok >> k & 1)) {
+            const char *want = k == JK_ERROR || k == JK_TAG
+                                   ? "a string"
+                                   : "an unsigned integer";
+            return jp_fail(j, "%s: expected %s", jkeys[k].s, want);
+        }
+    }
+    if (own != 0) {
+        drop_record_unknowns(ev, own);
+    } else {
+        ev->from = ev->to = ev->last_seq = ev->bytes = ev->count = 0;
+        ev->error.p = ev->tag.p = NULL;
+        ev->error.n = ev->tag.n = 0;
+    }
+    if (jp_apply_digests(j, ev, st) == -1)
+        return -1;
+    ev->type = (enum kv_type)st->type;
+    ev->index = env->has_i ? env->i : 0;
+    return NDJSON_EVENT;
+}
+
+int
+ndjson_parse_line(const char *line, size_t len, struct arena *arena,
+                  struct ndjson_env *env, struct kv_event *ev, char *err,
+                  size_t errlen)
+{
+    struct jp j = {
+        .s = line, .n = len, .arena = arena, .err = err, .errlen = errlen};
+    struct jline st = {.type = TYPE_NONE};
+
+    memset(env, 0, sizeof *env);
+    env->pod.p = "-";
+    env->pod.n = 1;
+    kv_event_init(ev, KV_BLOCK_STORED);
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+
+    jp_ws(&j);
+    if (j.i == j.n)
+        return NDJSON_SKIP;
+    if (jp_peek(&j) != '{') {
+        jp_fail(&j, "not a JSON object");
+        return NDJSON_BAD;
+    }
+    j.i++;
+    jp_ws(&j);
+    if (jp_peek(&j) == '}') {
+        j.i++;
+    } else {
+        for (;;) {
+            struct kv_str key;
+            if (jp_peek(&j) != '"') {
+                jp_syntax(&j, "expected a string key");
+                return NDJSON_BAD;
+            }
+            if (jp_string(&j, &key) == -1 ||
+                jp_expect(&j, ':', "expected ':'") == -1 ||
+                jp_member(&j, env, ev, &st, key) == -1)
+                return NDJSON_BAD;
+            jp_ws(&j);
+            int c = jp_peek(&j);
+            if (c == ',') {
+                j.i++;
+                jp_ws(&j);
+                continue;
+            }
+            if (c == '}') {
+                j.i++;
+                break;
+            }
+            jp_syntax(&j, "expected ',' or '}'");
+            return NDJSON_BAD;
+        }
+    }
+    jp_ws(&j);
+    if (j.i != j.n) {
+        jp_syntax(&j, "trailing characters after the object");
+        return NDJSON_BAD;
+    }
+    int rc = jp_finish(&j, env, ev, &st);
+    return rc == -1 ? NDJSON_BAD : rc;
+}
