@@ -1,0 +1,656 @@
+/*
+ * kvreplay - fetch an engine's buffered KV-cache event batches and print
+ * them as NDJSON (docs/ndjson.md), then exit.  One-shot, cron-friendly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "cli.h"
+#include "event.h"
+#include "ndjson.h"
+#include "parse.h"
+#include "replay.h"
+#include "wire.h"
+#include "zsock.h"
+
+#define MAX_DP 1024
+
+static const char usage_text[] =
+    "Usage: kvreplay [options] [NAME=]REPLAY_URI\n"
+    "Fetch the batches an engine still holds in its replay buffer (the\n"
+    "ROUTER of vLLM's replay_endpoint) and print them as NDJSON, then exit.\n"
+    "\n"
+    "Options:\n"
+    "  --from SEQ         first seq to fetch (default 0: everything buffered)\n"
+    "  --to SEQ           last seq to fetch (default: up to the newest)\n"
+    "  -t, --timeout DUR  longest wait for the next reply (default 5s)\n"
+    "  --state FILE       read the seq to start from FILE (absent: 0) and\n"
+    "                     write the next one back after a complete or\n"
+    "                     truncated run (atomically), for incremental runs\n"
+    "  -m, --model NAME   add \"model\":NAME to every line\n"
+    "  --engine E         vllm (default) or sglang: meaning of array slots\n"
+    "  --dp-size N        N data-parallel ranks: rank r at port + r, asked\n"
+    "                     in order; pods are NAME/r\n"
+    "  --stats            one JSON line of counters on stderr at exit\n"
+    "  -q, --quiet        errors only on stderr\n"
+    "  -v, --verbose      more diagnostics (-vv: debug)\n"
+    "  -V, --version      print the version and library versions\n"
+    "  -h, --help         print this help\n"
+    "\n"
+    "OUTPUT\n"
+    "  One JSON object per engine event on stdout, in seq order, exactly as\n"
+    "  kvsub prints them: pod, model (with -m), dp_rank, seq, i, ts, type,\n"
+    "  then the engine's fields (hashes as decimal strings).  Records kvtap\n"
+    "  adds: gap (from, to: seqs the engine no longer holds), restart\n"
+    "  (last_seq: the engine restarted since the --state run),\n"
+    "  decode_error (error, bytes: a batch or event that does not decode;\n"
+    "  the run goes on).  Diagnostics go to stderr only.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "  0    complete: every batch asked for that the engine had was printed\n"
+    "       (also when the reader closed the pipe)\n"
+    "  1    no reply within the timeout, socket or write error, bad state\n"
+    "  2    usage error\n"
+    "  3    incomplete: the engine no longer held the first seqs asked for\n"
+    "       (--from or --state above 0); a gap record says which\n"
+    "  130  interrupted (SIGINT); 143 terminated (SIGTERM)\n"
+    "\n"
+    "EXAMPLES\n"
+    "  kvreplay tcp://127.0.0.1:5558\n"
+    "  kvreplay --from 1200 --to 1300 pod-a=tcp://10.0.0.7:5558\n"
+    "  kvreplay --dp-size 2 -m llama pod-a=tcp://10.0.0.7:5600 | jq -c .\n"
+    "  # crontab: append new events every minute; exit 3 means a hole\n"
+    "  * * * * * kvreplay -q --state /var/lib/kvtap/a.seq "
+    "pod-a=tcp://10.0.0.7:5558 >> /var/log/kvtap/a.ndjson\n";
+
+struct opts {
+    uint64_t from;
+    int from_set;
+    uint64_t to;
+    uint64_t timeout_ms;
+    const char *model;
+    enum kv_engine engine;
+    int dp_size;
+    int stats;
+    const char *state;
+    const char *spec;
+};
+
+struct counters {
+    uint64_t batches, events, bytes, decode_errors, gaps, lost, retries,
+        bad_replies, restarts;
+};
+
+/* What one rank's fetch needs in its callbacks. */
+struct rank_run {
+    struct cli_out *out;
+    struct counters *cnt;
+    struct ndjson_source src;
+    struct wire_opts wopts;
+    struct arena arena;
+    uint64_t expect;     /* next seq to print */
+    int claim_loss;      /* a seq above expect means the engine lost some */
+    int pending_restart; /* write a restart record before the first batch */
+    uint64_t restart_last;
+    int lost;        /* a gap record was written */
+    int stop_reason; /* 1: output closed or failed, 2: signal */
+};
+
+static void
+put_env(struct ndjson_env *env, const struct rank_run *r, uint64_t seq)
+{
+    memset(env, 0, sizeof *env);
+    env->pod = r->src.pod;
+    env->model = r->src.model;
+    env->has_seq = 1;
+    env->seq = seq;
+}
+
+static void
+write_gap(struct rank_run *r, uint64_t from, uint64_t to, int has_rank,
+          int64_t rank)
+{
+    struct ndjson_env env;
+    struct kv_event ev;
+
+    put_env(&env, r, to);
+    env.has_rank = has_rank;
+    env.rank = rank;
+    kv_event_init(&ev, KV_GAP);
+    ev.from = from;
+    ev.to = to;
+    ndjson_write_event(&r->out->buf, &env, &ev);
+    r->cnt->gaps++;
+    r->cnt->lost += to - from + 1;
+    r->lost = 1;
+    log_warn("%.*s: seqs %llu..%llu are no longer in the engine's buffer",
+             (int)r->src.pod.n, r->src.pod.p, (unsigned long long)from,
+             (unsigned long long)to);
+}
+
+static void
+write_restart(struct rank_run *r, uint64_t seq, const struct kv_batch *b)
+{
+    struct ndjson_env env;
+    struct kv_event ev;
+
+    put_env(&env, r, seq);
+    if (b != NULL) {
+        env.has_rank = b->has_rank;
+        env.rank = b->rank;
+        env.has_ts = b->has_ts;
+        env.ts = b->ts;
+    }
+    kv_event_init(&ev, KV_RESTART);
+    ev.last_seq = r->restart_last;
+    ndjson_write_event(&r->out->buf, &env, &ev);
+    r->cnt->restarts++;
+    r->pending_restart = 0;
+    log_warn("%.*s: the engine restarted (state said seq %llu); "
+             "fetching from 0",
+             (int)r->src.pod.n, r->src.pod.p,
+             (unsigned long long)r->restart_last + 1);
+}
+
+static int
+on_batch(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
+{
+    struct rank_run *r = ctx;
+    struct kv_batch b;
+    char err[256];
+    int ok;
+
+    if (cli_signal) {
+        r->stop_reason = 2;
+        return 1;
+    }
+    /* The anchor seq of an incremental run was printed last time. */
+    if (seq < r->expect)
+        return 0;
+    memset(&b, 0, sizeof b);
+    ok = wire_decode(payload, len, &r->wopts, &r->arena, &b, err, sizeof err) ==
+         0;
+    if (r->pending_restart)
+        write_restart(r, seq, ok ? &b : NULL);
+    if (seq > r->expect && r->claim_loss)
+        write_gap(r, r->expect, seq - 1, ok && b.has_rank, ok ? b.rank : 0);
+    if (ok) {
+        b.seq = seq;
+        ndjson_write_batch(&r->out->buf, &r->src, &b);
+        r->cnt->events += b.n_events;
+    } else {
+        struct ndjson_env env;
+        struct kv_event ev;
+
+        put_env(&env, r, seq);
+        kv_event_init(&ev, KV_DECODE_ERROR);
+        ev.error.p = err;
+        ev.error.n = strlen(err);
+        ev.bytes = len;
+        ndjson_write_event(&r->out->buf, &env, &ev);
+        r->cnt->decode_errors++;
+        log_warn("%.*s: seq %llu: %s", (int)r->src.pod.n, r->src.pod.p,
+                 (unsigned long long)seq, err);
+    }
+    r->cnt->batches++;
+    r->cnt->bytes += len;
+    r->expect = seq + 1;
+    arena_reset(&r->arena);
+    if (cli_out_maybe_flush(r->out) == -1) {
+        r->stop_reason = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void
+on_bad(void *ctx, const char *why, size_t bytes)
+{
+    struct rank_run *r = ctx;
+    struct ndjson_env env;
+    struct kv_event ev;
+
+    /* A malformed reply carries no usable seq: the envelope omits it. */
+    put_env(&env, r, 0);
+    env.has_seq = 0;
+    kv_event_init(&ev, KV_DECODE_ERROR);
+    ev.error.p = why;
+    ev.error.n = strlen(why);
+    ev.bytes = bytes;
+    ndjson_write_event(&r->out->buf, &env, &ev);
+    r->cnt->bad_replies++;
+    log_warn("%.*s: %s", (int)r->src.pod.n, r->src.pod.p, why);
+}
+
+/* Outcome of one rank, in increasing severity. */
+enum outcome { OUT_OK = 0, OUT_LOST = 3, OUT_FAIL = 1 };
+
+/*
+ * One fetch on a fresh DEALER.  Returns the replay_rc; *res is filled.
+ */
+static int
+fetch_once(void *zctx, const char *uri, struct rank_run *r, uint64_t from,
+           uint64_t to, const struct opts *o, struct replay_result *res,
+           char *err, size_t errlen)
+{
+    struct replay_client *rc;
+    struct replay_request req;
+    int ret;
+
+    memset(res, 0, sizeof *res);
+    rc = replay_open(zctx, uri, err, errlen);
+    if (rc == NULL)
+        return REPLAY_ERROR;
+    req.from = from;
+    req.to = to;
+    req.timeout_ms = o->timeout_ms > INT_MAX ? INT_MAX : (int)o->timeout_ms;
+    req.max_retries = 0;
+    log_info("%s: replay from %llu", uri, (unsigned long long)from);
+    ret = replay_fetch(rc, &req, on_batch, on_bad, r, res, err, errlen);
+    r->cnt->retries += res->retries;
+    replay_close(rc);
+    return ret;
+}
+
+/*
+ * Fetches one rank.  *state_io is the seq to start from (has_state: it came
+ * from the state file) and receives the next seq on success.
+ */
+static int
+run_rank(void *zctx, const char *pod, const char *uri, const struct opts *o,
+         struct cli_out *out, struct counters *cnt, int has_state,
+         uint64_t *state_io, int *stop_reason)
+{
+    struct rank_run r;
+    struct replay_result res;
+    char err[512];
+    uint64_t start;
+    int ret, outcome = OUT_OK;
+
+    memset(&r, 0, sizeof r);
+    r.out = out;
+    r.cnt = cnt;
+    r.src.pod.p = pod;
+    r.src.pod.n = strlen(pod);
+    if (o->model != NULL) {
+        r.src.model.p = o->model;
+        r.src.model.n = strlen(o->model);
+    }
+    r.wopts.engine = o->engine;
+    start = o->from_set || !has_state ? o->from : *state_io;
+    r.expect = start;
+    r.claim_loss = start > 0;
+
+    if (has_state && !o->from_set && start > 0) {
+        /*
+         * Ask from the last seq printed before: if the engine still holds
+         * it (or anything newer) it did not restart; if it answers with
+         * nothing but the end marker, its newest seq is below the state.
+         */
+        ret = fetch_once(zctx, uri, &r, start - 1, o->to, o, &res, err,
+                         sizeof err);
+        if (ret == REPLAY_OK && res.delivered == 0 && res.got_end) {
+            r.pending_restart = 1;
+            r.restart_last = start - 1;
+            r.expect = 0;
+            r.claim_loss = 0;
+            ret = fetch_once(zctx, uri, &r, 0, o->to, o, &res, err, sizeof err);
+            if (ret == REPLAY_OK && r.pending_restart)
+                write_restart(&r, 0, NULL);
+        }
+    } else {
+        ret = fetch_once(zctx, uri, &r, start, o->to, o, &res, err, sizeof err);
+    }
+
+    switch (ret) {
+    case REPLAY_OK:
+        outcome = r.lost ? OUT_LOST : OUT_OK;
+        *state_io = r.expect;
+        break;
+    case REPLAY_STOPPED:
+    case REPLAY_INTR:
+        *stop_reason = r.stop_reason ? r.stop_reason : 2;
+        outcome = OUT_OK;
+        break;
+    default:
+        log_error("%s", err);
+        outcome = OUT_FAIL;
+        break;
+    }
+    if (ret == REPLAY_INTR)
+        *stop_reason = 2;
+    arena_free(&r.arena);
+    return outcome;
+}
+
+/*
+ * Reads up to n seqs, one per line.  have[r] says whether line r was
+ * there.  A missing file means "start from 0".  Returns 0 or -1 (err).
+ */
+static int
+state_read(const char *path, uint64_t *seqs, int *have, int n, char *err,
+           size_t errlen)
+{
+    FILE *f;
+    char line[128];
+    int r = 0, ret = 0;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "state file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (r < n && fgets(line, sizeof line, f) != NULL) {
+        size_t l = strcspn(line, "\r\n");
+
+        line[l] = '\0';
+        if (l == 0)
+            break;
+        if (parse_u64(line, 0, UINT64_MAX - 1, &seqs[r]) == -1) {
+            snprintf(err, errlen,
+                     "state file %s: line %d: not a sequence number", path,
+                     r + 1);
+            ret = -1;
+            break;
+        }
+        have[r++] = 1;
+    }
+    if (ret == 0 && ferror(f)) {
+        snprintf(err, errlen, "state file %s: read error", path);
+        ret = -1;
+    }
+    fclose(f);
+    return ret;
+}
+
+/* Writes the seqs atomically: temp file, fsync, rename. */
+static int
+state_write(const char *path, const uint64_t *seqs, int n, char *err,
+            size_t errlen)
+{
+    char tmp[PATH_MAX];
+    struct buf b = {0};
+    int fd = -1, ret = -1;
+    size_t off = 0;
+
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
+        sizeof tmp) {
+        snprintf(err, errlen, "state file %s: path too long", path);
+        return -1;
+    }
+    for (int r = 0; r < n; r++) {
+        buf_put_u64(&b, seqs[r]);
+        buf_putc(&b, '\n');
+    }
+    if (b.oom) {
+        snprintf(err, errlen, "state file %s: out of memory", path);
+        goto out;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd == -1) {
+        snprintf(err, errlen, "state file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    while (off < b.len) {
+        ssize_t w = write(fd, b.p + off, b.len - off);
+
+        if (w == -1) {
+            if (errno == EINTR)
+                continue;
+            snprintf(err, errlen, "state file %s: %s", path, strerror(errno));
+            goto out;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) == -1 || close(fd) == -1) {
+        fd = -1;
+        snprintf(err, errlen, "state file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) == -1) {
+        snprintf(err, errlen, "state file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    ret = 0;
+out:
+    if (fd != -1)
+        close(fd);
+    if (ret == -1)
+        unlink(tmp);
+    buf_free(&b);
+    return ret;
+}
+
+static void
+print_stats(const struct counters *c, long long ms)
+{
+    fprintf(stderr,
+            "{\"batches\":%llu,\"events\":%llu,\"bytes\":%llu,"
+            "\"decode_errors\":%llu,\"bad_replies\":%llu,\"gaps\":%llu,"
+            "\"lost\":%llu,\"restarts\":%llu,\"retries\":%llu,"
+            "\"elapsed_ms\":%lld}\n",
+            (unsigned long long)c->batches, (unsigned long long)c->events,
+            (unsigned long long)c->bytes, (unsigned long long)c->decode_errors,
+            (unsigned long long)c->bad_replies, (unsigned long long)c->gaps,
+            (unsigned long long)c->lost, (unsigned long long)c->restarts,
+            (unsigned long long)c->retries, ms);
+}
+
+/* The whole run; returns the exit status (signals: via *sig). */
+static int
+run(const struct opts *o, int *sig)
+{
+    struct zsock_spec spec = {0}, *ranks = NULL;
+    struct cli_out out;
+    struct counters cnt = {0};
+    uint64_t seqs[MAX_DP] = {0};
+    int have[MAX_DP] = {0};
+    char err[512];
+    void *zctx = NULL;
+    int status = 0, stop_reason = 0, nranks = o->dp_size;
+    long long t0 = cli_now_ms();
+
+    cli_out_init(&out, STDOUT_FILENO);
+    out.high_water = 256 * 1024;
+    if (zsock_spec_parse(o->spec, &spec, err, sizeof err) == -1)
+        cli_usage_error("%s", err);
+    if (spec.replay != NULL)
+        cli_usage_error("'%s': kvreplay takes one REPLAY_URI (no ',')",
+                        o->spec);
+    ranks = calloc((size_t)nranks, sizeof *ranks);
+    if (ranks == NULL) {
+        log_error("out of memory");
+        status = 1;
+        goto out;
+    }
+    if (nranks == 1) {
+        ranks[0].name = strdup(spec.name);
+        ranks[0].pub = strdup(spec.pub);
+        if (ranks[0].name == NULL || ranks[0].pub == NULL) {
+            log_error("out of memory");
+            status = 1;
+            goto out;
+        }
+    } else if (zsock_spec_expand(&spec, nranks, ranks, err, sizeof err) == -1) {
+        cli_usage_error("%s", err);
+    }
+    if (o->state != NULL &&
+        state_read(o->state, seqs, have, nranks, err, sizeof err) == -1) {
+        log_error("%s", err);
+        status = 1;
+        goto out;
+    }
+    zctx = zmq_ctx_new();
+    if (zctx == NULL) {
+        log_error("zmq_ctx_new: %s", zmq_strerror(errno));
+        status = 1;
+        goto out;
+    }
+    for (int r = 0; r < nranks && !stop_reason; r++) {
+        int oc = run_rank(zctx, ranks[r].name, ranks[r].pub, o, &out, &cnt,
+                          have[r], &seqs[r], &stop_reason);
+
+        /* Severity: failure (1) over incomplete (3) over complete (0). */
+        if (oc == OUT_FAIL)
+            status = 1;
+        else if (oc == OUT_LOST && status == 0)
+            status = 3;
+        if (cli_signal)
+            stop_reason = 2;
+    }
+    cli_out_flush(&out);
+    if (out.err) {
+        log_error("writing output: %s", strerror(out.err));
+        status = 1;
+    } else if (out.closed) {
+        /* The reader left (| head): a normal end, and nothing more to do. */
+        status = 0;
+    } else if (stop_reason == 2 || cli_signal) {
+        *sig = cli_signal ? cli_signal : SIGINT;
+    } else if (o->state != NULL && status != 1) {
+        if (state_write(o->state, seqs, nranks, err, sizeof err) == -1) {
+            log_error("%s", err);
+            status = 1;
+        }
+    }
+    if (o->stats)
+        print_stats(&cnt, cli_now_ms() - t0);
+out:
+    if (ranks != NULL) {
+        for (int r = 0; r < nranks; r++)
+            zsock_spec_free(&ranks[r]);
+        free(ranks);
+    }
+    zsock_spec_free(&spec);
+    cli_out_free(&out);
+    if (zctx != NULL)
+        zmq_ctx_term(zctx);
+    return status;
+}
+
+enum { OPT_FROM = 256, OPT_TO, OPT_STATE, OPT_ENGINE, OPT_DP_SIZE, OPT_STATS };
+
+static const struct option longopts[] = {
+    {"from", required_argument, NULL, OPT_FROM},
+    {"to", required_argument, NULL, OPT_TO},
+    {"timeout", required_argument, NULL, 't'},
+    {"state", required_argument, NULL, OPT_STATE},
+    {"model", required_argument, NULL, 'm'},
+    {"engine", required_argument, NULL, OPT_ENGINE},
+    {"dp-size", required_argument, NULL, OPT_DP_SIZE},
+    {"stats", no_argument, NULL, OPT_STATS},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"version", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
+static void
+parse_args(int argc, char **argv, struct opts *o)
+{
+    uint64_t v;
+    int c;
+
+    memset(o, 0, sizeof *o);
+    o->to = UINT64_MAX;
+    o->timeout_ms = 5000;
+    o->engine = KV_ENGINE_VLLM;
+    o->dp_size = 1;
+    while ((c = getopt_long(argc, argv, "t:m:qvVh", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_FROM:
+            if (parse_u64(optarg, 0, UINT64_MAX - 1, &o->from) == -1)
+                cli_usage_error("--from: '%s' is not a sequence number",
+                                optarg);
+            o->from_set = 1;
+            break;
+        case OPT_TO:
+            if (parse_u64(optarg, 0, UINT64_MAX - 1, &o->to) == -1)
+                cli_usage_error("--to: '%s' is not a sequence number", optarg);
+            break;
+        case 't':
+            if (parse_duration_ms(optarg, &o->timeout_ms) == -1 ||
+                o->timeout_ms == 0 || o->timeout_ms > INT_MAX)
+                cli_usage_error("-t/--timeout: '%s' is not a duration "
+                                "(e.g. 250ms, 5s, 2m)",
+                                optarg);
+            break;
+        case OPT_STATE:
+            if (optarg[0] == '\0')
+                cli_usage_error("--state: empty file name");
+            o->state = optarg;
+            break;
+        case 'm':
+            o->model = optarg;
+            break;
+        case OPT_ENGINE:
+            if (strcmp(optarg, "vllm") == 0)
+                o->engine = KV_ENGINE_VLLM;
+            else if (strcmp(optarg, "sglang") == 0)
+                o->engine = KV_ENGINE_SGLANG;
+            else
+                cli_usage_error("--engine: '%s' is not vllm or sglang", optarg);
+            break;
+        case OPT_DP_SIZE:
+            if (parse_u64(optarg, 1, MAX_DP, &v) == -1)
+                cli_usage_error("--dp-size: '%s' is not in 1..%d", optarg,
+                                MAX_DP);
+            o->dp_size = (int)v;
+            break;
+        case OPT_STATS:
+            o->stats = 1;
+            break;
+        case 'q':
+            cli_verbosity = 0;
+            break;
+        case 'v':
+            cli_verbosity = cli_verbosity < 2 ? 2 : cli_verbosity + 1;
+            break;
+        case 'V':
+            cli_print_version();
+            exit(0);
+        case 'h':
+            fputs(usage_text, stdout);
+            exit(fflush(stdout) == 0 ? 0 : 1);
+        default:
+            fprintf(stderr, "Try '%s --help'.\n", cli_prog);
+            exit(2);
+        }
+    }
+    if (optind >= argc)
+        cli_usage_error("missing endpoint spec ([NAME=]REPLAY_URI)");
+    if (argc - optind > 1)
+        cli_usage_error("one endpoint spec only (got %d)", argc - optind);
+    if (o->to < o->from)
+        cli_usage_error("--to %llu is below --from %llu",
+                        (unsigned long long)o->to, (unsigned long long)o->from);
+    o->spec = argv[optind];
+}
+
+int
+main(int argc, char **argv)
+{
+    struct opts o;
+    int sig = 0, status;
+
+    cli_prog = "kvreplay";
+    parse_args(argc, argv, &o);
+    if (cli_signals_install() == -1) {
+        log_error("cannot install signal handlers: %s", strerror(errno));
+        return 1;
+    }
+    status = run(&o, &sig);
+    if (sig != 0)
+        cli_reraise(sig);
+    return status;
+}
