@@ -859,3 +859,337 @@ wire_decode(const uint8_t *payload, size_t len, const struct wire_opts *opts,
     }
     return 0;
 }
+
+/* ---- encoding --------------------------------------------------------- */
+
+int
+wire_layout_parse(const char *s, enum wire_layout *out)
+{
+    static const struct {
+        const char *name;
+        enum wire_layout layout;
+    } names[] = {
+        {"vllm", WIRE_LAYOUT_VLLM},
+        {"vllm-array", WIRE_LAYOUT_VLLM_ARRAY},
+        {"vllm-map-batch", WIRE_LAYOUT_VLLM_MAP_BATCH},
+        {"sglang", WIRE_LAYOUT_SGLANG},
+    };
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(s, names[i].name) == 0) {
+            *out = names[i].layout;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* A marker byte followed by w bytes of v, big-endian. */
+static void
+put_be(struct buf *b, uint8_t tag, uint64_t v, int w)
+{
+    if (buf_reserve(b, 9) == -1)
+        return;
+    char *p = b->p + b->len;
+    p[0] = (char)tag;
+    for (int i = 0; i < w; i++)
+        p[1 + i] = (char)(v >> (8 * (w - 1 - i)));
+    b->len += (size_t)w + 1;
+}
+
+/* The smallest unsigned form, as msgspec writes a non-negative int. */
+static void
+put_uint(struct buf *b, uint64_t v)
+{
+    if (v <= 0x7f)
+        buf_putc(b, (char)v);
+    else if (v <= 0xff)
+        put_be(b, 0xcc, v, 1);
+    else if (v <= 0xffff)
+        put_be(b, 0xcd, v, 2);
+    else if (v <= 0xffffffff)
+        put_be(b, 0xce, v, 4);
+    else
+        put_be(b, 0xcf, v, 8);
+}
+
+static void
+put_int(struct buf *b, int64_t v)
+{
+    if (v >= 0)
+        put_uint(b, (uint64_t)v);
+    else if (v >= -32)
+        buf_putc(b, (char)v);
+    else if (v >= INT8_MIN)
+        put_be(b, 0xd0, (uint64_t)v & 0xff, 1);
+    else if (v >= INT16_MIN)
+        put_be(b, 0xd1, (uint64_t)v & 0xffff, 2);
+    else if (v >= INT32_MIN)
+        put_be(b, 0xd2, (uint64_t)v & 0xffffffff, 4);
+    else
+        put_be(b, 0xd3, (uint64_t)v, 8);
+}
+
+static void
+put_array(struct buf *b, size_t n)
+{
+    if (n <= 15)
+        buf_putc(b, (char)(0x90 | n));
+    else if (n <= 0xffff)
+        put_be(b, 0xdc, n, 2);
+    else
+        put_be(b, 0xdd, n, 4);
+}
+
+static void
+put_map(struct buf *b, size_t n)
+{
+    if (n <= 15)
+        buf_putc(b, (char)(0x80 | n));
+    else if (n <= 0xffff)
+        put_be(b, 0xde, n, 2);
+    else
+        put_be(b, 0xdf, n, 4);
+}
+
+static void
+put_str(struct buf *b, const char *s, size_t n)
+{
+    if (n <= 31)
+        buf_putc(b, (char)(0xa0 | n));
+    else if (n <= 0xff)
+        put_be(b, 0xd9, n, 1);
+    else if (n <= 0xffff)
+        put_be(b, 0xda, n, 2);
+    else
+        put_be(b, 0xdb, n, 4);
+    buf_put(b, s, n);
+}
+
+static void
+put_bin(struct buf *b, const uint8_t *p, size_t n)
+{
+    if (n <= 0xff)
+        put_be(b, 0xc4, n, 1);
+    else if (n <= 0xffff)
+        put_be(b, 0xc5, n, 2);
+    else
+        put_be(b, 0xc6, n, 4);
+    buf_put(b, p, n);
+}
+
+static void
+put_nil(struct buf *b)
+{
+    buf_putc(b, (char)0xc0);
+}
+
+static void
+put_f64(struct buf *b, double d)
+{
+    uint64_t u;
+
+    memcpy(&u, &d, sizeof u);
+    put_be(b, 0xcb, u, 8);
+}
+
+/* A hash as the layout's engine sends it. */
+static void
+put_hash(struct buf *b, const struct kv_hash *h, const struct wire_enc_opts *o)
+{
+    if (o->bytes_hashes && h->digest != NULL)
+        put_bin(b, h->digest, h->digest_len);
+    else if (o->layout == WIRE_LAYOUT_SGLANG)
+        put_int(b, (int64_t)h->v); /* SGLang: signed first-8-bytes ids */
+    else
+        put_uint(b, h->v);
+}
+
+/* Field f's value, or nil when the event does not carry it. */
+static void
+put_field(struct buf *b, const struct kv_event *ev, enum kv_field f,
+          const struct wire_enc_opts *o)
+{
+    if (!(ev->present & KV_BIT(f)) || (ev->isnull & KV_BIT(f))) {
+        put_nil(b);
+        return;
+    }
+    switch (kv_fields[f].kind) {
+    case KV_K_HASHES:
+        put_array(b, ev->n_hashes);
+        for (size_t i = 0; i < ev->n_hashes; i++)
+            put_hash(b, &ev->hashes[i], o);
+        break;
+    case KV_K_HASH:
+        put_hash(b, &ev->parent, o);
+        break;
+    case KV_K_TOKENS:
+        put_array(b, ev->n_tokens);
+        for (size_t i = 0; i < ev->n_tokens; i++) {
+            if (ev->token_pairs) {
+                buf_putc(b, (char)0x92);
+                put_uint(b, ev->tokens[2 * i]);
+                put_uint(b, ev->tokens[2 * i + 1]);
+            } else {
+                put_uint(b, ev->tokens[i]);
+            }
+        }
+        break;
+    case KV_K_INT:
+        put_int(b, ev->num[f]);
+        break;
+    case KV_K_STR:
+        put_str(b, ev->str[f].p, ev->str[f].n);
+        break;
+    case KV_K_RAW:
+        if (ev->raw[f].n == 0)
+            put_nil(b);
+        else
+            buf_put(b, ev->raw[f].p, ev->raw[f].n);
+        break;
+    }
+}
+
+/* Fields the engine's struct declares without a default (never omitted). */
+static uint32_t
+enc_required(enum kv_type t, enum wire_layout layout)
+{
+    if (layout == WIRE_LAYOUT_SGLANG) {
+        if (t == KV_BLOCK_STORED)
+            return KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_PARENT_BLOCK_HASH) |
+                   KV_BIT(KV_F_TOKEN_IDS) | KV_BIT(KV_F_BLOCK_SIZE) |
+                   KV_BIT(KV_F_LORA_ID);
+        if (t == KV_BLOCK_REMOVED)
+            return KV_BIT(KV_F_BLOCK_HASHES);
+        return 0;
+    }
+    if (t == KV_BLOCK_STORED)
+        return kv_required_fields(t) | KV_BIT(KV_F_LORA_NAME);
+    return kv_required_fields(t);
+}
+
+/* Whether a named unknown would collide with a key the encoder writes. */
+static int
+reserved_key(const struct kv_str *k)
+{
+    enum kv_field f;
+
+    return (k->n == 4 && memcmp(k->p, "type", 4) == 0) ||
+           kv_field_parse(k->p, k->n, &f) == 0;
+}
+
+static void
+enc_map_event(struct buf *b, const struct kv_event *ev,
+              const struct wire_enc_opts *o)
+{
+    const uint32_t req = enc_required(ev->type, o->layout);
+    const char *tag = kv_type_name(ev->type);
+    size_t n = 1;
+
+    /* Optional fields are written only when they hold a value. */
+    uint32_t write = req | (ev->present & ~ev->isnull);
+    for (int f = 0; f < KV_F_COUNT; f++)
+        if (write & KV_BIT(f))
+            n++;
+    for (size_t i = 0; i < ev->n_unknown; i++)
+        if (ev->unknown[i].pos < 0 && !reserved_key(&ev->unknown[i].key))
+            n++;
+    put_map(b, n);
+    put_str(b, "type", 4);
+    put_str(b, tag, strlen(tag));
+    for (int f = 0; f < KV_F_COUNT; f++) {
+        if (!(write & KV_BIT(f)))
+            continue;
+        put_str(b, kv_fields[f].name, strlen(kv_fields[f].name));
+        put_field(b, ev, (enum kv_field)f, o);
+    }
+    /* Named unknowns after the known ones, so a capture round-trips. */
+    for (size_t i = 0; i < ev->n_unknown; i++) {
+        const struct kv_unknown *u = &ev->unknown[i];
+        if (u->pos >= 0 || reserved_key(&u->key))
+            continue;
+        put_str(b, u->key.p, u->key.n);
+        if (u->val.n == 0)
+            put_nil(b);
+        else
+            buf_put(b, u->val.p, u->val.n);
+    }
+}
+
+static void
+enc_array_event(struct buf *b, const struct kv_event *ev,
+                const struct wire_enc_opts *o)
+{
+    /* vLLM's last array-era shapes: 12 / 4 / 1 elements. */
+    size_t n = ev->type == KV_BLOCK_STORED    ? 12
+               : ev->type == KV_BLOCK_REMOVED ? 4
+                                              : 1;
+    const char *tag = kv_type_name(ev->type);
+
+    for (size_t i = 0; i < ev->n_unknown; i++)
+        if (ev->unknown[i].pos >= (int)n)
+            n = (size_t)ev->unknown[i].pos + 1;
+    put_array(b, n);
+    put_str(b, tag, strlen(tag));
+    for (size_t slot = 1; slot < n; slot++) {
+        int f = slot_field(ev->type, KV_ENGINE_VLLM, (uint32_t)slot);
+        if (f >= 0 && (ev->present & KV_BIT(f))) {
+            put_field(b, ev, (enum kv_field)f, o);
+            continue;
+        }
+        /* An "@N" slot of a fork's shape goes back to its place. */
+        const struct kv_unknown *u = NULL;
+        for (size_t i = 0; i < ev->n_unknown; i++)
+            if (ev->unknown[i].pos == (int)slot)
+                u = &ev->unknown[i];
+        if (u != NULL && u->val.n > 0)
+            buf_put(b, u->val.p, u->val.n);
+        else
+            put_nil(b);
+    }
+}
+
+int
+wire_encode(const struct kv_batch *bt, const struct wire_enc_opts *o,
+            struct buf *out, char *err, size_t errlen)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < bt->n_events; i++)
+        if (bt->events[i].type <= KV_ALL_BLOCKS_CLEARED)
+            n++;
+    if (o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH) {
+        put_map(out, bt->has_rank ? 3 : 2);
+        put_str(out, "ts", 2);
+    } else {
+        put_array(out, 3);
+    }
+    put_f64(out, bt->has_ts ? bt->ts : 0.0);
+    if (o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH)
+        put_str(out, "events", 6);
+    put_array(out, n);
+    for (size_t i = 0; i < bt->n_events; i++) {
+        const struct kv_event *ev = &bt->events[i];
+        if (ev->type > KV_ALL_BLOCKS_CLEARED)
+            continue;
+        if (o->layout == WIRE_LAYOUT_VLLM_ARRAY)
+            enc_array_event(out, ev, o);
+        else
+            enc_map_event(out, ev, o);
+    }
+    if (o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH) {
+        if (bt->has_rank) {
+            put_str(out, "data_parallel_rank", 18);
+            put_int(out, bt->rank);
+        }
+    } else if (bt->has_rank) {
+        put_int(out, bt->rank);
+    } else {
+        put_nil(out);
+    }
+    if (out->oom) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}

@@ -793,11 +793,309 @@ test_caps(void)
     free(in);
 }
 
+/* ---- encode cases ---------------------------------------------------- */
+
+/*
+ * in is decoded (with engine), encoded in layout, and compared with want
+ * (NULL: with in itself, i.e. the bytes round-trip exactly).  Seeds are
+ * the minimal byte-exact seeds of wire-format 8, copied as hex.
+ */
+struct ecase {
+    const char *name;
+    const char *layout;
+    int bytes_hashes;
+    int sglang;
+    const char *in;
+    const char *want;
+};
+
+static const struct ecase ecases[] = {
+    {"seed: map cleared event, array batch", "vllm", 0, 0,
+     "x\"93 cb 41 d9 54 fc 40 00 00 00 91 81 a4 74 79 70 65 b0 41 6c 6c 42 "
+     "6c 6f 63 6b 73 43 6c 65 61 72 65 64 00\"",
+     NULL},
+    {"seed: map batch", "vllm-map-batch", 0, 0,
+     "x\"83 a2 74 73 cb 41 d9 54 fc 40 00 00 00 a6 65 76 65 6e 74 73 91 81 a4 "
+     "74 79 70 65 b0 41 6c 6c 42 6c 6f 63 6b 73 43 6c 65 61 72 65 64 b2 64 61 "
+     "74 61 5f 70 61 72 61 6c 6c 65 6c 5f 72 61 6e 6b 00\"",
+     NULL},
+    {"seed: legacy removal", "vllm-array", 0, 0,
+     "x\"93 cb 41 d9 54 fc 40 20 00 00 91 94 ac 42 6c 6f 63 6b 52 65 6d 6f 76 "
+     "65 64 91 cf 80 00 00 00 00 00 00 01 a3 47 50 55 00 00\"",
+     NULL},
+    {"seed: map removal", "vllm", 0, 0,
+     "x\"93 cb 41 d9 54 fc 40 20 00 00 91 84 a4 74 79 70 65 ac 42 6c 6f 63 6b "
+     "52 65 6d 6f 76 65 64 ac 62 6c 6f 63 6b 5f 68 61 73 68 65 73 91 cf 80 00 "
+     "00 00 00 00 00 01 a6 6d 65 64 69 75 6d a3 47 50 55 a9 67 72 6f 75 70 5f "
+     "69 64 78 00 00\"",
+     NULL},
+    {"seed: empty batch, nil rank", "vllm", 0, 0,
+     "x\"93 cb 41 d9 54 fc 40 00 00 00 90 c0\"", NULL},
+    {"seed: empty batch, nil rank, sglang", "sglang", 0, 1,
+     "x\"93 cb 41 d9 54 fc 40 00 00 00 90 c0\"", NULL},
+    {"seed: empty batch, nil rank, vllm-array", "vllm-array", 0, 0,
+     "x\"93 cb 41 d9 54 fc 40 00 00 00 90 c0\"", NULL},
+    {"seed: 6-slot store becomes 12 slots", "vllm-array", 0, 0,
+     "x\"93 cb 41 d9 54 fc 40 00 00 00 91 96 ab 42 6c 6f 63 6b 53 74 6f 72 65 "
+     "64 91 cf a9 e8 cc ac d0 f6 54 5c c0 94 01 02 03 04 04 c0 00\"",
+     "x\"93 cb 41 d9 54 fc 40 00 00 00 91 9c ab 42 6c 6f 63 6b 53 74 6f 72 65 "
+     "64 91 cf a9 e8 cc ac d0 f6 54 5c c0 94 01 02 03 04 04 c0 c0 c0 c0 c0 c0 "
+     "c0 00\""},
+    {"seed: 2-element batch gains a nil rank", "vllm-array", 0, 0,
+     "x\"92 cb 41 d9 54 fc 40 00 00 00 91 91 b0 41 6c 6c 42 6c 6f 63 6b 73 43 "
+     "6c 65 61 72 65 64\"",
+     "x\"93 cb 41 d9 54 fc 40 00 00 00 91 91 b0 41 6c 6c 42 6c 6f 63 6b 73 43 "
+     "6c 65 61 72 65 64 c0\""},
+    {"current vLLM store", "vllm", 0, 0,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":"
+     "[15760518052499183552],\"parent_block_hash\":nil,\"token_ids\":" T16
+     ",\"block_size\":16,\"lora_id\":nil,\"medium\":\"GPU\","
+     "\"lora_name\":nil,\"extra_keys\":[nil],\"group_idx\":0,"
+     "\"kv_cache_spec_kind\":\"full_attention\"}], 0]",
+     NULL},
+    {"12-slot legacy store and 4-slot removal", "vllm-array", 0, 0,
+     "[" TS ", [[\"BlockStored\",[17134841764894605963],5," T16
+     ",16,-3,\"GPU\",\"lora\",[nil,[\"a\",[\"mm\",0]]],0,\"sliding_window\","
+     "128],[\"BlockRemoved\",[17134841764894605963],\"GPU\",0],"
+     "[\"AllBlocksCleared\"]], 0]",
+     NULL},
+    {"vLLM map event with everything", "vllm", 0, 0,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1,2],"
+     "\"parent_block_hash\":300,\"token_ids\":[1,200,70000,4294967295],"
+     "\"block_size\":4,\"lora_id\":-200,\"medium\":\"STORAGE\","
+     "\"lora_name\":\"l\",\"extra_keys\":[nil,nil],\"group_idx\":1,"
+     "\"kv_cache_spec_kind\":\"sliding_window\","
+     "\"kv_cache_spec_sliding_window\":1024,\"locality\":\"REMOTE\","
+     "\"ownership\":\"kvcr\",\"session_id\":\"s\"},{\"type\":\"BlockRemoved\","
+     "\"block_hashes\":[1],\"medium\":nil,\"group_idx\":0,"
+     "\"locality\":\"LOCAL\",\"ownership\":\"o\"}], 70000]",
+     NULL},
+    {"SGLang maps: negative hashes as int64, optional fields omitted", "sglang",
+     0, 1,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":"
+     "[-6573382371980181291,5],\"parent_block_hash\":-1985764632182427388,"
+     "\"token_ids\":[1,2,3,4],\"block_size\":4,\"lora_id\":nil,"
+     "\"medium\":\"CPU_PINNED\",\"cache_salt\":\"tenant-a\","
+     "\"session_id\":\"req-1\"},{\"type\":\"BlockRemoved\",\"block_hashes\":"
+     "[-6573382371980181291]},{\"type\":\"BlockStored\",\"block_hashes\":[],"
+     "\"parent_block_hash\":nil,\"token_ids\":[[21,22],[22,23]],"
+     "\"block_size\":2,\"lora_id\":nil}], 0]",
+     NULL},
+    {"SGLang array input to SGLang maps", "sglang", 0, 1,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1,2,3,4],4,nil,nil,"
+     "{\"cache_salt\":\"tenant-a\"}],[\"BlockRemoved\",[2],nil]], 1]",
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
+     "\"parent_block_hash\":nil,\"token_ids\":[1,2,3,4],\"block_size\":4,"
+     "\"lora_id\":nil,\"cache_salt\":\"tenant-a\"},"
+     "{\"type\":\"BlockRemoved\",\"block_hashes\":[2]}], 1]"},
+    {"digests kept as bin with bytes_hashes", "vllm", 1, 0,
+     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[h\"50d858e0985e"
+     "cc7f60418aaf0cc5ab587f42c2570a884095a9e8ccacd0f6545c\",7],"
+     "\"medium\":\"GPU\"}], 0]",
+     NULL},
+    {"digests as u64 without bytes_hashes", "vllm", 0, 0,
+     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[h\"50d858e0985e"
+     "cc7f60418aaf0cc5ab587f42c2570a884095a9e8ccacd0f6545c\",7],"
+     "\"medium\":\"GPU\"}], 0]",
+     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":"
+     "[12243260629618938972,7],\"medium\":\"GPU\"}], 0]"},
+    {"digest parent as bin in vllm-array", "vllm-array", 1, 0,
+     "[" TS ", [[\"BlockStored\",[h\"0102030405060708\"],h\"ffffffffffffffff"
+     "ff\",[],0,nil,nil,nil,nil,nil,nil,nil]], 0]",
+     NULL},
+    {"map: required fields filled with nil, optional nils dropped", "vllm", 0,
+     0,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1]},"
+     "{\"type\":\"BlockRemoved\",\"block_hashes\":[1],\"group_idx\":nil,"
+     "\"locality\":nil}], 0]",
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
+     "\"parent_block_hash\":nil,\"token_ids\":nil,\"block_size\":nil,"
+     "\"lora_id\":nil,\"medium\":nil,\"lora_name\":nil},"
+     "{\"type\":\"BlockRemoved\",\"block_hashes\":[1],\"medium\":nil}], 0]"},
+    {"map: named unknowns after known fields", "vllm", 0, 0,
+     "[" TS ", [{\"type\":\"BlockRemoved\",\"future\":{\"nested\":true},"
+     "\"block_hashes\":[1],\"medium\":\"GPU\",\"z\":[1,\"a\"]}], 0]",
+     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[1],"
+     "\"medium\":\"GPU\",\"future\":{\"nested\":true},\"z\":[1,\"a\"]}], 0]"},
+    {"vllm-array: fork slots back in place, beyond 12 nil-padded", "vllm-array",
+     0, 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],1,\"lora\",\"GPU\",nil,nil,"
+     "[0,1],nil,nil,nil,\"x\"],[\"BlockRemoved\",[1],nil,nil,5]], 0]",
+     NULL},
+    {"map layouts drop positional unknowns", "vllm", 0, 0,
+     "[" TS ", [[\"BlockRemoved\",[1],\"GPU\",0,\"x\"]], 0]",
+     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[1],"
+     "\"medium\":\"GPU\",\"group_idx\":0}], 0]"},
+    {"vllm-array drops map-era fields and named unknowns", "vllm-array", 0, 0,
+     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[1],"
+     "\"medium\":\"GPU\",\"locality\":\"LOCAL\",\"zz\":1},"
+     "{\"type\":\"AllBlocksCleared\",\"zz\":1}], 0]",
+     "[" TS
+     ", [[\"BlockRemoved\",[1],\"GPU\",nil],[\"AllBlocksCleared\"]], 0]"},
+    {"map batch without rank", "vllm-map-batch", 0, 0,
+     "[" TS ", [[\"AllBlocksCleared\"]]]",
+     "{\"ts\":" TS ",\"events\":[{\"type\":\"AllBlocksCleared\"}]}"},
+    {"stream records are not published", "vllm", 0, 0,
+     "[" TS ", [[\"AllBlocksCleared\"],5,[\"Foo\"]], 2]",
+     "[" TS ", [{\"type\":\"AllBlocksCleared\"}], 2]"},
+    {"long strings and map16", "vllm", 0, 0,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
+     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
+     "\"lora_id\":nil,\"medium\":\"0123456789012345678901234567890123456789\","
+     "\"lora_name\":nil,\"extra_keys\":nil,\"group_idx\":0,"
+     "\"kv_cache_spec_kind\":\"k\",\"kv_cache_spec_sliding_window\":4,"
+     "\"locality\":\"LOCAL\",\"ownership\":\"o\",\"session_id\":\"s\","
+     "\"skipped_parent_block_hash\":nil,\"skipped_token_ids\":[],"
+     "\"skipped_extra_keys\":nil}]]",
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
+     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
+     "\"lora_id\":nil,\"medium\":\"0123456789012345678901234567890123456789\","
+     "\"lora_name\":nil,\"group_idx\":0,"
+     "\"kv_cache_spec_kind\":\"k\",\"kv_cache_spec_sliding_window\":4,"
+     "\"locality\":\"LOCAL\",\"ownership\":\"o\",\"session_id\":\"s\","
+     "\"skipped_parent_block_hash\":nil,\"skipped_token_ids\":[],"
+     "\"skipped_extra_keys\":nil}], nil]"},
+};
+
+static void
+test_encode_table(void)
+{
+    struct bytes *in = malloc(sizeof *in), *want = malloc(sizeof *want);
+    struct arena a = {0}, a2 = {0};
+    struct buf out = {0}, d1 = {0}, d2 = {0};
+
+    for (size_t i = 0; i < sizeof ecases / sizeof ecases[0]; i++) {
+        const struct ecase *c = &ecases[i];
+        struct wire_opts opts = {0};
+        struct wire_enc_opts eo = {0};
+        struct kv_batch b = {0}, b2 = {0};
+        char err[128] = "", name[160];
+
+        opts.engine = c->sglang ? KV_ENGINE_SGLANG : KV_ENGINE_VLLM;
+        CHECK(wire_layout_parse(c->layout, &eo.layout) == 0, "layout name");
+        eo.bytes_hashes = c->bytes_hashes;
+        mp_parse(c->in, in);
+        mp_parse(c->want != NULL ? c->want : c->in, want);
+        arena_reset(&a);
+        int rc = wire_decode(in->p, in->n, &opts, &a, &b, err, sizeof err);
+        buf_clear(&out);
+        if (rc == 0)
+            rc = wire_encode(&b, &eo, &out, err, sizeof err);
+        snprintf(name, sizeof name, "encode: %s", c->name);
+        int same = rc == 0 && out.len == want->n &&
+                   memcmp(out.p, want->p, want->n) == 0;
+        if (!CHECK(same, name)) {
+            buf_clear(&d1);
+            buf_put_hex(&d1, (const uint8_t *)out.p, out.len);
+            buf_putc(&d1, '\0');
+            printf("#   rc %d %s\n#   got  %s\n", rc, err, d1.p);
+            buf_clear(&d1);
+            buf_put_hex(&d1, want->p, want->n);
+            buf_putc(&d1, '\0');
+            printf("#   want %s\n", d1.p);
+        }
+        /* decode(encode(x)) == x whenever the layout can hold all of x. */
+        if (c->want == NULL && rc == 0) {
+            arena_reset(&a2);
+            int rc2 = wire_decode((const uint8_t *)out.p, out.len, &opts, &a2,
+                                  &b2, err, sizeof err);
+            dump(&d1, 0, &b, "");
+            dump(&d2, rc2, &b2, err);
+            snprintf(name, sizeof name, "round trip: %s", c->name);
+            CHECK_STR(d2.p, d1.p, name);
+        }
+    }
+    CHECK(wire_layout_parse("vllm-maps", &(enum wire_layout){0}) == -1,
+          "unknown layout name rejected");
+    arena_free(&a);
+    arena_free(&a2);
+    buf_free(&out);
+    buf_free(&d1);
+    buf_free(&d2);
+    free(in);
+    free(want);
+}
+
+/* Events built by hand (no decoder involved) encode to msgspec's bytes. */
+static void
+test_encode_by_hand(void)
+{
+    struct kv_event ev[2];
+    struct kv_hash h = {(1ull << 63) + 1, NULL, 0};
+    struct kv_batch b = {0};
+    struct wire_enc_opts eo = {WIRE_LAYOUT_VLLM_ARRAY, 0};
+    struct buf out = {0};
+    struct bytes *want = malloc(sizeof *want);
+    char err[64];
+
+    kv_event_init(&ev[0], KV_BLOCK_REMOVED);
+    ev[0].hashes = &h;
+    ev[0].n_hashes = 1;
+    ev[0].present = KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_MEDIUM) |
+                    KV_BIT(KV_F_GROUP_IDX);
+    ev[0].str[KV_F_MEDIUM].p = "GPU";
+    ev[0].str[KV_F_MEDIUM].n = 3;
+    ev[0].num[KV_F_GROUP_IDX] = 0;
+    kv_event_init(&ev[1], KV_GAP);
+    b.ts = 1700000000.5;
+    b.has_ts = 1;
+    b.has_rank = 1;
+    b.rank = 0;
+    b.events = ev;
+    b.n_events = 2;
+    CHECK(wire_encode(&b, &eo, &out, err, sizeof err) == 0, "encode by hand");
+    mp_parse("x\"93 cb 41 d9 54 fc 40 20 00 00 91 94 ac 42 6c 6f 63 6b 52 65 "
+             "6d 6f 76 65 64 91 cf 80 00 00 00 00 00 00 01 a3 47 50 55 00 "
+             "00\"",
+             want);
+    CHECK(out.len == want->n && memcmp(out.p, want->p, want->n) == 0,
+          "hand-built removal equals the seed bytes");
+
+    /* Integer widths at every boundary, as msgspec picks them. */
+    static const struct {
+        int64_t v;
+        const char *hex;
+    } widths[] = {
+        {127, "7f"},
+        {128, "cc80"},
+        {255, "ccff"},
+        {256, "cd0100"},
+        {65536, "ce00010000"},
+        {-1, "ff"},
+        {-32, "e0"},
+        {-33, "d0df"},
+        {-129, "d1ff7f"},
+        {-2147483649LL, "d3ffffffff7fffffff"},
+        {4294967296LL, "cf0000000100000000"},
+    };
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++) {
+        struct buf hex = {0};
+        buf_clear(&out);
+        kv_event_init(&ev[0], KV_BLOCK_STORED);
+        ev[0].present = KV_BIT(KV_F_LORA_ID);
+        ev[0].num[KV_F_LORA_ID] = widths[i].v;
+        b.n_events = 1;
+        b.has_rank = 0;
+        wire_encode(&b, &eo, &out, err, sizeof err);
+        /* lora_id is slot 5: after 93 cb(9) 91 9c ab"BlockStored"(12) c0*4. */
+        size_t off = 1 + 9 + 1 + 1 + 12 + 4;
+        buf_put_hex(&hex, (const uint8_t *)out.p + off,
+                    strlen(widths[i].hex) / 2);
+        buf_putc(&hex, '\0');
+        CHECK_STR(hex.p, widths[i].hex, "integer width");
+        buf_free(&hex);
+    }
+    buf_free(&out);
+    free(want);
+}
+
 int
 main(void)
 {
     test_decode_table();
     test_prefixes();
     test_caps();
+    test_encode_table();
+    test_encode_by_hand();
     return unit_done();
 }
