@@ -1,0 +1,36 @@
+/*
+ * client.h - the built-in client: one connection to a kvindex server, one
+ * request line out and one reply line back at a time, with a timeout.
+ */
+#ifndef KVINDEX_CLIENT_H
+#define KVINDEX_CLIENT_H
+
+#include <stddef.h>
+
+struct client {
+    int fd;
+    char *in; /* bytes received; a reply is handed out from here */
+    size_t len, cap, used;
+    long long timeout_ms;
+};
+
+/*
+ * Connects to path.  With wait_ms > 0 a server that is not there yet is
+ * retried until wait_ms have passed (readiness checks).  Returns 0, or -1
+ * with the reason in err.
+ */
+int client_open(struct client *c, const char *path, long long timeout_ms,
+                long long wait_ms, char *err, size_t errlen);
+
+/*
+ * Sends req (one line, without '\n') and waits for one reply line.  *reply
+ * is borrowed until the next call.  Returns 0, or -1 with the reason in err
+ * (timeout, server gone).
+ */
+int client_call(struct client *c, const char *req, size_t n, const char **reply,
+                size_t *rlen, char *err, size_t errlen);
+
+/* Closes and frees.  Accepts a client that never opened. */
+void client_close(struct client *c);
+
+#endif

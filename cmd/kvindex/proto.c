@@ -1,0 +1,578 @@
+/*
+ * proto.c - parsing kvindex requests and writing their replies (proto.h).
+ *
+ * Requests are read with the one-pass scanner of json.c rather than a DOM:
+ * a match carries a few thousand token ids and its round trip is the number
+ * routers care about.  Replies are written straight into the output buffer.
+ */
+#include "proto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "report.h"
+#include "snapshot.h"
+
+#ifndef KVTAP_VERSION
+#define KVTAP_VERSION "0.1.0"
+#endif
+
+static const char *const op_names[PROTO_OP_COUNT] = {
+    "ping", "match", "keys", "lookup", "pods", "stats", "dump", "clear"};
+
+const char *
+proto_op_name(enum proto_op op)
+{
+    return (unsigned)op < PROTO_OP_COUNT ? op_names[op] : "?";
+}
+
+/* One parsed request; strings point into the line or the arena. */
+struct req {
+    struct kv_str id; /* raw JSON text; p == NULL: absent */
+    int op;           /* enum proto_op, -1 when unknown */
+    struct kv_str op_name;
+    struct kv_str model;
+    struct kv_str lora;
+    int has_tokens, has_keys, has_hashes, has_pods, has_pod, has_rank;
+    size_t n_tokens, n_keys, n_hashes, n_pods;
+    uint64_t *hashes; /* block_hashes (lookup) */
+    struct kv_str pod;
+    int64_t rank;
+    uint64_t block_size;
+};
+
+void
+proto_init(struct proto *p, struct kv_index *ix, const struct index_opts *io,
+           proto_stats_fn fn, void *ctx)
+{
+    memset(p, 0, sizeof *p);
+    p->ix = ix;
+    p->io = io;
+    p->stats_fn = fn;
+    p->stats_ctx = ctx;
+}
+
+void
+proto_free(struct proto *p)
+{
+    if (p == NULL)
+        return;
+    arena_free(&p->arena);
+    index_match_result_free(&p->mr);
+    free(p->tokens);
+    free(p->u64s);
+    free(p->pods);
+    memset(p, 0, sizeof *p);
+}
+
+/* Grows *v (elements of size sz) to hold at least n + 1 elements. */
+static int
+grow(void **v, size_t *cap, size_t n, size_t sz)
+{
+    size_t nc;
+    void *nv;
+
+    if (n < *cap)
+        return 0;
+    nc = *cap ? *cap * 2 : 256;
+    if (nc > SIZE_MAX / sz)
+        return -1;
+    nv = realloc(*v, nc * sz);
+    if (nv == NULL)
+        return -1;
+    *v = nv;
+    *cap = nc;
+    return 0;
+}
+
+static int
+str_eq(struct kv_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.n == n && memcmp(s.p, lit, n) == 0;
+}
+
+/* A string or null (null leaves *out empty). */
+static int
+read_opt_string(struct jscan *s, struct kv_str *out)
+{
+    if (jscan_null(s)) {
+        out->p = NULL;
+        out->n = 0;
+        return 0;
+    }
+    return jscan_string(s, out);
+}
+
+static int
+read_tokens(struct proto *p, struct jscan *s, struct req *r)
+{
+    int first = 1, e;
+    uint64_t v;
+
+    if (jscan_expect(s, '[') < 0)
+        return -1;
+    r->n_tokens = 0;
+    while ((e = jscan_element(s, first)) == 1) {
+        first = 0;
+        if (jscan_u64(s, UINT32_MAX, &v) < 0)
+            return -1;
+        if (grow((void **)&p->tokens, &p->tokens_cap, r->n_tokens,
+                 sizeof *p->tokens) < 0) {
+            snprintf(s->err, s->errlen, "out of memory");
+            return -1;
+        }
+        p->tokens[r->n_tokens++] = (uint32_t)v;
+    }
+    r->has_tokens = 1;
+    return e;
+}
+
+/* An array of hashes into the reusable u64 vector from offset base. */
+static int
+read_hashes(struct proto *p, struct jscan *s, size_t base, size_t *n)
+{
+    int first = 1, e;
+    uint64_t v;
+
+    if (jscan_expect(s, '[') < 0)
+        return -1;
+    *n = 0;
+    while ((e = jscan_element(s, first)) == 1) {
+        first = 0;
+        if (jscan_hash(s, &v) < 0)
+            return -1;
+        if (grow((void **)&p->u64s, &p->u64s_cap, base + *n, sizeof *p->u64s) <
+            0) {
+            snprintf(s->err, s->errlen, "out of memory");
+            return -1;
+        }
+        p->u64s[base + (*n)++] = v;
+    }
+    return e;
+}
+
+/* "pods": ["a", {"pod":"b","dp_rank":0}, ...] */
+static int
+read_pods(struct proto *p, struct jscan *s, struct req *r)
+{
+    int first = 1, e, m, mf;
+    struct kv_str key;
+    struct index_pod_ref ref;
+
+    if (jscan_expect(s, '[') < 0)
+        return -1;
+    r->n_pods = 0;
+    while ((e = jscan_element(s, first)) == 1) {
+        first = 0;
+        memset(&ref, 0, sizeof ref);
+        if (jscan_peek(s) == '{') {
+            s->p++;
+            mf = 1;
+            while ((m = jscan_member(s, mf, &key)) == 1) {
+                mf = 0;
+                if (str_eq(key, "pod")) {
+                    if (jscan_string(s, &ref.pod) < 0)
+                        return -1;
+                } else if (str_eq(key, "dp_rank")) {
+                    if (!jscan_null(s)) {
+                        if (jscan_i64(s, &ref.rank) < 0)
+                            return -1;
+                        ref.has_rank = 1;
+                    }
+                } else if (jscan_skip(s, NULL) < 0) {
+                    return -1;
+                }
+            }
+            if (m < 0)
+                return -1;
+            if (ref.pod.p == NULL) {
+                snprintf(s->err, s->errlen, "pods: an object needs \"pod\"");
+                return -1;
+            }
+        } else if (jscan_string(s, &ref.pod) < 0) {
+            return -1;
+        }
+        if (grow((void **)&p->pods, &p->pods_cap, r->n_pods, sizeof *p->pods) <
+            0) {
+            snprintf(s->err, s->errlen, "out of memory");
+            return -1;
+        }
+        p->pods[r->n_pods++] = ref;
+    }
+    r->has_pods = 1;
+    return e;
+}
+
+static int
+parse_op(struct req *r)
+{
+    for (int i = 0; i < PROTO_OP_COUNT; i++)
+        if (str_eq(r->op_name, op_names[i]))
+            return i;
+    return -1;
+}
+
+/*
+ * Parses the request object.  The id is looked for first, so that even a
+ * request that fails later is answered with its id.
+ */
+static int
+parse_req(struct proto *p, const char *line, size_t len, struct req *r,
+          char *err, size_t errlen)
+{
+    struct jscan s;
+    struct kv_str key;
+    int first = 1, m;
+
+    memset(r, 0, sizeof *r);
+    r->op = -1;
+    if (json_find_member(line, len, "id", &r->id) < 0) {
+        r->id.p = NULL;
+        r->id.n = 0;
+    }
+    jscan_init(&s, line, len, &p->arena, err, errlen);
+    if (jscan_peek(&s) != '{') {
+        snprintf(err, errlen, "a request is a JSON object");
+        return -1;
+    }
+    s.p++;
+    while ((m = jscan_member(&s, first, &key)) == 1) {
+        int rc = 0;
+        first = 0;
+        if (str_eq(key, "op")) {
+            rc = jscan_string(&s, &r->op_name);
+            r->op = rc == 0 ? parse_op(r) : -1;
+        } else if (str_eq(key, "model")) {
+            rc = read_opt_string(&s, &r->model);
+        } else if (str_eq(key, "lora_name")) {
+            rc = read_opt_string(&s, &r->lora);
+        } else if (str_eq(key, "tokens")) {
+            rc = read_tokens(p, &s, r);
+        } else if (str_eq(key, "keys")) {
+            /* keys take the front of u64s; block_hashes follow them. */
+            if (r->has_hashes) {
+                snprintf(err, errlen, "give keys or block_hashes, not both");
+                return -1;
+            }
+            rc = read_hashes(p, &s, 0, &r->n_keys);
+            r->has_keys = 1;
+        } else if (str_eq(key, "block_hashes")) {
+            if (r->has_keys) {
+                snprintf(err, errlen, "give keys or block_hashes, not both");
+                return -1;
+            }
+            rc = read_hashes(p, &s, 0, &r->n_hashes);
+            r->has_hashes = 1;
+        } else if (str_eq(key, "pods")) {
+            rc = read_pods(p, &s, r);
+        } else if (str_eq(key, "pod")) {
+            rc = jscan_string(&s, &r->pod);
+            r->has_pod = 1;
+        } else if (str_eq(key, "dp_rank")) {
+            if (!jscan_null(&s)) {
+                rc = jscan_i64(&s, &r->rank);
+                r->has_rank = 1;
+            }
+        } else if (str_eq(key, "block_size")) {
+            rc = jscan_u64(&s, UINT32_MAX, &r->block_size);
+        } else {
+            rc = jscan_skip(&s, NULL); /* unknown members are ignored */
+        }
+        if (rc < 0) {
+            /* Name the member whose value was wrong. */
+            char why[160];
+            snprintf(why, sizeof why, "%s", err);
+            snprintf(err, errlen, "%.*s: %s", (int)(key.n > 40 ? 40 : key.n),
+                     key.p, why);
+            return -1;
+        }
+    }
+    if (m < 0)
+        return -1;
+    if (jscan_peek(&s) != -1) {
+        snprintf(err, errlen, "trailing text after the request object");
+        return -1;
+    }
+    if (r->op_name.p == NULL) {
+        snprintf(err, errlen, "missing \"op\"");
+        return -1;
+    }
+    if (r->op < 0) {
+        snprintf(err, errlen, "unknown op \"%.*s\"",
+                 (int)(r->op_name.n > 40 ? 40 : r->op_name.n), r->op_name.p);
+        return -1;
+    }
+    r->hashes = p->u64s;
+    return 0;
+}
+
+static void
+put_id(struct buf *out, const struct req *r)
+{
+    buf_puts(out, "{\"id\":");
+    if (r != NULL && r->id.p != NULL)
+        buf_put(out, r->id.p, r->id.n);
+    else
+        buf_puts(out, "null");
+}
+
+static void
+put_error(struct proto *p, struct buf *out, const struct req *r,
+          const char *msg)
+{
+    put_id(out, r);
+    buf_puts(out, ",\"ok\":false,\"error\":");
+    buf_put_json_str(out, msg, strlen(msg));
+    buf_puts(out, "}\n");
+    p->errors++;
+}
+
+void
+proto_reply_error(struct proto *p, struct buf *out, const char *msg)
+{
+    put_error(p, out, NULL, msg);
+}
+
+static void
+put_rank(struct buf *out, int has_rank, int64_t rank)
+{
+    if (has_rank)
+        buf_put_i64(out, rank);
+    else
+        buf_puts(out, "null");
+}
+
+static void
+fill_query(struct proto *p, const struct req *r, struct index_query *q)
+{
+    memset(q, 0, sizeof *q);
+    q->model = r->model;
+    q->lora_name = r->lora;
+    if (r->has_tokens) {
+        q->tokens = p->tokens;
+        q->n_tokens = r->n_tokens;
+    }
+    if (r->has_keys) {
+        q->keys = p->u64s;
+        q->n_keys = r->n_keys;
+    }
+    if (r->has_pods) {
+        q->pods = p->pods;
+        q->n_pods = r->n_pods;
+    }
+    q->block_size = (uint32_t)r->block_size;
+}
+
+static int
+op_match(struct proto *p, const struct req *r, struct buf *out, char *err,
+         size_t errlen)
+{
+    struct index_query q;
+    struct index_match_result *mr = &p->mr;
+
+    if (r->has_tokens == r->has_keys) {
+        snprintf(err, errlen, "match needs \"tokens\" or \"keys\"");
+        return -1;
+    }
+    fill_query(p, r, &q);
+    if (index_match(p->ix, &q, mr, err, errlen) < 0)
+        return -1;
+    buf_puts(out, "{\"block_size\":");
+    buf_put_u64(out, mr->block_size);
+    buf_puts(out, ",\"blocks\":");
+    buf_put_u64(out, mr->blocks);
+    buf_puts(out, ",\"matches\":[");
+    for (size_t i = 0; i < mr->n; i++) {
+        const struct index_match *m = &mr->m[i];
+        if (i > 0)
+            buf_putc(out, ',');
+        buf_puts(out, "{\"pod\":");
+        buf_put_json_str(out, m->pod, strlen(m->pod));
+        buf_puts(out, ",\"dp_rank\":");
+        put_rank(out, m->has_rank, m->rank);
+        buf_puts(out, ",\"depth\":");
+        buf_put_u64(out, m->depth);
+        buf_puts(out, ",\"tokens\":");
+        buf_put_u64(out, (uint64_t)m->depth * mr->block_size);
+        buf_puts(out, ",\"percent\":");
+        buf_put_u64(out,
+                    mr->blocks ? (uint64_t)m->depth * 100 / mr->blocks : 0);
+        buf_puts(out, ",\"media\":");
+        report_media(p->ix, m->media, out);
+        buf_puts(out,
+                 m->degraded ? ",\"degraded\":true}" : ",\"degraded\":false}");
+    }
+    buf_puts(out, "]}");
+    return 0;
+}
+
+static int
+op_keys(struct proto *p, const struct req *r, struct buf *out, char *err,
+        size_t errlen)
+{
+    struct index_query q;
+    uint64_t *keys = NULL;
+    size_t n = 0;
+
+    if (!r->has_tokens) {
+        snprintf(err, errlen, "keys needs \"tokens\"");
+        return -1;
+    }
+    fill_query(p, r, &q);
+    if (index_keys(p->ix, &q, &keys, &n, err, errlen) < 0)
+        return -1;
+    buf_puts(out, "{\"keys\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            buf_putc(out, ',');
+        buf_putc(out, '"');
+        buf_put_u64(out, keys[i]);
+        buf_putc(out, '"');
+    }
+    buf_puts(out, "]}");
+    free(keys);
+    return 0;
+}
+
+static void
+pod_ref(const struct req *r, struct index_pod_ref *ref)
+{
+    memset(ref, 0, sizeof *ref);
+    ref->pod = r->pod;
+    ref->has_rank = r->has_rank;
+    ref->rank = r->rank;
+}
+
+static int
+op_clear(struct proto *p, const struct req *r, struct buf *out, char *err,
+         size_t errlen)
+{
+    struct index_pod_ref ref;
+    uint64_t n;
+
+    if (!r->has_pod) {
+        snprintf(err, errlen, "clear needs \"pod\"");
+        return -1;
+    }
+    pod_ref(r, &ref);
+    n = index_clear_pod(p->ix, &ref);
+    buf_puts(out, "{\"removed\":");
+    buf_put_u64(out, n);
+    buf_putc(out, '}');
+    return 0;
+}
+
+static int
+op_stats(struct proto *p, const struct req *r, struct buf *out, char *err,
+         size_t errlen)
+{
+    buf_puts(out, "{\"version\":\"" KVTAP_VERSION "\"");
+    report_stats(p->ix, out);
+    if (p->stats_fn != NULL)
+        p->stats_fn(p->stats_ctx, out);
+    buf_puts(out, ",\"queries\":{");
+    for (int i = 0; i < PROTO_OP_COUNT; i++) {
+        if (i > 0)
+            buf_putc(out, ',');
+        buf_putc(out, '"');
+        buf_puts(out, op_names[i]);
+        buf_puts(out, "\":");
+        /* This request is counted once it is answered; include it. */
+        buf_put_u64(out, p->served[i] + (i == PROTO_STATS));
+    }
+    buf_puts(out, "},\"query_errors\":");
+    buf_put_u64(out, p->errors);
+    buf_putc(out, '}');
+    return 0;
+}
+
+static int
+op_lookup(struct proto *p, const struct req *r, struct buf *out, char *err,
+          size_t errlen)
+{
+    struct index_pod_ref ref;
+
+    if (!r->has_hashes) {
+        snprintf(err, errlen, "lookup needs \"block_hashes\"");
+        return -1;
+    }
+    pod_ref(r, &ref);
+    if (report_lookup(p->ix, r->has_pod ? &ref : NULL, p->u64s, r->n_hashes,
+                      out) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+op_dump(struct proto *p, const struct req *r, struct buf *out, char *err,
+        size_t errlen)
+{
+    struct index_pod_ref ref;
+
+    pod_ref(r, &ref);
+    buf_puts(out, "{\"lines\":[");
+    if (snapshot_dump(p->ix, p->io, r->has_pod ? &ref : NULL, 1, out, NULL,
+                      NULL) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    buf_puts(out, "]}");
+    return 0;
+}
+
+static int
+run_op(struct proto *p, const struct req *r, struct buf *out, char *err,
+       size_t errlen)
+{
+    switch (r->op) {
+    case PROTO_PING:
+        buf_puts(out, "{\"version\":\"" KVTAP_VERSION "\"}");
+        return 0;
+    case PROTO_MATCH:
+        return op_match(p, r, out, err, errlen);
+    case PROTO_KEYS:
+        return op_keys(p, r, out, err, errlen);
+    case PROTO_STATS:
+        return op_stats(p, r, out, err, errlen);
+    case PROTO_CLEAR:
+        return op_clear(p, r, out, err, errlen);
+    case PROTO_LOOKUP:
+        return op_lookup(p, r, out, err, errlen);
+    case PROTO_PODS:
+        report_pods(p->ix, out);
+        return 0;
+    case PROTO_DUMP:
+        return op_dump(p, r, out, err, errlen);
+    default:
+        snprintf(err, errlen, "unknown op");
+        return -1;
+    }
+}
+
+void
+proto_handle(struct proto *p, const char *line, size_t len, struct buf *out)
+{
+    struct req r;
+    char err[256] = "";
+    size_t mark = out->len;
+
+    arena_reset(&p->arena);
+    if (parse_req(p, line, len, &r, err, sizeof err) < 0) {
+        put_error(p, out, &r, err[0] ? err : "bad request");
+        return;
+    }
+    put_id(out, &r);
+    buf_puts(out, ",\"ok\":true,\"data\":");
+    if (run_op(p, &r, out, err, sizeof err) < 0) {
+        out->len = mark; /* drop the half-written reply */
+        put_error(p, out, &r, err[0] ? err : "failed");
+        return;
+    }
+    buf_puts(out, "}\n");
+    p->served[r.op]++;
+}

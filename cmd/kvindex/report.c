@@ -1,0 +1,163 @@
+/*
+ * report.c - stats, pods and lookup answers (report.h).
+ */
+#include "report.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void
+report_str(struct buf *b, const char *s)
+{
+    if (s == NULL)
+        buf_puts(b, "null");
+    else
+        buf_put_json_str(b, s, strlen(s));
+}
+
+void
+report_media(const struct kv_index *ix, uint32_t media, struct buf *b)
+{
+    int first = 1;
+
+    buf_putc(b, '[');
+    for (int bit = 0; bit < 32; bit++) {
+        if (!(media & (1u << bit)))
+            continue;
+        if (!first)
+            buf_putc(b, ',');
+        first = 0;
+        report_str(b, index_medium_name(ix, bit));
+    }
+    buf_putc(b, ']');
+}
+
+static void
+member_u64(struct buf *b, const char *name, uint64_t v)
+{
+    buf_puts(b, ",\"");
+    buf_puts(b, name);
+    buf_puts(b, "\":");
+    buf_put_u64(b, v);
+}
+
+static void
+put_rank(struct buf *b, int has_rank, int64_t rank)
+{
+    if (has_rank)
+        buf_put_i64(b, rank);
+    else
+        buf_puts(b, "null");
+}
+
+void
+report_stats(const struct kv_index *ix, struct buf *b)
+{
+    struct index_stats st;
+
+    memset(&st, 0, sizeof st);
+    index_stats(ix, &st);
+    member_u64(b, "namespaces", st.namespaces);
+    member_u64(b, "keys", st.keys);
+    member_u64(b, "entries", st.entries);
+    member_u64(b, "pods", st.pods);
+    member_u64(b, "bytes", st.bytes_used);
+    buf_puts(b, ",\"events\":{");
+    for (int t = 0; t < KV_TYPE_COUNT; t++) {
+        if (t > 0)
+            buf_putc(b, ',');
+        report_str(b, kv_type_name((enum kv_type)t));
+        buf_putc(b, ':');
+        buf_put_u64(b, st.applied[t]);
+    }
+    buf_puts(b, "},\"rejected\":{");
+    for (int r = 1; r < INDEX_REJ_COUNT; r++) {
+        if (r > 1)
+            buf_putc(b, ',');
+        report_str(b, index_reject_name((enum index_reject)r));
+        buf_putc(b, ':');
+        buf_put_u64(b, st.rejected[r]);
+    }
+    buf_putc(b, '}');
+    member_u64(b, "unknown_removed", st.unknown_removed);
+    member_u64(b, "evictions", st.evictions);
+}
+
+void
+report_pods(const struct kv_index *ix, struct buf *b)
+{
+    size_t n = index_pod_count(ix);
+    struct index_pod_info pi;
+    int first = 1;
+
+    buf_puts(b, "{\"pods\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (index_pod_info(ix, i, &pi) < 0)
+            continue;
+        if (!first)
+            buf_putc(b, ',');
+        first = 0;
+        buf_puts(b, "{\"pod\":");
+        report_str(b, pi.pod);
+        buf_puts(b, ",\"dp_rank\":");
+        put_rank(b, pi.has_rank, pi.rank);
+        member_u64(b, "blocks", pi.blocks);
+        buf_puts(b, ",\"last_seq\":");
+        if (pi.has_seq)
+            buf_put_u64(b, pi.last_seq);
+        else
+            buf_puts(b, "null");
+        buf_puts(b, ",\"last_ts\":");
+        if (pi.has_ts)
+            buf_put_double(b, pi.last_ts);
+        else
+            buf_puts(b, "null");
+        buf_puts(b, pi.degraded ? ",\"degraded\":true" : ",\"degraded\":false");
+        member_u64(b, "orphans", pi.orphans);
+        member_u64(b, "misaligned", pi.misaligned);
+        buf_putc(b, '}');
+    }
+    buf_puts(b, "]}");
+}
+
+int
+report_lookup(const struct kv_index *ix, const struct index_pod_ref *ref,
+              const uint64_t *hashes, size_t n, struct buf *b)
+{
+    size_t cap = index_pod_count(ix) + 1;
+    struct index_lookup_hit *hits = calloc(cap, sizeof *hits);
+
+    if (hits == NULL)
+        return -1;
+    buf_puts(b, "{\"hashes\":[");
+    for (size_t i = 0; i < n; i++) {
+        size_t nh = index_lookup(ix, ref, hashes[i], hits, cap);
+        if (i > 0)
+            buf_putc(b, ',');
+        buf_puts(b, "{\"block_hash\":\"");
+        buf_put_u64(b, hashes[i]);
+        buf_puts(b, "\",\"pods\":[");
+        for (size_t k = 0; k < nh && k < cap; k++) {
+            const struct index_lookup_hit *h = &hits[k];
+            if (k > 0)
+                buf_putc(b, ',');
+            buf_puts(b, "{\"pod\":");
+            report_str(b, h->pod);
+            buf_puts(b, ",\"dp_rank\":");
+            put_rank(b, h->has_rank, h->rank);
+            buf_puts(b, ",\"key\":\"");
+            buf_put_u64(b, h->key);
+            buf_puts(b, "\",\"model\":");
+            report_str(b, h->model);
+            buf_puts(b, ",\"lora_name\":");
+            report_str(b, h->lora_name);
+            buf_puts(b, ",\"media\":");
+            report_media(ix, h->media, b);
+            buf_putc(b, '}');
+        }
+        buf_puts(b, "]}");
+    }
+    buf_puts(b, "]}");
+    free(hits);
+    return 0;
+}

@@ -1,0 +1,627 @@
+/*
+ * server.c - the kvindex serve loop (server.h).
+ *
+ * One thread, one poll(2) loop, owns everything: the input, the listening
+ * socket, every client and the index.  Each turn reads at most one chunk of
+ * input, so ingest never starves queries, and every client socket is
+ * non-blocking with its own output buffer, so a slow or vanished client
+ * never blocks ingest or the others.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "json.h"
+#include "lines.h"
+#include "ndjson.h"
+#include "proto.h"
+#include "snapshot.h"
+#include "sock.h"
+
+/* A client whose unsent replies exceed this is not read from until it
+ * catches up: backpressure instead of unbounded buffering. */
+#define OUT_PAUSE (1u << 20)
+/* A single reply larger than this (a dump of a huge index) is refused by
+ * disconnecting rather than by exhausting memory. */
+#define OUT_CAP ((size_t)1 << 30)
+/* A client that accepts no byte of its pending replies for this long is
+ * gone in all but name: disconnect it. */
+#define STALL_MS 30000
+/* At most this many warnings about bad input lines; the rest are counted. */
+#define MAX_LINE_WARNINGS 100
+#define READ_CHUNK 65536
+
+struct conn {
+    int fd;
+    char *in;
+    size_t in_len, in_cap;
+    int skipping; /* inside an over-long request line */
+    int eof;      /* the client shut down its side */
+    struct buf out;
+    size_t out_off;
+    long long stalled_since; /* 0: output is moving */
+};
+
+struct input {
+    char **files; /* NULL-terminated list, or NULL for stdin */
+    size_t next;  /* index of the next file to open */
+    const char *name;
+    int fd; /* -1: no current input */
+    int own_fd;
+    int stdin_flags; /* to restore stdin's flags at exit */
+    struct lines lines;
+    int done; /* every input reached its end */
+    int fatal;
+};
+
+struct server {
+    const struct serve_opts *o;
+    struct kv_index *ix;
+    struct proto proto;
+    int lfd;
+    struct conn **conns;
+    size_t n_conns, cap_conns;
+    struct pollfd *pfd;
+    size_t cap_pfd;
+    struct input in;
+    struct arena arena;
+    long long started_ms;
+    long long next_snapshot_ms;
+    /* Counters for stats. */
+    uint64_t lines, bad_lines, long_lines;
+    uint64_t accepted, dropped;
+    uint64_t snapshots, snapshot_errors;
+};
+
+static void
+conn_free(struct conn *c)
+{
+    if (c == NULL)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->in);
+    buf_free(&c->out);
+    free(c);
+}
+
+static void
+drop_conn(struct server *s, size_t i, const char *why)
+{
+    if (why != NULL)
+        log_info("client %d: %s, disconnected", s->conns[i]->fd, why);
+    conn_free(s->conns[i]);
+    s->conns[i] = s->conns[--s->n_conns];
+    s->dropped++;
+}
+
+static void
+put_counter(struct buf *b, const char *name, uint64_t v)
+{
+    buf_puts(b, ",\"");
+    buf_puts(b, name);
+    buf_puts(b, "\":");
+    buf_put_u64(b, v);
+}
+
+/* The server's part of the stats object (proto.c adds the queries). */
+static void
+stats_members(void *ctx, struct buf *b)
+{
+    struct server *s = ctx;
+    long long up = cli_now_ms() - s->started_ms;
+
+    buf_puts(b, ",\"uptime_s\":");
+    buf_put_double(b, (double)up / 1000.0);
+    put_counter(b, "lines", s->lines);
+    put_counter(b, "bad_lines", s->bad_lines);
+    put_counter(b, "long_lines", s->long_lines);
+    put_counter(b, "clients", s->n_conns);
+    put_counter(b, "connections", s->accepted);
+    put_counter(b, "snapshots", s->snapshots);
+    put_counter(b, "snapshot_errors", s->snapshot_errors);
+}
+
+/* The --stats / SIGUSR1 line on stderr: the stats op's data object. */
+static void
+print_stats(struct server *s)
+{
+    struct buf b = {0};
+    static const char req[] = "{\"op\":\"stats\"}";
+    struct kv_str data;
+
+    proto_handle(&s->proto, req, sizeof req - 1, &b);
+    s->proto.served[PROTO_STATS]--; /* not a client's query */
+    if (!b.oom && b.len > 0 &&
+        json_find_member(b.p, b.len - 1, "data", &data) == 1)
+        fprintf(stderr, "%.*s\n", (int)data.n, data.p);
+    buf_free(&b);
+}
+
+static void
+do_snapshot(struct server *s)
+{
+    char err[256];
+
+    if (s->o->snapshot == NULL)
+        return;
+    if (snapshot_write(s->ix, &s->o->ix, s->o->snapshot, err, sizeof err) < 0) {
+        log_error("snapshot: %s", err);
+        s->snapshot_errors++;
+        return;
+    }
+    s->snapshots++;
+    log_debug("snapshot written to %s", s->o->snapshot);
+}
+
+/* Opens the next input; sets in->done when there is none left. */
+static int
+input_open_next(struct input *in, size_t max_line)
+{
+    const char *f;
+
+    if (in->files == NULL || in->files[0] == NULL) {
+        if (in->next++ > 0) {
+            in->done = 1;
+            return 0;
+        }
+        f = "-";
+    } else {
+        f = in->files[in->next];
+        if (f == NULL) {
+            in->done = 1;
+            return 0;
+        }
+        in->next++;
+    }
+    if (strcmp(f, "-") == 0) {
+        in->name = "stdin";
+        in->fd = 0;
+        in->own_fd = 0;
+        in->stdin_flags = fcntl(0, F_GETFL);
+        if (in->stdin_flags != -1)
+            fcntl(0, F_SETFL, in->stdin_flags | O_NONBLOCK);
+    } else {
+        in->name = f;
+        in->fd = open(f, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (in->fd < 0) {
+            log_error("%s: %s", f, strerror(errno));
+            return -1;
+        }
+        in->own_fd = 1;
+    }
+    if (lines_init(&in->lines, in->fd, max_line) < 0) {
+        log_error("%s: out of memory", in->name);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+input_close(struct input *in)
+{
+    if (in->fd < 0)
+        return;
+    lines_free(&in->lines);
+    if (in->own_fd)
+        close(in->fd);
+    else if (in->stdin_flags != -1)
+        fcntl(0, F_SETFL, in->stdin_flags);
+    in->fd = -1;
+}
+
+static void
+ingest_line(struct server *s, const char *line, size_t len)
+{
+    struct ndjson_env env;
+    struct kv_event ev;
+    enum index_reject why = INDEX_REJ_NONE;
+    char err[256];
+    int rc;
+
+    s->lines++;
+    arena_reset(&s->arena);
+    rc = ndjson_parse_line(line, len, &s->arena, &env, &ev, err, sizeof err);
+    if (rc == NDJSON_SKIP)
+        return;
+    if (rc == NDJSON_FATAL) {
+        log_error("%s:%llu: %s", s->in.name,
+                  (unsigned long long)s->in.lines.lineno, err);
+        s->in.fatal = 1;
+        return;
+    }
+    if (rc != NDJSON_EVENT) {
+        if (++s->bad_lines <= MAX_LINE_WARNINGS)
+            log_warn("%s:%llu: %s%s", s->in.name,
+                     (unsigned long long)s->in.lines.lineno, err,
+                     s->bad_lines == MAX_LINE_WARNINGS
+                         ? " (further bad lines are only counted)"
+                         : "");
+        return;
+    }
+    /* The index counts what it applies and rejects (stats). */
+    if (index_apply(s->ix, &env, &ev, &why) < 0) {
+        log_debug("%s:%llu: %s rejected: %s", s->in.name,
+                  (unsigned long long)s->in.lines.lineno, kv_type_name(ev.type),
+                  index_reject_name(why));
+    }
+}
+
+/*
+ * Reads one chunk of input and applies its complete lines.  Returns 1 when
+ * more input may be ready right away, 0 when the input would block.
+ */
+static int
+ingest_step(struct server *s)
+{
+    struct input *in = &s->in;
+    const char *line;
+    size_t len;
+    long n;
+    int rc;
+
+    if (in->done || in->fatal)
+        return 0;
+    if (in->fd < 0 && input_open_next(in, s->o->max_line) < 0) {
+        in->fatal = 1;
+        return 0;
+    }
+    if (in->done)
+        return 0;
+    n = lines_fill(&in->lines);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        log_error("%s: read: %s", in->name, strerror(errno));
+        in->lines.eof = 1;
+    }
+    while ((rc = lines_next(&in->lines, &line, &len)) != LINES_NONE &&
+           !in->fatal) {
+        if (rc == LINES_TOO_LONG) {
+            s->lines++;
+            if (++s->long_lines <= MAX_LINE_WARNINGS)
+                log_warn("%s:%llu: line longer than --max-line (%zu bytes), "
+                         "skipped",
+                         in->name, (unsigned long long)in->lines.lineno,
+                         s->o->max_line);
+            continue;
+        }
+        ingest_line(s, line, len);
+    }
+    if (in->lines.eof) {
+        log_info("%s: end of input after %llu lines", in->name,
+                 (unsigned long long)in->lines.lineno);
+        input_close(in);
+        return 1; /* the next file, or done */
+    }
+    return n > 0;
+}
+
+static void
+accept_clients(struct server *s)
+{
+    for (int k = 0; k < 64; k++) {
+        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct conn *c;
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                log_warn("accept: %s", strerror(errno));
+            return;
+        }
+        if (s->n_conns == s->cap_conns) {
+            size_t nc = s->cap_conns ? s->cap_conns * 2 : 16;
+            struct conn **nv = realloc(s->conns, nc * sizeof *nv);
+            if (nv == NULL) {
+                close(fd);
+                return;
+            }
+            s->conns = nv;
+            s->cap_conns = nc;
+        }
+        c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            close(fd);
+            return;
+        }
+        c->fd = fd;
+        s->conns[s->n_conns++] = c;
+        s->accepted++;
+    }
+}
+
+static int
+blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+            return 0;
+    return 1;
+}
+
+/* Answers the complete request lines buffered for c, while its output is
+ * below the pause mark.  Returns -1 when c must be dropped. */
+static int
+conn_process(struct server *s, struct conn *c)
+{
+    size_t pos = 0;
+
+    while (c->out.len - c->out_off < OUT_PAUSE) {
+        char *nl = memchr(c->in + pos, '\n', c->in_len - pos);
+        size_t len;
+        if (nl == NULL)
+            break;
+        len = (size_t)(nl - (c->in + pos));
+        if (c->skipping) {
+            c->skipping = 0;
+            proto_reply_error(&s->proto, &c->out,
+                              "request line longer than --max-line");
+        } else if (len > s->o->max_line) {
+            proto_reply_error(&s->proto, &c->out,
+                              "request line longer than --max-line");
+        } else if (!blank(c->in + pos, len) && c->in[pos] != '#') {
+            proto_handle(&s->proto, c->in + pos, len, &c->out);
+        }
+        pos += len + 1;
+        if (c->out.oom || c->out.len - c->out_off > OUT_CAP)
+            return -1;
+    }
+    memmove(c->in, c->in + pos, c->in_len - pos);
+    c->in_len -= pos;
+    /* An unfinished line already over the cap is dropped as it arrives. */
+    if (c->in_len > s->o->max_line && memchr(c->in, '\n', c->in_len) == NULL) {
+        c->skipping = 1;
+        c->in_len = 0;
+    }
+    return 0;
+}
+
+static int
+conn_read(struct server *s, struct conn *c)
+{
+    ssize_t n;
+
+    if (c->in_cap - c->in_len < READ_CHUNK) {
+        size_t nc = c->in_len + READ_CHUNK;
+        char *nv = realloc(c->in, nc);
+        if (nv == NULL)
+            return -1;
+        c->in = nv;
+        c->in_cap = nc;
+    }
+    n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    if (n == 0) {
+        c->eof = 1;
+        /* A last request without '\n' is still answered. */
+        if (c->in_len > 0 && !c->skipping && c->in_len < c->in_cap)
+            c->in[c->in_len++] = '\n';
+        return 0;
+    }
+    if (c->skipping) {
+        char *nl = memchr(c->in + c->in_len, '\n', (size_t)n);
+        if (nl == NULL)
+            return 0; /* still inside the over-long line: drop it */
+        /* Keep the '\n' so that conn_process replies to the skipped line. */
+        memmove(c->in, nl, (size_t)(c->in + c->in_len + n - nl));
+        c->in_len = (size_t)(c->in + c->in_len + n - nl);
+        return 0;
+    }
+    c->in_len += (size_t)n;
+    return 0;
+}
+
+/* Writes what c has pending.  Returns -1 when c must be dropped. */
+static int
+conn_write(struct conn *c, long long now)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
+                         MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (c->stalled_since == 0)
+                    c->stalled_since = now;
+                return 0;
+            }
+            return -1;
+        }
+        c->out_off += (size_t)n;
+        c->stalled_since = 0;
+    }
+    buf_clear(&c->out);
+    c->out_off = 0;
+    c->stalled_since = 0;
+    return 0;
+}
+
+/* Services every client whose poll entry (at pfd[base + i]) is ready. */
+static void
+serve_clients(struct server *s, size_t base, size_t n_polled, long long now)
+{
+    size_t i = n_polled;
+
+    /* Walk backwards: drop_conn moves the last client into slot i. */
+    while (i-- > 0) {
+        struct conn *c = s->conns[i];
+        short re = s->pfd[base + i].revents;
+        const char *why = NULL;
+
+        if (re & (POLLERR | POLLNVAL)) {
+            drop_conn(s, i, NULL);
+            continue;
+        }
+        if ((re & (POLLIN | POLLHUP)) && !c->eof && conn_read(s, c) < 0) {
+            drop_conn(s, i, NULL);
+            continue;
+        }
+        if (conn_process(s, c) < 0) {
+            why = "reply buffer over its cap";
+        } else if (conn_write(c, now) < 0) {
+            drop_conn(s, i, NULL);
+            continue;
+        } else if (c->stalled_since != 0 && now - c->stalled_since > STALL_MS) {
+            why = "not reading its replies";
+        } else if (c->eof && c->out.len == c->out_off &&
+                   memchr(c->in, '\n', c->in_len) == NULL) {
+            drop_conn(s, i, NULL);
+            continue;
+        }
+        if (why != NULL)
+            drop_conn(s, i, why);
+    }
+}
+
+static int
+grow_pfd(struct server *s, size_t n)
+{
+    struct pollfd *nv;
+
+    if (n <= s->cap_pfd)
+        return 0;
+    nv = realloc(s->pfd, n * 2 * sizeof *nv);
+    if (nv == NULL)
+        return -1;
+    s->pfd = nv;
+    s->cap_pfd = n * 2;
+    return 0;
+}
+
+static int
+loop(struct server *s)
+{
+    int hot = 1; /* input may have more ready right away */
+
+    while (!cli_signal) {
+        long long now = cli_now_ms();
+        size_t n = 0, base, n_polled;
+        int timeout = 1000, in_slot = -1, pr;
+
+        if (s->in.fatal)
+            return 1;
+        if (s->in.done && s->o->exit_on_eof)
+            return 0;
+        if (s->o->snapshot != NULL && now >= s->next_snapshot_ms) {
+            do_snapshot(s);
+            s->next_snapshot_ms = now + (long long)s->o->snapshot_every_ms;
+        }
+        if (cli_take_usr1())
+            print_stats(s);
+        if (grow_pfd(s, s->n_conns + 2) < 0) {
+            log_error("out of memory");
+            return 1;
+        }
+        s->pfd[n].fd = s->lfd;
+        s->pfd[n++].events = POLLIN;
+        if (!s->in.done && s->in.fd >= 0 && !hot) {
+            in_slot = (int)n;
+            s->pfd[n].fd = s->in.fd;
+            s->pfd[n++].events = POLLIN;
+        }
+        base = n;
+        n_polled = s->n_conns;
+        for (size_t i = 0; i < s->n_conns; i++) {
+            struct conn *c = s->conns[i];
+            short ev = 0;
+            if (!c->eof && c->out.len - c->out_off < OUT_PAUSE)
+                ev |= POLLIN;
+            if (c->out_off < c->out.len)
+                ev |= POLLOUT;
+            s->pfd[n].fd = c->fd;
+            s->pfd[n++].events = ev;
+        }
+        if (hot || (!s->in.done && s->in.fd < 0))
+            timeout = 0;
+        if (s->o->snapshot != NULL && s->next_snapshot_ms - now < timeout)
+            timeout = (int)(s->next_snapshot_ms - now < 0
+                                ? 0
+                                : s->next_snapshot_ms - now);
+        pr = poll(s->pfd, n, timeout);
+        if (pr < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("poll: %s", strerror(errno));
+            return 1;
+        }
+        now = cli_now_ms();
+        if (n_polled > 0)
+            serve_clients(s, base, n_polled, now);
+        if (s->pfd[0].revents & POLLIN)
+            accept_clients(s);
+        if (hot || (in_slot >= 0 && s->pfd[in_slot].revents) ||
+            (!s->in.done && s->in.fd < 0))
+            hot = ingest_step(s);
+        if (s->in.done && s->in.fd < 0 && hot)
+            hot = 0;
+    }
+    return 0;
+}
+
+int
+serve_run(const struct serve_opts *o)
+{
+    struct server s;
+    char err[256];
+    int rc = 1;
+
+    memset(&s, 0, sizeof s);
+    s.o = o;
+    s.lfd = -1;
+    s.in.fd = -1;
+    s.in.stdin_flags = -1;
+    s.in.files = o->files;
+    s.started_ms = cli_now_ms();
+    s.ix = index_new(&o->ix, err, sizeof err);
+    if (s.ix == NULL) {
+        log_error("%s", err);
+        goto done;
+    }
+    proto_init(&s.proto, s.ix, &o->ix, stats_members, &s);
+    if (o->snapshot != NULL) {
+        int r = snapshot_load(s.ix, &o->ix, o->snapshot, err, sizeof err);
+        if (r < 0) {
+            log_error("%s: %s", o->snapshot, err);
+            goto done;
+        }
+        if (r > 0)
+            log_info("%s: snapshot loaded", o->snapshot);
+        s.next_snapshot_ms = s.started_ms + (long long)o->snapshot_every_ms;
+    }
+    s.lfd = sock_listen(o->socket_path, o->socket_mode, err, sizeof err);
+    if (s.lfd < 0) {
+        log_error("%s", err);
+        goto done;
+    }
+    log_info("listening on %s", o->socket_path);
+    rc = loop(&s);
+    if (cli_signal)
+        log_info("stopping on signal %d", (int)cli_signal);
+    if (rc == 0)
+        do_snapshot(&s);
+    if (o->stats)
+        print_stats(&s);
+done:
+    if (s.lfd >= 0) {
+        close(s.lfd);
+        unlink(o->socket_path);
+    }
+    input_close(&s.in);
+    while (s.n_conns > 0)
+        drop_conn(&s, s.n_conns - 1, NULL);
+    free(s.conns);
+    free(s.pfd);
+    arena_free(&s.arena);
+    proto_free(&s.proto);
+    index_free(s.ix);
+    return rc;
+}

@@ -1,0 +1,34 @@
+/*
+ * server.h - `kvindex serve`: one poll loop that owns the index, reads the
+ * NDJSON input and answers clients on the Unix socket.
+ */
+#ifndef KVINDEX_SERVER_H
+#define KVINDEX_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "index.h"
+
+struct serve_opts {
+    const char *socket_path; /* resolved by the caller */
+    mode_t socket_mode;      /* default 0600 */
+    struct index_opts ix;
+    const char *snapshot; /* NULL: none */
+    uint64_t snapshot_every_ms;
+    size_t max_line;
+    int exit_on_eof;
+    int stats;    /* --stats: one JSON line on stderr at exit */
+    char **files; /* NULL-terminated; empty: stdin */
+};
+
+/*
+ * Runs the server until SIGTERM/SIGINT (or the end of input with
+ * exit_on_eof).  Diagnostics go to stderr through cli_log.  Returns the exit
+ * status: 0 after a clean stop, 1 on a failure (cannot bind, bad snapshot,
+ * unknown input format version).
+ */
+int serve_run(const struct serve_opts *o);
+
+#endif
