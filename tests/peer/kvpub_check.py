@@ -8,6 +8,7 @@ would send for the same NDJSON events with tests/peer/layouts.py.
   kvpub_check.py replay URI --from S [--timeout S] [--raw-request HEX,...]
   kvpub_check.py expect FILE --layout L [--bytes-hashes] [--pod P]
   kvpub_check.py decode FILE --layout L [--bytes-hashes] [--pod P] < got.jsonl
+  kvpub_check.py synthcheck < got.jsonl
 
 sub/replay print one JSON object per message:
   {"frames": N, "topic": "...", "seq": S, "payload": "hex"}   (sub)
@@ -15,6 +16,9 @@ sub/replay print one JSON object per message:
 expect prints {"seq": k, "payload": "hex"} per batch, k counting from 0.
 decode checks that the received payloads, decoded here, carry the input
 events (fields, hashes, ts, rank); it prints the differences and exits 1.
+synthcheck checks a --synth stream: seqs from 0, every removal names a
+cached block, every store's parent is cached, 16 tokens per hash; it
+prints counts and the root blocks' hashes as one JSON line.
 """
 
 import argparse
@@ -241,6 +245,52 @@ def cmd_decode(a):
     return 1 if errs else 0
 
 
+def cmd_synthcheck(a):
+    """Checks a --synth stream (vllm layout) for a consistent block tree."""
+    cached = {}
+    errs = []
+    stores = removes = blocks = 0
+    roots = set()
+    for k, raw in enumerate(sys.stdin):
+        rec = json.loads(raw)
+        ts, evs, rank = msgpack.unpackb(bytes.fromhex(rec["payload"]),
+                                        raw=False)
+        if rec["seq"] != k or rank != 0 or not isinstance(ts, float):
+            errs.append("batch %d: seq %r rank %r ts %r" % (k, rec["seq"],
+                                                           rank, ts))
+        for ev in evs:
+            t = ev["type"]
+            if t == "BlockRemoved":
+                for h in ev["block_hashes"]:
+                    if cached.get(h, 0) == 0:
+                        errs.append("batch %d: removes unknown %d" % (k, h))
+                    else:
+                        cached[h] -= 1
+                removes += 1
+            elif t == "BlockStored":
+                p = ev["parent_block_hash"]
+                if p is not None and cached.get(p, 0) == 0:
+                    errs.append("batch %d: parent %d not cached" % (k, p))
+                if p is None:
+                    roots.add(ev["block_hashes"][0])
+                if len(ev["token_ids"]) != a.block_size * len(
+                        ev["block_hashes"]) or ev["block_size"] != \
+                        a.block_size:
+                    errs.append("batch %d: misaligned store" % k)
+                for h in ev["block_hashes"]:
+                    cached[h] = cached.get(h, 0) + 1
+                stores += 1
+                blocks += len(ev["block_hashes"])
+            else:
+                errs.append("batch %d: unexpected %s" % (k, t))
+    for e in errs[:20]:
+        print(e, file=sys.stderr)
+    print(json.dumps({"stores": stores, "removes": removes,
+                      "blocks": blocks, "cached": sum(cached.values()),
+                      "roots": sorted(str(r) for r in roots)}))
+    return 1 if errs else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     sp = ap.add_subparsers(dest="cmd", required=True)
@@ -255,6 +305,8 @@ def main():
     r.add_argument("--from", dest="start", type=int, default=0)
     r.add_argument("--timeout", type=float, default=5)
     r.add_argument("--raw-request")
+    c = sp.add_parser("synthcheck")
+    c.add_argument("--block-size", type=int, default=16)
     for name in ("expect", "decode"):
         e = sp.add_parser(name)
         e.add_argument("file")
@@ -263,7 +315,7 @@ def main():
         e.add_argument("--pod")
     a = ap.parse_args()
     fn = {"sub": cmd_sub, "replay": cmd_replay, "expect": cmd_expect,
-          "decode": cmd_decode}[a.cmd]
+          "decode": cmd_decode, "synthcheck": cmd_synthcheck}[a.cmd]
     sys.exit(fn(a) or 0)
 
 

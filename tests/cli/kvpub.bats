@@ -1,0 +1,301 @@
+#!/usr/bin/env bats
+# kvpub against an independent subscriber, replay client and checker written
+# in Python (tests/peer/kvpub_check.py: pyzmq, python msgpack and the engine
+# layouts of tests/peer/layouts.py), over real sockets on 127.0.0.1.  kvpub
+# waits for the subscriber (--wait-subs) so nothing is lost to the slow
+# joiner; every background process is killed in teardown.
+
+load helpers
+
+CHECK="$KVTAP_TOP/tests/peer/kvpub_check.py"
+SAMPLE="$KVTAP_TOP/tests/data/sample.ndjson"
+
+setup() {
+    T=$BATS_TEST_TMPDIR
+    PIDS=()
+    P=tcp://127.0.0.1:$(free_port)
+    R=tcp://127.0.0.1:$(free_port)
+}
+
+teardown() {
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+}
+
+# Starts kvpub in the background: start_kvpub ARGS... (stdin from $IN).
+start_kvpub() {
+    kvpub "$@" <"${IN:-/dev/null}" 2>"$T/kvpub.err" &
+    KVPUB=$!
+    PIDS+=($KVPUB)
+}
+
+# Waits for kvpub to end; sets ST to its exit status (124: still running).
+# Not under `run`: a subshell cannot wait for its parent's children.
+kvpub_status() {
+    ST=0
+    wait_pid "$KVPUB" 10 || ST=$?
+}
+
+# Receives N messages on $P into $T/got.jsonl.
+subscribe() {
+    "$PY" "$CHECK" sub "$P" --count "$1" --timeout 10 >"$T/got.jsonl"
+}
+
+# The number of batches of pod $1 in the sample.
+batches_of() {
+    "$PY" "$CHECK" expect "$SAMPLE" --pod "$1" | wc -l
+}
+
+# Publishes input $1 (pod $2) in layout $3 and checks the payloads: decoded
+# independently they carry the input events, and they equal, byte for
+# byte, what msgspec produces for the same events (layouts.py).
+check_layout() {
+    local in=$1 pod=$2 layout=$3
+    shift 3
+    local n
+    n=$("$PY" "$CHECK" expect "$in" --pod "$pod" --layout "$layout" "$@" | wc -l)
+    [ "$n" -gt 5 ]
+    IN=$in start_kvpub --wait-subs 1 --pod "$pod" --layout "$layout" "$@" "$P"
+    subscribe "$n"
+    run "$PY" "$CHECK" decode "$in" --pod "$pod" --layout "$layout" "$@" <"$T/got.jsonl"
+    assert_success
+    "$PY" "$CHECK" expect "$in" --pod "$pod" --layout "$layout" "$@" >"$T/want.jsonl"
+    run diff <(jq -c '[.seq, .payload]' "$T/got.jsonl") <(jq -c '[.seq, .payload]' "$T/want.jsonl")
+    assert_success
+    kvpub_status
+    assert_equal "$ST" 0
+}
+
+@test "--help has OUTPUT, EXIT STATUS and EXAMPLES and exits 0" {
+    run kvpub --help
+    assert_success
+    assert_output --partial "Usage: kvpub"
+    assert_output --partial "OUTPUT"
+    assert_output --partial "EXIT STATUS"
+    assert_output --partial "EXAMPLES"
+    run kvpub -V
+    assert_success
+    assert_output --partial "kvpub"
+    assert_output --partial "libzmq"
+}
+
+@test "bad flags and arguments exit 2 with a hint" {
+    for args in "--bogus $P" "--layout nope $P" "--rate fast $P" \
+        "--buffer 0 $P" "--wait-subs -1 $P" "--delay soon $P" \
+        "--synth 0 $P" "--replay-hwm x $P" "" "not-a-uri" "$P $R $P" \
+        "--synth 5 --pod a $P" "--layout"; do
+        # shellcheck disable=SC2086
+        run kvpub $args
+        assert_equal "$status" 2
+        assert_output --partial "Try 'kvpub --help'."
+    done
+}
+
+@test "layout vllm: payloads decode to the input and equal msgspec's bytes" {
+    check_layout "$SAMPLE" pod-a vllm
+}
+
+@test "layout vllm-array: 12/4-slot arrays equal msgspec's bytes" {
+    check_layout "$SAMPLE" pod-b vllm-array
+}
+
+@test "layout vllm-map-batch: map batch equals msgspec's bytes" {
+    check_layout "$SAMPLE" pod-a vllm-map-batch
+}
+
+@test "layout sglang: SGLang maps, signed hashes, equal msgspec's bytes" {
+    # SGLang's events have no lora_name/extra_keys/group_idx/spec kind.
+    jq -c 'del(.lora_name, .extra_keys, .group_idx, .kv_cache_spec_kind)
+           | if .type == "BlockStored" and .seq % 3 == 1
+             then . + {cache_salt: "salt-\(.seq)"} else . end' \
+        "$SAMPLE" >"$T/sglang.ndjson"
+    check_layout "$T/sglang.ndjson" pod-b sglang
+}
+
+@test "--bytes-hashes publishes the 32-byte digests of block_digests" {
+    "$PY" - "$SAMPLE" >"$T/digests.ndjson" <<'EOF'
+import hashlib, json, sys
+for raw in open(sys.argv[1]):
+    o = json.loads(raw)
+    def dig(h):
+        v = int(h)
+        return (hashlib.sha256(b"%d" % v).digest()[:24] + v.to_bytes(8, "big")).hex()
+    if o.get("block_hashes"):
+        o["block_digests"] = [dig(h) for h in o["block_hashes"]]
+    if o.get("parent_block_hash"):
+        o["parent_block_digest"] = dig(o["parent_block_hash"])
+    print(json.dumps(o, separators=(",", ":")))
+EOF
+    check_layout "$T/digests.ndjson" pod-a vllm --bytes-hashes
+    grep -q c420 "$T/got.jsonl"
+}
+
+@test "seq counts from 0 per batch, ts and dp_rank come from the lines" {
+    cat >"$T/in.ndjson" <<'EOF'
+{"pod":"x","dp_rank":3,"seq":40,"i":0,"ts":1700000000.25,"type":"AllBlocksCleared"}
+{"pod":"x","dp_rank":3,"seq":40,"i":1,"ts":1700000000.25,"type":"BlockRemoved","block_hashes":["18446744073709551615"],"medium":"GPU"}
+{"pod":"x","dp_rank":3,"seq":41,"i":0,"ts":1700000001,"type":"BlockRemoved","block_hashes":["7"],"medium":null}
+{"pod":"x","dp_rank":null,"seq":41,"type":"gap","from":1,"to":2}
+{"type":"AllBlocksCleared"}
+{"type":"AllBlocksCleared"}
+EOF
+    IN=$T/in.ndjson start_kvpub --wait-subs 1 "$P"
+    subscribe 4
+    run jq -c '[.seq, .topic, .frames]' "$T/got.jsonl"
+    assert_output $'[0,"",3]\n[1,"",3]\n[2,"",3]\n[3,"",3]'
+    run "$PY" -c '
+import json, sys, msgpack
+for l in open(sys.argv[1]):
+    ts, ev, rank = msgpack.unpackb(bytes.fromhex(json.loads(l)["payload"]))
+    print(type(ts).__name__, len(ev), rank)' "$T/got.jsonl"
+    assert_line --index 0 "float 2 3"
+    assert_line --index 1 "float 1 3"
+    assert_line --index 2 "float 1 None"
+    assert_line --index 3 "float 1 None"
+}
+
+@test "a full round trip NDJSON -> kvpub -> kvsub -> NDJSON equals the input" {
+    IN=$SAMPLE start_kvpub --wait-subs 1 --pod pod-b "$P" "$R"
+    n=$(grep -c '"pod":"pod-b"' "$SAMPLE")
+    run kvsub -c "$n" --idle 5s "pod-b=$P,$R"
+    assert_success
+    # The sample's pod-b batches are numbered from 0 like kvpub's, so even
+    # the envelope is the same.
+    diff <(grep '"pod":"pod-b"' "$SAMPLE") <(printf '%s\n' "$output")
+}
+
+@test "replay from a seq: [\"\", seq, payload] per batch, then the end marker" {
+    n=$(batches_of pod-a)
+    IN=$SAMPLE start_kvpub --wait-subs 1 --pod pod-a --hold 20s "$P" "$R"
+    subscribe "$n"
+    run "$PY" "$CHECK" replay "$R" --from 5
+    assert_success
+    [ "${#lines[@]}" -eq $((n - 5 + 1)) ]
+    # Each reply: empty delimiter, 8-byte seq, the live payload.
+    for k in $(seq 5 $((n - 1))); do
+        want=$(jq -r "select(.seq == $k) | .payload" "$T/got.jsonl")
+        assert_line --index $((k - 5)) "{\"frames\": [\"\", \"$(printf %016x "$k")\", \"$want\"]}"
+    done
+    assert_line --index $((n - 5)) '{"frames": ["", "ffffffffffffffff", ""]}'
+    # A start past the newest seq gets the end marker only.
+    run "$PY" "$CHECK" replay "$R" --from 1000
+    assert_success
+    assert_output '{"frames": ["", "ffffffffffffffff", ""]}'
+}
+
+@test "--reply-topic: [\"\", topic, seq, payload] and [\"\", \"\", ff*8, \"\"]" {
+    n=$(batches_of pod-a)
+    IN=$SAMPLE start_kvpub --wait-subs 1 --pod pod-a --topic kv@pod-a \
+        --reply-topic --hold 20s "$P" "$R"
+    subscribe "$n"
+    assert_equal "$(jq -r .topic "$T/got.jsonl" | sort -u)" "kv@pod-a"
+    run "$PY" "$CHECK" replay "$R" --from $((n - 2))
+    assert_success
+    topic=$(printf kv@pod-a | od -An -tx1 | tr -d ' \n')
+    want=$(jq -r "select(.seq == $((n - 1))) | .payload" "$T/got.jsonl")
+    assert_equal "${#lines[@]}" 3
+    assert_line --index 1 "{\"frames\": [\"\", \"$topic\", \"$(printf %016x $((n - 1)))\", \"$want\"]}"
+    assert_line --index 2 '{"frames": ["", "", "ffffffffffffffff", ""]}'
+}
+
+@test "--buffer keeps only the last N batches; bad requests get no reply" {
+    n=$(batches_of pod-a)
+    IN=$SAMPLE start_kvpub --wait-subs 1 --pod pod-a --buffer 4 --hold 20s "$P" "$R"
+    subscribe "$n"
+    # Asking for 0 silently starts at the oldest kept batch, as engines do.
+    run "$PY" "$CHECK" replay "$R" --from 0
+    assert_success
+    assert_equal "${#lines[@]}" 5
+    assert_line --index 0 --partial "\"$(printf %016x $((n - 4)))\""
+    # Without the empty delimiter the ROUTER sees 2 frames: no reply at all.
+    run "$PY" "$CHECK" replay "$R" --raw-request 0000000000000000 --timeout 1
+    assert_failure
+    assert_output ""
+    run "$PY" "$CHECK" replay "$R" --raw-request ,,0000000000000000 --timeout 1
+    assert_failure
+    # And the ROUTER still answers a good one afterwards.
+    run "$PY" "$CHECK" replay "$R" --from $((n - 1))
+    assert_success
+    assert_equal "${#lines[@]}" 2
+}
+
+@test "--wait-subs 2: both subscribers get every batch" {
+    n=$(batches_of pod-b)
+    IN=$SAMPLE start_kvpub --wait-subs 2 --pod pod-b "$P"
+    "$PY" "$CHECK" sub "$P" --count "$n" >"$T/a.jsonl" &
+    PIDS+=($!)
+    a=$!
+    subscribe "$n"
+    wait "$a"
+    assert_equal "$(wc -l <"$T/a.jsonl")" "$n"
+    cmp "$T/a.jsonl" "$T/got.jsonl"
+    kvpub_status
+    assert_equal "$ST" 0
+}
+
+@test "--loop on a pipe starts over with the same payloads, seq goes on" {
+    n=$(batches_of pod-a)
+    cat "$SAMPLE" | kvpub --loop --wait-subs 1 --pod pod-a --rate 2000/s "$P" 2>"$T/kvpub.err" &
+    KVPUB=$!
+    PIDS+=($KVPUB)
+    subscribe $((2 * n + 1))
+    run jq -r .seq "$T/got.jsonl"
+    assert_equal "${lines[$((2 * n))]}" "$((2 * n))"
+    for k in 0 1 $((n - 1)); do
+        a=$(jq -r "select(.seq == $k) | .payload" "$T/got.jsonl")
+        b=$(jq -r "select(.seq == $((k + n))) | .payload" "$T/got.jsonl")
+        assert_equal "$a" "$b"
+    done
+    kill -TERM "$KVPUB"
+    kvpub_status
+    assert_equal "$ST" 143
+}
+
+@test "--synth: a consistent block tree, deterministic, pods share prompts" {
+    for seed in 1 1 2; do
+        kvpub --synth 1000 --seed "$seed" --wait-subs 1 "$P" 2>/dev/null &
+        PIDS+=($!)
+        subscribe 1000
+        run "$PY" "$CHECK" synthcheck <"$T/got.jsonl"
+        assert_success
+        echo "$output" >"$T/check.$seed.$((i += 1))"
+        # Everything but the timestamp (the first 10 bytes) is the seed's.
+        jq -r '.payload[20:]' "$T/got.jsonl" >"$T/body.$seed.$i"
+    done
+    cmp "$T/body.1.1" "$T/body.1.2"
+    ! cmp -s "$T/body.1.1" "$T/body.2.3"
+    # Both seeds store blocks, evict (1024-block cache) and share the
+    # system prompts' root blocks.
+    run jq -c '[.removes > 0, .blocks > 1024]' "$T/check.2.3"
+    assert_output "[true,true]"
+    assert_equal "$(jq -c .roots "$T/check.1.1")" "$(jq -c .roots "$T/check.2.3")"
+}
+
+@test "bad lines are reported with their number and skipped" {
+    printf '%s\n' '{"type":"AllBlocksCleared","seq":0}' 'not json' \
+        '{"seq":1}' '{"type":"AllBlocksCleared","seq":2}' >"$T/in.ndjson"
+    IN=$T/in.ndjson start_kvpub --wait-subs 1 --stats "$P"
+    subscribe 2
+    kvpub_status
+    assert_equal "$ST" 0
+    run cat "$T/kvpub.err"
+    assert_output --partial "line 2"
+    assert_output --partial "line 3"
+    assert_output --partial '"batches":2'
+    assert_output --partial '"bad_lines":2'
+}
+
+@test "bind failure exits 1; SIGTERM while holding exits 143" {
+    IN=$SAMPLE start_kvpub --hold 30s "$P" "$R"
+    sleep 0.3
+    run kvpub "$P" </dev/null
+    assert_equal "$status" 1
+    assert_output --partial "bind"
+    kill -TERM "$KVPUB"
+    kvpub_status
+    assert_equal "$ST" 143
+}
