@@ -1,0 +1,1614 @@
+/*
+ * index.c - the prefix index (docs/kvindex.md, "Event rules").
+ *
+ * Layout, chosen for one writer thread and small per-entry memory:
+ *
+ * - Entries: one struct entry per (pod, engine hash), 32 bytes, in one pool
+ *   addressed by 32-bit ids.  An entry is on three lists: the holders of its
+ *   key (singly linked through next_holder), the global LRU (doubly linked,
+ *   oldest to newest) and its pod's engine map.  Freed ids go to a free list;
+ *   when more than half the pool is free it is compacted and shrunk, so
+ *   memory follows the live entries.
+ * - Keys: one open-addressing table (linear probing, backward-shift deletion)
+ *   of (namespace, key) -> first holder.  The holder set of a key is the list
+ *   of its entries: a key held by a few pods costs nothing beyond them, with
+ *   no per-key heap allocation.  A key with no holder leaves the table.
+ * - Engine maps: per pod, an open-addressing table of entry ids keyed by the
+ *   entry's engine hash.  Per pod because engines seed their hashes per
+ *   process and one pod's removal must not touch another's.
+ *
+ * Ids are stable between public calls except across compaction, which runs
+ * only at the end of a public call.
+ */
+#include "index.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NONE UINT32_MAX
+#define MAX_MEDIA 32
+#define GOLDEN 0x9E3779B97F4A7C15ull
+#define NS_MIX 0xD6E8FEB86659FD93ull
+#define MIN_TABLE 16u
+#define MIN_POOL 1024u
+
+struct entry {
+    uint64_t engine_hash;
+    uint32_t key_slot; /* slot in ix->ks; NONE when the entry is free */
+    uint32_t pod;
+    uint32_t next_holder;
+    uint32_t lru_prev; /* older */
+    uint32_t lru_next; /* newer; the free list when free */
+    uint32_t media;
+};
+
+struct key_slot {
+    uint64_t key;
+    uint32_t ns;
+    uint32_t head; /* first holder; NONE marks an empty slot */
+};
+
+/* An engine map: entry ids, NONE for empty slots. */
+struct emap {
+    uint32_t *slot;
+    uint32_t cap; /* 0 or a power of two */
+    uint32_t n;
+    unsigned shift;
+};
+
+struct pod {
+    char *name;
+    size_t name_len;
+    int has_rank;
+    int64_t rank;
+    struct emap map;
+    uint64_t blocks;
+    int has_seq;
+    uint64_t last_seq;
+    int has_ts;
+    double last_ts;
+    int degraded;
+    uint64_t orphans, misaligned;
+    /* Scratch of index_match, valid when stamp == ix->gen. */
+    uint32_t stamp, allow, depth, media;
+};
+
+struct ns {
+    char *model, *lora;
+    size_t model_len, lora_len;
+    uint32_t block_size;
+    uint64_t keys;
+    struct blockkey_cfg cfg;
+};
+
+struct kv_index {
+    enum blockkey_scheme scheme;
+    uint64_t seed;
+    char *hash_seed;
+    char *default_model;
+    uint64_t max_blocks;
+
+    struct entry *ent;
+    uint32_t ent_len, ent_cap; /* ids below ent_len are live or free */
+    uint32_t n_live, n_free, free_head;
+    uint32_t lru_old, lru_new;
+
+    struct key_slot *ks;
+    uint32_t ks_cap, ks_n;
+    unsigned ks_shift;
+
+    struct pod *pods;
+    uint32_t n_pods, pods_cap, last_pod;
+
+    struct ns *ns;
+    uint32_t n_ns, ns_cap, last_ns;
+
+    char *media[MAX_MEDIA];
+    int n_media;
+
+    /* Scratch reused across calls. */
+    uint64_t *qkeys;
+    uint32_t *qslots;
+    size_t q_cap;
+    uint32_t *tok;
+    size_t tok_cap;
+    uint32_t *active;
+    size_t active_cap;
+    uint32_t gen;
+
+    uint64_t applied[KV_TYPE_COUNT];
+    uint64_t rejected[INDEX_REJ_COUNT];
+    uint64_t unknown_removed, evictions, matches;
+};
+
+static const char *const reject_names[INDEX_REJ_COUNT] = {
+    [INDEX_REJ_NONE] = "none",
+    [INDEX_REJ_ORPHAN] = "orphan",
+    [INDEX_REJ_MISALIGNED] = "misaligned",
+    [INDEX_REJ_BLOCK_SIZE] = "block_size",
+    [INDEX_REJ_INVALID] = "invalid",
+    [INDEX_REJ_NOMEM] = "nomem",
+};
+
+const char *
+index_reject_name(enum index_reject r)
+{
+    if ((unsigned)r >= INDEX_REJ_COUNT)
+        return "?";
+    return reject_names[r];
+}
+
+static char *
+dup_mem(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+
+    if (s == NULL)
+        return NULL;
+    if (n)
+        memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* Fibonacci hashing: the top bits of x * golden ratio. */
+static inline uint32_t
+home_of(uint64_t x, unsigned shift)
+{
+    return (uint32_t)((x * GOLDEN) >> shift);
+}
+
+static inline uint32_t
+ks_home(const struct kv_index *ix, uint32_t ns, uint64_t key)
+{
+    return home_of(key ^ ((uint64_t)(ns + 1) * NS_MIX), ix->ks_shift);
+}
+
+static unsigned
+shift_for(uint32_t cap)
+{
+    return 64u - (unsigned)__builtin_ctz(cap);
+}
+
+/* ---- the entry pool and the LRU ---------------------------------------- */
+
+static void
+lru_unlink(struct kv_index *ix, uint32_t id)
+{
+    struct entry *e = &ix->ent[id];
+
+    if (e->lru_prev != NONE)
+        ix->ent[e->lru_prev].lru_next = e->lru_next;
+    else
+        ix->lru_old = e->lru_next;
+    if (e->lru_next != NONE)
+        ix->ent[e->lru_next].lru_prev = e->lru_prev;
+    else
+        ix->lru_new = e->lru_prev;
+}
+
+static void
+lru_push_new(struct kv_index *ix, uint32_t id)
+{
+    struct entry *e = &ix->ent[id];
+
+    e->lru_next = NONE;
+    e->lru_prev = ix->lru_new;
+    if (ix->lru_new != NONE)
+        ix->ent[ix->lru_new].lru_next = id;
+    else
+        ix->lru_old = id;
+    ix->lru_new = id;
+}
+
+static void
+lru_touch(struct kv_index *ix, uint32_t id)
+{
+    if (ix->lru_new == id)
+        return;
+    lru_unlink(ix, id);
+    lru_push_new(ix, id);
+}
+
+/* Makes sure n more entries can be allocated without failing. */
+static int
+ent_reserve(struct kv_index *ix, size_t n)
+{
+    size_t need, cap;
+    struct entry *p;
+
+    if (n <= ix->n_free)
+        return 0;
+    need = (size_t)ix->ent_len + (n - ix->n_free);
+    if (need <= ix->ent_cap)
+        return 0;
+    if (need >= NONE)
+        return -1;
+    cap = ix->ent_cap ? ix->ent_cap : MIN_POOL;
+    while (cap < need)
+        cap *= 2;
+    if (cap >= NONE)
+        cap = NONE - 1;
+    p = realloc(ix->ent, cap * sizeof *p);
+    if (p == NULL)
+        return -1;
+    ix->ent = p;
+    ix->ent_cap = (uint32_t)cap;
+    return 0;
+}
+
+/* Takes an id; ent_reserve must have made room. */
+static uint32_t
+ent_take(struct kv_index *ix)
+{
+    uint32_t id;
+
+    if (ix->free_head != NONE) {
+        id = ix->free_head;
+        ix->free_head = ix->ent[id].lru_next;
+        ix->n_free--;
+    } else {
+        id = ix->ent_len++;
+    }
+    ix->n_live++;
+    return id;
+}
+
+static void
+ent_give(struct kv_index *ix, uint32_t id)
+{
+    ix->ent[id].key_slot = NONE;
+    ix->ent[id].lru_next = ix->free_head;
+    ix->free_head = id;
+    ix->n_free++;
+    ix->n_live--;
+}
+
+/* ---- engine maps ------------------------------------------------------- */
+
+static int
+em_rehash(struct kv_index *ix, struct emap *m, uint32_t cap)
+{
+    uint32_t *s = NULL;
+    unsigned shift;
+
+    if (cap) {
+        s = malloc((size_t)cap * sizeof *s);
+        if (s == NULL)
+            return -1;
+        memset(s, 0xff, (size_t)cap * sizeof *s);
+        shift = shift_for(cap);
+        for (uint32_t i = 0; i < m->cap; i++) {
+            uint32_t id = m->slot[i], j;
+
+            if (id == NONE)
+                continue;
+            j = home_of(ix->ent[id].engine_hash, shift);
+            while (s[j] != NONE)
+                j = (j + 1) & (cap - 1);
+            s[j] = id;
+        }
+        m->shift = shift;
+    }
+    free(m->slot);
+    m->slot = s;
+    m->cap = cap;
+    return 0;
+}
+
+static int
+em_reserve(struct kv_index *ix, struct emap *m, size_t extra)
+{
+    uint64_t need = (uint64_t)m->n + extra;
+    uint64_t cap = m->cap ? m->cap : MIN_TABLE;
+
+    if (need * 4 <= (uint64_t)m->cap * 3)
+        return 0;
+    while (need * 4 > cap * 3)
+        cap *= 2;
+    if (cap > (1ull << 31))
+        return -1;
+    return em_rehash(ix, m, (uint32_t)cap);
+}
+
+/* Returns the slot holding engine hash h, or NONE. */
+static uint32_t
+em_find(const struct kv_index *ix, const struct emap *m, uint64_t h)
+{
+    uint32_t j;
+
+    if (m->cap == 0)
+        return NONE;
+    j = home_of(h, m->shift);
+    for (;;) {
+        uint32_t id = m->slot[j];
+
+        if (id == NONE)
+            return NONE;
+        if (ix->ent[id].engine_hash == h)
+            return j;
+        j = (j + 1) & (m->cap - 1);
+    }
+}
+
+static void
+em_insert(struct kv_index *ix, struct emap *m, uint32_t id)
+{
+    uint32_t j = home_of(ix->ent[id].engine_hash, m->shift);
+
+    while (m->slot[j] != NONE)
+        j = (j + 1) & (m->cap - 1);
+    m->slot[j] = id;
+    m->n++;
+}
+
+/* Backward-shift deletion keeps probe runs unbroken without tombstones. */
+static void
+em_delete_slot(struct kv_index *ix, struct emap *m, uint32_t i)
+{
+    uint32_t mask = m->cap - 1, j = i;
+
+    for (;;) {
+        uint32_t id, home;
+
+        j = (j + 1) & mask;
+        id = m->slot[j];
+        if (id == NONE)
+            break;
+        home = home_of(ix->ent[id].engine_hash, m->shift);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            m->slot[i] = id;
+            i = j;
+        }
+    }
+    m->slot[i] = NONE;
+    m->n--;
+    if (m->n == 0)
+        em_rehash(ix, m, 0);
+    else if (m->cap > MIN_TABLE && (uint64_t)m->n * 8 < m->cap)
+        (void)em_rehash(ix, m, m->cap / 2);
+}
+
+/* ---- the key table ----------------------------------------------------- */
+
+static void
+ks_relink(struct kv_index *ix, uint32_t slot)
+{
+    for (uint32_t e = ix->ks[slot].head; e != NONE; e = ix->ent[e].next_holder)
+        ix->ent[e].key_slot = slot;
+}
+
+static int
+ks_rehash(struct kv_index *ix, uint32_t cap)
+{
+    struct key_slot *s = NULL, *old = ix->ks;
+    uint32_t old_cap = ix->ks_cap;
+
+    if (cap) {
+        s = malloc((size_t)cap * sizeof *s);
+        if (s == NULL)
+            return -1;
+        for (uint32_t i = 0; i < cap; i++)
+            s[i].head = NONE;
+    }
+    ix->ks = s;
+    ix->ks_cap = cap;
+    ix->ks_shift = cap ? shift_for(cap) : 0;
+    for (uint32_t i = 0; i < old_cap; i++) {
+        uint32_t j;
+
+        if (old[i].head == NONE)
+            continue;
+        j = ks_home(ix, old[i].ns, old[i].key);
+        while (s[j].head != NONE)
+            j = (j + 1) & (cap - 1);
+        s[j] = old[i];
+        ks_relink(ix, j);
+    }
+    free(old);
+    return 0;
+}
+
+static int
+ks_reserve(struct kv_index *ix, size_t extra)
+{
+    uint64_t need = (uint64_t)ix->ks_n + extra;
+    uint64_t cap = ix->ks_cap ? ix->ks_cap : MIN_TABLE;
+
+    if (need * 4 <= (uint64_t)ix->ks_cap * 3)
+        return 0;
+    while (need * 4 > cap * 3)
+        cap *= 2;
+    if (cap > (1ull << 31))
+        return -1;
+    return ks_rehash(ix, (uint32_t)cap);
+}
+
+static uint32_t
+ks_find(const struct kv_index *ix, uint32_t ns, uint64_t key)
+{
+    uint32_t j;
+
+    if (ix->ks_cap == 0)
+        return NONE;
+    j = ks_home(ix, ns, key);
+    for (;;) {
+        const struct key_slot *s = &ix->ks[j];
+
+        if (s->head == NONE)
+            return NONE;
+        if (s->key == key && s->ns == ns)
+            return j;
+        j = (j + 1) & (ix->ks_cap - 1);
+    }
+}
+
+/* Finds or inserts (ns, key); ks_reserve must have made room. */
+static uint32_t
+ks_get(struct kv_index *ix, uint32_t ns, uint64_t key, int *created)
+{
+    uint32_t j = ks_home(ix, ns, key);
+
+    *created = 0;
+    for (;;) {
+        struct key_slot *s = &ix->ks[j];
+
+        if (s->head == NONE) {
+            s->key = key;
+            s->ns = ns;
+            ix->ks_n++;
+            ix->ns[ns].keys++;
+            *created = 1;
+            return j;
+        }
+        if (s->key == key && s->ns == ns)
+            return j;
+        j = (j + 1) & (ix->ks_cap - 1);
+    }
+}
+
+static void
+ks_delete(struct kv_index *ix, uint32_t i)
+{
+    uint32_t mask = ix->ks_cap - 1, j = i;
+
+    ix->ns[ix->ks[i].ns].keys--;
+    for (;;) {
+        struct key_slot *s;
+        uint32_t home;
+
+        j = (j + 1) & mask;
+        s = &ix->ks[j];
+        if (s->head == NONE)
+            break;
+        home = ks_home(ix, s->ns, s->key);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            ix->ks[i] = *s;
+            ks_relink(ix, i);
+            i = j;
+        }
+    }
+    ix->ks[i].head = NONE;
+    ix->ks_n--;
+    if (ix->ks_n == 0)
+        ks_rehash(ix, 0);
+    else if (ix->ks_cap > MIN_TABLE && (uint64_t)ix->ks_n * 8 < ix->ks_cap)
+        (void)ks_rehash(ix, ix->ks_cap / 2);
+}
+
+/* ---- entries ----------------------------------------------------------- */
+
+/* Takes the entry off its key's holder list, freeing the key if it was the
+ * last holder. */
+static void
+holder_unlink(struct kv_index *ix, uint32_t id)
+{
+    uint32_t slot = ix->ent[id].key_slot;
+    uint32_t *link = &ix->ks[slot].head;
+
+    while (*link != id)
+        link = &ix->ent[*link].next_holder;
+    *link = ix->ent[id].next_holder;
+    if (ix->ks[slot].head == NONE)
+        ks_delete(ix, slot);
+}
+
+/* Drops an entry everywhere but its pod's engine map. */
+static void
+entry_drop(struct kv_index *ix, uint32_t id)
+{
+    holder_unlink(ix, id);
+    lru_unlink(ix, id);
+    ix->pods[ix->ent[id].pod].blocks--;
+    ent_give(ix, id);
+}
+
+/* Drops an entry and its engine mapping. */
+static void
+entry_remove(struct kv_index *ix, uint32_t id)
+{
+    struct emap *m = &ix->pods[ix->ent[id].pod].map;
+    uint32_t slot = em_find(ix, m, ix->ent[id].engine_hash);
+
+    entry_drop(ix, id);
+    em_delete_slot(ix, m, slot);
+}
+
+static void
+evict(struct kv_index *ix)
+{
+    if (ix->max_blocks == 0)
+        return;
+    while (ix->n_live > ix->max_blocks && ix->lru_old != NONE) {
+        entry_remove(ix, ix->lru_old);
+        ix->evictions++;
+    }
+}
+
+/* Moves live entry src to free id dst, fixing every reference to it. */
+static void
+relocate(struct kv_index *ix, uint32_t src, uint32_t dst)
+{
+    struct entry *e = &ix->ent[src];
+    struct emap *m = &ix->pods[e->pod].map;
+    uint32_t *link = &ix->ks[e->key_slot].head;
+    uint32_t slot;
+
+    while (*link != src)
+        link = &ix->ent[*link].next_holder;
+    *link = dst;
+    if (e->lru_prev != NONE)
+        ix->ent[e->lru_prev].lru_next = dst;
+    else
+        ix->lru_old = dst;
+    if (e->lru_next != NONE)
+        ix->ent[e->lru_next].lru_prev = dst;
+    else
+        ix->lru_new = dst;
+    slot = em_find(ix, m, e->engine_hash);
+    m->slot[slot] = dst;
+    ix->ent[dst] = *e;
+}
+
+/*
+ * Returns memory when most of the pool is free: live entries move into the
+ * holes below n_live and the pool shrinks.  Runs only between public calls,
+ * when no caller holds an id.
+ */
+static void
+compact(struct kv_index *ix)
+{
+    uint32_t dst = 0, src;
+    size_t cap;
+
+    if (ix->n_free == 0 || ix->n_free < ix->n_live ||
+        (ix->ent_cap <= MIN_POOL && ix->n_live))
+        return;
+    src = ix->ent_len;
+    for (;;) {
+        while (dst < src && ix->ent[dst].key_slot != NONE)
+            dst++;
+        while (src > dst && ix->ent[src - 1].key_slot == NONE)
+            src--;
+        if (src <= dst)
+            break;
+        relocate(ix, src - 1, dst);
+        ix->ent[src - 1].key_slot = NONE;
+        src--;
+    }
+    ix->ent_len = ix->n_live;
+    ix->n_free = 0;
+    ix->free_head = NONE;
+    if (ix->n_live == 0) {
+        free(ix->ent);
+        ix->ent = NULL;
+        ix->ent_cap = 0;
+        return;
+    }
+    cap = MIN_POOL;
+    while (cap < (size_t)ix->n_live + ix->n_live / 2)
+        cap *= 2;
+    if (cap < ix->ent_cap) {
+        struct entry *p = realloc(ix->ent, cap * sizeof *p);
+
+        if (p) {
+            ix->ent = p;
+            ix->ent_cap = (uint32_t)cap;
+        }
+    }
+}
+
+/* ---- pods, namespaces, media ------------------------------------------- */
+
+static int
+pod_is(const struct pod *p, const char *name, size_t n, int has_rank,
+       int64_t rank)
+{
+    return p->name_len == n && memcmp(p->name, name, n) == 0 &&
+           p->has_rank == has_rank && (!has_rank || p->rank == rank);
+}
+
+static int
+pod_ref_matches(const struct pod *p, const struct index_pod_ref *r)
+{
+    if (r->pod.n != p->name_len || memcmp(r->pod.p, p->name, p->name_len))
+        return 0;
+    return !r->has_rank || (p->has_rank && p->rank == r->rank);
+}
+
+static uint32_t
+pod_intern(struct kv_index *ix, const char *name, size_t n, int has_rank,
+           int64_t rank)
+{
+    struct pod *p;
+
+    if (ix->last_pod < ix->n_pods &&
+        pod_is(&ix->pods[ix->last_pod], name, n, has_rank, rank))
+        return ix->last_pod;
+    for (uint32_t i = 0; i < ix->n_pods; i++) {
+        if (pod_is(&ix->pods[i], name, n, has_rank, rank))
+            return ix->last_pod = i;
+    }
+    if (ix->n_pods == ix->pods_cap) {
+        uint32_t cap = ix->pods_cap ? ix->pods_cap * 2 : 8;
+
+        p = realloc(ix->pods, (size_t)cap * sizeof *p);
+        if (p == NULL)
+            return NONE;
+        ix->pods = p;
+        ix->pods_cap = cap;
+    }
+    p = &ix->pods[ix->n_pods];
+    memset(p, 0, sizeof *p);
+    p->name = dup_mem(name, n);
+    if (p->name == NULL)
+        return NONE;
+    p->name_len = n;
+    p->has_rank = has_rank;
+    p->rank = has_rank ? rank : 0;
+    return ix->last_pod = ix->n_pods++;
+}
+
+static uint32_t
+ns_find(struct kv_index *ix, const char *model, size_t mn, const char *lora,
+        size_t ln)
+{
+    for (uint32_t k = 0; k < ix->n_ns; k++) {
+        uint32_t i = (ix->last_ns + k) % ix->n_ns;
+        const struct ns *s = &ix->ns[i];
+
+        if (s->model_len == mn && s->lora_len == ln &&
+            memcmp(s->model, model, mn) == 0 && memcmp(s->lora, lora, ln) == 0)
+            return ix->last_ns = i;
+    }
+    return NONE;
+}
+
+static void
+ns_cfg(const struct kv_index *ix, struct blockkey_cfg *c, const char *model,
+       size_t mn, const char *lora, size_t ln)
+{
+    c->scheme = ix->scheme;
+    c->seed = ix->seed;
+    c->llmd_root = 0;
+    if (ix->scheme == BLOCKKEY_LLMD)
+        c->llmd_root =
+            ln ? blockkey_llmd_root(ix->hash_seed, strlen(ix->hash_seed), lora,
+                                    ln)
+               : blockkey_llmd_root(ix->hash_seed, strlen(ix->hash_seed), model,
+                                    mn);
+}
+
+static uint32_t
+ns_create(struct kv_index *ix, const char *model, size_t mn, const char *lora,
+          size_t ln, uint32_t block_size)
+{
+    struct ns *s;
+
+    if (ix->n_ns == ix->ns_cap) {
+        uint32_t cap = ix->ns_cap ? ix->ns_cap * 2 : 4;
+
+        s = realloc(ix->ns, (size_t)cap * sizeof *s);
+        if (s == NULL)
+            return NONE;
+        ix->ns = s;
+        ix->ns_cap = cap;
+    }
+    s = &ix->ns[ix->n_ns];
+    memset(s, 0, sizeof *s);
+    s->model = dup_mem(model, mn);
+    s->lora = dup_mem(lora, ln);
+    if (s->model == NULL || s->lora == NULL) {
+        free(s->model);
+        free(s->lora);
+        return NONE;
+    }
+    s->model_len = mn;
+    s->lora_len = ln;
+    s->block_size = block_size;
+    ns_cfg(ix, &s->cfg, model, mn, lora, ln);
+    return ix->last_ns = ix->n_ns++;
+}
+
+static int
+medium_find(const struct kv_index *ix, const char *name, size_t n)
+{
+    for (int i = 0; i < ix->n_media; i++) {
+        if (strlen(ix->media[i]) == n && memcmp(ix->media[i], name, n) == 0)
+            return i;
+    }
+    return -1;
+}
+
+int
+index_medium_intern(struct kv_index *ix, const char *name, size_t n)
+{
+    int i = medium_find(ix, name, n);
+
+    if (i >= 0)
+        return i;
+    if (ix->n_media == MAX_MEDIA || memchr(name, '\0', n))
+        return -1;
+    ix->media[ix->n_media] = dup_mem(name, n);
+    if (ix->media[ix->n_media] == NULL)
+        return -1;
+    return ix->n_media++;
+}
+
+const char *
+index_medium_name(const struct kv_index *ix, int bit)
+{
+    if (bit < 0 || bit >= ix->n_media)
+        return NULL;
+    return ix->media[bit];
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+struct kv_index *
+index_new(const struct index_opts *o, char *err, size_t errlen)
+{
+    struct kv_index *ix = calloc(1, sizeof *ix);
+    const char *hs = o->hash_seed ? o->hash_seed : "";
+    const char *dm = o->default_model ? o->default_model : "";
+
+    if (ix == NULL)
+        goto fail;
+    if ((unsigned)o->scheme > BLOCKKEY_LLMD) {
+        snprintf(err, errlen, "unknown block-key scheme %d", (int)o->scheme);
+        free(ix);
+        return NULL;
+    }
+    ix->scheme = o->scheme;
+    ix->seed = o->seed;
+    ix->max_blocks = o->max_blocks;
+    ix->hash_seed = dup_mem(hs, strlen(hs));
+    ix->default_model = dup_mem(dm, strlen(dm));
+    ix->free_head = ix->lru_old = ix->lru_new = NONE;
+    if (ix->hash_seed == NULL || ix->default_model == NULL ||
+        index_medium_intern(ix, "GPU", 3) != 0)
+        goto fail;
+    return ix;
+fail:
+    index_free(ix);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+}
+
+void
+index_free(struct kv_index *ix)
+{
+    if (ix == NULL)
+        return;
+    for (uint32_t i = 0; i < ix->n_pods; i++) {
+        free(ix->pods[i].name);
+        free(ix->pods[i].map.slot);
+    }
+    for (uint32_t i = 0; i < ix->n_ns; i++) {
+        free(ix->ns[i].model);
+        free(ix->ns[i].lora);
+    }
+    for (int i = 0; i < ix->n_media; i++)
+        free(ix->media[i]);
+    free(ix->pods);
+    free(ix->ns);
+    free(ix->ent);
+    free(ix->ks);
+    free(ix->qkeys);
+    free(ix->qslots);
+    free(ix->tok);
+    free(ix->active);
+    free(ix->hash_seed);
+    free(ix->default_model);
+    free(ix);
+}
+
+/* ---- applying events --------------------------------------------------- */
+
+static int
+has_value(const struct kv_event *ev, enum kv_field f)
+{
+    return (ev->present & KV_BIT(f)) && !(ev->isnull & KV_BIT(f));
+}
+
+/*
+ * The event's LoRA: lora_name when non-empty, else lora_id in decimal (older
+ * engines), else the base model ("").
+ */
+static size_t
+event_lora(const struct kv_event *ev, char *buf, size_t cap, const char **out)
+{
+    if (has_value(ev, KV_F_LORA_NAME) && ev->str[KV_F_LORA_NAME].n) {
+        *out = ev->str[KV_F_LORA_NAME].p;
+        return ev->str[KV_F_LORA_NAME].n;
+    }
+    if (has_value(ev, KV_F_LORA_ID)) {
+        int n = snprintf(buf, cap, "%" PRId64, ev->num[KV_F_LORA_ID]);
+
+        *out = buf;
+        return (size_t)n;
+    }
+    *out = "";
+    return 0;
+}
+
+/* Clears every entry of pod p; returns how many went. */
+static uint64_t
+clear_pod(struct kv_index *ix, uint32_t p)
+{
+    struct emap *m = &ix->pods[p].map;
+    uint64_t n = 0;
+
+    for (uint32_t i = 0; i < m->cap; i++) {
+        if (m->slot[i] != NONE) {
+            entry_drop(ix, m->slot[i]);
+            n++;
+        }
+    }
+    free(m->slot);
+    memset(m, 0, sizeof *m);
+    return n;
+}
+
+/* The token of each position: SGLang bigram pages carry [a, b] pairs, of
+ * which the first token is the position's token. */
+static const uint32_t *
+event_tokens(struct kv_index *ix, const struct kv_event *ev)
+{
+    if (!ev->token_pairs)
+        return ev->tokens;
+    if (ev->n_tokens > ix->tok_cap) {
+        uint32_t *t = realloc(ix->tok, ev->n_tokens * sizeof *t);
+
+        if (t == NULL)
+            return NULL;
+        ix->tok = t;
+        ix->tok_cap = ev->n_tokens;
+    }
+    for (size_t i = 0; i < ev->n_tokens; i++)
+        ix->tok[i] = ev->tokens[2 * i];
+    return ix->tok;
+}
+
+static enum index_reject
+apply_stored(struct kv_index *ix, uint32_t p, const struct ndjson_env *env,
+             const struct kv_event *ev)
+{
+    struct pod *pod = &ix->pods[p];
+    char lbuf[24];
+    const char *model, *lora;
+    size_t mn, ln;
+    int64_t bs64;
+    uint32_t bs, nsid;
+    uint64_t parent = 0;
+    int has_parent = 0, bit = 0;
+    const uint32_t *tok;
+
+    if (!has_value(ev, KV_F_BLOCK_HASHES) || !has_value(ev, KV_F_TOKEN_IDS) ||
+        !has_value(ev, KV_F_BLOCK_SIZE))
+        return INDEX_REJ_INVALID;
+    bs64 = ev->num[KV_F_BLOCK_SIZE];
+    if (bs64 <= 0 || bs64 > UINT32_MAX)
+        return INDEX_REJ_INVALID;
+    bs = (uint32_t)bs64;
+    if (env->model.p) {
+        model = env->model.p;
+        mn = env->model.n;
+    } else {
+        model = ix->default_model;
+        mn = strlen(model);
+    }
+    ln = event_lora(ev, lbuf, sizeof lbuf, &lora);
+    nsid = ns_find(ix, model, mn, lora, ln);
+    if (nsid != NONE && ix->ns[nsid].block_size != bs)
+        return INDEX_REJ_BLOCK_SIZE;
+    if (ev->n_tokens / bs != ev->n_hashes || ev->n_tokens % bs) {
+        pod->misaligned++;
+        return INDEX_REJ_MISALIGNED;
+    }
+    if (has_value(ev, KV_F_PARENT_BLOCK_HASH)) {
+        uint32_t s = em_find(ix, &pod->map, ev->parent.v);
+
+        if (s == NONE) {
+            pod->orphans++;
+            return INDEX_REJ_ORPHAN;
+        }
+        parent = ix->ks[ix->ent[pod->map.slot[s]].key_slot].key;
+        has_parent = 1;
+    }
+    if (has_value(ev, KV_F_MEDIUM) && ev->str[KV_F_MEDIUM].n) {
+        bit = index_medium_intern(ix, ev->str[KV_F_MEDIUM].p,
+                                  ev->str[KV_F_MEDIUM].n);
+        if (bit < 0)
+            return INDEX_REJ_INVALID;
+    }
+    if (nsid == NONE) {
+        nsid = ns_create(ix, model, mn, lora, ln, bs);
+        if (nsid == NONE)
+            return INDEX_REJ_NOMEM;
+    }
+    tok = event_tokens(ix, ev);
+    if ((ev->n_tokens && tok == NULL) || ent_reserve(ix, ev->n_hashes) ||
+        ks_reserve(ix, ev->n_hashes) || em_reserve(ix, &pod->map, ev->n_hashes))
+        return INDEX_REJ_NOMEM;
+    for (size_t i = 0; i < ev->n_hashes; i++) {
+        uint64_t h = ev->hashes[i].v, key;
+        uint32_t s = em_find(ix, &pod->map, h), id, slot;
+        int created;
+
+        if (s != NONE) {
+            /* Already mapped: idempotent, adds the medium; the chain goes on
+             * from the pod's own key for it. */
+            id = pod->map.slot[s];
+            ix->ent[id].media |= 1u << bit;
+            lru_touch(ix, id);
+            parent = ix->ks[ix->ent[id].key_slot].key;
+            has_parent = 1;
+            continue;
+        }
+        key = blockkey_next(&ix->ns[nsid].cfg, has_parent ? &parent : NULL,
+                            tok + i * bs, bs);
+        slot = ks_get(ix, nsid, key, &created);
+        id = ent_take(ix);
+        ix->ent[id] =
+            (struct entry){.engine_hash = h,
+                           .key_slot = slot,
+                           .pod = p,
+                           .next_holder = created ? NONE : ix->ks[slot].head,
+                           .media = 1u << bit};
+        ix->ks[slot].head = id;
+        lru_push_new(ix, id);
+        em_insert(ix, &pod->map, id);
+        pod->blocks++;
+        parent = key;
+        has_parent = 1;
+    }
+    evict(ix);
+    return INDEX_REJ_NONE;
+}
+
+static void
+apply_removed(struct kv_index *ix, uint32_t p, const struct kv_event *ev)
+{
+    struct pod *pod = &ix->pods[p];
+    uint32_t mask = UINT32_MAX;
+
+    if (has_value(ev, KV_F_MEDIUM) && ev->str[KV_F_MEDIUM].n) {
+        int bit =
+            medium_find(ix, ev->str[KV_F_MEDIUM].p, ev->str[KV_F_MEDIUM].n);
+
+        /* A medium nobody stored holds nothing to remove. */
+        mask = bit < 0 ? 0 : 1u << bit;
+    }
+    for (size_t i = 0; i < ev->n_hashes; i++) {
+        uint32_t s = em_find(ix, &pod->map, ev->hashes[i].v), id;
+
+        if (s == NONE) {
+            ix->unknown_removed++;
+            continue;
+        }
+        id = pod->map.slot[s];
+        ix->ent[id].media &= ~mask;
+        if (ix->ent[id].media == 0) {
+            entry_drop(ix, id);
+            em_delete_slot(ix, &pod->map, s);
+        }
+    }
+}
+
+int
+index_apply(struct kv_index *ix, const struct ndjson_env *env,
+            const struct kv_event *ev, enum index_reject *why)
+{
+    enum index_reject r = INDEX_REJ_NONE;
+    uint32_t p;
+    struct pod *pod;
+
+    *why = INDEX_REJ_NONE;
+    if (ev->type != KV_BLOCK_STORED && ev->type != KV_BLOCK_REMOVED &&
+        ev->type != KV_ALL_BLOCKS_CLEARED && ev->type != KV_GAP &&
+        ev->type != KV_RESTART)
+        return 0;
+    p = pod_intern(ix, env->pod.p ? env->pod.p : "-",
+                   env->pod.p ? env->pod.n : 1, env->has_rank, env->rank);
+    if (p == NONE) {
+        r = INDEX_REJ_NOMEM;
+        goto done;
+    }
+    pod = &ix->pods[p];
+    if (env->has_seq) {
+        pod->has_seq = 1;
+        pod->last_seq = env->seq;
+    }
+    if (env->has_ts) {
+        pod->has_ts = 1;
+        pod->last_ts = env->ts;
+    }
+    switch (ev->type) {
+    case KV_BLOCK_STORED:
+        r = apply_stored(ix, p, env, ev);
+        break;
+    case KV_BLOCK_REMOVED:
+        if (!has_value(ev, KV_F_BLOCK_HASHES))
+            r = INDEX_REJ_INVALID;
+        else
+            apply_removed(ix, p, ev);
+        break;
+    case KV_ALL_BLOCKS_CLEARED:
+    case KV_RESTART:
+        clear_pod(ix, p);
+        ix->pods[p].degraded = 0;
+        break;
+    case KV_GAP:
+        pod->degraded = 1;
+        break;
+    default:
+        break;
+    }
+    compact(ix);
+done:
+    if (r != INDEX_REJ_NONE) {
+        ix->rejected[r]++;
+        *why = r;
+        return -1;
+    }
+    ix->applied[ev->type]++;
+    return 0;
+}
+
+uint64_t
+index_clear_pod(struct kv_index *ix, const struct index_pod_ref *ref)
+{
+    uint64_t n = 0;
+
+    for (uint32_t p = 0; p < ix->n_pods; p++) {
+        if (pod_ref_matches(&ix->pods[p], ref))
+            n += clear_pod(ix, p);
+    }
+    compact(ix);
+    return n;
+}
+
+/* ---- queries ----------------------------------------------------------- */
+
+static int
+scratch_keys(struct kv_index *ix, size_t n)
+{
+    if (n <= ix->q_cap)
+        return 0;
+    uint64_t *k = realloc(ix->qkeys, n * sizeof *k);
+    if (k == NULL)
+        return -1;
+    ix->qkeys = k;
+    uint32_t *s = realloc(ix->qslots, n * sizeof *s);
+    if (s == NULL)
+        return -1;
+    ix->qslots = s;
+    ix->q_cap = n;
+    return 0;
+}
+
+static int
+scratch_active(struct kv_index *ix)
+{
+    uint32_t *a;
+
+    if (ix->n_pods <= ix->active_cap)
+        return 0;
+    a = realloc(ix->active, (size_t)ix->n_pods * sizeof *a);
+    if (a == NULL)
+        return -1;
+    ix->active = a;
+    ix->active_cap = ix->n_pods;
+    return 0;
+}
+
+/* The namespace a query names, or NONE; also returns its names. */
+static uint32_t
+query_ns(struct kv_index *ix, const struct index_query *q, const char **model,
+         size_t *mn, const char **lora, size_t *ln)
+{
+    if (q->model.p) {
+        *model = q->model.p;
+        *mn = q->model.n;
+    } else {
+        *model = ix->default_model;
+        *mn = strlen(*model);
+    }
+    *lora = q->lora_name.p && q->lora_name.n ? q->lora_name.p : "";
+    *ln = q->lora_name.p ? q->lora_name.n : 0;
+    return ns_find(ix, *model, *mn, *lora, *ln);
+}
+
+int
+index_keys(struct kv_index *ix, const struct index_query *q, uint64_t **keys,
+           size_t *n_keys, char *err, size_t errlen)
+{
+    const char *model, *lora;
+    size_t mn, ln, n;
+    uint32_t nsid = query_ns(ix, q, &model, &mn, &lora, &ln);
+    uint32_t bs = nsid != NONE ? ix->ns[nsid].block_size : q->block_size;
+    struct blockkey_cfg c;
+    uint64_t *out;
+
+    *keys = NULL;
+    *n_keys = 0;
+    if (bs == 0) {
+        snprintf(err, errlen,
+                 "no block size known for this namespace: give block_size");
+        return -1;
+    }
+    if (nsid != NONE)
+        c = ix->ns[nsid].cfg;
+    else
+        ns_cfg(ix, &c, model, mn, lora, ln);
+    n = q->n_tokens / bs;
+    out = malloc((n ? n : 1) * sizeof *out);
+    if (out == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    *n_keys = blockkey_chain(&c, NULL, q->tokens, q->n_tokens, bs, out);
+    *keys = out;
+    return 0;
+}
+
+static int
+match_cmp(const void *a, const void *b)
+{
+    const struct index_match *x = a, *y = b;
+    int c;
+
+    if (x->depth != y->depth)
+        return x->depth > y->depth ? -1 : 1;
+    c = strcmp(x->pod, y->pod);
+    if (c)
+        return c;
+    if (x->has_rank != y->has_rank)
+        return x->has_rank - y->has_rank;
+    return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+/* Marks the LRU: every entry on a matched run was just used. */
+static void
+match_touch(struct kv_index *ix, size_t depth)
+{
+    for (size_t i = 0; i < depth; i++) {
+        uint32_t e = ix->ks[ix->qslots[i]].head;
+
+        while (e != NONE) {
+            const struct pod *p = &ix->pods[ix->ent[e].pod];
+            uint32_t next = ix->ent[e].next_holder;
+
+            if (p->stamp == ix->gen && p->depth > i)
+                lru_touch(ix, e);
+            e = next;
+        }
+    }
+}
+
+int
+index_match(struct kv_index *ix, const struct index_query *q,
+            struct index_match_result *out, char *err, size_t errlen)
+{
+    const char *model, *lora;
+    size_t mn, ln, nkeys, n_active = 0, depth;
+    uint32_t nsid = query_ns(ix, q, &model, &mn, &lora, &ln);
+    const uint64_t *keys = NULL;
+
+    out->n = 0;
+    out->blocks = 0;
+    out->block_size = nsid != NONE ? ix->ns[nsid].block_size : q->block_size;
+    ix->matches++;
+    if (q->keys) {
+        keys = q->keys;
+        nkeys = q->n_keys;
+    } else {
+        nkeys = out->block_size ? q->n_tokens / out->block_size : 0;
+    }
+    out->blocks = nkeys;
+    if (nsid == NONE || nkeys == 0)
+        return 0;
+    if (scratch_keys(ix, nkeys) || scratch_active(ix)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (!q->keys) {
+        blockkey_chain(&ix->ns[nsid].cfg, NULL, q->tokens, q->n_tokens,
+                       out->block_size, ix->qkeys);
+        keys = ix->qkeys;
+    }
+    if (++ix->gen == 0) {
+        /* The stamp wrapped: old stamps could look current. */
+        for (uint32_t p = 0; p < ix->n_pods; p++)
+            ix->pods[p].stamp = ix->pods[p].allow = 0;
+        ix->gen = 1;
+    }
+    for (size_t r = 0; r < q->n_pods; r++) {
+        for (uint32_t p = 0; p < ix->n_pods; p++) {
+            if (pod_ref_matches(&ix->pods[p], &q->pods[r]))
+                ix->pods[p].allow = ix->gen;
+        }
+    }
+    /* The probes of all blocks are independent: start their cache misses
+     * together. */
+    if (ix->ks_cap) {
+        for (size_t i = 0; i < nkeys; i++)
+            __builtin_prefetch(&ix->ks[ks_home(ix, nsid, keys[i])]);
+    }
+    for (depth = 0; depth < nkeys; depth++) {
+        uint32_t slot = ks_find(ix, nsid, keys[depth]);
+        size_t advanced = 0;
+
+        if (slot == NONE)
+            break;
+        ix->qslots[depth] = slot;
+        for (uint32_t e = ix->ks[slot].head; e != NONE;
+             e = ix->ent[e].next_holder) {
+            struct pod *p = &ix->pods[ix->ent[e].pod];
+
+            if (depth == 0) {
+                if (q->pods && p->allow != ix->gen)
+                    continue;
+                if (p->stamp != ix->gen) {
+                    p->stamp = ix->gen;
+                    p->depth = 0;
+                    p->media = 0;
+                    ix->active[n_active++] = ix->ent[e].pod;
+                }
+            } else if (p->stamp != ix->gen) {
+                continue;
+            }
+            if (p->depth == depth) {
+                p->depth = (uint32_t)depth + 1;
+                advanced++;
+            }
+            /* A pod may map two engine hashes to one key. */
+            if (p->depth == depth + 1)
+                p->media |= ix->ent[e].media;
+        }
+        if (advanced == 0)
+            break;
+    }
+    if (out->cap < n_active) {
+        struct index_match *m = realloc(out->m, n_active * sizeof *m);
+
+        if (m == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        out->m = m;
+        out->cap = n_active;
+    }
+    for (size_t i = 0; i < n_active; i++) {
+        const struct pod *p = &ix->pods[ix->active[i]];
+
+        if (p->depth == 0)
+            continue;
+        out->m[out->n++] = (struct index_match){
+            .pod = p->name,
+            .has_rank = p->has_rank,
+            .rank = p->rank,
+            .depth = p->depth,
+            .media = p->media,
+            .degraded = p->degraded,
+        };
+    }
+    if (out->n > 1)
+        qsort(out->m, out->n, sizeof *out->m, match_cmp);
+    if (ix->max_blocks && depth)
+        match_touch(ix, depth);
+    return 0;
+}
+
+void
+index_match_result_free(struct index_match_result *r)
+{
+    if (r == NULL)
+        return;
+    free(r->m);
+    r->m = NULL;
+    r->n = r->cap = 0;
+}
+
+/* ---- introspection ----------------------------------------------------- */
+
+void
+index_stats(const struct kv_index *ix, struct index_stats *out)
+{
+    uint64_t bytes = sizeof *ix;
+
+    memset(out, 0, sizeof *out);
+    out->namespaces = ix->n_ns;
+    out->keys = ix->ks_n;
+    out->entries = ix->n_live;
+    out->pods = ix->n_pods;
+    memcpy(out->applied, ix->applied, sizeof out->applied);
+    memcpy(out->rejected, ix->rejected, sizeof out->rejected);
+    out->unknown_removed = ix->unknown_removed;
+    out->evictions = ix->evictions;
+    out->matches = ix->matches;
+    bytes += (uint64_t)ix->ent_cap * sizeof *ix->ent;
+    bytes += (uint64_t)ix->ks_cap * sizeof *ix->ks;
+    bytes += (uint64_t)ix->pods_cap * sizeof *ix->pods;
+    for (uint32_t i = 0; i < ix->n_pods; i++)
+        bytes += ix->pods[i].name_len + 1 +
+                 (uint64_t)ix->pods[i].map.cap * sizeof(uint32_t);
+    bytes += (uint64_t)ix->ns_cap * sizeof *ix->ns;
+    for (uint32_t i = 0; i < ix->n_ns; i++)
+        bytes += ix->ns[i].model_len + ix->ns[i].lora_len + 2;
+    bytes += ix->q_cap * (sizeof *ix->qkeys + sizeof *ix->qslots);
+    bytes += ix->tok_cap * sizeof *ix->tok;
+    bytes += ix->active_cap * sizeof *ix->active;
+    out->bytes_used = bytes;
+}
+
+size_t
+index_pod_count(const struct kv_index *ix)
+{
+    return ix->n_pods;
+}
+
+int
+index_pod_info(const struct kv_index *ix, size_t i, struct index_pod_info *out)
+{
+    const struct pod *p;
+
+    if (i >= ix->n_pods)
+        return -1;
+    p = &ix->pods[i];
+    *out = (struct index_pod_info){
+        .pod = p->name,
+        .has_rank = p->has_rank,
+        .rank = p->rank,
+        .blocks = p->blocks,
+        .has_seq = p->has_seq,
+        .last_seq = p->last_seq,
+        .has_ts = p->has_ts,
+        .last_ts = p->last_ts,
+        .degraded = p->degraded,
+        .orphans = p->orphans,
+        .misaligned = p->misaligned,
+    };
+    return 0;
+}
+
+size_t
+index_ns_count(const struct kv_index *ix)
+{
+    return ix->n_ns;
+}
+
+int
+index_ns_info(const struct kv_index *ix, size_t i, struct index_ns_info *out)
+{
+    if (i >= ix->n_ns)
+        return -1;
+    out->model = ix->ns[i].model;
+    out->lora_name = ix->ns[i].lora;
+    out->block_size = ix->ns[i].block_size;
+    out->keys = ix->ns[i].keys;
+    return 0;
+}
+
+size_t
+index_lookup(const struct kv_index *ix, const struct index_pod_ref *ref,
+             uint64_t engine_hash, struct index_lookup_hit *hits, size_t cap)
+{
+    size_t n = 0;
+
+    for (uint32_t p = 0; p < ix->n_pods; p++) {
+        const struct pod *pod = &ix->pods[p];
+        uint32_t s, id;
+
+        if (ref && !pod_ref_matches(pod, ref))
+            continue;
+        s = em_find(ix, &pod->map, engine_hash);
+        if (s == NONE)
+            continue;
+        if (n < cap) {
+            const struct entry *e;
+            const struct key_slot *k;
+
+            id = pod->map.slot[s];
+            e = &ix->ent[id];
+            k = &ix->ks[e->key_slot];
+            hits[n] = (struct index_lookup_hit){
+                .pod = pod->name,
+                .has_rank = pod->has_rank,
+                .rank = pod->rank,
+                .key = k->key,
+                .media = e->media,
+                .model = ix->ns[k->ns].model,
+                .lora_name = ix->ns[k->ns].lora,
+            };
+        }
+        n++;
+    }
+    return n;
+}
+
+int
+index_dump_next(const struct kv_index *ix, struct index_cursor *c,
+                const struct index_pod_ref *ref, struct index_dump_entry *out)
+{
+    if (!c->started) {
+        c->started = 1;
+        c->pos = ix->lru_old;
+    }
+    while (c->pos != NONE && c->pos < ix->ent_len) {
+        const struct entry *e = &ix->ent[c->pos];
+        const struct pod *p = &ix->pods[e->pod];
+        const struct key_slot *k;
+        const struct ns *s;
+
+        c->pos = e->lru_next;
+        if (ref && !pod_ref_matches(p, ref))
+            continue;
+        k = &ix->ks[e->key_slot];
+        s = &ix->ns[k->ns];
+        *out = (struct index_dump_entry){
+            .pod = p->name,
+            .has_rank = p->has_rank,
+            .rank = p->rank,
+            .model = s->model,
+            .lora_name = s->lora,
+            .block_size = s->block_size,
+            .engine_hash = e->engine_hash,
+            .key = k->key,
+            .media = e->media,
+        };
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- restore ----------------------------------------------------------- */
+
+static uint32_t
+restore_ns(struct kv_index *ix, const char *model, size_t mn, const char *lora,
+           size_t ln, uint32_t block_size, char *err, size_t errlen)
+{
+    uint32_t nsid;
+
+    if (block_size == 0) {
+        snprintf(err, errlen, "block_size must be positive");
+        return NONE;
+    }
+    nsid = ns_find(ix, model, mn, lora, ln);
+    if (nsid != NONE) {
+        if (ix->ns[nsid].block_size != block_size) {
+            snprintf(err, errlen,
+                     "block_size %" PRIu32
+                     " differs from the namespace's %" PRIu32,
+                     block_size, ix->ns[nsid].block_size);
+            return NONE;
+        }
+        return nsid;
+    }
+    nsid = ns_create(ix, model, mn, lora, ln, block_size);
+    if (nsid == NONE)
+        snprintf(err, errlen, "out of memory");
+    return nsid;
+}
+
+int
+index_restore_ns(struct kv_index *ix, struct kv_str model,
+                 struct kv_str lora_name, uint32_t block_size, char *err,
+                 size_t errlen)
+{
+    const char *m = model.p ? model.p : ix->default_model;
+    size_t mn = model.p ? model.n : strlen(ix->default_model);
+
+    return restore_ns(ix, m, mn, lora_name.p ? lora_name.p : "",
+                      lora_name.p ? lora_name.n : 0, block_size, err,
+                      errlen) == NONE
+               ? -1
+               : 0;
+}
+
+int
+index_restore_pod(struct kv_index *ix, const struct index_pod_info *info,
+                  char *err, size_t errlen)
+{
+    uint32_t p;
+    struct pod *pod;
+
+    if (info->pod == NULL) {
+        snprintf(err, errlen, "pod missing");
+        return -1;
+    }
+    p = pod_intern(ix, info->pod, strlen(info->pod), info->has_rank,
+                   info->rank);
+    if (p == NONE) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    pod = &ix->pods[p];
+    pod->has_seq = info->has_seq;
+    pod->last_seq = info->last_seq;
+    pod->has_ts = info->has_ts;
+    pod->last_ts = info->last_ts;
+    pod->degraded = info->degraded;
+    pod->orphans = info->orphans;
+    pod->misaligned = info->misaligned;
+    return 0;
+}
+
+int
+index_restore_entry(struct kv_index *ix, const struct index_dump_entry *e,
+                    char *err, size_t errlen)
+{
+    const char *model = e->model ? e->model : ix->default_model;
+    const char *lora = e->lora_name ? e->lora_name : "";
+    uint32_t nsid, p, s, id, slot;
+    struct pod *pod;
+    int created;
+
+    if (e->pod == NULL) {
+        snprintf(err, errlen, "pod missing");
+        return -1;
+    }
+    if (e->media == 0 || (ix->n_media < 32 && (e->media >> ix->n_media) != 0)) {
+        snprintf(err, errlen, "media bits 0x%" PRIx32 " name no known medium",
+                 e->media);
+        return -1;
+    }
+    nsid = restore_ns(ix, model, strlen(model), lora, strlen(lora),
+                      e->block_size, err, errlen);
+    if (nsid == NONE)
+        return -1;
+    p = pod_intern(ix, e->pod, strlen(e->pod), e->has_rank, e->rank);
+    if (p == NONE)
+        goto nomem;
+    pod = &ix->pods[p];
+    s = em_find(ix, &pod->map, e->engine_hash);
+    if (s != NONE) {
+        ix->ent[pod->map.slot[s]].media |= e->media;
+        return 0;
+    }
+    if (ent_reserve(ix, 1) || ks_reserve(ix, 1) || em_reserve(ix, &pod->map, 1))
+        goto nomem;
+    slot = ks_get(ix, nsid, e->key, &created);
+    id = ent_take(ix);
+    ix->ent[id] = (struct entry){
+        .engine_hash = e->engine_hash,
+        .key_slot = slot,
+        .pod = p,
+        .next_holder = created ? NONE : ix->ks[slot].head,
+        .media = e->media,
+    };
+    ix->ks[slot].head = id;
+    lru_push_new(ix, id);
+    em_insert(ix, &pod->map, id);
+    pod->blocks++;
+    evict(ix);
+    compact(ix);
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}

@@ -1,0 +1,1277 @@
+/*
+ * test_index.c - the prefix index against kvindex.md's event rules, the
+ * AIBrix defects of index-semantics §1.8 as regressions, LRU eviction,
+ * memory returning, dump -> restore equivalence, and a randomized run
+ * against a brute-force model written here.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "index.h"
+#include "unit.h"
+
+static uint32_t T[8192]; /* T[i] = i: token ranges are T + first */
+
+/* One BlockStored, described with designated initializers. */
+struct st {
+    const char *pod;
+    int has_rank;
+    int64_t rank;
+    const char *model;
+    const char *lora;
+    int has_lora_id;
+    int64_t lora_id;
+    int has_parent;
+    uint64_t parent;
+    const uint64_t *h;
+    size_t n;
+    const uint32_t *tok;
+    size_t ntok; /* positions; with pairs, tok holds 2*ntok values */
+    int64_t bs;
+    const char *medium;
+    int pairs;
+    uint64_t seq;
+};
+
+static struct ndjson_env
+env_of(const char *pod, int has_rank, int64_t rank, const char *model,
+       uint64_t seq)
+{
+    struct ndjson_env env;
+
+    memset(&env, 0, sizeof env);
+    env.pod.p = pod;
+    env.pod.n = strlen(pod);
+    env.has_rank = has_rank;
+    env.rank = rank;
+    if (model) {
+        env.model.p = model;
+        env.model.n = strlen(model);
+    }
+    env.has_seq = 1;
+    env.seq = seq;
+    env.has_ts = 1;
+    env.ts = 1700000000.0 + (double)seq;
+    return env;
+}
+
+static void
+set_str(struct kv_event *ev, enum kv_field f, const char *s)
+{
+    ev->present |= KV_BIT(f);
+    if (s == NULL) {
+        ev->isnull |= KV_BIT(f);
+        return;
+    }
+    ev->str[f].p = s;
+    ev->str[f].n = strlen(s);
+}
+
+static int
+store(struct kv_index *ix, const struct st *s, enum index_reject *why)
+{
+    struct ndjson_env env =
+        env_of(s->pod, s->has_rank, s->rank, s->model, s->seq);
+    struct kv_event ev;
+    struct kv_hash hs[256];
+    enum index_reject dummy;
+
+    kv_event_init(&ev, KV_BLOCK_STORED);
+    for (size_t i = 0; i < s->n; i++)
+        hs[i] = (struct kv_hash){s->h[i], NULL, 0};
+    ev.present = KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_PARENT_BLOCK_HASH) |
+                 KV_BIT(KV_F_TOKEN_IDS) | KV_BIT(KV_F_BLOCK_SIZE);
+    ev.hashes = hs;
+    ev.n_hashes = s->n;
+    if (s->has_parent)
+        ev.parent.v = s->parent;
+    else
+        ev.isnull |= KV_BIT(KV_F_PARENT_BLOCK_HASH);
+    ev.tokens = (uint32_t *)s->tok;
+    ev.n_tokens = s->ntok;
+    ev.token_pairs = s->pairs;
+    ev.num[KV_F_BLOCK_SIZE] = s->bs;
+    if (s->lora)
+        set_str(&ev, KV_F_LORA_NAME, s->lora);
+    if (s->has_lora_id) {
+        ev.present |= KV_BIT(KV_F_LORA_ID);
+        ev.num[KV_F_LORA_ID] = s->lora_id;
+    }
+    if (s->medium)
+        set_str(&ev, KV_F_MEDIUM, s->medium);
+    return index_apply(ix, &env, &ev, why ? why : &dummy);
+}
+
+static int
+removed(struct kv_index *ix, const char *pod, const uint64_t *h, size_t n,
+        const char *medium)
+{
+    struct ndjson_env env = env_of(pod, 0, 0, NULL, 0);
+    struct kv_event ev;
+    struct kv_hash hs[256];
+    enum index_reject why;
+
+    kv_event_init(&ev, KV_BLOCK_REMOVED);
+    for (size_t i = 0; i < n; i++)
+        hs[i] = (struct kv_hash){h[i], NULL, 0};
+    ev.present = KV_BIT(KV_F_BLOCK_HASHES);
+    ev.hashes = hs;
+    ev.n_hashes = n;
+    if (medium)
+        set_str(&ev, KV_F_MEDIUM, medium);
+    return index_apply(ix, &env, &ev, &why);
+}
+
+static int
+record(struct kv_index *ix, const char *pod, enum kv_type t)
+{
+    struct ndjson_env env = env_of(pod, 0, 0, NULL, 0);
+    struct kv_event ev;
+    enum index_reject why;
+
+    kv_event_init(&ev, t);
+    return index_apply(ix, &env, &ev, &why);
+}
+
+static struct kv_index *
+new_index(enum blockkey_scheme scheme, uint64_t seed, uint64_t max_blocks)
+{
+    struct index_opts o = {scheme, seed, "", "m", max_blocks};
+    char err[128];
+    struct kv_index *ix = index_new(&o, err, sizeof err);
+
+    if (ix == NULL)
+        printf("# index_new: %s\n", err);
+    return ix;
+}
+
+/* Matches tokens first..first+n-1 of the given namespace and returns the
+ * result; depth_of() reads it. */
+static struct index_match_result R;
+
+static size_t
+match_q(struct kv_index *ix, const char *lora, const uint32_t *tok, size_t n,
+        const struct index_pod_ref *pods, size_t n_pods)
+{
+    struct index_query q;
+    char err[128];
+
+    memset(&q, 0, sizeof q);
+    if (lora) {
+        q.lora_name.p = lora;
+        q.lora_name.n = strlen(lora);
+    }
+    q.tokens = tok;
+    q.n_tokens = n;
+    q.pods = pods;
+    q.n_pods = n_pods;
+    if (index_match(ix, &q, &R, err, sizeof err) != 0) {
+        printf("# index_match: %s\n", err);
+        return (size_t)-1;
+    }
+    return R.n;
+}
+
+static uint32_t
+depth_of(const char *pod)
+{
+    for (size_t i = 0; i < R.n; i++) {
+        if (strcmp(R.m[i].pod, pod) == 0)
+            return R.m[i].depth;
+    }
+    return 0;
+}
+
+static const struct index_match *
+match_of(const char *pod)
+{
+    for (size_t i = 0; i < R.n; i++) {
+        if (strcmp(R.m[i].pod, pod) == 0)
+            return &R.m[i];
+    }
+    return NULL;
+}
+
+static uint64_t
+key_of(struct kv_index *ix, const char *pod, uint64_t engine_hash)
+{
+    struct index_pod_ref ref = {{pod, strlen(pod)}, 0, 0};
+    struct index_lookup_hit hit;
+
+    if (index_lookup(ix, &ref, engine_hash, &hit, 1) != 1)
+        return 0;
+    return hit.key;
+}
+
+static struct index_stats
+stats(const struct kv_index *ix)
+{
+    struct index_stats s;
+
+    index_stats(ix, &s);
+    return s;
+}
+
+static void
+test_store_and_match(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint64_t h[] = {101, 102};
+    struct index_stats s;
+
+    /* D3: both blocks of one event; block 1 chains on block 0. */
+    CHECK(store(ix,
+                &(struct st){
+                    .pod = "a", .h = h, .n = 2, .tok = T, .ntok = 32, .bs = 16},
+                NULL) == 0,
+          "store two blocks in one event");
+    CHECK_U64(key_of(ix, "a", 101), 13063670922251535405ull,
+              "block 0 key is the aibrix vector");
+    CHECK_U64(key_of(ix, "a", 102), 15794143472128267642ull,
+              "D3: block 1 chains on block 0 of the same event");
+    CHECK_U64(match_q(ix, NULL, T, 32, NULL, 0), 1, "one pod matches");
+    CHECK_U64(depth_of("a"), 2, "D3: depth 2 (AIBrix reports 50%)");
+    CHECK_U64(R.blocks, 2, "query has 2 blocks");
+    CHECK_U64(R.block_size, 16, "namespace block size reported");
+    CHECK_U64(R.m[0].media, 1, "medium GPU for a null medium");
+    CHECK_STR(index_medium_name(ix, 0), "GPU", "bit 0 is GPU");
+    CHECK(R.m[0].has_rank == 0 && R.m[0].degraded == 0, "rank null, healthy");
+    CHECK_U64(match_q(ix, NULL, T, 47, NULL, 0), 1, "partial tail ignored");
+    CHECK_U64(R.blocks, 2, "47 tokens are 2 full blocks");
+    CHECK_U64(match_q(ix, NULL, T + 1, 32, NULL, 0), 0,
+              "other tokens do not match");
+    s = stats(ix);
+    CHECK_U64(s.entries, 2, "two entries");
+    CHECK_U64(s.keys, 2, "two keys");
+    CHECK_U64(s.namespaces, 1, "one namespace");
+    CHECK_U64(s.applied[KV_BLOCK_STORED], 1, "one store applied");
+    index_free(ix);
+}
+
+static void
+test_chain_across_events(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint64_t h0 = 7, h1 = 8;
+
+    store(ix,
+          &(struct st){
+              .pod = "a", .h = &h0, .n = 1, .tok = T, .ntok = 16, .bs = 16},
+          NULL);
+    CHECK(store(ix,
+                &(struct st){.pod = "a",
+                             .has_parent = 1,
+                             .parent = 7,
+                             .h = &h1,
+                             .n = 1,
+                             .tok = T + 16,
+                             .ntok = 16,
+                             .bs = 16},
+                NULL) == 0,
+          "store with a known parent");
+    CHECK_U64(key_of(ix, "a", 8), 15794143472128267642ull,
+              "parent resolved through the pod's engine map");
+    match_q(ix, NULL, T, 32, NULL, 0);
+    CHECK_U64(depth_of("a"), 2, "depth 2 across events");
+    index_free(ix);
+}
+
+static void
+test_orphan(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint64_t h = 9;
+    enum index_reject why = INDEX_REJ_NONE;
+    struct index_pod_info pi;
+
+    CHECK(store(ix,
+                &(struct st){.pod = "a",
+                             .has_parent = 1,
+                             .parent = 12345,
+                             .h = &h,
+                             .n = 1,
+                             .tok = T + 16,
+                             .ntok = 16,
+                             .bs = 16},
+                &why) == -1,
+          "D4: unknown parent rejected");
+    CHECK_U64(why, INDEX_REJ_ORPHAN, "reason orphan");
+    CHECK_STR(index_reject_name(why), "orphan", "reject name");
+    CHECK_U64(stats(ix).rejected[INDEX_REJ_ORPHAN], 1, "orphan counted");
+    CHECK_U64(stats(ix).entries, 0, "nothing stored");
+    CHECK_U64(match_q(ix, NULL, T + 16, 16, NULL, 0), 0,
+              "D4: not stored as a root");
+    CHECK(index_pod_info(ix, 0, &pi) == 0 && pi.orphans == 1,
+          "pod counts its orphans");
+    index_free(ix);
+}
+
+static void
+test_per_pod_maps(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint64_t h = 1, h2 = 2;
+    enum index_reject why;
+
+    /* Engines seed hashes per process: the same engine hash names other
+     * content on another pod. */
+    store(ix,
+          &(struct st){
+              .pod = "a", .h = &h, .n = 1, .tok = T, .ntok = 16, .bs = 16},
+          NULL);
+    store(
+        ix,
+        &(struct st){
+            .pod = "b", .h = &h, .n = 1, .tok = T + 100, .ntok = 16, .bs = 16},
+        NULL);
+    CHECK(key_of(ix, "a", 1) != key_of(ix, "b", 1),
+          "D5: one engine hash, two pods, two keys");
+    CHECK_U64(match_q(ix, NULL, T, 16, NULL, 0), 1, "a's content");
+    CHECK_U64(depth_of("a"), 1, "a holds it");
+    removed(ix, "b", &h, 1, NULL);
+    CHECK_U64(match_q(ix, NULL, T, 16, NULL, 0), 1,
+              "D5: b's removal leaves a's mapping");
+    CHECK_U64(match_q(ix, NULL, T + 100, 16, NULL, 0), 0, "b's block gone");
+    CHECK(store(ix,
+                &(struct st){.pod = "c",
+                             .has_parent = 1,
+                             .parent = 1,
+                             .h = &h2,
+                             .n = 1,
+                             .tok = T + 16,
+                             .ntok = 16,
+                             .bs = 16},
+                &why) == -1 &&
+              why == INDEX_REJ_ORPHAN,
+          "D5: a parent known only to another pod is an orphan");
+    index_free(ix);
+}
+
+static void
+test_per_pod_removal(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint64_t ha = 11, hb = 22, unknown[] = {999, 11};
+
+    store(ix,
+          &(struct st){
+              .pod = "a", .h = &ha, .n = 1, .tok = T, .ntok = 16, .bs = 16},
+          NULL);
+    store(ix,
+          &(struct st){
+              .pod = "b", .h = &hb, .n = 1, .tok = T, .ntok = 16, .bs = 16},
+          NULL);
+    CHECK_U64(stats(ix).keys, 1, "two pods, one key");
+    CHECK_U64(stats(ix).entries, 2, "two entries");
+    CHECK(removed(ix, "a", unknown, 2, NULL) == 0,
+          "removal with an unknown hash applies");
+    CHECK_U64(stats(ix).unknown_removed, 1, "unknown hash counted");
+    CHECK_U64(match_q(ix, NULL, T, 16, NULL, 0), 1,
+              "D2: a's removal keeps b's claim");
+    CHECK_U64(depth_of("b"), 1, "b still holds the key");
+    CHECK_U64(depth_of("a"), 0, "a's known hash was removed");
+    removed(ix, "b", &hb, 1, NULL);
+    CHECK_U64(stats(ix).keys, 0, "key freed with its last holder");
+    CHECK_U64(stats(ix).entries, 0, "no entries");
+    index_free(ix);
+}
+
+static void
+test_namespaces(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint64_t h1 = 1, h2 = 2, h3 = 3, h4 = 4;
+
+    store(ix,
+          &(struct st){.pod = "a",
+                       .lora = "sql",
+                       .h = &h1,
+                       .n = 1,
+                       .tok = T,
+                       .ntok = 16,
+                       .bs = 16},
+          NULL);
+    store(ix,
+          &(struct st){.pod = "b",
+                       .has_lora_id = 1,
+                       .lora_id = 7,
+                       .h = &h2,
+                       .n = 1,
+                       .tok = T,
+                       .ntok = 16,
+                       .bs = 16},
+          NULL);
+    store(ix,
+          &(struct st){.pod = "c",
+                       .lora = "",
+                       .h = &h3,
+                       .n = 1,
+                       .tok = T,
+                       .ntok = 16,
+                       .bs = 16},
+          NULL);
+    store(ix,
+          &(struct st){.pod = "d",
+                       .model = "other",
+                       .h = &h4,
+                       .n = 1,
+                       .tok = T,
+                       .ntok = 16,
+                       .bs = 16},
+          NULL);
+    CHECK_U64(stats(ix).namespaces, 4, "four namespaces");
+    match_q(ix, NULL, T, 16, NULL, 0);
+    CHECK(R.n == 1 && depth_of("c") == 1,
+          "D6: base query sees only the base model (\"\" lora is base)");
+    match_q(ix, "sql", T, 16, NULL, 0);
+    CHECK(R.n == 1 && depth_of("a") == 1, "lora_name namespace");
+    match_q(ix, "7", T, 16, NULL, 0);
+    CHECK(R.n == 1 && depth_of("b") == 1, "lora_id only: named by the id");
+    index_free(ix);
+}
+
+static void
+test_seed(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 12345, 0);
+    uint64_t h[] = {1, 2};
+    struct index_query q = {.tokens = T, .n_tokens = 32};
+    uint64_t *keys = NULL;
+    size_t n = 0;
+    char err[128];
+
+    store(ix,
+          &(struct st){
+              .pod = "a", .h = h, .n = 2, .tok = T, .ntok = 32, .bs = 16},
+          NULL);
+    CHECK_U64(key_of(ix, "a", 2), 9446283537318736241ull,
+              "D7: the configured seed gives the vector");
+    CHECK(index_keys(ix, &q, &keys, &n, err, sizeof err) == 0 && n == 2 &&
+              keys[0] == 826599923864855889ull,
+          "keys op uses the namespace's block size and the seed");
+    free(keys);
+    index_free(ix);
+}
+
+static void
+test_keys_op(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_LLMD, 0, 0);
+    struct index_query q = {
+        .model = {"test-model", 10}, .tokens = T, .n_tokens = 32};
+    uint64_t *keys = NULL;
+    size_t n = 0;
+    char err[128] = "";
+
+    CHECK(index_keys(ix, &q, &keys, &n, err, sizeof err) == -1,
+          "keys without any block size is an error");
+    CHECK(strstr(err, "block_size") != NULL, "the error names block_size");
+    q.block_size = 16;
+    CHECK(index_keys(ix, &q, &keys, &n, err, sizeof err) == 0 && n == 2,
+          "keys with the query's block size");
+    CHECK(keys && keys[0] == 9511908804403680034ull &&
+              keys[1] == 10377907571738399248ull,
+          "llmd keys of test-model");
+    free(keys);
+    index_free(ix);
+
+    ix = new_index(BLOCKKEY_DYNAMO, 0, 0);
+    q.block_size = 16;
+    CHECK(index_keys(ix, &q, &keys, &n, err, sizeof err) == 0 && n == 2 &&
+              keys[1] == 13769157705258532664ull,
+          "dynamo keys");
+    free(keys);
+    index_free(ix);
+}
+
+static void
+test_llmd_lora_root(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_LLMD, 0, 0);
+    uint64_t h = 5;
+
+    /* llm-d roots a LoRA's chain on the LoRA name instead of the model. */
+    store(ix,
+          &(struct st){.pod = "a",
+                       .model = "base",
+                       .lora = "test-model",
+                       .h = &h,
+                       .n = 1,
+                       .tok = T,
+                       .ntok = 16,
+                       .bs = 16},
+          NULL);
+    CHECK_U64(key_of(ix, "a", 5), 9511908804403680034ull,
+              "llmd: root from the lora name");
+    index_free(ix);
+}
+
+static void
+test_rejects(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint64_t h[] = {1, 2};
+    enum index_reject why = INDEX_REJ_NONE;
+    struct index_pod_info pi;
+
+    CHECK(store(ix,
+                &(struct st){
+                    .pod = "a", .h = h, .n = 2, .tok = T, .ntok = 31, .bs = 16},
+                &why) == -1 &&
+              why == INDEX_REJ_MISALIGNED,
+          "tokens != hashes*block_size rejected as misaligned");
+    CHECK_U64(stats(ix).namespaces, 0, "a rejected store teaches nothing");
+    CHECK(index_pod_info(ix, 0, &pi) == 0 && pi.misaligned == 1,
+          "pod counts misaligned stores");
+    CHECK(store(ix,
+                &(struct st){
+                    .pod = "a", .h = h, .n = 1, .tok = T, .ntok = 16, .bs = 16},
+                NULL) == 0,
+          "block size 16 learned");
+    CHECK(
+        store(
+            ix,
+            &(struct st){
+                .pod = "a", .h = h + 1, .n = 1, .tok = T, .ntok = 32, .bs = 32},
+            &why) == -1 &&
+            why == INDEX_REJ_BLOCK_SIZE,
+        "another block size rejected");
+    CHECK(store(ix,
+                &(struct st){.pod = "a",
+                             .lora = "x",
+                             .h = h + 1,
+                             .n = 1,
+                             .tok = T,
+                             .ntok = 32,
+                             .bs = 32},
+                NULL) == 0,
+          "another namespace has its own block size");
+    CHECK(store(ix,
+                &(struct st){
+                    .pod = "a", .h = h, .n = 1, .tok = T, .ntok = 16, .bs = 0},
+                &why) == -1 &&
+              why == INDEX_REJ_INVALID,
+          "block size 0 is invalid");
+    CHECK_U64(stats(ix).rejected[INDEX_REJ_MISALIGNED], 1, "misaligned count");
+    CHECK_U64(stats(ix).rejected[INDEX_REJ_BLOCK_SIZE], 1, "block_size count");
+    CHECK_U64(stats(ix).rejected[INDEX_REJ_INVALID], 1, "invalid count");
+    index_free(ix);
+}
+
+static void
+test_media(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint64_t h = 1;
+    int cpu;
+
+    store(ix,
+          &(struct st){
+              .pod = "a", .h = &h, .n = 1, .tok = T, .ntok = 16, .bs = 16},
+          NULL);
+    store(ix,
+          &(struct st){.pod = "a",
+                       .h = &h,
+                       .n = 1,
+                       .tok = T,
+                       .ntok = 16,
+                       .bs = 16,
+                       .medium = "CPU"},
+          NULL);
+    cpu = index_medium_intern(ix, "CPU", 3);
+    CHECK_U64(stats(ix).entries, 1, "re-store is idempotent");
+    match_q(ix, NULL, T, 16, NULL, 0);
+    CHECK_U64(R.m[0].media, 1u | 1u << cpu, "re-store adds the medium");
+    removed(ix, "a", &h, 1, "CPU");
+    match_q(ix, NULL, T, 16, NULL, 0);
+    CHECK(R.n == 1 && R.m[0].media == 1, "removal of CPU keeps GPU");
+    removed(ix, "a", &h, 1, "DISK");
+    CHECK_U64(stats(ix).entries, 1, "removal of a medium never stored");
+    store(ix,
+          &(struct st){.pod = "a",
+                       .h = &h,
+                       .n = 1,
+                       .tok = T,
+                       .ntok = 16,
+                       .bs = 16,
+                       .medium = "CPU"},
+          NULL);
+    removed(ix, "a", &h, 1, NULL);
+    CHECK_U64(stats(ix).entries, 0, "null medium removes all media");
+    CHECK_U64(stats(ix).keys, 0, "and frees the key");
+    index_free(ix);
+}
+
+static void
+test_clear_restart_gap(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint64_t ha[] = {1, 2}, hb[] = {3, 4};
+    struct index_pod_ref ref = {{"b", 1}, 0, 0};
+
+    store(ix,
+          &(struct st){
+              .pod = "a", .h = ha, .n = 2, .tok = T, .ntok = 32, .bs = 16},
+          NULL);
+    store(ix,
+          &(struct st){
+              .pod = "b", .h = hb, .n = 2, .tok = T, .ntok = 32, .bs = 16},
+          NULL);
+    record(ix, "a", KV_GAP);
+    match_q(ix, NULL, T, 32, NULL, 0);
+    CHECK(match_of("a") && match_of("a")->degraded, "gap: a degraded");
+    CHECK(match_of("b") && !match_of("b")->degraded, "b healthy");
+    CHECK_U64(depth_of("a"), 2, "gap keeps entries");
+    record(ix, "a", KV_ALL_BLOCKS_CLEARED);
+    match_q(ix, NULL, T, 32, NULL, 0);
+    CHECK(R.n == 1 && depth_of("b") == 2, "AllBlocksCleared: a's entries go");
+    CHECK_U64(index_pod_count(ix), 2, "a stays known");
+    record(ix, "a", KV_GAP);
+    record(ix, "a", KV_RESTART);
+    store(ix,
+          &(struct st){
+              .pod = "a", .h = ha, .n = 2, .tok = T, .ntok = 32, .bs = 16},
+          NULL);
+    match_q(ix, NULL, T, 32, NULL, 0);
+    CHECK(match_of("a") && !match_of("a")->degraded, "restart clears degraded");
+    record(ix, "b", KV_RESTART);
+    CHECK_U64(stats(ix).entries, 2, "restart clears the pod");
+    CHECK_U64(index_clear_pod(ix, &(struct index_pod_ref){{"a", 1}, 0, 0}), 2,
+              "index_clear_pod returns the count");
+    CHECK_U64(index_clear_pod(ix, &ref), 0, "clearing an empty pod");
+    CHECK_U64(stats(ix).entries, 0, "all gone");
+    CHECK_U64(stats(ix).keys, 0, "all keys gone");
+    index_free(ix);
+}
+
+static void
+test_depth_semantics(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint64_t ha[] = {1, 2}, hb[] = {1, 2, 3, 4}, hc[] = {1, 2, 3};
+
+    store(ix,
+          &(struct st){
+              .pod = "a", .h = ha, .n = 2, .tok = T, .ntok = 32, .bs = 16},
+          NULL);
+    store(ix,
+          &(struct st){
+              .pod = "b", .h = hb, .n = 4, .tok = T, .ntok = 64, .bs = 16},
+          NULL);
+    store(ix,
+          &(struct st){
+              .pod = "c", .h = hc, .n = 3, .tok = T, .ntok = 48, .bs = 16},
+          NULL);
+    store(ix,
+          &(struct st){.pod = "c0",
+                       .has_rank = 1,
+                       .rank = 1,
+                       .h = ha,
+                       .n = 2,
+                       .tok = T,
+                       .ntok = 32,
+                       .bs = 16},
+          NULL);
+    store(ix,
+          &(struct st){.pod = "c0",
+                       .has_rank = 1,
+                       .rank = 0,
+                       .h = ha,
+                       .n = 2,
+                       .tok = T,
+                       .ntok = 32,
+                       .bs = 16},
+          NULL);
+    removed(ix, "c", hc, 1, NULL); /* c keeps blocks 1, 2 but not 0 */
+    CHECK_U64(match_q(ix, NULL, T, 64, NULL, 0), 4, "c omitted: depth 0");
+    CHECK(strcmp(R.m[0].pod, "b") == 0 && R.m[0].depth == 4, "b first, 4");
+    CHECK(strcmp(R.m[1].pod, "a") == 0 && R.m[1].depth == 2,
+          "equal depths by pod name");
+    CHECK(strcmp(R.m[2].pod, "c0") == 0 && R.m[2].rank == 0 &&
+              strcmp(R.m[3].pod, "c0") == 0 && R.m[3].rank == 1,
+          "then by rank");
+    CHECK_U64(depth_of("c"), 0,
+              "a pod's own run from block 0, not AIBrix's shared walk");
+    CHECK_U64(
+        match_q(ix, NULL, T, 64,
+                (struct index_pod_ref[]){{{"a", 1}, 0, 0}, {{"c0", 2}, 1, 1}},
+                2),
+        2, "candidate filter");
+    CHECK(depth_of("a") == 2 && R.m[1].rank == 1, "filter by pod and rank");
+    index_free(ix);
+}
+
+static void
+test_bigram_pages(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint32_t pairs[32];
+    uint64_t h = 1;
+
+    for (int i = 0; i < 16; i++) {
+        pairs[2 * i] = (uint32_t)i;
+        pairs[2 * i + 1] = (uint32_t)i + 1;
+    }
+    CHECK(store(ix,
+                &(struct st){.pod = "a",
+                             .h = &h,
+                             .n = 1,
+                             .tok = pairs,
+                             .ntok = 16,
+                             .bs = 16,
+                             .pairs = 1},
+                NULL) == 0,
+          "bigram page stored");
+    CHECK_U64(key_of(ix, "a", 1), 13063670922251535405ull,
+              "SGLang bigram pages key on the first token of each pair");
+    index_free(ix);
+}
+
+static void
+test_lru(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 3);
+    uint64_t h[] = {1, 2, 3, 4};
+
+    for (int i = 0; i < 3; i++)
+        store(ix,
+              &(struct st){.pod = "a",
+                           .h = &h[i],
+                           .n = 1,
+                           .tok = T + 16 * i,
+                           .ntok = 16,
+                           .bs = 16},
+              NULL);
+    match_q(ix, NULL, T, 16, NULL, 0); /* touches block of hash 1 */
+    store(ix,
+          &(struct st){.pod = "a",
+                       .h = &h[3],
+                       .n = 1,
+                       .tok = T + 48,
+                       .ntok = 16,
+                       .bs = 16},
+          NULL);
+    CHECK_U64(stats(ix).entries, 3, "capped at max_blocks");
+    CHECK_U64(stats(ix).evictions, 1, "eviction counted");
+    CHECK(key_of(ix, "a", 1) != 0, "matched entry kept");
+    CHECK(key_of(ix, "a", 2) == 0, "least recently used entry evicted");
+    store(ix,
+          &(struct st){.pod = "a",
+                       .h = &h[2],
+                       .n = 1,
+                       .tok = T + 32,
+                       .ntok = 16,
+                       .bs = 16},
+          NULL); /* re-store touches 3 */
+    store(ix,
+          &(struct st){.pod = "a",
+                       .h = &h[1],
+                       .n = 1,
+                       .tok = T + 16,
+                       .ntok = 16,
+                       .bs = 16},
+          NULL);
+    CHECK(key_of(ix, "a", 1) == 0 && key_of(ix, "a", 3) != 0,
+          "re-store counts as use");
+    index_free(ix);
+}
+
+static void
+test_memory_returns(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_DYNAMO, 0, 0);
+    uint64_t base, peak, h[128];
+    struct index_stats s;
+
+    base = stats(ix).bytes_used;
+    for (int p = 0; p < 8; p++) {
+        char pod[8];
+
+        snprintf(pod, sizeof pod, "p%d", p);
+        for (int e = 0; e < 40; e++) {
+            for (int i = 0; i < 128; i++)
+                h[i] = (uint64_t)e * 1000 + (uint64_t)i + 1;
+            store(ix,
+                  &(struct st){.pod = pod,
+                               .h = h,
+                               .n = 128,
+                               .tok = T + 16 * e,
+                               .ntok = 2048,
+                               .bs = 16},
+                  NULL);
+        }
+    }
+    s = stats(ix);
+    peak = s.bytes_used;
+    CHECK_U64(s.entries, 8 * 40 * 128, "40960 entries");
+    CHECK_U64(s.keys, 40 * 128, "shared keys");
+    for (int p = 0; p < 8; p++) {
+        char pod[8];
+
+        snprintf(pod, sizeof pod, "p%d", p);
+        for (int e = 0; e < 40; e++) {
+            for (int i = 0; i < 128; i++)
+                h[i] = (uint64_t)e * 1000 + (uint64_t)i + 1;
+            removed(ix, pod, h, 128, NULL);
+        }
+        if (p == 3) {
+            s = stats(ix);
+            CHECK_U64(s.entries, 4 * 40 * 128, "half removed");
+            CHECK(s.bytes_used < peak * 3 / 4, "half the memory returns");
+            match_q(ix, NULL, T, 16 * 10, NULL, 0);
+            CHECK(R.n == 4 && depth_of("p7") == 10,
+                  "after compaction the rest still matches");
+        }
+    }
+    s = stats(ix);
+    CHECK_U64(s.entries, 0, "entries back to 0");
+    CHECK_U64(s.keys, 0, "keys back to 0");
+    CHECK(s.bytes_used < base + 4096, "bytes used back near the start");
+    printf("# bytes: start %llu, peak %llu, end %llu\n",
+           (unsigned long long)base, (unsigned long long)peak,
+           (unsigned long long)s.bytes_used);
+    index_free(ix);
+}
+
+/* ---- dump -> restore --------------------------------------------------- */
+
+static struct kv_index *
+dump_restore(struct kv_index *src, uint64_t max_blocks, int *ok)
+{
+    struct kv_index *dst = new_index(BLOCKKEY_AIBRIX, 0, max_blocks);
+    struct index_cursor c = {0};
+    struct index_dump_entry e;
+    char err[128];
+
+    *ok = 1;
+    for (size_t i = 0; i < index_ns_count(src); i++) {
+        struct index_ns_info ni;
+
+        index_ns_info(src, i, &ni);
+        if (index_restore_ns(
+                dst, (struct kv_str){ni.model, strlen(ni.model)},
+                (struct kv_str){ni.lora_name, strlen(ni.lora_name)},
+                ni.block_size, err, sizeof err))
+            *ok = 0;
+    }
+    for (size_t i = 0; i < index_pod_count(src); i++) {
+        struct index_pod_info pi;
+
+        index_pod_info(src, i, &pi);
+        if (index_restore_pod(dst, &pi, err, sizeof err))
+            *ok = 0;
+    }
+    while (index_dump_next(src, &c, NULL, &e)) {
+        /* Media travel by name: bit numbers belong to each index. */
+        uint32_t media = 0;
+
+        for (int b = 0; b < 32; b++) {
+            const char *name = index_medium_name(src, b);
+
+            if ((e.media >> b & 1) && name)
+                media |= 1u << index_medium_intern(dst, name, strlen(name));
+        }
+        e.media = media;
+        if (index_restore_entry(dst, &e, err, sizeof err)) {
+            printf("# restore: %s\n", err);
+            *ok = 0;
+        }
+    }
+    return dst;
+}
+
+static int
+same_results(const struct index_match_result *a,
+             const struct index_match_result *b, const struct kv_index *ia,
+             const struct kv_index *ib)
+{
+    if (a->n != b->n || a->blocks != b->blocks)
+        return 0;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct index_match *x = &a->m[i], *y = &b->m[i];
+
+        if (strcmp(x->pod, y->pod) || x->has_rank != y->has_rank ||
+            x->rank != y->rank || x->depth != y->depth ||
+            x->degraded != y->degraded)
+            return 0;
+        for (int bit = 0; bit < 32; bit++) {
+            if (x->media >> bit & 1) {
+                const char *n = index_medium_name(ia, bit);
+                int found = 0;
+
+                for (int c = 0; c < 32; c++)
+                    if ((y->media >> c & 1) && index_medium_name(ib, c) &&
+                        strcmp(index_medium_name(ib, c), n) == 0)
+                        found = 1;
+                if (!found)
+                    return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+static void
+test_dump_restore(void)
+{
+    struct kv_index *a = new_index(BLOCKKEY_AIBRIX, 0, 0), *b;
+    struct index_match_result ra = {0}, rb = {0};
+    struct index_stats sa, sb;
+    uint64_t h[8];
+    int ok, same = 1;
+    char err[64];
+    struct index_cursor c = {0};
+    struct index_dump_entry e;
+    size_t n_b = 0;
+
+    for (int p = 0; p < 5; p++) {
+        char pod[8];
+
+        snprintf(pod, sizeof pod, "p%d", p);
+        for (int i = 0; i < 8; i++)
+            h[i] = (uint64_t)(p * 100 + i);
+        store(a,
+              &(struct st){.pod = pod,
+                           .has_rank = p & 1,
+                           .rank = p,
+                           .h = h,
+                           .n = (size_t)(2 + p),
+                           .tok = T + p % 2,
+                           .ntok = (size_t)(2 + p) * 16,
+                           .bs = 16,
+                           .medium = p == 3 ? "CPU" : NULL},
+              NULL);
+        store(a,
+              &(struct st){.pod = pod,
+                           .has_rank = p & 1,
+                           .rank = p,
+                           .lora = "x",
+                           .h = h + 7,
+                           .n = 1,
+                           .tok = T,
+                           .ntok = 4,
+                           .bs = 4},
+              NULL);
+    }
+    record(a, "p2", KV_GAP);
+    b = dump_restore(a, 0, &ok);
+    CHECK(ok, "restore accepted every dumped item");
+    sa = stats(a);
+    sb = stats(b);
+    CHECK_U64(sb.entries, sa.entries, "same entries");
+    CHECK_U64(sb.keys, sa.keys, "same keys");
+    CHECK_U64(sb.namespaces, sa.namespaces, "same namespaces");
+    for (int off = 0; off < 2; off++) {
+        for (size_t len = 0; len <= 128; len += 8) {
+            struct index_query q = {.tokens = T + off, .n_tokens = len};
+            index_match(a, &q, &ra, err, sizeof err);
+            index_match(b, &q, &rb, err, sizeof err);
+            same &= same_results(&ra, &rb, a, b);
+            q.lora_name = (struct kv_str){"x", 1};
+            index_match(a, &q, &ra, err, sizeof err);
+            index_match(b, &q, &rb, err, sizeof err);
+            same &= same_results(&ra, &rb, a, b);
+        }
+    }
+    CHECK(same, "restored index answers match identically");
+    index_match(a, &(struct index_query){.tokens = T, .n_tokens = 112}, &ra,
+                err, sizeof err);
+    CHECK(ra.n > 0, "the comparison saw matches");
+    while (index_dump_next(a, &c, &(struct index_pod_ref){{"p1", 2}, 1, 1}, &e))
+        n_b++;
+    CHECK_U64(n_b, 4, "dump filtered to one pod");
+    index_free(b);
+    index_match_result_free(&ra);
+    index_match_result_free(&rb);
+    index_free(a);
+}
+
+static void
+test_restore_lru_order(void)
+{
+    struct kv_index *a = new_index(BLOCKKEY_AIBRIX, 0, 3), *b;
+    uint64_t h[] = {1, 2, 3, 4};
+    int ok;
+
+    for (int i = 0; i < 3; i++)
+        store(a,
+              &(struct st){.pod = "a",
+                           .h = &h[i],
+                           .n = 1,
+                           .tok = T + 16 * i,
+                           .ntok = 16,
+                           .bs = 16},
+              NULL);
+    match_q(a, NULL, T, 16, NULL, 0);
+    b = dump_restore(a, 3, &ok);
+    store(b,
+          &(struct st){.pod = "a",
+                       .h = &h[3],
+                       .n = 1,
+                       .tok = T + 48,
+                       .ntok = 16,
+                       .bs = 16},
+          NULL);
+    CHECK(ok && key_of(b, "a", 1) != 0 && key_of(b, "a", 2) == 0,
+          "dump order preserves LRU order");
+    index_free(a);
+    index_free(b);
+}
+
+/* ---- randomized against a brute-force model ---------------------------- */
+
+struct m_ent {
+    int pod;
+    uint64_t engine_hash;
+    int ns;
+    uint64_t key;
+    uint32_t media; /* bit 0 GPU, bit 1 CPU (model-local bits) */
+};
+
+static struct m_ent M[40000];
+static size_t M_n;
+
+static struct m_ent *
+m_find(int pod, uint64_t h)
+{
+    for (size_t i = 0; i < M_n; i++)
+        if (M[i].pod == pod && M[i].engine_hash == h)
+            return &M[i];
+    return NULL;
+}
+
+static void
+m_del(struct m_ent *e)
+{
+    *e = M[--M_n];
+}
+
+static uint64_t rng = 88172645463325252ull;
+
+static uint64_t
+rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* Token of document d at position i: documents share their first 64
+ * positions in pairs, so prefixes overlap across documents. */
+static uint32_t
+doc_tok(int d, size_t i)
+{
+    return i < 64 ? (uint32_t)((d / 2) * 100000 + i)
+                  : (uint32_t)(d * 100000 + i);
+}
+
+/* An engine's hash of block b of document d on pod p (per-process seeds:
+ * every pod hashes differently; shared prefixes share the engine hash on
+ * one pod). */
+static uint64_t
+eng_hash(int p, int d, size_t b)
+{
+    int dd = b < 4 ? d / 2 : d;
+
+    return ((uint64_t)p << 48) ^ ((uint64_t)dd << 24) ^ (b + 1);
+}
+
+static void
+test_random(int DOCS, int STEPS, int clear_every)
+{
+    enum { PODS = 5, BS = 16 };
+    static const char *const names[PODS] = {"p0", "p1", "p2", "p3", "p4"};
+    static const char *loras[2] = {"", "L"};
+    struct kv_index *ix = new_index(BLOCKKEY_DYNAMO, 0, 0);
+    struct blockkey_cfg cfg = {BLOCKKEY_DYNAMO, 0, 0};
+    struct index_match_result r = {0};
+    uint32_t tok[16 * BS];
+    int cpu = index_medium_intern(ix, "CPU", 3);
+
+    M_n = 0;
+    int bad = 0, queries = 0, hits = 0, entries_bad = 0;
+    size_t max_n = 0;
+    char err[64];
+
+    for (int step = 0; step < STEPS; step++) {
+        int p = (int)(rnd() % PODS), op = (int)(rnd() % 10);
+        int d = (int)(rnd() % DOCS), ns = (int)(rnd() % 2);
+
+        if (op < 6) {
+            /* Store blocks [b0, b0+n) of document d. */
+            size_t b0 = rnd() % 12, n = 1 + rnd() % 4;
+            uint64_t h[4], parent_key = 0;
+            int has_parent = b0 > 0, medium = (int)(rnd() % 4 == 0);
+            int expect_ok = 1;
+            uint64_t parent = 0;
+            struct m_ent *pe = NULL;
+            int rc;
+
+            if (has_parent) {
+                parent = rnd() % 16 == 0 ? 777 : eng_hash(p, d, b0 - 1);
+                pe = m_find(p, parent);
+                if (pe == NULL)
+                    expect_ok = 0;
+                else
+                    parent_key = pe->key;
+            }
+            for (size_t i = 0; i < n; i++) {
+                h[i] = eng_hash(p, d, b0 + i);
+                for (size_t t = 0; t < BS; t++)
+                    tok[i * BS + t] = doc_tok(d, (b0 + i) * BS + t);
+            }
+            rc = store(ix,
+                       &(struct st){.pod = names[p],
+                                    .lora = loras[ns],
+                                    .has_parent = has_parent,
+                                    .parent = parent,
+                                    .h = h,
+                                    .n = n,
+                                    .tok = tok,
+                                    .ntok = n * BS,
+                                    .bs = BS,
+                                    .medium = medium ? "CPU" : NULL},
+                       NULL);
+            if ((rc == 0) != expect_ok)
+                bad++;
+            if (!expect_ok)
+                continue;
+            for (size_t i = 0; i < n; i++) {
+                struct m_ent *e = m_find(p, h[i]);
+                uint64_t key;
+
+                if (e) {
+                    e->media |= 1u << medium;
+                    parent_key = e->key;
+                    has_parent = 1;
+                    continue;
+                }
+                key = blockkey_next(&cfg, has_parent ? &parent_key : NULL,
+                                    tok + i * BS, BS);
+                M[M_n++] = (struct m_ent){p, h[i], ns, key, 1u << medium};
+                parent_key = key;
+                has_parent = 1;
+            }
+        } else if (op < 8 && rnd() % 2) {
+            /* Remove a few of the pod's hashes, some unknown. */
+            uint64_t h[3];
+            int medium = (int)(rnd() % 3); /* 0 GPU, 1 CPU, 2 all */
+
+            for (int i = 0; i < 3; i++)
+                h[i] = eng_hash(p, d, rnd() % 14);
+            removed(ix, names[p], h, 3,
+                    medium == 2 ? NULL
+                    : medium    ? "CPU"
+                                : "GPU");
+            for (int i = 0; i < 3; i++) {
+                struct m_ent *e = m_find(p, h[i]);
+
+                if (e == NULL)
+                    continue;
+                e->media &= medium == 2 ? 0 : ~(1u << medium);
+                if (e->media == 0)
+                    m_del(e);
+            }
+        } else if (op == 8 && rnd() % (uint64_t)clear_every == 0) {
+            record(ix, names[p], KV_ALL_BLOCKS_CLEARED);
+            for (size_t i = M_n; i-- > 0;)
+                if (M[i].pod == p)
+                    m_del(&M[i]);
+        } else {
+            /* Query a prefix of a document, maybe with a divergent tail. */
+            size_t nb = 1 + rnd() % 16, depth[PODS] = {0};
+            uint64_t keys[16];
+            struct index_query q = {.lora_name = {loras[ns], strlen(loras[ns])},
+                                    .tokens = tok,
+                                    .n_tokens = nb * BS,
+                                    .block_size = BS};
+            int okq = 1;
+            uint32_t media[PODS] = {0};
+
+            for (size_t t = 0; t < nb * BS; t++)
+                tok[t] = doc_tok(d, t);
+            if (rnd() % 4 == 0)
+                tok[(rnd() % nb) * BS] ^= 1;
+            blockkey_chain(&cfg, NULL, tok, nb * BS, BS, keys);
+            for (int pp = 0; pp < PODS; pp++) {
+                while (depth[pp] < nb) {
+                    int found = 0;
+
+                    for (size_t i = 0; i < M_n; i++)
+                        if (M[i].pod == pp && M[i].ns == ns &&
+                            M[i].key == keys[depth[pp]]) {
+                            found = 1;
+                            media[pp] |= M[i].media;
+                        }
+                    if (!found)
+                        break;
+                    depth[pp]++;
+                }
+            }
+            if (index_match(ix, &q, &r, err, sizeof err) != 0)
+                okq = 0;
+            queries++;
+            for (int pp = 0; pp < PODS; pp++) {
+                uint32_t got = 0, gmedia = 0;
+
+                for (size_t i = 0; i < r.n; i++)
+                    if (strcmp(r.m[i].pod, names[pp]) == 0) {
+                        got = r.m[i].depth;
+                        gmedia = r.m[i].media;
+                    }
+                if (got != depth[pp])
+                    okq = 0;
+                if (got &&
+                    gmedia != ((media[pp] & 1) | (media[pp] >> 1 & 1) << cpu))
+                    okq = 0;
+                if (got)
+                    hits++;
+            }
+            for (size_t i = 1; i < r.n; i++)
+                if (r.m[i - 1].depth < r.m[i].depth)
+                    okq = 0;
+            if (!okq)
+                bad++;
+        }
+        max_n = M_n > max_n ? M_n : max_n;
+        if (stats(ix).entries != M_n)
+            entries_bad++;
+    }
+    CHECK_U64(bad, 0, "random: every store/match agrees with the model");
+    CHECK_U64(entries_bad, 0, "random: entry counts agree after every step");
+    CHECK(queries > 500 && hits > 200, "random: the run exercised matches");
+    printf("# random: %d queries, %d pod hits, %zu entries at most\n", queries,
+           hits, max_n);
+    index_match_result_free(&r);
+    index_free(ix);
+}
+
+int
+main(void)
+{
+    for (size_t i = 0; i < sizeof T / sizeof T[0]; i++)
+        T[i] = (uint32_t)i;
+    test_store_and_match();
+    test_chain_across_events();
+    test_orphan();
+    test_per_pod_maps();
+    test_per_pod_removal();
+    test_namespaces();
+    test_seed();
+    test_keys_op();
+    test_llmd_lora_root();
+    test_rejects();
+    test_media();
+    test_clear_restart_gap();
+    test_depth_semantics();
+    test_bigram_pages();
+    test_lru();
+    test_memory_returns();
+    test_dump_restore();
+    test_restore_lru_order();
+    test_random(8, 6000, 8);
+    test_random(64, 30000, 200);
+    index_match_result_free(&R);
+    return unit_done();
+}
