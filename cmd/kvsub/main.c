@@ -1,0 +1,355 @@
+/*
+ * kvsub - subscribe to LLM engines' KV-cache event streams and write them
+ * as NDJSON, one line per event, with sequence gaps repaired by replay.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "parse.h"
+#include "run.h"
+#include "zsock.h"
+
+static const char usage_text[] =
+    "Usage: kvsub [OPTION]... SPEC...\n"
+    "Subscribe to the KV-cache event streams of LLM engines (vLLM, SGLang)\n"
+    "and write every event as one line of NDJSON on stdout.  Sequence gaps\n"
+    "are filled through the engine's replay socket when the spec names one.\n"
+    "\n"
+    "SPEC is [NAME=]PUB_URI[,REPLAY_URI] (tcp://, ipc:// or inproc://).\n"
+    "NAME becomes the \"pod\" of every line; without it the PUB URI does.\n"
+    "\n"
+    "Options:\n"
+    "  -b, --bind              bind the SUB sockets (engines that connect)\n"
+    "      --topic PREFIX      subscribe to this topic prefix (default: all)\n"
+    "  -m, --model NAME        add \"model\":NAME to every line\n"
+    "      --engine E          positional layout of array events: vllm\n"
+    "                          (default) or sglang\n"
+    "      --dp-size N         expand each SPEC into N data-parallel ranks:\n"
+    "                          rank r uses port+r on both URIs, name NAME/r\n"
+    "      --endpoints FILE    read more SPECs from FILE (one per line,\n"
+    "                          '#' starts a comment)\n"
+    "  -c, --count N           exit after N lines\n"
+    "      --idle DUR          exit after DUR without a message\n"
+    "      --duration DUR      exit after DUR\n"
+    "      --replay-timeout DUR  longest wait for a replay reply (default "
+    "2s)\n"
+    "      --hwm N             SUB receive high-water mark (default "
+    "1000000)\n"
+    "  -u, --unbuffered        flush after every batch's lines\n"
+    "      --stats             print per-source counters as one JSON line\n"
+    "                          on stderr at exit (and on SIGUSR1)\n"
+    "  -q, --quiet             errors only on stderr\n"
+    "  -v, --verbose           more diagnostics (-vv: debug)\n"
+    "  -h, --help              show this help and exit\n"
+    "  -V, --version           show version information and exit\n"
+    "\n"
+    "DUR is 250ms, 5s, 2m, 1h or a number of seconds.\n"
+    "\n"
+    "OUTPUT\n"
+    "  One compact JSON object per line (kvtap NDJSON format, version 1).\n"
+    "  Envelope, in this order: \"pod\", \"model\" (with -m), \"dp_rank\"\n"
+    "  (integer or null), \"seq\" (the batch's sequence number), \"i\" (the\n"
+    "  event's index in its batch; engine events only), \"ts\" (batch time,\n"
+    "  seconds), \"type\".  Engine events (BlockStored, BlockRemoved,\n"
+    "  AllBlocksCleared) carry the engine's own field names; block hashes\n"
+    "  are decimal strings of the unsigned 64-bit value.  Stream records:\n"
+    "    gap           \"from\",\"to\": seqs lost that replay could not fill\n"
+    "    restart       \"last_seq\": the sequence went backwards (the\n"
+    "                  publisher restarted)\n"
+    "    decode_error  \"error\",\"bytes\": a batch or event that could not\n"
+    "                  be decoded; the stream goes on\n"
+    "    skipped       \"tag\",\"count\": events with an unknown tag\n"
+    "  Filled gaps leave no trace: the replayed events appear in seq order,\n"
+    "  each once.  Duplicates (replay overlapping live) are dropped.\n"
+    "  Diagnostics go to stderr as \"kvsub: warning: POD: gap 120..124\".\n"
+    "\n"
+    "EXIT STATUS\n"
+    "  0    count, idle or duration reached, or the reader closed the pipe\n"
+    "  1    runtime failure (cannot connect or bind, write error)\n"
+    "  2    usage error\n"
+    "  130  interrupted by SIGINT; 143 by SIGTERM (after flushing)\n"
+    "\n"
+    "EXAMPLES\n"
+    "  kvsub pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5657\n"
+    "  kvsub --dp-size 2 pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5657\n"
+    "  kvsub --endpoints fleet.txt -m llama | kvindex serve -s /run/kv.sock\n"
+    "  kvsub -c 100 tcp://127.0.0.1:5557 | jq -c 'select(.type==\"gap\")'\n"
+    "  kvsub --idle 5s --stats tcp://127.0.0.1:5557 > capture.ndjson\n";
+
+enum {
+    OPT_TOPIC = 256,
+    OPT_ENGINE,
+    OPT_DP_SIZE,
+    OPT_ENDPOINTS,
+    OPT_IDLE,
+    OPT_DURATION,
+    OPT_REPLAY_TIMEOUT,
+    OPT_HWM,
+    OPT_STATS
+};
+
+static const struct option long_opts[] = {
+    {"bind", no_argument, NULL, 'b'},
+    {"topic", required_argument, NULL, OPT_TOPIC},
+    {"model", required_argument, NULL, 'm'},
+    {"engine", required_argument, NULL, OPT_ENGINE},
+    {"dp-size", required_argument, NULL, OPT_DP_SIZE},
+    {"endpoints", required_argument, NULL, OPT_ENDPOINTS},
+    {"count", required_argument, NULL, 'c'},
+    {"idle", required_argument, NULL, OPT_IDLE},
+    {"duration", required_argument, NULL, OPT_DURATION},
+    {"replay-timeout", required_argument, NULL, OPT_REPLAY_TIMEOUT},
+    {"hwm", required_argument, NULL, OPT_HWM},
+    {"unbuffered", no_argument, NULL, 'u'},
+    {"stats", no_argument, NULL, OPT_STATS},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The specs given, before --dp-size expansion. */
+struct spec_list {
+    struct zsock_spec *v;
+    int n, cap;
+};
+
+/* Makes room for k more specs; returns 0 or -1. */
+static int
+spec_reserve(struct spec_list *l, int k)
+{
+    if (l->n + k > l->cap) {
+        int cap = l->cap ? l->cap : 8;
+        while (cap < l->n + k)
+            cap *= 2;
+        struct zsock_spec *v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (v == NULL) {
+            log_error("out of memory");
+            return -1;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    return 0;
+}
+
+static int
+spec_push(struct spec_list *l, const char *text, const char *where)
+{
+    char err[512];
+
+    if (spec_reserve(l, 1) == -1)
+        return -1;
+    if (zsock_spec_parse(text, &l->v[l->n], err, sizeof err) == -1)
+        cli_usage_error("%s%s", where, err);
+    l->n++;
+    return 0;
+}
+
+/* Appends the dp_size ranks of one spec (a copy when dp_size is 1). */
+static int
+spec_expand_into(struct spec_list *l, const struct zsock_spec *sp, int dp_size)
+{
+    char err[512];
+    struct zsock_spec *d;
+
+    if (spec_reserve(l, dp_size) == -1)
+        return -1;
+    d = &l->v[l->n];
+    if (dp_size > 1) {
+        if (zsock_spec_expand(sp, dp_size, d, err, sizeof err) == -1)
+            cli_usage_error("--dp-size %d: %s", dp_size, err);
+        l->n += dp_size;
+        return 0;
+    }
+    d->name = strdup(sp->name);
+    d->pub = strdup(sp->pub);
+    d->replay = sp->replay ? strdup(sp->replay) : NULL;
+    l->n++;
+    if (d->name == NULL || d->pub == NULL || (sp->replay && !d->replay)) {
+        log_error("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+spec_list_free(struct spec_list *l)
+{
+    for (int i = 0; i < l->n; i++)
+        zsock_spec_free(&l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Reads one spec per line; '#' at the start or after a blank is a comment. */
+static int
+read_endpoints(struct spec_list *l, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL, where[600];
+    size_t cap = 0;
+    ssize_t n;
+    int lineno = 0, rc = 0;
+
+    if (f == NULL) {
+        log_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (rc == 0 && (n = getline(&line, &cap, f)) != -1) {
+        char *s = line, *e;
+        lineno++;
+        for (char *h = strchr(s, '#'); h != NULL; h = strchr(h + 1, '#')) {
+            if (h == s || h[-1] == ' ' || h[-1] == '\t') {
+                *h = '\0';
+                break;
+            }
+        }
+        while (*s == ' ' || *s == '\t')
+            s++;
+        e = s + strlen(s);
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
+                         e[-1] == '\r'))
+            *--e = '\0';
+        if (*s == '\0')
+            continue;
+        snprintf(where, sizeof where, "%s:%d: ", path, lineno);
+        rc = spec_push(l, s, where);
+    }
+    if (rc == 0 && ferror(f)) {
+        log_error("%s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static uint64_t
+duration_arg(const char *flag, const char *s)
+{
+    uint64_t ms;
+    if (parse_duration_ms(s, &ms) == -1 || ms > (uint64_t)1 << 40)
+        cli_usage_error("%s: invalid duration '%s'", flag, s);
+    return ms;
+}
+
+static uint64_t
+number_arg(const char *flag, const char *s, uint64_t min, uint64_t max)
+{
+    uint64_t v;
+    if (parse_u64(s, min, max, &v) == -1)
+        cli_usage_error("%s: invalid number '%s' (expected %llu..%llu)", flag,
+                        s, (unsigned long long)min, (unsigned long long)max);
+    return v;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct kvsub_opts o;
+    struct spec_list given = {0}, all = {0};
+    const char *endpoints = NULL;
+    int dp_size = 1, c, rc = 1;
+
+    cli_prog = "kvsub";
+    memset(&o, 0, sizeof o);
+    o.topic = "";
+    o.engine = KV_ENGINE_VLLM;
+    o.replay_timeout_ms = 2000;
+    o.rcvhwm = 1000000;
+    while ((c = getopt_long(argc, argv, "bm:c:uqvhV", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'b':
+            o.bind = 1;
+            break;
+        case OPT_TOPIC:
+            o.topic = optarg;
+            break;
+        case 'm':
+            o.model = optarg;
+            break;
+        case OPT_ENGINE:
+            if (strcmp(optarg, "vllm") == 0)
+                o.engine = KV_ENGINE_VLLM;
+            else if (strcmp(optarg, "sglang") == 0)
+                o.engine = KV_ENGINE_SGLANG;
+            else
+                cli_usage_error("--engine: expected vllm or sglang, not '%s'",
+                                optarg);
+            break;
+        case OPT_DP_SIZE:
+            dp_size = (int)number_arg("--dp-size", optarg, 1, 1024);
+            break;
+        case OPT_ENDPOINTS:
+            endpoints = optarg;
+            break;
+        case 'c':
+            o.count = number_arg("--count", optarg, 1, UINT64_MAX);
+            break;
+        case OPT_IDLE:
+            o.idle_ms = duration_arg("--idle", optarg);
+            break;
+        case OPT_DURATION:
+            o.duration_ms = duration_arg("--duration", optarg);
+            break;
+        case OPT_REPLAY_TIMEOUT:
+            o.replay_timeout_ms = duration_arg("--replay-timeout", optarg);
+            if (o.replay_timeout_ms > 3600000)
+                cli_usage_error("--replay-timeout: at most 1h");
+            break;
+        case OPT_HWM:
+            o.rcvhwm = (int)number_arg("--hwm", optarg, 0, 1000000000);
+            break;
+        case 'u':
+            o.unbuffered = 1;
+            break;
+        case OPT_STATS:
+            o.stats = 1;
+            break;
+        case 'q':
+            cli_verbosity = 0;
+            break;
+        case 'v':
+            cli_verbosity = cli_verbosity < 1 ? 2 : cli_verbosity + 1;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return fflush(stdout) == 0 ? 0 : 1;
+        case 'V':
+            cli_print_version();
+            return 0;
+        default:
+            fprintf(stderr, "Try 'kvsub --help'.\n");
+            return 2;
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (spec_push(&given, argv[i], "") == -1)
+            goto out;
+    }
+    if (endpoints != NULL && read_endpoints(&given, endpoints) == -1)
+        goto out;
+    if (given.n == 0)
+        cli_usage_error("no endpoint SPEC given");
+    for (int i = 0; i < given.n; i++) {
+        if (spec_expand_into(&all, &given.v[i], dp_size) == -1)
+            goto out;
+    }
+    if (cli_signals_install() == -1) {
+        log_error("cannot install signal handlers: %s", strerror(errno));
+        goto out;
+    }
+    o.specs = all.v;
+    o.nspecs = all.n;
+    rc = kvsub_run(&o);
+out:
+    spec_list_free(&given);
+    spec_list_free(&all);
+    return rc;
+}

@@ -1,0 +1,534 @@
+/*
+ * run.c - kvsub's receive loop.
+ *
+ * Every source has a SUB socket, an optional replay DEALER and a seqtrack.
+ * All SUB sockets are polled together; each readable one is drained without
+ * blocking.  A live batch is classified by its source's seqtrack: a gap is
+ * filled through replay before the live batch is written (so the output is
+ * in seq order, each seq once), a duplicate is dropped, a restart gets a
+ * record.  Output goes through a block-buffered cli_out that is flushed
+ * before every blocking wait.
+ */
+#include "run.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "cli.h"
+#include "ndjson.h"
+#include "replay.h"
+#include "seqtrack.h"
+#include "wire.h"
+
+/* Messages read from one socket before the others get their turn. */
+#define DRAIN_BUDGET 4096
+
+struct src_stats {
+    uint64_t received;      /* live messages */
+    uint64_t batches;       /* batches written, live or replayed */
+    uint64_t events;        /* engine events written */
+    uint64_t gaps;          /* gap records */
+    uint64_t lost;          /* seqs in gap records */
+    uint64_t replayed;      /* batches written from replay */
+    uint64_t restarts;      /* restart records */
+    uint64_t duplicates;    /* live batches dropped as already delivered */
+    uint64_t decode_errors; /* decode_error records */
+};
+
+struct source {
+    const struct zsock_spec *spec;
+    void *sub;
+    struct replay_client *rc;
+    struct seqtrack st;
+    struct ndjson_source nsrc;
+    struct src_stats stats;
+};
+
+struct kvsub {
+    const struct kvsub_opts *o;
+    void *zctx;
+    struct source *src;
+    int nsrc;
+    struct cli_out out;
+    struct wire_opts wopts;
+    struct arena live_arena, replay_arena;
+    uint64_t lines;
+    int done; /* count reached, or the reader left */
+    long long start_ms;
+};
+
+/* Context of one gap fill (the replay callbacks). */
+struct fill {
+    struct kvsub *k;
+    struct source *s;
+    uint64_t expect;             /* next seq the fill should deliver */
+    const struct kv_batch *live; /* the batch that revealed the gap */
+};
+
+static void
+kvs_from_cstr(struct kv_str *s, const char *c)
+{
+    s->p = c;
+    s->n = c ? strlen(c) : 0;
+}
+
+/*
+ * Called after lines were appended from offset mark: counts them, cuts the
+ * buffer after the count-th line when --count is reached, and flushes when
+ * unbuffered or past the high-water mark.
+ */
+static void
+after_write(struct kvsub *k, size_t mark, uint64_t nlines)
+{
+    if (k->o->count > 0 && k->lines + nlines >= k->o->count) {
+        uint64_t want = k->o->count - k->lines;
+        size_t pos = mark;
+        for (uint64_t i = 0; i < want; i++) {
+            const char *nl =
+                memchr(k->out.buf.p + pos, '\n', k->out.buf.len - pos);
+            if (nl == NULL)
+                break;
+            pos = (size_t)(nl - k->out.buf.p) + 1;
+        }
+        k->out.buf.len = pos;
+        nlines = want;
+        k->done = 1;
+    }
+    k->lines += nlines;
+    if (k->o->unbuffered || k->done)
+        cli_out_flush(&k->out);
+    else
+        cli_out_maybe_flush(&k->out);
+    if (k->out.closed || k->out.err)
+        k->done = 1;
+}
+
+/* Writes one stream record under the source's envelope. */
+static void
+write_record(struct kvsub *k, struct source *s, const struct kv_batch *b,
+             int has_seq, uint64_t seq, const struct kv_event *ev)
+{
+    struct ndjson_env env;
+    size_t mark = k->out.buf.len;
+
+    if (k->done)
+        return;
+    memset(&env, 0, sizeof env);
+    env.pod = s->nsrc.pod;
+    env.model = s->nsrc.model;
+    env.has_seq = has_seq;
+    env.seq = seq;
+    if (b != NULL) {
+        env.has_rank = b->has_rank;
+        env.rank = b->rank;
+        env.has_ts = b->has_ts;
+        env.ts = b->ts;
+    }
+    ndjson_write_event(&k->out.buf, &env, ev);
+    buf_putc(&k->out.buf, '\n');
+    after_write(k, mark, 1);
+}
+
+static void
+write_decode_error(struct kvsub *k, struct source *s, int has_seq, uint64_t seq,
+                   const char *why, size_t bytes)
+{
+    struct kv_event ev;
+
+    kv_event_init(&ev, KV_DECODE_ERROR);
+    kvs_from_cstr(&ev.error, why);
+    ev.bytes = bytes;
+    s->stats.decode_errors++;
+    if (has_seq)
+        log_warn("%s: seq %" PRIu64 ": %s", s->spec->name, seq, why);
+    else
+        log_warn("%s: %s", s->spec->name, why);
+    write_record(k, s, NULL, has_seq, seq, &ev);
+}
+
+static void
+write_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
+          uint64_t from, uint64_t to, const char *why)
+{
+    struct kv_event ev;
+
+    kv_event_init(&ev, KV_GAP);
+    ev.from = from;
+    ev.to = to;
+    s->stats.gaps++;
+    s->stats.lost += to - from + 1;
+    log_warn("%s: gap %" PRIu64 "..%" PRIu64 " (%s)", s->spec->name, from, to,
+             why);
+    write_record(k, s, live, 1, to, &ev);
+    seqtrack_advance(&s->st, to);
+}
+
+/*
+ * Decodes and writes one batch (live or replayed).  Its payload and the
+ * decoded events live until the arena is reset.
+ */
+static void
+write_payload(struct kvsub *k, struct source *s, uint64_t seq,
+              const struct kv_batch *b, int decoded, const char *why,
+              size_t len)
+{
+    size_t mark;
+
+    if (k->done)
+        return;
+    if (!decoded) {
+        write_decode_error(k, s, 1, seq, why, len);
+        return;
+    }
+    mark = k->out.buf.len;
+    ndjson_write_batch(&k->out.buf, &s->nsrc, b);
+    s->stats.batches++;
+    for (size_t i = 0; i < b->n_events; i++) {
+        const struct kv_event *ev = &b->events[i];
+        if (ev->type == KV_DECODE_ERROR) {
+            s->stats.decode_errors++;
+            log_warn("%s: seq %" PRIu64 ": %.*s", s->spec->name, seq,
+                     (int)ev->error.n, ev->error.p);
+        } else if (ev->type <= KV_ALL_BLOCKS_CLEARED) {
+            s->stats.events++;
+        }
+    }
+    after_write(k, mark, b->n_events);
+}
+
+static int
+decode(struct kvsub *k, struct arena *a, uint64_t seq, const uint8_t *p,
+       size_t len, struct kv_batch *b, char *err, size_t errlen)
+{
+    arena_reset(a);
+    memset(b, 0, sizeof *b);
+    if (wire_decode(p, len, &k->wopts, a, b, err, errlen) == -1)
+        return 0;
+    b->seq = seq;
+    return 1;
+}
+
+static int
+on_replay(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
+{
+    struct fill *f = ctx;
+    struct kv_batch b;
+    char err[256];
+    int ok;
+
+    if (seq < f->expect)
+        return 0;
+    if (seq > f->expect)
+        write_gap(f->k, f->s, f->live, f->expect, seq - 1,
+                  "the engine no longer has them");
+    ok = decode(f->k, &f->k->replay_arena, seq, payload, len, &b, err,
+                sizeof err);
+    write_payload(f->k, f->s, seq, &b, ok, err, len);
+    f->s->stats.replayed++;
+    seqtrack_advance(&f->s->st, seq);
+    f->expect = seq + 1;
+    return f->k->done || cli_signal ? 1 : 0;
+}
+
+static void
+on_bad_reply(void *ctx, const char *why, size_t bytes)
+{
+    struct fill *f = ctx;
+    log_debug("%s: bad replay reply (%s, %zu bytes)", f->s->spec->name, why,
+              bytes);
+}
+
+/* Fills [from, to] through replay, or writes gap records for what is lost. */
+static void
+fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
+         uint64_t from, uint64_t to)
+{
+    struct replay_request req;
+    struct replay_result res;
+    struct fill f = {k, s, from, live};
+    char err[256] = "";
+    const char *why;
+    int rc;
+
+    if (s->rc == NULL) {
+        write_gap(k, s, live, from, to, "no replay endpoint");
+        return;
+    }
+    memset(&req, 0, sizeof req);
+    req.from = from;
+    req.to = to;
+    req.timeout_ms = (int)k->o->replay_timeout_ms;
+    rc = replay_fetch(s->rc, &req, on_replay, on_bad_reply, &f, &res, err,
+                      sizeof err);
+    if (rc == REPLAY_INTR || (rc == REPLAY_STOPPED && f.expect <= to))
+        return;
+    if (f.expect > to) {
+        log_info("%s: replayed %" PRIu64 "..%" PRIu64, s->spec->name, from, to);
+        return;
+    }
+    switch (rc) {
+    case REPLAY_OK:
+        why = "the engine no longer has them";
+        break;
+    case REPLAY_TIMEOUT:
+        why = "replay timed out";
+        break;
+    default:
+        why = err[0] ? err : "replay failed";
+    }
+    write_gap(k, s, live, f.expect, to, why);
+}
+
+static void
+handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
+{
+    uint64_t seq;
+    const uint8_t *payload;
+    size_t len;
+    char err[256];
+    struct kv_batch b;
+    struct seqtrack_verdict v;
+    int ok;
+
+    s->stats.received++;
+    if (zsock_live_parse(m, &seq, &payload, &len, err, sizeof err) == -1) {
+        size_t plen = 0;
+        if (m->kept > 0)
+            zsock_part(m, m->kept - 1, &plen);
+        write_decode_error(k, s, 0, 0, err, plen);
+        return;
+    }
+    seqtrack_live(&s->st, seq, &v);
+    if (v.kind == SEQTRACK_DUP) {
+        s->stats.duplicates++;
+        log_debug("%s: seq %" PRIu64 " already delivered", s->spec->name, seq);
+        return;
+    }
+    ok = decode(k, &k->live_arena, seq, payload, len, &b, err, sizeof err);
+    if (v.kind == SEQTRACK_RESTART) {
+        struct kv_event ev;
+        kv_event_init(&ev, KV_RESTART);
+        ev.last_seq = v.last_seq;
+        s->stats.restarts++;
+        log_warn("%s: restart: seq %" PRIu64 " after %" PRIu64, s->spec->name,
+                 seq, v.last_seq);
+        write_record(k, s, ok ? &b : NULL, 1, seq, &ev);
+    } else if (v.kind == SEQTRACK_GAP) {
+        fill_gap(k, s, ok ? &b : NULL, v.from, v.to);
+    }
+    if (k->done || cli_signal)
+        return;
+    write_payload(k, s, seq, &b, ok, err, len);
+    seqtrack_advance(&s->st, seq);
+}
+
+static int
+open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp)
+{
+    const struct kvsub_opts *o = k->o;
+    char err[256];
+
+    s->spec = sp;
+    seqtrack_init(&s->st);
+    kvs_from_cstr(&s->nsrc.pod, sp->name);
+    kvs_from_cstr(&s->nsrc.model, o->model);
+    s->sub = zmq_socket(k->zctx, ZMQ_SUB);
+    if (s->sub == NULL || zsock_set_common(s->sub) == -1)
+        goto fail;
+    /* The high-water mark only applies to connections made after it. */
+    if (zmq_setsockopt(s->sub, ZMQ_RCVHWM, &o->rcvhwm, sizeof o->rcvhwm) ==
+            -1 ||
+        zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, o->topic, strlen(o->topic)) == -1)
+        goto fail;
+    if ((o->bind ? zmq_bind(s->sub, sp->pub) : zmq_connect(s->sub, sp->pub)) ==
+        -1) {
+        log_error("%s: cannot %s %s: %s", sp->name,
+                  o->bind ? "bind" : "connect to", sp->pub,
+                  zmq_strerror(errno));
+        return -1;
+    }
+    if (sp->replay != NULL) {
+        s->rc = replay_open(k->zctx, sp->replay, err, sizeof err);
+        if (s->rc == NULL) {
+            log_error("%s: replay %s: %s", sp->name, sp->replay, err);
+            return -1;
+        }
+    }
+    return 0;
+fail:
+    log_error("%s: socket set-up: %s", sp->name, zmq_strerror(errno));
+    return -1;
+}
+
+static void
+print_stats(const struct kvsub *k)
+{
+    struct buf b = {0};
+
+    buf_puts(&b, "{\"lines\":");
+    buf_put_u64(&b, k->lines);
+    buf_puts(&b, ",\"elapsed_ms\":");
+    buf_put_u64(&b, (uint64_t)(cli_now_ms() - k->start_ms));
+    buf_puts(&b, ",\"sources\":[");
+    for (int i = 0; i < k->nsrc; i++) {
+        const struct src_stats *st = &k->src[i].stats;
+        const struct {
+            const char *key;
+            uint64_t v;
+        } f[] = {
+            {"received", st->received},
+            {"batches", st->batches},
+            {"events", st->events},
+            {"gaps", st->gaps},
+            {"lost", st->lost},
+            {"replayed", st->replayed},
+            {"restarts", st->restarts},
+            {"duplicates", st->duplicates},
+            {"decode_errors", st->decode_errors},
+        };
+        buf_puts(&b, i ? ",{\"pod\":" : "{\"pod\":");
+        buf_put_json_str(&b, k->src[i].nsrc.pod.p, k->src[i].nsrc.pod.n);
+        for (size_t j = 0; j < sizeof f / sizeof f[0]; j++) {
+            buf_puts(&b, ",\"");
+            buf_puts(&b, f[j].key);
+            buf_puts(&b, "\":");
+            buf_put_u64(&b, f[j].v);
+        }
+        buf_putc(&b, '}');
+    }
+    buf_puts(&b, "]}\n");
+    if (!b.oom)
+        fwrite(b.p, 1, b.len, stderr);
+    fflush(stderr);
+    buf_free(&b);
+}
+
+/* Milliseconds until the nearest of idle and duration; -1 if neither. */
+static long
+poll_timeout(const struct kvsub *k, long long now, long long last_rx)
+{
+    long long t = -1;
+
+    if (k->o->idle_ms > 0)
+        t = last_rx + (long long)k->o->idle_ms - now;
+    if (k->o->duration_ms > 0) {
+        long long d = k->start_ms + (long long)k->o->duration_ms - now;
+        if (t < 0 || d < t)
+            t = d;
+    }
+    if (k->o->idle_ms == 0 && k->o->duration_ms == 0)
+        return -1;
+    return t < 0 ? 0 : (long)t;
+}
+
+/* Polls and drains the sources until something ends the run. */
+static int
+loop(struct kvsub *k, zmq_pollitem_t *items)
+{
+    long long last_rx = k->start_ms;
+
+    while (!k->done && !cli_signal) {
+        long long now = cli_now_ms();
+        long timeout;
+        int n;
+
+        if (cli_take_usr1())
+            print_stats(k);
+        if ((k->o->idle_ms > 0 && now - last_rx >= (long long)k->o->idle_ms) ||
+            (k->o->duration_ms > 0 &&
+             now - k->start_ms >= (long long)k->o->duration_ms))
+            break;
+        /* Busy: take what is there.  Idle: flush, then block. */
+        n = zmq_poll(items, k->nsrc, 0);
+        if (n == 0) {
+            if (k->out.buf.len > 0 && cli_out_flush(&k->out) == -1)
+                break;
+            timeout = poll_timeout(k, now, last_rx);
+            n = zmq_poll(items, k->nsrc, timeout);
+        }
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            log_error("poll: %s", zmq_strerror(errno));
+            return 1;
+        }
+        if (n == 0)
+            continue;
+        for (int i = 0; i < k->nsrc && !k->done && !cli_signal; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            for (int j = 0; j < DRAIN_BUDGET && !k->done && !cli_signal; j++) {
+                struct zsock_msg m;
+                if (zsock_msg_recv(k->src[i].sub, &m, ZMQ_DONTWAIT) == -1) {
+                    if (errno == EAGAIN || errno == EINTR)
+                        break;
+                    log_error("%s: receive: %s", k->src[i].spec->name,
+                              zmq_strerror(errno));
+                    return 1;
+                }
+                handle_live(k, &k->src[i], &m);
+                zsock_msg_close(&m);
+            }
+        }
+        last_rx = cli_now_ms();
+    }
+    return 0;
+}
+
+int
+kvsub_run(const struct kvsub_opts *o)
+{
+    struct kvsub k;
+    zmq_pollitem_t *items = NULL;
+    int rc = 1, sig;
+
+    memset(&k, 0, sizeof k);
+    k.o = o;
+    k.nsrc = o->nspecs;
+    k.wopts.engine = o->engine;
+    k.start_ms = cli_now_ms();
+    cli_out_init(&k.out, STDOUT_FILENO);
+    k.zctx = zmq_ctx_new();
+    k.src = calloc((size_t)o->nspecs, sizeof *k.src);
+    items = calloc((size_t)o->nspecs, sizeof *items);
+    if (k.zctx == NULL || k.src == NULL || items == NULL) {
+        log_error("out of memory");
+        goto out;
+    }
+    for (int i = 0; i < o->nspecs; i++) {
+        if (open_source(&k, &k.src[i], &o->specs[i]) == -1)
+            goto out;
+        items[i].socket = k.src[i].sub;
+        items[i].events = ZMQ_POLLIN;
+    }
+    rc = loop(&k, items);
+    cli_out_flush(&k.out);
+    if (k.out.err) {
+        log_error("write: %s", strerror(k.out.err));
+        rc = 1;
+    }
+out:
+    sig = cli_signal;
+    if (o->stats && k.src != NULL)
+        print_stats(&k);
+    for (int i = 0; k.src != NULL && i < o->nspecs; i++) {
+        replay_close(k.src[i].rc);
+        if (k.src[i].sub != NULL)
+            zmq_close(k.src[i].sub);
+    }
+    if (k.zctx != NULL)
+        zmq_ctx_term(k.zctx);
+    arena_free(&k.live_arena);
+    arena_free(&k.replay_arena);
+    cli_out_free(&k.out);
+    free(k.src);
+    free(items);
+    if (sig != 0 && rc == 0)
+        cli_reraise(sig);
+    return rc;
+}

@@ -1,0 +1,443 @@
+#!/usr/bin/env bats
+# kvsub against the independent Python engine emulation (tests/peer/peer.py)
+# over real sockets: tcp on 127.0.0.1 and ipc.  Every run ends on its own
+# (-c with the expected line count, --idle as a safety net); the peer waits
+# for kvsub's subscription (--wait-subs) so nothing is lost to the slow
+# joiner, and it is killed in teardown.
+
+load helpers
+
+setup() {
+    T=$BATS_TEST_TMPDIR
+    PIDS=()
+}
+
+teardown() {
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+}
+
+# Starts a peer in the background with the given arguments, waits until its
+# sockets are bound.  Usage: start_peer NAME ARGS...  (ready file T/NAME.ready)
+start_peer() {
+    local name=$1
+    shift
+    "$PY" "$PEER" --quiet --ready "$T/$name.ready" "$@" 2>"$T/$name.err" &
+    PIDS+=($!)
+    wait_file "$T/$name.ready" 10
+}
+
+# Compares kvsub's output with the peer's --expect file as JSON values, in
+# order.  An expected "error":"*" matches any error text.  Extra arguments
+# are record types to leave out of the output before comparing.
+same_json() {
+    "$PY" - "$@" <<'EOF'
+import json, sys
+out, exp, drop = sys.argv[1], sys.argv[2], set(sys.argv[3:])
+a = [json.loads(l) for l in open(out) if l.strip()]
+a = [o for o in a if o.get("type") not in drop]
+b = [json.loads(l) for l in open(exp) if l.strip()]
+for o in b:
+    if o.get("error") == "*":
+        o["error"] = None
+def norm(o):
+    if "error" in o:
+        o = dict(o, error=None)
+    return o
+bad = len(a) != len(b)
+for k, (x, y) in enumerate(zip(a, b)):
+    if norm(x) != norm(y):
+        print("line %d differs:\n got  %s\n want %s" % (k + 1, json.dumps(x), json.dumps(y)))
+        bad = True
+        break
+if len(a) != len(b):
+    print("got %d lines, want %d" % (len(a), len(b)))
+sys.exit(1 if bad else 0)
+EOF
+}
+
+lines() { wc -l <"$1" | tr -d ' '; }
+
+# Lines of the expect file $1 whose seq is not in the jq array $2.
+lines_without() {
+    jq -s --argjson s "$2" '[.[] | select(.seq as $q | $s | index($q) | not)] | length' "$1"
+}
+
+# Prints two TCP base ports P and R such that P, P+1, R and R+1 were all
+# free a moment ago (for --dp-size 2).
+two_port_pairs() {
+    "$PY" - <<'EOF'
+import socket
+held, bases = [], []
+while len(bases) < 2:
+    a = socket.socket()
+    a.bind(("127.0.0.1", 0))
+    p = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1))
+    except OSError:
+        a.close()
+        continue
+    held += [a, b]
+    bases.append(p)
+print(bases[0], bases[1])
+EOF
+}
+
+# One layout over tcp: the peer publishes, kvsub must print exactly the
+# expected lines.  Extra arguments go to kvsub.
+layout_roundtrip() {
+    local layout=$1
+    shift
+    local p r
+    p=$(free_port)
+    r=$(free_port)
+    start_peer peer --pub "tcp://127.0.0.1:$p" --replay "tcp://127.0.0.1:$r" \
+        --layout "$layout" --count 40 --wait-subs 1 --pod pod-a \
+        --expect "$T/exp.ndjson"
+    run kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s "$@" \
+        "pod-a=tcp://127.0.0.1:$p,tcp://127.0.0.1:$r"
+    assert_success
+    echo "$output" >"$T/out.ndjson"
+    run same_json "$T/out.ndjson" "$T/exp.ndjson"
+    assert_success
+}
+
+@test "layout vllm decodes exactly (tcp)" {
+    layout_roundtrip vllm
+}
+
+@test "layout vllm-array decodes exactly (tcp)" {
+    layout_roundtrip vllm-array
+}
+
+@test "layout vllm-map-batch decodes exactly (tcp)" {
+    layout_roundtrip vllm-map-batch
+}
+
+@test "layout sglang decodes exactly with --engine sglang (tcp)" {
+    layout_roundtrip sglang --engine sglang
+}
+
+@test "layout sglang-array decodes exactly with --engine sglang (tcp)" {
+    layout_roundtrip sglang-array --engine sglang
+}
+
+@test "layout v090 (2-element batch, 6-slot arrays) decodes exactly (tcp)" {
+    layout_roundtrip v090
+}
+
+@test "ipc: every batch decodes and -m adds the model" {
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 30 \
+        --wait-subs 1 --pod pod-i --model llama --expect "$T/exp.ndjson"
+    run kvsub -m llama -c "$(lines "$T/exp.ndjson")" --idle 5s \
+        "pod-i=ipc://$T/pub,ipc://$T/rep"
+    assert_success
+    echo "$output" >"$T/out.ndjson"
+    run same_json "$T/out.ndjson" "$T/exp.ndjson"
+    assert_success
+}
+
+# Withheld seqs are only in the replay buffer: kvsub must fill them, in seq
+# order, each once, with no gap record.
+withheld_filled() {
+    local pub=$1 rep=$2
+    shift 2
+    start_peer peer --pub "$pub" --replay "$rep" --count 30 --withhold 3,5-7,20 \
+        --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson" "$@"
+    run kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s --stats \
+        "pod-a=$pub,$rep"
+    assert_success
+    echo "$output" | grep -v '^{"lines"' >"$T/out.ndjson"
+    run same_json "$T/out.ndjson" "$T/exp.ndjson"
+    assert_success
+    run grep -c '"type":"gap"' "$T/out.ndjson"
+    assert_output 0
+}
+
+@test "withheld seqs are filled by replay, in order, once (tcp)" {
+    local p r
+    p=$(free_port)
+    r=$(free_port)
+    withheld_filled "tcp://127.0.0.1:$p" "tcp://127.0.0.1:$r"
+}
+
+@test "withheld seqs are filled by replay (ipc)" {
+    withheld_filled "ipc://$T/pub" "ipc://$T/rep"
+}
+
+@test "replies in the 4-frame layout (topic after the delimiter) fill gaps" {
+    withheld_filled "ipc://$T/pub" "ipc://$T/rep" --topic kv-events \
+        --reply-topic
+}
+
+@test "the replay counters say what was replayed" {
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
+        --withhold 4-6,9 --wait-subs 1 --expect "$T/exp.ndjson"
+    kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s --stats \
+        "ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
+    run jq -c '.sources[0] | [.received, .batches, .replayed, .gaps]' \
+        "$T/err"
+    assert_output '[16,20,4,0]'
+}
+
+@test "a forgotten seq gives a gap record with the exact range" {
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
+        --withhold 3 --forget 8-10 --wait-subs 1 --pod pod-a \
+        --expect "$T/exp.ndjson"
+    run kvsub -c $(($(lines "$T/exp.ndjson") + 1)) --idle 5s \
+        "pod-a=ipc://$T/pub,ipc://$T/rep"
+    assert_success
+    echo "$output" | grep '^{' >"$T/out.ndjson"
+    run jq -c 'select(.type=="gap") | [.pod, .from, .to, .seq]' \
+        "$T/out.ndjson"
+    assert_output '["pod-a",8,10,10]'
+    run same_json "$T/out.ndjson" "$T/exp.ndjson" gap
+    assert_success
+}
+
+@test "a gap without a replay endpoint gives a gap record and a warning" {
+    start_peer peer --pub "ipc://$T/pub" --count 12 --withhold 4-5 \
+        --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
+    kvsub -c $(($(lines_without "$T/exp.ndjson" '[4,5]') + 1)) --idle 5s "pod-a=ipc://$T/pub" >"$T/out.ndjson" 2>"$T/err"
+    run jq -c 'select(.type=="gap") | [.from, .to]' "$T/out.ndjson"
+    assert_output '[4,5]'
+    run grep -F 'kvsub: warning: pod-a: gap 4..5' "$T/err"
+    assert_success
+    # Every seq but the withheld ones is there, once.
+    run jq -s -c '[.[] | select(.type|test("^[A-Z]")) | .seq] | unique' \
+        "$T/out.ndjson"
+    assert_output '[0,1,2,3,6,7,8,9,10,11]'
+}
+
+@test "an engine that stopped answering replay gives a gap after the timeout" {
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 10 \
+        --withhold 2 --mute-replay --wait-subs 1 --expect "$T/exp.ndjson"
+    run kvsub -q -c $(($(lines_without "$T/exp.ndjson" '[2]') + 1)) --idle 5s --replay-timeout 300ms \
+        "ipc://$T/pub,ipc://$T/rep"
+    assert_success
+    run jq -c 'select(.type=="gap") | [.from, .to]' <<<"$output"
+    assert_output '[2,2]'
+}
+
+@test "a publisher restart gives a restart record" {
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
+        --restart-after 12 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
+    run kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s \
+        "pod-a=ipc://$T/pub,ipc://$T/rep"
+    assert_success
+    echo "$output" | grep '^{' >"$T/out.ndjson"
+    run jq -c 'select(.type=="restart") | [.seq, .last_seq]' "$T/out.ndjson"
+    assert_output '[0,11]'
+    run same_json "$T/out.ndjson" "$T/exp.ndjson"
+    assert_success
+}
+
+@test "garbage payloads give decode_error and the stream goes on" {
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
+        --garbage 2,9 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
+    kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s \
+        "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
+    run same_json "$T/out.ndjson" "$T/exp.ndjson"
+    assert_success
+    run jq -c 'select(.type=="decode_error") | [.seq, .bytes]' \
+        "$T/out.ndjson"
+    assert_output $'[2,9]\n[9,9]'
+    run grep -c 'kvsub: warning: pod-a: seq' "$T/err"
+    assert_output 2
+}
+
+@test "malformed frames give decode_error; replay fills their seqs" {
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
+        --bad-frames 4,7 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
+    kvsub -c $(($(lines "$T/exp.ndjson") + 2)) --idle 5s \
+        "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
+    run jq -c 'select(.type=="decode_error") | .error' "$T/out.ndjson"
+    assert_line --index 0 --partial '2 parts'
+    assert_line --index 1 --partial '7 bytes'
+    run same_json "$T/out.ndjson" "$T/exp.ndjson" decode_error
+    assert_success
+}
+
+@test "--dp-size 2 expands a spec onto offset ports with names NAME/r" {
+    local p r
+    read -r p r < <(two_port_pairs)
+    start_peer p0 --pub "tcp://127.0.0.1:$p" --replay "tcp://127.0.0.1:$r" \
+        --rank 0 --count 10 --withhold 5 --wait-subs 1 --pod fleet/0 \
+        --expect "$T/exp0.ndjson"
+    start_peer p1 --pub "tcp://127.0.0.1:$((p + 1))" \
+        --replay "tcp://127.0.0.1:$((r + 1))" --rank 1 --count 10 \
+        --withhold 2 --wait-subs 1 --pod fleet/1 --expect "$T/exp1.ndjson"
+    n=$(($(lines "$T/exp0.ndjson") + $(lines "$T/exp1.ndjson")))
+    run kvsub --dp-size 2 -c "$n" --idle 5s \
+        "fleet=tcp://127.0.0.1:$p,tcp://127.0.0.1:$r"
+    assert_success
+    echo "$output" | jq -c 'select(.pod=="fleet/0")' >"$T/out0.ndjson"
+    echo "$output" | jq -c 'select(.pod=="fleet/1")' >"$T/out1.ndjson"
+    run same_json "$T/out0.ndjson" "$T/exp0.ndjson"
+    assert_success
+    run same_json "$T/out1.ndjson" "$T/exp1.ndjson"
+    assert_success
+}
+
+@test "--endpoints reads specs from a file with comments" {
+    start_peer a --pub "ipc://$T/a" --count 5 --wait-subs 1 --pod a \
+        --expect "$T/expa.ndjson"
+    start_peer b --pub "ipc://$T/b" --count 5 --wait-subs 1 --pod b \
+        --expect "$T/expb.ndjson"
+    printf '# fleet\n\na=ipc://%s/a   # first\n  b=ipc://%s/b\n' "$T" "$T" \
+        >"$T/fleet.txt"
+    n=$(($(lines "$T/expa.ndjson") + $(lines "$T/expb.ndjson")))
+    run kvsub --endpoints "$T/fleet.txt" -c "$n" --idle 5s
+    assert_success
+    echo "$output" | jq -c 'select(.pod=="a")' >"$T/outa.ndjson"
+    echo "$output" | jq -c 'select(.pod=="b")' >"$T/outb.ndjson"
+    run same_json "$T/outa.ndjson" "$T/expa.ndjson"
+    assert_success
+    run same_json "$T/outb.ndjson" "$T/expb.ndjson"
+    assert_success
+}
+
+@test "-b binds the SUB socket for an engine that connects" {
+    p=$(free_port)
+    "$PY" "$PEER" --count 3 --pod x --expect "$T/exp.ndjson"
+    kvsub -b -c "$(lines "$T/exp.ndjson")" --idle 5s "x=tcp://127.0.0.1:$p" \
+        >"$T/out.ndjson" &
+    local kv=$!
+    PIDS+=($kv)
+    sleep 0.3
+    start_peer peer --pub "tcp://127.0.0.1:$p" --pub-connect --count 3 \
+        --wait-subs 1
+    wait_pid "$kv" 10
+    run same_json "$T/out.ndjson" "$T/exp.ndjson"
+    assert_success
+}
+
+@test "--topic subscribes to a prefix" {
+    start_peer peer --pub "ipc://$T/pub" --topic kv-events --count 4 \
+        --wait-subs 1
+    run kvsub --topic kv -c 1 --idle 5s "ipc://$T/pub"
+    assert_success
+    assert_output --partial '"seq":0,'
+}
+
+@test "-c N writes exactly N lines" {
+    start_peer peer --pub "ipc://$T/pub" --count 30 --wait-subs 1
+    run kvsub -c 7 --idle 5s "ipc://$T/pub"
+    assert_success
+    assert_equal "${#lines[@]}" 7
+}
+
+@test "--idle ends a silent stream with 0 and no output" {
+    run kvsub --idle 200ms "ipc://$T/nobody"
+    assert_success
+    assert_output ''
+}
+
+@test "--duration ends the run" {
+    run kvsub --duration 300ms --stats "ipc://$T/nobody"
+    assert_success
+    run jq -c '.sources[0].received' <<<"$output"
+    assert_output 0
+}
+
+@test "kvsub | head -n 1 exits 0" {
+    start_peer peer --pub "ipc://$T/pub" --count 2000 --wait-subs 1 --rate 2000
+    run bash -c "set -o pipefail; kvsub --idle 5s 'ipc://$T/pub' | head -n 1"
+    assert_success
+    assert_output --partial '"seq":0,'
+}
+
+# Starts kvsub in the background on a peer that keeps publishing slowly,
+# waits for its first line, sends signal $1 and expects exit status $2.
+signal_exit() {
+    start_peer peer --pub "ipc://$T/pub" --count 1000 --rate 20 --wait-subs 1
+    kvsub "ipc://$T/pub" >"$T/out.ndjson" 2>"$T/err" &
+    local kv=$!
+    PIDS+=($kv)
+    wait_file "$T/out.ndjson" 10
+    kill -s "$1" "$kv"
+    local st=0
+    wait_pid "$kv" 5 || st=$?
+    assert_equal "$st" "$2"
+    # Flushed before exiting: the last line is complete.
+    run bash -c "tail -c 1 '$T/out.ndjson' | od -An -c | tr -d ' '"
+    assert_output '\n'
+}
+
+@test "SIGINT flushes and exits 130" {
+    signal_exit INT 130
+}
+
+@test "SIGTERM flushes and exits 143" {
+    signal_exit TERM 143
+}
+
+@test "SIGUSR1 prints the stats line and the run goes on" {
+    start_peer peer --pub "ipc://$T/pub" --count 1000 --rate 20 --wait-subs 1
+    kvsub --idle 5s "ipc://$T/pub" >"$T/out.ndjson" 2>"$T/err" &
+    local kv=$!
+    PIDS+=($kv)
+    wait_file "$T/out.ndjson" 10
+    kill -USR1 "$kv"
+    wait_file "$T/err" 5
+    run jq -c '.sources[0] | .received > 0' "$T/err"
+    assert_output true
+    # Still running, and still writing.
+    local n
+    n=$(lines "$T/out.ndjson")
+    sleep 0.5
+    kill -0 "$kv"
+    [ "$(lines "$T/out.ndjson")" -gt "$n" ]
+    kill -TERM "$kv"
+    local st=0
+    wait_pid "$kv" 5 || st=$?
+    assert_equal "$st" 143
+}
+
+@test "bad flags and values exit 2 with a hint" {
+    for args in "--nope tcp://h:1" "-c 0 tcp://h:1" "-c x tcp://h:1" \
+        "--idle 5x tcp://h:1" "--engine trt tcp://h:1" "udp://h:1" "" \
+        "--dp-size 2 ipc:///tmp/x" "--dp-size 0 tcp://h:1" "=tcp://h:1"; do
+        run kvsub $args
+        assert_equal "$status" 2
+        assert_output --partial "Try 'kvsub --help'."
+    done
+}
+
+@test "--endpoints: a bad line names the file and line; a missing file is 1" {
+    printf 'ok=tcp://h:1\nbad=udp://h:2\n' >"$T/f.txt"
+    run kvsub --endpoints "$T/f.txt"
+    assert_equal "$status" 2
+    assert_output --partial "f.txt:2:"
+    run kvsub --endpoints "$T/missing.txt"
+    assert_equal "$status" 1
+}
+
+@test "an endpoint that cannot be bound exits 1" {
+    run kvsub -b --idle 100ms "ipc:///nonexistent-dir/x/y"
+    assert_equal "$status" 1
+    assert_output --partial 'cannot bind'
+}
+
+@test "--help documents OUTPUT, EXIT STATUS and EXAMPLES; -V prints versions" {
+    run kvsub --help
+    assert_success
+    assert_output --partial 'Usage: kvsub'
+    assert_output --partial 'OUTPUT'
+    assert_output --partial 'EXIT STATUS'
+    assert_output --partial 'EXAMPLES'
+    run kvsub -V
+    assert_success
+    assert_output --partial 'libzmq'
+}
+
+@test "the man page has the same sections as --help" {
+    run grep -c -E '^\.Sh (OUTPUT|EXIT STATUS|EXAMPLES)' "$KVTAP_TOP/man/kvsub.1"
+    assert_output 3
+}
