@@ -1,0 +1,751 @@
+/*
+ * main.c - kvindex: `serve` (the prefix index daemon) and the client
+ * subcommands that talk to it (docs/kvindex.md, docs/cli.md).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "client.h"
+#include "json.h"
+#include "parse.h"
+#include "server.h"
+#include "sock.h"
+
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_MAX_LINE (1u << 20)
+
+static const char usage_all[] =
+    "usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
+    "scheme]\n"
+    "                     [--seed n] [--hash-seed str] [-m model]\n"
+    "                     [--snapshot file] [--snapshot-every dur]\n"
+    "                     [--max-blocks n] [--max-line bytes] [--exit-on-eof]\n"
+    "                     [--stats] [file ...]\n"
+    "       kvindex query [-r] [-s path] [-t timeout] request-json | -\n"
+    "       kvindex match [-r] [-s path] [-t timeout] [-m model]\n"
+    "                     [--lora-name name] [--pods pod,...] [tokens-json]\n"
+    "       kvindex keys  [-r] [-s path] [-t timeout] [-m model]\n"
+    "                     [--lora-name name] [--block-size n] [tokens-json]\n"
+    "       kvindex stats [-r] [-s path] [-t timeout] [--prom]\n"
+    "       kvindex pods  [-r] [-s path] [-t timeout]\n"
+    "       kvindex dump  [-s path] [-t timeout] [--pod name]\n"
+    "       kvindex ping  [-s path] [-t timeout]\n"
+    "       kvindex -h | --help | -V | --version\n";
+
+static const char help_main[] =
+    "\n"
+    "kvindex keeps a prefix index of which pod holds which KV-cache block,\n"
+    "built from the NDJSON events of kvsub or kvreplay, and answers on a Unix\n"
+    "socket.  `kvindex SUBCOMMAND --help` describes each subcommand.\n"
+    "\n"
+    "SOCKET\n"
+    "  -s PATH, or $KVINDEX_SOCKET, else $XDG_RUNTIME_DIR/kvindex.sock, else\n"
+    "  /tmp/kvindex-$UID/kvindex.sock.  The protocol is one JSON object per\n"
+    "  line each way: {\"id\":1,\"op\":\"ping\"} -> "
+    "{\"id\":1,\"ok\":true,\"data\":{...}}.\n"
+    "  Ops: ping match keys lookup pods stats dump clear.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "  0 success; 1 runtime failure (cannot bind or connect, timeout, the\n"
+    "  server answered ok:false); 2 usage error.\n"
+    "\n"
+    "EXAMPLES\n"
+    "  kvsub pod-a=tcp://10.0.0.5:5557 | kvindex serve -s /run/kv.sock\n"
+    "  kvindex ping -s /run/kv.sock -t 5s\n"
+    "  echo '[1,2,3,4]' | kvindex match -s /run/kv.sock -m llama\n";
+
+static const char help_serve[] =
+    "usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
+    "scheme]\n"
+    "                     [--seed n] [--hash-seed str] [-m model]\n"
+    "                     [--snapshot file] [--snapshot-every dur]\n"
+    "                     [--max-blocks n] [--max-line bytes] [--exit-on-eof]\n"
+    "                     [--stats] [file ...]\n"
+    "\n"
+    "Reads NDJSON events from the files (\"-\" is stdin; none: stdin), keeps\n"
+    "the prefix index and answers requests on the Unix socket.  At the end of\n"
+    "the input it keeps serving.\n"
+    "\n"
+    "OPTIONS\n"
+    "  -s, --socket PATH       socket path (default: see kvindex --help)\n"
+    "      --socket-mode MODE  octal permissions of the socket (default 0600)\n"
+    "      --hash SCHEME       block keys: aibrix (default), dynamo, llmd\n"
+    "      --seed N            aibrix XXH64 seed and root parent (default 0)\n"
+    "      --hash-seed STR     llmd seed string (default \"\")\n"
+    "  -m, --model MODEL       model of lines without \"model\"\n"
+    "      --snapshot FILE     load FILE at start, write it atomically\n"
+    "      --snapshot-every DUR  snapshot interval (default 60s)\n"
+    "      --max-blocks N      cap on (pod, block) entries, LRU eviction\n"
+    "                          (default 0: none)\n"
+    "      --max-line BYTES    longest input or request line (default "
+    "1048576)\n"
+    "      --exit-on-eof       exit 0 at the end of the input\n"
+    "      --stats             one JSON stats line on stderr at exit\n"
+    "                          (SIGUSR1: print it now)\n"
+    "  -q, --quiet             errors only;  -v, --verbose: more (-vv debug)\n"
+    "  -h, --help              this help;  -V, --version: versions\n"
+    "\n"
+    "OUTPUT\n"
+    "  Nothing on stdout.  On stderr: warnings such as\n"
+    "  \"kvindex: warning: stdin:12: <reason>\" for a bad input line "
+    "(counted,\n"
+    "  the rest goes on).  A client that stops reading its replies is not\n"
+    "  read from until it does, and is dropped after 30 s without progress.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "  0 stopped by SIGTERM/SIGINT (snapshot written, socket removed) or end\n"
+    "  of input with --exit-on-eof; 1 cannot bind (\"already running\", path\n"
+    "  not a socket), bad snapshot, unreadable input or unknown format\n"
+    "  version; 2 usage error.\n"
+    "\n"
+    "EXAMPLES\n"
+    "  kvsub pod-a=tcp://10.0.0.5:5557 | kvindex serve -s /run/kv.sock\n"
+    "  kvindex serve --exit-on-eof --stats capture.ndjson\n"
+    "  kvindex serve --snapshot /var/lib/kvindex.ndjson --snapshot-every 30s\n";
+
+static const char help_client[] =
+    "\n"
+    "COMMON OPTIONS\n"
+    "  -s, --socket PATH   server socket (default: see kvindex --help)\n"
+    "  -t, --timeout DUR   longest wait for a reply (default 5s)\n"
+    "  -r, --raw           print only the reply's data member\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "OUTPUT\n"
+    "  The reply as one JSON line on stdout:\n"
+    "  {\"id\":...,\"ok\":true,\"data\":{...}} (with -r: the data only).\n"
+    "  An ok:false reply prints \"kvindex: error: <reason>\" on stderr.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "  0 the server answered ok; 1 it answered ok:false, or no server\n"
+    "  answered in time; 2 usage error.\n";
+
+struct subcmd_help {
+    const char *name;
+    const char *usage;
+    const char *examples;
+};
+
+static const struct subcmd_help client_helps[] = {
+    {"query",
+     "usage: kvindex query [-r] [-s path] [-t timeout] request-json | -\n"
+     "\nSends a request as is; with \"-\", one request per line of stdin\n"
+     "(one reply line each).\n",
+     "  kvindex query '{\"op\":\"pods\"}'\n"
+     "  printf '%s\\n' '{\"id\":1,\"op\":\"ping\"}' | kvindex query -\n"},
+    {"match",
+     "usage: kvindex match [-r] [-s path] [-t timeout] [-m model]\n"
+     "                     [--lora-name name] [--pods pod,...] "
+     "[tokens-json]\n"
+     "\nWhich pods hold the longest prefix of the tokens (a JSON array, as\n"
+     "the argument or on stdin).  --pods limits the candidates.\n",
+     "  echo '[1,2,3,4,5,6,7,8]' | kvindex match -m llama\n"
+     "  kvindex match -r -m llama --pods pod-a,pod-b '[1,2,3,4]'\n"},
+    {"keys",
+     "usage: kvindex keys [-r] [-s path] [-t timeout] [-m model]\n"
+     "                    [--lora-name name] [--block-size n] "
+     "[tokens-json]\n"
+     "\nThe block keys of the tokens under the server's scheme (decimal\n"
+     "strings).  --block-size is used when the namespace has none yet.\n",
+     "  kvindex keys -m llama --block-size 16 \"$(seq -s, 0 31 | sed "
+     "'s/.*/[&]/')\"\n"},
+    {"stats",
+     "usage: kvindex stats [-r] [-s path] [-t timeout] [--prom]\n"
+     "\nCounters and sizes; --prom prints them in the Prometheus text\n"
+     "format (for a node-exporter textfile collector).\n",
+     "  kvindex stats --prom > /var/lib/node-exporter/kvindex.prom\n"},
+    {"pods",
+     "usage: kvindex pods [-r] [-s path] [-t timeout]\n"
+     "\nPer pod: blocks held, last seq and ts, degraded, rejected stores.\n",
+     "  kvindex pods -r | jq '.pods[] | select(.degraded)'\n"},
+    {"dump",
+     "usage: kvindex dump [-s path] [-t timeout] [--pod name]\n"
+     "\nPrints the index (or one pod's part) as NDJSON lines, the snapshot\n"
+     "format (docs/kvindex-snapshot.md), one per line.\n",
+     "  kvindex dump > index.ndjson\n"
+     "  kvindex dump --pod pod-a | grep -c '\"type\":\"entry\"'\n"},
+    {"ping",
+     "usage: kvindex ping [-s path] [-t timeout]\n"
+     "\nAsks the server for its version.  With -t it also waits for the\n"
+     "server to appear, retrying until the timeout (readiness checks).\n",
+     "  kvindex serve -s /tmp/kv.sock < events.ndjson &\n"
+     "  kvindex ping -s /tmp/kv.sock -t 10s && echo ready\n"},
+};
+
+static void
+print_help(const char *text)
+{
+    fputs(text, stdout);
+    fflush(stdout);
+    exit(ferror(stdout) ? 1 : 0);
+}
+
+static void
+print_client_help(const struct subcmd_help *h)
+{
+    printf("%s%s\nEXAMPLES\n%s", h->usage, help_client, h->examples);
+    fflush(stdout);
+    exit(ferror(stdout) ? 1 : 0);
+}
+
+static uint64_t
+flag_u64(const char *flag, const char *v, uint64_t min, uint64_t max)
+{
+    uint64_t out;
+
+    if (parse_u64(v, min, max, &out) < 0)
+        cli_usage_error("%s: invalid number '%s'", flag, v);
+    return out;
+}
+
+static uint64_t
+flag_duration(const char *flag, const char *v)
+{
+    uint64_t ms;
+
+    if (parse_duration_ms(v, &ms) < 0)
+        cli_usage_error("%s: invalid duration '%s'", flag, v);
+    return ms;
+}
+
+enum {
+    OPT_SOCKET_MODE = 256,
+    OPT_HASH,
+    OPT_SEED,
+    OPT_HASH_SEED,
+    OPT_SNAPSHOT,
+    OPT_SNAPSHOT_EVERY,
+    OPT_MAX_BLOCKS,
+    OPT_MAX_LINE,
+    OPT_EXIT_ON_EOF,
+    OPT_STATS,
+    OPT_LORA,
+    OPT_PODS,
+    OPT_BLOCK_SIZE,
+    OPT_PROM,
+    OPT_POD
+};
+
+static int
+cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
+        {"hash", required_argument, NULL, OPT_HASH},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"hash-seed", required_argument, NULL, OPT_HASH_SEED},
+        {"model", required_argument, NULL, 'm'},
+        {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+        {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
+        {"max-blocks", required_argument, NULL, OPT_MAX_BLOCKS},
+        {"max-line", required_argument, NULL, OPT_MAX_LINE},
+        {"exit-on-eof", no_argument, NULL, OPT_EXIT_ON_EOF},
+        {"stats", no_argument, NULL, OPT_STATS},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    struct serve_opts o;
+    const char *sock = NULL;
+    char path[256], err[256];
+    int c;
+
+    memset(&o, 0, sizeof o);
+    o.socket_mode = 0600;
+    o.ix.scheme = BLOCKKEY_AIBRIX;
+    o.ix.hash_seed = "";
+    o.snapshot_every_ms = 60000;
+    o.max_line = DEFAULT_MAX_LINE;
+    while ((c = getopt_long(argc, argv, "s:m:qvhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            sock = optarg;
+            break;
+        case OPT_SOCKET_MODE: {
+            char *end;
+            unsigned long m = strtoul(optarg, &end, 8);
+            if (*optarg == '\0' || *end != '\0' || m > 0777)
+                cli_usage_error("--socket-mode: invalid mode '%s'", optarg);
+            o.socket_mode = (mode_t)m;
+            break;
+        }
+        case OPT_HASH:
+            if (blockkey_scheme_parse(optarg, &o.ix.scheme) < 0)
+                cli_usage_error("--hash: unknown scheme '%s' (aibrix, "
+                                "dynamo, llmd)",
+                                optarg);
+            break;
+        case OPT_SEED:
+            o.ix.seed = flag_u64("--seed", optarg, 0, UINT64_MAX);
+            break;
+        case OPT_HASH_SEED:
+            o.ix.hash_seed = optarg;
+            break;
+        case 'm':
+            o.ix.default_model = optarg;
+            break;
+        case OPT_SNAPSHOT:
+            o.snapshot = optarg;
+            break;
+        case OPT_SNAPSHOT_EVERY:
+            o.snapshot_every_ms = flag_duration("--snapshot-every", optarg);
+            break;
+        case OPT_MAX_BLOCKS:
+            o.ix.max_blocks = flag_u64("--max-blocks", optarg, 0, UINT64_MAX);
+            break;
+        case OPT_MAX_LINE:
+            o.max_line =
+                (size_t)flag_u64("--max-line", optarg, 64, (uint64_t)1 << 30);
+            break;
+        case OPT_EXIT_ON_EOF:
+            o.exit_on_eof = 1;
+            break;
+        case OPT_STATS:
+            o.stats = 1;
+            break;
+        case 'q':
+            cli_verbosity = 0;
+            break;
+        case 'v':
+            cli_verbosity++;
+            break;
+        case 'h':
+            print_help(help_serve);
+            break;
+        case 'V':
+            cli_print_version();
+            return 0;
+        default:
+            cli_usage_error("invalid option");
+        }
+    }
+    o.files = argv + optind;
+    if (sock_path(sock, 1, path, sizeof path, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    o.socket_path = path;
+    if (cli_signals_install() < 0) {
+        log_error("cannot install signal handlers");
+        return 1;
+    }
+    return serve_run(&o);
+}
+
+/* What every client subcommand shares. */
+struct copts {
+    const char *sock;
+    long long timeout_ms;
+    int timeout_set;
+    int raw;
+    const char *model, *lora, *pods, *pod;
+    uint64_t block_size;
+    int prom;
+};
+
+static void
+parse_client(int argc, char **argv, const struct subcmd_help *h,
+             struct copts *co)
+{
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"timeout", required_argument, NULL, 't'},
+        {"raw", no_argument, NULL, 'r'},
+        {"model", required_argument, NULL, 'm'},
+        {"lora-name", required_argument, NULL, OPT_LORA},
+        {"pods", required_argument, NULL, OPT_PODS},
+        {"pod", required_argument, NULL, OPT_POD},
+        {"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
+        {"prom", no_argument, NULL, OPT_PROM},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c;
+
+    memset(co, 0, sizeof *co);
+    co->timeout_ms = DEFAULT_TIMEOUT_MS;
+    while ((c = getopt_long(argc, argv, "s:t:rm:h", opts, NULL)) != -1) {
+        int ok = 1;
+        switch (c) {
+        case 's':
+            co->sock = optarg;
+            break;
+        case 't':
+            co->timeout_ms = (long long)flag_duration("--timeout", optarg);
+            co->timeout_set = 1;
+            break;
+        case 'r':
+            co->raw = 1;
+            break;
+        case 'm':
+            ok = !strcmp(h->name, "match") || !strcmp(h->name, "keys");
+            co->model = optarg;
+            break;
+        case OPT_LORA:
+            ok = !strcmp(h->name, "match") || !strcmp(h->name, "keys");
+            co->lora = optarg;
+            break;
+        case OPT_PODS:
+            ok = !strcmp(h->name, "match");
+            co->pods = optarg;
+            break;
+        case OPT_POD:
+            ok = !strcmp(h->name, "dump");
+            co->pod = optarg;
+            break;
+        case OPT_BLOCK_SIZE:
+            ok = !strcmp(h->name, "keys");
+            co->block_size = flag_u64("--block-size", optarg, 1, UINT32_MAX);
+            break;
+        case OPT_PROM:
+            ok = !strcmp(h->name, "stats");
+            co->prom = 1;
+            break;
+        case 'h':
+            print_client_help(h);
+            break;
+        default:
+            cli_usage_error("invalid option for %s", h->name);
+        }
+        if (!ok)
+            cli_usage_error("%s: option not valid for %s", argv[optind - 1],
+                            h->name);
+    }
+}
+
+/* Writes text and '\n' to stdout; EPIPE is a quiet normal end. */
+static int
+emit(const char *p, size_t n)
+{
+    if (fwrite(p, 1, n, stdout) != n || putchar('\n') == EOF)
+        return -1;
+    return 0;
+}
+
+/* Reads all of stdin into a NUL-terminated string (caller frees). */
+static char *
+slurp_stdin(size_t *n)
+{
+    size_t cap = 65536, len = 0;
+    char *p = malloc(cap);
+
+    while (p != NULL) {
+        size_t r = fread(p + len, 1, cap - len - 1, stdin);
+        len += r;
+        if (r == 0)
+            break;
+        if (cap - len < 4096) {
+            char *np = realloc(p, cap * 2);
+            if (np == NULL) {
+                free(p);
+                return NULL;
+            }
+            p = np;
+            cap *= 2;
+        }
+    }
+    if (p != NULL) {
+        p[len] = '\0';
+        *n = len;
+    }
+    return p;
+}
+
+/* Appends text with newlines turned into blanks, so it stays one line. */
+static void
+put_oneline(struct buf *b, const char *p, size_t n)
+{
+    size_t start = b->len;
+
+    buf_put(b, p, n);
+    if (b->oom)
+        return;
+    for (size_t i = start; i < b->len; i++)
+        if (b->p[i] == '\n' || b->p[i] == '\r')
+            b->p[i] = ' ';
+}
+
+/* Prometheus text for the stats data object. */
+static void
+print_prom(json_t *data)
+{
+    static const struct {
+        const char *key, *metric, *type, *label, *help;
+    } m[] = {
+        {"uptime_s", "kvindex_uptime_seconds", "gauge", NULL,
+         "Seconds since the server started."},
+        {"namespaces", "kvindex_namespaces", "gauge", NULL,
+         "Namespaces (model, LoRA) known."},
+        {"keys", "kvindex_keys", "gauge", NULL,
+         "Distinct block keys held by some pod."},
+        {"entries", "kvindex_entries", "gauge", NULL,
+         "(pod, block) entries held."},
+        {"pods", "kvindex_pods", "gauge", NULL, "Pods known."},
+        {"bytes", "kvindex_bytes", "gauge", NULL,
+         "Heap bytes of the index tables."},
+        {"events", "kvindex_events_applied_total", "counter", "type",
+         "Events applied, by type."},
+        {"rejected", "kvindex_events_rejected_total", "counter", "reason",
+         "Events rejected, by reason."},
+        {"unknown_removed", "kvindex_unknown_removed_total", "counter", NULL,
+         "Removed block hashes the pod did not hold."},
+        {"evictions", "kvindex_evictions_total", "counter", NULL,
+         "Entries evicted by --max-blocks."},
+        {"lines", "kvindex_input_lines_total", "counter", NULL,
+         "Input lines read."},
+        {"bad_lines", "kvindex_input_bad_lines_total", "counter", NULL,
+         "Input lines that were not valid events."},
+        {"long_lines", "kvindex_input_long_lines_total", "counter", NULL,
+         "Input lines longer than --max-line."},
+        {"clients", "kvindex_clients", "gauge", NULL, "Clients connected now."},
+        {"connections", "kvindex_connections_total", "counter", NULL,
+         "Client connections accepted."},
+        {"snapshots", "kvindex_snapshots_total", "counter", NULL,
+         "Snapshots written."},
+        {"snapshot_errors", "kvindex_snapshot_errors_total", "counter", NULL,
+         "Snapshots that failed."},
+        {"queries", "kvindex_queries_total", "counter", "op",
+         "Requests answered, by op."},
+        {"query_errors", "kvindex_query_errors_total", "counter", NULL,
+         "Requests answered with ok:false."},
+    };
+
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        json_t *v = json_object_get(data, m[i].key);
+        const char *k;
+        json_t *sub;
+        if (v == NULL)
+            continue;
+        printf("# HELP %s %s\n# TYPE %s %s\n", m[i].metric, m[i].help,
+               m[i].metric, m[i].type);
+        if (m[i].label != NULL && json_is_object(v)) {
+            json_object_foreach(v, k, sub)
+            {
+                printf("%s{%s=\"%s\"} %.17g\n", m[i].metric, m[i].label, k,
+                       json_number_value(sub));
+            }
+        } else if (json_is_number(v)) {
+            printf("%s %.17g\n", m[i].metric, json_number_value(v));
+        }
+    }
+}
+
+/* Prints one reply as asked; returns 0 for ok:true, 1 for ok:false. */
+static int
+print_reply(const struct copts *co, const char *cmd, const char *r, size_t n)
+{
+    struct kv_str ok, data, error;
+    int is_ok = json_find_member(r, n, "ok", &ok) == 1 && ok.n == 4 &&
+                memcmp(ok.p, "true", 4) == 0;
+
+    if (!is_ok) {
+        json_t *e = NULL;
+        if (json_find_member(r, n, "error", &error) == 1)
+            e = json_loadb(error.p, error.n, JSON_DECODE_ANY, NULL);
+        log_error("%s",
+                  json_is_string(e) ? json_string_value(e) : "malformed reply");
+        json_decref(e);
+        if (!co->raw && !strcmp(cmd, "query"))
+            emit(r, n);
+        return 1;
+    }
+    if (json_find_member(r, n, "data", &data) != 1) {
+        data.p = "null";
+        data.n = 4;
+    }
+    if (!strcmp(cmd, "dump")) {
+        struct jscan s;
+        struct kv_str lines, line;
+        int first = 1;
+        if (json_find_member(data.p, data.n, "lines", &lines) != 1)
+            return 1;
+        jscan_init(&s, lines.p, lines.n, NULL, NULL, 0);
+        if (jscan_expect(&s, '[') < 0)
+            return 1;
+        while (jscan_element(&s, first) == 1) {
+            first = 0;
+            if (jscan_skip(&s, &line) < 0)
+                return 1;
+            emit(line.p, line.n);
+        }
+        return 0;
+    }
+    if (co->prom) {
+        json_t *d = json_loadb(data.p, data.n, 0, NULL);
+        if (d == NULL)
+            return 1;
+        print_prom(d);
+        json_decref(d);
+        return 0;
+    }
+    if (co->raw)
+        emit(data.p, data.n);
+    else
+        emit(r, n);
+    return 0;
+}
+
+/* Builds the request of a subcommand (not query) into b. */
+static int
+build_request(const struct copts *co, const char *cmd, const char *arg,
+              struct buf *b)
+{
+    buf_puts(b, "{\"op\":");
+    buf_put_json_str(b, cmd, strlen(cmd));
+    if (co->model != NULL) {
+        buf_puts(b, ",\"model\":");
+        buf_put_json_str(b, co->model, strlen(co->model));
+    }
+    if (co->lora != NULL) {
+        buf_puts(b, ",\"lora_name\":");
+        buf_put_json_str(b, co->lora, strlen(co->lora));
+    }
+    if (co->block_size) {
+        buf_puts(b, ",\"block_size\":");
+        buf_put_u64(b, co->block_size);
+    }
+    if (co->pod != NULL) {
+        buf_puts(b, ",\"pod\":");
+        buf_put_json_str(b, co->pod, strlen(co->pod));
+    }
+    if (co->pods != NULL) {
+        const char *p = co->pods;
+        buf_puts(b, ",\"pods\":[");
+        while (*p) {
+            const char *comma = strchr(p, ',');
+            size_t n = comma ? (size_t)(comma - p) : strlen(p);
+            if (p != co->pods)
+                buf_putc(b, ',');
+            buf_put_json_str(b, p, n);
+            p += n + (comma != NULL);
+        }
+        buf_putc(b, ']');
+    }
+    if (!strcmp(cmd, "match") || !strcmp(cmd, "keys")) {
+        size_t n = 0;
+        char *in = NULL;
+        buf_puts(b, ",\"tokens\":");
+        if (arg != NULL && strcmp(arg, "-") != 0) {
+            put_oneline(b, arg, strlen(arg));
+        } else {
+            in = slurp_stdin(&n);
+            if (in == NULL)
+                return -1;
+            put_oneline(b, in, n);
+            free(in);
+        }
+    }
+    buf_putc(b, '}');
+    return b->oom ? -1 : 0;
+}
+
+static int
+cmd_client(const struct subcmd_help *h, int argc, char **argv)
+{
+    struct copts co;
+    struct client cl;
+    struct buf req = {0};
+    char path[256], err[256];
+    const char *reply, *arg;
+    size_t rlen;
+    int rc = 1, is_query = !strcmp(h->name, "query");
+    int is_ping = !strcmp(h->name, "ping");
+    int takes_arg =
+        is_query || !strcmp(h->name, "match") || !strcmp(h->name, "keys");
+
+    parse_client(argc, argv, h, &co);
+    if (optind < argc - 1 || (!takes_arg && optind < argc))
+        cli_usage_error("%s: too many arguments", h->name);
+    if (is_query && optind == argc)
+        cli_usage_error("query: a request (JSON) or '-' is required");
+    arg = optind < argc ? argv[optind] : NULL;
+    if (cli_signals_install() < 0)
+        return 1;
+    if (sock_path(co.sock, 0, path, sizeof path, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (client_open(&cl, path, co.timeout_ms,
+                    is_ping && co.timeout_set ? co.timeout_ms : 0, err,
+                    sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (is_query && strcmp(arg, "-") == 0) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        rc = 0;
+        while ((n = getline(&line, &cap, stdin)) > 0) {
+            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                n--;
+            if (n == 0)
+                continue;
+            if (client_call(&cl, line, (size_t)n, &reply, &rlen, err,
+                            sizeof err) < 0) {
+                log_error("%s", err);
+                rc = 1;
+                break;
+            }
+            if (print_reply(&co, h->name, reply, rlen) != 0)
+                rc = 1;
+        }
+        free(line);
+        goto done;
+    }
+    if (is_query)
+        put_oneline(&req, arg, strlen(arg));
+    else if (build_request(&co, h->name, arg, &req) < 0) {
+        log_error("cannot read the tokens");
+        goto done;
+    }
+    if (client_call(&cl, req.p, req.len, &reply, &rlen, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto done;
+    }
+    rc = print_reply(&co, h->name, reply, rlen);
+done:
+    client_close(&cl);
+    buf_free(&req);
+    if (fflush(stdout) == EOF && errno != EPIPE) {
+        log_error("write error: %s", strerror(errno));
+        rc = 1;
+    }
+    if (cli_signal)
+        cli_reraise(cli_signal);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *cmd;
+
+    cli_prog = "kvindex";
+    if (argc < 2)
+        cli_usage_error("a subcommand is required (serve, query, match, "
+                        "keys, stats, pods, dump, ping)");
+    cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+        fputs(usage_all, stdout);
+        print_help(help_main);
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+        cli_print_version();
+        return 0;
+    }
+    if (!strcmp(cmd, "serve"))
+        return cmd_serve(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof client_helps / sizeof client_helps[0]; i++)
+        if (!strcmp(cmd, client_helps[i].name))
+            return cmd_client(&client_helps[i], argc - 1, argv + 1);
+    cli_usage_error("unknown subcommand '%s'", cmd);
+}
