@@ -1,0 +1,467 @@
+#!/usr/bin/env bats
+# kvreplay against the independent Python engine emulation (tests/peer/)
+# over tcp on 127.0.0.1.  Expected output comes from the peer's --expect,
+# rendered by tests/peer/layouts.py, and is compared as parsed JSON.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+    D=$BATS_TEST_TMPDIR
+    PEER_PIDS=()
+}
+
+teardown() {
+    for p in "${PEER_PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+}
+
+# start_peer NAME PORT [peer options...]: replay ROUTER on PORT, waits until
+# every batch is buffered.  The expected NDJSON is in $D/NAME.expect.
+start_peer() {
+    local name=$1 port=$2
+    shift 2
+    rm -f "$D/$name.done"
+    "$PY" "$PEER" --replay "tcp://127.0.0.1:$port" --pod pod-a --quiet \
+        --hold 60 --expect "$D/$name.expect" --done "$D/$name.done" "$@" \
+        2>"$D/$name.err" &
+    PEER_PIDS+=($!)
+    wait_file "$D/$name.done" 20
+}
+
+# json_eq GOT WANT: the two files hold the same JSON values, line by line.
+# Fields named in $IGNORE (comma-separated) are left out of the comparison.
+json_eq() {
+    "$PY" - "$1" "$2" "${IGNORE:-}" <<'EOF'
+import json, sys
+ign = [k for k in sys.argv[3].split(",") if k]
+def load(p):
+    out = []
+    for ln in open(p, encoding="utf-8"):
+        o = json.loads(ln)
+        for k in ign:
+            o.pop(k, None)
+        out.append(o)
+    return out
+a, b = load(sys.argv[1]), load(sys.argv[2])
+for i, (x, y) in enumerate(zip(a, b)):
+    if x != y:
+        print("line %d differs:\n got  %s\n want %s" % (i + 1, x, y))
+        sys.exit(1)
+if len(a) != len(b):
+    print("got %d lines, want %d" % (len(a), len(b)))
+    sys.exit(1)
+EOF
+}
+
+# seqs FILE: the distinct seqs of the engine events, in order of appearance.
+seqs() {
+    "$PY" -c '
+import json, sys
+out = []
+for ln in open(sys.argv[1]):
+    o = json.loads(ln)
+    if o["type"][0].isupper() and (not out or out[-1] != o["seq"]):
+        out.append(o["seq"])
+print(" ".join(map(str, out)))' "$1"
+}
+
+@test "3-frame replies (vllm map events) match the peer's expectation" {
+    port=$(free_port)
+    start_peer p "$port" --count 50
+    run kvreplay "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    echo "$output" >"$D/got"
+    run json_eq "$D/got" "$D/p.expect"
+    assert_success
+}
+
+@test "4-frame replies with a topic (vLLM PR #45177) match too" {
+    port=$(free_port)
+    start_peer p "$port" --count 40 --topic kv-events --reply-topic
+    run kvreplay "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    echo "$output" >"$D/got"
+    run json_eq "$D/got" "$D/p.expect"
+    assert_success
+}
+
+@test "every layout decodes (legacy arrays, map batch, sglang)" {
+    for layout in vllm-array vllm-map-batch v090 sglang sglang-array; do
+        port=$(free_port)
+        start_peer "$layout" "$port" --count 30 --layout "$layout"
+        engine=vllm
+        case $layout in sglang*) engine=sglang ;; esac
+        run kvreplay --engine "$engine" "pod-a=tcp://127.0.0.1:$port"
+        assert_success
+        echo "$output" >"$D/got.$layout"
+        run json_eq "$D/got.$layout" "$D/$layout.expect"
+        assert_success
+    done
+}
+
+@test "--from and --to select an inclusive range; -m adds the model" {
+    port=$(free_port)
+    start_peer p "$port" --count 30 --model llama-3
+    run kvreplay -m llama-3 --from 7 --to 12 "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    echo "$output" >"$D/got"
+    "$PY" -c '
+import json, sys
+for ln in open(sys.argv[1]):
+    if 7 <= json.loads(ln)["seq"] <= 12:
+        sys.stdout.write(ln)' "$D/p.expect" >"$D/want"
+    [ -s "$D/want" ]
+    run json_eq "$D/got" "$D/want"
+    assert_success
+    run seqs "$D/got"
+    assert_output "7 8 9 10 11 12"
+}
+
+@test "--to beyond the newest seq is complete, not truncated" {
+    port=$(free_port)
+    start_peer p "$port" --count 10
+    run kvreplay --from 4 --to 100 "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    echo "$output" >"$D/got"
+    run seqs "$D/got"
+    assert_output "4 5 6 7 8 9"
+}
+
+@test "truncation: batches that came, a gap record, a warning, exit 3" {
+    port=$(free_port)
+    # A 10-batch ring after 30 batches holds seqs 20..29.
+    start_peer p "$port" --count 30 --buffer 10
+    run --separate-stderr kvreplay --from 5 "pod-a=tcp://127.0.0.1:$port"
+    assert_equal "$status" 3
+    [[ "$stderr" == *"warning"*"5..19"* ]]
+    echo "$output" >"$D/got"
+    head -n 1 "$D/got" >"$D/gap"
+    run "$PY" -c '
+import json, sys
+g = json.loads(open(sys.argv[1]).readline())
+assert g["type"] == "gap" and g["from"] == 5 and g["to"] == 19, g
+assert g["seq"] == 19 and g["pod"] == "pod-a" and "i" not in g, g' "$D/gap"
+    assert_success
+    tail -n +2 "$D/got" >"$D/rest"
+    grep '"seq":2[0-9],' "$D/p.expect" >"$D/want"
+    run json_eq "$D/rest" "$D/want"
+    assert_success
+}
+
+@test "--from 0 means whatever is buffered: no gap, exit 0" {
+    port=$(free_port)
+    start_peer p "$port" --count 30 --buffer 10
+    run kvreplay "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    refute_output --partial '"type":"gap"'
+    echo "$output" >"$D/got"
+    run seqs "$D/got"
+    assert_output "20 21 22 23 24 25 26 27 28 29"
+}
+
+@test "--state: all the first time, nothing the second, then only new ones" {
+    port=$(free_port)
+    start_peer p "$port" --count 10
+    run kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    echo "$output" >"$D/got1"
+    run json_eq "$D/got1" "$D/p.expect"
+    assert_success
+    run cat "$D/seq"
+    assert_output "10"
+    run --separate-stderr kvreplay --state "$D/seq" \
+        "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    assert_output ""
+    assert_equal "$stderr" ""
+    run cat "$D/seq"
+    assert_output "10"
+    ls "$D" | { ! grep -q 'seq.tmp'; }
+    # The same engine, 5 batches later (the peer is deterministic per seq).
+    kill "${PEER_PIDS[0]}"
+    wait "${PEER_PIDS[0]}" || true
+    start_peer q "$port" --count 15
+    run kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    echo "$output" >"$D/got3"
+    grep -E '"seq":1[0-4],' "$D/q.expect" >"$D/want3"
+    run json_eq "$D/got3" "$D/want3"
+    assert_success
+    run cat "$D/seq"
+    assert_output "15"
+}
+
+@test "--state across an engine restart: restart record, from 0" {
+    port=$(free_port)
+    start_peer p "$port" --count 10
+    run kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    kill "${PEER_PIDS[0]}"
+    wait "${PEER_PIDS[0]}" || true
+    # The restarted engine has published 3 batches: newest seq 2 < 9.
+    start_peer q "$port" --count 3
+    run --separate-stderr kvreplay --state "$D/seq" \
+        "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    [[ "$stderr" == *restart* ]]
+    echo "$output" >"$D/got"
+    head -n 1 "$D/got" >"$D/rec"
+    run "$PY" -c '
+import json, sys
+r = json.loads(open(sys.argv[1]).readline())
+assert r["type"] == "restart" and r["last_seq"] == 9 and r["seq"] == 0, r
+assert r["dp_rank"] == 0 and "i" not in r, r' "$D/rec"
+    assert_success
+    tail -n +2 "$D/got" >"$D/rest"
+    run json_eq "$D/rest" "$D/q.expect"
+    assert_success
+    run cat "$D/seq"
+    assert_output "3"
+}
+
+@test "--state: an idle engine (newest = last printed) is not a restart" {
+    port=$(free_port)
+    start_peer p "$port" --count 4
+    printf '4\n' >"$D/seq"
+    run kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    assert_output ""
+}
+
+@test "--state: truncation still writes the next seq, exit 3" {
+    port=$(free_port)
+    start_peer p "$port" --count 30 --buffer 10
+    printf '12\n' >"$D/seq"
+    run --separate-stderr kvreplay --state "$D/seq" \
+        "pod-a=tcp://127.0.0.1:$port"
+    assert_equal "$status" 3
+    assert_line --index 0 --regexp '"type":"gap","from":12,"to":19'
+    run cat "$D/seq"
+    assert_output "30"
+}
+
+@test "a corrupt state file is an error (exit 1), left alone" {
+    printf 'abc\n' >"$D/seq"
+    run --separate-stderr kvreplay -t 200ms --state "$D/seq" \
+        tcp://127.0.0.1:9
+    assert_failure 1
+    [[ "$stderr" == *"$D/seq"* ]]
+    run cat "$D/seq"
+    assert_output "abc"
+}
+
+@test "no peer: one-line error naming the endpoint, exit 1, within the timeout" {
+    port=$(free_port)
+    start=$(date +%s%N)
+    run --separate-stderr kvreplay -t 500ms "tcp://127.0.0.1:$port"
+    end=$(date +%s%N)
+    assert_failure 1
+    assert_output ""
+    [[ "$stderr" == "kvreplay: error: tcp://127.0.0.1:$port"* ]]
+    [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+    [ $(((end - start) / 1000000)) -lt 3000 ]
+}
+
+@test "a silent ROUTER is the same: exit 1 after the timeout" {
+    port=$(free_port)
+    start_peer p "$port" --count 5 --mute-replay
+    run --separate-stderr kvreplay -t 300ms "tcp://127.0.0.1:$port"
+    assert_failure 1
+    [[ "$stderr" == *"tcp://127.0.0.1:$port"*"no reply"* ]]
+}
+
+@test "10,000 batches arrive complete and in order through the ROUTER's HWM 1000" {
+    port=$(free_port)
+    start_peer p "$port" --count 10000
+    start=$(date +%s%N)
+    run --separate-stderr kvreplay --stats -t 5s "pod-a=tcp://127.0.0.1:$port"
+    end=$(date +%s%N)
+    assert_success
+    echo "$output" >"$D/got"
+    run seqs "$D/got"
+    [ "$output" = "$(seq -s ' ' 0 9999)" ]
+    run json_eq "$D/got" "$D/p.expect"
+    assert_success
+    [ $(((end - start) / 1000000)) -lt 5000 ]
+    echo "$stderr" | "$PY" -c '
+import json, sys
+s = json.loads(sys.stdin.read().strip().splitlines()[-1])
+assert s["batches"] == 10000 and s["gaps"] == 0, s'
+}
+
+@test "a gap only for what the engine no longer has, not for HWM drops" {
+    port=$(free_port)
+    start_peer p "$port" --count 10000 --buffer 6000
+    run --separate-stderr kvreplay --from 1000 "pod-a=tcp://127.0.0.1:$port"
+    assert_equal "$status" 3
+    echo "$output" >"$D/got"
+    run grep -c '"type":"gap"' "$D/got"
+    assert_output "1"
+    run grep '"type":"gap"' "$D/got"
+    assert_output --partial '"from":1000,"to":3999'
+    run seqs "$D/got"
+    [ "$output" = "$(seq -s ' ' 4000 9999)" ] || {
+        echo "got seqs: ${output:0:200} ... ${output: -200}"
+        false
+    }
+}
+
+@test "a lost end marker: re-request, then the lone end marker ends the run" {
+    port=$(free_port)
+    start_peer p "$port" --count 20 --drop-end 1
+    start=$(date +%s%N)
+    run --separate-stderr kvreplay --stats -t 5s "pod-a=tcp://127.0.0.1:$port"
+    end=$(date +%s%N)
+    assert_success
+    echo "$output" >"$D/got"
+    run json_eq "$D/got" "$D/p.expect"
+    assert_success
+    [[ "$stderr" == *'"retries":1'* ]]
+    [ $(((end - start) / 1000000)) -lt 4000 ]
+}
+
+@test "garbage payloads become decode_error records and the run goes on" {
+    port=$(free_port)
+    start_peer p "$port" --count 12 --garbage 3,7
+    run kvreplay -q "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    echo "$output" >"$D/got"
+    IGNORE=error run json_eq "$D/got" "$D/p.expect"
+    assert_success
+    run grep -c '"type":"decode_error"' "$D/got"
+    assert_output "2"
+}
+
+@test "--dp-size 2: one request per rank at port + r, ranks in order" {
+    for _ in 1 2 3 4 5; do
+        port=$(free_port)
+        "$PY" -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' \
+            $((port + 1)) 2>/dev/null && break
+    done
+    "$PY" "$PEER" --replay "tcp://127.0.0.1:$port" --pod pod-a/0 --rank 0 \
+        --count 5 --quiet --hold 60 --expect "$D/r0.expect" --done "$D/r0.done" &
+    PEER_PIDS+=($!)
+    "$PY" "$PEER" --replay "tcp://127.0.0.1:$((port + 1))" --pod pod-a/1 \
+        --rank 1 --count 7 --quiet --hold 60 --expect "$D/r1.expect" \
+        --done "$D/r1.done" &
+    PEER_PIDS+=($!)
+    wait_file "$D/r0.done" 20
+    wait_file "$D/r1.done" 20
+    run kvreplay --dp-size 2 "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    echo "$output" >"$D/got"
+    cat "$D/r0.expect" "$D/r1.expect" >"$D/want"
+    run json_eq "$D/got" "$D/want"
+    assert_success
+}
+
+@test "--stats prints one JSON line on stderr" {
+    port=$(free_port)
+    start_peer p "$port" --count 5
+    run --separate-stderr kvreplay --stats "tcp://127.0.0.1:$port"
+    assert_success
+    echo "$stderr" | "$PY" -c '
+import json, sys
+lines = sys.stdin.read().strip().splitlines()
+assert len(lines) == 1, lines
+s = json.loads(lines[0])
+assert s["batches"] == 5 and s["retries"] == 0, s'
+}
+
+@test "bad flags and values exit 2 with a hint" {
+    for args in "--from abc tcp://127.0.0.1:1" "--to -1 tcp://127.0.0.1:1" \
+        "-t 0 tcp://127.0.0.1:1" "-t soon tcp://127.0.0.1:1" \
+        "--engine trt tcp://127.0.0.1:1" "--dp-size 0 tcp://127.0.0.1:1" \
+        "--bogus tcp://127.0.0.1:1" "" "tcp://127.0.0.1:1 tcp://127.0.0.1:2" \
+        "--from 9 --to 3 tcp://127.0.0.1:1" "http://x:1" \
+        "tcp://127.0.0.1:1,tcp://127.0.0.1:2"; do
+        # shellcheck disable=SC2086
+        run --separate-stderr kvreplay $args
+        assert_equal "$status" 2
+        [[ "$stderr" == *"Try 'kvreplay --help'."* ]]
+    done
+}
+
+@test "--help: stdout, exit 0, OUTPUT/EXIT STATUS/EXAMPLES; -V works" {
+    run --separate-stderr kvreplay --help
+    assert_success
+    assert_line "OUTPUT"
+    assert_line "EXIT STATUS"
+    assert_line "EXAMPLES"
+    assert_output --partial "crontab"
+    assert_equal "$stderr" ""
+    run kvreplay -V
+    assert_success
+    assert_output --regexp '^kvreplay [0-9]'
+}
+
+@test "the --help EXAMPLES run (endpoints pointed at the peer)" {
+    port=$(free_port)
+    start_peer p "$port" --count 1400
+    uri="tcp://127.0.0.1:$port"
+    kvreplay --help | sed -n '/^EXAMPLES/,$p' | grep '^  [^#]' >"$D/ex"
+    [ "$(wc -l <"$D/ex")" -ge 3 ]
+    n=0
+    while IFS= read -r line; do
+        cmd=$(printf '%s\n' "$line" | sed -E "s#tcp://[0-9.]+:[0-9]+#$uri#g")
+        case $cmd in
+        *"* * * * *"*)
+            # The crontab entry: its command, with writable paths.
+            cmd=${cmd#*\* \* \* \* \* }
+            cmd=$(printf '%s\n' "$cmd" |
+                sed -e "s#/var/lib/kvtap/#$D/#g" -e "s#/var/log/kvtap/#$D/#g")
+            ;;
+        *--dp-size*)
+            # Two ranks need two engines; run it with one.
+            cmd=${cmd/--dp-size 2/--dp-size 1}
+            ;;
+        esac
+        case $cmd in
+        *">>"*) run bash -c "set -o pipefail; $cmd" ;;
+        *) run bash -c "set -o pipefail; $cmd >/dev/null" ;;
+        esac
+        assert_success
+        n=$((n + 1))
+    done <"$D/ex"
+    [ "$n" -ge 4 ]
+    [ -s "$D/a.ndjson" ]
+    [ -s "$D/a.seq" ]
+}
+
+@test "a full disk is an error: > /dev/full exits 1" {
+    port=$(free_port)
+    start_peer p "$port" --count 20
+    run --separate-stderr bash -c "kvreplay tcp://127.0.0.1:$port >/dev/full"
+    assert_failure 1
+    [[ "$stderr" == *"writing output"* ]]
+}
+
+@test "| head -n 1 ends quietly with 0" {
+    port=$(free_port)
+    start_peer p "$port" --count 3000
+    run bash -c "set -o pipefail; kvreplay tcp://127.0.0.1:$port | head -n 1"
+    assert_success
+    assert_line --index 0 --partial '"seq":0,'
+    [ "${#lines[@]}" -eq 1 ]
+}
+
+@test "SIGINT while waiting: exit 130; SIGTERM: 143" {
+    port=$(free_port)
+    start_peer p "$port" --count 5 --mute-replay
+    for sig in INT TERM; do
+        kvreplay -t 30s "tcp://127.0.0.1:$port" >"$D/out" 2>"$D/err" &
+        pid=$!
+        sleep 0.3
+        kill -s "$sig" "$pid"
+        st=0
+        wait_pid "$pid" 5 || st=$?
+        if [ "$sig" = INT ]; then
+            assert_equal "$st" 130
+        else
+            assert_equal "$st" 143
+        fi
+    done
+}
