@@ -55,7 +55,7 @@ container(struct mpk *c, struct mpk_val *v, const uint8_t *p, uint32_t n,
 }
 
 int
-mpk_next(struct mpk *c, struct mpk_val *v)
+mpk_next_slow(struct mpk *c, struct mpk_val *v)
 {
     const uint8_t *p = c->p;
     size_t left = (size_t)(c->end - p);

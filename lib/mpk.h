@@ -68,12 +68,58 @@ mpk_left(const struct mpk *c)
     return (size_t)(c->end - c->p);
 }
 
+/* mpk_next for every header the inline fast path does not handle. */
+int mpk_next_slow(struct mpk *c, struct mpk_val *v);
+
 /*
  * Reads one header (and a scalar's value) and advances past it; for arrays
  * and maps the elements are left to read.  Returns MPK_OK or an enum
- * mpk_err; on error the cursor is unchanged.
+ * mpk_err; on error the cursor is unchanged.  The one-byte headers that
+ * make up most of a payload (fixint, fixstr, fixarray, fixmap, nil) are
+ * handled inline.
  */
-int mpk_next(struct mpk *c, struct mpk_val *v);
+static inline int
+mpk_next(struct mpk *c, struct mpk_val *v)
+{
+    const uint8_t *p = c->p;
+    size_t left = (size_t)(c->end - p);
+
+    if (left == 0)
+        return MPK_ETRUNC;
+    uint8_t b = p[0];
+    if (b <= 0x7f) {
+        v->type = MPK_UINT;
+        v->v.u = b;
+        c->p = p + 1;
+        return MPK_OK;
+    }
+    if (b >= 0xa0 && b <= 0xbf) {
+        uint32_t n = b & 0x1f;
+        if (left - 1 < n)
+            return MPK_ETRUNC;
+        v->type = MPK_STR;
+        v->n = n;
+        v->p = p + 1;
+        c->p = p + 1 + n;
+        return MPK_OK;
+    }
+    if (b >= 0x80 && b <= 0x9f) {
+        uint32_t n = b & 0x0f;
+        int map = b <= 0x8f;
+        if (left - 1 < (map ? 2 * (size_t)n : n))
+            return MPK_ESIZE;
+        v->type = map ? MPK_MAP : MPK_ARRAY;
+        v->n = n;
+        c->p = p + 1;
+        return MPK_OK;
+    }
+    if (b == 0xc0) {
+        v->type = MPK_NIL;
+        c->p = p + 1;
+        return MPK_OK;
+    }
+    return mpk_next_slow(c, v);
+}
 
 /*
  * Skips one whole object, nested values included, without recursion.

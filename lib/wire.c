@@ -148,18 +148,50 @@ dec_hashes(struct dec *d, struct kv_event *ev)
     return 0;
 }
 
-/* Reads one token id; 0 or -1 (message set). */
+/*
+ * Reads one token id in the common encodings (fixint, cc, cd, ce: enough
+ * for vocabularies of any size) and advances *pp; 0 when the next token is
+ * something else (or too close to the end) for the slow path.
+ */
+static inline int
+token_fast(const uint8_t **pp, const uint8_t *end, uint32_t *out)
+{
+    const uint8_t *p = *pp;
+
+    if (p < end && p[0] <= 0x7f) {
+        *out = p[0];
+        *pp = p + 1;
+        return 1;
+    }
+    if (end - p < 5)
+        return 0;
+    switch (p[0]) {
+    case 0xcc:
+        *out = p[1];
+        *pp = p + 2;
+        return 1;
+    case 0xcd:
+        *out = (uint32_t)p[1] << 8 | p[2];
+        *pp = p + 3;
+        return 1;
+    case 0xce:
+        *out = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
+               (uint32_t)p[3] << 8 | p[4];
+        *pp = p + 5;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Reads one token id in any encoding; 0 or -1 (message set). */
 static int
 dec_token(struct dec *d, uint32_t *out)
 {
-    const uint8_t *p = d->c.p;
-
-    if (p < d->c.end && p[0] <= 0x7f) {
-        *out = p[0];
-        d->c.p = p + 1;
-        return 0;
-    }
     struct mpk_val v;
+
+    if (token_fast(&d->c.p, d->c.end, out))
+        return 0;
     if (mpk_next(&d->c, &v) != MPK_OK)
         return wrong_type(d, KV_F_TOKEN_IDS);
     if (v.type == MPK_INT || (v.type == MPK_UINT && v.v.u > UINT32_MAX))
@@ -191,17 +223,27 @@ dec_tokens(struct dec *d, struct kv_event *ev)
         arena_alloc(d->arena, (pairs ? 2 : 1) * (size_t)v.n * sizeof *t);
     if (t == NULL)
         return fail(d, "token_ids: out of memory");
-    for (uint32_t i = 0; i < v.n; i++) {
-        if (!pairs) {
+    if (!pairs) {
+        const uint8_t *p = d->c.p, *end = d->c.end;
+        for (uint32_t i = 0; i < v.n; i++) {
+            if (token_fast(&p, end, &t[i]))
+                continue;
+            d->c.p = p;
             if (dec_token(d, &t[i]) == -1)
                 return -1;
-            continue;
+            p = d->c.p;
         }
-        struct mpk_val pv;
-        if (mpk_next(&d->c, &pv) != MPK_OK || pv.type != MPK_ARRAY || pv.n != 2)
-            return fail(d, "token_ids: malformed pair");
-        if (dec_token(d, &t[2 * i]) == -1 || dec_token(d, &t[2 * i + 1]) == -1)
-            return -1;
+        d->c.p = p;
+    } else {
+        for (uint32_t i = 0; i < v.n; i++) {
+            struct mpk_val pv;
+            if (mpk_next(&d->c, &pv) != MPK_OK || pv.type != MPK_ARRAY ||
+                pv.n != 2)
+                return fail(d, "token_ids: malformed pair");
+            if (dec_token(d, &t[2 * i]) == -1 ||
+                dec_token(d, &t[2 * i + 1]) == -1)
+                return -1;
+        }
     }
     ev->tokens = t;
     ev->n_tokens = v.n;
@@ -437,6 +479,44 @@ dec_array_event(struct dec *d, struct kv_event *ev, uint32_t n,
     return 0;
 }
 
+/*
+ * Maps a key to its field: kv_field_parse's answer, without its strlen of
+ * every name for every key of every event.
+ */
+static int
+field_lookup(const uint8_t *p, size_t n, enum kv_field *out)
+{
+#define NAME_LEN(s) ((uint8_t)(sizeof(s) - 1))
+    static const uint8_t len[KV_F_COUNT] = {
+        [KV_F_BLOCK_HASHES] = NAME_LEN("block_hashes"),
+        [KV_F_PARENT_BLOCK_HASH] = NAME_LEN("parent_block_hash"),
+        [KV_F_TOKEN_IDS] = NAME_LEN("token_ids"),
+        [KV_F_BLOCK_SIZE] = NAME_LEN("block_size"),
+        [KV_F_LORA_ID] = NAME_LEN("lora_id"),
+        [KV_F_MEDIUM] = NAME_LEN("medium"),
+        [KV_F_LORA_NAME] = NAME_LEN("lora_name"),
+        [KV_F_EXTRA_KEYS] = NAME_LEN("extra_keys"),
+        [KV_F_GROUP_IDX] = NAME_LEN("group_idx"),
+        [KV_F_KV_CACHE_SPEC_KIND] = NAME_LEN("kv_cache_spec_kind"),
+        [KV_F_KV_CACHE_SPEC_SLIDING_WINDOW] =
+            NAME_LEN("kv_cache_spec_sliding_window"),
+        [KV_F_LOCALITY] = NAME_LEN("locality"),
+        [KV_F_OWNERSHIP] = NAME_LEN("ownership"),
+        [KV_F_CACHE_SALT] = NAME_LEN("cache_salt"),
+        [KV_F_SESSION_ID] = NAME_LEN("session_id"),
+    };
+#undef NAME_LEN
+
+    for (int f = 0; f < KV_F_COUNT; f++) {
+        if (len[f] == n && kv_fields[f].name[0] == (char)p[0] &&
+            memcmp(kv_fields[f].name, p, n) == 0) {
+            *out = (enum kv_field)f;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* Whether a map event of type t may carry field f by name. */
 static int
 map_known(enum kv_type t, enum kv_field f)
@@ -512,10 +592,13 @@ dec_map_event(struct dec *d, struct kv_event *ev, uint32_t n,
         if (find_type(d, n, &type) == -1)
             return -1;
     }
-    for (;;) {
+    /* The caller handed over a fresh event; later passes start again. */
+    for (int pass = 0;; pass++) {
         d->c.p = body;
-        kv_event_init(ev, KV_BLOCK_STORED);
-        ev->index = index;
+        if (pass > 0) {
+            kv_event_init(ev, KV_BLOCK_STORED);
+            ev->index = index;
+        }
         if (engine_type(&type, &ev->type) == -1) {
             if (guessed) {
                 guessed = 0;
@@ -545,7 +628,7 @@ dec_map_event(struct dec *d, struct kv_event *ev, uint32_t n,
                     return fail(d, "truncated");
                 continue;
             }
-            if (kv_field_parse((const char *)k.p, k.n, &f) == 0 &&
+            if (k.n > 0 && field_lookup(k.p, k.n, &f) == 0 &&
                 map_known(ev->type, f)) {
                 if (dec_field(d, ev, f) == -1)
                     return -1;
