@@ -21,6 +21,7 @@ PKGS     := libzmq $(MSGPACK) jansson libxxhash
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
+comma    := ,
 ifdef SANITIZE
 BUILD    := build/san-$(subst $(comma),-,$(SANITIZE))
 BIN      := $(BUILD)/bin
@@ -32,7 +33,6 @@ BIN      := bin
 OPT      := -O2 -g
 SANLD    :=
 endif
-comma    := ,
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 \
             -Wmissing-prototypes -Wno-unused-parameter
@@ -141,6 +141,14 @@ format-check:
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	    --inline-suppr -Ilib -Icmd/common $(LIB_SRC) $(COMMON_SRC) cmd/*/*.c
+
+# libFuzzer harness for the payload decoder (needs clang); not part of test.
+FUZZ_SRC := tests/fuzz/fuzz_wire.c lib/wire.c lib/mpk.c lib/event.c \
+            lib/buf.c lib/ndjson.c
+fuzz:
+	@mkdir -p build/fuzz/corpus
+	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -o build/fuzz/fuzz_wire $(FUZZ_SRC) -lm
 
 clean:
 	rm -rf build bin
