@@ -93,9 +93,11 @@ client_call(struct client *c, const char *req, size_t n, const char **reply,
     char *nl;
 
     /* Drop the previous reply. */
-    memmove(c->in, c->in + c->used, c->len - c->used);
-    c->len -= c->used;
-    c->used = 0;
+    if (c->used > 0) {
+        memmove(c->in, c->in + c->used, c->len - c->used);
+        c->len -= c->used;
+        c->used = 0;
+    }
     if (send_all(c, req, n, deadline) < 0 ||
         send_all(c, "\n", 1, deadline) < 0) {
         snprintf(err, errlen, "send: %s", strerror(errno));

@@ -353,6 +353,8 @@ conn_process(struct server *s, struct conn *c)
 {
     size_t pos = 0;
 
+    if (c->in == NULL)
+        return 0; /* nothing read yet */
     while (c->out.len - c->out_off < OUT_PAUSE) {
         char *nl = memchr(c->in + pos, '\n', c->in_len - pos);
         size_t len;
@@ -473,7 +475,7 @@ serve_clients(struct server *s, size_t base, size_t n_polled, long long now)
         } else if (c->stalled_since != 0 && now - c->stalled_since > STALL_MS) {
             why = "not reading its replies";
         } else if (c->eof && c->out.len == c->out_off &&
-                   memchr(c->in, '\n', c->in_len) == NULL) {
+                   (c->in_len == 0 || memchr(c->in, '\n', c->in_len) == NULL)) {
             drop_conn(s, i, NULL);
             continue;
         }
