@@ -20,9 +20,14 @@
  * end marker is lost the client notices the silence (a short quiet
  * period), asks again and re-synchronises its count to the newest request.
  * Truncation is claimed only when the evidence is unambiguous: the first
- * message of the current stream is newer than the seq asked for, and
- * either it is the fetch's first request or the seq went down (a new
- * stream for certain, not the continued tail of an old one).
+ * message of the newest request's stream is newer than the seq asked for,
+ * and either nothing was in flight when the request went out (the
+ * ROUTER's pipe was empty, so it cannot have dropped the head), or two
+ * requests in a row, each clearly a new stream (the seq went down),
+ * started above it.  Since the ROUTER can drop the last batches of a long
+ * stream yet still fit the end marker, a stream of 1000 batches or more,
+ * or any sign of drops, is confirmed by one more request from the next
+ * seq; an answer of just the end marker ends the fetch.
  */
 #include "replay.h"
 
@@ -36,6 +41,8 @@
 #define REPLAY_RCVHWM 1000000
 #define REPLAY_DEFAULT_RETRIES 8
 #define REPLAY_MAX_PARTS 4
+/* libzmq's default SNDHWM, which the engines' ROUTER keeps. */
+#define REPLAY_ROUTER_HWM 1000
 /* Silence after which a started stream is taken as ended (marker lost). */
 #define REPLAY_QUIET_MIN_MS 200
 #define REPLAY_QUIET_MAX_MS 1000
@@ -210,11 +217,14 @@ struct fetch {
     const struct replay_request *req;
     struct replay_result *res;
     uint64_t req_start; /* seq asked for by the newest request */
-    uint64_t first_req; /* req_no of the fetch's first request */
     int cur_first;      /* no message of the newest request's stream yet */
     int rx_since_req;   /* a message arrived since the newest request */
-    int trusted;        /* nothing was in flight when the fetch began */
+    int sure;           /* nothing was in flight when it was sent */
+    int has_suspect;    /* a stream started above next without proof */
+    uint64_t suspect;   /* ... the next seq it skipped */
     int hole;           /* the current stream skipped the next seq */
+    int drops;          /* this fetch saw evidence of dropped replies */
+    uint64_t stream_n;  /* batches in the newest request's stream */
     long long last_ms;  /* last message received or request sent */
     int seen_any;       /* any message at all during this fetch */
 };
@@ -243,12 +253,20 @@ on_batch(struct fetch *f, uint64_t s, const uint8_t *payload, size_t len,
     }
     rc->last_rx = s;
     current = rc->rx_stream == rc->req_no;
-    if (current && f->cur_first) {
-        f->cur_first = 0;
-        f->hole = 0;
-        if (first && s > res->next &&
-            (descent || (f->trusted && rc->req_no == f->first_req))) {
-            /* The engine's buffer no longer holds next .. s-1. */
+    if (current)
+        f->stream_n++;
+    if (current && f->cur_first && first && s > res->next) {
+        /*
+         * The stream starts above the seq asked for.  When nothing was in
+         * flight, the ROUTER's pipe was empty and cannot have dropped the
+         * head: the engine no longer holds next .. s-1.  Otherwise the
+         * head may have been dropped behind a stale tail; believe it when
+         * a second request, clearly a new stream, starts above it too.
+         */
+        int proven =
+            f->sure || (descent && f->has_suspect && f->suspect == res->next);
+
+        if (proven) {
             uint64_t lost_to = s - 1;
 
             if (lost_to > f->req->to)
@@ -259,8 +277,14 @@ on_batch(struct fetch *f, uint64_t s, const uint8_t *payload, size_t len,
             }
             res->lost_to = lost_to;
             res->next = s;
+            f->has_suspect = 0;
+        } else {
+            f->has_suspect = 1;
+            f->suspect = res->next;
         }
     }
+    if (current)
+        f->cur_first = 0;
     if (s == res->next && s <= f->req->to) {
         if (cb(ctx, s, payload, len) != 0)
             *stopped = 1;
@@ -270,6 +294,7 @@ on_batch(struct fetch *f, uint64_t s, const uint8_t *payload, size_t len,
             return STEP_DONE;
     } else if (s > res->next && current) {
         f->hole = 1;
+        f->drops = 1;
     }
     if (f->req->to != UINT64_MAX && res->next > f->req->to)
         return STEP_DONE;
@@ -297,6 +322,14 @@ on_end(struct fetch *f)
         return STEP_DONE;
     }
     if (f->hole)
+        return STEP_REREQUEST;
+    /*
+     * The ROUTER drops only while more than its high-water mark (1000) of
+     * replies are queued, and it may drop the last batches yet fit the end
+     * marker.  After a long stream, or once drops were seen, confirm with
+     * one more request from next: an answer of just the end marker ends it.
+     */
+    if (f->stream_n >= REPLAY_ROUTER_HWM || f->drops)
         return STEP_REREQUEST;
     f->res->got_end = 1;
     return STEP_DONE;
@@ -410,13 +443,13 @@ replay_fetch(struct replay_client *rc, const struct replay_request *req,
     f.rc = rc;
     f.req = req;
     f.res = res;
-    f.trusted = rc->clean;
     drain_stale(rc);
 
     for (;;) {
         enum step st = STEP_MORE;
 
         /* (Re-)request from the first seq not yet held. */
+        f.sure = rc->clean;
         if (send_request(rc, res->next, timeout_ms) == -1) {
             if (errno == EINTR) {
                 rc_out = REPLAY_INTR;
@@ -431,12 +464,11 @@ replay_fetch(struct replay_client *rc, const struct replay_request *req,
             }
             goto out;
         }
-        if (f.first_req == 0)
-            f.first_req = rc->req_no;
         f.req_start = res->next;
         f.cur_first = 1;
         f.rx_since_req = 0;
         f.hole = 0;
+        f.stream_n = 0;
         f.last_ms = now_ms();
 
         while (st == STEP_MORE) {
@@ -479,6 +511,7 @@ replay_fetch(struct replay_client *rc, const struct replay_request *req,
                     goto out;
                 }
                 st = STEP_REREQUEST;
+                f.drops = 1;
                 /* Whatever was in flight is now older than the new request. */
                 rc->in_stream = 0;
                 rc->rx_stream = rc->req_no;

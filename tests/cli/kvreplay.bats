@@ -309,6 +309,20 @@ assert s["batches"] == 10000 and s["gaps"] == 0, s'
     }
 }
 
+@test "replies dropped mid-stream and at its tail are fetched again" {
+    port=$(free_port)
+    # As the ROUTER's HWM would: 1500 and the last two go missing, the end
+    # marker still arrives.
+    start_peer p "$port" --count 3000 --replay-drop 1500,2998,2999
+    run --separate-stderr kvreplay --stats "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    echo "$output" >"$D/got"
+    run json_eq "$D/got" "$D/p.expect"
+    assert_success
+    refute_output --partial '"type":"gap"'
+    [[ "$stderr" != *'"retries":0'* ]]
+}
+
 @test "a lost end marker: re-request, then the lone end marker ends the run" {
     port=$(free_port)
     start_peer p "$port" --count 20 --drop-end 1

@@ -12,7 +12,7 @@ code, so kvtap's decoder and encoder are never their own witnesses.
 
 Extensions beyond the shared brief (documented in --help): --pub may be left
 out (replay only), --done FILE, --model, --mute-replay, --drop-end N,
---pub-connect, --quiet.
+--pub-connect, --replay-drop LIST, --quiet.
 """
 
 import argparse
@@ -193,6 +193,9 @@ def main():
                     help="bind the ROUTER but never answer")
     ap.add_argument("--drop-end", type=int, default=0,
                     help="leave out the end marker of the first N replays")
+    ap.add_argument("--replay-drop", default="",
+                    help="seqs left out of the first replay answer, as "
+                    "the ROUTER's HWM would drop them")
     ap.add_argument("--throttle-replay", action="store_true",
                     help="accepted for compatibility; the ROUTER always "
                     "keeps libzmq's default SNDHWM 1000")
@@ -210,6 +213,7 @@ def main():
     forget = parse_list(args.forget)
     garbage = parse_list(args.garbage)
     bad_frames = parse_list(args.bad_frames)
+    replay_drop = parse_list(args.replay_drop)
     topic = args.topic.encode()
 
     # Build every batch first: (seq, ts, rank, events, payload, epoch).
@@ -287,6 +291,8 @@ def main():
             n = 0
             for s, payload in list(buf):
                 if s < start:
+                    continue
+                if state["requests"] == 1 and s in replay_drop:
                     continue
                 if args.reply_topic:
                     router.send_multipart([ident, b"", topic,
