@@ -1151,6 +1151,30 @@ enc_required(enum kv_type t, enum wire_layout layout)
     return kv_required_fields(t);
 }
 
+/*
+ * Fields the engine's struct declares for a map event: msgspec cannot send
+ * any other (SGLang has no lora_name, vLLM no cache_salt).
+ */
+static uint32_t
+enc_declared(enum kv_type t, enum wire_layout layout)
+{
+    if (layout == WIRE_LAYOUT_SGLANG) {
+        if (t == KV_BLOCK_STORED)
+            return enc_required(t, layout) | KV_BIT(KV_F_MEDIUM) |
+                   KV_BIT(KV_F_CACHE_SALT) | KV_BIT(KV_F_SESSION_ID);
+        if (t == KV_BLOCK_REMOVED)
+            return KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_MEDIUM);
+        return 0;
+    }
+    if (t == KV_BLOCK_STORED)
+        return (KV_BIT(KV_F_COUNT) - 1) & ~KV_BIT(KV_F_CACHE_SALT);
+    if (t == KV_BLOCK_REMOVED)
+        return KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_MEDIUM) |
+               KV_BIT(KV_F_GROUP_IDX) | KV_BIT(KV_F_LOCALITY) |
+               KV_BIT(KV_F_OWNERSHIP);
+    return 0;
+}
+
 /* Whether a named unknown would collide with a key the encoder writes. */
 static int
 reserved_key(const struct kv_str *k)
@@ -1170,7 +1194,8 @@ enc_map_event(struct buf *b, const struct kv_event *ev,
     size_t n = 1;
 
     /* Optional fields are written only when they hold a value. */
-    uint32_t write = req | (ev->present & ~ev->isnull);
+    uint32_t write =
+        req | (ev->present & ~ev->isnull & enc_declared(ev->type, o->layout));
     for (int f = 0; f < KV_F_COUNT; f++)
         if (write & KV_BIT(f))
             n++;

@@ -932,6 +932,27 @@ static const struct ecase ecases[] = {
      "{\"type\":\"AllBlocksCleared\",\"zz\":1}], 0]",
      "[" TS
      ", [[\"BlockRemoved\",[1],\"GPU\",nil],[\"AllBlocksCleared\"]], 0]"},
+    {"fields the layout's struct does not declare are dropped", "vllm", 0, 1,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
+     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
+     "\"lora_id\":nil,\"cache_salt\":\"salt\",\"session_id\":\"s\"},"
+     "{\"type\":\"BlockRemoved\",\"block_hashes\":[1],"
+     "\"kv_cache_spec_kind\":\"k\"}], 0]",
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
+     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
+     "\"lora_id\":nil,\"medium\":nil,\"lora_name\":nil,"
+     "\"session_id\":\"s\"},{\"type\":\"BlockRemoved\","
+     "\"block_hashes\":[1],\"medium\":nil}], 0]"},
+    {"SGLang maps drop vLLM-only fields", "sglang", 0, 1,
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
+     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
+     "\"lora_id\":nil,\"medium\":\"GPU\",\"lora_name\":\"l\","
+     "\"extra_keys\":[nil],\"group_idx\":0},{\"type\":\"BlockRemoved\","
+     "\"block_hashes\":[1],\"group_idx\":0}], 0]",
+     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
+     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
+     "\"lora_id\":nil,\"medium\":\"GPU\"},{\"type\":\"BlockRemoved\","
+     "\"block_hashes\":[1]}], 0]"},
     {"map batch without rank", "vllm-map-batch", 0, 0,
      "[" TS ", [[\"AllBlocksCleared\"]]]",
      "{\"ts\":" TS ",\"events\":[{\"type\":\"AllBlocksCleared\"}]}"},
