@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define NONE UINT32_MAX
 #define MAX_MEDIA 32
@@ -34,6 +35,7 @@
 #define NS_MIX 0xD6E8FEB86659FD93ull
 #define MIN_TABLE 16u
 #define MIN_POOL 1024u
+#define STORE_CHUNK 16
 
 struct entry {
     uint64_t engine_hash;
@@ -45,16 +47,21 @@ struct entry {
     uint32_t media;
 };
 
+/*
+ * pods holds bit p for every pod p < 64 holding the key, so that match can
+ * follow up to 64 pods with one AND per block instead of walking holders.
+ */
 struct key_slot {
     uint64_t key;
+    uint64_t pods;
     uint32_t ns;
     uint32_t head; /* first holder; NONE marks an empty slot */
 };
 
 /* An engine map: entry ids, NONE for empty slots. */
 struct emap {
-    uint32_t *slot;
-    uint32_t cap; /* 0 or a power of two */
+    uint64_t *slot; /* tag << 32 | entry id */
+    uint32_t cap;   /* 0 or a power of two */
     uint32_t n;
     unsigned shift;
 };
@@ -116,7 +123,11 @@ struct kv_index {
     uint32_t *tok;
     size_t tok_cap;
     uint32_t *active;
+    uint64_t *sortk;
     size_t active_cap;
+    /* Pods in answer order (name, then rank): order[pod] and its inverse. */
+    uint32_t *order, *by_order;
+    uint32_t *pod_tab; /* open addressing over pods, 2 * pods_cap slots */
     uint32_t gen;
 
     uint64_t applied[KV_TYPE_COUNT];
@@ -167,10 +178,95 @@ ks_home(const struct kv_index *ix, uint32_t ns, uint64_t key)
     return home_of(key ^ ((uint64_t)(ns + 1) * NS_MIX), ix->ks_shift);
 }
 
+static inline uint64_t
+pod_bit(uint32_t p)
+{
+    return p < 64 ? 1ull << p : 0;
+}
+
 static unsigned
 shift_for(uint32_t cap)
 {
     return 64u - (unsigned)__builtin_ctz(cap);
+}
+
+/* ---- memory ------------------------------------------------------------
+ *
+ * Tables of BIG bytes or more are mapped directly, so that freeing one
+ * returns its pages at once (malloc keeps freed chunks of its heap, and a
+ * rehash frees the old table just as the new one fills).  Those of 2 MiB or
+ * more ask for huge pages: they are probed at random, and huge pages spare
+ * the TLB misses.
+ */
+#define BIG ((size_t)64 << 10)
+#define HUGE ((size_t)2 << 20)
+
+static size_t
+big_round(size_t n)
+{
+    size_t page = n >= HUGE ? HUGE : 4096;
+
+    return (n + page - 1) & ~(page - 1);
+}
+
+static void
+big_advise(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+    if (n >= HUGE)
+        (void)madvise(p, big_round(n), MADV_HUGEPAGE);
+#endif
+}
+
+static void *
+big_alloc(size_t n)
+{
+    void *p;
+
+    if (n < BIG)
+        return malloc(n);
+    p = mmap(NULL, big_round(n), PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    big_advise(p, n);
+    return p;
+}
+
+static void
+big_free(void *p, size_t n)
+{
+    if (p == NULL)
+        return;
+    if (n < BIG)
+        free(p);
+    else
+        munmap(p, big_round(n));
+}
+
+/* Resizes from old to n bytes, keeping min(old, n) bytes. */
+static void *
+big_realloc(void *p, size_t old, size_t n)
+{
+    void *q;
+
+    if (p == NULL)
+        return big_alloc(n);
+    if (old < BIG && n < BIG)
+        return realloc(p, n);
+    if (old >= BIG && n >= BIG) {
+        q = mremap(p, big_round(old), big_round(n), MREMAP_MAYMOVE);
+        if (q == MAP_FAILED)
+            return NULL;
+        big_advise(q, n);
+        return q;
+    }
+    q = big_alloc(n);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, old < n ? old : n);
+    big_free(p, old);
+    return q;
 }
 
 /* ---- the entry pool and the LRU ---------------------------------------- */
@@ -232,7 +328,7 @@ ent_reserve(struct kv_index *ix, size_t n)
         cap *= 2;
     if (cap >= NONE)
         cap = NONE - 1;
-    p = realloc(ix->ent, cap * sizeof *p);
+    p = big_realloc(ix->ent, (size_t)ix->ent_cap * sizeof *p, cap * sizeof *p);
     if (p == NULL)
         return -1;
     ix->ent = p;
@@ -269,38 +365,62 @@ ent_give(struct kv_index *ix, uint32_t id)
 
 /* ---- engine maps ------------------------------------------------------- */
 
-static int
-em_rehash(struct kv_index *ix, struct emap *m, uint32_t cap)
+/*
+ * A slot is (tag << 32 | entry id), the tag being 32 bits of the engine
+ * hash: probes compare tags without touching the entry, and the home slot
+ * is a function of the tag alone, so rehashing and deletion never read
+ * entries either.  EM_EMPTY has id NONE.
+ */
+#define EM_EMPTY UINT64_MAX
+
+static inline uint32_t
+em_tag(uint64_t h)
 {
-    uint32_t *s = NULL;
-    unsigned shift;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static inline uint32_t
+em_id(const struct emap *m, uint32_t s)
+{
+    return (uint32_t)m->slot[s];
+}
+
+static inline uint32_t
+em_home(const struct emap *m, uint64_t slot)
+{
+    return home_of(slot >> 32, m->shift);
+}
+
+static int
+em_rehash(struct emap *m, uint32_t cap)
+{
+    uint64_t *s = NULL;
+    struct emap nm = {NULL, cap, m->n, cap ? shift_for(cap) : 0};
 
     if (cap) {
-        s = malloc((size_t)cap * sizeof *s);
+        s = big_alloc((size_t)cap * sizeof *s);
         if (s == NULL)
             return -1;
         memset(s, 0xff, (size_t)cap * sizeof *s);
-        shift = shift_for(cap);
+        nm.slot = s;
         for (uint32_t i = 0; i < m->cap; i++) {
-            uint32_t id = m->slot[i], j;
+            uint32_t j;
 
-            if (id == NONE)
+            if (m->slot[i] == EM_EMPTY)
                 continue;
-            j = home_of(ix->ent[id].engine_hash, shift);
-            while (s[j] != NONE)
+            j = em_home(&nm, m->slot[i]);
+            while (s[j] != EM_EMPTY)
                 j = (j + 1) & (cap - 1);
-            s[j] = id;
+            s[j] = m->slot[i];
         }
-        m->shift = shift;
     }
-    free(m->slot);
-    m->slot = s;
-    m->cap = cap;
+    big_free(m->slot, (size_t)m->cap * sizeof *m->slot);
+    *m = nm;
     return 0;
 }
 
 static int
-em_reserve(struct kv_index *ix, struct emap *m, size_t extra)
+em_reserve(struct emap *m, size_t extra)
 {
     uint64_t need = (uint64_t)m->n + extra;
     uint64_t cap = m->cap ? m->cap : MIN_TABLE;
@@ -311,24 +431,31 @@ em_reserve(struct kv_index *ix, struct emap *m, size_t extra)
         cap *= 2;
     if (cap > (1ull << 31))
         return -1;
-    return em_rehash(ix, m, (uint32_t)cap);
+    return em_rehash(m, (uint32_t)cap);
+}
+
+static inline void
+em_prefetch(const struct emap *m, uint64_t h)
+{
+    if (m->cap)
+        __builtin_prefetch(&m->slot[home_of(em_tag(h), m->shift)]);
 }
 
 /* Returns the slot holding engine hash h, or NONE. */
 static uint32_t
 em_find(const struct kv_index *ix, const struct emap *m, uint64_t h)
 {
-    uint32_t j;
+    uint32_t j, tag = em_tag(h);
 
     if (m->cap == 0)
         return NONE;
-    j = home_of(h, m->shift);
+    j = home_of(tag, m->shift);
     for (;;) {
-        uint32_t id = m->slot[j];
+        uint64_t v = m->slot[j];
 
-        if (id == NONE)
+        if (v == EM_EMPTY)
             return NONE;
-        if (ix->ent[id].engine_hash == h)
+        if ((uint32_t)(v >> 32) == tag && ix->ent[(uint32_t)v].engine_hash == h)
             return j;
         j = (j + 1) & (m->cap - 1);
     }
@@ -337,39 +464,45 @@ em_find(const struct kv_index *ix, const struct emap *m, uint64_t h)
 static void
 em_insert(struct kv_index *ix, struct emap *m, uint32_t id)
 {
-    uint32_t j = home_of(ix->ent[id].engine_hash, m->shift);
+    uint64_t v = (uint64_t)em_tag(ix->ent[id].engine_hash) << 32 | id;
+    uint32_t j = em_home(m, v);
 
-    while (m->slot[j] != NONE)
+    while (m->slot[j] != EM_EMPTY)
         j = (j + 1) & (m->cap - 1);
-    m->slot[j] = id;
+    m->slot[j] = v;
     m->n++;
+}
+
+static void
+em_set_id(struct emap *m, uint32_t s, uint32_t id)
+{
+    m->slot[s] = (m->slot[s] & ~(uint64_t)UINT32_MAX) | id;
 }
 
 /* Backward-shift deletion keeps probe runs unbroken without tombstones. */
 static void
-em_delete_slot(struct kv_index *ix, struct emap *m, uint32_t i)
+em_delete_slot(struct emap *m, uint32_t i)
 {
     uint32_t mask = m->cap - 1, j = i;
 
     for (;;) {
-        uint32_t id, home;
+        uint32_t home;
 
         j = (j + 1) & mask;
-        id = m->slot[j];
-        if (id == NONE)
+        if (m->slot[j] == EM_EMPTY)
             break;
-        home = home_of(ix->ent[id].engine_hash, m->shift);
+        home = em_home(m, m->slot[j]);
         if (((j - home) & mask) >= ((j - i) & mask)) {
-            m->slot[i] = id;
+            m->slot[i] = m->slot[j];
             i = j;
         }
     }
-    m->slot[i] = NONE;
+    m->slot[i] = EM_EMPTY;
     m->n--;
     if (m->n == 0)
-        em_rehash(ix, m, 0);
+        em_rehash(m, 0);
     else if (m->cap > MIN_TABLE && (uint64_t)m->n * 8 < m->cap)
-        (void)em_rehash(ix, m, m->cap / 2);
+        (void)em_rehash(m, m->cap / 2);
 }
 
 /* ---- the key table ----------------------------------------------------- */
@@ -388,7 +521,7 @@ ks_rehash(struct kv_index *ix, uint32_t cap)
     uint32_t old_cap = ix->ks_cap;
 
     if (cap) {
-        s = malloc((size_t)cap * sizeof *s);
+        s = big_alloc((size_t)cap * sizeof *s);
         if (s == NULL)
             return -1;
         for (uint32_t i = 0; i < cap; i++)
@@ -408,7 +541,7 @@ ks_rehash(struct kv_index *ix, uint32_t cap)
         s[j] = old[i];
         ks_relink(ix, j);
     }
-    free(old);
+    big_free(old, (size_t)old_cap * sizeof *old);
     return 0;
 }
 
@@ -459,6 +592,7 @@ ks_get(struct kv_index *ix, uint32_t ns, uint64_t key, int *created)
         if (s->head == NONE) {
             s->key = key;
             s->ns = ns;
+            s->pods = 0;
             ix->ks_n++;
             ix->ns[ns].keys++;
             *created = 1;
@@ -507,11 +641,19 @@ static void
 holder_unlink(struct kv_index *ix, uint32_t id)
 {
     uint32_t slot = ix->ent[id].key_slot;
-    uint32_t *link = &ix->ks[slot].head;
+    uint32_t *link = &ix->ks[slot].head, *at = NULL, pod = ix->ent[id].pod;
+    int other = 0;
 
-    while (*link != id)
-        link = &ix->ent[*link].next_holder;
-    *link = ix->ent[id].next_holder;
+    /* The whole list: the pod's bit stays if it holds the key twice. */
+    for (; *link != NONE; link = &ix->ent[*link].next_holder) {
+        if (*link == id)
+            at = link;
+        else if (ix->ent[*link].pod == pod)
+            other = 1;
+    }
+    *at = ix->ent[id].next_holder;
+    if (!other)
+        ix->ks[slot].pods &= ~pod_bit(pod);
     if (ix->ks[slot].head == NONE)
         ks_delete(ix, slot);
 }
@@ -534,7 +676,7 @@ entry_remove(struct kv_index *ix, uint32_t id)
     uint32_t slot = em_find(ix, m, ix->ent[id].engine_hash);
 
     entry_drop(ix, id);
-    em_delete_slot(ix, m, slot);
+    em_delete_slot(m, slot);
 }
 
 static void
@@ -569,7 +711,7 @@ relocate(struct kv_index *ix, uint32_t src, uint32_t dst)
     else
         ix->lru_new = dst;
     slot = em_find(ix, m, e->engine_hash);
-    m->slot[slot] = dst;
+    em_set_id(m, slot, dst);
     ix->ent[dst] = *e;
 }
 
@@ -603,7 +745,7 @@ compact(struct kv_index *ix)
     ix->n_free = 0;
     ix->free_head = NONE;
     if (ix->n_live == 0) {
-        free(ix->ent);
+        big_free(ix->ent, (size_t)ix->ent_cap * sizeof *ix->ent);
         ix->ent = NULL;
         ix->ent_cap = 0;
         return;
@@ -612,7 +754,8 @@ compact(struct kv_index *ix)
     while (cap < (size_t)ix->n_live + ix->n_live / 2)
         cap *= 2;
     if (cap < ix->ent_cap) {
-        struct entry *p = realloc(ix->ent, cap * sizeof *p);
+        struct entry *p = big_realloc(ix->ent, (size_t)ix->ent_cap * sizeof *p,
+                                      cap * sizeof *p);
 
         if (p) {
             ix->ent = p;
@@ -639,37 +782,121 @@ pod_ref_matches(const struct pod *p, const struct index_pod_ref *r)
     return !r->has_rank || (p->has_rank && p->rank == r->rank);
 }
 
+/* Answer order of pods: name bytes, then no rank before ranks, then rank. */
+static int
+pod_cmp(const struct pod *a, const struct pod *b)
+{
+    size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+    int c = memcmp(a->name, b->name, n);
+
+    if (c)
+        return c;
+    if (a->name_len != b->name_len)
+        return a->name_len < b->name_len ? -1 : 1;
+    if (a->has_rank != b->has_rank)
+        return a->has_rank - b->has_rank;
+    return (a->rank > b->rank) - (a->rank < b->rank);
+}
+
+static uint32_t
+pod_hash(const char *name, size_t n, int has_rank, int64_t rank)
+{
+    uint64_t h = blockkey_fnv1a64(name, n);
+
+    return (uint32_t)((h ^ (has_rank ? (uint64_t)rank * GOLDEN + 1 : 0)) >> 16);
+}
+
+/* Grows the pod arrays and the name table for one more pod. */
+static int
+pods_grow(struct kv_index *ix)
+{
+    uint32_t cap = ix->pods_cap ? ix->pods_cap * 2 : 8;
+    struct pod *p;
+    uint32_t *o, *bo, *t;
+
+    p = realloc(ix->pods, (size_t)cap * sizeof *p);
+    if (p == NULL)
+        return -1;
+    ix->pods = p;
+    o = realloc(ix->order, (size_t)cap * sizeof *o);
+    if (o == NULL)
+        return -1;
+    ix->order = o;
+    bo = realloc(ix->by_order, (size_t)cap * sizeof *bo);
+    if (bo == NULL)
+        return -1;
+    ix->by_order = bo;
+    /* The name table stays at most half full. */
+    t = malloc((size_t)cap * 2 * sizeof *t);
+    if (t == NULL)
+        return -1;
+    memset(t, 0xff, (size_t)cap * 2 * sizeof *t);
+    for (uint32_t i = 0; i < ix->n_pods; i++) {
+        const struct pod *q = &ix->pods[i];
+        uint32_t j = pod_hash(q->name, q->name_len, q->has_rank, q->rank) &
+                     (cap * 2 - 1);
+
+        while (t[j] != NONE)
+            j = (j + 1) & (cap * 2 - 1);
+        t[j] = i;
+    }
+    free(ix->pod_tab);
+    ix->pod_tab = t;
+    ix->pods_cap = cap;
+    return 0;
+}
+
 static uint32_t
 pod_intern(struct kv_index *ix, const char *name, size_t n, int has_rank,
            int64_t rank)
 {
     struct pod *p;
+    uint32_t j, id, lo, hi;
 
+    rank = has_rank ? rank : 0;
     if (ix->last_pod < ix->n_pods &&
         pod_is(&ix->pods[ix->last_pod], name, n, has_rank, rank))
         return ix->last_pod;
-    for (uint32_t i = 0; i < ix->n_pods; i++) {
-        if (pod_is(&ix->pods[i], name, n, has_rank, rank))
-            return ix->last_pod = i;
+    if (ix->pods_cap) {
+        j = pod_hash(name, n, has_rank, rank) & (ix->pods_cap * 2 - 1);
+        for (; ix->pod_tab[j] != NONE; j = (j + 1) & (ix->pods_cap * 2 - 1)) {
+            if (pod_is(&ix->pods[ix->pod_tab[j]], name, n, has_rank, rank))
+                return ix->last_pod = ix->pod_tab[j];
+        }
     }
-    if (ix->n_pods == ix->pods_cap) {
-        uint32_t cap = ix->pods_cap ? ix->pods_cap * 2 : 8;
-
-        p = realloc(ix->pods, (size_t)cap * sizeof *p);
-        if (p == NULL)
-            return NONE;
-        ix->pods = p;
-        ix->pods_cap = cap;
-    }
-    p = &ix->pods[ix->n_pods];
+    if (ix->n_pods == ix->pods_cap && pods_grow(ix) != 0)
+        return NONE;
+    id = ix->n_pods;
+    p = &ix->pods[id];
     memset(p, 0, sizeof *p);
     p->name = dup_mem(name, n);
     if (p->name == NULL)
         return NONE;
     p->name_len = n;
     p->has_rank = has_rank;
-    p->rank = has_rank ? rank : 0;
-    return ix->last_pod = ix->n_pods++;
+    p->rank = rank;
+    j = pod_hash(name, n, has_rank, rank) & (ix->pods_cap * 2 - 1);
+    while (ix->pod_tab[j] != NONE)
+        j = (j + 1) & (ix->pods_cap * 2 - 1);
+    ix->pod_tab[j] = id;
+    /* Insert into the answer order (pods are few and never forgotten). */
+    lo = 0;
+    hi = id;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+
+        if (pod_cmp(&ix->pods[ix->by_order[mid]], p) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(ix->by_order + lo + 1, ix->by_order + lo,
+            (size_t)(id - lo) * sizeof *ix->by_order);
+    ix->by_order[lo] = id;
+    for (uint32_t k = lo; k <= id; k++)
+        ix->order[ix->by_order[k]] = k;
+    ix->n_pods++;
+    return ix->last_pod = id;
 }
 
 static uint32_t
@@ -805,7 +1032,8 @@ index_free(struct kv_index *ix)
         return;
     for (uint32_t i = 0; i < ix->n_pods; i++) {
         free(ix->pods[i].name);
-        free(ix->pods[i].map.slot);
+        big_free(ix->pods[i].map.slot,
+                 (size_t)ix->pods[i].map.cap * sizeof(uint64_t));
     }
     for (uint32_t i = 0; i < ix->n_ns; i++) {
         free(ix->ns[i].model);
@@ -815,12 +1043,16 @@ index_free(struct kv_index *ix)
         free(ix->media[i]);
     free(ix->pods);
     free(ix->ns);
-    free(ix->ent);
-    free(ix->ks);
+    big_free(ix->ent, (size_t)ix->ent_cap * sizeof *ix->ent);
+    big_free(ix->ks, (size_t)ix->ks_cap * sizeof *ix->ks);
     free(ix->qkeys);
     free(ix->qslots);
     free(ix->tok);
     free(ix->active);
+    free(ix->sortk);
+    free(ix->order);
+    free(ix->by_order);
+    free(ix->pod_tab);
     free(ix->hash_seed);
     free(ix->default_model);
     free(ix);
@@ -863,12 +1095,12 @@ clear_pod(struct kv_index *ix, uint32_t p)
     uint64_t n = 0;
 
     for (uint32_t i = 0; i < m->cap; i++) {
-        if (m->slot[i] != NONE) {
-            entry_drop(ix, m->slot[i]);
+        if (m->slot[i] != EM_EMPTY) {
+            entry_drop(ix, em_id(m, i));
             n++;
         }
     }
-    free(m->slot);
+    big_free(m->slot, (size_t)m->cap * sizeof *m->slot);
     memset(m, 0, sizeof *m);
     return n;
 }
@@ -891,6 +1123,81 @@ event_tokens(struct kv_index *ix, const struct kv_event *ev)
     for (size_t i = 0; i < ev->n_tokens; i++)
         ix->tok[i] = ev->tokens[2 * i];
     return ix->tok;
+}
+
+/*
+ * Stores up to STORE_CHUNK blocks of one event in three passes, so that the
+ * cache misses of a chunk overlap instead of queueing: prefetch the engine
+ * map slots; resolve each block (already mapped, a repeat of an earlier
+ * block of the chunk, or new: hash its key and prefetch its key slot); then
+ * link.  The result is that of storing block by block: a mapped hash is a
+ * re-store (adds the medium) and the chain goes on from its key.
+ */
+static void
+store_chunk(struct kv_index *ix, uint32_t p, uint32_t nsid,
+            const struct kv_hash *hs, size_t n, const uint32_t *tok,
+            uint32_t bs, uint32_t media, uint64_t *parent, int *has_parent)
+{
+    enum { OLD, NEW, REPEAT };
+    struct pod *pod = &ix->pods[p];
+    uint64_t keys[STORE_CHUNK];
+    uint32_t ids[STORE_CHUNK];
+    uint8_t kind[STORE_CHUNK];
+
+    for (size_t i = 0; i < n; i++)
+        em_prefetch(&pod->map, hs[i].v);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = em_find(ix, &pod->map, hs[i].v);
+
+        if (s != NONE) {
+            kind[i] = OLD;
+            ids[i] = em_id(&pod->map, s);
+            keys[i] = ix->ks[ix->ent[ids[i]].key_slot].key;
+        } else {
+            kind[i] = NEW;
+            for (size_t j = 0; j < i; j++) {
+                if (hs[j].v == hs[i].v) {
+                    kind[i] = REPEAT;
+                    ids[i] = (uint32_t)j;
+                    keys[i] = keys[j];
+                    break;
+                }
+            }
+            if (kind[i] == NEW) {
+                keys[i] = blockkey_next(&ix->ns[nsid].cfg,
+                                        *has_parent ? parent : NULL,
+                                        tok + i * bs, bs);
+                __builtin_prefetch(&ix->ks[ks_home(ix, nsid, keys[i])]);
+            }
+        }
+        *parent = keys[i];
+        *has_parent = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id, slot;
+        int created;
+
+        if (kind[i] != NEW) {
+            id = kind[i] == OLD ? ids[i] : ids[ids[i]];
+            ix->ent[id].media |= media;
+            lru_touch(ix, id);
+            continue;
+        }
+        slot = ks_get(ix, nsid, keys[i], &created);
+        id = ent_take(ix);
+        ix->ent[id] =
+            (struct entry){.engine_hash = hs[i].v,
+                           .key_slot = slot,
+                           .pod = p,
+                           .next_holder = created ? NONE : ix->ks[slot].head,
+                           .media = media};
+        ix->ks[slot].head = id;
+        ix->ks[slot].pods |= pod_bit(p);
+        lru_push_new(ix, id);
+        em_insert(ix, &pod->map, id);
+        pod->blocks++;
+        ids[i] = id;
+    }
 }
 
 static enum index_reject
@@ -936,7 +1243,7 @@ apply_stored(struct kv_index *ix, uint32_t p, const struct ndjson_env *env,
             pod->orphans++;
             return INDEX_REJ_ORPHAN;
         }
-        parent = ix->ks[ix->ent[pod->map.slot[s]].key_slot].key;
+        parent = ix->ks[ix->ent[em_id(&pod->map, s)].key_slot].key;
         has_parent = 1;
     }
     if (has_value(ev, KV_F_MEDIUM) && ev->str[KV_F_MEDIUM].n) {
@@ -952,39 +1259,14 @@ apply_stored(struct kv_index *ix, uint32_t p, const struct ndjson_env *env,
     }
     tok = event_tokens(ix, ev);
     if ((ev->n_tokens && tok == NULL) || ent_reserve(ix, ev->n_hashes) ||
-        ks_reserve(ix, ev->n_hashes) || em_reserve(ix, &pod->map, ev->n_hashes))
+        ks_reserve(ix, ev->n_hashes) || em_reserve(&pod->map, ev->n_hashes))
         return INDEX_REJ_NOMEM;
-    for (size_t i = 0; i < ev->n_hashes; i++) {
-        uint64_t h = ev->hashes[i].v, key;
-        uint32_t s = em_find(ix, &pod->map, h), id, slot;
-        int created;
+    for (size_t c0 = 0; c0 < ev->n_hashes; c0 += STORE_CHUNK) {
+        size_t n =
+            ev->n_hashes - c0 < STORE_CHUNK ? ev->n_hashes - c0 : STORE_CHUNK;
 
-        if (s != NONE) {
-            /* Already mapped: idempotent, adds the medium; the chain goes on
-             * from the pod's own key for it. */
-            id = pod->map.slot[s];
-            ix->ent[id].media |= 1u << bit;
-            lru_touch(ix, id);
-            parent = ix->ks[ix->ent[id].key_slot].key;
-            has_parent = 1;
-            continue;
-        }
-        key = blockkey_next(&ix->ns[nsid].cfg, has_parent ? &parent : NULL,
-                            tok + i * bs, bs);
-        slot = ks_get(ix, nsid, key, &created);
-        id = ent_take(ix);
-        ix->ent[id] =
-            (struct entry){.engine_hash = h,
-                           .key_slot = slot,
-                           .pod = p,
-                           .next_holder = created ? NONE : ix->ks[slot].head,
-                           .media = 1u << bit};
-        ix->ks[slot].head = id;
-        lru_push_new(ix, id);
-        em_insert(ix, &pod->map, id);
-        pod->blocks++;
-        parent = key;
-        has_parent = 1;
+        store_chunk(ix, p, nsid, ev->hashes + c0, n, tok + c0 * bs, bs,
+                    1u << bit, &parent, &has_parent);
     }
     evict(ix);
     return INDEX_REJ_NONE;
@@ -1010,11 +1292,11 @@ apply_removed(struct kv_index *ix, uint32_t p, const struct kv_event *ev)
             ix->unknown_removed++;
             continue;
         }
-        id = pod->map.slot[s];
+        id = em_id(&pod->map, s);
         ix->ent[id].media &= ~mask;
         if (ix->ent[id].media == 0) {
             entry_drop(ix, id);
-            em_delete_slot(ix, &pod->map, s);
+            em_delete_slot(&pod->map, s);
         }
     }
 }
@@ -1115,6 +1397,7 @@ static int
 scratch_active(struct kv_index *ix)
 {
     uint32_t *a;
+    uint64_t *k;
 
     if (ix->n_pods <= ix->active_cap)
         return 0;
@@ -1122,6 +1405,10 @@ scratch_active(struct kv_index *ix)
     if (a == NULL)
         return -1;
     ix->active = a;
+    k = realloc(ix->sortk, (size_t)ix->n_pods * sizeof *k);
+    if (k == NULL)
+        return -1;
+    ix->sortk = k;
     ix->active_cap = ix->n_pods;
     return 0;
 }
@@ -1177,19 +1464,11 @@ index_keys(struct kv_index *ix, const struct index_query *q, uint64_t **keys,
 }
 
 static int
-match_cmp(const void *a, const void *b)
+cmp_u64(const void *a, const void *b)
 {
-    const struct index_match *x = a, *y = b;
-    int c;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
-    if (x->depth != y->depth)
-        return x->depth > y->depth ? -1 : 1;
-    c = strcmp(x->pod, y->pod);
-    if (c)
-        return c;
-    if (x->has_rank != y->has_rank)
-        return x->has_rank - y->has_rank;
-    return (x->rank > y->rank) - (x->rank < y->rank);
+    return (x > y) - (x < y);
 }
 
 /* Marks the LRU: every entry on a matched run was just used. */
@@ -1210,14 +1489,112 @@ match_touch(struct kv_index *ix, size_t depth)
     }
 }
 
+/* The union of media along each matched run: one walk of the holders of
+ * every block up to the deepest run. */
+static void
+match_media(struct kv_index *ix, size_t depth)
+{
+    for (size_t i = 0; i < depth; i++) {
+        for (uint32_t e = ix->ks[ix->qslots[i]].head; e != NONE;
+             e = ix->ent[e].next_holder) {
+            struct pod *p = &ix->pods[ix->ent[e].pod];
+
+            if (p->stamp == ix->gen && p->depth > i)
+                p->media |= ix->ent[e].media;
+        }
+    }
+}
+
+/*
+ * Up to 64 pods: each key slot carries the bitmap of its holders, so a
+ * block costs one probe and one AND; a pod's depth is the block at which
+ * its bit drops out.  Returns the deepest run.
+ */
+static size_t
+match_bits(struct kv_index *ix, uint32_t nsid, const uint64_t *keys,
+           size_t nkeys, uint64_t allow, size_t *n_active)
+{
+    uint64_t active = allow;
+    size_t i, max = 0;
+
+    for (i = 0; i < nkeys && active; i++) {
+        uint32_t slot = ks_find(ix, nsid, keys[i]);
+        uint64_t next = slot == NONE ? 0 : ix->ks[slot].pods & active;
+        uint64_t gone = active & ~next;
+
+        ix->qslots[i] = slot;
+        for (; gone; gone &= gone - 1) {
+            uint32_t p = (uint32_t)__builtin_ctzll(gone);
+
+            if (i == 0)
+                continue;
+            ix->pods[p].stamp = ix->gen;
+            ix->pods[p].depth = (uint32_t)i;
+            ix->active[(*n_active)++] = p;
+        }
+        active = next;
+        if (active)
+            max = i + 1;
+    }
+    for (; active; active &= active - 1) {
+        uint32_t p = (uint32_t)__builtin_ctzll(active);
+
+        ix->pods[p].stamp = ix->gen;
+        ix->pods[p].depth = (uint32_t)i;
+        ix->active[(*n_active)++] = p;
+    }
+    return max;
+}
+
+/* Any number of pods: walk each block's holders. */
+static size_t
+match_walk(struct kv_index *ix, uint32_t nsid, const uint64_t *keys,
+           size_t nkeys, int filtered, size_t *n_active)
+{
+    size_t depth;
+
+    for (depth = 0; depth < nkeys; depth++) {
+        uint32_t slot = ks_find(ix, nsid, keys[depth]);
+        size_t advanced = 0;
+
+        if (slot == NONE)
+            break;
+        ix->qslots[depth] = slot;
+        for (uint32_t e = ix->ks[slot].head; e != NONE;
+             e = ix->ent[e].next_holder) {
+            struct pod *p = &ix->pods[ix->ent[e].pod];
+
+            if (depth == 0) {
+                if (filtered && p->allow != ix->gen)
+                    continue;
+                if (p->stamp != ix->gen) {
+                    p->stamp = ix->gen;
+                    p->depth = 0;
+                    ix->active[(*n_active)++] = ix->ent[e].pod;
+                }
+            } else if (p->stamp != ix->gen) {
+                continue;
+            }
+            if (p->depth == depth) {
+                p->depth = (uint32_t)depth + 1;
+                advanced++;
+            }
+        }
+        if (advanced == 0)
+            break;
+    }
+    return depth;
+}
+
 int
 index_match(struct kv_index *ix, const struct index_query *q,
             struct index_match_result *out, char *err, size_t errlen)
 {
     const char *model, *lora;
-    size_t mn, ln, nkeys, n_active = 0, depth;
+    size_t mn, ln, nkeys, n_active = 0, depth, n = 0;
     uint32_t nsid = query_ns(ix, q, &model, &mn, &lora, &ln);
     const uint64_t *keys = NULL;
+    uint64_t allow = 0;
 
     out->n = 0;
     out->blocks = 0;
@@ -1230,7 +1607,7 @@ index_match(struct kv_index *ix, const struct index_query *q,
         nkeys = out->block_size ? q->n_tokens / out->block_size : 0;
     }
     out->blocks = nkeys;
-    if (nsid == NONE || nkeys == 0)
+    if (nsid == NONE || nkeys == 0 || ix->ks_cap == 0)
         return 0;
     if (scratch_keys(ix, nkeys) || scratch_active(ix)) {
         snprintf(err, errlen, "out of memory");
@@ -1247,68 +1624,65 @@ index_match(struct kv_index *ix, const struct index_query *q,
             ix->pods[p].stamp = ix->pods[p].allow = 0;
         ix->gen = 1;
     }
-    for (size_t r = 0; r < q->n_pods; r++) {
-        for (uint32_t p = 0; p < ix->n_pods; p++) {
-            if (pod_ref_matches(&ix->pods[p], &q->pods[r]))
-                ix->pods[p].allow = ix->gen;
+    if (q->pods) {
+        for (size_t r = 0; r < q->n_pods; r++) {
+            for (uint32_t p = 0; p < ix->n_pods; p++) {
+                if (pod_ref_matches(&ix->pods[p], &q->pods[r])) {
+                    ix->pods[p].allow = ix->gen;
+                    allow |= pod_bit(p);
+                }
+            }
         }
+    } else {
+        allow = ix->n_pods >= 64 ? UINT64_MAX : (1ull << ix->n_pods) - 1;
     }
     /* The probes of all blocks are independent: start their cache misses
      * together. */
-    if (ix->ks_cap) {
-        for (size_t i = 0; i < nkeys; i++)
-            __builtin_prefetch(&ix->ks[ks_home(ix, nsid, keys[i])]);
-    }
-    for (depth = 0; depth < nkeys; depth++) {
-        uint32_t slot = ks_find(ix, nsid, keys[depth]);
-        size_t advanced = 0;
+    for (size_t i = 0; i < nkeys; i++)
+        __builtin_prefetch(&ix->ks[ks_home(ix, nsid, keys[i])]);
+    if (ix->n_pods <= 64)
+        depth = match_bits(ix, nsid, keys, nkeys, allow, &n_active);
+    else
+        depth = match_walk(ix, nsid, keys, nkeys, q->pods != NULL, &n_active);
+    for (size_t i = 0; i < n_active; i++) {
+        struct pod *p = &ix->pods[ix->active[i]];
 
-        if (slot == NONE)
-            break;
-        ix->qslots[depth] = slot;
-        for (uint32_t e = ix->ks[slot].head; e != NONE;
-             e = ix->ent[e].next_holder) {
-            struct pod *p = &ix->pods[ix->ent[e].pod];
-
-            if (depth == 0) {
-                if (q->pods && p->allow != ix->gen)
-                    continue;
-                if (p->stamp != ix->gen) {
-                    p->stamp = ix->gen;
-                    p->depth = 0;
-                    p->media = 0;
-                    ix->active[n_active++] = ix->ent[e].pod;
-                }
-            } else if (p->stamp != ix->gen) {
-                continue;
-            }
-            if (p->depth == depth) {
-                p->depth = (uint32_t)depth + 1;
-                advanced++;
-            }
-            /* A pod may map two engine hashes to one key. */
-            if (p->depth == depth + 1)
-                p->media |= ix->ent[e].media;
-        }
-        if (advanced == 0)
-            break;
+        /* With one medium ever seen, every run is on it. */
+        p->media = ix->n_media > 1 ? 0 : 1;
+        if (p->depth)
+            ix->sortk[n++] = (uint64_t)(UINT32_MAX - p->depth) << 32 |
+                             ix->order[ix->active[i]];
     }
-    if (out->cap < n_active) {
-        struct index_match *m = realloc(out->m, n_active * sizeof *m);
+    if (ix->n_media > 1)
+        match_media(ix, depth);
+    if (out->cap < n) {
+        struct index_match *m = realloc(out->m, n * sizeof *m);
 
         if (m == NULL) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
         out->m = m;
-        out->cap = n_active;
+        out->cap = n;
     }
-    for (size_t i = 0; i < n_active; i++) {
-        const struct pod *p = &ix->pods[ix->active[i]];
+    /* Depth descending, then pod name and rank: one integer per pod. */
+    if (n > 64) {
+        qsort(ix->sortk, n, sizeof *ix->sortk, cmp_u64);
+    } else {
+        for (size_t i = 1; i < n; i++) {
+            uint64_t v = ix->sortk[i];
+            size_t j = i;
 
-        if (p->depth == 0)
-            continue;
-        out->m[out->n++] = (struct index_match){
+            for (; j > 0 && ix->sortk[j - 1] > v; j--)
+                ix->sortk[j] = ix->sortk[j - 1];
+            ix->sortk[j] = v;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = ix->by_order[(uint32_t)ix->sortk[i]];
+        const struct pod *p = &ix->pods[id];
+
+        out->m[i] = (struct index_match){
             .pod = p->name,
             .has_rank = p->has_rank,
             .rank = p->rank,
@@ -1317,8 +1691,7 @@ index_match(struct kv_index *ix, const struct index_query *q,
             .degraded = p->degraded,
         };
     }
-    if (out->n > 1)
-        qsort(out->m, out->n, sizeof *out->m, match_cmp);
+    out->n = n;
     if (ix->max_blocks && depth)
         match_touch(ix, depth);
     return 0;
@@ -1433,7 +1806,7 @@ index_lookup(const struct kv_index *ix, const struct index_pod_ref *ref,
             const struct entry *e;
             const struct key_slot *k;
 
-            id = pod->map.slot[s];
+            id = em_id(&pod->map, s);
             e = &ix->ent[id];
             k = &ix->ks[e->key_slot];
             hits[n] = (struct index_lookup_hit){
@@ -1587,10 +1960,10 @@ index_restore_entry(struct kv_index *ix, const struct index_dump_entry *e,
     pod = &ix->pods[p];
     s = em_find(ix, &pod->map, e->engine_hash);
     if (s != NONE) {
-        ix->ent[pod->map.slot[s]].media |= e->media;
+        ix->ent[em_id(&pod->map, s)].media |= e->media;
         return 0;
     }
-    if (ent_reserve(ix, 1) || ks_reserve(ix, 1) || em_reserve(ix, &pod->map, 1))
+    if (ent_reserve(ix, 1) || ks_reserve(ix, 1) || em_reserve(&pod->map, 1))
         goto nomem;
     slot = ks_get(ix, nsid, e->key, &created);
     id = ent_take(ix);
@@ -1602,6 +1975,7 @@ index_restore_entry(struct kv_index *ix, const struct index_dump_entry *e,
         .media = e->media,
     };
     ix->ks[slot].head = id;
+    ix->ks[slot].pods |= pod_bit(p);
     lru_push_new(ix, id);
     em_insert(ix, &pod->map, id);
     pod->blocks++;

@@ -1078,7 +1078,7 @@ eng_hash(int p, int d, size_t b)
 }
 
 static void
-test_random(int DOCS, int STEPS, int clear_every)
+test_random(int DOCS, int STEPS, int clear_every, int pad_pods)
 {
     enum { PODS = 5, BS = 16 };
     static const char *const names[PODS] = {"p0", "p1", "p2", "p3", "p4"};
@@ -1090,6 +1090,14 @@ test_random(int DOCS, int STEPS, int clear_every)
     int cpu = index_medium_intern(ix, "CPU", 3);
 
     M_n = 0;
+    /* Pods interned first push the tested ones past 64, onto the path that
+     * walks holder lists instead of pod bitmaps. */
+    for (int i = 0; i < pad_pods; i++) {
+        char pad[16];
+
+        snprintf(pad, sizeof pad, "pad%d", i);
+        record(ix, pad, KV_GAP);
+    }
     int bad = 0, queries = 0, hits = 0, entries_bad = 0;
     size_t max_n = 0;
     char err[64];
@@ -1270,8 +1278,9 @@ main(void)
     test_memory_returns();
     test_dump_restore();
     test_restore_lru_order();
-    test_random(8, 6000, 8);
-    test_random(64, 30000, 200);
+    test_random(8, 6000, 8, 0);
+    test_random(64, 30000, 200, 0);
+    test_random(16, 10000, 50, 64);
     index_match_result_free(&R);
     return unit_done();
 }

@@ -1,0 +1,665 @@
+/*
+ * bench_index.c - the prefix index in process: apply rate of already-parsed
+ * BlockStored events, match latency of a 2,048-token prompt (128 blocks),
+ * and resident memory per (pod, block) entry at about 1M entries across 64
+ * pods.  A naive index (chained hash tables, one malloc per node, the shape
+ * of the Go and Python indexers) runs the same workload in the same
+ * invocation, and the ratios are printed against it and against the
+ * targets of issue 4.
+ *
+ * Each measurement runs in a forked child so that its resident-memory delta
+ * is its own.
+ *
+ * Usage: bench_index [-q] [-d DOCS_PER_POD] [-n QUERIES]
+ *   -q quick run (fewer entries) for a smoke test.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blockkey.h"
+#include "index.h"
+
+#define PODS 64
+#define BS 16
+#define BLOCKS 128 /* per document: 2,048 tokens */
+#define EV_BLOCKS 16
+#define PREFIX_BLOCKS 4 /* shared by the 16 documents of a group */
+#define GROUP 16
+#define COPIES 4 /* pods holding each document */
+
+struct workload {
+    int shared; /* 1: documents share prefixes and sit on 4 pods */
+    uint32_t docs;
+    uint32_t docs_per_pod;
+    uint32_t *tokens; /* docs * BLOCKS * BS */
+    uint32_t n_queries;
+};
+
+struct result {
+    double apply_s;
+    uint64_t blocks_applied;
+    uint64_t entries, keys, bytes_used;
+    long rss_delta;
+    double match_ns_mean, match_ns_p50, match_ns_p99; /* mean: CPU time */
+    double keys_match_ns_mean;
+    double mean_depth;
+    int ok;
+};
+
+/*
+ * CPU time of this process: the machines are shared, and wall time would
+ * count the time other processes held the CPU.  Per-query percentiles use
+ * wall time (CPU clocks are too coarse per call) and are noisy under load.
+ */
+static double
+now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double
+wall(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static long
+rss_bytes(void)
+{
+    long size = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld %ld", &size, &res) != 2)
+        res = 0;
+    fclose(f);
+    return res * sysconf(_SC_PAGESIZE);
+}
+
+static uint64_t
+mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* The document d's placement: pod p holds it when in_pod(). */
+static uint32_t
+doc_pod(const struct workload *w, uint32_t d, uint32_t j)
+{
+    if (!w->shared)
+        return d / w->docs_per_pod;
+    return (d + j * GROUP) % PODS;
+}
+
+static int
+copies(const struct workload *w)
+{
+    return w->shared ? COPIES : 1;
+}
+
+/* An engine's hash of block b of document d on pod p: per-pod (engines
+ * seed per process); shared prefix blocks hash alike on one pod. */
+static uint64_t
+engine_hash(const struct workload *w, uint32_t p, uint32_t d, uint32_t b)
+{
+    uint64_t id = w->shared && b < PREFIX_BLOCKS ? d / GROUP + (1u << 30) : d;
+
+    return mix(((uint64_t)p << 56) ^ (id << 16) ^ b);
+}
+
+static void
+make_tokens(struct workload *w)
+{
+    for (uint32_t d = 0; d < w->docs; d++) {
+        uint32_t *t = w->tokens + (size_t)d * BLOCKS * BS;
+
+        for (uint32_t i = 0; i < BLOCKS * BS; i++) {
+            if (w->shared && i < PREFIX_BLOCKS * BS)
+                t[i] = (d / GROUP) * 3000 + i;
+            else
+                t[i] = (uint32_t)(mix((uint64_t)d << 20 | i) % 150000);
+        }
+    }
+}
+
+/* ---- the naive baseline -------------------------------------------------
+ * Chained hash tables with a heap node per key, per holder and per engine
+ * mapping. */
+
+struct n_holder {
+    uint32_t pod, media;
+    struct n_holder *next;
+};
+
+struct n_key {
+    uint64_t key;
+    struct n_holder *holders;
+    struct n_key *next;
+};
+
+struct n_map {
+    uint64_t engine_hash, key;
+    struct n_map *next;
+};
+
+struct n_table {
+    void **b;
+    size_t nb, n;
+};
+
+struct naive {
+    struct n_table keys;
+    struct n_table maps[PODS];
+};
+
+static size_t
+n_bucket(uint64_t k, size_t nb)
+{
+    return (size_t)(mix(k) & (nb - 1));
+}
+
+static void
+n_grow(struct n_table *t, int is_key)
+{
+    size_t nb = t->nb ? t->nb * 2 : 64;
+    void **b = calloc(nb, sizeof *b);
+
+    for (size_t i = 0; i < t->nb; i++) {
+        void *n = t->b[i];
+
+        while (n) {
+            void *next;
+            size_t j;
+
+            if (is_key) {
+                struct n_key *k = n;
+
+                next = k->next;
+                j = n_bucket(k->key, nb);
+                k->next = b[j];
+            } else {
+                struct n_map *m = n;
+
+                next = m->next;
+                j = n_bucket(m->engine_hash, nb);
+                m->next = b[j];
+            }
+            b[j] = n;
+            n = next;
+        }
+    }
+    free(t->b);
+    t->b = b;
+    t->nb = nb;
+}
+
+static struct n_map *
+n_map_find(struct n_table *t, uint64_t h)
+{
+    if (t->nb == 0)
+        return NULL;
+    for (struct n_map *m = t->b[n_bucket(h, t->nb)]; m; m = m->next)
+        if (m->engine_hash == h)
+            return m;
+    return NULL;
+}
+
+static struct n_key *
+n_key_find(const struct n_table *t, uint64_t key)
+{
+    if (t->nb == 0)
+        return NULL;
+    for (struct n_key *k = t->b[n_bucket(key, t->nb)]; k; k = k->next)
+        if (k->key == key)
+            return k;
+    return NULL;
+}
+
+static int
+naive_store(struct naive *nv, uint32_t pod, const uint64_t *parent_hash,
+            const uint64_t *hashes, size_t n, const uint32_t *tok,
+            const struct blockkey_cfg *cfg)
+{
+    uint64_t parent = 0;
+    int has_parent = 0;
+    struct n_table *mt = &nv->maps[pod];
+
+    if (parent_hash) {
+        struct n_map *m = n_map_find(mt, *parent_hash);
+
+        if (m == NULL)
+            return -1;
+        parent = m->key;
+        has_parent = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct n_map *m = n_map_find(mt, hashes[i]);
+        struct n_key *k;
+        struct n_holder *h;
+        size_t j;
+
+        if (m) {
+            parent = m->key;
+            has_parent = 1;
+            continue;
+        }
+        parent =
+            blockkey_next(cfg, has_parent ? &parent : NULL, tok + i * BS, BS);
+        has_parent = 1;
+        if (mt->n >= mt->nb)
+            n_grow(mt, 0);
+        m = malloc(sizeof *m);
+        m->engine_hash = hashes[i];
+        m->key = parent;
+        j = n_bucket(hashes[i], mt->nb);
+        m->next = mt->b[j];
+        mt->b[j] = m;
+        mt->n++;
+        k = n_key_find(&nv->keys, parent);
+        if (k == NULL) {
+            if (nv->keys.n >= nv->keys.nb)
+                n_grow(&nv->keys, 1);
+            k = calloc(1, sizeof *k);
+            k->key = parent;
+            j = n_bucket(parent, nv->keys.nb);
+            k->next = nv->keys.b[j];
+            nv->keys.b[j] = k;
+            nv->keys.n++;
+        }
+        h = malloc(sizeof *h);
+        h->pod = pod;
+        h->media = 1;
+        h->next = k->holders;
+        k->holders = h;
+    }
+    return 0;
+}
+
+/* Per pod depth of its own run from block 0; returns pods with depth > 0. */
+static size_t
+naive_match(const struct naive *nv, const uint64_t *keys, size_t n,
+            uint32_t *depth)
+{
+    size_t hits = 0;
+
+    memset(depth, 0, PODS * sizeof *depth);
+    for (size_t i = 0; i < n; i++) {
+        const struct n_key *k = n_key_find(&nv->keys, keys[i]);
+        int advanced = 0;
+
+        if (k == NULL)
+            break;
+        for (const struct n_holder *h = k->holders; h; h = h->next) {
+            if (depth[h->pod] == i) {
+                depth[h->pod] = (uint32_t)i + 1;
+                advanced = 1;
+                if (i == 0)
+                    hits++;
+            }
+        }
+        if (!advanced)
+            break;
+    }
+    return hits;
+}
+
+/* ---- the runs ---------------------------------------------------------- */
+
+/* Calls fn(pod, parent or NULL, hashes, n, tokens) for every event of the
+ * workload, in a pod-interleaved order like a router's merged stream. */
+typedef int (*apply_fn)(void *ctx, uint32_t pod, const uint64_t *parent,
+                        const uint64_t *hashes, size_t n, const uint32_t *tok);
+
+static uint64_t
+feed(const struct workload *w, apply_fn fn, void *ctx, int *ok)
+{
+    uint64_t blocks = 0;
+    uint64_t hashes[EV_BLOCKS], parent;
+
+    for (uint32_t d = 0; d < w->docs; d++) {
+        for (int j = 0; j < copies(w); j++) {
+            uint32_t p = doc_pod(w, d, (uint32_t)j);
+            const uint32_t *t = w->tokens + (size_t)d * BLOCKS * BS;
+
+            for (uint32_t e = 0; e < BLOCKS / EV_BLOCKS; e++) {
+                for (uint32_t i = 0; i < EV_BLOCKS; i++)
+                    hashes[i] = engine_hash(w, p, d, e * EV_BLOCKS + i);
+                if (e)
+                    parent = engine_hash(w, p, d, e * EV_BLOCKS - 1);
+                if (fn(ctx, p, e ? &parent : NULL, hashes, EV_BLOCKS,
+                       t + (size_t)e * EV_BLOCKS * BS) != 0)
+                    *ok = 0;
+                blocks += EV_BLOCKS;
+            }
+        }
+    }
+    return blocks;
+}
+
+struct ix_ctx {
+    struct kv_index *ix;
+    struct kv_event ev;
+    struct kv_hash hs[EV_BLOCKS];
+    char names[PODS][8];
+};
+
+static int
+ix_apply(void *c, uint32_t pod, const uint64_t *parent, const uint64_t *hashes,
+         size_t n, const uint32_t *tok)
+{
+    struct ix_ctx *x = c;
+    struct ndjson_env env = {.pod = {x->names[pod], strlen(x->names[pod])}};
+    enum index_reject why;
+
+    for (size_t i = 0; i < n; i++)
+        x->hs[i].v = hashes[i];
+    x->ev.n_hashes = n;
+    x->ev.tokens = (uint32_t *)tok;
+    x->ev.n_tokens = n * BS;
+    if (parent) {
+        x->ev.parent.v = *parent;
+        x->ev.isnull &= ~KV_BIT(KV_F_PARENT_BLOCK_HASH);
+    } else {
+        x->ev.isnull |= KV_BIT(KV_F_PARENT_BLOCK_HASH);
+    }
+    return index_apply(x->ix, &env, &x->ev, &why);
+}
+
+struct nv_ctx {
+    struct naive *nv;
+    struct blockkey_cfg cfg;
+};
+
+static int
+nv_apply(void *c, uint32_t pod, const uint64_t *parent, const uint64_t *hashes,
+         size_t n, const uint32_t *tok)
+{
+    struct nv_ctx *x = c;
+
+    return naive_store(x->nv, pod, parent, hashes, n, tok, &x->cfg);
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+static void
+run_index(const struct workload *w, uint64_t max_blocks, struct result *r)
+{
+    struct index_opts o = {BLOCKKEY_AIBRIX, 0, "", "m", max_blocks};
+    struct ix_ctx *x = calloc(1, sizeof *x);
+    struct index_match_result mr = {0};
+    struct index_stats s;
+    double *lat = malloc(w->n_queries * sizeof *lat), t0, c0, depth_sum = 0;
+    uint64_t *keys;
+    size_t nkeys;
+    char err[128];
+    long rss0 = rss_bytes();
+
+    x->ix = index_new(&o, err, sizeof err);
+    for (int p = 0; p < PODS; p++)
+        snprintf(x->names[p], sizeof x->names[p], "pod%02d", p);
+    kv_event_init(&x->ev, KV_BLOCK_STORED);
+    x->ev.present = KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_TOKEN_IDS) |
+                    KV_BIT(KV_F_BLOCK_SIZE) | KV_BIT(KV_F_PARENT_BLOCK_HASH);
+    x->ev.num[KV_F_BLOCK_SIZE] = BS;
+    x->ev.hashes = x->hs;
+    r->ok = 1;
+    t0 = now();
+    r->blocks_applied = feed(w, ix_apply, x, &r->ok);
+    r->apply_s = now() - t0;
+    index_stats(x->ix, &s);
+    r->rss_delta = rss_bytes() - rss0;
+    r->entries = s.entries;
+    r->keys = s.keys;
+    r->bytes_used = s.bytes_used;
+
+    c0 = now();
+    for (uint32_t q = 0; q < w->n_queries; q++) {
+        uint32_t d = (uint32_t)(mix(q + 12345) % w->docs);
+        struct index_query iq = {
+            .tokens = w->tokens + (size_t)d * BLOCKS * BS,
+            .n_tokens = BLOCKS * BS,
+        };
+
+        t0 = wall();
+        index_match(x->ix, &iq, &mr, err, sizeof err);
+        lat[q] = wall() - t0;
+        depth_sum += mr.n ? mr.m[0].depth : 0;
+    }
+    r->match_ns_mean = (now() - c0) / w->n_queries * 1e9;
+    r->mean_depth = depth_sum / w->n_queries;
+    qsort(lat, w->n_queries, sizeof *lat, cmp_double);
+    r->match_ns_p50 = lat[w->n_queries / 2] * 1e9;
+    r->match_ns_p99 = lat[w->n_queries * 99 / 100] * 1e9;
+
+    /* Precomputed keys: the index's own cost without hashing. */
+    {
+        struct index_query iq = {.tokens = w->tokens, .n_tokens = BLOCKS * BS};
+        uint64_t *all = malloc((size_t)w->docs * BLOCKS * sizeof *all);
+
+        for (uint32_t d = 0; d < w->docs; d++) {
+            iq.tokens = w->tokens + (size_t)d * BLOCKS * BS;
+            index_keys(x->ix, &iq, &keys, &nkeys, err, sizeof err);
+            memcpy(all + (size_t)d * BLOCKS, keys, BLOCKS * sizeof *keys);
+            free(keys);
+        }
+        t0 = now();
+        for (uint32_t q = 0; q < w->n_queries; q++) {
+            uint32_t d = (uint32_t)(mix(q + 12345) % w->docs);
+            struct index_query kq = {.keys = all + (size_t)d * BLOCKS,
+                                     .n_keys = BLOCKS};
+
+            index_match(x->ix, &kq, &mr, err, sizeof err);
+        }
+        r->keys_match_ns_mean = (now() - t0) / w->n_queries * 1e9;
+        free(all);
+    }
+    index_match_result_free(&mr);
+    index_free(x->ix);
+    free(x);
+    free(lat);
+}
+
+static void
+run_naive(const struct workload *w, struct result *r)
+{
+    struct nv_ctx x = {calloc(1, sizeof *x.nv), {BLOCKKEY_AIBRIX, 0, 0}};
+    double *lat = malloc(w->n_queries * sizeof *lat), t0, c0, depth_sum = 0;
+    uint64_t keys[BLOCKS];
+    uint32_t depth[PODS];
+    long rss0 = rss_bytes();
+
+    r->ok = 1;
+    t0 = now();
+    r->blocks_applied = feed(w, nv_apply, &x, &r->ok);
+    r->apply_s = now() - t0;
+    r->rss_delta = rss_bytes() - rss0;
+    r->keys = x.nv->keys.n;
+    for (int p = 0; p < PODS; p++)
+        r->entries += x.nv->maps[p].n;
+    c0 = now();
+    for (uint32_t q = 0; q < w->n_queries; q++) {
+        uint32_t d = (uint32_t)(mix(q + 12345) % w->docs), best = 0;
+
+        t0 = wall();
+        blockkey_chain(&x.cfg, NULL, w->tokens + (size_t)d * BLOCKS * BS,
+                       BLOCKS * BS, BS, keys);
+        naive_match(x.nv, keys, BLOCKS, depth);
+        lat[q] = wall() - t0;
+        for (int p = 0; p < PODS; p++)
+            best = depth[p] > best ? depth[p] : best;
+        depth_sum += best;
+    }
+    r->match_ns_mean = (now() - c0) / w->n_queries * 1e9;
+    r->mean_depth = depth_sum / w->n_queries;
+    qsort(lat, w->n_queries, sizeof *lat, cmp_double);
+    r->match_ns_p50 = lat[w->n_queries / 2] * 1e9;
+    r->match_ns_p99 = lat[w->n_queries * 99 / 100] * 1e9;
+    free(lat);
+    /* The process exits right after: the baseline's nodes die with it. */
+}
+
+/* Runs one measurement in a child so its memory delta is its own. */
+static int
+measure(const struct workload *w, int naive, uint64_t max_blocks,
+        struct result *r)
+{
+    int fd[2], status;
+    pid_t pid;
+
+    if (pipe(fd) != 0)
+        return -1;
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        struct result cr;
+
+        memset(&cr, 0, sizeof cr);
+        close(fd[0]);
+        if (naive)
+            run_naive(w, &cr);
+        else
+            run_index(w, max_blocks, &cr);
+        if (write(fd[1], &cr, sizeof cr) != (ssize_t)sizeof cr)
+            _exit(1);
+        _exit(0);
+    }
+    close(fd[1]);
+    memset(r, 0, sizeof *r);
+    if (read(fd[0], r, sizeof *r) != (ssize_t)sizeof *r)
+        r->ok = 0;
+    close(fd[0]);
+    waitpid(pid, &status, 0);
+    return r->ok ? 0 : -1;
+}
+
+static void
+report(const char *name, const struct result *r)
+{
+    printf("  %-22s apply %6.2f M blocks/s (%" PRIu64 " blocks, %.3f s)\n",
+           name, r->blocks_applied / r->apply_s / 1e6, r->blocks_applied,
+           r->apply_s);
+    printf("  %-22s entries %" PRIu64 ", keys %" PRIu64
+           ", RSS %.1f B/entry%s\n",
+           "", r->entries, r->keys,
+           r->entries ? (double)r->rss_delta / (double)r->entries : 0.0,
+           r->bytes_used ? "" : " (no self count)");
+    if (r->bytes_used)
+        printf("  %-22s bytes_used %.1f B/entry\n", "",
+               (double)r->bytes_used / (double)r->entries);
+    printf("  %-22s match (tokens) mean %.2f us CPU; wall p50 %.2f us, p99 "
+           "%.2f us; mean best depth %.1f\n",
+           "", r->match_ns_mean / 1e3, r->match_ns_p50 / 1e3,
+           r->match_ns_p99 / 1e3, r->mean_depth);
+    if (r->keys_match_ns_mean > 0)
+        printf("  %-22s match (keys given) mean %.2f us\n", "",
+               r->keys_match_ns_mean / 1e3);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct workload w = {0};
+    struct result ix, nv, capped;
+    int quick = 0, c, rc = 0;
+    uint32_t per_pod = 128;
+
+    w.n_queries = 20000;
+    while ((c = getopt(argc, argv, "qd:n:")) != -1) {
+        switch (c) {
+        case 'q':
+            quick = 1;
+            break;
+        case 'd':
+            per_pod = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'n':
+            w.n_queries = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        default:
+            fprintf(stderr, "usage: bench_index [-q] [-d DOCS_PER_POD] "
+                            "[-n QUERIES]\n");
+            return 2;
+        }
+    }
+    if (quick) {
+        per_pod = 8;
+        w.n_queries = 2000;
+    }
+    if (per_pod == 0 || w.n_queries == 0)
+        return 2;
+    for (int shared = 1; shared >= 0; shared--) {
+        w.shared = shared;
+        w.docs_per_pod = per_pod;
+        w.docs = shared ? per_pod * PODS / COPIES : per_pod * PODS;
+        w.tokens = malloc((size_t)w.docs * BLOCKS * BS * sizeof *w.tokens);
+        if (w.tokens == NULL)
+            return 1;
+        make_tokens(&w);
+        printf("workload %s: %d pods, %u documents of %d blocks x %d tokens, "
+               "%s\n",
+               shared ? "shared" : "unique", PODS, w.docs, BLOCKS, BS,
+               shared ? "each on 4 pods, 4-block prefix shared by 16 documents"
+                      : "each on one pod, nothing shared (worst case for "
+                        "memory)");
+        if (measure(&w, 0, 0, &ix) || measure(&w, 1, 0, &nv)) {
+            printf("  a run failed\n");
+            rc = 1;
+        }
+        report("kvtap index", &ix);
+        report("naive chained tables", &nv);
+        printf(
+            "  ratio (naive / index): apply %.1fx faster, match %.1fx "
+            "faster, memory %.1fx smaller\n",
+            (ix.blocks_applied / ix.apply_s) / (nv.blocks_applied / nv.apply_s),
+            nv.match_ns_mean / ix.match_ns_mean,
+            (double)nv.rss_delta / (double)(ix.rss_delta ? ix.rss_delta : 1));
+        printf("  vs targets: apply %.2fx of 2M blocks/s, match (keys given) "
+               "%.2fx of 5 us budget, memory %.2fx of 64 B/entry\n",
+               ix.blocks_applied / ix.apply_s / 2e6,
+               ix.keys_match_ns_mean / 5000.0,
+               (double)ix.rss_delta / (double)ix.entries / 64.0);
+        if (shared) {
+            if (measure(&w, 0, ix.entries / 2, &capped) != 0)
+                rc = 1;
+            printf("  with --max-blocks %" PRIu64
+                   " (LRU on): apply %.2f M blocks/s, match %.2f us mean, "
+                   "%.2f us with keys\n",
+                   ix.entries / 2, capped.blocks_applied / capped.apply_s / 1e6,
+                   capped.match_ns_mean / 1e3, capped.keys_match_ns_mean / 1e3);
+        }
+        if (ix.entries != nv.entries)
+            printf("  note: entry counts differ (%" PRIu64 " vs %" PRIu64 ")\n",
+                   ix.entries, nv.entries);
+        if (ix.mean_depth != nv.mean_depth) {
+            printf("  MISMATCH: mean best depth differs\n");
+            rc = 1;
+        }
+        free(w.tokens);
+    }
+    return rc;
+}
