@@ -674,7 +674,7 @@ event_error(struct dec *d, uint32_t i)
 
 /*
  * Decodes the events array (header read, n elements) into out.  Returns 0,
- * or an enum mpk_err / a negative code with the reason in err.
+ * or -1 when the batch is lost (the reason in err).
  */
 static int
 dec_events(struct dec *d, uint32_t n, struct kv_batch *out, char *err,
