@@ -107,27 +107,72 @@ read_opt_string(struct jscan *s, struct kv_str *out)
 }
 
 static int
+is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/*
+ * "tokens": an array of unsigned 32-bit integers.  This is the bulk of a
+ * match request, so it has its own tight loop instead of the generic
+ * scanner calls per element.
+ */
+static int
 read_tokens(struct proto *p, struct jscan *s, struct req *r)
 {
-    int first = 1, e;
-    uint64_t v;
+    const char *q, *end = s->end;
+    size_t n = 0;
 
     if (jscan_expect(s, '[') < 0)
         return -1;
-    r->n_tokens = 0;
-    while ((e = jscan_element(s, first)) == 1) {
-        first = 0;
-        if (jscan_u64(s, UINT32_MAX, &v) < 0)
+    q = s->p;
+    while (q < end && is_blank(*q))
+        q++;
+    if (q < end && *q == ']') {
+        q++;
+        goto done;
+    }
+    for (;;) {
+        const char *d;
+        uint64_t v = 0;
+
+        while (q < end && is_blank(*q))
+            q++;
+        d = q;
+        while (q < end && *q >= '0' && *q <= '9' && q - d < 11)
+            v = v * 10 + (uint64_t)(*q++ - '0');
+        if (q == d || (q < end && (*q == '.' || *q == 'e' || *q == 'E'))) {
+            snprintf(s->err, s->errlen, "expected a non-negative integer");
             return -1;
-        if (grow((void **)&p->tokens, &p->tokens_cap, r->n_tokens,
-                 sizeof *p->tokens) < 0) {
+        }
+        if (v > UINT32_MAX || (*d == '0' && q - d > 1)) {
+            snprintf(s->err, s->errlen, "token out of range");
+            return -1;
+        }
+        if (n == p->tokens_cap && grow((void **)&p->tokens, &p->tokens_cap, n,
+                                       sizeof *p->tokens) < 0) {
             snprintf(s->err, s->errlen, "out of memory");
             return -1;
         }
-        p->tokens[r->n_tokens++] = (uint32_t)v;
+        p->tokens[n++] = (uint32_t)v;
+        while (q < end && is_blank(*q))
+            q++;
+        if (q < end && *q == ',') {
+            q++;
+            continue;
+        }
+        if (q < end && *q == ']') {
+            q++;
+            break;
+        }
+        snprintf(s->err, s->errlen, "expected ',' or ']'");
+        return -1;
     }
+done:
+    s->p = q;
+    r->n_tokens = n;
     r->has_tokens = 1;
-    return e;
+    return 0;
 }
 
 /* An array of hashes into the reusable u64 vector from offset base. */
@@ -216,8 +261,7 @@ parse_op(struct req *r)
 }
 
 /*
- * Parses the request object.  The id is looked for first, so that even a
- * request that fails later is answered with its id.
+ * Parses the request object in one pass; unknown members are skipped.
  */
 static int
 parse_req(struct proto *p, const char *line, size_t len, struct req *r,
@@ -229,10 +273,6 @@ parse_req(struct proto *p, const char *line, size_t len, struct req *r,
 
     memset(r, 0, sizeof *r);
     r->op = -1;
-    if (json_find_member(line, len, "id", &r->id) < 0) {
-        r->id.p = NULL;
-        r->id.n = 0;
-    }
     jscan_init(&s, line, len, &p->arena, err, errlen);
     if (jscan_peek(&s) != '{') {
         snprintf(err, errlen, "a request is a JSON object");
@@ -242,7 +282,9 @@ parse_req(struct proto *p, const char *line, size_t len, struct req *r,
     while ((m = jscan_member(&s, first, &key)) == 1) {
         int rc = 0;
         first = 0;
-        if (str_eq(key, "op")) {
+        if (str_eq(key, "id")) {
+            rc = jscan_skip(&s, &r->id);
+        } else if (str_eq(key, "op")) {
             rc = jscan_string(&s, &r->op_name);
             r->op = rc == 0 ? parse_op(r) : -1;
         } else if (str_eq(key, "model")) {
@@ -563,6 +605,12 @@ proto_handle(struct proto *p, const char *line, size_t len, struct buf *out)
 
     arena_reset(&p->arena);
     if (parse_req(p, line, len, &r, err, sizeof err) < 0) {
+        /* The id may come after the member that failed: look for it in a
+         * second pass (only on this error path). */
+        if (json_find_member(line, len, "id", &r.id) != 1) {
+            r.id.p = NULL;
+            r.id.n = 0;
+        }
         put_error(p, out, &r, err[0] ? err : "bad request");
         return;
     }

@@ -1,0 +1,160 @@
+/*
+ * kvindex_rtt.c - round-trip latency of kvindex requests over its Unix
+ * socket, for bench/60-kvindex-socket.sh.
+ *
+ *   kvindex_rtt SOCKET REQUESTS-FILE COUNT
+ *
+ * Sends COUNT ping requests, then COUNT requests taken in turn from the
+ * file (one JSON line each), one at a time, and prints the p50/p99/max
+ * round trip of each kind and the ratio of the two p99s.  The ping is the
+ * baseline: the cost of the socket and the loop without any index work.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static double
+now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Reads one reply line into buf; returns its length or -1. */
+static long
+read_reply(int fd, char **buf, size_t *cap)
+{
+    size_t len = 0;
+
+    for (;;) {
+        ssize_t n;
+        if (*cap - len < 65536) {
+            char *nb = realloc(*buf, *cap * 2);
+            if (nb == NULL)
+                return -1;
+            *buf = nb;
+            *cap *= 2;
+        }
+        n = read(fd, *buf + len, *cap - len);
+        if (n <= 0)
+            return -1;
+        len += (size_t)n;
+        if ((*buf)[len - 1] == '\n')
+            return (long)len;
+    }
+}
+
+static int
+run(int fd, char **reqs, size_t *lens, size_t nreq, size_t count, double *lat,
+    const char *what)
+{
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap);
+    int rc = -1;
+
+    if (buf == NULL)
+        return -1;
+    for (size_t i = 0; i < count; i++) {
+        size_t k = i % nreq;
+        double t0 = now_us();
+        long n;
+        if (write(fd, reqs[k], lens[k]) != (ssize_t)lens[k])
+            goto done;
+        n = read_reply(fd, &buf, &cap);
+        if (n < 0)
+            goto done;
+        lat[i] = now_us() - t0;
+        if (i == 0 && strstr(buf, "\"ok\":true") == NULL) {
+            fprintf(stderr, "%s: bad reply: %.200s\n", what, buf);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    free(buf);
+    return rc;
+}
+
+static void
+report(const char *what, double *lat, size_t n, double *p99)
+{
+    qsort(lat, n, sizeof *lat, cmp_double);
+    *p99 = lat[n * 99 / 100];
+    printf("%-6s round trip: p50 %.1f us  p99 %.1f us  max %.1f us  (%zu "
+           "requests)\n",
+           what, lat[n / 2], *p99, lat[n - 1], n);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct sockaddr_un sa;
+    char *line = NULL, **reqs = NULL;
+    size_t lcap = 0, nreq = 0, *lens = NULL, count;
+    ssize_t n;
+    double *lat, p99_ping, p99_req;
+    FILE *f;
+    int fd;
+    char ping[] = "{\"op\":\"ping\"}\n";
+    char *pings[1] = {ping};
+    size_t ping_len[1] = {sizeof ping - 1};
+
+    if (argc != 4) {
+        fprintf(stderr, "usage: kvindex_rtt SOCKET REQUESTS-FILE COUNT\n");
+        return 2;
+    }
+    count = strtoul(argv[3], NULL, 10);
+    f = fopen(argv[2], "r");
+    if (f == NULL || count == 0) {
+        perror(argv[2]);
+        return 2;
+    }
+    while ((n = getline(&line, &lcap, f)) > 0) {
+        reqs = realloc(reqs, (nreq + 1) * sizeof *reqs);
+        lens = realloc(lens, (nreq + 1) * sizeof *lens);
+        if (reqs == NULL || lens == NULL)
+            return 1;
+        reqs[nreq] = strdup(line);
+        lens[nreq++] = (size_t)n;
+    }
+    fclose(f);
+    if (nreq == 0)
+        return 2;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", argv[1]);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        perror(argv[1]);
+        return 1;
+    }
+    lat = calloc(count, sizeof *lat);
+    if (lat == NULL)
+        return 1;
+    /* Warm both paths up first (page faults, caches). */
+    if (run(fd, pings, ping_len, 1, count / 10 + 1, lat, "ping") < 0 ||
+        run(fd, reqs, lens, nreq, count / 10 + 1, lat, "match") < 0)
+        return 1;
+    if (run(fd, pings, ping_len, 1, count, lat, "ping") < 0)
+        return 1;
+    report("ping", lat, count, &p99_ping);
+    if (run(fd, reqs, lens, nreq, count, lat, "match") < 0)
+        return 1;
+    report("match", lat, count, &p99_req);
+    printf("match p99 / ping p99 = %.2f\n", p99_req / p99_ping);
+    close(fd);
+    return 0;
+}
