@@ -445,6 +445,24 @@ assert s["batches"] == 5 and s["retries"] == 0, s'
     [ -s "$D/a.seq" ]
 }
 
+@test "man/kvreplay.1 renders, and its examples are the --help ones (run above)" {
+    man="$KVTAP_TOP/man/kvreplay.1"
+    run groff -mdoc -Tutf8 -ww -z "$man"
+    assert_success
+    assert_output ""
+    kvreplay --help >"$D/help"
+    for sec in OUTPUT "EXIT STATUS" EXAMPLES; do
+        grep -q "^\.Sh $sec\$" "$man"
+    done
+    n=0
+    while IFS= read -r ex; do
+        grep -qF -- "$ex" "$D/help"
+        n=$((n + 1))
+    done < <(sed -n -e 's/^\.Dl //p' -e '/^\* \* \* \* \*/p' "$man" |
+        sed -e 's/\\&//g')
+    [ "$n" -ge 4 ]
+}
+
 @test "a full disk is an error: > /dev/full exits 1" {
     port=$(free_port)
     start_peer p "$port" --count 20
