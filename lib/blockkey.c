@@ -6,6 +6,7 @@
  * FNV-1a state without building a buffer.
  */
 #define XXH_STATIC_LINKING_ONLY
+#define XXH_INLINE_ALL
 #include "blockkey.h"
 
 #include <string.h>

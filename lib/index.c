@@ -41,10 +41,14 @@ struct entry {
     uint64_t engine_hash;
     uint32_t key_slot; /* slot in ix->ks; NONE when the entry is free */
     uint32_t pod;
-    uint32_t next_holder;
-    uint32_t lru_prev; /* older */
-    uint32_t lru_next; /* newer; the free list when free */
+    uint32_t next_holder; /* the free list when free */
     uint32_t media;
+};
+
+/* LRU links, parallel to the pool, kept only under max_blocks. */
+struct lru_link {
+    uint32_t prev; /* older */
+    uint32_t next; /* newer */
 };
 
 /*
@@ -101,6 +105,8 @@ struct kv_index {
     struct entry *ent;
     uint32_t ent_len, ent_cap; /* ids below ent_len are live or free */
     uint32_t n_live, n_free, free_head;
+    struct lru_link *lru; /* only with max_blocks */
+    uint32_t lru_cap;
     uint32_t lru_old, lru_new;
 
     struct key_slot *ks;
@@ -274,27 +280,31 @@ big_realloc(void *p, size_t old, size_t n)
 static void
 lru_unlink(struct kv_index *ix, uint32_t id)
 {
-    struct entry *e = &ix->ent[id];
+    struct lru_link *l = ix->lru;
 
-    if (e->lru_prev != NONE)
-        ix->ent[e->lru_prev].lru_next = e->lru_next;
+    if (ix->max_blocks == 0)
+        return;
+    if (l[id].prev != NONE)
+        l[l[id].prev].next = l[id].next;
     else
-        ix->lru_old = e->lru_next;
-    if (e->lru_next != NONE)
-        ix->ent[e->lru_next].lru_prev = e->lru_prev;
+        ix->lru_old = l[id].next;
+    if (l[id].next != NONE)
+        l[l[id].next].prev = l[id].prev;
     else
-        ix->lru_new = e->lru_prev;
+        ix->lru_new = l[id].prev;
 }
 
 static void
 lru_push_new(struct kv_index *ix, uint32_t id)
 {
-    struct entry *e = &ix->ent[id];
+    struct lru_link *l = ix->lru;
 
-    e->lru_next = NONE;
-    e->lru_prev = ix->lru_new;
+    if (ix->max_blocks == 0)
+        return;
+    l[id].next = NONE;
+    l[id].prev = ix->lru_new;
     if (ix->lru_new != NONE)
-        ix->ent[ix->lru_new].lru_next = id;
+        l[ix->lru_new].next = id;
     else
         ix->lru_old = id;
     ix->lru_new = id;
@@ -303,10 +313,43 @@ lru_push_new(struct kv_index *ix, uint32_t id)
 static void
 lru_touch(struct kv_index *ix, uint32_t id)
 {
-    if (ix->lru_new == id)
+    if (ix->max_blocks == 0 || ix->lru_new == id)
         return;
     lru_unlink(ix, id);
     lru_push_new(ix, id);
+}
+
+/* Resizes the pool (and the LRU links) to cap entries, cap > 0. */
+static int
+pool_resize(struct kv_index *ix, size_t cap)
+{
+    struct entry *p;
+
+    if (ix->max_blocks && cap != ix->lru_cap) {
+        struct lru_link *l = big_realloc(
+            ix->lru, (size_t)ix->lru_cap * sizeof *l, cap * sizeof *l);
+
+        if (l == NULL)
+            return -1;
+        ix->lru = l;
+        ix->lru_cap = (uint32_t)cap;
+    }
+    p = big_realloc(ix->ent, (size_t)ix->ent_cap * sizeof *p, cap * sizeof *p);
+    if (p == NULL)
+        return -1;
+    ix->ent = p;
+    ix->ent_cap = (uint32_t)cap;
+    return 0;
+}
+
+static void
+pool_free(struct kv_index *ix)
+{
+    big_free(ix->ent, (size_t)ix->ent_cap * sizeof *ix->ent);
+    big_free(ix->lru, (size_t)ix->lru_cap * sizeof *ix->lru);
+    ix->ent = NULL;
+    ix->lru = NULL;
+    ix->ent_cap = ix->lru_cap = 0;
 }
 
 /* Makes sure n more entries can be allocated without failing. */
@@ -314,7 +357,6 @@ static int
 ent_reserve(struct kv_index *ix, size_t n)
 {
     size_t need, cap;
-    struct entry *p;
 
     if (n <= ix->n_free)
         return 0;
@@ -328,12 +370,7 @@ ent_reserve(struct kv_index *ix, size_t n)
         cap *= 2;
     if (cap >= NONE)
         cap = NONE - 1;
-    p = big_realloc(ix->ent, (size_t)ix->ent_cap * sizeof *p, cap * sizeof *p);
-    if (p == NULL)
-        return -1;
-    ix->ent = p;
-    ix->ent_cap = (uint32_t)cap;
-    return 0;
+    return pool_resize(ix, cap);
 }
 
 /* Takes an id; ent_reserve must have made room. */
@@ -344,7 +381,7 @@ ent_take(struct kv_index *ix)
 
     if (ix->free_head != NONE) {
         id = ix->free_head;
-        ix->free_head = ix->ent[id].lru_next;
+        ix->free_head = ix->ent[id].next_holder;
         ix->n_free--;
     } else {
         id = ix->ent_len++;
@@ -357,7 +394,7 @@ static void
 ent_give(struct kv_index *ix, uint32_t id)
 {
     ix->ent[id].key_slot = NONE;
-    ix->ent[id].lru_next = ix->free_head;
+    ix->ent[id].next_holder = ix->free_head;
     ix->free_head = id;
     ix->n_free++;
     ix->n_live--;
@@ -702,14 +739,19 @@ relocate(struct kv_index *ix, uint32_t src, uint32_t dst)
     while (*link != src)
         link = &ix->ent[*link].next_holder;
     *link = dst;
-    if (e->lru_prev != NONE)
-        ix->ent[e->lru_prev].lru_next = dst;
-    else
-        ix->lru_old = dst;
-    if (e->lru_next != NONE)
-        ix->ent[e->lru_next].lru_prev = dst;
-    else
-        ix->lru_new = dst;
+    if (ix->max_blocks) {
+        struct lru_link *l = ix->lru;
+
+        if (l[src].prev != NONE)
+            l[l[src].prev].next = dst;
+        else
+            ix->lru_old = dst;
+        if (l[src].next != NONE)
+            l[l[src].next].prev = dst;
+        else
+            ix->lru_new = dst;
+        l[dst] = l[src];
+    }
     slot = em_find(ix, m, e->engine_hash);
     em_set_id(m, slot, dst);
     ix->ent[dst] = *e;
@@ -745,23 +787,14 @@ compact(struct kv_index *ix)
     ix->n_free = 0;
     ix->free_head = NONE;
     if (ix->n_live == 0) {
-        big_free(ix->ent, (size_t)ix->ent_cap * sizeof *ix->ent);
-        ix->ent = NULL;
-        ix->ent_cap = 0;
+        pool_free(ix);
         return;
     }
     cap = MIN_POOL;
     while (cap < (size_t)ix->n_live + ix->n_live / 2)
         cap *= 2;
-    if (cap < ix->ent_cap) {
-        struct entry *p = big_realloc(ix->ent, (size_t)ix->ent_cap * sizeof *p,
-                                      cap * sizeof *p);
-
-        if (p) {
-            ix->ent = p;
-            ix->ent_cap = (uint32_t)cap;
-        }
-    }
+    if (cap < ix->ent_cap)
+        (void)pool_resize(ix, cap);
 }
 
 /* ---- pods, namespaces, media ------------------------------------------- */
@@ -1043,7 +1076,7 @@ index_free(struct kv_index *ix)
         free(ix->media[i]);
     free(ix->pods);
     free(ix->ns);
-    big_free(ix->ent, (size_t)ix->ent_cap * sizeof *ix->ent);
+    pool_free(ix);
     big_free(ix->ks, (size_t)ix->ks_cap * sizeof *ix->ks);
     free(ix->qkeys);
     free(ix->qslots);
@@ -1725,6 +1758,7 @@ index_stats(const struct kv_index *ix, struct index_stats *out)
     out->evictions = ix->evictions;
     out->matches = ix->matches;
     bytes += (uint64_t)ix->ent_cap * sizeof *ix->ent;
+    bytes += (uint64_t)ix->lru_cap * sizeof *ix->lru;
     bytes += (uint64_t)ix->ks_cap * sizeof *ix->ks;
     bytes += (uint64_t)ix->pods_cap * sizeof *ix->pods;
     for (uint32_t i = 0; i < ix->n_pods; i++)
@@ -1828,17 +1862,21 @@ int
 index_dump_next(const struct kv_index *ix, struct index_cursor *c,
                 const struct index_pod_ref *ref, struct index_dump_entry *out)
 {
+    /* Under max_blocks the LRU gives the order; otherwise the pool's. */
     if (!c->started) {
         c->started = 1;
-        c->pos = ix->lru_old;
+        c->pos = ix->max_blocks ? ix->lru_old : 0;
     }
     while (c->pos != NONE && c->pos < ix->ent_len) {
         const struct entry *e = &ix->ent[c->pos];
-        const struct pod *p = &ix->pods[e->pod];
+        const struct pod *p;
         const struct key_slot *k;
         const struct ns *s;
 
-        c->pos = e->lru_next;
+        c->pos = ix->max_blocks ? ix->lru[c->pos].next : c->pos + 1;
+        if (e->key_slot == NONE)
+            continue;
+        p = &ix->pods[e->pod];
         if (ref && !pod_ref_matches(p, ref))
             continue;
         k = &ix->ks[e->key_slot];

@@ -1078,12 +1078,13 @@ eng_hash(int p, int d, size_t b)
 }
 
 static void
-test_random(int DOCS, int STEPS, int clear_every, int pad_pods)
+test_random(int DOCS, int STEPS, int clear_every, int pad_pods,
+            uint64_t max_blocks)
 {
     enum { PODS = 5, BS = 16 };
     static const char *const names[PODS] = {"p0", "p1", "p2", "p3", "p4"};
     static const char *loras[2] = {"", "L"};
-    struct kv_index *ix = new_index(BLOCKKEY_DYNAMO, 0, 0);
+    struct kv_index *ix = new_index(BLOCKKEY_DYNAMO, 0, max_blocks);
     struct blockkey_cfg cfg = {BLOCKKEY_DYNAMO, 0, 0};
     struct index_match_result r = {0};
     uint32_t tok[16 * BS];
@@ -1099,6 +1100,7 @@ test_random(int DOCS, int STEPS, int clear_every, int pad_pods)
         record(ix, pad, KV_GAP);
     }
     int bad = 0, queries = 0, hits = 0, entries_bad = 0;
+    uint64_t evicted = 0;
     size_t max_n = 0;
     char err[64];
 
@@ -1242,6 +1244,25 @@ test_random(int DOCS, int STEPS, int clear_every, int pad_pods)
             if (!okq)
                 bad++;
         }
+        if (max_blocks) {
+            /* The index chose what to evict: drop those from the model
+             * (every one must have been counted), then compare as usual. */
+            uint64_t gone = 0, ev = stats(ix).evictions;
+
+            for (size_t i = M_n; i-- > 0;) {
+                struct index_pod_ref ref = {
+                    {names[M[i].pod], strlen(names[M[i].pod])}, 0, 0};
+                struct index_lookup_hit hit;
+
+                if (index_lookup(ix, &ref, M[i].engine_hash, &hit, 1) == 0) {
+                    m_del(&M[i]);
+                    gone++;
+                }
+            }
+            if (gone != ev - evicted || M_n > max_blocks)
+                entries_bad++;
+            evicted = ev;
+        }
         max_n = M_n > max_n ? M_n : max_n;
         if (stats(ix).entries != M_n)
             entries_bad++;
@@ -1278,9 +1299,10 @@ main(void)
     test_memory_returns();
     test_dump_restore();
     test_restore_lru_order();
-    test_random(8, 6000, 8, 0);
-    test_random(64, 30000, 200, 0);
-    test_random(16, 10000, 50, 64);
+    test_random(8, 6000, 8, 0, 0);
+    test_random(64, 30000, 200, 0, 0);
+    test_random(16, 10000, 50, 64, 0);
+    test_random(64, 30000, 200, 0, 1200);
     index_match_result_free(&R);
     return unit_done();
 }
