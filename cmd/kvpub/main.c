@@ -36,6 +36,7 @@
  */
 #define PUB_LINGER_MS 2000
 #define DEFAULT_BUFFER 10000
+#define SIGNAL_POLL_MS 250
 
 struct opts {
     const char *pub_uri;
@@ -302,6 +303,12 @@ wait_until(struct pub *p, long long deadline, int fd)
             long long left = deadline - cli_now_ms();
             timeout = left > 0 ? (long)left : 0;
         }
+        /*
+         * A signal that lands between the check above and the poll would
+         * otherwise be noticed only at the next event: wake up regularly.
+         */
+        if (timeout < 0 || timeout > SIGNAL_POLL_MS)
+            timeout = SIGNAL_POLL_MS;
         if (zmq_poll(it, n, timeout) == -1) {
             if (errno == EINTR)
                 continue;
