@@ -103,8 +103,13 @@ client_call(struct client *c, const char *req, size_t n, const char **reply,
         snprintf(err, errlen, "send: %s", strerror(errno));
         return -1;
     }
-    while ((nl = c->len ? memchr(c->in, '\n', c->len) : NULL) == NULL) {
+    /* Only new bytes are searched: a dump reply can be very long. */
+    for (size_t scanned = 0;
+         (nl = c->len > scanned
+                   ? memchr(c->in + scanned, '\n', c->len - scanned)
+                   : NULL) == NULL;) {
         ssize_t r;
+        scanned = c->len;
         if (c->cap - c->len < 65536) {
             size_t nc = c->cap ? c->cap * 2 : 65536;
             char *nv = realloc(c->in, nc);

@@ -449,7 +449,7 @@ json_find_member(const char *p, size_t n, const char *name, struct kv_str *raw)
 {
     struct jscan s;
     struct kv_str key, val;
-    int r, first = 1, found = 0;
+    int r, first = 1;
     size_t nl = strlen(name);
 
     jscan_init(&s, p, n, NULL, NULL, 0);
@@ -459,12 +459,14 @@ json_find_member(const char *p, size_t n, const char *name, struct kv_str *raw)
         first = 0;
         if (jscan_skip(&s, &val) < 0)
             return -1;
-        if (!found && key.n == nl && memcmp(key.p, name, nl) == 0) {
+        /* Stop at the member: the rest of a long reply (a dump) is not
+         * scanned again for every member looked up. */
+        if (key.n == nl && memcmp(key.p, name, nl) == 0) {
             *raw = val;
-            found = 1;
+            return 1;
         }
     }
     if (r < 0 || jscan_peek(&s) != -1)
         return -1;
-    return found;
+    return 0;
 }

@@ -67,9 +67,10 @@ int jscan_i64(struct jscan *s, int64_t *out);
 int jscan_hash(struct jscan *s, uint64_t *out);
 
 /*
- * Finds a top-level member of the object text p[0..n) and returns its raw
- * value text in *raw.  Returns 1 when found, 0 when absent, -1 when the text
- * is not a valid JSON object.
+ * Finds the first top-level member called name in the object text p[0..n)
+ * and returns its raw value text in *raw.  Returns 1 when found (the text
+ * after it is not checked), 0 when absent, -1 when the text is not a valid
+ * JSON object up to the member.
  */
 int json_find_member(const char *p, size_t n, const char *name,
                      struct kv_str *raw);

@@ -44,8 +44,9 @@ struct conn {
     int fd;
     char *in;
     size_t in_len, in_cap;
-    int skipping; /* inside an over-long request line */
-    int eof;      /* the client shut down its side */
+    int skipping;   /* inside an over-long request line */
+    int eof;        /* the client shut down its side */
+    size_t scanned; /* in[0..scanned) is known to hold no '\n' */
     struct buf out;
     size_t out_off;
     long long stalled_since; /* 0: output is moving */
@@ -356,10 +357,13 @@ conn_process(struct server *s, struct conn *c)
     if (c->in == NULL)
         return 0; /* nothing read yet */
     while (c->out.len - c->out_off < OUT_PAUSE) {
-        char *nl = memchr(c->in + pos, '\n', c->in_len - pos);
+        size_t from = pos > c->scanned ? pos : c->scanned;
+        char *nl = memchr(c->in + from, '\n', c->in_len - from);
         size_t len;
-        if (nl == NULL)
+        if (nl == NULL) {
+            c->scanned = c->in_len; /* a long request is searched once */
             break;
+        }
         len = (size_t)(nl - (c->in + pos));
         if (c->skipping) {
             c->skipping = 0;
@@ -377,10 +381,12 @@ conn_process(struct server *s, struct conn *c)
     }
     memmove(c->in, c->in + pos, c->in_len - pos);
     c->in_len -= pos;
+    c->scanned = c->scanned > pos ? c->scanned - pos : 0;
     /* An unfinished line already over the cap is dropped as it arrives. */
     if (c->in_len > s->o->max_line && memchr(c->in, '\n', c->in_len) == NULL) {
         c->skipping = 1;
         c->in_len = 0;
+        c->scanned = 0;
     }
     return 0;
 }
@@ -415,6 +421,7 @@ conn_read(struct server *s, struct conn *c)
         /* Keep the '\n' so that conn_process replies to the skipped line. */
         memmove(c->in, nl, (size_t)(c->in + c->in_len + n - nl));
         c->in_len = (size_t)(c->in + c->in_len + n - nl);
+        c->scanned = 0;
         return 0;
     }
     c->in_len += (size_t)n;
