@@ -1539,22 +1539,66 @@ match_media(struct kv_index *ix, size_t depth)
 }
 
 /*
+ * The query's keys: given, or hashed from its tokens only as far as the walk
+ * gets (plus the prefetch distance), so a prompt that misses at block 0
+ * costs a few hashes, not all of them.
+ */
+struct qkeys {
+    struct kv_index *ix;
+    uint32_t nsid;
+    const uint64_t *k;
+    uint64_t *buf; /* where hashed keys go; NULL when given */
+    size_t have, n;
+    const uint32_t *tokens;
+    uint32_t bs;
+};
+
+/* Blocks probed ahead of the one being looked at. */
+#define PREFETCH_AHEAD 16
+
+static inline uint64_t
+qkey(struct qkeys *q, size_t i)
+{
+    while (q->have <= i) {
+        size_t j = q->have;
+
+        q->buf[j] =
+            blockkey_next(&q->ix->ns[q->nsid].cfg, j ? &q->buf[j - 1] : NULL,
+                          q->tokens + j * q->bs, q->bs);
+        q->have++;
+    }
+    return q->k[i];
+}
+
+static inline void
+qprefetch(struct qkeys *q, size_t i)
+{
+    if (i < q->n)
+        __builtin_prefetch(&q->ix->ks[ks_home(q->ix, q->nsid, qkey(q, i))]);
+}
+
+/*
  * Up to 64 pods: each key slot carries the bitmap of its holders, so a
  * block costs one probe and one AND; a pod's depth is the block at which
  * its bit drops out.  Returns the deepest run.
  */
 static size_t
-match_bits(struct kv_index *ix, uint32_t nsid, const uint64_t *keys,
-           size_t nkeys, uint64_t allow, size_t *n_active)
+match_bits(struct kv_index *ix, struct qkeys *q, uint64_t allow,
+           size_t *n_active)
 {
     uint64_t active = allow;
     size_t i, max = 0;
 
-    for (i = 0; i < nkeys && active; i++) {
-        uint32_t slot = ks_find(ix, nsid, keys[i]);
-        uint64_t next = slot == NONE ? 0 : ix->ks[slot].pods & active;
-        uint64_t gone = active & ~next;
+    for (i = 0; i < PREFETCH_AHEAD; i++)
+        qprefetch(q, i);
+    for (i = 0; i < q->n && active; i++) {
+        uint32_t slot;
+        uint64_t next, gone;
 
+        qprefetch(q, i + PREFETCH_AHEAD);
+        slot = ks_find(ix, q->nsid, qkey(q, i));
+        next = slot == NONE ? 0 : ix->ks[slot].pods & active;
+        gone = active & ~next;
         ix->qslots[i] = slot;
         for (; gone; gone &= gone - 1) {
             uint32_t p = (uint32_t)__builtin_ctzll(gone);
@@ -1581,15 +1625,18 @@ match_bits(struct kv_index *ix, uint32_t nsid, const uint64_t *keys,
 
 /* Any number of pods: walk each block's holders. */
 static size_t
-match_walk(struct kv_index *ix, uint32_t nsid, const uint64_t *keys,
-           size_t nkeys, int filtered, size_t *n_active)
+match_walk(struct kv_index *ix, struct qkeys *q, int filtered, size_t *n_active)
 {
     size_t depth;
 
-    for (depth = 0; depth < nkeys; depth++) {
-        uint32_t slot = ks_find(ix, nsid, keys[depth]);
+    for (depth = 0; depth < PREFETCH_AHEAD; depth++)
+        qprefetch(q, depth);
+    for (depth = 0; depth < q->n; depth++) {
+        uint32_t slot;
         size_t advanced = 0;
 
+        qprefetch(q, depth + PREFETCH_AHEAD);
+        slot = ks_find(ix, q->nsid, qkey(q, depth));
         if (slot == NONE)
             break;
         ix->qslots[depth] = slot;
@@ -1626,7 +1673,7 @@ index_match(struct kv_index *ix, const struct index_query *q,
     const char *model, *lora;
     size_t mn, ln, nkeys, n_active = 0, depth, n = 0;
     uint32_t nsid = query_ns(ix, q, &model, &mn, &lora, &ln);
-    const uint64_t *keys = NULL;
+    struct qkeys qk;
     uint64_t allow = 0;
 
     out->n = 0;
@@ -1634,7 +1681,6 @@ index_match(struct kv_index *ix, const struct index_query *q,
     out->block_size = nsid != NONE ? ix->ns[nsid].block_size : q->block_size;
     ix->matches++;
     if (q->keys) {
-        keys = q->keys;
         nkeys = q->n_keys;
     } else {
         nkeys = out->block_size ? q->n_tokens / out->block_size : 0;
@@ -1646,11 +1692,14 @@ index_match(struct kv_index *ix, const struct index_query *q,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (!q->keys) {
-        blockkey_chain(&ix->ns[nsid].cfg, NULL, q->tokens, q->n_tokens,
-                       out->block_size, ix->qkeys);
-        keys = ix->qkeys;
-    }
+    qk = (struct qkeys){.ix = ix,
+                        .nsid = nsid,
+                        .k = q->keys ? q->keys : ix->qkeys,
+                        .buf = q->keys ? NULL : ix->qkeys,
+                        .have = q->keys ? nkeys : 0,
+                        .n = nkeys,
+                        .tokens = q->tokens,
+                        .bs = out->block_size};
     if (++ix->gen == 0) {
         /* The stamp wrapped: old stamps could look current. */
         for (uint32_t p = 0; p < ix->n_pods; p++)
@@ -1669,14 +1718,10 @@ index_match(struct kv_index *ix, const struct index_query *q,
     } else {
         allow = ix->n_pods >= 64 ? UINT64_MAX : (1ull << ix->n_pods) - 1;
     }
-    /* The probes of all blocks are independent: start their cache misses
-     * together. */
-    for (size_t i = 0; i < nkeys; i++)
-        __builtin_prefetch(&ix->ks[ks_home(ix, nsid, keys[i])]);
     if (ix->n_pods <= 64)
-        depth = match_bits(ix, nsid, keys, nkeys, allow, &n_active);
+        depth = match_bits(ix, &qk, allow, &n_active);
     else
-        depth = match_walk(ix, nsid, keys, nkeys, q->pods != NULL, &n_active);
+        depth = match_walk(ix, &qk, q->pods != NULL, &n_active);
     for (size_t i = 0; i < n_active; i++) {
         struct pod *p = &ix->pods[ix->active[i]];
 
