@@ -238,6 +238,31 @@ withheld_filled() {
     assert_success
 }
 
+@test "batches of a restarted publisher missed before the restart are replayed" {
+    # Seqs 0-1 are withheld in both runs of the publisher: the first time
+    # kvsub starts at 2 (the baseline), after the restart it fetches them.
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
+        --restart-after 12 --withhold 0,1 --wait-subs 1 --pod pod-a \
+        --expect "$T/exp.ndjson"
+    # Everything but the first run's seqs 0 and 1.
+    jq -c -s '(map(.type == "restart") | index(true)) as $r
+        | to_entries | map(select(.key >= $r or .value.seq >= 2)) | .[].value' \
+        "$T/exp.ndjson" >"$T/want.ndjson"
+    run kvsub -q -c "$(lines "$T/want.ndjson")" --idle 5s \
+        "pod-a=ipc://$T/pub,ipc://$T/rep"
+    assert_success
+    echo "$output" >"$T/out.ndjson"
+    run jq -c 'select(.type=="restart") | [.seq, .last_seq]' "$T/out.ndjson"
+    assert_output '[0,11]'
+    # The restart record carries the ts of the batch that revealed it.
+    jq -c 'if .type == "restart" then del(.ts) else . end' "$T/out.ndjson" \
+        >"$T/a.ndjson"
+    jq -c 'if .type == "restart" then del(.ts) else . end' "$T/want.ndjson" \
+        >"$T/b.ndjson"
+    run same_json "$T/a.ndjson" "$T/b.ndjson"
+    assert_success
+}
+
 @test "garbage payloads give decode_error and the stream goes on" {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --garbage 2,9 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
@@ -360,7 +385,7 @@ signal_exit() {
     kvsub "ipc://$T/pub" >"$T/out.ndjson" 2>"$T/err" &
     local kv=$!
     PIDS+=($kv)
-    wait_file "$T/out.ndjson" 10
+    wait_file "$T/out.ndjson" 20
     kill -s "$1" "$kv"
     local st=0
     wait_pid "$kv" 5 || st=$?
@@ -383,7 +408,7 @@ signal_exit() {
     kvsub --idle 5s "ipc://$T/pub" >"$T/out.ndjson" 2>"$T/err" &
     local kv=$!
     PIDS+=($kv)
-    wait_file "$T/out.ndjson" 10
+    wait_file "$T/out.ndjson" 20
     kill -USR1 "$kv"
     wait_file "$T/err" 5
     run jq -c '.sources[0] | .received > 0' "$T/err"
