@@ -59,7 +59,8 @@ static const char usage_text[] =
     "  1    no reply within the timeout, socket or write error, bad state\n"
     "  2    usage error\n"
     "  3    incomplete: the engine no longer held the first seqs asked for\n"
-    "       (--from or --state above 0); a gap record says which\n"
+    "       (--from or --state above 0), or lacks some in between; gap\n"
+    "       records say which, the batches it had are printed\n"
     "  130  interrupted (SIGINT); 143 terminated (SIGTERM)\n"
     "\n"
     "EXAMPLES\n"
@@ -97,6 +98,7 @@ struct rank_run {
     struct arena arena;
     uint64_t expect;     /* next seq to print */
     int claim_loss;      /* a seq above expect means the engine lost some */
+    int printed;         /* a batch was printed: any later jump is a loss */
     int pending_restart; /* write a restart record before the first batch */
     uint64_t restart_last;
     int lost;        /* a gap record was written */
@@ -179,7 +181,7 @@ on_batch(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
          0;
     if (r->pending_restart)
         write_restart(r, seq, ok ? &b : NULL);
-    if (seq > r->expect && r->claim_loss)
+    if (seq > r->expect && (r->claim_loss || r->printed))
         write_gap(r, r->expect, seq - 1, ok && b.has_rank, ok ? b.rank : 0);
     if (ok) {
         b.seq = seq;
@@ -202,6 +204,7 @@ on_batch(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
     r->cnt->batches++;
     r->cnt->bytes += len;
     r->expect = seq + 1;
+    r->printed = 1;
     arena_reset(&r->arena);
     if (cli_out_maybe_flush(r->out) == -1) {
         r->stop_reason = 1;

@@ -309,6 +309,20 @@ assert s["batches"] == 10000 and s["gaps"] == 0, s'
     }
 }
 
+@test "a seq the engine never buffered (failed encode) is a gap, exit 3" {
+    port=$(free_port)
+    start_peer p "$port" --count 12 --forget 5
+    run --separate-stderr kvreplay "pod-a=tcp://127.0.0.1:$port"
+    assert_equal "$status" 3
+    [[ "$stderr" == *"5..5"* ]]
+    echo "$output" >"$D/got"
+    run grep '"type":"gap"' "$D/got"
+    assert_output --regexp '"seq":5,"type":"gap","from":5,"to":5'
+    grep -v '"type":"gap"' "$D/got" >"$D/rest"
+    run json_eq "$D/rest" "$D/p.expect"
+    assert_success
+}
+
 @test "replies dropped mid-stream and at its tail are fetched again" {
     port=$(free_port)
     # As the ROUTER's HWM would: 1500 and the last two go missing, the end
