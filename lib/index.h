@@ -54,6 +54,15 @@ const char *index_reject_name(enum index_reject r);
  * the rest; they are counted), or -1 when the event was rejected, with the
  * reason in *why.  Stream records gap/restart act as kvindex.md says; other
  * records are ignored.
+ *
+ * Details the spec leaves open: a null or "" medium is "GPU" when stored and
+ * "all media" when removed; a removal naming a medium nothing was stored on
+ * removes nothing.  SGLang bigram pages (token_pairs) key on the first token
+ * of each [a, b] pair, so len(token_ids) counts pairs.  A store of an engine
+ * hash the pod already maps keeps its key, adds the medium, counts as a use
+ * for the LRU, and the event's next block chains on that key.  Every event
+ * naming a pod, rejected or not, updates its last seq and ts.  At most 32
+ * media names are kept; a store naming a 33rd is rejected as invalid.
  */
 int index_apply(struct kv_index *ix, const struct ndjson_env *env,
                 const struct kv_event *ev, enum index_reject *why);
@@ -82,7 +91,7 @@ struct index_match {
     int has_rank;
     int64_t rank;
     uint32_t depth; /* the pod's unbroken run of blocks from block 0 */
-    uint32_t media; /* bit i = medium index_medium_name(ix, i) */
+    uint32_t media; /* union along the run: bit i = index_medium_name(ix, i) */
     int degraded;
 };
 
@@ -97,7 +106,8 @@ struct index_match_result {
 /*
  * Answers "match": fills *out (its array is grown as needed and reused;
  * free with index_match_result_free).  Returns 0, or -1 with the reason in
- * err (unknown namespace is not an error: no matches).
+ * err (unknown namespace is not an error: no matches).  With max_blocks set,
+ * the entries on every matched run count as used for the LRU.
  */
 int index_match(struct kv_index *ix, const struct index_query *q,
                 struct index_match_result *out, char *err, size_t errlen);
@@ -117,7 +127,9 @@ const char *index_medium_name(const struct kv_index *ix, int bit);
 
 /*
  * Drops every entry of the pod (all ranks when ref->has_rank is 0); the pod
- * stays known.  Returns the number of entries removed.
+ * stays known, its degraded flag and counters unchanged (only the stream's
+ * AllBlocksCleared and restart clear degraded).  Returns the number of
+ * entries removed.
  */
 uint64_t index_clear_pod(struct kv_index *ix, const struct index_pod_ref *ref);
 
@@ -211,9 +223,10 @@ struct index_dump_entry {
 };
 
 /*
- * Iterates over entries, least recently used first, so that restoring them
- * in this order reproduces the eviction order.  Start zeroed; the
- * cursor is invalidated by any call that changes the index.
+ * Iterates over entries.  Under max_blocks the order is least recently used
+ * first, so that restoring them in this order reproduces the eviction
+ * order; without it the order is unspecified.  Start zeroed; the cursor is
+ * invalidated by any call that changes the index.
  */
 struct index_cursor {
     uint32_t pos;
