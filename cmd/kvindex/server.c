@@ -148,20 +148,22 @@ print_stats(struct server *s)
     buf_free(&b);
 }
 
-static void
+/* Writes the snapshot if one is configured; returns -1 when that failed. */
+static int
 do_snapshot(struct server *s)
 {
     char err[256];
 
     if (s->o->snapshot == NULL)
-        return;
+        return 0;
     if (snapshot_write(s->ix, &s->o->ix, s->o->snapshot, err, sizeof err) < 0) {
         log_error("snapshot: %s", err);
         s->snapshot_errors++;
-        return;
+        return -1;
     }
     s->snapshots++;
     log_debug("snapshot written to %s", s->o->snapshot);
+    return 0;
 }
 
 /* Opens the next input; sets in->done when there is none left. */
@@ -615,8 +617,9 @@ serve_run(const struct serve_opts *o)
     rc = loop(&s);
     if (cli_signal)
         log_info("stopping on signal %d", (int)cli_signal);
-    if (rc == 0)
-        do_snapshot(&s);
+    /* The last snapshot failing is a failure: its events would be lost. */
+    if (rc == 0 && do_snapshot(&s) < 0)
+        rc = 1;
     if (o->stats)
         print_stats(&s);
 done:

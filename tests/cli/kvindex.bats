@@ -449,3 +449,76 @@ s.bind(sys.argv[1])
         assert_output --partial " 0 mismatches"
     done
 }
+
+@test "--hash, --seed, --hash-seed: keys are the spec's test vectors" {
+    t=$(seq -s, 0 31 | sed 's/.*/[&]/')
+    start --seed 12345 </dev/null
+    run kvindex keys -r -s "$S" -m m --block-size 16 "$t"
+    assert_output '{"keys":["826599923864855889","9446283537318736241"]}'
+    kill "$SRV"
+    wait_pid "$SRV"
+    start --hash dynamo </dev/null
+    run kvindex keys -r -s "$S" -m m --block-size 16 "$t"
+    assert_output '{"keys":["15310707395893867146","13769157705258532664"]}'
+    kill "$SRV"
+    wait_pid "$SRV"
+    start --hash llmd --hash-seed 42 </dev/null
+    run kvindex keys -r -s "$S" -m test-model --block-size 16 "$t"
+    assert_output '{"keys":["5773668644506991617","15857176180198655025"]}'
+}
+
+@test "gap marks a pod degraded until restart; lora_id names a namespace" {
+    {
+        cat "$EV"
+        echo '{"pod":"pod-b","dp_rank":0,"seq":9,"type":"gap","from":8,"to":8}'
+        echo '{"pod":"pod-c","dp_rank":null,"seq":1,"type":"BlockStored","block_hashes":["9"],"parent_block_hash":null,"token_ids":[1,2,3,4],"block_size":4,"lora_id":7,"medium":"CPU"}'
+    } >"$BATS_TEST_TMPDIR/g.ndjson"
+    mkfifo "$BATS_TEST_TMPDIR/in"
+    kvindex serve -s "$S" -m llama "$BATS_TEST_TMPDIR/g.ndjson" - <"$BATS_TEST_TMPDIR/in" 3>&- &
+    SRV=$!
+    exec 4>"$BATS_TEST_TMPDIR/in"
+    kvindex ping -s "$S" -t 5s
+    wait_lines 4
+    run kvindex match -r -s "$S" -m llama '[1,2,3,4]'
+    [ "$(echo "$output" | jq -c '.matches|map([.pod,.degraded])')" = '[["pod-a",false],["pod-b",true]]' ]
+    run kvindex match -r -s "$S" -m llama --lora-name 7 '[1,2,3,4]'
+    [ "$(echo "$output" | jq -c '.matches|map([.pod,.dp_rank,.media])')" = '[["pod-c",null,["CPU"]]]' ]
+    echo '{"pod":"pod-b","dp_rank":0,"seq":1,"type":"restart","last_seq":9}' >&4
+    wait_lines 5
+    run kvindex match -r -s "$S" -m llama '[1,2,3,4]'
+    [ "$(echo "$output" | jq -c '.matches|map([.pod,.degraded])')" = '[["pod-a",false]]' ]
+    run kvindex pods -r -s "$S"
+    [ "$(echo "$output" | jq -c '.pods|map([.pod,.blocks,.degraded])')" = '[["pod-a",2,false],["pod-b",0,false],["pod-c",1,false]]' ]
+    exec 4>&-
+}
+
+@test "requests: escapes, pod objects, hex keys, bad token values" {
+    printf '%s\n' '{"pod":"p\"\u00e9","dp_rank":1,"seq":1,"type":"BlockStored","block_hashes":["5"],"parent_block_hash":null,"token_ids":[1,2,3,4],"block_size":4,"lora_id":null,"medium":"GPU"}' >>"$EV"
+    start -m llama "$EV"
+    wait_lines 3
+    run kvindex query -r -s "$S" '{"op":"match","model":"ll\u0061ma","tokens":[1,2,3,4]}'
+    assert_success
+    [ "$(echo "$output" | jq -c '.matches|map(.pod)')" = '["p\"é","pod-a","pod-b"]' ]
+    run kvindex query -r -s "$S" '{"op":"match","model":"llama","tokens":[1,2,3,4],"pods":[{"pod":"p\"é","dp_rank":1},{"pod":"pod-a","dp_rank":5}]}'
+    [ "$(echo "$output" | jq -c '.matches|map(.pod)')" = '["p\"é"]' ]
+    key=$(kvindex keys -r -s "$S" -m llama '[1,2,3,4]' | jq -r '.keys[0]')
+    hex=$(printf '0x%x' "$key")
+    run kvindex query -r -s "$S" "{\"op\":\"match\",\"model\":\"llama\",\"keys\":[\"$hex\"]}"
+    [ "$(echo "$output" | jq '.matches|length')" = 3 ]
+    for bad in '[4294967296]' '[-1]' '[1.5]' '[1,]' '["1"]' '{}'; do
+        run kvindex match -s "$S" -m llama "$bad"
+        assert_failure 1
+        assert_output --partial "tokens"
+    done
+    run kvindex query -r -s "$S" '{"op":"clear","pod":"p\"é","dp_rank":0}'
+    assert_output '{"removed":0}'
+    run kvindex query -r -s "$S" '{"op":"clear","pod":"p\"é","dp_rank":1}'
+    assert_output '{"removed":1}'
+}
+
+@test "--max-blocks evicts and counts" {
+    start --max-blocks 2 "$EV"
+    wait_lines 2
+    run kvindex stats -r -s "$S"
+    [ "$(echo "$output" | jq -c '[.entries,.evictions]')" = '[2,1]' ]
+}
