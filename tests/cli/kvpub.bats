@@ -299,3 +299,81 @@ for l in open(sys.argv[1]):
     kvpub_status
     assert_equal "$ST" 143
 }
+
+@test "the examples of --help run" {
+    kvpub --help | sed -n '/^EXAMPLES/,$p' | sed 1d |
+        sed -e :a -e '/\\$/N; s/\\\n *//; ta' >"$T/examples"
+    [ "$(grep -c '^ *kvpub ' "$T/examples")" -eq 3 ]
+    p1=$(free_port)
+    p2=$(free_port)
+    while read -r cmd; do
+        cmd=${cmd//5557/$p1}
+        cmd=${cmd//5558/$p2}
+        cmd=${cmd//capture.ndjson/$SAMPLE}
+        cmd=${cmd//--hold 1m/--hold 1s}
+        cmd=${cmd//ipc:\/\/\/tmp\/kv.pub/ipc://$T/kv.pub}
+        sub=
+        if [[ $cmd == *--wait-subs* ]]; then
+            "$PY" "$CHECK" sub "ipc://$T/kv.pub" --count 1000 >"$T/ex.got" &
+            sub=$!
+            PIDS+=($sub)
+        fi
+        run timeout 20 bash -c "$cmd"
+        assert_success
+        if [ -n "$sub" ]; then
+            wait "$sub"
+            assert_equal "$(wc -l <"$T/ex.got")" 1000
+        fi
+    done <"$T/examples"
+}
+
+@test "-c connects the PUB to a subscriber that binds (kvsub -b)" {
+    n=$(grep -c '"pod":"pod-a"' "$SAMPLE")
+    kvsub -b -c "$n" --idle 10s "pod-a=$P" >"$T/out.ndjson" &
+    sub=$!
+    PIDS+=($sub)
+    IN=$SAMPLE start_kvpub -c --wait-subs 1 --pod pod-a "$P"
+    wait "$sub"
+    diff <(grep '"pod":"pod-a"' "$SAMPLE") "$T/out.ndjson"
+    kvpub_status
+    assert_equal "$ST" 0
+}
+
+@test "ipc endpoints; SIGUSR1 prints the stats line without stopping" {
+    P=ipc://$T/pub
+    R=ipc://$T/replay
+    n=$(batches_of pod-b)
+    IN=$SAMPLE start_kvpub --wait-subs 1 --pod pod-b --hold 30s "$P" "$R"
+    subscribe "$n"
+    kill -USR1 "$KVPUB"
+    i=0
+    until grep -q '"batches"' "$T/kvpub.err"; do
+        sleep 0.05
+        i=$((i + 1))
+        [ "$i" -lt 200 ]
+    done
+    run grep -c '"batches":'"$n"',' "$T/kvpub.err"
+    assert_output 1
+    kill -0 "$KVPUB"
+    run "$PY" "$CHECK" replay "$R" --from $((n - 1))
+    assert_success
+    assert_equal "${#lines[@]}" 2
+}
+
+@test "--rate and --delay never publish early" {
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        echo '{"type":"AllBlocksCleared"}'
+    done >"$T/ten.ndjson"
+    t0=$(date +%s%N)
+    run kvpub --stats --rate 20/s -i "$T/ten.ndjson" "$P"
+    t1=$(date +%s%N)
+    assert_success
+    assert_output --partial '"batches":10,'
+    # Batch k is due at k/20 s: the last one not before 450 ms.
+    [ $(((t1 - t0) / 1000000)) -ge 450 ]
+    t0=$(date +%s%N)
+    run kvpub --delay 500ms -i "$T/ten.ndjson" "$P"
+    t1=$(date +%s%N)
+    assert_success
+    [ $(((t1 - t0) / 1000000)) -ge 500 ]
+}
