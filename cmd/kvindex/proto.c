@@ -326,7 +326,7 @@ parse_req(struct proto *p, const char *line, size_t len, struct req *r,
         if (rc < 0) {
             /* Name the member whose value was wrong. */
             char why[160];
-            snprintf(why, sizeof why, "%s", err);
+            snprintf(why, sizeof why, "%.159s", err);
             snprintf(err, errlen, "%.*s: %s", (int)(key.n > 40 ? 40 : key.n),
                      key.p, why);
             return -1;
