@@ -833,6 +833,164 @@ test_memory_returns(void)
     index_free(ix);
 }
 
+static void
+test_bookkeeping(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint64_t h[] = {1, 2};
+    struct index_pod_info pi;
+    struct index_lookup_hit hits[4];
+    struct index_stats s;
+    struct ndjson_env env = env_of("a", 1, 3, "m2", 41);
+    struct kv_event ev;
+    enum index_reject why;
+    char name[8];
+
+    store(ix,
+          &(struct st){.pod = "a",
+                       .h = h,
+                       .n = 1,
+                       .tok = T,
+                       .ntok = 16,
+                       .bs = 16,
+                       .seq = 40},
+          NULL);
+    store(ix,
+          &(struct st){.pod = "b",
+                       .lora = "x",
+                       .h = h,
+                       .n = 1,
+                       .tok = T,
+                       .ntok = 16,
+                       .bs = 16},
+          NULL);
+    CHECK_U64(index_lookup(ix, NULL, 1, hits, 4), 2,
+              "lookup: both pods map the hash");
+    CHECK(strcmp(hits[0].pod, "a") == 0 && strcmp(hits[0].model, "m") == 0 &&
+              strcmp(hits[0].lora_name, "") == 0 &&
+              hits[0].key == 13063670922251535405ull,
+          "lookup: pod, namespace and key");
+    CHECK(strcmp(hits[1].lora_name, "x") == 0, "lookup: the other namespace");
+    CHECK_U64(index_lookup(ix, NULL, 99, hits, 4), 0, "lookup: unknown hash");
+    CHECK_U64(index_lookup(ix, NULL, 1, hits, 1), 2,
+              "lookup counts beyond cap");
+
+    kv_event_init(&ev, KV_DECODE_ERROR);
+    CHECK(index_apply(ix, &env, &ev, &why) == 0 && index_pod_count(ix) == 2,
+          "decode_error is ignored");
+    kv_event_init(&ev, KV_GAP);
+    index_apply(ix, &env, &ev, &why);
+    CHECK(index_pod_count(ix) == 3 && index_pod_info(ix, 2, &pi) == 0 &&
+              strcmp(pi.pod, "a") == 0 && pi.has_rank && pi.rank == 3 &&
+              pi.has_seq && pi.last_seq == 41 && pi.has_ts &&
+              pi.last_ts == 1700000041.0 && pi.degraded,
+          "pods: (a, rank 3) is its own pod with seq, ts, degraded");
+    CHECK(index_pod_info(ix, 0, &pi) == 0 && pi.blocks == 1 &&
+              pi.last_seq == 40 && !pi.degraded,
+          "pods: blocks and last seq");
+    CHECK(index_pod_info(ix, 3, &pi) == -1, "pods: out of range");
+    removed(ix, "a", h, 1, NULL);
+    record(ix, "a", KV_ALL_BLOCKS_CLEARED);
+    record(ix, "a", KV_RESTART);
+    s = stats(ix);
+    CHECK(s.applied[KV_BLOCK_STORED] == 2 && s.applied[KV_BLOCK_REMOVED] == 1 &&
+              s.applied[KV_ALL_BLOCKS_CLEARED] == 1 && s.applied[KV_GAP] == 1 &&
+              s.applied[KV_RESTART] == 1 && s.applied[KV_DECODE_ERROR] == 0,
+          "stats: applied by type");
+    CHECK_U64(s.pods, 3, "stats: pods");
+
+    /* Hostile or broken events are rejected, never trusted. */
+    kv_event_init(&ev, KV_BLOCK_REMOVED);
+    CHECK(index_apply(ix, &env, &ev, &why) == -1 && why == INDEX_REJ_INVALID,
+          "BlockRemoved without block_hashes is invalid");
+    kv_event_init(&ev, KV_BLOCK_STORED);
+    ev.present = KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_BLOCK_SIZE);
+    ev.num[KV_F_BLOCK_SIZE] = 16;
+    CHECK(index_apply(ix, &env, &ev, &why) == -1 && why == INDEX_REJ_INVALID,
+          "BlockStored without token_ids is invalid");
+    CHECK(store(ix,
+                &(struct st){.pod = "a",
+                             .h = h,
+                             .n = 1,
+                             .tok = T,
+                             .ntok = 16,
+                             .bs = (int64_t)1 << 33},
+                &why) == -1 &&
+              why == INDEX_REJ_INVALID,
+          "a block size beyond 32 bits is invalid");
+    CHECK(store(ix,
+                &(struct st){
+                    .pod = "a", .h = h, .n = 2, .tok = T, .ntok = 16, .bs = 8},
+                &why) == -1 &&
+              why == INDEX_REJ_BLOCK_SIZE,
+          "block size checked before alignment");
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, "M%d", i);
+        if (store(ix,
+                  &(struct st){.pod = "a",
+                               .h = h,
+                               .n = 1,
+                               .tok = T,
+                               .ntok = 16,
+                               .bs = 16,
+                               .medium = name},
+                  &why) != 0)
+            break;
+    }
+    CHECK(why == INDEX_REJ_INVALID, "a 33rd medium name is refused");
+    CHECK_STR(index_medium_name(ix, 31), "M30", "32 media kept");
+    CHECK(index_medium_name(ix, 32) == NULL, "no bit 32");
+    index_free(ix);
+}
+
+static void
+test_restore_errors(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    char err[128] = "";
+    struct index_dump_entry e = {.pod = "a",
+                                 .model = "m",
+                                 .lora_name = "",
+                                 .block_size = 16,
+                                 .engine_hash = 5,
+                                 .key = 77,
+                                 .media = 1};
+    struct index_opts bad = {(enum blockkey_scheme)9, 0, "", "m", 0};
+
+    CHECK(index_restore_entry(ix, &e, err, sizeof err) == 0,
+          "restore an entry");
+    CHECK(index_restore_entry(ix, &e, err, sizeof err) == 0 &&
+              stats(ix).entries == 1,
+          "restoring it twice is idempotent");
+    e.block_size = 32;
+    CHECK(index_restore_entry(ix, &e, err, sizeof err) == -1 &&
+              strstr(err, "block_size"),
+          "a block size that differs from the namespace's");
+    e.block_size = 16;
+    e.media = 1u << 5;
+    CHECK(index_restore_entry(ix, &e, err, sizeof err) == -1,
+          "media bits nobody interned");
+    e.media = 0;
+    CHECK(index_restore_entry(ix, &e, err, sizeof err) == -1, "no media");
+    CHECK(index_restore_ns(ix, (struct kv_str){"m", 1}, (struct kv_str){"", 0},
+                           0, err, sizeof err) == -1,
+          "namespace block size 0");
+    CHECK(index_restore_pod(ix, &(struct index_pod_info){.pod = NULL}, err,
+                            sizeof err) == -1,
+          "pod without a name");
+    match_q(ix, NULL, NULL, 0, NULL, 0);
+    CHECK(R.n == 0 && R.blocks == 0, "empty query");
+    CHECK(index_match(
+              ix, &(struct index_query){.keys = (uint64_t[]){77}, .n_keys = 1},
+              &R, err, sizeof err) == 0 &&
+              R.n == 1 && R.m[0].depth == 1,
+          "a restored key matches by key");
+    CHECK(index_new(&bad, err, sizeof err) == NULL && err[0],
+          "index_new refuses an unknown scheme");
+    index_free(ix);
+    index_free(NULL);
+}
+
 /* ---- dump -> restore --------------------------------------------------- */
 
 static struct kv_index *
@@ -1079,13 +1237,18 @@ eng_hash(int p, int d, size_t b)
 
 static void
 test_random(int DOCS, int STEPS, int clear_every, int pad_pods,
-            uint64_t max_blocks)
+            uint64_t max_blocks, enum blockkey_scheme scheme)
 {
     enum { PODS = 5, BS = 16 };
     static const char *const names[PODS] = {"p0", "p1", "p2", "p3", "p4"};
     static const char *loras[2] = {"", "L"};
-    struct kv_index *ix = new_index(BLOCKKEY_DYNAMO, 0, max_blocks);
-    struct blockkey_cfg cfg = {BLOCKKEY_DYNAMO, 0, 0};
+    struct kv_index *ix = new_index(scheme, 7, max_blocks);
+    /* The model's own key configuration per namespace (llm-d roots the
+     * LoRA's chain on its name, the base model's on the model). */
+    struct blockkey_cfg cfgs[2] = {
+        {scheme, 7, blockkey_llmd_root("", 0, "m", 1)},
+        {scheme, 7, blockkey_llmd_root("", 0, "L", 1)},
+    };
     struct index_match_result r = {0};
     uint32_t tok[16 * BS];
     int cpu = index_medium_intern(ix, "CPU", 3);
@@ -1157,7 +1320,7 @@ test_random(int DOCS, int STEPS, int clear_every, int pad_pods,
                     has_parent = 1;
                     continue;
                 }
-                key = blockkey_next(&cfg, has_parent ? &parent_key : NULL,
+                key = blockkey_next(&cfgs[ns], has_parent ? &parent_key : NULL,
                                     tok + i * BS, BS);
                 M[M_n++] = (struct m_ent){p, h[i], ns, key, 1u << medium};
                 parent_key = key;
@@ -1203,7 +1366,7 @@ test_random(int DOCS, int STEPS, int clear_every, int pad_pods,
                 tok[t] = doc_tok(d, t);
             if (rnd() % 4 == 0)
                 tok[(rnd() % nb) * BS] ^= 1;
-            blockkey_chain(&cfg, NULL, tok, nb * BS, BS, keys);
+            blockkey_chain(&cfgs[ns], NULL, tok, nb * BS, BS, keys);
             for (int pp = 0; pp < PODS; pp++) {
                 while (depth[pp] < nb) {
                     int found = 0;
@@ -1295,14 +1458,16 @@ main(void)
     test_clear_restart_gap();
     test_depth_semantics();
     test_bigram_pages();
+    test_bookkeeping();
+    test_restore_errors();
     test_lru();
     test_memory_returns();
     test_dump_restore();
     test_restore_lru_order();
-    test_random(8, 6000, 8, 0, 0);
-    test_random(64, 30000, 200, 0, 0);
-    test_random(16, 10000, 50, 64, 0);
-    test_random(64, 30000, 200, 0, 1200);
+    test_random(8, 6000, 8, 0, 0, BLOCKKEY_DYNAMO);
+    test_random(64, 30000, 200, 0, 0, BLOCKKEY_AIBRIX);
+    test_random(16, 10000, 50, 64, 0, BLOCKKEY_LLMD);
+    test_random(64, 30000, 200, 0, 1200, BLOCKKEY_DYNAMO);
     index_match_result_free(&R);
     return unit_done();
 }
