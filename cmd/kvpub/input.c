@@ -170,20 +170,30 @@ input_next(struct input *in, struct arena *arena, struct kv_batch *b, char *err,
         struct kv_event ev;
         int rc =
             ndjson_parse_line(copy, len, arena, &env, &ev, perr, sizeof perr);
-        if (rc == NDJSON_SKIP)
-            continue;
         if (rc == NDJSON_BAD || rc == NDJSON_FATAL) {
             snprintf(err, errlen, "line %llu: %s", (unsigned long long)no,
                      perr);
+            if (!in->collecting)
+                arena_reset(arena);
             return rc == NDJSON_BAD ? INPUT_BAD : INPUT_ERR;
         }
-        if (ev.type >= KV_GAP) {
+        int skip = rc == NDJSON_SKIP;
+        if (!skip && ev.type >= KV_GAP) {
             in->records++;
-            continue;
-        }
-        if (in->pod != NULL && (env.pod.n != strlen(in->pod) ||
-                                memcmp(env.pod.p, in->pod, env.pod.n) != 0)) {
+            skip = 1;
+        } else if (!skip && in->pod != NULL &&
+                   (env.pod.n != strlen(in->pod) ||
+                    memcmp(env.pod.p, in->pod, env.pod.n) != 0)) {
             in->filtered++;
+            skip = 1;
+        }
+        if (skip) {
+            /*
+             * Nothing of this line is kept: free its copy now, unless a
+             * batch being collected still points into the arena.
+             */
+            if (!in->collecting)
+                arena_reset(arena);
             continue;
         }
         if (in->collecting && !same_batch(in, &env)) {

@@ -68,8 +68,10 @@ int input_open(struct input *in, const char *path, int keep_for_loop,
 /*
  * Collects the next batch.  Its events and the strings they point to live
  * in arena and in the reader (valid until the next input_next call or
- * arena_reset).  b->ts/has_ts and b->rank/has_rank come from the batch's
- * first line; b->seq is left to the caller.  Returns an enum input_rc.
+ * arena_reset).  The arena must hold nothing else: the reader resets it
+ * while no batch is being collected, to drop the lines it skipped. b->ts/has_ts
+ * and b->rank/has_rank come from the batch's first line; b->seq is left to the
+ * caller.  Returns an enum input_rc.
  */
 int input_next(struct input *in, struct arena *arena, struct kv_batch *b,
                char *err, size_t errlen);
