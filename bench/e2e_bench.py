@@ -1,20 +1,23 @@
 #!/usr/bin/python3
-"""End-to-end benchmark over tcp loopback: kvsub next to a Python subscriber.
+"""End-to-end benchmark over tcp loopback: kvsub next to its baselines.
 
-    /usr/bin/python3 bench/e2e_bench.py KVSUB STREAM [BATCHES]
+    /usr/bin/python3 bench/e2e_bench.py BINDIR BENCHDIR STREAM
 
 STREAM is a recorded stream from bench/gen_stream.py (4-byte big-endian
-length, payload; current vLLM layout).  For each subscriber in turn, a
-publisher in this process binds an XPUB on 127.0.0.1 (SNDHWM 100000, the
-engine's default), waits for the subscription, then sends the batches as
-[topic, seq8, payload] as fast as pyzmq can.  The subscriber ends when it
-has every event (or after 1 s of silence, which is then not counted).
-Events received, loss and events/s are printed per subscriber, and the
-ratio kvsub / Python.  The publisher's own send rate is printed too: when a
-subscriber's rate is close to it, the subscriber keeps up with the source.
+length, payload; current vLLM layout).  Each run binds a publisher's XPUB on
+127.0.0.1 (SNDHWM 100000, the engine's default), starts one subscriber,
+waits for its subscription and sends every batch as [topic, seq8, payload]
+as fast as it can.  The subscriber stops when it has everything (or after
+1 s of silence, which is then not counted).  Printed per run: events
+received, loss, events/s from the first send to the subscriber's exit, and
+the subscriber's CPU time (user + system, all threads).
 
-The Python baseline is what a plain consumer does: pyzmq SUB (same
-RCVHWM as kvsub), msgpack.unpackb, one json.dumps line per event.
+Publishers: "C" (BENCHDIR/e2e_zmq pub: libzmq as fast as it goes) and
+"py" (pyzmq in this process, like the engine's own Python publisher).
+Subscribers: "floor" (BENCHDIR/e2e_zmq count: receive whole messages and
+count, nothing else), "kvsub" (decode, sequence tracking, NDJSON to a file)
+and "python" (pyzmq + msgpack + json.dumps per event to a file, same RCVHWM
+as kvsub), the plain consumer kvsub replaces.
 """
 
 import json
@@ -33,12 +36,12 @@ IDLE = 1.0
 HWM = 1000000
 
 
-def load(path, limit):
+def load(path):
     out = []
     with open(path, "rb") as f:
         data = f.read()
     off = 0
-    while off + 4 <= len(data) and (limit is None or len(out) < limit):
+    while off + 4 <= len(data):
         (n,) = struct.unpack(">I", data[off:off + 4])
         out.append(data[off + 4:off + 4 + n])
         off += 4 + n
@@ -53,125 +56,140 @@ def free_port():
     return p
 
 
-def python_sub(uri, expected, out_path):
-    """The baseline subscriber (runs in a child process)."""
+def python_sub(uri, expected):
+    """The baseline subscriber (runs in a child process, NDJSON on stdout)."""
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.RCVHWM, HWM)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.connect(uri)
     got = 0
-    with open(out_path, "w") as out:
-        while got < expected:
-            if not sub.poll(int(IDLE * 1000)):
-                break
-            topic, seq8, payload = sub.recv_multipart()
-            seq = int.from_bytes(seq8, "big")
-            batch = msgpack.unpackb(payload, raw=False)
-            ts, events = batch[0], batch[1]
-            rank = batch[2] if len(batch) > 2 else None
-            for i, ev in enumerate(events):
-                d = {"pod": "p", "dp_rank": rank, "seq": seq, "i": i,
-                     "ts": ts}
-                d.update(ev)
-                for k in ("block_hashes",):
-                    if d.get(k) is not None:
-                        d[k] = [str(h & 0xFFFFFFFFFFFFFFFF) for h in d[k]]
-                if d.get("parent_block_hash") is not None:
-                    d["parent_block_hash"] = str(d["parent_block_hash"])
-                out.write(json.dumps(d, separators=(",", ":")) + "\n")
-                got += 1
+    out = sys.stdout
+    while got < expected:
+        if not sub.poll(int(IDLE * 1000)):
+            break
+        _topic, seq8, payload = sub.recv_multipart()
+        seq = int.from_bytes(seq8, "big")
+        batch = msgpack.unpackb(payload, raw=False)
+        ts, events = batch[0], batch[1]
+        rank = batch[2] if len(batch) > 2 else None
+        for i, ev in enumerate(events):
+            d = {"pod": "p", "dp_rank": rank, "seq": seq, "i": i, "ts": ts}
+            d.update(ev)
+            if d.get("block_hashes") is not None:
+                d["block_hashes"] = [str(h & 0xFFFFFFFFFFFFFFFF)
+                                     for h in d["block_hashes"]]
+            if d.get("parent_block_hash") is not None:
+                d["parent_block_hash"] = str(d["parent_block_hash"])
+            out.write(json.dumps(d, separators=(",", ":")) + "\n")
+            got += 1
+    out.flush()
     print(json.dumps({"events": got}), file=sys.stderr)
 
 
-def run_one(name, argv, payloads, expected, out_path, counter):
-    port = free_port()
-    uri = "tcp://127.0.0.1:%d" % port
-    ctx = zmq.Context()
-    pub = ctx.socket(zmq.XPUB)
-    pub.setsockopt(zmq.SNDHWM, 100000)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.bind(uri)
-    err_path = out_path + ".err"
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen([a.replace("URI", uri) for a in argv],
-                                stdout=out, stderr=err)
-    if not pub.poll(10000):
-        proc.kill()
-        raise SystemExit("%s never subscribed" % name)
-    pub.recv()
-    t0 = time.monotonic()
-    for seq, p in enumerate(payloads):
-        pub.send_multipart([b"", seq.to_bytes(8, "big"), p])
-    t_sent = time.monotonic()
-    _, status, ru = os.wait4(proc.pid, 0)
-    proc.returncode = status
-    t_end = time.monotonic()
-    pub.close(0)
-    ctx.term()
-    got = counter(out_path, err_path)
-    if got < expected:
-        t_end -= IDLE
-    return {"name": name, "events": got, "lost": expected - got,
-            "seconds": t_end - t0, "send_seconds": t_sent - t0,
-            "rate": got / max(t_end - t0, 1e-9),
-            "cpu": ru.ru_utime + ru.ru_stime}
+class Bench:
+    def __init__(self, bindir, benchdir, stream):
+        self.kvsub = os.path.join(bindir, "kvsub")
+        self.zmqtool = os.path.join(benchdir, "e2e_zmq")
+        self.stream = stream
+        self.payloads = load(stream)
+        self.per_batch = [len(msgpack.unpackb(p)[1]) for p in self.payloads]
+        self.expected = sum(self.per_batch)
+        self.tmp = tempfile.mkdtemp(prefix="kvtap-e2e-")
 
+    def sub_argv(self, name, uri):
+        n = str(self.expected)
+        if name == "kvsub":
+            return [self.kvsub, "-q", "-c", n, "--idle", "1s", uri]
+        if name == "python":
+            return [sys.executable, os.path.abspath(__file__), "sub", uri, n]
+        return [self.zmqtool, "count", uri, str(len(self.payloads))]
 
-def count_lines(out_path, err_path):
-    n = 0
-    with open(out_path, "rb") as f:
-        for line in f:
-            if b'"i":' in line:
-                n += 1
-    return n
+    def events_got(self, name, out_path, err_path):
+        if name == "python":
+            with open(err_path) as f:
+                return json.loads(f.read().strip().splitlines()[-1])["events"]
+        if name == "floor":
+            with open(out_path) as f:
+                batches = int(f.read().strip() or 0)
+            return sum(self.per_batch[:batches])
+        n = 0
+        with open(out_path, "rb") as f:
+            for line in f:
+                if b'"i":' in line:
+                    n += 1
+        return n
 
+    def run(self, pubkind, name):
+        uri = "tcp://127.0.0.1:%d" % free_port()
+        out_path = os.path.join(self.tmp, name + ".out")
+        err_path = out_path + ".err"
+        if pubkind == "C":
+            pub = subprocess.Popen([self.zmqtool, "pub", uri, self.stream],
+                                   stdout=subprocess.PIPE)
+            time.sleep(0.1)
+        else:
+            ctx = zmq.Context()
+            sock = ctx.socket(zmq.XPUB)
+            sock.setsockopt(zmq.SNDHWM, 100000)
+            sock.setsockopt(zmq.LINGER, 10000)
+            sock.bind(uri)
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            proc = subprocess.Popen(self.sub_argv(name, uri), stdout=out,
+                                    stderr=err)
+        if pubkind == "C":
+            _, _, ru = os.wait4(proc.pid, 0)
+            t_end = time.monotonic()
+            t0, t_sent = (float(x) for x in pub.communicate()[0].split())
+        else:
+            sock.recv()
+            t0 = time.monotonic()
+            for seq, p in enumerate(self.payloads):
+                sock.send_multipart([b"", seq.to_bytes(8, "big"), p])
+            t_sent = time.monotonic()
+            _, _, ru = os.wait4(proc.pid, 0)
+            t_end = time.monotonic()
+            sock.close()
+            ctx.term()
+        got = self.events_got(name, out_path, err_path)
+        if got < self.expected:
+            t_end -= IDLE
+        secs = max(t_end - t0, 1e-9)
+        cpu = ru.ru_utime + ru.ru_stime
+        r = {"events": got, "rate": got / secs, "cpu": cpu}
+        lost = self.expected - got
+        print("%-2s -> %-6s %8d events  lost %6d (%5.2f%%)  %6.2f s "
+              "%9.0f events/s  cpu %5.2f s  [sent in %.2f s]" %
+              (pubkind, name, got, lost, 100.0 * lost / self.expected, secs,
+               r["rate"], cpu, t_sent - t0))
+        for p in (out_path, err_path):
+            os.unlink(p)
+        return r
 
-def count_py(out_path, err_path):
-    with open(err_path) as f:
-        return json.loads(f.read().strip().splitlines()[-1])["events"]
+    def close(self):
+        os.rmdir(self.tmp)
 
 
 def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "sub":
-        python_sub(sys.argv[2], int(sys.argv[3]), "/dev/stdout")
+        python_sub(sys.argv[2], int(sys.argv[3]))
         return 0
-    kvsub, stream = sys.argv[1], sys.argv[2]
-    limit = int(sys.argv[3]) if len(sys.argv) > 3 else None
-    payloads = load(stream, limit)
-    expected = sum(len(msgpack.unpackb(p)[1]) for p in payloads)
-    nbytes = sum(len(p) for p in payloads)
+    b = Bench(sys.argv[1], sys.argv[2], sys.argv[3])
+    nbytes = sum(len(p) for p in b.payloads)
     print("stream: %d batches, %d events, %.0f bytes/batch" %
-          (len(payloads), expected, nbytes / len(payloads)))
-    tmp = tempfile.mkdtemp(prefix="kvtap-e2e-")
-    runs = [
-        ("python", [sys.executable, os.path.abspath(__file__), "sub", "URI",
-                    str(expected)], count_py),
-        ("kvsub", [kvsub, "-q", "-c", str(expected), "--idle", "1s",
-                   "--hwm", str(HWM), "URI"], count_lines),
-    ]
-    res = []
-    for name, argv, counter in runs:
-        r = run_one(name, argv, payloads, expected,
-                    os.path.join(tmp, name + ".out"), counter)
-        res.append(r)
-        print("%-7s %9d events  lost %7d (%.2f%%)  %6.2f s  %10.0f events/s"
-              "  cpu %.2f s (%.0f events/cpu-s)"
-              "  [publisher sent in %.2f s: %.0f events/s]" %
-              (name, r["events"], r["lost"], 100.0 * r["lost"] / expected,
-               r["seconds"], r["rate"], r["cpu"],
-               r["events"] / max(r["cpu"], 1e-9), r["send_seconds"],
-               expected / max(r["send_seconds"], 1e-9)))
-    for f in os.listdir(tmp):
-        os.unlink(os.path.join(tmp, f))
-    os.rmdir(tmp)
-    py, kv = res
-    print("kvsub / python end to end: %.1fx events/s, %.1fx events per "
-          "cpu-second; kvsub loss %d of %d" %
-          (kv["rate"] / max(py["rate"], 1e-9),
-           (kv["events"] / max(kv["cpu"], 1e-9)) /
-           max(py["events"] / max(py["cpu"], 1e-9), 1e-9),
-           kv["lost"], expected))
+          (len(b.payloads), b.expected, nbytes / len(b.payloads)))
+    floor = b.run("C", "floor")
+    kv = b.run("C", "kvsub")
+    py = b.run("C", "python")
+    kv_py = b.run("py", "kvsub")
+    b.close()
+    print("kvsub/python %.1fx events/s (%.1fx per cpu-second); "
+          "kvsub/floor %.2fx; kvsub loss %d (C publisher), %d (py publisher)"
+          % (kv["rate"] / max(py["rate"], 1e-9),
+             (kv["events"] / max(kv["cpu"], 1e-9)) /
+             max(py["events"] / max(py["cpu"], 1e-9), 1e-9),
+             kv["rate"] / max(floor["rate"], 1e-9),
+             b.expected - kv["events"], b.expected - kv_py["events"]))
     return 0
 
 
