@@ -10,8 +10,9 @@
  * Each measurement runs in a forked child so that its resident-memory delta
  * is its own.
  *
- * Usage: bench_index [-q] [-d DOCS_PER_POD] [-n QUERIES]
- *   -q quick run (fewer entries) for a smoke test.
+ * Usage: bench_index [-q] [-d DOCS_PER_POD] [-n QUERIES] [-e BLOCKS]
+ *   -q quick run (fewer entries) for a smoke test; -e blocks per event
+ *   (default 16; a divisor of 128).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -28,7 +29,7 @@
 #define PODS 64
 #define BS 16
 #define BLOCKS 128 /* per document: 2,048 tokens */
-#define EV_BLOCKS 16
+#define MAX_EV_BLOCKS 128
 #define PREFIX_BLOCKS 4 /* shared by the 16 documents of a group */
 #define GROUP 16
 #define COPIES 4 /* pods holding each document */
@@ -39,6 +40,7 @@ struct workload {
     uint32_t docs_per_pod;
     uint32_t *tokens; /* docs * BLOCKS * BS */
     uint32_t n_queries;
+    uint32_t ev_blocks; /* blocks per BlockStored event, divides BLOCKS */
 };
 
 struct result {
@@ -332,22 +334,23 @@ static uint64_t
 feed(const struct workload *w, apply_fn fn, void *ctx, int *ok)
 {
     uint64_t blocks = 0;
-    uint64_t hashes[EV_BLOCKS], parent;
+    uint64_t hashes[MAX_EV_BLOCKS], parent;
+    uint32_t evb = w->ev_blocks;
 
     for (uint32_t d = 0; d < w->docs; d++) {
         for (int j = 0; j < copies(w); j++) {
             uint32_t p = doc_pod(w, d, (uint32_t)j);
             const uint32_t *t = w->tokens + (size_t)d * BLOCKS * BS;
 
-            for (uint32_t e = 0; e < BLOCKS / EV_BLOCKS; e++) {
-                for (uint32_t i = 0; i < EV_BLOCKS; i++)
-                    hashes[i] = engine_hash(w, p, d, e * EV_BLOCKS + i);
+            for (uint32_t e = 0; e < BLOCKS / evb; e++) {
+                for (uint32_t i = 0; i < evb; i++)
+                    hashes[i] = engine_hash(w, p, d, e * evb + i);
                 if (e)
-                    parent = engine_hash(w, p, d, e * EV_BLOCKS - 1);
-                if (fn(ctx, p, e ? &parent : NULL, hashes, EV_BLOCKS,
-                       t + (size_t)e * EV_BLOCKS * BS) != 0)
+                    parent = engine_hash(w, p, d, e * evb - 1);
+                if (fn(ctx, p, e ? &parent : NULL, hashes, evb,
+                       t + (size_t)e * evb * BS) != 0)
                     *ok = 0;
-                blocks += EV_BLOCKS;
+                blocks += evb;
             }
         }
     }
@@ -357,7 +360,7 @@ feed(const struct workload *w, apply_fn fn, void *ctx, int *ok)
 struct ix_ctx {
     struct kv_index *ix;
     struct kv_event ev;
-    struct kv_hash hs[EV_BLOCKS];
+    struct kv_hash hs[MAX_EV_BLOCKS];
     char names[PODS][8];
 };
 
@@ -589,7 +592,8 @@ main(int argc, char **argv)
     uint32_t per_pod = 128;
 
     w.n_queries = 20000;
-    while ((c = getopt(argc, argv, "qd:n:")) != -1) {
+    w.ev_blocks = 16;
+    while ((c = getopt(argc, argv, "qd:n:e:")) != -1) {
         switch (c) {
         case 'q':
             quick = 1;
@@ -600,9 +604,12 @@ main(int argc, char **argv)
         case 'n':
             w.n_queries = (uint32_t)strtoul(optarg, NULL, 10);
             break;
+        case 'e':
+            w.ev_blocks = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
         default:
             fprintf(stderr, "usage: bench_index [-q] [-d DOCS_PER_POD] "
-                            "[-n QUERIES]\n");
+                            "[-n QUERIES] [-e BLOCKS_PER_EVENT]\n");
             return 2;
         }
     }
@@ -610,7 +617,8 @@ main(int argc, char **argv)
         per_pod = 8;
         w.n_queries = 2000;
     }
-    if (per_pod == 0 || w.n_queries == 0)
+    if (per_pod == 0 || w.n_queries == 0 || w.ev_blocks == 0 ||
+        w.ev_blocks > MAX_EV_BLOCKS || BLOCKS % w.ev_blocks)
         return 2;
     for (int shared = 1; shared >= 0; shared--) {
         w.shared = shared;
@@ -620,9 +628,10 @@ main(int argc, char **argv)
         if (w.tokens == NULL)
             return 1;
         make_tokens(&w);
-        printf("workload %s: %d pods, %u documents of %d blocks x %d tokens, "
-               "%s\n",
+        printf("workload %s: %d pods, %u documents of %d blocks x %d tokens "
+               "in events of %u blocks, %s\n",
                shared ? "shared" : "unique", PODS, w.docs, BLOCKS, BS,
+               w.ev_blocks,
                shared ? "each on 4 pods, 4-block prefix shared by 16 documents"
                       : "each on one pod, nothing shared (worst case for "
                         "memory)");

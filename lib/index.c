@@ -1269,6 +1269,10 @@ apply_stored(struct kv_index *ix, uint32_t p, const struct ndjson_env *env,
         pod->misaligned++;
         return INDEX_REJ_MISALIGNED;
     }
+    /* The parent's and the first blocks' engine-map slots miss the cache
+     * together rather than one after the other. */
+    for (size_t i = 0; i < ev->n_hashes && i < STORE_CHUNK; i++)
+        em_prefetch(&pod->map, ev->hashes[i].v);
     if (has_value(ev, KV_F_PARENT_BLOCK_HASH)) {
         uint32_t s = em_find(ix, &pod->map, ev->parent.v);
 
