@@ -377,3 +377,26 @@ for l in open(sys.argv[1]):
     assert_success
     [ $(((t1 - t0) / 1000000)) -ge 500 ]
 }
+
+@test "round trip through kvsub in the vllm-map-batch and sglang layouts" {
+    jq -c 'select(.pod == "pod-a")' "$SAMPLE" >"$T/a.ndjson"
+    jq -c 'del(.lora_name, .extra_keys, .group_idx, .kv_cache_spec_kind)
+           | if .type == "BlockStored" and .seq % 3 == 1
+             then . + {cache_salt: "salt-\(.seq)"} else . end' \
+        "$T/a.ndjson" >"$T/a-sglang.ndjson"
+    n=$(wc -l <"$T/a.ndjson")
+    for layout in vllm-map-batch sglang; do
+        in=$T/a.ndjson
+        engine=vllm
+        if [ "$layout" = sglang ]; then
+            in=$T/a-sglang.ndjson
+            engine=sglang
+        fi
+        IN=$in start_kvpub --wait-subs 1 --layout "$layout" "$P" "$R"
+        run kvsub -c "$n" --idle 5s --engine "$engine" "pod-a=$P,$R"
+        assert_success
+        diff "$in" <(printf '%s\n' "$output")
+        kvpub_status
+        assert_equal "$ST" 0
+    done
+}
