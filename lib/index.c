@@ -3,26 +3,30 @@
  *
  * Layout, chosen for one writer thread and small per-entry memory:
  *
- * - Entries: one struct entry per (pod, engine hash), 32 bytes, in one pool
- *   addressed by 32-bit ids.  An entry is on three lists: the holders of its
- *   key (singly linked through next_holder), the global LRU (doubly linked,
- *   oldest to newest) and its pod's engine map.  Freed ids go to a free list;
- *   when more than half the pool is free it is compacted and shrunk, so
- *   memory follows the live entries.
+ * - Entries: one struct entry per (pod, engine hash), 24 bytes, in one pool
+ *   addressed by 32-bit ids.  An entry is on the holder list of its key
+ *   (singly linked through next_holder) and in its pod's engine map; under
+ *   max_blocks also on the LRU (doubly linked, oldest to newest, in a
+ *   parallel array that costs nothing without a cap).  Freed ids go to a
+ *   free list; when more than half the pool is free it is compacted and
+ *   shrunk, so memory follows the live entries.
  * - Keys: one open-addressing table (linear probing, backward-shift deletion)
- *   of (namespace, key) -> first holder.  The holder set of a key is the list
- *   of its entries: a key held by a few pods costs nothing beyond them, with
- *   no per-key heap allocation.  A key with no holder leaves the table.
+ *   of (namespace, key) -> first holder and a bitmap of the holders among
+ *   pods 0..63.  The holder set of a key is the list of its entries: a key
+ *   held by a few pods costs nothing beyond them, with no per-key heap
+ *   allocation.  A key with no holder leaves the table.
  * - Engine maps: per pod, an open-addressing table of entry ids keyed by the
  *   entry's engine hash.  Per pod because engines seed their hashes per
  *   process and one pod's removal must not touch another's.
+ * - match follows up to 64 pods with one probe and one AND per block (the
+ *   bitmaps), more pods by walking holder lists; it probes 16 blocks ahead
+ *   so that the cache misses of a long prompt overlap.
  *
  * Ids are stable between public calls except across compaction, which runs
  * only at the end of a public call.
  */
 #include "index.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +66,7 @@ struct key_slot {
     uint32_t head; /* first holder; NONE marks an empty slot */
 };
 
-/* An engine map: entry ids, NONE for empty slots. */
+/* An engine map: tagged entry ids, EM_EMPTY for empty slots. */
 struct emap {
     uint64_t *slot; /* tag << 32 | entry id */
     uint32_t cap;   /* 0 or a power of two */
@@ -118,6 +122,7 @@ struct kv_index {
 
     struct ns *ns;
     uint32_t n_ns, ns_cap, last_ns;
+    uint32_t *ns_tab;
 
     char *media[MAX_MEDIA];
     int n_media;
@@ -933,18 +938,69 @@ pod_intern(struct kv_index *ix, const char *name, size_t n, int has_rank,
 }
 
 static uint32_t
+ns_hash(const char *model, size_t mn, const char *lora, size_t ln)
+{
+    return (uint32_t)((blockkey_fnv1a64(model, mn) ^
+                       blockkey_fnv1a64(lora, ln) * GOLDEN) >>
+                      20);
+}
+
+static int
+ns_is(const struct ns *s, const char *model, size_t mn, const char *lora,
+      size_t ln)
+{
+    return s->model_len == mn && s->lora_len == ln &&
+           memcmp(s->model, model, mn) == 0 && memcmp(s->lora, lora, ln) == 0;
+}
+
+/* A table of namespace ids, 2 * ns_cap slots: engines may serve hundreds of
+ * LoRA adapters, and every event looks its namespace up. */
+static uint32_t
 ns_find(struct kv_index *ix, const char *model, size_t mn, const char *lora,
         size_t ln)
 {
-    for (uint32_t k = 0; k < ix->n_ns; k++) {
-        uint32_t i = (ix->last_ns + k) % ix->n_ns;
-        const struct ns *s = &ix->ns[i];
+    uint32_t mask = ix->ns_cap * 2 - 1, j;
 
-        if (s->model_len == mn && s->lora_len == ln &&
-            memcmp(s->model, model, mn) == 0 && memcmp(s->lora, lora, ln) == 0)
-            return ix->last_ns = i;
+    if (ix->last_ns < ix->n_ns &&
+        ns_is(&ix->ns[ix->last_ns], model, mn, lora, ln))
+        return ix->last_ns;
+    if (ix->n_ns == 0)
+        return NONE;
+    for (j = ns_hash(model, mn, lora, ln) & mask; ix->ns_tab[j] != NONE;
+         j = (j + 1) & mask) {
+        if (ns_is(&ix->ns[ix->ns_tab[j]], model, mn, lora, ln))
+            return ix->last_ns = ix->ns_tab[j];
     }
     return NONE;
+}
+
+static int
+ns_grow(struct kv_index *ix)
+{
+    uint32_t cap = ix->ns_cap ? ix->ns_cap * 2 : 4, mask = cap * 2 - 1;
+    struct ns *s = realloc(ix->ns, (size_t)cap * sizeof *s);
+    uint32_t *t;
+
+    if (s == NULL)
+        return -1;
+    ix->ns = s;
+    t = malloc((size_t)cap * 2 * sizeof *t);
+    if (t == NULL)
+        return -1;
+    memset(t, 0xff, (size_t)cap * 2 * sizeof *t);
+    for (uint32_t i = 0; i < ix->n_ns; i++) {
+        uint32_t j =
+            ns_hash(s[i].model, s[i].model_len, s[i].lora, s[i].lora_len) &
+            mask;
+
+        while (t[j] != NONE)
+            j = (j + 1) & mask;
+        t[j] = i;
+    }
+    free(ix->ns_tab);
+    ix->ns_tab = t;
+    ix->ns_cap = cap;
+    return 0;
 }
 
 static void
@@ -967,16 +1023,10 @@ ns_create(struct kv_index *ix, const char *model, size_t mn, const char *lora,
           size_t ln, uint32_t block_size)
 {
     struct ns *s;
+    uint32_t mask, j;
 
-    if (ix->n_ns == ix->ns_cap) {
-        uint32_t cap = ix->ns_cap ? ix->ns_cap * 2 : 4;
-
-        s = realloc(ix->ns, (size_t)cap * sizeof *s);
-        if (s == NULL)
-            return NONE;
-        ix->ns = s;
-        ix->ns_cap = cap;
-    }
+    if (ix->n_ns == ix->ns_cap && ns_grow(ix) != 0)
+        return NONE;
     s = &ix->ns[ix->n_ns];
     memset(s, 0, sizeof *s);
     s->model = dup_mem(model, mn);
@@ -990,6 +1040,11 @@ ns_create(struct kv_index *ix, const char *model, size_t mn, const char *lora,
     s->lora_len = ln;
     s->block_size = block_size;
     ns_cfg(ix, &s->cfg, model, mn, lora, ln);
+    mask = ix->ns_cap * 2 - 1;
+    j = ns_hash(model, mn, lora, ln) & mask;
+    while (ix->ns_tab[j] != NONE)
+        j = (j + 1) & mask;
+    ix->ns_tab[j] = ix->n_ns;
     return ix->last_ns = ix->n_ns++;
 }
 
@@ -1076,6 +1131,7 @@ index_free(struct kv_index *ix)
         free(ix->media[i]);
     free(ix->pods);
     free(ix->ns);
+    free(ix->ns_tab);
     pool_free(ix);
     big_free(ix->ks, (size_t)ix->ks_cap * sizeof *ix->ks);
     free(ix->qkeys);

@@ -428,6 +428,37 @@ test_namespaces(void)
     match_q(ix, "7", T, 16, NULL, 0);
     CHECK(R.n == 1 && depth_of("b") == 1, "lora_id only: named by the id");
     index_free(ix);
+
+    /* Many adapters: every namespace stays separate and found. */
+    ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    for (int i = 0; i < 300; i++) {
+        char lora[16];
+        uint64_t h = (uint64_t)i + 1;
+
+        snprintf(lora, sizeof lora, "adapter-%d", i);
+        store(ix,
+              &(struct st){.pod = i % 2 ? "odd" : "even",
+                           .lora = lora,
+                           .h = &h,
+                           .n = 1,
+                           .tok = T + i,
+                           .ntok = 16,
+                           .bs = 16},
+              NULL);
+    }
+    int all = 1;
+    for (int i = 0; i < 300; i++) {
+        char lora[16];
+
+        snprintf(lora, sizeof lora, "adapter-%d", i);
+        match_q(ix, lora, T + i, 16, NULL, 0);
+        all &= R.n == 1 && depth_of(i % 2 ? "odd" : "even") == 1;
+        match_q(ix, lora, T + i + 1, 16, NULL, 0);
+        all &= R.n == 0;
+    }
+    CHECK(all, "300 LoRA namespaces, each its own");
+    CHECK_U64(stats(ix).namespaces, 300, "300 namespaces counted");
+    index_free(ix);
 }
 
 static void
