@@ -36,54 +36,6 @@ static const char digits2[] = "00010203040506070809"
 
 static const char hexdig[] = "0123456789abcdef";
 
-/* Writes v in decimal at dst (room for 20 bytes); returns the length. */
-static size_t
-fmt_u64(char *dst, uint64_t v)
-{
-    char tmp[20];
-    char *p = tmp + sizeof tmp;
-
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
-        p -= 2;
-        memcpy(p, digits2 + 2 * r, 2);
-    }
-    if (v >= 10) {
-        p -= 2;
-        memcpy(p, digits2 + 2 * v, 2);
-    } else {
-        *--p = (char)('0' + v);
-    }
-    size_t n = (size_t)(tmp + sizeof tmp - p);
-    memcpy(dst, p, n);
-    return n;
-}
-
-/* Writes v in decimal at dst (room for 10 bytes); returns the length. */
-static size_t
-fmt_u32(char *dst, uint32_t v)
-{
-    char tmp[10];
-    char *p = tmp + sizeof tmp;
-
-    while (v >= 100) {
-        uint32_t r = v % 100;
-        v /= 100;
-        p -= 2;
-        memcpy(p, digits2 + 2 * r, 2);
-    }
-    if (v >= 10) {
-        p -= 2;
-        memcpy(p, digits2 + 2 * v, 2);
-    } else {
-        *--p = (char)('0' + v);
-    }
-    size_t n = (size_t)(tmp + sizeof tmp - p);
-    memcpy(dst, p, n);
-    return n;
-}
-
 /* Room for n more bytes at the end of out, or NULL once out is oom. */
 static char *
 wr_room(struct buf *out, size_t n)
@@ -91,6 +43,223 @@ wr_room(struct buf *out, size_t n)
     if (buf_reserve(out, n) == -1)
         return NULL;
     return out->p + out->len;
+}
+
+/* Writes v's digits ending at end, two at a time; returns their start. */
+static char *
+put_digits32(char *end, uint32_t v)
+{
+    while (v >= 100) {
+        uint32_t r = v % 100;
+        v /= 100;
+        end -= 2;
+        memcpy(end, digits2 + 2 * r, 2);
+    }
+    if (v >= 10) {
+        end -= 2;
+        memcpy(end, digits2 + 2 * v, 2);
+    } else {
+        *--end = (char)('0' + v);
+    }
+    return end;
+}
+
+/* Number of decimal digits of v. */
+static size_t
+ndigits32(uint32_t v)
+{
+    if (v < 100000) {
+        if (v < 100)
+            return v < 10 ? 1 : 2;
+        return v < 1000 ? 3 : v < 10000 ? 4 : 5;
+    }
+    if (v < 10000000)
+        return v < 1000000 ? 6 : 7;
+    return v < 100000000 ? 8 : v < 1000000000 ? 9 : 10;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define NDJSON_SWAR 1
+
+/*
+ * The 8 decimal digits of v < 10^8 as 8 digit values (0-9) in the bytes of
+ * a word, most significant first in memory: split 4+4, then 2+2 per half,
+ * then 1+1, each step a multiply-shift in every lane at once.
+ */
+static uint64_t
+swar8(uint32_t v)
+{
+    uint64_t x = (uint64_t)(v / 10000) | (uint64_t)(v % 10000) << 32;
+    uint64_t q = (x * 10486) >> 20 & 0x0000007f0000007full; /* /100 */
+    x = q | (x - q * 100) << 16;
+    q = (x * 103) >> 10 & 0x000f000f000f000full; /* /10 */
+    return q | (x - q * 10) << 8;
+}
+#endif
+
+/*
+ * Writes v in decimal at dst (room for 10 bytes); returns the length.  The
+ * digits are made in a register and stored with one 8-byte move: no
+ * branch on the length, and no temporary to copy from (that stalls on
+ * store-to-load forwarding).
+ */
+static size_t
+fmt_u32(char *dst, uint32_t v)
+{
+#ifdef NDJSON_SWAR
+    if (v < 100000000) {
+        if (v < 10) {
+            *dst = (char)('0' + v);
+            return 1;
+        }
+        uint64_t x = swar8(v);
+        int lz = __builtin_ctzll(x) / 8; /* leading zero digits */
+        x = (x >> (8 * lz)) + 0x3030303030303030ull;
+        memcpy(dst, &x, 8);
+        return (size_t)(8 - lz);
+    }
+#endif
+    size_t n = ndigits32(v);
+    put_digits32(dst + n, v);
+    return n;
+}
+
+/* Writes v < 10^8 as exactly 8 digits, leading zeros included. */
+static void
+fmt_8digits(char *dst, uint32_t v)
+{
+#ifdef NDJSON_SWAR
+    uint64_t x = swar8(v) + 0x3030303030303030ull;
+    memcpy(dst, &x, 8);
+#else
+    for (int k = 7; k >= 0; k--) {
+        dst[k] = (char)('0' + v % 10);
+        v /= 10;
+    }
+#endif
+}
+
+/* Writes v in decimal at dst (room for 20 bytes); returns the length. */
+static size_t
+fmt_u64(char *dst, uint64_t v)
+{
+    if (v < 100000000)
+        return fmt_u32(dst, (uint32_t)v);
+    uint32_t lo = (uint32_t)(v % 100000000);
+    uint64_t hi = v / 100000000;
+    size_t n;
+    if (hi < 100000000) {
+        n = fmt_u32(dst, (uint32_t)hi);
+    } else {
+        n = fmt_u32(dst, (uint32_t)(hi / 100000000));
+        fmt_8digits(dst + n, (uint32_t)(hi % 100000000));
+        n += 8;
+    }
+    fmt_8digits(dst + n, lo);
+    return n + 8;
+}
+
+/*
+ * buf_put_double()'s text, without printf, for 1 <= |v| < 10^14 (every
+ * timestamp): the first of 15, 16, 17 significant digits that reads back
+ * as v.  Rounding and the read-back test are exact integer arithmetic on
+ * v = M * 2^-s, so the result is what glibc's correctly rounded %.*g and
+ * strtod give.  Returns the length (at most 24), or 0 outside that range.
+ */
+static size_t
+fmt_double_fast(char *dst, double v)
+{
+    typedef unsigned __int128 u128;
+    static const uint64_t pow10[] = {1,
+                                     10,
+                                     100,
+                                     1000,
+                                     10000,
+                                     100000,
+                                     1000000,
+                                     10000000,
+                                     100000000,
+                                     1000000000,
+                                     10000000000ull,
+                                     100000000000ull,
+                                     1000000000000ull,
+                                     10000000000000ull,
+                                     100000000000000ull,
+                                     1000000000000000ull,
+                                     10000000000000000ull};
+    double a = fabs(v);
+    char *q = dst;
+
+    if (!(a >= 1.0 && a < 1e14))
+        return 0;
+    if (v < 0)
+        *q++ = '-';
+    uint64_t ipart = (uint64_t)a;
+    if ((double)ipart == a)
+        return (size_t)(q - dst) + fmt_u64(q, ipart);
+
+    int e;
+    double fr = frexp(a, &e); /* a = fr * 2^e, fr in [0.5, 1) */
+    uint64_t m = (uint64_t)ldexp(fr, 53);
+    int sh = 53 - e; /* a = m * 2^-sh, 6 <= sh <= 52 here */
+    int ndig = 1;
+    while (ndig < 14 && ipart >= pow10[ndig])
+        ndig++;
+
+    uint64_t digits = 0;
+    int dec = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        dec = prec - ndig;
+        u128 n = (u128)m * pow10[dec];
+        u128 rem = n & (((u128)1 << sh) - 1);
+        u128 half = (u128)1 << (sh - 1);
+        digits = (uint64_t)(n >> sh);
+        if (rem > half || (rem == half && (digits & 1)))
+            digits++;
+        if (prec == 17)
+            break;
+        /* Reads back iff |digits/10^dec - v| is under half an ulp of v. */
+        u128 back = (u128)digits << sh;
+        u128 diff = back >= n ? back - n : n - back;
+        u128 twice = 2 * diff;
+        u128 unit = pow10[dec];
+        if (back < n && m == (uint64_t)1 << 52)
+            twice *= 2; /* the gap below a power of two is half as wide */
+        if (twice < unit || (twice == unit && !(m & 1)))
+            break;
+    }
+    uint64_t ip = digits / pow10[dec], fp = digits % pow10[dec];
+    q += fmt_u64(q, ip);
+    if (fp != 0) {
+        while (fp % 10 == 0) {
+            fp /= 10;
+            dec--;
+        }
+        *q++ = '.';
+        char tmp[20];
+        char *end = tmp + sizeof tmp;
+        for (int k = 0; k < dec; k++) {
+            *--end = (char)('0' + fp % 10);
+            fp /= 10;
+        }
+        memcpy(q, end, (size_t)dec);
+        q += dec;
+    }
+    return (size_t)(q - dst);
+}
+
+/* A double as buf_put_double() writes it, with the fast path first. */
+static void
+wr_double(struct buf *out, double v)
+{
+    char *q = wr_room(out, 48);
+    if (q == NULL)
+        return;
+    size_t n = fmt_double_fast(q, v);
+    if (n > 0)
+        out->len += n;
+    else
+        buf_put_double(out, v);
 }
 
 static void
@@ -397,7 +566,7 @@ mp_to_json(struct buf *out, struct mp_cur *c, int depth)
         uint32_t u = (uint32_t)be_read(p, 4);
         float f;
         memcpy(&f, &u, sizeof f);
-        buf_put_double(out, (double)f);
+        wr_double(out, (double)f);
         return 0;
     }
     case 0xcb: {
@@ -406,7 +575,7 @@ mp_to_json(struct buf *out, struct mp_cur *c, int depth)
         uint64_t u = be_read(p, 8);
         double d;
         memcpy(&d, &u, sizeof d);
-        buf_put_double(out, d);
+        wr_double(out, d);
         return 0;
     }
     case 0xd9:
@@ -761,7 +930,7 @@ ndjson_write_event(struct buf *out, const struct ndjson_env *env,
     }
     if (env->has_ts) {
         WR_LIT(out, ",\"ts\":");
-        buf_put_double(out, env->ts);
+        wr_double(out, env->ts);
     }
     wr_type(out, ev->type);
     wr_body(out, ev);
@@ -781,7 +950,7 @@ ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
     if (b->has_ts) {
         size_t mark = out->len;
         WR_LIT(out, ",\"ts\":");
-        buf_put_double(out, b->ts);
+        wr_double(out, b->ts);
         if (out->oom)
             return;
         ts_len = out->len - mark;

@@ -1,0 +1,290 @@
+/*
+ * bench_ingest.c - NDJSON writer and reader throughput.
+ *
+ * Builds a deterministic stream shaped like a vLLM prefix-cache workload
+ * (mostly BlockStored of 1-8 blocks of 16 tokens, removals, a few clears;
+ * about 4.5 events per batch), then measures in one run:
+ *   - ndjson_write_batch, events/s (kvsub's output side);
+ *   - ndjson_parse_line over the lines in memory, and jansson's json_loads
+ *     of the same lines as the baseline (a DOM parse, what a naive reader
+ *     would do), printed as a ratio;
+ *   - lines_fill/lines_next + ndjson_parse_line from a file (kvindex's
+ *     ingest path without the index).
+ * Each figure is the best of three runs in CPU time, because the machines
+ * are shared.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lines.h"
+#include "ndjson.h"
+
+#define N_BATCHES 40000
+#define RUNS 3
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t
+next_rand(void)
+{
+    /* xorshift64*: deterministic and fast. */
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 2685821657736338717ull;
+}
+
+static double
+now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+struct stream {
+    struct kv_batch *batches;
+    size_t n_batches;
+    size_t n_events;
+    struct arena arena;
+};
+
+/* extra_keys [None] * n for n blocks: a fixarray of nils. */
+static const uint8_t extra_nils[] = {0x98, 0xc0, 0xc0, 0xc0, 0xc0,
+                                     0xc0, 0xc0, 0xc0, 0xc0};
+
+static uint64_t live[4096];
+static size_t n_live;
+
+/* The mix of bench/gen_stream.py (the decode benchmark's stream). */
+static void
+make_event(struct arena *a, struct kv_event *ev, uint32_t index)
+{
+    uint64_t r = next_rand() % 1000;
+
+    if (r < 5) {
+        kv_event_init(ev, KV_ALL_BLOCKS_CLEARED);
+        n_live = 0;
+    } else if (r < 560 || n_live == 0) {
+        size_t b1 = 1 + next_rand() % 8, b2 = 1 + next_rand() % 8;
+        size_t blocks = b1 < b2 ? b1 : b2;
+        kv_event_init(ev, KV_BLOCK_STORED);
+        ev->present = kv_required_fields(KV_BLOCK_STORED) |
+                      KV_BIT(KV_F_LORA_NAME) | KV_BIT(KV_F_EXTRA_KEYS) |
+                      KV_BIT(KV_F_GROUP_IDX) | KV_BIT(KV_F_KV_CACHE_SPEC_KIND);
+        ev->isnull = KV_BIT(KV_F_LORA_ID) | KV_BIT(KV_F_LORA_NAME);
+        if (n_live > 0 && next_rand() % 10 < 7)
+            ev->parent.v = live[next_rand() % n_live];
+        else
+            ev->isnull |= KV_BIT(KV_F_PARENT_BLOCK_HASH);
+        ev->hashes = arena_alloc(a, blocks * sizeof *ev->hashes);
+        for (size_t k = 0; k < blocks; k++) {
+            ev->hashes[k].v = next_rand();
+            ev->hashes[k].digest = NULL;
+            if (n_live < sizeof live / sizeof live[0])
+                live[n_live++] = ev->hashes[k].v;
+        }
+        ev->n_hashes = blocks;
+        ev->tokens = arena_alloc(a, blocks * 16 * sizeof *ev->tokens);
+        for (size_t k = 0; k < blocks * 16; k++)
+            ev->tokens[k] = (uint32_t)(next_rand() % 150000);
+        ev->n_tokens = blocks * 16;
+        ev->num[KV_F_BLOCK_SIZE] = 16;
+        ev->str[KV_F_MEDIUM].p = "GPU";
+        ev->str[KV_F_MEDIUM].n = 3;
+        ev->str[KV_F_KV_CACHE_SPEC_KIND].p = "full_attention";
+        ev->str[KV_F_KV_CACHE_SPEC_KIND].n = 14;
+        ev->raw[KV_F_EXTRA_KEYS].p = arena_alloc(a, 1 + blocks);
+        memcpy((uint8_t *)ev->raw[KV_F_EXTRA_KEYS].p, extra_nils, 1 + blocks);
+        ((uint8_t *)ev->raw[KV_F_EXTRA_KEYS].p)[0] = (uint8_t)(0x90 | blocks);
+        ev->raw[KV_F_EXTRA_KEYS].n = 1 + blocks;
+    } else {
+        size_t at = next_rand() % n_live;
+        kv_event_init(ev, KV_BLOCK_REMOVED);
+        ev->present = KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_MEDIUM) |
+                      KV_BIT(KV_F_GROUP_IDX);
+        ev->hashes = arena_alloc(a, sizeof *ev->hashes);
+        ev->hashes[0].v = live[at];
+        ev->hashes[0].digest = NULL;
+        live[at] = live[--n_live];
+        ev->n_hashes = 1;
+        ev->str[KV_F_MEDIUM].p = "GPU";
+        ev->str[KV_F_MEDIUM].n = 3;
+    }
+    ev->index = index;
+}
+
+static void
+make_stream(struct stream *s)
+{
+    memset(s, 0, sizeof *s);
+    s->n_batches = N_BATCHES;
+    s->batches = calloc(N_BATCHES, sizeof *s->batches);
+    double ts = 1700000000.0;
+    for (size_t b = 0; b < N_BATCHES; b++) {
+        struct kv_batch *kb = &s->batches[b];
+        size_t n = 1 + next_rand() % 8; /* mean 4.5 */
+        kb->seq = b;
+        ts += 0.001 + (double)(next_rand() % 49000) * 1e-6;
+        kb->ts = ts;
+        kb->has_ts = 1;
+        kb->has_rank = 1;
+        kb->rank = 0;
+        kb->events = arena_alloc(&s->arena, n * sizeof *kb->events);
+        kb->n_events = n;
+        for (size_t k = 0; k < n; k++)
+            make_event(&s->arena, &kb->events[k], (uint32_t)k);
+        s->n_events += n;
+    }
+}
+
+int
+main(void)
+{
+    struct stream s;
+    struct buf out = {0};
+    struct ndjson_source src = {{"pod-a", 5}, {NULL, 0}};
+    double best_write = 1e9, best_parse = 1e9, best_jansson = 1e9,
+           best_file = 1e9;
+    size_t bad = 0;
+
+    make_stream(&s);
+
+    /*
+     * The writer's figure: kvsub hands its buffer to write(2) in chunks,
+     * so the buffer is cleared at 256 KiB here (it stays in cache).
+     */
+    for (int run = 0; run < RUNS; run++) {
+        double t0 = now();
+        for (size_t b = 0; b < s.n_batches; b++) {
+            ndjson_write_batch(&out, &src, &s.batches[b]);
+            if (out.len >= 256 * 1024)
+                buf_clear(&out);
+        }
+        double dt = now() - t0;
+        if (dt < best_write)
+            best_write = dt;
+    }
+    /* The whole stream as text, for the readers. */
+    buf_clear(&out);
+    for (size_t b = 0; b < s.n_batches; b++)
+        ndjson_write_batch(&out, &src, &s.batches[b]);
+    if (out.oom) {
+        fprintf(stderr, "bench_ingest: out of memory\n");
+        return 1;
+    }
+
+    /* Split the output into lines once. */
+    size_t n_lines = 0;
+    for (size_t k = 0; k < out.len; k++)
+        n_lines += out.p[k] == '\n';
+    const char **line = malloc(n_lines * sizeof *line);
+    size_t *len = malloc(n_lines * sizeof *len);
+    size_t at = 0;
+    for (size_t k = 0; k < n_lines; k++) {
+        const char *nl = memchr(out.p + at, '\n', out.len - at);
+        line[k] = out.p + at;
+        len[k] = (size_t)(nl - (out.p + at));
+        at += len[k] + 1;
+    }
+
+    struct arena a = {0};
+    for (int run = 0; run < RUNS; run++) {
+        double t0 = now();
+        for (size_t k = 0; k < n_lines; k++) {
+            struct ndjson_env env;
+            struct kv_event ev;
+            char err[128];
+            arena_reset(&a);
+            if (ndjson_parse_line(line[k], len[k], &a, &env, &ev, err,
+                                  sizeof err) != NDJSON_EVENT)
+                bad++;
+        }
+        double dt = now() - t0;
+        if (dt < best_parse)
+            best_parse = dt;
+    }
+
+    for (int run = 0; run < RUNS; run++) {
+        double t0 = now();
+        for (size_t k = 0; k < n_lines; k++) {
+            json_error_t jerr;
+            json_t *j = json_loadb(line[k], len[k], 0, &jerr);
+            if (j == NULL)
+                bad++;
+            json_decref(j);
+        }
+        double dt = now() - t0;
+        if (dt < best_jansson)
+            best_jansson = dt;
+    }
+
+    char path[] = "/tmp/bench_ingest.XXXXXX";
+    int fd = mkstemp(path);
+    if (fd == -1 || write(fd, out.p, out.len) != (ssize_t)out.len) {
+        perror("bench_ingest: temp file");
+        return 1;
+    }
+    unlink(path);
+    for (int run = 0; run < RUNS; run++) {
+        struct lines l;
+        size_t got = 0;
+        lseek(fd, 0, SEEK_SET);
+        lines_init(&l, fd, 1 << 20);
+        double t0 = now();
+        for (;;) {
+            const char *ln;
+            size_t n;
+            int rc;
+            while ((rc = lines_next(&l, &ln, &n)) != LINES_NONE) {
+                struct ndjson_env env;
+                struct kv_event ev;
+                char err[128];
+                arena_reset(&a);
+                if (rc != LINES_OK ||
+                    ndjson_parse_line(ln, n, &a, &env, &ev, err, sizeof err) !=
+                        NDJSON_EVENT)
+                    bad++;
+                got++;
+            }
+            if (l.eof || lines_fill(&l) < 0)
+                break;
+        }
+        double dt = now() - t0;
+        if (got != n_lines)
+            bad++;
+        if (dt < best_file)
+            best_file = dt;
+        lines_free(&l);
+    }
+    close(fd);
+
+    double ev = (double)s.n_events;
+    printf("stream: %zu events in %zu batches, %.1f MB of NDJSON "
+           "(%.0f bytes/line)\n",
+           s.n_events, s.n_batches, (double)out.len / 1e6,
+           (double)out.len / (double)n_lines);
+    printf("ndjson_write_batch:            %10.0f events/s\n", ev / best_write);
+    printf("ndjson_parse_line (memory):    %10.0f lines/s\n",
+           (double)n_lines / best_parse);
+    printf("jansson json_loadb (baseline): %10.0f lines/s\n",
+           (double)n_lines / best_jansson);
+    printf("lines + ndjson_parse_line:     %10.0f lines/s (from a file)\n",
+           (double)n_lines / best_file);
+    printf("ratio parse/jansson: %.2fx\n", best_jansson / best_parse);
+    if (bad != 0) {
+        fprintf(stderr, "bench_ingest: %zu lines failed to parse\n", bad);
+        return 1;
+    }
+    free(line);
+    free(len);
+    buf_free(&out);
+    arena_free(&a);
+    arena_free(&s.arena);
+    free(s.batches);
+    return 0;
+}
