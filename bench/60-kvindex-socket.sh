@@ -68,5 +68,5 @@ for _ in $(seq 600); do
 done
 "$KV" stats -r -s "$tmp/m.sock" |
     jq -r '"index: \(.entries) entries, \(.keys) keys, \(.pods) pods, \(.bytes) bytes (\(.bytes / .entries | floor) B/entry)"'
-"$KVTAP_BUILD/bench/kvindex_rtt" "$tmp/m.sock" "$tmp/reqs.jsonl" 20000
+"$KVTAP_BUILD/bench/kvindex_rtt" "$tmp/m.sock" "$tmp/reqs.jsonl" 20000 "$srv"
 echo "  target: match p99 <= 100 us (load average: $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores)"

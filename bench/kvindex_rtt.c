@@ -2,12 +2,14 @@
  * kvindex_rtt.c - round-trip latency of kvindex requests over its Unix
  * socket, for bench/60-kvindex-socket.sh.
  *
- *   kvindex_rtt SOCKET REQUESTS-FILE COUNT
+ *   kvindex_rtt SOCKET REQUESTS-FILE COUNT [SERVER-PID]
  *
  * Sends COUNT ping requests, then COUNT requests taken in turn from the
  * file (one JSON line each), one at a time, and prints the p50/p99/max
  * round trip of each kind and the ratio of the two p99s.  The ping is the
  * baseline: the cost of the socket and the loop without any index work.
+ * With the server's pid it also prints the server's CPU time per request
+ * (from /proc), which a loaded machine distorts much less than latency.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,34 @@ now_us(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* The CPU time (user + system) of process pid so far, in microseconds. */
+static double
+cpu_us(long pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long ut = 0, st = 0;
+    FILE *f;
+
+    if (pid <= 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    if (fgets(buf, sizeof buf, f) == NULL) {
+        fclose(f);
+        return 0;
+    }
+    fclose(f);
+    /* Fields 14 and 15, counted after the ")" that ends the command. */
+    p = strrchr(buf, ')');
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
 
 static int
@@ -105,17 +135,20 @@ main(int argc, char **argv)
     char *line = NULL, **reqs = NULL;
     size_t lcap = 0, nreq = 0, *lens = NULL, count;
     ssize_t n;
-    double *lat, p99_ping, p99_req;
+    double *lat, p99_ping, p99_req, c0, c1, c2;
+    long pid;
     FILE *f;
     int fd;
     char ping[] = "{\"op\":\"ping\"}\n";
     char *pings[1] = {ping};
     size_t ping_len[1] = {sizeof ping - 1};
 
-    if (argc != 4) {
-        fprintf(stderr, "usage: kvindex_rtt SOCKET REQUESTS-FILE COUNT\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr,
+                "usage: kvindex_rtt SOCKET REQUESTS-FILE COUNT [PID]\n");
         return 2;
     }
+    pid = argc == 5 ? strtol(argv[4], NULL, 10) : 0;
     count = strtoul(argv[3], NULL, 10);
     f = fopen(argv[2], "r");
     if (f == NULL || count == 0) {
@@ -148,13 +181,19 @@ main(int argc, char **argv)
     if (run(fd, pings, ping_len, 1, count / 10 + 1, lat, "ping") < 0 ||
         run(fd, reqs, lens, nreq, count / 10 + 1, lat, "match") < 0)
         return 1;
+    c0 = cpu_us(pid);
     if (run(fd, pings, ping_len, 1, count, lat, "ping") < 0)
         return 1;
+    c1 = cpu_us(pid);
     report("ping", lat, count, &p99_ping);
     if (run(fd, reqs, lens, nreq, count, lat, "match") < 0)
         return 1;
+    c2 = cpu_us(pid);
     report("match", lat, count, &p99_req);
     printf("match p99 / ping p99 = %.2f\n", p99_req / p99_ping);
+    if (pid > 0)
+        printf("server CPU per request: ping %.1f us, match %.1f us\n",
+               (c1 - c0) / (double)count, (c2 - c1) / (double)count);
     close(fd);
     return 0;
 }

@@ -133,14 +133,19 @@ read_tokens(struct proto *p, struct jscan *s, struct req *r)
         goto done;
     }
     for (;;) {
-        const char *d;
+        const char *d, *lim;
         uint64_t v = 0;
+        unsigned c;
 
         while (q < end && is_blank(*q))
             q++;
+        /* At most 11 digits are read: enough to see a value over 2^32. */
         d = q;
-        while (q < end && *q >= '0' && *q <= '9' && q - d < 11)
-            v = v * 10 + (uint64_t)(*q++ - '0');
+        lim = end - q > 11 ? q + 11 : end;
+        while (q < lim && (c = (unsigned)(unsigned char)*q - '0') <= 9) {
+            v = v * 10 + c;
+            q++;
+        }
         if (q == d || (q < end && (*q == '.' || *q == 'e' || *q == 'E'))) {
             snprintf(s->err, s->errlen, "expected a non-negative integer");
             return -1;
