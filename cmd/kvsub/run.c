@@ -268,7 +268,9 @@ fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
     if (rc == REPLAY_INTR || (rc == REPLAY_STOPPED && f.expect <= to))
         return;
     if (f.expect > to) {
-        log_info("%s: replayed %" PRIu64 "..%" PRIu64, s->spec->name, from, to);
+        log_info("%s: replayed %" PRIu64 "..%" PRIu64 " (%" PRIu64
+                 " re-requests)",
+                 s->spec->name, from, to, res.retries);
         return;
     }
     switch (rc) {

@@ -176,6 +176,22 @@ withheld_filled() {
         --reply-topic
 }
 
+@test "a 1250-batch gap is filled over tcp despite the ROUTER's HWM of 1000" {
+    local p r
+    p=$(free_port)
+    r=$(free_port)
+    start_peer peer --pub "tcp://127.0.0.1:$p" --replay "tcp://127.0.0.1:$r" \
+        --count 1300 --withhold 1-1250 --wait-subs 1 --pod pod-a \
+        --expect "$T/exp.ndjson"
+    kvsub -c "$(lines "$T/exp.ndjson")" --idle 10s --stats \
+        "pod-a=tcp://127.0.0.1:$p,tcp://127.0.0.1:$r" >"$T/out.ndjson" \
+        2>"$T/err"
+    run same_json "$T/out.ndjson" "$T/exp.ndjson"
+    assert_success
+    run jq -c '.sources[0] | [.replayed, .gaps]' "$T/err"
+    assert_output "[1250,0]"
+}
+
 @test "the replay counters say what was replayed" {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --withhold 4-6,9 --wait-subs 1 --expect "$T/exp.ndjson"
