@@ -46,6 +46,7 @@ wait_lines() {
     run kvindex --help
     assert_success
     assert_output --partial "usage: kvindex serve"
+    assert_output --partial "OUTPUT"
     assert_output --partial "EXIT STATUS"
     assert_output --partial "EXAMPLES"
     for c in serve query match keys stats pods dump ping; do
@@ -521,4 +522,22 @@ s.bind(sys.argv[1])
     wait_lines 2
     run kvindex stats -r -s "$S"
     [ "$(echo "$output" | jq -c '[.entries,.evictions]')" = '[2,1]' ]
+}
+
+@test "queries are answered while a large input is still being read" {
+    "$PY" -c '
+import random
+r = random.Random(5)
+with open("'"$BATS_TEST_TMPDIR"'/big.ndjson", "w") as f:
+    for i in range(200000):
+        t = ",".join(str(r.randrange(32000)) for _ in range(16))
+        f.write("{\"pod\":\"p%d\",\"seq\":%d,\"type\":\"BlockStored\",\"block_hashes\":[\"%d\"],\"parent_block_hash\":null,\"token_ids\":[%s],\"block_size\":16}\n" % (i % 8, i, i + 1, t))
+'
+    kvindex serve -s "$S" "$BATS_TEST_TMPDIR/big.ndjson" 3>&- &
+    SRV=$!
+    kvindex ping -s "$S" -t 10s
+    first=$(kvindex stats -r -s "$S" | jq .lines)
+    [ "$first" -lt 200000 ]
+    wait_lines 200000 || wait_lines 200000
+    [ "$(kvindex stats -r -s "$S" | jq .entries)" = 200000 ]
 }
