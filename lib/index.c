@@ -543,7 +543,7 @@ em_delete_slot(struct emap *m, uint32_t i)
     m->n--;
     if (m->n == 0)
         em_rehash(m, 0);
-    else if (m->cap > MIN_TABLE && (uint64_t)m->n * 8 < m->cap)
+    else if (m->cap > MIN_TABLE && (uint64_t)m->n * 4 < m->cap)
         (void)em_rehash(m, m->cap / 2);
 }
 
@@ -671,7 +671,7 @@ ks_delete(struct kv_index *ix, uint32_t i)
     ix->ks_n--;
     if (ix->ks_n == 0)
         ks_rehash(ix, 0);
-    else if (ix->ks_cap > MIN_TABLE && (uint64_t)ix->ks_n * 8 < ix->ks_cap)
+    else if (ix->ks_cap > MIN_TABLE && (uint64_t)ix->ks_n * 4 < ix->ks_cap)
         (void)ks_rehash(ix, ix->ks_cap / 2);
 }
 
