@@ -341,23 +341,15 @@ utf8_seq(const unsigned char *s, size_t n, size_t *bad)
 /*
  * A JSON string literal: \" \\ \n \r \t escaped, other control bytes as
  * \u00XX, valid UTF-8 copied, each maximal ill-formed subpart replaced by
- * U+FFFD.
+ * U+FFFD.  Writes at q, which has room for str_bound(n) bytes; returns
+ * the end.
  */
-static void
-wr_str(struct buf *out, const char *str, size_t n)
+static char *
+put_str(char *q, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
 
-    /* Worst case: every byte becomes \u00XX (6) or U+FFFD (3). */
-    if (n > (SIZE_MAX - 2) / 6) {
-        out->oom = 1;
-        return;
-    }
-    char *q = wr_room(out, 6 * n + 2);
-    if (q == NULL)
-        return;
-    char *start = q;
     *q++ = '"';
     while (i < n) {
         size_t run = i;
@@ -409,7 +401,22 @@ wr_str(struct buf *out, const char *str, size_t n)
         i++;
     }
     *q++ = '"';
-    out->len += (size_t)(q - start);
+    return q;
+}
+
+/* Room put_str() may need for n bytes: each can become \u00XX. */
+static size_t
+str_bound(size_t n)
+{
+    return n > (SIZE_MAX - 2) / 6 ? SIZE_MAX : 6 * n + 2;
+}
+
+static void
+wr_str(struct buf *out, const char *s, size_t n)
+{
+    char *q = wr_room(out, str_bound(n));
+    if (q != NULL)
+        out->len = (size_t)(put_str(q, s, n) - out->p);
 }
 
 static void
@@ -668,147 +675,199 @@ wr_raw(struct buf *out, struct kv_raw r)
 
 /* ---- event bodies ---- */
 
-/* ,"name": for each field, with lengths, in enum kv_field order. */
-static const struct {
-    const char *s;
+/*
+ * Keys are copied with a constant size from zero-padded slots, so that the
+ * copy is a few moves instead of a library call; the room reserved for a
+ * line therefore includes KEYPAD bytes of slack.
+ */
+#define KEYPAD 40
+
+struct padded {
+    char s[KEYPAD];
     size_t n;
-} field_keys[KV_F_COUNT] = {
-#define FK(f, lit) [f] = {lit, sizeof(lit) - 1}
-    FK(KV_F_BLOCK_HASHES, ",\"block_hashes\":"),
-    FK(KV_F_PARENT_BLOCK_HASH, ",\"parent_block_hash\":"),
-    FK(KV_F_TOKEN_IDS, ",\"token_ids\":"),
-    FK(KV_F_BLOCK_SIZE, ",\"block_size\":"),
-    FK(KV_F_LORA_ID, ",\"lora_id\":"),
-    FK(KV_F_MEDIUM, ",\"medium\":"),
-    FK(KV_F_LORA_NAME, ",\"lora_name\":"),
-    FK(KV_F_EXTRA_KEYS, ",\"extra_keys\":"),
-    FK(KV_F_GROUP_IDX, ",\"group_idx\":"),
-    FK(KV_F_KV_CACHE_SPEC_KIND, ",\"kv_cache_spec_kind\":"),
-    FK(KV_F_KV_CACHE_SPEC_SLIDING_WINDOW, ",\"kv_cache_spec_sliding_window\":"),
-    FK(KV_F_LOCALITY, ",\"locality\":"),
-    FK(KV_F_OWNERSHIP, ",\"ownership\":"),
-    FK(KV_F_CACHE_SALT, ",\"cache_salt\":"),
-    FK(KV_F_SESSION_ID, ",\"session_id\":"),
-#undef FK
 };
 
-static void
-wr_hashes(struct buf *out, const struct kv_hash *h, size_t n)
-{
-    /* "20 digits", plus a comma, per hash. */
-    if (n > (SIZE_MAX - 2) / 23) {
-        out->oom = 1;
-        return;
+#define PAD(lit)                                                               \
+    {                                                                          \
+        lit, sizeof(lit) - 1                                                   \
     }
-    char *q = wr_room(out, 23 * n + 2);
-    if (q == NULL)
-        return;
-    char *start = q;
+
+/* ,"name": for each field, in enum kv_field order. */
+static const struct padded field_keys[KV_F_COUNT] = {
+    [KV_F_BLOCK_HASHES] = PAD(",\"block_hashes\":"),
+    [KV_F_PARENT_BLOCK_HASH] = PAD(",\"parent_block_hash\":"),
+    [KV_F_TOKEN_IDS] = PAD(",\"token_ids\":"),
+    [KV_F_BLOCK_SIZE] = PAD(",\"block_size\":"),
+    [KV_F_LORA_ID] = PAD(",\"lora_id\":"),
+    [KV_F_MEDIUM] = PAD(",\"medium\":"),
+    [KV_F_LORA_NAME] = PAD(",\"lora_name\":"),
+    [KV_F_EXTRA_KEYS] = PAD(",\"extra_keys\":"),
+    [KV_F_GROUP_IDX] = PAD(",\"group_idx\":"),
+    [KV_F_KV_CACHE_SPEC_KIND] = PAD(",\"kv_cache_spec_kind\":"),
+    [KV_F_KV_CACHE_SPEC_SLIDING_WINDOW] =
+        PAD(",\"kv_cache_spec_sliding_window\":"),
+    [KV_F_LOCALITY] = PAD(",\"locality\":"),
+    [KV_F_OWNERSHIP] = PAD(",\"ownership\":"),
+    [KV_F_CACHE_SALT] = PAD(",\"cache_salt\":"),
+    [KV_F_SESSION_ID] = PAD(",\"session_id\":"),
+};
+
+/* ,"type":"Name" for each type. */
+static const struct padded type_keys[KV_TYPE_COUNT] = {
+    [KV_BLOCK_STORED] = PAD(",\"type\":\"BlockStored\""),
+    [KV_BLOCK_REMOVED] = PAD(",\"type\":\"BlockRemoved\""),
+    [KV_ALL_BLOCKS_CLEARED] = PAD(",\"type\":\"AllBlocksCleared\""),
+    [KV_GAP] = PAD(",\"type\":\"gap\""),
+    [KV_RESTART] = PAD(",\"type\":\"restart\""),
+    [KV_DECODE_ERROR] = PAD(",\"type\":\"decode_error\""),
+    [KV_SKIPPED] = PAD(",\"type\":\"skipped\""),
+};
+
+static char *
+put_padded(char *q, const struct padded *k)
+{
+    memcpy(q, k->s, KEYPAD);
+    return q + k->n;
+}
+
+/* a + b, saturating: an impossible size makes the reservation fail. */
+static size_t
+add_sat(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static size_t
+mul_sat(size_t a, size_t b)
+{
+    return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
+/* A hash as "digits" (22 bytes of room). */
+static char *
+put_hash(char *q, uint64_t v)
+{
+    *q++ = '"';
+    q += fmt_u64(q, v);
+    *q++ = '"';
+    return q;
+}
+
+/*
+ * Per hash: a quote, 20 digits, a quote, a comma; fmt_u64 needs 20 bytes of
+ * room after the quote, which the next hash's budget (or the 2 bytes of
+ * brackets plus the caller's slack) covers.
+ */
+static char *
+put_hashes(char *q, const struct kv_hash *h, size_t n)
+{
     *q++ = '[';
     for (size_t k = 0; k < n; k++) {
         if (k > 0)
             *q++ = ',';
-        *q++ = '"';
-        q += fmt_u64(q, h[k].v);
-        *q++ = '"';
+        q = put_hash(q, h[k].v);
     }
     *q++ = ']';
-    out->len += (size_t)(q - start);
+    return q;
 }
 
-static void
-wr_tokens(struct buf *out, const struct kv_event *ev)
+/* 10 digits and a comma per value, plus "[]," around each pair. */
+static char *
+put_tokens(char *q, const struct kv_event *ev)
 {
-    size_t vals = ev->token_pairs ? 2 * ev->n_tokens : ev->n_tokens;
-
-    /* 10 digits and a comma per value, plus "[]," around each pair. */
-    if (vals > (SIZE_MAX - 2) / 14) {
-        out->oom = 1;
-        return;
-    }
-    char *q = wr_room(out, 14 * vals + 2);
-    if (q == NULL)
-        return;
-    char *start = q;
     const uint32_t *t = ev->tokens;
+
     *q++ = '[';
-    for (size_t k = 0; k < ev->n_tokens; k++) {
-        if (k > 0)
-            *q++ = ',';
-        if (ev->token_pairs) {
+    if (ev->token_pairs) {
+        for (size_t k = 0; k < ev->n_tokens; k++) {
+            if (k > 0)
+                *q++ = ',';
             *q++ = '[';
             q += fmt_u32(q, t[2 * k]);
             *q++ = ',';
             q += fmt_u32(q, t[2 * k + 1]);
             *q++ = ']';
-        } else {
+        }
+    } else {
+        for (size_t k = 0; k < ev->n_tokens; k++) {
+            if (k > 0)
+                *q++ = ',';
             q += fmt_u32(q, t[k]);
         }
     }
     *q++ = ']';
-    out->len += (size_t)(q - start);
+    return q;
 }
 
-static void
-wr_field(struct buf *out, const struct kv_event *ev, enum kv_field f)
+static char *
+put_i64(char *q, int64_t v)
+{
+    if (v < 0) {
+        *q++ = '-';
+        /* Negate in unsigned arithmetic so INT64_MIN does not overflow. */
+        return q + fmt_u64(q, (uint64_t)0 - (uint64_t)v);
+    }
+    return q + fmt_u64(q, (uint64_t)v);
+}
+
+/* Room a field's value may take (RAW values are written separately). */
+static size_t
+field_bound(const struct kv_event *ev, enum kv_field f, uint32_t live)
+{
+    if (!(live & KV_BIT(f)))
+        return 4; /* null */
+    switch (kv_fields[f].kind) {
+    case KV_K_HASHES:
+        return add_sat(mul_sat(ev->n_hashes, 23), 24);
+    case KV_K_HASH:
+        return 24;
+    case KV_K_TOKENS:
+        return add_sat(mul_sat(ev->n_tokens, ev->token_pairs ? 28 : 14), 12);
+    case KV_K_INT:
+        return 24;
+    case KV_K_STR:
+        return str_bound(ev->str[f].n);
+    case KV_K_RAW:
+        return 0;
+    }
+    return 0;
+}
+
+/* A value into room reserved by field_bound(). */
+static char *
+put_field(char *q, const struct kv_event *ev, enum kv_field f)
 {
     switch (kv_fields[f].kind) {
     case KV_K_HASHES:
-        wr_hashes(out, ev->hashes, ev->n_hashes);
-        break;
-    case KV_K_HASH: {
-        char *q = wr_room(out, 22);
-        if (q == NULL)
-            return;
-        q[0] = '"';
-        size_t n = fmt_u64(q + 1, ev->parent.v);
-        q[n + 1] = '"';
-        out->len += n + 2;
-        break;
-    }
+        return put_hashes(q, ev->hashes, ev->n_hashes);
+    case KV_K_HASH:
+        return put_hash(q, ev->parent.v);
     case KV_K_TOKENS:
-        wr_tokens(out, ev);
-        break;
+        return put_tokens(q, ev);
     case KV_K_INT:
         /*
          * lora_id is the one signed field; the others are unsigned on the
          * wire and kept as their u64 bit pattern.
          */
         if (f == KV_F_LORA_ID)
-            wr_i64(out, ev->num[f]);
-        else
-            wr_u64(out, (uint64_t)ev->num[f]);
-        break;
+            return put_i64(q, ev->num[f]);
+        return q + fmt_u64(q, (uint64_t)ev->num[f]);
     case KV_K_STR:
-        wr_str(out, ev->str[f].p, ev->str[f].n);
-        break;
+        return put_str(q, ev->str[f].p, ev->str[f].n);
     case KV_K_RAW:
-        wr_raw(out, ev->raw[f]);
         break;
     }
+    return q;
 }
 
+/* block_digests, parent_block_digest and unknown fields (rare). */
 static void
-wr_engine_body(struct buf *out, const struct kv_event *ev)
+wr_engine_extras(struct buf *out, const struct kv_event *ev, uint32_t live)
 {
-    uint32_t req = kv_required_fields(ev->type);
-    uint32_t want = ev->present | req;
-
-    for (int f = 0; f < KV_F_COUNT; f++) {
-        uint32_t bit = KV_BIT(f);
-        if (!(want & bit))
-            continue;
-        wr_lit(out, field_keys[f].s, field_keys[f].n);
-        if (!(ev->present & bit) || (ev->isnull & bit))
-            WR_LIT(out, "null");
-        else
-            wr_field(out, ev, (enum kv_field)f);
-    }
-
-    uint32_t hashes_ok =
-        (ev->present & ~ev->isnull) & KV_BIT(KV_F_BLOCK_HASHES);
     int any_digest = 0;
-    for (size_t k = 0; hashes_ok && k < ev->n_hashes && !any_digest; k++)
+    for (size_t k = 0;
+         (live & KV_BIT(KV_F_BLOCK_HASHES)) && k < ev->n_hashes && !any_digest;
+         k++)
         any_digest = ev->hashes[k].digest != NULL;
     if (any_digest) {
         WR_LIT(out, ",\"block_digests\":[");
@@ -822,13 +881,10 @@ wr_engine_body(struct buf *out, const struct kv_event *ev)
         }
         buf_putc(out, ']');
     }
-    uint32_t parent_ok =
-        (ev->present & ~ev->isnull) & KV_BIT(KV_F_PARENT_BLOCK_HASH);
-    if (parent_ok && ev->parent.digest != NULL) {
+    if ((live & KV_BIT(KV_F_PARENT_BLOCK_HASH)) && ev->parent.digest != NULL) {
         WR_LIT(out, ",\"parent_block_digest\":");
         wr_hexstr(out, ev->parent.digest, ev->parent.digest_len);
     }
-
     for (size_t k = 0; k < ev->n_unknown; k++) {
         const struct kv_unknown *u = &ev->unknown[k];
         buf_putc(out, ',');
@@ -842,6 +898,56 @@ wr_engine_body(struct buf *out, const struct kv_event *ev)
         buf_putc(out, ':');
         wr_raw(out, u->val);
     }
+}
+
+/*
+ * The fields of an engine event: written when present, and the required
+ * ones always (null when absent).  Room for everything but generic values
+ * is reserved once; a generic value goes through the buffer API and the
+ * room is reserved again after it.
+ */
+static void
+wr_engine_body(struct buf *out, const struct kv_event *ev)
+{
+    uint32_t want = ev->present | kv_required_fields(ev->type);
+    uint32_t live = ev->present & ~ev->isnull;
+    size_t bound = KEYPAD;
+
+    for (int f = 0; f < KV_F_COUNT; f++) {
+        if (want & KV_BIT(f))
+            bound = add_sat(bound, add_sat(KEYPAD, field_bound(ev, f, live)));
+    }
+    char *q = wr_room(out, bound);
+    if (q == NULL)
+        return;
+    for (int f = 0; f < KV_F_COUNT; f++) {
+        uint32_t bit = KV_BIT(f);
+        if (!(want & bit))
+            continue;
+        q = put_padded(q, &field_keys[f]);
+        if (!(live & bit)) {
+            memcpy(q, "null", 4);
+            q += 4;
+        } else if (kv_fields[f].kind == KV_K_RAW) {
+            out->len = (size_t)(q - out->p);
+            wr_raw(out, ev->raw[f]);
+            if ((q = wr_room(out, bound)) == NULL)
+                return;
+        } else {
+            q = put_field(q, ev, (enum kv_field)f);
+        }
+    }
+    out->len = (size_t)(q - out->p);
+    if (ev->n_unknown > 0 ||
+        (live & (KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_PARENT_BLOCK_HASH))))
+        wr_engine_extras(out, ev, live);
+}
+
+static int
+is_engine(enum kv_type t)
+{
+    return t == KV_BLOCK_STORED || t == KV_BLOCK_REMOVED ||
+           t == KV_ALL_BLOCKS_CLEARED;
 }
 
 /* Everything after "type":"...", up to and including the newline. */
@@ -882,19 +988,16 @@ wr_body(struct buf *out, const struct kv_event *ev)
     WR_LIT(out, "}\n");
 }
 
-static int
-is_engine(enum kv_type t)
-{
-    return t == KV_BLOCK_STORED || t == KV_BLOCK_REMOVED ||
-           t == KV_ALL_BLOCKS_CLEARED;
-}
-
 static void
 wr_type(struct buf *out, enum kv_type t)
 {
-    WR_LIT(out, ",\"type\":\"");
-    buf_puts(out, kv_type_name(t));
-    buf_putc(out, '"');
+    if ((unsigned)t >= KV_TYPE_COUNT) {
+        WR_LIT(out, ",\"type\":\"unknown\"");
+        return;
+    }
+    char *q = wr_room(out, KEYPAD);
+    if (q != NULL)
+        out->len = (size_t)(put_padded(q, &type_keys[t]) - out->p);
 }
 
 /* {"pod":…,"model":…,"dp_rank":…  (without seq, i, ts, type). */
@@ -940,7 +1043,8 @@ void
 ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
                    const struct kv_batch *b)
 {
-    char ts[48];
+    /* ,"ts":X is at most 6 + 24 bytes; copied with a constant size. */
+    char ts[48] = {0};
     size_t ts_len = 0;
 
     if (b->n_events == 0)
@@ -954,8 +1058,8 @@ ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
         if (out->oom)
             return;
         ts_len = out->len - mark;
-        if (ts_len > sizeof ts)
-            ts_len = sizeof ts; /* cannot happen: %.17g is at most 24 */
+        if (ts_len > 32)
+            ts_len = 32; /* cannot happen: %.17g is at most 24 */
         memcpy(ts, out->p + mark, ts_len);
         out->len = mark;
     }
@@ -969,21 +1073,20 @@ ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
 
     for (size_t k = 0; k < b->n_events; k++) {
         const struct kv_event *ev = &b->events[k];
+        char *q = wr_room(out, pre_len + 16 + 32 + KEYPAD);
+        if (q == NULL)
+            return;
         if (k > 0) {
-            char *q = wr_room(out, pre_len);
-            if (q == NULL)
-                return;
             memcpy(q, out->p + pre_off, pre_len);
-            out->len += pre_len;
+            q += pre_len;
         }
         if (is_engine(ev->type)) {
-            char *q = wr_room(out, 16);
-            if (q == NULL)
-                return;
             memcpy(q, ",\"i\":", 5);
-            out->len += 5 + fmt_u32(q + 5, ev->index);
+            q += 5 + fmt_u32(q + 5, ev->index);
         }
-        wr_lit(out, ts, ts_len);
+        memcpy(q, ts, 32);
+        q += ts_len;
+        out->len = (size_t)(q - out->p);
         wr_type(out, ev->type);
         wr_body(out, ev);
     }
