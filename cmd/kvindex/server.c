@@ -384,6 +384,12 @@ conn_process(struct server *s, struct conn *c)
     memmove(c->in, c->in + pos, c->in_len - pos);
     c->in_len -= pos;
     c->scanned = c->scanned > pos ? c->scanned - pos : 0;
+    /* After a long request, give the memory back. */
+    if (c->in_len == 0 && c->in_cap > 4 * READ_CHUNK) {
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+    }
     /* An unfinished line already over the cap is dropped as it arrives. */
     if (c->in_len > s->o->max_line && memchr(c->in, '\n', c->in_len) == NULL) {
         c->skipping = 1;
@@ -450,7 +456,11 @@ conn_write(struct conn *c, long long now)
         c->out_off += (size_t)n;
         c->stalled_since = 0;
     }
-    buf_clear(&c->out);
+    /* A big reply (a dump) gives its memory back once it is sent. */
+    if (c->out.cap > OUT_PAUSE)
+        buf_free(&c->out);
+    else
+        buf_clear(&c->out);
     c->out_off = 0;
     c->stalled_since = 0;
     return 0;
