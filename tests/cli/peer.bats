@@ -286,3 +286,14 @@ EOF
     run grep -c '"type":"restart"' "$D/p.expect"
     assert_output "1"
 }
+
+@test "--input publishes an NDJSON file's events: its --expect is the file" {
+    for layout in vllm sglang vllm-array; do
+        "$PY" "$PEER" --quiet --hold 0 --count 120 --layout "$layout" \
+            --expect "$D/a.$layout"
+        "$PY" "$PEER" --quiet --hold 0 --input "$D/a.$layout" \
+            --layout "$layout" --expect "$D/b.$layout"
+        [ -s "$D/a.$layout" ]
+        cmp "$D/a.$layout" "$D/b.$layout"
+    done
+}
