@@ -400,3 +400,27 @@ for l in open(sys.argv[1]):
         assert_equal "$ST" 0
     done
 }
+
+@test "the ROUTER drops replies past libzmq's HWM 1000 unless --replay-hwm 0" {
+    R2=tcp://127.0.0.1:$(free_port)
+    kvpub --synth 5000 --hold 60s "$P" "$R" 2>/dev/null &
+    PIDS+=($!)
+    kvpub --synth 5000 --hold 60s --replay-hwm 0 "tcp://127.0.0.1:$(free_port)" "$R2" 2>/dev/null &
+    PIDS+=($!)
+    # Published once the newest batch can be replayed.
+    for r in "$R" "$R2"; do
+        i=0
+        until [ "$("$PY" "$CHECK" replay "$r" --from 4999 --timeout 1 | wc -l)" -eq 2 ]; do
+            i=$((i + 1))
+            [ "$i" -lt 20 ]
+        done
+    done
+    # A DEALER that reads nothing for 2 s (receive HWM 1): with the
+    # engine's HWM the ROUTER drops what does not fit, like the engine.
+    "$PY" "$CHECK" replay "$R" --hwm 1 --pause 2 --timeout 3 >"$T/a" || true
+    n=$(grep -vc ffffffffffffffff "$T/a")
+    echo "default HWM: $n of 5000"
+    [ "$n" -lt 5000 ]
+    "$PY" "$CHECK" replay "$R2" --hwm 1 --pause 2 --timeout 3 >"$T/b"
+    assert_equal "$(grep -vc ffffffffffffffff "$T/b")" 5000
+}

@@ -6,6 +6,7 @@ would send for the same NDJSON events with tests/peer/layouts.py.
 
   kvpub_check.py sub URI --count N [--timeout S] [--hwm N] > got.jsonl
   kvpub_check.py replay URI --from S [--timeout S] [--raw-request HEX,...]
+                 [--hwm N] [--pause S]
   kvpub_check.py expect FILE --layout L [--bytes-hashes] [--pod P]
   kvpub_check.py decode FILE --layout L [--bytes-hashes] [--pod P] < got.jsonl
   kvpub_check.py synthcheck < got.jsonl
@@ -136,14 +137,15 @@ def cmd_replay(a):
     ctx = zmq.Context()
     d = ctx.socket(zmq.DEALER)
     d.setsockopt(zmq.LINGER, 0)
-    d.setsockopt(zmq.RCVHWM, 0)
+    d.setsockopt(zmq.RCVHWM, a.hwm)
     d.connect(a.uri)
     if a.raw_request is not None:
         req = [bytes.fromhex(x) for x in a.raw_request.split(",")]
     else:
         req = [b"", a.start.to_bytes(8, "big")]
     d.send_multipart(req)
-    deadline = time.monotonic() + a.timeout
+    time.sleep(a.pause)
+    deadline = time.monotonic() + a.timeout + a.pause
     ended = False
     while True:
         left = deadline - time.monotonic()
@@ -305,6 +307,10 @@ def main():
     r.add_argument("--from", dest="start", type=int, default=0)
     r.add_argument("--timeout", type=float, default=5)
     r.add_argument("--raw-request")
+    r.add_argument("--hwm", type=int, default=0,
+                   help="DEALER receive HWM (default 0: unlimited)")
+    r.add_argument("--pause", type=float, default=0,
+                   help="seconds to wait before reading the replies")
     c = sp.add_parser("synthcheck")
     c.add_argument("--block-size", type=int, default=16)
     for name in ("expect", "decode"):
