@@ -505,8 +505,12 @@ replay_fetch(struct replay_client *rc, const struct replay_request *req,
                 if (now_ms() < f.last_ms + wait)
                     continue;
                 if (!f.seen_any) {
-                    snprintf(err, errlen, "%s: no reply in %d ms", rc->uri,
-                             timeout_ms);
+                    if (timeout_ms % 1000 == 0)
+                        snprintf(err, errlen, "%s: no reply in %ds", rc->uri,
+                                 timeout_ms / 1000);
+                    else
+                        snprintf(err, errlen, "%s: no reply in %dms", rc->uri,
+                                 timeout_ms);
                     rc_out = REPLAY_TIMEOUT;
                     goto out;
                 }
