@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +78,7 @@ struct server {
     struct arena arena;
     long long started_ms;
     long long next_snapshot_ms;
+    pid_t snap_child; /* a periodic snapshot being written, 0 if none */
     /* Counters for stats. */
     uint64_t lines, bad_lines, long_lines;
     uint64_t accepted, dropped;
@@ -164,6 +166,64 @@ do_snapshot(struct server *s)
     s->snapshots++;
     log_debug("snapshot written to %s", s->o->snapshot);
     return 0;
+}
+
+/* Collects a finished snapshot writer (waiting for it with block). */
+static void
+reap_snapshot(struct server *s, int block)
+{
+    pid_t r;
+    int st = 0;
+
+    if (s->snap_child <= 0)
+        return;
+    do
+        r = waitpid(s->snap_child, &st, block ? 0 : WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return;
+    s->snap_child = 0;
+    if (r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        s->snapshots++;
+        log_debug("snapshot written to %s", s->o->snapshot);
+    } else {
+        s->snapshot_errors++;
+    }
+}
+
+/*
+ * Periodic snapshots are written by a forked child, like redis's BGSAVE: it
+ * sees the index as it was at the fork (copy-on-write) while this loop goes
+ * on serving, so a large index never stalls queries or ingest.
+ */
+static void
+snapshot_background(struct server *s)
+{
+    char err[256];
+    pid_t pid;
+    int rc;
+
+    if (s->o->snapshot == NULL)
+        return;
+    reap_snapshot(s, 0);
+    if (s->snap_child > 0) {
+        log_debug("the previous snapshot is still being written");
+        return;
+    }
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        log_warn("fork: %s; writing the snapshot in the loop", strerror(errno));
+        do_snapshot(s);
+        return;
+    }
+    if (pid == 0) {
+        rc = snapshot_write(s->ix, &s->o->ix, s->o->snapshot, err, sizeof err);
+        if (rc < 0)
+            log_error("snapshot: %s", err);
+        _exit(rc < 0 ? 1 : 0);
+    }
+    s->snap_child = pid;
 }
 
 /* Opens the next input; sets in->done when there is none left. */
@@ -532,8 +592,9 @@ loop(struct server *s)
             return 1;
         if (s->in.done && s->o->exit_on_eof)
             return 0;
+        reap_snapshot(s, 0);
         if (s->o->snapshot != NULL && now >= s->next_snapshot_ms) {
-            do_snapshot(s);
+            snapshot_background(s);
             s->next_snapshot_ms = now + (long long)s->o->snapshot_every_ms;
         }
         if (cli_take_usr1())
@@ -627,7 +688,10 @@ serve_run(const struct serve_opts *o)
     rc = loop(&s);
     if (cli_signal)
         log_info("stopping on signal %d", (int)cli_signal);
-    /* The last snapshot failing is a failure: its events would be lost. */
+    /* A background writer finishes first, so that its rename cannot land
+     * after the final one.  The last snapshot failing is a failure: its
+     * events would be lost. */
+    reap_snapshot(&s, 1);
     if (rc == 0 && do_snapshot(&s) < 0)
         rc = 1;
     if (o->stats)
