@@ -189,10 +189,17 @@ ks_home(const struct kv_index *ix, uint32_t ns, uint64_t key)
     return home_of(key ^ ((uint64_t)(ns + 1) * NS_MIX), ix->ks_shift);
 }
 
+/*
+ * A key's holder bitmap: bit p for pods 0..62, and HI_BIT when some holder
+ * is pod 63 or later (those are found by walking the holder list).
+ */
+#define LO_PODS 63u
+#define HI_BIT (1ull << 63)
+
 static inline uint64_t
 pod_bit(uint32_t p)
 {
-    return p < 64 ? 1ull << p : 0;
+    return p < LO_PODS ? 1ull << p : HI_BIT;
 }
 
 static unsigned
@@ -621,13 +628,15 @@ ks_find(const struct kv_index *ix, uint32_t ns, uint64_t key)
     }
 }
 
-/* Finds or inserts (ns, key); ks_reserve must have made room. */
+/*
+ * Finds or inserts (ns, key); ks_reserve must have made room.  A new slot
+ * has no holder yet (it reads as empty until holder_insert).
+ */
 static uint32_t
-ks_get(struct kv_index *ix, uint32_t ns, uint64_t key, int *created)
+ks_get(struct kv_index *ix, uint32_t ns, uint64_t key)
 {
     uint32_t j = ks_home(ix, ns, key);
 
-    *created = 0;
     for (;;) {
         struct key_slot *s = &ix->ks[j];
 
@@ -637,7 +646,6 @@ ks_get(struct kv_index *ix, uint32_t ns, uint64_t key, int *created)
             s->pods = 0;
             ix->ks_n++;
             ix->ns[ns].keys++;
-            *created = 1;
             return j;
         }
         if (s->key == key && s->ns == ns)
@@ -677,25 +685,45 @@ ks_delete(struct kv_index *ix, uint32_t i)
 
 /* ---- entries ----------------------------------------------------------- */
 
+/*
+ * Links entry id into its key's holders.  Entries of pods past LO_PODS come
+ * first, so that match walks only them (it stops at the first pod below).
+ */
+static void
+holder_insert(struct kv_index *ix, uint32_t slot, uint32_t id)
+{
+    uint32_t *link = &ix->ks[slot].head;
+
+    if (ix->ent[id].pod < LO_PODS) {
+        while (*link != NONE && ix->ent[*link].pod >= LO_PODS)
+            link = &ix->ent[*link].next_holder;
+    }
+    ix->ent[id].next_holder = *link;
+    *link = id;
+    ix->ks[slot].pods |= pod_bit(ix->ent[id].pod);
+}
+
 /* Takes the entry off its key's holder list, freeing the key if it was the
  * last holder. */
 static void
 holder_unlink(struct kv_index *ix, uint32_t id)
 {
     uint32_t slot = ix->ent[id].key_slot;
-    uint32_t *link = &ix->ks[slot].head, *at = NULL, pod = ix->ent[id].pod;
+    uint32_t *link = &ix->ks[slot].head, *at = NULL;
+    uint64_t bit = pod_bit(ix->ent[id].pod);
     int other = 0;
 
-    /* The whole list: the pod's bit stays if it holds the key twice. */
+    /* The whole list: the bit stays while another holder has it (the same
+     * pod under another engine hash, or another pod past LO_PODS). */
     for (; *link != NONE; link = &ix->ent[*link].next_holder) {
         if (*link == id)
             at = link;
-        else if (ix->ent[*link].pod == pod)
+        else if (pod_bit(ix->ent[*link].pod) == bit)
             other = 1;
     }
     *at = ix->ent[id].next_holder;
     if (!other)
-        ix->ks[slot].pods &= ~pod_bit(pod);
+        ix->ks[slot].pods &= ~bit;
     if (ix->ks[slot].head == NONE)
         ks_delete(ix, slot);
 }
@@ -1264,7 +1292,6 @@ store_chunk(struct kv_index *ix, uint32_t p, uint32_t nsid,
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t id, slot;
-        int created;
 
         if (kind[i] != NEW) {
             id = kind[i] == OLD ? ids[i] : ids[ids[i]];
@@ -1272,16 +1299,11 @@ store_chunk(struct kv_index *ix, uint32_t p, uint32_t nsid,
             lru_touch(ix, id);
             continue;
         }
-        slot = ks_get(ix, nsid, keys[i], &created);
+        slot = ks_get(ix, nsid, keys[i]);
         id = ent_take(ix);
-        ix->ent[id] =
-            (struct entry){.engine_hash = hs[i].v,
-                           .key_slot = slot,
-                           .pod = p,
-                           .next_holder = created ? NONE : ix->ks[slot].head,
-                           .media = media};
-        ix->ks[slot].head = id;
-        ix->ks[slot].pods |= pod_bit(p);
+        ix->ent[id] = (struct entry){
+            .engine_hash = hs[i].v, .key_slot = slot, .pod = p, .media = media};
+        holder_insert(ix, slot, id);
         lru_push_new(ix, id);
         em_insert(ix, &pod->map, id);
         pod->blocks++;
@@ -1637,93 +1659,74 @@ qprefetch(struct qkeys *q, size_t i)
         __builtin_prefetch(&q->ix->ks[ks_home(q->ix, q->nsid, qkey(q, i))]);
 }
 
+/* Records that pod p's run ends at depth d (d > 0). */
+static void
+match_hit(struct kv_index *ix, uint32_t p, size_t d, size_t *n_active)
+{
+    ix->pods[p].stamp = ix->gen;
+    ix->pods[p].depth = (uint32_t)d;
+    ix->active[(*n_active)++] = p;
+}
+
 /*
- * Up to 64 pods: each key slot carries the bitmap of its holders, so a
- * block costs one probe and one AND; a pod's depth is the block at which
- * its bit drops out.  Returns the deepest run.
+ * Follows every candidate pod's run.  Pods 0..62 cost one AND per block
+ * (the key's bitmap); later pods are found by walking the holders of the
+ * keys that have any (HI_BIT), and only while one of them is still on its
+ * run.  A pod's depth is the block at which it drops out.  Returns the
+ * deepest run.
  */
 static size_t
-match_bits(struct kv_index *ix, struct qkeys *q, uint64_t allow,
-           size_t *n_active)
+match_run(struct kv_index *ix, struct qkeys *q, uint64_t allow, int filtered,
+          size_t *n_active)
 {
     uint64_t active = allow;
-    size_t i, max = 0;
+    size_t i, hi = 0, max = 0;
+    int hi_pods = ix->n_pods > LO_PODS;
 
     for (i = 0; i < PREFETCH_AHEAD; i++)
         qprefetch(q, i);
-    for (i = 0; i < q->n && active; i++) {
+    for (i = 0; i < q->n && (active || hi || (i == 0 && hi_pods)); i++) {
         uint32_t slot;
-        uint64_t next, gone;
+        uint64_t bits, gone;
 
         qprefetch(q, i + PREFETCH_AHEAD);
         slot = ks_find(ix, q->nsid, qkey(q, i));
-        next = slot == NONE ? 0 : ix->ks[slot].pods & active;
-        gone = active & ~next;
+        bits = slot == NONE ? 0 : ix->ks[slot].pods;
         ix->qslots[i] = slot;
-        for (; gone; gone &= gone - 1) {
-            uint32_t p = (uint32_t)__builtin_ctzll(gone);
+        for (gone = active & ~bits; i > 0 && gone; gone &= gone - 1)
+            match_hit(ix, (uint32_t)__builtin_ctzll(gone), i, n_active);
+        active &= bits;
+        if ((bits & HI_BIT) && (hi || i == 0)) {
+            hi = 0;
+            for (uint32_t e = ix->ks[slot].head; e != NONE;
+                 e = ix->ent[e].next_holder) {
+                uint32_t pid = ix->ent[e].pod;
+                struct pod *p = &ix->pods[pid];
 
-            if (i == 0)
-                continue;
-            ix->pods[p].stamp = ix->gen;
-            ix->pods[p].depth = (uint32_t)i;
-            ix->active[(*n_active)++] = p;
+                if (pid < LO_PODS)
+                    break; /* the rest are below: holder_insert */
+                if (i == 0) {
+                    if (filtered && p->allow != ix->gen)
+                        continue;
+                    if (p->stamp != ix->gen)
+                        match_hit(ix, pid, 0, n_active);
+                } else if (p->stamp != ix->gen) {
+                    continue;
+                }
+                if (p->depth == i) {
+                    p->depth = (uint32_t)i + 1;
+                    hi++;
+                }
+            }
+        } else {
+            hi = 0;
         }
-        active = next;
-        if (active)
+        if (active || hi)
             max = i + 1;
     }
-    for (; active; active &= active - 1) {
-        uint32_t p = (uint32_t)__builtin_ctzll(active);
-
-        ix->pods[p].stamp = ix->gen;
-        ix->pods[p].depth = (uint32_t)i;
-        ix->active[(*n_active)++] = p;
-    }
+    for (; active; active &= active - 1)
+        match_hit(ix, (uint32_t)__builtin_ctzll(active), i, n_active);
     return max;
-}
-
-/* Any number of pods: walk each block's holders. */
-static size_t
-match_walk(struct kv_index *ix, struct qkeys *q, int filtered, size_t *n_active)
-{
-    size_t depth;
-
-    for (depth = 0; depth < PREFETCH_AHEAD; depth++)
-        qprefetch(q, depth);
-    for (depth = 0; depth < q->n; depth++) {
-        uint32_t slot;
-        size_t advanced = 0;
-
-        qprefetch(q, depth + PREFETCH_AHEAD);
-        slot = ks_find(ix, q->nsid, qkey(q, depth));
-        if (slot == NONE)
-            break;
-        ix->qslots[depth] = slot;
-        for (uint32_t e = ix->ks[slot].head; e != NONE;
-             e = ix->ent[e].next_holder) {
-            struct pod *p = &ix->pods[ix->ent[e].pod];
-
-            if (depth == 0) {
-                if (filtered && p->allow != ix->gen)
-                    continue;
-                if (p->stamp != ix->gen) {
-                    p->stamp = ix->gen;
-                    p->depth = 0;
-                    ix->active[(*n_active)++] = ix->ent[e].pod;
-                }
-            } else if (p->stamp != ix->gen) {
-                continue;
-            }
-            if (p->depth == depth) {
-                p->depth = (uint32_t)depth + 1;
-                advanced++;
-            }
-        }
-        if (advanced == 0)
-            break;
-    }
-    return depth;
 }
 
 int
@@ -1771,17 +1774,14 @@ index_match(struct kv_index *ix, const struct index_query *q,
             for (uint32_t p = 0; p < ix->n_pods; p++) {
                 if (pod_ref_matches(&ix->pods[p], &q->pods[r])) {
                     ix->pods[p].allow = ix->gen;
-                    allow |= pod_bit(p);
+                    allow |= pod_bit(p) & ~HI_BIT;
                 }
             }
         }
     } else {
-        allow = ix->n_pods >= 64 ? UINT64_MAX : (1ull << ix->n_pods) - 1;
+        allow = ix->n_pods >= LO_PODS ? ~HI_BIT : (1ull << ix->n_pods) - 1;
     }
-    if (ix->n_pods <= 64)
-        depth = match_bits(ix, &qk, allow, &n_active);
-    else
-        depth = match_walk(ix, &qk, q->pods != NULL, &n_active);
+    depth = match_run(ix, &qk, allow, q->pods != NULL, &n_active);
     for (size_t i = 0; i < n_active; i++) {
         struct pod *p = &ix->pods[ix->active[i]];
 
@@ -2082,7 +2082,6 @@ index_restore_entry(struct kv_index *ix, const struct index_dump_entry *e,
     const char *lora = e->lora_name ? e->lora_name : "";
     uint32_t nsid, p, s, id, slot;
     struct pod *pod;
-    int created;
 
     if (e->pod == NULL) {
         snprintf(err, errlen, "pod missing");
@@ -2108,17 +2107,15 @@ index_restore_entry(struct kv_index *ix, const struct index_dump_entry *e,
     }
     if (ent_reserve(ix, 1) || ks_reserve(ix, 1) || em_reserve(&pod->map, 1))
         goto nomem;
-    slot = ks_get(ix, nsid, e->key, &created);
+    slot = ks_get(ix, nsid, e->key);
     id = ent_take(ix);
     ix->ent[id] = (struct entry){
         .engine_hash = e->engine_hash,
         .key_slot = slot,
         .pod = p,
-        .next_holder = created ? NONE : ix->ks[slot].head,
         .media = e->media,
     };
-    ix->ks[slot].head = id;
-    ix->ks[slot].pods |= pod_bit(p);
+    holder_insert(ix, slot, id);
     lru_push_new(ix, id);
     em_insert(ix, &pod->map, id);
     pod->blocks++;

@@ -1433,8 +1433,10 @@ test_random(int DOCS, int STEPS, int clear_every, int pad_pods,
                     hits++;
             }
             for (size_t i = 1; i < r.n; i++)
-                if (r.m[i - 1].depth < r.m[i].depth)
-                    okq = 0;
+                if (r.m[i - 1].depth < r.m[i].depth ||
+                    (r.m[i - 1].depth == r.m[i].depth &&
+                     strcmp(r.m[i - 1].pod, r.m[i].pod) >= 0))
+                    okq = 0; /* unsorted, or a pod twice */
             if (!okq)
                 bad++;
         }
@@ -1499,6 +1501,9 @@ main(void)
     test_random(64, 30000, 200, 0, 0, BLOCKKEY_AIBRIX);
     test_random(16, 10000, 50, 64, 0, BLOCKKEY_LLMD);
     test_random(64, 30000, 200, 0, 1200, BLOCKKEY_DYNAMO);
+    /* Pods 60..64: both sides of the bitmap's last bit. */
+    test_random(16, 10000, 50, 60, 0, BLOCKKEY_DYNAMO);
+    test_random(32, 10000, 200, 61, 600, BLOCKKEY_AIBRIX);
     index_match_result_free(&R);
     return unit_done();
 }
