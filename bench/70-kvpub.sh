@@ -82,7 +82,7 @@ PYEOF
 
 # Best wall time in ms of "$@" over $runs runs.
 best_ms() {
-    local best= t0 t1 ms
+    local best='' t0 t1 ms
     for _ in $(seq 1 "$runs"); do
         t0=$(date +%s%N)
         "$@"
