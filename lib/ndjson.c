@@ -86,7 +86,7 @@ ndigits32(uint32_t v)
  * a word, most significant first in memory: split 4+4, then 2+2 per half,
  * then 1+1, each step a multiply-shift in every lane at once.
  */
-static uint64_t
+static inline uint64_t
 swar8(uint32_t v)
 {
     uint64_t x = (uint64_t)(v / 10000) | (uint64_t)(v % 10000) << 32;
@@ -103,7 +103,7 @@ swar8(uint32_t v)
  * branch on the length, and no temporary to copy from (that stalls on
  * store-to-load forwarding).
  */
-static size_t
+static inline size_t
 fmt_u32(char *dst, uint32_t v)
 {
 #ifdef NDJSON_SWAR
@@ -338,6 +338,20 @@ utf8_seq(const unsigned char *s, size_t n, size_t *bad)
     return 0;
 }
 
+/* Whether any of the 8 bytes in x is a control byte, '"', '\\' or >= 0x80. */
+static int
+needs_escape8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    const uint64_t high = 0x8080808080808080ull;
+    uint64_t q = x ^ (ones * '"');
+    uint64_t b = x ^ (ones * '\\');
+    uint64_t m = (x - ones * 0x20) & ~x; /* bytes below 0x20 */
+    m |= (q - ones) & ~q;                /* bytes equal to '"' */
+    m |= (b - ones) & ~b;                /* bytes equal to '\\' */
+    return ((m | x) & high) != 0;        /* x & high: bytes >= 0x80 */
+}
+
 /*
  * A JSON string literal: \" \\ \n \r \t escaped, other control bytes as
  * \u00XX, valid UTF-8 copied, each maximal ill-formed subpart replaced by
@@ -352,15 +366,24 @@ put_str(char *q, const char *str, size_t n)
 
     *q++ = '"';
     while (i < n) {
-        size_t run = i;
-        while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' &&
-               s[i] != '\\')
-            i++;
-        memcpy(q, s + run, i - run);
-        q += i - run;
+        /* Eight plain bytes at a time, then byte by byte. */
+        while (n - i >= 8) {
+            uint64_t x;
+            memcpy(&x, s + i, 8);
+            if (needs_escape8(x))
+                break;
+            memcpy(q, &x, 8);
+            q += 8;
+            i += 8;
+        }
         if (i == n)
             break;
         unsigned char c = s[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *q++ = (char)c;
+            i++;
+            continue;
+        }
         if (c >= 0x80) {
             size_t bad = 0;
             size_t k = utf8_seq(s + i, n - i, &bad);
@@ -666,6 +689,23 @@ wr_raw(struct buf *out, struct kv_raw r)
     size_t mark = out->len;
     struct mp_cur c = {r.p, r.p + r.n};
 
+    /* vLLM's usual extra_keys, [None] * blocks, written directly. */
+    if (r.p != NULL && r.n >= 2 && r.n <= 16 && r.p[0] == (0x90 | (r.n - 1))) {
+        size_t k = 1;
+        while (k < r.n && r.p[k] == 0xc0)
+            k++;
+        char *q = k == r.n ? wr_room(out, 5 * r.n + 1) : NULL;
+        if (q != NULL) {
+            *q++ = '[';
+            for (k = 1; k < r.n; k++) {
+                memcpy(q, "null,", 5);
+                q += 5;
+            }
+            q[-1] = ']';
+            out->len = (size_t)(q - out->p);
+            return;
+        }
+    }
     if (r.p == NULL || mp_to_json(out, &c, 1) == -1 || c.p != c.end) {
         if (!out->oom)
             out->len = mark;
@@ -788,10 +828,10 @@ put_tokens(char *q, const struct kv_event *ev)
             q += fmt_u32(q, t[2 * k + 1]);
             *q++ = ']';
         }
-    } else {
-        for (size_t k = 0; k < ev->n_tokens; k++) {
-            if (k > 0)
-                *q++ = ',';
+    } else if (ev->n_tokens > 0) {
+        q += fmt_u32(q, t[0]);
+        for (size_t k = 1; k < ev->n_tokens; k++) {
+            *q++ = ',';
             q += fmt_u32(q, t[k]);
         }
     }

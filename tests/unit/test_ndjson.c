@@ -334,6 +334,54 @@ test_escaping(void)
         snprintf(what, sizeof what, "escape case %zu", k);
         CHECK_STR(text(), want, what);
     }
+    /*
+     * Long strings take the 8-bytes-at-a-time path: put each special byte
+     * at every position of a 24-byte string; the expected text is built
+     * here byte by byte.
+     */
+    static const struct {
+        const char *b;
+        size_t n;
+        const char *esc;
+    } specials[] = {
+        {"\"", 1, "\\\""},      {"\\", 1, "\\\\"},
+        {"\x01", 1, "\\u0001"}, {"\x1f", 1, "\\u001f"},
+        {"\n", 1, "\\n"},       {"\x7f", 1, "\x7f"},
+        {"\x80", 1, R},         {"\xc3\xa9", 2, "\xc3\xa9"},
+        {" ", 1, " "},
+    };
+    int long_ok = 1;
+    for (size_t sp = 0; sp < sizeof specials / sizeof specials[0]; sp++) {
+        for (size_t at = 0; at < 24; at++) {
+            char in[32], want[128];
+            size_t n = 0, w = 0;
+            memset(in, 'a', sizeof in);
+            memcpy(in + at, specials[sp].b, specials[sp].n);
+            n = 24 + specials[sp].n;
+            want[w++] = '"';
+            memset(want + w, 'a', at);
+            w += at;
+            w += (size_t)sprintf(want + w, "%s", specials[sp].esc);
+            memset(want + w, 'a', 24 - at);
+            w += 24 - at;
+            want[w++] = '"';
+            want[w] = '\0';
+            struct kv_event e2;
+            kv_event_init(&e2, KV_SKIPPED);
+            e2.tag.p = in;
+            e2.tag.n = n;
+            buf_clear(&out);
+            ndjson_write_event(&out, &env, &e2);
+            const char *t = strstr(text(), "\"tag\":");
+            if (t == NULL || strncmp(t + 6, want, w) != 0 ||
+                strcmp(t + 6 + w, ",\"count\":0}\n") != 0) {
+                long_ok = 0;
+                printf("#   special %zu at %zu: %s\n", sp, at, text());
+            }
+        }
+    }
+    CHECK(long_ok, "long strings: every special byte at every position");
+
     /* The pod is escaped too. */
     env.pod.p = "a\"\xff";
     env.pod.n = 3;
@@ -446,7 +494,13 @@ test_generic(void)
         {"\x91\x94\xa7"
          "adapter\x92\xa6mm-abc\x00\xa6salt-1\xc4\x02\x00\x1f",
          30, "[[\"adapter\",[\"mm-abc\",0],\"salt-1\",\"001f\"]]"},
+        {"\x93\xc0\xc0\xc0", 4, "[null,null,null]"},
+        {"\x9f\xc0\xc0\xc0\xc0\xc0\xc0\xc0\xc0\xc0\xc0\xc0\xc0\xc0\xc0\xc0", 16,
+         "[null,null,null,null,null,null,null,null,null,null,null,null,"
+         "null,null,null]"},
         /* Malformed: each becomes null, never a crash. */
+        {"\x92\xc0", 2, "null"},
+        {"\x91\xc0\xc0", 3, "null"},
         {"", 0, "null"},
         {"\xc1", 1, "null"},
         {"\xcf\x01\x02", 3, "null"},
