@@ -59,3 +59,16 @@ check_demo() {
     assert_equal "$status" 2
     assert_output --partial "usage: scripts/demo"
 }
+
+@test "an interrupted demo stops everything it started" {
+    for delay in 0.1 0.4 0.7; do
+        # Its own session: whatever it started is found by session id.
+        setsid "$KVTAP_TOP/scripts/demo" >"$BATS_TEST_TMPDIR/out" 2>&1 &
+        pid=$!
+        sleep "$delay"
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" || true
+        run pgrep -s "$pid"
+        assert_failure
+    done
+}
