@@ -424,3 +424,24 @@ for l in open(sys.argv[1]):
     "$PY" "$CHECK" replay "$R2" --hwm 1 --pause 2 --timeout 3 >"$T/b"
     assert_equal "$(grep -vc ffffffffffffffff "$T/b")" 5000
 }
+
+@test "hostile lines are skipped; an unknown format version stops with 1" {
+    {
+        echo '{"type":"format","version":1}'
+        echo '{"type":"BlockStored","block_hashes":"x"}'
+        printf '\001\377\376{"type" \000 garbage\n'
+        echo '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['
+        echo '{"type":"BlockStored","seq":99999999999999999999999}'
+        echo '{"type":"BlockRemoved","block_hashes":["99999999999999999999999"]}'
+        echo '{"type":"BlockStored","token_ids":[-1]}'
+        echo '{"type":"AllBlocksCleared"}'
+        echo '{"type":"AllBlocksCleared"}'
+        echo '{"type":"format","version":2}'
+        echo '{"type":"AllBlocksCleared"}'
+    } >"$T/hostile.ndjson"
+    run kvpub --stats -i "$T/hostile.ndjson" "$P"
+    assert_equal "$status" 1
+    assert_output --partial "line 10: "
+    assert_output --partial '"batches":2,'
+    assert_output --partial '"bad_lines":6,'
+}
