@@ -1586,6 +1586,31 @@ cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Shell sort (Ciura's gaps) for the few dozen answers of a match, where
+ * qsort's calls and insertion sort's moves both cost more. */
+static void
+sort_u64(uint64_t *a, size_t n)
+{
+    static const size_t gaps[] = {57, 23, 10, 4, 1};
+
+    if (n > 512) {
+        qsort(a, n, sizeof *a, cmp_u64);
+        return;
+    }
+    for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; g++) {
+        size_t gap = gaps[g];
+
+        for (size_t i = gap; i < n; i++) {
+            uint64_t v = a[i];
+            size_t j = i;
+
+            for (; j >= gap && a[j - gap] > v; j -= gap)
+                a[j] = a[j - gap];
+            a[j] = v;
+        }
+    }
+}
+
 /* Marks the LRU: every entry on a matched run was just used. */
 static void
 match_touch(struct kv_index *ix, size_t depth)
@@ -1729,6 +1754,55 @@ match_run(struct kv_index *ix, struct qkeys *q, uint64_t allow, int filtered,
     return max;
 }
 
+/*
+ * Puts the n answers (sortk: depth descending, then name and rank, one
+ * integer per pod) in order.  Most answers share a few depths (a common
+ * prefix, then each pod's own run), so when they are many, one walk of the
+ * pods in name order per distinct depth does it without comparisons; with
+ * many distinct depths, sort.
+ */
+static void
+match_order(struct kv_index *ix, size_t n, size_t n_active)
+{
+    uint32_t prev = UINT32_MAX;
+    size_t out = 0;
+
+    if (n < 16 || n * 2 < ix->n_pods) {
+        sort_u64(ix->sortk, n);
+        return;
+    }
+    for (int pass = 0; pass < 4 && out < n; pass++) {
+        uint32_t cur = 0;
+
+        for (size_t k = 0; k < n_active; k++) {
+            uint32_t d = ix->pods[ix->active[k]].depth;
+
+            if (d < prev && d > cur)
+                cur = d;
+        }
+        if (cur == 0)
+            break;
+        for (uint32_t k = 0; k < ix->n_pods; k++) {
+            const struct pod *p = &ix->pods[ix->by_order[k]];
+
+            if (p->stamp == ix->gen && p->depth == cur)
+                ix->sortk[out++] = (uint64_t)(UINT32_MAX - cur) << 32 | k;
+        }
+        prev = cur;
+    }
+    if (out == n)
+        return;
+    n = 0;
+    for (size_t k = 0; k < n_active; k++) {
+        uint32_t id = ix->active[k];
+
+        if (ix->pods[id].depth)
+            ix->sortk[n++] = (uint64_t)(UINT32_MAX - ix->pods[id].depth) << 32 |
+                             ix->order[id];
+    }
+    sort_u64(ix->sortk, n);
+}
+
 int
 index_match(struct kv_index *ix, const struct index_query *q,
             struct index_match_result *out, char *err, size_t errlen)
@@ -1803,19 +1877,7 @@ index_match(struct kv_index *ix, const struct index_query *q,
         out->m = m;
         out->cap = n;
     }
-    /* Depth descending, then pod name and rank: one integer per pod. */
-    if (n > 64) {
-        qsort(ix->sortk, n, sizeof *ix->sortk, cmp_u64);
-    } else {
-        for (size_t i = 1; i < n; i++) {
-            uint64_t v = ix->sortk[i];
-            size_t j = i;
-
-            for (; j > 0 && ix->sortk[j - 1] > v; j--)
-                ix->sortk[j] = ix->sortk[j - 1];
-            ix->sortk[j] = v;
-        }
-    }
+    match_order(ix, n, n_active);
     for (size_t i = 0; i < n; i++) {
         uint32_t id = ix->by_order[(uint32_t)ix->sortk[i]];
         const struct pod *p = &ix->pods[id];

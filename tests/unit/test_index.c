@@ -1022,6 +1022,58 @@ test_restore_errors(void)
     index_free(NULL);
 }
 
+/* Many answers: the order is depth descending, then pod name, then rank,
+ * whatever order the pods were first seen in. */
+static void
+test_many_answers(void)
+{
+    for (int distinct = 2; distinct <= 9; distinct += 7) {
+        struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+        uint64_t h[16];
+        int ok = 1, n = 0;
+
+        for (int i = 0; i < 16; i++)
+            h[i] = (uint64_t)i + 1;
+        for (int i = 0; i < 40; i++) {
+            int k = (i * 17) % 40; /* first seen out of name order */
+            char pod[16];
+            int d = distinct == 2 ? (k % 3 ? 5 : 2) : 1 + k % 9;
+
+            snprintf(pod, sizeof pod, "pod-%02d", k / 2);
+            store(ix,
+                  &(struct st){.pod = pod,
+                               .has_rank = 1,
+                               .rank = k % 2,
+                               .h = h,
+                               .n = (size_t)d,
+                               .tok = T,
+                               .ntok = (size_t)d * 16,
+                               .bs = 16},
+                  NULL);
+        }
+        match_q(ix, NULL, T, 16 * 16, NULL, 0);
+        for (size_t i = 0; i < R.n; i++) {
+            int k = atoi(R.m[i].pod + 4) * 2 + (int)R.m[i].rank;
+            int d = distinct == 2 ? (k % 3 ? 5 : 2) : 1 + k % 9;
+
+            ok &= (int)R.m[i].depth == d;
+            if (i > 0) {
+                const struct index_match *a = &R.m[i - 1], *b = &R.m[i];
+                int c = strcmp(a->pod, b->pod);
+
+                ok &= a->depth > b->depth ||
+                      (a->depth == b->depth &&
+                       (c < 0 || (c == 0 && a->rank < b->rank)));
+            }
+            n++;
+        }
+        CHECK(ok && n == 40, distinct == 2
+                                 ? "40 answers over 2 depths in order"
+                                 : "40 answers over 9 depths in order");
+        index_free(ix);
+    }
+}
+
 /* ---- dump -> restore --------------------------------------------------- */
 
 static struct kv_index *
@@ -1492,6 +1544,7 @@ main(void)
     test_depth_semantics();
     test_bigram_pages();
     test_bookkeeping();
+    test_many_answers();
     test_restore_errors();
     test_lru();
     test_memory_returns();
