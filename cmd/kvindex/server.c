@@ -218,6 +218,12 @@ snapshot_background(struct server *s)
         return;
     }
     if (pid == 0) {
+        /* The child must not hold the socket: while it lives, connects
+         * would queue on a listener nobody serves, and a restarted server
+         * would take that for "already running". */
+        close(s->lfd);
+        for (size_t i = 0; i < s->n_conns; i++)
+            close(s->conns[i]->fd);
         rc = snapshot_write(s->ix, &s->o->ix, s->o->snapshot, err, sizeof err);
         if (rc < 0)
             log_error("snapshot: %s", err);
