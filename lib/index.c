@@ -12,15 +12,18 @@
  *   shrunk, so memory follows the live entries.
  * - Keys: one open-addressing table (linear probing, backward-shift deletion)
  *   of (namespace, key) -> first holder and a bitmap of the holders among
- *   pods 0..63.  The holder set of a key is the list of its entries: a key
- *   held by a few pods costs nothing beyond them, with no per-key heap
- *   allocation.  A key with no holder leaves the table.
+ *   pods 0..62 (one more bit says "and some later pod").  The holder set of
+ *   a key is the list of its entries: a key held by a few pods costs nothing
+ *   beyond them, with no per-key heap allocation.  A key with no holder
+ *   leaves the table.
  * - Engine maps: per pod, an open-addressing table of entry ids keyed by the
  *   entry's engine hash.  Per pod because engines seed their hashes per
  *   process and one pod's removal must not touch another's.
- * - match follows up to 64 pods with one probe and one AND per block (the
- *   bitmaps), more pods by walking holder lists; it probes 16 blocks ahead
- *   so that the cache misses of a long prompt overlap.
+ * - match follows pods 0..62 with one probe and one AND per block (the
+ *   bitmaps) and later pods by walking the holders they appear in; it probes
+ *   16 blocks ahead so that the cache misses of a long prompt overlap.
+ * - Tables of 64 KiB or more are mmap'd (huge pages from 2 MiB), so that a
+ *   table freed by a shrink or a rehash returns its memory at once.
  *
  * Ids are stable between public calls except across compaction, which runs
  * only at the end of a public call.
@@ -56,8 +59,9 @@ struct lru_link {
 };
 
 /*
- * pods holds bit p for every pod p < 64 holding the key, so that match can
- * follow up to 64 pods with one AND per block instead of walking holders.
+ * pods holds bit p for every pod p < LO_PODS holding the key, and HI_BIT if
+ * any later pod does, so that match follows most pods with one AND per
+ * block instead of walking holders.
  */
 struct key_slot {
     uint64_t key;
@@ -1114,17 +1118,17 @@ index_medium_name(const struct kv_index *ix, int bit)
 struct kv_index *
 index_new(const struct index_opts *o, char *err, size_t errlen)
 {
-    struct kv_index *ix = calloc(1, sizeof *ix);
+    struct kv_index *ix;
     const char *hs = o->hash_seed ? o->hash_seed : "";
     const char *dm = o->default_model ? o->default_model : "";
 
-    if (ix == NULL)
-        goto fail;
     if ((unsigned)o->scheme > BLOCKKEY_LLMD) {
         snprintf(err, errlen, "unknown block-key scheme %d", (int)o->scheme);
-        free(ix);
         return NULL;
     }
+    ix = calloc(1, sizeof *ix);
+    if (ix == NULL)
+        goto nomem;
     ix->scheme = o->scheme;
     ix->seed = o->seed;
     ix->max_blocks = o->max_blocks;
@@ -1133,9 +1137,9 @@ index_new(const struct index_opts *o, char *err, size_t errlen)
     ix->free_head = ix->lru_old = ix->lru_new = NONE;
     if (ix->hash_seed == NULL || ix->default_model == NULL ||
         index_medium_intern(ix, "GPU", 3) != 0)
-        goto fail;
+        goto nomem;
     return ix;
-fail:
+nomem:
     index_free(ix);
     snprintf(err, errlen, "out of memory");
     return NULL;
