@@ -951,21 +951,20 @@ wr_engine_body(struct buf *out, const struct kv_event *ev)
 {
     uint32_t want = ev->present | kv_required_fields(ev->type);
     uint32_t live = ev->present & ~ev->isnull;
-    size_t bound = KEYPAD;
+    size_t bound = KEYPAD + 2;
 
-    for (int f = 0; f < KV_F_COUNT; f++) {
-        if (want & KV_BIT(f))
-            bound = add_sat(bound, add_sat(KEYPAD, field_bound(ev, f, live)));
+    want &= KV_BIT(KV_F_COUNT) - 1;
+    for (uint32_t m = want; m != 0; m &= m - 1) {
+        int f = __builtin_ctz(m);
+        bound = add_sat(bound, add_sat(KEYPAD, field_bound(ev, f, live)));
     }
     char *q = wr_room(out, bound);
     if (q == NULL)
         return;
-    for (int f = 0; f < KV_F_COUNT; f++) {
-        uint32_t bit = KV_BIT(f);
-        if (!(want & bit))
-            continue;
+    for (uint32_t m = want; m != 0; m &= m - 1) {
+        int f = __builtin_ctz(m);
         q = put_padded(q, &field_keys[f]);
-        if (!(live & bit)) {
+        if (!(live & KV_BIT(f))) {
             memcpy(q, "null", 4);
             q += 4;
         } else if (kv_fields[f].kind == KV_K_RAW) {
@@ -977,10 +976,20 @@ wr_engine_body(struct buf *out, const struct kv_event *ev)
             q = put_field(q, ev, (enum kv_field)f);
         }
     }
-    out->len = (size_t)(q - out->p);
-    if (ev->n_unknown > 0 ||
-        (live & (KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_PARENT_BLOCK_HASH))))
+    int extras =
+        ev->n_unknown > 0 ||
+        ((live & KV_BIT(KV_F_PARENT_BLOCK_HASH)) && ev->parent.digest != NULL);
+    for (size_t k = 0;
+         !extras && (live & KV_BIT(KV_F_BLOCK_HASHES)) && k < ev->n_hashes; k++)
+        extras = ev->hashes[k].digest != NULL;
+    if (extras) {
+        out->len = (size_t)(q - out->p);
         wr_engine_extras(out, ev, live);
+        WR_LIT(out, "}\n");
+        return;
+    }
+    memcpy(q, "}\n", 2);
+    out->len = (size_t)(q + 2 - out->p);
 }
 
 static int
@@ -999,7 +1008,7 @@ wr_body(struct buf *out, const struct kv_event *ev)
     case KV_BLOCK_REMOVED:
     case KV_ALL_BLOCKS_CLEARED:
         wr_engine_body(out, ev);
-        break;
+        return;
     case KV_GAP:
         WR_LIT(out, ",\"from\":");
         wr_u64(out, ev->from);
@@ -1126,8 +1135,13 @@ ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
         }
         memcpy(q, ts, 32);
         q += ts_len;
-        out->len = (size_t)(q - out->p);
-        wr_type(out, ev->type);
+        if ((unsigned)ev->type < KV_TYPE_COUNT) {
+            q = put_padded(q, &type_keys[ev->type]);
+            out->len = (size_t)(q - out->p);
+        } else {
+            out->len = (size_t)(q - out->p);
+            wr_type(out, ev->type);
+        }
         wr_body(out, ev);
     }
 }
