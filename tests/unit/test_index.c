@@ -1,8 +1,19 @@
 /*
  * test_index.c - the prefix index against kvindex.md's event rules, the
  * AIBrix defects of index-semantics §1.8 as regressions, LRU eviction,
- * memory returning, dump -> restore equivalence, and a randomized run
+ * memory returning, dump -> restore equivalence, and randomized runs
  * against a brute-force model written here.
+ *
+ * The defects that concern an index, and where they are checked:
+ *   D1 query/event block units     test_d1_units
+ *   D2 removal wipes every pod     test_per_pod_removal
+ *   D3 blocks chained on the event's parent   test_store_and_match
+ *   D4 unknown parent taken as root            test_orphan
+ *   D5 one engine map for all pods             test_per_pod_maps
+ *   D6 LoRA namespaces that never meet         test_namespaces
+ *   D7 random, unconfigurable seed             test_seed
+ *   D8 missed events ignored                   test_clear_restart_gap
+ *   D9 digest vs integer hash forms            test_d9_digest
  */
 #include <stdlib.h>
 #include <string.h>
@@ -650,7 +661,8 @@ test_clear_restart_gap(void)
           NULL);
     record(ix, "a", KV_GAP);
     match_q(ix, NULL, T, 32, NULL, 0);
-    CHECK(match_of("a") && match_of("a")->degraded, "gap: a degraded");
+    CHECK(match_of("a") && match_of("a")->degraded,
+          "D8: a gap is not silently ignored: a is degraded in answers");
     CHECK(match_of("b") && !match_of("b")->degraded, "b healthy");
     CHECK_U64(depth_of("a"), 2, "gap keeps entries");
     record(ix, "a", KV_ALL_BLOCKS_CLEARED);
@@ -1072,6 +1084,66 @@ test_many_answers(void)
                                  : "40 answers over 9 depths in order");
         index_free(ix);
     }
+}
+
+/* D1: AIBrix chunks queries in bytes and events in tokens, so the two never
+ * meet.  Here the keys op, match by tokens and the event path agree for
+ * every block size. */
+static void
+test_d1_units(void)
+{
+    int ok = 1;
+
+    for (uint32_t bs = 1; bs <= 64; bs *= 4) {
+        struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+        uint64_t h[4] = {1, 2, 3, 4}, *keys = NULL;
+        size_t n = 0;
+        char err[64];
+        struct index_query q = {.tokens = T, .n_tokens = 4 * bs};
+
+        store(
+            ix,
+            &(struct st){
+                .pod = "a", .h = h, .n = 4, .tok = T, .ntok = 4 * bs, .bs = bs},
+            NULL);
+        ok &= index_keys(ix, &q, &keys, &n, err, sizeof err) == 0 && n == 4;
+        for (size_t i = 0; ok && i < 4; i++)
+            ok &= keys[i] == key_of(ix, "a", h[i]);
+        free(keys);
+        match_q(ix, NULL, T, 4 * bs, NULL, 0);
+        ok &= R.n == 1 && R.m[0].depth == 4;
+        index_free(ix);
+    }
+    CHECK(ok, "D1: query and event keys agree at block sizes 1, 4, 16, 64");
+}
+
+/* D9: a hash that arrived as a digest and the same hash as an integer are
+ * one engine hash (the canonical value: last 8 bytes big-endian). */
+static void
+test_d9_digest(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    static const uint8_t digest[32] = {[24] = 0x01, [31] = 0x02};
+    uint64_t v = 0x0100000000000002ull;
+    struct ndjson_env env = env_of("a", 0, 0, NULL, 1);
+    struct kv_event ev;
+    struct kv_hash hs = {v, digest, 32};
+    enum index_reject why;
+
+    kv_event_init(&ev, KV_BLOCK_STORED);
+    ev.present = KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_TOKEN_IDS) |
+                 KV_BIT(KV_F_BLOCK_SIZE) | KV_BIT(KV_F_PARENT_BLOCK_HASH);
+    ev.isnull = KV_BIT(KV_F_PARENT_BLOCK_HASH);
+    ev.hashes = &hs;
+    ev.n_hashes = 1;
+    ev.tokens = T;
+    ev.n_tokens = 16;
+    ev.num[KV_F_BLOCK_SIZE] = 16;
+    CHECK(index_apply(ix, &env, &ev, &why) == 0, "store by digest");
+    removed(ix, "a", &v, 1, NULL);
+    CHECK(stats(ix).entries == 0 && stats(ix).unknown_removed == 0,
+          "D9: removal by the integer form of the digest");
+    index_free(ix);
 }
 
 /* ---- dump -> restore --------------------------------------------------- */
@@ -1544,6 +1616,8 @@ main(void)
     test_depth_semantics();
     test_bigram_pages();
     test_bookkeeping();
+    test_d1_units();
+    test_d9_digest();
     test_many_answers();
     test_restore_errors();
     test_lru();
