@@ -42,7 +42,11 @@ kvpub_status() {
 
 # Receives N messages on $P into $T/got.jsonl.
 subscribe() {
-    "$PY" "$CHECK" sub "$P" --count "$1" --timeout 10 >"$T/got.jsonl"
+    "$PY" "$CHECK" sub "$P" --count "$1" --timeout 10 >"$T/got.jsonl" || {
+        echo "got $(wc -l <"$T/got.jsonl") of $1; kvpub said:"
+        cat "$T/kvpub.err"
+        return 1
+    }
 }
 
 # The number of batches of pod $1 in the sample.
@@ -239,7 +243,7 @@ for l in open(sys.argv[1]):
 
 @test "--loop on a pipe starts over with the same payloads, seq goes on" {
     n=$(batches_of pod-a)
-    cat "$SAMPLE" | kvpub --loop --wait-subs 1 --pod pod-a --rate 2000/s "$P" 2>"$T/kvpub.err" &
+    cat "$SAMPLE" | kvpub -v --loop --wait-subs 1 --pod pod-a --rate 2000/s "$P" 2>"$T/kvpub.err" &
     KVPUB=$!
     PIDS+=($KVPUB)
     subscribe $((2 * n + 1))
@@ -403,14 +407,14 @@ for l in open(sys.argv[1]):
 
 @test "the ROUTER drops replies past libzmq's HWM 1000 unless --replay-hwm 0" {
     R2=tcp://127.0.0.1:$(free_port)
-    kvpub --synth 5000 --hold 60s "$P" "$R" 2>/dev/null &
+    kvpub --synth 10000 --hold 60s "$P" "$R" 2>/dev/null &
     PIDS+=($!)
-    kvpub --synth 5000 --hold 60s --replay-hwm 0 "tcp://127.0.0.1:$(free_port)" "$R2" 2>/dev/null &
+    kvpub --synth 10000 --hold 60s --replay-hwm 0 "tcp://127.0.0.1:$(free_port)" "$R2" 2>/dev/null &
     PIDS+=($!)
     # Published once the newest batch can be replayed.
     for r in "$R" "$R2"; do
         i=0
-        until [ "$("$PY" "$CHECK" replay "$r" --from 4999 --timeout 1 | wc -l)" -eq 2 ]; do
+        until [ "$("$PY" "$CHECK" replay "$r" --from 9999 --timeout 1 | wc -l)" -eq 2 ]; do
             i=$((i + 1))
             [ "$i" -lt 20 ]
         done
@@ -419,10 +423,10 @@ for l in open(sys.argv[1]):
     # engine's HWM the ROUTER drops what does not fit, like the engine.
     "$PY" "$CHECK" replay "$R" --hwm 1 --pause 2 --timeout 3 >"$T/a" || true
     n=$(grep -vc ffffffffffffffff "$T/a")
-    echo "default HWM: $n of 5000"
-    [ "$n" -lt 5000 ]
+    echo "default HWM: $n of 10000"
+    [ "$n" -lt 10000 ]
     "$PY" "$CHECK" replay "$R2" --hwm 1 --pause 2 --timeout 3 >"$T/b"
-    assert_equal "$(grep -vc ffffffffffffffff "$T/b")" 5000
+    assert_equal "$(grep -vc ffffffffffffffff "$T/b")" 10000
 }
 
 @test "hostile lines are skipped; an unknown format version stops with 1" {
