@@ -10,9 +10,10 @@
  * Each measurement runs in a forked child so that its resident-memory delta
  * is its own.
  *
- * Usage: bench_index [-q] [-d DOCS_PER_POD] [-n QUERIES] [-e BLOCKS]
+ * Usage: bench_index [-q] [-d DOCS_PER_POD] [-n QUERIES] [-e BLOCKS] [-p PODS]
  *   -q quick run (fewer entries) for a smoke test; -e blocks per event
- *   (default 16; a divisor of 128).
+ *   (default 16; a divisor of 128); -p pods (default 64; a multiple of 16,
+ *   at most 1024: with -p 512 -d 16 the index still holds 1M entries).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -26,7 +27,7 @@
 #include "blockkey.h"
 #include "index.h"
 
-#define PODS 64
+#define MAX_PODS 1024
 #define BS 16
 #define BLOCKS 128 /* per document: 2,048 tokens */
 #define MAX_EV_BLOCKS 128
@@ -41,6 +42,7 @@ struct workload {
     uint32_t *tokens; /* docs * BLOCKS * BS */
     uint32_t n_queries;
     uint32_t ev_blocks; /* blocks per BlockStored event, divides BLOCKS */
+    uint32_t pods;
 };
 
 struct result {
@@ -108,7 +110,7 @@ doc_pod(const struct workload *w, uint32_t d, uint32_t j)
 {
     if (!w->shared)
         return d / w->docs_per_pod;
-    return (d + j * GROUP) % PODS;
+    return (d + j * GROUP) % w->pods;
 }
 
 static int
@@ -169,7 +171,7 @@ struct n_table {
 
 struct naive {
     struct n_table keys;
-    struct n_table maps[PODS];
+    struct n_table maps[MAX_PODS];
 };
 
 static size_t
@@ -298,11 +300,11 @@ naive_store(struct naive *nv, uint32_t pod, const uint64_t *parent_hash,
 /* Per pod depth of its own run from block 0; returns pods with depth > 0. */
 static size_t
 naive_match(const struct naive *nv, const uint64_t *keys, size_t n,
-            uint32_t *depth)
+            uint32_t *depth, uint32_t pods)
 {
     size_t hits = 0;
 
-    memset(depth, 0, PODS * sizeof *depth);
+    memset(depth, 0, pods * sizeof *depth);
     for (size_t i = 0; i < n; i++) {
         const struct n_key *k = n_key_find(&nv->keys, keys[i]);
         int advanced = 0;
@@ -361,7 +363,7 @@ struct ix_ctx {
     struct kv_index *ix;
     struct kv_event ev;
     struct kv_hash hs[MAX_EV_BLOCKS];
-    char names[PODS][8];
+    char names[MAX_PODS][8];
 };
 
 static int
@@ -422,7 +424,7 @@ run_index(const struct workload *w, uint64_t max_blocks, struct result *r)
     long rss0 = rss_bytes();
 
     x->ix = index_new(&o, err, sizeof err);
-    for (int p = 0; p < PODS; p++)
+    for (uint32_t p = 0; p < w->pods; p++)
         snprintf(x->names[p], sizeof x->names[p], "pod%02d", p);
     kv_event_init(&x->ev, KV_BLOCK_STORED);
     x->ev.present = KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_TOKEN_IDS) |
@@ -492,7 +494,7 @@ run_naive(const struct workload *w, struct result *r)
     struct nv_ctx x = {calloc(1, sizeof *x.nv), {BLOCKKEY_AIBRIX, 0, 0}};
     double *lat = malloc(w->n_queries * sizeof *lat), t0, c0, depth_sum = 0;
     uint64_t keys[BLOCKS];
-    uint32_t depth[PODS];
+    uint32_t depth[MAX_PODS];
     long rss0 = rss_bytes();
 
     r->ok = 1;
@@ -501,7 +503,7 @@ run_naive(const struct workload *w, struct result *r)
     r->apply_s = now() - t0;
     r->rss_delta = rss_bytes() - rss0;
     r->keys = x.nv->keys.n;
-    for (int p = 0; p < PODS; p++)
+    for (uint32_t p = 0; p < w->pods; p++)
         r->entries += x.nv->maps[p].n;
     c0 = now();
     for (uint32_t q = 0; q < w->n_queries; q++) {
@@ -510,9 +512,9 @@ run_naive(const struct workload *w, struct result *r)
         t0 = wall();
         blockkey_chain(&x.cfg, NULL, w->tokens + (size_t)d * BLOCKS * BS,
                        BLOCKS * BS, BS, keys);
-        naive_match(x.nv, keys, BLOCKS, depth);
+        naive_match(x.nv, keys, BLOCKS, depth, w->pods);
         lat[q] = wall() - t0;
-        for (int p = 0; p < PODS; p++)
+        for (uint32_t p = 0; p < w->pods; p++)
             best = depth[p] > best ? depth[p] : best;
         depth_sum += best;
     }
@@ -593,7 +595,8 @@ main(int argc, char **argv)
 
     w.n_queries = 20000;
     w.ev_blocks = 16;
-    while ((c = getopt(argc, argv, "qd:n:e:")) != -1) {
+    w.pods = 64;
+    while ((c = getopt(argc, argv, "qd:n:e:p:")) != -1) {
         switch (c) {
         case 'q':
             quick = 1;
@@ -607,9 +610,12 @@ main(int argc, char **argv)
         case 'e':
             w.ev_blocks = (uint32_t)strtoul(optarg, NULL, 10);
             break;
+        case 'p':
+            w.pods = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
         default:
             fprintf(stderr, "usage: bench_index [-q] [-d DOCS_PER_POD] "
-                            "[-n QUERIES] [-e BLOCKS_PER_EVENT]\n");
+                            "[-n QUERIES] [-e BLOCKS_PER_EVENT] [-p PODS]\n");
             return 2;
         }
     }
@@ -618,19 +624,20 @@ main(int argc, char **argv)
         w.n_queries = 2000;
     }
     if (per_pod == 0 || w.n_queries == 0 || w.ev_blocks == 0 ||
+        w.pods < COPIES || w.pods > MAX_PODS || w.pods % GROUP ||
         w.ev_blocks > MAX_EV_BLOCKS || BLOCKS % w.ev_blocks)
         return 2;
     for (int shared = 1; shared >= 0; shared--) {
         w.shared = shared;
         w.docs_per_pod = per_pod;
-        w.docs = shared ? per_pod * PODS / COPIES : per_pod * PODS;
+        w.docs = shared ? per_pod * w.pods / COPIES : per_pod * w.pods;
         w.tokens = malloc((size_t)w.docs * BLOCKS * BS * sizeof *w.tokens);
         if (w.tokens == NULL)
             return 1;
         make_tokens(&w);
         printf("workload %s: %d pods, %u documents of %d blocks x %d tokens "
                "in events of %u blocks, %s\n",
-               shared ? "shared" : "unique", PODS, w.docs, BLOCKS, BS,
+               shared ? "shared" : "unique", w.pods, w.docs, BLOCKS, BS,
                w.ev_blocks,
                shared ? "each on 4 pods, 4-block prefix shared by 16 documents"
                       : "each on one pod, nothing shared (worst case for "
