@@ -276,28 +276,37 @@ assert r["dp_rank"] == 0 and "i" not in r, r' "$D/rec"
 @test "10,000 batches arrive complete and in order through the ROUTER's HWM 1000" {
     port=$(free_port)
     start_peer p "$port" --count 10000
+    # Straight to a file: bats' run would spend seconds splitting lines.
+    st=0
     start=$(date +%s%N)
-    run --separate-stderr kvreplay --stats -t 5s "pod-a=tcp://127.0.0.1:$port"
+    kvreplay --stats -t 5s "pod-a=tcp://127.0.0.1:$port" >"$D/got" \
+        2>"$D/err" || st=$?
     end=$(date +%s%N)
-    assert_success
-    echo "$output" >"$D/got"
+    assert_equal "$st" 0
     run seqs "$D/got"
     [ "$output" = "$(seq -s ' ' 0 9999)" ]
     run json_eq "$D/got" "$D/p.expect"
     assert_success
-    [ $(((end - start) / 1000000)) -lt 5000 ]
-    echo "$stderr" | "$PY" -c '
+    # It finishes within its 5 s timeout (its own clock; the wall clock of
+    # a loaded machine gets some slack).
+    run "$PY" -c '
 import json, sys
-s = json.loads(sys.stdin.read().strip().splitlines()[-1])
-assert s["batches"] == 10000 and s["gaps"] == 0, s'
+s = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+assert s["batches"] == 10000 and s["gaps"] == 0, s
+assert s["elapsed_ms"] < 5000, s
+print(s["elapsed_ms"], s["retries"])' "$D/err"
+    assert_success
+    echo "elapsed_ms retries: $output; wall $(((end - start) / 1000000)) ms"
+    [ $(((end - start) / 1000000)) -lt 10000 ]
 }
 
 @test "a gap only for what the engine no longer has, not for HWM drops" {
     port=$(free_port)
     start_peer p "$port" --count 10000 --buffer 6000
-    run --separate-stderr kvreplay --from 1000 "pod-a=tcp://127.0.0.1:$port"
-    assert_equal "$status" 3
-    echo "$output" >"$D/got"
+    st=0
+    kvreplay --from 1000 "pod-a=tcp://127.0.0.1:$port" >"$D/got" \
+        2>"$D/err" || st=$?
+    assert_equal "$st" 3
     run grep -c '"type":"gap"' "$D/got"
     assert_output "1"
     run grep '"type":"gap"' "$D/got"
