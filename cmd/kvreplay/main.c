@@ -87,6 +87,7 @@ struct opts {
 struct counters {
     uint64_t batches, events, bytes, decode_errors, gaps, lost, retries,
         bad_replies, restarts;
+    long long t0; /* start, cli_now_ms() */
 };
 
 /* What one rank's fetch needs in its callbacks. */
@@ -99,6 +100,7 @@ struct rank_run {
     uint64_t expect;     /* next seq to print */
     int claim_loss;      /* a seq above expect means the engine lost some */
     int printed;         /* a batch was printed: any later jump is a loss */
+    uint64_t seen;       /* batches the replay delivered, printed or not */
     int pending_restart; /* write a restart record before the first batch */
     uint64_t restart_last;
     int lost;        /* a gap record was written */
@@ -173,6 +175,7 @@ on_batch(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
         r->stop_reason = 2;
         return 1;
     }
+    r->seen++;
     /* The anchor seq of an incremental run was printed last time. */
     if (seq < r->expect)
         return 0;
@@ -235,6 +238,21 @@ on_bad(void *ctx, const char *why, size_t bytes)
 /* Outcome of one rank, in increasing severity. */
 enum outcome { OUT_OK = 0, OUT_LOST = 3, OUT_FAIL = 1 };
 
+static void
+print_stats(const struct counters *c, long long ms)
+{
+    fprintf(stderr,
+            "{\"batches\":%llu,\"events\":%llu,\"bytes\":%llu,"
+            "\"decode_errors\":%llu,\"bad_replies\":%llu,\"gaps\":%llu,"
+            "\"lost\":%llu,\"restarts\":%llu,\"retries\":%llu,"
+            "\"elapsed_ms\":%lld}\n",
+            (unsigned long long)c->batches, (unsigned long long)c->events,
+            (unsigned long long)c->bytes, (unsigned long long)c->decode_errors,
+            (unsigned long long)c->bad_replies, (unsigned long long)c->gaps,
+            (unsigned long long)c->lost, (unsigned long long)c->restarts,
+            (unsigned long long)c->retries, ms);
+}
+
 /*
  * One fetch on a fresh DEALER.  Returns the replay_rc; *res is filled.
  */
@@ -256,8 +274,22 @@ fetch_once(void *zctx, const char *uri, struct rank_run *r, uint64_t from,
     req.timeout_ms = o->timeout_ms > INT_MAX ? INT_MAX : (int)o->timeout_ms;
     req.max_retries = 0;
     log_info("%s: replay from %llu", uri, (unsigned long long)from);
-    ret = replay_fetch(rc, &req, on_batch, on_bad, r, res, err, errlen);
-    r->cnt->retries += res->retries;
+    for (;;) {
+        ret = replay_fetch(rc, &req, on_batch, on_bad, r, res, err, errlen);
+        r->cnt->retries += res->retries;
+        if (ret != REPLAY_INTR || cli_signal)
+            break;
+        /*
+         * Not SIGINT/SIGTERM: SIGUSR1, or a stop and continue (Ctrl-Z,
+         * fg), which Linux also turns into EINTR.  Go on from the first
+         * seq not yet delivered, on the same socket.
+         */
+        if (cli_take_usr1() && o->stats)
+            print_stats(r->cnt, cli_now_ms() - r->cnt->t0);
+        if (res->next > to)
+            break;
+        req.from = res->next;
+    }
     replay_close(rc);
     return ret;
 }
@@ -299,7 +331,7 @@ run_rank(void *zctx, const char *pod, const char *uri, const struct opts *o,
          */
         ret = fetch_once(zctx, uri, &r, start - 1, o->to, o, &res, err,
                          sizeof err);
-        if (ret == REPLAY_OK && res.delivered == 0 && res.got_end) {
+        if (ret == REPLAY_OK && r.seen == 0 && res.got_end) {
             r.pending_restart = 1;
             r.restart_last = start - 1;
             r.expect = 0;
@@ -434,21 +466,6 @@ out:
     return ret;
 }
 
-static void
-print_stats(const struct counters *c, long long ms)
-{
-    fprintf(stderr,
-            "{\"batches\":%llu,\"events\":%llu,\"bytes\":%llu,"
-            "\"decode_errors\":%llu,\"bad_replies\":%llu,\"gaps\":%llu,"
-            "\"lost\":%llu,\"restarts\":%llu,\"retries\":%llu,"
-            "\"elapsed_ms\":%lld}\n",
-            (unsigned long long)c->batches, (unsigned long long)c->events,
-            (unsigned long long)c->bytes, (unsigned long long)c->decode_errors,
-            (unsigned long long)c->bad_replies, (unsigned long long)c->gaps,
-            (unsigned long long)c->lost, (unsigned long long)c->restarts,
-            (unsigned long long)c->retries, ms);
-}
-
 /* The whole run; returns the exit status (signals: via *sig). */
 static int
 run(const struct opts *o, int *sig)
@@ -461,8 +478,8 @@ run(const struct opts *o, int *sig)
     char err[512];
     void *zctx = NULL;
     int status = 0, stop_reason = 0, nranks = o->dp_size;
-    long long t0 = cli_now_ms();
 
+    cnt.t0 = cli_now_ms();
     cli_out_init(&out, STDOUT_FILENO);
     out.high_water = 256 * 1024;
     if (zsock_spec_parse(o->spec, &spec, err, sizeof err) == -1)
@@ -527,7 +544,7 @@ run(const struct opts *o, int *sig)
         }
     }
     if (o->stats)
-        print_stats(&cnt, cli_now_ms() - t0);
+        print_stats(&cnt, cli_now_ms() - cnt.t0);
 out:
     if (ranks != NULL) {
         for (int r = 0; r < nranks; r++)

@@ -300,6 +300,29 @@ print(s["elapsed_ms"], s["retries"])' "$D/err"
     [ $(((end - start) / 1000000)) -lt 10000 ]
 }
 
+@test "stalled (SIGSTOP) while 10,000 replies pour in: the ROUTER drops, kvreplay repairs" {
+    port=$(free_port)
+    start_peer p "$port" --count 10000
+    kvreplay --stats -t 5s "pod-a=tcp://127.0.0.1:$port" >"$D/got" \
+        2>"$D/err" &
+    pid=$!
+    sleep 0.05
+    # Stopped, it reads nothing: the ROUTER's pipe fills up (HWM 1000) and
+    # it drops the rest, the end marker included.  Continued, kvreplay must
+    # notice the holes and the silence and ask again.
+    kill -STOP "$pid"
+    sleep 1
+    kill -CONT "$pid"
+    st=0
+    wait_pid "$pid" 20 || st=$?
+    assert_equal "$st" 0
+    run seqs "$D/got"
+    [ "$output" = "$(seq -s ' ' 0 9999)" ]
+    run json_eq "$D/got" "$D/p.expect"
+    assert_success
+    cat "$D/err"
+}
+
 @test "a gap only for what the engine no longer has, not for HWM drops" {
     port=$(free_port)
     start_peer p "$port" --count 10000 --buffer 6000
