@@ -231,7 +231,12 @@ class Gen:
     def __init__(self, rnd):
         self.r = rnd
         self.seq = {p: 0 for p in self.PODS}
-        self.docs = [[rnd.randrange(50) for _ in range(rnd.randrange(8, 80))]
+        # A small vocabulary (so that prefixes are shared) of token ids of
+        # every length from 1 to 10 digits.
+        self.vocab = [rnd.randrange(10 ** rnd.randrange(1, 10))
+                      for _ in range(49)] + [4294967295]
+        self.docs = [[rnd.choice(self.vocab)
+                      for _ in range(rnd.randrange(8, 80))]
                      for _ in range(12)]
         # Per pod: engine hash -> (lora, token prefix tuple) and the reverse.
         self.held = {p: {} for p in self.PODS}
@@ -242,7 +247,7 @@ class Gen:
         d = self.r.choice(self.docs)
         toks = d[:self.r.randrange(1, len(d) + 1)]
         if self.r.random() < 0.3:
-            toks = toks + [self.r.randrange(50)
+            toks = toks + [self.r.choice(self.vocab)
                            for _ in range(self.r.randrange(1, 20))]
         return toks
 
@@ -444,6 +449,18 @@ def diff(kvindex, sockdir, seed, n_events, n_queries):
                     got = [{"pod": m["pod"], "dp_rank": m["dp_rank"],
                             "depth": m["depth"], "degraded": m["degraded"]}
                            for m in rep["data"]["matches"]]
+                if q % 5 == 0 and (("m", lora or "")) in ref.ns_bs:
+                    # The keys themselves: parsing of every token length
+                    # and the aibrix chain, independently of the holders.
+                    krep = conn.call({"op": "keys", "model": "m",
+                                      "lora_name": lora, "tokens": toks})
+                    kwant = [str(k) for k in aibrix_chain(
+                        0, 0, toks, ref.ns_bs[("m", lora or "")])]
+                    if krep.get("data", {}).get("keys") != kwant:
+                        fails += 1
+                        print("KEYS MISMATCH tokens=%r\n  kvindex: %s\n"
+                              "  model:   %s" % (toks, json.dumps(krep),
+                                                 json.dumps(kwant)))
                 compared += 1
                 nonempty += bool(want)
                 deep = max([deep] + [m["depth"] for m in want])
