@@ -1217,9 +1217,12 @@ jp_syntax(struct jp *j, const char *what)
     return jp_fail(j, "invalid JSON: %s at byte %zu", what, j->i + 1);
 }
 
-static void
+static inline void
 jp_ws(struct jp *j)
 {
+    /* Compact input has no whitespace: one test on the usual path. */
+    if (j->i < j->n && (unsigned char)j->s[j->i] > ' ')
+        return;
     while (j->i < j->n) {
         char c = j->s[j->i];
         if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
@@ -1404,6 +1407,20 @@ jp_unescape(struct jp *j, size_t start, size_t end, struct kv_str *out)
     return 0;
 }
 
+/* Whether any of the 8 bytes in x is '"', '\\' or a control byte. */
+static int
+special8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    const uint64_t high = 0x8080808080808080ull;
+    uint64_t q = x ^ (ones * '"');
+    uint64_t b = x ^ (ones * '\\');
+    uint64_t m = (x - ones * 0x20) & ~x;
+    m |= (q - ones) & ~q;
+    m |= (b - ones) & ~b;
+    return (m & high) != 0;
+}
+
 /* At an opening quote: reads a string, borrowed when it has no escapes. */
 static int
 jp_string(struct jp *j, struct kv_str *out)
@@ -1415,6 +1432,16 @@ jp_string(struct jp *j, struct kv_str *out)
     int esc = 0;
 
     while (i < n) {
+        /* Skip eight ordinary bytes at a time. */
+        while (n - i >= 8) {
+            uint64_t x;
+            memcpy(&x, s + i, 8);
+            if (special8(x))
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
         unsigned char c = (unsigned char)s[i];
         if (c == '"')
             break;
@@ -1522,6 +1549,39 @@ jp_num_double(struct jp *j, const struct jnum *num, double *out)
     if (num->is_int && !num->ovf) {
         *out = num->neg ? -(double)num->mag : (double)num->mag;
         return 0;
+    }
+    /*
+     * A decimal fraction m / 10^k with m <= 2^53 and k <= 22 is the exact
+     * quotient of two exact doubles, so one division rounds it correctly,
+     * as strtod would (every timestamp takes this path).
+     */
+    {
+        static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
+                                     1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
+                                     1e18, 1e19, 1e20, 1e21, 1e22};
+        const char *s = j->s;
+        size_t i = num->start + (size_t)num->neg;
+        uint64_t m = 0;
+        int k = -1, nd = 0;
+        for (; i < num->end && nd <= 19; i++) {
+            if (s[i] == '.') {
+                k = 0;
+                continue;
+            }
+            if (!is_digit((unsigned char)s[i]))
+                break;
+            m = m * 10 + (uint64_t)(s[i] - '0');
+            nd++;
+            if (k >= 0)
+                k++;
+        }
+        if (i == num->end && nd <= 19 && k >= 0 && k <= 22 &&
+            m <= (uint64_t)1 << 53) {
+            double d = (double)m / p10[k];
+            *out = num->neg ? -d : d;
+            return 0;
+        }
     }
     if (len >= sizeof small) {
         tmp = jp_alloc(j, len + 1);
@@ -1846,6 +1906,33 @@ jp_str_value(struct jp *j, const char *key, struct kv_str *out)
     return jp_string(j, out);
 }
 
+#ifdef NDJSON_SWAR
+/*
+ * Number of leading decimal digits among the 8 bytes of x (8 when all
+ * are).  A byte >= 0xfa can carry into the next byte's test, but only
+ * after a byte that already failed, so the first failure is exact.
+ */
+static int
+digits_run8(uint64_t x)
+{
+    const uint64_t hi = 0xf0f0f0f0f0f0f0f0ull, zeros = 0x3030303030303030ull;
+    uint64_t bad =
+        ((x & hi) ^ zeros) | (((x + 0x0606060606060606ull) & hi) ^ zeros);
+    return bad == 0 ? 8 : __builtin_ctzll(bad) / 8;
+}
+
+/* The value of the first len (1-8) digit bytes of x, first byte first. */
+static uint32_t
+digits_value8(uint64_t x, int len)
+{
+    /* Borrows from the bytes past len only reach later bytes, shifted out. */
+    x = (x - 0x3030303030303030ull) << (8 * (8 - len));
+    x = (x * 10 + (x >> 8)) & 0x00ff00ff00ff00ffull;
+    x = (x * 100 + (x >> 16)) & 0x0000ffff0000ffffull;
+    return (uint32_t)((x * 10000 + (x >> 32)) & 0xffffffffull);
+}
+#endif
+
 /* The text of a hash: decimal u64 or 0x-prefixed hex. */
 static int
 hash_text(const char *s, size_t n, uint64_t *out)
@@ -1864,9 +1951,20 @@ hash_text(const char *s, size_t n, uint64_t *out)
         *out = v;
         return 0;
     }
-    if (n == 0)
+    if (n == 0 || n > 20)
         return -1;
-    for (size_t k = 0; k < n; k++) {
+    size_t k = 0;
+#ifdef NDJSON_SWAR
+    /* Up to 19 digits cannot overflow: take them 8 at a time. */
+    for (; k + 8 <= n && k + 8 <= 19; k += 8) {
+        uint64_t x;
+        memcpy(&x, s + k, 8);
+        if (digits_run8(x) != 8)
+            return -1;
+        v = v * 100000000 + digits_value8(x, 8);
+    }
+#endif
+    for (; k < n; k++) {
         if (!is_digit((unsigned char)s[k]))
             return -1;
         unsigned d = (unsigned)(s[k] - '0');
@@ -1971,8 +2069,35 @@ jp_hashes(struct jp *j, struct kv_event *ev)
 static int
 jp_token(struct jp *j, uint32_t *out)
 {
-    uint64_t v;
+    const char *s = j->s;
+    size_t i = j->i, start = j->i, n = j->n;
+    uint64_t v = 0;
 
+#ifdef NDJSON_SWAR
+    /* The usual case: up to 7 digits, then ',' or ']', all in one word. */
+    if (n - i >= 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        int len = digits_run8(x);
+        if (len >= 1 && len < 8 && (s[i] != '0' || len == 1) &&
+            s[i + len] != '.' && s[i + len] != 'e' && s[i + len] != 'E') {
+            j->i = i + (size_t)len;
+            *out = digits_value8(x, len);
+            return 0;
+        }
+    }
+#endif
+    /* Otherwise 1-10 digits, no leading zero, no fraction. */
+    while (i < n && i - start <= 10 && is_digit((unsigned char)s[i]))
+        v = v * 10 + (uint64_t)(s[i++] - '0');
+    size_t nd = i - start;
+    if (nd > 0 && nd <= 10 && (s[start] != '0' || nd == 1) && v <= UINT32_MAX &&
+        (i == n || (s[i] != '.' && s[i] != 'e' && s[i] != 'E'))) {
+        j->i = i;
+        *out = (uint32_t)v;
+        return 0;
+    }
+    /* Anything else takes the general path, for its checks and errors. */
     if (jp_u64(j, "token_ids", UINT32_MAX, &v) == -1)
         return -1;
     *out = (uint32_t)v;
@@ -2139,18 +2264,67 @@ static const struct {
 #undef JKEY
 };
 
+/*
+ * Every key the reader knows, the most frequent first: the envelope, then
+ * the fields of a BlockStored as the writer orders them.  id is a jkey, or
+ * JK_COUNT_KEYS + an enum kv_field.
+ */
+static const struct {
+    const char *s;
+    uint8_t n;
+    uint8_t id;
+} all_keys[] = {
+#define AK(lit, id)                                                            \
+    {                                                                          \
+        lit, sizeof(lit) - 1, id                                               \
+    }
+    AK("pod", JK_POD),
+    AK("dp_rank", JK_DP_RANK),
+    AK("seq", JK_SEQ),
+    AK("i", JK_I),
+    AK("ts", JK_TS),
+    AK("type", JK_TYPE),
+    AK("block_hashes", JK_COUNT_KEYS + KV_F_BLOCK_HASHES),
+    AK("parent_block_hash", JK_COUNT_KEYS + KV_F_PARENT_BLOCK_HASH),
+    AK("token_ids", JK_COUNT_KEYS + KV_F_TOKEN_IDS),
+    AK("block_size", JK_COUNT_KEYS + KV_F_BLOCK_SIZE),
+    AK("lora_id", JK_COUNT_KEYS + KV_F_LORA_ID),
+    AK("medium", JK_COUNT_KEYS + KV_F_MEDIUM),
+    AK("lora_name", JK_COUNT_KEYS + KV_F_LORA_NAME),
+    AK("extra_keys", JK_COUNT_KEYS + KV_F_EXTRA_KEYS),
+    AK("group_idx", JK_COUNT_KEYS + KV_F_GROUP_IDX),
+    AK("kv_cache_spec_kind", JK_COUNT_KEYS + KV_F_KV_CACHE_SPEC_KIND),
+    AK("kv_cache_spec_sliding_window",
+       JK_COUNT_KEYS + KV_F_KV_CACHE_SPEC_SLIDING_WINDOW),
+    AK("locality", JK_COUNT_KEYS + KV_F_LOCALITY),
+    AK("ownership", JK_COUNT_KEYS + KV_F_OWNERSHIP),
+    AK("cache_salt", JK_COUNT_KEYS + KV_F_CACHE_SALT),
+    AK("session_id", JK_COUNT_KEYS + KV_F_SESSION_ID),
+    AK("model", JK_MODEL),
+    AK("block_digests", JK_BLOCK_DIGESTS),
+    AK("parent_block_digest", JK_PARENT_DIGEST),
+    AK("from", JK_FROM),
+    AK("to", JK_TO),
+    AK("last_seq", JK_LAST_SEQ),
+    AK("error", JK_ERROR),
+    AK("bytes", JK_BYTES),
+    AK("tag", JK_TAG),
+    AK("count", JK_COUNT),
+    AK("version", JK_VERSION),
+#undef AK
+};
+
 /* Returns a jkey, JK_COUNT_KEYS + field for an engine field, or -1. */
 static int
 key_lookup(struct kv_str k)
 {
-    for (int x = 0; x < JK_COUNT_KEYS; x++) {
-        if (jkeys[x].n == k.n && jkeys[x].s[0] == k.p[0] &&
-            memcmp(jkeys[x].s, k.p, k.n) == 0)
-            return x;
+    if (k.n == 0 || k.n > 28)
+        return -1;
+    for (size_t x = 0; x < sizeof all_keys / sizeof all_keys[0]; x++) {
+        if (all_keys[x].n == k.n && all_keys[x].s[0] == k.p[0] &&
+            memcmp(all_keys[x].s, k.p, k.n) == 0)
+            return all_keys[x].id;
     }
-    enum kv_field f;
-    if (k.n > 0 && kv_field_parse(k.p, k.n, &f) == 0)
-        return JK_COUNT_KEYS + (int)f;
     return -1;
 }
 

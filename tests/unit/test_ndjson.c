@@ -979,6 +979,138 @@ test_read_errors(void)
     CHECK(parse("[", &env, &ev, NULL, 0) == NDJSON_BAD, "NULL err buffer");
 }
 
+/*
+ * Token and hash digits are read several at a time: check every length
+ * and position against values formatted here with snprintf.
+ */
+static void
+test_read_numbers(void)
+{
+    static char line[1 << 20];
+    static uint32_t want[20000];
+    struct ndjson_env env;
+    struct kv_event ev;
+    char err[256];
+    uint64_t r = 0x2545f4914f6cdd1dull;
+    size_t n = 0, k;
+
+    k = (size_t)snprintf(line, sizeof line,
+                         "{\"type\":\"BlockStored\",\"token_ids\":[");
+    for (uint32_t d = 0; d <= 10; d++) {
+        /* 0, 9, 10, 99, 100, ... and 4294967295 at the end. */
+        uint64_t p = 1;
+        for (uint32_t e = 0; e < d; e++)
+            p *= 10;
+        want[n++] = (uint32_t)(p - 1 > UINT32_MAX ? UINT32_MAX : p - 1);
+        if (p <= UINT32_MAX)
+            want[n++] = (uint32_t)p;
+    }
+    while (n < 20000) {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        want[n++] = (uint32_t)(r >> (r % 33));
+    }
+    for (size_t x = 0; x < n; x++)
+        k += (size_t)snprintf(line + k, sizeof line - k, "%s%" PRIu32,
+                              x ? "," : "", want[x]);
+    snprintf(line + k, sizeof line - k, "]}");
+    int rc = parse(line, &env, &ev, err, sizeof err);
+    int same = rc == NDJSON_EVENT && ev.n_tokens == n;
+    for (size_t x = 0; same && x < n; x++)
+        same = ev.tokens[x] == want[x];
+    CHECK(same, "20000 token ids of every length read back");
+
+    static const char *bad_tokens[] = {
+        "[01]",         "[00]",          "[1.0]",     "[1e2]",
+        "[4294967296]", "[99999999999]", "[1a]",      "[12345678a]",
+        "[-0]",         "[1234567.5]",   "[0123456]", "[1234567e1]",
+    };
+    for (size_t x = 0; x < sizeof bad_tokens / sizeof bad_tokens[0]; x++) {
+        char what[96];
+        snprintf(line, sizeof line,
+                 "{\"type\":\"BlockStored\",\"token_ids\":%s,"
+                 "\"medium\":\"GPU\"}",
+                 bad_tokens[x]);
+        rc = parse(line, &env, &ev, err, sizeof err);
+        snprintf(what, sizeof what, "token_ids %s rejected", bad_tokens[x]);
+        if (strcmp(bad_tokens[x], "[-0]") == 0)
+            CHECK(rc == NDJSON_EVENT && ev.tokens[0] == 0, "token -0 is 0");
+        else
+            CHECK(rc == NDJSON_BAD, what);
+    }
+
+    int hashes_ok = 1;
+    for (int len = 1; len <= 20; len++) {
+        for (int rep = 0; rep < 200; rep++) {
+            char digits[24];
+            for (int x = 0; x < len; x++) {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                digits[x] = (char)('0' + r % 10);
+            }
+            if (len == 20) {
+                digits[0] = '1'; /* stays below 2^64 */
+                digits[1] = (char)('0' + r % 8);
+            }
+            digits[len] = '\0';
+            uint64_t v = strtoull(digits, NULL, 10);
+            snprintf(line, sizeof line,
+                     "{\"type\":\"BlockRemoved\",\"block_hashes\":[\"%s\"]}",
+                     digits);
+            rc = parse(line, &env, &ev, err, sizeof err);
+            if (rc != NDJSON_EVENT || ev.hashes[0].v != v) {
+                hashes_ok = 0;
+                printf("#   hash %s: rc %d\n", digits, rc);
+            }
+            /* A non-digit at any position is refused. */
+            digits[rep % len] = rep % 2 ? '/' : ':';
+            snprintf(line, sizeof line,
+                     "{\"type\":\"BlockRemoved\",\"block_hashes\":[\"%s\"]}",
+                     digits);
+            if (parse(line, &env, &ev, err, sizeof err) != NDJSON_BAD) {
+                hashes_ok = 0;
+                printf("#   hash %s accepted\n", digits);
+            }
+        }
+    }
+    CHECK(hashes_ok, "decimal hashes of every length read back exactly");
+    rc = parse("{\"type\":\"BlockRemoved\",\"block_hashes\":["
+               "\"18446744073709551615\",\"00000000000000000000001\"]}",
+               &env, &ev, err, sizeof err);
+    CHECK(rc == NDJSON_BAD, "a 23-digit hash is refused");
+    rc = parse("{\"type\":\"BlockRemoved\",\"block_hashes\":["
+               "\"18446744073709551615\",\"19000000000000000000\"]}",
+               &env, &ev, err, sizeof err);
+    CHECK(rc == NDJSON_BAD && strstr(err, "19000000000000000000"),
+          "a hash above 2^64-1 is refused");
+
+    /* Timestamps: the fast division path and strtod agree with the writer. */
+    int ts_ok = 1;
+    for (int rep = 0; rep < 20000; rep++) {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        struct ndjson_env e = {.pod = {"p", 1}, .has_ts = 1};
+        e.ts = rep % 3 == 0   ? 1700000000.0 + (double)(r % 100000000) / 1e6
+               : rep % 3 == 1 ? (double)(r >> 11) / (double)(1 + r % 1000)
+                              : -(double)(r % 1000000) / 1e3;
+        struct kv_event cl;
+        kv_event_init(&cl, KV_ALL_BLOCKS_CLEARED);
+        buf_clear(&out);
+        ndjson_write_event(&out, &e, &cl);
+        arena_reset(&arena);
+        rc = ndjson_parse_line(out.p, out.len - 1, &arena, &env, &ev, err,
+                               sizeof err);
+        if (rc != NDJSON_EVENT || !env.has_ts || env.ts != e.ts) {
+            ts_ok = 0;
+            printf("#   ts %.17g: %.*s", e.ts, (int)out.len, out.p);
+        }
+    }
+    CHECK(ts_ok, "20000 timestamps round-trip exactly");
+}
+
 /* Field-by-field equality of two events (what the reader can restore). */
 static int
 event_eq(const struct kv_event *a, const struct kv_event *b)
@@ -1195,6 +1327,7 @@ main(void)
     test_read_fields();
     test_read_records();
     test_read_errors();
+    test_read_numbers();
     test_round_trip();
     buf_free(&out);
     arena_free(&arena);
