@@ -118,6 +118,8 @@ check_layout() {
              then . + {cache_salt: "salt-\(.seq)"} else . end' \
         "$SAMPLE" >"$T/sglang.ndjson"
     check_layout "$T/sglang.ndjson" pod-b sglang
+    # A vLLM capture re-played as SGLang: fields SGLang lacks are dropped.
+    check_layout "$SAMPLE" pod-a sglang
 }
 
 @test "--bytes-hashes publishes the 32-byte digests of block_digests" {
