@@ -1420,26 +1420,10 @@ apply_removed(struct kv_index *ix, uint32_t p, const struct kv_event *ev)
     }
 }
 
-int
-index_apply(struct kv_index *ix, const struct ndjson_env *env,
-            const struct kv_event *ev, enum index_reject *why)
+/* Notes that pod p was named by an event at env's seq and ts. */
+static void
+pod_seen(struct pod *pod, const struct ndjson_env *env)
 {
-    enum index_reject r = INDEX_REJ_NONE;
-    uint32_t p;
-    struct pod *pod;
-
-    *why = INDEX_REJ_NONE;
-    if (ev->type != KV_BLOCK_STORED && ev->type != KV_BLOCK_REMOVED &&
-        ev->type != KV_ALL_BLOCKS_CLEARED && ev->type != KV_GAP &&
-        ev->type != KV_RESTART)
-        return 0;
-    p = pod_intern(ix, env->pod.p ? env->pod.p : "-",
-                   env->pod.p ? env->pod.n : 1, env->has_rank, env->rank);
-    if (p == NONE) {
-        r = INDEX_REJ_NOMEM;
-        goto done;
-    }
-    pod = &ix->pods[p];
     if (env->has_seq) {
         pod->has_seq = 1;
         pod->last_seq = env->seq;
@@ -1448,6 +1432,71 @@ index_apply(struct kv_index *ix, const struct ndjson_env *env,
         pod->has_ts = 1;
         pod->last_ts = env->ts;
     }
+}
+
+/*
+ * gap and restart for one pod: a restart empties it like AllBlocksCleared,
+ * a gap marks it degraded until then.
+ */
+static void
+apply_record(struct kv_index *ix, uint32_t p, enum kv_type t)
+{
+    if (t == KV_GAP) {
+        ix->pods[p].degraded = 1;
+    } else {
+        clear_pod(ix, p);
+        ix->pods[p].degraded = 0;
+    }
+}
+
+/*
+ * A gap or restart record whose dp_rank is unknown (kvsub writes null when
+ * it lost the batch that would tell) concerns every rank of the pod: each
+ * rank is its own stream, but the record cannot say which, and holding a
+ * stale rank is worse than re-learning one.  With no such pod yet, the
+ * record names (pod, null).
+ */
+static int
+apply_unranked(struct kv_index *ix, const struct ndjson_env *env,
+               const struct kv_event *ev, struct kv_str name)
+{
+    struct index_pod_ref ref = {name, 0, 0};
+    int found = 0;
+
+    for (uint32_t p = 0; p < ix->n_pods; p++) {
+        if (pod_ref_matches(&ix->pods[p], &ref)) {
+            pod_seen(&ix->pods[p], env);
+            apply_record(ix, p, ev->type);
+            found = 1;
+        }
+    }
+    return found;
+}
+
+int
+index_apply(struct kv_index *ix, const struct ndjson_env *env,
+            const struct kv_event *ev, enum index_reject *why)
+{
+    enum index_reject r = INDEX_REJ_NONE;
+    struct kv_str name = {"-", 1};
+    uint32_t p;
+
+    *why = INDEX_REJ_NONE;
+    if (ev->type != KV_BLOCK_STORED && ev->type != KV_BLOCK_REMOVED &&
+        ev->type != KV_ALL_BLOCKS_CLEARED && ev->type != KV_GAP &&
+        ev->type != KV_RESTART)
+        return 0;
+    if (env->pod.p)
+        name = env->pod;
+    if ((ev->type == KV_GAP || ev->type == KV_RESTART) && !env->has_rank &&
+        apply_unranked(ix, env, ev, name))
+        goto done;
+    p = pod_intern(ix, name.p, name.n, env->has_rank, env->rank);
+    if (p == NONE) {
+        r = INDEX_REJ_NOMEM;
+        goto done;
+    }
+    pod_seen(&ix->pods[p], env);
     switch (ev->type) {
     case KV_BLOCK_STORED:
         r = apply_stored(ix, p, env, ev);
@@ -1459,18 +1508,14 @@ index_apply(struct kv_index *ix, const struct ndjson_env *env,
             apply_removed(ix, p, ev);
         break;
     case KV_ALL_BLOCKS_CLEARED:
-    case KV_RESTART:
-        clear_pod(ix, p);
-        ix->pods[p].degraded = 0;
-        break;
-    case KV_GAP:
-        pod->degraded = 1;
+        apply_record(ix, p, KV_RESTART);
         break;
     default:
+        apply_record(ix, p, ev->type);
         break;
     }
-    compact(ix);
 done:
+    compact(ix);
     if (r != INDEX_REJ_NONE) {
         ix->rejected[r]++;
         *why = r;

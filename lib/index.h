@@ -62,7 +62,10 @@ const char *index_reject_name(enum index_reject r);
  * hash the pod already maps keeps its key, adds the medium, counts as a use
  * for the LRU, and the event's next block chains on that key.  Every event
  * naming a pod, rejected or not, updates its last seq and ts.  At most 32
- * media names are kept; a store naming a 33rd is rejected as invalid.
+ * media names are kept; a store naming a 33rd is rejected as invalid.  A
+ * gap or restart record with a null dp_rank applies to every known rank of
+ * its pod (the record cannot say which stream it was), or to (pod, null)
+ * when none is known.
  */
 int index_apply(struct kv_index *ix, const struct ndjson_env *env,
                 const struct kv_event *ev, enum index_reject *why);

@@ -1146,6 +1146,51 @@ test_d9_digest(void)
     index_free(ix);
 }
 
+/* A gap or restart record without a dp_rank concerns every rank of the pod;
+ * with a rank, only that rank. */
+static void
+test_unranked_records(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    uint64_t h = 1;
+    struct ndjson_env env = env_of("a", 1, 1, NULL, 9);
+    struct kv_event ev;
+    enum index_reject why;
+
+    for (int r = 0; r < 2; r++)
+        store(ix,
+              &(struct st){.pod = "a",
+                           .has_rank = 1,
+                           .rank = r,
+                           .h = &h,
+                           .n = 1,
+                           .tok = T,
+                           .ntok = 16,
+                           .bs = 16},
+              NULL);
+    store(ix,
+          &(struct st){
+              .pod = "b", .h = &h, .n = 1, .tok = T, .ntok = 16, .bs = 16},
+          NULL);
+    kv_event_init(&ev, KV_GAP);
+    index_apply(ix, &env, &ev, &why);
+    match_q(ix, NULL, T, 16, NULL, 0);
+    CHECK(R.n == 3 && !R.m[0].degraded && R.m[1].degraded && !R.m[2].degraded,
+          "gap with rank 1: only (a, 1) degraded");
+    record(ix, "a", KV_GAP); /* dp_rank null */
+    match_q(ix, NULL, T, 16, NULL, 0);
+    CHECK(R.n == 3 && R.m[0].degraded && R.m[1].degraded && !R.m[2].degraded,
+          "gap without rank: every rank of a degraded, b not");
+    CHECK_U64(index_pod_count(ix), 3, "no (a, null) pod made up");
+    record(ix, "a", KV_RESTART);
+    match_q(ix, NULL, T, 16, NULL, 0);
+    CHECK(R.n == 1 && strcmp(R.m[0].pod, "b") == 0,
+          "restart without rank: every rank of a cleared");
+    record(ix, "c", KV_RESTART);
+    CHECK_U64(index_pod_count(ix), 4, "an unknown pod is learned as (c, null)");
+    index_free(ix);
+}
+
 /* ---- dump -> restore --------------------------------------------------- */
 
 static struct kv_index *
@@ -1618,6 +1663,7 @@ main(void)
     test_bookkeeping();
     test_d1_units();
     test_d9_digest();
+    test_unranked_records();
     test_many_answers();
     test_restore_errors();
     test_lru();
