@@ -410,12 +410,18 @@ print(s["elapsed_ms"], s["retries"])' "$D/err"
     PEER_PIDS+=($!)
     wait_file "$D/r0.done" 20
     wait_file "$D/r1.done" 20
-    run kvreplay --dp-size 2 "pod-a=tcp://127.0.0.1:$port"
+    run kvreplay --dp-size 2 --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
     assert_success
     echo "$output" >"$D/got"
     cat "$D/r0.expect" "$D/r1.expect" >"$D/want"
     run json_eq "$D/got" "$D/want"
     assert_success
+    # One line per rank in the state file; a second run prints nothing.
+    run cat "$D/seq"
+    assert_output "$(printf '5\n7')"
+    run kvreplay --dp-size 2 --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    assert_output ""
 }
 
 @test "--stats prints one JSON line on stderr" {
