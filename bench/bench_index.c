@@ -10,10 +10,11 @@
  * Each measurement runs in a forked child so that its resident-memory delta
  * is its own.
  *
- * Usage: bench_index [-q] [-d DOCS_PER_POD] [-n QUERIES] [-e BLOCKS] [-p PODS]
- *   -q quick run (fewer entries) for a smoke test; -e blocks per event
+ * Usage: bench_index [-q] [-d DOCS] [-n QUERIES] [-e BLOCKS] [-p PODS] [-s
+ * HASH] -q quick run (fewer entries) for a smoke test; -e blocks per event
  *   (default 16; a divisor of 128); -p pods (default 64; a multiple of 16,
- *   at most 1024: with -p 512 -d 16 the index still holds 1M entries).
+ *   at most 1024: with -p 512 -d 16 the index still holds 1M entries);
+ *   -s aibrix (default), dynamo or llmd.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -43,6 +44,7 @@ struct workload {
     uint32_t n_queries;
     uint32_t ev_blocks; /* blocks per BlockStored event, divides BLOCKS */
     uint32_t pods;
+    enum blockkey_scheme scheme;
 };
 
 struct result {
@@ -413,7 +415,7 @@ cmp_double(const void *a, const void *b)
 static void
 run_index(const struct workload *w, uint64_t max_blocks, struct result *r)
 {
-    struct index_opts o = {BLOCKKEY_AIBRIX, 0, "", "m", max_blocks};
+    struct index_opts o = {w->scheme, 0, "", "m", max_blocks};
     struct ix_ctx *x = calloc(1, sizeof *x);
     struct index_match_result mr = {0};
     struct index_stats s;
@@ -491,7 +493,8 @@ run_index(const struct workload *w, uint64_t max_blocks, struct result *r)
 static void
 run_naive(const struct workload *w, struct result *r)
 {
-    struct nv_ctx x = {calloc(1, sizeof *x.nv), {BLOCKKEY_AIBRIX, 0, 0}};
+    struct nv_ctx x = {calloc(1, sizeof *x.nv),
+                       {w->scheme, 0, blockkey_llmd_root("", 0, "m", 1)}};
     double *lat = malloc(w->n_queries * sizeof *lat), t0, c0, depth_sum = 0;
     uint64_t keys[BLOCKS];
     uint32_t depth[MAX_PODS];
@@ -596,7 +599,8 @@ main(int argc, char **argv)
     w.n_queries = 20000;
     w.ev_blocks = 16;
     w.pods = 64;
-    while ((c = getopt(argc, argv, "qd:n:e:p:")) != -1) {
+    w.scheme = BLOCKKEY_AIBRIX;
+    while ((c = getopt(argc, argv, "qd:n:e:p:s:")) != -1) {
         switch (c) {
         case 'q':
             quick = 1;
@@ -613,9 +617,16 @@ main(int argc, char **argv)
         case 'p':
             w.pods = (uint32_t)strtoul(optarg, NULL, 10);
             break;
+        case 's':
+            if (blockkey_scheme_parse(optarg, &w.scheme) != 0) {
+                fprintf(stderr, "bench_index: unknown scheme %s\n", optarg);
+                return 2;
+            }
+            break;
         default:
             fprintf(stderr, "usage: bench_index [-q] [-d DOCS_PER_POD] "
-                            "[-n QUERIES] [-e BLOCKS_PER_EVENT] [-p PODS]\n");
+                            "[-n QUERIES] [-e BLOCKS_PER_EVENT] [-p PODS] "
+                            "[-s SCHEME]\n");
             return 2;
         }
     }
@@ -635,10 +646,10 @@ main(int argc, char **argv)
         if (w.tokens == NULL)
             return 1;
         make_tokens(&w);
-        printf("workload %s: %d pods, %u documents of %d blocks x %d tokens "
-               "in events of %u blocks, %s\n",
-               shared ? "shared" : "unique", w.pods, w.docs, BLOCKS, BS,
-               w.ev_blocks,
+        printf("workload %s (%s keys): %d pods, %u documents of %d blocks x "
+               "%d tokens in events of %u blocks, %s\n",
+               shared ? "shared" : "unique", blockkey_scheme_name(w.scheme),
+               w.pods, w.docs, BLOCKS, BS, w.ev_blocks,
                shared ? "each on 4 pods, 4-block prefix shared by 16 documents"
                       : "each on one pod, nothing shared (worst case for "
                         "memory)");
