@@ -457,12 +457,35 @@ fill_query(struct proto *p, const struct req *r, struct index_query *q)
     q->block_size = (uint32_t)r->block_size;
 }
 
+/* Appends ",\"name\":v" to a small text under construction. */
+static char *
+put_member_u64(char *o, const char *name, size_t nlen, uint64_t v)
+{
+    char digits[24];
+    size_t n = 0;
+
+    memcpy(o, name, nlen);
+    o += nlen;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0)
+        *o++ = digits[--n];
+    return o;
+}
+
+#define LIT(s) s, sizeof(s) - 1
+
 static int
 op_match(struct proto *p, const struct req *r, struct buf *out, char *err,
          size_t errlen)
 {
     struct index_query q;
     struct index_match_result *mr = &p->mr;
+    struct buf media = {0};
+    uint32_t media_mask = 0;
+    char tail[160];
+    int oom;
 
     if (r->has_tokens == r->has_keys) {
         snprintf(err, errlen, "match needs \"tokens\" or \"keys\"");
@@ -476,28 +499,38 @@ op_match(struct proto *p, const struct req *r, struct buf *out, char *err,
     buf_puts(out, ",\"blocks\":");
     buf_put_u64(out, mr->blocks);
     buf_puts(out, ",\"matches\":[");
+    /* Sixty-four pods are common: each match is formatted in a small local
+     * text and appended once, and the media list (nearly always the same)
+     * is formatted only when it changes. */
     for (size_t i = 0; i < mr->n; i++) {
         const struct index_match *m = &mr->m[i];
-        if (i > 0)
-            buf_putc(out, ',');
-        buf_puts(out, "{\"pod\":");
+        char *o = tail;
+        if (media.len == 0 || m->media != media_mask) {
+            buf_clear(&media);
+            report_media(p->ix, m->media, &media);
+            media_mask = m->media;
+        }
+        buf_puts(out, i > 0 ? ",{\"pod\":" : "{\"pod\":");
         buf_put_json_str(out, m->pod, strlen(m->pod));
         buf_puts(out, ",\"dp_rank\":");
         put_rank(out, m->has_rank, m->rank);
-        buf_puts(out, ",\"depth\":");
-        buf_put_u64(out, m->depth);
-        buf_puts(out, ",\"tokens\":");
-        buf_put_u64(out, (uint64_t)m->depth * mr->block_size);
-        buf_puts(out, ",\"percent\":");
-        buf_put_u64(out,
-                    mr->blocks ? (uint64_t)m->depth * 100 / mr->blocks : 0);
-        buf_puts(out, ",\"media\":");
-        report_media(p->ix, m->media, out);
+        o = put_member_u64(o, LIT(",\"depth\":"), m->depth);
+        o = put_member_u64(o, LIT(",\"tokens\":"),
+                           (uint64_t)m->depth * mr->block_size);
+        o = put_member_u64(o, LIT(",\"percent\":"),
+                           mr->blocks ? (uint64_t)m->depth * 100 / mr->blocks
+                                      : 0);
+        memcpy(o, ",\"media\":", 9);
+        o += 9;
+        buf_put(out, tail, (size_t)(o - tail));
+        buf_put(out, media.p, media.len);
         buf_puts(out,
                  m->degraded ? ",\"degraded\":true}" : ",\"degraded\":false}");
     }
     buf_puts(out, "]}");
-    return 0;
+    oom = media.oom;
+    buf_free(&media);
+    return oom ? -1 : 0;
 }
 
 static int
