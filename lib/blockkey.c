@@ -204,6 +204,27 @@ fnv_cbor_head(uint64_t h, uint8_t major, uint64_t v)
 enum { CBOR_UINT = 0, CBOR_TEXT = 3, CBOR_ARRAY = 4 };
 static const uint8_t cbor_null = 0xf6;
 
+static inline uint64_t
+fnv_byte(uint64_t h, uint32_t b)
+{
+    return (h ^ (b & 0xff)) * FNV_PRIME;
+}
+
+/* A token as a CBOR unsigned int, straight into FNV: the hot loop of llmd,
+ * so without fnv_cbor_head's buffer. */
+static inline uint64_t
+fnv_cbor_u32(uint64_t h, uint32_t v)
+{
+    if (v < 24)
+        return fnv_byte(h, v);
+    if (v <= 0xff)
+        return fnv_byte(fnv_byte(h, 0x18), v);
+    if (v <= 0xffff)
+        return fnv_byte(fnv_byte(fnv_byte(h, 0x19), v >> 8), v);
+    h = fnv_byte(fnv_byte(h, 0x1a), v >> 24);
+    return fnv_byte(fnv_byte(fnv_byte(h, v >> 16), v >> 8), v);
+}
+
 /* FNV1a64(CBOR [parent, [tokens], null]). */
 static uint64_t
 llmd_block(uint64_t parent, const uint32_t *t, size_t n)
@@ -214,7 +235,7 @@ llmd_block(uint64_t parent, const uint32_t *t, size_t n)
     h = fnv_cbor_head(h, CBOR_UINT, parent);
     h = fnv_cbor_head(h, CBOR_ARRAY, n);
     for (size_t i = 0; i < n; i++)
-        h = fnv_cbor_head(h, CBOR_UINT, t[i]);
+        h = fnv_cbor_u32(h, t[i]);
     return fnv_bytes(h, &cbor_null, 1);
 }
 
