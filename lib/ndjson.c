@@ -1407,8 +1407,12 @@ jp_unescape(struct jp *j, size_t start, size_t end, struct kv_str *out)
     return 0;
 }
 
-/* Whether any of the 8 bytes in x is '"', '\\' or a control byte. */
-static int
+/*
+ * The bytes of x that are '"', '\\' or a control byte, as their high bits.
+ * Borrows can mark bytes after a marked one, never before: the lowest
+ * mark is exact.
+ */
+static uint64_t
 special8(uint64_t x)
 {
     const uint64_t ones = 0x0101010101010101ull;
@@ -1418,7 +1422,7 @@ special8(uint64_t x)
     uint64_t m = (x - ones * 0x20) & ~x;
     m |= (q - ones) & ~q;
     m |= (b - ones) & ~b;
-    return (m & high) != 0;
+    return m & high;
 }
 
 /* At an opening quote: reads a string, borrowed when it has no escapes. */
@@ -1432,12 +1436,15 @@ jp_string(struct jp *j, struct kv_str *out)
     int esc = 0;
 
     while (i < n) {
-        /* Skip eight ordinary bytes at a time. */
+        /* Eight bytes at a time, straight to the first special one. */
         while (n - i >= 8) {
             uint64_t x;
             memcpy(&x, s + i, 8);
-            if (special8(x))
+            uint64_t m = special8(x);
+            if (m != 0) {
+                i += (size_t)__builtin_ctzll(m) / 8;
                 break;
+            }
             i += 8;
         }
         if (i >= n)
@@ -2265,66 +2272,89 @@ static const struct {
 };
 
 /*
- * Every key the reader knows, the most frequent first: the envelope, then
- * the fields of a BlockStored as the writer orders them.  id is a jkey, or
- * JK_COUNT_KEYS + an enum kv_field.
+ * Returns a jkey, JK_COUNT_KEYS + field for an engine field, or -1.  A
+ * switch on the length, then comparisons of constant size, which compile
+ * to a few word compares.
  */
-static const struct {
-    const char *s;
-    uint8_t n;
-    uint8_t id;
-} all_keys[] = {
-#define AK(lit, id)                                                            \
-    {                                                                          \
-        lit, sizeof(lit) - 1, id                                               \
-    }
-    AK("pod", JK_POD),
-    AK("dp_rank", JK_DP_RANK),
-    AK("seq", JK_SEQ),
-    AK("i", JK_I),
-    AK("ts", JK_TS),
-    AK("type", JK_TYPE),
-    AK("block_hashes", JK_COUNT_KEYS + KV_F_BLOCK_HASHES),
-    AK("parent_block_hash", JK_COUNT_KEYS + KV_F_PARENT_BLOCK_HASH),
-    AK("token_ids", JK_COUNT_KEYS + KV_F_TOKEN_IDS),
-    AK("block_size", JK_COUNT_KEYS + KV_F_BLOCK_SIZE),
-    AK("lora_id", JK_COUNT_KEYS + KV_F_LORA_ID),
-    AK("medium", JK_COUNT_KEYS + KV_F_MEDIUM),
-    AK("lora_name", JK_COUNT_KEYS + KV_F_LORA_NAME),
-    AK("extra_keys", JK_COUNT_KEYS + KV_F_EXTRA_KEYS),
-    AK("group_idx", JK_COUNT_KEYS + KV_F_GROUP_IDX),
-    AK("kv_cache_spec_kind", JK_COUNT_KEYS + KV_F_KV_CACHE_SPEC_KIND),
-    AK("kv_cache_spec_sliding_window",
-       JK_COUNT_KEYS + KV_F_KV_CACHE_SPEC_SLIDING_WINDOW),
-    AK("locality", JK_COUNT_KEYS + KV_F_LOCALITY),
-    AK("ownership", JK_COUNT_KEYS + KV_F_OWNERSHIP),
-    AK("cache_salt", JK_COUNT_KEYS + KV_F_CACHE_SALT),
-    AK("session_id", JK_COUNT_KEYS + KV_F_SESSION_ID),
-    AK("model", JK_MODEL),
-    AK("block_digests", JK_BLOCK_DIGESTS),
-    AK("parent_block_digest", JK_PARENT_DIGEST),
-    AK("from", JK_FROM),
-    AK("to", JK_TO),
-    AK("last_seq", JK_LAST_SEQ),
-    AK("error", JK_ERROR),
-    AK("bytes", JK_BYTES),
-    AK("tag", JK_TAG),
-    AK("count", JK_COUNT),
-    AK("version", JK_VERSION),
-#undef AK
-};
-
-/* Returns a jkey, JK_COUNT_KEYS + field for an engine field, or -1. */
 static int
 key_lookup(struct kv_str k)
 {
-    if (k.n == 0 || k.n > 28)
-        return -1;
-    for (size_t x = 0; x < sizeof all_keys / sizeof all_keys[0]; x++) {
-        if (all_keys[x].n == k.n && all_keys[x].s[0] == k.p[0] &&
-            memcmp(all_keys[x].s, k.p, k.n) == 0)
-            return all_keys[x].id;
+    const char *p = k.p;
+
+#define K(lit, id)                                                             \
+    if (memcmp(p, lit, sizeof(lit) - 1) == 0)                                  \
+    return (id)
+#define F(lit, f) K(lit, JK_COUNT_KEYS + (f))
+    switch (k.n) {
+    case 1:
+        K("i", JK_I);
+        break;
+    case 2:
+        K("ts", JK_TS);
+        K("to", JK_TO);
+        break;
+    case 3:
+        K("pod", JK_POD);
+        K("seq", JK_SEQ);
+        K("tag", JK_TAG);
+        break;
+    case 4:
+        K("type", JK_TYPE);
+        K("from", JK_FROM);
+        break;
+    case 5:
+        K("model", JK_MODEL);
+        K("error", JK_ERROR);
+        K("bytes", JK_BYTES);
+        K("count", JK_COUNT);
+        break;
+    case 6:
+        F("medium", KV_F_MEDIUM);
+        break;
+    case 7:
+        K("dp_rank", JK_DP_RANK);
+        F("lora_id", KV_F_LORA_ID);
+        K("version", JK_VERSION);
+        break;
+    case 8:
+        K("last_seq", JK_LAST_SEQ);
+        F("locality", KV_F_LOCALITY);
+        break;
+    case 9:
+        F("token_ids", KV_F_TOKEN_IDS);
+        F("lora_name", KV_F_LORA_NAME);
+        F("group_idx", KV_F_GROUP_IDX);
+        F("ownership", KV_F_OWNERSHIP);
+        break;
+    case 10:
+        F("block_size", KV_F_BLOCK_SIZE);
+        F("extra_keys", KV_F_EXTRA_KEYS);
+        F("cache_salt", KV_F_CACHE_SALT);
+        F("session_id", KV_F_SESSION_ID);
+        break;
+    case 12:
+        F("block_hashes", KV_F_BLOCK_HASHES);
+        break;
+    case 13:
+        K("block_digests", JK_BLOCK_DIGESTS);
+        break;
+    case 17:
+        F("parent_block_hash", KV_F_PARENT_BLOCK_HASH);
+        break;
+    case 18:
+        F("kv_cache_spec_kind", KV_F_KV_CACHE_SPEC_KIND);
+        break;
+    case 19:
+        K("parent_block_digest", JK_PARENT_DIGEST);
+        break;
+    case 28:
+        F("kv_cache_spec_sliding_window", KV_F_KV_CACHE_SPEC_SLIDING_WINDOW);
+        break;
+    default:
+        break;
     }
+#undef F
+#undef K
     return -1;
 }
 
