@@ -227,6 +227,53 @@ test_long_blocks(void)
     free(bytes);
 }
 
+/* A plain CBOR writer, independent of blockkey.c's streaming one. */
+static size_t
+cbor_head(uint8_t *b, uint8_t major, uint64_t v)
+{
+    int n = v < 24             ? 0
+            : v <= 0xff        ? 1
+            : v <= 0xffff      ? 2
+            : v <= 0xffffffffu ? 4
+                               : 8;
+
+    b[0] = (uint8_t)(major << 5 | (n == 0   ? v
+                                   : n == 1 ? 24
+                                   : n == 2 ? 25
+                                   : n == 4 ? 26
+                                            : 27));
+    for (int i = 0; i < n; i++)
+        b[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    return (size_t)(1 + n);
+}
+
+/* Every CBOR width of a token (and of the parent) against the plain writer:
+ * the vectors alone have no token above 65535. */
+static void
+test_llmd_widths(void)
+{
+    static const uint32_t tok[8] = {0,   23,    24,    255,
+                                    256, 65535, 65536, 4294967295u};
+    static const uint64_t parents[3] = {5, 70000, 0xfedcba9876543210ull};
+    int ok = 1;
+
+    for (int p = 0; p < 3; p++) {
+        uint8_t buf[128];
+        size_t n = 0;
+        struct blockkey_cfg c = {BLOCKKEY_LLMD, 0, 0};
+
+        n += cbor_head(buf + n, 4, 3);
+        n += cbor_head(buf + n, 0, parents[p]);
+        n += cbor_head(buf + n, 4, 8);
+        for (int i = 0; i < 8; i++)
+            n += cbor_head(buf + n, 0, tok[i]);
+        buf[n++] = 0xf6;
+        ok &=
+            blockkey_next(&c, &parents[p], tok, 8) == blockkey_fnv1a64(buf, n);
+    }
+    CHECK(ok, "llmd: every CBOR width of tokens and parent");
+}
+
 static void
 test_parse(void)
 {
@@ -249,6 +296,7 @@ main(void)
     test_primitives();
     test_aibrix_d3();
     test_long_blocks();
+    test_llmd_widths();
     test_parse();
     return unit_done();
 }
