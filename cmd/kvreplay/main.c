@@ -346,6 +346,15 @@ run_rank(void *zctx, const char *pod, const char *uri, const struct opts *o,
 
     switch (ret) {
     case REPLAY_OK:
+        /*
+         * Lost seqs followed by no batch in range (e.g. --to below the
+         * oldest one buffered) never reached the callback.
+         */
+        if (res.has_lost && (r.claim_loss || r.printed) &&
+            r.expect <= res.lost_to) {
+            write_gap(&r, r.expect, res.lost_to, 0, 0);
+            r.expect = res.lost_to + 1;
+        }
         outcome = r.lost ? OUT_LOST : OUT_OK;
         *state_io = r.expect;
         break;

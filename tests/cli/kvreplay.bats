@@ -151,6 +151,14 @@ assert g["seq"] == 19 and g["pod"] == "pod-a" and "i" not in g, g' "$D/gap"
     assert_success
 }
 
+@test "truncation with --to below the oldest buffered seq: only the gap" {
+    port=$(free_port)
+    start_peer p "$port" --count 30 --buffer 10
+    run --separate-stderr kvreplay --from 5 --to 9 "pod-a=tcp://127.0.0.1:$port"
+    assert_equal "$status" 3
+    assert_output --regexp '^\{"pod":"pod-a","dp_rank":null,"seq":9,"type":"gap","from":5,"to":9\}$'
+}
+
 @test "--from 0 means whatever is buffered: no gap, exit 0" {
     port=$(free_port)
     start_peer p "$port" --count 30 --buffer 10
