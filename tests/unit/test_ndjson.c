@@ -1314,6 +1314,113 @@ test_round_trip(void)
     }
 }
 
+/*
+ * Hostile input: random msgpack bytes for the writer's converter, and
+ * random mutations of valid lines for the reader.  Nothing may crash (the
+ * sanitizer build checks memory), and whatever the reader accepts, the
+ * writer must turn into a line the reader accepts again.
+ */
+static void
+test_hostile(void)
+{
+    static const char *seeds[] = {
+        "{\"pod\":\"a\",\"dp_rank\":0,\"seq\":41,\"i\":0,\"ts\":1700000000.25,"
+        "\"type\":\"BlockStored\",\"block_hashes\":[\"15760518052499183552\","
+        "-5,\"0x1f\"],\"parent_block_hash\":null,\"token_ids\":[1,2,3,4],"
+        "\"block_size\":16,\"lora_id\":null,\"medium\":\"G\\u00e9PU\","
+        "\"extra_keys\":[[\"a\",[\"mm\",0],1.5,{\"k\":[true,null]}]],"
+        "\"@9\":[0,1],\"x\":{\"y\":\"\\ud83d\\ude00\"}}",
+        "{\"type\":\"BlockStored\",\"token_ids\":[[1,2],[3,4]],\"block_"
+        "hashes\":"
+        "[\"258\"],\"block_digests\":[\"0000000000000102\"]}",
+        "{\"type\":\"gap\",\"from\":1,\"to\":2}",
+        "{\"type\":\"decode_error\",\"error\":\"x\\\"y\",\"bytes\":3}",
+        "{\"type\":\"format\",\"version\":1}",
+    };
+    static const char alphabet[] = "{}[]\",:0123456789-.eE\\u tfnal@x\x00\xff";
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    int crashes_ok = 1, rewrite_ok = 1, accepted = 0;
+    char line[1024];
+
+    for (int rep = 0; rep < 60000; rep++) {
+        const char *seed = seeds[rep % (sizeof seeds / sizeof seeds[0])];
+        size_t n = strlen(seed);
+        memcpy(line, seed, n);
+        int muts = 1 + rep % 4;
+        for (int m = 0; m < muts; m++) {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            size_t at = n ? (size_t)(r % n) : 0;
+            char c = alphabet[(r >> 20) % (sizeof alphabet - 1)];
+            switch ((r >> 40) % 4) {
+            case 0:
+                if (n > 0)
+                    line[at] = c;
+                break;
+            case 1:
+                if (n + 1 < sizeof line) {
+                    memmove(line + at + 1, line + at, n - at);
+                    line[at] = c;
+                    n++;
+                }
+                break;
+            case 2:
+                if (n > 0) {
+                    memmove(line + at, line + at + 1, n - at - 1);
+                    n--;
+                }
+                break;
+            default:
+                n = at;
+                break;
+            }
+        }
+        struct ndjson_env env, env2;
+        struct kv_event ev, ev2;
+        char err[256];
+        arena_reset(&arena);
+        int rc = ndjson_parse_line(line, n, &arena, &env, &ev, err, sizeof err);
+        if (rc != NDJSON_EVENT && rc != NDJSON_SKIP && rc != NDJSON_BAD &&
+            rc != NDJSON_FATAL)
+            crashes_ok = 0;
+        if (rc != NDJSON_EVENT)
+            continue;
+        accepted++;
+        buf_clear(&out);
+        ndjson_write_event(&out, &env, &ev);
+        rc = ndjson_parse_line(out.p, out.len - 1, &arena, &env2, &ev2, err,
+                               sizeof err);
+        if (rc != NDJSON_EVENT) {
+            rewrite_ok = 0;
+            printf("#   rewrite refused (%s): %.*s", err, (int)out.len, out.p);
+        }
+    }
+    CHECK(crashes_ok, "60000 mutated lines: only the four return codes");
+    CHECK(rewrite_ok && accepted > 2000,
+          "every accepted mutant is re-written as a valid line");
+    printf("# %d of 60000 mutants accepted\n", accepted);
+
+    int conv_ok = 1;
+    for (int rep = 0; rep < 60000; rep++) {
+        uint8_t raw[48];
+        size_t n = (size_t)(rep % 48);
+        for (size_t k = 0; k < n; k++) {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            /* Mostly headers and small values, so structures nest. */
+            raw[k] = (uint8_t)(r % 3 == 0   ? 0x90 | (r >> 8) % 4
+                               : r % 3 == 1 ? (r >> 8)
+                                            : 0xc0 + (r >> 8) % 0x20);
+        }
+        const char *t = conv(raw, n);
+        if (strcmp(t, "(bad envelope)") == 0)
+            conv_ok = 0;
+    }
+    CHECK(conv_ok, "60000 random msgpack values convert without harm");
+}
+
 int
 main(void)
 {
@@ -1329,6 +1436,7 @@ main(void)
     test_read_errors();
     test_read_numbers();
     test_round_trip();
+    test_hostile();
     buf_free(&out);
     arena_free(&arena);
     return unit_done();
