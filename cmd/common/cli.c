@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <msgpack.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@ const char *cli_prog = "kvtap";
 int cli_verbosity = 1;
 volatile sig_atomic_t cli_signal;
 static volatile sig_atomic_t got_usr1;
+static int wake_pipe[2] = {-1, -1};
 
 void
 cli_log(int level, const char *fmt, ...)
@@ -67,10 +69,33 @@ cli_print_version(void)
 static void
 on_signal(int sig)
 {
+    int saved = errno;
+
     if (sig == SIGUSR1)
         got_usr1 = 1;
     else
         cli_signal = sig;
+    /* write(2) is async-signal-safe; a full pipe already means "wake up". */
+    if (wake_pipe[1] != -1) {
+        ssize_t n = write(wake_pipe[1], "", 1);
+        (void)n;
+    }
+    errno = saved;
+}
+
+int
+cli_signal_fd(void)
+{
+    return wake_pipe[0];
+}
+
+void
+cli_signal_drain(void)
+{
+    char tmp[64];
+
+    while (wake_pipe[0] != -1 && read(wake_pipe[0], tmp, sizeof tmp) > 0)
+        ;
 }
 
 int
@@ -88,6 +113,8 @@ cli_signals_install(void)
     struct sigaction sa;
     const int sigs[] = {SIGINT, SIGTERM, SIGUSR1};
 
+    if (wake_pipe[0] == -1 && pipe2(wake_pipe, O_NONBLOCK | O_CLOEXEC) == -1)
+        return -1;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);

@@ -47,6 +47,15 @@ int cli_take_usr1(void);
 int cli_signals_install(void);
 
 /*
+ * The read end of a self-pipe that becomes readable when a signal arrives
+ * (-1 before cli_signals_install).  A loop adds it to its poll set, so a
+ * signal that lands between checking cli_signal and blocking in poll still
+ * wakes it; cli_signal_drain() empties the pipe after a wake-up.
+ */
+int cli_signal_fd(void);
+void cli_signal_drain(void);
+
+/*
  * Ends the process the way the signal would have (exit status 128+sig), after
  * the caller has flushed and closed everything (docs/cli.md).
  */

@@ -453,13 +453,20 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
             (k->o->duration_ms > 0 &&
              now - k->start_ms >= (long long)k->o->duration_ms))
             break;
-        /* Busy: take what is there.  Idle: flush, then block. */
-        n = zmq_poll(items, k->nsrc, 0);
+        /*
+         * Busy: take what is there.  Idle: flush, then block.  The last
+         * item is the signal pipe, so a signal always ends the wait.
+         */
+        n = zmq_poll(items, k->nsrc + 1, 0);
         if (n == 0) {
             if (k->out.buf.len > 0 && cli_out_flush(&k->out) == -1)
                 break;
             timeout = poll_timeout(k, now, last_rx);
-            n = zmq_poll(items, k->nsrc, timeout);
+            n = zmq_poll(items, k->nsrc + 1, timeout);
+        }
+        if (n > 0 && (items[k->nsrc].revents & ZMQ_POLLIN)) {
+            cli_signal_drain();
+            n--;
         }
         if (n == -1) {
             if (errno == EINTR)
@@ -505,7 +512,7 @@ kvsub_run(const struct kvsub_opts *o)
     cli_out_init(&k.out, STDOUT_FILENO);
     k.zctx = zmq_ctx_new();
     k.src = calloc((size_t)o->nspecs, sizeof *k.src);
-    items = calloc((size_t)o->nspecs, sizeof *items);
+    items = calloc((size_t)o->nspecs + 1, sizeof *items);
     if (k.zctx == NULL || k.src == NULL || items == NULL) {
         log_error("out of memory");
         goto out;
@@ -516,6 +523,8 @@ kvsub_run(const struct kvsub_opts *o)
         items[i].socket = k.src[i].sub;
         items[i].events = ZMQ_POLLIN;
     }
+    items[o->nspecs].fd = cli_signal_fd();
+    items[o->nspecs].events = ZMQ_POLLIN;
     rc = loop(&k, items);
     cli_out_flush(&k.out);
     if (k.out.err) {
