@@ -79,6 +79,7 @@ struct server {
     long long started_ms;
     long long next_snapshot_ms;
     pid_t snap_child; /* a periodic snapshot being written, 0 if none */
+    long long accept_paused_until; /* out of descriptors: retry then */
     /* Counters for stats. */
     uint64_t lines, bad_lines, long_lines;
     uint64_t accepted, dropped;
@@ -380,11 +381,20 @@ accept_clients(struct server *s)
         int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         struct conn *c;
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM) {
+                /* Out of descriptors: the pending connection stays ready,
+                 * so stop polling for it a moment instead of spinning. */
+                if (s->accept_paused_until == 0)
+                    log_warn("accept: %s", strerror(errno));
+                s->accept_paused_until = cli_now_ms() + 100;
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK &&
+                       errno != EINTR && errno != ECONNABORTED) {
                 log_warn("accept: %s", strerror(errno));
+            }
             return;
         }
+        s->accept_paused_until = 0;
         if (s->n_conns == s->cap_conns) {
             size_t nc = s->cap_conns ? s->cap_conns * 2 : 16;
             struct conn **nv = realloc(s->conns, nc * sizeof *nv);
@@ -610,7 +620,7 @@ loop(struct server *s)
             return 1;
         }
         s->pfd[n].fd = s->lfd;
-        s->pfd[n++].events = POLLIN;
+        s->pfd[n++].events = now < s->accept_paused_until ? 0 : POLLIN;
         if (!s->in.done && s->in.fd >= 0 && !hot) {
             in_slot = (int)n;
             s->pfd[n].fd = s->in.fd;
@@ -630,6 +640,8 @@ loop(struct server *s)
         }
         if (hot || (!s->in.done && s->in.fd < 0))
             timeout = 0;
+        if (now < s->accept_paused_until && timeout > 100)
+            timeout = 100;
         if (s->o->snapshot != NULL && s->next_snapshot_ms - now < timeout)
             timeout = (int)(s->next_snapshot_ms - now < 0
                                 ? 0

@@ -541,3 +541,21 @@ with open("'"$BATS_TEST_TMPDIR"'/big.ndjson", "w") as f:
     wait_lines 200000 || wait_lines 200000
     [ "$(kvindex stats -r -s "$S" | jq .entries)" = 200000 ]
 }
+
+@test "out of descriptors: connections wait, the server recovers" {
+    (ulimit -n 16 && exec kvindex serve -s "$S" "$EV" 2>"$BATS_TEST_TMPDIR/err" 3>&-) &
+    SRV=$!
+    kvindex ping -s "$S" -t 5s
+    "$PY" -c '
+import socket, sys, time
+ss = []
+for i in range(30):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    ss.append(s)
+time.sleep(0.5)
+' "$S"
+    run kvindex ping -s "$S" -t 5s
+    assert_success
+    grep -q "Too many open files" "$BATS_TEST_TMPDIR/err"
+}
