@@ -42,7 +42,7 @@ member_u64(struct buf *b, const char *name, uint64_t v)
 }
 
 static void
-put_rank(struct buf *b, int has_rank, int64_t rank)
+report_rank(struct buf *b, int has_rank, int64_t rank)
 {
     if (has_rank)
         buf_put_i64(b, rank);
@@ -100,7 +100,7 @@ report_pods(const struct kv_index *ix, struct buf *b)
         buf_puts(b, "{\"pod\":");
         report_str(b, pi.pod);
         buf_puts(b, ",\"dp_rank\":");
-        put_rank(b, pi.has_rank, pi.rank);
+        report_rank(b, pi.has_rank, pi.rank);
         member_u64(b, "blocks", pi.blocks);
         buf_puts(b, ",\"last_seq\":");
         if (pi.has_seq)
@@ -144,7 +144,7 @@ report_lookup(const struct kv_index *ix, const struct index_pod_ref *ref,
             buf_puts(b, "{\"pod\":");
             report_str(b, h->pod);
             buf_puts(b, ",\"dp_rank\":");
-            put_rank(b, h->has_rank, h->rank);
+            report_rank(b, h->has_rank, h->rank);
             buf_puts(b, ",\"key\":\"");
             buf_put_u64(b, h->key);
             buf_puts(b, "\",\"model\":");

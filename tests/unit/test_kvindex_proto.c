@@ -1,0 +1,192 @@
+/*
+ * test_kvindex_proto.c - kvindex's request scanner and protocol replies
+ * (cmd/kvindex/json.c, proto.c), table-driven against a real index.
+ *
+ * The command's sources are compiled in here because the Makefile links
+ * unit tests against lib/ only.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../cmd/kvindex/json.c"
+#include "../../cmd/kvindex/proto.c"
+#include "../../cmd/kvindex/report.c"
+#include "../../cmd/kvindex/snapshot.c"
+#include "blockkey.h"
+#include "index.h"
+#include "unit.h"
+
+#ifndef KVTAP_VERSION
+#define KVTAP_VERSION "0.1.0"
+#endif
+
+/* Runs one request; returns the reply without its '\n' (static storage). */
+static const char *
+ask(struct proto *p, const char *req)
+{
+    static struct buf out;
+
+    buf_clear(&out);
+    proto_handle(p, req, strlen(req), &out);
+    if (out.oom || out.len == 0 || out.p[out.len - 1] != '\n')
+        return "(no reply line)";
+    out.p[out.len - 1] = '\0';
+    return out.p;
+}
+
+static void
+test_replies(struct proto *p)
+{
+    static const struct {
+        const char *req, *want;
+    } cases[] = {
+        {"{\"op\":\"ping\"}",
+         "{\"id\":null,\"ok\":true,\"data\":{\"version\":\"" KVTAP_VERSION
+         "\"}}"},
+        {" {\"id\":{\"a\":[1,\"}\"]},\"op\":\"ping\"} ",
+         "{\"id\":{\"a\":[1,\"}\"]},\"ok\":true,\"data\":{\"version\":"
+         "\"" KVTAP_VERSION "\"}}"},
+        {"{\"op\":\"nope\",\"id\":-1.5e3}",
+         "{\"id\":-1.5e3,\"ok\":false,\"error\":\"unknown op \\\"nope\\\"\"}"},
+        {"{\"id\":2}",
+         "{\"id\":2,\"ok\":false,\"error\":\"missing \\\"op\\\"\"}"},
+        {"[1]",
+         "{\"id\":null,\"ok\":false,\"error\":\"a request is a JSON object\"}"},
+        {"{\"op\":\"ping\"} x", "{\"id\":null,\"ok\":false,\"error\":"
+                                "\"trailing text after the request object\"}"},
+        {"{\"op\":\"ping\",}",
+         "{\"id\":null,\"ok\":false,\"error\":\"expected a string\"}"},
+        /* The id is found even after the member that failed. */
+        {"{\"op\":\"match\",\"tokens\":[1,-2],\"id\":\"z\"}",
+         "{\"id\":\"z\",\"ok\":false,\"error\":\"tokens: expected a "
+         "non-negative integer\"}"},
+        {"{\"op\":\"match\",\"model\":\"m\"}",
+         "{\"id\":null,\"ok\":false,\"error\":\"match needs \\\"tokens\\\" or "
+         "\\\"keys\\\"\"}"},
+        {"{\"op\":\"keys\",\"model\":\"m\",\"tokens\":[01]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"tokens: bad token (a leading "
+         "zero, or over 4294967295)\"}"},
+        {"{\"op\":\"keys\",\"model\":\"m\",\"tokens\":[4294967296]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"tokens: bad token (a leading "
+         "zero, or over 4294967295)\"}"},
+        {"{\"op\":\"keys\",\"model\":\"m\",\"tokens\":[1.0]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"tokens: expected a "
+         "non-negative integer\"}"},
+        {"{\"op\":\"keys\",\"model\":\"m\",\"tokens\":[1 2]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"tokens: expected ',' or "
+         "']'\"}"},
+        {"{\"op\":\"keys\",\"model\":\"m\",\"tokens\":[1,]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"tokens: expected a "
+         "non-negative integer\"}"},
+        {"{\"op\":\"keys\",\"model\":\"m\",\"block_size\":2,\"tokens\":[ ]}",
+         "{\"id\":null,\"ok\":true,\"data\":{\"keys\":[]}}"},
+        {"{\"op\":\"clear\"}",
+         "{\"id\":null,\"ok\":false,\"error\":\"clear needs \\\"pod\\\"\"}"},
+        {"{\"op\":\"clear\",\"pod\":\"nobody\"}",
+         "{\"id\":null,\"ok\":true,\"data\":{\"removed\":0}}"},
+        {"{\"op\":\"lookup\"}", "{\"id\":null,\"ok\":false,\"error\":\"lookup "
+                                "needs \\\"block_hashes\\\"\"}"},
+        {"{\"op\":\"lookup\",\"block_hashes\":[\"0x10\",16,-1]}",
+         "{\"id\":null,\"ok\":true,\"data\":{\"hashes\":[{\"block_hash\":"
+         "\"16\",\"pods\":[]},{\"block_hash\":\"16\",\"pods\":[]},{\"block_"
+         "hash\":\"18446744073709551615\",\"pods\":[]}]}}"},
+        {"{\"op\":\"lookup\",\"block_hashes\":[\"12x\"]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"block_hashes: bad hash "
+         "string\"}"},
+        {"{\"op\":\"match\",\"keys\":[\"1\"],\"block_hashes\":[\"1\"]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"give keys or block_hashes, "
+         "not both\"}"},
+        {"{\"op\":\"pods\"}",
+         "{\"id\":null,\"ok\":true,\"data\":{\"pods\":[]}}"},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK_STR(ask(p, cases[i].req), cases[i].want, cases[i].req);
+}
+
+/* The first key of tokens [v] when v ends the line (byte loop) and when
+ * more follows (8-byte SWAR path) must both be blockkey's own. */
+static void
+test_token_digits(struct proto *p)
+{
+    static const uint32_t vals[] = {
+        0,       7,        10,        99,         100,       12345,
+        999999,  1000000,  9999999,   10000000,   12345678,  99999999,
+        1 << 30, 31999999, 123456789, 4294967295, 4294967294};
+    struct blockkey_cfg cfg = {BLOCKKEY_AIBRIX, 0, 0};
+    char req[256], want[64], name[96];
+
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        uint64_t key = blockkey_next(&cfg, NULL, &vals[i], 1);
+        /* Alone and last (the byte loop), followed by more (8-byte
+         * loads), and between blanks. */
+        static const char *const pre[] = {"", "", " "};
+        static const char *const post[] = {"", ",0,0,0,0,0,0,0,0", " ,1"};
+        snprintf(want, sizeof want, "\"keys\":[\"%" PRIu64 "\"", key);
+        for (size_t f = 0; f < 3; f++) {
+            const char *got;
+            snprintf(req, sizeof req,
+                     "{\"op\":\"keys\",\"model\":\"m\",\"block_size\":1,"
+                     "\"tokens\":[%s%" PRIu32 "%s]}",
+                     pre[f], vals[i], post[f]);
+            got = ask(p, req);
+            snprintf(name, sizeof name, "token %" PRIu32 " form %zu", vals[i],
+                     f);
+            if (!CHECK(strstr(got, want) != NULL, name))
+                printf("#   got  %s\n#   want %s\n", got, want);
+        }
+    }
+}
+
+static void
+test_scanner(void)
+{
+    struct arena a = {0};
+    struct jscan s;
+    struct kv_str out, raw;
+    char err[64];
+    static const char nested[] = "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                                 "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[";
+
+    jscan_init(&s, "\"a\\u00e9\\ud83d\\ude00\\ud800x\\n\"", 31, &a, err,
+               sizeof err);
+    CHECK(jscan_string(&s, &out) == 0, "escaped string decodes");
+    CHECK(out.n == 12 &&
+              memcmp(out.p, "a\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbdx\n", 12) ==
+                  0,
+          "\\u escapes, a surrogate pair, a lone surrogate as U+FFFD");
+    jscan_init(&s, nested, sizeof nested - 1, &a, err, sizeof err);
+    CHECK(jscan_skip(&s, NULL) < 0, "deep nesting is refused, not recursed");
+    jscan_init(&s, "\"a\x01\"", 4, &a, err, sizeof err);
+    CHECK(jscan_string(&s, &out) < 0, "control character refused");
+    CHECK(json_find_member("{\"a\":1,\"b\":[2,{\"c\":3}]}", 23, "b", &raw) ==
+                  1 &&
+              raw.n == 11 && memcmp(raw.p, "[2,{\"c\":3}]", 11) == 0,
+          "json_find_member returns the raw value");
+    CHECK(json_find_member("{\"a\":1}", 7, "b", &raw) == 0,
+          "json_find_member: absent");
+    CHECK(json_find_member("{\"a\":", 5, "b", &raw) < 0,
+          "json_find_member: truncated object");
+    arena_free(&a);
+}
+
+int
+main(void)
+{
+    struct index_opts o = {BLOCKKEY_AIBRIX, 0, "", "m", 0};
+    char err[128];
+    struct kv_index *ix = index_new(&o, err, sizeof err);
+    struct proto p;
+
+    if (!CHECK(ix != NULL, "index_new"))
+        return unit_done();
+    proto_init(&p, ix, &o, NULL, NULL);
+    test_replies(&p);
+    test_token_digits(&p);
+    test_scanner();
+    proto_free(&p);
+    index_free(ix);
+    return unit_done();
+}
