@@ -149,7 +149,11 @@ static const struct subcmd_help client_helps[] = {
      "                     [--lora-name name] [--pods pod,...] "
      "[tokens-json]\n"
      "\nWhich pods hold the longest prefix of the tokens (a JSON array, as\n"
-     "the argument or on stdin).  --pods limits the candidates.\n",
+     "the argument or on stdin).\n"
+     "\nOPTIONS\n"
+     "  -m, --model M        the model (default: the server's -m)\n"
+     "      --lora-name L    the LoRA adapter (default: the base model)\n"
+     "      --pods a,b       only these pods are candidates\n",
      "  echo '[1,2,3,4,5,6,7,8]' | kvindex match -m llama\n"
      "  kvindex match -r -m llama --pods pod-a,pod-b '[1,2,3,4]'\n"},
     {"keys",
@@ -157,7 +161,11 @@ static const struct subcmd_help client_helps[] = {
      "                    [--lora-name name] [--block-size n] "
      "[tokens-json]\n"
      "\nThe block keys of the tokens under the server's scheme (decimal\n"
-     "strings).  --block-size is used when the namespace has none yet.\n",
+     "strings), for debugging a router.\n"
+     "\nOPTIONS\n"
+     "  -m, --model M        the model (default: the server's -m)\n"
+     "      --lora-name L    the LoRA adapter (default: the base model)\n"
+     "      --block-size N   used when the namespace has no block size yet\n",
      "  kvindex keys -m llama --block-size 16 \"$(seq -s, 0 31 | sed "
      "'s/.*/[&]/')\"\n"},
     {"stats",
