@@ -1020,6 +1020,13 @@ test_read_numbers(void)
     for (size_t x = 0; same && x < n; x++)
         same = ev.tokens[x] == want[x];
     CHECK(same, "20000 token ids of every length read back");
+    /* And the writer prints them as snprintf did. */
+    buf_clear(&out);
+    ndjson_write_event(&out, &env, &ev);
+    const char *list = strstr(line, "\"token_ids\":[");
+    size_t list_len = strlen(list) - 1; /* without the final '}' */
+    CHECK(memmem(out.p, out.len, list, list_len) != NULL,
+          "20000 token ids of every length written back");
 
     static const char *bad_tokens[] = {
         "[01]",         "[00]",          "[1.0]",     "[1e2]",
