@@ -62,6 +62,8 @@ struct kvsub {
     long long start_ms;
 };
 
+static void print_stats(const struct kvsub *k);
+
 /* Context of one gap fill (the replay callbacks). */
 struct fill {
     struct kvsub *k;
@@ -260,11 +262,20 @@ fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
         return;
     }
     memset(&req, 0, sizeof req);
-    req.from = from;
     req.to = to;
     req.timeout_ms = (int)k->o->replay_timeout_ms;
-    rc = replay_fetch(s->rc, &req, on_replay, on_bad_reply, &f, &res, err,
-                      sizeof err);
+    /*
+     * A signal that does not stop kvsub (SIGUSR1, a stop and continue)
+     * interrupts the wait too: print the stats it asked for and go on from
+     * the first seq not yet delivered, or the rest of the gap is lost.
+     */
+    do {
+        if (cli_take_usr1())
+            print_stats(k);
+        req.from = f.expect;
+        rc = replay_fetch(s->rc, &req, on_replay, on_bad_reply, &f, &res, err,
+                          sizeof err);
+    } while (rc == REPLAY_INTR && !cli_signal && f.expect <= to);
     if (rc == REPLAY_INTR || (rc == REPLAY_STOPPED && f.expect <= to))
         return;
     if (f.expect > to) {

@@ -441,6 +441,28 @@ signal_exit() {
     assert_equal "$st" 143
 }
 
+@test "SIGUSR1 during a gap fill does not lose the gap" {
+    # The peer waits before answering replay, so kvsub is inside the fill
+    # when SIGUSR1 arrives; the interrupted fetch must go on, not give up.
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 6 \
+        --withhold 3 --replay-delay 1.5 --wait-subs 1 --pod pod-a \
+        --done "$T/done" --expect "$T/exp.ndjson"
+    kvsub -c "$(lines "$T/exp.ndjson")" --idle 10s \
+        "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err" &
+    local kv=$!
+    PIDS+=($kv)
+    wait_file "$T/done" 10
+    sleep 0.5
+    kill -USR1 "$kv"
+    local st=0
+    wait_pid "$kv" 15 || st=$?
+    assert_equal "$st" 0
+    run same_json "$T/out.ndjson" "$T/exp.ndjson"
+    assert_success
+    run grep -c '"type":"gap"' "$T/out.ndjson"
+    assert_output 0
+}
+
 @test "bad flags and values exit 2 with a hint" {
     for args in "--nope tcp://h:1" "-c 0 tcp://h:1" "-c x tcp://h:1" \
         "--idle 5x tcp://h:1" "--engine trt tcp://h:1" "udp://h:1" "" \

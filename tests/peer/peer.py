@@ -189,6 +189,8 @@ def main():
     ap.add_argument("--expect", help="write the expected NDJSON here")
     ap.add_argument("--ready", help='write "ready" here once bound')
     ap.add_argument("--done", help='write "done" here once all published')
+    ap.add_argument("--replay-delay", type=float, default=0.0,
+                    help="seconds to wait before answering a replay request")
     ap.add_argument("--mute-replay", action="store_true",
                     help="bind the ROUTER but never answer")
     ap.add_argument("--drop-end", type=int, default=0,
@@ -285,6 +287,8 @@ def main():
                 continue
             if args.mute_replay:
                 continue
+            if args.replay_delay > 0:
+                time.sleep(args.replay_delay)
             ident = frames[0]
             start = int.from_bytes(frames[2], "big")
             state["requests"] += 1
