@@ -2,11 +2,15 @@
  * ndjson.c - struct kv_event <-> kvtap NDJSON lines (docs/ndjson.md and the
  * team's format decisions).
  *
- * The writer appends straight into a struct buf: it reserves once per
- * variable-length item and then formats digits and escapes through a raw
- * pointer, because kvsub prints every event it decodes.  The reader is a
- * single-pass JSON parser over one line that fills a struct kv_event
- * directly, borrowing strings from the line wherever no unescaping is needed.
+ * The writer appends straight into a struct buf: it reserves an upper
+ * bound for a line once and then writes keys, digits and escapes through a
+ * raw pointer, because kvsub prints every event it decodes (token ids from
+ * a 3-digit table, hashes and other integers 8 digits at a time in a
+ * register, timestamps without printf).  The reader is a single-pass JSON
+ * parser over one line that fills a struct kv_event directly, borrowing
+ * strings from the line wherever no unescaping is needed, and reads digits
+ * and string bytes 8 at a time.  Both keep to the bytes they are given:
+ * nothing is read past a line, a generic value or a string.
  */
 #include "ndjson.h"
 
