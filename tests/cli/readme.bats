@@ -1,0 +1,37 @@
+#!/usr/bin/env bats
+# The README's promises hold: its tour runs as written and prints what it
+# shows, and the commands it names exist.
+
+load helpers
+
+@test "the README tour runs and prints what the README shows" {
+    run "$PY" "$KVTAP_TOP/tests/readme_tour.py" "$KVTAP_TOP/README.md" \
+        "$KVTAP_TOP" "$BATS_TEST_TMPDIR"
+    assert_success
+}
+
+@test "the tour runner fails when the output differs" {
+    # A copy of the README with one expected line changed must fail, so the
+    # test above cannot pass by comparing nothing.
+    sed 's/"depth":6,"tokens":96/"depth":5,"tokens":80/' \
+        "$KVTAP_TOP/README.md" >"$BATS_TEST_TMPDIR/README.md"
+    run "$PY" "$KVTAP_TOP/tests/readme_tour.py" "$BATS_TEST_TMPDIR/README.md" \
+        "$KVTAP_TOP" "$BATS_TEST_TMPDIR"
+    assert_failure
+    assert_output --partial '"depth":6'
+}
+
+@test "every tool the README names has --help and a man page" {
+    for t in kvsub kvreplay kvindex kvpub; do
+        grep -q "\`$t\`" "$KVTAP_TOP/README.md"
+        run "$t" --help
+        assert_success
+        [ -f "$KVTAP_TOP/man/$t.1" ]
+    done
+}
+
+@test "the README names the two commands CI and users run" {
+    grep -qx 'make demo .*' "$KVTAP_TOP/README.md"
+    grep -qx 'make test .*' "$KVTAP_TOP/README.md"
+    grep -qx 'WERROR=1 make test' "$KVTAP_TOP/.ci/run"
+}
