@@ -35,3 +35,22 @@ load helpers
     grep -qx 'make test .*' "$KVTAP_TOP/README.md"
     grep -qx 'WERROR=1 make test' "$KVTAP_TOP/.ci/run"
 }
+
+@test "every man page renders cleanly and documents what --help does" {
+    for t in kvsub kvreplay kvindex kvpub; do
+        local m="$KVTAP_TOP/man/$t.1"
+        run groff -mdoc -ww -z -Tutf8 "$m"
+        assert_success
+        assert_output ''
+        for s in SYNOPSIS DESCRIPTION OUTPUT 'EXIT STATUS' EXAMPLES; do
+            grep -qx ".Sh $s" "$m"
+        done
+        # Every long option --help lists is in the man page too.
+        for o in $("$t" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+            grep -q -- "${o#--}" "$m" || {
+                echo "$t: $o is in --help but not in $m"
+                return 1
+            }
+        done
+    done
+}
