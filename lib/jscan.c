@@ -1,0 +1,743 @@
+/*
+ * jscan.c - the JSON lexical layer (see jscan.h).
+ *
+ * Strings and token ids are read 8 bytes at a time in a register: they are
+ * the bulk of both an NDJSON event line and a kvindex match request.
+ */
+#include "jscan.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define JSCAN_SWAR 1
+#endif
+
+/* The plain wording of each error, for scanners with an err buffer. */
+static const char *const plain_msgs[] = {
+    [JSCAN_E_NONE] = "no error",
+    [JSCAN_E_EXPECT] = "expected '%c'",
+    [JSCAN_E_NOT_STRING] = "expected a string",
+    [JSCAN_E_CONTROL] = "control character in string",
+    [JSCAN_E_UNTERMINATED] = "unterminated string",
+    [JSCAN_E_UESCAPE] = "bad \\u escape",
+    [JSCAN_E_ESCAPE] = "bad escape in string",
+    [JSCAN_E_NOMEM] = "out of memory",
+    [JSCAN_E_NUMBER] = "bad number",
+    [JSCAN_E_LITERAL] = "unexpected character",
+    [JSCAN_E_END] = "unexpected end of input",
+    [JSCAN_E_DEPTH] = "nested too deeply",
+    [JSCAN_E_OBJECT_SEP] = "expected ',' or '}'",
+    [JSCAN_E_ARRAY_SEP] = "expected ',' or ']'",
+    [JSCAN_E_NOT_UINT] = "expected a non-negative integer",
+    [JSCAN_E_RANGE] = "integer out of range",
+    [JSCAN_E_NOT_INT] = "expected an integer",
+    [JSCAN_E_HASH_RANGE] = "hash out of range",
+    [JSCAN_E_HASH_HEX] = "bad hex hash",
+    [JSCAN_E_HASH_TEXT] = "bad hash string",
+    [JSCAN_E_TOKEN] = "bad token (a leading zero, or over 4294967295)",
+};
+
+/* Records why the scan failed at byte at; always returns -1. */
+static int
+fail_at(struct jscan *s, size_t at, enum jscan_error e)
+{
+    s->i = at;
+    s->error = e;
+    if (s->err != NULL && s->errlen > 0) {
+        if (e == JSCAN_E_EXPECT)
+            snprintf(s->err, s->errlen, "expected '%c'", s->want);
+        else
+            snprintf(s->err, s->errlen, "%s", plain_msgs[e]);
+    }
+    return -1;
+}
+
+void
+jscan_init(struct jscan *s, const char *p, size_t n, struct arena *a, char *err,
+           size_t errlen)
+{
+    s->s = p;
+    s->n = n;
+    s->i = 0;
+    s->arena = a;
+    s->err = err;
+    s->errlen = errlen;
+    s->error = JSCAN_E_NONE;
+    s->want = 0;
+}
+
+int
+jscan_expect(struct jscan *s, char c)
+{
+    if (jscan_peek(s) != (unsigned char)c) {
+        s->want = c;
+        return fail_at(s, s->i, JSCAN_E_EXPECT);
+    }
+    s->i++;
+    return 0;
+}
+
+int
+jscan_null(struct jscan *s)
+{
+    jscan_ws(s);
+    if (s->n - s->i >= 4 && memcmp(s->s + s->i, "null", 4) == 0) {
+        s->i += 4;
+        return 1;
+    }
+    return 0;
+}
+
+int
+jscan_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The four hex digits of a \u escape at p, or -1. */
+static long
+hex4(const char *p)
+{
+    long v = 0;
+
+    for (int k = 0; k < 4; k++) {
+        int h = jscan_hex_digit((unsigned char)p[k]);
+        if (h < 0)
+            return -1;
+        v = v << 4 | h;
+    }
+    return v;
+}
+
+static char *
+utf8_put(char *d, unsigned long cp)
+{
+    if (cp < 0x80) {
+        *d++ = (char)cp;
+    } else if (cp < 0x800) {
+        *d++ = (char)(0xc0 | cp >> 6);
+        *d++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *d++ = (char)(0xe0 | cp >> 12);
+        *d++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *d++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *d++ = (char)(0xf0 | cp >> 18);
+        *d++ = (char)(0x80 | (cp >> 12 & 0x3f));
+        *d++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *d++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return d;
+}
+
+/* Decodes the escaped string body s[start, end) into the arena. */
+static int
+unescape(struct jscan *s, size_t start, size_t end, struct kv_str *out)
+{
+    const char *p = s->s;
+    /* Decoded text is never longer than its escaped form. */
+    char *dst = arena_alloc(s->arena, end - start + 1);
+    char *d = dst;
+    size_t i = start;
+
+    if (dst == NULL)
+        return fail_at(s, start, JSCAN_E_NOMEM);
+    while (i < end) {
+        char c = p[i];
+        if (c != '\\') {
+            *d++ = c;
+            i++;
+            continue;
+        }
+        char e = p[i + 1];
+        i += 2;
+        switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+            *d++ = e;
+            break;
+        case 'b':
+            *d++ = '\b';
+            break;
+        case 'f':
+            *d++ = '\f';
+            break;
+        case 'n':
+            *d++ = '\n';
+            break;
+        case 'r':
+            *d++ = '\r';
+            break;
+        case 't':
+            *d++ = '\t';
+            break;
+        case 'u': {
+            long cp = end - i >= 4 ? hex4(p + i) : -1;
+            if (cp < 0)
+                return fail_at(s, i - 2, JSCAN_E_UESCAPE);
+            i += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff && end - i >= 6 && p[i] == '\\' &&
+                p[i + 1] == 'u') {
+                long lo = hex4(p + i + 2);
+                if (lo >= 0xdc00 && lo <= 0xdfff) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    i += 6;
+                }
+            }
+            if (cp >= 0xd800 && cp <= 0xdfff)
+                cp = 0xfffd;
+            d = utf8_put(d, (unsigned long)cp);
+            break;
+        }
+        default:
+            return fail_at(s, i - 2, JSCAN_E_ESCAPE);
+        }
+    }
+    *d = '\0';
+    out->p = dst;
+    out->n = (size_t)(d - dst);
+    return 0;
+}
+
+/*
+ * The bytes of x that are '"', '\\' or a control byte, as their high bits.
+ * Borrows can mark bytes after a marked one, never before: the lowest
+ * mark is exact.
+ */
+static uint64_t
+special8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    const uint64_t high = 0x8080808080808080ull;
+    uint64_t q = x ^ (ones * '"');
+    uint64_t b = x ^ (ones * '\\');
+    uint64_t m = (x - ones * 0x20) & ~x;
+    m |= (q - ones) & ~q;
+    m |= (b - ones) & ~b;
+    return m & high;
+}
+
+/*
+ * At an opening quote: finds the closing one.  Returns the body's end
+ * (the cursor goes past the quote) and whether it has escapes, or -1.
+ */
+static int
+scan_string(struct jscan *s, size_t *end, int *esc)
+{
+    const char *p = s->s;
+    size_t n = s->n;
+    size_t i = s->i + 1;
+
+    *esc = 0;
+    while (i < n) {
+#ifdef JSCAN_SWAR
+        /* Eight bytes at a time, straight to the first special one. */
+        while (n - i >= 8) {
+            uint64_t x;
+            memcpy(&x, p + i, 8);
+            uint64_t m = special8(x);
+            if (m != 0) {
+                i += (size_t)__builtin_ctzll(m) / 8;
+                break;
+            }
+            i += 8;
+        }
+        if (i >= n)
+            break;
+#endif
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"')
+            break;
+        if (c == '\\') {
+            *esc = 1;
+            i += 2;
+            continue;
+        }
+        if (c < 0x20)
+            return fail_at(s, i, JSCAN_E_CONTROL);
+        i++;
+    }
+    if (i >= n)
+        return fail_at(s, n, JSCAN_E_UNTERMINATED);
+    *end = i;
+    s->i = i + 1;
+    return 0;
+}
+
+int
+jscan_string(struct jscan *s, struct kv_str *out)
+{
+    size_t start, end;
+    int esc;
+
+    if (jscan_peek(s) != '"')
+        return fail_at(s, s->i, JSCAN_E_NOT_STRING);
+    start = s->i + 1;
+    if (scan_string(s, &end, &esc) < 0)
+        return -1;
+    if (!esc || s->arena == NULL) {
+        out->p = s->s + start;
+        out->n = end - start;
+        return 0;
+    }
+    if (unescape(s, start, end, out) < 0)
+        return -1;
+    s->i = end + 1;
+    return 0;
+}
+
+static int
+is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+int
+jscan_number(struct jscan *s, struct jscan_num *num)
+{
+    const char *p = s->s;
+    size_t n = s->n;
+    size_t i = s->i;
+
+    memset(num, 0, sizeof *num);
+    num->start = i;
+    num->is_int = 1;
+    if (i < n && p[i] == '-') {
+        num->neg = 1;
+        i++;
+    }
+    if (i >= n || !is_digit((unsigned char)p[i]))
+        return fail_at(s, i, JSCAN_E_NUMBER);
+    if (p[i] == '0') {
+        i++;
+    } else {
+        uint64_t m = 0;
+        while (i < n && is_digit((unsigned char)p[i])) {
+            unsigned d = (unsigned)(p[i] - '0');
+            if (m > (UINT64_MAX - d) / 10)
+                num->ovf = 1;
+            else
+                m = m * 10 + d;
+            i++;
+        }
+        num->mag = m;
+    }
+    if (i < n && p[i] == '.') {
+        num->is_int = 0;
+        i++;
+        if (i >= n || !is_digit((unsigned char)p[i]))
+            return fail_at(s, i, JSCAN_E_NUMBER);
+        while (i < n && is_digit((unsigned char)p[i]))
+            i++;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        num->is_int = 0;
+        i++;
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        if (i >= n || !is_digit((unsigned char)p[i]))
+            return fail_at(s, i, JSCAN_E_NUMBER);
+        while (i < n && is_digit((unsigned char)p[i]))
+            i++;
+    }
+    num->end = i;
+    s->i = i;
+    return 0;
+}
+
+/* Reads decimal digits of p[*i, n) into *v; returns -1 on overflow. */
+static int
+digits_u64(const char *p, size_t n, size_t *i, uint64_t *v)
+{
+    uint64_t x = 0;
+    size_t k = *i;
+
+    while (k < n && is_digit((unsigned char)p[k])) {
+        unsigned d = (unsigned)(p[k] - '0');
+        if (x > (UINT64_MAX - d) / 10)
+            return -1;
+        x = x * 10 + d;
+        k++;
+    }
+    *v = x;
+    *i = k;
+    return 0;
+}
+
+int
+jscan_u64(struct jscan *s, uint64_t max, uint64_t *out)
+{
+    size_t start, i;
+    uint64_t v;
+    int c = jscan_peek(s);
+
+    if (c < '0' || c > '9')
+        return fail_at(s, s->i, JSCAN_E_NOT_UINT);
+    start = i = s->i;
+    if (digits_u64(s->s, s->n, &i, &v) < 0 || v > max)
+        return fail_at(s, start, JSCAN_E_RANGE);
+    if ((s->s[start] == '0' && i - start > 1) ||
+        (i < s->n && (s->s[i] == '.' || s->s[i] == 'e' || s->s[i] == 'E')))
+        return fail_at(s, start, JSCAN_E_NOT_INT);
+    s->i = i;
+    *out = v;
+    return 0;
+}
+
+int
+jscan_i64(struct jscan *s, int64_t *out)
+{
+    int neg = 0;
+    uint64_t v;
+
+    if (jscan_peek(s) == '-') {
+        neg = 1;
+        s->i++;
+    }
+    if (jscan_u64(s, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &v) <
+        0)
+        return -1;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+#ifdef JSCAN_SWAR
+/*
+ * Number of leading decimal digits among the 8 bytes of x (8 when all
+ * are).  A byte >= 0xfa can carry into the next byte's test, but only
+ * after a byte that already failed, so the first failure is exact.
+ */
+static int
+digits_run8(uint64_t x)
+{
+    const uint64_t hi = 0xf0f0f0f0f0f0f0f0ull, zeros = 0x3030303030303030ull;
+    uint64_t bad =
+        ((x & hi) ^ zeros) | (((x + 0x0606060606060606ull) & hi) ^ zeros);
+    return bad == 0 ? 8 : __builtin_ctzll(bad) / 8;
+}
+
+/* The value of the first len (1-8) digit bytes of x, first byte first. */
+static uint32_t
+digits_value8(uint64_t x, int len)
+{
+    /* Borrows from the bytes past len only reach later bytes, shifted out. */
+    x = (x - 0x3030303030303030ull) << (8 * (8 - len));
+    x = (x * 10 + (x >> 8)) & 0x00ff00ff00ff00ffull;
+    x = (x * 100 + (x >> 16)) & 0x0000ffff0000ffffull;
+    return (uint32_t)((x * 10000 + (x >> 32)) & 0xffffffffull);
+}
+#endif
+
+int
+jscan_hash_text(const char *p, size_t n, uint64_t *out, enum jscan_error *why)
+{
+    uint64_t v = 0;
+    size_t k = 0;
+
+    if (n > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        if (n - 2 > 16) {
+            *why = JSCAN_E_HASH_RANGE;
+            return -1;
+        }
+        for (k = 2; k < n; k++) {
+            int h = jscan_hex_digit((unsigned char)p[k]);
+            if (h < 0) {
+                *why = JSCAN_E_HASH_HEX;
+                return -1;
+            }
+            v = v << 4 | (uint64_t)h;
+        }
+        *out = v;
+        return 0;
+    }
+    *why = JSCAN_E_HASH_TEXT;
+    if (n == 0 || n > 20)
+        return -1;
+#ifdef JSCAN_SWAR
+    /* Up to 19 digits cannot overflow: take them 8 at a time. */
+    for (; k + 8 <= n && k + 8 <= 19; k += 8) {
+        uint64_t x;
+        memcpy(&x, p + k, 8);
+        if (digits_run8(x) != 8)
+            return -1;
+        v = v * 100000000 + digits_value8(x, 8);
+    }
+#endif
+    for (; k < n; k++) {
+        if (!is_digit((unsigned char)p[k]))
+            return -1;
+        unsigned d = (unsigned)(p[k] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int
+jscan_hash(struct jscan *s, uint64_t *out)
+{
+    struct kv_str t;
+    enum jscan_error why;
+    int64_t i;
+    size_t start;
+    int c = jscan_peek(s);
+
+    if (c == '-') {
+        if (jscan_i64(s, &i) < 0)
+            return -1;
+        *out = (uint64_t)i;
+        return 0;
+    }
+    if (c != '"')
+        return jscan_u64(s, UINT64_MAX, out);
+    start = s->i;
+    if (jscan_string(s, &t) < 0)
+        return -1;
+    if (jscan_hash_text(t.p, t.n, out, &why) < 0)
+        return fail_at(s, start, why);
+    return 0;
+}
+
+/*
+ * One token id at s[i, n) into *out, the cursor into *i.  Returns 0, or
+ * the error and leaves *i alone.
+ */
+static inline enum jscan_error
+token_at(const char *p, size_t n, size_t *i, uint32_t *out)
+{
+    size_t k = *i, start = *i;
+    uint64_t v = 0;
+
+#ifdef JSCAN_SWAR
+    /* The usual case: up to 7 digits, then ',' or ']', all in one word. */
+    if (n - k >= 8) {
+        uint64_t x;
+        memcpy(&x, p + k, 8);
+        int len = digits_run8(x);
+        if (len >= 1 && len < 8 && (p[k] != '0' || len == 1) &&
+            p[k + len] != '.' && p[k + len] != 'e' && p[k + len] != 'E') {
+            *i = k + (size_t)len;
+            *out = digits_value8(x, len);
+            return JSCAN_E_NONE;
+        }
+    }
+#endif
+    /* At most 11 digits: enough to see a value over 2^32. */
+    while (k < n && k - start < 11 && is_digit((unsigned char)p[k]))
+        v = v * 10 + (uint64_t)(p[k++] - '0');
+    if (k == start || (k < n && (p[k] == '.' || p[k] == 'e' || p[k] == 'E')))
+        return JSCAN_E_NOT_UINT;
+    if (v > UINT32_MAX || (p[start] == '0' && k - start > 1))
+        return JSCAN_E_TOKEN;
+    *i = k;
+    *out = (uint32_t)v;
+    return JSCAN_E_NONE;
+}
+
+/* The first non-blank at or after i. */
+static inline size_t
+skip_blanks(const char *p, size_t n, size_t i)
+{
+    while (i < n &&
+           (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+        i++;
+    return i;
+}
+
+int
+jscan_tokens(struct jscan *s, int first, uint32_t *dst, size_t room,
+             size_t *got)
+{
+    /* The cursor stays in a register: this loop is a match request's bulk. */
+    const char *p = s->s;
+    size_t n = s->n, i = skip_blanks(p, n, s->i), k = 0;
+    enum jscan_error e;
+
+    *got = 0;
+    if (first && i < n && p[i] == ']') {
+        s->i = i + 1;
+        return 1;
+    }
+    for (;;) {
+        i = skip_blanks(p, n, i);
+        if ((e = token_at(p, n, &i, &dst[k])) != JSCAN_E_NONE) {
+            *got = k;
+            return fail_at(s, i, e);
+        }
+        k++;
+        i = skip_blanks(p, n, i);
+        if (i < n && p[i] == ',') {
+            i++;
+            if (k == room) {
+                s->i = i;
+                *got = k;
+                return 0;
+            }
+            continue;
+        }
+        *got = k;
+        if (i < n && p[i] == ']') {
+            s->i = i + 1;
+            return 1;
+        }
+        return fail_at(s, i, JSCAN_E_ARRAY_SEP);
+    }
+}
+
+int
+jscan_member(struct jscan *s, int first, struct kv_str *key)
+{
+    int c = jscan_peek(s);
+
+    if (c == '}') {
+        s->i++;
+        return 0;
+    }
+    if (!first) {
+        if (c != ',')
+            return fail_at(s, s->i, JSCAN_E_OBJECT_SEP);
+        s->i++;
+    }
+    if (jscan_string(s, key) < 0 || jscan_expect(s, ':') < 0)
+        return -1;
+    return 1;
+}
+
+int
+jscan_element(struct jscan *s, int first)
+{
+    int c = jscan_peek(s);
+
+    if (c == ']') {
+        s->i++;
+        return 0;
+    }
+    if (!first) {
+        if (c != ',')
+            return fail_at(s, s->i, JSCAN_E_ARRAY_SEP);
+        s->i++;
+    }
+    return 1;
+}
+
+/* Consumes the literal w, or fails with JSCAN_E_LITERAL. */
+static int
+scan_word(struct jscan *s, const char *w, size_t n)
+{
+    if (s->n - s->i < n || memcmp(s->s + s->i, w, n) != 0)
+        return fail_at(s, s->i, JSCAN_E_LITERAL);
+    s->i += n;
+    return 0;
+}
+
+/* One scalar, or the opening of a container (then *open is its byte). */
+static int
+skip_scalar(struct jscan *s, char *open)
+{
+    struct jscan_num num;
+    size_t end;
+    int esc;
+
+    *open = 0;
+    switch (jscan_peek(s)) {
+    case '{':
+    case '[':
+        *open = s->s[s->i++];
+        return 0;
+    case '"':
+        return scan_string(s, &end, &esc);
+    case 't':
+        return scan_word(s, "true", 4);
+    case 'f':
+        return scan_word(s, "false", 5);
+    case 'n':
+        return scan_word(s, "null", 4);
+    case -1:
+        return fail_at(s, s->i, JSCAN_E_END);
+    default:
+        return jscan_number(s, &num);
+    }
+}
+
+int
+jscan_skip(struct jscan *s, struct kv_str *raw)
+{
+    /* The open containers, innermost last. */
+    char stack[JSCAN_MAX_DEPTH + 1];
+    size_t depth = 0, start;
+    struct kv_str key;
+    char open;
+    int r;
+
+    jscan_ws(s);
+    start = s->i;
+    for (;;) {
+        /* A value is due here, nested depth containers deep. */
+        if (depth > JSCAN_MAX_DEPTH)
+            return fail_at(s, s->i, JSCAN_E_DEPTH);
+        if (skip_scalar(s, &open) < 0)
+            return -1;
+        if (open != 0) {
+            stack[depth++] = open;
+            r = open == '{' ? jscan_member(s, 1, &key) : jscan_element(s, 1);
+        } else {
+            r = 0;
+            if (depth == 0)
+                break;
+            r = stack[depth - 1] == '{' ? jscan_member(s, 0, &key)
+                                        : jscan_element(s, 0);
+        }
+        /* Close every container that ends here. */
+        while (r == 0) {
+            if (--depth == 0)
+                goto done;
+            r = stack[depth - 1] == '{' ? jscan_member(s, 0, &key)
+                                        : jscan_element(s, 0);
+        }
+        if (r < 0)
+            return -1;
+    }
+done:
+    if (raw != NULL) {
+        raw->p = s->s + start;
+        raw->n = s->i - start;
+    }
+    return 0;
+}
+
+int
+jscan_find(const char *p, size_t n, const char *name, struct kv_str *raw)
+{
+    struct jscan s;
+    struct kv_str key, val;
+    int r, first = 1;
+    size_t nl = strlen(name);
+
+    jscan_init(&s, p, n, NULL, NULL, 0);
+    if (jscan_expect(&s, '{') < 0)
+        return -1;
+    while ((r = jscan_member(&s, first, &key)) == 1) {
+        first = 0;
+        if (jscan_skip(&s, &val) < 0)
+            return -1;
+        /* Stop at the member: the rest of a long reply (a dump) is not
+         * scanned again for every member looked up. */
+        if (key.n == nl && memcmp(key.p, name, nl) == 0) {
+            *raw = val;
+            return 1;
+        }
+    }
+    if (r < 0 || jscan_peek(&s) != -1)
+        return -1;
+    return 0;
+}

@@ -1,0 +1,541 @@
+/*
+ * test_jscan.c - the JSON lexical layer (lib/jscan.c), table-driven: strings
+ * and escapes, numbers and integer bounds, hash forms, token arrays of
+ * every digit length, skipping with its depth limit, and iteration.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jscan.h"
+#include "unit.h"
+
+static struct arena arena;
+
+static void
+test_strings(void)
+{
+    static const struct {
+        const char *in;
+        const char *want; /* decoded text, NULL when an error is due */
+        size_t want_n;
+        enum jscan_error err;
+        size_t at; /* the cursor after the call */
+    } cases[] = {
+        {"\"abc\"", "abc", 3, JSCAN_E_NONE, 5},
+        {"  \"\"", "", 0, JSCAN_E_NONE, 4},
+        {"\"0123456789abcdefghij\"", "0123456789abcdefghij", 20, JSCAN_E_NONE,
+         22},
+        {"\"a\\\"b\\\\c\\/d\"", "a\"b\\c/d", 7, JSCAN_E_NONE, 12},
+        {"\"\\b\\f\\n\\r\\t\"", "\b\f\n\r\t", 5, JSCAN_E_NONE, 12},
+        {"\"\\u0041\\u00e9\\u20ac\"", "A\xc3\xa9\xe2\x82\xac", 6, JSCAN_E_NONE,
+         20},
+        {"\"\\ud83d\\ude00\"", "\xf0\x9f\x98\x80", 4, JSCAN_E_NONE, 14},
+        {"\"\\ud800x\"", "\xef\xbf\xbdx", 4, JSCAN_E_NONE, 9},
+        {"\"\\udc00\"", "\xef\xbf\xbd", 3, JSCAN_E_NONE, 8},
+        {"\"\\ud800\\u0041\"",
+         "\xef\xbf\xbd"
+         "A",
+         4, JSCAN_E_NONE, 14},
+        {"\"a\\u00e9\\ud83d\\ude00\\ud800x\\n\"",
+         "a\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbdx\n", 12, JSCAN_E_NONE, 30},
+        {"\"0123456789\x01\"", NULL, 0, JSCAN_E_CONTROL, 11},
+        {"\"a\tb\"", NULL, 0, JSCAN_E_CONTROL, 2},
+        {"\"abc", NULL, 0, JSCAN_E_UNTERMINATED, 4},
+        {"\"abc\\\"", NULL, 0, JSCAN_E_UNTERMINATED, 6},
+        {"\"\\q\"", NULL, 0, JSCAN_E_ESCAPE, 1},
+        {"\"ab\\u12g4\"", NULL, 0, JSCAN_E_UESCAPE, 3},
+        {"\"\\u12\"", NULL, 0, JSCAN_E_UESCAPE, 1},
+        {"abc", NULL, 0, JSCAN_E_NOT_STRING, 0},
+        {"", NULL, 0, JSCAN_E_NOT_STRING, 0},
+    };
+    char what[96], err[64];
+
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct jscan s;
+        struct kv_str out = {0};
+        int rc;
+
+        jscan_init(&s, cases[k].in, strlen(cases[k].in), &arena, err,
+                   sizeof err);
+        rc = jscan_string(&s, &out);
+        snprintf(what, sizeof what, "string case %zu: %s", k, cases[k].in);
+        if (cases[k].want != NULL)
+            CHECK(rc == 0 && out.n == cases[k].want_n &&
+                      memcmp(out.p, cases[k].want, out.n) == 0,
+                  what);
+        else
+            CHECK(rc < 0 && s.error == cases[k].err, what);
+        snprintf(what, sizeof what, "string case %zu: cursor", k);
+        CHECK_U64(s.i, cases[k].at, what);
+    }
+}
+
+static void
+test_string_borrowing(void)
+{
+    static const char plain[] = "\"plain\"", esc[] = "\"e\\n\"";
+    struct jscan s;
+    struct kv_str out;
+    char err[64];
+
+    jscan_init(&s, plain, sizeof plain - 1, &arena, err, sizeof err);
+    CHECK(jscan_string(&s, &out) == 0 && out.p == plain + 1,
+          "a string without escapes borrows the input");
+    jscan_init(&s, esc, sizeof esc - 1, &arena, err, sizeof err);
+    CHECK(jscan_string(&s, &out) == 0 && out.p != esc + 1 && out.n == 2,
+          "an escaped string is decoded into the arena");
+    jscan_init(&s, esc, sizeof esc - 1, NULL, err, sizeof err);
+    CHECK(jscan_string(&s, &out) == 0 && out.p == esc + 1 && out.n == 3,
+          "without an arena an escaped string stays as it is");
+    jscan_init(&s, "\"a\x01\"", 4, &arena, err, sizeof err);
+    CHECK(jscan_string(&s, &out) < 0 &&
+              strcmp(err, "control character in string") == 0,
+          "the err buffer gets the plain message");
+    jscan_init(&s, "x", 1, &arena, err, sizeof err);
+    CHECK(jscan_expect(&s, ':') < 0 && strcmp(err, "expected ':'") == 0,
+          "expect names the byte it wanted");
+}
+
+static void
+test_numbers(void)
+{
+    static const struct {
+        const char *in;
+        int ok, is_int, neg, ovf;
+        uint64_t mag;
+        size_t end;
+    } cases[] = {
+        {"0", 1, 1, 0, 0, 0, 1},
+        {"-0", 1, 1, 1, 0, 0, 2},
+        {"123,", 1, 1, 0, 0, 123, 3},
+        {"-9223372036854775808", 1, 1, 1, 0, 9223372036854775808ull, 20},
+        {"18446744073709551615", 1, 1, 0, 0, UINT64_MAX, 20},
+        {"18446744073709551616", 1, 1, 0, 1, 0, 20},
+        {"1.5", 1, 0, 0, 0, 1, 3},
+        {"-2e10", 1, 0, 1, 0, 2, 5},
+        {"3E+2]", 1, 0, 0, 0, 3, 4},
+        {"01", 1, 1, 0, 0, 0, 1},
+        {"-", 0, 0, 0, 0, 0, 1},
+        {"1.", 0, 0, 0, 0, 0, 2},
+        {"1.e5", 0, 0, 0, 0, 0, 2},
+        {"1e", 0, 0, 0, 0, 0, 2},
+        {"1e+", 0, 0, 0, 0, 0, 3},
+        {".5", 0, 0, 0, 0, 0, 0},
+        {"+1", 0, 0, 0, 0, 0, 0},
+    };
+    char what[96];
+
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct jscan s;
+        struct jscan_num num;
+        int rc;
+
+        jscan_init(&s, cases[k].in, strlen(cases[k].in), NULL, NULL, 0);
+        rc = jscan_number(&s, &num);
+        snprintf(what, sizeof what, "number %s", cases[k].in);
+        if (cases[k].ok)
+            CHECK(rc == 0 && num.is_int == cases[k].is_int &&
+                      num.neg == cases[k].neg && num.ovf == cases[k].ovf &&
+                      (!num.is_int || num.ovf || num.mag == cases[k].mag) &&
+                      num.end == cases[k].end,
+                  what);
+        else
+            CHECK(rc < 0 && s.error == JSCAN_E_NUMBER, what);
+        snprintf(what, sizeof what, "number %s: cursor", cases[k].in);
+        CHECK_U64(s.i, cases[k].end, what);
+    }
+}
+
+static void
+test_integers(void)
+{
+    static const struct {
+        const char *in;
+        int is_signed;
+        uint64_t max;
+        enum jscan_error err;
+        uint64_t want; /* int64 values as their bit pattern */
+    } cases[] = {
+        {"0", 0, UINT64_MAX, JSCAN_E_NONE, 0},
+        {" 42", 0, 42, JSCAN_E_NONE, 42},
+        {"43", 0, 42, JSCAN_E_RANGE, 0},
+        {"18446744073709551615", 0, UINT64_MAX, JSCAN_E_NONE, UINT64_MAX},
+        {"18446744073709551616", 0, UINT64_MAX, JSCAN_E_RANGE, 0},
+        {"4294967295", 0, UINT32_MAX, JSCAN_E_NONE, UINT32_MAX},
+        {"4294967296", 0, UINT32_MAX, JSCAN_E_RANGE, 0},
+        {"-1", 0, UINT64_MAX, JSCAN_E_NOT_UINT, 0},
+        {"\"1\"", 0, UINT64_MAX, JSCAN_E_NOT_UINT, 0},
+        {"1.0", 0, UINT64_MAX, JSCAN_E_NOT_INT, 0},
+        {"1e3", 0, UINT64_MAX, JSCAN_E_NOT_INT, 0},
+        {"01", 0, UINT64_MAX, JSCAN_E_NOT_INT, 0},
+        {"-9223372036854775808", 1, 0, JSCAN_E_NONE, 1ull << 63},
+        {"9223372036854775807", 1, 0, JSCAN_E_NONE, INT64_MAX},
+        {"9223372036854775808", 1, 0, JSCAN_E_RANGE, 0},
+        {"-9223372036854775809", 1, 0, JSCAN_E_RANGE, 0},
+        {"-1", 1, 0, JSCAN_E_NONE, UINT64_MAX},
+        {"-", 1, 0, JSCAN_E_NOT_UINT, 0},
+        {"-0.5", 1, 0, JSCAN_E_NOT_INT, 0},
+    };
+    char what[96];
+
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct jscan s;
+        uint64_t u = 0;
+        int64_t i = 0;
+        int rc;
+
+        jscan_init(&s, cases[k].in, strlen(cases[k].in), NULL, NULL, 0);
+        if (cases[k].is_signed) {
+            rc = jscan_i64(&s, &i);
+            u = (uint64_t)i;
+        } else {
+            rc = jscan_u64(&s, cases[k].max, &u);
+        }
+        snprintf(what, sizeof what, "integer %s", cases[k].in);
+        if (cases[k].err == JSCAN_E_NONE)
+            CHECK(rc == 0 && u == cases[k].want && s.i == s.n, what);
+        else
+            CHECK(rc < 0 && s.error == cases[k].err, what);
+    }
+}
+
+static void
+test_hashes(void)
+{
+    static const struct {
+        const char *in;
+        enum jscan_error err;
+        uint64_t want;
+    } cases[] = {
+        {"\"0\"", JSCAN_E_NONE, 0},
+        {"\"12345678901234567890\"", JSCAN_E_NONE, 12345678901234567890ull},
+        {"\"18446744073709551615\"", JSCAN_E_NONE, UINT64_MAX},
+        {"\"18446744073709551616\"", JSCAN_E_HASH_TEXT, 0},
+        {"\"123456789012345678\"", JSCAN_E_NONE, 123456789012345678ull},
+        {"\"0xff\"", JSCAN_E_NONE, 255},
+        {"\"0XFFFFFFFFFFFFFFFF\"", JSCAN_E_NONE, UINT64_MAX},
+        {"\"0x1ffffffffffffffff\"", JSCAN_E_HASH_RANGE, 0},
+        {"\"0xfg\"", JSCAN_E_HASH_HEX, 0},
+        {"\"0x\"", JSCAN_E_HASH_TEXT, 0},
+        {"\"\"", JSCAN_E_HASH_TEXT, 0},
+        {"\"12a\"", JSCAN_E_HASH_TEXT, 0},
+        {"\"1234567a9012\"", JSCAN_E_HASH_TEXT, 0},
+        {"\"-1\"", JSCAN_E_HASH_TEXT, 0},
+        {"7", JSCAN_E_NONE, 7},
+        {"18446744073709551615", JSCAN_E_NONE, UINT64_MAX},
+        {"-1", JSCAN_E_NONE, UINT64_MAX},
+        {"-9223372036854775808", JSCAN_E_NONE, 1ull << 63},
+        {"-9223372036854775809", JSCAN_E_RANGE, 0},
+        {"1.5", JSCAN_E_NOT_INT, 0},
+        {"true", JSCAN_E_NOT_UINT, 0},
+    };
+    char what[96];
+
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct jscan s;
+        uint64_t v = 0;
+        int rc;
+
+        jscan_init(&s, cases[k].in, strlen(cases[k].in), &arena, NULL, 0);
+        rc = jscan_hash(&s, &v);
+        snprintf(what, sizeof what, "hash %s", cases[k].in);
+        if (cases[k].err == JSCAN_E_NONE)
+            CHECK(rc == 0 && v == cases[k].want && s.i == s.n, what);
+        else
+            CHECK(rc < 0 && s.error == cases[k].err, what);
+    }
+}
+
+/* Token arrays with ids of every digit length, at every alignment. */
+static void
+test_token_lengths(void)
+{
+    static const uint32_t vals[] = {0,        7,         42,         999,
+                                    1000,     65535,     1234567,    12345678,
+                                    99999999, 123456789, 4294967295u};
+    size_t nv = sizeof vals / sizeof vals[0];
+    char text[512], what[96];
+
+    for (size_t pad = 0; pad < 8; pad++) {
+        uint32_t got[16];
+        size_t o = 0, n = 0, total = 0;
+        struct jscan s;
+        int rc, first = 1;
+
+        o += (size_t)snprintf(text + o, sizeof text - o, "%*s[", (int)pad, "");
+        for (size_t k = 0; k < nv; k++)
+            o += (size_t)snprintf(text + o, sizeof text - o, "%s%u",
+                                  k ? (k % 3 ? "," : " , ") : "", vals[k]);
+        o += (size_t)snprintf(text + o, sizeof text - o, "]");
+        jscan_init(&s, text, o, NULL, NULL, 0);
+        jscan_expect(&s, '[');
+        /* A small buffer, so reading resumes across calls. */
+        do {
+            rc = jscan_tokens(&s, first, got + total, 3, &n);
+            total += n;
+            first = 0;
+        } while (rc == 0 && total + 3 <= 16);
+        snprintf(what, sizeof what, "tokens of every length, pad %zu", pad);
+        CHECK(rc == 1 && total == nv && s.i == o &&
+                  memcmp(got, vals, sizeof vals) == 0,
+              what);
+    }
+}
+
+static void
+test_token_errors(void)
+{
+    static const struct {
+        const char *in; /* after the '[' */
+        int rc;
+        size_t got;
+        enum jscan_error err;
+    } cases[] = {
+        {"]", 1, 0, JSCAN_E_NONE},
+        {" ] ", 1, 0, JSCAN_E_NONE},
+        {"1,-2]", -1, 1, JSCAN_E_NOT_UINT},
+        {"01]", -1, 0, JSCAN_E_TOKEN},
+        {"00000001,2]", -1, 0, JSCAN_E_TOKEN},
+        {"4294967296]", -1, 0, JSCAN_E_TOKEN},
+        {"42949672950]", -1, 0, JSCAN_E_TOKEN},
+        {"1.0]", -1, 0, JSCAN_E_NOT_UINT},
+        {"1e3,2,3,4,5]", -1, 0, JSCAN_E_NOT_UINT},
+        {"1 2]", -1, 1, JSCAN_E_ARRAY_SEP},
+        {"1,]", -1, 1, JSCAN_E_NOT_UINT},
+        {"1,2", -1, 2, JSCAN_E_ARRAY_SEP},
+        {"\"1\"]", -1, 0, JSCAN_E_NOT_UINT},
+    };
+    char what[96];
+
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct jscan s;
+        uint32_t got[8];
+        size_t n = 99;
+        int rc;
+
+        jscan_init(&s, cases[k].in, strlen(cases[k].in), NULL, NULL, 0);
+        rc = jscan_tokens(&s, 1, got, 8, &n);
+        snprintf(what, sizeof what, "tokens [%s", cases[k].in);
+        CHECK(rc == cases[k].rc && n == cases[k].got &&
+                  (rc >= 0 || s.error == cases[k].err),
+              what);
+    }
+}
+
+static void
+test_skip(void)
+{
+    static const struct {
+        const char *in;
+        int ok;
+        size_t raw_n;
+        enum jscan_error err;
+    } cases[] = {
+        {" {\"a\":[1,2.5e3,{\"b\":null}],\"c\":\"\\q\"} x", 1, 35, 0},
+        {"[]", 1, 2, 0},
+        {"{}", 1, 2, 0},
+        {"[[],{},[[]]]", 1, 12, 0},
+        {"true,", 1, 4, 0},
+        {"false", 1, 5, 0},
+        {"-1.5e-3", 1, 7, 0},
+        {"\"s\"", 1, 3, 0},
+        {"tru", 0, 0, JSCAN_E_LITERAL},
+        {"nul", 0, 0, JSCAN_E_LITERAL},
+        {"", 0, 0, JSCAN_E_END},
+        {"[1,", 0, 0, JSCAN_E_END},
+        {"[1 2]", 0, 0, JSCAN_E_ARRAY_SEP},
+        {"{\"a\":1 \"b\":2}", 0, 0, JSCAN_E_OBJECT_SEP},
+        {"{\"a\" 1}", 0, 0, JSCAN_E_EXPECT},
+        {"{1:2}", 0, 0, JSCAN_E_NOT_STRING},
+        {"[1,}", 0, 0, JSCAN_E_NUMBER},
+        {"[\"a\x01\"]", 0, 0, JSCAN_E_CONTROL},
+    };
+    char what[96];
+
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct jscan s;
+        struct kv_str raw = {0};
+        int rc;
+
+        jscan_init(&s, cases[k].in, strlen(cases[k].in), NULL, NULL, 0);
+        rc = jscan_skip(&s, &raw);
+        snprintf(what, sizeof what, "skip %s", cases[k].in);
+        if (cases[k].ok)
+            CHECK(rc == 0 && raw.n == cases[k].raw_n &&
+                      raw.p == cases[k].in + (cases[k].in[0] == ' '),
+                  what);
+        else
+            CHECK(rc < 0 && s.error == cases[k].err, what);
+    }
+}
+
+/* JSCAN_MAX_DEPTH + 1 levels of containers are skipped, one more is not. */
+static void
+test_skip_depth(void)
+{
+    char text[2 * (JSCAN_MAX_DEPTH + 2) + 8];
+    char what[64];
+
+    for (int extra = 0; extra <= 1; extra++) {
+        int levels = JSCAN_MAX_DEPTH + 1 + extra;
+        struct jscan s;
+        size_t o = 0;
+
+        for (int k = 0; k < levels; k++)
+            text[o++] = k % 2 ? '[' : '{';
+        /* Objects need keys: use arrays only. */
+        for (size_t k = 0; k < o; k++)
+            text[k] = '[';
+        for (int k = 0; k < levels; k++)
+            text[o++] = ']';
+        jscan_init(&s, text, o, NULL, NULL, 0);
+        snprintf(what, sizeof what, "skip %d nested arrays", levels);
+        if (extra == 0)
+            CHECK(jscan_skip(&s, NULL) == 0 && s.i == o, what);
+        else
+            CHECK(jscan_skip(&s, NULL) < 0 && s.error == JSCAN_E_DEPTH, what);
+    }
+    /* A scalar one level below the deepest container is refused too. */
+    {
+        char deep[2 * (JSCAN_MAX_DEPTH + 1) + 8];
+        size_t o = 0;
+        struct jscan s;
+
+        for (int k = 0; k <= JSCAN_MAX_DEPTH; k++)
+            deep[o++] = '[';
+        deep[o++] = '1';
+        for (int k = 0; k <= JSCAN_MAX_DEPTH; k++)
+            deep[o++] = ']';
+        jscan_init(&s, deep, o, NULL, NULL, 0);
+        CHECK(jscan_skip(&s, NULL) < 0 && s.error == JSCAN_E_DEPTH,
+              "a value nested deeper than the limit is refused");
+    }
+    {
+        /* Far past the limit: refused without recursion. */
+        size_t n = 1 << 20;
+        char *big = malloc(n);
+        struct jscan s;
+
+        if (CHECK(big != NULL, "malloc")) {
+            memset(big, '[', n);
+            jscan_init(&s, big, n, NULL, NULL, 0);
+            CHECK(jscan_skip(&s, NULL) < 0 && s.error == JSCAN_E_DEPTH,
+                  "a million open brackets are refused");
+        }
+        free(big);
+    }
+}
+
+static void
+test_iteration(void)
+{
+    static const char obj[] = "{ \"a\" : 1 , \"b\\u0021\":[ true ,null ], "
+                              "\"c\":{} }";
+    struct jscan s;
+    struct kv_str key, raw;
+    char keys[64] = "", err[64];
+    int first = 1, r, elems = 0;
+
+    jscan_init(&s, obj, sizeof obj - 1, &arena, err, sizeof err);
+    CHECK(jscan_expect(&s, '{') == 0, "object opens");
+    while ((r = jscan_member(&s, first, &key)) == 1) {
+        first = 0;
+        strncat(keys, key.p, key.n);
+        strcat(keys, ";");
+        if (key.n == 2 && key.p[1] == '!') {
+            CHECK(jscan_expect(&s, '[') == 0, "array opens");
+            for (int f = 1; (r = jscan_element(&s, f)) == 1; f = 0) {
+                elems++;
+                if (jscan_skip(&s, &raw) < 0)
+                    break;
+            }
+            CHECK(r == 0, "array ends at ']'");
+        } else if (jscan_skip(&s, &raw) < 0) {
+            break;
+        }
+    }
+    CHECK(r == 0 && jscan_peek(&s) == -1, "object ends at '}'");
+    CHECK_STR(keys, "a;b!;c;", "member keys in order, escapes decoded");
+    CHECK(elems == 2, "two array elements");
+
+    static const struct {
+        const char *in;
+        int is_obj;
+        enum jscan_error err;
+    } bad[] = {
+        {"{\"a\":1,}", 1, JSCAN_E_NOT_STRING},
+        {"{,}", 1, JSCAN_E_NOT_STRING},
+        {"{\"a\":1 \"b\":2}", 1, JSCAN_E_OBJECT_SEP},
+        {"{\"a\":1", 1, JSCAN_E_OBJECT_SEP},
+        {"{\"a\" 1}", 1, JSCAN_E_EXPECT},
+        {"[1 2]", 0, JSCAN_E_ARRAY_SEP},
+        {"[1", 0, JSCAN_E_ARRAY_SEP},
+    };
+    char what[64];
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        jscan_init(&s, bad[k].in, strlen(bad[k].in), &arena, NULL, 0);
+        s.i = 1;
+        first = 1;
+        for (;;) {
+            r = bad[k].is_obj ? jscan_member(&s, first, &key)
+                              : jscan_element(&s, first);
+            first = 0;
+            if (r != 1 || jscan_skip(&s, NULL) < 0)
+                break;
+        }
+        snprintf(what, sizeof what, "iteration %s", bad[k].in);
+        CHECK(r < 0 && s.error == bad[k].err, what);
+    }
+}
+
+static void
+test_find(void)
+{
+    static const struct {
+        const char *in, *name;
+        int rc;
+        const char *raw;
+    } cases[] = {
+        {"{\"a\":1,\"b\":[2,{\"c\":3}]}", "b", 1, "[2,{\"c\":3}]"},
+        {" { \"a\" : \"x\" } ", "a", 1, "\"x\""},
+        {"{\"a\":1,\"a\":2}", "a", 1, "1"},
+        {"{\"a\":1}", "b", 0, NULL},
+        {"{}", "b", 0, NULL},
+        {"{\"a\":", "b", -1, NULL},
+        {"{\"a\":1} x", "b", -1, NULL},
+        {"{\"a\":1,\"b\":2 x", "b", 1, "2"},
+        {"[1]", "a", -1, NULL},
+    };
+    char what[96];
+
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct kv_str raw = {0};
+        int rc =
+            jscan_find(cases[k].in, strlen(cases[k].in), cases[k].name, &raw);
+        snprintf(what, sizeof what, "find %s in %s", cases[k].name,
+                 cases[k].in);
+        CHECK(rc == cases[k].rc &&
+                  (rc != 1 || (raw.n == strlen(cases[k].raw) &&
+                               memcmp(raw.p, cases[k].raw, raw.n) == 0)),
+              what);
+    }
+}
+
+int
+main(void)
+{
+    test_strings();
+    test_string_borrowing();
+    test_numbers();
+    test_integers();
+    test_hashes();
+    test_token_lengths();
+    test_token_errors();
+    test_skip();
+    test_skip_depth();
+    test_iteration();
+    test_find();
+    arena_free(&arena);
+    return unit_done();
+}
