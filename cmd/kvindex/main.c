@@ -13,7 +13,7 @@
 
 #include "cli.h"
 #include "client.h"
-#include "json.h"
+#include "jscan.h"
 #include "parse.h"
 #include "server.h"
 #include "sock.h"
@@ -555,12 +555,12 @@ static int
 print_reply(const struct copts *co, const char *cmd, const char *r, size_t n)
 {
     struct kv_str ok, data, error;
-    int is_ok = json_find_member(r, n, "ok", &ok) == 1 && ok.n == 4 &&
+    int is_ok = jscan_find(r, n, "ok", &ok) == 1 && ok.n == 4 &&
                 memcmp(ok.p, "true", 4) == 0;
 
     if (!is_ok) {
         json_t *e = NULL;
-        if (json_find_member(r, n, "error", &error) == 1)
+        if (jscan_find(r, n, "error", &error) == 1)
             e = json_loadb(error.p, error.n, JSON_DECODE_ANY, NULL);
         log_error("%s",
                   json_is_string(e) ? json_string_value(e) : "malformed reply");
@@ -569,7 +569,7 @@ print_reply(const struct copts *co, const char *cmd, const char *r, size_t n)
             emit(r, n);
         return 1;
     }
-    if (json_find_member(r, n, "data", &data) != 1) {
+    if (jscan_find(r, n, "data", &data) != 1) {
         data.p = "null";
         data.n = 4;
     }
@@ -577,7 +577,7 @@ print_reply(const struct copts *co, const char *cmd, const char *r, size_t n)
         struct jscan s;
         struct kv_str lines, line;
         int first = 1;
-        if (json_find_member(data.p, data.n, "lines", &lines) != 1)
+        if (jscan_find(data.p, data.n, "lines", &lines) != 1)
             return 1;
         jscan_init(&s, lines.p, lines.n, NULL, NULL, 0);
         if (jscan_expect(&s, '[') < 0)

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "jscan.h"
 #include "report.h"
 #include "snapshot.h"
 
@@ -107,118 +107,30 @@ read_opt_string(struct jscan *s, struct kv_str *out)
 }
 
 /*
- * Reads the digits at q with one 8-byte load (SWAR): the branch per digit
- * count of a byte loop mispredicts on every token, and a match request has
- * thousands.  Needs 8 readable bytes and a little-endian machine; handles a
- * run of 1 to 7 digits followed by a non-digit, and returns 0 otherwise
- * (the caller then takes the byte loop).  Returns the number of digits.
- */
-static unsigned
-digits_swar(const char *q, uint64_t *out)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t chunk, x, nondigit, v;
-    unsigned k;
-
-    memcpy(&chunk, q, 8);
-    x = chunk ^ 0x3030303030303030ull; /* digits become 0..9 */
-    /* A byte is not a digit when its high nibble is set or it is >= 10;
-     * a carry out of a non-digit byte only reaches later bytes. */
-    nondigit = (x & 0xF0F0F0F0F0F0F0F0ull) |
-               ((x + 0x0606060606060606ull) & 0x1010101010101010ull);
-    if (nondigit == 0)
-        return 0;
-    k = (unsigned)__builtin_ctzll(nondigit) / 8;
-    if (k == 0)
-        return 0;
-    /* Left-align the k digits (zeros in front), then combine pairs. */
-    v = x << (64 - 8 * k);
-    v = (v * 10 + (v >> 8)) & 0x00FF00FF00FF00FFull;
-    v = (v * 100 + (v >> 16)) & 0x0000FFFF0000FFFFull;
-    v = (v * 10000 + (v >> 32)) & 0xFFFFFFFFull;
-    *out = v;
-    return k;
-#else
-    (void)q;
-    (void)out;
-    return 0;
-#endif
-}
-
-static int
-is_blank(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/*
  * "tokens": an array of unsigned 32-bit integers.  This is the bulk of a
- * match request, so it has its own tight loop instead of the generic
- * scanner calls per element.
+ * match request, so the scanner reads it in runs straight into the
+ * reusable vector instead of one call per element.
  */
 static int
 read_tokens(struct proto *p, struct jscan *s, struct req *r)
 {
-    const char *q, *end = s->end;
-    size_t n = 0;
+    size_t n = 0, got;
+    int rc, first = 1;
 
     if (jscan_expect(s, '[') < 0)
         return -1;
-    q = s->p;
-    while (q < end && is_blank(*q))
-        q++;
-    if (q < end && *q == ']') {
-        q++;
-        goto done;
-    }
-    for (;;) {
-        const char *d, *lim;
-        uint64_t v = 0;
-        unsigned c, k;
-
-        while (q < end && is_blank(*q))
-            q++;
-        d = q;
-        if (end - q >= 8 && (k = digits_swar(q, &v)) > 0) {
-            q += k;
-        } else {
-            /* At most 11 digits: enough to see a value over 2^32. */
-            lim = end - q > 11 ? q + 11 : end;
-            while (q < lim && (c = (unsigned)(unsigned char)*q - '0') <= 9) {
-                v = v * 10 + c;
-                q++;
-            }
-        }
-        if (q == d || (q < end && (*q == '.' || *q == 'e' || *q == 'E'))) {
-            snprintf(s->err, s->errlen, "expected a non-negative integer");
-            return -1;
-        }
-        if (v > UINT32_MAX || (*d == '0' && q - d > 1)) {
-            snprintf(s->err, s->errlen,
-                     "bad token (a leading zero, or over 4294967295)");
-            return -1;
-        }
+    do {
         if (n == p->tokens_cap && grow((void **)&p->tokens, &p->tokens_cap, n,
                                        sizeof *p->tokens) < 0) {
             snprintf(s->err, s->errlen, "out of memory");
             return -1;
         }
-        p->tokens[n++] = (uint32_t)v;
-        while (q < end && is_blank(*q))
-            q++;
-        if (q < end && *q == ',') {
-            q++;
-            continue;
-        }
-        if (q < end && *q == ']') {
-            q++;
-            break;
-        }
-        snprintf(s->err, s->errlen, "expected ',' or ']'");
+        rc = jscan_tokens(s, first, p->tokens + n, p->tokens_cap - n, &got);
+        n += got;
+        first = 0;
+    } while (rc == 0);
+    if (rc < 0)
         return -1;
-    }
-done:
-    s->p = q;
     r->n_tokens = n;
     r->has_tokens = 1;
     return 0;
@@ -263,7 +175,7 @@ read_pods(struct proto *p, struct jscan *s, struct req *r)
         first = 0;
         memset(&ref, 0, sizeof ref);
         if (jscan_peek(s) == '{') {
-            s->p++;
+            s->i++;
             mf = 1;
             while ((m = jscan_member(s, mf, &key)) == 1) {
                 mf = 0;
@@ -327,7 +239,7 @@ parse_req(struct proto *p, const char *line, size_t len, struct req *r,
         snprintf(err, errlen, "a request is a JSON object");
         return -1;
     }
-    s.p++;
+    s.i++;
     while ((m = jscan_member(&s, first, &key)) == 1) {
         int rc = 0;
         first = 0;
@@ -689,7 +601,7 @@ proto_handle(struct proto *p, const char *line, size_t len, struct buf *out)
     if (parse_req(p, line, len, &r, err, sizeof err) < 0) {
         /* The id may come after the member that failed: look for it in a
          * second pass (only on this error path). */
-        if (json_find_member(line, len, "id", &r.id) != 1) {
+        if (jscan_find(line, len, "id", &r.id) != 1) {
             r.id.p = NULL;
             r.id.n = 0;
         }

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "json.h"
+#include "jscan.h"
 #include "lines.h"
 #include "ndjson.h"
 #include "proto.h"
@@ -145,8 +145,7 @@ print_stats(struct server *s)
 
     proto_handle(&s->proto, req, sizeof req - 1, &b);
     s->proto.served[PROTO_STATS]--; /* not a client's query */
-    if (!b.oom && b.len > 0 &&
-        json_find_member(b.p, b.len - 1, "data", &data) == 1)
+    if (!b.oom && b.len > 0 && jscan_find(b.p, b.len - 1, "data", &data) == 1)
         fprintf(stderr, "%.*s\n", (int)data.n, data.p);
     buf_free(&b);
 }

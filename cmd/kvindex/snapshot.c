@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "jscan.h"
 #include "report.h"
 
 #define SNAPSHOT_VERSION 1

@@ -1,6 +1,7 @@
 /*
- * test_kvindex_proto.c - kvindex's request scanner and protocol replies
- * (cmd/kvindex/json.c, proto.c), table-driven against a real index.
+ * test_kvindex_proto.c - kvindex's request parsing and protocol replies
+ * (cmd/kvindex/proto.c), table-driven against a real index.  The JSON
+ * lexical layer under it has its own tests (test_jscan.c).
  *
  * The command's sources are compiled in here because the Makefile links
  * unit tests against lib/ only.
@@ -10,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../cmd/kvindex/json.c"
 #include "../../cmd/kvindex/proto.c"
 #include "../../cmd/kvindex/report.c"
 #include "../../cmd/kvindex/snapshot.c"
@@ -140,38 +140,6 @@ test_token_digits(struct proto *p)
     }
 }
 
-static void
-test_scanner(void)
-{
-    struct arena a = {0};
-    struct jscan s;
-    struct kv_str out, raw;
-    char err[64];
-    static const char nested[] = "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-                                 "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[";
-
-    jscan_init(&s, "\"a\\u00e9\\ud83d\\ude00\\ud800x\\n\"", 31, &a, err,
-               sizeof err);
-    CHECK(jscan_string(&s, &out) == 0, "escaped string decodes");
-    CHECK(out.n == 12 &&
-              memcmp(out.p, "a\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbdx\n", 12) ==
-                  0,
-          "\\u escapes, a surrogate pair, a lone surrogate as U+FFFD");
-    jscan_init(&s, nested, sizeof nested - 1, &a, err, sizeof err);
-    CHECK(jscan_skip(&s, NULL) < 0, "deep nesting is refused, not recursed");
-    jscan_init(&s, "\"a\x01\"", 4, &a, err, sizeof err);
-    CHECK(jscan_string(&s, &out) < 0, "control character refused");
-    CHECK(json_find_member("{\"a\":1,\"b\":[2,{\"c\":3}]}", 23, "b", &raw) ==
-                  1 &&
-              raw.n == 11 && memcmp(raw.p, "[2,{\"c\":3}]", 11) == 0,
-          "json_find_member returns the raw value");
-    CHECK(json_find_member("{\"a\":1}", 7, "b", &raw) == 0,
-          "json_find_member: absent");
-    CHECK(json_find_member("{\"a\":", 5, "b", &raw) < 0,
-          "json_find_member: truncated object");
-    arena_free(&a);
-}
-
 int
 main(void)
 {
@@ -185,7 +153,6 @@ main(void)
     proto_init(&p, ix, &o, NULL, NULL);
     test_replies(&p);
     test_token_digits(&p);
-    test_scanner();
     proto_free(&p);
     index_free(ix);
     return unit_done();
