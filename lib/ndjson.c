@@ -7,12 +7,16 @@
  * raw pointer, because kvsub prints every event it decodes (token ids from
  * a 3-digit table, hashes and other integers 8 digits at a time in a
  * register, timestamps without printf).  The reader is a single-pass JSON
- * parser over one line that fills a struct kv_event directly, borrowing
- * strings from the line wherever no unescaping is needed, and reads digits
- * and string bytes 8 at a time.  Both keep to the bytes they are given:
- * nothing is read past a line, a generic value or a string.
+ * parser over one line that fills a struct kv_event directly; its lexical
+ * work (strings borrowed wherever no unescaping is needed, numbers, hash
+ * text, token ids and string bytes 8 at a time) is jscan.c's, and the
+ * event semantics, the messages and the JSON->msgpack conversion are
+ * here.  Both keep to the bytes they are given: nothing is read past a
+ * line, a generic value or a string.
  */
 #include "ndjson.h"
+
+#include "jscan.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -1189,9 +1193,7 @@ ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
 
 /* One line being parsed. */
 struct jp {
-    const char *s;
-    size_t n;
-    size_t i; /* cursor */
+    struct jscan sc; /* the cursor; errors are worded here (err NULL) */
     struct arena *arena;
     char *err;
     size_t errlen;
@@ -1201,15 +1203,6 @@ struct jp {
      */
     uint8_t *mp;
     size_t mp_len, mp_cap, mp_val;
-};
-
-/* A JSON number: its text, and its value when it is an integer. */
-struct jnum {
-    size_t start, end;
-    int is_int; /* no fraction, no exponent */
-    int neg;
-    int ovf; /* the magnitude does not fit in 64 bits */
-    uint64_t mag;
 };
 
 #if defined(__GNUC__)
@@ -1249,51 +1242,80 @@ jp_show(char *dst, size_t cap, const char *s, size_t n)
 static int
 jp_syntax(struct jp *j, const char *what)
 {
-    if (j->i >= j->n)
+    if (j->sc.i >= j->sc.n)
         return jp_fail(j, "invalid JSON: %s at end of line", what);
-    return jp_fail(j, "invalid JSON: %s at byte %zu", what, j->i + 1);
+    return jp_fail(j, "invalid JSON: %s at byte %zu", what, j->sc.i + 1);
 }
 
-static inline void
+static void
 jp_ws(struct jp *j)
 {
-    /* Compact input has no whitespace: one test on the usual path. */
-    if (j->i < j->n && (unsigned char)j->s[j->i] > ' ')
-        return;
-    while (j->i < j->n) {
-        char c = j->s[j->i];
-        if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
-            break;
-        j->i++;
-    }
+    jscan_ws(&j->sc);
 }
 
 static int
-jp_peek(const struct jp *j)
+jp_peek(struct jp *j)
 {
-    return j->i < j->n ? (unsigned char)j->s[j->i] : -1;
+    return jscan_peek(&j->sc);
+}
+
+/* Words the scanner's last error the way the reader reports it. */
+static int
+jp_lex(struct jp *j)
+{
+    const char *what = "invalid value";
+    char buf[32];
+
+    switch (j->sc.error) {
+    case JSCAN_E_NOMEM:
+        return jp_fail(j, "out of memory");
+    case JSCAN_E_CONTROL:
+        what = "control character in a string";
+        break;
+    case JSCAN_E_UNTERMINATED:
+        what = "unterminated string";
+        break;
+    case JSCAN_E_UESCAPE:
+        what = "invalid \\u escape";
+        break;
+    case JSCAN_E_ESCAPE:
+        what = "invalid escape in a string";
+        break;
+    case JSCAN_E_NUMBER:
+        what = "invalid number";
+        break;
+    case JSCAN_E_NOT_STRING:
+        what = "expected a string key";
+        break;
+    case JSCAN_E_EXPECT:
+        snprintf(buf, sizeof buf, "expected '%c'", j->sc.want);
+        what = buf;
+        break;
+    case JSCAN_E_OBJECT_SEP:
+        what = "expected ',' or '}'";
+        break;
+    case JSCAN_E_ARRAY_SEP:
+        what = "expected ',' or ']'";
+        break;
+    default:
+        break;
+    }
+    return jp_syntax(j, what);
 }
 
 static int
 jp_expect(struct jp *j, char c, const char *what)
 {
-    jp_ws(j);
-    if (jp_peek(j) != (unsigned char)c)
+    if (jscan_expect(&j->sc, c) == -1)
         return jp_syntax(j, what);
-    j->i++;
-    jp_ws(j);
+    jscan_ws(&j->sc);
     return 0;
 }
 
-/* Consumes the literal null if it is next; returns 1 then, else 0. */
 static int
 jp_null(struct jp *j)
 {
-    if (j->n - j->i >= 4 && memcmp(j->s + j->i, "null", 4) == 0) {
-        j->i += 4;
-        return 1;
-    }
-    return 0;
+    return jscan_null(&j->sc);
 }
 
 static void *
@@ -1323,197 +1345,11 @@ jp_grow(struct jp *j, void *old, size_t n, size_t *cap, size_t sz)
     return p;
 }
 
-static int
-hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* The four hex digits of a \u escape at p, or -1. */
-static long
-hex4(const char *p)
-{
-    long v = 0;
-    for (int k = 0; k < 4; k++) {
-        int h = hexval((unsigned char)p[k]);
-        if (h < 0)
-            return -1;
-        v = v << 4 | h;
-    }
-    return v;
-}
-
-static char *
-utf8_put(char *d, unsigned long cp)
-{
-    if (cp < 0x80) {
-        *d++ = (char)cp;
-    } else if (cp < 0x800) {
-        *d++ = (char)(0xc0 | cp >> 6);
-        *d++ = (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        *d++ = (char)(0xe0 | cp >> 12);
-        *d++ = (char)(0x80 | (cp >> 6 & 0x3f));
-        *d++ = (char)(0x80 | (cp & 0x3f));
-    } else {
-        *d++ = (char)(0xf0 | cp >> 18);
-        *d++ = (char)(0x80 | (cp >> 12 & 0x3f));
-        *d++ = (char)(0x80 | (cp >> 6 & 0x3f));
-        *d++ = (char)(0x80 | (cp & 0x3f));
-    }
-    return d;
-}
-
-/*
- * Decodes the escaped string body s[i..end) into the arena.  A lone
- * surrogate becomes U+FFFD: JSON's grammar allows it, UTF-8 cannot hold it.
- */
-static int
-jp_unescape(struct jp *j, size_t start, size_t end, struct kv_str *out)
-{
-    const char *s = j->s;
-    char *dst = jp_alloc(j, end - start);
-    if (dst == NULL)
-        return -1;
-    char *d = dst;
-    size_t i = start;
-
-    while (i < end) {
-        char c = s[i];
-        if (c != '\\') {
-            *d++ = c;
-            i++;
-            continue;
-        }
-        char e = s[i + 1];
-        i += 2;
-        switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-            *d++ = e;
-            break;
-        case 'b':
-            *d++ = '\b';
-            break;
-        case 'f':
-            *d++ = '\f';
-            break;
-        case 'n':
-            *d++ = '\n';
-            break;
-        case 'r':
-            *d++ = '\r';
-            break;
-        case 't':
-            *d++ = '\t';
-            break;
-        case 'u': {
-            long cp = end - i >= 4 ? hex4(s + i) : -1;
-            if (cp < 0) {
-                j->i = i - 2;
-                return jp_syntax(j, "invalid \\u escape");
-            }
-            i += 4;
-            if (cp >= 0xd800 && cp <= 0xdbff && end - i >= 6 && s[i] == '\\' &&
-                s[i + 1] == 'u') {
-                long lo = hex4(s + i + 2);
-                if (lo >= 0xdc00 && lo <= 0xdfff) {
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    i += 6;
-                }
-            }
-            if (cp >= 0xd800 && cp <= 0xdfff)
-                cp = 0xfffd;
-            d = utf8_put(d, (unsigned long)cp);
-            break;
-        }
-        default:
-            j->i = i - 2;
-            return jp_syntax(j, "invalid escape in a string");
-        }
-    }
-    out->p = dst;
-    out->n = (size_t)(d - dst);
-    return 0;
-}
-
-/*
- * The bytes of x that are '"', '\\' or a control byte, as their high bits.
- * Borrows can mark bytes after a marked one, never before: the lowest
- * mark is exact.
- */
-static uint64_t
-special8(uint64_t x)
-{
-    const uint64_t ones = 0x0101010101010101ull;
-    const uint64_t high = 0x8080808080808080ull;
-    uint64_t q = x ^ (ones * '"');
-    uint64_t b = x ^ (ones * '\\');
-    uint64_t m = (x - ones * 0x20) & ~x;
-    m |= (q - ones) & ~q;
-    m |= (b - ones) & ~b;
-    return m & high;
-}
-
-/* At an opening quote: reads a string, borrowed when it has no escapes. */
+/* At an opening quote: a string, borrowed when it has no escapes. */
 static int
 jp_string(struct jp *j, struct kv_str *out)
 {
-    const char *s = j->s;
-    size_t n = j->n;
-    size_t start = j->i + 1;
-    size_t i = start;
-    int esc = 0;
-
-    while (i < n) {
-        /* Eight bytes at a time, straight to the first special one. */
-        while (n - i >= 8) {
-            uint64_t x;
-            memcpy(&x, s + i, 8);
-            uint64_t m = special8(x);
-            if (m != 0) {
-                i += (size_t)__builtin_ctzll(m) / 8;
-                break;
-            }
-            i += 8;
-        }
-        if (i >= n)
-            break;
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"')
-            break;
-        if (c == '\\') {
-            esc = 1;
-            i += 2;
-            continue;
-        }
-        if (c < 0x20) {
-            j->i = i;
-            return jp_syntax(j, "control character in a string");
-        }
-        i++;
-    }
-    if (i >= n) {
-        j->i = n;
-        return jp_syntax(j, "unterminated string");
-    }
-    j->i = i + 1;
-    if (!esc) {
-        out->p = s + start;
-        out->n = i - start;
-        return 0;
-    }
-    if (jp_unescape(j, start, i, out) == -1)
-        return -1;
-    j->i = i + 1;
-    return 0;
+    return jscan_string(&j->sc, out) == -1 ? jp_lex(j) : 0;
 }
 
 static int
@@ -1524,67 +1360,14 @@ is_digit(int c)
 
 /* Reads a number per RFC 8259's grammar. */
 static int
-jp_number(struct jp *j, struct jnum *num)
+jp_number(struct jp *j, struct jscan_num *num)
 {
-    const char *s = j->s;
-    size_t n = j->n;
-    size_t i = j->i;
-
-    memset(num, 0, sizeof *num);
-    num->start = i;
-    num->is_int = 1;
-    if (i < n && s[i] == '-') {
-        num->neg = 1;
-        i++;
-    }
-    if (i >= n || !is_digit((unsigned char)s[i])) {
-        j->i = i;
-        return jp_syntax(j, "invalid number");
-    }
-    if (s[i] == '0') {
-        i++;
-    } else {
-        uint64_t m = 0;
-        while (i < n && is_digit((unsigned char)s[i])) {
-            unsigned d = (unsigned)(s[i] - '0');
-            if (m > (UINT64_MAX - d) / 10)
-                num->ovf = 1;
-            else
-                m = m * 10 + d;
-            i++;
-        }
-        num->mag = m;
-    }
-    if (i < n && s[i] == '.') {
-        num->is_int = 0;
-        i++;
-        if (i >= n || !is_digit((unsigned char)s[i])) {
-            j->i = i;
-            return jp_syntax(j, "invalid number");
-        }
-        while (i < n && is_digit((unsigned char)s[i]))
-            i++;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        num->is_int = 0;
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        if (i >= n || !is_digit((unsigned char)s[i])) {
-            j->i = i;
-            return jp_syntax(j, "invalid number");
-        }
-        while (i < n && is_digit((unsigned char)s[i]))
-            i++;
-    }
-    num->end = i;
-    j->i = i;
-    return 0;
+    return jscan_number(&j->sc, num) == -1 ? jp_lex(j) : 0;
 }
 
 /* The number's value as a double (strtod needs a terminated copy). */
 static int
-jp_num_double(struct jp *j, const struct jnum *num, double *out)
+jp_num_double(struct jp *j, const struct jscan_num *num, double *out)
 {
     size_t len = num->end - num->start;
     char small[64];
@@ -1604,7 +1387,7 @@ jp_num_double(struct jp *j, const struct jnum *num, double *out)
                                      1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
                                      1e18, 1e19, 1e20, 1e21, 1e22};
-        const char *s = j->s;
+        const char *s = j->sc.s;
         size_t i = num->start + (size_t)num->neg;
         uint64_t m = 0;
         int k = -1, nd = 0;
@@ -1632,7 +1415,7 @@ jp_num_double(struct jp *j, const struct jnum *num, double *out)
         if (tmp == NULL)
             return -1;
     }
-    memcpy(tmp, j->s + num->start, len);
+    memcpy(tmp, j->sc.s + num->start, len);
     tmp[len] = '\0';
     *out = strtod(tmp, NULL);
     return 0;
@@ -1740,45 +1523,31 @@ static int mp_value(struct jp *j, int depth);
 static int
 mp_container(struct jp *j, int depth, int is_map)
 {
-    char close = is_map ? '}' : ']';
     size_t rel = j->mp_len - j->mp_val;
     uint64_t count = 0;
 
     if (mp_room(j, 5) == NULL)
         return -1;
     j->mp_len += 5;
-    j->i++;
-    jp_ws(j);
-    if (jp_peek(j) == (unsigned char)close) {
-        j->i++;
-    } else {
-        for (;;) {
-            if (is_map) {
-                struct kv_str key;
-                if (jp_peek(j) != '"')
-                    return jp_syntax(j, "expected a string key");
-                if (jp_string(j, &key) == -1 ||
-                    mp_put_str(j, key.p, key.n) == -1 ||
-                    jp_expect(j, ':', "expected ':'") == -1)
-                    return -1;
-            }
-            if (mp_value(j, depth + 1) == -1)
+    j->sc.i++;
+    for (int first = 1;; first = 0) {
+        int rc;
+        if (is_map) {
+            struct kv_str key;
+            rc = jscan_member(&j->sc, first, &key);
+            if (rc == 1 && mp_put_str(j, key.p, key.n) == -1)
                 return -1;
-            count++;
-            jp_ws(j);
-            int c = jp_peek(j);
-            if (c == ',') {
-                j->i++;
-                jp_ws(j);
-                continue;
-            }
-            if (c == (unsigned char)close) {
-                j->i++;
-                break;
-            }
-            return jp_syntax(j, is_map ? "expected ',' or '}'"
-                                       : "expected ',' or ']'");
+        } else {
+            rc = jscan_element(&j->sc, first);
         }
+        if (rc == -1)
+            return jp_lex(j);
+        if (rc == 0)
+            break;
+        jp_ws(j);
+        if (mp_value(j, depth + 1) == -1)
+            return -1;
+        count++;
     }
 
     uint8_t hdr[5];
@@ -1832,14 +1601,16 @@ mp_value(struct jp *j, int depth)
             return mp_put(j, &nil, 1);
         break;
     case 't':
-        if (j->n - j->i >= 4 && memcmp(j->s + j->i, "true", 4) == 0) {
-            j->i += 4;
+        if (j->sc.n - j->sc.i >= 4 &&
+            memcmp(j->sc.s + j->sc.i, "true", 4) == 0) {
+            j->sc.i += 4;
             return mp_put(j, &t, 1);
         }
         break;
     case 'f':
-        if (j->n - j->i >= 5 && memcmp(j->s + j->i, "false", 5) == 0) {
-            j->i += 5;
+        if (j->sc.n - j->sc.i >= 5 &&
+            memcmp(j->sc.s + j->sc.i, "false", 5) == 0) {
+            j->sc.i += 5;
             return mp_put(j, &f, 1);
         }
         break;
@@ -1854,7 +1625,7 @@ mp_value(struct jp *j, int depth)
     case '7':
     case '8':
     case '9': {
-        struct jnum num;
+        struct jscan_num num;
         if (jp_number(j, &num) == -1)
             return -1;
         int fits = num.is_int && !num.ovf &&
@@ -1894,7 +1665,7 @@ jp_raw(struct jp *j, struct kv_raw *out)
 static int
 jp_integer(struct jp *j, const char *key, int *neg, uint64_t *mag)
 {
-    struct jnum num;
+    struct jscan_num num;
     int c = jp_peek(j);
 
     if (c != '-' && !is_digit(c))
@@ -1905,7 +1676,7 @@ jp_integer(struct jp *j, const char *key, int *neg, uint64_t *mag)
         return jp_fail(
             j, "%s: expected an integer, not %.*s", key,
             (int)(num.end - num.start > 32 ? 32 : num.end - num.start),
-            j->s + num.start);
+            j->sc.s + num.start);
     if (num.ovf)
         return jp_fail(j, "%s: integer out of range", key);
     *neg = num.neg && num.mag != 0;
@@ -1950,76 +1721,6 @@ jp_str_value(struct jp *j, const char *key, struct kv_str *out)
     return jp_string(j, out);
 }
 
-#ifdef NDJSON_SWAR
-/*
- * Number of leading decimal digits among the 8 bytes of x (8 when all
- * are).  A byte >= 0xfa can carry into the next byte's test, but only
- * after a byte that already failed, so the first failure is exact.
- */
-static int
-digits_run8(uint64_t x)
-{
-    const uint64_t hi = 0xf0f0f0f0f0f0f0f0ull, zeros = 0x3030303030303030ull;
-    uint64_t bad =
-        ((x & hi) ^ zeros) | (((x + 0x0606060606060606ull) & hi) ^ zeros);
-    return bad == 0 ? 8 : __builtin_ctzll(bad) / 8;
-}
-
-/* The value of the first len (1-8) digit bytes of x, first byte first. */
-static uint32_t
-digits_value8(uint64_t x, int len)
-{
-    /* Borrows from the bytes past len only reach later bytes, shifted out. */
-    x = (x - 0x3030303030303030ull) << (8 * (8 - len));
-    x = (x * 10 + (x >> 8)) & 0x00ff00ff00ff00ffull;
-    x = (x * 100 + (x >> 16)) & 0x0000ffff0000ffffull;
-    return (uint32_t)((x * 10000 + (x >> 32)) & 0xffffffffull);
-}
-#endif
-
-/* The text of a hash: decimal u64 or 0x-prefixed hex. */
-static int
-hash_text(const char *s, size_t n, uint64_t *out)
-{
-    uint64_t v = 0;
-
-    if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        if (n - 2 > 16)
-            return -1;
-        for (size_t k = 2; k < n; k++) {
-            int h = hexval((unsigned char)s[k]);
-            if (h < 0)
-                return -1;
-            v = v << 4 | (uint64_t)h;
-        }
-        *out = v;
-        return 0;
-    }
-    if (n == 0 || n > 20)
-        return -1;
-    size_t k = 0;
-#ifdef NDJSON_SWAR
-    /* Up to 19 digits cannot overflow: take them 8 at a time. */
-    for (; k + 8 <= n && k + 8 <= 19; k += 8) {
-        uint64_t x;
-        memcpy(&x, s + k, 8);
-        if (digits_run8(x) != 8)
-            return -1;
-        v = v * 100000000 + digits_value8(x, 8);
-    }
-#endif
-    for (; k < n; k++) {
-        if (!is_digit((unsigned char)s[k]))
-            return -1;
-        unsigned d = (unsigned)(s[k] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
 /* A hash: "decimal", "0xhex", or a signed/unsigned 64-bit integer. */
 static int
 jp_hash(struct jp *j, const char *key, uint64_t *out)
@@ -2031,7 +1732,8 @@ jp_hash(struct jp *j, const char *key, uint64_t *out)
         char show[40];
         if (jp_string(j, &str) == -1)
             return -1;
-        if (hash_text(str.p, str.n, out) == -1)
+        enum jscan_error why;
+        if (jscan_hash_text(str.p, str.n, out, &why) == -1)
             return jp_fail(j,
                            "%s: \"%s\" is not a decimal or 0x-hex 64-bit "
                            "hash",
@@ -2055,18 +1757,12 @@ jp_hash(struct jp *j, const char *key, uint64_t *out)
 static int
 jp_next_elem(struct jp *j)
 {
-    jp_ws(j);
-    int c = jp_peek(j);
-    if (c == ',') {
-        j->i++;
-        jp_ws(j);
-        return 0;
-    }
-    if (c == ']') {
-        j->i++;
-        return 1;
-    }
-    return jp_syntax(j, "expected ',' or ']'");
+    int rc = jscan_element(&j->sc, 0);
+
+    if (rc == -1)
+        return jp_lex(j);
+    jscan_ws(&j->sc);
+    return !rc;
 }
 
 /* Opens an array; returns 1 when it is empty (and consumed). */
@@ -2075,10 +1771,10 @@ jp_open_array(struct jp *j, const char *key, const char *what)
 {
     if (jp_peek(j) != '[')
         return jp_fail(j, "%s: expected %s", key, what);
-    j->i++;
+    j->sc.i++;
     jp_ws(j);
     if (jp_peek(j) == ']') {
-        j->i++;
+        j->sc.i++;
         return 1;
     }
     return 0;
@@ -2110,42 +1806,53 @@ jp_hashes(struct jp *j, struct kv_event *ev)
     return 0;
 }
 
+/*
+ * One token id the scanner's fast path refused: the general integer path
+ * decides, for its checks and errors (it also takes "-0").
+ */
 static int
 jp_token(struct jp *j, uint32_t *out)
 {
-    const char *s = j->s;
-    size_t i = j->i, start = j->i, n = j->n;
-    uint64_t v = 0;
+    uint64_t v;
 
-#ifdef NDJSON_SWAR
-    /* The usual case: up to 7 digits, then ',' or ']', all in one word. */
-    if (n - i >= 8) {
-        uint64_t x;
-        memcpy(&x, s + i, 8);
-        int len = digits_run8(x);
-        if (len >= 1 && len < 8 && (s[i] != '0' || len == 1) &&
-            s[i + len] != '.' && s[i + len] != 'e' && s[i + len] != 'E') {
-            j->i = i + (size_t)len;
-            *out = digits_value8(x, len);
-            return 0;
-        }
-    }
-#endif
-    /* Otherwise 1-10 digits, no leading zero, no fraction. */
-    while (i < n && i - start <= 10 && is_digit((unsigned char)s[i]))
-        v = v * 10 + (uint64_t)(s[i++] - '0');
-    size_t nd = i - start;
-    if (nd > 0 && nd <= 10 && (s[start] != '0' || nd == 1) && v <= UINT32_MAX &&
-        (i == n || (s[i] != '.' && s[i] != 'e' && s[i] != 'E'))) {
-        j->i = i;
-        *out = (uint32_t)v;
-        return 0;
-    }
-    /* Anything else takes the general path, for its checks and errors. */
     if (jp_u64(j, "token_ids", UINT32_MAX, &v) == -1)
         return -1;
     *out = (uint32_t)v;
     return 0;
+}
+
+/*
+ * The ids of a flat token array, the cursor at its first one: the scanner
+ * reads runs of them 8 digits at a time, and whatever it refuses goes
+ * through jp_token for the reader's own checks and messages.
+ */
+static int
+jp_token_list(struct jp *j, uint32_t **t, size_t *cap, size_t *n)
+{
+    for (;;) {
+        size_t got;
+        if (*n == *cap && (*t = jp_grow(j, *t, *n, cap, sizeof **t)) == NULL)
+            return -1;
+        int rc = jscan_tokens(&j->sc, 0, *t + *n, *cap - *n, &got);
+        *n += got;
+        if (rc == 1)
+            return 0;
+        if (rc == 0)
+            continue;
+        if (j->sc.error != JSCAN_E_NOT_UINT && j->sc.error != JSCAN_E_TOKEN)
+            return jp_lex(j);
+        if (jp_peek(j) == '[')
+            return jp_fail(j, "token_ids: mixes integers and [a,b] pairs");
+        if (*n == *cap && (*t = jp_grow(j, *t, *n, cap, sizeof **t)) == NULL)
+            return -1;
+        if (jp_token(j, *t + *n) == -1)
+            return -1;
+        (*n)++;
+        if ((rc = jp_next_elem(j)) == -1)
+            return -1;
+        if (rc == 1)
+            return 0;
+    }
 }
 
 static int
@@ -2159,25 +1866,24 @@ jp_tokens(struct jp *j, struct kv_event *ev)
 
     if (rc == -1)
         return -1;
+    if (rc == 0 && !pairs) {
+        if (jp_token_list(j, &t, &cap, &n) == -1)
+            return -1;
+        rc = 1;
+    }
     while (rc == 0) {
         if (n + 2 > cap && (t = jp_grow(j, t, n, &cap, sizeof *t)) == NULL)
             return -1;
-        if ((jp_peek(j) == '[') != pairs)
+        if (jp_peek(j) != '[')
             return jp_fail(j, "%s: mixes integers and [a,b] pairs", key);
-        if (pairs) {
-            j->i++;
-            jp_ws(j);
-            if (jp_token(j, &t[n]) == -1 ||
-                jp_expect(j, ',', "expected a [a,b] token pair") == -1 ||
-                jp_token(j, &t[n + 1]) == -1 ||
-                jp_expect(j, ']', "expected a [a,b] token pair") == -1)
-                return -1;
-            n += 2;
-        } else {
-            if (jp_token(j, &t[n]) == -1)
-                return -1;
-            n++;
-        }
+        j->sc.i++;
+        jp_ws(j);
+        if (jp_token(j, &t[n]) == -1 ||
+            jp_expect(j, ',', "expected a [a,b] token pair") == -1 ||
+            jp_token(j, &t[n + 1]) == -1 ||
+            jp_expect(j, ']', "expected a [a,b] token pair") == -1)
+            return -1;
+        n += 2;
         if ((rc = jp_next_elem(j)) == -1)
             return -1;
     }
@@ -2241,8 +1947,8 @@ jp_digest(struct jp *j, const char *key, struct kv_str hex, const uint8_t **out,
     if (d == NULL)
         return -1;
     for (size_t k = 0; k < hex.n / 2; k++) {
-        int hi = hexval((unsigned char)hex.p[2 * k]);
-        int lo = hexval((unsigned char)hex.p[2 * k + 1]);
+        int hi = jscan_hex_digit((unsigned char)hex.p[2 * k]);
+        int lo = jscan_hex_digit((unsigned char)hex.p[2 * k + 1]);
         if (hi < 0 || lo < 0)
             return jp_fail(j, "%s: \"%s\" is not hex", key,
                            jp_show(show, sizeof show, hex.p, hex.n));
@@ -2422,7 +2128,7 @@ record_keys(int type)
 struct jline {
     int type;
     uint32_t rec_seen, rec_ok; /* record keys met / well typed */
-    struct jnum version;
+    struct jscan_num version;
     int has_digests;
     struct kv_str *digests; /* hex text, p == NULL for null */
     size_t n_digests;
@@ -2466,12 +2172,12 @@ static int
 jp_record_key(struct jp *j, struct kv_event *ev, struct jline *st, int k,
               struct kv_str key)
 {
-    size_t start = j->i;
+    size_t start = j->sc.i;
 
     if (jp_add_unknown(j, ev, st, key) == -1)
         return -1;
-    size_t end = j->i;
-    j->i = start;
+    size_t end = j->sc.i;
+    j->sc.i = start;
     st->rec_seen |= 1u << k;
     int rc;
     switch (k) {
@@ -2504,11 +2210,11 @@ jp_record_key(struct jp *j, struct kv_event *ev, struct jline *st, int k,
         st->version.end = end;
         break;
     }
-    if (rc == 0 && j->i == end)
+    if (rc == 0 && j->sc.i == end)
         st->rec_ok |= 1u << k;
     else
         st->rec_ok &= ~(1u << k);
-    j->i = end;
+    j->sc.i = end;
     return 0;
 }
 
@@ -2585,7 +2291,7 @@ jp_member(struct jp *j, struct ndjson_env *env, struct kv_event *ev,
         return 0;
     }
     case JK_TS: {
-        struct jnum num;
+        struct jscan_num num;
         if (jp_null(j)) {
             env->has_ts = 0;
             return 0;
@@ -2701,14 +2407,15 @@ jp_finish(struct jp *j, struct ndjson_env *env, struct kv_event *ev,
     if (st->type == TYPE_NONE)
         return jp_fail(j, "no \"type\" key");
     if (st->type == TYPE_FORMAT) {
-        const struct jnum *v = &st->version;
+        const struct jscan_num *v = &st->version;
         if (!(st->rec_seen & 1u << JK_VERSION))
             return jp_fail(j, "format line without a \"version\"");
         if ((st->rec_ok & 1u << JK_VERSION) && v->is_int && !v->neg &&
             v->mag == 1 && !v->ovf)
             return NDJSON_SKIP;
-        jp_fail(j, "unsupported NDJSON format version %s",
-                jp_show(show, sizeof show, j->s + v->start, v->end - v->start));
+        jp_fail(
+            j, "unsupported NDJSON format version %s",
+            jp_show(show, sizeof show, j->sc.s + v->start, v->end - v->start));
         return NDJSON_FATAL;
     }
     uint32_t own = record_keys(st->type);
@@ -2740,10 +2447,12 @@ ndjson_parse_line(const char *line, size_t len, struct arena *arena,
                   struct ndjson_env *env, struct kv_event *ev, char *err,
                   size_t errlen)
 {
-    struct jp j = {
-        .s = line, .n = len, .arena = arena, .err = err, .errlen = errlen};
+    struct jp j = {.arena = arena, .err = err, .errlen = errlen};
     struct jline st = {.type = TYPE_NONE};
+    struct kv_str key;
+    int m, first = 1;
 
+    jscan_init(&j.sc, line, len, arena, NULL, 0);
     memset(env, 0, sizeof *env);
     env->pod.p = "-";
     env->pod.n = 1;
@@ -2752,44 +2461,25 @@ ndjson_parse_line(const char *line, size_t len, struct arena *arena,
         err[0] = '\0';
 
     jp_ws(&j);
-    if (j.i == j.n)
+    if (j.sc.i == j.sc.n)
         return NDJSON_SKIP;
     if (jp_peek(&j) != '{') {
         jp_fail(&j, "not a JSON object");
         return NDJSON_BAD;
     }
-    j.i++;
-    jp_ws(&j);
-    if (jp_peek(&j) == '}') {
-        j.i++;
-    } else {
-        for (;;) {
-            struct kv_str key;
-            if (jp_peek(&j) != '"') {
-                jp_syntax(&j, "expected a string key");
-                return NDJSON_BAD;
-            }
-            if (jp_string(&j, &key) == -1 ||
-                jp_expect(&j, ':', "expected ':'") == -1 ||
-                jp_member(&j, env, ev, &st, key) == -1)
-                return NDJSON_BAD;
-            jp_ws(&j);
-            int c = jp_peek(&j);
-            if (c == ',') {
-                j.i++;
-                jp_ws(&j);
-                continue;
-            }
-            if (c == '}') {
-                j.i++;
-                break;
-            }
-            jp_syntax(&j, "expected ',' or '}'");
+    j.sc.i++;
+    while ((m = jscan_member(&j.sc, first, &key)) == 1) {
+        first = 0;
+        jscan_ws(&j.sc);
+        if (jp_member(&j, env, ev, &st, key) == -1)
             return NDJSON_BAD;
-        }
+    }
+    if (m == -1) {
+        jp_lex(&j);
+        return NDJSON_BAD;
     }
     jp_ws(&j);
-    if (j.i != j.n) {
+    if (j.sc.i != j.sc.n) {
         jp_syntax(&j, "trailing characters after the object");
         return NDJSON_BAD;
     }
