@@ -79,17 +79,6 @@ jscan_expect(struct jscan *s, char c)
 }
 
 int
-jscan_null(struct jscan *s)
-{
-    jscan_ws(s);
-    if (s->n - s->i >= 4 && memcmp(s->s + s->i, "null", 4) == 0) {
-        s->i += 4;
-        return 1;
-    }
-    return 0;
-}
-
-int
 jscan_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
@@ -229,7 +218,7 @@ special8(uint64_t x)
  * At an opening quote: finds the closing one.  Returns the body's end
  * (the cursor goes past the quote) and whether it has escapes, or -1.
  */
-static int
+static inline int
 scan_string(struct jscan *s, size_t *end, int *esc)
 {
     const char *p = s->s;
