@@ -5,7 +5,8 @@ For every case NAME this writes tests/data/fixtures/NAME.bin (one msgpack
 payload, built with python3-msgpack or by hand for malformed bytes), the
 expected NAME.ndjson, and NAME.opts when the case needs decoder options
 (engine=sglang, max_tokens=N).  The expectation is computed HERE, in Python,
-from the team's decisions (notes/ndjson-details.md, docs/ndjson.md); it is
+from the rules in docs/ndjson.md (with the peer's rendering in
+tests/peer/layouts.py); it is
 never produced by running kvtap's C code, so the golden test compares two
 independent implementations.
 
@@ -18,11 +19,15 @@ Run: /usr/bin/python3 tests/data/gen_fixtures.py
 """
 
 import hashlib
-import math
 import os
 import struct
+import sys
 
 import msgpack
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "peer"))
+from layouts import json_double, json_generic, json_str  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures")
@@ -67,67 +72,10 @@ STRS = {"medium", "lora_name", "kv_cache_spec_kind", "locality",
         "ownership", "cache_salt", "session_id"}
 
 
-# ---- JSON text, as the decisions file specifies ---------------------------
+# ---- JSON text: the same independent Python rendering the peer uses -----
 
 def jnum(x):
-    if isinstance(x, float):
-        if math.isnan(x) or math.isinf(x):
-            return "null"
-        if x == int(x) and abs(x) < 2.0 ** 53:
-            return str(int(x))
-        return repr(x)
-    return str(x)
-
-
-def jstr(s):
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif o < 0x20:
-            out.append("\\u%04x" % o)
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def jval(v):
-    """Generic msgpack value -> JSON text."""
-    if v is None:
-        return "null"
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if isinstance(v, (int, float)):
-        return jnum(v)
-    if isinstance(v, str):
-        return jstr(v)
-    if isinstance(v, bytes):
-        return jstr(v.hex())
-    if isinstance(v, msgpack.ExtType):
-        return jstr(v.data.hex())
-    if isinstance(v, (list, tuple)):
-        return "[" + ",".join(jval(x) for x in v) + "]"
-    if isinstance(v, dict):
-        parts = []
-        for k, x in v.items():
-            ks = k if isinstance(k, str) else (
-                str(k) if isinstance(k, int) and not isinstance(k, bool)
-                else jval(k))
-            parts.append(jstr(ks) + ":" + jval(x))
-        return "{" + ",".join(parts) + "}"
-    raise TypeError(v)
+    return json_double(x) if isinstance(x, float) else str(x)
 
 
 # ---- structural check: what a bounds-checked reader must reject ----------
@@ -231,12 +179,12 @@ def check_field(name, v, opts):
         digests = None
         if any(d is not None for _, d in hs):
             digests = "[" + ",".join(
-                jstr(d.hex()) if d is not None else "null"
+                json_str(d.hex()) if d is not None else "null"
                 for _, d in hs) + "]"
         return text, digests
     if name == "parent_block_hash":
         h, d = hash_of(v, name)
-        return '"%d"' % h, (jstr(d.hex()) if d is not None else None)
+        return '"%d"' % h, (json_str(d.hex()) if d is not None else None)
     if name == "token_ids":
         if not isinstance(v, list):
             raise wrong
@@ -268,11 +216,11 @@ def check_field(name, v, opts):
     if name in STRS:
         if not isinstance(v, str):
             raise wrong
-        return jstr(v), None
+        return json_str(v), None
     if name == "extra_keys":
         if not isinstance(v, list):
             raise wrong
-        return jval(v), None
+        return json_generic(v), None
     raise AssertionError(name)
 
 
@@ -298,15 +246,15 @@ def event_body(typ, fields, digests, parent_digest, unknown):
     out = []
     for f in FIELDS:
         if f in fields:
-            out.append(jstr(f) + ":" + fields[f])
+            out.append(json_str(f) + ":" + fields[f])
         elif f in REQUIRED[typ]:
-            out.append(jstr(f) + ":null")
+            out.append(json_str(f) + ":null")
     if digests is not None:
         out.append('"block_digests":' + digests)
     if parent_digest is not None:
         out.append('"parent_block_digest":' + parent_digest)
     for k, v in unknown:
-        out.append(jstr(k) + ":" + jval(v))
+        out.append(json_str(k) + ":" + json_generic(v))
     return "".join("," + x for x in out)
 
 
@@ -378,14 +326,14 @@ def decode_event(ev, opts):
 
 def envelope(rank, ts):
     s = '{"pod":%s,"dp_rank":%s,"seq":%d' % (
-        jstr(POD), "null" if rank is None else str(rank), SEQ)
+        json_str(POD), "null" if rank is None else str(rank), SEQ)
     return s, ("" if ts is None else ',"ts":' + jnum(float(ts)))
 
 
 def batch_error(msg, nbytes):
     env, _ = envelope(None, None)
     return env + ',"type":"decode_error","error":%s,"bytes":%d}\n' % (
-        jstr(msg), nbytes)
+        json_str(msg), nbytes)
 
 
 def expect(payload, opts, error=None):
@@ -439,16 +387,16 @@ def expect(payload, opts, error=None):
             r = decode_event(ev, opts)
         except EventError as e:
             lines.append(env + tstext + ',"type":"decode_error","error":%s,'
-                         '"bytes":%d}\n' % (jstr("event %d: %s" % (i, e)), n))
+                         '"bytes":%d}\n' % (json_str("event %d: %s" % (i, e)), n))
             continue
         if r[0] == "skip":
             skipped[r[1]] = skipped.get(r[1], 0) + 1
             continue
-        lines.append(env + ',"i":%d' % i + tstext + ',"type":%s' % jstr(r[1])
+        lines.append(env + ',"i":%d' % i + tstext + ',"type":%s' % json_str(r[1])
                      + r[2] + "}\n")
     for tag, count in skipped.items():
         lines.append(env + tstext + ',"type":"skipped","tag":%s,"count":%d}\n'
-                     % (jstr(tag), count))
+                     % (json_str(tag), count))
     return "".join(lines)
 
 

@@ -181,7 +181,7 @@ def encode_batch(ts, events, rank, layout="vllm"):
 # ---------------------------------------------------------------------------
 # Expected NDJSON, rendered independently of the C writer.
 
-def _json_str(s):
+def json_str(s):
     if isinstance(s, bytes):
         s = s.decode("utf-8", errors="replace")
     out = ['"']
@@ -205,15 +205,17 @@ def _json_str(s):
     return "".join(out)
 
 
-def _json_double(v):
+def json_double(v):
     if math.isnan(v) or math.isinf(v):
         return "null"
-    if v == int(v) and abs(v) < 1e17:
+    # Integral values below 2^53 print without a fraction, as kvtap's
+    # writer does; others as the shortest round-trip text.
+    if v == int(v) and abs(v) < 2.0 ** 53:
         return str(int(v))
     return repr(v)
 
 
-def _json_generic(v):
+def json_generic(v):
     """msgpack value -> JSON text, per the team's generic conversion."""
     if v is None:
         return "null"
@@ -224,23 +226,25 @@ def _json_generic(v):
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        return _json_double(v)
+        return json_double(v)
     if isinstance(v, str):
-        return _json_str(v)
+        return json_str(v)
     if isinstance(v, (bytes, bytearray)):
         return '"' + bytes(v).hex() + '"'
+    if isinstance(v, msgpack.ExtType):
+        return '"' + v.data.hex() + '"'
     if isinstance(v, (list, tuple)):
-        return "[" + ",".join(_json_generic(x) for x in v) + "]"
+        return "[" + ",".join(json_generic(x) for x in v) + "]"
     if isinstance(v, dict):
         parts = []
         for k, x in v.items():
             if isinstance(k, str):
-                ks = _json_str(k)
+                ks = json_str(k)
             elif isinstance(k, bool) or k is None or isinstance(k, int):
-                ks = _json_str(_json_generic(k))
+                ks = json_str(json_generic(k))
             else:
-                ks = _json_str(_json_generic(k))
-            parts.append(ks + ":" + _json_generic(x))
+                ks = json_str(json_generic(k))
+            parts.append(ks + ":" + json_generic(x))
         return "{" + ",".join(parts) + "}"
     raise TypeError("cannot render %r" % (v,))
 
@@ -264,13 +268,13 @@ def _field_text(name, v):
     if name == "parent_block_hash":
         return _hash_text(v)
     if name == "token_ids":
-        return _json_generic(v)
+        return json_generic(v)
     if name in ("block_size", "lora_id", "group_idx",
                 "kv_cache_spec_sliding_window"):
         return str(int(v))
     if name == "extra_keys":
-        return _json_generic(v)
-    return _json_str(v)
+        return json_generic(v)
+    return json_str(v)
 
 
 def carried_fields(ev, layout):
@@ -314,16 +318,16 @@ def carried_fields(ev, layout):
 
 
 def _envelope(pod, model, rank, seq, i, ts, typ):
-    parts = ['"pod":' + _json_str(pod)]
+    parts = ['"pod":' + json_str(pod)]
     if model is not None:
-        parts.append('"model":' + _json_str(model))
+        parts.append('"model":' + json_str(model))
     parts.append('"dp_rank":' + ("null" if rank is None else str(int(rank))))
     parts.append('"seq":%d' % seq)
     if i is not None:
         parts.append('"i":%d' % i)
     if ts is not None:
-        parts.append('"ts":' + _json_double(float(ts)))
-    parts.append('"type":' + _json_str(typ))
+        parts.append('"ts":' + json_double(float(ts)))
+    parts.append('"type":' + json_str(typ))
     return parts
 
 
@@ -346,7 +350,7 @@ def event_line(pod, seq, ts, rank, i, ev, layout="vllm", model=None):
     if isinstance(parent, (bytes, bytearray)):
         parts.append('"parent_block_digest":"' + bytes(parent).hex() + '"')
     for k, v in unknown:
-        parts.append(_json_str(k) + ":" + _json_generic(v))
+        parts.append(json_str(k) + ":" + json_generic(v))
     return "{" + ",".join(parts) + "}"
 
 
@@ -366,5 +370,5 @@ def record_line(pod, seq, typ, rank=None, ts=None, model=None, **extra):
     """A stream record (gap, restart, decode_error, skipped) line."""
     parts = _envelope(pod, model, rank, seq, None, ts, typ)
     for k, v in extra.items():
-        parts.append(_json_str(k) + ":" + _json_generic(v))
+        parts.append(json_str(k) + ":" + json_generic(v))
     return "{" + ",".join(parts) + "}"
