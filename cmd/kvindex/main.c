@@ -485,6 +485,19 @@ put_oneline(struct buf *b, const char *p, size_t n)
             b->p[i] = ' ';
 }
 
+/*
+ * A sample value as its shortest exact decimal ("0.097", not %.17g's
+ * "0.097000000000000003"); the text lives in b until the next call.
+ */
+static const char *
+prom_value(struct buf *b, double v)
+{
+    buf_clear(b);
+    buf_put_double(b, v);
+    buf_putc(b, '\0');
+    return b->oom ? "NaN" : b->p;
+}
+
 /* Prometheus text for the stats data object. */
 static void
 print_prom(json_t *data)
@@ -530,6 +543,8 @@ print_prom(json_t *data)
          "Requests answered with ok:false."},
     };
 
+    struct buf b = {0};
+
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
         json_t *v = json_object_get(data, m[i].key);
         const char *k;
@@ -541,13 +556,15 @@ print_prom(json_t *data)
         if (m[i].label != NULL && json_is_object(v)) {
             json_object_foreach(v, k, sub)
             {
-                printf("%s{%s=\"%s\"} %.17g\n", m[i].metric, m[i].label, k,
-                       json_number_value(sub));
+                printf("%s{%s=\"%s\"} %s\n", m[i].metric, m[i].label, k,
+                       prom_value(&b, json_number_value(sub)));
             }
         } else if (json_is_number(v)) {
-            printf("%s %.17g\n", m[i].metric, json_number_value(v));
+            printf("%s %s\n", m[i].metric,
+                   prom_value(&b, json_number_value(v)));
         }
     }
+    buf_free(&b);
 }
 
 /* Prints one reply as asked; returns 0 for ok:true, 1 for ok:false. */
