@@ -74,6 +74,17 @@ kv_event_init(struct kv_event *ev, enum kv_type type)
     ev->type = type;
 }
 
+void
+kv_event_reset(struct kv_event *ev, enum kv_type type)
+{
+    const size_t head = offsetof(struct kv_event, num);
+    const size_t tail = offsetof(struct kv_event, unknown);
+
+    memset(ev, 0, head);
+    memset((char *)ev + tail, 0, sizeof *ev - tail);
+    ev->type = type;
+}
+
 uint32_t
 kv_required_fields(enum kv_type t)
 {

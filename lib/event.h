@@ -169,6 +169,14 @@ int kv_field_parse(const char *s, size_t n, enum kv_field *out);
 void kv_event_init(struct kv_event *ev, enum kv_type type);
 
 /*
+ * The same without clearing num[], str[] and raw[] (most of the struct):
+ * for the decoder's hot path.  Those slots are then meaningful only for
+ * fields whose present bit is set and isnull bit clear, which is all any
+ * reader of an event may rely on anyway.
+ */
+void kv_event_reset(struct kv_event *ev, enum kv_type type);
+
+/*
  * Fields vLLM declares as required for this event type: they are written to
  * NDJSON (null when nil) even when the wire did not carry them.
  */

@@ -596,7 +596,7 @@ dec_map_event(struct dec *d, struct kv_event *ev, uint32_t n,
     for (int pass = 0;; pass++) {
         d->c.p = body;
         if (pass > 0) {
-            kv_event_init(ev, KV_BLOCK_STORED);
+            kv_event_reset(ev, KV_BLOCK_STORED);
             ev->index = index;
         }
         if (engine_type(&type, &ev->type) == -1) {
@@ -703,7 +703,7 @@ dec_events(struct dec *d, uint32_t n, struct kv_batch *out, char *err,
         struct mpk_val v;
         int rc;
 
-        kv_event_init(ev, KV_BLOCK_STORED);
+        kv_event_reset(ev, KV_BLOCK_STORED);
         ev->index = i;
         rc = mpk_next(&d->c, &v);
         if (rc != MPK_OK) {
