@@ -23,10 +23,18 @@ struct kv_str {
     size_t n;
 };
 
-/* Exactly one msgpack-encoded object (a generic value kept verbatim). */
+/*
+ * A generic value kept verbatim: exactly one msgpack object when it came off
+ * the wire, or exactly one JSON value (its text) when it came from an NDJSON
+ * line.  Each side converts only when it must cross to the other format, so a
+ * field that a tool merely passes through is never re-encoded.
+ */
+enum kv_raw_kind { KV_RAW_MSGPACK = 0, KV_RAW_JSON = 1 };
+
 struct kv_raw {
     const uint8_t *p;
     size_t n;
+    enum kv_raw_kind kind;
 };
 
 /*

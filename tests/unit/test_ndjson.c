@@ -214,8 +214,9 @@ test_fields(void)
     static const uint8_t unk1[] = {0x81, 0xa6, 'n', 'e', 's',
                                    't',  'e',  'd', 0xc3};
     static const uint8_t unk2[] = {0x92, 0x00, 0x01};
-    struct kv_unknown u[2] = {{S("future_field"), -1, {unk1, sizeof unk1}},
-                              {NOSTR, 9, {unk2, sizeof unk2}}};
+    struct kv_unknown u[2] = {
+        {S("future_field"), -1, {unk1, sizeof unk1, KV_RAW_MSGPACK}},
+        {NOSTR, 9, {unk2, sizeof unk2, KV_RAW_MSGPACK}}};
     struct kv_event ev;
     struct ndjson_env env = {.pod = S("p")};
 
@@ -398,7 +399,7 @@ test_escaping(void)
 static const char *
 conv(const uint8_t *p, size_t n)
 {
-    struct kv_unknown u = {{"v", 1}, -1, {p, n}};
+    struct kv_unknown u = {{"v", 1}, -1, {p, n, KV_RAW_MSGPACK}};
     struct kv_event ev;
     struct ndjson_env env = {.pod = {"p", 1}};
     static const char pre[] =
@@ -535,7 +536,7 @@ test_generic(void)
     deep[64] = 0x90;
     CHECK_STR(conv(deep, 65), "null", "65 levels become null");
 
-    struct kv_unknown u = {{"v", 1}, -1, {NULL, 0}};
+    struct kv_unknown u = {{"v", 1}, -1, {NULL, 0, KV_RAW_MSGPACK}};
     CHECK(u.val.p == NULL && strcmp(conv(NULL, 0), "null") == 0,
           "NULL raw is null");
 }
@@ -1204,9 +1205,13 @@ test_round_trip(void)
                                  0xa2, 'k',  '2', 0xd3, 0x80, 0,
                                  0,    0,    0,   0,    0,    0};
     static struct kv_unknown uk[3] = {
-        {{"locality2", 9}, -1, {uv, sizeof uv}},
-        {{NULL, 0}, 12, {(const uint8_t *)"\x91\xcd\x01\x00", 4}},
-        {{"we\"ird", 6}, -1, {(const uint8_t *)"\xa3\xc3\xa9!", 4}},
+        {{"locality2", 9}, -1, {uv, sizeof uv, KV_RAW_MSGPACK}},
+        {{NULL, 0},
+         12,
+         {(const uint8_t *)"\x91\xcd\x01\x00", 4, KV_RAW_MSGPACK}},
+        {{"we\"ird", 6},
+         -1,
+         {(const uint8_t *)"\xa3\xc3\xa9!", 4, KV_RAW_MSGPACK}},
     };
     struct kv_event evs[8];
     int n = 0;
