@@ -1,6 +1,6 @@
 /*
  * seqtrack.h - per-source sequence bookkeeping: baseline, next, gap,
- * duplicate, restart (docs/wire-format.md §1.3, §2.6).  No I/O.
+ * duplicate, restart (docs/protocol.md#sequence-numbers).  No I/O.
  *
  * A publisher numbers its batches 0, 1, 2, ... and starts again at 0 when it
  * restarts.  The tracker classifies every seq that arrives on the live stream

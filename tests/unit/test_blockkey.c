@@ -1,6 +1,6 @@
 /*
- * test_blockkey.c - every test vector of docs/kvindex.md (and of
- * index-semantics §8) for the three block-key schemes and their primitives.
+ * test_blockkey.c - every test vector of docs/kvindex.md#block-key-test-vectors
+ * for the three block-key schemes and their primitives.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -176,8 +176,9 @@ test_primitives(void)
               "dynamo local tokens 16..31");
 }
 
-/* AIBrix D3 (index-semantics §8): its event path hashes block 1 on the
- * event's parent.  Our chain must give the query's key, not AIBrix's. */
+/* AIBrix's event path hashes block 1 on the event's parent
+ * (docs/kvindex.md#block-key-test-vectors).  Our chain must give the query's
+ * key, not AIBrix's. */
 static void
 test_aibrix_d3(void)
 {

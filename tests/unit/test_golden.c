@@ -1,6 +1,6 @@
 /*
- * test_golden.c - wire-format section 8 fixtures: payload bytes in, exact
- * NDJSON out.
+ * test_golden.c - the payload fixtures of docs/protocol.md#fixtures: payload
+ * bytes in, exact NDJSON out.
  *
  * Every tests/data/fixtures/NAME.bin is decoded with wire_decode (seq 7,
  * pod "golden", options from NAME.opts when present) and written with
