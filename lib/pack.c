@@ -174,8 +174,8 @@ pack_msgpack(struct pack *p, const uint8_t *v, size_t n)
     if (rc != MPK_OK)
         return fail(p, "raw msgpack value: %s", mpk_strerror(rc));
     if (c.p != c.end)
-        return fail(p, "raw msgpack value: %zu bytes after the object",
-                    mpk_left(&c));
+        return fail(p, "raw msgpack value: %zu trailing byte%s", mpk_left(&c),
+                    mpk_left(&c) == 1 ? "" : "s");
     buf_put(p->out, v, n);
     return 0;
 }
