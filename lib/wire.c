@@ -1,6 +1,6 @@
 /*
  * wire.c - the engines' msgpack payloads <-> struct kv_batch (see wire.h and
- * docs/wire-format.md).
+ * docs/protocol.md#events).
  *
  * Decoding is one pass over the payload with the mpk cursor.  An event that
  * fails a check is re-skipped from its first byte: if the skip succeeds the
@@ -467,7 +467,7 @@ dec_array_event(struct dec *d, struct kv_event *ev, uint32_t n,
                 continue;
             if (i <= mandatory)
                 return -1;
-            /* A fork's shape (wire-format 4.5): keep the slot as "@N". */
+            /* A fork's shape (docs/protocol.md#events): keep it as "@N". */
             d->c.p = start;
         }
         if (mpk_skip(&d->c) != MPK_OK)

@@ -149,7 +149,8 @@ mp_parse(const char *s, struct bytes *b)
                 pack_error(&pk) ? pack_error(&pk) : "too large");
         exit(2);
     }
-    memcpy(b->p, out.p, out.len);
+    if (out.len > 0)
+        memcpy(b->p, out.p, out.len);
     b->n = out.len;
     pack_fini(&pk);
     buf_free(&out);
@@ -282,7 +283,7 @@ struct dcase {
 };
 
 static const struct dcase dcases[] = {
-    /* Batch layouts (wire-format 4.6). */
+    /* Batch layouts (docs/protocol.md#batches). */
     {"2-element batch (v0.9.0)", 0,
      "[" TS ", [[\"BlockStored\",[1,2],nil,[1,2,3,4,5,6,7,8],4,nil],"
      "[\"BlockRemoved\",[1]],[\"AllBlocksCleared\"]]]",
