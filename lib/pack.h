@@ -56,15 +56,46 @@ void pack_fini(struct pack *p);
  */
 const char *pack_error(const struct pack *p);
 
-void pack_nil(struct pack *p);
-void pack_bool(struct pack *p, int v);
+/*
+ * The scalars are inline: the encoder writes one per token id, and a call
+ * less per value is what keeps it as fast as the hand-written writer was.
+ */
+static inline void
+pack_nil(struct pack *p)
+{
+    if (!p->failed)
+        msgpack_pack_nil(&p->pk);
+}
+
+static inline void
+pack_bool(struct pack *p, int v)
+{
+    if (!p->failed)
+        (void)(v ? msgpack_pack_true(&p->pk) : msgpack_pack_false(&p->pk));
+}
 
 /* Integers, each in its smallest form; non-negative values as unsigned. */
-void pack_uint(struct pack *p, uint64_t v);
-void pack_int(struct pack *p, int64_t v);
+static inline void
+pack_uint(struct pack *p, uint64_t v)
+{
+    if (!p->failed)
+        msgpack_pack_uint64(&p->pk, v);
+}
+
+static inline void
+pack_int(struct pack *p, int64_t v)
+{
+    if (!p->failed)
+        msgpack_pack_int64(&p->pk, v);
+}
 
 /* Always float64, as msgspec writes a Python float (NaN included). */
-void pack_f64(struct pack *p, double v);
+static inline void
+pack_f64(struct pack *p, double v)
+{
+    if (!p->failed)
+        msgpack_pack_double(&p->pk, v);
+}
 
 /*
  * A str or bin of n bytes, or the header of an array of n elements or a
