@@ -90,14 +90,21 @@ def fix_str(s):
     return s.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def pack_json_value(v):
-    """Pairs stay pairs (duplicated keys kept, in order), like kvtap."""
+class Raw(bytes):
+    pass
+
+
+def pack_value(v):
+    """Python msgpack's bytes for v; map pairs stay in order (duplicated
+    keys kept, as kvtap converts JSON), Raw bytes are copied verbatim."""
+    if isinstance(v, Raw):
+        return bytes(v)
     if isinstance(v, JsonPairs):
         return PACKER.pack_map_header(len(v)) + b"".join(
-            pack_json_value(k) + pack_json_value(x) for k, x in v)
+            pack_value(k) + pack_value(x) for k, x in v)
     if isinstance(v, list):
         return PACKER.pack_array_header(len(v)) + b"".join(
-            pack_json_value(x) for x in v)
+            pack_value(x) for x in v)
     if isinstance(v, str):
         return packb(fix_str(v))
     return packb(v)
@@ -114,7 +121,7 @@ def json_lines():
         shown = text if len(text) <= 60 else text[:57] + "..."
         out.append("# " + shown.encode("unicode_escape").decode("ascii"))
         out.append("json %s %s" % (text.encode("utf-8").hex(),
-                                   pack_json_value(v).hex()))
+                                   pack_value(v).hex()))
     return out
 
 
@@ -122,10 +129,6 @@ def json_lines():
 
 TOKEN = re.compile(r'\s*(?:[,:\s]\s*)*(?:([\[\]{}])|([hx]?)"([^"]*)"|'
                    r'(nil|true|false)|([-+0-9.e]+))')
-
-
-class Raw(bytes):
-    pass
 
 
 def parse_notation(s):
@@ -161,18 +164,6 @@ def parse_notation(s):
     return values
 
 
-def pack_notation(v):
-    if isinstance(v, Raw):
-        return bytes(v)
-    if isinstance(v, JsonPairs):
-        return PACKER.pack_map_header(len(v)) + b"".join(
-            pack_notation(k) + pack_notation(x) for k, x in v)
-    if isinstance(v, list):
-        return PACKER.pack_array_header(len(v)) + b"".join(
-            pack_notation(x) for x in v)
-    return packb(v)
-
-
 def wire_lines(path):
     out = []
     src = None
@@ -185,7 +176,7 @@ def wire_lines(path):
             src = line[6:]
         elif line.startswith("hex: "):
             line = "hex: " + b"".join(
-                pack_notation(v) for v in parse_notation(src)).hex()
+                pack_value(v) for v in parse_notation(src)).hex()
         out.append(line)
     return out[:-1] if out and out[-1] == "" else out
 
