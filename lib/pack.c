@@ -89,7 +89,7 @@ pack_init(struct pack *p, struct buf *out)
 }
 
 void
-pack_fini(struct pack *p)
+pack_free(struct pack *p)
 {
     if (p != NULL)
         arena_free(&p->tmp);

@@ -47,7 +47,7 @@ struct pack {
 void pack_init(struct pack *p, struct buf *out);
 
 /* Frees pack_json's scratch memory (not out).  Accepts NULL. */
-void pack_fini(struct pack *p);
+void pack_free(struct pack *p);
 
 /*
  * NULL while every value so far was written, else why not (owned by p):

@@ -1250,6 +1250,6 @@ wire_encode(const struct kv_batch *bt, const struct wire_enc_opts *o,
     }
     if (rc == -1)
         out->len = e.pk.start;
-    pack_fini(&e.pk);
+    pack_free(&e.pk);
     return rc;
 }

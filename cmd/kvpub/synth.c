@@ -301,7 +301,7 @@ nil_array(struct synth *s, struct arena *a, size_t n, struct kv_raw *out)
         for (size_t i = 0; i < n; i++)
             pack_nil(&pk);
     int failed = pack_error(&pk) != NULL;
-    pack_fini(&pk);
+    pack_free(&pk);
     if (failed || (p = arena_alloc(a, s->extra.len)) == NULL)
         return -1;
     memcpy(p, s->extra.p, s->extra.len);

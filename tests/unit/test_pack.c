@@ -54,7 +54,7 @@ check_body(const struct expect_row *r, int is_str, const char *what)
                     : pack_bin(&pk, (const uint8_t *)body, n);
     CHECK(rc == 0 && pack_error(&pk) == NULL, what);
     same_bytes(&out, want, r->n + n, what);
-    pack_fini(&pk);
+    pack_free(&pk);
     buf_free(&out);
     free(body);
     free(want);
@@ -91,7 +91,7 @@ check_scalar(const struct expect_row *r)
     else
         CHECK(0, "known row kind");
     same_bytes(&out, r->want, r->n, what);
-    pack_fini(&pk);
+    pack_free(&pk);
     buf_free(&out);
 }
 
@@ -117,12 +117,12 @@ check_json(const struct expect_row *r)
 
     /* The same bytes are a valid kept msgpack value, copied verbatim. */
     buf_clear(&out);
-    pack_fini(&pk);
+    pack_free(&pk);
     pack_init(&pk, &out);
     snprintf(what, sizeof what, "pack_msgpack keeps python's bytes #%zu", n);
     CHECK(pack_msgpack(&pk, r->want, r->n) == 0, what);
     same_bytes(&out, r->want, r->n, what);
-    pack_fini(&pk);
+    pack_free(&pk);
     buf_free(&out);
     free(text);
 }
@@ -194,7 +194,7 @@ test_json_refused(void)
         CHECK_STR(pack_error(&pk), cases[i].error, what);
         CHECK(out.len == 2 && memcmp(out.p, "ab", 2) == 0,
               "a refused value leaves nothing behind");
-        pack_fini(&pk);
+        pack_free(&pk);
         buf_free(&out);
     }
 }
@@ -234,7 +234,7 @@ test_lengths(void)
         CHECK(pack_str(&pk, "a", 1) == -1 && out.len == 0,
               "nothing is written after a failure");
         CHECK_STR(pack_error(&pk), errors[k], "the first failure is kept");
-        pack_fini(&pk);
+        pack_free(&pk);
         buf_free(&out);
     }
 }
@@ -268,7 +268,7 @@ test_msgpack_refused(void)
                   out.len == 0,
               "malformed kept msgpack refused");
         CHECK_STR(pack_error(&pk), cases[i].error, "kept msgpack error text");
-        pack_fini(&pk);
+        pack_free(&pk);
         buf_free(&out);
     }
 }
@@ -289,8 +289,8 @@ test_raw_kinds(void)
           "raw values of both kinds");
     CHECK(out.len == 5 && memcmp(out.p, "x\x91\xc0\x91\xc0", 5) == 0,
           "a JSON and a msgpack kept value give the same bytes");
-    pack_fini(&pk);
-    pack_fini(NULL);
+    pack_free(&pk);
+    pack_free(NULL);
     buf_free(&out);
 }
 

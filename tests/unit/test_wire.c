@@ -78,7 +78,7 @@ mp_value(const char *s, struct pack *pk)
         else
             pack_map(pk, n / 2);
         buf_put(pk->out, body.p, body.len);
-        pack_fini(&sub);
+        pack_free(&sub);
         buf_free(&body);
         return s + 1;
     }
@@ -152,7 +152,7 @@ mp_parse(const char *s, struct bytes *b)
     if (out.len > 0)
         memcpy(b->p, out.p, out.len);
     b->n = out.len;
-    pack_fini(&pk);
+    pack_free(&pk);
     buf_free(&out);
 }
 
