@@ -250,7 +250,8 @@ jcontainer(struct jconv *j, int depth, int is_map)
     size_t at = out->len, count = 0;
 
     if (depth > PACK_JSON_MAX_DEPTH)
-        return jfail(j, "nested deeper than 64 levels");
+        return fail(j->p, "JSON at byte %zu: nested deeper than %d levels",
+                    j->s.i, PACK_JSON_MAX_DEPTH);
     if (buf_reserve(out, 5) == -1)
         return -1;
     out->len += 5;
