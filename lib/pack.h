@@ -128,9 +128,9 @@ int pack_msgpack(struct pack *p, const uint8_t *v, size_t n);
  * byte offset recorded): malformed JSON, an integer outside [-2^63,
  * 2^64-1] (msgspec cannot encode it), a number whose magnitude overflows
  * a double (JSON has no infinity), nesting deeper than
- * PACK_JSON_MAX_DEPTH, more than PACK_MAX_LEN bytes or elements.
- * As with pack_str, string bytes are not checked for UTF-8.  On failure nothing
- * of the value stays in the buffer.
+ * PACK_JSON_MAX_DEPTH, more than PACK_MAX_LEN bytes or elements.  As
+ * with pack_str, string bytes are not checked for UTF-8.  On failure
+ * nothing of the value stays in the buffer.
  */
 int pack_json(struct pack *p, const char *text, size_t n);
 
