@@ -1,6 +1,6 @@
 /*
  * wire.c - the engines' msgpack payloads <-> struct kv_batch (see wire.h and
- * docs/wire-format.md).
+ * docs/protocol.md#events).
  *
  * Decoding is one pass over the payload with the mpk cursor.  An event that
  * fails a check is re-skipped from its first byte: if the skip succeeds the
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "mpk.h"
+#include "pack.h"
 
 /* Decoder state for one payload. */
 struct dec {
@@ -466,7 +467,7 @@ dec_array_event(struct dec *d, struct kv_event *ev, uint32_t n,
                 continue;
             if (i <= mandatory)
                 return -1;
-            /* A fork's shape (wire-format 4.5): keep the slot as "@N". */
+            /* A fork's shape (docs/protocol.md#events): keep it as "@N". */
             d->c.p = start;
         }
         if (mpk_skip(&d->c) != MPK_OK)
@@ -967,170 +968,99 @@ wire_layout_parse(const char *s, enum wire_layout *out)
     return -1;
 }
 
-/* A marker byte followed by w bytes of v, big-endian. */
-static void
-put_be(struct buf *b, uint8_t tag, uint64_t v, int w)
-{
-    if (buf_reserve(b, 9) == -1)
-        return;
-    char *p = b->p + b->len;
-    p[0] = (char)tag;
-    for (int i = 0; i < w; i++)
-        p[1 + i] = (char)(v >> (8 * (w - 1 - i)));
-    b->len += (size_t)w + 1;
-}
+/* One payload being encoded. */
+struct enc {
+    struct pack pk;
+    const struct wire_enc_opts *o;
+    const char *where; /* the field being written, for an error */
+};
 
-/* The smallest unsigned form, as msgspec writes a non-negative int. */
+/* Names what is written next, unless an earlier value already failed. */
 static void
-put_uint(struct buf *b, uint64_t v)
+enc_at(struct enc *e, const char *where)
 {
-    if (v <= 0x7f)
-        buf_putc(b, (char)v);
-    else if (v <= 0xff)
-        put_be(b, 0xcc, v, 1);
-    else if (v <= 0xffff)
-        put_be(b, 0xcd, v, 2);
-    else if (v <= 0xffffffff)
-        put_be(b, 0xce, v, 4);
-    else
-        put_be(b, 0xcf, v, 8);
-}
-
-static void
-put_int(struct buf *b, int64_t v)
-{
-    if (v >= 0)
-        put_uint(b, (uint64_t)v);
-    else if (v >= -32)
-        buf_putc(b, (char)v);
-    else if (v >= INT8_MIN)
-        put_be(b, 0xd0, (uint64_t)v & 0xff, 1);
-    else if (v >= INT16_MIN)
-        put_be(b, 0xd1, (uint64_t)v & 0xffff, 2);
-    else if (v >= INT32_MIN)
-        put_be(b, 0xd2, (uint64_t)v & 0xffffffff, 4);
-    else
-        put_be(b, 0xd3, (uint64_t)v, 8);
-}
-
-static void
-put_array(struct buf *b, size_t n)
-{
-    if (n <= 15)
-        buf_putc(b, (char)(0x90 | n));
-    else if (n <= 0xffff)
-        put_be(b, 0xdc, n, 2);
-    else
-        put_be(b, 0xdd, n, 4);
-}
-
-static void
-put_map(struct buf *b, size_t n)
-{
-    if (n <= 15)
-        buf_putc(b, (char)(0x80 | n));
-    else if (n <= 0xffff)
-        put_be(b, 0xde, n, 2);
-    else
-        put_be(b, 0xdf, n, 4);
-}
-
-static void
-put_str(struct buf *b, const char *s, size_t n)
-{
-    if (n <= 31)
-        buf_putc(b, (char)(0xa0 | n));
-    else if (n <= 0xff)
-        put_be(b, 0xd9, n, 1);
-    else if (n <= 0xffff)
-        put_be(b, 0xda, n, 2);
-    else
-        put_be(b, 0xdb, n, 4);
-    buf_put(b, s, n);
-}
-
-static void
-put_bin(struct buf *b, const uint8_t *p, size_t n)
-{
-    if (n <= 0xff)
-        put_be(b, 0xc4, n, 1);
-    else if (n <= 0xffff)
-        put_be(b, 0xc5, n, 2);
-    else
-        put_be(b, 0xc6, n, 4);
-    buf_put(b, p, n);
-}
-
-static void
-put_nil(struct buf *b)
-{
-    buf_putc(b, (char)0xc0);
-}
-
-static void
-put_f64(struct buf *b, double d)
-{
-    uint64_t u;
-
-    memcpy(&u, &d, sizeof u);
-    put_be(b, 0xcb, u, 8);
+    if (!e->pk.failed)
+        e->where = where;
 }
 
 /* A hash as the layout's engine sends it. */
 static void
-put_hash(struct buf *b, const struct kv_hash *h, const struct wire_enc_opts *o)
+put_hash(struct enc *e, const struct kv_hash *h)
 {
-    if (o->bytes_hashes && h->digest != NULL)
-        put_bin(b, h->digest, h->digest_len);
-    else if (o->layout == WIRE_LAYOUT_SGLANG)
-        put_int(b, (int64_t)h->v); /* SGLang: signed first-8-bytes ids */
+    if (e->o->bytes_hashes && h->digest != NULL)
+        pack_bin(&e->pk, h->digest, h->digest_len);
+    else if (e->o->layout == WIRE_LAYOUT_SGLANG)
+        pack_int(&e->pk, (int64_t)h->v); /* SGLang: signed first-8-bytes ids */
     else
-        put_uint(b, h->v);
+        pack_uint(&e->pk, h->v);
+}
+
+/* A kept value; one without bytes stands for nil. */
+static void
+put_raw(struct enc *e, const struct kv_raw *v)
+{
+    if (v->n == 0)
+        pack_nil(&e->pk);
+    else
+        pack_raw(&e->pk, v);
+}
+
+static void
+put_tokens(struct enc *e, const struct kv_event *ev)
+{
+    /* A count msgpack cannot hold stops here, before tokens is read. */
+    if (pack_array(&e->pk, ev->n_tokens) == -1)
+        return;
+    for (size_t i = 0; i < ev->n_tokens; i++) {
+        if (ev->token_pairs) {
+            pack_array(&e->pk, 2);
+            pack_uint(&e->pk, ev->tokens[2 * i]);
+            pack_uint(&e->pk, ev->tokens[2 * i + 1]);
+        } else {
+            pack_uint(&e->pk, ev->tokens[i]);
+        }
+    }
 }
 
 /* Field f's value, or nil when the event does not carry it. */
 static void
-put_field(struct buf *b, const struct kv_event *ev, enum kv_field f,
-          const struct wire_enc_opts *o)
+put_field(struct enc *e, const struct kv_event *ev, enum kv_field f)
 {
+    enc_at(e, kv_fields[f].name);
     if (!(ev->present & KV_BIT(f)) || (ev->isnull & KV_BIT(f))) {
-        put_nil(b);
+        pack_nil(&e->pk);
         return;
     }
     switch (kv_fields[f].kind) {
     case KV_K_HASHES:
-        put_array(b, ev->n_hashes);
+        if (pack_array(&e->pk, ev->n_hashes) == -1)
+            break;
         for (size_t i = 0; i < ev->n_hashes; i++)
-            put_hash(b, &ev->hashes[i], o);
+            put_hash(e, &ev->hashes[i]);
         break;
     case KV_K_HASH:
-        put_hash(b, &ev->parent, o);
+        put_hash(e, &ev->parent);
         break;
     case KV_K_TOKENS:
-        put_array(b, ev->n_tokens);
-        for (size_t i = 0; i < ev->n_tokens; i++) {
-            if (ev->token_pairs) {
-                buf_putc(b, (char)0x92);
-                put_uint(b, ev->tokens[2 * i]);
-                put_uint(b, ev->tokens[2 * i + 1]);
-            } else {
-                put_uint(b, ev->tokens[i]);
-            }
-        }
+        put_tokens(e, ev);
         break;
     case KV_K_INT:
-        put_int(b, ev->num[f]);
+        pack_int(&e->pk, ev->num[f]);
         break;
     case KV_K_STR:
-        put_str(b, ev->str[f].p, ev->str[f].n);
+        pack_str(&e->pk, ev->str[f].p, ev->str[f].n);
         break;
     case KV_K_RAW:
-        if (ev->raw[f].n == 0)
-            put_nil(b);
-        else
-            buf_put(b, ev->raw[f].p, ev->raw[f].n);
+        put_raw(e, &ev->raw[f]);
         break;
     }
+}
+
+/* A string the encoder itself supplies (a key or a type name). */
+static void
+put_name(struct enc *e, const char *s)
+{
+    pack_str(&e->pk, s, strlen(s));
 }
 
 /* Fields the engine's struct declares without a default (never omitted). */
@@ -1186,63 +1116,58 @@ reserved_key(const struct kv_str *k)
 }
 
 static void
-enc_map_event(struct buf *b, const struct kv_event *ev,
-              const struct wire_enc_opts *o)
+enc_map_event(struct enc *e, const struct kv_event *ev)
 {
-    const uint32_t req = enc_required(ev->type, o->layout);
-    const char *tag = kv_type_name(ev->type);
+    const enum wire_layout layout = e->o->layout;
+    const uint32_t req = enc_required(ev->type, layout);
     size_t n = 1;
 
     /* Optional fields are written only when they hold a value. */
     uint32_t write =
-        req | (ev->present & ~ev->isnull & enc_declared(ev->type, o->layout));
+        req | (ev->present & ~ev->isnull & enc_declared(ev->type, layout));
     for (int f = 0; f < KV_F_COUNT; f++)
         if (write & KV_BIT(f))
             n++;
     for (size_t i = 0; i < ev->n_unknown; i++)
         if (ev->unknown[i].pos < 0 && !reserved_key(&ev->unknown[i].key))
             n++;
-    put_map(b, n);
-    put_str(b, "type", 4);
-    put_str(b, tag, strlen(tag));
+    pack_map(&e->pk, n);
+    put_name(e, "type");
+    put_name(e, kv_type_name(ev->type));
     for (int f = 0; f < KV_F_COUNT; f++) {
         if (!(write & KV_BIT(f)))
             continue;
-        put_str(b, kv_fields[f].name, strlen(kv_fields[f].name));
-        put_field(b, ev, (enum kv_field)f, o);
+        put_name(e, kv_fields[f].name);
+        put_field(e, ev, (enum kv_field)f);
     }
     /* Named unknowns after the known ones, so a capture round-trips. */
     for (size_t i = 0; i < ev->n_unknown; i++) {
         const struct kv_unknown *u = &ev->unknown[i];
         if (u->pos >= 0 || reserved_key(&u->key))
             continue;
-        put_str(b, u->key.p, u->key.n);
-        if (u->val.n == 0)
-            put_nil(b);
-        else
-            buf_put(b, u->val.p, u->val.n);
+        enc_at(e, "unknown field");
+        pack_str(&e->pk, u->key.p, u->key.n);
+        put_raw(e, &u->val);
     }
 }
 
 static void
-enc_array_event(struct buf *b, const struct kv_event *ev,
-                const struct wire_enc_opts *o)
+enc_array_event(struct enc *e, const struct kv_event *ev)
 {
     /* vLLM's last array-era shapes: 12 / 4 / 1 elements. */
     size_t n = ev->type == KV_BLOCK_STORED    ? 12
                : ev->type == KV_BLOCK_REMOVED ? 4
                                               : 1;
-    const char *tag = kv_type_name(ev->type);
 
     for (size_t i = 0; i < ev->n_unknown; i++)
         if (ev->unknown[i].pos >= (int)n)
             n = (size_t)ev->unknown[i].pos + 1;
-    put_array(b, n);
-    put_str(b, tag, strlen(tag));
+    pack_array(&e->pk, n);
+    put_name(e, kv_type_name(ev->type));
     for (size_t slot = 1; slot < n; slot++) {
         int f = slot_field(ev->type, KV_ENGINE_VLLM, (uint32_t)slot);
         if (f >= 0 && (ev->present & KV_BIT(f))) {
-            put_field(b, ev, (enum kv_field)f, o);
+            put_field(e, ev, (enum kv_field)f);
             continue;
         }
         /* An "@N" slot of a fork's shape goes back to its place. */
@@ -1250,10 +1175,43 @@ enc_array_event(struct buf *b, const struct kv_event *ev,
         for (size_t i = 0; i < ev->n_unknown; i++)
             if (ev->unknown[i].pos == (int)slot)
                 u = &ev->unknown[i];
-        if (u != NULL && u->val.n > 0)
-            buf_put(b, u->val.p, u->val.n);
+        enc_at(e, "unknown slot");
+        if (u != NULL)
+            put_raw(e, &u->val);
         else
-            put_nil(b);
+            pack_nil(&e->pk);
+    }
+}
+
+/* The envelope's first half: the header, ts and the events' count. */
+static void
+enc_head(struct enc *e, const struct kv_batch *bt, size_t n)
+{
+    if (e->o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH) {
+        pack_map(&e->pk, bt->has_rank ? 3 : 2);
+        put_name(e, "ts");
+    } else {
+        pack_array(&e->pk, 3);
+    }
+    pack_f64(&e->pk, bt->has_ts ? bt->ts : 0.0);
+    if (e->o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH)
+        put_name(e, "events");
+    pack_array(&e->pk, n);
+}
+
+/* The envelope's second half: the rank. */
+static void
+enc_tail(struct enc *e, const struct kv_batch *bt)
+{
+    if (e->o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH) {
+        if (bt->has_rank) {
+            put_name(e, "data_parallel_rank");
+            pack_int(&e->pk, bt->rank);
+        }
+    } else if (bt->has_rank) {
+        pack_int(&e->pk, bt->rank);
+    } else {
+        pack_nil(&e->pk);
     }
 }
 
@@ -1261,43 +1219,37 @@ int
 wire_encode(const struct kv_batch *bt, const struct wire_enc_opts *o,
             struct buf *out, char *err, size_t errlen)
 {
+    struct enc e = {.o = o, .where = "batch"};
     size_t n = 0;
+    int rc = 0;
 
+    pack_init(&e.pk, out);
     for (size_t i = 0; i < bt->n_events; i++)
         if (bt->events[i].type <= KV_ALL_BLOCKS_CLEARED)
             n++;
-    if (o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH) {
-        put_map(out, bt->has_rank ? 3 : 2);
-        put_str(out, "ts", 2);
-    } else {
-        put_array(out, 3);
-    }
-    put_f64(out, bt->has_ts ? bt->ts : 0.0);
-    if (o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH)
-        put_str(out, "events", 6);
-    put_array(out, n);
-    for (size_t i = 0; i < bt->n_events; i++) {
+    enc_head(&e, bt, n);
+    for (size_t i = 0; i < bt->n_events && !e.pk.failed; i++) {
         const struct kv_event *ev = &bt->events[i];
         if (ev->type > KV_ALL_BLOCKS_CLEARED)
             continue;
+        e.where = "type";
         if (o->layout == WIRE_LAYOUT_VLLM_ARRAY)
-            enc_array_event(out, ev, o);
+            enc_array_event(&e, ev);
         else
-            enc_map_event(out, ev, o);
-    }
-    if (o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH) {
-        if (bt->has_rank) {
-            put_str(out, "data_parallel_rank", 18);
-            put_int(out, bt->rank);
+            enc_map_event(&e, ev);
+        if (e.pk.failed) {
+            snprintf(err, errlen, "event %zu: %s: %s", i, e.where,
+                     pack_error(&e.pk));
+            rc = -1;
         }
-    } else if (bt->has_rank) {
-        put_int(out, bt->rank);
-    } else {
-        put_nil(out);
     }
-    if (out->oom) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
+    enc_tail(&e, bt);
+    if (rc == 0 && pack_error(&e.pk) != NULL) {
+        snprintf(err, errlen, "%s", pack_error(&e.pk));
+        rc = -1;
     }
-    return 0;
+    if (rc == -1)
+        out->len = e.pk.start;
+    pack_free(&e.pk);
+    return rc;
 }

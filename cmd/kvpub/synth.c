@@ -7,6 +7,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "pack.h"
+
 #define SYNTH_SYSTEMS 4
 #define SYNTH_HISTORY 16
 #define SYNTH_MAX_BLOCKS 48 /* a conversation longer than this starts over */
@@ -50,6 +52,7 @@ struct synth {
     uint32_t *prompt;
     uint64_t *chain;
     uint32_t *touched;
+    struct buf extra; /* the msgpack of the event's extra_keys */
 };
 
 static uint64_t
@@ -232,6 +235,7 @@ synth_free(struct synth *s)
     free(s->tab);
     free(s->prompt);
     free(s->chain);
+    buf_free(&s->extra);
     free(s->touched);
     free(s);
 }
@@ -286,27 +290,22 @@ remember(struct synth *s, size_t n)
 
 /* A msgpack array of n nils: extra_keys as vLLM 0.26 sends it. */
 static int
-nil_array(struct arena *a, size_t n, struct kv_raw *out)
+nil_array(struct synth *s, struct arena *a, size_t n, struct kv_raw *out)
 {
-    uint8_t *p = arena_alloc(a, n + 5);
-    size_t h = 0;
+    struct pack pk;
+    uint8_t *p;
 
-    if (p == NULL)
+    buf_clear(&s->extra);
+    pack_init(&pk, &s->extra);
+    if (pack_array(&pk, n) == 0)
+        for (size_t i = 0; i < n; i++)
+            pack_nil(&pk);
+    int failed = pack_error(&pk) != NULL;
+    pack_free(&pk);
+    if (failed || (p = arena_alloc(a, s->extra.len)) == NULL)
         return -1;
-    if (n < 16) {
-        p[h++] = (uint8_t)(0x90 | n);
-    } else if (n <= 0xffff) {
-        p[h++] = 0xdc;
-        p[h++] = (uint8_t)(n >> 8);
-        p[h++] = (uint8_t)n;
-    } else {
-        p[h++] = 0xdd;
-        for (int i = 3; i >= 0; i--)
-            p[h++] = (uint8_t)(n >> (8 * i));
-    }
-    memset(p + h, 0xc0, n);
-    out->p = p;
-    out->n = h + n;
+    memcpy(p, s->extra.p, s->extra.len);
+    *out = (struct kv_raw){p, s->extra.len, KV_RAW_MSGPACK};
     return 0;
 }
 
@@ -421,7 +420,7 @@ synth_next(struct synth *s, struct arena *arena, struct kv_batch *b)
     set_nil(st, KV_F_LORA_ID);
     set_str(st, KV_F_MEDIUM, medium_gpu);
     set_nil(st, KV_F_LORA_NAME);
-    if (nil_array(arena, n_new, &st->raw[KV_F_EXTRA_KEYS]) == -1)
+    if (nil_array(s, arena, n_new, &st->raw[KV_F_EXTRA_KEYS]) == -1)
         return -1;
     st->present |= KV_BIT(KV_F_EXTRA_KEYS);
     set_int(st, KV_F_GROUP_IDX, 0);

@@ -1,12 +1,18 @@
 /*
  * test_wire.c - wire_decode and wire_encode, table-driven.
  *
- * Payloads are written in a small msgpack notation compiled by the test
- * itself (see mp_parse): [..] arrays, {k: v} maps, "str", h"00ff" bin,
- * integers, floats (with a '.'), nil/true/false, and x"dd ff" for raw bytes
- * copied verbatim (hostile headers, forced widths).  A decoded batch is
- * rendered as one line of text (see dump) and compared with the expected
- * line, so every field, bit and unknown slot is checked.
+ * Decoder inputs are written in a small msgpack notation compiled by the
+ * test (see mp_parse): [..] arrays, {k: v} maps, "str", h"00ff" bin,
+ * integers, floats (with a '.'), nil/true/false, and x"dd ff" for raw
+ * bytes copied verbatim (hostile headers, forced widths).  The notation is
+ * compiled with lib/pack, which test_pack holds to python msgpack's bytes,
+ * so this file has no msgpack encoding rules of its own.  A decoded batch
+ * is rendered as one line of text (see dump) and compared with the
+ * expected line, so every field, bit and unknown slot is checked.
+ *
+ * The encoder's expected bytes are never computed here: they are the
+ * "hex:" lines of tests/data/wire_encode.txt, written by python msgpack
+ * (tests/peer/pack_expect.py).
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -14,6 +20,8 @@
 
 #include "buf.h"
 #include "event.h"
+#include "expect.h"
+#include "pack.h"
 #include "unit.h"
 #include "wire.h"
 
@@ -35,65 +43,6 @@ put(struct bytes *b, const void *p, size_t n)
     b->n += n;
 }
 
-static void
-put_be(struct bytes *b, uint8_t tag, uint64_t v, int w)
-{
-    uint8_t t[9];
-    t[0] = tag;
-    for (int i = 0; i < w; i++)
-        t[1 + i] = (uint8_t)(v >> (8 * (w - 1 - i)));
-    put(b, t, (size_t)w + 1);
-}
-
-static void
-put_uint(struct bytes *b, uint64_t v)
-{
-    if (v <= 0x7f) {
-        uint8_t c = (uint8_t)v;
-        put(b, &c, 1);
-    } else if (v <= 0xff)
-        put_be(b, 0xcc, v, 1);
-    else if (v <= 0xffff)
-        put_be(b, 0xcd, v, 2);
-    else if (v <= 0xffffffff)
-        put_be(b, 0xce, v, 4);
-    else
-        put_be(b, 0xcf, v, 8);
-}
-
-static void
-put_int(struct bytes *b, int64_t v)
-{
-    if (v >= 0)
-        put_uint(b, (uint64_t)v);
-    else if (v >= -32) {
-        uint8_t c = (uint8_t)v;
-        put(b, &c, 1);
-    } else if (v >= INT8_MIN)
-        put_be(b, 0xd0, (uint64_t)v & 0xff, 1);
-    else if (v >= INT16_MIN)
-        put_be(b, 0xd1, (uint64_t)v & 0xffff, 2);
-    else if (v >= INT32_MIN)
-        put_be(b, 0xd2, (uint64_t)v & 0xffffffff, 4);
-    else
-        put_be(b, 0xd3, (uint64_t)v, 8);
-}
-
-static void
-put_hdr(struct bytes *b, size_t n, uint8_t fix, uint8_t fixmax, uint8_t m8,
-        uint8_t m16, uint8_t m32)
-{
-    if (n <= fixmax) {
-        uint8_t c = (uint8_t)(fix | n);
-        put(b, &c, 1);
-    } else if (m8 && n <= 0xff)
-        put_be(b, m8, n, 1);
-    else if (n <= 0xffff)
-        put_be(b, m16, n, 2);
-    else
-        put_be(b, m32, n, 4);
-}
-
 static int
 hexval(int c)
 {
@@ -108,35 +57,36 @@ skip_ws(const char *s)
     return s;
 }
 
-/* Compiles one value of the notation at s into b; returns the rest. */
+/* Compiles one value of the notation at s into pk; returns the rest. */
 static const char *
-mp_value(const char *s, struct bytes *b)
+mp_value(const char *s, struct pack *pk)
 {
     s = skip_ws(s);
     if (*s == '[' || *s == '{') {
         char close = *s == '[' ? ']' : '}';
-        struct bytes *tmp = malloc(sizeof *tmp);
+        struct buf body = {0};
+        struct pack sub;
         size_t n = 0;
-        tmp->n = 0;
+        pack_init(&sub, &body);
         s = skip_ws(s + 1);
         while (*s != close) {
-            s = skip_ws(mp_value(s, tmp));
+            s = skip_ws(mp_value(s, &sub));
             n++;
         }
         if (close == ']')
-            put_hdr(b, n, 0x90, 15, 0, 0xdc, 0xdd);
+            pack_array(pk, n);
         else
-            put_hdr(b, n / 2, 0x80, 15, 0, 0xde, 0xdf);
-        put(b, tmp->p, tmp->n);
-        free(tmp);
+            pack_map(pk, n / 2);
+        buf_put(pk->out, body.p, body.len);
+        pack_free(&sub);
+        buf_free(&body);
         return s + 1;
     }
     if (*s == '"' || ((*s == 'h' || *s == 'x') && s[1] == '"')) {
         char kind = *s == '"' ? 's' : *s++;
         const char *e = strchr(s + 1, '"');
         if (kind == 's') {
-            put_hdr(b, (size_t)(e - s - 1), 0xa0, 31, 0xd9, 0xda, 0xdb);
-            put(b, s + 1, (size_t)(e - s - 1));
+            pack_str(pk, s + 1, (size_t)(e - s - 1));
             return e + 1;
         }
         uint8_t raw[4096];
@@ -148,37 +98,35 @@ mp_value(const char *s, struct bytes *b)
             q++;
         }
         if (kind == 'h')
-            put_hdr(b, n, 0, 0, 0xc4, 0xc5, 0xc6);
-        put(b, raw, n);
+            pack_bin(pk, raw, n);
+        else
+            buf_put(pk->out, raw, n);
         return e + 1;
     }
     if (strncmp(s, "nil", 3) == 0) {
-        put(b, "\xc0", 1);
+        pack_nil(pk);
         return s + 3;
     }
     if (strncmp(s, "true", 4) == 0) {
-        put(b, "\xc3", 1);
+        pack_bool(pk, 1);
         return s + 4;
     }
     if (strncmp(s, "false", 5) == 0) {
-        put(b, "\xc2", 1);
+        pack_bool(pk, 0);
         return s + 5;
     }
     char *end;
     size_t len = strspn(s, "-+0123456789.e");
     if (memchr(s, '.', len) != NULL) {
-        double d = strtod(s, &end);
-        uint64_t u;
-        memcpy(&u, &d, sizeof u);
-        put_be(b, 0xcb, u, 8);
+        pack_f64(pk, strtod(s, &end));
         return end;
     }
     if (*s == '-') {
-        put_int(b, strtoll(s, &end, 10));
+        pack_int(pk, strtoll(s, &end, 10));
         return end;
     }
     if (isdigit((unsigned char)*s)) {
-        put_uint(b, strtoull(s, &end, 10));
+        pack_uint(pk, strtoull(s, &end, 10));
         return end;
     }
     fprintf(stderr, "bad notation at: %s\n", s);
@@ -189,10 +137,23 @@ mp_value(const char *s, struct bytes *b)
 static void
 mp_parse(const char *s, struct bytes *b)
 {
-    b->n = 0;
+    struct buf out = {0};
+    struct pack pk;
+
+    pack_init(&pk, &out);
     s = skip_ws(s);
     while (*s)
-        s = skip_ws(mp_value(s, b));
+        s = skip_ws(mp_value(s, &pk));
+    if (pack_error(&pk) != NULL || out.len > sizeof b->p) {
+        fprintf(stderr, "test payload not compiled: %s\n",
+                pack_error(&pk) ? pack_error(&pk) : "too large");
+        exit(2);
+    }
+    if (out.len > 0)
+        memcpy(b->p, out.p, out.len);
+    b->n = out.len;
+    pack_free(&pk);
+    buf_free(&out);
 }
 
 /* ---- rendering a decoded batch -------------------------------------- */
@@ -322,7 +283,7 @@ struct dcase {
 };
 
 static const struct dcase dcases[] = {
-    /* Batch layouts (wire-format 4.6). */
+    /* Batch layouts (docs/protocol.md#batches). */
     {"2-element batch (v0.9.0)", 0,
      "[" TS ", [[\"BlockStored\",[1,2],nil,[1,2,3,4,5,6,7,8],4,nil],"
      "[\"BlockRemoved\",[1]],[\"AllBlocksCleared\"]]]",
@@ -795,246 +756,145 @@ test_caps(void)
 
 /* ---- encode cases ---------------------------------------------------- */
 
+#define WIRE_CASES "tests/data/wire_encode.txt"
+
 /*
- * in is decoded (with engine), encoded in layout, and compared with want
- * (NULL: with in itself, i.e. the bytes round-trip exactly).  Seeds are
- * the minimal byte-exact seeds of wire-format 8, copied as hex.
+ * One case of WIRE_CASES: in (notation) is decoded with the engine's
+ * positional layout, encoded in layout, and compared with hex (python's
+ * bytes).  Without a "want:" line the case must also round-trip.
  */
 struct ecase {
-    const char *name;
-    const char *layout;
+    char *name, *layout, *in, *hex;
     int bytes_hashes;
     int sglang;
-    const char *in;
-    const char *want;
-};
-
-static const struct ecase ecases[] = {
-    {"seed: map cleared event, array batch", "vllm", 0, 0,
-     "x\"93 cb 41 d9 54 fc 40 00 00 00 91 81 a4 74 79 70 65 b0 41 6c 6c 42 "
-     "6c 6f 63 6b 73 43 6c 65 61 72 65 64 00\"",
-     NULL},
-    {"seed: map batch", "vllm-map-batch", 0, 0,
-     "x\"83 a2 74 73 cb 41 d9 54 fc 40 00 00 00 a6 65 76 65 6e 74 73 91 81 a4 "
-     "74 79 70 65 b0 41 6c 6c 42 6c 6f 63 6b 73 43 6c 65 61 72 65 64 b2 64 61 "
-     "74 61 5f 70 61 72 61 6c 6c 65 6c 5f 72 61 6e 6b 00\"",
-     NULL},
-    {"seed: legacy removal", "vllm-array", 0, 0,
-     "x\"93 cb 41 d9 54 fc 40 20 00 00 91 94 ac 42 6c 6f 63 6b 52 65 6d 6f 76 "
-     "65 64 91 cf 80 00 00 00 00 00 00 01 a3 47 50 55 00 00\"",
-     NULL},
-    {"seed: map removal", "vllm", 0, 0,
-     "x\"93 cb 41 d9 54 fc 40 20 00 00 91 84 a4 74 79 70 65 ac 42 6c 6f 63 6b "
-     "52 65 6d 6f 76 65 64 ac 62 6c 6f 63 6b 5f 68 61 73 68 65 73 91 cf 80 00 "
-     "00 00 00 00 00 01 a6 6d 65 64 69 75 6d a3 47 50 55 a9 67 72 6f 75 70 5f "
-     "69 64 78 00 00\"",
-     NULL},
-    {"seed: empty batch, nil rank", "vllm", 0, 0,
-     "x\"93 cb 41 d9 54 fc 40 00 00 00 90 c0\"", NULL},
-    {"seed: empty batch, nil rank, sglang", "sglang", 0, 1,
-     "x\"93 cb 41 d9 54 fc 40 00 00 00 90 c0\"", NULL},
-    {"seed: empty batch, nil rank, vllm-array", "vllm-array", 0, 0,
-     "x\"93 cb 41 d9 54 fc 40 00 00 00 90 c0\"", NULL},
-    {"seed: 6-slot store becomes 12 slots", "vllm-array", 0, 0,
-     "x\"93 cb 41 d9 54 fc 40 00 00 00 91 96 ab 42 6c 6f 63 6b 53 74 6f 72 65 "
-     "64 91 cf a9 e8 cc ac d0 f6 54 5c c0 94 01 02 03 04 04 c0 00\"",
-     "x\"93 cb 41 d9 54 fc 40 00 00 00 91 9c ab 42 6c 6f 63 6b 53 74 6f 72 65 "
-     "64 91 cf a9 e8 cc ac d0 f6 54 5c c0 94 01 02 03 04 04 c0 c0 c0 c0 c0 c0 "
-     "c0 00\""},
-    {"seed: 2-element batch gains a nil rank", "vllm-array", 0, 0,
-     "x\"92 cb 41 d9 54 fc 40 00 00 00 91 91 b0 41 6c 6c 42 6c 6f 63 6b 73 43 "
-     "6c 65 61 72 65 64\"",
-     "x\"93 cb 41 d9 54 fc 40 00 00 00 91 91 b0 41 6c 6c 42 6c 6f 63 6b 73 43 "
-     "6c 65 61 72 65 64 c0\""},
-    {"current vLLM store", "vllm", 0, 0,
-     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":"
-     "[15760518052499183552],\"parent_block_hash\":nil,\"token_ids\":" T16
-     ",\"block_size\":16,\"lora_id\":nil,\"medium\":\"GPU\","
-     "\"lora_name\":nil,\"extra_keys\":[nil],\"group_idx\":0,"
-     "\"kv_cache_spec_kind\":\"full_attention\"}], 0]",
-     NULL},
-    {"12-slot legacy store and 4-slot removal", "vllm-array", 0, 0,
-     "[" TS ", [[\"BlockStored\",[17134841764894605963],5," T16
-     ",16,-3,\"GPU\",\"lora\",[nil,[\"a\",[\"mm\",0]]],0,\"sliding_window\","
-     "128],[\"BlockRemoved\",[17134841764894605963],\"GPU\",0],"
-     "[\"AllBlocksCleared\"]], 0]",
-     NULL},
-    {"vLLM map event with everything", "vllm", 0, 0,
-     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1,2],"
-     "\"parent_block_hash\":300,\"token_ids\":[1,200,70000,4294967295],"
-     "\"block_size\":4,\"lora_id\":-200,\"medium\":\"STORAGE\","
-     "\"lora_name\":\"l\",\"extra_keys\":[nil,nil],\"group_idx\":1,"
-     "\"kv_cache_spec_kind\":\"sliding_window\","
-     "\"kv_cache_spec_sliding_window\":1024,\"locality\":\"REMOTE\","
-     "\"ownership\":\"kvcr\",\"session_id\":\"s\"},{\"type\":\"BlockRemoved\","
-     "\"block_hashes\":[1],\"medium\":nil,\"group_idx\":0,"
-     "\"locality\":\"LOCAL\",\"ownership\":\"o\"}], 70000]",
-     NULL},
-    {"SGLang maps: negative hashes as int64, optional fields omitted", "sglang",
-     0, 1,
-     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":"
-     "[-6573382371980181291,5],\"parent_block_hash\":-1985764632182427388,"
-     "\"token_ids\":[1,2,3,4],\"block_size\":4,\"lora_id\":nil,"
-     "\"medium\":\"CPU_PINNED\",\"cache_salt\":\"tenant-a\","
-     "\"session_id\":\"req-1\"},{\"type\":\"BlockRemoved\",\"block_hashes\":"
-     "[-6573382371980181291]},{\"type\":\"BlockStored\",\"block_hashes\":[],"
-     "\"parent_block_hash\":nil,\"token_ids\":[[21,22],[22,23]],"
-     "\"block_size\":2,\"lora_id\":nil}], 0]",
-     NULL},
-    {"SGLang array input to SGLang maps", "sglang", 0, 1,
-     "[" TS ", [[\"BlockStored\",[1],nil,[1,2,3,4],4,nil,nil,"
-     "{\"cache_salt\":\"tenant-a\"}],[\"BlockRemoved\",[2],nil]], 1]",
-     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
-     "\"parent_block_hash\":nil,\"token_ids\":[1,2,3,4],\"block_size\":4,"
-     "\"lora_id\":nil,\"cache_salt\":\"tenant-a\"},"
-     "{\"type\":\"BlockRemoved\",\"block_hashes\":[2]}], 1]"},
-    {"digests kept as bin with bytes_hashes", "vllm", 1, 0,
-     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[h\"50d858e0985e"
-     "cc7f60418aaf0cc5ab587f42c2570a884095a9e8ccacd0f6545c\",7],"
-     "\"medium\":\"GPU\"}], 0]",
-     NULL},
-    {"digests as u64 without bytes_hashes", "vllm", 0, 0,
-     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[h\"50d858e0985e"
-     "cc7f60418aaf0cc5ab587f42c2570a884095a9e8ccacd0f6545c\",7],"
-     "\"medium\":\"GPU\"}], 0]",
-     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":"
-     "[12243260629618938972,7],\"medium\":\"GPU\"}], 0]"},
-    {"digest parent as bin in vllm-array", "vllm-array", 1, 0,
-     "[" TS ", [[\"BlockStored\",[h\"0102030405060708\"],h\"ffffffffffffffff"
-     "ff\",[],0,nil,nil,nil,nil,nil,nil,nil]], 0]",
-     NULL},
-    {"map: required fields filled with nil, optional nils dropped", "vllm", 0,
-     0,
-     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1]},"
-     "{\"type\":\"BlockRemoved\",\"block_hashes\":[1],\"group_idx\":nil,"
-     "\"locality\":nil}], 0]",
-     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
-     "\"parent_block_hash\":nil,\"token_ids\":nil,\"block_size\":nil,"
-     "\"lora_id\":nil,\"medium\":nil,\"lora_name\":nil},"
-     "{\"type\":\"BlockRemoved\",\"block_hashes\":[1],\"medium\":nil}], 0]"},
-    {"map: named unknowns after known fields", "vllm", 0, 0,
-     "[" TS ", [{\"type\":\"BlockRemoved\",\"future\":{\"nested\":true},"
-     "\"block_hashes\":[1],\"medium\":\"GPU\",\"z\":[1,\"a\"]}], 0]",
-     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[1],"
-     "\"medium\":\"GPU\",\"future\":{\"nested\":true},\"z\":[1,\"a\"]}], 0]"},
-    {"vllm-array: fork slots back in place, beyond 12 nil-padded", "vllm-array",
-     0, 0,
-     "[" TS ", [[\"BlockStored\",[1],nil,[1],1,\"lora\",\"GPU\",nil,nil,"
-     "[0,1],nil,nil,nil,\"x\"],[\"BlockRemoved\",[1],nil,nil,5]], 0]",
-     NULL},
-    {"map layouts drop positional unknowns", "vllm", 0, 0,
-     "[" TS ", [[\"BlockRemoved\",[1],\"GPU\",0,\"x\"]], 0]",
-     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[1],"
-     "\"medium\":\"GPU\",\"group_idx\":0}], 0]"},
-    {"vllm-array drops map-era fields and named unknowns", "vllm-array", 0, 0,
-     "[" TS ", [{\"type\":\"BlockRemoved\",\"block_hashes\":[1],"
-     "\"medium\":\"GPU\",\"locality\":\"LOCAL\",\"zz\":1},"
-     "{\"type\":\"AllBlocksCleared\",\"zz\":1}], 0]",
-     "[" TS
-     ", [[\"BlockRemoved\",[1],\"GPU\",nil],[\"AllBlocksCleared\"]], 0]"},
-    {"fields the layout's struct does not declare are dropped", "vllm", 0, 1,
-     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
-     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
-     "\"lora_id\":nil,\"cache_salt\":\"salt\",\"session_id\":\"s\"},"
-     "{\"type\":\"BlockRemoved\",\"block_hashes\":[1],"
-     "\"kv_cache_spec_kind\":\"k\"}], 0]",
-     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
-     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
-     "\"lora_id\":nil,\"medium\":nil,\"lora_name\":nil,"
-     "\"session_id\":\"s\"},{\"type\":\"BlockRemoved\","
-     "\"block_hashes\":[1],\"medium\":nil}], 0]"},
-    {"SGLang maps drop vLLM-only fields", "sglang", 0, 1,
-     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
-     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
-     "\"lora_id\":nil,\"medium\":\"GPU\",\"lora_name\":\"l\","
-     "\"extra_keys\":[nil],\"group_idx\":0},{\"type\":\"BlockRemoved\","
-     "\"block_hashes\":[1],\"group_idx\":0}], 0]",
-     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
-     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
-     "\"lora_id\":nil,\"medium\":\"GPU\"},{\"type\":\"BlockRemoved\","
-     "\"block_hashes\":[1]}], 0]"},
-    {"map batch without rank", "vllm-map-batch", 0, 0,
-     "[" TS ", [[\"AllBlocksCleared\"]]]",
-     "{\"ts\":" TS ",\"events\":[{\"type\":\"AllBlocksCleared\"}]}"},
-    {"stream records are not published", "vllm", 0, 0,
-     "[" TS ", [[\"AllBlocksCleared\"],5,[\"Foo\"]], 2]",
-     "[" TS ", [{\"type\":\"AllBlocksCleared\"}], 2]"},
-    {"long strings and map16", "vllm", 0, 0,
-     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
-     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
-     "\"lora_id\":nil,\"medium\":\"0123456789012345678901234567890123456789\","
-     "\"lora_name\":nil,\"extra_keys\":nil,\"group_idx\":0,"
-     "\"kv_cache_spec_kind\":\"k\",\"kv_cache_spec_sliding_window\":4,"
-     "\"locality\":\"LOCAL\",\"ownership\":\"o\",\"session_id\":\"s\","
-     "\"skipped_parent_block_hash\":nil,\"skipped_token_ids\":[],"
-     "\"skipped_extra_keys\":nil}]]",
-     "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
-     "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
-     "\"lora_id\":nil,\"medium\":\"0123456789012345678901234567890123456789\","
-     "\"lora_name\":nil,\"group_idx\":0,"
-     "\"kv_cache_spec_kind\":\"k\",\"kv_cache_spec_sliding_window\":4,"
-     "\"locality\":\"LOCAL\",\"ownership\":\"o\",\"session_id\":\"s\","
-     "\"skipped_parent_block_hash\":nil,\"skipped_token_ids\":[],"
-     "\"skipped_extra_keys\":nil}], nil]"},
+    int has_want;
 };
 
 static void
-test_encode_table(void)
+ecase_free(struct ecase *c)
 {
-    struct bytes *in = malloc(sizeof *in), *want = malloc(sizeof *want);
+    free(c->name);
+    free(c->layout);
+    free(c->in);
+    free(c->hex);
+    memset(c, 0, sizeof *c);
+}
+
+/* Stores one "key: value" line of a case; 1 when it was the last (hex). */
+static int
+ecase_line(struct ecase *c, const char *line)
+{
+    const char *v = strchr(line, ':');
+
+    if (v == NULL || line[0] == '#')
+        return 0;
+    size_t k = (size_t)(v - line);
+    v += 2;
+    if (strncmp(line, "case", k) == 0)
+        c->name = strdup(v);
+    else if (strncmp(line, "layout", k) == 0)
+        c->layout = strdup(v);
+    else if (strncmp(line, "bytes_hashes", k) == 0)
+        c->bytes_hashes = atoi(v);
+    else if (strncmp(line, "engine", k) == 0)
+        c->sglang = strcmp(v, "sglang") == 0;
+    else if (strncmp(line, "in", k) == 0)
+        c->in = strdup(v);
+    else if (strncmp(line, "want", k) == 0)
+        c->has_want = 1;
+    else if (strncmp(line, "hex", k) == 0)
+        c->hex = strdup(v);
+    return strncmp(line, "hex", k) == 0;
+}
+
+static void
+dump_hex(const char *label, const void *p, size_t n)
+{
+    struct buf h = {0};
+
+    buf_put_hex(&h, p, n);
+    buf_putc(&h, '\0');
+    printf("#   %s %s\n", label, h.p);
+    buf_free(&h);
+}
+
+/* Runs one case: decode, encode, compare; decode again to round-trip. */
+static void
+run_ecase(const struct ecase *c, struct bytes *in)
+{
     struct arena a = {0}, a2 = {0};
     struct buf out = {0}, d1 = {0}, d2 = {0};
+    struct wire_opts opts = {0};
+    struct wire_enc_opts eo = {0};
+    struct kv_batch b = {0}, b2 = {0};
+    char err[128] = "", name[160];
+    size_t want_n = 0;
+    uint8_t *want = expect_unhex(c->hex, &want_n);
 
-    for (size_t i = 0; i < sizeof ecases / sizeof ecases[0]; i++) {
-        const struct ecase *c = &ecases[i];
-        struct wire_opts opts = {0};
-        struct wire_enc_opts eo = {0};
-        struct kv_batch b = {0}, b2 = {0};
-        char err[128] = "", name[160];
-
-        opts.engine = c->sglang ? KV_ENGINE_SGLANG : KV_ENGINE_VLLM;
-        CHECK(wire_layout_parse(c->layout, &eo.layout) == 0, "layout name");
-        eo.bytes_hashes = c->bytes_hashes;
-        mp_parse(c->in, in);
-        mp_parse(c->want != NULL ? c->want : c->in, want);
-        arena_reset(&a);
-        int rc = wire_decode(in->p, in->n, &opts, &a, &b, err, sizeof err);
-        buf_clear(&out);
-        if (rc == 0)
-            rc = wire_encode(&b, &eo, &out, err, sizeof err);
-        snprintf(name, sizeof name, "encode: %s", c->name);
-        int same = rc == 0 && out.len == want->n &&
-                   memcmp(out.p, want->p, want->n) == 0;
-        if (!CHECK(same, name)) {
-            buf_clear(&d1);
-            buf_put_hex(&d1, (const uint8_t *)out.p, out.len);
-            buf_putc(&d1, '\0');
-            printf("#   rc %d %s\n#   got  %s\n", rc, err, d1.p);
-            buf_clear(&d1);
-            buf_put_hex(&d1, want->p, want->n);
-            buf_putc(&d1, '\0');
-            printf("#   want %s\n", d1.p);
-        }
-        /* decode(encode(x)) == x whenever the layout can hold all of x. */
-        if (c->want == NULL && rc == 0) {
-            arena_reset(&a2);
-            int rc2 = wire_decode((const uint8_t *)out.p, out.len, &opts, &a2,
-                                  &b2, err, sizeof err);
-            dump(&d1, 0, &b, "");
-            dump(&d2, rc2, &b2, err);
-            snprintf(name, sizeof name, "round trip: %s", c->name);
-            CHECK_STR(d2.p, d1.p, name);
-        }
+    opts.engine = c->sglang ? KV_ENGINE_SGLANG : KV_ENGINE_VLLM;
+    CHECK(wire_layout_parse(c->layout, &eo.layout) == 0, "layout name");
+    eo.bytes_hashes = c->bytes_hashes;
+    mp_parse(c->in, in);
+    int rc = wire_decode(in->p, in->n, &opts, &a, &b, err, sizeof err);
+    if (rc == 0)
+        rc = wire_encode(&b, &eo, &out, err, sizeof err);
+    snprintf(name, sizeof name, "encode: %s", c->name);
+    int same = want != NULL && rc == 0 && out.len == want_n &&
+               memcmp(out.p, want, want_n) == 0;
+    if (!CHECK(same, name)) {
+        printf("#   rc %d %s\n", rc, err);
+        dump_hex("got ", out.p, out.len);
+        dump_hex("want", want, want_n);
     }
-    CHECK(wire_layout_parse("vllm-maps", &(enum wire_layout){0}) == -1,
-          "unknown layout name rejected");
+    /* decode(encode(x)) == x whenever the layout can hold all of x. */
+    if (!c->has_want && rc == 0) {
+        int rc2 = wire_decode((const uint8_t *)out.p, out.len, &opts, &a2, &b2,
+                              err, sizeof err);
+        dump(&d1, 0, &b, "");
+        dump(&d2, rc2, &b2, err);
+        snprintf(name, sizeof name, "round trip: %s", c->name);
+        CHECK_STR(d2.p, d1.p, name);
+    }
+    free(want);
     arena_free(&a);
     arena_free(&a2);
     buf_free(&out);
     buf_free(&d1);
     buf_free(&d2);
+}
+
+static void
+test_encode_table(void)
+{
+    FILE *f = fopen(WIRE_CASES, "r");
+    struct bytes *in = malloc(sizeof *in);
+    struct ecase c = {0};
+    char *line = NULL;
+    size_t len = 0, n = 0;
+    ssize_t got;
+
+    if (!CHECK(f != NULL, "read " WIRE_CASES)) {
+        free(in);
+        return;
+    }
+    while ((got = getline(&line, &len, f)) != -1) {
+        if (got > 0 && line[got - 1] == '\n')
+            line[got - 1] = '\0';
+        if (!ecase_line(&c, line))
+            continue;
+        if (CHECK(c.name && c.layout && c.in && c.hex, "complete case")) {
+            run_ecase(&c, in);
+            n++;
+        }
+        ecase_free(&c);
+    }
+    CHECK(n >= 27, "every encode case ran");
+    CHECK(wire_layout_parse("vllm-maps", &(enum wire_layout){0}) == -1,
+          "unknown layout name rejected");
+    ecase_free(&c);
+    free(line);
+    fclose(f);
     free(in);
-    free(want);
 }
 
 /* Events built by hand (no decoder involved) encode to msgspec's bytes. */
@@ -1065,49 +925,166 @@ test_encode_by_hand(void)
     b.events = ev;
     b.n_events = 2;
     CHECK(wire_encode(&b, &eo, &out, err, sizeof err) == 0, "encode by hand");
+    /* The seed of docs/protocol.md#fixtures, as raw hex. */
     mp_parse("x\"93 cb 41 d9 54 fc 40 20 00 00 91 94 ac 42 6c 6f 63 6b 52 65 "
              "6d 6f 76 65 64 91 cf 80 00 00 00 00 00 00 01 a3 47 50 55 00 "
              "00\"",
              want);
     CHECK(out.len == want->n && memcmp(out.p, want->p, want->n) == 0,
           "hand-built removal equals the seed bytes");
-
-    /* Integer widths at every boundary, as msgspec picks them. */
-    static const struct {
-        int64_t v;
-        const char *hex;
-    } widths[] = {
-        {127, "7f"},
-        {128, "cc80"},
-        {255, "ccff"},
-        {256, "cd0100"},
-        {65536, "ce00010000"},
-        {-1, "ff"},
-        {-32, "e0"},
-        {-33, "d0df"},
-        {-129, "d1ff7f"},
-        {-2147483649LL, "d3ffffffff7fffffff"},
-        {4294967296LL, "cf0000000100000000"},
-    };
-    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++) {
-        struct buf hex = {0};
-        buf_clear(&out);
-        kv_event_init(&ev[0], KV_BLOCK_STORED);
-        ev[0].present = KV_BIT(KV_F_LORA_ID);
-        ev[0].num[KV_F_LORA_ID] = widths[i].v;
-        b.n_events = 1;
-        b.has_rank = 0;
-        wire_encode(&b, &eo, &out, err, sizeof err);
-        /* lora_id is slot 5: after 93 cb(9) 91 9c ab"BlockStored"(12) c0*4. */
-        size_t off = 1 + 9 + 1 + 1 + 12 + 4;
-        buf_put_hex(&hex, (const uint8_t *)out.p + off,
-                    strlen(widths[i].hex) / 2);
-        buf_putc(&hex, '\0');
-        CHECK_STR(hex.p, widths[i].hex, "integer width");
-        buf_free(&hex);
-    }
     buf_free(&out);
     free(want);
+}
+
+/* A batch of one BlockStored event (engine fields unset) and a gap first. */
+static void
+refuse_batch(struct kv_batch *b, struct kv_event ev[2])
+{
+    memset(b, 0, sizeof *b);
+    kv_event_init(&ev[0], KV_GAP);
+    kv_event_init(&ev[1], KV_BLOCK_STORED);
+    b->events = ev;
+    b->n_events = 2;
+}
+
+/*
+ * What msgspec could not encode is refused with the event, the field and
+ * the reason, and the buffer is left as it was.  Huge lengths point at
+ * small buffers: the length is checked before anything is read.
+ */
+static void
+test_encode_refuses(void)
+{
+    static const struct {
+        const char *layout;
+        const char *error;
+    } cases[] = {
+        {"vllm", "event 1: medium: string length of 4294967296 exceeds "
+                 "msgpack's limit of 4294967295"},
+        {"vllm", "event 1: block_hashes: array length of 4294967296 exceeds "
+                 "msgpack's limit of 4294967295"},
+        {"vllm-array", "event 1: token_ids: array length of 4294967296 "
+                       "exceeds msgpack's limit of 4294967295"},
+        {"vllm", "event 1: unknown field: string length of 4294967296 "
+                 "exceeds msgpack's limit of 4294967295"},
+        {"vllm", "event 1: extra_keys: raw msgpack value: declared size "
+                 "exceeds payload"},
+        {"vllm", "event 1: extra_keys: raw msgpack value: 1 trailing byte"},
+        {"vllm", "event 1: extra_keys: JSON at byte 3: unexpected character"},
+        {"vllm", "event 1: extra_keys: JSON at byte 1: integer outside the "
+                 "64-bit range"},
+        {"vllm-array", "event 1: unknown slot: JSON at byte 0: number "
+                       "outside the range of a double"},
+    };
+    const size_t big = (size_t)1 << 32;
+    struct kv_hash h = {1, NULL, 0};
+    uint32_t tok = 1;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct kv_event ev[2];
+        struct kv_batch b;
+        struct kv_unknown u = {{"k", 1}, -1, {NULL, 0, KV_RAW_MSGPACK}};
+        struct kv_raw *ek = &ev[1].raw[KV_F_EXTRA_KEYS];
+        struct wire_enc_opts eo = {0};
+        struct buf out = {0};
+        char err[160] = "";
+
+        refuse_batch(&b, ev);
+        ev[1].present = KV_BIT(KV_F_EXTRA_KEYS) | KV_BIT(KV_F_MEDIUM) |
+                        KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_TOKEN_IDS);
+        ev[1].str[KV_F_MEDIUM] = (struct kv_str){"GPU", 3};
+        ev[1].hashes = &h;
+        ev[1].n_hashes = 1;
+        ev[1].tokens = &tok;
+        ev[1].n_tokens = 1;
+        *ek = (struct kv_raw){(const uint8_t *)"\x90", 1, KV_RAW_MSGPACK};
+        ev[1].unknown = &u;
+        ev[1].n_unknown = 1;
+        if (i == 0)
+            ev[1].str[KV_F_MEDIUM].n = big;
+        else if (i == 1)
+            ev[1].n_hashes = big;
+        else if (i == 2)
+            ev[1].n_tokens = big;
+        else if (i == 3)
+            u.key.n = big;
+        else if (i == 4)
+            *ek = (struct kv_raw){(const uint8_t *)"\x92\xc0", 2, 0};
+        else if (i == 5)
+            *ek = (struct kv_raw){(const uint8_t *)"\x90\xc0", 2, 0};
+        else if (i == 6)
+            *ek = (struct kv_raw){(const uint8_t *)"[1,]", 4, KV_RAW_JSON};
+        else if (i == 7)
+            *ek = (struct kv_raw){(const uint8_t *)"[18446744073709551616]", 22,
+                                  KV_RAW_JSON};
+        else
+            u = (struct kv_unknown){
+                {"", 0}, 13, {(const uint8_t *)"1e999", 5, KV_RAW_JSON}};
+        CHECK(wire_layout_parse(cases[i].layout, &eo.layout) == 0, "layout");
+        buf_puts(&out, "keep");
+        CHECK(wire_encode(&b, &eo, &out, err, sizeof err) == -1,
+              "unencodable value refused");
+        CHECK_STR(err, cases[i].error, "refusal names event and field");
+        CHECK(out.len == 4 && memcmp(out.p, "keep", 4) == 0,
+              "a refused batch leaves the buffer as it was");
+        buf_free(&out);
+    }
+}
+
+/* Encodes b with extra_keys set to v; returns the payload (caller frees). */
+static struct buf
+encode_extra(struct kv_batch *b, struct kv_event *ev, struct kv_raw v,
+             enum wire_layout layout)
+{
+    struct wire_enc_opts eo = {layout, 0};
+    struct buf out = {0};
+    char err[160];
+
+    ev->present = KV_BIT(KV_F_EXTRA_KEYS);
+    ev->raw[KV_F_EXTRA_KEYS] = v;
+    if (wire_encode(b, &eo, &out, err, sizeof err) == -1)
+        printf("#   %s\n", err);
+    return out;
+}
+
+/*
+ * A kept value gives the same payload whether it is held as JSON text or
+ * as msgpack: every JSON row of the python table, as extra_keys.
+ */
+static void
+test_encode_json_raw(void)
+{
+    size_t n, same = 0, json_rows = 0;
+    struct expect_row *rows = expect_load(EXPECT_PACK, &n);
+
+    if (!CHECK(rows != NULL, "read " EXPECT_PACK))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct kv_event ev[2];
+        struct kv_batch b;
+        size_t tn;
+
+        if (strcmp(rows[i].kind, "json") != 0)
+            continue;
+        json_rows++;
+        uint8_t *text = expect_unhex(rows[i].arg, &tn);
+        refuse_batch(&b, ev);
+        for (int l = WIRE_LAYOUT_VLLM; l <= WIRE_LAYOUT_VLLM_ARRAY; l++) {
+            struct buf j = encode_extra(
+                &b, &ev[1], (struct kv_raw){text, tn, KV_RAW_JSON}, l);
+            struct buf m = encode_extra(
+                &b, &ev[1],
+                (struct kv_raw){rows[i].want, rows[i].n, KV_RAW_MSGPACK}, l);
+            if (j.len > 0 && j.len == m.len && memcmp(j.p, m.p, j.len) == 0)
+                same++;
+            buf_free(&j);
+            buf_free(&m);
+        }
+        free(text);
+    }
+    CHECK(json_rows >= 57, "JSON rows read");
+    CHECK_U64(same, 2 * json_rows, "JSON text and msgpack encode the same");
+    expect_free(rows, n);
 }
 
 int
@@ -1118,5 +1095,7 @@ main(void)
     test_caps();
     test_encode_table();
     test_encode_by_hand();
+    test_encode_refuses();
+    test_encode_json_raw();
     return unit_done();
 }
