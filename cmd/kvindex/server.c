@@ -24,7 +24,7 @@
 #include "jscan.h"
 #include "lines.h"
 #include "ndjson.h"
-#include "proto.h"
+#include "kvproto.h"
 #include "snapshot.h"
 #include "sock.h"
 
@@ -68,7 +68,7 @@ struct input {
 struct server {
     const struct serve_opts *o;
     struct kv_index *ix;
-    struct proto proto;
+    struct kvproto proto;
     int lfd;
     struct conn **conns;
     size_t n_conns, cap_conns;
@@ -143,8 +143,8 @@ print_stats(struct server *s)
     static const char req[] = "{\"op\":\"stats\"}";
     struct kv_str data;
 
-    proto_handle(&s->proto, req, sizeof req - 1, &b);
-    s->proto.served[PROTO_STATS]--; /* not a client's query */
+    kvproto_handle(&s->proto, req, sizeof req - 1, &b);
+    s->proto.served[KVPROTO_STATS]--; /* not a client's query */
     if (!b.oom && b.len > 0 && jscan_find(b.p, b.len - 1, "data", &data) == 1)
         fprintf(stderr, "%.*s\n", (int)data.n, data.p);
     buf_free(&b);
@@ -444,13 +444,13 @@ conn_process(struct server *s, struct conn *c)
         len = (size_t)(nl - (c->in + pos));
         if (c->skipping) {
             c->skipping = 0;
-            proto_reply_error(&s->proto, &c->out,
-                              "request line longer than --max-line");
+            kvproto_reply_error(&s->proto, &c->out,
+                                "request line longer than --max-line");
         } else if (len > s->o->max_line) {
-            proto_reply_error(&s->proto, &c->out,
-                              "request line longer than --max-line");
+            kvproto_reply_error(&s->proto, &c->out,
+                                "request line longer than --max-line");
         } else if (!blank(c->in + pos, len) && c->in[pos] != '#') {
-            proto_handle(&s->proto, c->in + pos, len, &c->out);
+            kvproto_handle(&s->proto, c->in + pos, len, &c->out);
         }
         pos += len + 1;
         if (c->out.oom || c->out.len - c->out_off > OUT_CAP)
@@ -685,7 +685,7 @@ serve_run(const struct serve_opts *o)
         log_error("%s", err);
         goto done;
     }
-    proto_init(&s.proto, s.ix, &o->ix, stats_members, &s);
+    kvproto_init(&s.proto, s.ix, &o->ix, stats_members, &s);
     if (o->snapshot != NULL) {
         int r = snapshot_load(s.ix, &o->ix, o->snapshot, err, sizeof err);
         if (r < 0) {
@@ -724,7 +724,7 @@ done:
     free(s.conns);
     free(s.pfd);
     arena_free(&s.arena);
-    proto_free(&s.proto);
+    kvproto_free(&s.proto);
     index_free(s.ix);
     return rc;
 }

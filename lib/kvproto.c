@@ -1,37 +1,39 @@
 /*
- * proto.c - parsing kvindex requests and writing their replies (proto.h).
+ * kvproto.c - parsing kvindex requests and writing their replies
+ * (kvproto.h).
  *
- * Requests are read with the one-pass scanner of json.c rather than a DOM:
+ * Requests are read with the one-pass scanner of jscan.h rather than a DOM:
  * a match carries a few thousand token ids and its round trip is the number
  * routers care about.  Replies are written straight into the output buffer.
  */
-#include "proto.h"
+#include "kvproto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jscan.h"
-#include "report.h"
+#include "kvreport.h"
 #include "snapshot.h"
 
+/* The version is the Makefile's VERSION, and nowhere else. */
 #ifndef KVTAP_VERSION
-#define KVTAP_VERSION "0.1.0"
+#error "KVTAP_VERSION comes from the Makefile (-DKVTAP_VERSION)"
 #endif
 
-static const char *const op_names[PROTO_OP_COUNT] = {
+static const char *const op_names[KVPROTO_OP_COUNT] = {
     "ping", "match", "keys", "lookup", "pods", "stats", "dump", "clear"};
 
 const char *
-proto_op_name(enum proto_op op)
+kvproto_op_name(enum kvproto_op op)
 {
-    return (unsigned)op < PROTO_OP_COUNT ? op_names[op] : "?";
+    return (unsigned)op < KVPROTO_OP_COUNT ? op_names[op] : "?";
 }
 
 /* One parsed request; strings point into the line or the arena. */
 struct req {
     struct kv_str id; /* raw JSON text; p == NULL: absent */
-    int op;           /* enum proto_op, -1 when unknown */
+    int op;           /* enum kvproto_op, -1 when unknown */
     struct kv_str op_name;
     struct kv_str model;
     struct kv_str lora;
@@ -44,8 +46,8 @@ struct req {
 };
 
 void
-proto_init(struct proto *p, struct kv_index *ix, const struct index_opts *io,
-           proto_stats_fn fn, void *ctx)
+kvproto_init(struct kvproto *p, struct kv_index *ix,
+             const struct index_opts *io, kvproto_stats_fn fn, void *ctx)
 {
     memset(p, 0, sizeof *p);
     p->ix = ix;
@@ -55,7 +57,7 @@ proto_init(struct proto *p, struct kv_index *ix, const struct index_opts *io,
 }
 
 void
-proto_free(struct proto *p)
+kvproto_free(struct kvproto *p)
 {
     if (p == NULL)
         return;
@@ -112,7 +114,7 @@ read_opt_string(struct jscan *s, struct kv_str *out)
  * reusable vector instead of one call per element.
  */
 static int
-read_tokens(struct proto *p, struct jscan *s, struct req *r)
+read_tokens(struct kvproto *p, struct jscan *s, struct req *r)
 {
     size_t n = 0, got;
     int rc, first = 1;
@@ -138,7 +140,7 @@ read_tokens(struct proto *p, struct jscan *s, struct req *r)
 
 /* An array of hashes into the reusable u64 vector from offset base. */
 static int
-read_hashes(struct proto *p, struct jscan *s, size_t base, size_t *n)
+read_hashes(struct kvproto *p, struct jscan *s, size_t base, size_t *n)
 {
     int first = 1, e;
     uint64_t v;
@@ -162,7 +164,7 @@ read_hashes(struct proto *p, struct jscan *s, size_t base, size_t *n)
 
 /* "pods": ["a", {"pod":"b","dp_rank":0}, ...] */
 static int
-read_pods(struct proto *p, struct jscan *s, struct req *r)
+read_pods(struct kvproto *p, struct jscan *s, struct req *r)
 {
     int first = 1, e, m, mf;
     struct kv_str key;
@@ -215,7 +217,7 @@ read_pods(struct proto *p, struct jscan *s, struct req *r)
 static int
 parse_op(struct req *r)
 {
-    for (int i = 0; i < PROTO_OP_COUNT; i++)
+    for (int i = 0; i < KVPROTO_OP_COUNT; i++)
         if (str_eq(r->op_name, op_names[i]))
             return i;
     return -1;
@@ -225,7 +227,7 @@ parse_op(struct req *r)
  * Parses the request object in one pass; unknown members are skipped.
  */
 static int
-parse_req(struct proto *p, const char *line, size_t len, struct req *r,
+parse_req(struct kvproto *p, const char *line, size_t len, struct req *r,
           char *err, size_t errlen)
 {
     struct jscan s;
@@ -323,7 +325,7 @@ put_id(struct buf *out, const struct req *r)
 }
 
 static void
-put_error(struct proto *p, struct buf *out, const struct req *r,
+put_error(struct kvproto *p, struct buf *out, const struct req *r,
           const char *msg)
 {
     put_id(out, r);
@@ -334,7 +336,7 @@ put_error(struct proto *p, struct buf *out, const struct req *r,
 }
 
 void
-proto_reply_error(struct proto *p, struct buf *out, const char *msg)
+kvproto_reply_error(struct kvproto *p, struct buf *out, const char *msg)
 {
     put_error(p, out, NULL, msg);
 }
@@ -349,7 +351,7 @@ put_rank(struct buf *out, int has_rank, int64_t rank)
 }
 
 static void
-fill_query(struct proto *p, const struct req *r, struct index_query *q)
+fill_query(struct kvproto *p, const struct req *r, struct index_query *q)
 {
     memset(q, 0, sizeof *q);
     q->model = r->model;
@@ -389,7 +391,7 @@ put_member_u64(char *o, const char *name, size_t nlen, uint64_t v)
 #define LIT(s) s, sizeof(s) - 1
 
 static int
-op_match(struct proto *p, const struct req *r, struct buf *out, char *err,
+op_match(struct kvproto *p, const struct req *r, struct buf *out, char *err,
          size_t errlen)
 {
     struct index_query q;
@@ -419,7 +421,7 @@ op_match(struct proto *p, const struct req *r, struct buf *out, char *err,
         char *o = tail;
         if (media.len == 0 || m->media != media_mask) {
             buf_clear(&media);
-            report_media(p->ix, m->media, &media);
+            kvreport_media(p->ix, m->media, &media);
             media_mask = m->media;
         }
         buf_puts(out, i > 0 ? ",{\"pod\":" : "{\"pod\":");
@@ -446,7 +448,7 @@ op_match(struct proto *p, const struct req *r, struct buf *out, char *err,
 }
 
 static int
-op_keys(struct proto *p, const struct req *r, struct buf *out, char *err,
+op_keys(struct kvproto *p, const struct req *r, struct buf *out, char *err,
         size_t errlen)
 {
     struct index_query q;
@@ -483,7 +485,7 @@ pod_ref(const struct req *r, struct index_pod_ref *ref)
 }
 
 static int
-op_clear(struct proto *p, const struct req *r, struct buf *out, char *err,
+op_clear(struct kvproto *p, const struct req *r, struct buf *out, char *err,
          size_t errlen)
 {
     struct index_pod_ref ref;
@@ -502,22 +504,22 @@ op_clear(struct proto *p, const struct req *r, struct buf *out, char *err,
 }
 
 static int
-op_stats(struct proto *p, const struct req *r, struct buf *out, char *err,
+op_stats(struct kvproto *p, const struct req *r, struct buf *out, char *err,
          size_t errlen)
 {
     buf_puts(out, "{\"version\":\"" KVTAP_VERSION "\"");
-    report_stats(p->ix, out);
+    kvreport_stats(p->ix, out);
     if (p->stats_fn != NULL)
         p->stats_fn(p->stats_ctx, out);
     buf_puts(out, ",\"queries\":{");
-    for (int i = 0; i < PROTO_OP_COUNT; i++) {
+    for (int i = 0; i < KVPROTO_OP_COUNT; i++) {
         if (i > 0)
             buf_putc(out, ',');
         buf_putc(out, '"');
         buf_puts(out, op_names[i]);
         buf_puts(out, "\":");
         /* This request is counted once it is answered; include it. */
-        buf_put_u64(out, p->served[i] + (i == PROTO_STATS));
+        buf_put_u64(out, p->served[i] + (i == KVPROTO_STATS));
     }
     buf_puts(out, "},\"query_errors\":");
     buf_put_u64(out, p->errors);
@@ -526,7 +528,7 @@ op_stats(struct proto *p, const struct req *r, struct buf *out, char *err,
 }
 
 static int
-op_lookup(struct proto *p, const struct req *r, struct buf *out, char *err,
+op_lookup(struct kvproto *p, const struct req *r, struct buf *out, char *err,
           size_t errlen)
 {
     struct index_pod_ref ref;
@@ -536,8 +538,8 @@ op_lookup(struct proto *p, const struct req *r, struct buf *out, char *err,
         return -1;
     }
     pod_ref(r, &ref);
-    if (report_lookup(p->ix, r->has_pod ? &ref : NULL, p->u64s, r->n_hashes,
-                      out) < 0) {
+    if (kvreport_lookup(p->ix, r->has_pod ? &ref : NULL, p->u64s, r->n_hashes,
+                        out) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -545,7 +547,7 @@ op_lookup(struct proto *p, const struct req *r, struct buf *out, char *err,
 }
 
 static int
-op_dump(struct proto *p, const struct req *r, struct buf *out, char *err,
+op_dump(struct kvproto *p, const struct req *r, struct buf *out, char *err,
         size_t errlen)
 {
     struct index_pod_ref ref;
@@ -562,27 +564,27 @@ op_dump(struct proto *p, const struct req *r, struct buf *out, char *err,
 }
 
 static int
-run_op(struct proto *p, const struct req *r, struct buf *out, char *err,
+run_op(struct kvproto *p, const struct req *r, struct buf *out, char *err,
        size_t errlen)
 {
     switch (r->op) {
-    case PROTO_PING:
+    case KVPROTO_PING:
         buf_puts(out, "{\"version\":\"" KVTAP_VERSION "\"}");
         return 0;
-    case PROTO_MATCH:
+    case KVPROTO_MATCH:
         return op_match(p, r, out, err, errlen);
-    case PROTO_KEYS:
+    case KVPROTO_KEYS:
         return op_keys(p, r, out, err, errlen);
-    case PROTO_STATS:
+    case KVPROTO_STATS:
         return op_stats(p, r, out, err, errlen);
-    case PROTO_CLEAR:
+    case KVPROTO_CLEAR:
         return op_clear(p, r, out, err, errlen);
-    case PROTO_LOOKUP:
+    case KVPROTO_LOOKUP:
         return op_lookup(p, r, out, err, errlen);
-    case PROTO_PODS:
-        report_pods(p->ix, out);
+    case KVPROTO_PODS:
+        kvreport_pods(p->ix, out);
         return 0;
-    case PROTO_DUMP:
+    case KVPROTO_DUMP:
         return op_dump(p, r, out, err, errlen);
     default:
         snprintf(err, errlen, "unknown op");
@@ -591,7 +593,7 @@ run_op(struct proto *p, const struct req *r, struct buf *out, char *err,
 }
 
 void
-proto_handle(struct proto *p, const char *line, size_t len, struct buf *out)
+kvproto_handle(struct kvproto *p, const char *line, size_t len, struct buf *out)
 {
     struct req r;
     char err[256] = "";
