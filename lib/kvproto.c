@@ -342,15 +342,6 @@ kvproto_reply_error(struct kvproto *p, struct buf *out, const char *msg)
 }
 
 static void
-put_rank(struct buf *out, int has_rank, int64_t rank)
-{
-    if (has_rank)
-        buf_put_i64(out, rank);
-    else
-        buf_puts(out, "null");
-}
-
-static void
 fill_query(struct kvproto *p, const struct req *r, struct index_query *q)
 {
     memset(q, 0, sizeof *q);
@@ -424,10 +415,8 @@ op_match(struct kvproto *p, const struct req *r, struct buf *out, char *err,
             kvreport_media(p->ix, m->media, &media);
             media_mask = m->media;
         }
-        buf_puts(out, i > 0 ? ",{\"pod\":" : "{\"pod\":");
-        buf_put_json_str(out, m->pod, strlen(m->pod));
-        buf_puts(out, ",\"dp_rank\":");
-        put_rank(out, m->has_rank, m->rank);
+        buf_puts(out, i > 0 ? ",{" : "{");
+        kvreport_pod(out, m->pod, m->has_rank, m->rank);
         o = put_member_u64(o, LIT(",\"depth\":"), m->depth);
         o = put_member_u64(o, LIT(",\"tokens\":"),
                            (uint64_t)m->depth * mr->block_size);
