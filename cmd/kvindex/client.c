@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,11 +75,16 @@ wait_fd(int fd, short events, long long deadline)
     }
 }
 
+/* Sends p[0..n) and its '\n' in one message (one syscall for a small
+ * request, and no moment where the server holds a line without its end). */
 static int
-send_all(struct client *c, const char *p, size_t n, long long deadline)
+send_line(struct client *c, const char *p, size_t n, long long deadline)
 {
-    while (n > 0) {
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    struct iovec iov[2] = {{(void *)p, n}, {(void *)"\n", 1}};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
+
+    while (m.msg_iovlen > 0) {
+        ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -88,8 +94,15 @@ send_all(struct client *c, const char *p, size_t n, long long deadline)
                 return -1;
             continue;
         }
-        p += w;
-        n -= (size_t)w;
+        while (m.msg_iovlen > 0 && (size_t)w >= m.msg_iov->iov_len) {
+            w -= (ssize_t)m.msg_iov->iov_len;
+            m.msg_iov++;
+            m.msg_iovlen--;
+        }
+        if (m.msg_iovlen > 0) {
+            m.msg_iov->iov_base = (char *)m.msg_iov->iov_base + w;
+            m.msg_iov->iov_len -= (size_t)w;
+        }
     }
     return 0;
 }
@@ -135,8 +148,7 @@ client_call(struct client *c, const char *req, size_t n, const char **reply,
 {
     long long deadline = cli_now_ms() + c->timeout_ms;
 
-    if (send_all(c, req, n, deadline) < 0 ||
-        send_all(c, "\n", 1, deadline) < 0) {
+    if (send_line(c, req, n, deadline) < 0) {
         snprintf(err, errlen, "send: %s", strerror(errno));
         return -1;
     }

@@ -67,7 +67,9 @@ l = socket.socket(socket.AF_UNIX)
 l.bind(sys.argv[1])
 l.listen(1)
 c, _ = l.accept()
-c.recv(4096)
+got = b""
+while not got.endswith(b"\n"):
+    got += c.recv(4096)
 c.sendall(b'{"id":null,"ok":tr')
 c.close()
 PY
