@@ -52,8 +52,8 @@ const char *index_reject_name(enum index_reject r);
  * Applies one event read from NDJSON (env gives pod, dp_rank, model, seq,
  * ts).  Returns 0 when applied (a removal naming unknown hashes still applies
  * the rest; they are counted), or -1 when the event was rejected, with the
- * reason in *why.  Stream records gap/restart act as kvindex.md says; other
- * records are ignored.
+ * reason in *why.  Stream records gap/restart act as
+ * docs/kvindex.md#how-events-apply says; other records are ignored.
  *
  * Details the spec leaves open: a null or "" medium is "GPU" when stored and
  * "all media" when removed; a removal naming a medium nothing was stored on

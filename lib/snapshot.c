@@ -29,6 +29,18 @@ ref_matches(const struct index_pod_ref *ref, const char *pod, int has_rank,
     return !ref->has_rank || (has_rank && rank == ref->rank);
 }
 
+/* The members naming a namespace, in namespace and entry lines. */
+static void
+put_ns(struct buf *b, const char *model, const char *lora, uint32_t block_size)
+{
+    buf_puts(b, "\"model\":");
+    kvreport_str(b, model);
+    buf_puts(b, ",\"lora_name\":");
+    kvreport_str(b, lora);
+    buf_puts(b, ",\"block_size\":");
+    buf_put_u64(b, block_size);
+}
+
 /* Starts a line: a comma between array elements. */
 static void
 begin(struct buf *b, int in_array, int *first)
@@ -71,12 +83,8 @@ snapshot_dump(const struct kv_index *ix, const struct index_opts *o,
         if (index_ns_info(ix, i, &ns) < 0)
             continue;
         begin(b, in_array, &first);
-        buf_puts(b, "{\"type\":\"namespace\",\"model\":");
-        kvreport_str(b, ns.model);
-        buf_puts(b, ",\"lora_name\":");
-        kvreport_str(b, ns.lora_name);
-        buf_puts(b, ",\"block_size\":");
-        buf_put_u64(b, ns.block_size);
+        buf_puts(b, "{\"type\":\"namespace\",");
+        put_ns(b, ns.model, ns.lora_name, ns.block_size);
         buf_putc(b, '}');
         end(b, in_array);
     }
@@ -95,12 +103,8 @@ snapshot_dump(const struct kv_index *ix, const struct index_opts *o,
         begin(b, in_array, &first);
         buf_puts(b, "{\"type\":\"entry\",");
         kvreport_pod(b, e.pod, e.has_rank, e.rank);
-        buf_puts(b, ",\"model\":");
-        kvreport_str(b, e.model);
-        buf_puts(b, ",\"lora_name\":");
-        kvreport_str(b, e.lora_name);
-        buf_puts(b, ",\"block_size\":");
-        buf_put_u64(b, e.block_size);
+        buf_putc(b, ',');
+        put_ns(b, e.model, e.lora_name, e.block_size);
         buf_puts(b, ",\"block_hash\":\"");
         buf_put_u64(b, e.engine_hash);
         buf_puts(b, "\",\"key\":\"");

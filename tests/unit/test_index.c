@@ -1,5 +1,5 @@
 /*
- * test_index.c - the prefix index against kvindex.md's event rules, the
+ * test_index.c - the prefix index against docs/kvindex.md#how-events-apply, the
  * AIBrix indexer defects listed below as regressions, LRU eviction,
  * memory returning, dump -> restore equivalence, and randomized runs
  * against a brute-force model written here.
