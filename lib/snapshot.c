@@ -14,9 +14,13 @@
 #include "atomicfile.h"
 #include "jscan.h"
 #include "kvreport.h"
+#include "lines.h"
 
 #define SNAPSHOT_VERSION 1
 #define FLUSH_AT (1u << 20)
+/* A line longer than this is refused: the longest a server writes is an
+ * entry naming a pod and a model, each shorter than its --max-line. */
+#define SNAPSHOT_MAX_LINE ((size_t)64 << 20)
 
 static int
 ref_matches(const struct index_pod_ref *ref, const char *pod, int has_rank,
@@ -389,47 +393,64 @@ apply_snapline(struct kv_index *ix, struct arena *a, const struct snapline *l,
     return 0; /* a line type from a later version: ignored */
 }
 
+/* Parses and applies one line (the header when *header is 0). */
+static int
+load_line(struct kv_index *ix, const struct index_opts *o, struct arena *a,
+          int *header, const char *line, size_t len, uint64_t lineno, char *err,
+          size_t errlen)
+{
+    struct snapline l;
+    char why[200] = "";
+
+    arena_reset(a);
+    if (parse_snapline(ix, line, len, a, &l, why, sizeof why) < 0 ||
+        (!*header && check_header(o, &l, why, sizeof why) < 0) ||
+        (*header && apply_snapline(ix, a, &l, why, sizeof why) < 0)) {
+        snprintf(err, errlen, "line %llu: %s", (unsigned long long)lineno,
+                 why[0] ? why : "malformed");
+        return -1;
+    }
+    *header = 1;
+    return 0;
+}
+
 int
 snapshot_load(struct kv_index *ix, const struct index_opts *o, const char *path,
               char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "re");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    unsigned long long lineno = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1, header = 0, r;
+    struct lines in = {0};
     struct arena a = {0};
-    struct snapline l;
-    char why[200];
-    int rc = -1, header = 0;
+    const char *line;
+    size_t len;
 
-    if (f == NULL) {
+    if (fd < 0) {
         if (errno == ENOENT)
             return 0;
         snprintf(err, errlen, "%s", strerror(errno));
         return -1;
     }
-    while ((n = getline(&line, &cap, f)) > 0) {
-        size_t len = (size_t)n;
-        lineno++;
-        if (line[len - 1] == '\n')
-            len--;
-        if (len == 0)
-            continue;
-        arena_reset(&a);
-        why[0] = '\0';
-        if (parse_snapline(ix, line, len, &a, &l, why, sizeof why) < 0 ||
-            (!header && check_header(o, &l, why, sizeof why) < 0) ||
-            (header && apply_snapline(ix, &a, &l, why, sizeof why) < 0)) {
-            snprintf(err, errlen, "line %llu: %s", lineno,
-                     why[0] ? why : "malformed");
+    if (lines_init(&in, fd, SNAPSHOT_MAX_LINE) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    for (;;) {
+        while ((r = lines_next(&in, &line, &len)) != LINES_NONE) {
+            if (r == LINES_TOO_LONG) {
+                snprintf(err, errlen, "line %llu: longer than %zu bytes",
+                         (unsigned long long)in.lineno, SNAPSHOT_MAX_LINE);
+                goto done;
+            }
+            if (len > 0 && load_line(ix, o, &a, &header, line, len, in.lineno,
+                                     err, errlen) < 0)
+                goto done;
+        }
+        if (in.eof)
+            break;
+        if (lines_fill(&in) < 0 && errno != EINTR) {
+            snprintf(err, errlen, "read: %s", strerror(errno));
             goto done;
         }
-        header = 1;
-    }
-    if (ferror(f)) {
-        snprintf(err, errlen, "read: %s", strerror(errno));
-        goto done;
     }
     if (!header) {
         snprintf(err, errlen, "empty file (not a kvindex snapshot)");
@@ -437,8 +458,8 @@ snapshot_load(struct kv_index *ix, const struct index_opts *o, const char *path,
     }
     rc = 1;
 done:
-    free(line);
+    lines_free(&in);
     arena_free(&a);
-    fclose(f);
+    close(fd);
     return rc;
 }
