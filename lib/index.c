@@ -1,5 +1,5 @@
 /*
- * index.c - the prefix index (docs/kvindex.md, "Event rules").
+ * index.c - the prefix index (docs/kvindex.md#how-events-apply).
  *
  * Layout, chosen for one writer thread and small per-entry memory:
  *
@@ -1958,11 +1958,52 @@ index_match_result_free(struct index_match_result *r)
 
 /* ---- introspection ----------------------------------------------------- */
 
-void
-index_stats(const struct kv_index *ix, struct index_stats *out)
+/* What a table of n bytes from big_alloc occupies: mapped ones take whole
+ * pages. */
+static uint64_t
+big_size(size_t n)
+{
+    return n < BIG ? n : big_round(n);
+}
+
+/*
+ * Every heap byte the index owns, table by table, in the order of struct
+ * kv_index (index_free frees the same list): the requested sizes, so malloc's
+ * own chunk headers are not included (test_index.c holds this against
+ * mallinfo2 with that tolerance).
+ */
+static uint64_t
+index_bytes(const struct kv_index *ix)
 {
     uint64_t bytes = sizeof *ix;
 
+    bytes += strlen(ix->hash_seed) + 1 + strlen(ix->default_model) + 1;
+    bytes += big_size((size_t)ix->ent_cap * sizeof *ix->ent);
+    bytes += big_size((size_t)ix->lru_cap * sizeof *ix->lru);
+    bytes += big_size((size_t)ix->ks_cap * sizeof *ix->ks);
+    bytes += (uint64_t)ix->pods_cap * sizeof *ix->pods;
+    for (uint32_t i = 0; i < ix->n_pods; i++)
+        bytes += ix->pods[i].name_len + 1 +
+                 big_size((size_t)ix->pods[i].map.cap *
+                          sizeof *ix->pods[i].map.slot);
+    bytes += (uint64_t)ix->ns_cap * sizeof *ix->ns;
+    bytes += (uint64_t)ix->ns_cap * 2 * sizeof *ix->ns_tab;
+    for (uint32_t i = 0; i < ix->n_ns; i++)
+        bytes += ix->ns[i].model_len + ix->ns[i].lora_len + 2;
+    for (int i = 0; i < ix->n_media; i++)
+        bytes += strlen(ix->media[i]) + 1;
+    bytes += ix->q_cap * (sizeof *ix->qkeys + sizeof *ix->qslots);
+    bytes += ix->tok_cap * sizeof *ix->tok;
+    bytes += ix->active_cap * (sizeof *ix->active + sizeof *ix->sortk);
+    bytes +=
+        (uint64_t)ix->pods_cap *
+        (sizeof *ix->order + sizeof *ix->by_order + 2 * sizeof *ix->pod_tab);
+    return bytes;
+}
+
+void
+index_stats(const struct kv_index *ix, struct index_stats *out)
+{
     memset(out, 0, sizeof *out);
     out->namespaces = ix->n_ns;
     out->keys = ix->ks_n;
@@ -1973,20 +2014,7 @@ index_stats(const struct kv_index *ix, struct index_stats *out)
     out->unknown_removed = ix->unknown_removed;
     out->evictions = ix->evictions;
     out->matches = ix->matches;
-    bytes += (uint64_t)ix->ent_cap * sizeof *ix->ent;
-    bytes += (uint64_t)ix->lru_cap * sizeof *ix->lru;
-    bytes += (uint64_t)ix->ks_cap * sizeof *ix->ks;
-    bytes += (uint64_t)ix->pods_cap * sizeof *ix->pods;
-    for (uint32_t i = 0; i < ix->n_pods; i++)
-        bytes += ix->pods[i].name_len + 1 +
-                 (uint64_t)ix->pods[i].map.cap * sizeof(uint32_t);
-    bytes += (uint64_t)ix->ns_cap * sizeof *ix->ns;
-    for (uint32_t i = 0; i < ix->n_ns; i++)
-        bytes += ix->ns[i].model_len + ix->ns[i].lora_len + 2;
-    bytes += ix->q_cap * (sizeof *ix->qkeys + sizeof *ix->qslots);
-    bytes += ix->tok_cap * sizeof *ix->tok;
-    bytes += ix->active_cap * sizeof *ix->active;
-    out->bytes_used = bytes;
+    out->bytes_used = index_bytes(ix);
 }
 
 size_t

@@ -1,7 +1,7 @@
 /*
- * index.h - the prefix index (docs/kvindex.md): which pod holds which block
- * key, per namespace (model, LoRA).  No I/O: kvindex's server feeds it parsed
- * events and asks it questions.  One thread owns an index.
+ * index.h - the prefix index (docs/kvindex.md#what-it-keeps): which pod holds
+ * which block key, per namespace (model, LoRA).  No I/O: kvindex's server feeds
+ * it parsed events and asks it questions.  One thread owns an index.
  *
  * Contract between lib/index.c and cmd/kvindex.  Strings handed out by the
  * index (pod names, model and LoRA names, media names) are borrowed until
@@ -52,8 +52,8 @@ const char *index_reject_name(enum index_reject r);
  * Applies one event read from NDJSON (env gives pod, dp_rank, model, seq,
  * ts).  Returns 0 when applied (a removal naming unknown hashes still applies
  * the rest; they are counted), or -1 when the event was rejected, with the
- * reason in *why.  Stream records gap/restart act as kvindex.md says; other
- * records are ignored.
+ * reason in *why.  Stream records gap/restart act as
+ * docs/kvindex.md#how-events-apply says; other records are ignored.
  *
  * Details the spec leaves open: a null or "" medium is "GPU" when stored and
  * "all media" when removed; a removal naming a medium nothing was stored on
@@ -148,7 +148,8 @@ struct index_stats {
     uint64_t keys;       /* distinct block keys held by some pod */
     uint64_t entries;    /* (pod, engine hash) entries */
     uint64_t pods;       /* every pod ever seen, cleared ones included */
-    uint64_t bytes_used; /* heap bytes of the index's own tables */
+    uint64_t bytes_used; /* every byte the index allocated (tables, strings,
+                            mapped pages), without malloc's overhead */
     uint64_t applied[KV_TYPE_COUNT];    /* events applied, by enum kv_type */
     uint64_t rejected[INDEX_REJ_COUNT]; /* events rejected, by reason */
     uint64_t unknown_removed; /* BlockRemoved hashes the pod did not map */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define LINES_INITIAL (64 * 1024)
+#define LINES_SHRINK (4 * LINES_INITIAL)
 
 int
 lines_init(struct lines *l, int fd, size_t max_line)
@@ -38,6 +39,13 @@ lines_fill(struct lines *l)
     /* Lines handed out so far are released: keep only the partial one. */
     if (l->start == l->end) {
         l->start = l->end = 0;
+        if (l->cap > LINES_SHRINK) {
+            char *p = realloc(l->buf, LINES_INITIAL);
+            if (p != NULL) {
+                l->buf = p;
+                l->cap = LINES_INITIAL;
+            }
+        }
     } else if (l->start > 0) {
         memmove(l->buf, l->buf + l->start, l->end - l->start);
         l->end -= l->start;
@@ -77,12 +85,17 @@ lines_next(struct lines *l, const char **line, size_t *len)
     for (;;) {
         char *base = l->buf + l->start;
         size_t avail = l->end - l->start;
-        char *nl = avail > 0 ? memchr(base, '\n', avail) : NULL;
+        /* A long line arriving in many reads is searched once. */
+        char *nl = avail > l->scanned
+                       ? memchr(base + l->scanned, '\n', avail - l->scanned)
+                       : NULL;
+
+        l->scanned = nl == NULL ? avail : 0;
 
         if (l->skipping) {
             if (nl == NULL) {
                 /* Still inside the over-long line: drop what came. */
-                l->start = l->end = 0;
+                l->start = l->end = l->scanned = 0;
                 if (l->eof)
                     l->skipping = 0;
                 return LINES_NONE;
@@ -102,13 +115,14 @@ lines_next(struct lines *l, const char **line, size_t *len)
             return LINES_OK;
         }
         if (avail > l->max_line) {
-            l->start = l->end = 0;
+            l->start = l->end = l->scanned = 0;
             l->skipping = !l->eof;
             l->lineno++;
             return LINES_TOO_LONG;
         }
         if (l->eof && avail > 0) {
             l->start = l->end;
+            l->scanned = 0;
             l->lineno++;
             *line = base;
             *len = avail;
@@ -116,6 +130,12 @@ lines_next(struct lines *l, const char **line, size_t *len)
         }
         return LINES_NONE;
     }
+}
+
+size_t
+lines_buffered(const struct lines *l)
+{
+    return l->end - l->start;
 }
 
 void

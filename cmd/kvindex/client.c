@@ -4,11 +4,13 @@
 #include "client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,8 +28,16 @@ client_open(struct client *c, const char *path, long long timeout_ms,
     for (;;) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         c->fd = sock_connect(path);
-        if (c->fd >= 0)
-            return 0;
+        if (c->fd >= 0) {
+            /* Reads wait in poll(2), with the deadline, never in read. */
+            if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) ==
+                    0 &&
+                lines_init(&c->in, c->fd, CLIENT_MAX_REPLY) == 0)
+                return 0;
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            client_close(c);
+            return -1;
+        }
         if (wait_ms <= 0 || cli_now_ms() >= deadline ||
             (errno != ENOENT && errno != ECONNREFUSED))
             break;
@@ -65,11 +75,16 @@ wait_fd(int fd, short events, long long deadline)
     }
 }
 
+/* Sends p[0..n) and its '\n' in one message (one syscall for a small
+ * request, and no moment where the server holds a line without its end). */
 static int
-send_all(struct client *c, const char *p, size_t n, long long deadline)
+send_line(struct client *c, const char *p, size_t n, long long deadline)
 {
-    while (n > 0) {
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    struct iovec iov[2] = {{(void *)p, n}, {(void *)"\n", 1}};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
+
+    while (m.msg_iovlen > 0) {
+        ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -79,46 +94,33 @@ send_all(struct client *c, const char *p, size_t n, long long deadline)
                 return -1;
             continue;
         }
-        p += w;
-        n -= (size_t)w;
+        while (m.msg_iovlen > 0 && (size_t)w >= m.msg_iov->iov_len) {
+            w -= (ssize_t)m.msg_iov->iov_len;
+            m.msg_iov++;
+            m.msg_iovlen--;
+        }
+        if (m.msg_iovlen > 0) {
+            m.msg_iov->iov_base = (char *)m.msg_iov->iov_base + w;
+            m.msg_iov->iov_len -= (size_t)w;
+        }
     }
     return 0;
 }
 
-int
-client_call(struct client *c, const char *req, size_t n, const char **reply,
-            size_t *rlen, char *err, size_t errlen)
+/* Waits for the next reply line until the deadline. */
+static int
+read_reply(struct client *c, long long deadline, const char **reply,
+           size_t *rlen, char *err, size_t errlen)
 {
-    long long deadline = cli_now_ms() + c->timeout_ms;
-    char *nl;
-
-    /* Drop the previous reply. */
-    if (c->used > 0) {
-        memmove(c->in, c->in + c->used, c->len - c->used);
-        c->len -= c->used;
-        c->used = 0;
-    }
-    if (send_all(c, req, n, deadline) < 0 ||
-        send_all(c, "\n", 1, deadline) < 0) {
-        snprintf(err, errlen, "send: %s", strerror(errno));
-        return -1;
-    }
-    /* Only new bytes are searched: a dump reply can be very long. */
-    for (size_t scanned = 0;
-         (nl = c->len > scanned
-                   ? memchr(c->in + scanned, '\n', c->len - scanned)
-                   : NULL) == NULL;) {
-        ssize_t r;
-        scanned = c->len;
-        if (c->cap - c->len < 65536) {
-            size_t nc = c->cap ? c->cap * 2 : 65536;
-            char *nv = realloc(c->in, nc);
-            if (nv == NULL) {
-                snprintf(err, errlen, "out of memory");
-                return -1;
-            }
-            c->in = nv;
-            c->cap = nc;
+    for (;;) {
+        int rc = lines_next(&c->in, reply, rlen);
+        long n;
+        if (rc == LINES_OK)
+            return 0;
+        if (rc == LINES_TOO_LONG) {
+            snprintf(err, errlen, "a reply longer than %zu bytes",
+                     (size_t)CLIENT_MAX_REPLY);
+            return -1;
         }
         if (wait_fd(c->fd, POLLIN, deadline) < 0) {
             snprintf(err, errlen, "%s",
@@ -126,23 +128,31 @@ client_call(struct client *c, const char *req, size_t n, const char **reply,
                                         : strerror(errno));
             return -1;
         }
-        r = recv(c->fd, c->in + c->len, c->cap - c->len, MSG_DONTWAIT);
-        if (r == 0) {
+        n = lines_fill(&c->in);
+        /* Every complete line was taken above: what is left at the end is
+         * a reply cut short, not one to hand out. */
+        if (n == 0) {
             snprintf(err, errlen, "the server closed the connection");
             return -1;
         }
-        if (r < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
             snprintf(err, errlen, "recv: %s", strerror(errno));
             return -1;
         }
-        c->len += (size_t)r;
     }
-    *reply = c->in;
-    *rlen = (size_t)(nl - c->in);
-    c->used = *rlen + 1;
-    return 0;
+}
+
+int
+client_call(struct client *c, const char *req, size_t n, const char **reply,
+            size_t *rlen, char *err, size_t errlen)
+{
+    long long deadline = cli_now_ms() + c->timeout_ms;
+
+    if (send_line(c, req, n, deadline) < 0) {
+        snprintf(err, errlen, "send: %s", strerror(errno));
+        return -1;
+    }
+    return read_reply(c, deadline, reply, rlen, err, errlen);
 }
 
 void
@@ -151,6 +161,5 @@ client_close(struct client *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
-    free(c->in);
-    c->in = NULL;
+    lines_free(&c->in);
 }

@@ -7,10 +7,14 @@
 
 #include <stddef.h>
 
+#include "lines.h"
+
+/* The longest reply line read: the server's own cap on one reply. */
+#define CLIENT_MAX_REPLY ((size_t)1 << 30)
+
 struct client {
     int fd;
-    char *in; /* bytes received; a reply is handed out from here */
-    size_t len, cap, used;
+    struct lines in; /* reply lines; a reply is handed out from here */
     long long timeout_ms;
 };
 
@@ -25,7 +29,7 @@ int client_open(struct client *c, const char *path, long long timeout_ms,
 /*
  * Sends req (one line, without '\n') and waits for one reply line.  *reply
  * is borrowed until the next call.  Returns 0, or -1 with the reason in err
- * (timeout, server gone).
+ * (timeout, server gone, a reply over CLIENT_MAX_REPLY bytes).
  */
 int client_call(struct client *c, const char *req, size_t n, const char **reply,
                 size_t *rlen, char *err, size_t errlen);

@@ -24,7 +24,7 @@
 #include "jscan.h"
 #include "lines.h"
 #include "ndjson.h"
-#include "proto.h"
+#include "kvproto.h"
 #include "snapshot.h"
 #include "sock.h"
 
@@ -39,15 +39,11 @@
 #define STALL_MS 30000
 /* At most this many warnings about bad input lines; the rest are counted. */
 #define MAX_LINE_WARNINGS 100
-#define READ_CHUNK 65536
 
 struct conn {
     int fd;
-    char *in;
-    size_t in_len, in_cap;
-    int skipping;   /* inside an over-long request line */
-    int eof;        /* the client shut down its side */
-    size_t scanned; /* in[0..scanned) is known to hold no '\n' */
+    struct lines in; /* request lines, capped at --max-line */
+    int eof;         /* the client shut down its side */
     struct buf out;
     size_t out_off;
     long long stalled_since; /* 0: output is moving */
@@ -68,7 +64,7 @@ struct input {
 struct server {
     const struct serve_opts *o;
     struct kv_index *ix;
-    struct proto proto;
+    struct kvproto proto;
     int lfd;
     struct conn **conns;
     size_t n_conns, cap_conns;
@@ -93,7 +89,7 @@ conn_free(struct conn *c)
         return;
     if (c->fd >= 0)
         close(c->fd);
-    free(c->in);
+    lines_free(&c->in);
     buf_free(&c->out);
     free(c);
 }
@@ -143,8 +139,8 @@ print_stats(struct server *s)
     static const char req[] = "{\"op\":\"stats\"}";
     struct kv_str data;
 
-    proto_handle(&s->proto, req, sizeof req - 1, &b);
-    s->proto.served[PROTO_STATS]--; /* not a client's query */
+    kvproto_handle(&s->proto, req, sizeof req - 1, &b);
+    s->proto.served[KVPROTO_STATS]--; /* not a client's query */
     if (!b.oom && b.len > 0 && jscan_find(b.p, b.len - 1, "data", &data) == 1)
         fprintf(stderr, "%.*s\n", (int)data.n, data.p);
     buf_free(&b);
@@ -405,7 +401,8 @@ accept_clients(struct server *s)
             s->cap_conns = nc;
         }
         c = calloc(1, sizeof *c);
-        if (c == NULL) {
+        if (c == NULL || lines_init(&c->in, fd, s->o->max_line) < 0) {
+            free(c);
             close(fd);
             return;
         }
@@ -429,86 +426,36 @@ blank(const char *p, size_t n)
 static int
 conn_process(struct server *s, struct conn *c)
 {
-    size_t pos = 0;
+    const char *line;
+    size_t len;
+    int rc;
 
-    if (c->in == NULL)
-        return 0; /* nothing read yet */
-    while (c->out.len - c->out_off < OUT_PAUSE) {
-        size_t from = pos > c->scanned ? pos : c->scanned;
-        char *nl = memchr(c->in + from, '\n', c->in_len - from);
-        size_t len;
-        if (nl == NULL) {
-            c->scanned = c->in_len; /* a long request is searched once */
-            break;
-        }
-        len = (size_t)(nl - (c->in + pos));
-        if (c->skipping) {
-            c->skipping = 0;
-            proto_reply_error(&s->proto, &c->out,
-                              "request line longer than --max-line");
-        } else if (len > s->o->max_line) {
-            proto_reply_error(&s->proto, &c->out,
-                              "request line longer than --max-line");
-        } else if (!blank(c->in + pos, len) && c->in[pos] != '#') {
-            proto_handle(&s->proto, c->in + pos, len, &c->out);
-        }
-        pos += len + 1;
+    while (c->out.len - c->out_off < OUT_PAUSE &&
+           (rc = lines_next(&c->in, &line, &len)) != LINES_NONE) {
+        if (rc == LINES_TOO_LONG)
+            kvproto_reply_error(&s->proto, &c->out,
+                                "request line longer than --max-line");
+        else if (!blank(line, len) && line[0] != '#')
+            kvproto_handle(&s->proto, line, len, &c->out);
         if (c->out.oom || c->out.len - c->out_off > OUT_CAP)
             return -1;
-    }
-    memmove(c->in, c->in + pos, c->in_len - pos);
-    c->in_len -= pos;
-    c->scanned = c->scanned > pos ? c->scanned - pos : 0;
-    /* After a long request, give the memory back. */
-    if (c->in_len == 0 && c->in_cap > 4 * READ_CHUNK) {
-        free(c->in);
-        c->in = NULL;
-        c->in_cap = 0;
-    }
-    /* An unfinished line already over the cap is dropped as it arrives. */
-    if (c->in_len > s->o->max_line && memchr(c->in, '\n', c->in_len) == NULL) {
-        c->skipping = 1;
-        c->in_len = 0;
-        c->scanned = 0;
     }
     return 0;
 }
 
+/* Reads what the client sent.  Returns -1 when c must be dropped. */
 static int
-conn_read(struct server *s, struct conn *c)
+conn_read(struct conn *c)
 {
-    ssize_t n;
+    long n = lines_fill(&c->in);
 
-    if (c->in_cap - c->in_len < READ_CHUNK) {
-        size_t nc = c->in_len + READ_CHUNK;
-        char *nv = realloc(c->in, nc);
-        if (nv == NULL)
-            return -1;
-        c->in = nv;
-        c->in_cap = nc;
-    }
-    n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
-    if (n < 0)
-        return errno == EAGAIN || errno == EINTR ? 0 : -1;
-    if (n == 0) {
-        c->eof = 1;
-        /* A last request without '\n' is still answered. */
-        if (c->in_len > 0 && !c->skipping && c->in_len < c->in_cap)
-            c->in[c->in_len++] = '\n';
+    if (n == 0)
+        c->eof = 1; /* a last request without '\n' is still answered */
+    if (n >= 0)
         return 0;
-    }
-    if (c->skipping) {
-        char *nl = memchr(c->in + c->in_len, '\n', (size_t)n);
-        if (nl == NULL)
-            return 0; /* still inside the over-long line: drop it */
-        /* Keep the '\n' so that conn_process replies to the skipped line. */
-        memmove(c->in, nl, (size_t)(c->in + c->in_len + n - nl));
-        c->in_len = (size_t)(c->in + c->in_len + n - nl);
-        c->scanned = 0;
-        return 0;
-    }
-    c->in_len += (size_t)n;
-    return 0;
+    /* ENOBUFS: the buffer holds requests not answered yet (the client is
+     * paused); they are taken before more is read. */
+    return errno == EAGAIN || errno == EINTR || errno == ENOBUFS ? 0 : -1;
 }
 
 /* Writes what c has pending.  Returns -1 when c must be dropped. */
@@ -557,7 +504,7 @@ serve_clients(struct server *s, size_t base, size_t n_polled, long long now)
             drop_conn(s, i, NULL);
             continue;
         }
-        if ((re & (POLLIN | POLLHUP)) && !c->eof && conn_read(s, c) < 0) {
+        if ((re & (POLLIN | POLLHUP)) && !c->eof && conn_read(c) < 0) {
             drop_conn(s, i, NULL);
             continue;
         }
@@ -569,7 +516,7 @@ serve_clients(struct server *s, size_t base, size_t n_polled, long long now)
         } else if (c->stalled_since != 0 && now - c->stalled_since > STALL_MS) {
             why = "not reading its replies";
         } else if (c->eof && c->out.len == c->out_off &&
-                   (c->in_len == 0 || memchr(c->in, '\n', c->in_len) == NULL)) {
+                   lines_buffered(&c->in) == 0) {
             drop_conn(s, i, NULL);
             continue;
         }
@@ -685,7 +632,7 @@ serve_run(const struct serve_opts *o)
         log_error("%s", err);
         goto done;
     }
-    proto_init(&s.proto, s.ix, &o->ix, stats_members, &s);
+    kvproto_init(&s.proto, s.ix, &o->ix, stats_members, &s);
     if (o->snapshot != NULL) {
         int r = snapshot_load(s.ix, &o->ix, o->snapshot, err, sizeof err);
         if (r < 0) {
@@ -724,7 +671,7 @@ done:
     free(s.conns);
     free(s.pfd);
     arena_free(&s.arena);
-    proto_free(&s.proto);
+    kvproto_free(&s.proto);
     index_free(s.ix);
     return rc;
 }

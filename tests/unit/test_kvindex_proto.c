@@ -1,35 +1,27 @@
 /*
  * test_kvindex_proto.c - kvindex's request parsing and protocol replies
- * (cmd/kvindex/proto.c), table-driven against a real index.  The JSON
- * lexical layer under it has its own tests (test_jscan.c).
- *
- * The command's sources are compiled in here because the Makefile links
- * unit tests against lib/ only.
+ * (lib/kvproto.c), table-driven against a real index.  The JSON lexical
+ * layer under it has its own tests (test_jscan.c).  The version in replies
+ * is the Makefile's KVTAP_VERSION.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../cmd/kvindex/proto.c"
-#include "../../cmd/kvindex/report.c"
-#include "../../cmd/kvindex/snapshot.c"
 #include "blockkey.h"
 #include "index.h"
+#include "kvproto.h"
 #include "unit.h"
-
-#ifndef KVTAP_VERSION
-#define KVTAP_VERSION "0.1.0"
-#endif
 
 /* Runs one request; returns the reply without its '\n' (static storage). */
 static const char *
-ask(struct proto *p, const char *req)
+ask(struct kvproto *p, const char *req)
 {
     static struct buf out;
 
     buf_clear(&out);
-    proto_handle(p, req, strlen(req), &out);
+    kvproto_handle(p, req, strlen(req), &out);
     if (out.oom || out.len == 0 || out.p[out.len - 1] != '\n')
         return "(no reply line)";
     out.p[out.len - 1] = '\0';
@@ -37,7 +29,7 @@ ask(struct proto *p, const char *req)
 }
 
 static void
-test_replies(struct proto *p)
+test_replies(struct kvproto *p)
 {
     static const struct {
         const char *req, *want;
@@ -100,6 +92,34 @@ test_replies(struct proto *p)
          "not both\"}"},
         {"{\"op\":\"pods\"}",
          "{\"id\":null,\"ok\":true,\"data\":{\"pods\":[]}}"},
+        /* Ids are echoed byte for byte: one that is not UTF-8 would make
+         * the reply invalid JSON (found by tests/fuzz/fuzz_request.c). */
+        {"{\"id\":\"\xc3\xa9\xf0\x9f\x98\x80\",\"op\":\"ping\"}",
+         "{\"id\":\"\xc3\xa9\xf0\x9f\x98\x80\",\"ok\":true,\"data\":{"
+         "\"version\":\"" KVTAP_VERSION "\"}}"},
+        {"{\"id\":\"\xe9x\",\"op\":\"ping\"}",
+         "{\"id\":null,\"ok\":false,\"error\":\"id: not valid UTF-8\"}"},
+        {"{\"id\":[\"\xc0\xaf\"],\"op\":\"ping\"}",
+         "{\"id\":null,\"ok\":false,\"error\":\"id: not valid UTF-8\"}"},
+        {"{\"id\":\"\xed\xa0\x80\",\"op\":\"ping\"}",
+         "{\"id\":null,\"ok\":false,\"error\":\"id: not valid UTF-8\"}"},
+        {"{\"id\":\"\xf4\x90\x80\x80\",\"op\":\"ping\"}",
+         "{\"id\":null,\"ok\":false,\"error\":\"id: not valid UTF-8\"}"},
+        {"{\"op\":\"nope\",\"id\":\"\xf0\x9f\x98\"}",
+         "{\"id\":null,\"ok\":false,\"error\":\"id: not valid UTF-8\"}"},
+        /* Nor one with escapes JSON does not have (skipping a value does
+         * not check them, and the error path finds the id without it). */
+        {"{\"id\":\"a\\p\",\"op\":\"ping\"}",
+         "{\"id\":null,\"ok\":false,\"error\":\"id: bad escape in "
+         "string\"}"},
+        {"{\"id\":[\"\\u12\"],\"op\":\"ping\"}",
+         "{\"id\":null,\"ok\":false,\"error\":\"id: bad escape in "
+         "string\"}"},
+        {"{\"op\":1,\"id\":\"a\\p\"}",
+         "{\"id\":null,\"ok\":false,\"error\":\"op: expected a string\"}"},
+        {"{\"op\":1,\"id\":{\"k\":\"\\u00e9\\n\\\"\"}}",
+         "{\"id\":{\"k\":\"\\u00e9\\n\\\"\"},\"ok\":false,\"error\":"
+         "\"op: expected a string\"}"},
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -109,7 +129,7 @@ test_replies(struct proto *p)
 /* The first key of tokens [v] when v ends the line (byte loop) and when
  * more follows (8-byte SWAR path) must both be blockkey's own. */
 static void
-test_token_digits(struct proto *p)
+test_token_digits(struct kvproto *p)
 {
     static const uint32_t vals[] = {
         0,       7,        10,        99,         100,       12345,
@@ -146,14 +166,14 @@ main(void)
     struct index_opts o = {BLOCKKEY_AIBRIX, 0, "", "m", 0};
     char err[128];
     struct kv_index *ix = index_new(&o, err, sizeof err);
-    struct proto p;
+    struct kvproto p;
 
     if (!CHECK(ix != NULL, "index_new"))
         return unit_done();
-    proto_init(&p, ix, &o, NULL, NULL);
+    kvproto_init(&p, ix, &o, NULL, NULL);
     test_replies(&p);
     test_token_digits(&p);
-    proto_free(&p);
+    kvproto_free(&p);
     index_free(ix);
     return unit_done();
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -212,6 +213,66 @@ test_nonblocking(void)
     close(p[0]);
 }
 
+/*
+ * A long line arriving in many reads (each read searched once), then the
+ * buffer shrinking back once it is handed out; and a buffer full of
+ * complete lines, which lines_fill refuses until they are taken.
+ */
+static void
+test_shrink_and_full(void)
+{
+    static char chunk[60000];
+    int p[2];
+    struct lines l;
+    const char *line;
+    size_t len, sent = 0;
+    int partial_ok = 1;
+
+    if (!CHECK(pipe(p) == 0, "pipe"))
+        return;
+    fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
+    memset(chunk, 'x', sizeof chunk);
+    lines_init(&l, p[0], 1 << 20);
+    while (sent < 300000) {
+        if (write(p[1], chunk, sizeof chunk) != (ssize_t)sizeof chunk)
+            partial_ok = 0;
+        sent += sizeof chunk;
+        while (lines_fill(&l) > 0)
+            partial_ok &= lines_next(&l, &line, &len) == LINES_NONE;
+    }
+    CHECK(partial_ok, "300000 bytes without a newline: no line yet");
+    CHECK_U64(lines_buffered(&l), 300000, "all of it buffered");
+    CHECK(write(p[1], "\nz", 2) == 2 && lines_fill(&l) == 2, "its end");
+    CHECK(lines_next(&l, &line, &len) == LINES_OK && len == 300000 &&
+              line[0] == 'x' && line[len - 1] == 'x',
+          "the whole long line");
+    CHECK(l.cap > 256 * 1024, "the buffer grew for it");
+    CHECK(lines_next(&l, &line, &len) == LINES_NONE, "then no line");
+    CHECK_U64(lines_buffered(&l), 1, "one byte of the next line");
+    CHECK(lines_fill(&l) == -1 && errno == EAGAIN, "nothing more to read");
+    CHECK(l.cap > 256 * 1024, "a partial line keeps the buffer");
+    CHECK(write(p[1], "\n", 1) == 1 && lines_fill(&l) == 1 &&
+              lines_next(&l, &line, &len) == LINES_OK && len == 1 &&
+              line[0] == 'z',
+          "the short line after it");
+    CHECK(lines_fill(&l) == -1 && errno == EAGAIN, "EAGAIN");
+    CHECK_U64(l.cap, 64 * 1024, "once empty, the buffer shrinks back");
+    lines_free(&l);
+
+    lines_init(&l, p[0], 8);
+    CHECK(write(p[1], "a\nb\nc\nd\ne\n", 10) == 10 && lines_fill(&l) == 9,
+          "cap 8: a buffer of 9 bytes, filled with lines");
+    CHECK(lines_fill(&l) == -1 && errno == ENOBUFS,
+          "full of complete lines: ENOBUFS");
+    CHECK(lines_next(&l, &line, &len) == LINES_OK && len == 1 && line[0] == 'a',
+          "the first line");
+    CHECK_U64(lines_buffered(&l), 7, "seven bytes still to hand out");
+    CHECK(lines_fill(&l) == 1, "then room for the rest");
+    lines_free(&l);
+    close(p[0]);
+    close(p[1]);
+}
+
 int
 main(void)
 {
@@ -219,5 +280,6 @@ main(void)
     test_unterminated_long();
     test_big();
     test_nonblocking();
+    test_shrink_and_full();
     return unit_done();
 }

@@ -1,37 +1,39 @@
 /*
- * proto.c - parsing kvindex requests and writing their replies (proto.h).
+ * kvproto.c - parsing kvindex requests and writing their replies
+ * (kvproto.h).
  *
- * Requests are read with the one-pass scanner of json.c rather than a DOM:
+ * Requests are read with the one-pass scanner of jscan.h rather than a DOM:
  * a match carries a few thousand token ids and its round trip is the number
  * routers care about.  Replies are written straight into the output buffer.
  */
-#include "proto.h"
+#include "kvproto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jscan.h"
-#include "report.h"
+#include "kvreport.h"
 #include "snapshot.h"
 
+/* The version is the Makefile's VERSION, and nowhere else. */
 #ifndef KVTAP_VERSION
-#define KVTAP_VERSION "0.1.0"
+#error "KVTAP_VERSION comes from the Makefile (-DKVTAP_VERSION)"
 #endif
 
-static const char *const op_names[PROTO_OP_COUNT] = {
+static const char *const op_names[KVPROTO_OP_COUNT] = {
     "ping", "match", "keys", "lookup", "pods", "stats", "dump", "clear"};
 
 const char *
-proto_op_name(enum proto_op op)
+kvproto_op_name(enum kvproto_op op)
 {
-    return (unsigned)op < PROTO_OP_COUNT ? op_names[op] : "?";
+    return (unsigned)op < KVPROTO_OP_COUNT ? op_names[op] : "?";
 }
 
 /* One parsed request; strings point into the line or the arena. */
 struct req {
     struct kv_str id; /* raw JSON text; p == NULL: absent */
-    int op;           /* enum proto_op, -1 when unknown */
+    int op;           /* enum kvproto_op, -1 when unknown */
     struct kv_str op_name;
     struct kv_str model;
     struct kv_str lora;
@@ -44,8 +46,8 @@ struct req {
 };
 
 void
-proto_init(struct proto *p, struct kv_index *ix, const struct index_opts *io,
-           proto_stats_fn fn, void *ctx)
+kvproto_init(struct kvproto *p, struct kv_index *ix,
+             const struct index_opts *io, kvproto_stats_fn fn, void *ctx)
 {
     memset(p, 0, sizeof *p);
     p->ix = ix;
@@ -55,7 +57,7 @@ proto_init(struct proto *p, struct kv_index *ix, const struct index_opts *io,
 }
 
 void
-proto_free(struct proto *p)
+kvproto_free(struct kvproto *p)
 {
     if (p == NULL)
         return;
@@ -112,7 +114,7 @@ read_opt_string(struct jscan *s, struct kv_str *out)
  * reusable vector instead of one call per element.
  */
 static int
-read_tokens(struct proto *p, struct jscan *s, struct req *r)
+read_tokens(struct kvproto *p, struct jscan *s, struct req *r)
 {
     size_t n = 0, got;
     int rc, first = 1;
@@ -138,7 +140,7 @@ read_tokens(struct proto *p, struct jscan *s, struct req *r)
 
 /* An array of hashes into the reusable u64 vector from offset base. */
 static int
-read_hashes(struct proto *p, struct jscan *s, size_t base, size_t *n)
+read_hashes(struct kvproto *p, struct jscan *s, size_t base, size_t *n)
 {
     int first = 1, e;
     uint64_t v;
@@ -162,7 +164,7 @@ read_hashes(struct proto *p, struct jscan *s, size_t base, size_t *n)
 
 /* "pods": ["a", {"pod":"b","dp_rank":0}, ...] */
 static int
-read_pods(struct proto *p, struct jscan *s, struct req *r)
+read_pods(struct kvproto *p, struct jscan *s, struct req *r)
 {
     int first = 1, e, m, mf;
     struct kv_str key;
@@ -215,17 +217,83 @@ read_pods(struct proto *p, struct jscan *s, struct req *r)
 static int
 parse_op(struct req *r)
 {
-    for (int i = 0; i < PROTO_OP_COUNT; i++)
+    for (int i = 0; i < KVPROTO_OP_COUNT; i++)
         if (str_eq(r->op_name, op_names[i]))
             return i;
     return -1;
+}
+
+/* The length of the UTF-8 sequence at p[0..n), or 0 when it is not valid
+ * (RFC 3629: no overlong forms, no surrogates, nothing over U+10FFFF). */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned need, min, cp;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        need = 1, min = 0x80, cp = p[0] & 0x1fu;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        need = 2, min = 0x800, cp = p[0] & 0x0fu;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        need = 3, min = 0x10000, cp = p[0] & 0x07u;
+    else
+        return 0;
+    if (n <= need)
+        return 0;
+    for (unsigned k = 1; k <= need; k++) {
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[k] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return need + 1;
+}
+
+/*
+ * Why the raw text of an id (a value jscan has skipped) cannot be echoed
+ * byte for byte in a reply, or NULL when it can.  Skipping checks the
+ * structure but not every string's escapes or UTF-8, and the error path
+ * finds the id without even that; an echo of such text would make the
+ * whole reply invalid JSON.
+ */
+static const char *
+id_text_bad(const char *text, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    int in_str = 0;
+
+    for (size_t i = 0; i < n;) {
+        size_t len = 1;
+        if (p[i] >= 0x80) {
+            len = utf8_len(p + i, n - i);
+            if (len == 0 || !in_str)
+                return "not valid UTF-8";
+        } else if (!in_str) {
+            in_str = p[i] == '"';
+        } else if (p[i] < 0x20) {
+            return "control character in string";
+        } else if (p[i] == '"') {
+            in_str = 0;
+        } else if (p[i] == '\\') {
+            len = i + 1 < n && p[i + 1] == 'u' ? 6 : 2;
+            if (i + len > n || p[i + 1] == '\0' ||
+                !strchr("\"\\/bfnrtu", p[i + 1]))
+                return "bad escape in string";
+            for (size_t k = 2; k < len; k++)
+                if (jscan_hex_digit(p[i + k]) < 0)
+                    return "bad escape in string";
+        }
+        i += len;
+    }
+    return in_str ? "unterminated string" : NULL;
 }
 
 /*
  * Parses the request object in one pass; unknown members are skipped.
  */
 static int
-parse_req(struct proto *p, const char *line, size_t len, struct req *r,
+parse_req(struct kvproto *p, const char *line, size_t len, struct req *r,
           char *err, size_t errlen)
 {
     struct jscan s;
@@ -244,7 +312,12 @@ parse_req(struct proto *p, const char *line, size_t len, struct req *r,
         int rc = 0;
         first = 0;
         if (str_eq(key, "id")) {
+            const char *bad;
             rc = jscan_skip(&s, &r->id);
+            if (rc == 0 && (bad = id_text_bad(r->id.p, r->id.n)) != NULL) {
+                snprintf(err, errlen, "%s", bad);
+                rc = -1;
+            }
         } else if (str_eq(key, "op")) {
             rc = jscan_string(&s, &r->op_name);
             r->op = rc == 0 ? parse_op(r) : -1;
@@ -316,14 +389,14 @@ static void
 put_id(struct buf *out, const struct req *r)
 {
     buf_puts(out, "{\"id\":");
-    if (r != NULL && r->id.p != NULL)
+    if (r != NULL && r->id.p != NULL && id_text_bad(r->id.p, r->id.n) == NULL)
         buf_put(out, r->id.p, r->id.n);
     else
         buf_puts(out, "null");
 }
 
 static void
-put_error(struct proto *p, struct buf *out, const struct req *r,
+put_error(struct kvproto *p, struct buf *out, const struct req *r,
           const char *msg)
 {
     put_id(out, r);
@@ -334,22 +407,13 @@ put_error(struct proto *p, struct buf *out, const struct req *r,
 }
 
 void
-proto_reply_error(struct proto *p, struct buf *out, const char *msg)
+kvproto_reply_error(struct kvproto *p, struct buf *out, const char *msg)
 {
     put_error(p, out, NULL, msg);
 }
 
 static void
-put_rank(struct buf *out, int has_rank, int64_t rank)
-{
-    if (has_rank)
-        buf_put_i64(out, rank);
-    else
-        buf_puts(out, "null");
-}
-
-static void
-fill_query(struct proto *p, const struct req *r, struct index_query *q)
+fill_query(struct kvproto *p, const struct req *r, struct index_query *q)
 {
     memset(q, 0, sizeof *q);
     q->model = r->model;
@@ -389,7 +453,7 @@ put_member_u64(char *o, const char *name, size_t nlen, uint64_t v)
 #define LIT(s) s, sizeof(s) - 1
 
 static int
-op_match(struct proto *p, const struct req *r, struct buf *out, char *err,
+op_match(struct kvproto *p, const struct req *r, struct buf *out, char *err,
          size_t errlen)
 {
     struct index_query q;
@@ -419,13 +483,11 @@ op_match(struct proto *p, const struct req *r, struct buf *out, char *err,
         char *o = tail;
         if (media.len == 0 || m->media != media_mask) {
             buf_clear(&media);
-            report_media(p->ix, m->media, &media);
+            kvreport_media(p->ix, m->media, &media);
             media_mask = m->media;
         }
-        buf_puts(out, i > 0 ? ",{\"pod\":" : "{\"pod\":");
-        buf_put_json_str(out, m->pod, strlen(m->pod));
-        buf_puts(out, ",\"dp_rank\":");
-        put_rank(out, m->has_rank, m->rank);
+        buf_puts(out, i > 0 ? ",{" : "{");
+        kvreport_pod(out, m->pod, m->has_rank, m->rank);
         o = put_member_u64(o, LIT(",\"depth\":"), m->depth);
         o = put_member_u64(o, LIT(",\"tokens\":"),
                            (uint64_t)m->depth * mr->block_size);
@@ -446,7 +508,7 @@ op_match(struct proto *p, const struct req *r, struct buf *out, char *err,
 }
 
 static int
-op_keys(struct proto *p, const struct req *r, struct buf *out, char *err,
+op_keys(struct kvproto *p, const struct req *r, struct buf *out, char *err,
         size_t errlen)
 {
     struct index_query q;
@@ -483,7 +545,7 @@ pod_ref(const struct req *r, struct index_pod_ref *ref)
 }
 
 static int
-op_clear(struct proto *p, const struct req *r, struct buf *out, char *err,
+op_clear(struct kvproto *p, const struct req *r, struct buf *out, char *err,
          size_t errlen)
 {
     struct index_pod_ref ref;
@@ -502,22 +564,22 @@ op_clear(struct proto *p, const struct req *r, struct buf *out, char *err,
 }
 
 static int
-op_stats(struct proto *p, const struct req *r, struct buf *out, char *err,
+op_stats(struct kvproto *p, const struct req *r, struct buf *out, char *err,
          size_t errlen)
 {
     buf_puts(out, "{\"version\":\"" KVTAP_VERSION "\"");
-    report_stats(p->ix, out);
+    kvreport_stats(p->ix, out);
     if (p->stats_fn != NULL)
         p->stats_fn(p->stats_ctx, out);
     buf_puts(out, ",\"queries\":{");
-    for (int i = 0; i < PROTO_OP_COUNT; i++) {
+    for (int i = 0; i < KVPROTO_OP_COUNT; i++) {
         if (i > 0)
             buf_putc(out, ',');
         buf_putc(out, '"');
         buf_puts(out, op_names[i]);
         buf_puts(out, "\":");
         /* This request is counted once it is answered; include it. */
-        buf_put_u64(out, p->served[i] + (i == PROTO_STATS));
+        buf_put_u64(out, p->served[i] + (i == KVPROTO_STATS));
     }
     buf_puts(out, "},\"query_errors\":");
     buf_put_u64(out, p->errors);
@@ -526,7 +588,7 @@ op_stats(struct proto *p, const struct req *r, struct buf *out, char *err,
 }
 
 static int
-op_lookup(struct proto *p, const struct req *r, struct buf *out, char *err,
+op_lookup(struct kvproto *p, const struct req *r, struct buf *out, char *err,
           size_t errlen)
 {
     struct index_pod_ref ref;
@@ -536,8 +598,8 @@ op_lookup(struct proto *p, const struct req *r, struct buf *out, char *err,
         return -1;
     }
     pod_ref(r, &ref);
-    if (report_lookup(p->ix, r->has_pod ? &ref : NULL, p->u64s, r->n_hashes,
-                      out) < 0) {
+    if (kvreport_lookup(p->ix, r->has_pod ? &ref : NULL, p->u64s, r->n_hashes,
+                        out) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -545,7 +607,7 @@ op_lookup(struct proto *p, const struct req *r, struct buf *out, char *err,
 }
 
 static int
-op_dump(struct proto *p, const struct req *r, struct buf *out, char *err,
+op_dump(struct kvproto *p, const struct req *r, struct buf *out, char *err,
         size_t errlen)
 {
     struct index_pod_ref ref;
@@ -562,27 +624,27 @@ op_dump(struct proto *p, const struct req *r, struct buf *out, char *err,
 }
 
 static int
-run_op(struct proto *p, const struct req *r, struct buf *out, char *err,
+run_op(struct kvproto *p, const struct req *r, struct buf *out, char *err,
        size_t errlen)
 {
     switch (r->op) {
-    case PROTO_PING:
+    case KVPROTO_PING:
         buf_puts(out, "{\"version\":\"" KVTAP_VERSION "\"}");
         return 0;
-    case PROTO_MATCH:
+    case KVPROTO_MATCH:
         return op_match(p, r, out, err, errlen);
-    case PROTO_KEYS:
+    case KVPROTO_KEYS:
         return op_keys(p, r, out, err, errlen);
-    case PROTO_STATS:
+    case KVPROTO_STATS:
         return op_stats(p, r, out, err, errlen);
-    case PROTO_CLEAR:
+    case KVPROTO_CLEAR:
         return op_clear(p, r, out, err, errlen);
-    case PROTO_LOOKUP:
+    case KVPROTO_LOOKUP:
         return op_lookup(p, r, out, err, errlen);
-    case PROTO_PODS:
-        report_pods(p->ix, out);
+    case KVPROTO_PODS:
+        kvreport_pods(p->ix, out);
         return 0;
-    case PROTO_DUMP:
+    case KVPROTO_DUMP:
         return op_dump(p, r, out, err, errlen);
     default:
         snprintf(err, errlen, "unknown op");
@@ -591,7 +653,7 @@ run_op(struct proto *p, const struct req *r, struct buf *out, char *err,
 }
 
 void
-proto_handle(struct proto *p, const char *line, size_t len, struct buf *out)
+kvproto_handle(struct kvproto *p, const char *line, size_t len, struct buf *out)
 {
     struct req r;
     char err[256] = "";

@@ -1,6 +1,6 @@
 /*
- * snapshot.c - dump, atomic snapshot files and loading them back
- * (snapshot.h, docs/kvindex-snapshot.md).
+ * snapshot.c - dump, snapshot files and loading them back (snapshot.h,
+ * docs/kvindex-snapshot.md#lines-in-this-order).
  */
 #include "snapshot.h"
 
@@ -11,11 +11,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "jscan.h"
-#include "report.h"
+#include "kvreport.h"
+#include "lines.h"
 
 #define SNAPSHOT_VERSION 1
 #define FLUSH_AT (1u << 20)
+/* A line longer than this is refused: the longest a server writes is an
+ * entry naming a pod and a model, each shorter than its --max-line. */
+#define SNAPSHOT_MAX_LINE ((size_t)64 << 20)
 
 static int
 ref_matches(const struct index_pod_ref *ref, const char *pod, int has_rank,
@@ -28,13 +33,16 @@ ref_matches(const struct index_pod_ref *ref, const char *pod, int has_rank,
     return !ref->has_rank || (has_rank && rank == ref->rank);
 }
 
+/* The members naming a namespace, in namespace and entry lines. */
 static void
-snap_rank(struct buf *b, int has_rank, int64_t rank)
+put_ns(struct buf *b, const char *model, const char *lora, uint32_t block_size)
 {
-    if (has_rank)
-        buf_put_i64(b, rank);
-    else
-        buf_puts(b, "null");
+    buf_puts(b, "\"model\":");
+    kvreport_str(b, model);
+    buf_puts(b, ",\"lora_name\":");
+    kvreport_str(b, lora);
+    buf_puts(b, ",\"block_size\":");
+    buf_put_u64(b, block_size);
 }
 
 /* Starts a line: a comma between array elements. */
@@ -68,23 +76,19 @@ snapshot_dump(const struct kv_index *ix, const struct index_opts *o,
     buf_puts(b, "{\"type\":\"kvindex_snapshot\",\"version\":");
     buf_put_u64(b, SNAPSHOT_VERSION);
     buf_puts(b, ",\"hash\":");
-    report_str(b, blockkey_scheme_name(o->scheme));
+    kvreport_str(b, blockkey_scheme_name(o->scheme));
     buf_puts(b, ",\"seed\":\"");
     buf_put_u64(b, o->seed);
     buf_puts(b, "\",\"hash_seed\":");
-    report_str(b, o->hash_seed ? o->hash_seed : "");
+    kvreport_str(b, o->hash_seed ? o->hash_seed : "");
     buf_putc(b, '}');
     end(b, in_array);
     for (size_t i = 0; i < index_ns_count(ix); i++) {
         if (index_ns_info(ix, i, &ns) < 0)
             continue;
         begin(b, in_array, &first);
-        buf_puts(b, "{\"type\":\"namespace\",\"model\":");
-        report_str(b, ns.model);
-        buf_puts(b, ",\"lora_name\":");
-        report_str(b, ns.lora_name);
-        buf_puts(b, ",\"block_size\":");
-        buf_put_u64(b, ns.block_size);
+        buf_puts(b, "{\"type\":\"namespace\",");
+        put_ns(b, ns.model, ns.lora_name, ns.block_size);
         buf_putc(b, '}');
         end(b, in_array);
     }
@@ -93,49 +97,24 @@ snapshot_dump(const struct kv_index *ix, const struct index_opts *o,
             !ref_matches(ref, pi.pod, pi.has_rank, pi.rank))
             continue;
         begin(b, in_array, &first);
-        buf_puts(b, "{\"type\":\"pod\",\"pod\":");
-        report_str(b, pi.pod);
-        buf_puts(b, ",\"dp_rank\":");
-        snap_rank(b, pi.has_rank, pi.rank);
-        buf_puts(b, ",\"blocks\":");
-        buf_put_u64(b, pi.blocks);
-        buf_puts(b, ",\"last_seq\":");
-        if (pi.has_seq)
-            buf_put_u64(b, pi.last_seq);
-        else
-            buf_puts(b, "null");
-        buf_puts(b, ",\"last_ts\":");
-        if (pi.has_ts)
-            buf_put_double(b, pi.last_ts);
-        else
-            buf_puts(b, "null");
-        buf_puts(b, pi.degraded ? ",\"degraded\":true" : ",\"degraded\":false");
-        buf_puts(b, ",\"orphans\":");
-        buf_put_u64(b, pi.orphans);
-        buf_puts(b, ",\"misaligned\":");
-        buf_put_u64(b, pi.misaligned);
+        buf_puts(b, "{\"type\":\"pod\",");
+        kvreport_pod_state(b, &pi);
         buf_putc(b, '}');
         end(b, in_array);
     }
     memset(&cur, 0, sizeof cur);
     while (index_dump_next(ix, &cur, ref, &e) == 1) {
         begin(b, in_array, &first);
-        buf_puts(b, "{\"type\":\"entry\",\"pod\":");
-        report_str(b, e.pod);
-        buf_puts(b, ",\"dp_rank\":");
-        snap_rank(b, e.has_rank, e.rank);
-        buf_puts(b, ",\"model\":");
-        report_str(b, e.model);
-        buf_puts(b, ",\"lora_name\":");
-        report_str(b, e.lora_name);
-        buf_puts(b, ",\"block_size\":");
-        buf_put_u64(b, e.block_size);
+        buf_puts(b, "{\"type\":\"entry\",");
+        kvreport_pod(b, e.pod, e.has_rank, e.rank);
+        buf_putc(b, ',');
+        put_ns(b, e.model, e.lora_name, e.block_size);
         buf_puts(b, ",\"block_hash\":\"");
         buf_put_u64(b, e.engine_hash);
         buf_puts(b, "\",\"key\":\"");
         buf_put_u64(b, e.key);
         buf_puts(b, "\",\"media\":");
-        report_media(ix, e.media, b);
+        kvreport_media(ix, e.media, b);
         buf_putc(b, '}');
         end(b, in_array);
         if (b->oom)
@@ -149,102 +128,43 @@ snapshot_dump(const struct kv_index *ix, const struct index_opts *o,
 }
 
 struct file_sink {
-    int fd;
-    int err;
+    struct atomicfile f;
+    char *err;
+    size_t errlen;
 };
 
 static int
-write_all(void *ctx, struct buf *b)
+write_chunk(void *ctx, struct buf *b)
 {
     struct file_sink *fs = ctx;
-    size_t off = 0;
 
-    while (off < b->len) {
-        ssize_t n = write(fs->fd, b->p + off, b->len - off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            fs->err = errno;
-            return -1;
-        }
-        off += (size_t)n;
-    }
+    if (atomicfile_write(&fs->f, b->p, b->len, fs->err, fs->errlen) < 0)
+        return -1;
     buf_clear(b);
     return 0;
-}
-
-/* fsync of the directory holding path, so that the rename is durable. */
-static int
-sync_dir(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    int fd, rc;
-
-    if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
 }
 
 int
 snapshot_write(const struct kv_index *ix, const struct index_opts *o,
                const char *path, char *err, size_t errlen)
 {
-    char tmp[4096];
-    struct file_sink fs = {-1, 0};
+    struct file_sink fs = {.err = err, .errlen = errlen};
     struct buf b = {0};
     int rc = -1;
 
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
-        (int)sizeof tmp) {
-        snprintf(err, errlen, "snapshot path too long");
-        return -1;
-    }
-    fs.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fs.fd < 0) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+    err[0] = '\0';
+    if (atomicfile_open(&fs.f, path, 0600, err, errlen) < 0)
+        goto done;
+    if (snapshot_dump(ix, o, NULL, 0, &b, write_chunk, &fs) < 0) {
+        if (err[0] == '\0')
+            snprintf(err, errlen, "%s: out of memory", path);
         goto done;
     }
-    if (snapshot_dump(ix, o, NULL, 0, &b, write_all, &fs) < 0) {
-        snprintf(err, errlen, "%s: %s", tmp,
-                 fs.err ? strerror(fs.err) : "out of memory");
-        goto done;
-    }
-    if (fsync(fs.fd) < 0) {
-        snprintf(err, errlen, "%s: fsync: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (close(fs.fd) < 0) {
-        fs.fd = -1;
-        snprintf(err, errlen, "%s: close: %s", tmp, strerror(errno));
-        goto done;
-    }
-    fs.fd = -1;
-    if (rename(tmp, path) < 0) {
-        snprintf(err, errlen, "%s: rename: %s", path, strerror(errno));
-        goto done;
-    }
-    if (sync_dir(path) < 0) {
-        snprintf(err, errlen, "%s: fsync of its directory: %s", path,
-                 strerror(errno));
-        rc = 0; /* the snapshot is in place; only its durability is late */
-        goto done;
-    }
-    rc = 0;
+    /* A failed fsync of the directory leaves the snapshot in place, only
+     * its durability late: a success, with the reason left in err. */
+    rc = atomicfile_commit(&fs.f, err, errlen) < 0 ? -1 : 0;
 done:
-    if (fs.fd >= 0)
-        close(fs.fd);
-    if (rc < 0)
-        unlink(tmp);
+    atomicfile_abort(&fs.f);
     buf_free(&b);
     return rc;
 }
@@ -473,47 +393,64 @@ apply_snapline(struct kv_index *ix, struct arena *a, const struct snapline *l,
     return 0; /* a line type from a later version: ignored */
 }
 
+/* Parses and applies one line (the header when *header is 0). */
+static int
+load_line(struct kv_index *ix, const struct index_opts *o, struct arena *a,
+          int *header, const char *line, size_t len, uint64_t lineno, char *err,
+          size_t errlen)
+{
+    struct snapline l;
+    char why[200] = "";
+
+    arena_reset(a);
+    if (parse_snapline(ix, line, len, a, &l, why, sizeof why) < 0 ||
+        (!*header && check_header(o, &l, why, sizeof why) < 0) ||
+        (*header && apply_snapline(ix, a, &l, why, sizeof why) < 0)) {
+        snprintf(err, errlen, "line %llu: %s", (unsigned long long)lineno,
+                 why[0] ? why : "malformed");
+        return -1;
+    }
+    *header = 1;
+    return 0;
+}
+
 int
 snapshot_load(struct kv_index *ix, const struct index_opts *o, const char *path,
               char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "re");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    unsigned long long lineno = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1, header = 0, r;
+    struct lines in = {0};
     struct arena a = {0};
-    struct snapline l;
-    char why[200];
-    int rc = -1, header = 0;
+    const char *line;
+    size_t len;
 
-    if (f == NULL) {
+    if (fd < 0) {
         if (errno == ENOENT)
             return 0;
         snprintf(err, errlen, "%s", strerror(errno));
         return -1;
     }
-    while ((n = getline(&line, &cap, f)) > 0) {
-        size_t len = (size_t)n;
-        lineno++;
-        if (line[len - 1] == '\n')
-            len--;
-        if (len == 0)
-            continue;
-        arena_reset(&a);
-        why[0] = '\0';
-        if (parse_snapline(ix, line, len, &a, &l, why, sizeof why) < 0 ||
-            (!header && check_header(o, &l, why, sizeof why) < 0) ||
-            (header && apply_snapline(ix, &a, &l, why, sizeof why) < 0)) {
-            snprintf(err, errlen, "line %llu: %s", lineno,
-                     why[0] ? why : "malformed");
+    if (lines_init(&in, fd, SNAPSHOT_MAX_LINE) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    for (;;) {
+        while ((r = lines_next(&in, &line, &len)) != LINES_NONE) {
+            if (r == LINES_TOO_LONG) {
+                snprintf(err, errlen, "line %llu: longer than %zu bytes",
+                         (unsigned long long)in.lineno, SNAPSHOT_MAX_LINE);
+                goto done;
+            }
+            if (len > 0 && load_line(ix, o, &a, &header, line, len, in.lineno,
+                                     err, errlen) < 0)
+                goto done;
+        }
+        if (in.eof)
+            break;
+        if (lines_fill(&in) < 0 && errno != EINTR) {
+            snprintf(err, errlen, "read: %s", strerror(errno));
             goto done;
         }
-        header = 1;
-    }
-    if (ferror(f)) {
-        snprintf(err, errlen, "read: %s", strerror(errno));
-        goto done;
     }
     if (!header) {
         snprintf(err, errlen, "empty file (not a kvindex snapshot)");
@@ -521,8 +458,8 @@ snapshot_load(struct kv_index *ix, const struct index_opts *o, const char *path,
     }
     rc = 1;
 done:
-    free(line);
+    lines_free(&in);
     arena_free(&a);
-    fclose(f);
+    close(fd);
     return rc;
 }

@@ -1,13 +1,13 @@
 /*
- * report.c - stats, pods and lookup answers (report.h).
+ * kvreport.c - stats, pods and lookup answers (kvreport.h).
  */
-#include "report.h"
+#include "kvreport.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 void
-report_str(struct buf *b, const char *s)
+kvreport_str(struct buf *b, const char *s)
 {
     if (s == NULL)
         buf_puts(b, "null");
@@ -16,7 +16,7 @@ report_str(struct buf *b, const char *s)
 }
 
 void
-report_media(const struct kv_index *ix, uint32_t media, struct buf *b)
+kvreport_media(const struct kv_index *ix, uint32_t media, struct buf *b)
 {
     int first = 1;
 
@@ -27,7 +27,7 @@ report_media(const struct kv_index *ix, uint32_t media, struct buf *b)
         if (!first)
             buf_putc(b, ',');
         first = 0;
-        report_str(b, index_medium_name(ix, bit));
+        kvreport_str(b, index_medium_name(ix, bit));
     }
     buf_putc(b, ']');
 }
@@ -41,9 +41,12 @@ member_u64(struct buf *b, const char *name, uint64_t v)
     buf_put_u64(b, v);
 }
 
-static void
-report_rank(struct buf *b, int has_rank, int64_t rank)
+void
+kvreport_pod(struct buf *b, const char *pod, int has_rank, int64_t rank)
 {
+    buf_puts(b, "\"pod\":");
+    kvreport_str(b, pod);
+    buf_puts(b, ",\"dp_rank\":");
     if (has_rank)
         buf_put_i64(b, rank);
     else
@@ -51,7 +54,27 @@ report_rank(struct buf *b, int has_rank, int64_t rank)
 }
 
 void
-report_stats(const struct kv_index *ix, struct buf *b)
+kvreport_pod_state(struct buf *b, const struct index_pod_info *pi)
+{
+    kvreport_pod(b, pi->pod, pi->has_rank, pi->rank);
+    member_u64(b, "blocks", pi->blocks);
+    buf_puts(b, ",\"last_seq\":");
+    if (pi->has_seq)
+        buf_put_u64(b, pi->last_seq);
+    else
+        buf_puts(b, "null");
+    buf_puts(b, ",\"last_ts\":");
+    if (pi->has_ts)
+        buf_put_double(b, pi->last_ts);
+    else
+        buf_puts(b, "null");
+    buf_puts(b, pi->degraded ? ",\"degraded\":true" : ",\"degraded\":false");
+    member_u64(b, "orphans", pi->orphans);
+    member_u64(b, "misaligned", pi->misaligned);
+}
+
+void
+kvreport_stats(const struct kv_index *ix, struct buf *b)
 {
     struct index_stats st;
 
@@ -66,7 +89,7 @@ report_stats(const struct kv_index *ix, struct buf *b)
     for (int t = 0; t < KV_TYPE_COUNT; t++) {
         if (t > 0)
             buf_putc(b, ',');
-        report_str(b, kv_type_name((enum kv_type)t));
+        kvreport_str(b, kv_type_name((enum kv_type)t));
         buf_putc(b, ':');
         buf_put_u64(b, st.applied[t]);
     }
@@ -74,7 +97,7 @@ report_stats(const struct kv_index *ix, struct buf *b)
     for (int r = 1; r < INDEX_REJ_COUNT; r++) {
         if (r > 1)
             buf_putc(b, ',');
-        report_str(b, index_reject_name((enum index_reject)r));
+        kvreport_str(b, index_reject_name((enum index_reject)r));
         buf_putc(b, ':');
         buf_put_u64(b, st.rejected[r]);
     }
@@ -84,7 +107,7 @@ report_stats(const struct kv_index *ix, struct buf *b)
 }
 
 void
-report_pods(const struct kv_index *ix, struct buf *b)
+kvreport_pods(const struct kv_index *ix, struct buf *b)
 {
     size_t n = index_pod_count(ix);
     struct index_pod_info pi;
@@ -97,32 +120,16 @@ report_pods(const struct kv_index *ix, struct buf *b)
         if (!first)
             buf_putc(b, ',');
         first = 0;
-        buf_puts(b, "{\"pod\":");
-        report_str(b, pi.pod);
-        buf_puts(b, ",\"dp_rank\":");
-        report_rank(b, pi.has_rank, pi.rank);
-        member_u64(b, "blocks", pi.blocks);
-        buf_puts(b, ",\"last_seq\":");
-        if (pi.has_seq)
-            buf_put_u64(b, pi.last_seq);
-        else
-            buf_puts(b, "null");
-        buf_puts(b, ",\"last_ts\":");
-        if (pi.has_ts)
-            buf_put_double(b, pi.last_ts);
-        else
-            buf_puts(b, "null");
-        buf_puts(b, pi.degraded ? ",\"degraded\":true" : ",\"degraded\":false");
-        member_u64(b, "orphans", pi.orphans);
-        member_u64(b, "misaligned", pi.misaligned);
+        buf_putc(b, '{');
+        kvreport_pod_state(b, &pi);
         buf_putc(b, '}');
     }
     buf_puts(b, "]}");
 }
 
 int
-report_lookup(const struct kv_index *ix, const struct index_pod_ref *ref,
-              const uint64_t *hashes, size_t n, struct buf *b)
+kvreport_lookup(const struct kv_index *ix, const struct index_pod_ref *ref,
+                const uint64_t *hashes, size_t n, struct buf *b)
 {
     size_t cap = index_pod_count(ix) + 1;
     struct index_lookup_hit *hits = calloc(cap, sizeof *hits);
@@ -141,18 +148,16 @@ report_lookup(const struct kv_index *ix, const struct index_pod_ref *ref,
             const struct index_lookup_hit *h = &hits[k];
             if (k > 0)
                 buf_putc(b, ',');
-            buf_puts(b, "{\"pod\":");
-            report_str(b, h->pod);
-            buf_puts(b, ",\"dp_rank\":");
-            report_rank(b, h->has_rank, h->rank);
+            buf_putc(b, '{');
+            kvreport_pod(b, h->pod, h->has_rank, h->rank);
             buf_puts(b, ",\"key\":\"");
             buf_put_u64(b, h->key);
             buf_puts(b, "\",\"model\":");
-            report_str(b, h->model);
+            kvreport_str(b, h->model);
             buf_puts(b, ",\"lora_name\":");
-            report_str(b, h->lora_name);
+            kvreport_str(b, h->lora_name);
             buf_puts(b, ",\"media\":");
-            report_media(ix, h->media, b);
+            kvreport_media(ix, h->media, b);
             buf_putc(b, '}');
         }
         buf_puts(b, "]}");

@@ -1,9 +1,11 @@
 /*
- * snapshot.h - the index as NDJSON lines (docs/kvindex-snapshot.md): what
- * the "dump" op answers and what --snapshot writes and loads.
+ * snapshot.h - the index as NDJSON lines
+ * (docs/kvindex-snapshot.md#lines-in-this-order): what kvindex's "dump" op
+ * answers and what its --snapshot file holds.  Reads and writes files; never
+ * prints.
  */
-#ifndef KVINDEX_SNAPSHOT_H
-#define KVINDEX_SNAPSHOT_H
+#ifndef KVTAP_SNAPSHOT_H
+#define KVTAP_SNAPSHOT_H
 
 #include <stddef.h>
 
@@ -25,9 +27,10 @@ int snapshot_dump(const struct kv_index *ix, const struct index_opts *o,
                   snapshot_flush_fn flush, void *ctx);
 
 /*
- * Writes the whole index to path atomically: a temporary file in the same
- * directory, fsync, rename, fsync of the directory.  A crash at any point
- * leaves the previous snapshot intact.  Returns 0, or -1 with the reason.
+ * Writes the whole index to path (mode 0600) through lib/atomicfile: a crash
+ * at any point leaves the previous snapshot intact.  Returns 0, or -1 with
+ * the reason in err.  0 with err set means the snapshot is in place but the
+ * fsync of its directory failed.
  */
 int snapshot_write(const struct kv_index *ix, const struct index_opts *o,
                    const char *path, char *err, size_t errlen);

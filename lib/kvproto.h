@@ -1,0 +1,72 @@
+/*
+ * kvproto.h - kvindex's socket protocol (kvindex(1), PROTOCOL): one JSON
+ * request line in, one JSON reply line out, against an index the caller
+ * owns.  Parsing and replying only: the caller does the I/O.
+ */
+#ifndef KVTAP_KVPROTO_H
+#define KVTAP_KVPROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "event.h"
+#include "index.h"
+
+enum kvproto_op {
+    KVPROTO_PING,
+    KVPROTO_MATCH,
+    KVPROTO_KEYS,
+    KVPROTO_LOOKUP,
+    KVPROTO_PODS,
+    KVPROTO_STATS,
+    KVPROTO_DUMP,
+    KVPROTO_CLEAR,
+    KVPROTO_OP_COUNT
+};
+
+/* "ping", "match", ...  Static storage. */
+const char *kvproto_op_name(enum kvproto_op op);
+
+/*
+ * What the server adds to answers: its own counters for "stats".  The
+ * callback appends members (",\"name\":value" ...) to the data object.
+ */
+typedef void (*kvproto_stats_fn)(void *ctx, struct buf *out);
+
+struct kvproto {
+    struct kv_index *ix;         /* borrowed */
+    const struct index_opts *io; /* borrowed: the scheme, for dump */
+    kvproto_stats_fn stats_fn;
+    void *stats_ctx;
+    struct arena arena; /* per request */
+    struct index_match_result mr;
+    uint32_t *tokens;
+    size_t tokens_cap;
+    uint64_t *u64s;
+    size_t u64s_cap;
+    struct index_pod_ref *pods;
+    size_t pods_cap;
+    uint64_t served[KVPROTO_OP_COUNT]; /* requests answered ok, per op */
+    uint64_t errors;                   /* requests answered ok:false */
+};
+
+/* Sets up p for index ix built with io (both borrowed).  Cannot fail. */
+void kvproto_init(struct kvproto *p, struct kv_index *ix,
+                  const struct index_opts *io, kvproto_stats_fn fn, void *ctx);
+
+/* Frees what p allocated.  Accepts NULL. */
+void kvproto_free(struct kvproto *p);
+
+/*
+ * Answers one request line (without its '\n'): appends exactly one reply
+ * line, '\n' included, to out.  Check out->oom afterwards.
+ */
+void kvproto_handle(struct kvproto *p, const char *line, size_t len,
+                    struct buf *out);
+
+/* Appends an error reply without an id (for lines that were never read,
+ * such as over-long ones) and counts it. */
+void kvproto_reply_error(struct kvproto *p, struct buf *out, const char *msg);
+
+#endif
