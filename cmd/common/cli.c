@@ -3,6 +3,8 @@
  */
 #include "cli.h"
 
+#include "parse.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -53,6 +55,99 @@ cli_usage_error(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "%s: %s\nTry '%s --help'.\n", cli_prog, msg, cli_prog);
     exit(2);
+}
+
+/* A duration as the user would write it: the largest unit that is exact. */
+static void
+format_ms(char *out, size_t len, uint64_t ms)
+{
+    if (ms == 0)
+        snprintf(out, len, "0");
+    else if (ms % 3600000 == 0)
+        snprintf(out, len, "%lluh", (unsigned long long)(ms / 3600000));
+    else if (ms % 60000 == 0)
+        snprintf(out, len, "%llum", (unsigned long long)(ms / 60000));
+    else if (ms % 1000 == 0)
+        snprintf(out, len, "%llus", (unsigned long long)(ms / 1000));
+    else
+        snprintf(out, len, "%llums", (unsigned long long)ms);
+}
+
+/* A size as the user would write it: the largest suffix that is exact. */
+static void
+format_size(char *out, size_t len, uint64_t v)
+{
+    static const char suffix[] = "GMK";
+
+    for (int i = 0; i < 3; i++) {
+        unsigned shift = 10 * (unsigned)(3 - i);
+        if (v != 0 && v % (1ull << shift) == 0) {
+            snprintf(out, len, "%llu%c", (unsigned long long)(v >> shift),
+                     suffix[i]);
+            return;
+        }
+    }
+    snprintf(out, len, "%llu", (unsigned long long)v);
+}
+
+uint64_t
+cli_arg_duration(const char *flag, const char *s, uint64_t min_ms)
+{
+    char lo[32], hi[32];
+    uint64_t ms = 0;
+    int rc = parse_duration_ms(s, &ms);
+
+    if (rc == -1 && errno == EINVAL)
+        cli_usage_error("%s: '%s' is not a duration (e.g. 250ms, 5s, 2m)", flag,
+                        s);
+    if (rc == -1 || ms < min_ms || ms > CLI_DURATION_MAX_MS) {
+        format_ms(lo, sizeof lo, min_ms);
+        format_ms(hi, sizeof hi, CLI_DURATION_MAX_MS);
+        cli_usage_error("%s: '%s' is out of range (%s..%s)", flag, s, lo, hi);
+    }
+    return ms;
+}
+
+uint64_t
+cli_arg_count(const char *flag, const char *s, uint64_t min, uint64_t max)
+{
+    uint64_t v;
+
+    if (parse_u64(s, min, max, &v) == -1) {
+        if (errno == EINVAL)
+            cli_usage_error("%s: '%s' is not a whole number", flag, s);
+        cli_usage_error("%s: '%s' is out of range (%llu..%llu)", flag, s,
+                        (unsigned long long)min, (unsigned long long)max);
+    }
+    return v;
+}
+
+uint64_t
+cli_arg_size(const char *flag, const char *s, uint64_t min, uint64_t max)
+{
+    char lo[32], hi[32];
+    uint64_t v = 0;
+    int rc = parse_size(s, &v);
+
+    if (rc == -1 && errno == EINVAL)
+        cli_usage_error("%s: '%s' is not a size (e.g. 4096, 64K, 1M)", flag, s);
+    if (rc == -1 || v < min || v > max) {
+        format_size(lo, sizeof lo, min);
+        format_size(hi, sizeof hi, max);
+        cli_usage_error("%s: '%s' is out of range (%s..%s)", flag, s, lo, hi);
+    }
+    return v;
+}
+
+double
+cli_arg_rate(const char *flag, const char *s)
+{
+    double v;
+
+    if (parse_rate(s, &v) == -1)
+        cli_usage_error("%s: '%s' is not a rate (e.g. 100, 100/s, 5/m)", flag,
+                        s);
+    return v;
 }
 
 void

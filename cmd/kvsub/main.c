@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "parse.h"
 #include "run.h"
 #include "zsock.h"
 
@@ -233,25 +232,6 @@ read_endpoints(struct spec_list *l, const char *path)
     return rc;
 }
 
-static uint64_t
-duration_arg(const char *flag, const char *s)
-{
-    uint64_t ms;
-    if (parse_duration_ms(s, &ms) == -1 || ms > (uint64_t)1 << 40)
-        cli_usage_error("%s: invalid duration '%s'", flag, s);
-    return ms;
-}
-
-static uint64_t
-number_arg(const char *flag, const char *s, uint64_t min, uint64_t max)
-{
-    uint64_t v;
-    if (parse_u64(s, min, max, &v) == -1)
-        cli_usage_error("%s: invalid number '%s' (expected %llu..%llu)", flag,
-                        s, (unsigned long long)min, (unsigned long long)max);
-    return v;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -287,27 +267,26 @@ main(int argc, char **argv)
                                 optarg);
             break;
         case OPT_DP_SIZE:
-            dp_size = (int)number_arg("--dp-size", optarg, 1, 1024);
+            dp_size = (int)cli_arg_count("--dp-size", optarg, 1, 1024);
             break;
         case OPT_ENDPOINTS:
             endpoints = optarg;
             break;
         case 'c':
-            o.count = number_arg("--count", optarg, 1, UINT64_MAX);
+            o.count = cli_arg_count("--count", optarg, 1, UINT64_MAX);
             break;
         case OPT_IDLE:
-            o.idle_ms = duration_arg("--idle", optarg);
+            o.idle_ms = cli_arg_duration("--idle", optarg, 1);
             break;
         case OPT_DURATION:
-            o.duration_ms = duration_arg("--duration", optarg);
+            o.duration_ms = cli_arg_duration("--duration", optarg, 1);
             break;
         case OPT_REPLAY_TIMEOUT:
-            o.replay_timeout_ms = duration_arg("--replay-timeout", optarg);
-            if (o.replay_timeout_ms > 3600000)
-                cli_usage_error("--replay-timeout: at most 1h");
+            o.replay_timeout_ms =
+                cli_arg_duration("--replay-timeout", optarg, 1);
             break;
         case OPT_HWM:
-            o.rcvhwm = (int)number_arg("--hwm", optarg, 0, 1000000000);
+            o.rcvhwm = (int)cli_arg_count("--hwm", optarg, 0, 1000000000);
             break;
         case 'u':
             o.unbuffered = 1;
