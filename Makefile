@@ -2,6 +2,10 @@
 #
 #   make                 build every tool into bin/
 #   make test            unit + CLI tests; ends with "N passed, N failed"
+#                        (KVTAP_TEST_JOBS=N files at once, default 3;
+#                        KVTAP_CHECK_DOCS=1 adds the citation lint)
+#   make fuzz-build      compile the libFuzzer harnesses (needs clang)
+#   make fuzz FUZZ_SECONDS=60   run each harness that long
 #   make demo            the whole pipeline on a simulated engine
 #   make bench           benchmarks (ratios against baselines, same run)
 #   make SANITIZE=address,undefined test
@@ -169,6 +173,12 @@ fuzz: fuzz-build
 	        -artifact_prefix=build/fuzz/$$n- $$c tests/data/fixtures || \
 	        { echo "fuzz: $$n found a crash (build/fuzz/$$n-*)"; rc=1; }; \
 	done; exit $$rc
+
+# Every docs/ citation in lib/ cmd/ tests/ bench/ scripts/ must name a file
+# and heading that exist.  `make test` counts it as one more test when
+# KVTAP_CHECK_DOCS=1 (off until every citation is fixed).
+check-docs:
+	@scripts/check-docs
 
 clean:
 	rm -rf build bin
