@@ -72,3 +72,18 @@ for n, line in enumerate(data.split(b"\n")[:-1], 1):
         sys.exit(1)
 PYEOF
 }
+
+# run_ndjson FILE CMD [ARG...]: like `run --separate-stderr CMD ...`, but
+# CMD's stdout goes, exactly as written, to FILE (stderr to FILE.err), and
+# the run fails unless FILE is NDJSON (assert_ndjson).  Sets status, output
+# (stdout), lines and stderr for the assertions that follow.
+run_ndjson() {
+    local f=$1
+    shift
+    status=0
+    "$@" >"$f" 2>"$f.err" || status=$?
+    output=$(cat "$f")
+    stderr=$(cat "$f.err")
+    mapfile -t lines <"$f"
+    assert_ndjson "$f"
+}
