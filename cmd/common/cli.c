@@ -90,52 +90,63 @@ format_size(char *out, size_t len, uint64_t v)
     snprintf(out, len, "%llu", (unsigned long long)v);
 }
 
+static void
+format_count(char *out, size_t len, uint64_t v)
+{
+    snprintf(out, len, "%llu", (unsigned long long)v);
+}
+
+/*
+ * Ends the process unless parsing s returned rc 0 with v in [min, max]:
+ * a malformed value "is not" what not_a says, a well-formed one out of
+ * range names the range, written by fmt as the user would write it.
+ */
+static void
+arg_check(const char *flag, const char *s, int rc, uint64_t v, uint64_t min,
+          uint64_t max, const char *not_a,
+          void (*fmt)(char *, size_t, uint64_t))
+{
+    char lo[32], hi[32];
+
+    if (rc == -1 && errno == EINVAL)
+        cli_usage_error("%s: '%s' is not %s", flag, s, not_a);
+    if (rc == -1 || v < min || v > max) {
+        fmt(lo, sizeof lo, min);
+        fmt(hi, sizeof hi, max);
+        cli_usage_error("%s: '%s' is out of range (%s..%s)", flag, s, lo, hi);
+    }
+}
+
 uint64_t
 cli_arg_duration(const char *flag, const char *s, uint64_t min_ms)
 {
-    char lo[32], hi[32];
     uint64_t ms = 0;
     int rc = parse_duration_ms(s, &ms);
 
-    if (rc == -1 && errno == EINVAL)
-        cli_usage_error("%s: '%s' is not a duration (e.g. 250ms, 5s, 2m)", flag,
-                        s);
-    if (rc == -1 || ms < min_ms || ms > CLI_DURATION_MAX_MS) {
-        format_ms(lo, sizeof lo, min_ms);
-        format_ms(hi, sizeof hi, CLI_DURATION_MAX_MS);
-        cli_usage_error("%s: '%s' is out of range (%s..%s)", flag, s, lo, hi);
-    }
+    arg_check(flag, s, rc, ms, min_ms, CLI_DURATION_MAX_MS,
+              "a duration (e.g. 250ms, 5s, 2m)", format_ms);
     return ms;
 }
 
 uint64_t
 cli_arg_count(const char *flag, const char *s, uint64_t min, uint64_t max)
 {
-    uint64_t v;
+    uint64_t v = 0;
+    /* The range is checked here, so that any number parses. */
+    int rc = parse_u64(s, 0, UINT64_MAX, &v);
 
-    if (parse_u64(s, min, max, &v) == -1) {
-        if (errno == EINVAL)
-            cli_usage_error("%s: '%s' is not a whole number", flag, s);
-        cli_usage_error("%s: '%s' is out of range (%llu..%llu)", flag, s,
-                        (unsigned long long)min, (unsigned long long)max);
-    }
+    arg_check(flag, s, rc, v, min, max, "a whole number", format_count);
     return v;
 }
 
 uint64_t
 cli_arg_size(const char *flag, const char *s, uint64_t min, uint64_t max)
 {
-    char lo[32], hi[32];
     uint64_t v = 0;
     int rc = parse_size(s, &v);
 
-    if (rc == -1 && errno == EINVAL)
-        cli_usage_error("%s: '%s' is not a size (e.g. 4096, 64K, 1M)", flag, s);
-    if (rc == -1 || v < min || v > max) {
-        format_size(lo, sizeof lo, min);
-        format_size(hi, sizeof hi, max);
-        cli_usage_error("%s: '%s' is out of range (%s..%s)", flag, s, lo, hi);
-    }
+    arg_check(flag, s, rc, v, min, max, "a size (e.g. 4096, 64K, 1M)",
+              format_size);
     return v;
 }
 
