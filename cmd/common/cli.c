@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <jansson.h>
 #include <msgpack.h>
 #include <stdarg.h>
@@ -159,6 +160,27 @@ cli_arg_rate(const char *flag, const char *s)
         cli_usage_error("%s: '%s' is not a rate (e.g. 100, 100/s, 5/m)", flag,
                         s);
     return v;
+}
+
+void
+cli_bad_option(int c, char *const argv[])
+{
+    const char *arg = argv[optind - 1];
+    char shortopt[3] = {'-', (char)optopt, '\0'};
+
+    /*
+     * An unknown short option inside a cluster ("-bx") leaves optind on
+     * the cluster; optopt names the letter.  Long options set optopt to 0
+     * when unknown, and argv[optind - 1] is the option as typed.
+     */
+    if (c == '?' && optopt != 0)
+        arg = shortopt;
+    else if (c == ':' && arg[0] == '-' && arg[1] != '-' && optopt > 0 &&
+             optopt < 128)
+        arg = shortopt;
+    if (c == ':')
+        cli_usage_error("option '%s' needs a value", arg);
+    cli_usage_error("unknown option '%s'", arg);
 }
 
 void

@@ -60,6 +60,14 @@ uint64_t cli_arg_size(const char *flag, const char *s, uint64_t min,
 /* A rate "N[/s|/m|/h]" in events per second, above 0. */
 double cli_arg_rate(const char *flag, const char *s);
 
+/*
+ * Ends the process with the usage error for what getopt_long returned when
+ * it did not return an option: "option '--x' needs a value" (c == ':', for
+ * an optstring that starts with ':') or "unknown option '--x'".  Callers
+ * set opterr = 0 so that getopt prints nothing itself.
+ */
+void cli_bad_option(int c, char *const argv[]) __attribute__((noreturn));
+
 /* "prog VERSION (libzmq x, msgpack-c y, jansson z)" on stdout. */
 void cli_print_version(void);
 

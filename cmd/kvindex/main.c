@@ -265,7 +265,8 @@ cmd_serve(int argc, char **argv)
     o.ix.hash_seed = "";
     o.snapshot_every_ms = 60000;
     o.max_line = DEFAULT_MAX_LINE;
-    while ((c = getopt_long(argc, argv, "s:m:qvhV", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":s:m:qvhV", opts, NULL)) != -1) {
         switch (c) {
         case 's':
             sock = optarg;
@@ -327,7 +328,7 @@ cmd_serve(int argc, char **argv)
             cli_print_version();
             return 0;
         default:
-            cli_usage_error("invalid option");
+            cli_bad_option(c, argv);
         }
     }
     o.files = argv + optind;
@@ -370,11 +371,12 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
         {"prom", no_argument, NULL, OPT_PROM},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    int c;
+    int c, li = -1;
 
     memset(co, 0, sizeof *co);
     co->timeout_ms = DEFAULT_TIMEOUT_MS;
-    while ((c = getopt_long(argc, argv, "s:t:rm:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":s:t:rm:h", opts, &li)) != -1) {
         int ok = 1;
         switch (c) {
         case 's':
@@ -417,11 +419,15 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
             print_client_help(h);
             break;
         default:
-            cli_usage_error("invalid option for %s", h->name);
+            cli_bad_option(c, argv);
         }
-        if (!ok)
-            cli_usage_error("%s: option not valid for %s", argv[optind - 1],
+        /* Named as typed: argv[optind - 1] may be the option's value. */
+        if (!ok && li >= 0)
+            cli_usage_error("option '--%s' is not valid for %s", opts[li].name,
                             h->name);
+        if (!ok)
+            cli_usage_error("option '-%c' is not valid for %s", c, h->name);
+        li = -1;
     }
 }
 

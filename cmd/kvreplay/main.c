@@ -594,7 +594,8 @@ parse_args(int argc, char **argv, struct opts *o)
     o->timeout_ms = 5000;
     o->engine = KV_ENGINE_VLLM;
     o->dp_size = 1;
-    while ((c = getopt_long(argc, argv, "t:m:qvVh", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":t:m:qvVh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_FROM:
             o->from = cli_arg_count("--from", optarg, 0, UINT64_MAX - 1);
@@ -641,8 +642,7 @@ parse_args(int argc, char **argv, struct opts *o)
             fputs(usage_text, stdout);
             exit(fflush(stdout) == 0 ? 0 : 1);
         default:
-            fprintf(stderr, "Try '%s --help'.\n", cli_prog);
-            exit(2);
+            cli_bad_option(c, argv);
         }
     }
     if (optind >= argc)

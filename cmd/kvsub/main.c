@@ -246,7 +246,9 @@ main(int argc, char **argv)
     o.engine = KV_ENGINE_VLLM;
     o.replay_timeout_ms = 2000;
     o.rcvhwm = 1000000;
-    while ((c = getopt_long(argc, argv, "bm:c:uqvhV", long_opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":bm:c:uqvhV", long_opts, NULL)) !=
+           -1) {
         switch (c) {
         case 'b':
             o.bind = 1;
@@ -307,8 +309,7 @@ main(int argc, char **argv)
             cli_print_version();
             return 0;
         default:
-            fprintf(stderr, "Try 'kvsub --help'.\n");
-            return 2;
+            cli_bad_option(c, argv);
         }
     }
     for (int i = optind; i < argc; i++) {

@@ -100,3 +100,25 @@ Try '$1 --help'."
         done
     done
 }
+
+@test "an unknown option or a missing value: one message in every tool" {
+    usage_error "kvsub: unknown option '--nope'" kvsub --nope tcp://h:1
+    usage_error "kvsub: unknown option '-x'" kvsub -bx tcp://h:1
+    usage_error "kvsub: option '--count' needs a value" kvsub --count
+    usage_error "kvreplay: unknown option '--nope'" kvreplay --nope tcp://h:1
+    usage_error "kvreplay: option '-t' needs a value" kvreplay -t
+    usage_error "kvpub: unknown option '-Z'" kvpub -Z tcp://127.0.0.1:1
+    usage_error "kvpub: option '--layout' needs a value" kvpub --layout
+    usage_error "kvindex: unknown option '--nope'" kvindex serve --nope
+    usage_error "kvindex: option '-s' needs a value" kvindex stats -s
+    usage_error "kvindex: unknown option '-Z'" kvindex match -Z
+}
+
+@test "kvindex: an option of another subcommand is named as typed" {
+    usage_error "kvindex: option '--pods' is not valid for ping" \
+        kvindex ping --pods a
+    usage_error "kvindex: option '--model' is not valid for stats" \
+        kvindex stats --model m
+    usage_error "kvindex: option '-m' is not valid for dump" \
+        kvindex dump -m m
+}
