@@ -233,27 +233,28 @@ enum {
     OPT_POD
 };
 
+static const struct option serve_long_opts[] = {
+    {"socket", required_argument, NULL, 's'},
+    {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
+    {"hash", required_argument, NULL, OPT_HASH},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"hash-seed", required_argument, NULL, OPT_HASH_SEED},
+    {"model", required_argument, NULL, 'm'},
+    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
+    {"max-blocks", required_argument, NULL, OPT_MAX_BLOCKS},
+    {"max-line", required_argument, NULL, OPT_MAX_LINE},
+    {"exit-on-eof", no_argument, NULL, OPT_EXIT_ON_EOF},
+    {"stats", no_argument, NULL, OPT_STATS},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0}};
+
 static int
 cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"socket", required_argument, NULL, 's'},
-        {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
-        {"hash", required_argument, NULL, OPT_HASH},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"hash-seed", required_argument, NULL, OPT_HASH_SEED},
-        {"model", required_argument, NULL, 'm'},
-        {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
-        {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
-        {"max-blocks", required_argument, NULL, OPT_MAX_BLOCKS},
-        {"max-line", required_argument, NULL, OPT_MAX_LINE},
-        {"exit-on-eof", no_argument, NULL, OPT_EXIT_ON_EOF},
-        {"stats", no_argument, NULL, OPT_STATS},
-        {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
     struct serve_opts o;
     const char *sock = NULL;
     char path[256], err[256];
@@ -266,7 +267,8 @@ cmd_serve(int argc, char **argv)
     o.snapshot_every_ms = 60000;
     o.max_line = DEFAULT_MAX_LINE;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:m:qvhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":s:m:qvhV", serve_long_opts, NULL)) !=
+           -1) {
         switch (c) {
         case 's':
             sock = optarg;

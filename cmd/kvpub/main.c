@@ -619,33 +619,34 @@ is_uri(const char *s)
            strncmp(s, "inproc://", 9) == 0;
 }
 
+static const struct option long_opts[] = {
+    {"connect", no_argument, NULL, 'c'},
+    {"layout", required_argument, NULL, OPT_LAYOUT},
+    {"bytes-hashes", no_argument, NULL, OPT_BYTES_HASHES},
+    {"topic", required_argument, NULL, OPT_TOPIC},
+    {"input", required_argument, NULL, 'i'},
+    {"pod", required_argument, NULL, OPT_POD},
+    {"synth", required_argument, NULL, OPT_SYNTH},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"loop", no_argument, NULL, OPT_LOOP},
+    {"wait-subs", required_argument, NULL, OPT_WAIT_SUBS},
+    {"delay", required_argument, NULL, OPT_DELAY},
+    {"hold", required_argument, NULL, OPT_HOLD},
+    {"buffer", required_argument, NULL, OPT_BUFFER},
+    {"reply-topic", no_argument, NULL, OPT_REPLY_TOPIC},
+    {"replay-hwm", required_argument, NULL, OPT_REPLAY_HWM},
+    {"stats", no_argument, NULL, OPT_STATS},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"version", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
 static void
 parse_args(int argc, char **argv, struct opts *o)
 {
-    static const struct option longs[] = {
-        {"connect", no_argument, NULL, 'c'},
-        {"layout", required_argument, NULL, OPT_LAYOUT},
-        {"bytes-hashes", no_argument, NULL, OPT_BYTES_HASHES},
-        {"topic", required_argument, NULL, OPT_TOPIC},
-        {"input", required_argument, NULL, 'i'},
-        {"pod", required_argument, NULL, OPT_POD},
-        {"synth", required_argument, NULL, OPT_SYNTH},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"rate", required_argument, NULL, OPT_RATE},
-        {"loop", no_argument, NULL, OPT_LOOP},
-        {"wait-subs", required_argument, NULL, OPT_WAIT_SUBS},
-        {"delay", required_argument, NULL, OPT_DELAY},
-        {"hold", required_argument, NULL, OPT_HOLD},
-        {"buffer", required_argument, NULL, OPT_BUFFER},
-        {"reply-topic", no_argument, NULL, OPT_REPLY_TOPIC},
-        {"replay-hwm", required_argument, NULL, OPT_REPLAY_HWM},
-        {"stats", no_argument, NULL, OPT_STATS},
-        {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     int c;
 
     memset(o, 0, sizeof *o);
@@ -654,7 +655,7 @@ parse_args(int argc, char **argv, struct opts *o)
     o->buffer = DEFAULT_BUFFER;
     o->replay_hwm = -1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":ci:qvVh", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ci:qvVh", long_opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             o->connect = 1;
