@@ -2,7 +2,8 @@
  * fuzz_ndjson.c - libFuzzer harness for the NDJSON reader
  * (ndjson_parse_line), the input path of kvindex serve and kvpub.
  *
- *   make fuzz-build && build/fuzz/fuzz_ndjson -max_total_time=60 DIR
+ *   make fuzz FUZZ_SECONDS=60      (every harness; corpus in
+ *                                   build/fuzz/corpus/fuzz_ndjson)
  *
  * The input is split into lines, as the tools split their input, and each
  * line is handed over in a buffer of its exact length so that ASan sees any
