@@ -90,7 +90,8 @@ buf_put_double(struct buf *b, double v)
         buf_puts(b, "null");
         return;
     }
-    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0) {
+    /* The range check first: converting a double outside int64_t is UB. */
+    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v) {
         buf_put_i64(b, (int64_t)v);
         return;
     }

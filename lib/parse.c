@@ -90,6 +90,42 @@ parse_duration_ms(const char *s, uint64_t *out_ms)
 }
 
 int
+parse_size(const char *s, uint64_t *out)
+{
+    static const struct {
+        char suffix;
+        unsigned shift;
+    } units[] = {{'K', 10}, {'M', 20}, {'G', 30}};
+    char digits[32];
+    size_t n = s != NULL ? strlen(s) : 0;
+    unsigned shift = 0;
+    uint64_t v;
+
+    if (n == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (s[n - 1] == units[i].suffix) {
+            shift = units[i].shift;
+            n--;
+            break;
+        }
+    }
+    /* A copy without the suffix, so that parse_u64 checks the digits. */
+    if (n >= sizeof digits) {
+        errno = ERANGE;
+        return -1;
+    }
+    memcpy(digits, s, n);
+    digits[n] = '\0';
+    if (parse_u64(digits, 0, UINT64_MAX >> shift, &v) == -1)
+        return -1;
+    *out = v << shift;
+    return 0;
+}
+
+int
 parse_rate(const char *s, double *per_sec)
 {
     static const struct {

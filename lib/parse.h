@@ -20,6 +20,13 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  */
 int parse_duration_ms(const char *s, uint64_t *out_ms);
 
+/*
+ * A size in bytes: a decimal integer, optionally followed by K, M or G
+ * (powers of 1024, as in "64K" or "1M").  Values over UINT64_MAX are
+ * ERANGE.
+ */
+int parse_size(const char *s, uint64_t *out);
+
 /* A rate "N", "N/s", "N/m" or "N/h" in events per second (N > 0). */
 int parse_rate(const char *s, double *per_sec);
 

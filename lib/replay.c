@@ -31,6 +31,8 @@
  */
 #include "replay.h"
 
+#include "zsock.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +42,6 @@
 
 #define REPLAY_RCVHWM 1000000
 #define REPLAY_DEFAULT_RETRIES 8
-#define REPLAY_MAX_PARTS 4
 /* libzmq's default SNDHWM, which the engines' ROUTER keeps. */
 #define REPLAY_ROUTER_HWM 1000
 /* Silence after which a started stream is taken as ended (marker lost). */
@@ -62,23 +63,6 @@ struct replay_client {
     int clean;
 };
 
-/* One received message: up to REPLAY_MAX_PARTS parts kept, all counted. */
-struct rmsg {
-    zmq_msg_t part[REPLAY_MAX_PARTS];
-    int kept;
-    int nparts;
-};
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static long long
 now_ms(void)
 {
@@ -88,68 +72,11 @@ now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-rmsg_close(struct rmsg *m)
-{
-    for (int i = 0; i < m->kept; i++)
-        zmq_msg_close(&m->part[i]);
-    m->kept = 0;
-    m->nparts = 0;
-}
-
-/*
- * Receives one whole message, following ZMQ_RCVMORE so that a malformed
- * message never desynchronises the next.  Returns 0, or -1 with errno.
- */
-static int
-rmsg_recv(void *sock, struct rmsg *m, int flags)
-{
-    int more = 1;
-    zmq_msg_t extra;
-
-    m->kept = 0;
-    m->nparts = 0;
-    while (more) {
-        zmq_msg_t *part =
-            m->kept < REPLAY_MAX_PARTS ? &m->part[m->kept] : &extra;
-        int saved;
-
-        zmq_msg_init(part);
-        if (zmq_msg_recv(part, sock, m->nparts == 0 ? flags : 0) == -1) {
-            saved = errno;
-            zmq_msg_close(part);
-            if (m->nparts == 0 || saved != EINTR) {
-                rmsg_close(m);
-                errno = saved;
-                return -1;
-            }
-            /* The rest of a message is already queued; finish it. */
-            continue;
-        }
-        more = zmq_msg_more(part);
-        m->nparts++;
-        if (part == &extra)
-            zmq_msg_close(&extra);
-        else
-            m->kept++;
-    }
-    return 0;
-}
-
-static const uint8_t *
-rmsg_part(const struct rmsg *m, int i, size_t *len)
-{
-    zmq_msg_t *p = (zmq_msg_t *)&m->part[i];
-
-    *len = zmq_msg_size(p);
-    return zmq_msg_data(p);
-}
-
 struct replay_client *
 replay_open(void *zctx, const char *uri, char *err, size_t errlen)
 {
     struct replay_client *rc = NULL;
-    int hwm = REPLAY_RCVHWM, linger = 0;
+    int hwm = REPLAY_RCVHWM;
 
     rc = calloc(1, sizeof *rc);
     if (rc == NULL || (rc->uri = strdup(uri)) == NULL) {
@@ -162,7 +89,7 @@ replay_open(void *zctx, const char *uri, char *err, size_t errlen)
         goto fail;
     }
     if (zmq_setsockopt(rc->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) == -1 ||
-        zmq_setsockopt(rc->sock, ZMQ_LINGER, &linger, sizeof linger) == -1) {
+        zsock_set_common(rc->sock) == -1) {
         snprintf(err, errlen, "%s: setsockopt: %s", uri, zmq_strerror(errno));
         goto fail;
     }
@@ -195,10 +122,7 @@ send_request(struct replay_client *rc, uint64_t start, int timeout_ms)
 {
     uint8_t s8[8];
 
-    for (int i = 7; i >= 0; i--) {
-        s8[i] = (uint8_t)(start & 0xff);
-        start >>= 8;
-    }
+    zsock_put_be64(s8, start);
     if (zmq_setsockopt(rc->sock, ZMQ_SNDTIMEO, &timeout_ms,
                        sizeof timeout_ms) == -1)
         return -1;
@@ -340,7 +264,7 @@ on_end(struct fetch *f)
  * the end marker, 0 for a malformed message (why set).
  */
 static int
-classify(const struct rmsg *m, uint64_t *seq, const uint8_t **payload,
+classify(const struct zsock_msg *m, uint64_t *seq, const uint8_t **payload,
          size_t *len, const char **why)
 {
     size_t l0, ls;
@@ -351,19 +275,19 @@ classify(const struct rmsg *m, uint64_t *seq, const uint8_t **payload,
         *why = "replay reply with a wrong number of parts";
         return 0;
     }
-    rmsg_part(m, 0, &l0);
+    zsock_part(m, 0, &l0);
     if (l0 != 0) {
         *why = "replay reply without an empty delimiter";
         return 0;
     }
     seq_i = m->nparts == 3 ? 1 : 2;
-    sp = rmsg_part(m, seq_i, &ls);
+    sp = zsock_part(m, seq_i, &ls);
     if (ls != 8) {
         *why = "replay reply with a seq that is not 8 bytes";
         return 0;
     }
-    *seq = get_be64(sp);
-    *payload = rmsg_part(m, seq_i + 1, len);
+    *seq = zsock_get_be64(sp);
+    *payload = zsock_part(m, seq_i + 1, len);
     if (*seq == UINT64_MAX) {
         if (*len == 0)
             return 2;
@@ -374,12 +298,12 @@ classify(const struct rmsg *m, uint64_t *seq, const uint8_t **payload,
 }
 
 static size_t
-msg_bytes(const struct rmsg *m)
+msg_bytes(const struct zsock_msg *m)
 {
     size_t n = 0, l;
 
     for (int i = 0; i < m->kept; i++) {
-        rmsg_part(m, i, &l);
+        zsock_part(m, i, &l);
         n += l;
     }
     return n;
@@ -389,13 +313,13 @@ msg_bytes(const struct rmsg *m)
 static void
 drain_stale(struct replay_client *rc)
 {
-    struct rmsg m;
+    struct zsock_msg m;
     uint64_t seq;
     const uint8_t *payload;
     size_t len;
     const char *why;
 
-    while (rmsg_recv(rc->sock, &m, ZMQ_DONTWAIT) == 0) {
+    while (zsock_msg_recv(rc->sock, &m, ZMQ_DONTWAIT) == 0) {
         int k = classify(&m, &seq, &payload, &len, &why);
 
         if (k == 2) {
@@ -408,10 +332,141 @@ drain_stale(struct replay_client *rc)
             rc->in_stream = 1;
             rc->last_rx = seq;
         }
-        rmsg_close(&m);
+        zsock_msg_close(&m);
     }
     /* Every earlier request is over for this client's purposes. */
     rc->rx_stream = rc->req_no;
+}
+
+/* What one wait for replies needs besides the fetch state. */
+struct wait_ctx {
+    replay_cb cb;
+    replay_bad_cb bad;
+    void *ctx;
+    int timeout_ms; /* wait for the first reply to a request */
+    int quiet_ms;   /* silence that ends a stream once replies flow */
+    int stopped;    /* cb asked to stop */
+    char *err;
+    size_t errlen;
+};
+
+/* Maps a failed zmq call to an enum replay_rc, naming it in err. */
+static int
+zmq_failure(struct fetch *f, struct wait_ctx *w, const char *what)
+{
+    if (errno == EINTR)
+        return REPLAY_INTR;
+    snprintf(w->err, w->errlen, "%s: %s: %s", f->rc->uri, what,
+             zmq_strerror(errno));
+    return REPLAY_ERROR;
+}
+
+/* Files one whole message away; returns the step it leads to. */
+static enum step
+on_message(struct fetch *f, struct wait_ctx *w, const struct zsock_msg *m)
+{
+    uint64_t seq;
+    const uint8_t *payload;
+    size_t len;
+    const char *why;
+    int k = classify(m, &seq, &payload, &len, &why);
+
+    f->seen_any = 1;
+    f->rx_since_req = 1;
+    f->last_ms = now_ms();
+    if (k == 1)
+        return on_batch(f, seq, payload, len, w->cb, w->ctx, &w->stopped);
+    if (k == 2)
+        return on_end(f);
+    f->res->bad++;
+    if (w->bad != NULL)
+        w->bad(w->ctx, why, msg_bytes(m));
+    return STEP_MORE;
+}
+
+/*
+ * Reads replies to the newest request until it is answered (STEP_DONE),
+ * needs another request (STEP_REREQUEST), or fails: then *rc_out is set
+ * and -1 returned.
+ */
+static int
+await_replies(struct fetch *f, struct wait_ctx *w, enum step *st, int *rc_out)
+{
+    struct replay_client *rc = f->rc;
+
+    *st = STEP_MORE;
+    while (*st == STEP_MORE) {
+        zmq_pollitem_t item = {rc->sock, 0, ZMQ_POLLIN, 0};
+        struct zsock_msg m;
+        /*
+         * Until something answers the newest request, give the engine the
+         * full timeout; once replies flow, silence means an end marker was
+         * lost (or a stream boundary went unnoticed).
+         */
+        long long wait = f->rx_since_req ? w->quiet_ms : w->timeout_ms;
+        long long left = f->last_ms + wait - now_ms();
+        int n = zmq_poll(&item, 1, (long)(left < 0 ? 0 : left));
+
+        if (n == -1) {
+            *rc_out = zmq_failure(f, w, "poll");
+            return -1;
+        }
+        if (n == 0) {
+            if (now_ms() < f->last_ms + wait)
+                continue;
+            if (!f->seen_any) {
+                if (w->timeout_ms % 1000 == 0)
+                    snprintf(w->err, w->errlen, "%s: no reply in %ds", rc->uri,
+                             w->timeout_ms / 1000);
+                else
+                    snprintf(w->err, w->errlen, "%s: no reply in %dms", rc->uri,
+                             w->timeout_ms);
+                *rc_out = REPLAY_TIMEOUT;
+                return -1;
+            }
+            *st = STEP_REREQUEST;
+            f->drops = 1;
+            /* Whatever was in flight is now older than the new request. */
+            rc->in_stream = 0;
+            rc->rx_stream = rc->req_no;
+            break;
+        }
+        if (zsock_msg_recv(rc->sock, &m, ZMQ_DONTWAIT) == -1) {
+            if (errno == EAGAIN)
+                continue;
+            *rc_out = zmq_failure(f, w, "receive");
+            return -1;
+        }
+        *st = on_message(f, w, &m);
+        zsock_msg_close(&m);
+    }
+    return 0;
+}
+
+/* (Re-)requests from the first seq not yet held; 0, or -1 with *rc_out. */
+static int
+request_next(struct fetch *f, struct wait_ctx *w, int *rc_out)
+{
+    struct replay_client *rc = f->rc;
+
+    f->sure = rc->clean;
+    if (send_request(rc, f->res->next, w->timeout_ms) == -1) {
+        if (errno == EAGAIN) {
+            snprintf(w->err, w->errlen, "%s: cannot send the replay request",
+                     rc->uri);
+            *rc_out = REPLAY_TIMEOUT;
+        } else {
+            *rc_out = zmq_failure(f, w, "send");
+        }
+        return -1;
+    }
+    f->req_start = f->res->next;
+    f->cur_first = 1;
+    f->rx_since_req = 0;
+    f->hole = 0;
+    f->stream_n = 0;
+    f->last_ms = now_ms();
+    return 0;
 }
 
 int
@@ -420,11 +475,10 @@ replay_fetch(struct replay_client *rc, const struct replay_request *req,
              struct replay_result *res, char *err, size_t errlen)
 {
     struct fetch f;
+    struct wait_ctx w = {cb, bad, ctx, 0, 0, 0, err, errlen};
     int max_retries =
         req->max_retries > 0 ? req->max_retries : REPLAY_DEFAULT_RETRIES;
-    int timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 1;
-    int quiet_ms = timeout_ms / 10;
-    int rc_out = REPLAY_OK, stopped = 0;
+    int rc_out = REPLAY_OK;
 
     memset(res, 0, sizeof *res);
     res->next = req->from;
@@ -432,12 +486,14 @@ replay_fetch(struct replay_client *rc, const struct replay_request *req,
         err[0] = '\0';
     if (req->from > req->to)
         return REPLAY_OK;
-    if (quiet_ms < REPLAY_QUIET_MIN_MS)
-        quiet_ms = REPLAY_QUIET_MIN_MS;
-    if (quiet_ms > REPLAY_QUIET_MAX_MS)
-        quiet_ms = REPLAY_QUIET_MAX_MS;
-    if (quiet_ms > timeout_ms)
-        quiet_ms = timeout_ms;
+    w.timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 1;
+    w.quiet_ms = w.timeout_ms / 10;
+    if (w.quiet_ms < REPLAY_QUIET_MIN_MS)
+        w.quiet_ms = REPLAY_QUIET_MIN_MS;
+    if (w.quiet_ms > REPLAY_QUIET_MAX_MS)
+        w.quiet_ms = REPLAY_QUIET_MAX_MS;
+    if (w.quiet_ms > w.timeout_ms)
+        w.quiet_ms = w.timeout_ms;
 
     memset(&f, 0, sizeof f);
     f.rc = rc;
@@ -446,109 +502,12 @@ replay_fetch(struct replay_client *rc, const struct replay_request *req,
     drain_stale(rc);
 
     for (;;) {
-        enum step st = STEP_MORE;
+        enum step st;
 
-        /* (Re-)request from the first seq not yet held. */
-        f.sure = rc->clean;
-        if (send_request(rc, res->next, timeout_ms) == -1) {
-            if (errno == EINTR) {
-                rc_out = REPLAY_INTR;
-            } else if (errno == EAGAIN) {
-                snprintf(err, errlen, "%s: cannot send the replay request",
-                         rc->uri);
-                rc_out = REPLAY_TIMEOUT;
-            } else {
-                snprintf(err, errlen, "%s: send: %s", rc->uri,
-                         zmq_strerror(errno));
-                rc_out = REPLAY_ERROR;
-            }
+        if (request_next(&f, &w, &rc_out) == -1 ||
+            await_replies(&f, &w, &st, &rc_out) == -1)
             goto out;
-        }
-        f.req_start = res->next;
-        f.cur_first = 1;
-        f.rx_since_req = 0;
-        f.hole = 0;
-        f.stream_n = 0;
-        f.last_ms = now_ms();
-
-        while (st == STEP_MORE) {
-            zmq_pollitem_t item = {rc->sock, 0, ZMQ_POLLIN, 0};
-            long long wait, left;
-            struct rmsg m;
-            uint64_t seq;
-            const uint8_t *payload;
-            size_t len;
-            const char *why;
-            int k, n;
-
-            /*
-             * Until something answers the newest request, give the engine
-             * the full timeout; once replies flow, silence means an end
-             * marker was lost (or a stream boundary went unnoticed).
-             */
-            wait = f.rx_since_req ? quiet_ms : timeout_ms;
-            left = f.last_ms + wait - now_ms();
-            if (left < 0)
-                left = 0;
-            n = zmq_poll(&item, 1, (long)left);
-            if (n == -1) {
-                if (errno == EINTR) {
-                    rc_out = REPLAY_INTR;
-                } else {
-                    snprintf(err, errlen, "%s: poll: %s", rc->uri,
-                             zmq_strerror(errno));
-                    rc_out = REPLAY_ERROR;
-                }
-                goto out;
-            }
-            if (n == 0) {
-                if (now_ms() < f.last_ms + wait)
-                    continue;
-                if (!f.seen_any) {
-                    if (timeout_ms % 1000 == 0)
-                        snprintf(err, errlen, "%s: no reply in %ds", rc->uri,
-                                 timeout_ms / 1000);
-                    else
-                        snprintf(err, errlen, "%s: no reply in %dms", rc->uri,
-                                 timeout_ms);
-                    rc_out = REPLAY_TIMEOUT;
-                    goto out;
-                }
-                st = STEP_REREQUEST;
-                f.drops = 1;
-                /* Whatever was in flight is now older than the new request. */
-                rc->in_stream = 0;
-                rc->rx_stream = rc->req_no;
-                break;
-            }
-            if (rmsg_recv(rc->sock, &m, ZMQ_DONTWAIT) == -1) {
-                if (errno == EAGAIN)
-                    continue;
-                if (errno == EINTR) {
-                    rc_out = REPLAY_INTR;
-                } else {
-                    snprintf(err, errlen, "%s: receive: %s", rc->uri,
-                             zmq_strerror(errno));
-                    rc_out = REPLAY_ERROR;
-                }
-                goto out;
-            }
-            f.seen_any = 1;
-            f.rx_since_req = 1;
-            f.last_ms = now_ms();
-            k = classify(&m, &seq, &payload, &len, &why);
-            if (k == 1) {
-                st = on_batch(&f, seq, payload, len, cb, ctx, &stopped);
-            } else if (k == 2) {
-                st = on_end(&f);
-            } else {
-                res->bad++;
-                if (bad != NULL)
-                    bad(ctx, why, msg_bytes(&m));
-            }
-            rmsg_close(&m);
-        }
-        if (stopped) {
+        if (w.stopped) {
             rc_out = REPLAY_STOPPED;
             goto out;
         }

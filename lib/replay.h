@@ -1,7 +1,8 @@
 /*
  * replay.h - the client side of the engines' replay protocol (DEALER).
  *
- * Used by kvsub to fill sequence gaps and by kvreplay.  It sends
+ * Used by kvsub to fill sequence gaps and by kvreplay
+ * (docs/protocol.md#replay).  It sends
  * ["", start_seq], reads replies in both layouts (["", seq, payload] and
  * ["", topic, seq, payload]) and stops at the end marker.  Because the
  * engine's ROUTER drops messages to a DEALER whose pipe is full (high-water

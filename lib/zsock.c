@@ -1,6 +1,6 @@
 /*
  * zsock.c - endpoint specs, the data-parallel port rule, whole-message
- * receive and live frame validation (docs/wire-format.md §1).
+ * receive and live frame validation (docs/protocol.md#frames).
  */
 #include "zsock.h"
 

@@ -3,8 +3,11 @@
  */
 #include "cli.h"
 
+#include "parse.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <jansson.h>
 #include <msgpack.h>
 #include <stdarg.h>
@@ -53,6 +56,131 @@ cli_usage_error(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "%s: %s\nTry '%s --help'.\n", cli_prog, msg, cli_prog);
     exit(2);
+}
+
+/* A duration as the user would write it: the largest unit that is exact. */
+static void
+format_ms(char *out, size_t len, uint64_t ms)
+{
+    if (ms == 0)
+        snprintf(out, len, "0");
+    else if (ms % 3600000 == 0)
+        snprintf(out, len, "%lluh", (unsigned long long)(ms / 3600000));
+    else if (ms % 60000 == 0)
+        snprintf(out, len, "%llum", (unsigned long long)(ms / 60000));
+    else if (ms % 1000 == 0)
+        snprintf(out, len, "%llus", (unsigned long long)(ms / 1000));
+    else
+        snprintf(out, len, "%llums", (unsigned long long)ms);
+}
+
+/* A size as the user would write it: the largest suffix that is exact. */
+static void
+format_size(char *out, size_t len, uint64_t v)
+{
+    static const char suffix[] = "GMK";
+
+    for (int i = 0; i < 3; i++) {
+        unsigned shift = 10 * (unsigned)(3 - i);
+        if (v != 0 && v % (1ull << shift) == 0) {
+            snprintf(out, len, "%llu%c", (unsigned long long)(v >> shift),
+                     suffix[i]);
+            return;
+        }
+    }
+    snprintf(out, len, "%llu", (unsigned long long)v);
+}
+
+static void
+format_count(char *out, size_t len, uint64_t v)
+{
+    snprintf(out, len, "%llu", (unsigned long long)v);
+}
+
+/*
+ * Ends the process unless parsing s returned rc 0 with v in [min, max]:
+ * a malformed value "is not" what not_a says, a well-formed one out of
+ * range names the range, written by fmt as the user would write it.
+ */
+static void
+arg_check(const char *flag, const char *s, int rc, uint64_t v, uint64_t min,
+          uint64_t max, const char *not_a,
+          void (*fmt)(char *, size_t, uint64_t))
+{
+    char lo[32], hi[32];
+
+    if (rc == -1 && errno == EINVAL)
+        cli_usage_error("%s: '%s' is not %s", flag, s, not_a);
+    if (rc == -1 || v < min || v > max) {
+        fmt(lo, sizeof lo, min);
+        fmt(hi, sizeof hi, max);
+        cli_usage_error("%s: '%s' is out of range (%s..%s)", flag, s, lo, hi);
+    }
+}
+
+uint64_t
+cli_arg_duration(const char *flag, const char *s, uint64_t min_ms)
+{
+    uint64_t ms = 0;
+    int rc = parse_duration_ms(s, &ms);
+
+    arg_check(flag, s, rc, ms, min_ms, CLI_DURATION_MAX_MS,
+              "a duration (e.g. 250ms, 5s, 2m)", format_ms);
+    return ms;
+}
+
+uint64_t
+cli_arg_count(const char *flag, const char *s, uint64_t min, uint64_t max)
+{
+    uint64_t v = 0;
+    /* The range is checked here, so that any number parses. */
+    int rc = parse_u64(s, 0, UINT64_MAX, &v);
+
+    arg_check(flag, s, rc, v, min, max, "a whole number", format_count);
+    return v;
+}
+
+uint64_t
+cli_arg_size(const char *flag, const char *s, uint64_t min, uint64_t max)
+{
+    uint64_t v = 0;
+    int rc = parse_size(s, &v);
+
+    arg_check(flag, s, rc, v, min, max, "a size (e.g. 4096, 64K, 1M)",
+              format_size);
+    return v;
+}
+
+double
+cli_arg_rate(const char *flag, const char *s)
+{
+    double v;
+
+    if (parse_rate(s, &v) == -1)
+        cli_usage_error("%s: '%s' is not a rate (e.g. 100, 100/s, 5/m)", flag,
+                        s);
+    return v;
+}
+
+void
+cli_bad_option(int c, char *const argv[])
+{
+    const char *arg = argv[optind - 1];
+    char shortopt[3] = {'-', (char)optopt, '\0'};
+
+    /*
+     * An unknown short option inside a cluster ("-bx") leaves optind on
+     * the cluster; optopt names the letter.  Long options set optopt to 0
+     * when unknown, and argv[optind - 1] is the option as typed.
+     */
+    if (c == '?' && optopt != 0)
+        arg = shortopt;
+    else if (c == ':' && arg[0] == '-' && arg[1] != '-' && optopt > 0 &&
+             optopt < 128)
+        arg = shortopt;
+    if (c == ':')
+        cli_usage_error("option '%s' needs a value", arg);
+    cli_usage_error("unknown option '%s'", arg);
 }
 
 void

@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -29,6 +30,43 @@ void cli_log(int level, const char *fmt, ...)
 /* "prog: message" and "Try 'prog --help'." on stderr, then exit(2). */
 void cli_usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
+
+/*
+ * Option values, parsed with lib/parse.c and checked against the same
+ * limits in every tool (docs/cli.md#options).  A bad value ends the process
+ * through cli_usage_error with one message format, for example
+ *   "kvsub: --idle: 'x' is not a duration (e.g. 250ms, 5s, 2m)"
+ *   "kvsub: --idle: '0' is out of range (1ms..168h)"
+ * flag is the option as the user knows it ("--timeout").
+ */
+
+/* The longest duration any option takes: one week, and it fits an int. */
+#define CLI_DURATION_MAX_MS (168ull * 3600 * 1000)
+
+/*
+ * A duration in milliseconds in [min_ms, CLI_DURATION_MAX_MS]; min_ms is 1
+ * where 0 would make no sense (a timeout, an interval), else 0.
+ */
+uint64_t cli_arg_duration(const char *flag, const char *s, uint64_t min_ms);
+
+/* A whole number (a count, a seq, a seed) in [min, max]. */
+uint64_t cli_arg_count(const char *flag, const char *s, uint64_t min,
+                       uint64_t max);
+
+/* A size in bytes with an optional K, M or G suffix, in [min, max]. */
+uint64_t cli_arg_size(const char *flag, const char *s, uint64_t min,
+                      uint64_t max);
+
+/* A rate "N[/s|/m|/h]" in events per second, above 0. */
+double cli_arg_rate(const char *flag, const char *s);
+
+/*
+ * Ends the process with the usage error for what getopt_long returned when
+ * it did not return an option: "option '--x' needs a value" (c == ':', for
+ * an optstring that starts with ':') or "unknown option '--x'".  Callers
+ * set opterr = 0 so that getopt prints nothing itself.
+ */
+void cli_bad_option(int c, char *const argv[]) __attribute__((noreturn));
 
 /* "prog VERSION (libzmq x, msgpack-c y, jansson z)" on stdout. */
 void cli_print_version(void);

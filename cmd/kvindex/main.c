@@ -14,7 +14,6 @@
 #include "cli.h"
 #include "client.h"
 #include "jscan.h"
-#include "parse.h"
 #include "server.h"
 #include "sock.h"
 
@@ -22,7 +21,7 @@
 #define DEFAULT_MAX_LINE (1u << 20)
 
 static const char usage_all[] =
-    "usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
+    "Usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
     "scheme]\n"
     "                     [--seed n] [--hash-seed str] [-m model]\n"
     "                     [--snapshot file] [--snapshot-every dur]\n"
@@ -45,6 +44,10 @@ static const char help_main[] =
     "built from the NDJSON events of kvsub or kvreplay, and answers on a Unix\n"
     "socket.  `kvindex SUBCOMMAND --help` describes each subcommand.\n"
     "\n"
+    "Options:\n"
+    "  -h, --help       this help (`kvindex SUBCOMMAND --help`: that one's)\n"
+    "  -V, --version    the version and those of the libraries\n"
+    "\n"
     "SOCKET\n"
     "  -s PATH, or $KVINDEX_SOCKET, else $XDG_RUNTIME_DIR/kvindex.sock, else\n"
     "  /tmp/kvindex-$UID/kvindex.sock.  The protocol is one JSON object per\n"
@@ -66,7 +69,7 @@ static const char help_main[] =
     "  echo '[1,2,3,4]' | kvindex match -s /run/kv.sock -m llama\n";
 
 static const char help_serve[] =
-    "usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
+    "Usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
     "scheme]\n"
     "                     [--seed n] [--hash-seed str] [-m model]\n"
     "                     [--snapshot file] [--snapshot-every dur]\n"
@@ -77,7 +80,7 @@ static const char help_serve[] =
     "the prefix index and answers requests on the Unix socket.  At the end of\n"
     "the input it keeps serving.\n"
     "\n"
-    "OPTIONS\n"
+    "Options:\n"
     "  -s, --socket PATH       socket path (default: see kvindex --help)\n"
     "      --socket-mode MODE  octal permissions of the socket (default 0600)\n"
     "      --hash SCHEME       block keys: aibrix (default), dynamo, llmd\n"
@@ -88,8 +91,8 @@ static const char help_serve[] =
     "      --snapshot-every DUR  snapshot interval (default 60s)\n"
     "      --max-blocks N      cap on (pod, block) entries, LRU eviction\n"
     "                          (default 0: none)\n"
-    "      --max-line BYTES    longest input or request line (default "
-    "1048576)\n"
+    "      --max-line BYTES    longest input or request line (default 1M;\n"
+    "                          K, M, G suffixes)\n"
     "      --exit-on-eof       exit 0 at the end of the input\n"
     "      --stats             one JSON stats line on stderr at exit\n"
     "                          (SIGUSR1: print it now)\n"
@@ -114,13 +117,14 @@ static const char help_serve[] =
     "  kvindex serve --exit-on-eof --stats capture.ndjson\n"
     "  kvindex serve --snapshot /var/lib/kvindex.ndjson --snapshot-every 30s\n";
 
-static const char help_client[] =
-    "\n"
-    "COMMON OPTIONS\n"
+/* The options every client subcommand takes, after its own. */
+static const char help_client_opts[] =
     "  -s, --socket PATH   server socket (default: see kvindex --help)\n"
     "  -t, --timeout DUR   longest wait for a reply (default 5s)\n"
     "  -r, --raw           print only the reply's data member\n"
-    "  -h, --help          this help\n"
+    "  -h, --help          this help\n";
+
+static const char help_client_tail[] =
     "\n"
     "OUTPUT\n"
     "  The reply as one JSON line on stdout:\n"
@@ -133,60 +137,63 @@ static const char help_client[] =
 
 struct subcmd_help {
     const char *name;
-    const char *usage;
+    const char *usage;   /* the Usage: line and what the subcommand does */
+    const char *options; /* its own options, or "" */
     const char *examples;
 };
 
 static const struct subcmd_help client_helps[] = {
     {"query",
-     "usage: kvindex query [-r] [-s path] [-t timeout] request-json | -\n"
+     "Usage: kvindex query [-r] [-s path] [-t timeout] request-json | -\n"
      "\nSends a request as is; with \"-\", one request per line of stdin\n"
      "(one reply line each).\n",
+     "",
      "  kvindex query '{\"op\":\"pods\"}'\n"
      "  printf '%s\\n' '{\"id\":1,\"op\":\"ping\"}' | kvindex query -\n"},
     {"match",
-     "usage: kvindex match [-r] [-s path] [-t timeout] [-m model]\n"
+     "Usage: kvindex match [-r] [-s path] [-t timeout] [-m model]\n"
      "                     [--lora-name name] [--pods pod,...] "
      "[tokens-json]\n"
      "\nWhich pods hold the longest prefix of the tokens (a JSON array, as\n"
-     "the argument or on stdin).\n"
-     "\nOPTIONS\n"
-     "  -m, --model M        the model (default: the server's -m)\n"
-     "      --lora-name L    the LoRA adapter (default: the base model)\n"
-     "      --pods a,b       only these pods are candidates\n",
+     "the argument or on stdin).\n",
+     "  -m, --model M       the model (default: the server's -m)\n"
+     "      --lora-name L   the LoRA adapter (default: the base model)\n"
+     "      --pods a,b      only these pods are candidates\n",
      "  echo '[1,2,3,4,5,6,7,8]' | kvindex match -m llama\n"
      "  kvindex match -r -m llama --pods pod-a,pod-b '[1,2,3,4]'\n"},
     {"keys",
-     "usage: kvindex keys [-r] [-s path] [-t timeout] [-m model]\n"
+     "Usage: kvindex keys [-r] [-s path] [-t timeout] [-m model]\n"
      "                    [--lora-name name] [--block-size n] "
      "[tokens-json]\n"
      "\nThe block keys of the tokens under the server's scheme (decimal\n"
-     "strings), for debugging a router.\n"
-     "\nOPTIONS\n"
-     "  -m, --model M        the model (default: the server's -m)\n"
-     "      --lora-name L    the LoRA adapter (default: the base model)\n"
-     "      --block-size N   used when the namespace has no block size yet\n",
+     "strings), for debugging a router.\n",
+     "  -m, --model M       the model (default: the server's -m)\n"
+     "      --lora-name L   the LoRA adapter (default: the base model)\n"
+     "      --block-size N  used when the namespace has no block size yet\n",
      "  kvindex keys -m llama --block-size 16 \"$(seq -s, 0 31 | sed "
      "'s/.*/[&]/')\"\n"},
     {"stats",
-     "usage: kvindex stats [-r] [-s path] [-t timeout] [--prom]\n"
+     "Usage: kvindex stats [-r] [-s path] [-t timeout] [--prom]\n"
      "\nCounters and sizes; --prom prints them in the Prometheus text\n"
      "format (for a node-exporter textfile collector).\n",
+     "      --prom          the Prometheus text format instead of JSON\n",
      "  kvindex stats --prom > /var/lib/node-exporter/kvindex.prom\n"},
     {"pods",
-     "usage: kvindex pods [-r] [-s path] [-t timeout]\n"
+     "Usage: kvindex pods [-r] [-s path] [-t timeout]\n"
      "\nPer pod: blocks held, last seq and ts, degraded, rejected stores.\n",
-     "  kvindex pods -r | jq '.pods[] | select(.degraded)'\n"},
+     "", "  kvindex pods -r | jq '.pods[] | select(.degraded)'\n"},
     {"dump",
-     "usage: kvindex dump [-s path] [-t timeout] [--pod name]\n"
+     "Usage: kvindex dump [-s path] [-t timeout] [--pod name]\n"
      "\nPrints the index (or one pod's part) as NDJSON lines, the snapshot\n"
      "format (docs/kvindex-snapshot.md), one per line.\n",
+     "      --pod NAME      only this pod's part\n",
      "  kvindex dump > index.ndjson\n"
      "  kvindex dump --pod pod-a | grep -c '\"type\":\"entry\"'\n"},
     {"ping",
-     "usage: kvindex ping [-s path] [-t timeout]\n"
+     "Usage: kvindex ping [-s path] [-t timeout]\n"
      "\nAsks the server for its version.  With -t it also waits for the\n"
      "server to appear, retrying until the timeout (readiness checks).\n",
+     "",
      "  kvindex serve -s /tmp/kv.sock < events.ndjson &\n"
      "  kvindex ping -s /tmp/kv.sock -t 10s && echo ready\n"},
 };
@@ -202,29 +209,10 @@ print_help(const char *text)
 static void
 print_client_help(const struct subcmd_help *h)
 {
-    printf("%s%s\nEXAMPLES\n%s", h->usage, help_client, h->examples);
+    printf("%s\nOptions:\n%s%s%s\nEXAMPLES\n%s", h->usage, h->options,
+           help_client_opts, help_client_tail, h->examples);
     fflush(stdout);
     exit(ferror(stdout) ? 1 : 0);
-}
-
-static uint64_t
-flag_u64(const char *flag, const char *v, uint64_t min, uint64_t max)
-{
-    uint64_t out;
-
-    if (parse_u64(v, min, max, &out) < 0)
-        cli_usage_error("%s: invalid number '%s'", flag, v);
-    return out;
-}
-
-static uint64_t
-flag_duration(const char *flag, const char *v)
-{
-    uint64_t ms;
-
-    if (parse_duration_ms(v, &ms) < 0)
-        cli_usage_error("%s: invalid duration '%s'", flag, v);
-    return ms;
 }
 
 enum {
@@ -245,27 +233,28 @@ enum {
     OPT_POD
 };
 
+static const struct option serve_long_opts[] = {
+    {"socket", required_argument, NULL, 's'},
+    {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
+    {"hash", required_argument, NULL, OPT_HASH},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"hash-seed", required_argument, NULL, OPT_HASH_SEED},
+    {"model", required_argument, NULL, 'm'},
+    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
+    {"max-blocks", required_argument, NULL, OPT_MAX_BLOCKS},
+    {"max-line", required_argument, NULL, OPT_MAX_LINE},
+    {"exit-on-eof", no_argument, NULL, OPT_EXIT_ON_EOF},
+    {"stats", no_argument, NULL, OPT_STATS},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0}};
+
 static int
 cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"socket", required_argument, NULL, 's'},
-        {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
-        {"hash", required_argument, NULL, OPT_HASH},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"hash-seed", required_argument, NULL, OPT_HASH_SEED},
-        {"model", required_argument, NULL, 'm'},
-        {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
-        {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
-        {"max-blocks", required_argument, NULL, OPT_MAX_BLOCKS},
-        {"max-line", required_argument, NULL, OPT_MAX_LINE},
-        {"exit-on-eof", no_argument, NULL, OPT_EXIT_ON_EOF},
-        {"stats", no_argument, NULL, OPT_STATS},
-        {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
     struct serve_opts o;
     const char *sock = NULL;
     char path[256], err[256];
@@ -277,7 +266,9 @@ cmd_serve(int argc, char **argv)
     o.ix.hash_seed = "";
     o.snapshot_every_ms = 60000;
     o.max_line = DEFAULT_MAX_LINE;
-    while ((c = getopt_long(argc, argv, "s:m:qvhV", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":s:m:qvhV", serve_long_opts, NULL)) !=
+           -1) {
         switch (c) {
         case 's':
             sock = optarg;
@@ -297,7 +288,7 @@ cmd_serve(int argc, char **argv)
                                 optarg);
             break;
         case OPT_SEED:
-            o.ix.seed = flag_u64("--seed", optarg, 0, UINT64_MAX);
+            o.ix.seed = cli_arg_count("--seed", optarg, 0, UINT64_MAX);
             break;
         case OPT_HASH_SEED:
             o.ix.hash_seed = optarg;
@@ -309,14 +300,16 @@ cmd_serve(int argc, char **argv)
             o.snapshot = optarg;
             break;
         case OPT_SNAPSHOT_EVERY:
-            o.snapshot_every_ms = flag_duration("--snapshot-every", optarg);
+            o.snapshot_every_ms =
+                cli_arg_duration("--snapshot-every", optarg, 1);
             break;
         case OPT_MAX_BLOCKS:
-            o.ix.max_blocks = flag_u64("--max-blocks", optarg, 0, UINT64_MAX);
+            o.ix.max_blocks =
+                cli_arg_count("--max-blocks", optarg, 0, UINT64_MAX);
             break;
         case OPT_MAX_LINE:
             o.max_line =
-                (size_t)flag_u64("--max-line", optarg, 64, (uint64_t)1 << 30);
+                (size_t)cli_arg_size("--max-line", optarg, 64, 1u << 30);
             break;
         case OPT_EXIT_ON_EOF:
             o.exit_on_eof = 1;
@@ -337,7 +330,7 @@ cmd_serve(int argc, char **argv)
             cli_print_version();
             return 0;
         default:
-            cli_usage_error("invalid option");
+            cli_bad_option(c, argv);
         }
     }
     o.files = argv + optind;
@@ -380,18 +373,20 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
         {"prom", no_argument, NULL, OPT_PROM},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    int c;
+    int c, li = -1;
 
     memset(co, 0, sizeof *co);
     co->timeout_ms = DEFAULT_TIMEOUT_MS;
-    while ((c = getopt_long(argc, argv, "s:t:rm:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":s:t:rm:h", opts, &li)) != -1) {
         int ok = 1;
         switch (c) {
         case 's':
             co->sock = optarg;
             break;
         case 't':
-            co->timeout_ms = (long long)flag_duration("--timeout", optarg);
+            co->timeout_ms =
+                (long long)cli_arg_duration("--timeout", optarg, 1);
             co->timeout_set = 1;
             break;
         case 'r':
@@ -415,7 +410,8 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
             break;
         case OPT_BLOCK_SIZE:
             ok = !strcmp(h->name, "keys");
-            co->block_size = flag_u64("--block-size", optarg, 1, UINT32_MAX);
+            co->block_size =
+                cli_arg_count("--block-size", optarg, 1, UINT32_MAX);
             break;
         case OPT_PROM:
             ok = !strcmp(h->name, "stats");
@@ -425,11 +421,15 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
             print_client_help(h);
             break;
         default:
-            cli_usage_error("invalid option for %s", h->name);
+            cli_bad_option(c, argv);
         }
-        if (!ok)
-            cli_usage_error("%s: option not valid for %s", argv[optind - 1],
+        /* Named as typed: argv[optind - 1] may be the option's value. */
+        if (!ok && li >= 0)
+            cli_usage_error("option '--%s' is not valid for %s", opts[li].name,
                             h->name);
+        if (!ok)
+            cli_usage_error("option '-%c' is not valid for %s", c, h->name);
+        li = -1;
     }
 }
 

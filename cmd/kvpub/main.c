@@ -19,7 +19,6 @@
 #include "cli.h"
 #include "event.h"
 #include "input.h"
-#include "parse.h"
 #include "ring.h"
 #include "synth.h"
 #include "wire.h"
@@ -86,7 +85,7 @@ usage(FILE *f)
 {
     fprintf(
         f,
-        "Usage: kvpub [options] PUB_URI [REPLAY_URI] [< events.ndjson]\n"
+        "Usage: kvpub [OPTION]... PUB_URI [REPLAY_URI] [< events.ndjson]\n"
         "\n"
         "Publish KV-cache events the way an inference engine does: NDJSON\n"
         "events are grouped into batches by seq, encoded in an engine's\n"
@@ -620,34 +619,34 @@ is_uri(const char *s)
            strncmp(s, "inproc://", 9) == 0;
 }
 
+static const struct option long_opts[] = {
+    {"connect", no_argument, NULL, 'c'},
+    {"layout", required_argument, NULL, OPT_LAYOUT},
+    {"bytes-hashes", no_argument, NULL, OPT_BYTES_HASHES},
+    {"topic", required_argument, NULL, OPT_TOPIC},
+    {"input", required_argument, NULL, 'i'},
+    {"pod", required_argument, NULL, OPT_POD},
+    {"synth", required_argument, NULL, OPT_SYNTH},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"loop", no_argument, NULL, OPT_LOOP},
+    {"wait-subs", required_argument, NULL, OPT_WAIT_SUBS},
+    {"delay", required_argument, NULL, OPT_DELAY},
+    {"hold", required_argument, NULL, OPT_HOLD},
+    {"buffer", required_argument, NULL, OPT_BUFFER},
+    {"reply-topic", no_argument, NULL, OPT_REPLY_TOPIC},
+    {"replay-hwm", required_argument, NULL, OPT_REPLAY_HWM},
+    {"stats", no_argument, NULL, OPT_STATS},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"version", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
 static void
 parse_args(int argc, char **argv, struct opts *o)
 {
-    static const struct option longs[] = {
-        {"connect", no_argument, NULL, 'c'},
-        {"layout", required_argument, NULL, OPT_LAYOUT},
-        {"bytes-hashes", no_argument, NULL, OPT_BYTES_HASHES},
-        {"topic", required_argument, NULL, OPT_TOPIC},
-        {"input", required_argument, NULL, 'i'},
-        {"pod", required_argument, NULL, OPT_POD},
-        {"synth", required_argument, NULL, OPT_SYNTH},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"rate", required_argument, NULL, OPT_RATE},
-        {"loop", no_argument, NULL, OPT_LOOP},
-        {"wait-subs", required_argument, NULL, OPT_WAIT_SUBS},
-        {"delay", required_argument, NULL, OPT_DELAY},
-        {"hold", required_argument, NULL, OPT_HOLD},
-        {"buffer", required_argument, NULL, OPT_BUFFER},
-        {"reply-topic", no_argument, NULL, OPT_REPLY_TOPIC},
-        {"replay-hwm", required_argument, NULL, OPT_REPLAY_HWM},
-        {"stats", no_argument, NULL, OPT_STATS},
-        {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    uint64_t v;
     int c;
 
     memset(o, 0, sizeof *o);
@@ -656,7 +655,7 @@ parse_args(int argc, char **argv, struct opts *o)
     o->buffer = DEFAULT_BUFFER;
     o->replay_hwm = -1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":ci:qvVh", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ci:qvVh", long_opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             o->connect = 1;
@@ -680,46 +679,36 @@ parse_args(int argc, char **argv, struct opts *o)
             o->pod = optarg;
             break;
         case OPT_SYNTH:
-            if (parse_u64(optarg, 1, UINT64_MAX, &o->synth_n) == -1)
-                cli_usage_error("--synth: not a positive count: '%s'", optarg);
+            o->synth_n = cli_arg_count("--synth", optarg, 1, UINT64_MAX);
             o->synth = 1;
             break;
         case OPT_SEED:
-            if (parse_u64(optarg, 0, UINT64_MAX, &o->seed) == -1)
-                cli_usage_error("--seed: not a number: '%s'", optarg);
+            o->seed = cli_arg_count("--seed", optarg, 0, UINT64_MAX);
             break;
         case OPT_RATE:
-            if (parse_rate(optarg, &o->rate) == -1)
-                cli_usage_error("--rate: not a rate: '%s'", optarg);
+            o->rate = cli_arg_rate("--rate", optarg);
             break;
         case OPT_LOOP:
             o->loop = 1;
             break;
         case OPT_WAIT_SUBS:
-            if (parse_u64(optarg, 0, 1000000, &o->wait_subs) == -1)
-                cli_usage_error("--wait-subs: not a count: '%s'", optarg);
+            o->wait_subs = cli_arg_count("--wait-subs", optarg, 0, 1000000);
             break;
         case OPT_DELAY:
-            if (parse_duration_ms(optarg, &o->delay_ms) == -1)
-                cli_usage_error("--delay: not a duration: '%s'", optarg);
+            o->delay_ms = cli_arg_duration("--delay", optarg, 0);
             break;
         case OPT_HOLD:
-            if (parse_duration_ms(optarg, &o->hold_ms) == -1)
-                cli_usage_error("--hold: not a duration: '%s'", optarg);
+            o->hold_ms = cli_arg_duration("--hold", optarg, 0);
             break;
         case OPT_BUFFER:
-            if (parse_u64(optarg, 1, 100000000, &o->buffer) == -1)
-                cli_usage_error("--buffer: not a count in 1..100000000: "
-                                "'%s'",
-                                optarg);
+            o->buffer = cli_arg_count("--buffer", optarg, 1, 100000000);
             break;
         case OPT_REPLY_TOPIC:
             o->reply_topic = 1;
             break;
         case OPT_REPLAY_HWM:
-            if (parse_u64(optarg, 0, INT32_MAX, &v) == -1)
-                cli_usage_error("--replay-hwm: not a count: '%s'", optarg);
-            o->replay_hwm = (int)v;
+            o->replay_hwm =
+                (int)cli_arg_count("--replay-hwm", optarg, 0, INT32_MAX);
             break;
         case OPT_STATS:
             o->stats = 1;
@@ -737,10 +726,8 @@ parse_args(int argc, char **argv, struct opts *o)
         case 'h':
             usage(stdout);
             exit(0);
-        case ':':
-            cli_usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
-            cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            cli_bad_option(c, argv);
         }
     }
     if (optind >= argc)

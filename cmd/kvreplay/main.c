@@ -23,7 +23,7 @@
 #define MAX_DP 1024
 
 static const char usage_text[] =
-    "Usage: kvreplay [options] [NAME=]REPLAY_URI\n"
+    "Usage: kvreplay [OPTION]... [NAME=]REPLAY_URI\n"
     "Fetch the batches an engine still holds in its replay buffer (the\n"
     "ROUTER of vLLM's replay_endpoint) and print them as NDJSON, then exit.\n"
     "\n"
@@ -587,7 +587,6 @@ static const struct option longopts[] = {
 static void
 parse_args(int argc, char **argv, struct opts *o)
 {
-    uint64_t v;
     int c;
 
     memset(o, 0, sizeof *o);
@@ -595,24 +594,18 @@ parse_args(int argc, char **argv, struct opts *o)
     o->timeout_ms = 5000;
     o->engine = KV_ENGINE_VLLM;
     o->dp_size = 1;
-    while ((c = getopt_long(argc, argv, "t:m:qvVh", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":t:m:qvVh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_FROM:
-            if (parse_u64(optarg, 0, UINT64_MAX - 1, &o->from) == -1)
-                cli_usage_error("--from: '%s' is not a sequence number",
-                                optarg);
+            o->from = cli_arg_count("--from", optarg, 0, UINT64_MAX - 1);
             o->from_set = 1;
             break;
         case OPT_TO:
-            if (parse_u64(optarg, 0, UINT64_MAX - 1, &o->to) == -1)
-                cli_usage_error("--to: '%s' is not a sequence number", optarg);
+            o->to = cli_arg_count("--to", optarg, 0, UINT64_MAX - 1);
             break;
         case 't':
-            if (parse_duration_ms(optarg, &o->timeout_ms) == -1 ||
-                o->timeout_ms == 0 || o->timeout_ms > INT_MAX)
-                cli_usage_error("-t/--timeout: '%s' is not a duration "
-                                "(e.g. 250ms, 5s, 2m)",
-                                optarg);
+            o->timeout_ms = cli_arg_duration("--timeout", optarg, 1);
             break;
         case OPT_STATE:
             if (optarg[0] == '\0')
@@ -631,10 +624,7 @@ parse_args(int argc, char **argv, struct opts *o)
                 cli_usage_error("--engine: '%s' is not vllm or sglang", optarg);
             break;
         case OPT_DP_SIZE:
-            if (parse_u64(optarg, 1, MAX_DP, &v) == -1)
-                cli_usage_error("--dp-size: '%s' is not in 1..%d", optarg,
-                                MAX_DP);
-            o->dp_size = (int)v;
+            o->dp_size = (int)cli_arg_count("--dp-size", optarg, 1, MAX_DP);
             break;
         case OPT_STATS:
             o->stats = 1;
@@ -652,8 +642,7 @@ parse_args(int argc, char **argv, struct opts *o)
             fputs(usage_text, stdout);
             exit(fflush(stdout) == 0 ? 0 : 1);
         default:
-            fprintf(stderr, "Try '%s --help'.\n", cli_prog);
-            exit(2);
+            cli_bad_option(c, argv);
         }
     }
     if (optind >= argc)

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "parse.h"
 #include "run.h"
 #include "zsock.h"
 
@@ -233,87 +232,75 @@ read_endpoints(struct spec_list *l, const char *path)
     return rc;
 }
 
-static uint64_t
-duration_arg(const char *flag, const char *s)
-{
-    uint64_t ms;
-    if (parse_duration_ms(s, &ms) == -1 || ms > (uint64_t)1 << 40)
-        cli_usage_error("%s: invalid duration '%s'", flag, s);
-    return ms;
-}
-
-static uint64_t
-number_arg(const char *flag, const char *s, uint64_t min, uint64_t max)
-{
-    uint64_t v;
-    if (parse_u64(s, min, max, &v) == -1)
-        cli_usage_error("%s: invalid number '%s' (expected %llu..%llu)", flag,
-                        s, (unsigned long long)min, (unsigned long long)max);
-    return v;
-}
-
-int
-main(int argc, char **argv)
-{
+/* What the command line asks for besides the specs. */
+struct args {
     struct kvsub_opts o;
-    struct spec_list given = {0}, all = {0};
-    const char *endpoints = NULL;
-    int dp_size = 1, c, rc = 1;
+    const char *endpoints;
+    int dp_size;
+};
 
-    cli_prog = "kvsub";
-    memset(&o, 0, sizeof o);
-    o.topic = "";
-    o.engine = KV_ENGINE_VLLM;
-    o.replay_timeout_ms = 2000;
-    o.rcvhwm = 1000000;
-    while ((c = getopt_long(argc, argv, "bm:c:uqvhV", long_opts, NULL)) != -1) {
+/* Parses the options into a; exits for --help, --version and usage errors. */
+static void
+parse_args(int argc, char **argv, struct args *a)
+{
+    struct kvsub_opts *o = &a->o;
+    int c;
+
+    memset(a, 0, sizeof *a);
+    a->dp_size = 1;
+    o->topic = "";
+    o->engine = KV_ENGINE_VLLM;
+    o->replay_timeout_ms = 2000;
+    o->rcvhwm = 1000000;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":bm:c:uqvhV", long_opts, NULL)) !=
+           -1) {
         switch (c) {
         case 'b':
-            o.bind = 1;
+            o->bind = 1;
             break;
         case OPT_TOPIC:
-            o.topic = optarg;
+            o->topic = optarg;
             break;
         case 'm':
-            o.model = optarg;
+            o->model = optarg;
             break;
         case OPT_ENGINE:
             if (strcmp(optarg, "vllm") == 0)
-                o.engine = KV_ENGINE_VLLM;
+                o->engine = KV_ENGINE_VLLM;
             else if (strcmp(optarg, "sglang") == 0)
-                o.engine = KV_ENGINE_SGLANG;
+                o->engine = KV_ENGINE_SGLANG;
             else
                 cli_usage_error("--engine: expected vllm or sglang, not '%s'",
                                 optarg);
             break;
         case OPT_DP_SIZE:
-            dp_size = (int)number_arg("--dp-size", optarg, 1, 1024);
+            a->dp_size = (int)cli_arg_count("--dp-size", optarg, 1, 1024);
             break;
         case OPT_ENDPOINTS:
-            endpoints = optarg;
+            a->endpoints = optarg;
             break;
         case 'c':
-            o.count = number_arg("--count", optarg, 1, UINT64_MAX);
+            o->count = cli_arg_count("--count", optarg, 1, UINT64_MAX);
             break;
         case OPT_IDLE:
-            o.idle_ms = duration_arg("--idle", optarg);
+            o->idle_ms = cli_arg_duration("--idle", optarg, 1);
             break;
         case OPT_DURATION:
-            o.duration_ms = duration_arg("--duration", optarg);
+            o->duration_ms = cli_arg_duration("--duration", optarg, 1);
             break;
         case OPT_REPLAY_TIMEOUT:
-            o.replay_timeout_ms = duration_arg("--replay-timeout", optarg);
-            if (o.replay_timeout_ms > 3600000)
-                cli_usage_error("--replay-timeout: at most 1h");
+            o->replay_timeout_ms =
+                cli_arg_duration("--replay-timeout", optarg, 1);
             break;
         case OPT_HWM:
-            o.rcvhwm = (int)number_arg("--hwm", optarg, 0, 1000000000);
+            o->rcvhwm = (int)cli_arg_count("--hwm", optarg, 0, 1000000000);
             break;
         case 'u':
-            o.unbuffered = 1;
+            o->unbuffered = 1;
             break;
         case OPT_STATS:
-            o.stats = 1;
+            o->stats = 1;
             break;
         case 'q':
             cli_verbosity = 0;
@@ -323,34 +310,44 @@ main(int argc, char **argv)
             break;
         case 'h':
             fputs(usage_text, stdout);
-            return fflush(stdout) == 0 ? 0 : 1;
+            exit(fflush(stdout) == 0 ? 0 : 1);
         case 'V':
             cli_print_version();
-            return 0;
+            exit(0);
         default:
-            fprintf(stderr, "Try 'kvsub --help'.\n");
-            return 2;
+            cli_bad_option(c, argv);
         }
     }
+}
+
+int
+main(int argc, char **argv)
+{
+    struct args a;
+    struct spec_list given = {0}, all = {0};
+    int rc = 1;
+
+    cli_prog = "kvsub";
+    parse_args(argc, argv, &a);
     for (int i = optind; i < argc; i++) {
         if (spec_push(&given, argv[i], "") == -1)
             goto out;
     }
-    if (endpoints != NULL && read_endpoints(&given, endpoints) == -1)
+    if (a.endpoints != NULL && read_endpoints(&given, a.endpoints) == -1)
         goto out;
     if (given.n == 0)
         cli_usage_error("no endpoint SPEC given");
     for (int i = 0; i < given.n; i++) {
-        if (spec_expand_into(&all, &given.v[i], dp_size) == -1)
+        if (spec_expand_into(&all, &given.v[i], a.dp_size) == -1)
             goto out;
     }
     if (cli_signals_install() == -1) {
         log_error("cannot install signal handlers: %s", strerror(errno));
         goto out;
     }
-    o.specs = all.v;
-    o.nspecs = all.n;
-    rc = kvsub_run(&o);
+    a.o.specs = all.v;
+    a.o.nspecs = all.n;
+    rc = kvsub_run(&a.o);
 out:
     spec_list_free(&given);
     spec_list_free(&all);

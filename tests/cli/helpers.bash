@@ -48,3 +48,42 @@ wait_pid() {
     done
     wait "$pid"
 }
+
+# Asserts that file $1 is NDJSON as the tools promise it: every line,
+# including the last, ends in '\n' and holds exactly one JSON object; no
+# blank lines.  An empty file passes.  Prints the first offending line.
+assert_ndjson() {
+    "$PY" - "$1" <<'PYEOF'
+import json, sys
+def no_constant(name):
+    raise ValueError("%s is not JSON" % name)
+data = open(sys.argv[1], "rb").read()
+if data and not data.endswith(b"\n"):
+    print("%s: the last line has no newline" % sys.argv[1])
+    sys.exit(1)
+for n, line in enumerate(data.split(b"\n")[:-1], 1):
+    try:
+        v = json.loads(line, parse_constant=no_constant)
+    except ValueError as e:
+        print("%s:%d: not one JSON value (%s): %r" % (sys.argv[1], n, e, line[:200]))
+        sys.exit(1)
+    if not isinstance(v, dict):
+        print("%s:%d: not a JSON object: %r" % (sys.argv[1], n, line[:200]))
+        sys.exit(1)
+PYEOF
+}
+
+# run_ndjson FILE CMD [ARG...]: like `run --separate-stderr CMD ...`, but
+# CMD's stdout goes, exactly as written, to FILE (stderr to FILE.err), and
+# the run fails unless FILE is NDJSON (assert_ndjson).  Sets status, output
+# (stdout), lines and stderr for the assertions that follow.
+run_ndjson() {
+    local f=$1
+    shift
+    status=0
+    "$@" >"$f" 2>"$f.err" || status=$?
+    output=$(cat "$f")
+    stderr=$(cat "$f.err")
+    mapfile -t lines <"$f"
+    assert_ndjson "$f"
+}

@@ -45,14 +45,14 @@ wait_lines() {
 @test "help: overall and every subcommand have OUTPUT/EXIT STATUS/EXAMPLES" {
     run kvindex --help
     assert_success
-    assert_output --partial "usage: kvindex serve"
+    assert_output --partial "Usage: kvindex serve"
     assert_output --partial "OUTPUT"
     assert_output --partial "EXIT STATUS"
     assert_output --partial "EXAMPLES"
     for c in serve query match keys stats pods dump ping; do
         run kvindex "$c" --help
         assert_success
-        assert_output --partial "usage: kvindex $c"
+        assert_output --partial "Usage: kvindex $c"
         assert_output --partial "OUTPUT"
         assert_output --partial "EXIT STATUS"
         assert_output --partial "EXAMPLES"

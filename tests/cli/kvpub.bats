@@ -28,16 +28,22 @@ teardown() {
 
 # Starts kvpub in the background: start_kvpub ARGS... (stdin from $IN).
 start_kvpub() {
-    kvpub "$@" <"${IN:-/dev/null}" 2>"$T/kvpub.err" &
+    kvpub "$@" <"${IN:-/dev/null}" >"$T/kvpub.out" 2>"$T/kvpub.err" &
     KVPUB=$!
     PIDS+=($KVPUB)
 }
 
 # Waits for kvpub to end; sets ST to its exit status (124: still running).
-# Not under `run`: a subshell cannot wait for its parent's children.
+# kvpub writes nothing on stdout.  Not under `run`: a subshell cannot wait
+# for its parent's children.
 kvpub_status() {
     ST=0
     wait_pid "$KVPUB" 10 || ST=$?
+    if [ -s "$T/kvpub.out" ]; then
+        echo "kvpub wrote on stdout:"
+        cat "$T/kvpub.out"
+        return 1
+    fi
 }
 
 # Receives N messages on $P into $T/got.jsonl.
@@ -167,11 +173,13 @@ for l in open(sys.argv[1]):
 @test "a full round trip NDJSON -> kvpub -> kvsub -> NDJSON equals the input" {
     IN=$SAMPLE start_kvpub --wait-subs 1 --pod pod-b "$P" "$R"
     n=$(grep -c '"pod":"pod-b"' "$SAMPLE")
-    run kvsub -c "$n" --idle 5s "pod-b=$P,$R"
+    run_ndjson "$T/out.ndjson" kvsub -c "$n" --idle 5s "pod-b=$P,$R"
     assert_success
     # The sample's pod-b batches are numbered from 0 like kvpub's, so even
     # the envelope is the same.
-    diff <(grep '"pod":"pod-b"' "$SAMPLE") <(printf '%s\n' "$output")
+    diff <(grep '"pod":"pod-b"' "$SAMPLE") "$T/out.ndjson"
+    kvpub_status
+    assert_equal "$ST" 0
 }
 
 @test "replay from a seq: [\"\", seq, payload] per batch, then the end marker" {
@@ -340,6 +348,7 @@ for l in open(sys.argv[1]):
     PIDS+=($sub)
     IN=$SAMPLE start_kvpub -c --wait-subs 1 --pod pod-a "$P"
     wait "$sub"
+    assert_ndjson "$T/out.ndjson"
     diff <(grep '"pod":"pod-a"' "$SAMPLE") "$T/out.ndjson"
     kvpub_status
     assert_equal "$ST" 0
@@ -399,9 +408,10 @@ for l in open(sys.argv[1]):
             engine=sglang
         fi
         IN=$in start_kvpub --wait-subs 1 --layout "$layout" "$P" "$R"
-        run kvsub -c "$n" --idle 5s --engine "$engine" "pod-a=$P,$R"
+        run_ndjson "$T/out.ndjson" kvsub -c "$n" --idle 5s --engine "$engine" \
+            "pod-a=$P,$R"
         assert_success
-        diff "$in" <(printf '%s\n' "$output")
+        diff "$in" "$T/out.ndjson"
         kvpub_status
         assert_equal "$ST" 0
     done

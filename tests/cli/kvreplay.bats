@@ -71,9 +71,8 @@ print(" ".join(map(str, out)))' "$1"
 @test "3-frame replies (vllm map events) match the peer's expectation" {
     port=$(free_port)
     start_peer p "$port" --count 50
-    run kvreplay "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay "pod-a=tcp://127.0.0.1:$port"
     assert_success
-    echo "$output" >"$D/got"
     run json_eq "$D/got" "$D/p.expect"
     assert_success
 }
@@ -81,9 +80,8 @@ print(" ".join(map(str, out)))' "$1"
 @test "4-frame replies with a topic (vLLM PR #45177) match too" {
     port=$(free_port)
     start_peer p "$port" --count 40 --topic kv-events --reply-topic
-    run kvreplay "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay "pod-a=tcp://127.0.0.1:$port"
     assert_success
-    echo "$output" >"$D/got"
     run json_eq "$D/got" "$D/p.expect"
     assert_success
 }
@@ -94,9 +92,8 @@ print(" ".join(map(str, out)))' "$1"
         start_peer "$layout" "$port" --count 30 --layout "$layout"
         engine=vllm
         case $layout in sglang*) engine=sglang ;; esac
-        run kvreplay --engine "$engine" "pod-a=tcp://127.0.0.1:$port"
+        run_ndjson "$D/got.$layout" kvreplay --engine "$engine" "pod-a=tcp://127.0.0.1:$port"
         assert_success
-        echo "$output" >"$D/got.$layout"
         run json_eq "$D/got.$layout" "$D/$layout.expect"
         assert_success
     done
@@ -105,9 +102,8 @@ print(" ".join(map(str, out)))' "$1"
 @test "--from and --to select an inclusive range; -m adds the model" {
     port=$(free_port)
     start_peer p "$port" --count 30 --model llama-3
-    run kvreplay -m llama-3 --from 7 --to 12 "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay -m llama-3 --from 7 --to 12 "pod-a=tcp://127.0.0.1:$port"
     assert_success
-    echo "$output" >"$D/got"
     "$PY" -c '
 import json, sys
 for ln in open(sys.argv[1]):
@@ -123,9 +119,8 @@ for ln in open(sys.argv[1]):
 @test "--to beyond the newest seq is complete, not truncated" {
     port=$(free_port)
     start_peer p "$port" --count 10
-    run kvreplay --from 4 --to 100 "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay --from 4 --to 100 "pod-a=tcp://127.0.0.1:$port"
     assert_success
-    echo "$output" >"$D/got"
     run seqs "$D/got"
     assert_output "4 5 6 7 8 9"
 }
@@ -134,10 +129,9 @@ for ln in open(sys.argv[1]):
     port=$(free_port)
     # A 10-batch ring after 30 batches holds seqs 20..29.
     start_peer p "$port" --count 30 --buffer 10
-    run --separate-stderr kvreplay --from 5 "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay --from 5 "pod-a=tcp://127.0.0.1:$port"
     assert_equal "$status" 3
     [[ "$stderr" == *"warning"*"5..19"* ]]
-    echo "$output" >"$D/got"
     head -n 1 "$D/got" >"$D/gap"
     run "$PY" -c '
 import json, sys
@@ -154,18 +148,17 @@ assert g["seq"] == 19 and g["pod"] == "pod-a" and "i" not in g, g' "$D/gap"
 @test "truncation with --to below the oldest buffered seq: only the gap" {
     port=$(free_port)
     start_peer p "$port" --count 30 --buffer 10
-    run --separate-stderr kvreplay --from 5 --to 9 "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay --from 5 --to 9 "pod-a=tcp://127.0.0.1:$port"
     assert_equal "$status" 3
-    assert_output --regexp '^\{"pod":"pod-a","dp_rank":null,"seq":9,"type":"gap","from":5,"to":9\}$'
+    assert_output '{"pod":"pod-a","dp_rank":null,"seq":9,"type":"gap","from":5,"to":9}'
 }
 
 @test "--from 0 means whatever is buffered: no gap, exit 0" {
     port=$(free_port)
     start_peer p "$port" --count 30 --buffer 10
-    run kvreplay "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay "pod-a=tcp://127.0.0.1:$port"
     assert_success
     refute_output --partial '"type":"gap"'
-    echo "$output" >"$D/got"
     run seqs "$D/got"
     assert_output "20 21 22 23 24 25 26 27 28 29"
 }
@@ -173,18 +166,18 @@ assert g["seq"] == 19 and g["pod"] == "pod-a" and "i" not in g, g' "$D/gap"
 @test "--state: all the first time, nothing the second, then only new ones" {
     port=$(free_port)
     start_peer p "$port" --count 10
-    run kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got1" kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
     assert_success
-    echo "$output" >"$D/got1"
     run json_eq "$D/got1" "$D/p.expect"
     assert_success
     run cat "$D/seq"
     assert_output "10"
-    run --separate-stderr kvreplay --state "$D/seq" \
+    run_ndjson "$D/got2" kvreplay --state "$D/seq" \
         "pod-a=tcp://127.0.0.1:$port"
     assert_success
     assert_output ""
     assert_equal "$stderr" ""
+    [ ! -s "$D/got2" ]
     run cat "$D/seq"
     assert_output "10"
     ls "$D" | { ! grep -q 'seq.tmp'; }
@@ -192,9 +185,8 @@ assert g["seq"] == 19 and g["pod"] == "pod-a" and "i" not in g, g' "$D/gap"
     kill "${PEER_PIDS[0]}"
     wait "${PEER_PIDS[0]}" || true
     start_peer q "$port" --count 15
-    run kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got3" kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
     assert_success
-    echo "$output" >"$D/got3"
     grep -E '"seq":1[0-4],' "$D/q.expect" >"$D/want3"
     run json_eq "$D/got3" "$D/want3"
     assert_success
@@ -205,17 +197,16 @@ assert g["seq"] == 19 and g["pod"] == "pod-a" and "i" not in g, g' "$D/gap"
 @test "--state across an engine restart: restart record, from 0" {
     port=$(free_port)
     start_peer p "$port" --count 10
-    run kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got0" kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
     assert_success
     kill "${PEER_PIDS[0]}"
     wait "${PEER_PIDS[0]}" || true
     # The restarted engine has published 3 batches: newest seq 2 < 9.
     start_peer q "$port" --count 3
-    run --separate-stderr kvreplay --state "$D/seq" \
+    run_ndjson "$D/got" kvreplay --state "$D/seq" \
         "pod-a=tcp://127.0.0.1:$port"
     assert_success
     [[ "$stderr" == *restart* ]]
-    echo "$output" >"$D/got"
     head -n 1 "$D/got" >"$D/rec"
     run "$PY" -c '
 import json, sys
@@ -243,7 +234,7 @@ assert r["dp_rank"] == 0 and "i" not in r, r' "$D/rec"
     port=$(free_port)
     start_peer p "$port" --count 30 --buffer 10
     printf '12\n' >"$D/seq"
-    run --separate-stderr kvreplay --state "$D/seq" \
+    run_ndjson "$D/got" kvreplay --state "$D/seq" \
         "pod-a=tcp://127.0.0.1:$port"
     assert_equal "$status" 3
     assert_line --index 0 --regexp '"type":"gap","from":12,"to":19'
@@ -291,6 +282,7 @@ assert r["dp_rank"] == 0 and "i" not in r, r' "$D/rec"
         2>"$D/err" || st=$?
     end=$(date +%s%N)
     assert_equal "$st" 0
+    assert_ndjson "$D/got"
     run seqs "$D/got"
     [ "$output" = "$(seq -s ' ' 0 9999)" ]
     run json_eq "$D/got" "$D/p.expect"
@@ -324,6 +316,7 @@ print(s["elapsed_ms"], s["retries"])' "$D/err"
     st=0
     wait_pid "$pid" 20 || st=$?
     assert_equal "$st" 0
+    assert_ndjson "$D/got"
     run seqs "$D/got"
     [ "$output" = "$(seq -s ' ' 0 9999)" ]
     run json_eq "$D/got" "$D/p.expect"
@@ -338,6 +331,7 @@ print(s["elapsed_ms"], s["retries"])' "$D/err"
     kvreplay --from 1000 "pod-a=tcp://127.0.0.1:$port" >"$D/got" \
         2>"$D/err" || st=$?
     assert_equal "$st" 3
+    assert_ndjson "$D/got"
     run grep -c '"type":"gap"' "$D/got"
     assert_output "1"
     run grep '"type":"gap"' "$D/got"
@@ -352,10 +346,9 @@ print(s["elapsed_ms"], s["retries"])' "$D/err"
 @test "a seq the engine never buffered (failed encode) is a gap, exit 3" {
     port=$(free_port)
     start_peer p "$port" --count 12 --forget 5
-    run --separate-stderr kvreplay "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay "pod-a=tcp://127.0.0.1:$port"
     assert_equal "$status" 3
     [[ "$stderr" == *"5..5"* ]]
-    echo "$output" >"$D/got"
     run grep '"type":"gap"' "$D/got"
     assert_output --regexp '"seq":5,"type":"gap","from":5,"to":5'
     grep -v '"type":"gap"' "$D/got" >"$D/rest"
@@ -368,9 +361,8 @@ print(s["elapsed_ms"], s["retries"])' "$D/err"
     # As the ROUTER's HWM would: 1500 and the last two go missing, the end
     # marker still arrives.
     start_peer p "$port" --count 3000 --replay-drop 1500,2998,2999
-    run --separate-stderr kvreplay --stats "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay --stats "pod-a=tcp://127.0.0.1:$port"
     assert_success
-    echo "$output" >"$D/got"
     run json_eq "$D/got" "$D/p.expect"
     assert_success
     refute_output --partial '"type":"gap"'
@@ -381,10 +373,9 @@ print(s["elapsed_ms"], s["retries"])' "$D/err"
     port=$(free_port)
     start_peer p "$port" --count 20 --drop-end 1
     start=$(date +%s%N)
-    run --separate-stderr kvreplay --stats -t 5s "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay --stats -t 5s "pod-a=tcp://127.0.0.1:$port"
     end=$(date +%s%N)
     assert_success
-    echo "$output" >"$D/got"
     run json_eq "$D/got" "$D/p.expect"
     assert_success
     [[ "$stderr" == *'"retries":1'* ]]
@@ -394,9 +385,8 @@ print(s["elapsed_ms"], s["retries"])' "$D/err"
 @test "garbage payloads become decode_error records and the run goes on" {
     port=$(free_port)
     start_peer p "$port" --count 12 --garbage 3,7
-    run kvreplay -q "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay -q "pod-a=tcp://127.0.0.1:$port"
     assert_success
-    echo "$output" >"$D/got"
     IGNORE=error run json_eq "$D/got" "$D/p.expect"
     assert_success
     run grep -c '"type":"decode_error"' "$D/got"
@@ -418,24 +408,25 @@ print(s["elapsed_ms"], s["retries"])' "$D/err"
     PEER_PIDS+=($!)
     wait_file "$D/r0.done" 20
     wait_file "$D/r1.done" 20
-    run kvreplay --dp-size 2 --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay --dp-size 2 --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
     assert_success
-    echo "$output" >"$D/got"
     cat "$D/r0.expect" "$D/r1.expect" >"$D/want"
     run json_eq "$D/got" "$D/want"
     assert_success
     # One line per rank in the state file; a second run prints nothing.
     run cat "$D/seq"
     assert_output "$(printf '5\n7')"
-    run kvreplay --dp-size 2 --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    run_ndjson "$D/got2" kvreplay --dp-size 2 --state "$D/seq" \
+        "pod-a=tcp://127.0.0.1:$port"
     assert_success
     assert_output ""
+    [ ! -s "$D/got2" ]
 }
 
 @test "--stats prints one JSON line on stderr" {
     port=$(free_port)
     start_peer p "$port" --count 5
-    run --separate-stderr kvreplay --stats "tcp://127.0.0.1:$port"
+    run_ndjson "$D/got" kvreplay --stats "tcp://127.0.0.1:$port"
     assert_success
     echo "$stderr" | "$PY" -c '
 import json, sys
@@ -534,10 +525,12 @@ assert s["batches"] == 5 and s["retries"] == 0, s'
 @test "| head -n 1 ends quietly with 0" {
     port=$(free_port)
     start_peer p "$port" --count 3000
-    run bash -c "set -o pipefail; kvreplay tcp://127.0.0.1:$port | head -n 1"
+    run bash -c "set -o pipefail; kvreplay tcp://127.0.0.1:$port | head -n 1 >'$D/got'"
     assert_success
-    assert_line --index 0 --partial '"seq":0,'
-    [ "${#lines[@]}" -eq 1 ]
+    assert_output ''
+    assert_ndjson "$D/got"
+    run jq -c .seq "$D/got"
+    assert_output 0
 }
 
 @test "SIGINT while waiting: exit 130; SIGTERM: 143" {

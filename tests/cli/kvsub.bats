@@ -6,6 +6,7 @@
 # joiner, and it is killed in teardown.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 setup() {
     T=$BATS_TEST_TMPDIR
@@ -31,27 +32,27 @@ start_peer() {
     wait_file "$T/$name.ready" 10
 }
 
-# Compares kvsub's output with the peer's --expect file as JSON values, in
-# order.  An expected "error":"*" matches any error text.  Extra arguments
-# are record types to leave out of the output before comparing.
+# Compares kvsub's output file $1 with the peer's --expect file $2 line by
+# line, byte for byte (the peer renders lines exactly as kvtap writes them).
+# The output must be NDJSON with no blank line (assert_ndjson).  The peer
+# cannot know the decoder's wording, so where the expected line has
+# "error":"*" the output's error text, a non-empty JSON string, stands in
+# for it (the tests check the texts themselves).  Extra arguments are
+# record types to leave out of the output before comparing.
 same_json() {
+    assert_ndjson "$1" || return 1
     "$PY" - "$@" <<'EOF'
-import json, sys
+import json, re, sys
 out, exp, drop = sys.argv[1], sys.argv[2], set(sys.argv[3:])
-a = [json.loads(l) for l in open(out) if l.strip()]
-a = [o for o in a if o.get("type") not in drop]
-b = [json.loads(l) for l in open(exp) if l.strip()]
-for o in b:
-    if o.get("error") == "*":
-        o["error"] = None
-def norm(o):
-    if "error" in o:
-        o = dict(o, error=None)
-    return o
+a = [l for l in open(out, encoding="utf-8") if json.loads(l).get("type") not in drop]
+b = list(open(exp, encoding="utf-8"))
+text = re.compile(r'"error":"(?:[^"\\]|\\.)+"')
 bad = len(a) != len(b)
 for k, (x, y) in enumerate(zip(a, b)):
-    if norm(x) != norm(y):
-        print("line %d differs:\n got  %s\n want %s" % (k + 1, json.dumps(x), json.dumps(y)))
+    if json.loads(y).get("error") == "*":
+        x = text.sub('"error":"*"', x, count=1)
+    if x != y:
+        print("line %d differs:\n got  %s want %s" % (k + 1, x, y))
         bad = True
         break
 if len(a) != len(b):
@@ -100,10 +101,8 @@ layout_roundtrip() {
     start_peer peer --pub "tcp://127.0.0.1:$p" --replay "tcp://127.0.0.1:$r" \
         --layout "$layout" --count 40 --wait-subs 1 --pod pod-a \
         --expect "$T/exp.ndjson"
-    run kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s "$@" \
-        "pod-a=tcp://127.0.0.1:$p,tcp://127.0.0.1:$r"
-    assert_success
-    echo "$output" >"$T/out.ndjson"
+    kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s "$@" \
+        "pod-a=tcp://127.0.0.1:$p,tcp://127.0.0.1:$r" >"$T/out.ndjson"
     run same_json "$T/out.ndjson" "$T/exp.ndjson"
     assert_success
 }
@@ -135,10 +134,8 @@ layout_roundtrip() {
 @test "ipc: every batch decodes and -m adds the model" {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 30 \
         --wait-subs 1 --pod pod-i --model llama --expect "$T/exp.ndjson"
-    run kvsub -m llama -c "$(lines "$T/exp.ndjson")" --idle 5s \
-        "pod-i=ipc://$T/pub,ipc://$T/rep"
-    assert_success
-    echo "$output" >"$T/out.ndjson"
+    kvsub -m llama -c "$(lines "$T/exp.ndjson")" --idle 5s \
+        "pod-i=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson"
     run same_json "$T/out.ndjson" "$T/exp.ndjson"
     assert_success
 }
@@ -150,10 +147,8 @@ withheld_filled() {
     shift 2
     start_peer peer --pub "$pub" --replay "$rep" --count 30 --withhold 3,5-7,20 \
         --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson" "$@"
-    run kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s --stats \
-        "pod-a=$pub,$rep"
-    assert_success
-    echo "$output" | grep -v '^{"lines"' >"$T/out.ndjson"
+    kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s --stats \
+        "pod-a=$pub,$rep" >"$T/out.ndjson" 2>"$T/err"
     run same_json "$T/out.ndjson" "$T/exp.ndjson"
     assert_success
     run grep -c '"type":"gap"' "$T/out.ndjson"
@@ -197,6 +192,7 @@ withheld_filled() {
         --withhold 4-6,9 --wait-subs 1 --expect "$T/exp.ndjson"
     kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s --stats \
         "ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
+    assert_ndjson "$T/out.ndjson"
     run jq -c '.sources[0] | [.received, .batches, .replayed, .gaps]' \
         "$T/err"
     assert_output '[16,20,4,0]'
@@ -206,10 +202,8 @@ withheld_filled() {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --withhold 3 --forget 8-10 --wait-subs 1 --pod pod-a \
         --expect "$T/exp.ndjson"
-    run kvsub -c $(($(lines "$T/exp.ndjson") + 1)) --idle 5s \
-        "pod-a=ipc://$T/pub,ipc://$T/rep"
-    assert_success
-    echo "$output" | grep '^{' >"$T/out.ndjson"
+    kvsub -c $(($(lines "$T/exp.ndjson") + 1)) --idle 5s \
+        "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
     run jq -c 'select(.type=="gap") | [.pod, .from, .to, .seq]' \
         "$T/out.ndjson"
     assert_output '["pod-a",8,10,10]'
@@ -220,7 +214,9 @@ withheld_filled() {
 @test "a gap without a replay endpoint gives a gap record and a warning" {
     start_peer peer --pub "ipc://$T/pub" --count 12 --withhold 4-5 \
         --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
-    kvsub -c $(($(lines_without "$T/exp.ndjson" '[4,5]') + 1)) --idle 5s "pod-a=ipc://$T/pub" >"$T/out.ndjson" 2>"$T/err"
+    kvsub -c $(($(lines_without "$T/exp.ndjson" '[4,5]') + 1)) --idle 5s \
+        "pod-a=ipc://$T/pub" >"$T/out.ndjson" 2>"$T/err"
+    assert_ndjson "$T/out.ndjson"
     run jq -c 'select(.type=="gap") | [.from, .to]' "$T/out.ndjson"
     assert_output '[4,5]'
     run grep -F 'kvsub: warning: pod-a: gap 4..5' "$T/err"
@@ -234,20 +230,18 @@ withheld_filled() {
 @test "an engine that stopped answering replay gives a gap after the timeout" {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 10 \
         --withhold 2 --mute-replay --wait-subs 1 --expect "$T/exp.ndjson"
-    run kvsub -q -c $(($(lines_without "$T/exp.ndjson" '[2]') + 1)) --idle 5s --replay-timeout 300ms \
-        "ipc://$T/pub,ipc://$T/rep"
-    assert_success
-    run jq -c 'select(.type=="gap") | [.from, .to]' <<<"$output"
+    kvsub -q -c $(($(lines_without "$T/exp.ndjson" '[2]') + 1)) --idle 5s \
+        --replay-timeout 300ms "ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson"
+    assert_ndjson "$T/out.ndjson"
+    run jq -c 'select(.type=="gap") | [.from, .to]' "$T/out.ndjson"
     assert_output '[2,2]'
 }
 
 @test "a publisher restart gives a restart record" {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --restart-after 12 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
-    run kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s \
-        "pod-a=ipc://$T/pub,ipc://$T/rep"
-    assert_success
-    echo "$output" | grep '^{' >"$T/out.ndjson"
+    kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s \
+        "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
     run jq -c 'select(.type=="restart") | [.seq, .last_seq]' "$T/out.ndjson"
     assert_output '[0,11]'
     run same_json "$T/out.ndjson" "$T/exp.ndjson"
@@ -264,10 +258,9 @@ withheld_filled() {
     jq -c -s '(map(.type == "restart") | index(true)) as $r
         | to_entries | map(select(.key >= $r or .value.seq >= 2)) | .[].value' \
         "$T/exp.ndjson" >"$T/want.ndjson"
-    run kvsub -q -c "$(lines "$T/want.ndjson")" --idle 5s \
-        "pod-a=ipc://$T/pub,ipc://$T/rep"
-    assert_success
-    echo "$output" >"$T/out.ndjson"
+    kvsub -q -c "$(lines "$T/want.ndjson")" --idle 5s \
+        "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson"
+    assert_ndjson "$T/out.ndjson"
     run jq -c 'select(.type=="restart") | [.seq, .last_seq]' "$T/out.ndjson"
     assert_output '[0,11]'
     # The restart record carries the ts of the batch that revealed it.
@@ -286,11 +279,17 @@ withheld_filled() {
         "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
     run same_json "$T/out.ndjson" "$T/exp.ndjson"
     assert_success
-    run jq -c 'select(.type=="decode_error") | [.seq, .bytes]' \
+    run jq -c 'select(.type=="decode_error") | [.seq, .bytes, .error]' \
         "$T/out.ndjson"
-    assert_output $'[2,9]\n[9,9]'
-    run grep -c 'kvsub: warning: pod-a: seq' "$T/err"
-    assert_output 2
+    assert_output - <<'EOF'
+[2,9,"invalid msgpack byte"]
+[9,9,"invalid msgpack byte"]
+EOF
+    run cat "$T/err"
+    assert_output - <<'EOF'
+kvsub: warning: pod-a: seq 2: invalid msgpack byte
+kvsub: warning: pod-a: seq 9: invalid msgpack byte
+EOF
 }
 
 @test "malformed frames give decode_error; replay fills their seqs" {
@@ -298,9 +297,18 @@ withheld_filled() {
         --bad-frames 4,7 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
     kvsub -c $(($(lines "$T/exp.ndjson") + 2)) --idle 5s \
         "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
-    run jq -c 'select(.type=="decode_error") | .error' "$T/out.ndjson"
-    assert_line --index 0 --partial '2 parts'
-    assert_line --index 1 --partial '7 bytes'
+    run jq -r 'select(.type=="decode_error") | .error' "$T/out.ndjson"
+    assert_output - <<'EOF'
+message has 2 parts, expected 3
+seq frame is 7 bytes, expected 8
+EOF
+    run grep -c '"type":"decode_error".*"seq"' "$T/out.ndjson"
+    assert_output 0
+    run cat "$T/err"
+    assert_output - <<'EOF'
+kvsub: warning: pod-a: message has 2 parts, expected 3
+kvsub: warning: pod-a: seq frame is 7 bytes, expected 8
+EOF
     run same_json "$T/out.ndjson" "$T/exp.ndjson" decode_error
     assert_success
 }
@@ -315,11 +323,11 @@ withheld_filled() {
         --replay "tcp://127.0.0.1:$((r + 1))" --rank 1 --count 10 \
         --withhold 2 --wait-subs 1 --pod fleet/1 --expect "$T/exp1.ndjson"
     n=$(($(lines "$T/exp0.ndjson") + $(lines "$T/exp1.ndjson")))
-    run kvsub --dp-size 2 -c "$n" --idle 5s \
-        "fleet=tcp://127.0.0.1:$p,tcp://127.0.0.1:$r"
-    assert_success
-    echo "$output" | jq -c 'select(.pod=="fleet/0")' >"$T/out0.ndjson"
-    echo "$output" | jq -c 'select(.pod=="fleet/1")' >"$T/out1.ndjson"
+    kvsub --dp-size 2 -c "$n" --idle 5s \
+        "fleet=tcp://127.0.0.1:$p,tcp://127.0.0.1:$r" >"$T/out.ndjson"
+    assert_ndjson "$T/out.ndjson"
+    grep -F '{"pod":"fleet/0",' "$T/out.ndjson" >"$T/out0.ndjson"
+    grep -F '{"pod":"fleet/1",' "$T/out.ndjson" >"$T/out1.ndjson"
     run same_json "$T/out0.ndjson" "$T/exp0.ndjson"
     assert_success
     run same_json "$T/out1.ndjson" "$T/exp1.ndjson"
@@ -334,10 +342,10 @@ withheld_filled() {
     printf '# fleet\n\na=ipc://%s/a   # first\n  b=ipc://%s/b\n' "$T" "$T" \
         >"$T/fleet.txt"
     n=$(($(lines "$T/expa.ndjson") + $(lines "$T/expb.ndjson")))
-    run kvsub --endpoints "$T/fleet.txt" -c "$n" --idle 5s
-    assert_success
-    echo "$output" | jq -c 'select(.pod=="a")' >"$T/outa.ndjson"
-    echo "$output" | jq -c 'select(.pod=="b")' >"$T/outb.ndjson"
+    kvsub --endpoints "$T/fleet.txt" -c "$n" --idle 5s >"$T/out.ndjson"
+    assert_ndjson "$T/out.ndjson"
+    grep -F '{"pod":"a",' "$T/out.ndjson" >"$T/outa.ndjson"
+    grep -F '{"pod":"b",' "$T/out.ndjson" >"$T/outb.ndjson"
     run same_json "$T/outa.ndjson" "$T/expa.ndjson"
     assert_success
     run same_json "$T/outb.ndjson" "$T/expb.ndjson"
@@ -362,36 +370,42 @@ withheld_filled() {
 @test "--topic subscribes to a prefix" {
     start_peer peer --pub "ipc://$T/pub" --topic kv-events --count 4 \
         --wait-subs 1
-    run kvsub --topic kv -c 1 --idle 5s "ipc://$T/pub"
-    assert_success
-    assert_output --partial '"seq":0,'
+    kvsub --topic kv -c 1 --idle 5s "ipc://$T/pub" >"$T/out.ndjson"
+    assert_ndjson "$T/out.ndjson"
+    run jq -c .seq "$T/out.ndjson"
+    assert_output 0
 }
 
 @test "-c N writes exactly N lines" {
     start_peer peer --pub "ipc://$T/pub" --count 30 --wait-subs 1
-    run kvsub -c 7 --idle 5s "ipc://$T/pub"
-    assert_success
-    assert_equal "${#lines[@]}" 7
+    kvsub -c 7 --idle 5s "ipc://$T/pub" >"$T/out.ndjson"
+    assert_ndjson "$T/out.ndjson"
+    assert_equal "$(lines "$T/out.ndjson")" 7
 }
 
 @test "--idle ends a silent stream with 0 and no output" {
-    run kvsub --idle 200ms "ipc://$T/nobody"
+    run --separate-stderr kvsub --idle 200ms "ipc://$T/nobody"
     assert_success
     assert_output ''
+    assert_equal "$stderr" ''
 }
 
 @test "--duration ends the run" {
-    run kvsub --duration 300ms --stats "ipc://$T/nobody"
+    run --separate-stderr kvsub --duration 300ms --stats "ipc://$T/nobody"
     assert_success
-    run jq -c '.sources[0].received' <<<"$output"
+    assert_output ''
+    run jq -c '.sources[0].received' <<<"$stderr"
     assert_output 0
 }
 
 @test "kvsub | head -n 1 exits 0" {
     start_peer peer --pub "ipc://$T/pub" --count 2000 --wait-subs 1 --rate 2000
-    run bash -c "set -o pipefail; kvsub --idle 5s 'ipc://$T/pub' | head -n 1"
+    run bash -c "set -o pipefail; kvsub --idle 5s 'ipc://$T/pub' | head -n 1 >'$T/out.ndjson'"
     assert_success
-    assert_output --partial '"seq":0,'
+    assert_output ''
+    assert_ndjson "$T/out.ndjson"
+    run jq -c .seq "$T/out.ndjson"
+    assert_output 0
 }
 
 # Starts kvsub in the background on a peer that keeps publishing slowly,
@@ -406,9 +420,8 @@ signal_exit() {
     local st=0
     wait_pid "$kv" 5 || st=$?
     assert_equal "$st" "$2"
-    # Flushed before exiting: the last line is complete.
-    run bash -c "tail -c 1 '$T/out.ndjson' | od -An -c | tr -d ' '"
-    assert_output '\n'
+    # Flushed before exiting: every line, the last one too, is complete.
+    assert_ndjson "$T/out.ndjson"
 }
 
 @test "SIGINT flushes and exits 130" {
@@ -439,6 +452,7 @@ signal_exit() {
     local st=0
     wait_pid "$kv" 5 || st=$?
     assert_equal "$st" 143
+    assert_ndjson "$T/out.ndjson"
 }
 
 @test "SIGUSR1 during a gap fill does not lose the gap" {

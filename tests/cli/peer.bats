@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # Self-tests of the Python engine emulation (tests/peer/): it must speak
-# the engines' protocol (wire-format.md sections 1-3) on its own, checked
-# here with pyzmq and msgpack only, never with kvtap's C code.
+# the engines' protocol (docs/protocol.md#frames through
+# docs/protocol.md#replay) on its own, checked here with pyzmq and msgpack
+# only, never with kvtap's C code.
 
 load helpers
 bats_require_minimum_version 1.5.0
@@ -262,7 +263,7 @@ assert layouts.canonical_hash(d) == int.from_bytes(d[-8:], "big")
 # The legacy array writes every slot: nil ones appear as null.
 arr = layouts.expected_ndjson("p", 1, 1.5, None, [rm], layout="vllm-array")
 assert arr[0].endswith('"medium":"GPU","group_idx":null}'), arr
-# wire-format.md 3.2: the AllBlocksCleared batch bytes.
+# docs/protocol.md#batches: the AllBlocksCleared batch bytes.
 b = layouts.encode_batch(1700000000.0, [{"type": "AllBlocksCleared"}], 0,
                          "vllm-array")
 assert b == bytes.fromhex("93cb41d954fc40000000" "9191b0") + \

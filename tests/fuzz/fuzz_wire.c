@@ -2,7 +2,8 @@
  * fuzz_wire.c - libFuzzer harness for wire_decode (and what follows it on
  * kvsub's path and kvpub's).
  *
- *   make fuzz && build/fuzz/fuzz_wire -max_total_time=120 build/fuzz/corpus
+ *   make fuzz FUZZ_SECONDS=120     (every harness; corpus in
+ *                                   build/fuzz/corpus/fuzz_wire)
  *
  * Every input is decoded under both engines' array layouts; a batch that
  * decodes is written as NDJSON and re-encoded in every layout, and each

@@ -1,6 +1,6 @@
 /*
  * test_replay.c - the replay client against a scripted ROUTER in a thread
- * (inproc://), table-driven.  The ROUTER follows wire-format.md section 2
+ * (inproc://), table-driven.  The ROUTER follows docs/protocol.md#replay
  * and can drop chosen replies, leave out the end marker, answer in the
  * 4-frame layout, send malformed replies or stay silent, so that every
  * repair path of lib/replay.c is exercised deterministically.  The
@@ -398,8 +398,8 @@ static const struct tcase cases[] = {
      .max_ms = 2000},
     /*
      * An engine that holds 6 but not 5 (a seq consumed by a failed encode,
-     * wire-format.md 1.3): a clean re-request from 5 starts at 6, which
-     * proves the loss.
+     * docs/protocol.md#sequence-numbers): a clean re-request from 5 starts
+     * at 6, which proves the loss.
      */
     {.name = "a seq the engine never buffered: a loss, proven by a clean "
              "re-request",

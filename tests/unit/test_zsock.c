@@ -1,6 +1,7 @@
 /*
  * test_zsock.c - endpoint specs, the DP port rule, whole-message receive and
- * live frame validation (wire-format.md §1.5, fixture F18).
+ * live frame validation (docs/protocol.md#frames, fixture F18 of
+ * docs/protocol.md#fixtures).
  */
 #include <errno.h>
 #include <stdlib.h>
