@@ -3,7 +3,6 @@
  * them as NDJSON (docs/ndjson.md), then exit.  One-shot, cron-friendly.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "atomicfile.h"
 #include "cli.h"
 #include "event.h"
 #include "ndjson.h"
@@ -416,21 +416,20 @@ state_read(const char *path, uint64_t *seqs, int *have, int n, char *err,
     return ret;
 }
 
-/* Writes the seqs atomically: temp file, fsync, rename. */
+/*
+ * Writes the seqs through lib/atomicfile, so that a crash leaves either the
+ * old state or the new one and the rename survives a power cut.  Returns 0,
+ * or -1 with the reason in err.  A failed fsync of the directory still
+ * counts as written (the file is in place) and only leaves a warning in err.
+ */
 static int
 state_write(const char *path, const uint64_t *seqs, int n, char *err,
             size_t errlen)
 {
-    char tmp[PATH_MAX];
     struct buf b = {0};
-    int fd = -1, ret = -1;
-    size_t off = 0;
+    char why[256];
+    int ret = -1;
 
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
-        sizeof tmp) {
-        snprintf(err, errlen, "state file %s: path too long", path);
-        return -1;
-    }
     for (int r = 0; r < n; r++) {
         buf_put_u64(&b, seqs[r]);
         buf_putc(&b, '\n');
@@ -439,38 +438,12 @@ state_write(const char *path, const uint64_t *seqs, int n, char *err,
         snprintf(err, errlen, "state file %s: out of memory", path);
         goto out;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd == -1) {
-        snprintf(err, errlen, "state file %s: %s", path, strerror(errno));
-        goto out;
-    }
-    while (off < b.len) {
-        ssize_t w = write(fd, b.p + off, b.len - off);
-
-        if (w == -1) {
-            if (errno == EINTR)
-                continue;
-            snprintf(err, errlen, "state file %s: %s", path, strerror(errno));
-            goto out;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) == -1 || close(fd) == -1) {
-        fd = -1;
-        snprintf(err, errlen, "state file %s: %s", path, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) == -1) {
-        snprintf(err, errlen, "state file %s: %s", path, strerror(errno));
-        goto out;
-    }
-    ret = 0;
+    ret = atomicfile_put(path, 0644, b.p, b.len, why, sizeof why);
+    if (ret != 0)
+        snprintf(err, errlen, "state file %s: %s", path, why);
+    if (ret == 1)
+        ret = 0;
 out:
-    if (fd != -1)
-        close(fd);
-    if (ret == -1)
-        unlink(tmp);
     buf_free(&b);
     return ret;
 }
