@@ -3,6 +3,8 @@
  */
 #include "buf.h"
 
+#include "fmt.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,42 +108,9 @@ buf_put_double(struct buf *b, double v)
 void
 buf_put_json_str(struct buf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t run = 0;
-
-    if (buf_reserve(b, n + 2) == -1)
+    if (buf_reserve(b, fmt_json_str_bound(n)) == -1)
         return;
-    buf_putc(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        buf_put(b, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-            buf_put(b, "\\\"", 2);
-            break;
-        case '\\':
-            buf_put(b, "\\\\", 2);
-            break;
-        case '\n':
-            buf_put(b, "\\n", 2);
-            break;
-        case '\r':
-            buf_put(b, "\\r", 2);
-            break;
-        case '\t':
-            buf_put(b, "\\t", 2);
-            break;
-        default: {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            buf_put(b, esc, sizeof esc);
-        }
-        }
-    }
-    buf_put(b, s + run, n - run);
-    buf_putc(b, '"');
+    b->len = (size_t)(fmt_json_str(b->p + b->len, s, n) - b->p);
 }
 
 void

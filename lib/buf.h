@@ -37,7 +37,10 @@ void buf_put_i64(struct buf *b, int64_t v);
  */
 void buf_put_double(struct buf *b, double v);
 
-/* A JSON string literal, quotes included, escaping as RFC 8259 requires. */
+/*
+ * A JSON string literal, quotes included: fmt_json_str()'s rules, so
+ * invalid UTF-8 comes out as U+FFFD and the text is always valid JSON.
+ */
 void buf_put_json_str(struct buf *b, const char *s, size_t n);
 
 /* Lower-case hex of n bytes, without quotes. */

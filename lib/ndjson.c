@@ -16,6 +16,7 @@
  */
 #include "ndjson.h"
 
+#include "fmt.h"
 #include "jscan.h"
 
 #include <math.h>
@@ -41,8 +42,6 @@ static const char digits2[] = "00010203040506070809"
                               "70717273747576777879"
                               "80818283848586878889"
                               "90919293949596979899";
-
-static const char hexdig[] = "0123456789abcdef";
 
 /* Room for n more bytes at the end of out, or NULL once out is oom. */
 static char *
@@ -302,152 +301,12 @@ wr_i64(struct buf *out, int64_t v)
     }
 }
 
-/*
- * Length of the well-formed UTF-8 sequence at s[0..n), or 0 when the bytes
- * there start an ill-formed one; *bad is then the length of its maximal
- * subpart (the bytes one U+FFFD replaces, as Unicode and Python's
- * errors="replace" count them).
- */
-static size_t
-utf8_seq(const unsigned char *s, size_t n, size_t *bad)
-{
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xbf;
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        need = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        *bad = 1;
-        return 0;
-    }
-    size_t k = 1;
-    while (k < need && k < n) {
-        unsigned char d = s[k];
-        if (k == 1 ? (d < lo || d > hi) : (d < 0x80 || d > 0xbf))
-            break;
-        k++;
-    }
-    if (k == need)
-        return need;
-    *bad = k;
-    return 0;
-}
-
-/* Whether any of the 8 bytes in x is a control byte, '"', '\\' or >= 0x80. */
-static int
-needs_escape8(uint64_t x)
-{
-    const uint64_t ones = 0x0101010101010101ull;
-    const uint64_t high = 0x8080808080808080ull;
-    uint64_t q = x ^ (ones * '"');
-    uint64_t b = x ^ (ones * '\\');
-    uint64_t m = (x - ones * 0x20) & ~x; /* bytes below 0x20 */
-    m |= (q - ones) & ~q;                /* bytes equal to '"' */
-    m |= (b - ones) & ~b;                /* bytes equal to '\\' */
-    return ((m | x) & high) != 0;        /* x & high: bytes >= 0x80 */
-}
-
-/*
- * A JSON string literal: \" \\ \n \r \t escaped, other control bytes as
- * \u00XX, valid UTF-8 copied, each maximal ill-formed subpart replaced by
- * U+FFFD.  Writes at q, which has room for str_bound(n) bytes; returns
- * the end.
- */
-static char *
-put_str(char *q, const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-
-    *q++ = '"';
-    while (i < n) {
-        /* Eight plain bytes at a time, then byte by byte. */
-        while (n - i >= 8) {
-            uint64_t x;
-            memcpy(&x, s + i, 8);
-            if (needs_escape8(x))
-                break;
-            memcpy(q, &x, 8);
-            q += 8;
-            i += 8;
-        }
-        if (i == n)
-            break;
-        unsigned char c = s[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *q++ = (char)c;
-            i++;
-            continue;
-        }
-        if (c >= 0x80) {
-            size_t bad = 0;
-            size_t k = utf8_seq(s + i, n - i, &bad);
-            if (k != 0) {
-                memcpy(q, s + i, k);
-                q += k;
-                i += k;
-            } else {
-                memcpy(q, "\xef\xbf\xbd", 3);
-                q += 3;
-                i += bad;
-            }
-            continue;
-        }
-        *q++ = '\\';
-        switch (c) {
-        case '"':
-            *q++ = '"';
-            break;
-        case '\\':
-            *q++ = '\\';
-            break;
-        case '\n':
-            *q++ = 'n';
-            break;
-        case '\r':
-            *q++ = 'r';
-            break;
-        case '\t':
-            *q++ = 't';
-            break;
-        default:
-            memcpy(q, "u00", 3);
-            q[3] = hexdig[c >> 4];
-            q[4] = hexdig[c & 15];
-            q += 5;
-        }
-        i++;
-    }
-    *q++ = '"';
-    return q;
-}
-
-/* Room put_str() may need for n bytes: each can become \u00XX. */
-static size_t
-str_bound(size_t n)
-{
-    return n > (SIZE_MAX - 2) / 6 ? SIZE_MAX : 6 * n + 2;
-}
-
 static void
 wr_str(struct buf *out, const char *s, size_t n)
 {
-    char *q = wr_room(out, str_bound(n));
+    char *q = wr_room(out, fmt_json_str_bound(n));
     if (q != NULL)
-        out->len = (size_t)(put_str(q, s, n) - out->p);
+        out->len = (size_t)(fmt_json_str(q, s, n) - out->p);
 }
 
 static void
@@ -907,7 +766,7 @@ field_bound(const struct kv_event *ev, enum kv_field f, uint32_t live)
     case KV_K_INT:
         return 24;
     case KV_K_STR:
-        return str_bound(ev->str[f].n);
+        return fmt_json_str_bound(ev->str[f].n);
     case KV_K_RAW:
         return 0;
     }
@@ -934,7 +793,7 @@ put_field(char *q, const struct kv_event *ev, enum kv_field f)
             return put_i64(q, ev->num[f]);
         return q + fmt_u64(q, (uint64_t)ev->num[f]);
     case KV_K_STR:
-        return put_str(q, ev->str[f].p, ev->str[f].n);
+        return fmt_json_str(q, ev->str[f].p, ev->str[f].n);
     case KV_K_RAW:
         break;
     }
