@@ -1,12 +1,10 @@
 /*
- * buf.c - growable byte buffer with the few formatters the writers need.
+ * buf.c - growable byte buffer; its formatters are lib/fmt's.
  */
 #include "buf.h"
 
 #include "fmt.h"
 
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,48 +59,22 @@ buf_puts(struct buf *b, const char *s)
 void
 buf_put_u64(struct buf *b, uint64_t v)
 {
-    char tmp[20];
-    size_t i = sizeof tmp;
-
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    buf_put(b, tmp + i, sizeof tmp - i);
+    if (buf_reserve(b, 20) == 0)
+        b->len += fmt_u64(b->p + b->len, v);
 }
 
 void
 buf_put_i64(struct buf *b, int64_t v)
 {
-    if (v < 0) {
-        buf_putc(b, '-');
-        /* Negate in unsigned arithmetic so INT64_MIN does not overflow. */
-        buf_put_u64(b, (uint64_t)0 - (uint64_t)v);
-    } else {
-        buf_put_u64(b, (uint64_t)v);
-    }
+    if (buf_reserve(b, 21) == 0)
+        b->len += fmt_i64(b->p + b->len, v);
 }
 
 void
 buf_put_double(struct buf *b, double v)
 {
-    char tmp[40];
-
-    if (!isfinite(v)) {
-        buf_puts(b, "null");
-        return;
-    }
-    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0) {
-        buf_put_i64(b, (int64_t)v);
-        return;
-    }
-    /* Fewest digits that read back exactly: 15 usually suffice. */
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (prec == 17 || strtod(tmp, NULL) == v)
-            break;
-    }
-    buf_puts(b, tmp);
+    if (buf_reserve(b, FMT_DOUBLE_MAX) == 0)
+        b->len += fmt_double(b->p + b->len, v);
 }
 
 void

@@ -30,6 +30,9 @@
  */
 #include "index.h"
 
+#include "fmt.h"
+
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1199,10 +1202,9 @@ event_lora(const struct kv_event *ev, char *buf, size_t cap, const char **out)
         return ev->str[KV_F_LORA_NAME].n;
     }
     if (has_value(ev, KV_F_LORA_ID)) {
-        int n = snprintf(buf, cap, "%" PRId64, ev->num[KV_F_LORA_ID]);
-
+        assert(cap >= 21);
         *out = buf;
-        return (size_t)n;
+        return fmt_i64(buf, ev->num[KV_F_LORA_ID]);
     }
     *out = "";
     return 0;

@@ -6,6 +6,8 @@
  */
 #include "jscan.h"
 
+#include "fmt.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -197,24 +199,6 @@ unescape(struct jscan *s, size_t start, size_t end, struct kv_str *out)
 }
 
 /*
- * The bytes of x that are '"', '\\' or a control byte, as their high bits.
- * Borrows can mark bytes after a marked one, never before: the lowest
- * mark is exact.
- */
-static uint64_t
-special8(uint64_t x)
-{
-    const uint64_t ones = 0x0101010101010101ull;
-    const uint64_t high = 0x8080808080808080ull;
-    uint64_t q = x ^ (ones * '"');
-    uint64_t b = x ^ (ones * '\\');
-    uint64_t m = (x - ones * 0x20) & ~x;
-    m |= (q - ones) & ~q;
-    m |= (b - ones) & ~b;
-    return m & high;
-}
-
-/*
  * At an opening quote: finds the closing one.  Returns the body's end
  * (the cursor goes past the quote) and whether it has escapes, or -1.
  */
@@ -232,7 +216,7 @@ scan_string(struct jscan *s, size_t *end, int *esc)
         while (n - i >= 8) {
             uint64_t x;
             memcpy(&x, p + i, 8);
-            uint64_t m = special8(x);
+            uint64_t m = fmt_special8(x);
             if (m != 0) {
                 i += (size_t)__builtin_ctzll(m) / 8;
                 break;

@@ -32,17 +32,6 @@
 /* Writer                                                              */
 /* ------------------------------------------------------------------ */
 
-static const char digits2[] = "00010203040506070809"
-                              "10111213141516171819"
-                              "20212223242526272829"
-                              "30313233343536373839"
-                              "40414243444546474849"
-                              "50515253545556575859"
-                              "60616263646566676869"
-                              "70717273747576777879"
-                              "80818283848586878889"
-                              "90919293949596979899";
-
 /* Room for n more bytes at the end of out, or NULL once out is oom. */
 static char *
 wr_room(struct buf *out, size_t n)
@@ -52,221 +41,12 @@ wr_room(struct buf *out, size_t n)
     return out->p + out->len;
 }
 
-/* Writes v's digits ending at end, two at a time; returns their start. */
-static char *
-put_digits32(char *end, uint32_t v)
-{
-    while (v >= 100) {
-        uint32_t r = v % 100;
-        v /= 100;
-        end -= 2;
-        memcpy(end, digits2 + 2 * r, 2);
-    }
-    if (v >= 10) {
-        end -= 2;
-        memcpy(end, digits2 + 2 * v, 2);
-    } else {
-        *--end = (char)('0' + v);
-    }
-    return end;
-}
-
-/* Number of decimal digits of v. */
-static size_t
-ndigits32(uint32_t v)
-{
-    if (v < 100000) {
-        if (v < 100)
-            return v < 10 ? 1 : 2;
-        return v < 1000 ? 3 : v < 10000 ? 4 : 5;
-    }
-    if (v < 10000000)
-        return v < 1000000 ? 6 : 7;
-    return v < 100000000 ? 8 : v < 1000000000 ? 9 : 10;
-}
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define NDJSON_SWAR 1
-
-/*
- * The 8 decimal digits of v < 10^8 as 8 digit values (0-9) in the bytes of
- * a word, most significant first in memory: split 4+4, then 2+2 per half,
- * then 1+1, each step a multiply-shift in every lane at once.
- */
-static inline uint64_t
-swar8(uint32_t v)
-{
-    uint64_t x = (uint64_t)(v / 10000) | (uint64_t)(v % 10000) << 32;
-    uint64_t q = (x * 10486) >> 20 & 0x0000007f0000007full; /* /100 */
-    x = q | (x - q * 100) << 16;
-    q = (x * 103) >> 10 & 0x000f000f000f000full; /* /10 */
-    return q | (x - q * 10) << 8;
-}
-#endif
-
-/*
- * Writes v in decimal at dst (room for 10 bytes); returns the length.  The
- * digits are made in a register and stored with one 8-byte move: no
- * branch on the length, and no temporary to copy from (that stalls on
- * store-to-load forwarding).
- */
-static inline size_t
-fmt_u32(char *dst, uint32_t v)
-{
-#ifdef NDJSON_SWAR
-    if (v < 100000000) {
-        if (v < 10) {
-            *dst = (char)('0' + v);
-            return 1;
-        }
-        uint64_t x = swar8(v);
-        int lz = __builtin_ctzll(x) / 8; /* leading zero digits */
-        x = (x >> (8 * lz)) + 0x3030303030303030ull;
-        memcpy(dst, &x, 8);
-        return (size_t)(8 - lz);
-    }
-#endif
-    size_t n = ndigits32(v);
-    put_digits32(dst + n, v);
-    return n;
-}
-
-/* Writes v < 10^8 as exactly 8 digits, leading zeros included. */
-static void
-fmt_8digits(char *dst, uint32_t v)
-{
-#ifdef NDJSON_SWAR
-    uint64_t x = swar8(v) + 0x3030303030303030ull;
-    memcpy(dst, &x, 8);
-#else
-    for (int k = 7; k >= 0; k--) {
-        dst[k] = (char)('0' + v % 10);
-        v /= 10;
-    }
-#endif
-}
-
-/* Writes v in decimal at dst (room for 20 bytes); returns the length. */
-static size_t
-fmt_u64(char *dst, uint64_t v)
-{
-    if (v < 100000000)
-        return fmt_u32(dst, (uint32_t)v);
-    uint32_t lo = (uint32_t)(v % 100000000);
-    uint64_t hi = v / 100000000;
-    size_t n;
-    if (hi < 100000000) {
-        n = fmt_u32(dst, (uint32_t)hi);
-    } else {
-        n = fmt_u32(dst, (uint32_t)(hi / 100000000));
-        fmt_8digits(dst + n, (uint32_t)(hi % 100000000));
-        n += 8;
-    }
-    fmt_8digits(dst + n, lo);
-    return n + 8;
-}
-
-/*
- * buf_put_double()'s text, without printf, for 1 <= |v| < 10^14 (every
- * timestamp): the first of 15, 16, 17 significant digits that reads back
- * as v.  Rounding and the read-back test are exact integer arithmetic on
- * v = M * 2^-s, so the result is what glibc's correctly rounded %.*g and
- * strtod give.  Returns the length (at most 24), or 0 outside that range.
- */
-static size_t
-fmt_double_fast(char *dst, double v)
-{
-    typedef unsigned __int128 u128;
-    static const uint64_t pow10[] = {1,
-                                     10,
-                                     100,
-                                     1000,
-                                     10000,
-                                     100000,
-                                     1000000,
-                                     10000000,
-                                     100000000,
-                                     1000000000,
-                                     10000000000ull,
-                                     100000000000ull,
-                                     1000000000000ull,
-                                     10000000000000ull,
-                                     100000000000000ull,
-                                     1000000000000000ull,
-                                     10000000000000000ull};
-    double a = fabs(v);
-    char *q = dst;
-
-    if (!(a >= 1.0 && a < 1e14))
-        return 0;
-    if (v < 0)
-        *q++ = '-';
-    uint64_t ipart = (uint64_t)a;
-    if ((double)ipart == a)
-        return (size_t)(q - dst) + fmt_u64(q, ipart);
-
-    int e;
-    double fr = frexp(a, &e); /* a = fr * 2^e, fr in [0.5, 1) */
-    uint64_t m = (uint64_t)ldexp(fr, 53);
-    int sh = 53 - e; /* a = m * 2^-sh, 6 <= sh <= 52 here */
-    int ndig = 1;
-    while (ndig < 14 && ipart >= pow10[ndig])
-        ndig++;
-
-    uint64_t digits = 0;
-    int dec = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        dec = prec - ndig;
-        u128 n = (u128)m * pow10[dec];
-        u128 rem = n & (((u128)1 << sh) - 1);
-        u128 half = (u128)1 << (sh - 1);
-        digits = (uint64_t)(n >> sh);
-        if (rem > half || (rem == half && (digits & 1)))
-            digits++;
-        if (prec == 17)
-            break;
-        /* Reads back iff |digits/10^dec - v| is under half an ulp of v. */
-        u128 back = (u128)digits << sh;
-        u128 diff = back >= n ? back - n : n - back;
-        u128 twice = 2 * diff;
-        u128 unit = pow10[dec];
-        if (back < n && m == (uint64_t)1 << 52)
-            twice *= 2; /* the gap below a power of two is half as wide */
-        if (twice < unit || (twice == unit && !(m & 1)))
-            break;
-    }
-    uint64_t ip = digits / pow10[dec], fp = digits % pow10[dec];
-    q += fmt_u64(q, ip);
-    if (fp != 0) {
-        while (fp % 10 == 0) {
-            fp /= 10;
-            dec--;
-        }
-        *q++ = '.';
-        char tmp[20];
-        char *end = tmp + sizeof tmp;
-        for (int k = 0; k < dec; k++) {
-            *--end = (char)('0' + fp % 10);
-            fp /= 10;
-        }
-        memcpy(q, end, (size_t)dec);
-        q += dec;
-    }
-    return (size_t)(q - dst);
-}
-
-/* A double as buf_put_double() writes it, with the fast path first. */
 static void
 wr_double(struct buf *out, double v)
 {
-    char *q = wr_room(out, 48);
-    if (q == NULL)
-        return;
-    size_t n = fmt_double_fast(q, v);
-    if (n > 0)
-        out->len += n;
-    else
-        buf_put_double(out, v);
+    char *q = wr_room(out, FMT_DOUBLE_MAX);
+    if (q != NULL)
+        out->len += fmt_double(q, v);
 }
 
 static void
@@ -289,16 +69,8 @@ static void
 wr_i64(struct buf *out, int64_t v)
 {
     char *q = wr_room(out, 21);
-    if (q == NULL)
-        return;
-    if (v < 0) {
-        *q++ = '-';
-        out->len++;
-        /* Negate in unsigned arithmetic so INT64_MIN does not overflow. */
-        out->len += fmt_u64(q, (uint64_t)0 - (uint64_t)v);
-    } else {
-        out->len += fmt_u64(q, (uint64_t)v);
-    }
+    if (q != NULL)
+        out->len += fmt_i64(q, v);
 }
 
 static void
@@ -678,39 +450,6 @@ put_hashes(char *q, const struct kv_hash *h, size_t n)
     return q;
 }
 
-/* "000" to "999", each with a NUL: 4 KiB that stay in cache. */
-#define T10(p)                                                                 \
-    p "0", p "1", p "2", p "3", p "4", p "5", p "6", p "7", p "8", p "9"
-#define T100(p)                                                                \
-    T10(p "0"), T10(p "1"), T10(p "2"), T10(p "3"), T10(p "4"), T10(p "5"),    \
-        T10(p "6"), T10(p "7"), T10(p "8"), T10(p "9")
-static const char dig3[1000][4] = {T100("0"), T100("1"), T100("2"), T100("3"),
-                                   T100("4"), T100("5"), T100("6"), T100("7"),
-                                   T100("8"), T100("9")};
-#undef T100
-#undef T10
-
-/*
- * A token id (room for 10 bytes): vocabularies are below 10^6, so this is
- * at most two lookups of three digits, with the length of the first group
- * computed without a branch.  Larger values take fmt_u32().
- */
-static inline size_t
-fmt_token(char *q, uint32_t v)
-{
-    if (v >= 1000000)
-        return fmt_u32(q, v);
-    uint32_t hi = v / 1000, lo = v % 1000;
-    uint32_t first = hi != 0 ? hi : lo;
-    size_t len = 1 + (first >= 10) + (first >= 100);
-    /* The last len digits of the entry (reads stay inside the table). */
-    memcpy(q, (const char *)dig3 + 4 * first + 3 - len, 4);
-    if (hi == 0)
-        return len;
-    memcpy(q + len, dig3[lo], 4);
-    return len + 3;
-}
-
 /* 10 digits and a comma per value, plus "[]," around each pair. */
 static char *
 put_tokens(char *q, const struct kv_event *ev)
@@ -723,31 +462,20 @@ put_tokens(char *q, const struct kv_event *ev)
             if (k > 0)
                 *q++ = ',';
             *q++ = '[';
-            q += fmt_token(q, t[2 * k]);
+            q += fmt_u32_small(q, t[2 * k]);
             *q++ = ',';
-            q += fmt_token(q, t[2 * k + 1]);
+            q += fmt_u32_small(q, t[2 * k + 1]);
             *q++ = ']';
         }
     } else if (ev->n_tokens > 0) {
-        q += fmt_token(q, t[0]);
+        q += fmt_u32_small(q, t[0]);
         for (size_t k = 1; k < ev->n_tokens; k++) {
             *q++ = ',';
-            q += fmt_token(q, t[k]);
+            q += fmt_u32_small(q, t[k]);
         }
     }
     *q++ = ']';
     return q;
-}
-
-static char *
-put_i64(char *q, int64_t v)
-{
-    if (v < 0) {
-        *q++ = '-';
-        /* Negate in unsigned arithmetic so INT64_MIN does not overflow. */
-        return q + fmt_u64(q, (uint64_t)0 - (uint64_t)v);
-    }
-    return q + fmt_u64(q, (uint64_t)v);
 }
 
 /* Room a field's value may take (RAW values are written separately). */
@@ -790,7 +518,7 @@ put_field(char *q, const struct kv_event *ev, enum kv_field f)
          * wire and kept as their u64 bit pattern.
          */
         if (f == KV_F_LORA_ID)
-            return put_i64(q, ev->num[f]);
+            return q + fmt_i64(q, ev->num[f]);
         return q + fmt_u64(q, (uint64_t)ev->num[f]);
     case KV_K_STR:
         return fmt_json_str(q, ev->str[f].p, ev->str[f].n);

@@ -1,12 +1,14 @@
 /*
- * test_fmt.c - the shared formatters: JSON string literals (through
- * buf_put_json_str, which kvindex replies use) and the byte classifier.
+ * test_fmt.c - the shared formatters: decimal integers and doubles
+ * (against printf), JSON string literals (through buf_put_json_str, which
+ * kvindex replies use) and the byte classifier.
  *
  * Expected texts are written by hand from RFC 8259 and Unicode's "maximal
  * subpart" rule; every escaped string must also be accepted by jansson, a
  * strict parser that refuses invalid UTF-8.
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "buf.h"
@@ -108,6 +110,128 @@ test_json_str(void)
     buf_free(&b);
 }
 
+/*
+ * Integers against printf, the independent peer: every power of ten and
+ * its neighbours, every power of two and its neighbours, the extremes.
+ */
+static void
+test_integers(void)
+{
+    uint64_t vals[200];
+    size_t n = 0;
+    uint64_t p = 1;
+
+    for (int k = 0; k < 20; k++, p *= 10) {
+        vals[n++] = p - 1;
+        vals[n++] = p;
+        vals[n++] = p + 1;
+    }
+    for (int k = 0; k < 64; k++)
+        vals[n++] = (uint64_t)1 << k;
+    vals[n++] = UINT64_MAX;
+    vals[n++] = (uint64_t)INT64_MAX;
+    vals[n++] = (uint64_t)INT64_MAX + 1;
+    vals[n++] = 12345678901234567890ull;
+
+    int u64_ok = 1, i64_ok = 1, u32_ok = 1;
+    for (size_t k = 0; k < n; k++) {
+        char got[32], want[32];
+        size_t len = fmt_u64(got, vals[k]);
+        got[len] = '\0';
+        snprintf(want, sizeof want, "%" PRIu64, vals[k]);
+        u64_ok &= strcmp(got, want) == 0;
+        int64_t s = (int64_t)vals[k];
+        len = fmt_i64(got, s);
+        got[len] = '\0';
+        snprintf(want, sizeof want, "%" PRId64, s);
+        i64_ok &= strcmp(got, want) == 0;
+        if (vals[k] <= UINT32_MAX) {
+            len = fmt_u32(got, (uint32_t)vals[k]);
+            got[len] = '\0';
+            snprintf(want, sizeof want, "%" PRIu64, vals[k]);
+            u32_ok &= strcmp(got, want) == 0;
+            len = fmt_u32_small(got, (uint32_t)vals[k]);
+            got[len] = '\0';
+            u32_ok &= strcmp(got, want) == 0;
+            if (!u32_ok)
+                printf("#   %s, want %s\n", got, want);
+        }
+    }
+    CHECK(u64_ok, "fmt_u64 agrees with printf");
+    CHECK(i64_ok, "fmt_i64 agrees with printf (INT64_MIN included)");
+    CHECK(u32_ok, "fmt_u32 and fmt_u32_small agree with printf");
+
+    int small_ok = 1;
+    for (uint32_t v = 0; v < 2000000; v += 7) {
+        char got[16], want[16];
+        size_t len = fmt_u32_small(got, v);
+        got[len] = '\0';
+        snprintf(want, sizeof want, "%" PRIu32, v);
+        small_ok &= strcmp(got, want) == 0;
+    }
+    CHECK(small_ok, "fmt_u32_small: every 7th value below 2e6");
+}
+
+/* Doubles: the shortest text that strtod reads back, as printf finds it. */
+static void
+test_doubles(void)
+{
+    static const double vals[] = {1700000000.25,
+                                  1700000000.0,
+                                  0.1,
+                                  -0.5,
+                                  1e300,
+                                  -1e-300,
+                                  1732761234.512345,
+                                  9007199254740993.0,
+                                  123456789012345.6,
+                                  99999999999999.99,
+                                  1.5,
+                                  5e-324,
+                                  -2.0};
+    int ok = 1;
+
+    for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) {
+        char got[FMT_DOUBLE_MAX + 1], want[40];
+        size_t len = fmt_double(got, vals[k]);
+        got[len] = '\0';
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(want, sizeof want, "%.*g", prec, vals[k]);
+            if (strtod(want, NULL) == vals[k])
+                break;
+        }
+        if (vals[k] == (double)(int64_t)vals[k] && fabs(vals[k]) < 9.0e15)
+            snprintf(want, sizeof want, "%" PRId64, (int64_t)vals[k]);
+        if (strcmp(got, want) != 0) {
+            ok = 0;
+            printf("#   got %s, want %s\n", got, want);
+        }
+    }
+    CHECK(ok, "fmt_double: shortest round-trip text");
+
+    /* Every timestamp-like value takes the fast path: compare many. */
+    int fast_ok = 1;
+    double v = 1700000000.0;
+    for (int k = 0; k < 100000; k++) {
+        char got[FMT_DOUBLE_MAX + 1], want[40];
+        v += 0.000123457;
+        size_t len = fmt_double(got, v);
+        got[len] = '\0';
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(want, sizeof want, "%.*g", prec, v);
+            if (strtod(want, NULL) == v)
+                break;
+        }
+        fast_ok &= strcmp(got, want) == 0;
+    }
+    CHECK(fast_ok, "fmt_double: 100000 timestamps agree with printf");
+
+    char t[FMT_DOUBLE_MAX];
+    CHECK_U64(fmt_double(t, NAN), 4, "NaN is null");
+    CHECK(memcmp(t, "null", 4) == 0, "NaN text");
+    CHECK_U64(fmt_double(t, -INFINITY), 4, "-inf is null");
+}
+
 static void
 test_special8(void)
 {
@@ -134,6 +258,8 @@ int
 main(void)
 {
     test_json_str();
+    test_integers();
+    test_doubles();
     test_special8();
     return unit_done();
 }
