@@ -214,7 +214,7 @@ main(int argc, char **argv)
     for (int run = 0; run < RUNS; run++) {
         double t0 = now();
         for (size_t k = 0; k < n_lines; k++) {
-            struct ndjson_env env;
+            struct kv_env env;
             struct kv_event ev;
             char err[128];
             arena_reset(&a);
@@ -259,7 +259,7 @@ main(int argc, char **argv)
             size_t n;
             int rc;
             while ((rc = lines_next(&l, &ln, &n)) != LINES_NONE) {
-                struct ndjson_env env;
+                struct kv_env env;
                 struct kv_event ev;
                 char err[128];
                 arena_reset(&a);

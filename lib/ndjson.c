@@ -696,7 +696,7 @@ wr_env_start(struct buf *out, struct kv_str pod, struct kv_str model,
 }
 
 void
-ndjson_write_event(struct buf *out, const struct ndjson_env *env,
+ndjson_write_event(struct buf *out, const struct kv_env *env,
                    const struct kv_event *ev)
 {
     wr_env_start(out, env->pod, env->model, env->has_rank, env->rank);
@@ -1842,7 +1842,7 @@ jp_digests(struct jp *j, struct jline *st)
 
 /* One key's value: dispatch on the key. */
 static int
-jp_member(struct jp *j, struct ndjson_env *env, struct kv_event *ev,
+jp_member(struct jp *j, struct kv_env *env, struct kv_event *ev,
           struct jline *st, struct kv_str key)
 {
     int k = key_lookup(key);
@@ -1986,7 +1986,7 @@ drop_record_unknowns(struct kv_event *ev, uint32_t keys)
 
 /* Decides the line once the whole object has been read. */
 static int
-jp_finish(struct jp *j, struct ndjson_env *env, struct kv_event *ev,
+jp_finish(struct jp *j, struct kv_env *env, struct kv_event *ev,
           struct jline *st)
 {
     char show[40];
@@ -2031,7 +2031,7 @@ jp_finish(struct jp *j, struct ndjson_env *env, struct kv_event *ev,
 
 int
 ndjson_parse_line(const char *line, size_t len, struct arena *arena,
-                  struct ndjson_env *env, struct kv_event *ev, char *err,
+                  struct kv_env *env, struct kv_event *ev, char *err,
                   size_t errlen)
 {
     struct jp j = {.arena = arena, .err = err, .errlen = errlen};

@@ -15,20 +15,6 @@
 #include "buf.h"
 #include "event.h"
 
-/* The envelope of one line (everything but the event's own fields). */
-struct ndjson_env {
-    struct kv_str pod;   /* the reader sets "-" when the line has none */
-    struct kv_str model; /* p == NULL: absent */
-    int has_rank;        /* 0: dp_rank is null */
-    int64_t rank;
-    int has_seq;
-    uint64_t seq;
-    int has_i;
-    uint32_t i;
-    int has_ts;
-    double ts;
-};
-
 /* Where a batch came from: the pod name and the --model, if any. */
 struct ndjson_source {
     struct kv_str pod;
@@ -47,7 +33,7 @@ void ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
  * belong to no decoded batch (gap, restart, a batch-level decode_error), and
  * single events re-written by other tools.  "i" is written when env->has_i.
  */
-void ndjson_write_event(struct buf *out, const struct ndjson_env *env,
+void ndjson_write_event(struct buf *out, const struct kv_env *env,
                         const struct kv_event *ev);
 
 enum ndjson_rc {
@@ -65,7 +51,7 @@ enum ndjson_rc {
  * err.
  */
 int ndjson_parse_line(const char *line, size_t len, struct arena *arena,
-                      struct ndjson_env *env, struct kv_event *ev, char *err,
+                      struct kv_env *env, struct kv_event *ev, char *err,
                       size_t errlen);
 
 #endif
