@@ -22,7 +22,8 @@
 #include <unistd.h>
 
 #include "lines.h"
-#include "ndjson.h"
+#include "ndjson_read.h"
+#include "ndjson_write.h"
 
 #define N_BATCHES 40000
 #define RUNS 3

@@ -23,7 +23,7 @@
 #include "cli.h"
 #include "jscan.h"
 #include "lines.h"
-#include "ndjson.h"
+#include "ndjson_read.h"
 #include "proto.h"
 #include "snapshot.h"
 #include "sock.h"

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ndjson.h"
+#include "ndjson_read.h"
 
 /* A batch of many stores fits easily; a runaway line does not. */
 #define INPUT_MAX_LINE (64u << 20)

@@ -14,7 +14,7 @@
 
 #include "cli.h"
 #include "event.h"
-#include "ndjson.h"
+#include "ndjson_write.h"
 #include "parse.h"
 #include "replay.h"
 #include "wire.h"

@@ -20,7 +20,7 @@
 #include <zmq.h>
 
 #include "cli.h"
-#include "ndjson.h"
+#include "ndjson_write.h"
 #include "replay.h"
 #include "seqtrack.h"
 #include "wire.h"

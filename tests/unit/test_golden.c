@@ -24,7 +24,7 @@
 
 #include "buf.h"
 #include "event.h"
-#include "ndjson.h"
+#include "ndjson_write.h"
 #include "unit.h"
 #include "wire.h"
 

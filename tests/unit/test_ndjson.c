@@ -1,13 +1,15 @@
 /*
  * test_ndjson.c - the NDJSON writer and reader.
  *
- * Expected lines are written by hand from docs/ndjson.md and the team's
- * format decisions, never copied from the writer's output.
+ * Expected lines are written by hand from
+ * docs/ndjson.md#exact-rules-what-the-writer-does-and-the-tests-hold-it-to,
+ * never copied from the writer's output.
  */
 #include <math.h>
 #include <stdlib.h>
 
-#include "ndjson.h"
+#include "ndjson_read.h"
+#include "ndjson_write.h"
 #include "unit.h"
 
 /* U+FFFD in UTF-8. */
