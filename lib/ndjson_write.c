@@ -10,6 +10,7 @@
 #include "ndjson_write.h"
 
 #include "fmt.h"
+#include "mpk.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -74,65 +75,73 @@ wr_hexstr(struct buf *out, const uint8_t *p, size_t n)
     buf_putc(out, '"');
 }
 
-/* ---- msgpack -> JSON, for extra_keys and unknown fields ---- */
+/* ---- generic values (extra_keys, unknown fields) as JSON ---- */
 
-struct mp_cur {
-    const uint8_t *p;
-    const uint8_t *end;
-};
-
-static int
-mp_take(struct mp_cur *c, size_t n, const uint8_t **out)
+/* A value mpk_next() has read whole: a scalar or a str/bin/ext body. */
+static void
+wr_scalar(struct buf *out, const struct mpk_val *v)
 {
-    if ((size_t)(c->end - c->p) < n)
-        return -1;
-    *out = c->p;
-    c->p += n;
-    return 0;
+    switch (v->type) {
+    case MPK_NIL:
+        WR_LIT(out, "null");
+        break;
+    case MPK_BOOL:
+        if (v->v.b)
+            WR_LIT(out, "true");
+        else
+            WR_LIT(out, "false");
+        break;
+    case MPK_UINT:
+        wr_u64(out, v->v.u);
+        break;
+    case MPK_INT:
+        wr_i64(out, v->v.i);
+        break;
+    case MPK_FLOAT:
+        wr_double(out, v->v.f);
+        break;
+    case MPK_STR:
+        wr_str(out, (const char *)v->p, v->n);
+        break;
+    case MPK_BIN:
+    case MPK_EXT:
+        wr_hexstr(out, v->p, v->n);
+        break;
+    case MPK_ARRAY:
+    case MPK_MAP:
+        break;
+    }
 }
 
-static uint64_t
-be_read(const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
+static int wr_mp_value(struct buf *out, struct mpk *c, int depth);
 
-/* Reads a big-endian length of n bytes. */
+/*
+ * A map key, which JSON wants as a string (docs/ndjson.md, "Exact rules"):
+ * strings as they are, integers in decimal, anything else as its JSON
+ * text quoted.
+ */
 static int
-mp_len(struct mp_cur *c, size_t n, uint64_t *len)
+wr_mp_key(struct buf *out, struct mpk *c, int depth)
 {
-    const uint8_t *p;
-    if (mp_take(c, n, &p) == -1)
+    struct mpk peek = *c;
+    struct mpk_val v;
+
+    if (depth > NDJSON_MAX_DEPTH || mpk_next(&peek, &v) != MPK_OK)
         return -1;
-    *len = be_read(p, n);
-    return 0;
-}
-
-static int mp_to_json(struct buf *out, struct mp_cur *c, int depth);
-
-/* Writes a non-string map key as a JSON string (docs/ndjson.md rules). */
-static int
-mp_key_to_json(struct buf *out, struct mp_cur *c, int depth)
-{
-    uint8_t t = *c->p;
-    size_t mark = out->len;
-
-    /* Strings are keys as they are; everything else is stringified. */
-    if ((t >= 0xa0 && t <= 0xbf) || (t >= 0xd9 && t <= 0xdb))
-        return mp_to_json(out, c, depth);
-    int isint = t <= 0x7f || t >= 0xe0 || (t >= 0xcc && t <= 0xd3);
-    if (isint)
-        buf_putc(out, '"');
-    if (mp_to_json(out, c, depth) == -1)
-        return -1;
-    if (isint) {
-        buf_putc(out, '"');
+    if (v.type == MPK_STR || v.type == MPK_UINT || v.type == MPK_INT) {
+        int quote = v.type != MPK_STR;
+        *c = peek;
+        if (quote)
+            buf_putc(out, '"');
+        wr_scalar(out, &v);
+        if (quote)
+            buf_putc(out, '"');
         return 0;
     }
     /* Re-quote the value's JSON text as a string. */
+    size_t mark = out->len;
+    if (wr_mp_value(out, c, depth) == -1 || out->oom)
+        return -1;
     size_t n = out->len - mark;
     char *tmp = malloc(n ? n : 1);
     if (tmp == NULL)
@@ -145,192 +154,79 @@ mp_key_to_json(struct buf *out, struct mp_cur *c, int depth)
 }
 
 /*
- * Converts exactly one msgpack object at c to JSON.  Returns 0, or -1 when
- * the bytes are truncated, use the reserved byte 0xc1 or nest deeper than
- * NDJSON_MAX_DEPTH (the caller then rolls back and writes null).
+ * Converts exactly one msgpack object at c to JSON, through the bounded
+ * mpk cursor.  Returns 0, or -1 when the bytes are truncated, use the
+ * reserved byte 0xc1, declare more elements than remain or nest deeper
+ * than NDJSON_MAX_DEPTH (the caller then rolls back and writes null).
  */
 static int
-mp_to_json(struct buf *out, struct mp_cur *c, int depth)
+wr_mp_value(struct buf *out, struct mpk *c, int depth)
 {
-    const uint8_t *p;
-    uint64_t n = 0;
-    int is_map = 0;
+    struct mpk_val v;
 
-    if (depth > NDJSON_MAX_DEPTH || mp_take(c, 1, &p) == -1)
+    if (depth > NDJSON_MAX_DEPTH || mpk_next(c, &v) != MPK_OK)
         return -1;
-    uint8_t t = p[0];
-    if (t <= 0x7f) {
-        wr_u64(out, t);
+    if (v.type != MPK_ARRAY && v.type != MPK_MAP) {
+        wr_scalar(out, &v);
         return 0;
     }
-    if (t >= 0xe0) {
-        wr_i64(out, (int8_t)t);
-        return 0;
-    }
-    if (t >= 0xa0 && t <= 0xbf) {
-        n = t & 0x1f;
-        goto str;
-    }
-    if (t >= 0x90 && t <= 0x9f) {
-        n = t & 0x0f;
-        goto array;
-    }
-    if (t >= 0x80 && t <= 0x8f) {
-        n = t & 0x0f;
-        is_map = 1;
-        goto array;
-    }
-    switch (t) {
-    case 0xc0:
-        WR_LIT(out, "null");
-        return 0;
-    case 0xc2:
-        WR_LIT(out, "false");
-        return 0;
-    case 0xc3:
-        WR_LIT(out, "true");
-        return 0;
-    case 0xcc:
-    case 0xcd:
-    case 0xce:
-    case 0xcf: {
-        size_t w = (size_t)1 << (t - 0xcc);
-        if (mp_take(c, w, &p) == -1)
-            return -1;
-        wr_u64(out, be_read(p, w));
-        return 0;
-    }
-    case 0xd0:
-    case 0xd1:
-    case 0xd2:
-    case 0xd3: {
-        size_t w = (size_t)1 << (t - 0xd0);
-        if (mp_take(c, w, &p) == -1)
-            return -1;
-        uint64_t u = be_read(p, w);
-        /* Sign-extend from w bytes. */
-        if (w < 8 && (u >> (8 * w - 1)) & 1)
-            u |= ~(uint64_t)0 << (8 * w);
-        wr_i64(out, (int64_t)u);
-        return 0;
-    }
-    case 0xca: {
-        if (mp_take(c, 4, &p) == -1)
-            return -1;
-        uint32_t u = (uint32_t)be_read(p, 4);
-        float f;
-        memcpy(&f, &u, sizeof f);
-        wr_double(out, (double)f);
-        return 0;
-    }
-    case 0xcb: {
-        if (mp_take(c, 8, &p) == -1)
-            return -1;
-        uint64_t u = be_read(p, 8);
-        double d;
-        memcpy(&d, &u, sizeof d);
-        wr_double(out, d);
-        return 0;
-    }
-    case 0xd9:
-    case 0xda:
-    case 0xdb:
-        if (mp_len(c, (size_t)1 << (t - 0xd9), &n) == -1)
-            return -1;
-        goto str;
-    case 0xc4:
-    case 0xc5:
-    case 0xc6:
-        if (mp_len(c, (size_t)1 << (t - 0xc4), &n) == -1 ||
-            mp_take(c, n, &p) == -1)
-            return -1;
-        wr_hexstr(out, p, n);
-        return 0;
-    case 0xd4:
-    case 0xd5:
-    case 0xd6:
-    case 0xd7:
-    case 0xd8:
-        /* fixext: a type byte, then 1, 2, 4, 8 or 16 data bytes. */
-        n = (uint64_t)1 << (t - 0xd4);
-        if (mp_take(c, 1, &p) == -1 || mp_take(c, n, &p) == -1)
-            return -1;
-        wr_hexstr(out, p, n);
-        return 0;
-    case 0xc7:
-    case 0xc8:
-    case 0xc9:
-        if (mp_len(c, (size_t)1 << (t - 0xc7), &n) == -1 ||
-            mp_take(c, 1, &p) == -1 || mp_take(c, n, &p) == -1)
-            return -1;
-        wr_hexstr(out, p, n);
-        return 0;
-    case 0xdc:
-    case 0xdd:
-        if (mp_len(c, t == 0xdc ? 2 : 4, &n) == -1)
-            return -1;
-        goto array;
-    case 0xde:
-    case 0xdf:
-        if (mp_len(c, t == 0xde ? 2 : 4, &n) == -1)
-            return -1;
-        is_map = 1;
-        goto array;
-    default:
-        return -1; /* 0xc1 */
-    }
-
-str:
-    if (mp_take(c, n, &p) == -1)
-        return -1;
-    wr_str(out, (const char *)p, n);
-    return 0;
-
-array:
-    /* Every element takes at least one byte: reject a lying header now. */
-    if (n > (uint64_t)(c->end - c->p) / (is_map ? 2 : 1))
-        return -1;
+    int is_map = v.type == MPK_MAP;
     buf_putc(out, is_map ? '{' : '[');
-    for (uint64_t k = 0; k < n; k++) {
+    for (uint32_t k = 0; k < v.n; k++) {
         if (k > 0)
             buf_putc(out, ',');
         if (is_map) {
-            if (c->p >= c->end || mp_key_to_json(out, c, depth + 1) == -1)
+            if (wr_mp_key(out, c, depth + 1) == -1)
                 return -1;
             buf_putc(out, ':');
         }
-        if (mp_to_json(out, c, depth + 1) == -1)
+        if (wr_mp_value(out, c, depth + 1) == -1)
             return -1;
     }
     buf_putc(out, is_map ? '}' : ']');
     return 0;
 }
 
-/* A kv_raw value as JSON; null when it is not exactly one sound object. */
-static void
-wr_raw(struct buf *out, struct kv_raw r)
+/* vLLM's usual extra_keys, [None] * blocks, written directly; 0 if not. */
+static int
+wr_nulls(struct buf *out, struct kv_raw r)
+{
+    if (r.n < 2 || r.n > 16 || r.p[0] != (0x90 | (r.n - 1)))
+        return 0;
+    for (size_t k = 1; k < r.n; k++)
+        if (r.p[k] != 0xc0)
+            return 0;
+    char *q = wr_room(out, 5 * r.n + 1);
+    if (q == NULL)
+        return 1;
+    *q++ = '[';
+    for (size_t k = 1; k < r.n; k++) {
+        memcpy(q, "null,", 5);
+        q += 5;
+    }
+    q[-1] = ']';
+    out->len = (size_t)(q - out->p);
+    return 1;
+}
+
+void
+ndjson_write_raw(struct buf *out, struct kv_raw r)
 {
     size_t mark = out->len;
-    struct mp_cur c = {r.p, r.p + r.n};
+    struct mpk c;
 
-    /* vLLM's usual extra_keys, [None] * blocks, written directly. */
-    if (r.p != NULL && r.n >= 2 && r.n <= 16 && r.p[0] == (0x90 | (r.n - 1))) {
-        size_t k = 1;
-        while (k < r.n && r.p[k] == 0xc0)
-            k++;
-        char *q = k == r.n ? wr_room(out, 5 * r.n + 1) : NULL;
-        if (q != NULL) {
-            *q++ = '[';
-            for (k = 1; k < r.n; k++) {
-                memcpy(q, "null,", 5);
-                q += 5;
-            }
-            q[-1] = ']';
-            out->len = (size_t)(q - out->p);
-            return;
-        }
+    if (r.p == NULL || r.n == 0) {
+        WR_LIT(out, "null");
+        return;
     }
-    if (r.p == NULL || mp_to_json(out, &c, 1) == -1 || c.p != c.end) {
+    if (r.kind == KV_RAW_JSON) {
+        buf_put(out, r.p, r.n);
+        return;
+    }
+    if (wr_nulls(out, r))
+        return;
+    mpk_init(&c, r.p, r.n);
+    if (wr_mp_value(out, &c, 1) == -1 || mpk_left(&c) != 0) {
         if (!out->oom)
             out->len = mark;
         WR_LIT(out, "null");
@@ -549,7 +445,7 @@ wr_engine_extras(struct buf *out, const struct kv_event *ev, uint32_t live)
             wr_str(out, u->key.p, u->key.n);
         }
         buf_putc(out, ':');
-        wr_raw(out, u->val);
+        ndjson_write_raw(out, u->val);
     }
 }
 
@@ -582,7 +478,7 @@ wr_engine_body(struct buf *out, const struct kv_event *ev)
             q += 4;
         } else if (kv_fields[f].kind == KV_K_RAW) {
             out->len = (size_t)(q - out->p);
-            wr_raw(out, ev->raw[f]);
+            ndjson_write_raw(out, ev->raw[f]);
             if ((q = wr_room(out, bound)) == NULL)
                 return;
         } else {

@@ -34,4 +34,13 @@ void ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
 void ndjson_write_event(struct buf *out, const struct kv_env *env,
                         const struct kv_event *ev);
 
+/*
+ * Appends a generic value (extra_keys, an unknown field) as JSON: a
+ * KV_RAW_JSON value verbatim (its text is the reader's, already checked),
+ * a KV_RAW_MSGPACK one converted by docs/ndjson.md's rules for generic
+ * values.  Writes null when r is empty or is not exactly one sound msgpack
+ * object.
+ */
+void ndjson_write_raw(struct buf *out, struct kv_raw r);
+
 #endif

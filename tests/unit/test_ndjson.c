@@ -543,6 +543,46 @@ test_generic(void)
           "NULL raw is null");
 }
 
+/* A KV_RAW_JSON value is the reader's checked text: written verbatim. */
+static void
+test_raw_json(void)
+{
+    static const char js[] = "[{\"k\":[1,2.50,\"\\u00e9\"]},null]";
+    struct kv_raw j = {(const uint8_t *)js, sizeof js - 1, KV_RAW_JSON};
+    struct kv_raw empty = {(const uint8_t *)"", 0, KV_RAW_JSON};
+    /* Read as msgpack, the same bytes are a fixint and trailing bytes. */
+    struct kv_raw mp = {(const uint8_t *)js, sizeof js - 1, KV_RAW_MSGPACK};
+
+    buf_clear(&out);
+    ndjson_write_raw(&out, j);
+    CHECK_STR(text(), js, "JSON raw written verbatim");
+    buf_clear(&out);
+    ndjson_write_raw(&out, empty);
+    CHECK_STR(text(), "null", "empty JSON raw is null");
+    buf_clear(&out);
+    ndjson_write_raw(&out, mp);
+    CHECK_STR(text(), "null", "the same bytes as msgpack are not one object");
+
+    /* As extra_keys and as an unknown field of an event. */
+    struct kv_unknown u = {
+        {"x", 1}, -1, {(const uint8_t *)"{\"a\":true}", 10, KV_RAW_JSON}};
+    struct kv_env env = {.pod = S("p")};
+    struct kv_event ev;
+    kv_event_init(&ev, KV_BLOCK_REMOVED);
+    ev.present = KV_BIT(KV_F_EXTRA_KEYS);
+    ev.raw[KV_F_EXTRA_KEYS] = j;
+    ev.unknown = &u;
+    ev.n_unknown = 1;
+    buf_clear(&out);
+    ndjson_write_event(&out, &env, &ev);
+    CHECK_STR(text(),
+              "{\"pod\":\"p\",\"dp_rank\":null,\"type\":\"BlockRemoved\","
+              "\"block_hashes\":null,\"medium\":null,"
+              "\"extra_keys\":[{\"k\":[1,2.50,\"\\u00e9\"]},null],"
+              "\"x\":{\"a\":true}}\n",
+              "JSON raw fields in an event");
+}
+
 /* ---- reader ---- */
 
 static struct arena arena;
@@ -1444,6 +1484,7 @@ main(void)
     test_fields();
     test_escaping();
     test_generic();
+    test_raw_json();
     test_read_envelope();
     test_read_fields();
     test_read_records();
