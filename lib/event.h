@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A byte string that is not NUL-terminated.  Borrowed. */
 struct kv_str {
@@ -60,27 +61,14 @@ enum kv_type {
 };
 
 /*
- * Engine fields in declaration order: vLLM's, with SGLang's cache_salt placed
- * before session_id so that both engines' orders are preserved.
+ * Engine fields in NDJSON order, from the one list in fields.def (which
+ * says how to add a field).
  */
-enum kv_field {
-    KV_F_BLOCK_HASHES,
-    KV_F_PARENT_BLOCK_HASH,
-    KV_F_TOKEN_IDS,
-    KV_F_BLOCK_SIZE,
-    KV_F_LORA_ID,
-    KV_F_MEDIUM,
-    KV_F_LORA_NAME,
-    KV_F_EXTRA_KEYS,
-    KV_F_GROUP_IDX,
-    KV_F_KV_CACHE_SPEC_KIND,
-    KV_F_KV_CACHE_SPEC_SLIDING_WINDOW,
-    KV_F_LOCALITY,
-    KV_F_OWNERSHIP,
-    KV_F_CACHE_SALT,
-    KV_F_SESSION_ID,
-    KV_F_COUNT
-};
+#include "fields.def"
+
+#define KV_FIELD_ENUM(a, id, ...) KV_F_##id,
+enum kv_field { KV_FIELD_LIST(KV_FIELD_ENUM, ~) KV_F_COUNT };
+#undef KV_FIELD_ENUM
 
 /* How a field's value is stored in struct kv_event. */
 enum kv_kind {
@@ -91,6 +79,14 @@ enum kv_kind {
     KV_K_STR,    /* str[field] */
     KV_K_RAW     /* raw[field]: any msgpack value */
 };
+
+#define KV_BIT(f) (1u << (f))
+
+/* The event-type codes of fields.def's required and map columns. */
+#define KV_TYPES_0 0u
+#define KV_TYPES_S KV_BIT(KV_BLOCK_STORED)
+#define KV_TYPES_R KV_BIT(KV_BLOCK_REMOVED)
+#define KV_TYPES_SR (KV_TYPES_S | KV_TYPES_R)
 
 struct kv_field_info {
     const char *name;
@@ -110,8 +106,6 @@ struct kv_unknown {
     int pos;
     struct kv_raw val;
 };
-
-#define KV_BIT(f) (1u << (f))
 
 struct kv_event {
     enum kv_type type;
@@ -189,9 +183,71 @@ const char *kv_type_name(enum kv_type t);
 /* Maps a type name to its enum; returns -1 for an unknown name. */
 int kv_type_parse(const char *s, size_t n, enum kv_type *out);
 
-/* Maps a field name to its enum; returns -1 for an unknown name. */
-int kv_field_parse(const char *s, size_t n, enum kv_field *out);
+/* Field names are shorter than this. */
+#define KV_FIELD_NAME_MAX 32
 
+/*
+ * The fields whose name has a given length, as KV_BIT()s (0 for lengths
+ * no name has).  Static storage.
+ */
+extern const uint32_t kv_fields_by_len[KV_FIELD_NAME_MAX];
+
+/*
+ * Whether a[0..n) equals b[0..n): words of 8 bytes, the last one
+ * overlapping, instead of a call to memcmp for a few bytes.
+ */
+static inline int
+kv_name_eq(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    uint32_t u, v;
+
+    if (n >= 8) {
+        for (size_t k = 0; k + 8 < n; k += 8) {
+            memcpy(&x, a + k, 8);
+            memcpy(&y, b + k, 8);
+            if (x != y)
+                return 0;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        if (u != v)
+            return 0;
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&v, b + n - 4, 4);
+        return u == v;
+    }
+    for (size_t k = 0; k < n; k++)
+        if (a[k] != b[k])
+            return 0;
+    return 1;
+}
+
+/*
+ * Maps a field name to its enum; returns -1 for an unknown name.  The one
+ * name lookup: the wire decoder and the NDJSON reader call it for every
+ * key, so it is inline and compares only the names of the right length
+ * (one, or a few).
+ */
+static inline int
+kv_field_parse(const char *s, size_t n, enum kv_field *out)
+{
+    uint32_t m = n < KV_FIELD_NAME_MAX ? kv_fields_by_len[n] : 0;
+
+    for (; m != 0; m &= m - 1) {
+        int f = __builtin_ctz(m);
+        if (kv_name_eq(kv_fields[f].name, s, n)) {
+            *out = (enum kv_field)f;
+            return 0;
+        }
+    }
+    return -1;
+}
 /* Resets ev to an empty event of the given type (every field absent). */
 void kv_event_init(struct kv_event *ev, enum kv_type type);
 

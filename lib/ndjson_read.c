@@ -556,9 +556,10 @@ static const struct {
 };
 
 /*
- * Returns a jkey, JK_COUNT_KEYS + field for an engine field, or -1.  A
- * switch on the length, then comparisons of constant size, which compile
- * to a few word compares.
+ * Returns a jkey, JK_COUNT_KEYS + field for an engine field, or -1.  The
+ * envelope's keys take a switch on the length, then comparisons of
+ * constant size, which compile to a few word compares; engine fields take
+ * the one field lookup, kv_field_parse.
  */
 static int
 key_lookup(struct kv_str k)
@@ -568,7 +569,6 @@ key_lookup(struct kv_str k)
 #define K(lit, id)                                                             \
     if (memcmp(p, lit, sizeof(lit) - 1) == 0)                                  \
     return (id)
-#define F(lit, f) K(lit, JK_COUNT_KEYS + (f))
     switch (k.n) {
     case 1:
         K("i", JK_I);
@@ -592,53 +592,26 @@ key_lookup(struct kv_str k)
         K("bytes", JK_BYTES);
         K("count", JK_COUNT);
         break;
-    case 6:
-        F("medium", KV_F_MEDIUM);
-        break;
     case 7:
         K("dp_rank", JK_DP_RANK);
-        F("lora_id", KV_F_LORA_ID);
         K("version", JK_VERSION);
         break;
     case 8:
         K("last_seq", JK_LAST_SEQ);
-        F("locality", KV_F_LOCALITY);
-        break;
-    case 9:
-        F("token_ids", KV_F_TOKEN_IDS);
-        F("lora_name", KV_F_LORA_NAME);
-        F("group_idx", KV_F_GROUP_IDX);
-        F("ownership", KV_F_OWNERSHIP);
-        break;
-    case 10:
-        F("block_size", KV_F_BLOCK_SIZE);
-        F("extra_keys", KV_F_EXTRA_KEYS);
-        F("cache_salt", KV_F_CACHE_SALT);
-        F("session_id", KV_F_SESSION_ID);
-        break;
-    case 12:
-        F("block_hashes", KV_F_BLOCK_HASHES);
         break;
     case 13:
         K("block_digests", JK_BLOCK_DIGESTS);
         break;
-    case 17:
-        F("parent_block_hash", KV_F_PARENT_BLOCK_HASH);
-        break;
-    case 18:
-        F("kv_cache_spec_kind", KV_F_KV_CACHE_SPEC_KIND);
-        break;
     case 19:
         K("parent_block_digest", JK_PARENT_DIGEST);
-        break;
-    case 28:
-        F("kv_cache_spec_sliding_window", KV_F_KV_CACHE_SPEC_SLIDING_WINDOW);
         break;
     default:
         break;
     }
-#undef F
 #undef K
+    enum kv_field f;
+    if (kv_field_parse(p, k.n, &f) == 0)
+        return JK_COUNT_KEYS + (int)f;
     return -1;
 }
 

@@ -253,24 +253,10 @@ struct padded {
     }
 
 /* ,"name": for each field, in enum kv_field order. */
+#define FIELD_KEY(a, id, name, ...) [KV_F_##id] = PAD(",\"" #name "\":"),
 static const struct padded field_keys[KV_F_COUNT] = {
-    [KV_F_BLOCK_HASHES] = PAD(",\"block_hashes\":"),
-    [KV_F_PARENT_BLOCK_HASH] = PAD(",\"parent_block_hash\":"),
-    [KV_F_TOKEN_IDS] = PAD(",\"token_ids\":"),
-    [KV_F_BLOCK_SIZE] = PAD(",\"block_size\":"),
-    [KV_F_LORA_ID] = PAD(",\"lora_id\":"),
-    [KV_F_MEDIUM] = PAD(",\"medium\":"),
-    [KV_F_LORA_NAME] = PAD(",\"lora_name\":"),
-    [KV_F_EXTRA_KEYS] = PAD(",\"extra_keys\":"),
-    [KV_F_GROUP_IDX] = PAD(",\"group_idx\":"),
-    [KV_F_KV_CACHE_SPEC_KIND] = PAD(",\"kv_cache_spec_kind\":"),
-    [KV_F_KV_CACHE_SPEC_SLIDING_WINDOW] =
-        PAD(",\"kv_cache_spec_sliding_window\":"),
-    [KV_F_LOCALITY] = PAD(",\"locality\":"),
-    [KV_F_OWNERSHIP] = PAD(",\"ownership\":"),
-    [KV_F_CACHE_SALT] = PAD(",\"cache_salt\":"),
-    [KV_F_SESSION_ID] = PAD(",\"session_id\":"),
-};
+    KV_FIELD_LIST(FIELD_KEY, ~)};
+#undef FIELD_KEY
 
 /* ,"type":"Name" for each type. */
 static const struct padded type_keys[KV_TYPE_COUNT] = {
