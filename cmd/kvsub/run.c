@@ -331,10 +331,10 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
         log_warn("%s: restart: seq %" PRIu64 " after %" PRIu64, s->spec->name,
                  seq, v.last_seq);
         /*
-         * A new publisher counts from 0 (wire-format §1.3).  When its first
-         * batches were missed, the restart record names 0, the first seq of
-         * the new process, and the missed ones are fetched from its replay
-         * buffer (or reported as a gap) before this batch.
+         * A new publisher counts from 0 (docs/protocol.md#sequence-numbers).
+         * When its first batches were missed, the restart record names 0, the
+         * first seq of the new process, and the missed ones are fetched from
+         * its replay buffer (or reported as a gap) before this batch.
          */
         write_record(k, s, ok ? &b : NULL, 1, 0, &ev);
         if (seq > 0)
