@@ -1,7 +1,7 @@
 /*
  * proto.c - parsing kvindex requests and writing their replies (proto.h).
  *
- * Requests are read with the one-pass scanner of json.c rather than a DOM:
+ * Requests are read with the one-pass scanner of jscan.h rather than a DOM:
  * a match carries a few thousand token ids and its round trip is the number
  * routers care about.  Replies are written straight into the output buffer.
  */
