@@ -12,26 +12,6 @@ const struct kv_field_info kv_fields[KV_F_COUNT] = {
     KV_FIELD_LIST(FIELD_INFO, ~)};
 #undef FIELD_INFO
 
-/* Every name is shorter than KV_FIELD_NAME_MAX. */
-#define NAME_FITS(a, id, name, ...)                                            \
-    _Static_assert(sizeof #name <= KV_FIELD_NAME_MAX, #name " is too long");
-KV_FIELD_LIST(NAME_FITS, ~)
-#undef NAME_FITS
-
-/* Bit of each field whose name is n bytes long. */
-#define LEN_BIT(n, id, name, ...)                                              \
-    | (sizeof #name - 1 == (n) ? KV_BIT(KV_F_##id) : 0u)
-#define BY_LEN(n) [n] = 0u KV_FIELD_LIST(LEN_BIT, n)
-const uint32_t kv_fields_by_len[KV_FIELD_NAME_MAX] = {
-    BY_LEN(1),  BY_LEN(2),  BY_LEN(3),  BY_LEN(4),  BY_LEN(5),  BY_LEN(6),
-    BY_LEN(7),  BY_LEN(8),  BY_LEN(9),  BY_LEN(10), BY_LEN(11), BY_LEN(12),
-    BY_LEN(13), BY_LEN(14), BY_LEN(15), BY_LEN(16), BY_LEN(17), BY_LEN(18),
-    BY_LEN(19), BY_LEN(20), BY_LEN(21), BY_LEN(22), BY_LEN(23), BY_LEN(24),
-    BY_LEN(25), BY_LEN(26), BY_LEN(27), BY_LEN(28), BY_LEN(29), BY_LEN(30),
-    BY_LEN(31)};
-#undef BY_LEN
-#undef LEN_BIT
-
 /* The fields vLLM declares as required, for event types in mask t. */
 #define REQUIRED(t, id, name, kind, nullable, required, ...)                   \
     | ((KV_TYPES_##required) & (t) ? KV_BIT(KV_F_##id) : 0u)

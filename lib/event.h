@@ -183,69 +183,24 @@ const char *kv_type_name(enum kv_type t);
 /* Maps a type name to its enum; returns -1 for an unknown name. */
 int kv_type_parse(const char *s, size_t n, enum kv_type *out);
 
-/* Field names are shorter than this. */
-#define KV_FIELD_NAME_MAX 32
-
-/*
- * The fields whose name has a given length, as KV_BIT()s (0 for lengths
- * no name has).  Static storage.
- */
-extern const uint32_t kv_fields_by_len[KV_FIELD_NAME_MAX];
-
-/*
- * Whether a[0..n) equals b[0..n): words of 8 bytes, the last one
- * overlapping, instead of a call to memcmp for a few bytes.
- */
-static inline int
-kv_name_eq(const char *a, const char *b, size_t n)
-{
-    uint64_t x, y;
-    uint32_t u, v;
-
-    if (n >= 8) {
-        for (size_t k = 0; k + 8 < n; k += 8) {
-            memcpy(&x, a + k, 8);
-            memcpy(&y, b + k, 8);
-            if (x != y)
-                return 0;
-        }
-        memcpy(&x, a + n - 8, 8);
-        memcpy(&y, b + n - 8, 8);
-        return x == y;
-    }
-    if (n >= 4) {
-        memcpy(&u, a, 4);
-        memcpy(&v, b, 4);
-        if (u != v)
-            return 0;
-        memcpy(&u, a + n - 4, 4);
-        memcpy(&v, b + n - 4, 4);
-        return u == v;
-    }
-    for (size_t k = 0; k < n; k++)
-        if (a[k] != b[k])
-            return 0;
-    return 1;
-}
-
 /*
  * Maps a field name to its enum; returns -1 for an unknown name.  The one
  * name lookup: the wire decoder and the NDJSON reader call it for every
- * key, so it is inline and compares only the names of the right length
- * (one, or a few).
+ * key.  It is inline and expands the field list into tests of a constant
+ * length and memcmps of a constant size, which the compiler turns into a
+ * switch on the length and a few word compares, as a hand-written lookup
+ * would be.
  */
 static inline int
 kv_field_parse(const char *s, size_t n, enum kv_field *out)
 {
-    uint32_t m = n < KV_FIELD_NAME_MAX ? kv_fields_by_len[n] : 0;
-
-    for (; m != 0; m &= m - 1) {
-        int f = __builtin_ctz(m);
-        if (kv_name_eq(kv_fields[f].name, s, n)) {
-            *out = (enum kv_field)f;
-            return 0;
-        }
+#define KV_FIELD_TRY(a, id, name, ...)                                         \
+    if (n == sizeof #name - 1 && memcmp(s, #name, sizeof #name - 1) == 0) {    \
+        *out = KV_F_##id;                                                      \
+        return 0;                                                              \
     }
+    KV_FIELD_LIST(KV_FIELD_TRY, ~)
+#undef KV_FIELD_TRY
     return -1;
 }
 /* Resets ev to an empty event of the given type (every field absent). */
