@@ -2,7 +2,8 @@
  * json_mp.h - one JSON value, read with the jscan cursor, as one msgpack
  * object: how the NDJSON reader keeps generic values (extra_keys, unknown
  * fields) so that an event read from a line encodes like one decoded from
- * the wire.  The encodings are msgspec's smallest (docs/ndjson.md#reading).
+ * the wire.  Integers, strings and containers take their smallest msgpack
+ * form, as msgspec writes them; other numbers are float64.
  *
  * Ownership: the msgpack bytes live in the arena given to the converter and
  * stay valid until that arena is reset.

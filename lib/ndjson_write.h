@@ -5,6 +5,9 @@
  * The hot path of kvsub: lines are appended straight into a struct buf,
  * with no JSON DOM, hashes as decimal strings, keys in the documented
  * order.  Nothing is read past an event's strings or generic values.
+ *
+ * Ownership: the functions only append to the caller's buffer; nothing
+ * they are given is kept.
  */
 #ifndef KVTAP_NDJSON_WRITE_H
 #define KVTAP_NDJSON_WRITE_H

@@ -129,6 +129,9 @@ test_integers(void)
     for (int k = 0; k < 64; k++)
         vals[n++] = (uint64_t)1 << k;
     vals[n++] = UINT64_MAX;
+    vals[n++] = UINT32_MAX;
+    vals[n++] = 999999999;
+    vals[n++] = 1000000;
     vals[n++] = (uint64_t)INT64_MAX;
     vals[n++] = (uint64_t)INT64_MAX + 1;
     vals[n++] = 12345678901234567890ull;
