@@ -22,8 +22,8 @@
 #define JSON_MP_DEPTH_TEXT "64"
 
 /*
- * The converter's scratch, zero-initialised with .arena set.  [val, len)
- * of p is the value being built; finished values stay where they are.
+ * The converter's scratch (json_mp_init).  [val, len) of p is the value
+ * being built; finished values stay where they are.
  */
 struct json_mp {
     struct arena *arena; /* borrowed */
@@ -32,6 +32,17 @@ struct json_mp {
     struct jscan *sc; /* the cursor of the current call */
     const char *why;  /* after a failure the scanner did not word */
 };
+
+/* Starts an empty scratch whose memory comes from arena (borrowed). */
+static inline void
+json_mp_init(struct json_mp *m, struct arena *arena)
+{
+    m->arena = arena;
+    m->p = NULL;
+    m->len = m->cap = m->val = 0;
+    m->sc = NULL;
+    m->why = NULL;
+}
 
 /*
  * Converts the JSON value at sc's cursor and moves the cursor past it;

@@ -963,12 +963,15 @@ ndjson_parse_line(const char *line, size_t len, struct arena *arena,
                   struct kv_env *env, struct kv_event *ev, char *err,
                   size_t errlen)
 {
-    struct jp j = {
-        .arena = arena, .err = err, .errlen = errlen, .mp = {.arena = arena}};
+    struct jp j; /* set field by field: zeroing it all costs a rep stos */
     struct jline st = {.type = TYPE_NONE};
     struct kv_str key;
     int m, first = 1;
 
+    j.arena = arena;
+    j.err = err;
+    j.errlen = errlen;
+    json_mp_init(&j.mp, arena);
     jscan_init(&j.sc, line, len, arena, NULL, 0);
     memset(env, 0, sizeof *env);
     env->pod.p = "-";
