@@ -77,7 +77,7 @@ enum kv_kind {
     KV_K_TOKENS, /* tokens, n_tokens, token_pairs */
     KV_K_INT,    /* num[field] */
     KV_K_STR,    /* str[field] */
-    KV_K_RAW     /* raw[field]: any msgpack value */
+    KV_K_RAW     /* raw[field]: a generic value, msgpack or JSON text */
 };
 
 #define KV_BIT(f) (1u << (f))
