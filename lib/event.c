@@ -7,24 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FIELD_INFO(a, id, name, kind, ...) [KV_F_##id] = {#name, KV_K_##kind},
 const struct kv_field_info kv_fields[KV_F_COUNT] = {
-    [KV_F_BLOCK_HASHES] = {"block_hashes", KV_K_HASHES},
-    [KV_F_PARENT_BLOCK_HASH] = {"parent_block_hash", KV_K_HASH},
-    [KV_F_TOKEN_IDS] = {"token_ids", KV_K_TOKENS},
-    [KV_F_BLOCK_SIZE] = {"block_size", KV_K_INT},
-    [KV_F_LORA_ID] = {"lora_id", KV_K_INT},
-    [KV_F_MEDIUM] = {"medium", KV_K_STR},
-    [KV_F_LORA_NAME] = {"lora_name", KV_K_STR},
-    [KV_F_EXTRA_KEYS] = {"extra_keys", KV_K_RAW},
-    [KV_F_GROUP_IDX] = {"group_idx", KV_K_INT},
-    [KV_F_KV_CACHE_SPEC_KIND] = {"kv_cache_spec_kind", KV_K_STR},
-    [KV_F_KV_CACHE_SPEC_SLIDING_WINDOW] = {"kv_cache_spec_sliding_window",
-                                           KV_K_INT},
-    [KV_F_LOCALITY] = {"locality", KV_K_STR},
-    [KV_F_OWNERSHIP] = {"ownership", KV_K_STR},
-    [KV_F_CACHE_SALT] = {"cache_salt", KV_K_STR},
-    [KV_F_SESSION_ID] = {"session_id", KV_K_STR},
-};
+    KV_FIELD_LIST(FIELD_INFO, ~)};
+#undef FIELD_INFO
+
+/* The fields vLLM declares as required, for event types in mask t. */
+#define REQUIRED(t, id, name, kind, nullable, required, ...)                   \
+    | ((KV_TYPES_##required) & (t) ? KV_BIT(KV_F_##id) : 0u)
+static const uint32_t required_stored = 0u KV_FIELD_LIST(REQUIRED, KV_TYPES_S);
+static const uint32_t required_removed = 0u KV_FIELD_LIST(REQUIRED, KV_TYPES_R);
+#undef REQUIRED
 
 static const char *const type_names[KV_TYPE_COUNT] = {
     [KV_BLOCK_STORED] = "BlockStored",
@@ -54,19 +47,6 @@ kv_type_parse(const char *s, size_t n, enum kv_type *out)
     return -1;
 }
 
-int
-kv_field_parse(const char *s, size_t n, enum kv_field *out)
-{
-    for (int f = 0; f < KV_F_COUNT; f++) {
-        if (strlen(kv_fields[f].name) == n &&
-            memcmp(kv_fields[f].name, s, n) == 0) {
-            *out = (enum kv_field)f;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 void
 kv_event_init(struct kv_event *ev, enum kv_type type)
 {
@@ -90,11 +70,9 @@ kv_required_fields(enum kv_type t)
 {
     switch (t) {
     case KV_BLOCK_STORED:
-        return KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_PARENT_BLOCK_HASH) |
-               KV_BIT(KV_F_TOKEN_IDS) | KV_BIT(KV_F_BLOCK_SIZE) |
-               KV_BIT(KV_F_LORA_ID) | KV_BIT(KV_F_MEDIUM);
+        return required_stored;
     case KV_BLOCK_REMOVED:
-        return KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_MEDIUM);
+        return required_removed;
     default:
         return 0;
     }

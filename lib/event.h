@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A byte string that is not NUL-terminated.  Borrowed. */
 struct kv_str {
@@ -60,27 +61,14 @@ enum kv_type {
 };
 
 /*
- * Engine fields in declaration order: vLLM's, with SGLang's cache_salt placed
- * before session_id so that both engines' orders are preserved.
+ * Engine fields in NDJSON order, from the one list in fields.def (which
+ * says how to add a field).
  */
-enum kv_field {
-    KV_F_BLOCK_HASHES,
-    KV_F_PARENT_BLOCK_HASH,
-    KV_F_TOKEN_IDS,
-    KV_F_BLOCK_SIZE,
-    KV_F_LORA_ID,
-    KV_F_MEDIUM,
-    KV_F_LORA_NAME,
-    KV_F_EXTRA_KEYS,
-    KV_F_GROUP_IDX,
-    KV_F_KV_CACHE_SPEC_KIND,
-    KV_F_KV_CACHE_SPEC_SLIDING_WINDOW,
-    KV_F_LOCALITY,
-    KV_F_OWNERSHIP,
-    KV_F_CACHE_SALT,
-    KV_F_SESSION_ID,
-    KV_F_COUNT
-};
+#include "fields.def"
+
+#define KV_FIELD_ENUM(a, id, ...) KV_F_##id,
+enum kv_field { KV_FIELD_LIST(KV_FIELD_ENUM, ~) KV_F_COUNT };
+#undef KV_FIELD_ENUM
 
 /* How a field's value is stored in struct kv_event. */
 enum kv_kind {
@@ -89,8 +77,16 @@ enum kv_kind {
     KV_K_TOKENS, /* tokens, n_tokens, token_pairs */
     KV_K_INT,    /* num[field] */
     KV_K_STR,    /* str[field] */
-    KV_K_RAW     /* raw[field]: any msgpack value */
+    KV_K_RAW     /* raw[field]: a generic value, msgpack or JSON text */
 };
+
+#define KV_BIT(f) (1u << (f))
+
+/* The event-type codes of fields.def's required and map columns. */
+#define KV_TYPES_0 0u
+#define KV_TYPES_S KV_BIT(KV_BLOCK_STORED)
+#define KV_TYPES_R KV_BIT(KV_BLOCK_REMOVED)
+#define KV_TYPES_SR (KV_TYPES_S | KV_TYPES_R)
 
 struct kv_field_info {
     const char *name;
@@ -110,8 +106,6 @@ struct kv_unknown {
     int pos;
     struct kv_raw val;
 };
-
-#define KV_BIT(f) (1u << (f))
 
 struct kv_event {
     enum kv_type type;
@@ -161,6 +155,25 @@ struct kv_batch {
     size_t n_events;
 };
 
+/*
+ * The envelope of one event, as an NDJSON line carries it (docs/ndjson.md,
+ * "The envelope"): where it came from and its place in the stream.  The
+ * index applies events under it, the NDJSON writer and reader write and
+ * read it.  Strings are borrowed like the event's.
+ */
+struct kv_env {
+    struct kv_str pod;   /* the reader sets "-" when the line has none */
+    struct kv_str model; /* p == NULL: absent */
+    int has_rank;        /* 0: dp_rank is null */
+    int64_t rank;
+    int has_seq;
+    uint64_t seq;
+    int has_i;
+    uint32_t i;
+    int has_ts;
+    double ts;
+};
+
 /* The engine whose positional layout an array event follows. */
 enum kv_engine { KV_ENGINE_VLLM, KV_ENGINE_SGLANG };
 
@@ -170,9 +183,26 @@ const char *kv_type_name(enum kv_type t);
 /* Maps a type name to its enum; returns -1 for an unknown name. */
 int kv_type_parse(const char *s, size_t n, enum kv_type *out);
 
-/* Maps a field name to its enum; returns -1 for an unknown name. */
-int kv_field_parse(const char *s, size_t n, enum kv_field *out);
-
+/*
+ * Maps a field name to its enum; returns -1 for an unknown name.  The one
+ * name lookup: the wire decoder and the NDJSON reader call it for every
+ * key.  It is inline and expands the field list into tests of a constant
+ * length and memcmps of a constant size, which the compiler turns into a
+ * switch on the length and a few word compares, as a hand-written lookup
+ * would be.
+ */
+static inline int
+kv_field_parse(const char *s, size_t n, enum kv_field *out)
+{
+#define KV_FIELD_TRY(a, id, name, ...)                                         \
+    if (n == sizeof #name - 1 && memcmp(s, #name, sizeof #name - 1) == 0) {    \
+        *out = KV_F_##id;                                                      \
+        return 0;                                                              \
+    }
+    KV_FIELD_LIST(KV_FIELD_TRY, ~)
+#undef KV_FIELD_TRY
+    return -1;
+}
 /* Resets ev to an empty event of the given type (every field absent). */
 void kv_event_init(struct kv_event *ev, enum kv_type type);
 

@@ -54,6 +54,69 @@ container(struct mpk *c, struct mpk_val *v, const uint8_t *p, uint32_t n,
     return MPK_OK;
 }
 
+/*
+ * The numbers with a fixed-width payload after marker b (0xca-0xd3): the
+ * payload starts at p, and left bytes remain.
+ */
+static int
+fixed_number(struct mpk *c, struct mpk_val *v, uint8_t b, const uint8_t *p,
+             size_t left)
+{
+    /* The payload width per marker, from 0xca. */
+    static const uint8_t width[10] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8};
+    size_t w = width[b - 0xca];
+
+    if (left < w)
+        return MPK_ETRUNC;
+    uint64_t u = w == 1 ? p[0] : w == 2 ? be16(p) : w == 4 ? be32(p) : be64(p);
+    c->p = p + w;
+    if (b == 0xca) {
+        float f;
+        uint32_t u32 = (uint32_t)u;
+        memcpy(&f, &u32, sizeof f);
+        v->type = MPK_FLOAT;
+        v->v.f = f;
+    } else if (b == 0xcb) {
+        v->type = MPK_FLOAT;
+        memcpy(&v->v.f, &u, sizeof u);
+    } else if (b <= 0xcf) {
+        v->type = MPK_UINT;
+        v->v.u = u;
+    } else {
+        /* Sign-extend from the format's width. */
+        int64_t i = w == 1   ? (int8_t)u
+                    : w == 2 ? (int16_t)u
+                    : w == 4 ? (int32_t)u
+                             : (int64_t)u;
+        if (i >= 0) {
+            v->type = MPK_UINT;
+            v->v.u = (uint64_t)i;
+        } else {
+            v->type = MPK_INT;
+            v->v.i = i;
+        }
+    }
+    return MPK_OK;
+}
+
+/* The ext formats (0xc7-0xc9, 0xd4-0xd8): a length, a type byte, data. */
+static int
+ext(struct mpk *c, struct mpk_val *v, uint8_t b, const uint8_t *p, size_t left)
+{
+    if (b >= 0xd4) {
+        if (left < 1)
+            return MPK_ETRUNC;
+        v->ext_type = (int8_t)p[0];
+        return body(c, v, p + 1, 1u << (b - 0xd4), MPK_EXT);
+    }
+    size_t w = (size_t)1 << (b - 0xc7); /* 1, 2 or 4 length bytes */
+    if (left < w + 1)
+        return MPK_ETRUNC;
+    uint32_t n = w == 1 ? p[0] : w == 2 ? be16(p) : be32(p);
+    v->ext_type = (int8_t)p[w];
+    return body(c, v, p + w + 1, n, MPK_EXT);
+}
+
 int
 mpk_next_slow(struct mpk *c, struct mpk_val *v)
 {
@@ -82,72 +145,21 @@ mpk_next_slow(struct mpk *c, struct mpk_val *v)
         return container(c, v, p, b & 0x0f, MPK_ARRAY);
     if (b <= 0xbf)
         return body(c, v, p, b & 0x1f, MPK_STR);
-
-    /* Fixed-size scalars: the payload length after the marker byte. */
-    static const uint8_t width[32] = {
-        [0x00] = 0, [0x02] = 0, [0x03] = 0, [0x0a] = 4, [0x0b] = 8,
-        [0x0c] = 1, [0x0d] = 2, [0x0e] = 4, [0x0f] = 8, [0x10] = 1,
-        [0x11] = 2, [0x12] = 4, [0x13] = 8,
-    };
+    if (b >= 0xca && b <= 0xd3)
+        return fixed_number(c, v, b, p, left);
+    if ((b >= 0xc7 && b <= 0xc9) || (b >= 0xd4 && b <= 0xd8))
+        return ext(c, v, b, p, left);
     switch (b) {
     case 0xc0:
         v->type = MPK_NIL;
         c->p = p;
         return MPK_OK;
-    case 0xc1:
-        return MPK_EBYTE;
     case 0xc2:
     case 0xc3:
         v->type = MPK_BOOL;
         v->v.b = b == 0xc3;
         c->p = p;
         return MPK_OK;
-    case 0xca:
-    case 0xcb:
-    case 0xcc:
-    case 0xcd:
-    case 0xce:
-    case 0xcf:
-    case 0xd0:
-    case 0xd1:
-    case 0xd2:
-    case 0xd3: {
-        size_t w = width[b - 0xc0];
-        if (left < w)
-            return MPK_ETRUNC;
-        uint64_t u = w == 1   ? p[0]
-                     : w == 2 ? be16(p)
-                     : w == 4 ? be32(p)
-                              : be64(p);
-        c->p = p + w;
-        if (b == 0xca) {
-            float f;
-            uint32_t u32 = (uint32_t)u;
-            memcpy(&f, &u32, sizeof f);
-            v->type = MPK_FLOAT;
-            v->v.f = f;
-        } else if (b == 0xcb) {
-            v->type = MPK_FLOAT;
-            memcpy(&v->v.f, &u, sizeof u);
-        } else if (b <= 0xcf) {
-            v->type = MPK_UINT;
-            v->v.u = u;
-        } else {
-            /* Sign-extend from the format's width. */
-            int64_t i = w == 1   ? (int8_t)u
-                        : w == 2 ? (int16_t)u
-                        : w == 4 ? (int32_t)u
-                                 : (int64_t)u;
-            if (i >= 0) {
-                v->type = MPK_UINT;
-                v->v.u = (uint64_t)i;
-            } else {
-                v->type = MPK_INT;
-                v->v.i = i;
-            }
-        }
-        return MPK_OK;
-    }
     case 0xc4:
     case 0xd9:
         if (left < 1)
@@ -173,32 +185,8 @@ mpk_next_slow(struct mpk *c, struct mpk_val *v)
         if (left < 4)
             return MPK_ETRUNC;
         return container(c, v, p + 4, be32(p), b == 0xdd ? MPK_ARRAY : MPK_MAP);
-    case 0xd4:
-    case 0xd5:
-    case 0xd6:
-    case 0xd7:
-    case 0xd8:
-        if (left < 1)
-            return MPK_ETRUNC;
-        v->ext_type = (int8_t)p[0];
-        return body(c, v, p + 1, 1u << (b - 0xd4), MPK_EXT);
-    case 0xc7:
-        if (left < 2)
-            return MPK_ETRUNC;
-        v->ext_type = (int8_t)p[1];
-        return body(c, v, p + 2, p[0], MPK_EXT);
-    case 0xc8:
-        if (left < 3)
-            return MPK_ETRUNC;
-        v->ext_type = (int8_t)p[2];
-        return body(c, v, p + 3, be16(p), MPK_EXT);
-    case 0xc9:
-        if (left < 5)
-            return MPK_ETRUNC;
-        v->ext_type = (int8_t)p[4];
-        return body(c, v, p + 5, be32(p), MPK_EXT);
     default:
-        return MPK_EBYTE;
+        return MPK_EBYTE; /* 0xc1, never used */
     }
 }
 

@@ -252,12 +252,17 @@ dec_tokens(struct dec *d, struct kv_event *ev)
     return 0;
 }
 
+/* The fields whose value may be nil (fields.def's nullable column). */
+#define NULLABLE(a, id, name, kind, nullable, ...)                             \
+    | ((nullable) ? KV_BIT(KV_F_##id) : 0u)
+static const uint32_t nullable_fields = 0u KV_FIELD_LIST(NULLABLE, ~);
+#undef NULLABLE
+
 /* Whether a nil is an acceptable value for the field. */
 static int
 nullable(enum kv_field f)
 {
-    return f != KV_F_BLOCK_HASHES && f != KV_F_TOKEN_IDS &&
-           f != KV_F_BLOCK_SIZE;
+    return (nullable_fields & KV_BIT(f)) != 0;
 }
 
 /*
@@ -404,26 +409,45 @@ unk_add(struct dec *d, struct kv_event *ev, struct unk *u, size_t cap,
     return 0;
 }
 
+/*
+ * Legacy array slots (fields.def's vs, vr, ss, sr columns): field + 1 at
+ * each slot, 0 where no field is known.  A field without a slot writes its
+ * 0 at an index of its own past WIRE_SLOTS, so every index is set once.
+ */
+#define WIRE_SLOTS 12
+#define SLOT(col, id)                                                          \
+    [(col) ? (col) : WIRE_SLOTS + KV_F_##id] =                                 \
+        (uint8_t)((col) ? KV_F_##id + 1 : 0),
+#define SLOT_VS(a, id, name, kind, nl, req, map, vs, vr, ss, sr) SLOT(vs, id)
+#define SLOT_VR(a, id, name, kind, nl, req, map, vs, vr, ss, sr) SLOT(vr, id)
+#define SLOT_SS(a, id, name, kind, nl, req, map, vs, vr, ss, sr) SLOT(ss, id)
+#define SLOT_SR(a, id, name, kind, nl, req, map, vs, vr, ss, sr) SLOT(sr, id)
+#define SLOT_FITS(a, id, name, kind, nl, req, map, vs, vr, ss, sr)             \
+    _Static_assert((vs) < WIRE_SLOTS && (vr) < WIRE_SLOTS &&                   \
+                       (ss) < WIRE_SLOTS && (sr) < WIRE_SLOTS,                 \
+                   #name ": slot past WIRE_SLOTS");
+KV_FIELD_LIST(SLOT_FITS, ~)
+#undef SLOT_FITS
+static const uint8_t slots[2][2][WIRE_SLOTS + KV_F_COUNT] = {
+    [KV_ENGINE_VLLM] = {{KV_FIELD_LIST(SLOT_VS, ~)},
+                        {KV_FIELD_LIST(SLOT_VR, ~)}},
+    [KV_ENGINE_SGLANG] = {{KV_FIELD_LIST(SLOT_SS, ~)},
+                          {KV_FIELD_LIST(SLOT_SR, ~)}},
+};
+#undef SLOT_VS
+#undef SLOT_VR
+#undef SLOT_SS
+#undef SLOT_SR
+#undef SLOT
+
 /* The field at a legacy array index, or -1 when the slot is not known. */
 static int
 slot_field(enum kv_type t, enum kv_engine eng, uint32_t i)
 {
-    if (t == KV_BLOCK_STORED) {
-        if (i >= 1 && i <= 6)
-            return (int)i - 1;
-        if (eng == KV_ENGINE_SGLANG)
-            return i == 7 ? KV_F_CACHE_SALT : i == 8 ? KV_F_SESSION_ID : -1;
-        return i <= 11 ? (int)i - 1 : -1;
-    }
-    if (t == KV_BLOCK_REMOVED) {
-        if (i == 1)
-            return KV_F_BLOCK_HASHES;
-        if (i == 2)
-            return KV_F_MEDIUM;
-        if (i == 3 && eng == KV_ENGINE_VLLM)
-            return KV_F_GROUP_IDX;
-    }
-    return -1;
+    if ((t != KV_BLOCK_STORED && t != KV_BLOCK_REMOVED) || i >= WIRE_SLOTS ||
+        (unsigned)eng > KV_ENGINE_SGLANG)
+        return -1;
+    return (int)slots[eng][t == KV_BLOCK_REMOVED][i] - 1;
 }
 
 /*
@@ -480,43 +504,12 @@ dec_array_event(struct dec *d, struct kv_event *ev, uint32_t n,
     return 0;
 }
 
-/*
- * Maps a key to its field: kv_field_parse's answer, without its strlen of
- * every name for every key of every event.
- */
-static int
-field_lookup(const uint8_t *p, size_t n, enum kv_field *out)
-{
-#define NAME_LEN(s) ((uint8_t)(sizeof(s) - 1))
-    static const uint8_t len[KV_F_COUNT] = {
-        [KV_F_BLOCK_HASHES] = NAME_LEN("block_hashes"),
-        [KV_F_PARENT_BLOCK_HASH] = NAME_LEN("parent_block_hash"),
-        [KV_F_TOKEN_IDS] = NAME_LEN("token_ids"),
-        [KV_F_BLOCK_SIZE] = NAME_LEN("block_size"),
-        [KV_F_LORA_ID] = NAME_LEN("lora_id"),
-        [KV_F_MEDIUM] = NAME_LEN("medium"),
-        [KV_F_LORA_NAME] = NAME_LEN("lora_name"),
-        [KV_F_EXTRA_KEYS] = NAME_LEN("extra_keys"),
-        [KV_F_GROUP_IDX] = NAME_LEN("group_idx"),
-        [KV_F_KV_CACHE_SPEC_KIND] = NAME_LEN("kv_cache_spec_kind"),
-        [KV_F_KV_CACHE_SPEC_SLIDING_WINDOW] =
-            NAME_LEN("kv_cache_spec_sliding_window"),
-        [KV_F_LOCALITY] = NAME_LEN("locality"),
-        [KV_F_OWNERSHIP] = NAME_LEN("ownership"),
-        [KV_F_CACHE_SALT] = NAME_LEN("cache_salt"),
-        [KV_F_SESSION_ID] = NAME_LEN("session_id"),
-    };
-#undef NAME_LEN
-
-    for (int f = 0; f < KV_F_COUNT; f++) {
-        if (len[f] == n && kv_fields[f].name[0] == (char)p[0] &&
-            memcmp(kv_fields[f].name, p, n) == 0) {
-            *out = (enum kv_field)f;
-            return 0;
-        }
-    }
-    return -1;
-}
+/* The fields each map event may carry by name (fields.def's map column). */
+#define MAP_BIT(t, id, name, kind, nullable, required, map, ...)               \
+    | ((KV_TYPES_##map) & (t) ? KV_BIT(KV_F_##id) : 0u)
+static const uint32_t map_stored = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_S);
+static const uint32_t map_removed = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_R);
+#undef MAP_BIT
 
 /* Whether a map event of type t may carry field f by name. */
 static int
@@ -524,12 +517,9 @@ map_known(enum kv_type t, enum kv_field f)
 {
     switch (t) {
     case KV_BLOCK_STORED:
-        return 1;
+        return (map_stored & KV_BIT(f)) != 0;
     case KV_BLOCK_REMOVED:
-        return f == KV_F_BLOCK_HASHES || f == KV_F_MEDIUM ||
-               f == KV_F_GROUP_IDX || f == KV_F_KV_CACHE_SPEC_KIND ||
-               f == KV_F_KV_CACHE_SPEC_SLIDING_WINDOW || f == KV_F_LOCALITY ||
-               f == KV_F_OWNERSHIP;
+        return (map_removed & KV_BIT(f)) != 0;
     default:
         return 0;
     }
@@ -629,7 +619,7 @@ dec_map_event(struct dec *d, struct kv_event *ev, uint32_t n,
                     return fail(d, "truncated");
                 continue;
             }
-            if (k.n > 0 && field_lookup(k.p, k.n, &f) == 0 &&
+            if (kv_field_parse((const char *)k.p, k.n, &f) == 0 &&
                 map_known(ev->type, f)) {
                 if (dec_field(d, ev, f) == -1)
                     return -1;

@@ -23,8 +23,8 @@
 #include "cli.h"
 #include "jscan.h"
 #include "lines.h"
-#include "ndjson.h"
 #include "kvproto.h"
+#include "ndjson_read.h"
 #include "snapshot.h"
 #include "sock.h"
 
@@ -287,7 +287,7 @@ input_close(struct input *in)
 static void
 ingest_line(struct server *s, const char *line, size_t len)
 {
-    struct ndjson_env env;
+    struct kv_env env;
     struct kv_event ev;
     enum index_reject why = INDEX_REJ_NONE;
     char err[256];

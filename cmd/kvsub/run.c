@@ -20,7 +20,7 @@
 #include <zmq.h>
 
 #include "cli.h"
-#include "ndjson.h"
+#include "ndjson_write.h"
 #include "replay.h"
 #include "seqtrack.h"
 #include "wire.h"
@@ -115,7 +115,7 @@ static void
 write_record(struct kvsub *k, struct source *s, const struct kv_batch *b,
              int has_seq, uint64_t seq, const struct kv_event *ev)
 {
-    struct ndjson_env env;
+    struct kv_env env;
     size_t mark = k->out.buf.len;
 
     if (k->done)
@@ -332,9 +332,9 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
                  seq, v.last_seq);
         /*
          * A new publisher counts from 0 (docs/protocol.md#sequence-numbers).
-         * When its first batches were missed, the restart record names 0,
-         * the first seq of the new process, and the missed ones are fetched
-         * from its replay buffer (or reported as a gap) before this batch.
+         * When its first batches were missed, the restart record names 0, the
+         * first seq of the new process, and the missed ones are fetched from
+         * its replay buffer (or reported as a gap) before this batch.
          */
         write_record(k, s, ok ? &b : NULL, 1, 0, &ev);
         if (seq > 0)

@@ -19,7 +19,8 @@
 
 #include "buf.h"
 #include "event.h"
-#include "ndjson.h"
+#include "ndjson_read.h"
+#include "ndjson_write.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int
 parse_and_write(const char *line, size_t len, struct arena *a, struct buf *out)
 {
-    struct ndjson_env env;
+    struct kv_env env;
     struct kv_event ev;
     char err[256];
     int rc;

@@ -1,0 +1,109 @@
+/*
+ * test_event.c - the field list (lib/fields.def) and the tables and the
+ * name lookup that come from it.
+ *
+ * Expected names, order and required sets are written by hand from
+ * docs/ndjson.md#engine-events, not taken from the list under test.
+ */
+#include "event.h"
+#include "unit.h"
+
+static const char *const want_names[] = {
+    "block_hashes",
+    "parent_block_hash",
+    "token_ids",
+    "block_size",
+    "lora_id",
+    "medium",
+    "lora_name",
+    "extra_keys",
+    "group_idx",
+    "kv_cache_spec_kind",
+    "kv_cache_spec_sliding_window",
+    "locality",
+    "ownership",
+    "cache_salt",
+    "session_id",
+};
+
+static void
+test_names(void)
+{
+    enum kv_field f;
+    int order_ok = 1, parse_ok = 1;
+
+    CHECK_U64(KV_F_COUNT, sizeof want_names / sizeof want_names[0],
+              "fifteen engine fields");
+    for (int k = 0; k < KV_F_COUNT; k++) {
+        order_ok &= strcmp(kv_fields[k].name, want_names[k]) == 0;
+        parse_ok &=
+            kv_field_parse(want_names[k], strlen(want_names[k]), &f) == 0 &&
+            (int)f == k;
+    }
+    CHECK(order_ok, "names in docs/ndjson.md order");
+    CHECK(parse_ok, "every name parses to its field");
+    CHECK(kv_fields[KV_F_BLOCK_HASHES].kind == KV_K_HASHES &&
+              kv_fields[KV_F_PARENT_BLOCK_HASH].kind == KV_K_HASH &&
+              kv_fields[KV_F_TOKEN_IDS].kind == KV_K_TOKENS &&
+              kv_fields[KV_F_LORA_ID].kind == KV_K_INT &&
+              kv_fields[KV_F_MEDIUM].kind == KV_K_STR &&
+              kv_fields[KV_F_EXTRA_KEYS].kind == KV_K_RAW,
+          "kinds");
+
+    static const struct {
+        const char *s;
+        size_t n;
+    } bad[] = {
+        {"", 0},
+        {"medium", 5},      /* a prefix */
+        {"mediums", 7},     /* one byte more */
+        {"Medium", 6},      /* case matters */
+        {"mediun", 6},      /* last byte differs */
+        {"token_idz", 9},   /* same length as four names */
+        {"block_sizE", 10}, /* same length as four names */
+        {"medium\0", 7},    /* a NUL after a name */
+        {"lora_id\0x", 9},  /* a NUL, then the length of token_ids */
+        {"kv_cache_spec_sliding_windoW", 28},
+        {"xv_cache_spec_sliding_window", 28},
+        {"kv_cache_spec_sliding_window_", 29},
+        {"a_name_longer_than_any_field_name_at_all", 40},
+    };
+    int bad_ok = 1;
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        if (kv_field_parse(bad[k].s, bad[k].n, &f) != -1) {
+            bad_ok = 0;
+            printf("#   %.*s parsed\n", (int)bad[k].n, bad[k].s);
+        }
+    }
+    CHECK(bad_ok, "near misses are not fields");
+
+    /* The key is read only within its n bytes. */
+    char key[16];
+    memcpy(key, "group_idxJUNK", 13);
+    CHECK(kv_field_parse(key, 9, &f) == 0 && f == KV_F_GROUP_IDX,
+          "a key inside a longer buffer");
+}
+
+static void
+test_required(void)
+{
+    CHECK_U64(kv_required_fields(KV_BLOCK_STORED),
+              KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_PARENT_BLOCK_HASH) |
+                  KV_BIT(KV_F_TOKEN_IDS) | KV_BIT(KV_F_BLOCK_SIZE) |
+                  KV_BIT(KV_F_LORA_ID) | KV_BIT(KV_F_MEDIUM),
+              "BlockStored requires six fields");
+    CHECK_U64(kv_required_fields(KV_BLOCK_REMOVED),
+              KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_MEDIUM),
+              "BlockRemoved requires hashes and medium");
+    CHECK_U64(kv_required_fields(KV_ALL_BLOCKS_CLEARED), 0,
+              "AllBlocksCleared requires nothing");
+    CHECK_U64(kv_required_fields(KV_GAP), 0, "records require nothing");
+}
+
+int
+main(void)
+{
+    test_names();
+    test_required();
+    return unit_done();
+}
