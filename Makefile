@@ -144,7 +144,7 @@ lint:
 
 # libFuzzer harness for the payload decoder (needs clang); not part of test.
 FUZZ_SRC := tests/fuzz/fuzz_wire.c lib/wire.c lib/mpk.c lib/event.c \
-            lib/buf.c lib/ndjson.c
+            lib/buf.c lib/fmt.c lib/ndjson_write.c
 fuzz:
 	@mkdir -p build/fuzz/corpus
 	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \

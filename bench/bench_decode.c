@@ -21,7 +21,7 @@
 
 #include "buf.h"
 #include "event.h"
-#include "ndjson.h"
+#include "ndjson_write.h"
 #include "wire.h"
 
 struct stream {

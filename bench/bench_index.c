@@ -373,7 +373,7 @@ ix_apply(void *c, uint32_t pod, const uint64_t *parent, const uint64_t *hashes,
          size_t n, const uint32_t *tok)
 {
     struct ix_ctx *x = c;
-    struct ndjson_env env = {.pod = {x->names[pod], strlen(x->names[pod])}};
+    struct kv_env env = {.pod = {x->names[pod], strlen(x->names[pod])}};
     enum index_reject why;
 
     for (size_t i = 0; i < n; i++)

@@ -22,7 +22,8 @@
 #include <unistd.h>
 
 #include "lines.h"
-#include "ndjson.h"
+#include "ndjson_read.h"
+#include "ndjson_write.h"
 
 #define N_BATCHES 40000
 #define RUNS 3
@@ -214,7 +215,7 @@ main(int argc, char **argv)
     for (int run = 0; run < RUNS; run++) {
         double t0 = now();
         for (size_t k = 0; k < n_lines; k++) {
-            struct ndjson_env env;
+            struct kv_env env;
             struct kv_event ev;
             char err[128];
             arena_reset(&a);
@@ -259,7 +260,7 @@ main(int argc, char **argv)
             size_t n;
             int rc;
             while ((rc = lines_next(&l, &ln, &n)) != LINES_NONE) {
-                struct ndjson_env env;
+                struct kv_env env;
                 struct kv_event ev;
                 char err[128];
                 arena_reset(&a);

@@ -1,10 +1,10 @@
 /*
- * buf.c - growable byte buffer with the few formatters the writers need.
+ * buf.c - growable byte buffer; its formatters are lib/fmt's.
  */
 #include "buf.h"
 
-#include <math.h>
-#include <stdio.h>
+#include "fmt.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,89 +59,30 @@ buf_puts(struct buf *b, const char *s)
 void
 buf_put_u64(struct buf *b, uint64_t v)
 {
-    char tmp[20];
-    size_t i = sizeof tmp;
-
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    buf_put(b, tmp + i, sizeof tmp - i);
+    if (buf_reserve(b, 20) == 0)
+        b->len += fmt_u64(b->p + b->len, v);
 }
 
 void
 buf_put_i64(struct buf *b, int64_t v)
 {
-    if (v < 0) {
-        buf_putc(b, '-');
-        /* Negate in unsigned arithmetic so INT64_MIN does not overflow. */
-        buf_put_u64(b, (uint64_t)0 - (uint64_t)v);
-    } else {
-        buf_put_u64(b, (uint64_t)v);
-    }
+    if (buf_reserve(b, 21) == 0)
+        b->len += fmt_i64(b->p + b->len, v);
 }
 
 void
 buf_put_double(struct buf *b, double v)
 {
-    char tmp[40];
-
-    if (!isfinite(v)) {
-        buf_puts(b, "null");
-        return;
-    }
-    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0) {
-        buf_put_i64(b, (int64_t)v);
-        return;
-    }
-    /* Fewest digits that read back exactly: 15 usually suffice. */
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (prec == 17 || strtod(tmp, NULL) == v)
-            break;
-    }
-    buf_puts(b, tmp);
+    if (buf_reserve(b, FMT_DOUBLE_MAX) == 0)
+        b->len += fmt_double(b->p + b->len, v);
 }
 
 void
 buf_put_json_str(struct buf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t run = 0;
-
-    if (buf_reserve(b, n + 2) == -1)
+    if (buf_reserve(b, fmt_json_str_bound(n)) == -1)
         return;
-    buf_putc(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        buf_put(b, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-            buf_put(b, "\\\"", 2);
-            break;
-        case '\\':
-            buf_put(b, "\\\\", 2);
-            break;
-        case '\n':
-            buf_put(b, "\\n", 2);
-            break;
-        case '\r':
-            buf_put(b, "\\r", 2);
-            break;
-        case '\t':
-            buf_put(b, "\\t", 2);
-            break;
-        default: {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            buf_put(b, esc, sizeof esc);
-        }
-        }
-    }
-    buf_put(b, s + run, n - run);
-    buf_putc(b, '"');
+    b->len = (size_t)(fmt_json_str(b->p + b->len, s, n) - b->p);
 }
 
 void

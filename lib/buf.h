@@ -26,18 +26,21 @@ void buf_put(struct buf *b, const void *p, size_t n);
 void buf_putc(struct buf *b, char c);
 void buf_puts(struct buf *b, const char *s);
 
-/* Decimal forms. */
+/* Decimal forms (fmt.h's formatters, appended). */
 void buf_put_u64(struct buf *b, uint64_t v);
 void buf_put_i64(struct buf *b, int64_t v);
 
 /*
- * The shortest decimal that reads back as the same double ("%.17g" trimmed),
+ * The shortest decimal that reads back as the same double (fmt_double()),
  * so timestamps round-trip; integral values print without a fraction.
  * Non-finite values print as null (JSON has no NaN).
  */
 void buf_put_double(struct buf *b, double v);
 
-/* A JSON string literal, quotes included, escaping as RFC 8259 requires. */
+/*
+ * A JSON string literal, quotes included: fmt_json_str()'s rules, so
+ * invalid UTF-8 comes out as U+FFFD and the text is always valid JSON.
+ */
 void buf_put_json_str(struct buf *b, const char *s, size_t n);
 
 /* Lower-case hex of n bytes, without quotes. */

@@ -161,6 +161,25 @@ struct kv_batch {
     size_t n_events;
 };
 
+/*
+ * The envelope of one event, as an NDJSON line carries it (docs/ndjson.md,
+ * "The envelope"): where it came from and its place in the stream.  The
+ * index applies events under it, the NDJSON writer and reader write and
+ * read it.  Strings are borrowed like the event's.
+ */
+struct kv_env {
+    struct kv_str pod;   /* the reader sets "-" when the line has none */
+    struct kv_str model; /* p == NULL: absent */
+    int has_rank;        /* 0: dp_rank is null */
+    int64_t rank;
+    int has_seq;
+    uint64_t seq;
+    int has_i;
+    uint32_t i;
+    int has_ts;
+    double ts;
+};
+
 /* The engine whose positional layout an array event follows. */
 enum kv_engine { KV_ENGINE_VLLM, KV_ENGINE_SGLANG };
 

@@ -30,6 +30,9 @@
  */
 #include "index.h"
 
+#include "fmt.h"
+
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1199,10 +1202,9 @@ event_lora(const struct kv_event *ev, char *buf, size_t cap, const char **out)
         return ev->str[KV_F_LORA_NAME].n;
     }
     if (has_value(ev, KV_F_LORA_ID)) {
-        int n = snprintf(buf, cap, "%" PRId64, ev->num[KV_F_LORA_ID]);
-
+        assert(cap >= 21);
         *out = buf;
-        return (size_t)n;
+        return fmt_i64(buf, ev->num[KV_F_LORA_ID]);
     }
     *out = "";
     return 0;
@@ -1316,7 +1318,7 @@ store_chunk(struct kv_index *ix, uint32_t p, uint32_t nsid,
 }
 
 static enum index_reject
-apply_stored(struct kv_index *ix, uint32_t p, const struct ndjson_env *env,
+apply_stored(struct kv_index *ix, uint32_t p, const struct kv_env *env,
              const struct kv_event *ev)
 {
     struct pod *pod = &ix->pods[p];
@@ -1422,7 +1424,7 @@ apply_removed(struct kv_index *ix, uint32_t p, const struct kv_event *ev)
 
 /* Notes that pod p was named by an event at env's seq and ts. */
 static void
-pod_seen(struct pod *pod, const struct ndjson_env *env)
+pod_seen(struct pod *pod, const struct kv_env *env)
 {
     if (env->has_seq) {
         pod->has_seq = 1;
@@ -1457,7 +1459,7 @@ apply_record(struct kv_index *ix, uint32_t p, enum kv_type t)
  * record names (pod, null).
  */
 static int
-apply_unranked(struct kv_index *ix, const struct ndjson_env *env,
+apply_unranked(struct kv_index *ix, const struct kv_env *env,
                const struct kv_event *ev, struct kv_str name)
 {
     struct index_pod_ref ref = {name, 0, 0};
@@ -1474,7 +1476,7 @@ apply_unranked(struct kv_index *ix, const struct ndjson_env *env,
 }
 
 int
-index_apply(struct kv_index *ix, const struct ndjson_env *env,
+index_apply(struct kv_index *ix, const struct kv_env *env,
             const struct kv_event *ev, enum index_reject *why)
 {
     enum index_reject r = INDEX_REJ_NONE;

@@ -15,7 +15,6 @@
 
 #include "blockkey.h"
 #include "event.h"
-#include "ndjson.h"
 
 struct kv_index;
 
@@ -67,7 +66,7 @@ const char *index_reject_name(enum index_reject r);
  * its pod (the record cannot say which stream it was), or to (pod, null)
  * when none is known.
  */
-int index_apply(struct kv_index *ix, const struct ndjson_env *env,
+int index_apply(struct kv_index *ix, const struct kv_env *env,
                 const struct kv_event *ev, enum index_reject *why);
 
 /* A pod named in a query: (pod, dp_rank); has_rank 0 matches any rank. */

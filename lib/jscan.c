@@ -6,7 +6,10 @@
  */
 #include "jscan.h"
 
+#include "fmt.h"
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -197,24 +200,6 @@ unescape(struct jscan *s, size_t start, size_t end, struct kv_str *out)
 }
 
 /*
- * The bytes of x that are '"', '\\' or a control byte, as their high bits.
- * Borrows can mark bytes after a marked one, never before: the lowest
- * mark is exact.
- */
-static uint64_t
-special8(uint64_t x)
-{
-    const uint64_t ones = 0x0101010101010101ull;
-    const uint64_t high = 0x8080808080808080ull;
-    uint64_t q = x ^ (ones * '"');
-    uint64_t b = x ^ (ones * '\\');
-    uint64_t m = (x - ones * 0x20) & ~x;
-    m |= (q - ones) & ~q;
-    m |= (b - ones) & ~b;
-    return m & high;
-}
-
-/*
  * At an opening quote: finds the closing one.  Returns the body's end
  * (the cursor goes past the quote) and whether it has escapes, or -1.
  */
@@ -232,7 +217,7 @@ scan_string(struct jscan *s, size_t *end, int *esc)
         while (n - i >= 8) {
             uint64_t x;
             memcpy(&x, p + i, 8);
-            uint64_t m = special8(x);
+            uint64_t m = fmt_special8(x);
             if (m != 0) {
                 i += (size_t)__builtin_ctzll(m) / 8;
                 break;
@@ -395,6 +380,61 @@ jscan_i64(struct jscan *s, int64_t *out)
         0)
         return -1;
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+int
+jscan_num_double(struct jscan *sc, const struct jscan_num *num, double *out)
+{
+    size_t len = num->end - num->start;
+    char small[64];
+    char *tmp = small;
+
+    if (num->is_int && !num->ovf) {
+        *out = num->neg ? -(double)num->mag : (double)num->mag;
+        return 0;
+    }
+    /*
+     * A decimal fraction m / 10^k with m <= 2^53 and k <= 22 is the exact
+     * quotient of two exact doubles, so one division rounds it correctly,
+     * as strtod would (every timestamp takes this path).
+     */
+    {
+        static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
+                                     1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
+                                     1e18, 1e19, 1e20, 1e21, 1e22};
+        const char *s = sc->s;
+        size_t i = num->start + (size_t)num->neg;
+        uint64_t m = 0;
+        int k = -1, nd = 0;
+        for (; i < num->end && nd <= 19; i++) {
+            if (s[i] == '.') {
+                k = 0;
+                continue;
+            }
+            if (!is_digit((unsigned char)s[i]))
+                break;
+            m = m * 10 + (uint64_t)(s[i] - '0');
+            nd++;
+            if (k >= 0)
+                k++;
+        }
+        if (i == num->end && nd <= 19 && k >= 0 && k <= 22 &&
+            m <= (uint64_t)1 << 53) {
+            double d = (double)m / p10[k];
+            *out = num->neg ? -d : d;
+            return 0;
+        }
+    }
+    if (len >= sizeof small) {
+        tmp = sc->arena != NULL ? arena_alloc(sc->arena, len + 1) : NULL;
+        if (tmp == NULL)
+            return fail_at(sc, sc->i, JSCAN_E_NOMEM);
+    }
+    memcpy(tmp, sc->s + num->start, len);
+    tmp[len] = '\0';
+    *out = strtod(tmp, NULL);
     return 0;
 }
 

@@ -1,5 +1,5 @@
 /*
- * jscan.h - the JSON lexical layer shared by the NDJSON reader (ndjson.c)
+ * jscan.h - the JSON lexical layer shared by the NDJSON reader (ndjson_read.c)
  * and kvindex's request scanner: a cursor over a byte range, whitespace,
  * strings, numbers, strict integers, hash text, token id arrays, skipping
  * a value, and object/array iteration.  No DOM is built; callers read
@@ -130,6 +130,13 @@ int jscan_string(struct jscan *s, struct kv_str *out);
 
 /* A number per RFC 8259 at the cursor (no blanks skipped). */
 int jscan_number(struct jscan *s, struct jscan_num *num);
+
+/*
+ * A number jscan_number() read, as the double strtod gives.  Returns 0, or
+ * -1 (JSCAN_E_NOMEM) when a very long text finds no arena memory for its
+ * terminated copy.
+ */
+int jscan_num_double(struct jscan *s, const struct jscan_num *num, double *out);
 
 /*
  * A non-negative integer up to max: digits only, no leading zero, no

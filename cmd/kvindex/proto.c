@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "jscan.h"
 #include "report.h"
 #include "snapshot.h"
@@ -373,17 +374,9 @@ fill_query(struct proto *p, const struct req *r, struct index_query *q)
 static char *
 put_member_u64(char *o, const char *name, size_t nlen, uint64_t v)
 {
-    char digits[24];
-    size_t n = 0;
-
     memcpy(o, name, nlen);
     o += nlen;
-    do
-        digits[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (n > 0)
-        *o++ = digits[--n];
-    return o;
+    return o + fmt_u64(o, v);
 }
 
 #define LIT(s) s, sizeof(s) - 1

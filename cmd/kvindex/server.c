@@ -23,7 +23,7 @@
 #include "cli.h"
 #include "jscan.h"
 #include "lines.h"
-#include "ndjson.h"
+#include "ndjson_read.h"
 #include "proto.h"
 #include "snapshot.h"
 #include "sock.h"
@@ -291,7 +291,7 @@ input_close(struct input *in)
 static void
 ingest_line(struct server *s, const char *line, size_t len)
 {
-    struct ndjson_env env;
+    struct kv_env env;
     struct kv_event ev;
     enum index_reject why = INDEX_REJ_NONE;
     char err[256];

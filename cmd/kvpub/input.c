@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ndjson.h"
+#include "ndjson_read.h"
 
 /* A batch of many stores fits easily; a runaway line does not. */
 #define INPUT_MAX_LINE (64u << 20)
@@ -80,7 +80,7 @@ next_raw(struct input *in, const char **line, size_t *len)
 }
 
 static int
-same_batch(const struct input *in, const struct ndjson_env *env)
+same_batch(const struct input *in, const struct kv_env *env)
 {
     if (!env->has_seq || !in->key_has_seq || env->seq != in->key_seq)
         return 0;
@@ -166,7 +166,7 @@ input_next(struct input *in, struct arena *arena, struct kv_batch *b, char *err,
         memcpy(copy, line, len);
         copy[len] = '\0';
 
-        struct ndjson_env env;
+        struct kv_env env;
         struct kv_event ev;
         int rc =
             ndjson_parse_line(copy, len, arena, &env, &ev, perr, sizeof perr);

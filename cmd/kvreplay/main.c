@@ -14,7 +14,7 @@
 
 #include "cli.h"
 #include "event.h"
-#include "ndjson.h"
+#include "ndjson_write.h"
 #include "parse.h"
 #include "replay.h"
 #include "wire.h"
@@ -108,7 +108,7 @@ struct rank_run {
 };
 
 static void
-put_env(struct ndjson_env *env, const struct rank_run *r, uint64_t seq)
+put_env(struct kv_env *env, const struct rank_run *r, uint64_t seq)
 {
     memset(env, 0, sizeof *env);
     env->pod = r->src.pod;
@@ -121,7 +121,7 @@ static void
 write_gap(struct rank_run *r, uint64_t from, uint64_t to, int has_rank,
           int64_t rank)
 {
-    struct ndjson_env env;
+    struct kv_env env;
     struct kv_event ev;
 
     put_env(&env, r, to);
@@ -142,7 +142,7 @@ write_gap(struct rank_run *r, uint64_t from, uint64_t to, int has_rank,
 static void
 write_restart(struct rank_run *r, uint64_t seq, const struct kv_batch *b)
 {
-    struct ndjson_env env;
+    struct kv_env env;
     struct kv_event ev;
 
     put_env(&env, r, seq);
@@ -191,7 +191,7 @@ on_batch(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
         ndjson_write_batch(&r->out->buf, &r->src, &b);
         r->cnt->events += b.n_events;
     } else {
-        struct ndjson_env env;
+        struct kv_env env;
         struct kv_event ev;
 
         put_env(&env, r, seq);
@@ -220,7 +220,7 @@ static void
 on_bad(void *ctx, const char *why, size_t bytes)
 {
     struct rank_run *r = ctx;
-    struct ndjson_env env;
+    struct kv_env env;
     struct kv_event ev;
 
     /* A malformed reply carries no usable seq: the envelope omits it. */

@@ -20,7 +20,7 @@
 #include <zmq.h>
 
 #include "cli.h"
-#include "ndjson.h"
+#include "ndjson_write.h"
 #include "replay.h"
 #include "seqtrack.h"
 #include "wire.h"
@@ -115,7 +115,7 @@ static void
 write_record(struct kvsub *k, struct source *s, const struct kv_batch *b,
              int has_seq, uint64_t seq, const struct kv_event *ev)
 {
-    struct ndjson_env env;
+    struct kv_env env;
     size_t mark = k->out.buf.len;
 
     if (k->done)

@@ -562,3 +562,20 @@ time.sleep(0.5)
     assert_success
     grep -q "Too many open files" "$BATS_TEST_TMPDIR/err"
 }
+
+@test "replies are valid JSON even when a request holds invalid UTF-8" {
+    start "$EV"
+    # The request of issue 13, and one whose error message quotes the bytes.
+    printf '{"\xfe\xff":1,"op":"ping"}\n{"op":"\xfe\xff"}\n' |
+        socat -t 2 - UNIX-CONNECT:"$S" >"$BATS_TEST_TMPDIR/reply"
+    run "$PY" -c '
+import json, sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+assert lines[-1] == b"", lines
+assert b"\xfe" not in b"".join(lines), lines
+r = [json.loads(l.decode("utf-8")) for l in lines[:-1]]
+print(json.dumps([[x["ok"], x.get("error")] for x in r]))
+' "$BATS_TEST_TMPDIR/reply"
+    assert_success
+    assert_output '[[true, null], [false, "unknown op \"\ufffd\ufffd\""]]'
+}

@@ -15,7 +15,7 @@
 
 #include "buf.h"
 #include "event.h"
-#include "ndjson.h"
+#include "ndjson_write.h"
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

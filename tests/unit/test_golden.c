@@ -24,7 +24,7 @@
 
 #include "buf.h"
 #include "event.h"
-#include "ndjson.h"
+#include "ndjson_write.h"
 #include "unit.h"
 #include "wire.h"
 
@@ -130,7 +130,7 @@ run_fixture(const char *name)
                     sizeof err) == 0) {
         ndjson_write_batch(&got, &src, &b);
     } else {
-        struct ndjson_env env = {0};
+        struct kv_env env = {0};
         struct kv_event ev;
         env.pod = src.pod;
         env.has_seq = 1;

@@ -44,11 +44,11 @@ struct st {
     uint64_t seq;
 };
 
-static struct ndjson_env
+static struct kv_env
 env_of(const char *pod, int has_rank, int64_t rank, const char *model,
        uint64_t seq)
 {
-    struct ndjson_env env;
+    struct kv_env env;
 
     memset(&env, 0, sizeof env);
     env.pod.p = pod;
@@ -81,8 +81,7 @@ set_str(struct kv_event *ev, enum kv_field f, const char *s)
 static int
 store(struct kv_index *ix, const struct st *s, enum index_reject *why)
 {
-    struct ndjson_env env =
-        env_of(s->pod, s->has_rank, s->rank, s->model, s->seq);
+    struct kv_env env = env_of(s->pod, s->has_rank, s->rank, s->model, s->seq);
     struct kv_event ev;
     struct kv_hash hs[256];
     enum index_reject dummy;
@@ -117,7 +116,7 @@ static int
 removed(struct kv_index *ix, const char *pod, const uint64_t *h, size_t n,
         const char *medium)
 {
-    struct ndjson_env env = env_of(pod, 0, 0, NULL, 0);
+    struct kv_env env = env_of(pod, 0, 0, NULL, 0);
     struct kv_event ev;
     struct kv_hash hs[256];
     enum index_reject why;
@@ -136,7 +135,7 @@ removed(struct kv_index *ix, const char *pod, const uint64_t *h, size_t n,
 static int
 record(struct kv_index *ix, const char *pod, enum kv_type t)
 {
-    struct ndjson_env env = env_of(pod, 0, 0, NULL, 0);
+    struct kv_env env = env_of(pod, 0, 0, NULL, 0);
     struct kv_event ev;
     enum index_reject why;
 
@@ -884,7 +883,7 @@ test_bookkeeping(void)
     struct index_pod_info pi;
     struct index_lookup_hit hits[4];
     struct index_stats s;
-    struct ndjson_env env = env_of("a", 1, 3, "m2", 41);
+    struct kv_env env = env_of("a", 1, 3, "m2", 41);
     struct kv_event ev;
     enum index_reject why;
     char name[8];
@@ -1125,7 +1124,7 @@ test_d9_digest(void)
     struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
     static const uint8_t digest[32] = {[24] = 0x01, [31] = 0x02};
     uint64_t v = 0x0100000000000002ull;
-    struct ndjson_env env = env_of("a", 0, 0, NULL, 1);
+    struct kv_env env = env_of("a", 0, 0, NULL, 1);
     struct kv_event ev;
     struct kv_hash hs = {v, digest, 32};
     enum index_reject why;
@@ -1153,7 +1152,7 @@ test_unranked_records(void)
 {
     struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
     uint64_t h = 1;
-    struct ndjson_env env = env_of("a", 1, 1, NULL, 9);
+    struct kv_env env = env_of("a", 1, 1, NULL, 9);
     struct kv_event ev;
     enum index_reject why;
 

@@ -1,13 +1,15 @@
 /*
  * test_ndjson.c - the NDJSON writer and reader.
  *
- * Expected lines are written by hand from docs/ndjson.md and the team's
- * format decisions, never copied from the writer's output.
+ * Expected lines are written by hand from
+ * docs/ndjson.md#exact-rules-what-the-writer-does-and-the-tests-hold-it-to,
+ * never copied from the writer's output.
  */
 #include <math.h>
 #include <stdlib.h>
 
-#include "ndjson.h"
+#include "ndjson_read.h"
+#include "ndjson_write.h"
 #include "unit.h"
 
 /* U+FFFD in UTF-8. */
@@ -156,7 +158,7 @@ static void
 test_event_records(void)
 {
     struct kv_event ev;
-    struct ndjson_env env = {0};
+    struct kv_env env = {0};
 
     env.pod = S("pod-a");
     env.has_rank = 1;
@@ -218,7 +220,7 @@ test_fields(void)
         {S("future_field"), -1, {unk1, sizeof unk1, KV_RAW_MSGPACK}},
         {NOSTR, 9, {unk2, sizeof unk2, KV_RAW_MSGPACK}}};
     struct kv_event ev;
-    struct ndjson_env env = {.pod = S("p")};
+    struct kv_env env = {.pod = S("p")};
 
     kv_event_init(&ev, KV_BLOCK_STORED);
     ev.present = KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_PARENT_BLOCK_HASH) |
@@ -319,7 +321,7 @@ test_escaping(void)
         {"\xf0\x9f\x98\x80\xf0", 5, "\"\xf0\x9f\x98\x80" R "\""},
     };
     struct kv_event ev;
-    struct ndjson_env env = {.pod = S("p")};
+    struct kv_env env = {.pod = S("p")};
 
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         char want[128], what[64];
@@ -401,7 +403,7 @@ conv(const uint8_t *p, size_t n)
 {
     struct kv_unknown u = {{"v", 1}, -1, {p, n, KV_RAW_MSGPACK}};
     struct kv_event ev;
-    struct ndjson_env env = {.pod = {"p", 1}};
+    struct kv_env env = {.pod = {"p", 1}};
     static const char pre[] =
         "{\"pod\":\"p\",\"dp_rank\":null,\"type\":\"AllBlocksCleared\",\"v\":";
 
@@ -541,12 +543,52 @@ test_generic(void)
           "NULL raw is null");
 }
 
+/* A KV_RAW_JSON value is the reader's checked text: written verbatim. */
+static void
+test_raw_json(void)
+{
+    static const char js[] = "[{\"k\":[1,2.50,\"\\u00e9\"]},null]";
+    struct kv_raw j = {(const uint8_t *)js, sizeof js - 1, KV_RAW_JSON};
+    struct kv_raw empty = {(const uint8_t *)"", 0, KV_RAW_JSON};
+    /* Read as msgpack, the same bytes are a fixint and trailing bytes. */
+    struct kv_raw mp = {(const uint8_t *)js, sizeof js - 1, KV_RAW_MSGPACK};
+
+    buf_clear(&out);
+    ndjson_write_raw(&out, j);
+    CHECK_STR(text(), js, "JSON raw written verbatim");
+    buf_clear(&out);
+    ndjson_write_raw(&out, empty);
+    CHECK_STR(text(), "null", "empty JSON raw is null");
+    buf_clear(&out);
+    ndjson_write_raw(&out, mp);
+    CHECK_STR(text(), "null", "the same bytes as msgpack are not one object");
+
+    /* As extra_keys and as an unknown field of an event. */
+    struct kv_unknown u = {
+        {"x", 1}, -1, {(const uint8_t *)"{\"a\":true}", 10, KV_RAW_JSON}};
+    struct kv_env env = {.pod = S("p")};
+    struct kv_event ev;
+    kv_event_init(&ev, KV_BLOCK_REMOVED);
+    ev.present = KV_BIT(KV_F_EXTRA_KEYS);
+    ev.raw[KV_F_EXTRA_KEYS] = j;
+    ev.unknown = &u;
+    ev.n_unknown = 1;
+    buf_clear(&out);
+    ndjson_write_event(&out, &env, &ev);
+    CHECK_STR(text(),
+              "{\"pod\":\"p\",\"dp_rank\":null,\"type\":\"BlockRemoved\","
+              "\"block_hashes\":null,\"medium\":null,"
+              "\"extra_keys\":[{\"k\":[1,2.50,\"\\u00e9\"]},null],"
+              "\"x\":{\"a\":true}}\n",
+              "JSON raw fields in an event");
+}
+
 /* ---- reader ---- */
 
 static struct arena arena;
 
 static int
-parse(const char *line, struct ndjson_env *env, struct kv_event *ev, char *err,
+parse(const char *line, struct kv_env *env, struct kv_event *ev, char *err,
       size_t errlen)
 {
     arena_reset(&arena);
@@ -568,7 +610,7 @@ raw_eq(struct kv_raw r, const char *bytes, size_t n)
 static void
 test_read_envelope(void)
 {
-    struct ndjson_env env;
+    struct kv_env env;
     struct kv_event ev;
     char err[256];
     int rc;
@@ -623,7 +665,7 @@ test_read_envelope(void)
 static void
 test_read_fields(void)
 {
-    struct ndjson_env env;
+    struct kv_env env;
     struct kv_event ev;
     char err[256];
     int rc;
@@ -749,7 +791,7 @@ test_read_fields(void)
 static void
 test_read_records(void)
 {
-    struct ndjson_env env;
+    struct kv_env env;
     struct kv_event ev;
     char err[256];
     int rc;
@@ -942,7 +984,7 @@ test_read_errors(void)
          "\"parent_block_digest\":\"0000000000000001\"}",
          "parent_block_digest does not end"},
     };
-    struct ndjson_env env;
+    struct kv_env env;
     struct kv_event ev;
 
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -989,7 +1031,7 @@ test_read_numbers(void)
 {
     static char line[1 << 20];
     static uint32_t want[20000];
-    struct ndjson_env env;
+    struct kv_env env;
     struct kv_event ev;
     char err[256];
     uint64_t r = 0x2545f4914f6cdd1dull;
@@ -1100,7 +1142,7 @@ test_read_numbers(void)
         r ^= r << 13;
         r ^= r >> 7;
         r ^= r << 17;
-        struct ndjson_env e = {.pod = {"p", 1}, .has_ts = 1};
+        struct kv_env e = {.pod = {"p", 1}, .has_ts = 1};
         e.ts = rep % 3 == 0   ? 1700000000.0 + (double)(r % 100000000) / 1e6
                : rep % 3 == 1 ? (double)(r >> 11) / (double)(1 + r % 1000)
                               : -(double)(r % 1000000) / 1e3;
@@ -1283,16 +1325,16 @@ test_round_trip(void)
     e->tag = S("BlockMigrated");
     e->count = 2;
 
-    struct ndjson_env env = {.pod = S("pod/\"a\""),
-                             .model = S("m"),
-                             .has_rank = 1,
-                             .rank = -1,
-                             .has_seq = 1,
-                             .seq = 1ull << 60,
-                             .has_ts = 1,
-                             .ts = 1732761234.512345};
+    struct kv_env env = {.pod = S("pod/\"a\""),
+                         .model = S("m"),
+                         .has_rank = 1,
+                         .rank = -1,
+                         .has_seq = 1,
+                         .seq = 1ull << 60,
+                         .has_ts = 1,
+                         .ts = 1732761234.512345};
     for (int k = 0; k < n; k++) {
-        struct ndjson_env env2;
+        struct kv_env env2;
         struct kv_event back;
         char err[256], what[64];
 
@@ -1388,7 +1430,7 @@ test_hostile(void)
                 break;
             }
         }
-        struct ndjson_env env, env2;
+        struct kv_env env, env2;
         struct kv_event ev, ev2;
         char err[256];
         arena_reset(&arena);
@@ -1442,6 +1484,7 @@ main(void)
     test_fields();
     test_escaping();
     test_generic();
+    test_raw_json();
     test_read_envelope();
     test_read_fields();
     test_read_records();
