@@ -269,10 +269,14 @@ holders_dec(struct track *t, uint64_t key)
     if (h == NULL)
         return;
     t->hold_end[*h]--;
-    if (--*h == 0)
+    if (--*h == 0) {
         pmap_del(&t->kc, key, 0);
-    else
-        t->hold_end[*h]++;
+        return;
+    }
+    /* Fewer holders of this key can mean a new peak of keys with that
+     * many. */
+    if (++t->hold_end[*h] > t->hold_peak[*h])
+        t->hold_peak[*h] = t->hold_end[*h];
 }
 
 /* Forgets one block of stream sid (its map slot is removed by the caller). */

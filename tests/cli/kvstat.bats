@@ -1,0 +1,249 @@
+#!/usr/bin/env bats
+# kvstat on crafted captures.  Expected rows come from the independent model
+# in tests/peer/kvstat_model.py (which keys blocks by their whole prefix of
+# tokens instead of a hash) or are written out by hand; every comparison is
+# of the exact output text.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+MODEL="$KVTAP_TOP/tests/peer/kvstat_model.py"
+
+setup() {
+    D=$BATS_TEST_TMPDIR
+    # pod-a rank 0: GPU and CPU copies, a removal with a null medium (every
+    # medium) naming an unknown hash, an orphan with an out-of-order ts, a
+    # gap, a removal on CPU only, a clear.  pod-a rank 1 shares a prefix,
+    # restarts and goes on; pod-a with a null rank is a decode error.
+    cat >"$D/a.ndjson" <<'EOF'
+{"pod":"pod-a","dp_rank":0,"seq":0,"i":0,"ts":100,"type":"BlockStored","block_hashes":["1","2"],"parent_block_hash":null,"token_ids":[1,2,3,4],"block_size":2,"medium":"GPU"}
+{"pod":"pod-a","dp_rank":0,"seq":1,"i":0,"ts":101.5,"type":"BlockStored","block_hashes":["3"],"parent_block_hash":"2","token_ids":[5,6],"block_size":2,"medium":null}
+{"pod":"pod-a","dp_rank":0,"seq":2,"i":0,"ts":102,"type":"BlockStored","block_hashes":["1","2"],"parent_block_hash":null,"token_ids":[1,2,3,4],"block_size":2,"medium":"CPU"}
+{"pod":"pod-a","dp_rank":0,"seq":3,"i":0,"ts":104,"type":"BlockRemoved","block_hashes":["2","99"],"medium":null}
+{"pod":"pod-a","dp_rank":0,"seq":4,"i":0,"ts":103,"type":"BlockStored","block_hashes":["4"],"parent_block_hash":"77","token_ids":[9,9],"block_size":2,"medium":"GPU"}
+{"pod":"pod-a","dp_rank":0,"seq":9,"ts":105,"type":"gap","from":5,"to":8}
+{"pod":"pod-a","dp_rank":0,"seq":10,"i":0,"ts":112,"type":"BlockRemoved","block_hashes":["1"],"medium":"CPU"}
+{"pod":"pod-a","dp_rank":0,"seq":11,"i":0,"ts":125,"type":"AllBlocksCleared"}
+{"pod":"pod-a","dp_rank":0,"seq":12,"i":0,"ts":126,"type":"BlockStored","block_hashes":["1"],"parent_block_hash":null,"token_ids":[1,2],"block_size":2,"medium":"GPU"}
+{"pod":"pod-a","dp_rank":1,"seq":0,"i":0,"ts":100.25,"type":"BlockStored","block_hashes":["11","12","13"],"parent_block_hash":null,"token_ids":[1,2,3,4,7,8],"block_size":2,"medium":"GPU"}
+{"pod":"pod-a","dp_rank":1,"seq":5,"ts":110,"type":"restart","last_seq":0}
+{"pod":"pod-a","dp_rank":null,"seq":6,"type":"decode_error","error":"bad","bytes":3}
+{"pod":"pod-a","dp_rank":1,"seq":7,"i":0,"ts":111,"type":"BlockStored","block_hashes":["11"],"parent_block_hash":null,"token_ids":[1,2],"block_size":2,"medium":"GPU"}
+{"pod":"pod-a","dp_rank":1,"seq":7,"ts":111,"type":"skipped","tag":"Foo","count":2}
+EOF
+    # pod-b (no rank): an integer hash, a line that is not JSON, a removed
+    # parent that breaks the chain of a later store.
+    cat >"$D/b.ndjson" <<'EOF'
+{"pod":"pod-b","seq":0,"i":0,"ts":99,"type":"BlockStored","block_hashes":[-5],"parent_block_hash":null,"token_ids":[1,2],"block_size":2}
+{"pod":"pod-b","seq":1,"i":0,"ts":130,"type":"BlockStored","block_hashes":["21"],"parent_block_hash":-5,"token_ids":[3,4],"block_size":2,"medium":"GPU"}
+this is not json
+{"pod":"pod-b","seq":2,"i":0,"ts":131,"type":"BlockRemoved","block_hashes":["18446744073709551611"],"medium":"GPU"}
+{"pod":"pod-b","seq":3,"i":0,"ts":132,"type":"BlockStored","block_hashes":["22"],"parent_block_hash":"21","token_ids":[5,6],"block_size":2,"medium":"GPU"}
+EOF
+}
+
+# same_as_model ARGS...: kvstat ARGS a.ndjson b.ndjson prints exactly what
+# the model prints, and at least one row (so two empty outputs cannot pass).
+same_as_model() {
+    "$PY" "$MODEL" "$@" "$D/a.ndjson" "$D/b.ndjson" >"$D/want"
+    [ -s "$D/want" ]
+    run --separate-stderr kvstat "$@" "$D/a.ndjson" "$D/b.ndjson"
+    assert_success
+    diff -u "$D/want" <(printf '%s\n' "$output")
+}
+
+@test "summary matches the model (gaps, restarts, clears, media, orphans)" {
+    same_as_model summary
+}
+
+@test "summary counts what the crafted capture holds" {
+    run --separate-stderr kvstat summary "$D/a.ndjson" "$D/b.ndjson"
+    assert_success
+    assert_line --index 1 '{"pod":"pod-a","dp_rank":0,"events":9,"stored_events":5,"removed_events":2,"cleared":1,"blocks_stored":7,"blocks_removed":3,"unknown_removed":1,"orphans":1,"peak_blocks":5,"final_blocks":1,"ts_first":100,"ts_last":126,"events_per_s":0.34615384615384615,"gaps":1,"lost_seqs":4,"restarts":0,"decode_errors":0,"skipped":0,"ts_backwards":1}'
+    assert_line --index 0 '{"pod":"pod-a","dp_rank":null,"events":1,"stored_events":0,"removed_events":0,"cleared":0,"blocks_stored":0,"blocks_removed":0,"unknown_removed":0,"orphans":0,"peak_blocks":0,"final_blocks":0,"ts_first":null,"ts_last":null,"events_per_s":null,"gaps":0,"lost_seqs":0,"restarts":0,"decode_errors":1,"skipped":0,"ts_backwards":0}'
+    [ "${#lines[@]}" -eq 4 ]
+    [ "$stderr" = "kvstat: warning: $D/b.ndjson:3: not a JSON object
+kvstat: warning: 1 lines were not kvtap NDJSON and were skipped" ]
+}
+
+@test "rate matches the model, with empty intervals" {
+    same_as_model rate --every 10s
+    same_as_model rate --every 2.5
+}
+
+@test "lifetime matches the model: media, censored, negative" {
+    same_as_model lifetime
+    same_as_model lifetime --hist
+}
+
+@test "lifetime of pod-a/0 by hand" {
+    run --separate-stderr kvstat lifetime "$D/a.ndjson"
+    assert_success
+    # GPU: 2 removed at 104 (stored 100: 4s), 1 and 3 cleared at 125 (25s
+    # and 23.5s), 4 cleared at 125 (stored 103: 22s); 1 alive at the end.
+    # CPU: 2 removed at 104 (2s), 1 removed at 112 (10s).
+    assert_line --index 0 '{"pod":"pod-a","dp_rank":0,"medium":"GPU","ended":4,"censored":1,"negative":0,"p50":22,"p90":25,"p99":25,"max":25}'
+    assert_line --index 1 '{"pod":"pod-a","dp_rank":0,"medium":"CPU","ended":2,"censored":0,"negative":0,"p50":2,"p90":10,"p99":10,"max":10}'
+    # rank 1: three blocks censored by the restart, one alive at the end.
+    assert_line --index 2 '{"pod":"pod-a","dp_rank":1,"medium":"GPU","ended":0,"censored":4,"negative":0,"p50":null,"p90":null,"p99":null,"max":null}'
+    [ "${#lines[@]}" -eq 3 ]
+}
+
+@test "a removal before its store (out-of-order ts) counts as negative" {
+    cat >"$D/neg.ndjson" <<'EOF'
+{"pod":"p","dp_rank":0,"seq":0,"ts":50,"type":"BlockStored","block_hashes":["1"],"parent_block_hash":null,"token_ids":[1],"block_size":1}
+{"pod":"p","dp_rank":0,"seq":1,"ts":40,"type":"BlockRemoved","block_hashes":["1"],"medium":null}
+EOF
+    run --separate-stderr kvstat lifetime "$D/neg.ndjson"
+    assert_success
+    assert_output '{"pod":"p","dp_rank":0,"medium":"GPU","ended":0,"censored":0,"negative":1,"p50":null,"p90":null,"p99":null,"max":null}'
+}
+
+@test "sharing matches the model, in time order across files" {
+    same_as_model sharing
+    same_as_model sharing --holders
+}
+
+@test "sharing by hand: pod-a/1 stored a prefix pod-a/0 held" {
+    run --separate-stderr kvstat sharing "$D/a.ndjson" "$D/b.ndjson"
+    assert_success
+    # Keys by prefix, in ts order: pod-b holds (1,2) from 99.  pod-a/0
+    # stores (1,2) [held by b] and (1,2,3,4) at 100, (1,2,3,4,5,6) at
+    # 101.5, an orphan (no key) at 103, is cleared at 125 and stores (1,2)
+    # again at 126 [held by b and a/1].  pod-a/1 stores (1,2) [b, a/0],
+    # (1,2,3,4) [a/0] and (1,2,3,4,7,8) at 100.25, restarts, stores (1,2)
+    # [b, a/0] at 111.  pod-b stores (1,2,3,4) at 130 and (1,2,3,4,5,6) at
+    # 132, when nobody else holds them.
+    assert_line --index 1 '{"pod":"pod-a","dp_rank":0,"distinct":3,"computed":4,"elsewhere":2,"share":0.5,"unkeyed":1}'
+    assert_line --index 2 '{"pod":"pod-a","dp_rank":1,"distinct":3,"computed":4,"elsewhere":3,"share":0.75,"unkeyed":0}'
+    assert_line --index 3 '{"pod":"pod-b","dp_rank":null,"distinct":3,"computed":3,"elsewhere":0,"share":0,"unkeyed":0}'
+    assert_line --index 4 '{"pod":null,"dp_rank":null,"distinct":4,"computed":11,"elsewhere":5,"share":0.45454545454545453,"unkeyed":1}'
+    # At the end (1,2) is held by a/0 and a/1; (1,2,3,4) and (1,2,3,4,5,6)
+    # by b.  At 100.25 (1,2) had three holders; after the removal at 104,
+    # (1,2,3,4) [a/1], (1,2,3,4,7,8) and (1,2,3,4,5,6) had one each.
+    run --separate-stderr kvstat sharing --holders "$D/a.ndjson" "$D/b.ndjson"
+    assert_success
+    assert_output '{"holders":1,"blocks_end":2,"blocks_peak":3}
+{"holders":2,"blocks_end":1,"blocks_peak":1}
+{"holders":3,"blocks_end":0,"blocks_peak":1}
+{"holders":4,"blocks_end":0,"blocks_peak":0}'
+}
+
+@test "route matches the model on the crafted capture" {
+    same_as_model route
+    same_as_model route --capacity 1 --random-seed 7
+}
+
+# A capture where prefix-aware routing must win: two system prompts P
+# (tokens 1 2) and Q (3 4), each sent to both pods by the real router.
+route_capture() {
+    cat >"$D/rb.ndjson" <<'EOF'
+{"pod":"b","dp_rank":0,"seq":0,"ts":2,"type":"BlockStored","block_hashes":["201","202","203"],"parent_block_hash":null,"token_ids":[1,2,11],"block_size":1}
+{"pod":"b","dp_rank":0,"seq":1,"ts":4,"type":"BlockStored","block_hashes":["204","205","206"],"parent_block_hash":null,"token_ids":[3,4,21],"block_size":1}
+EOF
+    cat >"$D/ra.ndjson" <<'EOF'
+{"pod":"a","dp_rank":0,"seq":0,"ts":1,"type":"BlockStored","block_hashes":["101","102","103"],"parent_block_hash":null,"token_ids":[1,2,10],"block_size":1}
+{"pod":"a","dp_rank":0,"seq":1,"ts":3,"type":"BlockStored","block_hashes":["104","105","106"],"parent_block_hash":null,"token_ids":[3,4,20],"block_size":1}
+{"pod":"a","dp_rank":0,"seq":2,"ts":5,"type":"BlockStored","block_hashes":["107"],"parent_block_hash":"102","token_ids":[12],"block_size":1}
+{"pod":"a","dp_rank":0,"seq":3,"ts":6,"type":"BlockStored","block_hashes":["108"],"parent_block_hash":"105","token_ids":[22],"block_size":1}
+EOF
+}
+
+@test "route: longest-prefix routing wins where it must (numbers by hand)" {
+    route_capture
+    run --separate-stderr kvstat route --capacity 0 "$D/rb.ndjson" "$D/ra.ndjson"
+    assert_success
+    # 6 requests of 3 blocks.  The capture: only the last two found their
+    # prompt (2 blocks each).  Longest prefix: a gets P, b gets Q, every
+    # request after the first of its prompt hits 2.  Round robin alternates
+    # a, b, a, b, a, b: P lands on both pods, Q on both, 2 + 2 hits.
+    assert_line --index 0 '{"policy":"capture","requests":6,"blocks":18,"hits":4,"hit_rate":0.2222222222222222,"computed":14}'
+    assert_line --index 1 '{"policy":"capture_lru","requests":6,"blocks":18,"hits":4,"hit_rate":0.2222222222222222,"computed":14}'
+    assert_line --index 2 '{"policy":"longest_prefix","requests":6,"blocks":18,"hits":8,"hit_rate":0.4444444444444444,"computed":10}'
+    assert_line --index 3 '{"policy":"round_robin","requests":6,"blocks":18,"hits":4,"hit_rate":0.2222222222222222,"computed":14}'
+    [ "${#lines[@]}" -eq 5 ]
+    "$PY" "$MODEL" route --capacity 0 "$D/rb.ndjson" "$D/ra.ndjson" >"$D/want"
+    diff -u "$D/want" <(printf '%s\n' "$output")
+}
+
+@test "route: -H and --tsv print the same rows" {
+    route_capture
+    run kvstat route -H --capacity 0 "$D/ra.ndjson" "$D/rb.ndjson"
+    assert_success
+    assert_line --index 0 'policy          requests  blocks  hits  hit_rate  computed'
+    assert_line --index 3 'longest_prefix         6      18     8    0.4444        10'
+    run kvstat route --tsv --capacity 0 "$D/ra.ndjson" "$D/rb.ndjson"
+    assert_success
+    assert_line --index 0 "$(printf 'policy\trequests\tblocks\thits\thit_rate\tcomputed')"
+    assert_line --index 3 "$(printf 'longest_prefix\t6\t18\t8\t0.4444444444444444\t10')"
+}
+
+@test "stdin is read when there is no file, and '-' names it" {
+    run --separate-stderr kvstat summary --tsv <"$D/a.ndjson"
+    assert_success
+    assert_line --index 0 "$(printf 'pod\tdp_rank\tevents\tstored_events\tremoved_events\tcleared\tblocks_stored\tblocks_removed\tunknown_removed\torphans\tpeak_blocks\tfinal_blocks\tts_first\tts_last\tevents_per_s\tgaps\tlost_seqs\trestarts\tdecode_errors\tskipped\tts_backwards')"
+    assert_line --index 1 "$(printf 'pod-a\t\t1\t0\t0\t0\t0\t0\t0\t0\t0\t0\t\t\t\t0\t0\t0\t1\t0\t0')"
+    run --separate-stderr kvstat summary - "$D/b.ndjson" <"$D/a.ndjson"
+    assert_success
+    [ "${#lines[@]}" -eq 4 ]
+}
+
+@test "usage errors exit 2 with a hint" {
+    run --separate-stderr kvstat frobnicate
+    [ "$status" -eq 2 ]
+    [ "$stderr" = "kvstat: 'frobnicate' is not a command (summary, rate, lifetime, sharing, route or top)
+Try 'kvstat --help'." ]
+    run --separate-stderr kvstat rate --every 0s
+    [ "$status" -eq 2 ]
+    [ "$stderr" = "kvstat: --every: '0s' is not a duration (e.g. 500ms, 10s, 1m)
+Try 'kvstat --help'." ]
+    run --separate-stderr kvstat summary --every 5s
+    [ "$status" -eq 2 ]
+    [ "${stderr%%$'\n'*}" = "kvstat: --every: only for rate, not summary" ]
+    run --separate-stderr kvstat rate --plot out.gif
+    [ "$status" -eq 2 ]
+    [ "${stderr%%$'\n'*}" = "kvstat: --plot: 'out.gif' does not end in .png or .svg" ]
+    run --separate-stderr kvstat
+    [ "$status" -eq 2 ]
+}
+
+@test "a missing file exits 1; an unknown format version exits 1" {
+    run --separate-stderr kvstat summary "$D/nope.ndjson"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "kvstat: error: $D/nope.ndjson: No such file or directory" ]
+    printf '{"type":"format","version":2}\n' >"$D/v2.ndjson"
+    run --separate-stderr kvstat summary "$D/v2.ndjson"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "kvstat: error: $D/v2.ndjson:1: "* ]]
+}
+
+@test "a closed pipe ends kvstat quietly" {
+    for i in $(seq 1 3000); do
+        printf '{"pod":"p%d","seq":0,"ts":1,"type":"AllBlocksCleared"}\n' "$i"
+    done >"$D/many.ndjson"
+    run --separate-stderr bash -c "kvstat summary '$D/many.ndjson' | head -1"
+    assert_success
+    [ "$stderr" = "" ]
+}
+
+@test "nothing on stderr when it is not a terminal (no progress)" {
+    run --separate-stderr kvstat summary "$D/a.ndjson"
+    assert_success
+    [ "$stderr" = "" ]
+}
+
+@test "the man page renders cleanly and documents every --help option" {
+    local m="$KVTAP_TOP/man/kvstat.1"
+    run groff -mdoc -ww -z -Tutf8 "$m"
+    assert_success
+    assert_output ''
+    for s in SYNOPSIS DESCRIPTION OUTPUT 'EXIT STATUS' EXAMPLES; do
+        grep -qx ".Sh $s" "$m"
+    done
+    for o in $(kvstat --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+        grep -q -- "${o#--}" "$m" || {
+            echo "$o is in --help but not in $m"
+            return 1
+        }
+    done
+}
