@@ -80,17 +80,24 @@ script_rate(FILE *g, FILE *d, const char *path, struct track_stream **st,
         }
     }
     for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < st[i]->rate_n; j++)
+        /* One more point at the end of the last interval: steps draw an
+         * interval's value up to the next point. */
+        if (st[i]->rate_n == 0)
+            continue;
+        for (size_t j = 0; j <= st[i]->rate_n; j++) {
+            size_t k = j < st[i]->rate_n ? j : j - 1;
+
             fprintf(d, "%.17g\t%.17g\t%llu\n",
                     (double)(st[i]->rate_base + (int64_t)j) * every - t0,
-                    (double)st[i]->rate[j].stored / every,
-                    (unsigned long long)st[i]->rate[j].occupancy);
+                    (double)st[i]->rate[k].stored / every,
+                    (unsigned long long)st[i]->rate[k].occupancy);
+        }
         fputs("\n\n", d);
     }
     preamble(g, path, 1);
     fprintf(g,
             "set multiplot layout 2,1 title 'kvstat rate (every %gs)'\n"
-            "set ylabel 'blocks stored/s'\nunset xlabel\n",
+            "set ylabel 'blocks stored/s'\nunset xlabel\nset yrange [0:*]\n",
             every);
     for (int panel = 0; panel < 2; panel++) {
         if (panel == 1)
@@ -98,14 +105,25 @@ script_rate(FILE *g, FILE *d, const char *path, struct track_stream **st,
                   "set xlabel 'seconds from the first interval'\n",
                   g);
         fputs("plot ", g);
-        for (size_t i = 0; i < n; i++) {
+        /* Streams without a ts (decode errors only) have no block. */
+        for (size_t i = 0, idx = 0; i < n; i++) {
+            if (st[i]->rate_n == 0)
+                continue;
             fprintf(g, "%s'data' index %zu using 1:%d with steps lw 2 title ",
-                    i ? ", " : "", i, panel ? 3 : 2);
+                    idx ? ", " : "", idx, panel ? 3 : 2);
             put_title(g, st[i], NULL);
+            idx++;
         }
         fputs("\n", g);
     }
     fputs("unset multiplot\n", g);
+}
+
+/* Zero cannot sit on a log axis: it is drawn at 1 ms. */
+static double
+life_x(double v)
+{
+    return v > 0.001 ? v : 0.001;
 }
 
 /* Lifetime: the empirical CDF per (stream, medium), log time axis. */
@@ -114,24 +132,40 @@ script_lifetime(FILE *g, FILE *d, const char *path, const struct track *t,
                 struct track_stream **st, size_t n)
 {
     size_t blocks = 0;
+    double lo = 0, hi = 0;
 
-    preamble(g, path, 0);
-    fputs("set title 'kvstat lifetime: share of removed blocks that lived "
-          "at most x'\nset logscale x 2\nset xlabel 'lifetime (s)'\n"
-          "set ylabel 'CDF'\nset yrange [0:1]\nplot ",
-          g);
     for (size_t i = 0; i < n; i++) {
         for (int m = 0; m < TRACK_MAX_MEDIA; m++) {
             const struct track_life *l = st[i]->life[m];
 
             if (l == NULL || l->n == 0)
                 continue;
-            for (size_t k = 0; k < l->n; k++) {
-                /* Zero cannot sit on a log axis: it is drawn at 1 ms. */
-                double v = l->v[k] > 0 ? l->v[k] : 0.001;
+            if (lo == 0 || life_x(l->v[0]) < lo)
+                lo = life_x(l->v[0]);
+            if (life_x(l->v[l->n - 1]) > hi)
+                hi = life_x(l->v[l->n - 1]);
+        }
+    }
+    preamble(g, path, 0);
+    fputs("set title 'kvstat lifetime: share of removed blocks that lived "
+          "at most x'\nset logscale x 2\nset xlabel 'lifetime (s)'\n"
+          "set ylabel 'CDF'\nset yrange [0:1.02]\n",
+          g);
+    /* A margin on both sides, so curves at the ends stay visible. */
+    if (hi > 0)
+        fprintf(g, "set xrange [%.17g:%.17g]\n", lo / 1.5, hi * 1.5);
+    fputs("plot ", g);
+    for (size_t i = 0; i < n; i++) {
+        for (int m = 0; m < TRACK_MAX_MEDIA; m++) {
+            const struct track_life *l = st[i]->life[m];
 
-                fprintf(d, "%.17g\t%.17g\n", v, (double)(k + 1) / l->n);
-            }
+            if (l == NULL || l->n == 0)
+                continue;
+            /* The curve rises from 0 at the shortest lifetime. */
+            fprintf(d, "%.17g\t0\n", life_x(l->v[0]));
+            for (size_t k = 0; k < l->n; k++)
+                fprintf(d, "%.17g\t%.17g\n", life_x(l->v[k]),
+                        (double)(k + 1) / l->n);
             fputs("\n\n", d);
             fprintf(g, "%s'data' index %zu using 1:2 with steps lw 2 title ",
                     blocks ? ", " : "", blocks);

@@ -247,3 +247,51 @@ Try 'kvstat --help'." ]
         }
     done
 }
+
+# is_png FILE: the PNG signature and an IHDR chunk of nonzero size.
+is_png() {
+    "$PY" - "$1" <<'EOF'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+assert b[:8] == b"\x89PNG\r\n\x1a\n", "no PNG signature"
+assert b[12:16] == b"IHDR", "no IHDR chunk"
+w, h = struct.unpack(">II", b[16:24])
+assert w > 100 and h > 100, (w, h)
+EOF
+}
+
+@test "--plot draws a PNG for rate, lifetime, route and an SVG for sharing" {
+    cd "$D"
+    run --separate-stderr kvstat rate --every 10s --plot rate.png a.ndjson b.ndjson
+    assert_success
+    is_png rate.png
+    # The rows are printed as without --plot.
+    "$PY" "$MODEL" rate --every 10s a.ndjson b.ndjson >want
+    diff -u want <(printf '%s\n' "$output")
+    run --separate-stderr kvstat lifetime --plot "$D/life.png" a.ndjson b.ndjson
+    assert_success
+    is_png life.png
+    run --separate-stderr kvstat route --plot route.png a.ndjson b.ndjson
+    assert_success
+    is_png route.png
+    run --separate-stderr kvstat sharing --holders --plot share.svg a.ndjson b.ndjson
+    assert_success
+    grep -q '<svg' share.svg
+    grep -q 'keys held by N pods' share.svg
+    ! ls "${TMPDIR:-/tmp}"/kvstat.* 2>/dev/null | grep -q .
+}
+
+@test "--plot without gnuplot fails with exit 1 and says what to install" {
+    mkdir "$D/nobin"
+    ln -s "$(command -v kvstat)" "$D/nobin/kvstat"
+    run --separate-stderr env PATH="$D/nobin" kvstat rate --plot "$D/r.png" "$D/a.ndjson"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "kvstat: error: --plot: cannot run gnuplot (install gnuplot-nox)" ]
+    [ ! -e "$D/r.png" ]
+}
+
+@test "summary has no figure: --plot is a usage error" {
+    run --separate-stderr kvstat summary --plot "$D/s.png" "$D/a.ndjson"
+    [ "$status" -eq 2 ]
+    [ "${stderr%%$'\n'*}" = "kvstat: --plot: summary has no figure (rate, lifetime, sharing and route do)" ]
+}
