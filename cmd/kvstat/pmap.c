@@ -19,7 +19,7 @@ slot_of(const struct pmap *m, uint64_t a, uint32_t b)
     return (size_t)h & (m->cap - 1);
 }
 
-uint64_t *
+uint32_t *
 pmap_get(const struct pmap *m, uint64_t a, uint32_t b)
 {
     if (m->cap == 0)
@@ -27,9 +27,9 @@ pmap_get(const struct pmap *m, uint64_t a, uint32_t b)
     for (size_t i = slot_of(m, a, b);; i = (i + 1) & (m->cap - 1)) {
         struct pmap_slot *s = &m->s[i];
 
-        if (!s->used)
+        if (s->tag == 0)
             return NULL;
-        if (s->a == a && s->b == b)
+        if (s->a == a && s->tag == b + 1)
             return &s->v;
     }
 }
@@ -46,11 +46,11 @@ grow(struct pmap *m)
     m->s = ns;
     m->cap = ncap;
     for (size_t i = 0; i < ocap; i++) {
-        if (!old[i].used)
+        if (old[i].tag == 0)
             continue;
-        size_t j = slot_of(m, old[i].a, old[i].b);
+        size_t j = slot_of(m, old[i].a, old[i].tag - 1);
 
-        while (ns[j].used)
+        while (ns[j].tag != 0)
             j = (j + 1) & (ncap - 1);
         ns[j] = old[i];
     }
@@ -58,28 +58,27 @@ grow(struct pmap *m)
     return 0;
 }
 
-uint64_t *
+uint32_t *
 pmap_put(struct pmap *m, uint64_t a, uint32_t b, int *created)
 {
     *created = 0;
-    /* Keep the load under 1/2: probes stay short on removal-heavy runs. */
-    if ((m->n + 1) * 2 > m->cap && grow(m) == -1)
+    /* Keep the load under 3/4: linear probes stay short. */
+    if ((m->n + 1) * 4 > m->cap * 3 && grow(m) == -1)
         return NULL;
     size_t i = slot_of(m, a, b);
 
     for (;; i = (i + 1) & (m->cap - 1)) {
         struct pmap_slot *s = &m->s[i];
 
-        if (!s->used) {
-            s->used = 1;
+        if (s->tag == 0) {
+            s->tag = b + 1;
             s->a = a;
-            s->b = b;
             s->v = 0;
             m->n++;
             *created = 1;
             return &s->v;
         }
-        if (s->a == a && s->b == b)
+        if (s->a == a && s->tag == b + 1)
             return &s->v;
     }
 }
@@ -92,24 +91,24 @@ pmap_del(struct pmap *m, uint64_t a, uint32_t b)
     if (m->cap == 0)
         return 0;
     for (i = slot_of(m, a, b);; i = (i + 1) & mask) {
-        if (!m->s[i].used)
+        if (m->s[i].tag == 0)
             return 0;
-        if (m->s[i].a == a && m->s[i].b == b)
+        if (m->s[i].a == a && m->s[i].tag == b + 1)
             break;
     }
     /*
      * Backward shift: move later members of the probe run into the hole
      * when their home slot does not lie between the hole and them.
      */
-    for (j = (i + 1) & mask; m->s[j].used; j = (j + 1) & mask) {
-        size_t home = slot_of(m, m->s[j].a, m->s[j].b);
+    for (j = (i + 1) & mask; m->s[j].tag != 0; j = (j + 1) & mask) {
+        size_t home = slot_of(m, m->s[j].a, m->s[j].tag - 1);
 
         if (((j - home) & mask) >= ((j - i) & mask)) {
             m->s[i] = m->s[j];
             i = j;
         }
     }
-    m->s[i].used = 0;
+    m->s[i].tag = 0;
     m->n--;
     return 1;
 }

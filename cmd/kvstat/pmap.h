@@ -1,5 +1,5 @@
 /*
- * pmap.h - an open-addressing hash map from a (u64, u32) pair to a u64,
+ * pmap.h - an open-addressing hash map from a (u64, u32) pair to a u32,
  * for kvstat's block tables: (engine hash, medium) -> block, (block key,
  * pod) -> count, block key -> holders.
  *
@@ -13,11 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * 16 bytes, so a million blocks take 16 MiB of slots at most twice over:
+ * the tables of a long capture stay small enough not to be page-fault
+ * bound.  tag is b + 1, 0 marking an empty slot (b < UINT32_MAX).
+ */
 struct pmap_slot {
     uint64_t a;
-    uint32_t b;
-    uint32_t used;
-    uint64_t v;
+    uint32_t tag;
+    uint32_t v;
 };
 
 struct pmap {
@@ -27,13 +31,13 @@ struct pmap {
 };
 
 /* Returns the value of (a, b), or NULL when absent.  Valid until a put. */
-uint64_t *pmap_get(const struct pmap *m, uint64_t a, uint32_t b);
+uint32_t *pmap_get(const struct pmap *m, uint64_t a, uint32_t b);
 
 /*
  * Returns the value of (a, b), inserting it as 0 when absent (*created then
  * set to 1).  NULL when out of memory.  Valid until the next put or del.
  */
-uint64_t *pmap_put(struct pmap *m, uint64_t a, uint32_t b, int *created);
+uint32_t *pmap_put(struct pmap *m, uint64_t a, uint32_t b, int *created);
 
 /* Removes (a, b); returns 1 when it was there, 0 otherwise. */
 int pmap_del(struct pmap *m, uint64_t a, uint32_t b);

@@ -140,7 +140,7 @@ static int
 pod_use(struct pod *p, uint64_t key)
 {
     int created;
-    uint64_t *v = pmap_put(&p->map, key, 0, &created);
+    uint32_t *v = pmap_put(&p->map, key, 0, &created);
     uint32_t i;
 
     if (v == NULL)

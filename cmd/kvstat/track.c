@@ -24,6 +24,10 @@ struct blk {
 
 struct track {
     struct track_opts o;
+    /* Blocks carry a pool entry (ts, key, parent) only when lifetimes or
+     * keys need it; summary and rate keep the bare set, which is what
+     * makes them fast. */
+    int need_blk;
     struct track_stream **st;
     size_t n_st, cap_st, last;
     char *media[TRACK_MAX_MEDIA];
@@ -50,6 +54,7 @@ track_new(const struct track_opts *o)
     if (t == NULL)
         return NULL;
     t->o = *o;
+    t->need_blk = o->lifetimes || o->keys;
     t->media[0] = strdup("GPU");
     if (t->media[0] == NULL) {
         free(t);
@@ -246,10 +251,10 @@ life_add(struct track_stream *s, int medium, const struct blk *b, int has_end,
 
 /* One more stream holds key (it held no block with it before). */
 static int
-holders_inc(struct track *t, uint64_t key, uint64_t *old)
+holders_inc(struct track *t, uint64_t key, uint32_t *old)
 {
     int created;
-    uint64_t *h = pmap_put(&t->kc, key, 0, &created);
+    uint32_t *h = pmap_put(&t->kc, key, 0, &created);
 
     if (h == NULL)
         return -1;
@@ -264,7 +269,7 @@ holders_inc(struct track *t, uint64_t key, uint64_t *old)
 static void
 holders_dec(struct track *t, uint64_t key)
 {
-    uint64_t *h = pmap_get(&t->kc, key, 0);
+    uint32_t *h = pmap_get(&t->kc, key, 0);
 
     if (h == NULL)
         return;
@@ -285,12 +290,17 @@ blk_drop(struct track *t, size_t sid, uint32_t bi, int has_end, double end,
          int censor)
 {
     struct track_stream *s = t->st[sid];
-    struct blk *b = &t->pool[bi];
+    struct blk *b;
 
+    if (!t->need_blk) {
+        s->held--;
+        return;
+    }
+    b = &t->pool[bi];
     if (t->o.lifetimes)
         life_add(s, b->medium, b, has_end, end, censor);
     if (b->has_key) {
-        uint64_t *c = pmap_get(&t->kc, b->key, (uint32_t)sid + 1);
+        uint32_t *c = pmap_get(&t->kc, b->key, (uint32_t)sid + 1);
 
         if (c != NULL && --*c == 0) {
             pmap_del(&t->kc, b->key, (uint32_t)sid + 1);
@@ -310,23 +320,32 @@ stream_clear(struct track *t, size_t sid, int has_end, double end, int censor)
     struct track_stream *s = t->st[sid];
 
     for (size_t i = 0; i < s->blocks.cap; i++) {
-        if (s->blocks.s[i].used)
+        if (s->blocks.s[i].tag != 0)
             blk_drop(t, sid, (uint32_t)s->blocks.s[i].v, has_end, end, censor);
     }
     pmap_clear(&s->blocks);
 }
 
-/* The block of an engine hash under any medium, or NULL. */
+/* The map value of an engine hash under any medium, or NULL. */
+static const uint32_t *
+held_any(struct track *t, struct track_stream *s, uint64_t hash)
+{
+    for (size_t m = 0; m < t->n_media; m++) {
+        const uint32_t *v = pmap_get(&s->blocks, hash, (uint32_t)m);
+
+        if (v != NULL)
+            return v;
+    }
+    return NULL;
+}
+
+/* The block of an engine hash under any medium, or NULL (need_blk only). */
 static struct blk *
 find_any(struct track *t, struct track_stream *s, uint64_t hash)
 {
-    for (size_t m = 0; m < t->n_media; m++) {
-        uint64_t *v = pmap_get(&s->blocks, hash, (uint32_t)m);
+    const uint32_t *v = held_any(t, s, hash);
 
-        if (v != NULL)
-            return &t->pool[*v];
-    }
-    return NULL;
+    return v != NULL ? &t->pool[*v] : NULL;
 }
 
 /* Why an event's blocks have no chained keys. */
@@ -428,7 +447,7 @@ static int
 share_add(struct track *t, size_t sid, uint64_t key)
 {
     struct track_stream *s = t->st[sid];
-    uint64_t *c, old;
+    uint32_t *c, old;
     int created;
 
     c = pmap_put(&t->kc, key, (uint32_t)sid + 1, &created);
@@ -457,7 +476,7 @@ store_one(struct track *t, size_t sid, const struct kv_env *env, int medium,
           uint64_t hash, int has_parent, uint64_t parent, const uint64_t *key)
 {
     struct track_stream *s = t->st[sid];
-    uint64_t *v;
+    uint32_t *v;
     long bi;
     int created;
 
@@ -466,6 +485,11 @@ store_one(struct track *t, size_t sid, const struct kv_env *env, int medium,
         return -1;
     if (!created)
         return 0;
+    if (!t->need_blk) {
+        if (++s->held > s->peak)
+            s->peak = s->held;
+        return 0;
+    }
     if ((bi = blk_alloc(t)) == -1) {
         pmap_del(&s->blocks, hash, (uint32_t)medium);
         return -1;
@@ -501,9 +525,15 @@ on_stored(struct track *t, size_t sid, const struct kv_env *env,
 
     if (medium < 0)
         return -1;
-    if (has_parent && (pb = find_any(t, s, ev->parent.v)) == NULL) {
-        s->orphans++;
-        k = ORPHAN;
+    if (has_parent) {
+        const uint32_t *pv = held_any(t, s, ev->parent.v);
+
+        if (pv == NULL) {
+            s->orphans++;
+            k = ORPHAN;
+        } else if (t->need_blk) {
+            pb = &t->pool[*pv];
+        }
     }
     if (t->o.keys && k != ORPHAN && (pb == NULL || pb->has_key))
         k = event_keys(t, env, ev, pb);
@@ -530,7 +560,7 @@ drop_hash(struct track *t, size_t sid, const struct kv_env *env, uint64_t hash,
           int medium)
 {
     struct track_stream *s = t->st[sid];
-    uint64_t *v = pmap_get(&s->blocks, hash, (uint32_t)medium);
+    uint32_t *v = pmap_get(&s->blocks, hash, (uint32_t)medium);
 
     if (v == NULL)
         return 0;
@@ -707,7 +737,7 @@ track_finish(struct track *t)
         struct track_stream *s = t->st[i];
 
         for (size_t j = 0; t->o.lifetimes && j < s->blocks.cap; j++) {
-            if (s->blocks.s[j].used)
+            if (s->blocks.s[j].tag != 0)
                 life_add(s, t->pool[s->blocks.s[j].v].medium,
                          &t->pool[s->blocks.s[j].v], 0, 0, 1);
         }
