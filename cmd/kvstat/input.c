@@ -43,14 +43,14 @@ struct reader {
 };
 
 static void
-progress(struct reader *r, int force)
+progress(struct reader *r)
 {
     long long now;
 
     if (r->o->progress == NULL)
         return;
     now = cli_now_ms();
-    if (!force && now < r->next_progress)
+    if (now < r->next_progress)
         return;
     r->next_progress = now + 200;
     r->o->progress(r->o->ctx, r->st->bytes, r->total, r->st->events);
@@ -141,7 +141,7 @@ read_fd(struct reader *r, int fd, int keep)
         }
         if (l.eof)
             break;
-        progress(r, 0);
+        progress(r);
         long n = lines_fill(&l);
         if (n > 0)
             r->st->bytes += (uint64_t)n;
@@ -239,6 +239,8 @@ input_run(const struct input_opts *o, struct track *t, struct input_stats *st,
     r.err = err;
     r.errlen = errlen;
     r.total = total_size(o);
+    /* A run shorter than one refresh shows no progress at all. */
+    r.next_progress = cli_now_ms() + 200;
     ret = read_all(&r);
     if (ret == 0 && o->time_order) {
         uint64_t events = st->events;
@@ -246,7 +248,6 @@ input_run(const struct input_opts *o, struct track *t, struct input_stats *st,
         ret = replay_kept(&r);
         st->events = events;
     }
-    progress(&r, 1);
     arena_free(&r.arena);
     buf_free(&r.store);
     free(r.kept);

@@ -42,6 +42,13 @@ this is not json
 EOF
 }
 
+teardown() {
+    # A tmux test that failed half-way leaves its server behind.
+    if [ -n "${TMUX_SOCK:-}" ]; then
+        tmux -S "$TMUX_SOCK" kill-server 2>/dev/null || true
+    fi
+}
+
 # same_as_model ARGS...: kvstat ARGS a.ndjson b.ndjson prints exactly what
 # the model prints, and at least one row (so two empty outputs cannot pass).
 same_as_model() {
@@ -294,4 +301,69 @@ EOF
     run --separate-stderr kvstat summary --plot "$D/s.png" "$D/a.ndjson"
     [ "$status" -eq 2 ]
     [ "${stderr%%$'\n'*}" = "kvstat: --plot: summary has no figure (rate, lifetime, sharing and route do)" ]
+}
+
+@test "progress on stderr when it is a terminal, erased before the answer" {
+    # script(1) gives kvstat a terminal; the pause makes the reading last
+    # longer than one refresh (200 ms).
+    run script -qec "(cat '$D/a.ndjson'; sleep 1; cat '$D/b.ndjson') | kvstat summary > '$D/out'" "$D/typescript"
+    assert_success
+    tr '\r' '\n' <"$D/typescript" >"$D/screen"
+    grep -qE '^.\[Kkvstat: [0-9.]+ (B|KiB)  [0-9]+ events  [0-9]+ events/s$' "$D/screen"
+    # The status line is erased before anything else is written.
+    grep -qaF $'events/s\r\e[K' "$D/typescript"
+    [ "$(wc -l <"$D/out")" -eq 4 ]
+}
+
+# top_pane CMD: runs CMD in a detached tmux session of its own, 100x20.
+top_pane() {
+    TMUX_SOCK="$D/tmux.sock"
+    tmux -S "$TMUX_SOCK" new-session -d -x 100 -y 20 -s top "$1"
+}
+
+# screen_has TEXT [SECONDS]: waits until the pane shows TEXT.
+screen_has() {
+    local i=0
+    while ! tmux -S "$TMUX_SOCK" capture-pane -p -t top | grep -qF -- "$1"; do
+        sleep 0.1
+        i=$((i + 1))
+        if [ "$i" -ge $((${2:-5} * 10)) ]; then
+            tmux -S "$TMUX_SOCK" capture-pane -p -t top
+            return 1
+        fi
+    done
+}
+
+@test "top redraws every second as events arrive, as a person sees it (tmux)" {
+    mkfifo "$D/feed"
+    top_pane "kvstat top < '$D/feed'; echo EXITED \$?; sleep 30"
+    exec 7>"$D/feed"
+    head -n 3 "$D/a.ndjson" >&7
+    screen_has 'kvstat top: 1 streams, 3 events, 0 bad lines; Ctrl-C quits'
+    screen_has 'pod-a        0       3'
+    # More events, a new stream: the next screen shows them.
+    cat "$D/b.ndjson" >&7
+    screen_has 'kvstat top: 2 streams, 7 events, 1 bad lines; Ctrl-C quits'
+    tmux -S "$TMUX_SOCK" capture-pane -p -t top >"$D/screen"
+    grep -qE '^pod +dp_rank +events +events/s +occupancy +peak +gaps +restarts +last_seen$' "$D/screen"
+    grep -qE '^pod-b +- +4 +[0-9]+ +2 +2 +0 +0 +[0-9]+s ago$' "$D/screen"
+    # The end of the input: a last screen, exit 0.
+    exec 7>&-
+    screen_has 'input ended'
+    screen_has 'EXITED 0'
+    tmux -S "$TMUX_SOCK" kill-server
+}
+
+@test "top stops on Ctrl-C with status 130" {
+    mkfifo "$D/feed"
+    # The shell traps SIGINT so that it lives on to print the status (its
+    # child gets the default action back).
+    top_pane "trap 'echo INT' INT; kvstat top < '$D/feed'; echo EXITED \$?; sleep 30"
+    exec 7>"$D/feed"
+    cat "$D/a.ndjson" >&7
+    screen_has 'pod-a        1'
+    tmux -S "$TMUX_SOCK" send-keys -t top C-c
+    screen_has 'EXITED 130'
+    exec 7>&-
+    tmux -S "$TMUX_SOCK" kill-server
 }
