@@ -334,6 +334,29 @@ on_progress(void *ctx, uint64_t bytes, uint64_t total, uint64_t events)
     ui->progress_shown = 1;
 }
 
+/*
+ * route: every simulated pod holds what its real one held at most; a
+ * stream that never held a keyed block (decode errors only, say) is a pod
+ * we know nothing about, taken to be as large as the largest.
+ */
+static void
+route_capacities(const struct opts *o, const struct track *t, uint64_t *cap,
+                 size_t n)
+{
+    uint64_t largest = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        cap[i] = o->capacity_set ? o->capacity
+                                 : track_stream_at(t, i)->held_keys_peak;
+        if (cap[i] > largest)
+            largest = cap[i];
+    }
+    for (size_t i = 0; i < n && !o->capacity_set; i++) {
+        if (cap[i] == 0)
+            cap[i] = largest;
+    }
+}
+
 /* Prints the command's rows; returns 0, or -1 (reason in err). */
 static int
 report(const struct opts *o, struct track *t, struct route *rt, struct buf *out,
@@ -383,14 +406,11 @@ report(const struct opts *o, struct track *t, struct route *rt, struct buf *out,
         }
         break;
     default:
-        /* route: every simulated pod holds what its real one held. */
         n = track_stream_count(t);
         cap = calloc(n ? n : 1, sizeof *cap);
         if (cap == NULL)
             goto oom;
-        for (size_t i = 0; i < n; i++)
-            cap[i] = o->capacity_set ? o->capacity
-                                     : track_stream_at(t, i)->held_keys_peak;
+        route_capacities(o, t, cap, n);
         if (route_failed(rt) || route_run(rt, n, cap, res) == -1)
             goto oom;
         table_init(&tb, o->fmt, out, report_route_cols, report_route_ncols);

@@ -1,6 +1,7 @@
 /*
  * table.h - kvstat's rows of results in one of three forms: NDJSON (one
- * object per row, the default; docs/ndjson.md's number and string rules),
+ * object per row, the default; the number and string rules of
+ * docs/ndjson.md#exact-rules-what-the-writer-does-and-the-tests-hold-it-to),
  * TSV with a header line (spreadsheets, gnuplot), or an aligned table for
  * people (-H).
  *

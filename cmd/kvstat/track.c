@@ -365,7 +365,8 @@ block_size_of(const struct kv_event *ev)
     return 0;
 }
 
-/* Fills t->kbuf with the event's chained keys (docs/kvindex.md). */
+/* Fills t->kbuf with the event's chained keys (docs/kvindex.md#what-it-keeps).
+ */
 static int
 event_keys(struct track *t, const struct kv_env *env, const struct kv_event *ev,
            const struct blk *parent)

@@ -367,3 +367,19 @@ screen_has() {
     exec 7>&-
     tmux -S "$TMUX_SOCK" kill-server
 }
+
+@test "SIGINT while reading a pipe: the answer so far, then status 130" {
+    mkfifo "$D/feed"
+    kvstat summary <"$D/feed" >"$D/out" 2>"$D/err" &
+    pid=$!
+    exec 7>"$D/feed"
+    head -n 3 "$D/a.ndjson" >&7
+    sleep 0.5
+    kill -INT "$pid"
+    run wait_pid "$pid" 5
+    [ "$status" -eq 130 ]
+    exec 7>&-
+    "$PY" "$MODEL" summary <(head -n 3 "$D/a.ndjson") >"$D/want"
+    diff -u "$D/want" "$D/out"
+    [ ! -s "$D/err" ]
+}

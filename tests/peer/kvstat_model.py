@@ -24,7 +24,9 @@ U64 = (1 << 64) - 1
 
 
 def num(v):
-    """A number as kvstat prints it (docs/ndjson.md's rules)."""
+    """A number as kvstat prints it, by the rules of
+    docs/ndjson.md#exact-rules-what-the-writer-does-and-the-tests-hold-it-to
+    (shortest round-trip decimal, integral values without a fraction)."""
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -431,6 +433,9 @@ def simulate(md, policy, caps, seed):
 def out_route(md, capacity, seed):
     caps = [capacity if capacity is not None else s.c["keys_peak"]
             for s in md.streams]
+    if capacity is None:
+        # A stream that never held a keyed block: as large as the largest.
+        caps = [c or max(caps) for c in caps]
     res = [("capture", len(md.requests),
             sum(len(k) for _, k, _ in md.requests),
             sum(len(k) - new for _, k, new in md.requests))]
