@@ -376,8 +376,10 @@ screen_has() {
     head -n 3 "$D/a.ndjson" >&7
     sleep 0.5
     kill -INT "$pid"
-    run wait_pid "$pid" 5
-    [ "$status" -eq 130 ]
+    # Not under run: its subshell could not wait for this shell's child.
+    st=0
+    wait_pid "$pid" 5 || st=$?
+    [ "$st" -eq 130 ]
     exec 7>&-
     "$PY" "$MODEL" summary <(head -n 3 "$D/a.ndjson") >"$D/want"
     diff -u "$D/want" "$D/out"
