@@ -385,3 +385,21 @@ screen_has() {
     diff -u "$D/want" "$D/out"
     [ ! -s "$D/err" ]
 }
+
+@test "a generated capture of 3000 events: every command matches the model" {
+    # Engine-like chains and removals over 16 pods (bench/kvindex_gen.py);
+    # --capacity 50 makes the route simulation evict.
+    "$PY" "$KVTAP_TOP/bench/kvindex_gen.py" ingest "$D/gen.ndjson" 3000
+    for args in summary "rate --every 1s" lifetime "lifetime --hist" sharing \
+        "sharing --holders" route "route --capacity 50"; do
+        # shellcheck disable=SC2086
+        "$PY" "$MODEL" $args "$D/gen.ndjson" >"$D/want"
+        [ -s "$D/want" ]
+        # shellcheck disable=SC2086
+        kvstat $args "$D/gen.ndjson" >"$D/got"
+        diff -u "$D/want" "$D/got" || {
+            echo "kvstat $args differs from the model"
+            return 1
+        }
+    done
+}
