@@ -62,6 +62,10 @@ static const char usage_text[] =
     "  --capacity N       route: blocks each simulated pod holds (default:\n"
     "                     the pod's peak in the capture; 0: unlimited)\n"
     "  --random-seed N    route: seed of the random policy (default 1)\n"
+    "  --requests FILE    route: real prompts, one JSON array of token ids\n"
+    "                     per line, instead of the capture's chains\n"
+    "  --block-size N     route --requests: tokens per block (default: the\n"
+    "                     capture's)\n"
     "  -q, --quiet        errors only on stderr\n"
     "  -v, --verbose      more diagnostics\n"
     "  -V, --version      print the version and library versions\n"
@@ -106,6 +110,8 @@ struct opts {
     enum blockkey_scheme scheme;
     uint64_t seed, random_seed, capacity;
     int capacity_set;
+    const char *requests;
+    uint64_t block_size;
     const char *hash_seed;
     const char *model;
     char **files;
@@ -137,7 +143,9 @@ enum {
     OPT_SEED,
     OPT_HASH_SEED,
     OPT_CAPACITY,
-    OPT_RANDOM_SEED
+    OPT_RANDOM_SEED,
+    OPT_REQUESTS,
+    OPT_BLOCK_SIZE
 };
 
 static const struct option longopts[] = {
@@ -153,6 +161,8 @@ static const struct option longopts[] = {
     {"model", required_argument, NULL, 'm'},
     {"capacity", required_argument, NULL, OPT_CAPACITY},
     {"random-seed", required_argument, NULL, OPT_RANDOM_SEED},
+    {"requests", required_argument, NULL, OPT_REQUESTS},
+    {"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
@@ -182,6 +192,10 @@ check_opts(const struct opts *o, int every_set)
         cli_usage_error("--holders: only for sharing, not %s", c);
     if (o->capacity_set && o->cmd != CMD_ROUTE)
         cli_usage_error("--capacity: only for route, not %s", c);
+    if (o->requests != NULL && o->cmd != CMD_ROUTE)
+        cli_usage_error("--requests: only for route, not %s", c);
+    if (o->block_size != 0 && o->requests == NULL)
+        cli_usage_error("--block-size: only with route --requests");
     if (o->plot != NULL && (o->cmd == CMD_SUMMARY || o->cmd == CMD_TOP))
         cli_usage_error("--plot: %s has no figure (rate, lifetime, sharing "
                         "and route do)",
@@ -248,6 +262,15 @@ parse_args(int argc, char **argv, struct opts *o)
             break;
         case OPT_RANDOM_SEED:
             parse_number_opt("--random-seed", optarg, &o->random_seed);
+            break;
+        case OPT_REQUESTS:
+            o->requests = optarg;
+            break;
+        case OPT_BLOCK_SIZE:
+            if (parse_u64(optarg, 1, UINT32_MAX, &o->block_size) == -1)
+                cli_usage_error("--block-size: '%s' is not a number of "
+                                "tokens",
+                                optarg);
             break;
         case 'q':
             cli_verbosity = 0;
@@ -414,7 +437,7 @@ report(const struct opts *o, struct track *t, struct route *rt, struct buf *out,
         if (route_failed(rt) || route_run(rt, n, cap, res) == -1)
             goto oom;
         table_init(&tb, o->fmt, out, report_route_cols, report_route_ncols);
-        report_route(&tb, res);
+        report_route(&tb, res, route_external(rt));
         break;
     }
     if (table_finish(&tb) == -1) {
@@ -452,11 +475,32 @@ make_track(const struct opts *o, struct route *rt)
     to.key_cfg.seed = o->seed;
     to.hash_seed = o->hash_seed;
     to.default_model = o->model;
-    if (o->cmd == CMD_ROUTE) {
+    if (o->cmd == CMD_ROUTE && o->requests == NULL) {
         to.on_request = route_request;
         to.ctx = rt;
     }
     return track_new(&to);
+}
+
+/* route --requests: the real prompts, keyed like the capture's blocks. */
+static int
+load_requests(const struct opts *o, const struct track *t, struct route *rt,
+              char *err, size_t errlen)
+{
+    struct blockkey_cfg cfg = {o->scheme, o->seed, 0};
+    uint32_t bs = o->block_size ? (uint32_t)o->block_size : track_block_size(t);
+    const char *model = o->model ? o->model : "";
+
+    if (bs == 0) {
+        snprintf(err, errlen,
+                 "--requests: the capture has no block size; "
+                 "give --block-size");
+        return -1;
+    }
+    if (o->scheme == BLOCKKEY_LLMD)
+        cfg.llmd_root = blockkey_llmd_root(o->hash_seed, strlen(o->hash_seed),
+                                           model, strlen(model));
+    return route_load_prompts(rt, o->requests, bs, &cfg, err, errlen);
 }
 
 /* The whole run; returns the exit status (a signal: via *sig). */
@@ -494,6 +538,10 @@ run(const struct opts *o, int *sig)
         log_warn("%llu lines were not kvtap NDJSON and were skipped",
                  (unsigned long long)ui.warnings);
     track_finish(t);
+    if (o->requests != NULL && load_requests(o, t, rt, err, sizeof err)) {
+        log_error("%s", err);
+        goto out;
+    }
     if (report(o, t, rt, &out.buf, err, sizeof err) == -1) {
         cli_out_flush(&out);
         log_error("%s", err);

@@ -211,9 +211,14 @@ script_sharing(FILE *g, FILE *d, const char *path, const struct track *t)
 static void
 script_route(FILE *g, FILE *d, const char *path, const struct route_result *r)
 {
-    for (int p = 0; p < ROUTE_POLICY_COUNT; p++)
-        fprintf(d, "%s\t%.17g\n", route_policy_name((enum route_policy)p),
-                r[p].blocks ? (double)r[p].hits / (double)r[p].blocks : 0.0);
+    /* Policies without requests (the capture's, with a request log) are
+     * not drawn. */
+    for (int p = 0; p < ROUTE_POLICY_COUNT; p++) {
+        if (r[p].requests > 0)
+            fprintf(d, "%s\t%.17g\n", route_policy_name((enum route_policy)p),
+                    r[p].blocks ? (double)r[p].hits / (double)r[p].blocks
+                                : 0.0);
+    }
     script_bars(g, path, "kvstat route: prompt blocks found in cache",
                 "hit rate");
     fputs("set yrange [0:1]\nset key off\n"

@@ -297,9 +297,9 @@ const char *const report_route_cols[] = {"policy", "requests", "blocks",
 const size_t report_route_ncols = NCOLS(report_route_cols);
 
 void
-report_route(struct table *tb, const struct route_result *res)
+report_route(struct table *tb, const struct route_result *res, int external)
 {
-    for (int p = 0; p < ROUTE_POLICY_COUNT; p++) {
+    for (int p = external ? ROUTE_PREFIX : 0; p < ROUTE_POLICY_COUNT; p++) {
         const char *name = route_policy_name((enum route_policy)p);
 
         table_str(tb, name, strlen(name));

@@ -45,7 +45,9 @@ void report_hist(struct table *tb, const struct track *t,
 void report_sharing(struct table *tb, const struct track *t,
                     struct track_stream **st, size_t n);
 void report_holders(struct table *tb, const struct track *t);
-void report_route(struct table *tb, const struct route_result *res);
+/* external: prompts came from a request log, no capture rows. */
+void report_route(struct table *tb, const struct route_result *res,
+                  int external);
 
 /*
  * The histogram bin of a lifetime: the smallest k in [REPORT_BIN_MIN,

@@ -3,6 +3,9 @@
  */
 #include "route.h"
 
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +22,7 @@ struct route {
     uint64_t *keys;
     size_t n_keys, cap_keys;
     int failed;
+    int external; /* prompts from a request log */
 };
 
 /* One simulated pod: an LRU list of keys, most recent at head. */
@@ -37,6 +41,23 @@ struct pod {
 };
 
 #define NIL UINT32_MAX
+
+static int
+grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    size_t nc = *cap ? *cap : 64;
+    void *np;
+
+    if (need <= *cap)
+        return 0;
+    while (nc < need)
+        nc *= 2;
+    if ((np = realloc(*p, nc * size)) == NULL)
+        return -1;
+    *p = np;
+    *cap = nc;
+    return 0;
+}
 
 struct route *
 route_new(uint64_t random_seed)
@@ -59,26 +80,95 @@ route_free(struct route *r)
 }
 
 int
+route_external(const struct route *r)
+{
+    return r->external;
+}
+
+/* The token ids of one request line into *tok (grown); -1 if not one. */
+static int
+prompt_tokens(const char *line, size_t len, uint32_t **tok, size_t *cap,
+              size_t *n)
+{
+    json_t *root = json_loadb(line, len, 0, NULL), *arr = root;
+    int ret = -1;
+
+    if (json_is_object(root))
+        arr = json_object_get(root, "token_ids");
+    if (!json_is_array(arr) ||
+        grow((void **)tok, cap, json_array_size(arr) + 1, sizeof **tok))
+        goto out;
+    *n = json_array_size(arr);
+    for (size_t i = 0; i < *n; i++) {
+        json_t *v = json_array_get(arr, i);
+
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > UINT32_MAX)
+            goto out;
+        (*tok)[i] = (uint32_t)json_integer_value(v);
+    }
+    ret = 0;
+out:
+    json_decref(root);
+    return ret;
+}
+
+int
+route_load_prompts(struct route *r, const char *path, uint32_t block_size,
+                   const struct blockkey_cfg *cfg, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t lcap = 0, tcap = 0, kcap = 0, n, lineno = 0;
+    uint32_t *tok = NULL;
+    uint64_t *keys = NULL;
+    ssize_t len;
+    int ret = -1;
+
+    if (f == NULL) {
+        snprintf(err, errlen, "--requests: %s: %s", path, strerror(errno));
+        return -1;
+    }
+    r->external = 1;
+    while ((len = getline(&line, &lcap, f)) != -1) {
+        lineno++;
+        if (len <= 1)
+            continue;
+        if (prompt_tokens(line, (size_t)len, &tok, &tcap, &n) == -1) {
+            snprintf(err, errlen,
+                     "--requests: %s:%zu: not a JSON array of token ids", path,
+                     lineno);
+            goto out;
+        }
+        if (n / block_size == 0)
+            continue;
+        if (grow((void **)&keys, &kcap, n / block_size, sizeof *keys))
+            goto oom;
+        n = blockkey_chain(cfg, NULL, tok, n, block_size, keys);
+        route_request(r, 0, keys, n, n);
+        if (r->failed)
+            goto oom;
+    }
+    if (ferror(f)) {
+        snprintf(err, errlen, "--requests: %s: read error", path);
+        goto out;
+    }
+    ret = 0;
+    goto out;
+oom:
+    snprintf(err, errlen, "out of memory");
+out:
+    fclose(f);
+    free(line);
+    free(tok);
+    free(keys);
+    return ret;
+}
+
+int
 route_failed(const struct route *r)
 {
     return r->failed;
-}
-
-static int
-grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    size_t nc = *cap ? *cap : 64;
-    void *np;
-
-    if (need <= *cap)
-        return 0;
-    while (nc < need)
-        nc *= 2;
-    if ((np = realloc(*p, nc * size)) == NULL)
-        return -1;
-    *p = np;
-    *cap = nc;
-    return 0;
 }
 
 void
@@ -282,14 +372,16 @@ route_run(struct route *r, size_t n_pods, const uint64_t *cap,
           struct route_result *res)
 {
     memset(res, 0, ROUTE_POLICY_COUNT * sizeof *res);
-    for (size_t q = 0; q < r->n_req; q++) {
+    for (size_t q = 0; q < r->n_req && !r->external; q++) {
         res[ROUTE_CAPTURE].requests++;
         res[ROUTE_CAPTURE].blocks += r->req[q].n;
         res[ROUTE_CAPTURE].hits += r->req[q].n - r->req[q].n_new;
     }
     if (n_pods == 0)
         return 0;
-    for (int pol = ROUTE_CAPTURE_LRU; pol < ROUTE_POLICY_COUNT; pol++) {
+    /* Real prompts have no pod of the capture to replay them on. */
+    for (int pol = r->external ? ROUTE_PREFIX : ROUTE_CAPTURE_LRU;
+         pol < ROUTE_POLICY_COUNT; pol++) {
         if (run_policy(r, (enum route_policy)pol, n_pods, cap, &res[pol]))
             return -1;
     }

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blockkey.h"
+
 enum route_policy {
     ROUTE_CAPTURE,     /* what the capture's pods had (its own events) */
     ROUTE_CAPTURE_LRU, /* the capture's choice of pod, in the model */
@@ -36,6 +38,22 @@ void route_free(struct route *r);
 /* track.h's track_request_fn: keeps one request (ctx is the route). */
 void route_request(void *ctx, size_t stream, const uint64_t *keys,
                    size_t n_keys, size_t n_new);
+
+/*
+ * Loads real prompts instead of the capture's chains: path holds one
+ * request per line, a JSON array of token ids or an object with
+ * "token_ids" (kvindex match's input), in the order they arrived.  Each
+ * prompt's full blocks of block_size tokens are keyed with cfg; a prompt
+ * shorter than one block is skipped.  The capture then only sizes the
+ * cluster, and route_run leaves the capture's rows empty.  Returns 0, or
+ * -1 with the reason in err (cannot read, a line that is not a prompt).
+ */
+int route_load_prompts(struct route *r, const char *path, uint32_t block_size,
+                       const struct blockkey_cfg *cfg, char *err,
+                       size_t errlen);
+
+/* Nonzero when prompts came from route_load_prompts. */
+int route_external(const struct route *r);
 
 /* Nonzero when a request could not be kept (out of memory). */
 int route_failed(const struct route *r);

@@ -44,6 +44,7 @@ struct track {
     size_t kcap, pcap;
     uint32_t *tbuf; /* first tokens of bigram pairs */
     size_t tcap;
+    uint32_t block_size; /* of the first store that has one */
 };
 
 struct track *
@@ -526,6 +527,8 @@ on_stored(struct track *t, size_t sid, const struct kv_env *env,
 
     if (medium < 0)
         return -1;
+    if (t->block_size == 0 && block_size_of(ev) <= UINT32_MAX)
+        t->block_size = (uint32_t)block_size_of(ev);
     if (has_parent) {
         const uint32_t *pv = held_any(t, s, ev->parent.v);
 
@@ -764,6 +767,12 @@ struct track_stream *
 track_stream_at(const struct track *t, size_t i)
 {
     return i < t->n_st ? t->st[i] : NULL;
+}
+
+uint32_t
+track_block_size(const struct track *t)
+{
+    return t->block_size;
 }
 
 size_t

@@ -106,6 +106,9 @@ void track_finish(struct track *t);
 size_t track_stream_count(const struct track *t);
 struct track_stream *track_stream_at(const struct track *t, size_t i);
 
+/* The block size of the first store that has one (0: none yet). */
+uint32_t track_block_size(const struct track *t);
+
 /* Medium names by id; id 0 is "GPU".  Borrowed until track_free. */
 size_t track_media_count(const struct track *t);
 const char *track_medium_name(const struct track *t, size_t id);

@@ -403,3 +403,41 @@ screen_has() {
         }
     done
 }
+
+@test "route --requests: real prompts instead of the capture's chains" {
+    route_capture
+    printf '%s\n' '[1,2,10]' '[1,2,11]' '[3,4,20]' '[3,4,21]' '[1,2,12]' \
+        '[3,4,22]' '{"token_ids":[5]}' '' '[]' >"$D/req.jsonl"
+    run --separate-stderr kvstat route --capacity 0 --requests "$D/req.jsonl" \
+        "$D/ra.ndjson" "$D/rb.ndjson"
+    assert_success
+    # 7 prompts (the empty one has no block), 19 blocks, block size 1 from
+    # the capture.  Longest prefix puts P on a and Q on b: 2 hits for each
+    # prompt after the first of its kind; round robin only for the last P
+    # and the last Q.  No capture rows: a prompt has no pod of the capture.
+    assert_line --index 0 '{"policy":"longest_prefix","requests":7,"blocks":19,"hits":8,"hit_rate":0.42105263157894735,"computed":11}'
+    assert_line --index 1 '{"policy":"round_robin","requests":7,"blocks":19,"hits":4,"hit_rate":0.21052631578947367,"computed":15}'
+    [ "${#lines[@]}" -eq 3 ]
+    "$PY" "$MODEL" route --capacity 0 --requests "$D/req.jsonl" \
+        "$D/ra.ndjson" "$D/rb.ndjson" >"$D/want"
+    diff -u "$D/want" <(printf '%s\n' "$output")
+    # With blocks of 2 tokens, [1,2,10] is one block and [5] none.
+    run --separate-stderr kvstat route --capacity 0 --block-size 2 \
+        --requests "$D/req.jsonl" "$D/ra.ndjson" "$D/rb.ndjson"
+    assert_success
+    assert_line --index 0 '{"policy":"longest_prefix","requests":6,"blocks":6,"hits":4,"hit_rate":0.6666666666666666,"computed":2}'
+}
+
+@test "route --requests: a bad line exits 1, misuse exits 2" {
+    route_capture
+    printf '[1,2]\n[1,"x"]\n' >"$D/bad.jsonl"
+    run --separate-stderr kvstat route --requests "$D/bad.jsonl" "$D/ra.ndjson"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "kvstat: error: --requests: $D/bad.jsonl:2: not a JSON array of token ids" ]
+    run --separate-stderr kvstat sharing --requests "$D/bad.jsonl" "$D/ra.ndjson"
+    [ "$status" -eq 2 ]
+    [ "${stderr%%$'\n'*}" = "kvstat: --requests: only for route, not sharing" ]
+    run --separate-stderr kvstat route --block-size 2 "$D/ra.ndjson"
+    [ "$status" -eq 2 ]
+    [ "${stderr%%$'\n'*}" = "kvstat: --block-size: only with route --requests" ]
+}

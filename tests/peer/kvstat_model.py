@@ -100,6 +100,7 @@ class Model:
         self.peak = {}
         self.ever = set()
         self.requests = []  # (stream index, prompt keys, new)
+        self.block_size = 0  # of the first store that has one
 
     def stream(self, ev):
         pod = ev.get("pod", "-")
@@ -168,12 +169,19 @@ class Model:
                 return s.blocks[(hsh, m)]
         return None
 
-    def keys_of(self, s, ev, parent):
+    @staticmethod
+    def size_of(ev):
         hs = ev.get("block_hashes") or []
         toks = ev.get("token_ids") or []
         bs = ev.get("block_size")
         if not bs or bs <= 0:
             bs = len(toks) // len(hs) if hs and len(toks) % len(hs) == 0 else 0
+        return bs
+
+    def keys_of(self, s, ev, parent):
+        hs = ev.get("block_hashes") or []
+        toks = ev.get("token_ids") or []
+        bs = self.size_of(ev)
         if bs == 0 or len(toks) != len(hs) * bs:
             return None
         prefix = parent["key"] if parent is not None else ()
@@ -203,6 +211,8 @@ class Model:
         hs = [h(x) for x in ev.get("block_hashes") or []]
         ph = ev.get("parent_block_hash")
         parent, keys, orphan = None, None, False
+        if not self.block_size:
+            self.block_size = self.size_of(ev)
         if ph is not None:
             parent = self.find(s, h(ph))
             if parent is None:
@@ -430,7 +440,22 @@ def simulate(md, policy, caps, seed):
     return reqs, blocks, hits
 
 
-def out_route(md, capacity, seed):
+def load_requests(md, path, bs):
+    """Real prompts: one JSON array (or {"token_ids": [...]}) per line."""
+    bs = bs or md.block_size
+    md.requests = []
+    for line in open(path, encoding="utf-8"):
+        if not line.strip():
+            continue
+        v = json.loads(line)
+        toks = v["token_ids"] if isinstance(v, dict) else v
+        n = len(toks) // bs
+        if n:
+            md.requests.append(
+                (0, [tuple(toks[:bs * (i + 1)]) for i in range(n)], n))
+
+
+def out_route(md, capacity, seed, external):
     caps = [capacity if capacity is not None else s.c["keys_peak"]
             for s in md.streams]
     if capacity is None:
@@ -439,7 +464,10 @@ def out_route(md, capacity, seed):
     res = [("capture", len(md.requests),
             sum(len(k) for _, k, _ in md.requests),
             sum(len(k) - new for _, k, new in md.requests))]
-    for pol in ("capture_lru", "longest_prefix", "round_robin", "random"):
+    pols = ("capture_lru", "longest_prefix", "round_robin", "random")
+    if external:
+        res, pols = [], pols[1:]
+    for pol in pols:
         res.append((pol,) + simulate(md, pol, caps, seed))
     for name, r, b, hit in res:
         print(row([("policy", name), ("requests", r), ("blocks", b),
@@ -465,6 +493,8 @@ def main():
     ap.add_argument("--holders", action="store_true")
     ap.add_argument("--capacity", type=int)
     ap.add_argument("--random-seed", type=int, default=1)
+    ap.add_argument("--requests")
+    ap.add_argument("--block-size", type=int, default=0)
     a = ap.parse_args()
     cmd = a.command
     timed = cmd in ("sharing", "route")
@@ -481,7 +511,9 @@ def main():
     elif cmd == "sharing":
         out_sharing(md, a.holders)
     elif cmd == "route":
-        out_route(md, a.capacity, a.random_seed)
+        if a.requests:
+            load_requests(md, a.requests, a.block_size)
+        out_route(md, a.capacity, a.random_seed, bool(a.requests))
     else:
         sys.exit("unknown command " + cmd)
 
