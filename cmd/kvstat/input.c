@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "lines.h"
 #include "ndjson_read.h"
+#include "vec.h"
 
 /* The longest line read; a longer one is skipped with a warning. */
 #define INPUT_MAX_LINE (64u << 20)
@@ -60,15 +61,9 @@ static int
 keep_line(struct reader *r, const char *line, size_t len,
           const struct kv_env *env)
 {
-    if (r->n_kept == r->cap_kept) {
-        size_t nc = r->cap_kept ? r->cap_kept * 2 : 4096;
-        struct kept *k = realloc(r->kept, nc * sizeof *k);
-
-        if (k == NULL)
-            return -1;
-        r->kept = k;
-        r->cap_kept = nc;
-    }
+    if (vec_grow((void **)&r->kept, &r->cap_kept, r->n_kept + 1,
+                 sizeof *r->kept))
+        return -1;
     if (env->has_ts)
         r->last_ts = env->ts;
     r->kept[r->n_kept] =

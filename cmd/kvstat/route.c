@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "pmap.h"
+#include "vec.h"
 
 struct req {
     size_t stream, off, n, n_new;
@@ -41,23 +42,6 @@ struct pod {
 };
 
 #define NIL UINT32_MAX
-
-static int
-grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    size_t nc = *cap ? *cap : 64;
-    void *np;
-
-    if (need <= *cap)
-        return 0;
-    while (nc < need)
-        nc *= 2;
-    if ((np = realloc(*p, nc * size)) == NULL)
-        return -1;
-    *p = np;
-    *cap = nc;
-    return 0;
-}
 
 struct route *
 route_new(uint64_t random_seed)
@@ -96,7 +80,7 @@ prompt_tokens(const char *line, size_t len, uint32_t **tok, size_t *cap,
     if (json_is_object(root))
         arr = json_object_get(root, "token_ids");
     if (!json_is_array(arr) ||
-        grow((void **)tok, cap, json_array_size(arr) + 1, sizeof **tok))
+        vec_grow((void **)tok, cap, json_array_size(arr) + 1, sizeof **tok))
         goto out;
     *n = json_array_size(arr);
     for (size_t i = 0; i < *n; i++) {
@@ -142,7 +126,7 @@ route_load_prompts(struct route *r, const char *path, uint32_t block_size,
         }
         if (n / block_size == 0)
             continue;
-        if (grow((void **)&keys, &kcap, n / block_size, sizeof *keys))
+        if (vec_grow((void **)&keys, &kcap, n / block_size, sizeof *keys))
             goto oom;
         n = blockkey_chain(cfg, NULL, tok, n, block_size, keys);
         route_request(r, 0, keys, n, n);
@@ -178,9 +162,9 @@ route_request(void *ctx, size_t stream, const uint64_t *keys, size_t n_keys,
     struct route *r = ctx;
 
     if (r->failed ||
-        grow((void **)&r->req, &r->cap_req, r->n_req + 1, sizeof *r->req) ||
-        grow((void **)&r->keys, &r->cap_keys, r->n_keys + n_keys,
-             sizeof *r->keys)) {
+        vec_grow((void **)&r->req, &r->cap_req, r->n_req + 1, sizeof *r->req) ||
+        vec_grow((void **)&r->keys, &r->cap_keys, r->n_keys + n_keys,
+                 sizeof *r->keys)) {
         r->failed = 1;
         return;
     }
@@ -244,8 +228,8 @@ pod_use(struct pod *p, uint64_t key)
         i = p->free_head;
         p->free_head = p->nodes[i].next;
     } else {
-        if (p->n >= NIL ||
-            grow((void **)&p->nodes, &p->cap_nodes, p->n + 1, sizeof *p->nodes))
+        if (p->n >= NIL || vec_grow((void **)&p->nodes, &p->cap_nodes, p->n + 1,
+                                    sizeof *p->nodes))
             return -1;
         i = (uint32_t)p->n++;
     }

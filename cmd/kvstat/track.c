@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vec.h"
+
 /* The longest rate series kept per stream (intervals). */
 #define RATE_MAX_BUCKETS 10000000
 /* The deepest chain walked to rebuild a prompt (hostile input may loop). */
@@ -102,22 +104,6 @@ track_free(struct track *t)
     free(t);
 }
 
-static int
-grow_arrays(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 16;
-    while (ncap < need)
-        ncap *= 2;
-    void *np = realloc(*p, ncap * size);
-    if (np == NULL)
-        return -1;
-    *p = np;
-    *cap = ncap;
-    return 0;
-}
-
 /* Room for every possible holder count, 0 .. streams, zeroed. */
 static int
 hold_grow(struct track *t, size_t need)
@@ -166,7 +152,7 @@ stream_of(struct track *t, const struct kv_env *env)
             return (long)i;
         }
     }
-    if (grow_arrays((void **)&t->st, &t->cap_st, t->n_st + 1, sizeof *t->st))
+    if (vec_grow((void **)&t->st, &t->cap_st, t->n_st + 1, sizeof *t->st))
         return -1;
     if (hold_grow(t, t->n_st + 2) == -1)
         return -1;
@@ -220,8 +206,8 @@ blk_alloc(struct track *t)
     }
     size_t cap = t->pool_cap;
     if (t->pool_n == UINT32_MAX ||
-        grow_arrays((void **)&t->pool, &cap, (size_t)t->pool_n + 1,
-                    sizeof *t->pool))
+        vec_grow((void **)&t->pool, &cap, (size_t)t->pool_n + 1,
+                 sizeof *t->pool))
         return -1;
     t->pool_cap = (uint32_t)cap;
     return t->pool_n++;
@@ -246,7 +232,7 @@ life_add(struct track_stream *s, int medium, const struct blk *b, int has_end,
         l->negative++;
         return;
     }
-    if (grow_arrays((void **)&l->v, &l->cap, l->n + 1, sizeof *l->v) == 0)
+    if (vec_grow((void **)&l->v, &l->cap, l->n + 1, sizeof *l->v) == 0)
         l->v[l->n++] = end - b->ts;
 }
 
@@ -378,12 +364,12 @@ event_keys(struct track *t, const struct kv_env *env, const struct kv_event *ev,
 
     if (bs == 0 || ev->n_tokens != ev->n_hashes * bs)
         return UNKEYED;
-    if (grow_arrays((void **)&t->kbuf, &t->kcap, ev->n_hashes, sizeof *t->kbuf))
+    if (vec_grow((void **)&t->kbuf, &t->kcap, ev->n_hashes, sizeof *t->kbuf))
         return UNKEYED;
     if (ev->token_pairs) {
         /* SGLang bigram pages key on each pair's first token, as kvindex. */
-        if (grow_arrays((void **)&t->tbuf, &t->tcap, ev->n_tokens,
-                        sizeof *t->tbuf))
+        if (vec_grow((void **)&t->tbuf, &t->tcap, ev->n_tokens,
+                     sizeof *t->tbuf))
             return UNKEYED;
         for (size_t i = 0; i < ev->n_tokens; i++)
             t->tbuf[i] = ev->tokens[2 * i];
@@ -423,7 +409,7 @@ prompt_keys(struct track *t, struct track_stream *s, const struct blk *parent,
 
     for (const struct blk *b = parent; b != NULL; n++) {
         if (!b->has_key || n == CHAIN_MAX ||
-            grow_arrays((void **)&t->pbuf, &t->pcap, n + 1, sizeof *t->pbuf))
+            vec_grow((void **)&t->pbuf, &t->pcap, n + 1, sizeof *t->pbuf))
             return 0;
         t->pbuf[n] = b->key;
         if (!b->has_parent) {
@@ -432,7 +418,7 @@ prompt_keys(struct track *t, struct track_stream *s, const struct blk *parent,
             return 0;
         }
     }
-    if (grow_arrays((void **)&t->pbuf, &t->pcap, n + n_new, sizeof *t->pbuf))
+    if (vec_grow((void **)&t->pbuf, &t->pcap, n + n_new, sizeof *t->pbuf))
         return 0;
     for (size_t i = 0; i < n / 2; i++) {
         uint64_t k = t->pbuf[i];
