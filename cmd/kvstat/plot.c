@@ -201,8 +201,11 @@ script_sharing(FILE *g, FILE *d, const char *path, const struct track *t)
         fprintf(d, "%zu\t%llu\t%llu\n", k, (unsigned long long)end[k],
                 (unsigned long long)peak[k]);
     script_bars(g, path, "kvstat sharing: block keys held by N pods at once",
-                "block keys");
-    fputs("set xlabel 'pods holding the key'\n"
+                "block keys (log scale)");
+    /* Most keys are usually held by one pod: a linear axis would hide the
+     * shared ones.  Bars of 0 keys are not drawn. */
+    fputs("set logscale y\nset yrange [0.5:*]\n"
+          "set xlabel 'pods holding the key'\n"
           "plot 'data' using 2:xtic(1) title 'at the end', "
           "'' using 3 title 'at the peak'\n",
           g);
