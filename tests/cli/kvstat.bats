@@ -441,3 +441,15 @@ screen_has() {
     [ "$status" -eq 2 ]
     [ "${stderr%%$'\n'*}" = "kvstat: --block-size: only with route --requests" ]
 }
+
+@test "sharing gives the same answers under every key scheme" {
+    # Equal keys mean equal prefixes whatever the hash: only the values
+    # differ, never which blocks are shared.
+    kvstat sharing "$D/a.ndjson" "$D/b.ndjson" >"$D/aibrix" 2>/dev/null
+    [ -s "$D/aibrix" ]
+    for h in "dynamo" "llmd -m some-model --hash-seed 7" "aibrix --seed 9"; do
+        # shellcheck disable=SC2086
+        kvstat sharing --hash $h "$D/a.ndjson" "$D/b.ndjson" 2>/dev/null |
+            diff -u "$D/aibrix" -
+    done
+}
