@@ -661,11 +661,11 @@ note_ts(struct track_stream *s, const struct kv_env *env)
         s->ts_min = env->ts;
 }
 
-int
-track_event(struct track *t, const struct kv_env *env,
-            const struct kv_event *ev, char *err, size_t errlen)
+/* Applies one event to stream sid. */
+static int
+apply(struct track *t, long sid, const struct kv_env *env,
+      const struct kv_event *ev, char *err, size_t errlen)
 {
-    long sid = stream_of(t, env);
     struct track_stream *s;
     int rc = 0;
 
@@ -710,6 +710,34 @@ track_event(struct track *t, const struct kv_env *env,
         return -1;
     }
     return 0;
+}
+
+int
+track_event(struct track *t, const struct kv_env *env,
+            const struct kv_event *ev, char *err, size_t errlen)
+{
+    size_t n = t->n_st, hits = 0;
+
+    /*
+     * A gap or restart with a null dp_rank cannot say which stream it was:
+     * like kvindex (docs/kvindex.md#how-events-apply) it applies to every
+     * known rank of its pod, or to (pod, null) when none is known.
+     */
+    if ((ev->type == KV_GAP || ev->type == KV_RESTART) && !env->has_rank) {
+        for (size_t i = 0; i < n; i++) {
+            const struct track_stream *s = t->st[i];
+
+            if (!s->has_rank || s->pod_len != env->pod.n ||
+                memcmp(s->pod, env->pod.p, env->pod.n) != 0)
+                continue;
+            hits++;
+            if (apply(t, (long)i, env, ev, err, errlen) == -1)
+                return -1;
+        }
+        if (hits > 0)
+            return 0;
+    }
+    return apply(t, stream_of(t, env), env, ev, err, errlen);
 }
 
 static int

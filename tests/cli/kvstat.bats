@@ -453,3 +453,24 @@ screen_has() {
             diff -u "$D/aibrix" -
     done
 }
+
+@test "a gap or restart without dp_rank applies to every rank of its pod" {
+    cat >"$D/nr.ndjson" <<'EOF'
+{"pod":"p","dp_rank":0,"seq":0,"ts":1,"type":"BlockStored","block_hashes":["1"],"parent_block_hash":null,"token_ids":[1],"block_size":1}
+{"pod":"p","dp_rank":1,"seq":0,"ts":1,"type":"BlockStored","block_hashes":["2"],"parent_block_hash":null,"token_ids":[2],"block_size":1}
+{"pod":"p","dp_rank":null,"seq":5,"ts":2,"type":"gap","from":1,"to":4}
+{"pod":"p","seq":6,"ts":3,"type":"restart","last_seq":4}
+{"pod":"q","seq":0,"ts":4,"type":"restart","last_seq":9}
+EOF
+    run --separate-stderr kvstat summary --tsv "$D/nr.ndjson"
+    assert_success
+    # pod, dp_rank, events, final_blocks, gaps, lost_seqs, restarts: q has
+    # no rank known, so its restart stays on (q, null).
+    [ "$(printf '%s\n' "$output" | cut -f1-3,12,16-18)" = "$(printf '%s\n' \
+        'pod	dp_rank	events	final_blocks	gaps	lost_seqs	restarts' \
+        'p	0	3	0	1	4	1' \
+        'p	1	3	0	1	4	1' \
+        'q		1	0	0	0	1')" ]
+    "$PY" "$MODEL" summary "$D/nr.ndjson" >"$D/want"
+    diff -u "$D/want" <(kvstat summary "$D/nr.ndjson")
+}

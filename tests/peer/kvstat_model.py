@@ -251,7 +251,18 @@ class Model:
                 s.c["unknown_removed"] += 1
 
     def apply(self, ev):
-        si = self.stream(ev)
+        t = ev["type"]
+        pod = ev.get("pod", "-")
+        if t in ("gap", "restart") and ev.get("dp_rank") is None:
+            ranked = [s for s in self.streams
+                      if s.pod == pod and s.rank is not None]
+            for s in ranked:
+                self.apply_to(self.streams.index(s), ev)
+            if ranked:
+                return
+        self.apply_to(self.stream(ev), ev)
+
+    def apply_to(self, si, ev):
         s = self.streams[si]
         t = ev["type"]
         ts = float(ev["ts"]) if ev.get("ts") is not None else None
