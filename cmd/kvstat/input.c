@@ -26,11 +26,24 @@ struct kept {
     size_t off, len, idx;
 };
 
+/*
+ * An event parsed but not yet applied.  Events are applied one line late:
+ * track_prefetch asks for the table slots an event needs, and parsing the
+ * next line hides the wait for memory.
+ */
+struct pending {
+    struct arena arena; /* the event's memory */
+    struct kv_env env;
+    struct kv_event ev;
+    int has;
+};
+
 struct reader {
     const struct input_opts *o;
     struct track *t;
     struct input_stats *st;
-    struct arena arena;
+    struct pending pend[2];
+    int cur; /* pend[cur] receives the next line */
     const char *name;
     uint64_t total;
     long long next_progress;
@@ -73,18 +86,40 @@ keep_line(struct reader *r, const char *line, size_t len,
     return r->store.oom ? -1 : 0;
 }
 
+/* Applies the event parsed before the last one, if any. */
+static int
+flush_one(struct reader *r)
+{
+    struct pending *p = &r->pend[!r->cur];
+
+    if (!p->has)
+        return 0;
+    p->has = 0;
+    return track_event(r->t, &p->env, &p->ev, r->err, r->errlen);
+}
+
+/* Applies every pending event: before the lines they point into move. */
+static int
+flush_all(struct reader *r)
+{
+    if (flush_one(r) == -1)
+        return -1;
+    r->cur = !r->cur;
+    return flush_one(r);
+}
+
 /* Parses one line and applies or keeps it.  Returns 0 or -1 (fatal). */
 static int
 one_line(struct reader *r, const char *line, size_t len, uint64_t lineno,
          int keep)
 {
-    struct kv_env env;
-    struct kv_event ev;
+    struct pending *p = &r->pend[r->cur];
     char msg[256];
     int rc;
 
-    arena_reset(&r->arena);
-    rc = ndjson_parse_line(line, len, &r->arena, &env, &ev, msg, sizeof msg);
+    arena_reset(&p->arena);
+    rc = ndjson_parse_line(line, len, &p->arena, &p->env, &p->ev, msg,
+                           sizeof msg);
     if (rc == NDJSON_SKIP)
         return 0;
     if (rc == NDJSON_FATAL) {
@@ -99,12 +134,17 @@ one_line(struct reader *r, const char *line, size_t len, uint64_t lineno,
     }
     r->st->events++;
     if (keep) {
-        if (keep_line(r, line, len, &env) == 0)
+        if (keep_line(r, line, len, &p->env) == 0)
             return 0;
         snprintf(r->err, r->errlen, "out of memory");
         return -1;
     }
-    return track_event(r->t, &env, &ev, r->err, r->errlen);
+    track_prefetch(r->t, &p->env, &p->ev);
+    p->has = 1;
+    if (flush_one(r) == -1)
+        return -1;
+    r->cur = !r->cur;
+    return 0;
 }
 
 /* Reads one open descriptor to its end. */
@@ -137,6 +177,8 @@ read_fd(struct reader *r, int fd, int keep)
         if (l.eof)
             break;
         progress(r);
+        if (flush_all(r) == -1)
+            goto out;
         long n = lines_fill(&l);
         if (n > 0)
             r->st->bytes += (uint64_t)n;
@@ -149,7 +191,7 @@ read_fd(struct reader *r, int fd, int keep)
             goto out;
         }
     }
-    ret = 0;
+    ret = flush_all(r);
 out:
     lines_free(&l);
     return ret;
@@ -191,7 +233,7 @@ replay_kept(struct reader *r)
                      r->kept[i].idx + 1, 0) == -1)
             return -1;
     }
-    return 0;
+    return flush_all(r);
 }
 
 static int
@@ -243,7 +285,8 @@ input_run(const struct input_opts *o, struct track *t, struct input_stats *st,
         ret = replay_kept(&r);
         st->events = events;
     }
-    arena_free(&r.arena);
+    arena_free(&r.pend[0].arena);
+    arena_free(&r.pend[1].arena);
     buf_free(&r.store);
     free(r.kept);
     return ret;

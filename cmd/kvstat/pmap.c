@@ -114,6 +114,13 @@ pmap_del(struct pmap *m, uint64_t a, uint32_t b)
 }
 
 void
+pmap_prefetch(const struct pmap *m, uint64_t a, uint32_t b)
+{
+    if (m->cap != 0)
+        __builtin_prefetch(&m->s[slot_of(m, a, b)], 1);
+}
+
+void
 pmap_clear(struct pmap *m)
 {
     if (m->cap != 0)

@@ -42,6 +42,9 @@ uint32_t *pmap_put(struct pmap *m, uint64_t a, uint32_t b, int *created);
 /* Removes (a, b); returns 1 when it was there, 0 otherwise. */
 int pmap_del(struct pmap *m, uint64_t a, uint32_t b);
 
+/* A hint: loads the home slot of (a, b) into the cache. */
+void pmap_prefetch(const struct pmap *m, uint64_t a, uint32_t b);
+
 /* Forgets every entry, keeping the slot array. */
 void pmap_clear(struct pmap *m);
 

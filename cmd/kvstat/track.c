@@ -32,6 +32,7 @@ struct track {
     int need_blk;
     struct track_stream **st;
     size_t n_st, cap_st, last;
+    struct pmap by_pod; /* (FNV-1a of pod, rank code) -> stream + 1 */
     char *media[TRACK_MAX_MEDIA];
     size_t n_media;
     struct blk *pool;
@@ -96,6 +97,7 @@ track_free(struct track *t)
     free(t->pool);
     pmap_free(&t->kc);
     pmap_free(&t->ever);
+    pmap_free(&t->by_pod);
     free(t->hold_end);
     free(t->hold_peak);
     free(t->kbuf);
@@ -138,20 +140,57 @@ same_stream(const struct track_stream *s, const struct kv_env *env)
            (!s->has_rank || s->rank == env->rank);
 }
 
+/* The by_pod key of env: a hash of the pod and a code for the rank. */
+static uint64_t
+pod_key(const struct kv_env *env, uint32_t *code)
+{
+    *code = env->has_rank ? (uint32_t)env->rank * 2u + 1u : 0;
+    return blockkey_fnv1a64(env->pod.p, env->pod.n) ^
+           (uint64_t)(env->has_rank ? env->rank : 0) << 32;
+}
+
+/* The stream of env if known, else -1; t->last is left alone. */
+static long
+stream_find(const struct track *t, const struct kv_env *env)
+{
+    uint32_t code;
+    uint64_t key;
+    const uint32_t *v;
+
+    if (t->n_st > 0 && same_stream(t->st[t->last], env))
+        return (long)t->last;
+    key = pod_key(env, &code);
+    v = pmap_get(&t->by_pod, key, code);
+    if (v != NULL && *v < t->n_st && same_stream(t->st[*v], env))
+        return (long)*v;
+    /* Two streams whose keys collide: the second is found by a scan. */
+    for (size_t i = 0; v != NULL && i < t->n_st; i++) {
+        if (same_stream(t->st[i], env))
+            return (long)i;
+    }
+    return -1;
+}
+
 /* The stream of env, created on first sight; -1 when out of memory. */
 static long
 stream_of(struct track *t, const struct kv_env *env)
 {
     struct track_stream *s;
+    uint32_t code, *v;
+    uint64_t key;
+    long found = stream_find(t, env);
+    int created;
 
-    if (t->n_st > 0 && same_stream(t->st[t->last], env))
-        return (long)t->last;
-    for (size_t i = 0; i < t->n_st; i++) {
-        if (same_stream(t->st[i], env)) {
-            t->last = i;
-            return (long)i;
-        }
+    if (found >= 0) {
+        t->last = (size_t)found;
+        return found;
     }
+    key = pod_key(env, &code);
+    v = pmap_put(&t->by_pod, key, code, &created);
+    if (v == NULL)
+        return -1;
+    if (created)
+        *v = (uint32_t)t->n_st;
     if (vec_grow((void **)&t->st, &t->cap_st, t->n_st + 1, sizeof *t->st))
         return -1;
     if (hold_grow(t, t->n_st + 2) == -1)
@@ -193,6 +232,46 @@ medium_of(struct track *t, const struct kv_event *ev, int removal)
     if (t->media[t->n_media] == NULL)
         return -1;
     return (int)t->n_media++;
+}
+
+/* The id of the medium a store of ev names, without interning; -1 if new. */
+static int
+medium_find(const struct track *t, const struct kv_event *ev)
+{
+    uint32_t bit = KV_BIT(KV_F_MEDIUM);
+    const struct kv_str *m = &ev->str[KV_F_MEDIUM];
+
+    if (!(ev->present & bit) || (ev->isnull & bit) || m->n == 0)
+        return 0;
+    for (size_t i = 0; i < t->n_media; i++) {
+        if (strlen(t->media[i]) == m->n && memcmp(t->media[i], m->p, m->n) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* How many of an event's blocks track_prefetch asks for. */
+#define PREFETCH_MAX 8
+
+void
+track_prefetch(const struct track *t, const struct kv_env *env,
+               const struct kv_event *ev)
+{
+    long sid;
+    int m;
+
+    if (ev->type != KV_BLOCK_STORED && ev->type != KV_BLOCK_REMOVED)
+        return;
+    if ((sid = stream_find(t, env)) < 0 || (m = medium_find(t, ev)) < 0)
+        return;
+    const struct pmap *blocks = &t->st[sid]->blocks;
+    uint32_t pbit = KV_BIT(KV_F_PARENT_BLOCK_HASH);
+
+    if (ev->type == KV_BLOCK_STORED && (ev->present & pbit) &&
+        !(ev->isnull & pbit))
+        pmap_prefetch(blocks, ev->parent.v, 0);
+    for (size_t i = 0; i < ev->n_hashes && i < PREFETCH_MAX; i++)
+        pmap_prefetch(blocks, ev->hashes[i].v, (uint32_t)m);
 }
 
 static long

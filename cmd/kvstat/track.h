@@ -99,6 +99,14 @@ void track_free(struct track *t);
 int track_event(struct track *t, const struct kv_env *env,
                 const struct kv_event *ev, char *err, size_t errlen);
 
+/*
+ * A hint, changing nothing: loads the table slots ev will touch into the
+ * cache, so that applying it after the next line is parsed does not wait
+ * for memory (the tables of a long capture are far larger than a cache).
+ */
+void track_prefetch(const struct track *t, const struct kv_env *env,
+                    const struct kv_event *ev);
+
 /* Ends the capture: blocks still held are counted as censored. */
 void track_finish(struct track *t);
 
