@@ -22,7 +22,7 @@ load helpers
 }
 
 @test "every tool the README names has --help and a man page" {
-    for t in kvsub kvreplay kvindex kvpub; do
+    for t in kvsub kvreplay kvindex kvpub kvstat; do
         grep -q "\`$t\`" "$KVTAP_TOP/README.md"
         run "$t" --help
         assert_success
@@ -37,7 +37,7 @@ load helpers
 }
 
 @test "every man page renders cleanly and documents what --help does" {
-    for t in kvsub kvreplay kvindex kvpub; do
+    for t in kvsub kvreplay kvindex kvpub kvstat; do
         local m="$KVTAP_TOP/man/$t.1"
         run groff -mdoc -ww -z -Tutf8 "$m"
         assert_success
