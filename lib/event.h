@@ -7,9 +7,10 @@
  * in a table indexed by enum kv_field so that the decoder, the encoder and the
  * NDJSON writer and reader can all walk the same declaration order.
  *
- * Ownership: an event never owns memory.  Strings, digests and raw msgpack
- * values point into the buffer the event was decoded from (a ZeroMQ frame or
- * an input line) or into a struct arena; both must outlive the event.
+ * Ownership: an event never owns memory.  Strings, digests and raw values
+ * (msgpack or JSON text) point into the buffer the event was decoded from (a
+ * ZeroMQ frame or an input line) or into a struct arena; both must outlive the
+ * event.
  */
 #ifndef KVTAP_EVENT_H
 #define KVTAP_EVENT_H

@@ -134,13 +134,8 @@ fmt_double(char *dst, double v)
     return (size_t)len;
 }
 
-/*
- * Length of the well-formed UTF-8 sequence at s[0..n), or 0 when the bytes
- * there start an ill-formed one; *bad is then the length of its maximal
- * subpart (the bytes one U+FFFD replaces).
- */
-static size_t
-utf8_seq(const unsigned char *s, size_t n, size_t *bad)
+size_t
+fmt_utf8_seq(const unsigned char *s, size_t n, size_t *bad)
 {
     unsigned char c = s[0];
     size_t need;
@@ -236,7 +231,7 @@ fmt_json_str(char *q, const char *str, size_t n)
             i++;
         } else {
             size_t bad = 0;
-            size_t k = utf8_seq(s + i, n - i, &bad);
+            size_t k = fmt_utf8_seq(s + i, n - i, &bad);
             if (k != 0) {
                 memcpy(q, s + i, k);
                 q += k;

@@ -182,6 +182,13 @@ fmt_special8(uint64_t x)
     return m & FMT_HIGH8;
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence at s[0..n) (n >= 1), or 0 when
+ * the bytes there start an ill-formed one; *bad is then the length of its
+ * maximal subpart (the bytes one U+FFFD replaces).
+ */
+size_t fmt_utf8_seq(const unsigned char *s, size_t n, size_t *bad);
+
 /* Room fmt_json_str() may need for n bytes (each can become \u00XX). */
 static inline size_t
 fmt_json_str_bound(size_t n)

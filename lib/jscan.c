@@ -25,6 +25,7 @@ static const char *const plain_msgs[] = {
     [JSCAN_E_UNTERMINATED] = "unterminated string",
     [JSCAN_E_UESCAPE] = "bad \\u escape",
     [JSCAN_E_ESCAPE] = "bad escape in string",
+    [JSCAN_E_UTF8] = "string is not valid UTF-8",
     [JSCAN_E_NOMEM] = "out of memory",
     [JSCAN_E_NUMBER] = "bad number",
     [JSCAN_E_LITERAL] = "unexpected character",
@@ -669,6 +670,44 @@ scan_word(struct jscan *s, const char *w, size_t n)
     return 0;
 }
 
+/*
+ * Checks a string body s[start, end) that scan_string found: every escape
+ * and the UTF-8 of every byte >= 0x80, so that skipped text is as valid as
+ * decoded text.  A body with neither (esc clear, no high byte) is the
+ * common case and costs one pass over bytes already in cache.
+ */
+static int
+check_string(struct jscan *s, size_t start, size_t end, int esc)
+{
+    const unsigned char *p = (const unsigned char *)s->s;
+    size_t i = start, bad;
+
+    if (!esc) {
+        while (i < end && p[i] < 0x80)
+            i++;
+    }
+    while (i < end) {
+        unsigned char c = p[i];
+        if (c < 0x80 && c != '\\') {
+            i++;
+        } else if (c >= 0x80) {
+            size_t k = fmt_utf8_seq(p + i, end - i, &bad);
+            if (k == 0)
+                return fail_at(s, i, JSCAN_E_UTF8);
+            i += k;
+        } else if (p[i + 1] == 'u') {
+            if (end - i < 6 || hex4(s->s + i + 2) < 0)
+                return fail_at(s, i, JSCAN_E_UESCAPE);
+            i += 6;
+        } else if (memchr("\"\\/bfnrt", p[i + 1], 8) != NULL) {
+            i += 2;
+        } else {
+            return fail_at(s, i, JSCAN_E_ESCAPE);
+        }
+    }
+    return 0;
+}
+
 /* One scalar, or the opening of a container (then *open is its byte). */
 static int
 skip_scalar(struct jscan *s, char *open)
@@ -683,8 +722,12 @@ skip_scalar(struct jscan *s, char *open)
     case '[':
         *open = s->s[s->i++];
         return 0;
-    case '"':
-        return scan_string(s, &end, &esc);
+    case '"': {
+        size_t start = s->i + 1;
+        if (scan_string(s, &end, &esc) < 0)
+            return -1;
+        return check_string(s, start, end, esc);
+    }
     case 't':
         return scan_word(s, "true", 4);
     case 'f':
@@ -694,6 +737,8 @@ skip_scalar(struct jscan *s, char *open)
     case -1:
         return fail_at(s, s->i, JSCAN_E_END);
     default:
+        if (s->s[s->i] != '-' && !is_digit(s->s[s->i]))
+            return fail_at(s, s->i, JSCAN_E_LITERAL);
         return jscan_number(s, &num);
     }
 }
@@ -702,7 +747,7 @@ int
 jscan_skip(struct jscan *s, struct kv_str *raw)
 {
     /* The open containers, innermost last. */
-    char stack[JSCAN_MAX_DEPTH + 1];
+    char stack[JSCAN_MAX_DEPTH];
     size_t depth = 0, start;
     struct kv_str key;
     char open;
@@ -712,11 +757,12 @@ jscan_skip(struct jscan *s, struct kv_str *raw)
     start = s->i;
     for (;;) {
         /* A value is due here, nested depth containers deep. */
-        if (depth > JSCAN_MAX_DEPTH)
-            return fail_at(s, s->i, JSCAN_E_DEPTH);
         if (skip_scalar(s, &open) < 0)
             return -1;
         if (open != 0) {
+            /* At most JSCAN_MAX_DEPTH containers, empty or not. */
+            if (depth == JSCAN_MAX_DEPTH)
+                return fail_at(s, s->i - 1, JSCAN_E_DEPTH);
             stack[depth++] = open;
             r = open == '{' ? jscan_member(s, 1, &key) : jscan_element(s, 1);
         } else {

@@ -35,6 +35,7 @@ enum jscan_error {
     JSCAN_E_UNTERMINATED, /* a string runs to the end of the input */
     JSCAN_E_UESCAPE,      /* \u not followed by four hex digits */
     JSCAN_E_ESCAPE,       /* an unknown escape */
+    JSCAN_E_UTF8,         /* a skipped string that is not valid UTF-8 */
     JSCAN_E_NOMEM,        /* the arena is out of memory */
     JSCAN_E_NUMBER,       /* a number against RFC 8259's grammar */
     JSCAN_E_LITERAL,      /* a misspelled true, false or null */
@@ -186,8 +187,10 @@ int jscan_member(struct jscan *s, int first, struct kv_str *key);
 int jscan_element(struct jscan *s, int first);
 
 /*
- * Validates and skips one value (escapes are not decoded); *raw (may be
- * NULL) gets its text.  Nesting is tracked without recursion.
+ * Validates and skips one value; *raw (may be NULL) gets its text.  The
+ * text is checked as strictly as a decoder would check it (every escape,
+ * and UTF-8 in strings), so a caller can copy it into its own output as
+ * valid JSON without decoding it.  Nesting is tracked without recursion.
  */
 int jscan_skip(struct jscan *s, struct kv_str *raw);
 

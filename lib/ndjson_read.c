@@ -5,12 +5,11 @@
  * A single-pass parser over one line that fills a struct kv_event
  * directly.  Its lexical work (strings borrowed wherever no unescaping is
  * needed, numbers, hash text, token ids and string bytes 8 at a time) is
- * jscan.c's, generic values go to msgpack through json_mp.c, and the event
- * semantics and the messages are here.  Nothing is read past the line.
+ * jscan.c's, generic values are kept as their validated JSON text, and the
+ * event semantics and the messages are here.  Nothing is read past the line.
  */
 #include "ndjson_read.h"
 
-#include "json_mp.h"
 #include "jscan.h"
 
 #include <stdarg.h>
@@ -24,7 +23,6 @@ struct jp {
     struct arena *arena;
     char *err;
     size_t errlen;
-    struct json_mp mp; /* generic values converted to msgpack */
 };
 
 #if defined(__GNUC__)
@@ -105,6 +103,14 @@ jp_lex(struct jp *j)
         break;
     case JSCAN_E_NUMBER:
         what = "invalid number";
+        break;
+    case JSCAN_E_UTF8:
+        what = "invalid UTF-8 in a string";
+        break;
+    case JSCAN_E_DEPTH:
+        snprintf(buf, sizeof buf, "values nest deeper than %d",
+                 JSCAN_MAX_DEPTH);
+        what = buf;
         break;
     case JSCAN_E_NOT_STRING:
         what = "expected a string key";
@@ -187,13 +193,22 @@ jp_number(struct jp *j, struct jscan_num *num)
     return jscan_number(&j->sc, num) == -1 ? jp_lex(j) : 0;
 }
 
-/* The JSON value at the cursor as one msgpack object in the arena. */
+/*
+ * The JSON value at the cursor, validated and kept as its text: a tool that
+ * only passes it on never converts it, and one that publishes it
+ * (wire_encode, through lib/pack) converts it then.
+ */
 static int
 jp_raw(struct jp *j, struct kv_raw *out)
 {
-    if (json_mp_value(&j->mp, &j->sc, out) == 0)
-        return 0;
-    return j->mp.why != NULL ? jp_fail(j, "%s", j->mp.why) : jp_lex(j);
+    struct kv_str text;
+
+    if (jscan_skip(&j->sc, &text) == -1)
+        return jp_lex(j);
+    out->p = (const uint8_t *)text.p;
+    out->n = text.n;
+    out->kind = KV_RAW_JSON;
+    return 0;
 }
 
 /* ---- typed values ---- */
@@ -971,7 +986,6 @@ ndjson_parse_line(const char *line, size_t len, struct arena *arena,
     j.arena = arena;
     j.err = err;
     j.errlen = errlen;
-    json_mp_init(&j.mp, arena);
     jscan_init(&j.sc, line, len, arena, NULL, 0);
     memset(env, 0, sizeof *env);
     env->pod.p = "-";

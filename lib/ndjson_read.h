@@ -21,9 +21,10 @@ enum ndjson_rc {
 
 /*
  * Parses one line (without its '\n').  Strings in *env and *ev point into
- * line or into arena, so both must outlive the event; generic values
- * (extra_keys, unknown keys) are converted to msgpack in arena, so an event
- * read here encodes like one decoded from the wire.  Returns an enum
+ * line or into arena, so both must outlive the event.  Generic values
+ * (extra_keys, unknown keys, "@N" slots) are validated and kept as their
+ * JSON text (KV_RAW_JSON, pointing into line): the writer copies them as
+ * they are and wire_encode converts them to msgpack.  Returns an enum
  * ndjson_rc; for BAD and FATAL the reason is in err.
  */
 int ndjson_parse_line(const char *line, size_t len, struct arena *arena,

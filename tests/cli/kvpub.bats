@@ -109,6 +109,31 @@ check_layout() {
     check_layout "$SAMPLE" pod-a vllm
 }
 
+# extra_keys, unknown keys and "@N" slots are read as JSON text (blanks
+# inside kept) and converted only here, when kvpub encodes them: the bytes
+# must still be msgspec's for the values Python reads from the same lines.
+generic_input() {
+    local f=$1 key=$2 seq
+    : >"$f"
+    for seq in 0 1 2 3 4 5; do
+        printf '%s\n' "{\"pod\":\"pod-x\",\"dp_rank\":0,\"seq\":$seq,\"ts\":1700000000.5,\"type\":\"BlockStored\",\"block_hashes\":[\"1$seq\",\"2$seq\"],\"parent_block_hash\":null,\"token_ids\":[1,2,3,4],\"block_size\":2,\"lora_id\":null,\"medium\":\"GPU\",\"lora_name\":\"adapter\",\"extra_keys\": [ [\"adapter\", [\"mm\", -4], \"s\\u00e9\", 1.5, true, null, 128, -33, 65536, 4294967296, -2147483649, {\"k\": {}}], null ] ,\"group_idx\":0,\"kv_cache_spec_kind\":\"full_attention\",\"$key\":{\"nested\":[1,\"é\",-0.25,18446744073709551615]}}" >>"$f"
+    done
+}
+
+@test "layout vllm: generic values kept as JSON text encode as msgspec would" {
+    generic_input "$T/generic.ndjson" future
+    check_layout "$T/generic.ndjson" pod-x vllm
+}
+
+# An array has no place for a named unknown key: extra_keys alone here.
+@test "layout vllm-array: generic values in array slots encode as msgspec would" {
+    generic_input "$T/all.ndjson" future
+    sed 's/,"future":.*}$/}/' "$T/all.ndjson" >"$T/generic.ndjson"
+    run grep -c '"extra_keys": \[ \["adapter".*"group_idx":0,"kv_cache_spec_kind":"full_attention"}$' "$T/generic.ndjson"
+    assert_output 6
+    check_layout "$T/generic.ndjson" pod-x vllm-array
+}
+
 @test "layout vllm-array: 12/4-slot arrays equal msgspec's bytes" {
     check_layout "$SAMPLE" pod-b vllm-array
 }

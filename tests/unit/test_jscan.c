@@ -198,6 +198,12 @@ test_integers(void)
         else
             CHECK(rc < 0 && s.error == cases[k].err, what);
     }
+    /* A NUL after a backslash is no escape either (strchr would say it is). */
+    static const char nul[] = "\"\\\0\"";
+    struct jscan s;
+    jscan_init(&s, nul, sizeof nul - 1, NULL, NULL, 0);
+    CHECK(jscan_skip(&s, NULL) < 0 && s.error == JSCAN_E_ESCAPE,
+          "skip: backslash, NUL");
 }
 
 static void
@@ -332,7 +338,18 @@ test_skip(void)
         size_t raw_n;
         enum jscan_error err;
     } cases[] = {
-        {" {\"a\":[1,2.5e3,{\"b\":null}],\"c\":\"\\q\"} x", 1, 35, 0},
+        {" {\"a\":[1,2.5e3,{\"b\":null}],\"c\":\"\\t\"} x", 1, 35, 0},
+        /* Skipped text is checked like decoded text: escapes and UTF-8. */
+        {"\"\\q\"", 0, 0, JSCAN_E_ESCAPE},
+        {"[\"a\\\x01\"]", 0, 0, JSCAN_E_ESCAPE},
+        {"\"\\u12\"", 0, 0, JSCAN_E_UESCAPE},
+        {"\"\\u12g4\"", 0, 0, JSCAN_E_UESCAPE},
+        {"\"\\ud800\\/\\u00e9\"", 1, 16, 0},
+        {"\"\xc3\xa9\xe2\x82\xac\"", 1, 7, 0},
+        {"{\"k\":\"\xfe\"}", 0, 0, JSCAN_E_UTF8},
+        {"\"\xc3\"", 0, 0, JSCAN_E_UTF8},
+        {"\"\xed\xa0\x80\"", 0, 0, JSCAN_E_UTF8},
+        {"\"\xc0\xaf\"", 0, 0, JSCAN_E_UTF8},
         {"[]", 1, 2, 0},
         {"{}", 1, 2, 0},
         {"[[],{},[[]]]", 1, 12, 0},
@@ -348,7 +365,7 @@ test_skip(void)
         {"{\"a\":1 \"b\":2}", 0, 0, JSCAN_E_OBJECT_SEP},
         {"{\"a\" 1}", 0, 0, JSCAN_E_EXPECT},
         {"{1:2}", 0, 0, JSCAN_E_NOT_STRING},
-        {"[1,}", 0, 0, JSCAN_E_NUMBER},
+        {"[1,}", 0, 0, JSCAN_E_LITERAL},
         {"[\"a\x01\"]", 0, 0, JSCAN_E_CONTROL},
     };
     char what[96];
@@ -370,7 +387,7 @@ test_skip(void)
     }
 }
 
-/* JSCAN_MAX_DEPTH + 1 levels of containers are skipped, one more is not. */
+/* JSCAN_MAX_DEPTH levels of containers are skipped, one more is not. */
 static void
 test_skip_depth(void)
 {
@@ -378,7 +395,7 @@ test_skip_depth(void)
     char what[64];
 
     for (int extra = 0; extra <= 1; extra++) {
-        int levels = JSCAN_MAX_DEPTH + 1 + extra;
+        int levels = JSCAN_MAX_DEPTH + extra;
         struct jscan s;
         size_t o = 0;
 

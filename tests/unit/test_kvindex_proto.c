@@ -98,23 +98,27 @@ test_replies(struct kvproto *p)
          "{\"id\":\"\xc3\xa9\xf0\x9f\x98\x80\",\"ok\":true,\"data\":{"
          "\"version\":\"" KVTAP_VERSION "\"}}"},
         {"{\"id\":\"\xe9x\",\"op\":\"ping\"}",
-         "{\"id\":null,\"ok\":false,\"error\":\"id: not valid UTF-8\"}"},
+         "{\"id\":null,\"ok\":false,\"error\":\"id: string is not valid "
+         "UTF-8\"}"},
         {"{\"id\":[\"\xc0\xaf\"],\"op\":\"ping\"}",
-         "{\"id\":null,\"ok\":false,\"error\":\"id: not valid UTF-8\"}"},
+         "{\"id\":null,\"ok\":false,\"error\":\"id: string is not valid "
+         "UTF-8\"}"},
         {"{\"id\":\"\xed\xa0\x80\",\"op\":\"ping\"}",
-         "{\"id\":null,\"ok\":false,\"error\":\"id: not valid UTF-8\"}"},
+         "{\"id\":null,\"ok\":false,\"error\":\"id: string is not valid "
+         "UTF-8\"}"},
         {"{\"id\":\"\xf4\x90\x80\x80\",\"op\":\"ping\"}",
-         "{\"id\":null,\"ok\":false,\"error\":\"id: not valid UTF-8\"}"},
+         "{\"id\":null,\"ok\":false,\"error\":\"id: string is not valid "
+         "UTF-8\"}"},
         {"{\"op\":\"nope\",\"id\":\"\xf0\x9f\x98\"}",
-         "{\"id\":null,\"ok\":false,\"error\":\"id: not valid UTF-8\"}"},
+         "{\"id\":null,\"ok\":false,\"error\":\"id: string is not valid "
+         "UTF-8\"}"},
         /* Nor one with escapes JSON does not have (skipping a value does
          * not check them, and the error path finds the id without it). */
         {"{\"id\":\"a\\p\",\"op\":\"ping\"}",
          "{\"id\":null,\"ok\":false,\"error\":\"id: bad escape in "
          "string\"}"},
         {"{\"id\":[\"\\u12\"],\"op\":\"ping\"}",
-         "{\"id\":null,\"ok\":false,\"error\":\"id: bad escape in "
-         "string\"}"},
+         "{\"id\":null,\"ok\":false,\"error\":\"id: bad \\\\u escape\"}"},
         {"{\"op\":1,\"id\":\"a\\p\"}",
          "{\"id\":null,\"ok\":false,\"error\":\"op: expected a string\"}"},
         {"{\"op\":1,\"id\":{\"k\":\"\\u00e9\\n\\\"\"}}",
