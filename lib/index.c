@@ -891,34 +891,33 @@ pod_hash(const char *name, size_t n, int has_rank, int64_t rank)
     return (uint32_t)((h ^ (has_rank ? (uint64_t)rank * GOLDEN + 1 : 0)) >> 16);
 }
 
+/* Resizes *a to cap elements; *a is unchanged on failure. */
+static int
+realloc_u32(uint32_t **a, uint32_t cap)
+{
+    uint32_t *n = realloc(*a, (size_t)cap * sizeof *n);
+
+    if (n == NULL)
+        return -1;
+    *a = n;
+    return 0;
+}
+
 /* Grows the pod arrays and the name table for one more pod. */
 static int
 pods_grow(struct kv_index *ix)
 {
     uint32_t cap = ix->pods_cap ? ix->pods_cap * 2 : 8;
     struct pod *p;
-    uint32_t *o, *bo, *t;
+    uint32_t *t;
 
     p = realloc(ix->pods, (size_t)cap * sizeof *p);
     if (p == NULL)
         return -1;
     ix->pods = p;
-    o = realloc(ix->order, (size_t)cap * sizeof *o);
-    if (o == NULL)
+    if (realloc_u32(&ix->order, cap) || realloc_u32(&ix->by_order, cap) ||
+        realloc_u32(&ix->lorder, cap) || realloc_u32(&ix->by_lorder, cap))
         return -1;
-    ix->order = o;
-    bo = realloc(ix->by_order, (size_t)cap * sizeof *bo);
-    if (bo == NULL)
-        return -1;
-    ix->by_order = bo;
-    o = realloc(ix->lorder, (size_t)cap * sizeof *o);
-    if (o == NULL)
-        return -1;
-    ix->lorder = o;
-    bo = realloc(ix->by_lorder, (size_t)cap * sizeof *bo);
-    if (bo == NULL)
-        return -1;
-    ix->by_lorder = bo;
     /* The name table stays at most half full. */
     t = malloc((size_t)cap * 2 * sizeof *t);
     if (t == NULL)

@@ -3,6 +3,7 @@
 # socket under $BATS_TEST_TMPDIR.
 
 load helpers
+load kvindex_helpers
 
 setup() {
     S=$BATS_TEST_TMPDIR/kv.sock
@@ -31,16 +32,6 @@ start() {
     kvindex ping -s "$S" -t 5s >/dev/null
 }
 
-# Waits until the server has read at least $1 input lines.
-wait_lines() {
-    local i
-    for i in $(seq 100); do
-        n=$(kvindex stats -r -s "$S" | jq .lines)
-        [ "$n" -ge "$1" ] && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 @test "help: overall and every subcommand have OUTPUT/EXIT STATUS/EXAMPLES" {
     run kvindex --help

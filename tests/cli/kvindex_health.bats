@@ -4,6 +4,7 @@
 # degraded, stats --prom has per-pod series, ties go to the least loaded pod.
 
 load helpers
+load kvindex_helpers
 
 bats_require_minimum_version 1.5.0
 
@@ -34,16 +35,6 @@ start() {
     kvindex serve -s "$S" "$@" 2>"$ERR" 3>&- &
     SRV=$!
     kvindex ping -s "$S" -t 5s >/dev/null
-}
-
-wait_lines() {
-    local i n
-    for i in $(seq 100); do
-        n=$(kvindex stats -r -s "$S" | jq .lines)
-        [ "$n" -ge "$1" ] && return 0
-        sleep 0.05
-    done
-    return 1
 }
 
 # An orphaned store of pod $1 (its parent was never seen), seq $2.

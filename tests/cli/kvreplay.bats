@@ -207,15 +207,23 @@ assert g["seq"] == 19 and g["pod"] == "pod-a" and "i" not in g, g' "$D/gap"
     assert_output "15 ts=1700000001.75"
 }
 
-@test "--state across an engine restart: restart record, from 0" {
-    port=$(free_port)
+# restart_after_state PORT [peer options...]: a --state run over 10 batches
+# of peer p, then p stops and a new engine process q starts on PORT.
+restart_after_state() {
+    local port=$1
+    shift
     start_peer p "$port" --count 10
     run_ndjson "$D/got0" kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
     assert_success
     kill "${PEER_PIDS[0]}"
     wait "${PEER_PIDS[0]}" || true
+    start_peer q "$port" "$@"
+}
+
+@test "--state across an engine restart: restart record, from 0" {
+    port=$(free_port)
     # The restarted engine has published 3 batches: newest seq 2 < 9.
-    start_peer q "$port" --count 3
+    restart_after_state "$port" --count 3
     run_ndjson "$D/got" kvreplay --state "$D/seq" \
         "pod-a=tcp://127.0.0.1:$port"
     assert_success
@@ -236,13 +244,8 @@ assert r["dp_rank"] == 0 and "i" not in r, r' "$D/rec"
 
 @test "--state: a restarted engine that already passed the saved seq is found by its ts" {
     port=$(free_port)
-    start_peer p "$port" --count 10
-    run_ndjson "$D/got0" kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
-    assert_success
-    kill "${PEER_PIDS[0]}"
-    wait "${PEER_PIDS[0]}" || true
     # A new process, 15 batches in: seq 9 exists again, as another batch.
-    start_peer q "$port" --count 15 --ts0 1800000000
+    restart_after_state "$port" --count 15 --ts0 1800000000
     run_ndjson "$D/got" kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
     assert_success
     assert_equal "$stderr" "kvreplay: warning: pod-a: the engine restarted (seq 9 is another batch: ts 1800000001.125, was 1700000001.125); fetching from 0"
