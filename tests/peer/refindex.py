@@ -409,11 +409,17 @@ def diff(kvindex, sockdir, seed, n_events, n_queries):
     nonempty = 0
     deep = 0
     try:
+        # The socket file appears at bind(), before listen(): a connect
+        # in between is refused, so retry until the server answers.
+        conn = None
         for _ in range(200):
-            if os.path.exists(path):
+            try:
+                conn = Conn(path)
                 break
-            time.sleep(0.02)
-        conn = Conn(path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                time.sleep(0.02)
+        if conn is None:
+            conn = Conn(path)
         lines = 0
         # The first store of each namespace is a valid root store, so that
         # every namespace's block size is learnt from a good event.
