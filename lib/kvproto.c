@@ -414,13 +414,40 @@ put_id(struct buf *out, const struct req *r)
         buf_puts(out, "null");
 }
 
+/*
+ * msg with every byte that does not start a valid UTF-8 sequence replaced
+ * by '?', in place: error texts quote member and model names from the
+ * request, which the scanner does not check, and a reply must stay JSON
+ * (found by tests/fuzz/fuzz_request.c).
+ */
+static void
+utf8_scrub(char *msg)
+{
+    unsigned char *p = (unsigned char *)msg;
+    size_t n = strlen(msg);
+
+    for (size_t i = 0; i < n;) {
+        size_t len = p[i] < 0x80 ? 1 : utf8_len(p + i, n - i);
+
+        if (len == 0) {
+            p[i] = '?';
+            len = 1;
+        }
+        i += len;
+    }
+}
+
 static void
 put_error(struct kvproto *p, struct buf *out, const struct req *r,
           const char *msg)
 {
+    char text[512];
+
+    snprintf(text, sizeof text, "%s", msg);
+    utf8_scrub(text);
     put_id(out, r);
     buf_puts(out, ",\"ok\":false,\"error\":");
-    buf_put_json_str(out, msg, strlen(msg));
+    buf_put_json_str(out, text, strlen(text));
     buf_puts(out, "}\n");
     p->errors++;
 }
