@@ -1637,12 +1637,20 @@ list_name(char *err, size_t errlen, size_t *len, int first, const char *name)
     return 1;
 }
 
+/* Whether namespace s belongs to the model m[0..mn). */
+static int
+ns_of_model(const struct ns *s, const char *m, size_t mn)
+{
+    return s->model_len == mn && memcmp(s->model, m, mn) == 0;
+}
+
 /*
  * Lists the distinct models the index knows, or with model set the LoRAs
- * of that model, after the text already in err.  Returns how many.
+ * of the model model[0..mn), after the text already in err (len bytes).
+ * Returns how many.
  */
 static size_t
-list_known(const struct kv_index *ix, const char *model, char *err,
+list_known(const struct kv_index *ix, const char *model, size_t mn, char *err,
            size_t errlen, size_t len)
 {
     size_t listed = 0, more = 0;
@@ -1652,10 +1660,10 @@ list_known(const struct kv_index *ix, const char *model, char *err,
         const char *name = model ? s->lora : s->model;
         int dup = 0;
 
-        if (model != NULL && (strcmp(s->model, model) != 0 || s->lora_len == 0))
+        if (model != NULL && (!ns_of_model(s, model, mn) || s->lora_len == 0))
             continue;
         for (uint32_t k = 0; k < i && !model && !dup; k++)
-            dup = strcmp(ix->ns[k].model, s->model) == 0;
+            dup = ns_of_model(&ix->ns[k], s->model, s->model_len);
         if (dup)
             continue;
         if (more || !list_name(err, errlen, &len, listed == 0, name))
@@ -1669,8 +1677,8 @@ list_known(const struct kv_index *ix, const char *model, char *err,
 }
 
 int
-index_ns_check(const struct kv_index *ix, struct kv_str model,
-               struct kv_str lora, char *err, size_t errlen)
+index_ns_check(struct kv_index *ix, struct kv_str model, struct kv_str lora,
+               char *err, size_t errlen)
 {
     const char *m = model.p ? model.p : ix->default_model;
     size_t mn = model.p ? model.n : strlen(ix->default_model);
@@ -1678,28 +1686,28 @@ index_ns_check(const struct kv_index *ix, struct kv_str model,
     int known_model = 0;
     char name[256];
 
-    if (ns_find((struct kv_index *)ix, m, mn, ln ? lora.p : "", ln) != NONE)
+    if (ns_find(ix, m, mn, ln ? lora.p : "", ln) != NONE)
         return 0;
+    /* Names are compared whole and shown cut to 200 bytes. */
     snprintf(name, sizeof name, "%.*s", (int)(mn > 200 ? 200 : mn), m);
     for (uint32_t i = 0; i < ix->n_ns && !known_model; i++)
-        known_model = strcmp(ix->ns[i].model, name) == 0;
+        known_model = ns_of_model(&ix->ns[i], m, mn);
     if (!known_model) {
         snprintf(err, errlen, "unknown model \"%s\"; %s", name,
                  ix->n_ns ? "known models: "
                           : "the index has seen no model yet");
-        len = strlen(err);
-        list_known(ix, NULL, err, errlen, len);
+        list_known(ix, NULL, 0, err, errlen, strlen(err));
     } else if (ln == 0) {
         snprintf(
             err, errlen,
             "model \"%s\" has no blocks without a LoRA; its LoRAs: ", name);
-        list_known(ix, name, err, errlen, strlen(err));
+        list_known(ix, m, mn, err, errlen, strlen(err));
     } else {
         snprintf(err, errlen, "unknown LoRA \"%.*s\" of model \"%s\"; ",
                  (int)(ln > 200 ? 200 : ln), lora.p, name);
         len = strlen(err);
         snprintf(err + len, errlen - len, "its LoRAs: ");
-        if (list_known(ix, name, err, errlen, strlen(err)) == 0)
+        if (list_known(ix, m, mn, err, errlen, strlen(err)) == 0)
             snprintf(err + len, errlen - len, "it has blocks of no LoRA");
     }
     return -1;

@@ -103,8 +103,8 @@ int index_orphan_alarm(const struct kv_index *ix, struct index_pod_info *out);
  * the base model.  Else -1, with a message in err that names it and lists
  * the models (or that model's LoRAs) the index knows.
  */
-int index_ns_check(const struct kv_index *ix, struct kv_str model,
-                   struct kv_str lora, char *err, size_t errlen);
+int index_ns_check(struct kv_index *ix, struct kv_str model, struct kv_str lora,
+                   char *err, size_t errlen);
 
 /* A pod named in a query: (pod, dp_rank); has_rank 0 matches any rank. */
 struct index_pod_ref {

@@ -1625,6 +1625,24 @@ test_unknown_namespace(void)
     CHECK(index_ns_check(ix, (struct kv_str){"qwen", 4}, (struct kv_str){"", 0},
                          err, sizeof err) == 0,
           "an empty LoRA is the base model");
+    {
+        /* A name longer than the 200 bytes an error shows is still compared
+         * whole: its model is known, its LoRA is not. */
+        char longm[251], want[512];
+
+        memset(longm, 'x', 250);
+        longm[250] = '\0';
+        store_root(ix, "a", longm, NULL, 0, 9);
+        q.model = (struct kv_str){longm, 250};
+        q.lora_name = (struct kv_str){"y", 1};
+        CHECK(index_match(ix, &q, &r, err, sizeof err) == -1,
+              "a long model name, an unknown LoRA");
+        snprintf(want, sizeof want,
+                 "unknown LoRA \"y\" of model \"%.200s\"; it has blocks of "
+                 "no LoRA",
+                 longm);
+        CHECK_STR(err, want, "the model of a long name is known");
+    }
     for (int i = 0; i < 40; i++) {
         snprintf(name, sizeof name, "model-with-a-long-name-%02d", i);
         store_root(ix, "a", name, NULL, 0, 10 + (uint64_t)i);
@@ -1634,7 +1652,7 @@ test_unknown_namespace(void)
     CHECK(index_match(ix, &q, &r, err, sizeof err) == -1, "still unknown");
     n = strlen(err);
     CHECK(n < sizeof err - 1 && n > 20 &&
-              strcmp(err + n - 12, " and 26 more") == 0,
+              strcmp(err + n - 12, " and 34 more") == 0,
           "a long list ends with how many it left out");
     index_match_result_free(&r);
     index_free(ix);
