@@ -94,6 +94,9 @@ struct pod {
     double last_ts;
     int degraded;
     uint64_t orphans, misaligned;
+    uint64_t orphan_run; /* orphans since the last clear or restart */
+    int has_event_at;
+    double event_at;
     /* Scratch of index_match, valid when stamp == ix->gen. */
     uint32_t stamp, allow, depth, media;
 };
@@ -112,6 +115,9 @@ struct kv_index {
     char *hash_seed;
     char *default_model;
     uint64_t max_blocks;
+    uint64_t degraded_orphans;
+    double clock;          /* index_set_clock */
+    uint32_t orphan_alarm; /* the pod the last apply degraded, or NONE */
 
     struct entry *ent;
     uint32_t ent_len, ent_cap; /* ids below ent_len are live or free */
@@ -143,14 +149,22 @@ struct kv_index {
     uint32_t *active;
     uint64_t *sortk;
     size_t active_cap;
-    /* Pods in answer order (name, then rank): order[pod] and its inverse. */
+    /* Pods in name order (name, then rank): order[pod] and its inverse. */
     uint32_t *order, *by_order;
+    /*
+     * Pods in answer order among equal depths (docs/kvindex.md#answers):
+     * fewest blocks, then name order.  Blocks change with every store and
+     * removal, so the order is rebuilt by a match that finds it stale
+     * rather than kept up on the apply path.
+     */
+    uint32_t *lorder, *by_lorder;
+    int lorder_stale;
     uint32_t *pod_tab; /* open addressing over pods, 2 * pods_cap slots */
     uint32_t gen;
 
     uint64_t applied[KV_TYPE_COUNT];
     uint64_t rejected[INDEX_REJ_COUNT];
-    uint64_t unknown_removed, evictions, matches;
+    uint64_t unknown_removed, max_blocks_dropped, matches;
 };
 
 static const char *const reject_names[INDEX_REJ_COUNT] = {
@@ -742,6 +756,7 @@ entry_drop(struct kv_index *ix, uint32_t id)
     holder_unlink(ix, id);
     lru_unlink(ix, id);
     ix->pods[ix->ent[id].pod].blocks--;
+    ix->lorder_stale = 1;
     ent_give(ix, id);
 }
 
@@ -763,7 +778,7 @@ evict(struct kv_index *ix)
         return;
     while (ix->n_live > ix->max_blocks && ix->lru_old != NONE) {
         entry_remove(ix, ix->lru_old);
-        ix->evictions++;
+        ix->max_blocks_dropped++;
     }
 }
 
@@ -879,26 +894,33 @@ pod_hash(const char *name, size_t n, int has_rank, int64_t rank)
     return (uint32_t)((h ^ (has_rank ? (uint64_t)rank * GOLDEN + 1 : 0)) >> 16);
 }
 
+/* Resizes *a to cap elements; *a is unchanged on failure. */
+static int
+realloc_u32(uint32_t **a, uint32_t cap)
+{
+    uint32_t *n = realloc(*a, (size_t)cap * sizeof *n);
+
+    if (n == NULL)
+        return -1;
+    *a = n;
+    return 0;
+}
+
 /* Grows the pod arrays and the name table for one more pod. */
 static int
 pods_grow(struct kv_index *ix)
 {
     uint32_t cap = ix->pods_cap ? ix->pods_cap * 2 : 8;
     struct pod *p;
-    uint32_t *o, *bo, *t;
+    uint32_t *t;
 
     p = realloc(ix->pods, (size_t)cap * sizeof *p);
     if (p == NULL)
         return -1;
     ix->pods = p;
-    o = realloc(ix->order, (size_t)cap * sizeof *o);
-    if (o == NULL)
+    if (realloc_u32(&ix->order, cap) || realloc_u32(&ix->by_order, cap) ||
+        realloc_u32(&ix->lorder, cap) || realloc_u32(&ix->by_lorder, cap))
         return -1;
-    ix->order = o;
-    bo = realloc(ix->by_order, (size_t)cap * sizeof *bo);
-    if (bo == NULL)
-        return -1;
-    ix->by_order = bo;
     /* The name table stays at most half full. */
     t = malloc((size_t)cap * 2 * sizeof *t);
     if (t == NULL)
@@ -969,6 +991,7 @@ pod_intern(struct kv_index *ix, const char *name, size_t n, int has_rank,
     for (uint32_t k = lo; k <= id; k++)
         ix->order[ix->by_order[k]] = k;
     ix->n_pods++;
+    ix->lorder_stale = 1;
     return ix->last_pod = id;
 }
 
@@ -1109,6 +1132,12 @@ index_medium_intern(struct kv_index *ix, const char *name, size_t n)
 }
 
 const char *
+index_default_model(const struct kv_index *ix)
+{
+    return ix->default_model;
+}
+
+const char *
 index_medium_name(const struct kv_index *ix, int bit)
 {
     if (bit < 0 || bit >= ix->n_media)
@@ -1135,6 +1164,7 @@ index_new(const struct index_opts *o, char *err, size_t errlen)
     ix->scheme = o->scheme;
     ix->seed = o->seed;
     ix->max_blocks = o->max_blocks;
+    ix->orphan_alarm = NONE;
     ix->hash_seed = dup_mem(hs, strlen(hs));
     ix->default_model = dup_mem(dm, strlen(dm));
     ix->free_head = ix->lru_old = ix->lru_new = NONE;
@@ -1176,6 +1206,8 @@ index_free(struct kv_index *ix)
     free(ix->sortk);
     free(ix->order);
     free(ix->by_order);
+    free(ix->lorder);
+    free(ix->by_lorder);
     free(ix->pod_tab);
     free(ix->hash_seed);
     free(ix->default_model);
@@ -1315,6 +1347,25 @@ store_chunk(struct kv_index *ix, uint32_t p, uint32_t nsid,
         pod->blocks++;
         ids[i] = id;
     }
+    ix->lorder_stale = 1;
+}
+
+/*
+ * Counts an orphaned store of pod p.  Past the threshold the pod is
+ * degraded: it has missed the stores its engine chains on (it joined
+ * mid-stream, or lost events without a gap record), so its answers can be
+ * short, and the caller is told once per run (index_orphan_alarm).
+ */
+static void
+pod_orphaned(struct kv_index *ix, uint32_t p)
+{
+    struct pod *pod = &ix->pods[p];
+
+    pod->orphans++;
+    if (ix->degraded_orphans && ++pod->orphan_run == ix->degraded_orphans + 1) {
+        pod->degraded = 1;
+        ix->orphan_alarm = p;
+    }
 }
 
 static enum index_reject
@@ -1361,7 +1412,7 @@ apply_stored(struct kv_index *ix, uint32_t p, const struct kv_env *env,
         uint32_t s = em_find(ix, &pod->map, ev->parent.v);
 
         if (s == NONE) {
-            pod->orphans++;
+            pod_orphaned(ix, p);
             return INDEX_REJ_ORPHAN;
         }
         parent = ix->ks[ix->ent[em_id(&pod->map, s)].key_slot].key;
@@ -1424,8 +1475,10 @@ apply_removed(struct kv_index *ix, uint32_t p, const struct kv_event *ev)
 
 /* Notes that pod p was named by an event at env's seq and ts. */
 static void
-pod_seen(struct pod *pod, const struct kv_env *env)
+pod_seen(struct kv_index *ix, struct pod *pod, const struct kv_env *env)
 {
+    pod->has_event_at = 1;
+    pod->event_at = ix->clock;
     if (env->has_seq) {
         pod->has_seq = 1;
         pod->last_seq = env->seq;
@@ -1448,6 +1501,7 @@ apply_record(struct kv_index *ix, uint32_t p, enum kv_type t)
     } else {
         clear_pod(ix, p);
         ix->pods[p].degraded = 0;
+        ix->pods[p].orphan_run = 0;
     }
 }
 
@@ -1467,7 +1521,7 @@ apply_unranked(struct kv_index *ix, const struct kv_env *env,
 
     for (uint32_t p = 0; p < ix->n_pods; p++) {
         if (pod_ref_matches(&ix->pods[p], &ref)) {
-            pod_seen(&ix->pods[p], env);
+            pod_seen(ix, &ix->pods[p], env);
             apply_record(ix, p, ev->type);
             found = 1;
         }
@@ -1484,6 +1538,7 @@ index_apply(struct kv_index *ix, const struct kv_env *env,
     uint32_t p;
 
     *why = INDEX_REJ_NONE;
+    ix->orphan_alarm = NONE;
     if (ev->type != KV_BLOCK_STORED && ev->type != KV_BLOCK_REMOVED &&
         ev->type != KV_ALL_BLOCKS_CLEARED && ev->type != KV_GAP &&
         ev->type != KV_RESTART)
@@ -1498,7 +1553,7 @@ index_apply(struct kv_index *ix, const struct kv_env *env,
         r = INDEX_REJ_NOMEM;
         goto done;
     }
-    pod_seen(&ix->pods[p], env);
+    pod_seen(ix, &ix->pods[p], env);
     switch (ev->type) {
     case KV_BLOCK_STORED:
         r = apply_stored(ix, p, env, ev);
@@ -1540,7 +1595,125 @@ index_clear_pod(struct kv_index *ix, const struct index_pod_ref *ref)
     return n;
 }
 
+void
+index_set_degraded_orphans(struct kv_index *ix, uint64_t n)
+{
+    ix->degraded_orphans = n;
+}
+
+void
+index_set_clock(struct kv_index *ix, double now)
+{
+    ix->clock = now;
+}
+
+int
+index_orphan_alarm(const struct kv_index *ix, struct index_pod_info *out)
+{
+    if (ix->orphan_alarm == NONE)
+        return 0;
+    return index_pod_info(ix, ix->orphan_alarm, out) == 0;
+}
+
 /* ---- queries ----------------------------------------------------------- */
+
+/*
+ * Appends ", NAME" (quoted, the first without the comma) to err at *len
+ * while it fits with room for the " and N more" that list_more adds.
+ * Returns 0 when it did not fit.
+ */
+static int
+list_name(char *err, size_t errlen, size_t *len, int first, const char *name)
+{
+    int n;
+
+    if (*len + 24 >= errlen)
+        return 0;
+    n = snprintf(err + *len, errlen - *len - 20, "%s\"%s\"", first ? "" : ", ",
+                 name);
+    if (n < 0 || (size_t)n >= errlen - *len - 20) {
+        err[*len] = '\0';
+        return 0;
+    }
+    *len += (size_t)n;
+    return 1;
+}
+
+/* Whether namespace s belongs to the model m[0..mn). */
+static int
+ns_of_model(const struct ns *s, const char *m, size_t mn)
+{
+    return s->model_len == mn && memcmp(s->model, m, mn) == 0;
+}
+
+/*
+ * Lists the distinct models the index knows, or with model set the LoRAs
+ * of the model model[0..mn), after the text already in err (len bytes).
+ * Returns how many.
+ */
+static size_t
+list_known(const struct kv_index *ix, const char *model, size_t mn, char *err,
+           size_t errlen, size_t len)
+{
+    size_t listed = 0, more = 0;
+
+    for (uint32_t i = 0; i < ix->n_ns; i++) {
+        const struct ns *s = &ix->ns[i];
+        const char *name = model ? s->lora : s->model;
+        int dup = 0;
+
+        if (model != NULL && (!ns_of_model(s, model, mn) || s->lora_len == 0))
+            continue;
+        for (uint32_t k = 0; k < i && !model && !dup; k++)
+            dup = ns_of_model(&ix->ns[k], s->model, s->model_len);
+        if (dup)
+            continue;
+        if (more || !list_name(err, errlen, &len, listed == 0, name))
+            more++;
+        else
+            listed++;
+    }
+    if (more)
+        snprintf(err + len, errlen - len, " and %zu more", more);
+    return listed + more;
+}
+
+int
+index_ns_check(struct kv_index *ix, struct kv_str model, struct kv_str lora,
+               char *err, size_t errlen)
+{
+    const char *m = model.p ? model.p : ix->default_model;
+    size_t mn = model.p ? model.n : strlen(ix->default_model);
+    size_t ln = lora.p ? lora.n : 0, len;
+    int known_model = 0;
+    char name[256];
+
+    if (ns_find(ix, m, mn, ln ? lora.p : "", ln) != NONE)
+        return 0;
+    /* Names are compared whole and shown cut to 200 bytes. */
+    snprintf(name, sizeof name, "%.*s", (int)(mn > 200 ? 200 : mn), m);
+    for (uint32_t i = 0; i < ix->n_ns && !known_model; i++)
+        known_model = ns_of_model(&ix->ns[i], m, mn);
+    if (!known_model) {
+        snprintf(err, errlen, "unknown model \"%s\"; %s", name,
+                 ix->n_ns ? "known models: "
+                          : "the index has seen no model yet");
+        list_known(ix, NULL, 0, err, errlen, strlen(err));
+    } else if (ln == 0) {
+        snprintf(
+            err, errlen,
+            "model \"%s\" has no blocks without a LoRA; its LoRAs: ", name);
+        list_known(ix, m, mn, err, errlen, strlen(err));
+    } else {
+        snprintf(err, errlen, "unknown LoRA \"%.*s\" of model \"%s\"; ",
+                 (int)(ln > 200 ? 200 : ln), lora.p, name);
+        len = strlen(err);
+        snprintf(err + len, errlen - len, "its LoRAs: ");
+        if (list_known(ix, m, mn, err, errlen, strlen(err)) == 0)
+            snprintf(err + len, errlen - len, "it has blocks of no LoRA");
+    }
+    return -1;
+}
 
 static int
 scratch_keys(struct kv_index *ix, size_t n)
@@ -1609,9 +1782,15 @@ index_keys(struct kv_index *ix, const struct index_query *q, uint64_t **keys,
 
     *keys = NULL;
     *n_keys = 0;
-    if (bs == 0) {
-        snprintf(err, errlen,
-                 "no block size known for this namespace: give block_size");
+    /* With a block size given, the keys are a function of the tokens alone
+     * and the caller asked for exactly that. */
+    if (nsid == NONE && bs == 0) {
+        size_t len;
+
+        index_ns_check(ix, q->model, q->lora_name, err, errlen);
+        len = strlen(err);
+        snprintf(err + len, errlen - len,
+                 "; give block_size to compute keys anyway");
         return -1;
     }
     if (nsid != NONE)
@@ -1806,11 +1985,34 @@ match_run(struct kv_index *ix, struct qkeys *q, uint64_t allow, int filtered,
 }
 
 /*
- * Puts the n answers (sortk: depth descending, then name and rank, one
- * integer per pod) in order.  Most answers share a few depths (a common
- * prefix, then each pod's own run), so when they are many, one walk of the
- * pods in name order per distinct depth does it without comparisons; with
- * many distinct depths, sort.
+ * Rebuilds the answer order of the pods (lorder, by_lorder: fewest blocks,
+ * then name order) when a store or removal changed it since the last
+ * match.  Uses sortk, which scratch_active made big enough.  A pod's blocks
+ * fit 32 bits because entry ids do.
+ */
+static void
+lorder_refresh(struct kv_index *ix)
+{
+    if (!ix->lorder_stale)
+        return;
+    for (uint32_t k = 0; k < ix->n_pods; k++)
+        ix->sortk[k] = ix->pods[ix->by_order[k]].blocks << 32 | k;
+    sort_u64(ix->sortk, ix->n_pods);
+    for (uint32_t k = 0; k < ix->n_pods; k++) {
+        uint32_t id = ix->by_order[(uint32_t)ix->sortk[k]];
+
+        ix->by_lorder[k] = id;
+        ix->lorder[id] = k;
+    }
+    ix->lorder_stale = 0;
+}
+
+/*
+ * Puts the n answers (sortk: depth descending, then the answer order of
+ * lorder_refresh, one integer per pod) in order.  Most answers share a few
+ * depths (a common prefix, then each pod's own run), so when they are many, one
+ * walk of the pods in answer order per distinct depth does it without
+ * comparisons; with many distinct depths, sort.
  */
 static void
 match_order(struct kv_index *ix, size_t n, size_t n_active)
@@ -1834,7 +2036,7 @@ match_order(struct kv_index *ix, size_t n, size_t n_active)
         if (cur == 0)
             break;
         for (uint32_t k = 0; k < ix->n_pods; k++) {
-            const struct pod *p = &ix->pods[ix->by_order[k]];
+            const struct pod *p = &ix->pods[ix->by_lorder[k]];
 
             if (p->stamp == ix->gen && p->depth == cur)
                 ix->sortk[out++] = (uint64_t)(UINT32_MAX - cur) << 32 | k;
@@ -1849,7 +2051,7 @@ match_order(struct kv_index *ix, size_t n, size_t n_active)
 
         if (ix->pods[id].depth)
             ix->sortk[n++] = (uint64_t)(UINT32_MAX - ix->pods[id].depth) << 32 |
-                             ix->order[id];
+                             ix->lorder[id];
     }
     sort_u64(ix->sortk, n);
 }
@@ -1874,7 +2076,9 @@ index_match(struct kv_index *ix, const struct index_query *q,
         nkeys = out->block_size ? q->n_tokens / out->block_size : 0;
     }
     out->blocks = nkeys;
-    if (nsid == NONE || nkeys == 0 || ix->ks_cap == 0)
+    if (nsid == NONE)
+        return index_ns_check(ix, q->model, q->lora_name, err, errlen);
+    if (nkeys == 0 || ix->ks_cap == 0)
         return 0;
     if (scratch_keys(ix, nkeys) || scratch_active(ix)) {
         snprintf(err, errlen, "out of memory");
@@ -1906,6 +2110,7 @@ index_match(struct kv_index *ix, const struct index_query *q,
     } else {
         allow = ix->n_pods >= LO_PODS ? ~HI_BIT : (1ull << ix->n_pods) - 1;
     }
+    lorder_refresh(ix);
     depth = match_run(ix, &qk, allow, q->pods != NULL, &n_active);
     for (size_t i = 0; i < n_active; i++) {
         struct pod *p = &ix->pods[ix->active[i]];
@@ -1914,7 +2119,7 @@ index_match(struct kv_index *ix, const struct index_query *q,
         p->media = ix->n_media > 1 ? 0 : 1;
         if (p->depth)
             ix->sortk[n++] = (uint64_t)(UINT32_MAX - p->depth) << 32 |
-                             ix->order[ix->active[i]];
+                             ix->lorder[ix->active[i]];
     }
     if (ix->n_media > 1)
         match_media(ix, depth);
@@ -1930,7 +2135,7 @@ index_match(struct kv_index *ix, const struct index_query *q,
     }
     match_order(ix, n, n_active);
     for (size_t i = 0; i < n; i++) {
-        uint32_t id = ix->by_order[(uint32_t)ix->sortk[i]];
+        uint32_t id = ix->by_lorder[(uint32_t)ix->sortk[i]];
         const struct pod *p = &ix->pods[id];
 
         out->m[i] = (struct index_match){
@@ -1997,9 +2202,9 @@ index_bytes(const struct kv_index *ix)
     bytes += ix->q_cap * (sizeof *ix->qkeys + sizeof *ix->qslots);
     bytes += ix->tok_cap * sizeof *ix->tok;
     bytes += ix->active_cap * (sizeof *ix->active + sizeof *ix->sortk);
-    bytes +=
-        (uint64_t)ix->pods_cap *
-        (sizeof *ix->order + sizeof *ix->by_order + 2 * sizeof *ix->pod_tab);
+    bytes += (uint64_t)ix->pods_cap *
+             (sizeof *ix->order + sizeof *ix->by_order + sizeof *ix->lorder +
+              sizeof *ix->by_lorder + 2 * sizeof *ix->pod_tab);
     return bytes;
 }
 
@@ -2014,7 +2219,7 @@ index_stats(const struct kv_index *ix, struct index_stats *out)
     memcpy(out->applied, ix->applied, sizeof out->applied);
     memcpy(out->rejected, ix->rejected, sizeof out->rejected);
     out->unknown_removed = ix->unknown_removed;
-    out->evictions = ix->evictions;
+    out->max_blocks_dropped = ix->max_blocks_dropped;
     out->matches = ix->matches;
     out->bytes_used = index_bytes(ix);
 }
@@ -2045,6 +2250,9 @@ index_pod_info(const struct kv_index *ix, size_t i, struct index_pod_info *out)
         .degraded = p->degraded,
         .orphans = p->orphans,
         .misaligned = p->misaligned,
+        .orphan_run = p->orphan_run,
+        .has_event_at = p->has_event_at,
+        .event_at = p->event_at,
     };
     return 0;
 }
@@ -2260,6 +2468,7 @@ index_restore_entry(struct kv_index *ix, const struct index_dump_entry *e,
     lru_push_new(ix, id);
     em_insert(ix, &pod->map, id);
     pod->blocks++;
+    ix->lorder_stale = 1;
     evict(ix);
     compact(ix);
     return 0;

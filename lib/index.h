@@ -17,6 +17,7 @@
 #include "event.h"
 
 struct kv_index;
+struct index_pod_info;
 
 struct index_opts {
     enum blockkey_scheme scheme; /* --hash, default aibrix */
@@ -26,12 +27,22 @@ struct index_opts {
     uint64_t max_blocks;         /* --max-blocks: (pod, block) cap, 0 = none */
 };
 
+/* kvindex's default --degraded-orphans (docs/kvindex.md#how-events-apply). */
+#define INDEX_DEGRADED_ORPHANS 100
+
 /* Creates an empty index.  Returns NULL with the reason in err. */
 struct kv_index *index_new(const struct index_opts *o, char *err,
                            size_t errlen);
 
 /* Frees everything.  Accepts NULL. */
 void index_free(struct kv_index *ix);
+
+/*
+ * --degraded-orphans: from now on, a pod with more than n orphaned stores
+ * since its last clear or restart is degraded; 0 (the default of a new
+ * index) = never.
+ */
+void index_set_degraded_orphans(struct kv_index *ix, uint64_t n);
 
 /* Why index_apply rejected an event (counted in stats under these names). */
 enum index_reject {
@@ -64,10 +75,35 @@ const char *index_reject_name(enum index_reject r);
  * media names are kept; a store naming a 33rd is rejected as invalid.  A
  * gap or restart record with a null dp_rank applies to every known rank of
  * its pod (the record cannot say which stream it was), or to (pod, null)
- * when none is known.
+ * when none is known.  Each pod it names gets the clock of
+ * index_set_clock as the time of its last event.
  */
 int index_apply(struct kv_index *ix, const struct kv_env *env,
                 const struct kv_event *ev, enum index_reject *why);
+
+/*
+ * Sets the time (seconds on any clock; kvindex uses its monotonic clock)
+ * that index_apply records as the last event of the pods it names.  The
+ * caller sets it as often as it wants the record to be precise.
+ */
+void index_set_clock(struct kv_index *ix, double now);
+
+/*
+ * Returns 1 when the last index_apply took a pod's orphaned stores since its
+ * last clear or restart past index_set_degraded_orphans's n (once per such run:
+ * the pod is degraded from then on), filling *out with that pod's state; else
+ * 0.  For the caller's warning.
+ */
+int index_orphan_alarm(const struct kv_index *ix, struct index_pod_info *out);
+
+/*
+ * Returns 0 when the index has seen blocks of the namespace (model, LoRA):
+ * model.p == NULL means the default model, lora.p == NULL or lora.n == 0
+ * the base model.  Else -1, with a message in err that names it and lists
+ * the models (or that model's LoRAs) the index knows.
+ */
+int index_ns_check(struct kv_index *ix, struct kv_str model, struct kv_str lora,
+                   char *err, size_t errlen);
 
 /* A pod named in a query: (pod, dp_rank); has_rank 0 matches any rank. */
 struct index_pod_ref {
@@ -88,6 +124,11 @@ struct index_query {
     uint32_t block_size; /* for keys when the namespace has none yet */
 };
 
+/*
+ * A match's answers, deepest first; among pods of equal depth the one
+ * holding the fewest blocks (of all namespaces: the load proxy of
+ * docs/kvindex.md#answers) comes first, then by pod name, then by rank.
+ */
 struct index_match {
     const char *pod; /* borrowed until the pod is forgotten */
     int has_rank;
@@ -100,7 +141,7 @@ struct index_match {
 struct index_match_result {
     uint32_t block_size;
     size_t blocks;         /* full blocks in the query */
-    struct index_match *m; /* sorted by depth desc, then pod, then rank */
+    struct index_match *m; /* in the order of struct index_match */
     size_t n;
     size_t cap; /* owned by the result; reused across calls */
 };
@@ -108,7 +149,8 @@ struct index_match_result {
 /*
  * Answers "match": fills *out (its array is grown as needed and reused;
  * free with index_match_result_free).  Returns 0, or -1 with the reason in
- * err (unknown namespace is not an error: no matches).  With max_blocks set,
+ * err (an unknown namespace is an error, as index_ns_check says, so that a
+ * misspelt model never looks like a cold cache).  With max_blocks set,
  * the entries on every matched run count as used for the LRU.
  */
 int index_match(struct kv_index *ix, const struct index_query *q,
@@ -119,10 +161,15 @@ void index_match_result_free(struct index_match_result *r);
 /*
  * Computes the block keys of q->tokens under the index's scheme for q's
  * namespace (block size from the namespace, else q->block_size).  *keys is
- * allocated (caller frees).  Returns 0, or -1 with the reason in err.
+ * allocated (caller frees).  Returns 0, or -1 with the reason in err: an
+ * unknown namespace without q->block_size is index_ns_check's error.
  */
 int index_keys(struct kv_index *ix, const struct index_query *q,
                uint64_t **keys, size_t *n_keys, char *err, size_t errlen);
+
+/* The model of lines and queries without one (opts.default_model, "" when
+ * none).  Borrowed until index_free. */
+const char *index_default_model(const struct kv_index *ix);
 
 /* The name of medium bit i ("GPU" for nil media).  Static to the index. */
 const char *index_medium_name(const struct kv_index *ix, int bit);
@@ -151,9 +198,9 @@ struct index_stats {
                             mapped pages), without malloc's overhead */
     uint64_t applied[KV_TYPE_COUNT];    /* events applied, by enum kv_type */
     uint64_t rejected[INDEX_REJ_COUNT]; /* events rejected, by reason */
-    uint64_t unknown_removed; /* BlockRemoved hashes the pod did not map */
-    uint64_t evictions;       /* entries dropped by max_blocks */
-    uint64_t matches;         /* index_match calls answered */
+    uint64_t unknown_removed;    /* BlockRemoved hashes the pod did not map */
+    uint64_t max_blocks_dropped; /* entries dropped by max_blocks (LRU) */
+    uint64_t matches;            /* index_match calls answered */
 };
 
 void index_stats(const struct kv_index *ix, struct index_stats *out);
@@ -168,9 +215,15 @@ struct index_pod_info {
     uint64_t last_seq;
     int has_ts;
     double last_ts;
-    int degraded;        /* a gap was seen since the last clear/restart */
+    int degraded;        /* a gap, or more than degraded_orphans orphaned
+                            stores, since the last clear/restart */
     uint64_t orphans;    /* stores rejected as orphan */
     uint64_t misaligned; /* stores rejected as misaligned */
+    uint64_t orphan_run; /* orphans since the last clear/restart (ignored by
+                            index_restore_pod: it restarts at 0) */
+    int has_event_at;    /* 0 until index_apply names the pod (restored pods
+                            too) */
+    double event_at;     /* the index_set_clock time of its last event */
 };
 
 /* Pods are numbered 0..index_pod_count()-1 in order of first appearance. */

@@ -44,6 +44,7 @@ struct req {
     struct kv_str pod;
     int64_t rank;
     uint64_t block_size;
+    int ages; /* pods: add last_event_age_s */
 };
 
 void
@@ -95,6 +96,22 @@ str_eq(struct kv_str s, const char *lit)
 {
     size_t n = strlen(lit);
     return s.n == n && memcmp(s.p, lit, n) == 0;
+}
+
+/* true or false. */
+static int
+read_bool(struct jscan *s, int *out)
+{
+    struct kv_str raw;
+
+    if (jscan_skip(s, &raw) < 0)
+        return -1;
+    *out = str_eq(raw, "true");
+    if (!*out && !str_eq(raw, "false")) {
+        snprintf(s->err, s->errlen, "expected true or false");
+        return -1;
+    }
+    return 0;
 }
 
 /* A string or null (null leaves *out empty). */
@@ -286,6 +303,8 @@ parse_req(struct kvproto *p, const char *line, size_t len, struct req *r,
             }
         } else if (str_eq(key, "block_size")) {
             rc = jscan_u64(&s, UINT32_MAX, &r->block_size);
+        } else if (str_eq(key, "ages")) {
+            rc = read_bool(&s, &r->ages);
         } else {
             rc = jscan_skip(&s, NULL); /* unknown members are ignored */
         }
@@ -331,6 +350,9 @@ static void
 put_error(struct kvproto *p, struct buf *out, const struct req *r,
           const char *msg)
 {
+    /* Error texts quote member and model names from the request; the one
+     * escaper turns bytes that are not UTF-8 into U+FFFD, so the reply
+     * stays JSON (found by tests/fuzz/fuzz_request.c). */
     put_id(out, r);
     buf_puts(out, ",\"ok\":false,\"error\":");
     buf_put_json_str(out, msg, strlen(msg));
@@ -511,19 +533,47 @@ op_stats(struct kvproto *p, const struct req *r, struct buf *out, char *err,
     return 0;
 }
 
+/* A NUL-terminated copy of s in the request's arena, or NULL. */
+static const char *
+arena_str(struct arena *a, struct kv_str s)
+{
+    char *c = arena_alloc(a, s.n + 1);
+
+    if (c != NULL) {
+        memcpy(c, s.p, s.n);
+        c[s.n] = '\0';
+    }
+    return c;
+}
+
 static int
 op_lookup(struct kvproto *p, const struct req *r, struct buf *out, char *err,
           size_t errlen)
 {
     struct index_pod_ref ref;
+    const char *model = NULL, *lora = "";
 
     if (!r->has_hashes) {
         snprintf(err, errlen, "lookup needs \"block_hashes\"");
         return -1;
     }
+    /* A namespace named in the request must exist, as for match: a
+     * misspelt model must not read as "no pod holds these". */
+    if (r->model.p != NULL || r->lora.p != NULL) {
+        if (index_ns_check(p->ix, r->model, r->lora, err, errlen) < 0)
+            return -1;
+        model = r->model.p ? arena_str(&p->arena, r->model)
+                           : index_default_model(p->ix);
+        if (r->lora.p != NULL && r->lora.n)
+            lora = arena_str(&p->arena, r->lora);
+        if (model == NULL || lora == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
     pod_ref(r, &ref);
-    if (kvreport_lookup(p->ix, r->has_pod ? &ref : NULL, p->u64s, r->n_hashes,
-                        out) < 0) {
+    if (kvreport_lookup(p->ix, r->has_pod ? &ref : NULL, model, lora, p->u64s,
+                        r->n_hashes, out) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -566,7 +616,7 @@ run_op(struct kvproto *p, const struct req *r, struct buf *out, char *err,
     case KVPROTO_LOOKUP:
         return op_lookup(p, r, out, err, errlen);
     case KVPROTO_PODS:
-        kvreport_pods(p->ix, out);
+        kvreport_pods(p->ix, r->ages, p->now, out);
         return 0;
     case KVPROTO_DUMP:
         return op_dump(p, r, out, err, errlen);
@@ -580,7 +630,7 @@ void
 kvproto_handle(struct kvproto *p, const char *line, size_t len, struct buf *out)
 {
     struct req r;
-    char err[256] = "";
+    char err[512] = "";
     size_t mark = out->len;
 
     arena_reset(&p->arena);

@@ -49,6 +49,8 @@ struct kvproto {
     size_t pods_cap;
     uint64_t served[KVPROTO_OP_COUNT]; /* requests answered ok, per op */
     uint64_t errors;                   /* requests answered ok:false */
+    double now; /* set by the caller before kvproto_handle: the clock of
+                   index_set_clock, for the pods' last_event_age_s */
 };
 
 /* Sets up p for index ix built with io (both borrowed).  Cannot fail. */

@@ -3,6 +3,7 @@
  */
 #include "kvreport.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,11 +104,25 @@ kvreport_stats(const struct kv_index *ix, struct buf *b)
     }
     buf_putc(b, '}');
     member_u64(b, "unknown_removed", st.unknown_removed);
-    member_u64(b, "evictions", st.evictions);
+    member_u64(b, "max_blocks_dropped", st.max_blocks_dropped);
+}
+
+/* ,"last_event_age_s":S, to the millisecond (the precision of kvindex's
+ * clock), so that it prints as 0.098 rather than 0.09799999999999998. */
+static void
+put_age(struct buf *b, const struct index_pod_info *pi, double now)
+{
+    buf_puts(b, ",\"last_event_age_s\":");
+    if (!pi->has_event_at)
+        buf_puts(b, "null");
+    else if (now <= pi->event_at)
+        buf_putc(b, '0');
+    else
+        buf_put_double(b, round((now - pi->event_at) * 1000.0) / 1000.0);
 }
 
 void
-kvreport_pods(const struct kv_index *ix, struct buf *b)
+kvreport_pods(const struct kv_index *ix, int ages, double now, struct buf *b)
 {
     size_t n = index_pod_count(ix);
     struct index_pod_info pi;
@@ -122,6 +137,8 @@ kvreport_pods(const struct kv_index *ix, struct buf *b)
         first = 0;
         buf_putc(b, '{');
         kvreport_pod_state(b, &pi);
+        if (ages)
+            put_age(b, &pi, now);
         buf_putc(b, '}');
     }
     buf_puts(b, "]}");
@@ -129,7 +146,8 @@ kvreport_pods(const struct kv_index *ix, struct buf *b)
 
 int
 kvreport_lookup(const struct kv_index *ix, const struct index_pod_ref *ref,
-                const uint64_t *hashes, size_t n, struct buf *b)
+                const char *model, const char *lora, const uint64_t *hashes,
+                size_t n, struct buf *b)
 {
     size_t cap = index_pod_count(ix) + 1;
     struct index_lookup_hit *hits = calloc(cap, sizeof *hits);
@@ -144,10 +162,14 @@ kvreport_lookup(const struct kv_index *ix, const struct index_pod_ref *ref,
         buf_puts(b, "{\"block_hash\":\"");
         buf_put_u64(b, hashes[i]);
         buf_puts(b, "\",\"pods\":[");
-        for (size_t k = 0; k < nh && k < cap; k++) {
+        for (size_t k = 0, first = 1; k < nh && k < cap; k++) {
             const struct index_lookup_hit *h = &hits[k];
-            if (k > 0)
+            if (model != NULL && (strcmp(h->model, model) != 0 ||
+                                  strcmp(h->lora_name, lora) != 0))
+                continue;
+            if (!first)
                 buf_putc(b, ',');
+            first = 0;
             buf_putc(b, '{');
             kvreport_pod(b, h->pod, h->has_rank, h->rank);
             buf_puts(b, ",\"key\":\"");

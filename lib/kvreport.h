@@ -18,16 +18,23 @@
 /* Appends the index's members of the stats object (",\"keys\":N", ...). */
 void kvreport_stats(const struct kv_index *ix, struct buf *b);
 
-/* Appends the data object of "pods". */
-void kvreport_pods(const struct kv_index *ix, struct buf *b);
+/*
+ * Appends the data object of "pods": each pod's state and, with ages,
+ * "last_event_age_s", the seconds from its last event to now (the clock of
+ * index_set_clock; null before its first event).
+ */
+void kvreport_pods(const struct kv_index *ix, int ages, double now,
+                   struct buf *b);
 
 /*
  * Appends the data object of "lookup": per engine hash, the pods that map
- * it (only those matching ref, all when ref is NULL).  Returns 0, or -1 when
- * out of memory.
+ * it (only those matching ref, all when ref is NULL; only in the namespace
+ * (model, lora) when model is not NULL, lora "" being the base model).
+ * Returns 0, or -1 when out of memory.
  */
 int kvreport_lookup(const struct kv_index *ix, const struct index_pod_ref *ref,
-                    const uint64_t *hashes, size_t n, struct buf *b);
+                    const char *model, const char *lora, const uint64_t *hashes,
+                    size_t n, struct buf *b);
 
 /* Appends ["GPU","CPU"] for the media bits. */
 void kvreport_media(const struct kv_index *ix, uint32_t media, struct buf *b);

@@ -262,6 +262,14 @@ on_end(struct fetch *f)
 /*
  * Classifies one message: returns 1 for a batch (seq, payload set), 2 for
  * the end marker, 0 for a malformed message (why set).
+ *
+ * Four layouts reach a DEALER (docs/protocol.md#replay): ["", seq, payload]
+ * and ["", topic, seq, payload] from vLLM, and the same without the empty
+ * delimiter from ROUTERs written after ATOM's, which also put
+ * msgpack([oldest, latest]) in the end marker's payload.  An empty first
+ * part of three or more is the delimiter (an empty topic would parse the
+ * same); after it, two parts are seq and payload, three are topic, seq and
+ * payload.  The end marker is seq 2^64-1 whatever its payload says.
  */
 static int
 classify(const struct zsock_msg *m, uint64_t *seq, const uint8_t **payload,
@@ -269,18 +277,17 @@ classify(const struct zsock_msg *m, uint64_t *seq, const uint8_t **payload,
 {
     size_t l0, ls;
     const uint8_t *sp;
-    int seq_i;
+    int first = 0, seq_i;
 
-    if (m->nparts < 3 || m->nparts > 4) {
+    if (m->nparts >= 3) {
+        zsock_part(m, 0, &l0);
+        first = l0 == 0;
+    }
+    if (m->nparts - first < 2 || m->nparts - first > 3) {
         *why = "replay reply with a wrong number of parts";
         return 0;
     }
-    zsock_part(m, 0, &l0);
-    if (l0 != 0) {
-        *why = "replay reply without an empty delimiter";
-        return 0;
-    }
-    seq_i = m->nparts == 3 ? 1 : 2;
+    seq_i = m->nparts - first == 2 ? first : first + 1;
     sp = zsock_part(m, seq_i, &ls);
     if (ls != 8) {
         *why = "replay reply with a seq that is not 8 bytes";
@@ -288,13 +295,7 @@ classify(const struct zsock_msg *m, uint64_t *seq, const uint8_t **payload,
     }
     *seq = zsock_get_be64(sp);
     *payload = zsock_part(m, seq_i + 1, len);
-    if (*seq == UINT64_MAX) {
-        if (*len == 0)
-            return 2;
-        *why = "replay end marker with a payload";
-        return 0;
-    }
-    return 1;
+    return *seq == UINT64_MAX ? 2 : 1;
 }
 
 static size_t

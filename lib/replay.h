@@ -3,8 +3,10 @@
  *
  * Used by kvsub to fill sequence gaps and by kvreplay
  * (docs/protocol.md#replay).  It sends
- * ["", start_seq], reads replies in both layouts (["", seq, payload] and
- * ["", topic, seq, payload]) and stops at the end marker.  Because the
+ * ["", start_seq], reads replies in the layouts ["", seq, payload] and
+ * ["", topic, seq, payload], and both without the empty delimiter, and
+ * stops at the end marker (seq 2^64-1, whatever its payload: ATOM-style
+ * ROUTERs send msgpack([oldest, latest]) there).  Because the
  * engine's ROUTER drops messages to a DEALER whose pipe is full (high-water
  * mark 1000, end marker included), the client reads as fast as it can,
  * checks that seqs are contiguous, re-requests from the first missing seq

@@ -11,9 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "cli.h"
 #include "client.h"
 #include "jscan.h"
+#include "prom.h"
 #include "server.h"
 #include "sock.h"
 
@@ -26,13 +28,13 @@ static const char usage_all[] =
     "                     [--seed n] [--hash-seed str] [-m model]\n"
     "                     [--snapshot file] [--snapshot-every dur]\n"
     "                     [--max-blocks n] [--max-line bytes] [--exit-on-eof]\n"
-    "                     [--stats] [file ...]\n"
+    "                     [--degraded-orphans n] [--stats] [file ...]\n"
     "       kvindex query [-r] [-s path] [-t timeout] request-json | -\n"
     "       kvindex match [-r] [-s path] [-t timeout] [-m model]\n"
     "                     [--lora-name name] [--pods pod,...] [tokens-json]\n"
     "       kvindex keys  [-r] [-s path] [-t timeout] [-m model]\n"
     "                     [--lora-name name] [--block-size n] [tokens-json]\n"
-    "       kvindex stats [-r] [-s path] [-t timeout] [--prom]\n"
+    "       kvindex stats [-r] [-s path] [-t timeout] [--prom] [-o file]\n"
     "       kvindex pods  [-r] [-s path] [-t timeout]\n"
     "       kvindex dump  [-s path] [-t timeout] [--pod name]\n"
     "       kvindex ping  [-s path] [-t timeout]\n"
@@ -74,7 +76,7 @@ static const char help_serve[] =
     "                     [--seed n] [--hash-seed str] [-m model]\n"
     "                     [--snapshot file] [--snapshot-every dur]\n"
     "                     [--max-blocks n] [--max-line bytes] [--exit-on-eof]\n"
-    "                     [--stats] [file ...]\n"
+    "                     [--degraded-orphans n] [--stats] [file ...]\n"
     "\n"
     "Reads NDJSON events from the files (\"-\" is stdin; none: stdin), keeps\n"
     "the prefix index and answers requests on the Unix socket.  At the end of\n"
@@ -94,6 +96,9 @@ static const char help_serve[] =
     "      --max-line BYTES    longest input or request line (default 1M;\n"
     "                          K, M, G suffixes)\n"
     "      --exit-on-eof       exit 0 at the end of the input\n"
+    "      --degraded-orphans N  a pod with more than N orphaned stores since\n"
+    "                          its last clear or restart is degraded (default\n"
+    "                          100; 0: never)\n"
     "      --stats             one JSON stats line on stderr at exit\n"
     "                          (SIGUSR1: print it now)\n"
     "  -q, --quiet             errors only;  -v, --verbose: more (-vv debug)\n"
@@ -103,7 +108,9 @@ static const char help_serve[] =
     "  Nothing on stdout.  On stderr: warnings such as\n"
     "  \"kvindex: warning: stdin:12: <reason>\" for a bad input line "
     "(counted,\n"
-    "  the rest goes on).  A client that stops reading its replies is not\n"
+    "  the rest goes on), one for the first events without \"model\" when\n"
+    "  -m is not given, and one each time a pod becomes degraded for its\n"
+    "  orphaned stores.  A client that stops reading its replies is not\n"
     "  read from until it does, and is dropped after 30 s without progress.\n"
     "\n"
     "EXIT STATUS\n"
@@ -155,7 +162,9 @@ static const struct subcmd_help client_helps[] = {
      "                     [--lora-name name] [--pods pod,...] "
      "[tokens-json]\n"
      "\nWhich pods hold the longest prefix of the tokens (a JSON array, as\n"
-     "the argument or on stdin).\n",
+     "the argument or on stdin): deepest first; equal depths put the pod\n"
+     "holding the fewest blocks first, then order by name.  A model or LoRA\n"
+     "the index has never seen is an error that lists the known ones.\n",
      "  -m, --model M       the model (default: the server's -m)\n"
      "      --lora-name L   the LoRA adapter (default: the base model)\n"
      "      --pods a,b      only these pods are candidates\n",
@@ -166,18 +175,23 @@ static const struct subcmd_help client_helps[] = {
      "                    [--lora-name name] [--block-size n] "
      "[tokens-json]\n"
      "\nThe block keys of the tokens under the server's scheme (decimal\n"
-     "strings), for debugging a router.\n",
+     "strings), for debugging a router.  An unknown model or LoRA is an\n"
+     "error unless --block-size is given.\n",
      "  -m, --model M       the model (default: the server's -m)\n"
      "      --lora-name L   the LoRA adapter (default: the base model)\n"
      "      --block-size N  used when the namespace has no block size yet\n",
      "  kvindex keys -m llama --block-size 16 \"$(seq -s, 0 31 | sed "
      "'s/.*/[&]/')\"\n"},
     {"stats",
-     "Usage: kvindex stats [-r] [-s path] [-t timeout] [--prom]\n"
-     "\nCounters and sizes; --prom prints them in the Prometheus text\n"
-     "format (for a node-exporter textfile collector).\n",
-     "      --prom          the Prometheus text format instead of JSON\n",
-     "  kvindex stats --prom > /var/lib/node-exporter/kvindex.prom\n"},
+     "Usage: kvindex stats [-r] [-s path] [-t timeout] [--prom] [-o file]\n"
+     "\nCounters and sizes; --prom prints them, and each pod's blocks,\n"
+     "orphaned stores, last seq, seconds since its last event and degraded\n"
+     "flag, in the Prometheus text format (for node_exporter's textfile\n"
+     "collector).\n",
+     "      --prom          the Prometheus text format instead of JSON\n"
+     "  -o, --output FILE   write FILE atomically (a temporary file renamed\n"
+     "                      over it) instead of stdout\n",
+     "  kvindex stats --prom -o /var/lib/node-exporter/kvindex.prom\n"},
     {"pods",
      "Usage: kvindex pods [-r] [-s path] [-t timeout]\n"
      "\nPer pod: blocks held, last seq and ts, degraded, rejected stores.\n",
@@ -230,7 +244,8 @@ enum {
     OPT_PODS,
     OPT_BLOCK_SIZE,
     OPT_PROM,
-    OPT_POD
+    OPT_POD,
+    OPT_DEGRADED_ORPHANS
 };
 
 static const struct option serve_long_opts[] = {
@@ -245,6 +260,7 @@ static const struct option serve_long_opts[] = {
     {"max-blocks", required_argument, NULL, OPT_MAX_BLOCKS},
     {"max-line", required_argument, NULL, OPT_MAX_LINE},
     {"exit-on-eof", no_argument, NULL, OPT_EXIT_ON_EOF},
+    {"degraded-orphans", required_argument, NULL, OPT_DEGRADED_ORPHANS},
     {"stats", no_argument, NULL, OPT_STATS},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
@@ -266,6 +282,7 @@ cmd_serve(int argc, char **argv)
     o.ix.hash_seed = "";
     o.snapshot_every_ms = 60000;
     o.max_line = DEFAULT_MAX_LINE;
+    o.degraded_orphans = INDEX_DEGRADED_ORPHANS;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":s:m:qvhV", serve_long_opts, NULL)) !=
            -1) {
@@ -314,6 +331,10 @@ cmd_serve(int argc, char **argv)
         case OPT_EXIT_ON_EOF:
             o.exit_on_eof = 1;
             break;
+        case OPT_DEGRADED_ORPHANS:
+            o.degraded_orphans =
+                cli_arg_count("--degraded-orphans", optarg, 0, UINT32_MAX);
+            break;
         case OPT_STATS:
             o.stats = 1;
             break;
@@ -355,6 +376,7 @@ struct copts {
     const char *model, *lora, *pods, *pod;
     uint64_t block_size;
     int prom;
+    const char *output; /* stats -o */
 };
 
 static void
@@ -371,6 +393,7 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
         {"pod", required_argument, NULL, OPT_POD},
         {"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
         {"prom", no_argument, NULL, OPT_PROM},
+        {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c, li = -1;
@@ -378,7 +401,7 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
     memset(co, 0, sizeof *co);
     co->timeout_ms = DEFAULT_TIMEOUT_MS;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:t:rm:h", opts, &li)) != -1) {
+    while ((c = getopt_long(argc, argv, ":s:t:rm:o:h", opts, &li)) != -1) {
         int ok = 1;
         switch (c) {
         case 's':
@@ -416,6 +439,10 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
         case OPT_PROM:
             ok = !strcmp(h->name, "stats");
             co->prom = 1;
+            break;
+        case 'o':
+            ok = !strcmp(h->name, "stats");
+            co->output = optarg;
             break;
         case 'h':
             print_client_help(h);
@@ -485,103 +512,32 @@ put_oneline(struct buf *b, const char *p, size_t n)
             b->p[i] = ' ';
 }
 
-/*
- * A sample value as its shortest exact decimal ("0.097", not %.17g's
- * "0.097000000000000003"); the text lives in b until the next call.
- */
-static const char *
-prom_value(struct buf *b, double v)
+/* Returns 1 for an ok:true reply; for any other, logs its error and returns
+ * 0. */
+static int
+reply_ok(const char *r, size_t n)
 {
-    buf_clear(b);
-    buf_put_double(b, v);
-    buf_putc(b, '\0');
-    return b->oom ? "NaN" : b->p;
-}
+    struct kv_str ok, error;
+    json_t *e = NULL;
 
-/* Prometheus text for the stats data object. */
-static void
-print_prom(json_t *data)
-{
-    static const struct {
-        const char *key, *metric, *type, *label, *help;
-    } m[] = {
-        {"uptime_s", "kvindex_uptime_seconds", "gauge", NULL,
-         "Seconds since the server started."},
-        {"namespaces", "kvindex_namespaces", "gauge", NULL,
-         "Namespaces (model, LoRA) known."},
-        {"keys", "kvindex_keys", "gauge", NULL,
-         "Distinct block keys held by some pod."},
-        {"entries", "kvindex_entries", "gauge", NULL,
-         "(pod, block) entries held."},
-        {"pods", "kvindex_pods", "gauge", NULL, "Pods known."},
-        {"bytes", "kvindex_bytes", "gauge", NULL,
-         "Heap bytes of the index tables."},
-        {"events", "kvindex_events_applied_total", "counter", "type",
-         "Events applied, by type."},
-        {"rejected", "kvindex_events_rejected_total", "counter", "reason",
-         "Events rejected, by reason."},
-        {"unknown_removed", "kvindex_unknown_removed_total", "counter", NULL,
-         "Removed block hashes the pod did not hold."},
-        {"evictions", "kvindex_evictions_total", "counter", NULL,
-         "Entries evicted by --max-blocks."},
-        {"lines", "kvindex_input_lines_total", "counter", NULL,
-         "Input lines read."},
-        {"bad_lines", "kvindex_input_bad_lines_total", "counter", NULL,
-         "Input lines that were not valid events."},
-        {"long_lines", "kvindex_input_long_lines_total", "counter", NULL,
-         "Input lines longer than --max-line."},
-        {"clients", "kvindex_clients", "gauge", NULL, "Clients connected now."},
-        {"connections", "kvindex_connections_total", "counter", NULL,
-         "Client connections accepted."},
-        {"snapshots", "kvindex_snapshots_total", "counter", NULL,
-         "Snapshots written."},
-        {"snapshot_errors", "kvindex_snapshot_errors_total", "counter", NULL,
-         "Snapshots that failed."},
-        {"queries", "kvindex_queries_total", "counter", "op",
-         "Requests answered, by op."},
-        {"query_errors", "kvindex_query_errors_total", "counter", NULL,
-         "Requests answered with ok:false."},
-    };
-
-    struct buf b = {0};
-
-    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
-        json_t *v = json_object_get(data, m[i].key);
-        const char *k;
-        json_t *sub;
-        if (v == NULL)
-            continue;
-        printf("# HELP %s %s\n# TYPE %s %s\n", m[i].metric, m[i].help,
-               m[i].metric, m[i].type);
-        if (m[i].label != NULL && json_is_object(v)) {
-            json_object_foreach(v, k, sub)
-            {
-                printf("%s{%s=\"%s\"} %s\n", m[i].metric, m[i].label, k,
-                       prom_value(&b, json_number_value(sub)));
-            }
-        } else if (json_is_number(v)) {
-            printf("%s %s\n", m[i].metric,
-                   prom_value(&b, json_number_value(v)));
-        }
-    }
-    buf_free(&b);
+    if (jscan_find(r, n, "ok", &ok) == 1 && ok.n == 4 &&
+        memcmp(ok.p, "true", 4) == 0)
+        return 1;
+    if (jscan_find(r, n, "error", &error) == 1)
+        e = json_loadb(error.p, error.n, JSON_DECODE_ANY, NULL);
+    log_error("%s",
+              json_is_string(e) ? json_string_value(e) : "malformed reply");
+    json_decref(e);
+    return 0;
 }
 
 /* Prints one reply as asked; returns 0 for ok:true, 1 for ok:false. */
 static int
 print_reply(const struct copts *co, const char *cmd, const char *r, size_t n)
 {
-    struct kv_str ok, data, error;
-    int is_ok = jscan_find(r, n, "ok", &ok) == 1 && ok.n == 4 &&
-                memcmp(ok.p, "true", 4) == 0;
+    struct kv_str data;
 
-    if (!is_ok) {
-        json_t *e = NULL;
-        if (jscan_find(r, n, "error", &error) == 1)
-            e = json_loadb(error.p, error.n, JSON_DECODE_ANY, NULL);
-        log_error("%s",
-                  json_is_string(e) ? json_string_value(e) : "malformed reply");
-        json_decref(e);
+    if (!reply_ok(r, n)) {
         if (!co->raw && !strcmp(cmd, "query"))
             emit(r, n);
         return 1;
@@ -605,14 +561,6 @@ print_reply(const struct copts *co, const char *cmd, const char *r, size_t n)
                 return 1;
             emit(line.p, line.n);
         }
-        return 0;
-    }
-    if (co->prom) {
-        json_t *d = json_loadb(data.p, data.n, 0, NULL);
-        if (d == NULL)
-            return 1;
-        print_prom(d);
-        json_decref(d);
         return 0;
     }
     if (co->raw)
@@ -676,6 +624,91 @@ build_request(const struct copts *co, const char *cmd, const char *arg,
     return b->oom ? -1 : 0;
 }
 
+/*
+ * Sends req and parses the data member of its reply into *data (caller
+ * decrefs); with text, appends the reply (-r: its data) and '\n' there as
+ * received.  Returns 0, or 1 after logging why not.
+ */
+static int
+call_data(struct client *cl, const char *req, int raw, json_t **data,
+          struct buf *text)
+{
+    const char *r;
+    size_t n;
+    char err[256];
+    struct kv_str d;
+
+    *data = NULL;
+    if (client_call(cl, req, strlen(req), &r, &n, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (!reply_ok(r, n))
+        return 1;
+    if (jscan_find(r, n, "data", &d) != 1 ||
+        (*data = json_loadb(d.p, d.n, 0, NULL)) == NULL) {
+        log_error("malformed reply");
+        return 1;
+    }
+    if (text != NULL) {
+        buf_put(text, raw ? d.p : r, raw ? d.n : n);
+        buf_putc(text, '\n');
+    }
+    return 0;
+}
+
+/* Writes out to path atomically, or to stdout when path is NULL. */
+static int
+write_output(const char *path, const struct buf *out)
+{
+    char err[256];
+    int rc;
+
+    if (path == NULL)
+        return fwrite(out->p, 1, out->len, stdout) == out->len ? 0 : 1;
+    /* Readable by the node_exporter user, as a textfile collector needs. */
+    rc = atomicfile_put(path, 0644, out->p, out->len, err, sizeof err);
+    if (rc < 0) {
+        log_error("%s: %s", path, err);
+        return 1;
+    }
+    if (rc > 0)
+        log_warn("%s: %s", path, err);
+    return 0;
+}
+
+/*
+ * stats: the reply as JSON, or with --prom the stats and pods replies in
+ * the Prometheus text format; to stdout or, with -o, atomically to a file.
+ */
+static int
+run_stats(const struct copts *co, struct client *cl)
+{
+    json_t *stats = NULL, *pods = NULL;
+    struct buf out = {0};
+    int rc = 1;
+
+    if (call_data(cl, "{\"op\":\"stats\"}", co->raw, &stats,
+                  co->prom ? NULL : &out) != 0)
+        goto done;
+    if (co->prom) {
+        if (call_data(cl, "{\"op\":\"pods\",\"ages\":true}", 0, &pods, NULL) !=
+            0)
+            goto done;
+        prom_render(stats, pods, &out);
+    }
+    if (out.oom) {
+        log_error("out of memory");
+        goto done;
+    }
+    rc = write_output(co->output, &out);
+done:
+    json_decref(stats);
+    json_decref(pods);
+    buf_free(&out);
+    return rc;
+}
+
 static int
 cmd_client(const struct subcmd_help *h, int argc, char **argv)
 {
@@ -728,6 +761,10 @@ cmd_client(const struct subcmd_help *h, int argc, char **argv)
                 rc = 1;
         }
         free(line);
+        goto done;
+    }
+    if (!strcmp(h->name, "stats")) {
+        rc = run_stats(&co, &cl);
         goto done;
     }
     if (is_query)

@@ -80,6 +80,7 @@ struct server {
     uint64_t lines, bad_lines, long_lines;
     uint64_t accepted, dropped;
     uint64_t snapshots, snapshot_errors;
+    int warned_model; /* the one warning about lines without "model" */
 };
 
 static void
@@ -284,6 +285,23 @@ input_close(struct input *in)
     in->fd = -1;
 }
 
+/* The warning of a pod that index_apply just degraded for its orphans. */
+static void
+warn_orphans(struct server *s)
+{
+    struct index_pod_info pi;
+    char rank[32] = "";
+
+    if (!index_orphan_alarm(s->ix, &pi))
+        return;
+    if (pi.has_rank)
+        snprintf(rank, sizeof rank, " (dp_rank %lld)", (long long)pi.rank);
+    log_warn("%s%s: degraded: %llu orphaned stores since its last clear or "
+             "restart (--degraded-orphans %llu): its matches may be short",
+             pi.pod, rank, (unsigned long long)pi.orphan_run,
+             (unsigned long long)s->o->degraded_orphans);
+}
+
 static void
 ingest_line(struct server *s, const char *line, size_t len)
 {
@@ -313,11 +331,22 @@ ingest_line(struct server *s, const char *line, size_t len)
                          : "");
         return;
     }
+    if (env.model.p == NULL && s->o->ix.default_model == NULL &&
+        !s->warned_model && ev.type == KV_BLOCK_STORED) {
+        /* Queries naming a model would then all find nothing. */
+        log_warn("%s:%llu: events without \"model\" and no -m: they are "
+                 "indexed under the model \"\" (give kvsub -m or kvindex "
+                 "serve -m)",
+                 s->in.name, (unsigned long long)s->in.lines.lineno);
+        s->warned_model = 1;
+    }
     /* The index counts what it applies and rejects (stats). */
     if (index_apply(s->ix, &env, &ev, &why) < 0) {
         log_debug("%s:%llu: %s rejected: %s", s->in.name,
                   (unsigned long long)s->in.lines.lineno, kv_type_name(ev.type),
                   index_reject_name(why));
+        if (why == INDEX_REJ_ORPHAN)
+            warn_orphans(s);
     }
 }
 
@@ -343,6 +372,7 @@ ingest_step(struct server *s)
     if (in->done)
         return 0;
     n = lines_fill(&in->lines);
+    index_set_clock(s->ix, (double)cli_now_ms() / 1000.0);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         log_error("%s: read: %s", in->name, strerror(errno));
         in->lines.eof = 1;
@@ -435,8 +465,10 @@ conn_process(struct server *s, struct conn *c)
         if (rc == LINES_TOO_LONG)
             kvproto_reply_error(&s->proto, &c->out,
                                 "request line longer than --max-line");
-        else if (!blank(line, len) && line[0] != '#')
+        else if (!blank(line, len) && line[0] != '#') {
+            s->proto.now = (double)cli_now_ms() / 1000.0;
             kvproto_handle(&s->proto, line, len, &c->out);
+        }
         if (c->out.oom || c->out.len - c->out_off > OUT_CAP)
             return -1;
     }
@@ -632,6 +664,7 @@ serve_run(const struct serve_opts *o)
         log_error("%s", err);
         goto done;
     }
+    index_set_degraded_orphans(s.ix, o->degraded_orphans);
     kvproto_init(&s.proto, s.ix, &o->ix, stats_members, &s);
     if (o->snapshot != NULL) {
         int r = snapshot_load(s.ix, &o->ix, o->snapshot, err, sizeof err);

@@ -15,7 +15,8 @@ struct serve_opts {
     const char *socket_path; /* resolved by the caller */
     mode_t socket_mode;      /* default 0600 */
     struct index_opts ix;
-    const char *snapshot; /* NULL: none */
+    uint64_t degraded_orphans; /* --degraded-orphans, 0 = never */
+    const char *snapshot;      /* NULL: none */
     uint64_t snapshot_every_ms;
     size_t max_line;
     int exit_on_eof;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,9 @@ static const char usage_text[] =
     "  -t, --timeout DUR  longest wait for the next reply (default 5s)\n"
     "  --state FILE       read the seq to start from FILE (absent: 0) and\n"
     "                     write the next one back after a complete or\n"
-    "                     truncated run (atomically), for incremental runs\n"
+    "                     truncated run (atomically), for incremental runs;\n"
+    "                     the ts of the batch before it is kept too, so a\n"
+    "                     restarted engine is found even past that seq\n"
     "  -m, --model NAME   add \"model\":NAME to every line\n"
     "  --engine E         vllm (default) or sglang: meaning of array slots\n"
     "  --dp-size N        N data-parallel ranks: rank r at port + r, asked\n"
@@ -48,8 +51,10 @@ static const char usage_text[] =
     "  One JSON object per engine event on stdout, in seq order, exactly as\n"
     "  kvsub prints them: pod, model (with -m), dp_rank, seq, i, ts, type,\n"
     "  then the engine's fields (hashes as decimal strings).  Records kvtap\n"
-    "  adds: gap (from, to: seqs the engine no longer holds), restart\n"
-    "  (last_seq: the engine restarted since the --state run),\n"
+    "  adds: gap (from, to: seqs the engine no longer holds, 0 included),\n"
+    "  restart (last_seq: the engine restarted since the --state run: its\n"
+    "  newest seq is below the saved one, or the saved seq now holds a\n"
+    "  batch with another ts; then everything from its seq 0),\n"
     "  decode_error (error, bytes: a batch or event that does not decode;\n"
     "  the run goes on).  Diagnostics go to stderr only.\n"
     "\n"
@@ -59,8 +64,8 @@ static const char usage_text[] =
     "  1    no reply within the timeout, socket or write error, bad state\n"
     "  2    usage error\n"
     "  3    incomplete: the engine no longer held the first seqs asked for\n"
-    "       (--from or --state above 0), or lacks some in between; gap\n"
-    "       records say which, the batches it had are printed\n"
+    "       (seq 0 included: its buffer has wrapped), or lacks some in\n"
+    "       between; gap records say which, the batches it had are printed\n"
     "  130  interrupted (SIGINT); 143 terminated (SIGTERM)\n"
     "\n"
     "EXAMPLES\n"
@@ -105,6 +110,27 @@ struct rank_run {
     uint64_t restart_last;
     int lost;        /* a gap record was written */
     int stop_reason; /* 1: output closed or failed, 2: signal */
+    /* The engine's identity (docs/cli.md#kvreplay-state-and-restarts): the
+     * ts the state file recorded for the batch at anchor_seq. */
+    int check_ts;
+    uint64_t anchor_seq;
+    double anchor_ts;
+    int ts_changed; /* the anchor now holds another batch: a restart */
+    double new_ts;
+    /* The last batch printed and its ts (for the next state file). */
+    uint64_t last_printed;
+    int has_last_ts;
+    double last_ts;
+    int restarted; /* a restart record was written */
+};
+
+/* One rank's line of the state file: the next seq, and the ts of the batch
+ * just before it when known. */
+struct rank_state {
+    int have;
+    uint64_t seq;
+    int has_ts;
+    double ts;
 };
 
 static void
@@ -139,6 +165,18 @@ write_gap(struct rank_run *r, uint64_t from, uint64_t to, int has_rank,
              (unsigned long long)to);
 }
 
+/* ts as its shortest exact decimal, in out. */
+static const char *
+fmt_ts(char *out, size_t n, double ts)
+{
+    struct buf b = {0};
+
+    buf_put_double(&b, ts);
+    snprintf(out, n, "%.*s", b.oom ? 0 : (int)b.len, b.oom ? "" : b.p);
+    buf_free(&b);
+    return out;
+}
+
 static void
 write_restart(struct rank_run *r, uint64_t seq, const struct kv_batch *b)
 {
@@ -157,10 +195,48 @@ write_restart(struct rank_run *r, uint64_t seq, const struct kv_batch *b)
     ndjson_write_event(&r->out->buf, &env, &ev);
     r->cnt->restarts++;
     r->pending_restart = 0;
-    log_warn("%.*s: the engine restarted (state said seq %llu); "
-             "fetching from 0",
-             (int)r->src.pod.n, r->src.pod.p,
-             (unsigned long long)r->restart_last + 1);
+    r->restarted = 1;
+    if (r->ts_changed) {
+        char was[40], now[40];
+
+        log_warn("%.*s: the engine restarted (seq %llu is another batch: ts "
+                 "%s, was %s); fetching from 0",
+                 (int)r->src.pod.n, r->src.pod.p,
+                 (unsigned long long)r->restart_last,
+                 fmt_ts(now, sizeof now, r->new_ts),
+                 fmt_ts(was, sizeof was, r->anchor_ts));
+    } else {
+        log_warn("%.*s: the engine restarted (state said seq %llu); "
+                 "fetching from 0",
+                 (int)r->src.pod.n, r->src.pod.p,
+                 (unsigned long long)r->restart_last + 1);
+    }
+}
+
+/*
+ * The anchor batch (the last one printed by the run that wrote the state)
+ * came again: when its ts differs, the engine is another process that has
+ * already passed the saved seq.  Returns 1 to stop the fetch then.
+ */
+static int
+check_anchor(struct rank_run *r, const uint8_t *payload, size_t len)
+{
+    struct kv_batch b;
+    char err[256];
+
+    memset(&b, 0, sizeof b);
+    if (wire_decode(payload, len, &r->wopts, &r->arena, &b, err, sizeof err) !=
+            0 ||
+        !b.has_ts) {
+        arena_reset(&r->arena);
+        return 0; /* nothing to compare: trust the seq, as before */
+    }
+    arena_reset(&r->arena);
+    if (b.ts == r->anchor_ts)
+        return 0;
+    r->ts_changed = 1;
+    r->new_ts = b.ts;
+    return 1;
 }
 
 static int
@@ -178,7 +254,9 @@ on_batch(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
     r->seen++;
     /* The anchor seq of an incremental run was printed last time. */
     if (seq < r->expect)
-        return 0;
+        return r->check_ts && seq == r->anchor_seq
+                   ? check_anchor(r, payload, len)
+                   : 0;
     memset(&b, 0, sizeof b);
     ok = wire_decode(payload, len, &r->wopts, &r->arena, &b, err, sizeof err) ==
          0;
@@ -186,6 +264,8 @@ on_batch(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
         write_restart(r, seq, ok ? &b : NULL);
     if (seq > r->expect && (r->claim_loss || r->printed))
         write_gap(r, r->expect, seq - 1, ok && b.has_rank, ok ? b.rank : 0);
+    r->has_last_ts = ok && b.has_ts;
+    r->last_ts = b.ts;
     if (ok) {
         b.seq = seq;
         ndjson_write_batch(&r->out->buf, &r->src, &b);
@@ -207,6 +287,7 @@ on_batch(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
     r->cnt->batches++;
     r->cnt->bytes += len;
     r->expect = seq + 1;
+    r->last_printed = seq;
     r->printed = 1;
     arena_reset(&r->arena);
     if (cli_out_maybe_flush(r->out) == -1) {
@@ -294,14 +375,73 @@ fetch_once(void *zctx, const char *uri, struct rank_run *r, uint64_t from,
     return ret;
 }
 
+/* After a restart was found: the new process, from its seq 0. */
+static int
+fetch_restarted(void *zctx, const char *uri, struct rank_run *r,
+                const struct opts *o, struct replay_result *res, char *err,
+                size_t errlen)
+{
+    int ret;
+
+    r->pending_restart = 1;
+    r->expect = 0;
+    r->check_ts = 0;
+    ret = fetch_once(zctx, uri, r, 0, o->to, o, res, err, errlen);
+    if (ret == REPLAY_OK && r->pending_restart)
+        write_restart(r, 0, NULL);
+    return ret;
+}
+
 /*
- * Fetches one rank.  *state_io is the seq to start from (has_state: it came
- * from the state file) and receives the next seq on success.
+ * An incremental run: asks from the last seq printed before (the anchor).
+ * The same process still holds it (or anything newer), with the ts the
+ * state file recorded; a restart shows as an answer of nothing but the end
+ * marker (the new process has not reached the anchor yet) or as another
+ * ts at the anchor (it has passed it).
+ */
+static int
+fetch_from_state(void *zctx, const char *uri, struct rank_run *r,
+                 const struct opts *o, const struct rank_state *st,
+                 struct replay_result *res, char *err, size_t errlen)
+{
+    int ret;
+
+    r->check_ts = st->has_ts;
+    r->anchor_seq = st->seq - 1;
+    r->anchor_ts = st->ts;
+    ret = fetch_once(zctx, uri, r, st->seq - 1, o->to, o, res, err, errlen);
+    if ((ret == REPLAY_OK && r->seen == 0 && res->got_end) ||
+        (ret == REPLAY_STOPPED && r->ts_changed)) {
+        r->restart_last = st->seq - 1;
+        ret = fetch_restarted(zctx, uri, r, o, res, err, errlen);
+    }
+    return ret;
+}
+
+/*
+ * The next state of a rank after a complete or truncated run: the next seq,
+ * and the ts of the batch before it when this run printed that batch (or
+ * the state's, when nothing moved).
+ */
+static void
+state_update(const struct rank_run *r, struct rank_state *st)
+{
+    if (!r->printed && !r->restarted && st->have && r->expect == st->seq)
+        return; /* nothing new: the anchor and its ts stay */
+    st->has_ts =
+        r->printed && r->last_printed + 1 == r->expect && r->has_last_ts;
+    st->ts = r->last_ts;
+    st->seq = r->expect;
+}
+
+/*
+ * Fetches one rank.  *st is the rank's state (st->have: it came from the
+ * state file) and receives the next one on success.
  */
 static int
 run_rank(void *zctx, const char *pod, const char *uri, const struct opts *o,
-         struct cli_out *out, struct counters *cnt, int has_state,
-         uint64_t *state_io, int *stop_reason)
+         struct cli_out *out, struct counters *cnt, struct rank_state *st,
+         int *stop_reason)
 {
     struct rank_run r;
     struct replay_result res;
@@ -319,30 +459,18 @@ run_rank(void *zctx, const char *pod, const char *uri, const struct opts *o,
         r.src.model.n = strlen(o->model);
     }
     r.wopts.engine = o->engine;
-    start = o->from_set || !has_state ? o->from : *state_io;
+    start = o->from_set || !st->have ? o->from : st->seq;
     r.expect = start;
-    r.claim_loss = start > 0;
-
-    if (has_state && !o->from_set && start > 0) {
-        /*
-         * Ask from the last seq printed before: if the engine still holds
-         * it (or anything newer) it did not restart; if it answers with
-         * nothing but the end marker, its newest seq is below the state.
-         */
-        ret = fetch_once(zctx, uri, &r, start - 1, o->to, o, &res, err,
-                         sizeof err);
-        if (ret == REPLAY_OK && r.seen == 0 && res.got_end) {
-            r.pending_restart = 1;
-            r.restart_last = start - 1;
-            r.expect = 0;
-            r.claim_loss = 0;
-            ret = fetch_once(zctx, uri, &r, 0, o->to, o, &res, err, sizeof err);
-            if (ret == REPLAY_OK && r.pending_restart)
-                write_restart(&r, 0, NULL);
-        }
-    } else {
+    /*
+     * Whatever the start, 0 included: a buffer that no longer reaches back
+     * to it is a hole the output must show
+     * (docs/cli.md#kvreplay-state-and-restarts).
+     */
+    r.claim_loss = 1;
+    if (st->have && !o->from_set && start > 0)
+        ret = fetch_from_state(zctx, uri, &r, o, st, &res, err, sizeof err);
+    else
         ret = fetch_once(zctx, uri, &r, start, o->to, o, &res, err, sizeof err);
-    }
 
     switch (ret) {
     case REPLAY_OK:
@@ -356,7 +484,7 @@ run_rank(void *zctx, const char *pod, const char *uri, const struct opts *o,
             r.expect = res.lost_to + 1;
         }
         outcome = r.lost ? OUT_LOST : OUT_OK;
-        *state_io = r.expect;
+        state_update(&r, st);
         break;
     case REPLAY_STOPPED:
     case REPLAY_INTR:
@@ -375,15 +503,50 @@ run_rank(void *zctx, const char *pod, const char *uri, const struct opts *o,
 }
 
 /*
- * Reads up to n seqs, one per line.  have[r] says whether line r was
- * there.  A missing file means "start from 0".  Returns 0 or -1 (err).
+ * Parses one line of the state file: "SEQ", as 0.1 wrote it, or
+ * "SEQ ts=TS" (docs/cli.md#kvreplay-state-and-restarts); later words are
+ * ignored, so that a newer kvreplay can add some.  Returns 0, or -1 with
+ * what was wrong in *why.
  */
 static int
-state_read(const char *path, uint64_t *seqs, int *have, int n, char *err,
+state_parse_line(char *line, struct rank_state *st, const char **why)
+{
+    char *words = strchr(line, ' '), *w, *save = NULL;
+
+    if (words != NULL)
+        *words++ = '\0';
+    if (parse_u64(line, 0, UINT64_MAX - 1, &st->seq) == -1) {
+        *why = "not a sequence number";
+        return -1;
+    }
+    st->have = 1;
+    for (w = words ? strtok_r(words, " ", &save) : NULL; w != NULL;
+         w = strtok_r(NULL, " ", &save)) {
+        char *end;
+
+        if (strncmp(w, "ts=", 3) != 0)
+            continue;
+        st->ts = strtod(w + 3, &end);
+        if (end == w + 3 || *end != '\0' || !isfinite(st->ts)) {
+            *why = "ts= is not a number";
+            return -1;
+        }
+        st->has_ts = 1;
+    }
+    return 0;
+}
+
+/*
+ * Reads up to n ranks' states, one per line.  A missing file means "start
+ * from 0".  Returns 0 or -1 (err).
+ */
+static int
+state_read(const char *path, struct rank_state *st, int n, char *err,
            size_t errlen)
 {
     FILE *f;
-    char line[128];
+    char line[256];
+    const char *why;
     int r = 0, ret = 0;
 
     f = fopen(path, "r");
@@ -399,14 +562,13 @@ state_read(const char *path, uint64_t *seqs, int *have, int n, char *err,
         line[l] = '\0';
         if (l == 0)
             break;
-        if (parse_u64(line, 0, UINT64_MAX - 1, &seqs[r]) == -1) {
-            snprintf(err, errlen,
-                     "state file %s: line %d: not a sequence number", path,
-                     r + 1);
+        if (state_parse_line(line, &st[r], &why) == -1) {
+            snprintf(err, errlen, "state file %s: line %d: %s", path, r + 1,
+                     why);
             ret = -1;
             break;
         }
-        have[r++] = 1;
+        r++;
     }
     if (ret == 0 && ferror(f)) {
         snprintf(err, errlen, "state file %s: read error", path);
@@ -417,13 +579,15 @@ state_read(const char *path, uint64_t *seqs, int *have, int n, char *err,
 }
 
 /*
- * Writes the seqs through lib/atomicfile, so that a crash leaves either the
- * old state or the new one and the rename survives a power cut.  Returns 0,
- * or -1 with the reason in err.  A failed fsync of the directory still
- * counts as written (the file is in place) and only leaves a warning in err.
+ * Writes the states through lib/atomicfile, so that a crash leaves either
+ * the old state or the new one and the rename survives a power cut.  The ts
+ * is written as its shortest exact decimal, so that it reads back equal.
+ * Returns 0, or -1 with the reason in err.  A failed fsync of the directory
+ * still counts as written (the file is in place) and only leaves a warning
+ * in err.
  */
 static int
-state_write(const char *path, const uint64_t *seqs, int n, char *err,
+state_write(const char *path, const struct rank_state *st, int n, char *err,
             size_t errlen)
 {
     struct buf b = {0};
@@ -431,7 +595,11 @@ state_write(const char *path, const uint64_t *seqs, int n, char *err,
     int ret = -1;
 
     for (int r = 0; r < n; r++) {
-        buf_put_u64(&b, seqs[r]);
+        buf_put_u64(&b, st[r].seq);
+        if (st[r].has_ts) {
+            buf_puts(&b, " ts=");
+            buf_put_double(&b, st[r].ts);
+        }
         buf_putc(&b, '\n');
     }
     if (b.oom) {
@@ -455,8 +623,7 @@ run(const struct opts *o, int *sig)
     struct zsock_spec spec = {0}, *ranks = NULL;
     struct cli_out out;
     struct counters cnt = {0};
-    uint64_t seqs[MAX_DP] = {0};
-    int have[MAX_DP] = {0};
+    struct rank_state st[MAX_DP];
     char err[512];
     void *zctx = NULL;
     int status = 0, stop_reason = 0, nranks = o->dp_size;
@@ -486,8 +653,9 @@ run(const struct opts *o, int *sig)
     } else if (zsock_spec_expand(&spec, nranks, ranks, err, sizeof err) == -1) {
         cli_usage_error("%s", err);
     }
+    memset(st, 0, sizeof st);
     if (o->state != NULL &&
-        state_read(o->state, seqs, have, nranks, err, sizeof err) == -1) {
+        state_read(o->state, st, nranks, err, sizeof err) == -1) {
         log_error("%s", err);
         status = 1;
         goto out;
@@ -500,7 +668,7 @@ run(const struct opts *o, int *sig)
     }
     for (int r = 0; r < nranks && !stop_reason; r++) {
         int oc = run_rank(zctx, ranks[r].name, ranks[r].pub, o, &out, &cnt,
-                          have[r], &seqs[r], &stop_reason);
+                          &st[r], &stop_reason);
 
         /* Severity: failure (1) over incomplete (3) over complete (0). */
         if (oc == OUT_FAIL)
@@ -520,7 +688,7 @@ run(const struct opts *o, int *sig)
     } else if (stop_reason == 2 || cli_signal) {
         *sig = cli_signal ? cli_signal : SIGINT;
     } else if (o->state != NULL && status != 1) {
-        if (state_write(o->state, seqs, nranks, err, sizeof err) == -1) {
+        if (state_write(o->state, st, nranks, err, sizeof err) == -1) {
             log_error("%s", err);
             status = 1;
         }

@@ -3,6 +3,7 @@
 # socket under $BATS_TEST_TMPDIR.
 
 load helpers
+load kvindex_helpers
 
 setup() {
     S=$BATS_TEST_TMPDIR/kv.sock
@@ -31,16 +32,6 @@ start() {
     kvindex ping -s "$S" -t 5s >/dev/null
 }
 
-# Waits until the server has read at least $1 input lines.
-wait_lines() {
-    local i
-    for i in $(seq 100); do
-        n=$(kvindex stats -r -s "$S" | jq .lines)
-        [ "$n" -ge "$1" ] && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 @test "help: overall and every subcommand have OUTPUT/EXIT STATUS/EXAMPLES" {
     run kvindex --help
@@ -95,13 +86,14 @@ wait_lines() {
     [ "$(echo "$output" | jq -c '.data|[.block_size,.blocks]')" = '[4,2]' ]
     [ "$(echo "$output" | jq -c '.data.matches[0]|[.dp_rank,.media,.degraded]')" = '[0,["GPU"],false]' ]
 
-    # --pods filters; tokens from stdin; a namespace nobody stored: no match.
+    # --pods filters; tokens from stdin; a namespace nobody stored is an
+    # error that says what the index knows (never an empty answer).
     run sh -c "echo '[1,2,3,4]' | kvindex match -r -s '$S' -m llama --pods pod-b"
     assert_success
     [ "$(echo "$output" | jq -c '.matches|map(.pod)')" = '["pod-b"]' ]
     run kvindex match -r -s "$S" -m llama --lora-name other '[1,2,3,4]'
-    assert_success
-    [ "$(echo "$output" | jq -c .matches)" = '[]' ]
+    assert_failure 1
+    assert_output 'kvindex: error: unknown LoRA "other" of model "llama"; it has blocks of no LoRA'
 
     run kvindex keys -r -s "$S" -m llama '[1,2,3,4,5,6,7,8]'
     assert_success
@@ -185,8 +177,9 @@ wait_lines() {
     for p in $pids; do
         wait "$p"
     done
+    # Equal depth: pod-b holds fewer blocks (1 against 2), so it comes first.
     for i in $(seq 30); do
-        [ "$(jq -c '.matches|map(.pod)' "$BATS_TEST_TMPDIR/c$i")" = '["pod-a","pod-b"]' ]
+        [ "$(jq -c '.matches|map(.pod)' "$BATS_TEST_TMPDIR/c$i")" = '["pod-b","pod-a"]' ]
     done
 }
 
@@ -370,7 +363,7 @@ s.bind(sys.argv[1])
 }
 
 @test "--exit-on-eof: reads stdin and files in order, exits 0, unlinks" {
-    run sh -c "kvindex serve -s '$S' --exit-on-eof --stats '$EV' - < '$EV'"
+    run sh -c "kvindex serve -s '$S' -m llama --exit-on-eof --stats '$EV' - < '$EV'"
     assert_success
     [ ! -e "$S" ]
     [ "$(echo "$output" | jq -c '[.lines,.events.BlockStored,.entries]')" = '[4,4,3]' ]
@@ -392,7 +385,7 @@ s.bind(sys.argv[1])
     assert_success
     while IFS= read -r l; do
         [[ "$l" =~ ^#\ (HELP|TYPE)\ kvindex_[a-z_]+\ .+$ ]] ||
-            [[ "$l" =~ ^kvindex_[a-z_]+(\{[a-z]+=\"[A-Za-z_]+\"\})?\ [0-9.e+-]+$ ]] ||
+            [[ "$l" =~ ^kvindex_[a-z_]+(\{[a-z_]+=\"[A-Za-z0-9_-]*\"(,[a-z_]+=\"[A-Za-z0-9_-]*\")*\})?\ [0-9.e+-]+$ ]] ||
             { echo "bad line: $l"; false; }
     done <<<"$output"
     assert_output --partial 'kvindex_events_applied_total{type="BlockStored"} 2'
@@ -404,7 +397,7 @@ s.bind(sys.argv[1])
 }
 
 @test "SIGUSR1 prints the stats line without stopping" {
-    kvindex serve -s "$S" "$EV" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+    kvindex serve -s "$S" -m llama "$EV" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
     SRV=$!
     kvindex ping -s "$S" -t 5s
     wait_lines 2
@@ -487,7 +480,7 @@ s.bind(sys.argv[1])
     kvindex ping -s "$S" -t 5s
     wait_lines 4
     run kvindex match -r -s "$S" -m llama '[1,2,3,4]'
-    [ "$(echo "$output" | jq -c '.matches|map([.pod,.degraded])')" = '[["pod-a",false],["pod-b",true]]' ]
+    [ "$(echo "$output" | jq -c '.matches|map([.pod,.degraded])')" = '[["pod-b",true],["pod-a",false]]' ]
     run kvindex match -r -s "$S" -m llama --lora-name 7 '[1,2,3,4]'
     [ "$(echo "$output" | jq -c '.matches|map([.pod,.dp_rank,.media])')" = '[["pod-c",null,["CPU"]]]' ]
     echo '{"pod":"pod-b","dp_rank":0,"seq":1,"type":"restart","last_seq":9}' >&4
@@ -505,7 +498,7 @@ s.bind(sys.argv[1])
     wait_lines 3
     run kvindex query -r -s "$S" '{"op":"match","model":"ll\u0061ma","tokens":[1,2,3,4]}'
     assert_success
-    [ "$(echo "$output" | jq -c '.matches|map(.pod)')" = '["p\"é","pod-a","pod-b"]' ]
+    [ "$(echo "$output" | jq -c '.matches|map(.pod)')" = '["p\"é","pod-b","pod-a"]' ]
     run kvindex query -r -s "$S" '{"op":"match","model":"llama","tokens":[1,2,3,4],"pods":[{"pod":"p\"é","dp_rank":1},{"pod":"pod-a","dp_rank":5}]}'
     [ "$(echo "$output" | jq -c '.matches|map(.pod)')" = '["p\"é"]' ]
     key=$(kvindex keys -r -s "$S" -m llama '[1,2,3,4]' | jq -r '.keys[0]')
@@ -524,10 +517,12 @@ s.bind(sys.argv[1])
 }
 
 @test "--max-blocks evicts and counts" {
-    start --max-blocks 2 "$EV"
+    start -m llama --max-blocks 2 "$EV"
     wait_lines 2
     run kvindex stats -r -s "$S"
-    [ "$(echo "$output" | jq -c '[.entries,.evictions]')" = '[2,1]' ]
+    [ "$(echo "$output" | jq -c '[.entries,.max_blocks_dropped]')" = '[2,1]' ]
+    # The old name is gone, so that no one reads it as BlockRemoved.
+    [ "$(echo "$output" | jq 'has("evictions")')" = false ]
 }
 
 @test "queries are answered while a large input is still being read" {

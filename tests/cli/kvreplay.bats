@@ -153,14 +153,25 @@ assert g["seq"] == 19 and g["pod"] == "pod-a" and "i" not in g, g' "$D/gap"
     assert_output '{"pod":"pod-a","dp_rank":null,"seq":9,"type":"gap","from":5,"to":9}'
 }
 
-@test "--from 0 means whatever is buffered: no gap, exit 0" {
+@test "a run from 0 over a buffer that no longer starts at 0: gap first, exit 3" {
     port=$(free_port)
     start_peer p "$port" --count 30 --buffer 10
+    for from in "" "--from 0"; do
+        # shellcheck disable=SC2086
+        run_ndjson "$D/got" kvreplay $from "pod-a=tcp://127.0.0.1:$port"
+        assert_equal "$status" 3
+        assert_line --index 0 '{"pod":"pod-a","dp_rank":0,"seq":19,"type":"gap","from":0,"to":19}'
+        assert_equal "$stderr" "kvreplay: warning: pod-a: seqs 0..19 are no longer in the engine's buffer"
+        tail -n +2 "$D/got" >"$D/rest"
+        run seqs "$D/rest"
+        assert_output "20 21 22 23 24 25 26 27 28 29"
+    done
+    # A buffer that still starts at 0: no gap, exit 0.
+    port=$(free_port)
+    start_peer q "$port" --count 10 --buffer 10
     run_ndjson "$D/got" kvreplay "pod-a=tcp://127.0.0.1:$port"
     assert_success
     refute_output --partial '"type":"gap"'
-    run seqs "$D/got"
-    assert_output "20 21 22 23 24 25 26 27 28 29"
 }
 
 @test "--state: all the first time, nothing the second, then only new ones" {
@@ -170,8 +181,10 @@ assert g["seq"] == 19 and g["pod"] == "pod-a" and "i" not in g, g' "$D/gap"
     assert_success
     run json_eq "$D/got1" "$D/p.expect"
     assert_success
+    # The next seq, and the ts of the batch before it (seq 9): the engine's
+    # identity, checked by the next run.
     run cat "$D/seq"
-    assert_output "10"
+    assert_output "10 ts=1700000001.125"
     run_ndjson "$D/got2" kvreplay --state "$D/seq" \
         "pod-a=tcp://127.0.0.1:$port"
     assert_success
@@ -179,7 +192,7 @@ assert g["seq"] == 19 and g["pod"] == "pod-a" and "i" not in g, g' "$D/gap"
     assert_equal "$stderr" ""
     [ ! -s "$D/got2" ]
     run cat "$D/seq"
-    assert_output "10"
+    assert_output "10 ts=1700000001.125"
     ls "$D" | { ! grep -q 'seq.tmp'; }
     # The same engine, 5 batches later (the peer is deterministic per seq).
     kill "${PEER_PIDS[0]}"
@@ -191,18 +204,26 @@ assert g["seq"] == 19 and g["pod"] == "pod-a" and "i" not in g, g' "$D/gap"
     run json_eq "$D/got3" "$D/want3"
     assert_success
     run cat "$D/seq"
-    assert_output "15"
+    assert_output "15 ts=1700000001.75"
 }
 
-@test "--state across an engine restart: restart record, from 0" {
-    port=$(free_port)
+# restart_after_state PORT [peer options...]: a --state run over 10 batches
+# of peer p, then p stops and a new engine process q starts on PORT.
+restart_after_state() {
+    local port=$1
+    shift
     start_peer p "$port" --count 10
     run_ndjson "$D/got0" kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
     assert_success
     kill "${PEER_PIDS[0]}"
     wait "${PEER_PIDS[0]}" || true
+    start_peer q "$port" "$@"
+}
+
+@test "--state across an engine restart: restart record, from 0" {
+    port=$(free_port)
     # The restarted engine has published 3 batches: newest seq 2 < 9.
-    start_peer q "$port" --count 3
+    restart_after_state "$port" --count 3
     run_ndjson "$D/got" kvreplay --state "$D/seq" \
         "pod-a=tcp://127.0.0.1:$port"
     assert_success
@@ -218,7 +239,64 @@ assert r["dp_rank"] == 0 and "i" not in r, r' "$D/rec"
     run json_eq "$D/rest" "$D/q.expect"
     assert_success
     run cat "$D/seq"
-    assert_output "3"
+    assert_output "3 ts=1700000000.25"
+}
+
+@test "--state: a restarted engine that already passed the saved seq is found by its ts" {
+    port=$(free_port)
+    # A new process, 15 batches in: seq 9 exists again, as another batch.
+    restart_after_state "$port" --count 15 --ts0 1800000000
+    run_ndjson "$D/got" kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    assert_equal "$stderr" "kvreplay: warning: pod-a: the engine restarted (seq 9 is another batch: ts 1800000001.125, was 1700000001.125); fetching from 0"
+    assert_line --index 0 '{"pod":"pod-a","dp_rank":0,"seq":0,"ts":1800000000,"type":"restart","last_seq":9}'
+    tail -n +2 "$D/got" >"$D/rest"
+    run json_eq "$D/rest" "$D/q.expect"
+    assert_success
+    run cat "$D/seq"
+    assert_output "15 ts=1800000001.75"
+}
+
+@test "--state: a seq-only state file (0.1) still works and gains the ts" {
+    port=$(free_port)
+    start_peer p "$port" --count 15
+    printf '10\n' >"$D/seq"
+    run_ndjson "$D/got" kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    grep -E '"seq":1[0-4],' "$D/p.expect" >"$D/want"
+    run json_eq "$D/got" "$D/want"
+    assert_success
+    run cat "$D/seq"
+    assert_output "15 ts=1700000001.75"
+    # Later words are for newer versions; a bad ts is an error.
+    printf '15 ts=1700000001.75 stream=00ff\n' >"$D/seq"
+    run_ndjson "$D/got" kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    assert_output ""
+    printf '15 ts=soon\n' >"$D/seq"
+    run --separate-stderr kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    assert_failure 1
+    assert_equal "$stderr" "kvreplay: error: state file $D/seq: line 1: ts= is not a number"
+}
+
+@test "ATOM-style replies (no delimiter, msgpack([oldest, latest]) end marker) are complete: exit 0" {
+    port=$(free_port)
+    start_peer p "$port" --count 30 --atom
+    run_ndjson "$D/got" kvreplay --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    assert_equal "$stderr" ""
+    run json_eq "$D/got" "$D/p.expect"
+    assert_success
+    run_ndjson "$D/got2" kvreplay --stats --state "$D/seq" "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    assert_output ""
+    [ "$(echo "$stderr" | jq -c '[.decode_errors,.bad_replies,.retries]')" = '[0,0,0]' ]
+    port=$(free_port)
+    start_peer q "$port" --count 12 --atom --reply-topic --topic kv
+    run_ndjson "$D/got" kvreplay "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    run json_eq "$D/got" "$D/q.expect"
+    assert_success
 }
 
 @test "--state: an idle engine (newest = last printed) is not a restart" {
@@ -239,7 +317,7 @@ assert r["dp_rank"] == 0 and "i" not in r, r' "$D/rec"
     assert_equal "$status" 3
     assert_line --index 0 --regexp '"type":"gap","from":12,"to":19'
     run cat "$D/seq"
-    assert_output "30"
+    assert_output "30 ts=1700000003.625"
 }
 
 @test "a corrupt state file is an error (exit 1), left alone" {
@@ -415,7 +493,7 @@ print(s["elapsed_ms"], s["retries"])' "$D/err"
     assert_success
     # One line per rank in the state file; a second run prints nothing.
     run cat "$D/seq"
-    assert_output "$(printf '5\n7')"
+    assert_output "$(printf '5 ts=1700000000.5\n7 ts=1700000000.75')"
     run_ndjson "$D/got2" kvreplay --dp-size 2 --state "$D/seq" \
         "pod-a=tcp://127.0.0.1:$port"
     assert_success

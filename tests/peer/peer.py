@@ -2,7 +2,8 @@
 """An independent engine emulation: a PUB stream and a replay ROUTER.
 
 It publishes KV-cache event batches the way vLLM and SGLang do
-(docs/wire-format.md sections 1-3): three frames [topic, seq8, payload] on a
+(docs/protocol.md#frames, docs/protocol.md#replay): three frames
+[topic, seq8, payload] on a
 PUB socket, and a ROUTER that answers ["", start8] with one message per
 buffered batch with seq >= start, then the end marker (seq ff x 8, empty
 payload).  The ROUTER keeps libzmq's default SNDHWM (1000), like the
@@ -12,7 +13,10 @@ code, so kvtap's decoder and encoder are never their own witnesses.
 
 Extensions beyond the shared brief (documented in --help): --pub may be left
 out (replay only), --done FILE, --model, --mute-replay, --drop-end N,
---pub-connect, --replay-drop LIST, --quiet.
+--pub-connect, --replay-drop LIST, --quiet, --atom (a ROUTER in the style of
+ATOM's: replies without the empty delimiter, the end marker's payload
+msgpack([oldest, latest])), --ts0 (the first batch's ts, so that a restarted
+engine process can be told apart by its timestamps).
 """
 
 import argparse
@@ -24,6 +28,7 @@ import signal
 import sys
 import time
 
+import msgpack
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -201,6 +206,12 @@ def main():
     ap.add_argument("--throttle-replay", action="store_true",
                     help="accepted for compatibility; the ROUTER always "
                     "keeps libzmq's default SNDHWM 1000")
+    ap.add_argument("--atom", action="store_true",
+                    help="replies without the empty delimiter; end marker "
+                    "payload msgpack([oldest, latest]); requests with or "
+                    "without the delimiter")
+    ap.add_argument("--ts0", type=float, default=TS0,
+                    help="ts of the first batch (each next one +0.125)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
 
@@ -234,7 +245,7 @@ def main():
         if args.restart_after is not None and k == args.restart_after:
             seq = 0
             epoch = 1
-        ts = b["ts"] if b["ts"] is not None else TS0 + k * 0.125
+        ts = b["ts"] if b["ts"] is not None else args.ts0 + k * 0.125
         brank = b["rank"] if args.input else rank
         if args.layout == "v090":
             brank = None
@@ -282,6 +293,8 @@ def main():
                 frames = router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            if args.atom and len(frames) == 2:
+                frames = [frames[0], b"", frames[1]]
             if len(frames) != 3 or frames[1] != b"":
                 log(args, "invalid replay request (%d frames)" % len(frames))
                 continue
@@ -290,6 +303,7 @@ def main():
             if args.replay_delay > 0:
                 time.sleep(args.replay_delay)
             ident = frames[0]
+            head = [ident] if args.atom else [ident, b""]
             start = int.from_bytes(frames[2], "big")
             state["requests"] += 1
             n = 0
@@ -299,17 +313,22 @@ def main():
                 if state["requests"] == 1 and s in replay_drop:
                     continue
                 if args.reply_topic:
-                    router.send_multipart([ident, b"", topic,
-                                           s.to_bytes(8, "big"), payload])
+                    router.send_multipart(head + [topic, s.to_bytes(8, "big"),
+                                                  payload])
                 else:
-                    router.send_multipart([ident, b"", s.to_bytes(8, "big"),
-                                           payload])
+                    router.send_multipart(head + [s.to_bytes(8, "big"),
+                                                  payload])
                 n += 1
             if state["requests"] > args.drop_end:
+                end = b""
+                if args.atom:
+                    seqs = [s for s, _ in buf]
+                    end = msgpack.packb([seqs[0] if seqs else -1,
+                                         seqs[-1] if seqs else -1])
                 if args.reply_topic:
-                    router.send_multipart([ident, b"", b"", END_SEQ, b""])
+                    router.send_multipart(head + [b"", END_SEQ, end])
                 else:
-                    router.send_multipart([ident, b"", END_SEQ, b""])
+                    router.send_multipart(head + [END_SEQ, end])
             log(args, "replay from %d: %d batches" % (start, n))
 
     if args.ready:

@@ -5,7 +5,10 @@ used for a randomized differential test of `kvindex serve`.
 Written from the spec alone: XXH64 in pure Python (Debian's python3 has no
 xxhash module by default), the aibrix chained key, namespaces (model, LoRA),
 per-pod engine maps with media, orphan/misaligned/block-size rejection,
-removal per medium, AllBlocksCleared/restart clear, gap -> degraded.
+removal per medium, AllBlocksCleared/restart clear, gap -> degraded, more
+than --degraded-orphans (100) orphaned stores since the last clear or
+restart -> degraded, an unknown namespace -> an error, ties in depth ordered
+by the blocks each pod holds, then name (docs/kvindex.md#answers).
 
     refindex.py selftest                 check XXH64 and key vectors
     refindex.py diff KVINDEX SOCKDIR [--seed N] [--events N] [--queries N]
@@ -101,8 +104,9 @@ class RefIndex:
     hashes of one pod can name the same content, e.g. after a cache salt);
     each pod maps engine hash -> [ns, key, media]."""
 
-    def __init__(self, seed=0, default_model="-"):
+    def __init__(self, seed=0, default_model="-", degraded_orphans=100):
         self.seed = seed
+        self.degraded_orphans = degraded_orphans  # 0: never
         self.default_model = default_model
         self.ns_bs = {}
         self.pods = {}       # pod -> {"map": {}, "degraded": bool}
@@ -110,7 +114,8 @@ class RefIndex:
 
     def _pod(self, ev):
         p = (ev.get("pod", "-"), ev.get("dp_rank"))
-        return self.pods.setdefault(p, {"map": {}, "degraded": False}), p
+        return self.pods.setdefault(
+            p, {"map": {}, "degraded": False, "orphans": 0}), p
 
     def _ns(self, ev):
         lora = ev.get("lora_name")
@@ -142,14 +147,19 @@ class RefIndex:
             hashes = [int(h) for h in ev["block_hashes"]]
             toks = ev["token_ids"]
             par = ev.get("parent_block_hash")
+            # Checked in this order: block size, alignment, parent.
+            if len(toks) != len(hashes) * bs:
+                return "misaligned"
             if par is None:
                 parent = self.seed
             elif int(par) in pod["map"]:
                 parent = pod["map"][int(par)][1]
             else:
+                pod["orphans"] += 1
+                if self.degraded_orphans and \
+                        pod["orphans"] > self.degraded_orphans:
+                    pod["degraded"] = True
                 return "orphan"
-            if len(toks) != len(hashes) * bs:
-                return "misaligned"
             self.ns_bs.setdefault(ns, bs)
             medium = ev.get("medium") or "GPU"
             for i, h in enumerate(hashes):
@@ -176,14 +186,16 @@ class RefIndex:
         elif t in ("AllBlocksCleared", "restart"):
             self._clear(p, pod)
             pod["degraded"] = False
+            pod["orphans"] = 0
         elif t == "gap":
             pod["degraded"] = True
         return None
 
     def match(self, model, lora, tokens, pods=None):
+        """The answers, or None where kvindex must answer ok:false."""
         ns = (model, lora or "")
         if ns not in self.ns_bs:
-            return []
+            return None
         bs = self.ns_bs[ns]
         keys = aibrix_chain(self.seed, self.seed, tokens, bs)
         out = []
@@ -195,9 +207,14 @@ class RefIndex:
                 d += 1
             if d:
                 out.append({"pod": p[0], "dp_rank": p[1], "depth": d,
-                            "degraded": pod["degraded"]})
-        out.sort(key=lambda m: (-m["depth"], m["pod"],
+                            "degraded": pod["degraded"],
+                            "blocks": len(pod["map"])})
+        # Deepest first; equal depths by the load proxy: fewest blocks held
+        # (every namespace), then name, then rank (null first).
+        out.sort(key=lambda m: (-m["depth"], m["blocks"], m["pod"],
                                 -1 if m["dp_rank"] is None else m["dp_rank"]))
+        for m in out:
+            del m["blocks"]
         return out
 
 
@@ -381,20 +398,28 @@ class Conn:
 def diff(kvindex, sockdir, seed, n_events, n_queries):
     rnd = random.Random(seed)
     gen = Gen(rnd)
-    ref = RefIndex(0, "m")
+    # A low threshold, so that the stream's orphans degrade some pods.
+    ref = RefIndex(0, "m", degraded_orphans=2)
     path = os.path.join(sockdir, "diff-%d.sock" % seed)
-    srv = subprocess.Popen([kvindex, "serve", "-q", "-s", path, "-m", "m"],
+    srv = subprocess.Popen([kvindex, "serve", "-q", "-s", path, "-m", "m",
+                            "--degraded-orphans", "2"],
                            stdin=subprocess.PIPE)
     fails = 0
     compared = 0
     nonempty = 0
     deep = 0
     try:
+        # The socket file appears at bind(), before listen(): a connect
+        # in between is refused, so retry until the server answers.
+        conn = None
         for _ in range(200):
-            if os.path.exists(path):
+            try:
+                conn = Conn(path)
                 break
-            time.sleep(0.02)
-        conn = Conn(path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                time.sleep(0.02)
+        if conn is None:
+            conn = Conn(path)
         lines = 0
         # The first store of each namespace is a valid root store, so that
         # every namespace's block size is learnt from a good event.
@@ -463,7 +488,7 @@ def diff(kvindex, sockdir, seed, n_events, n_queries):
                                                  json.dumps(kwant)))
                 compared += 1
                 nonempty += bool(want)
-                deep = max([deep] + [m["depth"] for m in want])
+                deep = max([deep] + [m["depth"] for m in want or []])
                 if rep.get("id") != q or got != want:
                     fails += 1
                     if fails <= 5:

@@ -159,15 +159,16 @@ new_index(enum blockkey_scheme scheme, uint64_t seed, uint64_t max_blocks)
 /* Matches tokens first..first+n-1 of the given namespace and returns the
  * result; depth_of() reads it. */
 static struct index_match_result R;
+static char match_err[512]; /* the last error of match_q */
 
 static size_t
 match_q(struct kv_index *ix, const char *lora, const uint32_t *tok, size_t n,
         const struct index_pod_ref *pods, size_t n_pods)
 {
     struct index_query q;
-    char err[128];
 
     memset(&q, 0, sizeof q);
+    match_err[0] = '\0';
     if (lora) {
         q.lora_name.p = lora;
         q.lora_name.n = strlen(lora);
@@ -176,10 +177,8 @@ match_q(struct kv_index *ix, const char *lora, const uint32_t *tok, size_t n,
     q.n_tokens = n;
     q.pods = pods;
     q.n_pods = n_pods;
-    if (index_match(ix, &q, &R, err, sizeof err) != 0) {
-        printf("# index_match: %s\n", err);
+    if (index_match(ix, &q, &R, match_err, sizeof match_err) != 0)
         return (size_t)-1;
-    }
     return R.n;
 }
 
@@ -310,8 +309,10 @@ test_orphan(void)
     CHECK_STR(index_reject_name(why), "orphan", "reject name");
     CHECK_U64(stats(ix).rejected[INDEX_REJ_ORPHAN], 1, "orphan counted");
     CHECK_U64(stats(ix).entries, 0, "nothing stored");
-    CHECK_U64(match_q(ix, NULL, T + 16, 16, NULL, 0), 0,
-              "D4: not stored as a root");
+    CHECK_U64(match_q(ix, NULL, T + 16, 16, NULL, 0), (size_t)-1,
+              "D4: not stored as a root (not even its namespace)");
+    CHECK_STR(match_err, "unknown model \"m\"; the index has seen no model yet",
+              "an unknown namespace is an error, not an empty answer");
     CHECK(index_pod_info(ix, 0, &pi) == 0 && pi.orphans == 1,
           "pod counts its orphans");
     index_free(ix);
@@ -507,7 +508,10 @@ test_keys_op(void)
 
     CHECK(index_keys(ix, &q, &keys, &n, err, sizeof err) == -1,
           "keys without any block size is an error");
-    CHECK(strstr(err, "block_size") != NULL, "the error names block_size");
+    CHECK_STR(err,
+              "unknown model \"test-model\"; the index has seen no model yet; "
+              "give block_size to compute keys anyway",
+              "the error names the model and block_size");
     q.block_size = 16;
     CHECK(index_keys(ix, &q, &keys, &n, err, sizeof err) == 0 && n == 2,
           "keys with the query's block size");
@@ -795,7 +799,7 @@ test_lru(void)
                        .bs = 16},
           NULL);
     CHECK_U64(stats(ix).entries, 3, "capped at max_blocks");
-    CHECK_U64(stats(ix).evictions, 1, "eviction counted");
+    CHECK_U64(stats(ix).max_blocks_dropped, 1, "eviction counted");
     CHECK(key_of(ix, "a", 1) != 0, "matched entry kept");
     CHECK(key_of(ix, "a", 2) == 0, "least recently used entry evicted");
     store(ix,
@@ -1515,6 +1519,221 @@ test_restore_lru_order(void)
     index_free(b);
 }
 
+/* A root store of one block: tokens first..first+15, engine hash h. */
+static int
+store_root(struct kv_index *ix, const char *pod, const char *model,
+           const char *lora, uint32_t first, uint64_t h)
+{
+    return store(ix,
+                 &(struct st){.pod = pod,
+                              .model = model,
+                              .lora = lora,
+                              .h = &h,
+                              .n = 1,
+                              .tok = T + first,
+                              .ntok = 16,
+                              .bs = 16},
+                 NULL);
+}
+
+static void
+test_ties(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    char name[16];
+    int order_ok = 1;
+
+    /* c and b hold the prefix only; a holds one more block elsewhere. */
+    store_root(ix, "a", NULL, NULL, 0, 1);
+    store_root(ix, "a", NULL, NULL, 1000, 2);
+    store_root(ix, "c", NULL, NULL, 0, 3);
+    store_root(ix, "b", NULL, NULL, 0, 4);
+    CHECK_U64(match_q(ix, NULL, T, 16, NULL, 0), 3, "three pods tie");
+    CHECK(R.n == 3 && !strcmp(R.m[0].pod, "b") && !strcmp(R.m[1].pod, "c") &&
+              !strcmp(R.m[2].pod, "a"),
+          "ties: fewest blocks first, then name (b, c, a)");
+    /* Twenty tied pods take match_order's walk in name order; p00..p09
+     * hold one more block each, so p10..p19 come first. */
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "p%02d", i);
+        store_root(ix, name, NULL, NULL, 0, 100 + (uint64_t)i);
+        if (i < 10)
+            store_root(ix, name, NULL, NULL, 2000, 200 + (uint64_t)i);
+    }
+    CHECK_U64(match_q(ix, NULL, T, 16, NULL, 0), 23, "23 pods tie");
+    for (int i = 0; i < 23; i++) {
+        const char *want = name;
+
+        if (i == 0 || i == 1)
+            want = i == 0 ? "b" : "c";
+        else if (i <= 11)
+            snprintf(name, sizeof name, "p%02d", i + 8);
+        else if (i == 12)
+            want = "a";
+        else
+            snprintf(name, sizeof name, "p%02d", i - 13);
+        if (strcmp(R.m[i].pod, want) != 0)
+            order_ok = 0;
+    }
+    CHECK(order_ok, "many ties: b, c, p10..p19 (one block), then a, p00..p09");
+    index_free(ix);
+}
+
+static void
+test_unknown_namespace(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    struct index_query q = {.tokens = T, .n_tokens = 16};
+    struct index_match_result r = {0};
+    char err[512], name[32];
+    size_t n;
+
+    store_root(ix, "a", "llama", NULL, 0, 1);
+    store_root(ix, "a", "llama", "sql", 0, 2);
+    store_root(ix, "a", "qwen", NULL, 0, 3);
+    store_root(ix, "a", "mistral", "l1", 0, 4);
+    q.model = (struct kv_str){"nope", 4};
+    CHECK(index_match(ix, &q, &r, err, sizeof err) == -1,
+          "match: unknown model");
+    CHECK_STR(err,
+              "unknown model \"nope\"; known models: \"llama\", \"qwen\", "
+              "\"mistral\"",
+              "the error lists the known models once each");
+    q.model = (struct kv_str){"llama", 5};
+    q.lora_name = (struct kv_str){"x", 1};
+    CHECK(index_match(ix, &q, &r, err, sizeof err) == -1,
+          "match: unknown LoRA");
+    CHECK_STR(err, "unknown LoRA \"x\" of model \"llama\"; its LoRAs: \"sql\"",
+              "the error lists the model's LoRAs");
+    q.model = (struct kv_str){"qwen", 4};
+    CHECK(index_match(ix, &q, &r, err, sizeof err) == -1, "qwen has no LoRA");
+    CHECK_STR(err,
+              "unknown LoRA \"x\" of model \"qwen\"; it has blocks of no LoRA",
+              "a model without LoRAs says so");
+    q.model = (struct kv_str){"mistral", 7};
+    q.lora_name = (struct kv_str){NULL, 0};
+    CHECK(index_match(ix, &q, &r, err, sizeof err) == -1,
+          "mistral has no base-model blocks");
+    CHECK_STR(err,
+              "model \"mistral\" has no blocks without a LoRA; its LoRAs: "
+              "\"l1\"",
+              "the base model of a LoRA-only model");
+    q.lora_name = (struct kv_str){"l1", 2};
+    CHECK(index_match(ix, &q, &r, err, sizeof err) == 0 && r.n == 1,
+          "a known namespace answers");
+    CHECK(index_ns_check(ix, (struct kv_str){"qwen", 4}, (struct kv_str){"", 0},
+                         err, sizeof err) == 0,
+          "an empty LoRA is the base model");
+    {
+        /* A name longer than the 200 bytes an error shows is still compared
+         * whole: its model is known, its LoRA is not. */
+        char longm[251], want[512];
+
+        memset(longm, 'x', 250);
+        longm[250] = '\0';
+        store_root(ix, "a", longm, NULL, 0, 9);
+        q.model = (struct kv_str){longm, 250};
+        q.lora_name = (struct kv_str){"y", 1};
+        CHECK(index_match(ix, &q, &r, err, sizeof err) == -1,
+              "a long model name, an unknown LoRA");
+        snprintf(want, sizeof want,
+                 "unknown LoRA \"y\" of model \"%.200s\"; it has blocks of "
+                 "no LoRA",
+                 longm);
+        CHECK_STR(err, want, "the model of a long name is known");
+    }
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, "model-with-a-long-name-%02d", i);
+        store_root(ix, "a", name, NULL, 0, 10 + (uint64_t)i);
+    }
+    q.model = (struct kv_str){"nope", 4};
+    q.lora_name = (struct kv_str){NULL, 0};
+    CHECK(index_match(ix, &q, &r, err, sizeof err) == -1, "still unknown");
+    n = strlen(err);
+    CHECK(n < sizeof err - 1 && n > 20 &&
+              strcmp(err + n - 12, " and 34 more") == 0,
+          "a long list ends with how many it left out");
+    index_match_result_free(&r);
+    index_free(ix);
+}
+
+static void
+test_orphan_degraded(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    struct index_pod_info pi;
+    uint64_t h = 50;
+    int alarms = 0;
+    struct st orphan = {.pod = "a",
+                        .has_parent = 1,
+                        .parent = 999,
+                        .h = &h,
+                        .n = 1,
+                        .tok = T,
+                        .ntok = 16,
+                        .bs = 16};
+
+    for (int i = 0; i < 10; i++) {
+        store(ix, &orphan, NULL);
+        alarms += index_orphan_alarm(ix, &pi);
+    }
+    CHECK(alarms == 0 && index_pod_info(ix, 0, &pi) == 0 && !pi.degraded &&
+              pi.orphans == 10,
+          "no threshold: orphans are counted, the pod stays healthy");
+    index_set_degraded_orphans(ix, 3);
+    record(ix, "a", KV_RESTART);
+    for (int i = 0; i < 3; i++) {
+        store(ix, &orphan, NULL);
+        alarms += index_orphan_alarm(ix, &pi);
+    }
+    CHECK(alarms == 0 && index_pod_info(ix, 0, &pi) == 0 && !pi.degraded &&
+              pi.orphan_run == 3,
+          "3 orphans with --degraded-orphans 3: not yet");
+    store(ix, &orphan, NULL);
+    CHECK(index_orphan_alarm(ix, &pi) == 1 && !strcmp(pi.pod, "a") &&
+              pi.degraded && pi.orphan_run == 4 && pi.orphans == 14,
+          "the 4th degrades the pod and raises the alarm");
+    store(ix, &orphan, NULL);
+    CHECK(index_orphan_alarm(ix, &pi) == 0, "the alarm is raised once");
+    store_root(ix, "a", NULL, NULL, 0, 1);
+    CHECK(index_orphan_alarm(ix, &pi) == 0, "a good store clears the alarm");
+    CHECK(match_q(ix, NULL, T, 16, NULL, 0) == 1 && R.m[0].degraded,
+          "matches show the pod degraded");
+    record(ix, "a", KV_ALL_BLOCKS_CLEARED);
+    CHECK(index_pod_info(ix, 0, &pi) == 0 && !pi.degraded && pi.orphan_run == 0,
+          "AllBlocksCleared resets degraded and the run");
+    for (int i = 0; i < 4; i++)
+        store(ix, &orphan, NULL);
+    CHECK(index_orphan_alarm(ix, &pi) == 1, "a new run raises it again");
+    record(ix, "a", KV_RESTART);
+    CHECK(index_pod_info(ix, 0, &pi) == 0 && !pi.degraded && pi.orphan_run == 0,
+          "a restart resets degraded and the run");
+    index_free(ix);
+}
+
+static void
+test_event_clock(void)
+{
+    struct kv_index *ix = new_index(BLOCKKEY_AIBRIX, 0, 0);
+    struct index_pod_info pi;
+    struct index_pod_info restored = {.pod = "b"};
+    char err[128];
+
+    index_set_clock(ix, 12.5);
+    store_root(ix, "a", NULL, NULL, 0, 1);
+    CHECK(index_pod_info(ix, 0, &pi) == 0 && pi.has_event_at &&
+              pi.event_at == 12.5,
+          "a pod's last event is stamped with the clock");
+    index_set_clock(ix, 20.0);
+    record(ix, "a", KV_GAP);
+    CHECK(index_pod_info(ix, 0, &pi) == 0 && pi.event_at == 20.0,
+          "records count as events");
+    CHECK(index_restore_pod(ix, &restored, err, sizeof err) == 0 &&
+              index_pod_info(ix, 1, &pi) == 0 && !pi.has_event_at,
+          "a restored pod has seen no event yet");
+    index_free(ix);
+}
+
 /* ---- randomized against a brute-force model ---------------------------- */
 
 struct m_ent {
@@ -1541,6 +1760,18 @@ static void
 m_del(struct m_ent *e)
 {
     *e = M[--M_n];
+}
+
+/* The model's count of the entries of the pod named pod (names[i] is pod
+ * i), in every namespace: the load proxy that orders ties. */
+static uint64_t
+m_blocks(const char *const *names, const char *pod)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < M_n; i++)
+        n += strcmp(names[M[i].pod], pod) == 0;
+    return n;
 }
 
 static uint64_t rng = 88172645463325252ull;
@@ -1601,7 +1832,7 @@ test_random(int DOCS, int STEPS, int clear_every, int pad_pods,
         snprintf(pad, sizeof pad, "pad%d", i);
         record(ix, pad, KV_GAP);
     }
-    int bad = 0, queries = 0, hits = 0, entries_bad = 0;
+    int bad = 0, queries = 0, hits = 0, entries_bad = 0, ns_known[2] = {0};
     uint64_t evicted = 0;
     size_t max_n = 0;
     char err[64];
@@ -1649,6 +1880,7 @@ test_random(int DOCS, int STEPS, int clear_every, int pad_pods,
                 bad++;
             if (!expect_ok)
                 continue;
+            ns_known[ns] = 1;
             for (size_t i = 0; i < n; i++) {
                 struct m_ent *e = m_find(p, h[i]);
                 uint64_t key;
@@ -1721,9 +1953,15 @@ test_random(int DOCS, int STEPS, int clear_every, int pad_pods,
                     depth[pp]++;
                 }
             }
+            queries++;
+            if (!ns_known[ns]) {
+                /* Never stored in: an error, not an empty answer. */
+                if (index_match(ix, &q, &r, err, sizeof err) != -1)
+                    bad++;
+                continue;
+            }
             if (index_match(ix, &q, &r, err, sizeof err) != 0)
                 okq = 0;
-            queries++;
             for (int pp = 0; pp < PODS; pp++) {
                 uint32_t got = 0, gmedia = 0;
 
@@ -1740,18 +1978,24 @@ test_random(int DOCS, int STEPS, int clear_every, int pad_pods,
                 if (got)
                     hits++;
             }
-            for (size_t i = 1; i < r.n; i++)
+            for (size_t i = 1; i < r.n; i++) {
+                /* Depth, then fewer blocks held, then name. */
+                uint64_t b0 = m_blocks(names, r.m[i - 1].pod);
+                uint64_t b1 = m_blocks(names, r.m[i].pod);
+
                 if (r.m[i - 1].depth < r.m[i].depth ||
                     (r.m[i - 1].depth == r.m[i].depth &&
-                     strcmp(r.m[i - 1].pod, r.m[i].pod) >= 0))
+                     (b0 > b1 ||
+                      (b0 == b1 && strcmp(r.m[i - 1].pod, r.m[i].pod) >= 0))))
                     okq = 0; /* unsorted, or a pod twice */
+            }
             if (!okq)
                 bad++;
         }
         if (max_blocks) {
             /* The index chose what to evict: drop those from the model
              * (every one must have been counted), then compare as usual. */
-            uint64_t gone = 0, ev = stats(ix).evictions;
+            uint64_t gone = 0, ev = stats(ix).max_blocks_dropped;
 
             for (size_t i = M_n; i-- > 0;) {
                 struct index_pod_ref ref = {
@@ -1805,6 +2049,10 @@ main(void)
     test_unranked_records();
     test_many_answers();
     test_restore_errors();
+    test_ties();
+    test_unknown_namespace();
+    test_orphan_degraded();
+    test_event_clock();
     test_lru();
     test_memory_returns();
     test_bytes_vs_allocator(0);

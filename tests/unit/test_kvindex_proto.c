@@ -12,6 +12,7 @@
 #include "blockkey.h"
 #include "index.h"
 #include "kvproto.h"
+#include "ndjson_read.h"
 #include "unit.h"
 
 /* Runs one request; returns the reply without its '\n' (static storage). */
@@ -164,6 +165,92 @@ test_token_digits(struct kvproto *p)
     }
 }
 
+/* Applies one NDJSON event line to p's index. */
+static int
+feed(struct kvproto *p, const char *line)
+{
+    struct arena a = {0};
+    struct kv_env env;
+    struct kv_event ev;
+    enum index_reject why;
+    char err[128];
+    int rc = -1;
+
+    if (ndjson_parse_line(line, strlen(line), &a, &env, &ev, err, sizeof err) ==
+        NDJSON_EVENT)
+        rc = index_apply(p->ix, &env, &ev, &why);
+    arena_free(&a);
+    return rc;
+}
+
+/* Issue 8, §4: unknown namespaces, the lookup filter, pods' ages and the
+ * renamed counter, on an index that starts empty. */
+static void
+test_health(struct kvproto *p)
+{
+    static const char hit[] =
+        "{\"id\":null,\"ok\":true,\"data\":{\"hashes\":[{\"block_hash\":\"5\","
+        "\"pods\":[{\"pod\":\"a\",\"dp_rank\":null,\"key\":"
+        "\"8838177419264114116\",\"model\":\"m\",\"lora_name\":\"l\","
+        "\"media\":[\"GPU\"]}]}]}}";
+    const char *got;
+
+    CHECK_STR(
+        ask(p, "{\"op\":\"match\",\"tokens\":[1,2]}"),
+        "{\"id\":null,\"ok\":false,\"error\":\"unknown model \\\"m\\\"; the "
+        "index has seen no model yet\"}",
+        "match on an empty index: an error, not an empty answer");
+    CHECK_STR(
+        ask(p, "{\"op\":\"lookup\",\"model\":\"x\",\"block_"
+               "hashes\":[\"1\"]}"),
+        "{\"id\":null,\"ok\":false,\"error\":\"unknown model \\\"x\\\"; the "
+        "index has seen no model yet\"}",
+        "lookup naming an unknown model");
+    index_set_clock(p->ix, 10.0);
+    CHECK(feed(p, "{\"pod\":\"a\",\"type\":\"BlockStored\",\"block_hashes\":["
+                  "\"5\"],\"parent_block_hash\":null,\"token_ids\":[1,2],"
+                  "\"block_size\":2,\"lora_name\":\"l\"}") == 0,
+          "store into (m, l)");
+    CHECK_STR(ask(p, "{\"op\":\"lookup\",\"block_hashes\":[\"5\"]}"), hit,
+              "lookup without a namespace: every namespace");
+    CHECK_STR(ask(p, "{\"op\":\"lookup\",\"lora_name\":\"l\",\"block_"
+                     "hashes\":[\"5\"]}"),
+              hit, "lookup in the namespace that holds it");
+    CHECK_STR(ask(p, "{\"op\":\"lookup\",\"model\":\"m\",\"block_hashes\":["
+                     "\"5\"]}"),
+              "{\"id\":null,\"ok\":false,\"error\":\"model \\\"m\\\" has no "
+              "blocks without a LoRA; its LoRAs: \\\"l\\\"\"}",
+              "lookup in the base model that holds nothing");
+    p->now = 12.25;
+    CHECK_STR(ask(p, "{\"op\":\"pods\",\"ages\":true}"),
+              "{\"id\":null,\"ok\":true,\"data\":{\"pods\":[{\"pod\":\"a\","
+              "\"dp_rank\":null,\"blocks\":1,\"last_seq\":null,\"last_ts\":"
+              "null,\"degraded\":false,\"orphans\":0,\"misaligned\":0,"
+              "\"last_event_age_s\":2.25}]}}",
+              "pods with ages: seconds since the pod's last event");
+    CHECK(strstr(ask(p, "{\"op\":\"pods\"}"), "last_event_age_s") == NULL,
+          "pods without ages as before");
+    CHECK_STR(ask(p, "{\"op\":\"pods\",\"ages\":1}"),
+              "{\"id\":null,\"ok\":false,\"error\":\"ages: expected true or "
+              "false\"}",
+              "ages is a boolean");
+    /* Names quoted in errors are not checked by the scanner: bytes that
+     * are not UTF-8 become U+FFFD (found by fuzz_request.c). */
+    CHECK_STR(ask(p, "{\"\xf6\xf6\":-}"),
+              "{\"id\":null,\"ok\":false,\"error\":\"\xef\xbf\xbd\xef\xbf\xbd: "
+              "bad number\"}",
+              "a member name that is not UTF-8, in an error");
+    CHECK_STR(ask(p, "{\"op\":\"match\",\"model\":\"\xc3\xa9\xff\","
+                     "\"tokens\":[1]}"),
+              "{\"id\":null,\"ok\":false,\"error\":\"unknown model "
+              "\\\"\xc3\xa9\xef\xbf\xbd\\\"; known models: \\\"m\\\"\"}",
+              "a model name that is not UTF-8, in an error");
+    got = ask(p, "{\"op\":\"stats\"}");
+    CHECK(strstr(got, ",\"max_blocks_dropped\":0") != NULL &&
+              strstr(got, "evictions") == NULL,
+          "stats: max_blocks_dropped, and no evictions");
+}
+
 int
 main(void)
 {
@@ -177,6 +264,7 @@ main(void)
     kvproto_init(&p, ix, &o, NULL, NULL);
     test_replies(&p);
     test_token_digits(&p);
+    test_health(&p);
     kvproto_free(&p);
     index_free(ix);
     return unit_done();

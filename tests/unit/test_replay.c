@@ -32,6 +32,7 @@ struct engine {
     void *sock;
     uint64_t lo, hi; /* buffered seqs lo..hi; hi < lo: empty */
     int topic;       /* 4-frame replies */
+    int atom;        /* no empty delimiter, end marker msgpack([lo, hi]) */
     int sloppy;      /* ignore start: replay from lo every time */
     struct plan plan[MAX_PLAN];
     int nplan;         /* requests beyond use the last plan if sticky */
@@ -58,7 +59,8 @@ send_reply(struct engine *e, zmq_msg_t *id, const void *seq8,
     zmq_msg_init(&copy);
     zmq_msg_copy(&copy, id);
     zmq_msg_send(&copy, e->sock, ZMQ_SNDMORE);
-    zmq_send(e->sock, "", 0, ZMQ_SNDMORE);
+    if (!e->atom)
+        zmq_send(e->sock, "", 0, ZMQ_SNDMORE);
     if (e->topic)
         zmq_send(e->sock, "kv", 2, ZMQ_SNDMORE);
     zmq_send(e->sock, seq8, 8, ZMQ_SNDMORE);
@@ -130,8 +132,13 @@ engine_main(void *arg)
                     send_reply(e, &part[0], seq8, payload, strlen(payload));
                 }
                 if (!p->no_end) {
+                    /* ATOM: msgpack([oldest, latest]) as two fixints. */
+                    uint8_t bounds[3] = {0x92, (uint8_t)(e->lo & 0x7f),
+                                         (uint8_t)(e->hi & 0x7f)};
+
                     memset(seq8, 0xff, sizeof seq8);
-                    send_reply(e, &part[0], seq8, "", 0);
+                    send_reply(e, &part[0], seq8, bounds,
+                               e->atom ? sizeof bounds : 0);
                 }
             }
         }
@@ -192,7 +199,7 @@ now_ms(void)
 struct tcase {
     const char *name;
     uint64_t lo, hi;
-    int topic, sloppy, sticky, bind;
+    int topic, atom, sloppy, sticky, bind;
     struct plan plan[MAX_PLAN];
     int nplan;
     uint64_t from, to;
@@ -234,6 +241,33 @@ static const struct tcase cases[] = {
      .n = 100,
      .first = 0,
      .last = 99,
+     .got_end = 1,
+     .max_ms = 2000},
+    {.name = "ATOM: no delimiter, msgpack([oldest, latest]) end marker",
+     .lo = 0,
+     .hi = 99,
+     .atom = 1,
+     .bind = 1,
+     .from = 0,
+     .to = UINT64_MAX,
+     .rc = REPLAY_OK,
+     .n = 100,
+     .first = 0,
+     .last = 99,
+     .got_end = 1,
+     .max_ms = 2000},
+    {.name = "ATOM with a topic: [topic, seq, payload]",
+     .lo = 5,
+     .hi = 60,
+     .atom = 1,
+     .topic = 1,
+     .bind = 1,
+     .from = 5,
+     .to = UINT64_MAX,
+     .rc = REPLAY_OK,
+     .n = 56,
+     .first = 5,
+     .last = 60,
      .got_end = 1,
      .max_ms = 2000},
     {.name = "a range: stops at to without the end marker",
@@ -482,6 +516,7 @@ run_case(void *zctx, const struct tcase *tc, int idx)
     e.lo = tc->lo;
     e.hi = tc->hi;
     e.topic = tc->topic;
+    e.atom = tc->atom;
     e.sloppy = tc->sloppy;
     e.sticky = tc->sticky;
     e.nplan = tc->nplan;

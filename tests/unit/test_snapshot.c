@@ -42,8 +42,9 @@ build(void)
     char err[128];
     struct kv_index *ix = index_new(&opts, err, sizeof err);
     struct index_pod_info a = {"pod-a",       0, 0, 0, 1, 41, 1,
-                               1700000000.25, 1, 2, 3};
-    struct index_pod_info b = {"pod \"b\"", 1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+                               1700000000.25, 1, 2, 3, 0, 0,  0};
+    struct index_pod_info b = {"pod \"b\"", 1, 1, 0, 0, 0, 0,
+                               0,           0, 0, 0, 0, 0, 0};
     struct index_dump_entry ea = {"pod-a", 0, 0, "m", "", 4, 100, 5, 1};
     struct index_dump_entry eb = {"pod \"b\"", 1,          1, "m", "",
                                   4,           UINT64_MAX, 6, 0};
