@@ -150,3 +150,33 @@ arena_free(struct arena *a)
     a->head = NULL;
     a->used_total = 0;
 }
+
+/*
+ * Legacy array slots (fields.def's vs, vr, ss, sr columns): field + 1 at
+ * each slot, 0 where no field is known.  A field without a slot writes its
+ * 0 at an index of its own past KV_WIRE_SLOTS, so every index is set once.
+ */
+#define SLOT(col, id)                                                          \
+    [(col) ? (col) : KV_WIRE_SLOTS + KV_F_##id] =                              \
+        (uint8_t)((col) ? KV_F_##id + 1 : 0),
+#define SLOT_VS(a, id, name, kind, nl, req, map, vs, vr, ss, sr) SLOT(vs, id)
+#define SLOT_VR(a, id, name, kind, nl, req, map, vs, vr, ss, sr) SLOT(vr, id)
+#define SLOT_SS(a, id, name, kind, nl, req, map, vs, vr, ss, sr) SLOT(ss, id)
+#define SLOT_SR(a, id, name, kind, nl, req, map, vs, vr, ss, sr) SLOT(sr, id)
+#define SLOT_FITS(a, id, name, kind, nl, req, map, vs, vr, ss, sr)             \
+    _Static_assert((vs) < KV_WIRE_SLOTS && (vr) < KV_WIRE_SLOTS &&             \
+                       (ss) < KV_WIRE_SLOTS && (sr) < KV_WIRE_SLOTS,           \
+                   #name ": slot past KV_WIRE_SLOTS");
+KV_FIELD_LIST(SLOT_FITS, ~)
+#undef SLOT_FITS
+const uint8_t kv_slots[2][2][KV_WIRE_SLOTS + KV_F_COUNT] = {
+    [KV_ENGINE_VLLM] = {{KV_FIELD_LIST(SLOT_VS, ~)},
+                        {KV_FIELD_LIST(SLOT_VR, ~)}},
+    [KV_ENGINE_SGLANG] = {{KV_FIELD_LIST(SLOT_SS, ~)},
+                          {KV_FIELD_LIST(SLOT_SR, ~)}},
+};
+#undef SLOT_VS
+#undef SLOT_VR
+#undef SLOT_SS
+#undef SLOT_SR
+#undef SLOT

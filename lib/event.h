@@ -178,6 +178,26 @@ struct kv_env {
 /* The engine whose positional layout an array event follows. */
 enum kv_engine { KV_ENGINE_VLLM, KV_ENGINE_SGLANG };
 
+/*
+ * Array events' slots (fields.def's vs, vr, ss, sr columns), for the wire
+ * decoder and encoder alike: kv_slots[engine][removed][i] is the field at
+ * index i of a BlockStored (removed 0) or BlockRemoved (removed 1) array,
+ * plus 1, or 0 where no field is known.  Indexes past KV_WIRE_SLOTS are
+ * the table's own bookkeeping.
+ */
+#define KV_WIRE_SLOTS 12
+extern const uint8_t kv_slots[2][2][KV_WIRE_SLOTS + KV_F_COUNT];
+
+/* The field at a legacy array index, or -1 when the slot is not known. */
+static inline int
+kv_field_at_slot(enum kv_type t, enum kv_engine eng, uint32_t i)
+{
+    if ((t != KV_BLOCK_STORED && t != KV_BLOCK_REMOVED) || i >= KV_WIRE_SLOTS ||
+        (unsigned)eng > KV_ENGINE_SGLANG)
+        return -1;
+    return (int)kv_slots[eng][t == KV_BLOCK_REMOVED][i] - 1;
+}
+
 /* Returns the NDJSON type name ("BlockStored", "gap", ...).  Static storage. */
 const char *kv_type_name(enum kv_type t);
 

@@ -22,6 +22,7 @@
 #include "ring.h"
 #include "synth.h"
 #include "wire.h"
+#include "wire_encode.h"
 #include "zsock.h"
 
 /* The engine's hwm (KVEventsConfig.hwm), applied to the PUB's send side. */

@@ -18,6 +18,7 @@
 #include "event.h"
 #include "ndjson_write.h"
 #include "wire.h"
+#include "wire_encode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -24,6 +24,7 @@
 #include "pack.h"
 #include "unit.h"
 #include "wire.h"
+#include "wire_encode.h"
 
 /* ---- msgpack notation ---------------------------------------------- */
 
