@@ -3,7 +3,7 @@
 #   make                 build every tool into bin/
 #   make test            unit + CLI tests; ends with "N passed, N failed"
 #                        (KVTAP_TEST_JOBS=N files at once, default 3;
-#                        KVTAP_CHECK_DOCS=1 adds the citation lint)
+#                        and the citation lint, scripts/check-docs)
 #   make fuzz-build      compile the libFuzzer harnesses (needs clang)
 #   make fuzz FUZZ_SECONDS=60   run each harness that long
 #   make demo            the whole pipeline on a simulated engine
@@ -175,8 +175,8 @@ fuzz: fuzz-build
 	done; exit $$rc
 
 # Every docs/ citation in lib/ cmd/ tests/ bench/ scripts/ must name a file
-# and heading that exist.  `make test` counts it as one more test when
-# KVTAP_CHECK_DOCS=1 (off until every citation is fixed).
+# and heading that exist.  `make test` counts it as one more test
+# (KVTAP_CHECK_DOCS=0 leaves it out).
 check-docs:
 	@scripts/check-docs
 

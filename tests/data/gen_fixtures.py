@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes the golden fixtures of wire-format.md section 8 (payload part).
+"""Writes the golden fixtures of docs/protocol.md#fixtures (payload part).
 
 For every case NAME this writes tests/data/fixtures/NAME.bin (one msgpack
 payload, built with python3-msgpack or by hand for malformed bytes), the

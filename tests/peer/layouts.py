@@ -1,10 +1,10 @@
 """Engine payload layouts and the NDJSON kvtap must print for them.
 
 This module is the independent reference the C code is tested against: it
-builds the msgpack bytes an engine sends (following msgspec's rules, see
-docs/wire-format.md sections 3.1 and 9) from plain Python event dicts, and
-renders the NDJSON lines a subscriber must print for a batch, per
-docs/ndjson.md and the team decisions.  It never calls kvtap code.
+builds the msgpack bytes an engine sends (following msgspec's rules:
+python3-msgpack with use_bin_type=True gives the same bytes for these values,
+docs/protocol.md#events) from plain Python event dicts, and renders the NDJSON
+lines a subscriber must print for a batch, per docs/ndjson.md.  It never calls kvtap code.
 
 An event is a dict with "type" ("BlockStored", "BlockRemoved",
 "AllBlocksCleared") and the engine's own field names.  A missing key means
