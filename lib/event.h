@@ -25,6 +25,14 @@ struct kv_str {
     size_t n;
 };
 
+/* Whether s holds exactly the NUL-terminated text lit. */
+static inline int
+kv_str_eq(struct kv_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.n == n && (n == 0 || memcmp(s.p, lit, n) == 0);
+}
+
 /*
  * A generic value kept verbatim: exactly one msgpack object when it came off
  * the wire, or exactly one JSON value (its text) when it came from an NDJSON

@@ -40,6 +40,7 @@ static const char *const plain_msgs[] = {
     [JSCAN_E_HASH_HEX] = "bad hex hash",
     [JSCAN_E_HASH_TEXT] = "bad hash string",
     [JSCAN_E_TOKEN] = "bad token (a leading zero, or over 4294967295)",
+    [JSCAN_E_NOT_BOOL] = "expected true or false",
 };
 
 /* Records why the scan failed at byte at; always returns -1. */
@@ -706,6 +707,23 @@ check_string(struct jscan *s, size_t start, size_t end, int esc)
         }
     }
     return 0;
+}
+
+int
+jscan_bool(struct jscan *s, int *out)
+{
+    jscan_ws(s);
+    if (s->n - s->i >= 4 && memcmp(s->s + s->i, "true", 4) == 0) {
+        s->i += 4;
+        *out = 1;
+        return 0;
+    }
+    if (s->n - s->i >= 5 && memcmp(s->s + s->i, "false", 5) == 0) {
+        s->i += 5;
+        *out = 0;
+        return 0;
+    }
+    return fail_at(s, s->i, JSCAN_E_NOT_BOOL);
 }
 
 /* One scalar, or the opening of a container (then *open is its byte). */

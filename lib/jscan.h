@@ -50,6 +50,7 @@ enum jscan_error {
     JSCAN_E_HASH_HEX,     /* hex hash text with a non-hex digit */
     JSCAN_E_HASH_TEXT,    /* hash text neither decimal nor 0x-hex */
     JSCAN_E_TOKEN,        /* a token id with a leading zero or > 2^32-1 */
+    JSCAN_E_NOT_BOOL,     /* true or false was required */
 };
 
 struct jscan {
@@ -105,6 +106,9 @@ int jscan_hex_digit(int c);
 
 /* Consumes byte c (after blanks), or fails with JSCAN_E_EXPECT. */
 int jscan_expect(struct jscan *s, char c);
+
+/* true or false (after blanks) into *out (1 or 0); 0, or -1. */
+int jscan_bool(struct jscan *s, int *out);
 
 /*
  * Consumes null if it is next (after blanks); returns 1 if it did, else 0.

@@ -91,29 +91,6 @@ grow(void **v, size_t *cap, size_t n, size_t sz)
     return 0;
 }
 
-static int
-str_eq(struct kv_str s, const char *lit)
-{
-    size_t n = strlen(lit);
-    return s.n == n && memcmp(s.p, lit, n) == 0;
-}
-
-/* true or false. */
-static int
-read_bool(struct jscan *s, int *out)
-{
-    struct kv_str raw;
-
-    if (jscan_skip(s, &raw) < 0)
-        return -1;
-    *out = str_eq(raw, "true");
-    if (!*out && !str_eq(raw, "false")) {
-        snprintf(s->err, s->errlen, "expected true or false");
-        return -1;
-    }
-    return 0;
-}
-
 /* A string or null (null leaves *out empty). */
 static int
 read_opt_string(struct jscan *s, struct kv_str *out)
@@ -199,10 +176,10 @@ read_pods(struct kvproto *p, struct jscan *s, struct req *r)
             mf = 1;
             while ((m = jscan_member(s, mf, &key)) == 1) {
                 mf = 0;
-                if (str_eq(key, "pod")) {
+                if (kv_str_eq(key, "pod")) {
                     if (jscan_string(s, &ref.pod) < 0)
                         return -1;
-                } else if (str_eq(key, "dp_rank")) {
+                } else if (kv_str_eq(key, "dp_rank")) {
                     if (!jscan_null(s)) {
                         if (jscan_i64(s, &ref.rank) < 0)
                             return -1;
@@ -236,7 +213,7 @@ static int
 parse_op(struct req *r)
 {
     for (int i = 0; i < KVPROTO_OP_COUNT; i++)
-        if (str_eq(r->op_name, op_names[i]))
+        if (kv_str_eq(r->op_name, op_names[i]))
             return i;
     return -1;
 }
@@ -263,20 +240,20 @@ parse_req(struct kvproto *p, const char *line, size_t len, struct req *r,
     while ((m = jscan_member(&s, first, &key)) == 1) {
         int rc = 0;
         first = 0;
-        if (str_eq(key, "id")) {
+        if (kv_str_eq(key, "id")) {
             /* jscan_skip checks escapes and UTF-8 too, so the id's text can
              * be echoed byte for byte and the reply stays valid JSON. */
             rc = jscan_skip(&s, &r->id);
-        } else if (str_eq(key, "op")) {
+        } else if (kv_str_eq(key, "op")) {
             rc = jscan_string(&s, &r->op_name);
             r->op = rc == 0 ? parse_op(r) : -1;
-        } else if (str_eq(key, "model")) {
+        } else if (kv_str_eq(key, "model")) {
             rc = read_opt_string(&s, &r->model);
-        } else if (str_eq(key, "lora_name")) {
+        } else if (kv_str_eq(key, "lora_name")) {
             rc = read_opt_string(&s, &r->lora);
-        } else if (str_eq(key, "tokens")) {
+        } else if (kv_str_eq(key, "tokens")) {
             rc = read_tokens(p, &s, r);
-        } else if (str_eq(key, "keys")) {
+        } else if (kv_str_eq(key, "keys")) {
             /* keys take the front of u64s; block_hashes follow them. */
             if (r->has_hashes) {
                 snprintf(err, errlen, "give keys or block_hashes, not both");
@@ -284,27 +261,27 @@ parse_req(struct kvproto *p, const char *line, size_t len, struct req *r,
             }
             rc = read_hashes(p, &s, 0, &r->n_keys);
             r->has_keys = 1;
-        } else if (str_eq(key, "block_hashes")) {
+        } else if (kv_str_eq(key, "block_hashes")) {
             if (r->has_keys) {
                 snprintf(err, errlen, "give keys or block_hashes, not both");
                 return -1;
             }
             rc = read_hashes(p, &s, 0, &r->n_hashes);
             r->has_hashes = 1;
-        } else if (str_eq(key, "pods")) {
+        } else if (kv_str_eq(key, "pods")) {
             rc = read_pods(p, &s, r);
-        } else if (str_eq(key, "pod")) {
+        } else if (kv_str_eq(key, "pod")) {
             rc = jscan_string(&s, &r->pod);
             r->has_pod = 1;
-        } else if (str_eq(key, "dp_rank")) {
+        } else if (kv_str_eq(key, "dp_rank")) {
             if (!jscan_null(&s)) {
                 rc = jscan_i64(&s, &r->rank);
                 r->has_rank = 1;
             }
-        } else if (str_eq(key, "block_size")) {
+        } else if (kv_str_eq(key, "block_size")) {
             rc = jscan_u64(&s, UINT32_MAX, &r->block_size);
-        } else if (str_eq(key, "ages")) {
-            rc = read_bool(&s, &r->ages);
+        } else if (kv_str_eq(key, "ages")) {
+            rc = jscan_bool(&s, &r->ages);
         } else {
             rc = jscan_skip(&s, NULL); /* unknown members are ignored */
         }

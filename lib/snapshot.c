@@ -181,13 +181,6 @@ struct snapline {
 };
 
 static int
-snap_str_eq(struct kv_str s, const char *lit)
-{
-    size_t n = strlen(lit);
-    return s.n == n && memcmp(s.p, lit, n) == 0;
-}
-
-static int
 read_double(struct jscan *s, double *out)
 {
     struct kv_str raw;
@@ -239,56 +232,53 @@ parse_snapline(struct kv_index *ix, const char *line, size_t len,
     while ((m = jscan_member(&s, first, &k)) == 1) {
         int rc = 0;
         first = 0;
-        if (snap_str_eq(k, "type"))
+        if (kv_str_eq(k, "type"))
             rc = jscan_string(&s, &l->type);
-        else if (snap_str_eq(k, "version"))
+        else if (kv_str_eq(k, "version"))
             rc = jscan_u64(&s, UINT64_MAX, &l->version);
-        else if (snap_str_eq(k, "hash"))
+        else if (kv_str_eq(k, "hash"))
             rc = jscan_string(&s, &l->hash);
-        else if (snap_str_eq(k, "seed"))
+        else if (kv_str_eq(k, "seed"))
             rc = jscan_hash(&s, &l->seed);
-        else if (snap_str_eq(k, "hash_seed")) {
+        else if (kv_str_eq(k, "hash_seed")) {
             rc = jscan_string(&s, &l->hash_seed);
             l->has_hash_seed = 1;
-        } else if (snap_str_eq(k, "model"))
+        } else if (kv_str_eq(k, "model"))
             rc = jscan_string(&s, &l->model);
-        else if (snap_str_eq(k, "lora_name"))
+        else if (kv_str_eq(k, "lora_name"))
             rc = jscan_string(&s, &l->lora);
-        else if (snap_str_eq(k, "pod"))
+        else if (kv_str_eq(k, "pod"))
             rc = jscan_string(&s, &l->pod);
-        else if (snap_str_eq(k, "dp_rank")) {
+        else if (kv_str_eq(k, "dp_rank")) {
             if (!jscan_null(&s)) {
                 rc = jscan_i64(&s, &l->rank);
                 l->has_rank = 1;
             }
-        } else if (snap_str_eq(k, "block_size"))
+        } else if (kv_str_eq(k, "block_size"))
             rc = jscan_u64(&s, UINT32_MAX, &l->block_size);
-        else if (snap_str_eq(k, "blocks"))
+        else if (kv_str_eq(k, "blocks"))
             rc = jscan_u64(&s, UINT64_MAX, &l->blocks);
-        else if (snap_str_eq(k, "last_seq")) {
+        else if (kv_str_eq(k, "last_seq")) {
             if (!jscan_null(&s)) {
                 rc = jscan_u64(&s, UINT64_MAX, &l->last_seq);
                 l->has_seq = 1;
             }
-        } else if (snap_str_eq(k, "last_ts")) {
+        } else if (kv_str_eq(k, "last_ts")) {
             if (!jscan_null(&s)) {
                 rc = read_double(&s, &l->last_ts);
                 l->has_ts = 1;
             }
-        } else if (snap_str_eq(k, "degraded")) {
-            struct kv_str raw = {NULL, 0};
-            rc = jscan_skip(&s, &raw);
-            l->degraded =
-                rc == 0 && raw.n == 4 && memcmp(raw.p, "true", 4) == 0;
-        } else if (snap_str_eq(k, "orphans"))
+        } else if (kv_str_eq(k, "degraded")) {
+            rc = jscan_bool(&s, &l->degraded);
+        } else if (kv_str_eq(k, "orphans"))
             rc = jscan_u64(&s, UINT64_MAX, &l->orphans);
-        else if (snap_str_eq(k, "misaligned"))
+        else if (kv_str_eq(k, "misaligned"))
             rc = jscan_u64(&s, UINT64_MAX, &l->misaligned);
-        else if (snap_str_eq(k, "block_hash"))
+        else if (kv_str_eq(k, "block_hash"))
             rc = jscan_hash(&s, &l->block_hash);
-        else if (snap_str_eq(k, "key"))
+        else if (kv_str_eq(k, "key"))
             rc = jscan_hash(&s, &l->key);
-        else if (snap_str_eq(k, "media"))
+        else if (kv_str_eq(k, "media"))
             rc = read_media(ix, &s, &l->media);
         else
             rc = jscan_skip(&s, NULL);
@@ -324,7 +314,7 @@ check_header(const struct index_opts *o, const struct snapline *l, char *err,
     const char *want = blockkey_scheme_name(o->scheme);
     const char *hs = o->hash_seed ? o->hash_seed : "";
 
-    if (!snap_str_eq(l->type, "kvindex_snapshot")) {
+    if (!kv_str_eq(l->type, "kvindex_snapshot")) {
         snprintf(err, errlen, "not a kvindex snapshot (no header line)");
         return -1;
     }
@@ -333,9 +323,9 @@ check_header(const struct index_opts *o, const struct snapline *l, char *err,
                  (unsigned long long)l->version);
         return -1;
     }
-    if (!snap_str_eq(l->hash, want) ||
+    if (!kv_str_eq(l->hash, want) ||
         (o->scheme == BLOCKKEY_AIBRIX && l->seed != o->seed) ||
-        (o->scheme == BLOCKKEY_LLMD && !snap_str_eq(l->hash_seed, hs))) {
+        (o->scheme == BLOCKKEY_LLMD && !kv_str_eq(l->hash_seed, hs))) {
         snprintf(err, errlen,
                  "written with another --hash/--seed/--hash-seed (%.*s); "
                  "its keys would not match",
@@ -349,11 +339,11 @@ static int
 apply_snapline(struct kv_index *ix, struct arena *a, const struct snapline *l,
                char *err, size_t errlen)
 {
-    if (snap_str_eq(l->type, "namespace")) {
+    if (kv_str_eq(l->type, "namespace")) {
         return index_restore_ns(ix, l->model, l->lora, (uint32_t)l->block_size,
                                 err, errlen);
     }
-    if (snap_str_eq(l->type, "pod")) {
+    if (kv_str_eq(l->type, "pod")) {
         struct index_pod_info pi;
         memset(&pi, 0, sizeof pi);
         pi.pod = cstr(a, l->pod);
@@ -372,7 +362,7 @@ apply_snapline(struct kv_index *ix, struct arena *a, const struct snapline *l,
         }
         return index_restore_pod(ix, &pi, err, errlen);
     }
-    if (snap_str_eq(l->type, "entry")) {
+    if (kv_str_eq(l->type, "entry")) {
         struct index_dump_entry e;
         memset(&e, 0, sizeof e);
         e.pod = cstr(a, l->pod);

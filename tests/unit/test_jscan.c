@@ -387,6 +387,35 @@ test_skip(void)
     }
 }
 
+/* true and false, after blanks; anything else is JSCAN_E_NOT_BOOL. */
+static void
+test_bool(void)
+{
+    static const struct {
+        const char *in;
+        int rc, val;
+        size_t end;
+    } cases[] = {
+        {"true", 0, 1, 4},   {" false,", 0, 0, 6}, {"tru", -1, 0, 0},
+        {"null", -1, 0, 0},  {"1", -1, 0, 0},      {"\"true\"", -1, 0, 0},
+        {"falsey", 0, 0, 5},
+    };
+
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct jscan s;
+        char what[64];
+        int v = -7;
+
+        jscan_init(&s, cases[k].in, strlen(cases[k].in), NULL, NULL, 0);
+        int rc = jscan_bool(&s, &v);
+        snprintf(what, sizeof what, "bool %s", cases[k].in);
+        if (cases[k].rc == 0)
+            CHECK(rc == 0 && v == cases[k].val && s.i == cases[k].end, what);
+        else
+            CHECK(rc < 0 && s.error == JSCAN_E_NOT_BOOL && v == -7, what);
+    }
+}
+
 /* JSCAN_MAX_DEPTH levels of containers are skipped, one more is not. */
 static void
 test_skip_depth(void)
@@ -551,6 +580,7 @@ main(void)
     test_token_errors();
     test_skip();
     test_skip_depth();
+    test_bool();
     test_iteration();
     test_find();
     arena_free(&arena);
