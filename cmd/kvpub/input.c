@@ -122,6 +122,73 @@ append(struct input *in, const struct kv_event *ev)
     return 0;
 }
 
+/*
+ * The next line to look at: the one a finished batch gave back, or a new
+ * one from the reader.  Returns -2 when there is one (in *line, *len, *no),
+ * or the INPUT_ code input_next must return (INPUT_END stands for "the
+ * input ended": the caller finishes a batch being collected first).
+ */
+static int
+take_line(struct input *in, const char **line, size_t *len, uint64_t *no,
+          char *err, size_t errlen)
+{
+    if (in->has_pending) {
+        *line = in->pending.p;
+        *len = in->pending.len;
+        *no = in->pending_no;
+        in->has_pending = 0;
+        return -2;
+    }
+    int rc = next_raw(in, line, len);
+    if (in->kept.oom) {
+        snprintf(err, errlen, "out of memory keeping lines for --loop");
+        return INPUT_ERR;
+    }
+    if (rc == RAW_MORE)
+        return INPUT_MORE;
+    if (rc == RAW_END)
+        return INPUT_END;
+    *no = in->lineno;
+    if (rc == RAW_TOO_LONG) {
+        snprintf(err, errlen, "line %llu: longer than %u bytes",
+                 (unsigned long long)*no, INPUT_MAX_LINE);
+        return INPUT_BAD;
+    }
+    return -2;
+}
+
+/* Whether a parsed line is left out: a record, or another pod's event. */
+static int
+left_out(struct input *in, int rc, const struct kv_env *env,
+         const struct kv_event *ev)
+{
+    if (rc == NDJSON_SKIP)
+        return 1;
+    if (ev->type >= KV_GAP) {
+        in->records++;
+        return 1;
+    }
+    if (in->pod != NULL && !kv_str_eq(env->pod, in->pod)) {
+        in->filtered++;
+        return 1;
+    }
+    return 0;
+}
+
+/* The first event of a batch: its envelope is what the next must share. */
+static void
+open_batch(struct input *in, const struct kv_env *env)
+{
+    in->collecting = 1;
+    in->key_pod = env->pod;
+    in->key_has_rank = env->has_rank;
+    in->key_rank = env->rank;
+    in->key_has_seq = env->has_seq;
+    in->key_seq = env->seq;
+    in->key_has_ts = env->has_ts;
+    in->key_ts = env->ts;
+}
+
 int
 input_next(struct input *in, struct arena *arena, struct kv_batch *b, char *err,
            size_t errlen)
@@ -131,31 +198,14 @@ input_next(struct input *in, struct arena *arena, struct kv_batch *b, char *err,
     for (;;) {
         const char *line;
         size_t len;
-        uint64_t no;
+        uint64_t no = 0;
         char perr[256];
 
-        if (in->has_pending) {
-            line = in->pending.p;
-            len = in->pending.len;
-            no = in->pending_no;
-            in->has_pending = 0;
-        } else {
-            int rc = next_raw(in, &line, &len);
-            if (in->kept.oom) {
-                snprintf(err, errlen, "out of memory keeping lines for --loop");
-                return INPUT_ERR;
-            }
-            if (rc == RAW_MORE)
-                return INPUT_MORE;
-            if (rc == RAW_END)
-                return in->collecting ? finish(in, b) : INPUT_END;
-            no = in->lineno;
-            if (rc == RAW_TOO_LONG) {
-                snprintf(err, errlen, "line %llu: longer than %u bytes",
-                         (unsigned long long)no, INPUT_MAX_LINE);
-                return INPUT_BAD;
-            }
-        }
+        int t = take_line(in, &line, &len, &no, err, errlen);
+        if (t == INPUT_END)
+            return in->collecting ? finish(in, b) : INPUT_END;
+        if (t != -2)
+            return t;
 
         /* The reader's buffer moves on the next fill: keep a copy. */
         char *copy = arena_alloc(arena, len + 1);
@@ -177,17 +227,7 @@ input_next(struct input *in, struct arena *arena, struct kv_batch *b, char *err,
                 arena_reset(arena);
             return rc == NDJSON_BAD ? INPUT_BAD : INPUT_ERR;
         }
-        int skip = rc == NDJSON_SKIP;
-        if (!skip && ev.type >= KV_GAP) {
-            in->records++;
-            skip = 1;
-        } else if (!skip && in->pod != NULL &&
-                   (env.pod.n != strlen(in->pod) ||
-                    memcmp(env.pod.p, in->pod, env.pod.n) != 0)) {
-            in->filtered++;
-            skip = 1;
-        }
-        if (skip) {
+        if (left_out(in, rc, &env, &ev)) {
             /*
              * Nothing of this line is kept: free its copy now, unless a
              * batch being collected still points into the arena.
@@ -208,16 +248,8 @@ input_next(struct input *in, struct arena *arena, struct kv_batch *b, char *err,
             in->pending_no = no;
             return finish(in, b);
         }
-        if (!in->collecting) {
-            in->collecting = 1;
-            in->key_pod = env.pod;
-            in->key_has_rank = env.has_rank;
-            in->key_rank = env.rank;
-            in->key_has_seq = env.has_seq;
-            in->key_seq = env.seq;
-            in->key_has_ts = env.has_ts;
-            in->key_ts = env.ts;
-        }
+        if (!in->collecting)
+            open_batch(in, &env);
         if (append(in, &ev) == -1) {
             snprintf(err, errlen, "out of memory");
             return INPUT_ERR;
