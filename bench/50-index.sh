@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prefix index in process (lib/index.c): apply rate of parsed
+# The prefix index in process (lib/index*.c): apply rate of parsed
 # BlockStored events, match latency of a 2,048-token prompt, and memory per
 # (pod, block) entry at about 1M entries across 64 pods, each against a
 # naive chained-hash index run in the same invocation (bench/bench_index.c).

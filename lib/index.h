@@ -3,7 +3,7 @@
  * which block key, per namespace (model, LoRA).  No I/O: kvindex's server feeds
  * it parsed events and asks it questions.  One thread owns an index.
  *
- * Contract between lib/index.c and cmd/kvindex.  Strings handed out by the
+ * Contract between lib/index*.c and cmd/kvindex.  Strings handed out by the
  * index (pod names, model and LoRA names, media names) are borrowed until
  * index_free: pods, namespaces and media are interned and never forgotten.
  */

@@ -1,0 +1,408 @@
+/*
+ * index_apply.c - applying events to the prefix index
+ * (docs/kvindex.md#how-events-apply): stores, removals, clears, and the gap
+ * and restart records, with the counters and the orphan alarm they keep.
+ * Its own file because it is the index's write path, built on the table
+ * operations of index.c (index_impl.h).  Per block, the hot loop
+ * (store_chunk) calls two of them, em_find and entry_add, each a probe or an
+ * insertion that costs far more than the call; the other helpers it uses are
+ * inline in index_impl.h.
+ */
+#include "index_impl.h"
+
+#include "fmt.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STORE_CHUNK 16
+
+static const char *const reject_names[INDEX_REJ_COUNT] = {
+    [INDEX_REJ_NONE] = "none",
+    [INDEX_REJ_ORPHAN] = "orphan",
+    [INDEX_REJ_MISALIGNED] = "misaligned",
+    [INDEX_REJ_BLOCK_SIZE] = "block_size",
+    [INDEX_REJ_INVALID] = "invalid",
+    [INDEX_REJ_NOMEM] = "nomem",
+};
+
+const char *
+index_reject_name(enum index_reject r)
+{
+    if ((unsigned)r >= INDEX_REJ_COUNT)
+        return "?";
+    return reject_names[r];
+}
+
+static int
+has_value(const struct kv_event *ev, enum kv_field f)
+{
+    return (ev->present & KV_BIT(f)) && !(ev->isnull & KV_BIT(f));
+}
+
+/*
+ * The event's LoRA: lora_name when non-empty, else lora_id in decimal (older
+ * engines), else the base model ("").
+ */
+static size_t
+event_lora(const struct kv_event *ev, char *buf, size_t cap, const char **out)
+{
+    if (has_value(ev, KV_F_LORA_NAME) && ev->str[KV_F_LORA_NAME].n) {
+        *out = ev->str[KV_F_LORA_NAME].p;
+        return ev->str[KV_F_LORA_NAME].n;
+    }
+    if (has_value(ev, KV_F_LORA_ID)) {
+        assert(cap >= 21);
+        *out = buf;
+        return fmt_i64(buf, ev->num[KV_F_LORA_ID]);
+    }
+    *out = "";
+    return 0;
+}
+
+/* The token of each position: SGLang bigram pages carry [a, b] pairs, of
+ * which the first token is the position's token. */
+static const uint32_t *
+event_tokens(struct kv_index *ix, const struct kv_event *ev)
+{
+    if (!ev->token_pairs)
+        return ev->tokens;
+    if (ev->n_tokens > ix->tok_cap) {
+        uint32_t *t = realloc(ix->tok, ev->n_tokens * sizeof *t);
+
+        if (t == NULL)
+            return NULL;
+        ix->tok = t;
+        ix->tok_cap = ev->n_tokens;
+    }
+    for (size_t i = 0; i < ev->n_tokens; i++)
+        ix->tok[i] = ev->tokens[2 * i];
+    return ix->tok;
+}
+
+/*
+ * Stores up to STORE_CHUNK blocks of one event in three passes, so that the
+ * cache misses of a chunk overlap instead of queueing: prefetch the engine
+ * map slots; resolve each block (already mapped, a repeat of an earlier
+ * block of the chunk, or new: hash its key and prefetch its key slot); then
+ * link.  The result is that of storing block by block: a mapped hash is a
+ * re-store (adds the medium) and the chain goes on from its key.
+ */
+static void
+store_chunk(struct kv_index *ix, uint32_t p, uint32_t nsid,
+            const struct kv_hash *hs, size_t n, const uint32_t *tok,
+            uint32_t bs, uint32_t media, uint64_t *parent, int *has_parent)
+{
+    enum { OLD, NEW, REPEAT };
+    struct pod *pod = &ix->pods[p];
+    uint64_t keys[STORE_CHUNK];
+    uint32_t ids[STORE_CHUNK];
+    uint8_t kind[STORE_CHUNK];
+
+    for (size_t i = 0; i < n; i++)
+        em_prefetch(&pod->map, hs[i].v);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = em_find(ix, &pod->map, hs[i].v);
+
+        if (s != NONE) {
+            kind[i] = OLD;
+            ids[i] = em_id(&pod->map, s);
+            keys[i] = ix->ks[ix->ent[ids[i]].key_slot].key;
+        } else {
+            kind[i] = NEW;
+            for (size_t j = 0; j < i; j++) {
+                if (hs[j].v == hs[i].v) {
+                    kind[i] = REPEAT;
+                    ids[i] = (uint32_t)j;
+                    keys[i] = keys[j];
+                    break;
+                }
+            }
+            if (kind[i] == NEW) {
+                keys[i] = blockkey_next(&ix->ns[nsid].cfg,
+                                        *has_parent ? parent : NULL,
+                                        tok + i * bs, bs);
+                __builtin_prefetch(&ix->ks[ks_home(ix, nsid, keys[i])]);
+            }
+        }
+        *parent = keys[i];
+        *has_parent = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id;
+
+        if (kind[i] != NEW) {
+            id = kind[i] == OLD ? ids[i] : ids[ids[i]];
+            ix->ent[id].media |= media;
+            lru_touch(ix, id);
+            continue;
+        }
+        ids[i] = entry_add(ix, p, nsid, keys[i], hs[i].v, media);
+    }
+}
+
+/*
+ * Counts an orphaned store of pod p.  Past the threshold the pod is
+ * degraded: it has missed the stores its engine chains on (it joined
+ * mid-stream, or lost events without a gap record), so its answers can be
+ * short, and the caller is told once per run (index_orphan_alarm).
+ */
+static void
+pod_orphaned(struct kv_index *ix, uint32_t p)
+{
+    struct pod *pod = &ix->pods[p];
+
+    pod->orphans++;
+    if (ix->degraded_orphans && ++pod->orphan_run == ix->degraded_orphans + 1) {
+        pod->degraded = 1;
+        ix->orphan_alarm = p;
+    }
+}
+
+static enum index_reject
+apply_stored(struct kv_index *ix, uint32_t p, const struct kv_env *env,
+             const struct kv_event *ev)
+{
+    struct pod *pod = &ix->pods[p];
+    char lbuf[24];
+    const char *model, *lora;
+    size_t mn, ln;
+    int64_t bs64;
+    uint32_t bs, nsid;
+    uint64_t parent = 0;
+    int has_parent = 0, bit = 0;
+    const uint32_t *tok;
+
+    if (!has_value(ev, KV_F_BLOCK_HASHES) || !has_value(ev, KV_F_TOKEN_IDS) ||
+        !has_value(ev, KV_F_BLOCK_SIZE))
+        return INDEX_REJ_INVALID;
+    bs64 = ev->num[KV_F_BLOCK_SIZE];
+    if (bs64 <= 0 || bs64 > UINT32_MAX)
+        return INDEX_REJ_INVALID;
+    bs = (uint32_t)bs64;
+    if (env->model.p) {
+        model = env->model.p;
+        mn = env->model.n;
+    } else {
+        model = ix->default_model;
+        mn = strlen(model);
+    }
+    ln = event_lora(ev, lbuf, sizeof lbuf, &lora);
+    nsid = ns_find(ix, model, mn, lora, ln);
+    if (nsid != NONE && ix->ns[nsid].block_size != bs)
+        return INDEX_REJ_BLOCK_SIZE;
+    if (ev->n_tokens / bs != ev->n_hashes || ev->n_tokens % bs) {
+        pod->misaligned++;
+        return INDEX_REJ_MISALIGNED;
+    }
+    /* The parent's and the first blocks' engine-map slots miss the cache
+     * together rather than one after the other. */
+    for (size_t i = 0; i < ev->n_hashes && i < STORE_CHUNK; i++)
+        em_prefetch(&pod->map, ev->hashes[i].v);
+    if (has_value(ev, KV_F_PARENT_BLOCK_HASH)) {
+        uint32_t s = em_find(ix, &pod->map, ev->parent.v);
+
+        if (s == NONE) {
+            pod_orphaned(ix, p);
+            return INDEX_REJ_ORPHAN;
+        }
+        parent = ix->ks[ix->ent[em_id(&pod->map, s)].key_slot].key;
+        has_parent = 1;
+    }
+    if (has_value(ev, KV_F_MEDIUM) && ev->str[KV_F_MEDIUM].n) {
+        bit = index_medium_intern(ix, ev->str[KV_F_MEDIUM].p,
+                                  ev->str[KV_F_MEDIUM].n);
+        if (bit < 0)
+            return INDEX_REJ_INVALID;
+    }
+    if (nsid == NONE) {
+        nsid = ns_create(ix, model, mn, lora, ln, bs);
+        if (nsid == NONE)
+            return INDEX_REJ_NOMEM;
+    }
+    tok = event_tokens(ix, ev);
+    if ((ev->n_tokens && tok == NULL) || ent_reserve(ix, ev->n_hashes) ||
+        ks_reserve(ix, ev->n_hashes) || em_reserve(&pod->map, ev->n_hashes))
+        return INDEX_REJ_NOMEM;
+    for (size_t c0 = 0; c0 < ev->n_hashes; c0 += STORE_CHUNK) {
+        size_t n =
+            ev->n_hashes - c0 < STORE_CHUNK ? ev->n_hashes - c0 : STORE_CHUNK;
+
+        store_chunk(ix, p, nsid, ev->hashes + c0, n, tok + c0 * bs, bs,
+                    1u << bit, &parent, &has_parent);
+    }
+    lru_evict(ix);
+    return INDEX_REJ_NONE;
+}
+
+static void
+apply_removed(struct kv_index *ix, uint32_t p, const struct kv_event *ev)
+{
+    struct pod *pod = &ix->pods[p];
+    uint32_t mask = UINT32_MAX;
+
+    if (has_value(ev, KV_F_MEDIUM) && ev->str[KV_F_MEDIUM].n) {
+        int bit =
+            medium_find(ix, ev->str[KV_F_MEDIUM].p, ev->str[KV_F_MEDIUM].n);
+
+        /* A medium nobody stored holds nothing to remove. */
+        mask = bit < 0 ? 0 : 1u << bit;
+    }
+    for (size_t i = 0; i < ev->n_hashes; i++) {
+        uint32_t s = em_find(ix, &pod->map, ev->hashes[i].v), id;
+
+        if (s == NONE) {
+            ix->unknown_removed++;
+            continue;
+        }
+        id = em_id(&pod->map, s);
+        ix->ent[id].media &= ~mask;
+        if (ix->ent[id].media == 0) {
+            entry_drop(ix, id);
+            em_delete_slot(&pod->map, s);
+        }
+    }
+}
+
+/* Notes that pod p was named by an event at env's seq and ts. */
+static void
+pod_seen(struct kv_index *ix, struct pod *pod, const struct kv_env *env)
+{
+    pod->has_event_at = 1;
+    pod->event_at = ix->clock;
+    if (env->has_seq) {
+        pod->has_seq = 1;
+        pod->last_seq = env->seq;
+    }
+    if (env->has_ts) {
+        pod->has_ts = 1;
+        pod->last_ts = env->ts;
+    }
+}
+
+/*
+ * gap and restart for one pod: a restart empties it like AllBlocksCleared,
+ * a gap marks it degraded until then.
+ */
+static void
+apply_record(struct kv_index *ix, uint32_t p, enum kv_type t)
+{
+    if (t == KV_GAP) {
+        ix->pods[p].degraded = 1;
+    } else {
+        pod_clear(ix, p);
+        ix->pods[p].degraded = 0;
+        ix->pods[p].orphan_run = 0;
+    }
+}
+
+/*
+ * A gap or restart record whose dp_rank is unknown (kvsub writes null when
+ * it lost the batch that would tell) concerns every rank of the pod: each
+ * rank is its own stream, but the record cannot say which, and holding a
+ * stale rank is worse than re-learning one.  With no such pod yet, the
+ * record names (pod, null).
+ */
+static int
+apply_unranked(struct kv_index *ix, const struct kv_env *env,
+               const struct kv_event *ev, struct kv_str name)
+{
+    struct index_pod_ref ref = {name, 0, 0};
+    int found = 0;
+
+    for (uint32_t p = 0; p < ix->n_pods; p++) {
+        if (pod_ref_matches(&ix->pods[p], &ref)) {
+            pod_seen(ix, &ix->pods[p], env);
+            apply_record(ix, p, ev->type);
+            found = 1;
+        }
+    }
+    return found;
+}
+
+int
+index_apply(struct kv_index *ix, const struct kv_env *env,
+            const struct kv_event *ev, enum index_reject *why)
+{
+    enum index_reject r = INDEX_REJ_NONE;
+    struct kv_str name = {"-", 1};
+    uint32_t p;
+
+    *why = INDEX_REJ_NONE;
+    ix->orphan_alarm = NONE;
+    if (ev->type != KV_BLOCK_STORED && ev->type != KV_BLOCK_REMOVED &&
+        ev->type != KV_ALL_BLOCKS_CLEARED && ev->type != KV_GAP &&
+        ev->type != KV_RESTART)
+        return 0;
+    if (env->pod.p)
+        name = env->pod;
+    if ((ev->type == KV_GAP || ev->type == KV_RESTART) && !env->has_rank &&
+        apply_unranked(ix, env, ev, name))
+        goto done;
+    p = pod_intern(ix, name.p, name.n, env->has_rank, env->rank);
+    if (p == NONE) {
+        r = INDEX_REJ_NOMEM;
+        goto done;
+    }
+    pod_seen(ix, &ix->pods[p], env);
+    switch (ev->type) {
+    case KV_BLOCK_STORED:
+        r = apply_stored(ix, p, env, ev);
+        break;
+    case KV_BLOCK_REMOVED:
+        if (!has_value(ev, KV_F_BLOCK_HASHES))
+            r = INDEX_REJ_INVALID;
+        else
+            apply_removed(ix, p, ev);
+        break;
+    case KV_ALL_BLOCKS_CLEARED:
+        apply_record(ix, p, KV_RESTART);
+        break;
+    default:
+        apply_record(ix, p, ev->type);
+        break;
+    }
+done:
+    pool_compact(ix);
+    if (r != INDEX_REJ_NONE) {
+        ix->rejected[r]++;
+        *why = r;
+        return -1;
+    }
+    ix->applied[ev->type]++;
+    return 0;
+}
+
+uint64_t
+index_clear_pod(struct kv_index *ix, const struct index_pod_ref *ref)
+{
+    uint64_t n = 0;
+
+    for (uint32_t p = 0; p < ix->n_pods; p++) {
+        if (pod_ref_matches(&ix->pods[p], ref))
+            n += pod_clear(ix, p);
+    }
+    pool_compact(ix);
+    return n;
+}
+
+void
+index_set_degraded_orphans(struct kv_index *ix, uint64_t n)
+{
+    ix->degraded_orphans = n;
+}
+
+void
+index_set_clock(struct kv_index *ix, double now)
+{
+    ix->clock = now;
+}
+
+int
+index_orphan_alarm(const struct kv_index *ix, struct index_pod_info *out)
+{
+    if (ix->orphan_alarm == NONE)
+        return 0;
+    return index_pod_info(ix, ix->orphan_alarm, out) == 0;
+}
