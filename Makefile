@@ -86,6 +86,10 @@ $(BIN)/%: $$(addprefix $(BUILD)/,$$(subst .c,.o,$$(wildcard cmd/$$*/*.c))) $(COM
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# kvjs is the only tool that links libnats (docs/cluster.md).
+$(BIN)/kvjs: LDLIBS += $(shell pkg-config --libs libnats 2>/dev/null)
+$(BUILD)/cmd/kvjs/%.o: CPPFLAGS += $(shell pkg-config --cflags libnats 2>/dev/null)
+
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HOBJ) $(COMMON_OBJ) $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -1,0 +1,245 @@
+#!/usr/bin/env bats
+# kvjs against real nats-server processes (tests/cli/nats.bash): JetStream
+# on, storage under $BATS_TEST_TMPDIR, ports on 127.0.0.1 picked per test.
+
+load helpers
+load nats
+
+setup() {
+    T=$BATS_TEST_TMPDIR
+    PIDS=()
+}
+
+teardown() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null
+    done
+    nats_stop_all
+}
+
+# Writes N batches of pod $1 (seqs $2 .. $2+N-1, N = $3) to stdout: each
+# batch a BlockStored and a BlockRemoved line, block size 4.
+gen() {
+    awk -v pod="$1" -v from="$2" -v n="$3" 'BEGIN {
+        for (s = from; s < from + n; s++) {
+            printf "{\"pod\":\"%s\",\"dp_rank\":0,\"seq\":%d,\"i\":0,\"ts\":%d.5,\"type\":\"BlockStored\",\"block_hashes\":[\"%d\"],\"parent_block_hash\":null,\"token_ids\":[%d,2,3,4],\"block_size\":4,\"lora_id\":null,\"medium\":\"GPU\"}\n", pod, s, 1700000000 + s, 1000 + s, s
+            printf "{\"pod\":\"%s\",\"dp_rank\":0,\"seq\":%d,\"i\":1,\"ts\":%d.5,\"type\":\"BlockRemoved\",\"block_hashes\":[\"%d\"],\"medium\":\"GPU\"}\n", pod, s, 1700000000 + s, 999 + s
+        }
+    }'
+}
+
+# The stream's message count at $1 (default $NATS_URL).
+msgs() {
+    kvjs info -s "${1:-$NATS_URL}" | jq .messages
+}
+
+@test "help, version and usage errors" {
+    run kvjs --help
+    assert_success
+    assert_output --partial 'Usage: kvjs pub [OPTION]...'
+    assert_output --partial 'EXIT STATUS'
+    run kvjs -V
+    assert_success
+    assert_output --regexp '^kvjs [0-9.]+ \(libnats 3\.[0-9.]+\)$'
+    run kvjs
+    assert_failure 2
+    assert_output "kvjs: missing command: pub, sub or info
+Try 'kvjs --help'."
+    run kvjs frob
+    assert_failure 2
+    assert_output --partial 'kvjs: unknown command: frob (pub, sub or info)'
+    run kvjs sub --from yesterday
+    assert_failure 2
+    assert_output --partial 'kvjs: --from yesterday: not first, last, new, a sequence number or a time'
+    run kvjs sub --durable a.b
+    assert_failure 2
+    run kvjs pub --replicas 9
+    assert_failure 2
+}
+
+@test "round trip: one message per batch, records travel, js_seq added" {
+    nats_start
+    gen pod-a 0 3 >"$T/in"
+    cat >>"$T/in" <<'EOF2'
+{"pod":"pod-a","dp_rank":0,"seq":9,"type":"gap","from":3,"to":9}
+{"pod":"pod-a","dp_rank":0,"seq":0,"type":"restart","last_seq":9}
+{"pod":"pod-a","dp_rank":0,"seq":0,"i":0,"ts":1800000000,"type":"AllBlocksCleared"}
+not json
+{"pod":"a.b*>","dp_rank":null,"seq":5,"i":0,"ts":1,"type":"AllBlocksCleared"}
+EOF2
+    run kvjs pub -s "$NATS_URL" --stats <"$T/in"
+    assert_success
+    assert_output 'kvjs: warning: line 10: not a JSON object; skipped
+{"lines":11,"bad_lines":1,"batches":6,"acked":6,"duplicates":0,"failed":0}'
+    [ "$(msgs)" = 6 ]
+    kvjs sub -s "$NATS_URL" >"$T/out"
+    # Each line comes back as it went in, with its message's sequence.
+    run diff <(grep -v '^not json' "$T/in") <(sed 's/,"js_seq":[0-9]*}$/}/' "$T/out")
+    assert_success
+    run jq -c .js_seq "$T/out"
+    assert_output "$(printf '%s\n' 1 1 2 2 3 3 4 5 5 6)"
+    # The pod is escaped in the subject, so --pod finds exactly its lines.
+    run kvjs sub -s "$NATS_URL" --pod 'a.b*>'
+    assert_output '{"pod":"a.b*>","dp_rank":null,"seq":5,"i":0,"ts":1,"type":"AllBlocksCleared","js_seq":6}'
+    run kvjs sub -s "$NATS_URL" --from 5
+    assert_success
+    [ "${#lines[@]}" = 3 ]
+    run kvjs sub -s "$NATS_URL" --from last
+    assert_output --partial '"js_seq":6}'
+    # The ephemeral consumers are gone when sub exits.
+    [ "$(kvjs info -s "$NATS_URL" | jq .consumers)" = 0 ]
+}
+
+@test "dedup: the same batches published twice are stored once" {
+    nats_start
+    gen pod-a 0 50 >"$T/in"
+    run kvjs pub -s "$NATS_URL" --stats <"$T/in"
+    assert_success
+    assert_output '{"lines":100,"bad_lines":0,"batches":50,"acked":50,"duplicates":0,"failed":0}'
+    [ "$(msgs)" = 50 ]
+    # Two relays at once for the same pod, and a third over part of it.
+    kvjs pub -s "$NATS_URL" --stats <"$T/in" 2>"$T/r1" &
+    local r1=$!
+    kvjs pub -s "$NATS_URL" --stats <"$T/in" 2>"$T/r2" &
+    local r2=$!
+    head -n 40 "$T/in" | kvjs pub -s "$NATS_URL"
+    wait "$r1"
+    wait "$r2"
+    [ "$(msgs)" = 50 ]
+    assert_equal "$(jq -c '[.acked,.duplicates]' "$T/r1")" '[50,50]'
+    assert_equal "$(jq -c '[.acked,.duplicates]' "$T/r2")" '[50,50]'
+    # A batch after an engine restart reuses a seq but not its ts: stored.
+    gen pod-a 0 1 | sed 's/"ts":1700000000.5/"ts":1900000000/' |
+        kvjs pub -s "$NATS_URL"
+    [ "$(msgs)" = 51 ]
+}
+
+@test "unreachable server: retries with a message, then exits 1" {
+    local port
+    port=$(free_port)
+    SECONDS=0
+    run kvjs pub -s "nats://127.0.0.1:$port" --connect-retries 3 </dev/null
+    assert_failure 1
+    assert_output "kvjs: warning: cannot connect to nats://127.0.0.1:$port: No server available for connection (attempt 1 of 3); retrying in 1000ms
+kvjs: warning: cannot connect to nats://127.0.0.1:$port: No server available for connection (attempt 2 of 3); retrying in 1000ms
+kvjs: error: nats://127.0.0.1:$port: No server available for connection"
+    [ "$SECONDS" -le 4 ]
+    run kvjs sub -q -s "nats://127.0.0.1:$port" --connect-retries 1
+    assert_failure 1
+    assert_output "kvjs: error: nats://127.0.0.1:$port: No server available for connection"
+}
+
+@test "a missing stream: --no-create and sub fail clearly; pub creates it" {
+    nats_start
+    run kvjs pub -s "$NATS_URL" --stream S1 --no-create </dev/null
+    assert_failure 1
+    assert_output 'kvjs: error: stream S1 not found (and --no-create); create it or drop --no-create'
+    run kvjs sub -s "$NATS_URL" --stream S1
+    assert_failure 1
+    assert_output 'kvjs: error: stream S1 not found'
+    run kvjs pub -s "$NATS_URL" --stream S1 --prefix kv.s1 --max-age 1h </dev/null
+    assert_success
+    run kvjs info -s "$NATS_URL" --stream S1
+    assert_output '{"stream":"S1","messages":0,"bytes":0,"first_seq":0,"last_seq":0,"consumers":0,"replicas":1}'
+}
+
+@test "a message that is not kvtap NDJSON is skipped and counted" {
+    nats_start
+    gen pod-a 0 1 | kvjs pub -s "$NATS_URL"
+    # A foreign publisher, speaking the NATS protocol by hand.
+    local port=${NATS_URL##*:}
+    printf 'CONNECT {"verbose":false}\r\nPUB kvtap.ev.x 5\r\nhello\r\nPING\r\n' |
+        socat -t 1 - "TCP:127.0.0.1:$port" >/dev/null
+    gen pod-a 1 1 | kvjs pub -s "$NATS_URL"
+    [ "$(msgs)" = 3 ]
+    kvjs sub -s "$NATS_URL" --stats >"$T/out" 2>"$T/err"
+    run cat "$T/err"
+    assert_output 'kvjs: warning: js_seq 2 on kvtap.ev.x is not kvtap NDJSON (line 1: not a JSON object); skipped
+{"messages":3,"lines":4,"skipped":1}'
+    run jq -c '[.seq,.js_seq]' "$T/out"
+    assert_output "$(printf '%s\n' '[0,1]' '[0,1]' '[1,3]' '[1,3]')"
+}
+
+@test "durable: killed with -9, it resumes right after its last ack" {
+    nats_start
+    gen pod-a 0 200 | kvjs pub -s "$NATS_URL"
+    kvjs sub -s "$NATS_URL" --durable d1 --follow --batch 16 >"$T/o1" &
+    local c=$!
+    local i=0
+    until [ "$(wc -l <"$T/o1")" -ge 400 ]; do
+        sleep 0.05
+        i=$((i + 1))
+        [ "$i" -lt 200 ]
+    done
+    sleep 0.3 # the last acks reach the server
+    kill -9 "$c"
+    wait "$c" || true
+    gen pod-a 200 50 | kvjs pub -s "$NATS_URL"
+    # Without --follow it stops at the end; exactly the 50 new messages.
+    run kvjs sub -s "$NATS_URL" --durable d1
+    assert_success
+    run jq -c .js_seq <<<"$output"
+    assert_output "$(seq 201 250 | sed 'p')"
+    # Nothing left for the durable; it survives its subscribers.
+    run kvjs sub -s "$NATS_URL" --durable d1
+    assert_success
+    assert_output ''
+    [ "$(kvjs info -s "$NATS_URL" | jq .consumers)" = 1 ]
+}
+
+@test "durable: acked means written; the rest is delivered again" {
+    nats_start
+    gen pod-a 0 1000 | kvjs pub -s "$NATS_URL"
+    # A reader that never reads: kvjs blocks writing once the pipe is full.
+    mkfifo "$T/fifo"
+    sleep 60 <"$T/fifo" &
+    PIDS+=($!)
+    kvjs sub -s "$NATS_URL" --durable d2 --batch 8 --ack-wait 1s >"$T/fifo" &
+    local c=$!
+    sleep 1
+    kill -9 "$c"
+    wait "$c" || true
+    run kvjs sub -s "$NATS_URL" --durable d2
+    assert_success
+    printf '%s\n' "$output" >"$T/o2"
+    # The second run gets one contiguous range up to the end, with no
+    # message twice, and starts after what fit in the pipe: nothing was
+    # acknowledged before it was written.
+    local first n
+    first=$(jq .js_seq "$T/o2" | sort -un | head -n 1)
+    n=$(jq .js_seq "$T/o2" | sort -un | wc -l)
+    [ "$first" -gt 1 ]
+    assert_equal "$n" $((1000 - first + 1))
+    assert_equal "$(wc -l <"$T/o2")" $((2 * n))
+    local acked_bytes
+    acked_bytes=$(kvjs sub -s "$NATS_URL" | jq -c "select(.js_seq < $first)" |
+        wc -c)
+    [ "$acked_bytes" -le 65536 ]
+}
+
+@test "history: --from TIME --until TIME returns that window of one pod" {
+    nats_start
+    gen pod-a 0 10 | kvjs pub -s "$NATS_URL"
+    sleep 1.1
+    local t1 t2
+    t1=$(date +%s.%N)
+    gen pod-a 10 10 | kvjs pub -s "$NATS_URL"
+    gen pod-b 0 10 | kvjs pub -s "$NATS_URL"
+    sleep 1.1
+    t2=$(date +%s.%N)
+    gen pod-a 20 10 | kvjs pub -s "$NATS_URL"
+    run kvjs sub -s "$NATS_URL" --pod pod-a --from "@$t1" --until "@$t2"
+    assert_success
+    run jq -c .seq <<<"$output"
+    assert_output "$(seq 10 19 | sed 'p')"
+    # The same as a UTC time stamp.
+    local iso
+    iso=$(date -u -d "@${t1%.*}" +%Y-%m-%dT%H:%M:%S).${t1#*.}Z
+    run kvjs sub -s "$NATS_URL" --from "$iso" --until "@$t2"
+    assert_success
+    [ "${#lines[@]}" = 40 ]
+}
