@@ -5,6 +5,7 @@
 #include "conn.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -40,9 +41,17 @@ static natsStatus
 options_make(natsOptions **out, const struct js_opts *o)
 {
     natsStatus s = natsOptions_Create(out);
+    char *copy = strdup(o->servers);
+    const char *urls[64];
+    int n = 0;
 
+    /* libnats 3.4 takes a list as an array, not as one comma list. */
+    for (char *save = NULL, *u = copy ? strtok_r(copy, ",", &save) : NULL;
+         u != NULL && n < 64; u = strtok_r(NULL, ",", &save))
+        urls[n++] = u;
     if (s == NATS_OK)
-        s = natsOptions_SetURL(*out, o->servers);
+        s = copy == NULL ? NATS_NO_MEMORY
+                         : natsOptions_SetServers(*out, urls, n);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(*out, 2000);
     if (s == NATS_OK)
@@ -51,6 +60,7 @@ options_make(natsOptions **out, const struct js_opts *o)
         s = natsOptions_SetMaxReconnect(*out, 120);
     if (s == NATS_OK)
         s = natsOptions_SetName(*out, cli_prog);
+    free(copy);
     return s;
 }
 

@@ -243,3 +243,103 @@ kvjs: error: nats://127.0.0.1:$port: No server available for connection"
     assert_success
     [ "${#lines[@]}" = 40 ]
 }
+
+@test "cluster: a server killed mid-run loses nothing acknowledged" {
+    nats_start_cluster
+    gen pod-a 0 2000 >"$T/in"
+    mkfifo "$T/fifo"
+    # Connected to n1 alone: killing n1 forces a reconnect to n2 or n3,
+    # which the client learned from the cluster.
+    kvjs pub -s "$NATS_URL1" --replicas 3 --stats <"$T/fifo" 2>"$T/err" &
+    local p=$!
+    exec 4>"$T/fifo"
+    head -n 2000 "$T/in" >&4
+    local i=0
+    until [ "$(msgs "$NATS_URL2")" -ge 1000 ]; do
+        sleep 0.1
+        i=$((i + 1))
+        [ "$i" -lt 100 ]
+    done
+    kill -9 "$NATS_PID_n1"
+    tail -n +2001 "$T/in" >&4
+    exec 4>&-
+    local st=0
+    wait_pid "$p" 60 || st=$?
+    cat "$T/err"
+    assert_equal "$st" 0
+    assert_equal "$(tail -n 1 "$T/err" | jq -c '[.batches,.acked,.failed]')" '[2000,2000,0]'
+    run kvjs info -s "$NATS_URL2,$NATS_URL3"
+    assert_output --regexp '"messages":2000,.*"replicas":3}$'
+    run sh -c "kvjs sub -s '$NATS_URL3' | jq .seq | uniq | wc -l"
+    assert_output 2000
+}
+
+# Starts kvindex serve on socket $1 reading stdin; records the pid.
+index_on() {
+    kvindex serve -q -s "$1" 3>&- &
+    PIDS+=($!)
+}
+
+# Waits until the index on $1 holds pods $2 (a count) with last_seq $3.
+wait_index() {
+    local i=0
+    until kvindex pods -r -s "$1" 2>/dev/null | jq -e --argjson n "$2" \
+        --argjson s "$3" '[.pods[] | select(.last_seq == $s)] | length == $n' \
+        >/dev/null; do
+        sleep 0.1
+        i=$((i + 1))
+        [ "$i" -lt 300 ] || return 1
+    done
+}
+
+@test "convergence: replicas fed by kvjs sub equal a directly fed kvindex" {
+    nats_start
+    local specs= k
+    for k in 1 2 3; do
+        local pub=tcp://127.0.0.1:$(free_port) rep=tcp://127.0.0.1:$(free_port)
+        kvpub -q --synth 300 --seed "$k" --wait-subs 2 --hold 10m "$pub" "$rep" \
+            </dev/null 3>&- &
+        PIDS+=($!)
+        specs="$specs pod-$k=$pub,$rep"
+        # One relay per pod.
+        (kvsub -q -m demo "pod-$k=$pub,$rep" | kvjs pub -q -s "$NATS_URL") 3>&- &
+        PIDS+=($!)
+    done
+    # shellcheck disable=SC2086
+    (kvsub -q -m demo $specs | index_on "$T/direct.sock"; wait) 3>&- &
+    PIDS+=($!)
+    wait_index "$T/direct.sock" 3 299
+    for k in 1 2; do
+        (kvjs sub -q -s "$NATS_URL" --follow | index_on "$T/r$k.sock"; wait) 3>&- &
+        PIDS+=($!)
+    done
+    wait_index "$T/r1.sock" 3 299
+    wait_index "$T/r2.sock" 3 299
+    kvindex dump -s "$T/direct.sock" >"$T/d.dump"
+    kvindex dump -s "$T/r1.sock" >"$T/r1.dump"
+    kvindex dump -s "$T/r2.sock" >"$T/r2.dump"
+    [ "$(grep -c '"type":"entry"' "$T/d.dump")" -gt 100 ]
+    # Replicas read one stream in one order: identical, line for line.
+    run diff "$T/r1.dump" "$T/r2.dump"
+    assert_success
+    # The direct index saw the pods interleaved differently, so its LRU
+    # order may differ; its content may not.
+    run diff <(sort "$T/d.dump") <(sort "$T/r1.dump")
+    assert_success
+    # 1,000 match queries: the token ids of stored events in pod and seq
+    # order, whole and cut (those of root events match).
+    kvjs sub -s "$NATS_URL" | jq -sc 'map(select(.type == "BlockStored")) |
+        sort_by([.pod, .seq]) | .[].token_ids' |
+        head -n 500 | jq -c '{op: "match", model: "demo", tokens: .},
+               {op: "match", model: "demo", tokens: (.[:length/2|floor] + [7, 7, 7])}' \
+        >"$T/q"
+    assert_equal "$(wc -l <"$T/q")" 1000
+    for s in direct r1 r2; do
+        kvindex query -s "$T/$s.sock" - <"$T/q" >"$T/$s.ans"
+    done
+    [ "$(grep -c '"pod"' "$T/direct.ans")" -ge 10 ]
+    run diff "$T/direct.ans" "$T/r1.ans"
+    assert_success
+    run diff "$T/r1.ans" "$T/r2.ans"
+    assert_success
+}
