@@ -3,6 +3,7 @@
 #   make                 build every tool into bin/
 #   make test            unit + CLI tests; ends with "N passed, N failed"
 #   make demo            the whole pipeline on a simulated engine
+#   make demo-cluster    the same across a 3-server NATS JetStream cluster
 #   make bench           benchmarks (ratios against baselines, same run)
 #   make SANITIZE=address,undefined test
 #   make install PREFIX=/usr/local DESTDIR=
@@ -62,7 +63,7 @@ UNIT_BINS  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_HOBJ  := $(UNIT_HELP:%.c=$(BUILD)/%.o)
 BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all tools tests deps test unit cli demo bench install uninstall \
+.PHONY: all tools tests deps test unit cli demo demo-cluster bench install uninstall \
         format format-check lint clean fuzz
 
 all: tools tests
@@ -120,6 +121,12 @@ cli: deps
 demo: deps
 	@$(MAKE) --no-print-directory tools
 	@KVTAP_BIN=$(abspath $(BIN)) scripts/demo
+
+# Three pods, three relays, a three-server NATS cluster, two index
+# replicas (docs/cluster.md).
+demo-cluster: deps
+	@$(MAKE) --no-print-directory tools
+	@KVTAP_BIN=$(abspath $(BIN)) scripts/demo-cluster
 
 bench: deps
 	@$(MAKE) --no-print-directory all

@@ -258,7 +258,6 @@ print_version(void)
 static const char *
 parse_args(int argc, char **argv, struct js_opts *o)
 {
-    uint64_t v;
     int64_t t;
     int c;
 
@@ -296,10 +295,7 @@ parse_args(int argc, char **argv, struct js_opts *o)
         cli_usage_error("missing command: pub, sub or info");
     if (optind + 1 < argc)
         cli_usage_error("unexpected argument: %s", argv[optind + 1]);
-    if (o->from != NULL && strcmp(o->from, "first") != 0 &&
-        strcmp(o->from, "last") != 0 && strcmp(o->from, "new") != 0 &&
-        parse_u64(o->from, 1, UINT64_MAX, &v) == -1 &&
-        sub_time_parse(o->from, &t) == -1)
+    if (o->from != NULL && sub_from_check(o->from) == -1)
         cli_usage_error("--from %s: not first, last, new, a sequence "
                         "number or a time",
                         o->from);

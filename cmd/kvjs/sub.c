@@ -99,6 +99,16 @@ config_start(jsConsumerConfig *cc, const char *from, char *err, size_t errlen)
     return 0;
 }
 
+int
+sub_from_check(const char *from)
+{
+    jsConsumerConfig cc;
+    char err[8];
+
+    jsConsumerConfig_Init(&cc);
+    return config_start(&cc, from, err, sizeof(err));
+}
+
 /* Creates the consumer unless the durable exists, then binds to it. */
 static int
 consumer_open(struct sub *s, const char *filter, char *err, size_t errlen)
@@ -252,6 +262,23 @@ take_list(struct sub *s, natsMsgList *list)
     return go;
 }
 
+/*
+ * An ephemeral consumer would expire by itself after its inactivity
+ * threshold; deleting it at exit keeps `kvjs info` honest.  Skipped when
+ * the server is gone, and bounded, so that exit never hangs on it.
+ */
+static void
+consumer_delete(struct sub *s)
+{
+    jsOptions jo;
+
+    if (natsConnection_Status(s->c.nc) != NATS_CONN_STATUS_CONNECTED)
+        return;
+    jsOptions_Init(&jo);
+    jo.Wait = 1000;
+    js_DeleteConsumer(s->c.js, s->o->stream, s->consumer, &jo, NULL);
+}
+
 static int
 fetch_loop(struct sub *s)
 {
@@ -337,11 +364,12 @@ sub_run(const struct js_opts *o)
     if (rc == 0 && cli_signal)
         rc = 128 + cli_signal;
 out:
-    if (s.c.nc != NULL)
+    if (s.c.nc != NULL &&
+        natsConnection_Status(s.c.nc) == NATS_CONN_STATUS_CONNECTED)
         natsConnection_FlushTimeout(s.c.nc, 2000);
     natsSubscription_Destroy(s.sub);
     if (s.ephemeral && s.consumer != NULL)
-        js_DeleteConsumer(s.c.js, o->stream, s.consumer, NULL, NULL);
+        consumer_delete(&s);
     free(s.consumer);
     jsStreamInfo_Destroy(si);
     conn_close(&s.c);

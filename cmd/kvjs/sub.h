@@ -23,6 +23,9 @@ int sub_run(const struct js_opts *o);
  */
 int sub_time_parse(const char *s, int64_t *ns);
 
+/* Whether --from FROM is valid.  Returns 0 or -1. */
+int sub_from_check(const char *from);
+
 /* `kvjs info`: the stream's state as one JSON line.  Returns 0 or 1. */
 int sub_info(const struct js_opts *o);
 

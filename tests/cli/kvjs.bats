@@ -133,6 +133,35 @@ kvjs: error: nats://127.0.0.1:$port: No server available for connection"
     assert_output "kvjs: error: nats://127.0.0.1:$port: No server available for connection"
 }
 
+@test "the server gone mid-run: pub says which batches were not acked, exits 1" {
+    nats_start
+    gen pod-a 0 20 >"$T/in"
+    mkfifo "$T/fifo"
+    kvjs pub -s "$NATS_URL" --ack-timeout 2s --stats <"$T/fifo" 2>"$T/err" &
+    local p=$!
+    exec 4>"$T/fifo"
+    head -n 20 "$T/in" >&4
+    local i=0
+    until [ "$(msgs 2>/dev/null)" = 10 ]; do
+        sleep 0.1
+        i=$((i + 1))
+        [ "$i" -lt 50 ]
+    done
+    kill -9 "$NATS_PID_n1"
+    tail -n +21 "$T/in" >&4
+    exec 4>&-
+    local st=0
+    wait_pid "$p" 20 || st=$?
+    assert_equal "$st" 1
+    # One line per lost batch, naming it by its Nats-Msg-Id.
+    local re='^kvjs: error: batch pod-a\.0\.\([0-9]*\)\.[0-9.]* on kvtap\.ev\.pod-a not acknowledged within 2000ms: no acknowledgment$'
+    run sh -c "head -n 10 '$T/err' | sed -n 's/$re/\\1/p' | sort -n"
+    assert_output "$(seq 10 19)"
+    run cat "$T/err"
+    assert_line --index 10 'kvjs: error: 10 of 20 batches not acknowledged'
+    assert_line --index 11 '{"lines":40,"bad_lines":0,"batches":20,"acked":10,"duplicates":0,"failed":10}'
+}
+
 @test "a missing stream: --no-create and sub fail clearly; pub creates it" {
     nats_start
     run kvjs pub -s "$NATS_URL" --stream S1 --no-create </dev/null
@@ -274,9 +303,13 @@ kvjs: error: nats://127.0.0.1:$port: No server available for connection"
     assert_output 2000
 }
 
-# Starts kvindex serve on socket $1 reading stdin; records the pid.
-index_on() {
-    kvindex serve -q -s "$1" 3>&- &
+# Runs "$2" (a command line) with its stdout into kvindex serve on socket
+# $1, through a named pipe so that both pids are recorded for teardown.
+index_from() {
+    mkfifo "$1.in"
+    kvindex serve -q -s "$1" <"$1.in" 3>&- &
+    PIDS+=($!)
+    eval "exec $2" >"$1.in" 3>&- &
     PIDS+=($!)
 }
 
@@ -302,16 +335,16 @@ wait_index() {
         PIDS+=($!)
         specs="$specs pod-$k=$pub,$rep"
         # One relay per pod.
-        (kvsub -q -m demo "pod-$k=$pub,$rep" | kvjs pub -q -s "$NATS_URL") 3>&- &
+        mkfifo "$T/relay-$k"
+        kvjs pub -q -s "$NATS_URL" <"$T/relay-$k" 3>&- &
+        PIDS+=($!)
+        kvsub -q -m demo "pod-$k=$pub,$rep" >"$T/relay-$k" 3>&- &
         PIDS+=($!)
     done
-    # shellcheck disable=SC2086
-    (kvsub -q -m demo $specs | index_on "$T/direct.sock"; wait) 3>&- &
-    PIDS+=($!)
+    index_from "$T/direct.sock" "kvsub -q -m demo $specs"
     wait_index "$T/direct.sock" 3 299
     for k in 1 2; do
-        (kvjs sub -q -s "$NATS_URL" --follow | index_on "$T/r$k.sock"; wait) 3>&- &
-        PIDS+=($!)
+        index_from "$T/r$k.sock" 'kvjs sub -q -s "$NATS_URL" --follow'
     done
     wait_index "$T/r1.sock" 3 299
     wait_index "$T/r2.sock" 3 299
@@ -342,4 +375,42 @@ wait_index() {
     assert_success
     run diff "$T/r1.ans" "$T/r2.ans"
     assert_success
+}
+
+@test "the man page renders cleanly and documents what --help does" {
+    local m="$KVTAP_TOP/man/kvjs.1" o s
+    run groff -mdoc -ww -z -Tutf8 "$m"
+    assert_success
+    assert_output ''
+    for s in SYNOPSIS DESCRIPTION OUTPUT 'EXIT STATUS' EXAMPLES; do
+        grep -qx ".Sh $s" "$m"
+    done
+    for o in $(kvjs --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+        grep -q -- "${o#--}" "$m" || {
+            echo "kvjs: $o is in --help but not in $m"
+            return 1
+        }
+    done
+    grep -q '`kvjs`' "$KVTAP_TOP/README.md"
+}
+
+@test "only kvjs links libnats" {
+    local t
+    for t in "$KVTAP_BIN"/*; do
+        case ${t##*/} in
+        kvjs) ldd "$t" | grep -q libnats ;;
+        *) ! ldd "$t" | grep -q libnats ;;
+        esac
+    done
+}
+
+@test "scripts/demo-cluster: both replicas answer alike and dump alike" {
+    run "$KVTAP_TOP/scripts/demo-cluster"
+    assert_success
+    assert_line --regexp '^\{"stream":"KVTAP","messages":900,.*"consumers":2,"replicas":3\}$'
+    assert_line --index 8 'replica-1: kvindex match:'
+    assert_line --index 10 'replica-2: kvindex match:'
+    [ "${lines[9]}" = "${lines[11]}" ]
+    [ "$(echo "${lines[9]}" | jq length)" = 3 ]
+    assert_line 'replica-1 and replica-2 dumps: identical'
 }
