@@ -68,6 +68,7 @@ int
 conn_open(struct js_conn *c, const struct js_opts *o, const jsOptions *pub_opts,
           char *err, size_t errlen)
 {
+    jsOptions jo;
     natsStatus s;
     int rc = -1;
 
@@ -90,7 +91,12 @@ conn_open(struct js_conn *c, const struct js_opts *o, const jsOptions *pub_opts,
                  (unsigned long long)o->connect_wait);
         sleep_ms(o->connect_wait);
     }
-    s = natsConnection_JetStream(&c->js, c->nc, (jsOptions *)pub_opts);
+    jsOptions_Init(&jo);
+    if (pub_opts != NULL)
+        jo = *pub_opts;
+    /* A cluster electing a leader takes seconds to answer API calls. */
+    jo.Wait = 10000;
+    s = natsConnection_JetStream(&c->js, c->nc, &jo);
     if (s != NATS_OK) {
         conn_strerror(s, "JetStream", err, errlen);
         goto out;

@@ -65,7 +65,7 @@ static const char usage_text[] =
     "                          the end of the stream\n"
     "      --ack-wait DUR      new consumer: redeliver a message not\n"
     "                          acknowledged within DUR (default 10s)\n"
-    "      --batch N           messages per fetch (default 256)\n"
+    "      --batch N           messages per fetch (default 1024)\n"
     "\n"
     "DUR is 250ms, 5s, 2m, 1h or a number of seconds.  TIME is\n"
     "2026-11-30T09:00:00Z (UTC), @UNIXSECONDS, or -DUR (that long ago).\n"
@@ -183,7 +183,7 @@ defaults(struct js_opts *o)
     o->ack_timeout = 30000;
     o->linger_ms = 5;
     o->ack_wait_ms = 10000;
-    o->fetch_batch = 256;
+    o->fetch_batch = 1024;
 }
 
 /* Options that take a value and only set a field of o. */

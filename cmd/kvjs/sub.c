@@ -25,10 +25,12 @@ struct sub {
     natsSubscription *sub;
     char *consumer; /* its name (owned) */
     int ephemeral;
+    int ack_all;      /* the consumer's policy: one ack covers what precedes */
     int64_t until_ns; /* 0: none */
     struct cli_out out;
     struct arena arena;
     uint64_t messages, lines, skipped;
+    uint64_t last_pending; /* NumPending after the last message taken */
 };
 
 int
@@ -109,46 +111,85 @@ sub_from_check(const char *from)
     return config_start(&cc, from, err, sizeof(err));
 }
 
+/* The consumer --durable, --from, --ack-wait and --pod describe. */
+static int
+consumer_config(const struct js_opts *o, const char *filter,
+                jsConsumerConfig *cc, char *err, size_t errlen)
+{
+    jsConsumerConfig_Init(cc);
+    cc->Durable = o->durable;
+    /*
+     * One ack per fetch covers the whole fetch: every message in it was
+     * written and flushed before the ack goes out.
+     */
+    cc->AckPolicy = js_AckAll;
+    cc->AckWait = (int64_t)o->ack_wait_ms * 1000000;
+    cc->MaxAckPending = 65536;
+    cc->FilterSubject = filter;
+    if (o->durable == NULL)
+        cc->InactiveThreshold = (int64_t)60 * 1000000000;
+    return config_start(cc, o->from, err, errlen);
+}
+
+/*
+ * Looks the durable up, or creates the consumer.  A cluster that is
+ * electing a leader (a server just died) answers with a timeout; that is
+ * retried, and a durable that the timed-out call did create is found by
+ * the next lookup.
+ */
+static natsStatus
+consumer_find_or_add(struct sub *s, const jsConsumerConfig *cc,
+                     jsConsumerInfo **ci)
+{
+    const struct js_opts *o = s->o;
+    natsStatus st = NATS_TIMEOUT;
+
+    for (int attempt = 1; attempt <= 5 && !cli_signal; attempt++) {
+        jsErrCode jerr = 0;
+
+        st = NATS_NOT_FOUND;
+        if (o->durable != NULL)
+            st = js_GetConsumerInfo(ci, s->c.js, o->stream, o->durable, NULL,
+                                    &jerr);
+        if (st == NATS_OK && o->from != NULL)
+            log_warn("durable %s exists: resuming it, --from ignored",
+                     o->durable);
+        if (st == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr)
+            st = js_AddConsumer(ci, s->c.js, o->stream, (jsConsumerConfig *)cc,
+                                NULL, &jerr);
+        if (st != NATS_TIMEOUT && st != NATS_NO_RESPONDERS)
+            break;
+        log_warn("creating the consumer: %s (attempt %d of 5); retrying",
+                 natsStatus_GetText(st), attempt);
+    }
+    return st;
+}
+
 /* Creates the consumer unless the durable exists, then binds to it. */
 static int
 consumer_open(struct sub *s, const char *filter, char *err, size_t errlen)
 {
-    const struct js_opts *o = s->o;
     jsConsumerConfig cc;
     jsConsumerInfo *ci = NULL;
     jsSubOptions so;
     jsErrCode jerr = 0;
-    natsStatus st = NATS_NOT_FOUND;
+    natsStatus st;
 
-    if (o->durable != NULL)
-        st = js_GetConsumerInfo(&ci, s->c.js, o->stream, o->durable, NULL,
-                                &jerr);
-    if (st == NATS_OK && o->from != NULL)
-        log_warn("durable %s exists: resuming it, --from ignored", o->durable);
-    if (st != NATS_OK) {
-        jsConsumerConfig_Init(&cc);
-        cc.Durable = o->durable;
-        cc.AckPolicy = js_AckExplicit;
-        cc.AckWait = (int64_t)o->ack_wait_ms * 1000000;
-        cc.MaxAckPending = 65536;
-        cc.FilterSubject = filter;
-        if (o->durable == NULL)
-            cc.InactiveThreshold = (int64_t)60 * 1000000000;
-        if (config_start(&cc, o->from, err, errlen) == -1)
-            return -1;
-        st = js_AddConsumer(&ci, s->c.js, o->stream, &cc, NULL, &jerr);
-    }
+    if (consumer_config(s->o, filter, &cc, err, errlen) == -1)
+        return -1;
+    st = consumer_find_or_add(s, &cc, &ci);
     if (st != NATS_OK) {
         conn_strerror(st, "cannot create the consumer", err, errlen);
         return -1;
     }
     s->consumer = strdup(ci->Name);
-    s->ephemeral = o->durable == NULL;
+    s->ephemeral = s->o->durable == NULL;
+    s->ack_all = ci->Config != NULL && ci->Config->AckPolicy == js_AckAll;
     jsConsumerInfo_Destroy(ci);
     if (s->consumer == NULL)
         return -1;
     jsSubOptions_Init(&so);
-    so.Stream = o->stream;
+    so.Stream = s->o->stream;
     so.Consumer = s->consumer;
     st = js_PullSubscribe(&s->sub, s->c.js, filter, s->consumer, NULL, &so,
                           &jerr);
@@ -252,12 +293,13 @@ take_list(struct sub *s, natsMsgList *list)
             break;
         }
         emit(s, list->Msgs[k], meta->Sequence.Stream);
+        s->last_pending = meta->NumPending;
         jsMsgMetaData_Destroy(meta);
         taken = k + 1;
     }
     if (cli_out_flush(&s->out) == -1)
         return s->out.closed ? 0 : -1;
-    for (int k = 0; k < taken; k++)
+    for (int k = s->ack_all && taken ? taken - 1 : 0; k < taken; k++)
         natsMsg_Ack(list->Msgs[k], NULL);
     return go;
 }
@@ -282,6 +324,8 @@ consumer_delete(struct sub *s)
 static int
 fetch_loop(struct sub *s)
 {
+    int ends = 0;
+
     while (!cli_signal) {
         natsMsgList list = {0};
         jsErrCode jerr = 0;
@@ -292,7 +336,15 @@ fetch_loop(struct sub *s)
                                     s->o->follow ? 1000 : 300, &jerr);
         if (st == NATS_TIMEOUT || (st == NATS_OK && list.Count == 0)) {
             natsMsgList_Destroy(&list);
-            if (!s->o->follow && at_end(s))
+            /*
+             * The end is believed when the server says so after two
+             * empty fetches in a row: once, on a loaded machine, a sub
+             * exited with nothing written from a window that held 20
+             * messages, and one empty fetch of a consumer created a
+             * moment ago is weak evidence of the end.
+             */
+            ends = !s->o->follow && at_end(s) ? ends + 1 : 0;
+            if (ends >= 2)
                 return 0;
             continue;
         }
@@ -309,10 +361,14 @@ fetch_loop(struct sub *s)
             log_warn("%s; retrying", err);
             continue;
         }
+        ends = 0;
         go = take_list(s, &list);
         natsMsgList_Destroy(&list);
         if (go <= 0)
             return go;
+        /* The last message said nothing follows: ask instead of waiting. */
+        if (!s->o->follow && s->last_pending == 0 && at_end(s))
+            return 0;
     }
     return 0;
 }

@@ -261,14 +261,14 @@ kvjs: error: nats://127.0.0.1:$port: No server available for connection"
     sleep 1.1
     t2=$(date +%s.%N)
     gen pod-a 20 10 | kvjs pub -s "$NATS_URL"
-    run kvjs sub -s "$NATS_URL" --pod pod-a --from "@$t1" --until "@$t2"
+    run kvjs sub -q -s "$NATS_URL" --pod pod-a --from "@$t1" --until "@$t2"
     assert_success
     run jq -c .seq <<<"$output"
     assert_output "$(seq 10 19 | sed 'p')"
     # The same as a UTC time stamp.
     local iso
     iso=$(date -u -d "@${t1%.*}" +%Y-%m-%dT%H:%M:%S).${t1#*.}Z
-    run kvjs sub -s "$NATS_URL" --from "$iso" --until "@$t2"
+    run kvjs sub -q -s "$NATS_URL" --from "$iso" --until "@$t2"
     assert_success
     [ "${#lines[@]}" = 40 ]
 }
@@ -299,7 +299,7 @@ kvjs: error: nats://127.0.0.1:$port: No server available for connection"
     assert_equal "$(tail -n 1 "$T/err" | jq -c '[.batches,.acked,.failed]')" '[2000,2000,0]'
     run kvjs info -s "$NATS_URL2,$NATS_URL3"
     assert_output --regexp '"messages":2000,.*"replicas":3}$'
-    run sh -c "kvjs sub -s '$NATS_URL3' | jq .seq | uniq | wc -l"
+    run sh -c "kvjs sub -q -s '$NATS_URL3' | jq .seq | uniq | wc -l"
     assert_output 2000
 }
 
