@@ -154,7 +154,10 @@ stream_create(struct js_conn *c, const struct js_opts *o, char *err,
     sc.MaxAge = (int64_t)o->max_age_ms * 1000000;
     sc.MaxBytes = o->max_bytes;
     sc.Replicas = o->replicas;
+    /* The server refuses a duplicate window longer than the retention. */
     sc.Duplicates = (int64_t)o->dup_window_ms * 1000000;
+    if (sc.MaxAge > 0 && sc.Duplicates > sc.MaxAge)
+        sc.Duplicates = sc.MaxAge;
     s = js_AddStream(&si, c->js, &sc, NULL, &jerr);
     jsStreamInfo_Destroy(si);
     if (s != NATS_OK) {

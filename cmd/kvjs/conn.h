@@ -35,6 +35,9 @@ struct js_opts {
     uint64_t ack_wait_ms; /* sub: the consumer's redelivery delay */
     int fetch_batch;
     int stats;
+    const char *bucket; /* snap: the key-value bucket */
+    int has_js_seq;     /* snap put: --js-seq given */
+    uint64_t js_seq;
 };
 
 /* A connected client.  conn_close accepts a zeroed or half-open one. */

@@ -12,17 +12,21 @@
 #include "conn.h"
 #include "parse.h"
 #include "pub.h"
+#include "snap.h"
 #include "sub.h"
 
 static const char usage_text[] =
     "Usage: kvjs pub [OPTION]...\n"
     "  or:  kvjs sub [OPTION]...\n"
     "  or:  kvjs info [OPTION]...\n"
+    "  or:  kvjs snap put|get|info NAME [OPTION]...\n"
     "Carry kvtap NDJSON through a NATS JetStream stream: `pub` reads\n"
     "kvsub's output on stdin and stores each engine batch (the lines with\n"
     "the same pod, dp_rank and seq) as one message; `sub` writes the\n"
     "stream's lines back on stdout with \"js_seq\" added; `info` prints\n"
-    "the stream's state as one JSON line.\n"
+    "the stream's state as one JSON line; `snap` stores (put, from stdin),\n"
+    "fetches (get, to stdout) or describes (info) an index snapshot in a\n"
+    "JetStream key-value bucket, checked by length and hash.\n"
     "\n"
     "Options for every command:\n"
     "  -s, --server URLS       NATS server URLs, comma-separated (default\n"
@@ -67,6 +71,12 @@ static const char usage_text[] =
     "                          acknowledged within DUR (default 10s)\n"
     "      --batch N           messages per fetch (default 1024)\n"
     "\n"
+    "Options for snap:\n"
+    "      --bucket NAME       the key-value bucket (default KVTAP_SNAP,\n"
+    "                          created by put with --replicas copies)\n"
+    "      --js-seq N          put: the last stream sequence the snapshot\n"
+    "                          holds, kept in its manifest\n"
+    "\n"
     "DUR is 250ms, 5s, 2m, 1h or a number of seconds.  TIME is\n"
     "2026-11-30T09:00:00Z (UTC), @UNIXSECONDS, or -DUR (that long ago).\n"
     "\n"
@@ -77,7 +87,8 @@ static const char usage_text[] =
     "  skipped with a warning and counted.  Each message is acknowledged\n"
     "  after its lines are written and flushed.  info: {\"stream\",\n"
     "  \"messages\", \"bytes\", \"first_seq\", \"last_seq\", \"consumers\",\n"
-    "  \"replicas\"}.\n"
+    "  \"replicas\"}.  snap put and snap info: the manifest,\n"
+    "  {\"name\", \"gen\", \"chunks\", \"bytes\", \"xxh64\", \"js_seq\"}.\n"
     "\n"
     "EXIT STATUS\n"
     "  0    end of input (pub: every batch acknowledged), end of stream\n"
@@ -94,7 +105,9 @@ static const char usage_text[] =
     "      kvindex serve -s /run/kv.sock\n"
     "  kvjs sub --pod pod-a --from 2026-11-30T09:00:00Z \\\n"
     "      --until 2026-11-30T09:05:00Z\n"
-    "  kvjs info --stream KVTAP\n";
+    "  kvjs info --stream KVTAP\n"
+    "  kvindex dump -s /run/kv.sock | kvjs snap put router --js-seq 81234\n"
+    "  kvjs snap get router > snap.ndjson\n";
 
 enum {
     OPT_STREAM = 256,
@@ -114,7 +127,9 @@ enum {
     OPT_UNTIL,
     OPT_POD,
     OPT_ACK_WAIT,
-    OPT_BATCH
+    OPT_BATCH,
+    OPT_BUCKET,
+    OPT_JS_SEQ
 };
 
 static const struct option long_opts[] = {
@@ -138,6 +153,8 @@ static const struct option long_opts[] = {
     {"follow", no_argument, NULL, 'f'},
     {"ack-wait", required_argument, NULL, OPT_ACK_WAIT},
     {"batch", required_argument, NULL, OPT_BATCH},
+    {"bucket", required_argument, NULL, OPT_BUCKET},
+    {"js-seq", required_argument, NULL, OPT_JS_SEQ},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -184,6 +201,7 @@ defaults(struct js_opts *o)
     o->linger_ms = 5;
     o->ack_wait_ms = 10000;
     o->fetch_batch = 1024;
+    o->bucket = "KVTAP_SNAP";
 }
 
 /* Options that take a value and only set a field of o. */
@@ -242,6 +260,13 @@ set_value(struct js_opts *o, int c, const char *a)
     case OPT_BATCH:
         o->fetch_batch = (int)num_arg("--batch", a, 1, 100000);
         break;
+    case OPT_BUCKET:
+        o->bucket = a;
+        break;
+    case OPT_JS_SEQ:
+        o->js_seq = num_arg("--js-seq", a, 0, UINT64_MAX);
+        o->has_js_seq = 1;
+        break;
     default:
         return -1;
     }
@@ -254,9 +279,9 @@ print_version(void)
     printf("%s %s (libnats %s)\n", cli_prog, KVTAP_VERSION, nats_GetVersion());
 }
 
-/* Parses argv; returns the command ("pub", "sub" or "info"). */
-static const char *
-parse_args(int argc, char **argv, struct js_opts *o)
+/* Parses argv; returns the operands (the command first), *n of them. */
+static char **
+parse_args(int argc, char **argv, struct js_opts *o, int *n)
 {
     int64_t t;
     int c;
@@ -292,9 +317,7 @@ parse_args(int argc, char **argv, struct js_opts *o)
         }
     }
     if (optind >= argc)
-        cli_usage_error("missing command: pub, sub or info");
-    if (optind + 1 < argc)
-        cli_usage_error("unexpected argument: %s", argv[optind + 1]);
+        cli_usage_error("missing command: pub, sub, info or snap");
     if (o->from != NULL && sub_from_check(o->from) == -1)
         cli_usage_error("--from %s: not first, last, new, a sequence "
                         "number or a time",
@@ -305,30 +328,51 @@ parse_args(int argc, char **argv, struct js_opts *o)
         cli_usage_error("--durable %s: may not contain '.', '*', '>' or "
                         "white space",
                         o->durable);
-    return argv[optind];
+    *n = argc - optind;
+    return argv + optind;
+}
+
+/* Runs the command args[0..n). */
+static int
+run_command(const struct js_opts *o, char **args, int n)
+{
+    const char *cmd = args[0];
+    int want = strcmp(cmd, "snap") == 0 ? 3 : 1;
+
+    if (n < want)
+        cli_usage_error("snap: missing %s",
+                        n == 1 ? "put, get or info" : "the snapshot name");
+    if (n > want)
+        cli_usage_error("unexpected argument: %s", args[want]);
+    if (strcmp(cmd, "pub") == 0)
+        return pub_run(o);
+    if (strcmp(cmd, "sub") == 0)
+        return sub_run(o);
+    if (strcmp(cmd, "info") == 0)
+        return sub_info(o);
+    if (strcmp(cmd, "snap") == 0 &&
+        (strcmp(args[1], "put") == 0 || strcmp(args[1], "get") == 0 ||
+         strcmp(args[1], "info") == 0))
+        return snap_run(o, args[1], args[2]);
+    if (strcmp(cmd, "snap") == 0)
+        cli_usage_error("snap: unknown command %s (put, get or info)", args[1]);
+    cli_usage_error("unknown command: %s (pub, sub, info or snap)", cmd);
 }
 
 int
 main(int argc, char **argv)
 {
     struct js_opts o;
-    const char *cmd;
-    int rc;
+    char **args;
+    int n, rc;
 
     cli_prog = "kvjs";
-    cmd = parse_args(argc, argv, &o);
+    args = parse_args(argc, argv, &o, &n);
     if (cli_signals_install() == -1) {
         log_error("cannot install signal handlers");
         return 1;
     }
-    if (strcmp(cmd, "pub") == 0)
-        rc = pub_run(&o);
-    else if (strcmp(cmd, "sub") == 0)
-        rc = sub_run(&o);
-    else if (strcmp(cmd, "info") == 0)
-        rc = sub_info(&o);
-    else
-        cli_usage_error("unknown command: %s (pub, sub or info)", cmd);
+    rc = run_command(&o, args, n);
     nats_Close();
     if (rc > 128)
         cli_reraise(rc - 128);

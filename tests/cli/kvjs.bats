@@ -47,11 +47,16 @@ msgs() {
     assert_output --regexp '^kvjs [0-9.]+ \(libnats 3\.[0-9.]+\)$'
     run kvjs
     assert_failure 2
-    assert_output "kvjs: missing command: pub, sub or info
+    assert_output "kvjs: missing command: pub, sub, info or snap
 Try 'kvjs --help'."
     run kvjs frob
     assert_failure 2
-    assert_output --partial 'kvjs: unknown command: frob (pub, sub or info)'
+    assert_output --partial 'kvjs: unknown command: frob (pub, sub, info or snap)'
+    run kvjs snap get
+    assert_failure 2
+    assert_output --partial 'kvjs: snap: missing the snapshot name'
+    run kvjs snap get a b c
+    assert_failure 2
     run kvjs sub --from yesterday
     assert_failure 2
     assert_output --partial 'kvjs: --from yesterday: not first, last, new, a sequence number or a time'
@@ -304,12 +309,15 @@ kvjs: error: nats://127.0.0.1:$port: No server available for connection"
 }
 
 # Runs "$2" (a command line) with its stdout into kvindex serve on socket
-# $1, through a named pipe so that both pids are recorded for teardown.
+# $1 (with the further arguments given), through a named pipe so that both
+# pids are recorded for teardown.
 index_from() {
-    mkfifo "$1.in"
-    kvindex serve -q -s "$1" <"$1.in" 3>&- &
+    local sock=$1 cmd=$2
+    shift 2
+    mkfifo "$sock.in"
+    kvindex serve -q -s "$sock" "$@" <"$sock.in" 3>&- &
     PIDS+=($!)
-    eval "exec $2" >"$1.in" 3>&- &
+    eval "exec $cmd" >"$sock.in" 3>&- &
     PIDS+=($!)
 }
 
@@ -415,4 +423,67 @@ wait_index() {
     assert_equal "$m1" "$m2"
     assert_equal "$(jq -c 'map(.pod) | sort' <<<"$m1")" '["pod-1","pod-2","pod-3"]'
     assert_line 'replica-1 and replica-2 dumps: identical'
+}
+
+@test "snap: put, info, get round trip in chunks; a new put replaces it" {
+    nats_start
+    head -c 1300000 /dev/urandom | od -An -tx1 | head -c 1300000 >"$T/s1"
+    run kvjs snap put idx --js-seq 41 -s "$NATS_URL" <"$T/s1"
+    assert_success
+    assert_output --regexp '^\{"name":"idx","gen":[0-9]+,"chunks":3,"bytes":1300000,"xxh64":"[0-9a-f]{16}","js_seq":41\}$'
+    local put=$output
+    run kvjs snap info idx -s "$NATS_URL"
+    assert_output "$put"
+    kvjs snap get idx -s "$NATS_URL" >"$T/g1"
+    cmp "$T/s1" "$T/g1"
+    echo small >"$T/s2"
+    kvjs snap put idx -s "$NATS_URL" <"$T/s2" >/dev/null
+    run kvjs snap get idx -s "$NATS_URL"
+    assert_output small
+    run kvjs snap info idx -s "$NATS_URL"
+    assert_output --regexp '"chunks":1,"bytes":6,.*"js_seq":null\}$'
+    run kvjs snap get nope -s "$NATS_URL"
+    assert_failure 1
+    assert_output 'kvjs: error: snapshot nope not found'
+    run kvjs snap get a.b -s "$NATS_URL"
+    assert_failure 2
+    run kvjs snap get idx --bucket NONE -s "$NATS_URL"
+    assert_failure 1
+    assert_output 'kvjs: error: bucket NONE not found'
+}
+
+@test "warm start: snapshot + tail equals the full history after retention" {
+    nats_start
+    gen pod-a 0 50 | kvjs pub -s "$NATS_URL" --max-age 3s
+    kvjs sub -q -s "$NATS_URL" >"$T/a"
+    local s
+    s=$(tail -n 1 "$T/a" | jq .js_seq)
+    assert_equal "$s" 50
+    # Replica 1 applies A and stores its snapshot with the js_seq it holds.
+    kvindex serve -q -s "$T/r1.sock" "$T/a" </dev/null 3>&- &
+    PIDS+=($!)
+    wait_index "$T/r1.sock" 1 49
+    kvindex dump -s "$T/r1.sock" | kvjs snap put r -s "$NATS_URL" --js-seq "$s" >/dev/null
+    # Retention drops A.
+    local i=0
+    until [ "$(msgs)" = 0 ]; do
+        sleep 0.2
+        i=$((i + 1))
+        [ "$i" -lt 50 ]
+    done
+    gen pod-a 50 50 | kvjs pub -s "$NATS_URL"
+    # The stream alone cannot rebuild A any more.
+    [ "$(kvjs sub -q -s "$NATS_URL" | head -n 1 | jq .js_seq)" = 51 ]
+    kvjs sub -q -s "$NATS_URL" --from $((s + 1)) >"$T/b"
+    kvindex serve -q -s "$T/full.sock" "$T/a" "$T/b" </dev/null 3>&- &
+    PIDS+=($!)
+    # Replica 2: snapshot, then the tail from js_seq + 1.
+    kvjs snap get r -s "$NATS_URL" >"$T/snap.ndjson"
+    index_from "$T/warm.sock" \
+        "kvjs sub -q -s $NATS_URL --from $((s + 1)) --follow" \
+        --snapshot "$T/snap.ndjson"
+    wait_index "$T/full.sock" 1 99
+    wait_index "$T/warm.sock" 1 99
+    run diff <(kvindex dump -s "$T/full.sock") <(kvindex dump -s "$T/warm.sock")
+    assert_success
 }
