@@ -147,6 +147,10 @@ retry_pump(struct pub *p)
     char why[256];
 
     pthread_mutex_lock(&p->mu);
+    if (p->nqueue == 0) {
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
     q = p->queue;
     n = p->nqueue;
     p->queue = NULL;
@@ -294,6 +298,12 @@ group_flush(struct pub *p)
     if (publish_msg(p, m) == -1)
         goto out;
     p->batches++;
+    /*
+     * Failed batches are resent between batches too, not only when input
+     * pauses: under steady input they would otherwise wait until
+     * --ack-timeout and be given up without a second try.
+     */
+    retry_pump(p);
     rc = 0;
 out:
     buf_clear(&p->group);
