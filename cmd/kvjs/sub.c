@@ -22,6 +22,7 @@
 struct sub {
     const struct js_opts *o;
     struct js_conn c;
+    jsStreamInfo *si; /* the stream at start (owned) */
     natsSubscription *sub;
     char *consumer; /* its name (owned) */
     int ephemeral;
@@ -111,11 +112,59 @@ sub_from_check(const char *from)
     return config_start(&cc, from, err, sizeof(err));
 }
 
+/*
+ * The store time of the first message at or after seq (messages may have
+ * been deleted), with its sequence in *at.  Returns 0, or -1 when none
+ * exists before end.
+ */
+static int
+msg_time_from(struct sub *s, uint64_t seq, uint64_t end, uint64_t *at,
+              int64_t *ns)
+{
+    for (; seq < end; seq++) {
+        natsMsg *m = NULL;
+
+        if (js_GetMsg(&m, s->c.js, s->o->stream, seq, NULL, NULL) != NATS_OK)
+            continue;
+        *ns = natsMsg_GetTime(m);
+        *at = seq;
+        natsMsg_Destroy(m);
+        return 0;
+    }
+    return -1;
+}
+
+/*
+ * The first sequence stored at or after ns, by binary search over the
+ * stream (log2 of its length in round trips).  The server's own start-time
+ * lookup (DeliverByStartTime) is not used: in the test suite, nats-server
+ * 2.9 repeatedly reported nothing pending for a window that held 20
+ * messages.
+ */
+static uint64_t
+time_to_seq(struct sub *s, int64_t ns)
+{
+    uint64_t lo = s->si->State.FirstSeq, hi = s->si->State.LastSeq + 1;
+
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2, at;
+        int64_t t;
+
+        if (msg_time_from(s, mid, hi, &at, &t) == -1 || t >= ns)
+            hi = mid;
+        else
+            lo = at + 1;
+    }
+    return lo > 0 ? lo : 1; /* an empty stream reports FirstSeq 0 */
+}
+
 /* The consumer --durable, --from, --ack-wait and --pod describe. */
 static int
-consumer_config(const struct js_opts *o, const char *filter,
-                jsConsumerConfig *cc, char *err, size_t errlen)
+consumer_config(struct sub *s, const char *filter, jsConsumerConfig *cc,
+                char *err, size_t errlen)
 {
+    const struct js_opts *o = s->o;
+
     jsConsumerConfig_Init(cc);
     cc->Durable = o->durable;
     /*
@@ -128,7 +177,16 @@ consumer_config(const struct js_opts *o, const char *filter,
     cc->FilterSubject = filter;
     if (o->durable == NULL)
         cc->InactiveThreshold = (int64_t)60 * 1000000000;
-    return config_start(cc, o->from, err, errlen);
+    if (config_start(cc, o->from, err, errlen) == -1)
+        return -1;
+    if (cc->DeliverPolicy == js_DeliverByStartTime) {
+        cc->DeliverPolicy = js_DeliverByStartSequence;
+        cc->OptStartSeq = time_to_seq(s, cc->OptStartTime);
+        cc->OptStartTime = 0;
+        log_debug("--from %s: stream sequence %llu", o->from,
+                  (unsigned long long)cc->OptStartSeq);
+    }
+    return 0;
 }
 
 /*
@@ -175,7 +233,7 @@ consumer_open(struct sub *s, const char *filter, char *err, size_t errlen)
     jsErrCode jerr = 0;
     natsStatus st;
 
-    if (consumer_config(s->o, filter, &cc, err, errlen) == -1)
+    if (consumer_config(s, filter, &cc, err, errlen) == -1)
         return -1;
     st = consumer_find_or_add(s, &cc, &ci);
     if (st != NATS_OK) {
@@ -338,10 +396,9 @@ fetch_loop(struct sub *s)
             natsMsgList_Destroy(&list);
             /*
              * The end is believed when the server says so after two
-             * empty fetches in a row: once, on a loaded machine, a sub
-             * exited with nothing written from a window that held 20
-             * messages, and one empty fetch of a consumer created a
-             * moment ago is weak evidence of the end.
+             * empty fetches in a row: one empty fetch of a consumer
+             * created a moment ago is weak evidence, and the second
+             * costs one fetch timeout only at the end of a quiet stream.
              */
             ends = !s->o->follow && at_end(s) ? ends + 1 : 0;
             if (ends >= 2)
@@ -390,7 +447,6 @@ int
 sub_run(const struct js_opts *o)
 {
     struct sub s = {0};
-    jsStreamInfo *si = NULL;
     char err[512], filter[600];
     int rc = 1;
 
@@ -405,7 +461,7 @@ sub_run(const struct js_opts *o)
         goto out;
     }
     if (conn_open(&s.c, o, NULL, err, sizeof(err)) == -1 ||
-        conn_stream_info(&s.c, o->stream, &si, err, sizeof(err)) == -1 ||
+        conn_stream_info(&s.c, o->stream, &s.si, err, sizeof(err)) == -1 ||
         consumer_open(&s, filter, err, sizeof(err)) == -1) {
         log_error("%s", err);
         goto out;
@@ -427,7 +483,7 @@ out:
     if (s.ephemeral && s.consumer != NULL)
         consumer_delete(&s);
     free(s.consumer);
-    jsStreamInfo_Destroy(si);
+    jsStreamInfo_Destroy(s.si);
     conn_close(&s.c);
     cli_out_free(&s.out);
     arena_free(&s.arena);
@@ -448,12 +504,13 @@ sub_info(const struct js_opts *o)
         goto out;
     }
     printf("{\"stream\":\"%s\",\"messages\":%llu,\"bytes\":%llu,"
-           "\"first_seq\":%llu,\"last_seq\":%llu,\"consumers\":%lld,"
-           "\"replicas\":%lld}\n",
+           "\"first_seq\":%llu,\"last_seq\":%llu,\"last_ns\":%lld,"
+           "\"consumers\":%lld,\"replicas\":%lld}\n",
            si->Config->Name, (unsigned long long)si->State.Msgs,
            (unsigned long long)si->State.Bytes,
            (unsigned long long)si->State.FirstSeq,
            (unsigned long long)si->State.LastSeq,
+           (long long)(si->State.LastSeq ? si->State.LastTime : 0),
            (long long)si->State.Consumers, (long long)si->Config->Replicas);
     rc = fflush(stdout) == 0 ? 0 : 1;
 out:

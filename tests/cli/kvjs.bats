@@ -178,7 +178,7 @@ kvjs: error: nats://127.0.0.1:$port: No server available for connection"
     run kvjs pub -s "$NATS_URL" --stream S1 --prefix kv.s1 --max-age 1h </dev/null
     assert_success
     run kvjs info -s "$NATS_URL" --stream S1
-    assert_output '{"stream":"S1","messages":0,"bytes":0,"first_seq":0,"last_seq":0,"consumers":0,"replicas":1}'
+    assert_output '{"stream":"S1","messages":0,"bytes":0,"first_seq":0,"last_seq":0,"last_ns":0,"consumers":0,"replicas":1}'
 }
 
 @test "a message that is not kvtap NDJSON is skipped and counted" {
@@ -253,29 +253,6 @@ kvjs: error: nats://127.0.0.1:$port: No server available for connection"
     acked_bytes=$(kvjs sub -s "$NATS_URL" | jq -c "select(.js_seq < $first)" |
         wc -c)
     [ "$acked_bytes" -le 65536 ]
-}
-
-@test "history: --from TIME --until TIME returns that window of one pod" {
-    nats_start
-    gen pod-a 0 10 | kvjs pub -s "$NATS_URL"
-    sleep 1.1
-    local t1 t2
-    t1=$(date +%s.%N)
-    gen pod-a 10 10 | kvjs pub -s "$NATS_URL"
-    gen pod-b 0 10 | kvjs pub -s "$NATS_URL"
-    sleep 1.1
-    t2=$(date +%s.%N)
-    gen pod-a 20 10 | kvjs pub -s "$NATS_URL"
-    run kvjs sub -q -s "$NATS_URL" --pod pod-a --from "@$t1" --until "@$t2"
-    assert_success
-    run jq -c .seq <<<"$output"
-    assert_output "$(seq 10 19 | sed 'p')"
-    # The same as a UTC time stamp.
-    local iso
-    iso=$(date -u -d "@${t1%.*}" +%Y-%m-%dT%H:%M:%S).${t1#*.}Z
-    run kvjs sub -q -s "$NATS_URL" --from "$iso" --until "@$t2"
-    assert_success
-    [ "${#lines[@]}" = 40 ]
 }
 
 @test "cluster: a server killed mid-run loses nothing acknowledged" {
@@ -486,4 +463,35 @@ wait_index() {
     wait_index "$T/warm.sock" 1 99
     run diff <(kvindex dump -s "$T/full.sock") <(kvindex dump -s "$T/warm.sock")
     assert_success
+}
+
+# Prints the time 1 ms after the stream's last message was stored, as
+# @SECONDS: the server's clock, the one --from and --until compare with.
+after_last() {
+    local ns
+    ns=$(($(kvjs info -s "$NATS_URL" | jq .last_ns) + 1000000))
+    printf '@%d.%09d\n' $((ns / 1000000000)) $((ns % 1000000000))
+}
+
+@test "history: --from TIME --until TIME returns that window of one pod" {
+    nats_start
+    gen pod-a 0 10 | kvjs pub -s "$NATS_URL"
+    local t1 t2
+    t1=$(after_last)
+    sleep 0.1
+    gen pod-a 10 10 | kvjs pub -s "$NATS_URL"
+    gen pod-b 0 10 | kvjs pub -s "$NATS_URL"
+    t2=$(after_last)
+    sleep 0.1
+    gen pod-a 20 10 | kvjs pub -s "$NATS_URL"
+    run kvjs sub -q -s "$NATS_URL" --pod pod-a --from "$t1" --until "$t2"
+    assert_success
+    run jq -c .seq <<<"$output"
+    assert_output "$(seq 10 19 | sed 'p')"
+    # The same as a UTC time stamp.
+    local iso s=${t1#@}
+    iso=$(date -u -d "@${s%.*}" +%Y-%m-%dT%H:%M:%S).${s#*.}Z
+    run kvjs sub -q -s "$NATS_URL" --from "$iso" --until "$t2"
+    assert_success
+    [ "${#lines[@]}" = 40 ]
 }
