@@ -7,6 +7,7 @@
 #   make fuzz-build      compile the libFuzzer harnesses (needs clang)
 #   make fuzz FUZZ_SECONDS=60   run each harness that long
 #   make demo            the whole pipeline on a simulated engine
+#   make demo-cluster    the same across a 3-server NATS JetStream cluster
 #   make bench           benchmarks (ratios against baselines, same run)
 #   make SANITIZE=address,undefined test
 #   make install PREFIX=/usr/local DESTDIR=
@@ -66,8 +67,8 @@ UNIT_BINS  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_HOBJ  := $(UNIT_HELP:%.c=$(BUILD)/%.o)
 BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all tools tests deps test unit cli demo bench install uninstall \
-        format format-check lint clean fuzz fuzz-build check-docs
+.PHONY: all tools tests deps test unit cli demo demo-cluster bench install \
+        uninstall format format-check lint clean fuzz fuzz-build check-docs
 
 all: tools tests
 
@@ -89,6 +90,10 @@ $(LIBA): $(LIB_OBJ)
 $(BIN)/%: $$(addprefix $(BUILD)/,$$(subst .c,.o,$$(wildcard cmd/$$*/*.c))) $(COMMON_OBJ) $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# kvjs is the only tool that links libnats (docs/cluster.md).
+$(BIN)/kvjs: LDLIBS += $(shell pkg-config --libs libnats 2>/dev/null)
+$(BUILD)/cmd/kvjs/%.o: CPPFLAGS += $(shell pkg-config --cflags libnats 2>/dev/null)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HOBJ) $(COMMON_OBJ) $(LIBA)
 	@mkdir -p $(@D)
@@ -120,6 +125,12 @@ cli: deps
 demo: deps
 	@$(MAKE) --no-print-directory tools
 	@KVTAP_BIN=$(abspath $(BIN)) scripts/demo
+
+# Three pods, three relays, a three-server NATS cluster, two index
+# replicas (docs/cluster.md).
+demo-cluster: deps
+	@$(MAKE) --no-print-directory tools
+	@KVTAP_BIN=$(abspath $(BIN)) scripts/demo-cluster
 
 bench: deps
 	@$(MAKE) --no-print-directory all

@@ -1,0 +1,497 @@
+#!/usr/bin/env bats
+# kvjs against real nats-server processes (tests/cli/nats.bash): JetStream
+# on, storage under $BATS_TEST_TMPDIR, ports on 127.0.0.1 picked per test.
+
+load helpers
+load nats
+
+setup() {
+    T=$BATS_TEST_TMPDIR
+    PIDS=()
+}
+
+teardown() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null
+    done
+    nats_stop_all
+}
+
+# Writes N batches of pod $1 (seqs $2 .. $2+N-1, N = $3) to stdout: each
+# batch a BlockStored and a BlockRemoved line, block size 4.
+gen() {
+    awk -v pod="$1" -v from="$2" -v n="$3" 'BEGIN {
+        for (s = from; s < from + n; s++) {
+            printf "{\"pod\":\"%s\",\"dp_rank\":0,\"seq\":%d,\"i\":0,\"ts\":%d.5,\"type\":\"BlockStored\",\"block_hashes\":[\"%d\"],\"parent_block_hash\":null,\"token_ids\":[%d,2,3,4],\"block_size\":4,\"lora_id\":null,\"medium\":\"GPU\"}\n", pod, s, 1700000000 + s, 1000 + s, s
+            printf "{\"pod\":\"%s\",\"dp_rank\":0,\"seq\":%d,\"i\":1,\"ts\":%d.5,\"type\":\"BlockRemoved\",\"block_hashes\":[\"%d\"],\"medium\":\"GPU\"}\n", pod, s, 1700000000 + s, 999 + s
+        }
+    }'
+}
+
+# The stream's message count at $1 (default $NATS_URL).
+msgs() {
+    kvjs info -s "${1:-$NATS_URL}" | jq .messages
+}
+
+@test "help, version and usage errors" {
+    run kvjs --help
+    assert_success
+    assert_output --partial 'Usage: kvjs pub [OPTION]...'
+    assert_output --partial 'EXIT STATUS'
+    run kvjs -V
+    assert_success
+    assert_output --regexp '^kvjs [0-9.]+ \(libnats 3\.[0-9.]+\)$'
+    run kvjs
+    assert_failure 2
+    assert_output "kvjs: missing command: pub, sub, info or snap
+Try 'kvjs --help'."
+    run kvjs frob
+    assert_failure 2
+    assert_output --partial 'kvjs: unknown command: frob (pub, sub, info or snap)'
+    run kvjs snap get
+    assert_failure 2
+    assert_output --partial 'kvjs: snap: missing the snapshot name'
+    run kvjs snap get a b c
+    assert_failure 2
+    run kvjs sub --from yesterday
+    assert_failure 2
+    assert_output --partial 'kvjs: --from yesterday: not first, last, new, a sequence number or a time'
+    run kvjs sub --durable a.b
+    assert_failure 2
+    run kvjs pub --replicas 9
+    assert_failure 2
+}
+
+@test "round trip: one message per batch, records travel, js_seq added" {
+    nats_start
+    gen pod-a 0 3 >"$T/in"
+    cat >>"$T/in" <<'EOF2'
+{"pod":"pod-a","dp_rank":0,"seq":9,"type":"gap","from":3,"to":9}
+{"pod":"pod-a","dp_rank":0,"seq":0,"type":"restart","last_seq":9}
+{"pod":"pod-a","dp_rank":0,"seq":0,"i":0,"ts":1800000000,"type":"AllBlocksCleared"}
+not json
+{"pod":"a.b*>","dp_rank":null,"seq":5,"i":0,"ts":1,"type":"AllBlocksCleared"}
+EOF2
+    run kvjs pub -s "$NATS_URL" --stats <"$T/in"
+    assert_success
+    assert_output 'kvjs: warning: line 10: not a JSON object; skipped
+{"lines":11,"bad_lines":1,"batches":6,"acked":6,"duplicates":0,"failed":0}'
+    [ "$(msgs)" = 6 ]
+    kvjs sub -s "$NATS_URL" >"$T/out"
+    # Each line comes back as it went in, with its message's sequence.
+    run diff <(grep -v '^not json' "$T/in") <(sed 's/,"js_seq":[0-9]*}$/}/' "$T/out")
+    assert_success
+    run jq -c .js_seq "$T/out"
+    assert_output "$(printf '%s\n' 1 1 2 2 3 3 4 5 5 6)"
+    # The pod is escaped in the subject, so --pod finds exactly its lines.
+    run kvjs sub -s "$NATS_URL" --pod 'a.b*>'
+    assert_output '{"pod":"a.b*>","dp_rank":null,"seq":5,"i":0,"ts":1,"type":"AllBlocksCleared","js_seq":6}'
+    run kvjs sub -s "$NATS_URL" --from 5
+    assert_success
+    [ "${#lines[@]}" = 3 ]
+    run kvjs sub -s "$NATS_URL" --from last
+    assert_output --partial '"js_seq":6}'
+    # The ephemeral consumers are gone when sub exits.
+    [ "$(kvjs info -s "$NATS_URL" | jq .consumers)" = 0 ]
+}
+
+@test "dedup: the same batches published twice are stored once" {
+    nats_start
+    gen pod-a 0 50 >"$T/in"
+    run kvjs pub -s "$NATS_URL" --stats <"$T/in"
+    assert_success
+    assert_output '{"lines":100,"bad_lines":0,"batches":50,"acked":50,"duplicates":0,"failed":0}'
+    [ "$(msgs)" = 50 ]
+    # Two relays at once for the same pod, and a third over part of it.
+    kvjs pub -s "$NATS_URL" --stats <"$T/in" 2>"$T/r1" &
+    local r1=$!
+    kvjs pub -s "$NATS_URL" --stats <"$T/in" 2>"$T/r2" &
+    local r2=$!
+    head -n 40 "$T/in" | kvjs pub -s "$NATS_URL"
+    wait "$r1"
+    wait "$r2"
+    [ "$(msgs)" = 50 ]
+    assert_equal "$(jq -c '[.acked,.duplicates]' "$T/r1")" '[50,50]'
+    assert_equal "$(jq -c '[.acked,.duplicates]' "$T/r2")" '[50,50]'
+    # A batch after an engine restart reuses a seq but not its ts: stored.
+    gen pod-a 0 1 | sed 's/"ts":1700000000.5/"ts":1900000000/' |
+        kvjs pub -s "$NATS_URL"
+    [ "$(msgs)" = 51 ]
+}
+
+@test "unreachable server: retries with a message, then exits 1" {
+    local port
+    port=$(free_port)
+    SECONDS=0
+    run kvjs pub -s "nats://127.0.0.1:$port" --connect-retries 3 </dev/null
+    assert_failure 1
+    assert_output "kvjs: warning: cannot connect to nats://127.0.0.1:$port: No server available for connection (attempt 1 of 3); retrying in 1000ms
+kvjs: warning: cannot connect to nats://127.0.0.1:$port: No server available for connection (attempt 2 of 3); retrying in 1000ms
+kvjs: error: nats://127.0.0.1:$port: No server available for connection"
+    [ "$SECONDS" -le 4 ]
+    run kvjs sub -q -s "nats://127.0.0.1:$port" --connect-retries 1
+    assert_failure 1
+    assert_output "kvjs: error: nats://127.0.0.1:$port: No server available for connection"
+}
+
+@test "the server gone mid-run: pub says which batches were not acked, exits 1" {
+    nats_start
+    gen pod-a 0 20 >"$T/in"
+    mkfifo "$T/fifo"
+    kvjs pub -s "$NATS_URL" --ack-timeout 2s --stats <"$T/fifo" 2>"$T/err" &
+    local p=$!
+    exec 4>"$T/fifo"
+    head -n 20 "$T/in" >&4
+    local i=0
+    until [ "$(msgs 2>/dev/null)" = 10 ]; do
+        sleep 0.1
+        i=$((i + 1))
+        [ "$i" -lt 50 ]
+    done
+    kill -9 "$NATS_PID_n1"
+    tail -n +21 "$T/in" >&4
+    exec 4>&-
+    local st=0
+    wait_pid "$p" 20 || st=$?
+    assert_equal "$st" 1
+    # One line per lost batch, naming it by its Nats-Msg-Id.
+    local re='^kvjs: error: batch pod-a\.0\.\([0-9]*\)\.[0-9.]* on kvtap\.ev\.pod-a not acknowledged within 2000ms: no acknowledgment$'
+    run sh -c "head -n 10 '$T/err' | sed -n 's/$re/\\1/p' | sort -n"
+    assert_output "$(seq 10 19)"
+    run cat "$T/err"
+    assert_line --index 10 'kvjs: error: 10 of 20 batches not acknowledged'
+    assert_line --index 11 '{"lines":40,"bad_lines":0,"batches":20,"acked":10,"duplicates":0,"failed":10}'
+}
+
+@test "a missing stream: --no-create and sub fail clearly; pub creates it" {
+    nats_start
+    run kvjs pub -s "$NATS_URL" --stream S1 --no-create </dev/null
+    assert_failure 1
+    assert_output 'kvjs: error: stream S1 not found (and --no-create); create it or drop --no-create'
+    run kvjs sub -s "$NATS_URL" --stream S1
+    assert_failure 1
+    assert_output 'kvjs: error: stream S1 not found'
+    run kvjs pub -s "$NATS_URL" --stream S1 --prefix kv.s1 --max-age 1h </dev/null
+    assert_success
+    run kvjs info -s "$NATS_URL" --stream S1
+    assert_output '{"stream":"S1","messages":0,"bytes":0,"first_seq":0,"last_seq":0,"last_ns":0,"consumers":0,"replicas":1}'
+}
+
+@test "a message that is not kvtap NDJSON is skipped and counted" {
+    nats_start
+    gen pod-a 0 1 | kvjs pub -s "$NATS_URL"
+    # A foreign publisher, speaking the NATS protocol by hand.
+    local port=${NATS_URL##*:}
+    printf 'CONNECT {"verbose":false}\r\nPUB kvtap.ev.x 5\r\nhello\r\nPING\r\n' |
+        socat -t 1 - "TCP:127.0.0.1:$port" >/dev/null
+    gen pod-a 1 1 | kvjs pub -s "$NATS_URL"
+    [ "$(msgs)" = 3 ]
+    kvjs sub -s "$NATS_URL" --stats >"$T/out" 2>"$T/err"
+    run cat "$T/err"
+    assert_output 'kvjs: warning: js_seq 2 on kvtap.ev.x is not kvtap NDJSON (line 1: not a JSON object); skipped
+{"messages":3,"lines":4,"skipped":1}'
+    run jq -c '[.seq,.js_seq]' "$T/out"
+    assert_output "$(printf '%s\n' '[0,1]' '[0,1]' '[1,3]' '[1,3]')"
+}
+
+@test "durable: killed with -9, it resumes right after its last ack" {
+    nats_start
+    gen pod-a 0 200 | kvjs pub -s "$NATS_URL"
+    kvjs sub -s "$NATS_URL" --durable d1 --follow --batch 16 >"$T/o1" &
+    local c=$!
+    local i=0
+    until [ "$(wc -l <"$T/o1")" -ge 400 ]; do
+        sleep 0.05
+        i=$((i + 1))
+        [ "$i" -lt 200 ]
+    done
+    sleep 0.3 # the last acks reach the server
+    kill -9 "$c"
+    wait "$c" || true
+    gen pod-a 200 50 | kvjs pub -s "$NATS_URL"
+    # Without --follow it stops at the end; exactly the 50 new messages.
+    run kvjs sub -s "$NATS_URL" --durable d1
+    assert_success
+    run jq -c .js_seq <<<"$output"
+    assert_output "$(seq 201 250 | sed 'p')"
+    # Nothing left for the durable; it survives its subscribers.
+    run kvjs sub -s "$NATS_URL" --durable d1
+    assert_success
+    assert_output ''
+    [ "$(kvjs info -s "$NATS_URL" | jq .consumers)" = 1 ]
+}
+
+@test "durable: acked means written; the rest is delivered again" {
+    nats_start
+    gen pod-a 0 1000 | kvjs pub -s "$NATS_URL"
+    # A reader that never reads: kvjs blocks writing once the pipe is full.
+    mkfifo "$T/fifo"
+    sleep 60 <"$T/fifo" &
+    PIDS+=($!)
+    kvjs sub -s "$NATS_URL" --durable d2 --batch 8 --ack-wait 1s >"$T/fifo" &
+    local c=$!
+    sleep 1
+    kill -9 "$c"
+    wait "$c" || true
+    run kvjs sub -s "$NATS_URL" --durable d2
+    assert_success
+    printf '%s\n' "$output" >"$T/o2"
+    # The second run gets one contiguous range up to the end, with no
+    # message twice, and starts after what fit in the pipe: nothing was
+    # acknowledged before it was written.
+    local first n
+    first=$(jq .js_seq "$T/o2" | sort -un | head -n 1)
+    n=$(jq .js_seq "$T/o2" | sort -un | wc -l)
+    [ "$first" -gt 1 ]
+    assert_equal "$n" $((1000 - first + 1))
+    assert_equal "$(wc -l <"$T/o2")" $((2 * n))
+    local acked_bytes
+    acked_bytes=$(kvjs sub -s "$NATS_URL" | jq -c "select(.js_seq < $first)" |
+        wc -c)
+    [ "$acked_bytes" -le 65536 ]
+}
+
+@test "cluster: a server killed mid-run loses nothing acknowledged" {
+    nats_start_cluster
+    gen pod-a 0 2000 >"$T/in"
+    mkfifo "$T/fifo"
+    # Connected to n1 alone: killing n1 forces a reconnect to n2 or n3,
+    # which the client learned from the cluster.
+    kvjs pub -s "$NATS_URL1" --replicas 3 --stats <"$T/fifo" 2>"$T/err" &
+    local p=$!
+    exec 4>"$T/fifo"
+    head -n 2000 "$T/in" >&4
+    local i=0
+    until [ "$(msgs "$NATS_URL2")" -ge 1000 ]; do
+        sleep 0.1
+        i=$((i + 1))
+        [ "$i" -lt 100 ]
+    done
+    kill -9 "$NATS_PID_n1"
+    tail -n +2001 "$T/in" >&4
+    exec 4>&-
+    local st=0
+    wait_pid "$p" 60 || st=$?
+    cat "$T/err"
+    assert_equal "$st" 0
+    assert_equal "$(tail -n 1 "$T/err" | jq -c '[.batches,.acked,.failed]')" '[2000,2000,0]'
+    run kvjs info -s "$NATS_URL2,$NATS_URL3"
+    assert_output --regexp '"messages":2000,.*"replicas":3}$'
+    run sh -c "kvjs sub -q -s '$NATS_URL3' | jq .seq | uniq | wc -l"
+    assert_output 2000
+}
+
+# Runs "$2" (a command line) with its stdout into kvindex serve on socket
+# $1 (with the further arguments given), through a named pipe so that both
+# pids are recorded for teardown.
+index_from() {
+    local sock=$1 cmd=$2
+    shift 2
+    mkfifo "$sock.in"
+    kvindex serve -q -s "$sock" "$@" <"$sock.in" 3>&- &
+    PIDS+=($!)
+    eval "exec $cmd" >"$sock.in" 3>&- &
+    PIDS+=($!)
+}
+
+# Waits until the index on $1 holds pods $2 (a count) with last_seq $3.
+wait_index() {
+    local i=0
+    until kvindex pods -r -s "$1" 2>/dev/null | jq -e --argjson n "$2" \
+        --argjson s "$3" '[.pods[] | select(.last_seq == $s)] | length == $n' \
+        >/dev/null; do
+        sleep 0.1
+        i=$((i + 1))
+        [ "$i" -lt 300 ] || return 1
+    done
+}
+
+@test "convergence: replicas fed by kvjs sub equal a directly fed kvindex" {
+    nats_start
+    local specs= k
+    for k in 1 2 3; do
+        local pub=tcp://127.0.0.1:$(free_port) rep=tcp://127.0.0.1:$(free_port)
+        kvpub -q --synth 300 --seed "$k" --wait-subs 2 --hold 10m "$pub" "$rep" \
+            </dev/null 3>&- &
+        PIDS+=($!)
+        specs="$specs pod-$k=$pub,$rep"
+        # One relay per pod.
+        mkfifo "$T/relay-$k"
+        kvjs pub -q -s "$NATS_URL" <"$T/relay-$k" 3>&- &
+        PIDS+=($!)
+        kvsub -q -m demo "pod-$k=$pub,$rep" >"$T/relay-$k" 3>&- &
+        PIDS+=($!)
+    done
+    index_from "$T/direct.sock" "kvsub -q -m demo $specs"
+    wait_index "$T/direct.sock" 3 299
+    for k in 1 2; do
+        index_from "$T/r$k.sock" 'kvjs sub -q -s "$NATS_URL" --follow'
+    done
+    wait_index "$T/r1.sock" 3 299
+    wait_index "$T/r2.sock" 3 299
+    kvindex dump -s "$T/direct.sock" >"$T/d.dump"
+    kvindex dump -s "$T/r1.sock" >"$T/r1.dump"
+    kvindex dump -s "$T/r2.sock" >"$T/r2.dump"
+    [ "$(grep -c '"type":"entry"' "$T/d.dump")" -gt 100 ]
+    # Replicas read one stream in one order: identical, line for line.
+    run diff "$T/r1.dump" "$T/r2.dump"
+    assert_success
+    # The direct index saw the pods interleaved differently, so its LRU
+    # order may differ; its content may not.
+    run diff <(sort "$T/d.dump") <(sort "$T/r1.dump")
+    assert_success
+    # 1,000 match queries: the token ids of stored events in pod and seq
+    # order, whole and cut (those of root events match).
+    kvjs sub -s "$NATS_URL" | jq -sc 'map(select(.type == "BlockStored")) |
+        sort_by([.pod, .seq]) | .[].token_ids' |
+        head -n 500 | jq -c '{op: "match", model: "demo", tokens: .},
+               {op: "match", model: "demo", tokens: (.[:length/2|floor] + [7, 7, 7])}' \
+        >"$T/q"
+    assert_equal "$(wc -l <"$T/q")" 1000
+    for s in direct r1 r2; do
+        kvindex query -s "$T/$s.sock" - <"$T/q" >"$T/$s.ans"
+    done
+    [ "$(grep -c '"pod"' "$T/direct.ans")" -ge 10 ]
+    run diff "$T/direct.ans" "$T/r1.ans"
+    assert_success
+    run diff "$T/r1.ans" "$T/r2.ans"
+    assert_success
+}
+
+@test "the man page renders cleanly and documents what --help does" {
+    local m="$KVTAP_TOP/man/kvjs.1" o s
+    run groff -mdoc -ww -z -Tutf8 "$m"
+    assert_success
+    assert_output ''
+    for s in SYNOPSIS DESCRIPTION OUTPUT 'EXIT STATUS' EXAMPLES; do
+        grep -qx ".Sh $s" "$m"
+    done
+    for o in $(kvjs --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+        grep -q -- "${o#--}" "$m" || {
+            echo "kvjs: $o is in --help but not in $m"
+            return 1
+        }
+    done
+    grep -q '`kvjs`' "$KVTAP_TOP/README.md"
+}
+
+@test "only kvjs links libnats" {
+    local t
+    for t in "$KVTAP_BIN"/*; do
+        case ${t##*/} in
+        kvjs) ldd "$t" | grep -q libnats ;;
+        *) ! ldd "$t" | grep -q libnats ;;
+        esac
+    done
+}
+
+@test "scripts/demo-cluster: both replicas answer alike and dump alike" {
+    run "$KVTAP_TOP/scripts/demo-cluster"
+    assert_success
+    assert_line --regexp '^\{"stream":"KVTAP","messages":900,.*"consumers":2,"replicas":3\}$'
+    # The line after each "match:" header is that replica's answer.
+    local m1 m2
+    m1=$(grep -A1 -x 'replica-1: kvindex match:' <<<"$output" | tail -n 1)
+    m2=$(grep -A1 -x 'replica-2: kvindex match:' <<<"$output" | tail -n 1)
+    assert_equal "$m1" "$m2"
+    assert_equal "$(jq -c 'map(.pod) | sort' <<<"$m1")" '["pod-1","pod-2","pod-3"]'
+    assert_line 'replica-1 and replica-2 dumps: identical'
+}
+
+@test "snap: put, info, get round trip in chunks; a new put replaces it" {
+    nats_start
+    head -c 1300000 /dev/urandom | od -An -tx1 | head -c 1300000 >"$T/s1"
+    run kvjs snap put idx --js-seq 41 -s "$NATS_URL" <"$T/s1"
+    assert_success
+    assert_output --regexp '^\{"name":"idx","gen":[0-9]+,"chunks":3,"bytes":1300000,"xxh64":"[0-9a-f]{16}","js_seq":41\}$'
+    local put=$output
+    run kvjs snap info idx -s "$NATS_URL"
+    assert_output "$put"
+    kvjs snap get idx -s "$NATS_URL" >"$T/g1"
+    cmp "$T/s1" "$T/g1"
+    echo small >"$T/s2"
+    kvjs snap put idx -s "$NATS_URL" <"$T/s2" >/dev/null
+    run kvjs snap get idx -s "$NATS_URL"
+    assert_output small
+    run kvjs snap info idx -s "$NATS_URL"
+    assert_output --regexp '"chunks":1,"bytes":6,.*"js_seq":null\}$'
+    run kvjs snap get nope -s "$NATS_URL"
+    assert_failure 1
+    assert_output 'kvjs: error: snapshot nope not found'
+    run kvjs snap get a.b -s "$NATS_URL"
+    assert_failure 2
+    run kvjs snap get idx --bucket NONE -s "$NATS_URL"
+    assert_failure 1
+    assert_output 'kvjs: error: bucket NONE not found'
+}
+
+@test "warm start: snapshot + tail equals the full history after retention" {
+    nats_start
+    gen pod-a 0 50 | kvjs pub -s "$NATS_URL" --max-age 3s
+    kvjs sub -q -s "$NATS_URL" >"$T/a"
+    local s
+    s=$(tail -n 1 "$T/a" | jq .js_seq)
+    assert_equal "$s" 50
+    # Replica 1 applies A and stores its snapshot with the js_seq it holds.
+    kvindex serve -q -s "$T/r1.sock" "$T/a" </dev/null 3>&- &
+    PIDS+=($!)
+    wait_index "$T/r1.sock" 1 49
+    kvindex dump -s "$T/r1.sock" | kvjs snap put r -s "$NATS_URL" --js-seq "$s" >/dev/null
+    # Retention drops A.
+    local i=0
+    until [ "$(msgs)" = 0 ]; do
+        sleep 0.2
+        i=$((i + 1))
+        [ "$i" -lt 50 ]
+    done
+    gen pod-a 50 50 | kvjs pub -s "$NATS_URL"
+    # The stream alone cannot rebuild A any more.
+    [ "$(kvjs sub -q -s "$NATS_URL" | head -n 1 | jq .js_seq)" = 51 ]
+    kvjs sub -q -s "$NATS_URL" --from $((s + 1)) >"$T/b"
+    kvindex serve -q -s "$T/full.sock" "$T/a" "$T/b" </dev/null 3>&- &
+    PIDS+=($!)
+    # Replica 2: snapshot, then the tail from js_seq + 1.
+    kvjs snap get r -s "$NATS_URL" >"$T/snap.ndjson"
+    index_from "$T/warm.sock" \
+        "kvjs sub -q -s $NATS_URL --from $((s + 1)) --follow" \
+        --snapshot "$T/snap.ndjson"
+    wait_index "$T/full.sock" 1 99
+    wait_index "$T/warm.sock" 1 99
+    run diff <(kvindex dump -s "$T/full.sock") <(kvindex dump -s "$T/warm.sock")
+    assert_success
+}
+
+# Prints the time 1 ms after the stream's last message was stored, as
+# @SECONDS: the server's clock, the one --from and --until compare with.
+after_last() {
+    local ns
+    ns=$(($(kvjs info -s "$NATS_URL" | jq .last_ns) + 1000000))
+    printf '@%d.%09d\n' $((ns / 1000000000)) $((ns % 1000000000))
+}
+
+@test "history: --from TIME --until TIME returns that window of one pod" {
+    nats_start
+    gen pod-a 0 10 | kvjs pub -s "$NATS_URL"
+    local t1 t2
+    t1=$(after_last)
+    sleep 0.1
+    gen pod-a 10 10 | kvjs pub -s "$NATS_URL"
+    gen pod-b 0 10 | kvjs pub -s "$NATS_URL"
+    t2=$(after_last)
+    sleep 0.1
+    gen pod-a 20 10 | kvjs pub -s "$NATS_URL"
+    run kvjs sub -q -s "$NATS_URL" --pod pod-a --from "$t1" --until "$t2"
+    assert_success
+    run jq -c .seq <<<"$output"
+    assert_output "$(seq 10 19 | sed 'p')"
+    # The same as a UTC time stamp.
+    local iso s=${t1#@}
+    iso=$(date -u -d "@${s%.*}" +%Y-%m-%dT%H:%M:%S).${s#*.}Z
+    run kvjs sub -q -s "$NATS_URL" --from "$iso" --until "$t2"
+    assert_success
+    [ "${#lines[@]}" = 40 ]
+}
