@@ -22,6 +22,9 @@ static const char usage_text[] =
     "NAME becomes the \"pod\" of every line; without it the PUB URI does.\n"
     "\n"
     "Options:\n"
+    "  -o, --offset WHERE      where each source starts: beginning (default;\n"
+    "                          what the replay socket still buffers, then\n"
+    "                          live), now (live only) or a seq number\n"
     "  -b, --bind              bind the SUB sockets (engines that connect)\n"
     "      --topic PREFIX      subscribe to this topic prefix (default: all)\n"
     "  -m, --model NAME        add \"model\":NAME to every line\n"
@@ -57,6 +60,8 @@ static const char usage_text[] =
     "  AllBlocksCleared) carry the engine's own field names; block hashes\n"
     "  are decimal strings of the unsigned 64-bit value.  Stream records:\n"
     "    gap           \"from\",\"to\": seqs lost that replay could not fill\n"
+    "                  (first line of a source: the engine's buffer no\n"
+    "                  longer reaches back to the -o seq)\n"
     "    restart       \"last_seq\": the sequence went backwards (the\n"
     "                  publisher restarted); its seq is 0, the new\n"
     "                  process's first, and batches of the new process\n"
@@ -67,7 +72,9 @@ static const char usage_text[] =
     "    skipped       \"tag\",\"count\": events with an unknown tag\n"
     "  Filled gaps leave no trace: the replayed events appear in seq order,\n"
     "  each once.  Duplicates (replay overlapping live) are dropped.\n"
-    "  Diagnostics go to stderr as \"kvsub: warning: POD: gap 120..124\".\n"
+    "  Diagnostics go to stderr as \"kvsub: warning: POD: gap 120..124\";\n"
+    "  once per source \"kvsub: POD: joined at seq N (replayed K batches\n"
+    "  from M)\" says where the output met the live stream.\n"
     "\n"
     "EXIT STATUS\n"
     "  0    count, idle or duration reached, or the reader closed the pipe\n"
@@ -95,6 +102,7 @@ enum {
 };
 
 static const struct option long_opts[] = {
+    {"offset", required_argument, NULL, 'o'},
     {"bind", no_argument, NULL, 'b'},
     {"topic", required_argument, NULL, OPT_TOPIC},
     {"model", required_argument, NULL, 'm'},
@@ -253,9 +261,20 @@ parse_args(int argc, char **argv, struct args *a)
     o->replay_timeout_ms = 2000;
     o->rcvhwm = 1000000;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":bm:c:uqvhV", long_opts, NULL)) !=
+    while ((c = getopt_long(argc, argv, ":o:bm:c:uqvhV", long_opts, NULL)) !=
            -1) {
         switch (c) {
+        case 'o':
+            o->offset_now = strcmp(optarg, "now") == 0;
+            if (!o->offset_now && strcmp(optarg, "beginning") != 0) {
+                if (optarg[0] < '0' || optarg[0] > '9')
+                    cli_usage_error("--offset: expected beginning, now or a "
+                                    "seq, not '%s'",
+                                    optarg);
+                o->offset_seq =
+                    cli_arg_count("--offset", optarg, 0, UINT64_MAX - 1);
+            }
+            break;
         case 'b':
             o->bind = 1;
             break;

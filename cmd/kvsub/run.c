@@ -6,8 +6,11 @@
  * blocking.  A live batch is classified by its source's seqtrack: a gap is
  * filled through replay before the live batch is written (so the output is
  * in seq order, each seq once), a duplicate is dropped, a restart gets a
- * record.  Output goes through a block-buffered cli_out that is flushed
- * before every blocking wait.
+ * record.  Before the first poll every source with a replay endpoint catches
+ * up from its offset (-o) to the end of the engine's buffer; the live copies
+ * queued meanwhile are duplicates to seqtrack, so the seam between replay and
+ * live has neither a hole nor a repeat.  Output goes through a block-buffered
+ * cli_out that is flushed before every blocking wait.
  */
 #include "run.h"
 
@@ -47,6 +50,8 @@ struct source {
     struct seqtrack st;
     struct ndjson_source nsrc;
     struct src_stats stats;
+    int joined;              /* the "joined at seq" note was printed */
+    uint64_t first_replayed; /* seq of the first replayed batch */
 };
 
 struct kvsub {
@@ -231,7 +236,8 @@ on_replay(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
     ok = decode(f->k, &f->k->replay_arena, seq, payload, len, &b, err,
                 sizeof err);
     write_payload(f->k, f->s, seq, &b, ok, err, len);
-    f->s->stats.replayed++;
+    if (f->s->stats.replayed++ == 0)
+        f->s->first_replayed = seq;
     seqtrack_advance(&f->s->st, seq);
     f->expect = seq + 1;
     return f->k->done || cli_signal ? 1 : 0;
@@ -245,12 +251,38 @@ on_bad_reply(void *ctx, const char *why, size_t bytes)
               bytes);
 }
 
+/*
+ * Fetches f->expect..to from the source's replay socket, passing each batch
+ * to on_replay.  A signal that does not stop kvsub (SIGUSR1, a stop and
+ * continue) interrupts the wait too: print the stats it asked for and go on
+ * from the first seq not yet delivered, or the rest is lost.  Returns an
+ * enum replay_rc.
+ */
+static int
+fetch(struct kvsub *k, struct fill *f, uint64_t to, struct replay_result *res,
+      char *err, size_t errlen)
+{
+    struct replay_request req;
+    int rc;
+
+    memset(&req, 0, sizeof req);
+    req.to = to;
+    req.timeout_ms = (int)k->o->replay_timeout_ms;
+    do {
+        if (cli_take_usr1())
+            print_stats(k);
+        req.from = f->expect;
+        rc = replay_fetch(f->s->rc, &req, on_replay, on_bad_reply, f, res, err,
+                          errlen);
+    } while (rc == REPLAY_INTR && !cli_signal && f->expect <= to);
+    return rc;
+}
+
 /* Fills [from, to] through replay, or writes gap records for what is lost. */
 static void
 fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
          uint64_t from, uint64_t to)
 {
-    struct replay_request req;
     struct replay_result res;
     struct fill f = {k, s, from, live};
     char err[256] = "";
@@ -261,21 +293,7 @@ fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
         write_gap(k, s, live, from, to, "no replay endpoint");
         return;
     }
-    memset(&req, 0, sizeof req);
-    req.to = to;
-    req.timeout_ms = (int)k->o->replay_timeout_ms;
-    /*
-     * A signal that does not stop kvsub (SIGUSR1, a stop and continue)
-     * interrupts the wait too: print the stats it asked for and go on from
-     * the first seq not yet delivered, or the rest of the gap is lost.
-     */
-    do {
-        if (cli_take_usr1())
-            print_stats(k);
-        req.from = f.expect;
-        rc = replay_fetch(s->rc, &req, on_replay, on_bad_reply, &f, &res, err,
-                          sizeof err);
-    } while (rc == REPLAY_INTR && !cli_signal && f.expect <= to);
+    rc = fetch(k, &f, to, &res, err, sizeof err);
     if (rc == REPLAY_INTR || (rc == REPLAY_STOPPED && f.expect <= to))
         return;
     if (f.expect > to) {
@@ -297,6 +315,53 @@ fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
     write_gap(k, s, live, f.expect, to, why);
 }
 
+/*
+ * Says once per source where its output joined the live stream: at seq (the
+ * first one that comes live) after the replayed batches.
+ */
+static void
+note_joined(struct source *s, uint64_t seq)
+{
+    if (s->joined)
+        return;
+    s->joined = 1;
+    if (s->stats.replayed == 0)
+        cli_note("%s: joined at seq %" PRIu64 " (replayed 0 batches)",
+                 s->spec->name, seq);
+    else
+        cli_note("%s: joined at seq %" PRIu64 " (replayed %" PRIu64
+                 " batches from %" PRIu64 ")",
+                 s->spec->name, seq, s->stats.replayed, s->first_replayed);
+}
+
+/*
+ * -o beginning or SEQ: prints what the engine's replay buffer holds from the
+ * offset on, up to its end marker, before the first live batch is looked
+ * at.  Seqs the buffer no longer has become a gap record first.  When the
+ * engine does not answer (not up yet), the first live batch fills the range
+ * instead (handle_live).
+ */
+static void
+catch_up(struct kvsub *k, struct source *s)
+{
+    struct replay_result res;
+    struct fill f = {k, s, k->o->offset_seq, NULL};
+    char err[256] = "";
+    int rc;
+
+    if (k->o->offset_now || s->rc == NULL)
+        return;
+    rc = fetch(k, &f, UINT64_MAX, &res, err, sizeof err);
+    if (rc == REPLAY_TIMEOUT && s->stats.replayed == 0)
+        log_info("%s: replay did not answer; catching up at the first live "
+                 "batch",
+                 s->spec->name);
+    else if (rc == REPLAY_ERROR)
+        log_warn("%s: replay: %s", s->spec->name, err);
+    if (s->stats.replayed > 0)
+        note_joined(s, f.expect);
+}
+
 static void
 handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
 {
@@ -314,6 +379,11 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
         if (m->kept > 0)
             zsock_part(m, m->kept - 1, &plen);
         write_decode_error(k, s, 0, 0, err, plen);
+        return;
+    }
+    if (!s->st.started && !k->o->offset_now && seq < k->o->offset_seq) {
+        log_debug("%s: seq %" PRIu64 " is before -o %" PRIu64, s->spec->name,
+                  seq, k->o->offset_seq);
         return;
     }
     seqtrack_live(&s->st, seq, &v);
@@ -341,11 +411,16 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
             fill_gap(k, s, ok ? &b : NULL, 0, seq - 1);
     } else if (v.kind == SEQTRACK_GAP) {
         fill_gap(k, s, ok ? &b : NULL, v.from, v.to);
+    } else if (v.kind == SEQTRACK_FIRST && !k->o->offset_now &&
+               seq > k->o->offset_seq) {
+        /* Nothing came by catch-up: what precedes the first live batch. */
+        fill_gap(k, s, ok ? &b : NULL, k->o->offset_seq, seq - 1);
     }
     if (k->done || cli_signal)
         return;
     write_payload(k, s, seq, &b, ok, err, len);
     seqtrack_advance(&s->st, seq);
+    note_joined(s, seq);
 }
 
 static int
@@ -451,7 +526,8 @@ poll_timeout(const struct kvsub *k, long long now, long long last_rx)
 static int
 loop(struct kvsub *k, zmq_pollitem_t *items)
 {
-    long long last_rx = k->start_ms;
+    /* The catch-up before the loop was traffic too: idle counts from here. */
+    long long last_rx = cli_now_ms();
 
     while (!k->done && !cli_signal) {
         long long now = cli_now_ms();
@@ -536,6 +612,9 @@ kvsub_run(const struct kvsub_opts *o)
     }
     items[o->nspecs].fd = cli_signal_fd();
     items[o->nspecs].events = ZMQ_POLLIN;
+    /* Every SUB is connected first, so that live batches queue meanwhile. */
+    for (int i = 0; i < o->nspecs && !k.done && !cli_signal; i++)
+        catch_up(&k, &k.src[i]);
     rc = loop(&k, items);
     cli_out_flush(&k.out);
     if (k.out.err) {

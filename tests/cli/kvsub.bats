@@ -63,6 +63,12 @@ EOF
 
 lines() { wc -l <"$1" | tr -d ' '; }
 
+# Applies jq filter $2 to the --stats line of stderr file $1 (the only line
+# that is a JSON object; the others are "kvsub: ..." diagnostics).
+stats_of() {
+    grep '^{' "$1" | jq -c "$2"
+}
+
 # Lines of the expect file $1 whose seq is not in the jq array $2.
 lines_without() {
     jq -s --argjson s "$2" '[.[] | select(.seq as $q | $s | index($q) | not)] | length' "$1"
@@ -178,23 +184,23 @@ withheld_filled() {
     start_peer peer --pub "tcp://127.0.0.1:$p" --replay "tcp://127.0.0.1:$r" \
         --count 1300 --withhold 1-1250 --wait-subs 1 --pod pod-a \
         --expect "$T/exp.ndjson"
-    kvsub -c "$(lines "$T/exp.ndjson")" --idle 10s --stats \
+    # -o now: these are the counters of a gap fill, not of a catch-up.
+    kvsub -o now -c "$(lines "$T/exp.ndjson")" --idle 10s --stats \
         "pod-a=tcp://127.0.0.1:$p,tcp://127.0.0.1:$r" >"$T/out.ndjson" \
         2>"$T/err"
     run same_json "$T/out.ndjson" "$T/exp.ndjson"
     assert_success
-    run jq -c '.sources[0] | [.replayed, .gaps]' "$T/err"
+    run stats_of "$T/err" '.sources[0] | [.replayed, .gaps]'
     assert_output "[1250,0]"
 }
 
 @test "the replay counters say what was replayed" {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --withhold 4-6,9 --wait-subs 1 --expect "$T/exp.ndjson"
-    kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s --stats \
+    kvsub -o now -c "$(lines "$T/exp.ndjson")" --idle 5s --stats \
         "ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
     assert_ndjson "$T/out.ndjson"
-    run jq -c '.sources[0] | [.received, .batches, .replayed, .gaps]' \
-        "$T/err"
+    run stats_of "$T/err" '.sources[0] | [.received, .batches, .replayed, .gaps]'
     assert_output '[16,20,4,0]'
 }
 
@@ -250,7 +256,8 @@ withheld_filled() {
 
 @test "batches of a restarted publisher missed before the restart are replayed" {
     # Seqs 0-1 are withheld in both runs of the publisher: the first time
-    # kvsub starts at 2 (the baseline), after the restart it fetches them.
+    # kvsub starts at 2 (the baseline, -o now), after the restart it fetches
+    # them.
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --restart-after 12 --withhold 0,1 --wait-subs 1 --pod pod-a \
         --expect "$T/exp.ndjson"
@@ -258,7 +265,7 @@ withheld_filled() {
     jq -c -s '(map(.type == "restart") | index(true)) as $r
         | to_entries | map(select(.key >= $r or .value.seq >= 2)) | .[].value' \
         "$T/exp.ndjson" >"$T/want.ndjson"
-    kvsub -q -c "$(lines "$T/want.ndjson")" --idle 5s \
+    kvsub -q -o now -c "$(lines "$T/want.ndjson")" --idle 5s \
         "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson"
     assert_ndjson "$T/out.ndjson"
     run jq -c 'select(.type=="restart") | [.seq, .last_seq]' "$T/out.ndjson"
@@ -275,7 +282,8 @@ withheld_filled() {
 @test "garbage payloads give decode_error and the stream goes on" {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --garbage 2,9 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
-    kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s \
+    # -o now: the join is at the first live batch, so stderr is exact.
+    kvsub -o now -c "$(lines "$T/exp.ndjson")" --idle 5s \
         "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
     run same_json "$T/out.ndjson" "$T/exp.ndjson"
     assert_success
@@ -287,6 +295,7 @@ withheld_filled() {
 EOF
     run cat "$T/err"
     assert_output - <<'EOF'
+kvsub: pod-a: joined at seq 0 (replayed 0 batches)
 kvsub: warning: pod-a: seq 2: invalid msgpack byte
 kvsub: warning: pod-a: seq 9: invalid msgpack byte
 EOF
@@ -295,7 +304,7 @@ EOF
 @test "malformed frames give decode_error; replay fills their seqs" {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --bad-frames 4,7 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
-    kvsub -c $(($(lines "$T/exp.ndjson") + 2)) --idle 5s \
+    kvsub -o now -c $(($(lines "$T/exp.ndjson") + 2)) --idle 5s \
         "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
     run jq -r 'select(.type=="decode_error") | .error' "$T/out.ndjson"
     assert_output - <<'EOF'
@@ -306,6 +315,7 @@ EOF
     assert_output 0
     run cat "$T/err"
     assert_output - <<'EOF'
+kvsub: pod-a: joined at seq 0 (replayed 0 batches)
 kvsub: warning: pod-a: message has 2 parts, expected 3
 kvsub: warning: pod-a: seq frame is 7 bytes, expected 8
 EOF
@@ -402,7 +412,8 @@ EOF
     start_peer peer --pub "ipc://$T/pub" --count 2000 --wait-subs 1 --rate 2000
     run bash -c "set -o pipefail; kvsub --idle 5s 'ipc://$T/pub' | head -n 1 >'$T/out.ndjson'"
     assert_success
-    assert_output ''
+    # Nothing about the closed pipe; only the note on where it joined.
+    assert_output "kvsub: ipc://$T/pub: joined at seq 0 (replayed 0 batches)"
     assert_ndjson "$T/out.ndjson"
     run jq -c .seq "$T/out.ndjson"
     assert_output 0
@@ -439,8 +450,11 @@ signal_exit() {
     PIDS+=($kv)
     wait_file "$T/out.ndjson" 20
     kill -USR1 "$kv"
-    wait_file "$T/err" 5
-    run jq -c '.sources[0] | .received > 0' "$T/err"
+    local i=0
+    until grep -q '^{' "$T/err" || [ $((i += 1)) -gt 100 ]; do
+        sleep 0.05
+    done
+    run stats_of "$T/err" '.sources[0] | .received > 0'
     assert_output true
     # Still running, and still writing.
     local n

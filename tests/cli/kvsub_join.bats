@@ -1,0 +1,184 @@
+#!/usr/bin/env bats
+# kvsub joining an engine that is already running (-o, --offset): what the
+# replay buffer still holds is printed first, then the live stream, with no
+# hole and no repeat at the seam.  kvpub plays the engine over ipc; every
+# background process is killed in teardown.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+    T=$BATS_TEST_TMPDIR
+    PIDS=()
+    PUB=ipc://$T/pub
+    REP=ipc://$T/rep
+}
+
+teardown() {
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+}
+
+# Starts kvpub in the background with the given arguments and its sockets.
+start_kvpub() {
+    kvpub "$@" "$PUB" "$REP" </dev/null 2>"$T/kvpub.err" &
+    PIDS+=($!)
+}
+
+# Waits until the replay socket of kvpub holds seq $1: asks for it with
+# kvreplay until it answers (kvpub has published that far).
+wait_published() {
+    local i=0
+    until kvreplay -q --from "$1" --to "$1" --timeout 200ms "$REP" \
+        2>/dev/null | grep -q "\"seq\":$1,"; do
+        i=$((i + 1))
+        [ "$i" -ge 100 ] && return 1
+        sleep 0.05
+    done
+}
+
+# The seqs of engine events in NDJSON file $1, collapsed to "first..last"
+# when they are contiguous and each batch appears once.
+seq_span() {
+    jq -s -r '[.[] | select(.type|test("^[A-Z]")) | .seq] as $s
+        | ($s | unique) as $u
+        | if ($u | length) == ($u[-1] - $u[0] + 1)
+          then "\($u[0])..\($u[-1])" else "holes" end' "$1"
+}
+
+@test "-o beginning: a late kvsub prints what a kvsub watching from seq 0 printed" {
+    # 10000 batches at 5000/s: the late kvsub joins while kvpub publishes.
+    start_kvpub --synth 10000 --rate 5000/s --buffer 20000 --wait-subs 1 \
+        --hold 30s
+    kvsub -o now --idle 1500ms pod-a="$PUB,$REP" >"$T/full.ndjson" \
+        2>"$T/full.err" &
+    local watcher=$!
+    PIDS+=($watcher)
+    wait_published 1000
+    run_ndjson "$T/late.ndjson" kvsub --idle 1500ms --stats pod-a="$PUB,$REP"
+    assert_success
+    wait_pid "$watcher" 30
+    assert_ndjson "$T/full.ndjson"
+    run seq_span "$T/late.ndjson"
+    assert_output "0..9999"
+    # Byte for byte what the watcher printed: no hole, no repeat, same order.
+    run cmp "$T/full.ndjson" "$T/late.ndjson"
+    assert_success
+    # Some batches came by replay (the rest live, or as duplicates).
+    run jq -c '.sources[0] | [.replayed > 0, .gaps]' \
+        <(grep '^{' "$T/late.ndjson.err")
+    assert_output '[true,0]'
+    run grep -c '^kvsub: pod-a: joined at seq [0-9]* (replayed [0-9]* batches from 0)$' \
+        "$T/late.ndjson.err"
+    assert_output 1
+}
+
+# Runs `kvsub ARGS | kvindex serve` until kvsub has been idle 1.5 s and
+# writes the index to snapshot file $1 (what `kvindex dump` prints).
+kvsub_index() {
+    local snap=$1
+    shift
+    kvsub --idle 1500ms "$@" pod-a="$PUB,$REP" 2>"$snap.kvsub.err" |
+        kvindex serve -q -s "$snap.sock" --exit-on-eof --snapshot "$snap"
+}
+
+@test "a late kvsub | kvindex serve builds the index of one that watched from the start" {
+    start_kvpub --synth 3000 --rate 1500/s --buffer 10000 --wait-subs 1 \
+        --hold 30s
+    kvsub_index "$T/full.snap" -o now &
+    local watcher=$!
+    PIDS+=($watcher)
+    wait_published 1000
+    kvsub_index "$T/late.snap" &
+    local late=$!
+    PIDS+=($late)
+    kvsub_index "$T/now.snap" -o now
+    wait_pid "$late" 30
+    wait_pid "$watcher" 30
+    run jq -c 'select(.type=="pod") | [.last_seq, .orphans, .blocks > 100]' \
+        "$T/full.snap"
+    assert_output '[2999,0,true]'
+    run cmp "$T/full.snap" "$T/late.snap"
+    assert_success
+    # Joined live mid-stream without the history: stores of blocks whose
+    # parents it never saw are orphans.
+    run jq -c 'select(.type=="pod") | [.last_seq, .orphans > 0]' \
+        "$T/now.snap"
+    assert_output '[2999,true]'
+}
+
+@test "a buffer that no longer reaches seq 0 gives a gap record 0..oldest-1 first" {
+    start_kvpub --synth 500 --buffer 100 --hold 30s
+    wait_published 499
+    run_ndjson "$T/out.ndjson" kvsub --idle 1s pod-a="$PUB,$REP"
+    assert_success
+    run jq -c 'select(.type=="gap") | [.from, .to, .seq]' "$T/out.ndjson"
+    assert_output '[0,399,399]'
+    run jq -c -s '.[0].type' "$T/out.ndjson"
+    assert_output '"gap"'
+    run seq_span "$T/out.ndjson"
+    assert_output "400..499"
+    assert_equal "$stderr" "kvsub: warning: pod-a: gap 0..399 (the engine no longer has them)
+kvsub: pod-a: joined at seq 500 (replayed 100 batches from 400)"
+}
+
+@test "-o SEQ starts at that seq; -o now prints only what arrives live" {
+    start_kvpub --synth 500 --buffer 1000 --hold 30s
+    wait_published 499
+    run_ndjson "$T/out.ndjson" kvsub --idle 1s -o 450 pod-a="$PUB,$REP"
+    assert_success
+    run seq_span "$T/out.ndjson"
+    assert_output "450..499"
+    run grep -c '"type":"gap"' "$T/out.ndjson"
+    assert_output 0
+    assert_equal "$stderr" \
+        "kvsub: pod-a: joined at seq 500 (replayed 50 batches from 450)"
+    run_ndjson "$T/now.ndjson" kvsub --idle 1s -o now pod-a="$PUB,$REP"
+    assert_success
+    assert_output ""
+    assert_equal "$stderr" ""
+    run_ndjson "$T/all.ndjson" kvsub --idle 1s pod-a="$PUB,$REP"
+    run seq_span "$T/all.ndjson"
+    assert_output "0..499"
+}
+
+@test "kvsub started before the engine prints every seq from 0" {
+    kvsub --idle 2s --replay-timeout 300ms pod-a="$PUB,$REP" \
+        >"$T/out.ndjson" 2>"$T/err" &
+    local kv=$!
+    PIDS+=($kv)
+    sleep 0.5
+    # The slow joiner misses the first live batches; replay has them.
+    start_kvpub --synth 100 --rate 200/s --hold 30s
+    wait_pid "$kv" 30
+    assert_ndjson "$T/out.ndjson"
+    run seq_span "$T/out.ndjson"
+    assert_output "0..99"
+    run grep -c '"type":"gap"' "$T/out.ndjson"
+    assert_output 0
+}
+
+@test "-o without a replay endpoint: a gap record for what came before" {
+    start_kvpub --synth 300 --rate 200/s --hold 30s
+    wait_published 100
+    run_ndjson "$T/out.ndjson" kvsub --idle 1s "pod-a=$PUB"
+    assert_success
+    run jq -c -s '.[0] | [.type, .from]' "$T/out.ndjson"
+    assert_output '["gap",0]'
+    run grep -c '^kvsub: warning: pod-a: gap 0\.\.[0-9]* (no replay endpoint)$' \
+        <<<"$stderr"
+    assert_output 1
+}
+
+@test "-o: bad values are usage errors" {
+    run kvsub -o soon tcp://h:1
+    assert_failure 2
+    assert_output "kvsub: --offset: expected beginning, now or a seq, not 'soon'
+Try 'kvsub --help'."
+    run kvsub -o -3 tcp://h:1
+    assert_failure 2
+}
