@@ -143,10 +143,10 @@ usage(FILE *f)
         "  130, 143  interrupted by SIGINT / SIGTERM\n"
         "\n"
         "EXAMPLES\n"
-        "  kvpub tcp://*:5557 tcp://*:5558 < capture.ndjson\n"
+        "  kvpub tcp://*:5557 tcp://*:5600 < capture.ndjson\n"
         "  kvpub --pod pod-a --layout vllm-array --rate 100/s "
         "--hold 1m \\\n"
-        "        tcp://127.0.0.1:5557 tcp://127.0.0.1:5558 < capture.ndjson\n"
+        "        tcp://127.0.0.1:5557 tcp://127.0.0.1:5600 < capture.ndjson\n"
         "  kvpub --synth 1000 --seed 2 --wait-subs 1 ipc:///tmp/kv.pub\n");
 }
 

@@ -83,8 +83,8 @@ static const char usage_text[] =
     "  130  interrupted by SIGINT; 143 by SIGTERM (after flushing)\n"
     "\n"
     "EXAMPLES\n"
-    "  kvsub pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5657\n"
-    "  kvsub --dp-size 2 pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5657\n"
+    "  kvsub pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5600\n"
+    "  kvsub --dp-size 2 pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5600\n"
     "  kvsub --endpoints fleet.txt -m llama | kvindex serve -s /run/kv.sock\n"
     "  kvsub -c 100 tcp://127.0.0.1:5557 | jq -c 'select(.type==\"gap\")'\n"
     "  kvsub --idle 5s --stats tcp://127.0.0.1:5557 > capture.ndjson\n";
