@@ -79,7 +79,7 @@ static const char usage_text[] =
     "EXIT STATUS\n"
     "  0    count, idle or duration reached, or the reader closed the pipe\n"
     "  1    runtime failure (cannot connect or bind, write error)\n"
-    "  2    usage error\n"
+    "  2    usage error (also: two sources with the same NAME and rank)\n"
     "  130  interrupted by SIGINT; 143 by SIGTERM (after flushing)\n"
     "\n"
     "EXAMPLES\n"
@@ -359,6 +359,15 @@ main(int argc, char **argv)
     for (int i = 0; i < given.n; i++) {
         if (spec_expand_into(&all, &given.v[i], a.dp_size) == -1)
             goto out;
+    }
+    /* Two sources with one name would mix their seqs in kvindex's pod. */
+    for (int i = 0; i < all.n; i++) {
+        for (int j = 0; j < i; j++) {
+            if (strcmp(all.v[i].name, all.v[j].name) == 0)
+                cli_usage_error("two sources are named '%s' (%s and %s); "
+                                "give each NAME= a different name",
+                                all.v[i].name, all.v[j].pub, all.v[i].pub);
+        }
     }
     if (cli_signals_install() == -1) {
         log_error("cannot install signal handlers: %s", strerror(errno));
