@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "probe.h"
 #include "run.h"
 #include "zsock.h"
 
@@ -37,11 +38,16 @@ static const char usage_text[] =
     "  -c, --count N           exit after N lines\n"
     "      --idle DUR          exit after DUR without a message\n"
     "      --duration DUR      exit after DUR\n"
+    "      --warn-idle DUR     warn about a source silent for DUR (default\n"
+    "                          30s; 0: never)\n"
     "      --replay-timeout DUR  longest wait for a replay reply (default "
     "2s)\n"
     "      --hwm N             SUB receive high-water mark (default "
     "1000000)\n"
     "  -u, --unbuffered        flush after every batch's lines\n"
+    "      --probe             check that each PUB and replay endpoint\n"
+    "                          answers (waiting --replay-timeout for each),\n"
+    "                          print one line per endpoint, and exit\n"
     "      --stats             print per-source counters as one JSON line\n"
     "                          on stderr at exit (and on SIGUSR1)\n"
     "  -q, --quiet             errors only on stderr\n"
@@ -74,11 +80,15 @@ static const char usage_text[] =
     "  each once.  Duplicates (replay overlapping live) are dropped.\n"
     "  Diagnostics go to stderr as \"kvsub: warning: POD: gap 120..124\";\n"
     "  once per source \"kvsub: POD: joined at seq N (replayed K batches\n"
-    "  from M)\" says where the output met the live stream.\n"
+    "  from M)\" says where the output met the live stream.  Connection\n"
+    "  trouble (refused, unknown host, missing ipc path, disconnected) is\n"
+    "  said once per change of state (-v: every socket event), and a\n"
+    "  source silent for --warn-idle gets a warning.\n"
     "\n"
     "EXIT STATUS\n"
     "  0    count, idle or duration reached, or the reader closed the pipe\n"
-    "  1    runtime failure (cannot connect or bind, write error)\n"
+    "  1    runtime failure (cannot connect or bind, write error);\n"
+    "       --probe: an endpoint did not answer\n"
     "  2    usage error (also: two sources with the same NAME and rank)\n"
     "  130  interrupted by SIGINT; 143 by SIGTERM (after flushing)\n"
     "\n"
@@ -87,7 +97,8 @@ static const char usage_text[] =
     "  kvsub --dp-size 2 pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5600\n"
     "  kvsub --endpoints fleet.txt -m llama | kvindex serve -s /run/kv.sock\n"
     "  kvsub -c 100 tcp://127.0.0.1:5557 | jq -c 'select(.type==\"gap\")'\n"
-    "  kvsub --idle 5s --stats tcp://127.0.0.1:5557 > capture.ndjson\n";
+    "  kvsub --idle 5s --stats tcp://127.0.0.1:5557 > capture.ndjson\n"
+    "  kvsub --probe --endpoints fleet.txt | jq -c 'select(.state!=\"up\")'\n";
 
 enum {
     OPT_TOPIC = 256,
@@ -98,7 +109,9 @@ enum {
     OPT_DURATION,
     OPT_REPLAY_TIMEOUT,
     OPT_HWM,
-    OPT_STATS
+    OPT_STATS,
+    OPT_WARN_IDLE,
+    OPT_PROBE
 };
 
 static const struct option long_opts[] = {
@@ -114,6 +127,8 @@ static const struct option long_opts[] = {
     {"duration", required_argument, NULL, OPT_DURATION},
     {"replay-timeout", required_argument, NULL, OPT_REPLAY_TIMEOUT},
     {"hwm", required_argument, NULL, OPT_HWM},
+    {"warn-idle", required_argument, NULL, OPT_WARN_IDLE},
+    {"probe", no_argument, NULL, OPT_PROBE},
     {"unbuffered", no_argument, NULL, 'u'},
     {"stats", no_argument, NULL, OPT_STATS},
     {"quiet", no_argument, NULL, 'q'},
@@ -245,6 +260,7 @@ struct args {
     struct kvsub_opts o;
     const char *endpoints;
     int dp_size;
+    int probe;
 };
 
 /* Parses the options into a; exits for --help, --version and usage errors. */
@@ -260,6 +276,8 @@ parse_args(int argc, char **argv, struct args *a)
     o->engine = KV_ENGINE_VLLM;
     o->replay_timeout_ms = 2000;
     o->rcvhwm = 1000000;
+    o->warn_idle_ms = 30000;
+    o->warn_idle_text = "30s";
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":o:bm:c:uqvhV", long_opts, NULL)) !=
            -1) {
@@ -312,6 +330,13 @@ parse_args(int argc, char **argv, struct args *a)
             o->replay_timeout_ms =
                 cli_arg_duration("--replay-timeout", optarg, 1);
             break;
+        case OPT_WARN_IDLE:
+            o->warn_idle_ms = cli_arg_duration("--warn-idle", optarg, 0);
+            o->warn_idle_text = optarg;
+            break;
+        case OPT_PROBE:
+            a->probe = 1;
+            break;
         case OPT_HWM:
             o->rcvhwm = (int)cli_arg_count("--hwm", optarg, 0, 1000000000);
             break;
@@ -356,6 +381,9 @@ main(int argc, char **argv)
         goto out;
     if (given.n == 0)
         cli_usage_error("no endpoint SPEC given");
+    if (a.probe && a.o.bind)
+        cli_usage_error("--probe connects to engines; it cannot be used "
+                        "with -b");
     for (int i = 0; i < given.n; i++) {
         if (spec_expand_into(&all, &given.v[i], a.dp_size) == -1)
             goto out;
@@ -375,7 +403,7 @@ main(int argc, char **argv)
     }
     a.o.specs = all.v;
     a.o.nspecs = all.n;
-    rc = kvsub_run(&a.o);
+    rc = a.probe ? kvsub_probe(&a.o) : kvsub_run(&a.o);
 out:
     spec_list_free(&given);
     spec_list_free(&all);

@@ -23,6 +23,7 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "monitor.h"
 #include "ndjson.h"
 #include "replay.h"
 #include "seqtrack.h"
@@ -50,6 +51,9 @@ struct source {
     struct seqtrack st;
     struct ndjson_source nsrc;
     struct src_stats stats;
+    struct kvmon mon;        /* the SUB socket's connection state */
+    long long last_rx;       /* when a live message last arrived */
+    int silent;              /* warned: nothing for --warn-idle */
     int joined;              /* the "joined at seq" note was printed */
     uint64_t first_replayed; /* seq of the first replayed batch */
 };
@@ -352,10 +356,10 @@ catch_up(struct kvsub *k, struct source *s)
     if (k->o->offset_now || s->rc == NULL)
         return;
     rc = fetch(k, &f, UINT64_MAX, &res, err, sizeof err);
+    /* A wrong replay port would otherwise only show as a gap, if at all. */
     if (rc == REPLAY_TIMEOUT && s->stats.replayed == 0)
-        log_info("%s: replay did not answer; catching up at the first live "
-                 "batch",
-                 s->spec->name);
+        log_warn("%s: replay %s (catching up at the first live batch)",
+                 s->spec->name, err);
     else if (rc == REPLAY_ERROR)
         log_warn("%s: replay: %s", s->spec->name, err);
     if (s->stats.replayed > 0)
@@ -424,7 +428,8 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
 }
 
 static int
-open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp)
+open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp,
+            int idx)
 {
     const struct kvsub_opts *o = k->o;
     char err[256];
@@ -441,6 +446,12 @@ open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp)
             -1 ||
         zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, o->topic, strlen(o->topic)) == -1)
         goto fail;
+    /* Before connecting, so that not even the first failure goes unseen. */
+    if (kvmon_open(&s->mon, k->zctx, s->sub, idx, sp->name, sp->pub, err,
+                   sizeof err) == -1) {
+        log_error("%s: %s", sp->name, err);
+        return -1;
+    }
     if ((o->bind ? zmq_bind(s->sub, sp->pub) : zmq_connect(s->sub, sp->pub)) ==
         -1) {
         log_error("%s: cannot %s %s: %s", sp->name,
@@ -504,35 +515,100 @@ print_stats(const struct kvsub *k)
     buf_free(&b);
 }
 
-/* Milliseconds until the nearest of idle and duration; -1 if neither. */
+/* Milliseconds until the nearest of idle, duration and t; -1 if none. */
 static long
-poll_timeout(const struct kvsub *k, long long now, long long last_rx)
+poll_timeout(const struct kvsub *k, long long now, long long last_rx,
+             long long t)
 {
-    long long t = -1;
-
-    if (k->o->idle_ms > 0)
-        t = last_rx + (long long)k->o->idle_ms - now;
+    if (k->o->idle_ms > 0) {
+        long long d = last_rx + (long long)k->o->idle_ms - now;
+        if (t < 0 || d < t)
+            t = d;
+    }
     if (k->o->duration_ms > 0) {
         long long d = k->start_ms + (long long)k->o->duration_ms - now;
         if (t < 0 || d < t)
             t = d;
     }
-    if (k->o->idle_ms == 0 && k->o->duration_ms == 0)
+    if (t == -1)
         return -1;
     return t < 0 ? 0 : (long)t;
 }
 
-/* Polls and drains the sources until something ends the run. */
+/*
+ * Warns once about each source that has been silent for --warn-idle (any
+ * message counts, an idle engine's empty batches too).  Returns the
+ * milliseconds until the next source would be due, or -1.
+ */
+static long long
+check_silence(struct kvsub *k, long long now)
+{
+    long long next = -1;
+
+    if (k->o->warn_idle_ms == 0)
+        return -1;
+    for (int i = 0; i < k->nsrc; i++) {
+        struct source *s = &k->src[i];
+        long long due = s->last_rx + (long long)k->o->warn_idle_ms - now;
+        if (s->silent)
+            continue;
+        if (due <= 0) {
+            s->silent = 1;
+            log_warn("%s: nothing received for %s", s->spec->name,
+                     k->o->warn_idle_text);
+        } else if (next < 0 || due < next) {
+            next = due;
+        }
+    }
+    return next;
+}
+
+/*
+ * Reads up to DRAIN_BUDGET live messages of s without blocking.  Returns
+ * the number read, or -1 after a receive error (logged).
+ */
+static int
+drain_source(struct kvsub *k, struct source *s)
+{
+    int j;
+
+    for (j = 0; j < DRAIN_BUDGET && !k->done && !cli_signal; j++) {
+        struct zsock_msg m;
+        if (zsock_msg_recv(s->sub, &m, ZMQ_DONTWAIT) == -1) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            log_error("%s: receive: %s", s->spec->name, zmq_strerror(errno));
+            return -1;
+        }
+        handle_live(k, s, &m);
+        zsock_msg_close(&m);
+    }
+    if (j > 0) {
+        s->last_rx = cli_now_ms();
+        if (s->silent)
+            cli_note("%s: receiving again", s->spec->name);
+        s->silent = 0;
+    }
+    return j;
+}
+
+/*
+ * Polls and drains the sources until something ends the run.  items holds
+ * the nsrc SUB sockets, then their nsrc monitors, then the signal pipe.
+ */
 static int
 loop(struct kvsub *k, zmq_pollitem_t *items)
 {
     /* The catch-up before the loop was traffic too: idle counts from here. */
     long long last_rx = cli_now_ms();
+    int nitems = 2 * k->nsrc + 1;
 
+    for (int i = 0; i < k->nsrc; i++)
+        k->src[i].last_rx = last_rx;
     while (!k->done && !cli_signal) {
         long long now = cli_now_ms();
-        long timeout;
-        int n;
+        long long warn_due;
+        int n, got = 0;
 
         if (cli_take_usr1())
             print_stats(k);
@@ -540,46 +616,40 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
             (k->o->duration_ms > 0 &&
              now - k->start_ms >= (long long)k->o->duration_ms))
             break;
+        warn_due = check_silence(k, now);
         /*
          * Busy: take what is there.  Idle: flush, then block.  The last
          * item is the signal pipe, so a signal always ends the wait.
          */
-        n = zmq_poll(items, k->nsrc + 1, 0);
+        n = zmq_poll(items, nitems, 0);
         if (n == 0) {
             if (k->out.buf.len > 0 && cli_out_flush(&k->out) == -1)
                 break;
-            timeout = poll_timeout(k, now, last_rx);
-            n = zmq_poll(items, k->nsrc + 1, timeout);
+            n = zmq_poll(items, nitems,
+                         poll_timeout(k, now, last_rx, warn_due));
         }
-        if (n > 0 && (items[k->nsrc].revents & ZMQ_POLLIN)) {
+        if (n > 0 && (items[nitems - 1].revents & ZMQ_POLLIN))
             cli_signal_drain();
-            n--;
-        }
         if (n == -1) {
             if (errno == EINTR)
                 continue;
             log_error("poll: %s", zmq_strerror(errno));
             return 1;
         }
-        if (n == 0)
-            continue;
+        for (int i = 0; i < k->nsrc; i++) {
+            if (items[k->nsrc + i].revents & ZMQ_POLLIN)
+                kvmon_drain(&k->src[i].mon);
+        }
         for (int i = 0; i < k->nsrc && !k->done && !cli_signal; i++) {
+            int r;
             if (!(items[i].revents & ZMQ_POLLIN))
                 continue;
-            for (int j = 0; j < DRAIN_BUDGET && !k->done && !cli_signal; j++) {
-                struct zsock_msg m;
-                if (zsock_msg_recv(k->src[i].sub, &m, ZMQ_DONTWAIT) == -1) {
-                    if (errno == EAGAIN || errno == EINTR)
-                        break;
-                    log_error("%s: receive: %s", k->src[i].spec->name,
-                              zmq_strerror(errno));
-                    return 1;
-                }
-                handle_live(k, &k->src[i], &m);
-                zsock_msg_close(&m);
-            }
+            if ((r = drain_source(k, &k->src[i])) == -1)
+                return 1;
+            got += r;
         }
-        last_rx = cli_now_ms();
+        if (got > 0)
+            last_rx = cli_now_ms();
     }
     return 0;
 }
@@ -599,19 +669,21 @@ kvsub_run(const struct kvsub_opts *o)
     cli_out_init(&k.out, STDOUT_FILENO);
     k.zctx = zmq_ctx_new();
     k.src = calloc((size_t)o->nspecs, sizeof *k.src);
-    items = calloc((size_t)o->nspecs + 1, sizeof *items);
+    items = calloc(2 * (size_t)o->nspecs + 1, sizeof *items);
     if (k.zctx == NULL || k.src == NULL || items == NULL) {
         log_error("out of memory");
         goto out;
     }
     for (int i = 0; i < o->nspecs; i++) {
-        if (open_source(&k, &k.src[i], &o->specs[i]) == -1)
+        if (open_source(&k, &k.src[i], &o->specs[i], i) == -1)
             goto out;
         items[i].socket = k.src[i].sub;
         items[i].events = ZMQ_POLLIN;
+        items[o->nspecs + i].socket = k.src[i].mon.pair;
+        items[o->nspecs + i].events = ZMQ_POLLIN;
     }
-    items[o->nspecs].fd = cli_signal_fd();
-    items[o->nspecs].events = ZMQ_POLLIN;
+    items[2 * o->nspecs].fd = cli_signal_fd();
+    items[2 * o->nspecs].events = ZMQ_POLLIN;
     /* Every SUB is connected first, so that live batches queue meanwhile. */
     for (int i = 0; i < o->nspecs && !k.done && !cli_signal; i++)
         catch_up(&k, &k.src[i]);
@@ -626,6 +698,7 @@ out:
     if (o->stats && k.src != NULL)
         print_stats(&k);
     for (int i = 0; k.src != NULL && i < o->nspecs; i++) {
+        kvmon_close(&k.src[i].mon);
         replay_close(k.src[i].rc);
         if (k.src[i].sub != NULL)
             zmq_close(k.src[i].sub);

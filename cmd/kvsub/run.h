@@ -27,6 +27,8 @@ struct kvsub_opts {
      */
     int offset_now;
     uint64_t offset_seq;
+    uint64_t warn_idle_ms;      /* warn about a source silent this long */
+    const char *warn_idle_text; /* the same, as the user wrote it */
     int rcvhwm;
     int unbuffered;
     int stats;
