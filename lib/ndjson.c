@@ -1090,10 +1090,10 @@ wr_type(struct buf *out, enum kv_type t)
         out->len = (size_t)(put_padded(q, &type_keys[t]) - out->p);
 }
 
-/* {"pod":…,"model":…,"dp_rank":…  (without seq, i, ts, type). */
+/* {"pod":…,"model":…,"dp_rank":…,"stream":…  (without seq, i, ts, type). */
 static void
 wr_env_start(struct buf *out, struct kv_str pod, struct kv_str model,
-             int has_rank, int64_t rank)
+             int has_rank, int64_t rank, struct kv_str stream)
 {
     WR_LIT(out, "{\"pod\":");
     wr_str(out, pod.p, pod.n);
@@ -1106,13 +1106,18 @@ wr_env_start(struct buf *out, struct kv_str pod, struct kv_str model,
         wr_i64(out, rank);
     else
         WR_LIT(out, "null");
+    if (stream.p != NULL) {
+        WR_LIT(out, ",\"stream\":");
+        wr_str(out, stream.p, stream.n);
+    }
 }
 
 void
 ndjson_write_event(struct buf *out, const struct ndjson_env *env,
                    const struct kv_event *ev)
 {
-    wr_env_start(out, env->pod, env->model, env->has_rank, env->rank);
+    wr_env_start(out, env->pod, env->model, env->has_rank, env->rank,
+                 env->stream);
     if (env->has_seq) {
         WR_LIT(out, ",\"seq\":");
         wr_u64(out, env->seq);
@@ -1156,7 +1161,7 @@ ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
 
     /* The first line's {"pod":…,"seq":N is copied for every later line. */
     size_t pre_off = out->len;
-    wr_env_start(out, src->pod, src->model, b->has_rank, b->rank);
+    wr_env_start(out, src->pod, src->model, b->has_rank, b->rank, src->stream);
     WR_LIT(out, ",\"seq\":");
     wr_u64(out, b->seq);
     size_t pre_len = out->len - pre_off;
@@ -1975,6 +1980,7 @@ enum jkey {
     JK_I,
     JK_TS,
     JK_TYPE,
+    JK_STREAM,
     JK_BLOCK_DIGESTS,
     JK_PARENT_DIGEST,
     /* Keys of stream records and of the format line. */
@@ -2001,6 +2007,7 @@ static const struct {
     JKEY(JK_I, "i"),
     JKEY(JK_TS, "ts"),
     JKEY(JK_TYPE, "type"),
+    JKEY(JK_STREAM, "stream"),
     JKEY(JK_BLOCK_DIGESTS, "block_digests"),
     JKEY(JK_PARENT_DIGEST, "parent_block_digest"),
     JKEY(JK_FROM, "from"),
@@ -2053,6 +2060,7 @@ key_lookup(struct kv_str k)
         break;
     case 6:
         F("medium", KV_F_MEDIUM);
+        K("stream", JK_STREAM);
         break;
     case 7:
         K("dp_rank", JK_DP_RANK);
@@ -2282,6 +2290,13 @@ jp_member(struct jp *j, struct ndjson_env *env, struct kv_event *ev,
     case JK_SEQ:
         env->has_seq = 1;
         return jp_u64(j, "seq", UINT64_MAX, &env->seq);
+    case JK_STREAM:
+        if (jp_null(j)) {
+            env->stream.p = NULL;
+            env->stream.n = 0;
+            return 0;
+        }
+        return jp_str_value(j, "stream", &env->stream);
     case JK_I: {
         uint64_t v;
         if (jp_u64(j, "i", UINT32_MAX, &v) == -1)

@@ -27,12 +27,15 @@ struct ndjson_env {
     uint32_t i;
     int has_ts;
     double ts;
+    /* vLLM snapshot mode's publisher stream id, 32 lower-case hex digits. */
+    struct kv_str stream; /* p == NULL: absent */
 };
 
 /* Where a batch came from: the pod name and the --model, if any. */
 struct ndjson_source {
     struct kv_str pod;
-    struct kv_str model; /* p == NULL: absent */
+    struct kv_str model;  /* p == NULL: absent */
+    struct kv_str stream; /* as in ndjson_env; p == NULL: absent */
 };
 
 /*

@@ -290,7 +290,8 @@ zsock_part(const struct zsock_msg *m, int i, size_t *len)
 
 int
 zsock_live_parse(const struct zsock_msg *m, uint64_t *seq,
-                 const uint8_t **payload, size_t *len, char *err, size_t errlen)
+                 const uint8_t **stream, const uint8_t **payload, size_t *len,
+                 char *err, size_t errlen)
 {
     const uint8_t *s;
     size_t slen;
@@ -300,11 +301,12 @@ zsock_live_parse(const struct zsock_msg *m, uint64_t *seq,
         return -1;
     }
     s = zsock_part(m, 1, &slen);
-    if (slen != 8) {
-        snprintf(err, errlen, "seq frame is %zu bytes, expected 8", slen);
+    if (slen != 8 && slen != 8 + ZSOCK_STREAM_ID_LEN) {
+        snprintf(err, errlen, "seq frame is %zu bytes, expected 8 or 24", slen);
         return -1;
     }
     *seq = zsock_get_be64(s);
+    *stream = slen == 8 ? NULL : s + 8;
     if (*seq == UINT64_MAX) {
         snprintf(err, errlen, "seq is the replay end marker");
         return -1;

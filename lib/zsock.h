@@ -1,8 +1,8 @@
 /*
  * zsock.h - endpoint specs, socket set-up and whole-message receive.
  *
- * An endpoint spec is "[NAME=]PUB_URI[,REPLAY_URI]" (docs/cli.md).  Messages
- * are always received whole (every part, following ZMQ_RCVMORE), so a
+ * An endpoint spec is "[NAME=]PUB_URI[,REPLAY_URI]" (docs/cli.md#endpoints).
+ * Messages are always received whole (every part, following ZMQ_RCVMORE), so a
  * malformed message can never desynchronise the ones after it.
  */
 #ifndef KVTAP_ZSOCK_H
@@ -67,14 +67,20 @@ void zsock_msg_close(struct zsock_msg *m);
 /* Data and size of kept part i. */
 const uint8_t *zsock_part(const struct zsock_msg *m, int i, size_t *len);
 
+/* Bytes of the per-process stream id of vLLM's snapshot mode. */
+#define ZSOCK_STREAM_ID_LEN 16
+
 /*
- * Validates a live message: exactly 3 parts, an 8-byte big-endian seq that
- * is not the replay end marker.  On success *seq and the payload (borrowed
- * from m) are set.  Returns 0, or -1 with the reason in err.
+ * Validates a live message: exactly 3 parts, a seq frame of 8 bytes (a
+ * big-endian seq that is not the replay end marker) or, in vLLM's snapshot
+ * mode, 24 bytes (that seq, then the publisher's 16-byte stream id;
+ * docs/ndjson.md#the-envelope).  On success *seq, the payload and *stream
+ * (borrowed from m; NULL for an 8-byte frame) are set.  Returns 0, or -1
+ * with the reason in err.
  */
 int zsock_live_parse(const struct zsock_msg *m, uint64_t *seq,
-                     const uint8_t **payload, size_t *len, char *err,
-                     size_t errlen);
+                     const uint8_t **stream, const uint8_t **payload,
+                     size_t *len, char *err, size_t errlen);
 
 /* Big-endian 8-byte helpers. */
 uint64_t zsock_get_be64(const uint8_t *p);

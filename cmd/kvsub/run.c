@@ -51,10 +51,12 @@ struct source {
     struct seqtrack st;
     struct ndjson_source nsrc;
     struct src_stats stats;
-    struct kvmon mon;        /* the SUB socket's connection state */
-    long long last_rx;       /* when a live message last arrived */
-    int silent;              /* warned: nothing for --warn-idle */
-    int joined;              /* the "joined at seq" note was printed */
+    struct kvmon mon;  /* the SUB socket's connection state */
+    long long last_rx; /* when a live message last arrived */
+    int silent;        /* warned: nothing for --warn-idle */
+    int joined;        /* the "joined at seq" note was printed */
+    int has_stream;    /* stream_hex holds the live stream id */
+    char stream_hex[2 * ZSOCK_STREAM_ID_LEN + 1];
     uint64_t first_replayed; /* seq of the first replayed batch */
 };
 
@@ -132,6 +134,7 @@ write_record(struct kvsub *k, struct source *s, const struct kv_batch *b,
     memset(&env, 0, sizeof env);
     env.pod = s->nsrc.pod;
     env.model = s->nsrc.model;
+    env.stream = s->nsrc.stream;
     env.has_seq = has_seq;
     env.seq = seq;
     if (b != NULL) {
@@ -366,11 +369,69 @@ catch_up(struct kvsub *k, struct source *s)
         note_joined(s, f.expect);
 }
 
+/*
+ * Notes the stream id of a live batch from vLLM's snapshot mode.  A new id
+ * is a new publisher process, whatever its seq does: the tracker starts
+ * over and the verdict becomes a restart (returns 1; v is set as
+ * seqtrack_live would, last_seq the last seq of the old process).
+ */
+static int
+stream_changed(struct source *s, const uint8_t *id, uint64_t seq,
+               struct seqtrack_verdict *v)
+{
+    char hex[sizeof s->stream_hex];
+    int had = s->has_stream;
+    uint64_t last = s->st.last;
+
+    if (id == NULL)
+        return 0;
+    for (int i = 0; i < ZSOCK_STREAM_ID_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    if (had && strcmp(hex, s->stream_hex) == 0)
+        return 0;
+    memcpy(s->stream_hex, hex, sizeof hex);
+    s->has_stream = 1;
+    kvs_from_cstr(&s->nsrc.stream, s->stream_hex);
+    if (!had || !s->st.started)
+        return 0;
+    seqtrack_init(&s->st);
+    seqtrack_live(&s->st, seq, v);
+    v->kind = SEQTRACK_RESTART;
+    v->last_seq = last;
+    return 1;
+}
+
+/*
+ * Writes the restart record for a live batch b (NULL: it did not decode)
+ * at seq, then what the new process published before it.
+ */
+static void
+write_restart(struct kvsub *k, struct source *s, const struct kv_batch *b,
+              uint64_t seq, uint64_t last_seq)
+{
+    struct kv_event ev;
+
+    kv_event_init(&ev, KV_RESTART);
+    ev.last_seq = last_seq;
+    s->stats.restarts++;
+    log_warn("%s: restart: seq %" PRIu64 " after %" PRIu64 "%s", s->spec->name,
+             seq, last_seq, s->has_stream ? " (new stream id)" : "");
+    /*
+     * A new publisher counts from 0 (docs/protocol.md#sequence-numbers).
+     * When its first batches were missed, the restart record names 0, the
+     * first seq of the new process, and the missed ones are fetched from
+     * its replay buffer (or reported as a gap) before this batch.
+     */
+    write_record(k, s, b, 1, 0, &ev);
+    if (seq > 0)
+        fill_gap(k, s, b, 0, seq - 1);
+}
+
 static void
 handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
 {
     uint64_t seq;
-    const uint8_t *payload;
+    const uint8_t *payload, *stream;
     size_t len;
     char err[256];
     struct kv_batch b;
@@ -378,7 +439,8 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
     int ok;
 
     s->stats.received++;
-    if (zsock_live_parse(m, &seq, &payload, &len, err, sizeof err) == -1) {
+    if (zsock_live_parse(m, &seq, &stream, &payload, &len, err, sizeof err) ==
+        -1) {
         size_t plen = 0;
         if (m->kept > 0)
             zsock_part(m, m->kept - 1, &plen);
@@ -390,7 +452,8 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
                   seq, k->o->offset_seq);
         return;
     }
-    seqtrack_live(&s->st, seq, &v);
+    if (!stream_changed(s, stream, seq, &v))
+        seqtrack_live(&s->st, seq, &v);
     if (v.kind == SEQTRACK_DUP) {
         s->stats.duplicates++;
         log_debug("%s: seq %" PRIu64 " already delivered", s->spec->name, seq);
@@ -398,21 +461,7 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
     }
     ok = decode(k, &k->live_arena, seq, payload, len, &b, err, sizeof err);
     if (v.kind == SEQTRACK_RESTART) {
-        struct kv_event ev;
-        kv_event_init(&ev, KV_RESTART);
-        ev.last_seq = v.last_seq;
-        s->stats.restarts++;
-        log_warn("%s: restart: seq %" PRIu64 " after %" PRIu64, s->spec->name,
-                 seq, v.last_seq);
-        /*
-         * A new publisher counts from 0 (docs/protocol.md#sequence-numbers).
-         * When its first batches were missed, the restart record names 0,
-         * the first seq of the new process, and the missed ones are fetched
-         * from its replay buffer (or reported as a gap) before this batch.
-         */
-        write_record(k, s, ok ? &b : NULL, 1, 0, &ev);
-        if (seq > 0)
-            fill_gap(k, s, ok ? &b : NULL, 0, seq - 1);
+        write_restart(k, s, ok ? &b : NULL, seq, v.last_seq);
     } else if (v.kind == SEQTRACK_GAP) {
         fill_gap(k, s, ok ? &b : NULL, v.from, v.to);
     } else if (v.kind == SEQTRACK_FIRST && !k->o->offset_now &&

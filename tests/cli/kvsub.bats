@@ -311,7 +311,7 @@ EOF
     run jq -r 'select(.type=="decode_error") | .error' "$T/out.ndjson"
     assert_output - <<'EOF'
 message has 2 parts, expected 3
-seq frame is 7 bytes, expected 8
+seq frame is 7 bytes, expected 8 or 24
 EOF
     run grep -c '"type":"decode_error".*"seq"' "$T/out.ndjson"
     assert_output 0
@@ -319,7 +319,7 @@ EOF
     assert_output - <<'EOF'
 kvsub: pod-a: joined at seq 0 (replayed 0 batches)
 kvsub: warning: pod-a: message has 2 parts, expected 3
-kvsub: warning: pod-a: seq frame is 7 bytes, expected 8
+kvsub: warning: pod-a: seq frame is 7 bytes, expected 8 or 24
 EOF
     run same_json "$T/out.ndjson" "$T/exp.ndjson" decode_error
     assert_success

@@ -165,6 +165,14 @@ def main():
     ap.add_argument("--rank", default="0", help='int, or "none" for nil')
     ap.add_argument("--withhold", default="",
                     help="seqs kept for replay but not sent live")
+    ap.add_argument("--withhold-new", default="",
+                    help="seqs the restarted process does not send live")
+    ap.add_argument("--stream-ids", action="store_true",
+                    help="vLLM snapshot mode: 24-byte seq frames, seq + a "
+                    "16-byte stream id per process")
+    ap.add_argument("--heartbeats", default="",
+                    help="batch indices published empty, [ts, [], rank], "
+                    "like an idle engine in snapshot mode")
     ap.add_argument("--forget", default="",
                     help="seqs neither sent live nor kept for replay")
     ap.add_argument("--buffer", type=int, default=10000,
@@ -212,6 +220,8 @@ def main():
     if args.layout == "v090":
         rank = None
     withhold = parse_list(args.withhold)
+    withhold_new = parse_list(args.withhold_new)
+    heartbeats = parse_list(args.heartbeats)
     forget = parse_list(args.forget)
     garbage = parse_list(args.garbage)
     bad_frames = parse_list(args.bad_frames)
@@ -225,8 +235,10 @@ def main():
         src = []
         for k in range(args.count):
             rng = random.Random(1000003 * k + 17)
-            src.append({"ts": None, "rank": rank,
-                        "events": synth_events(k, args.layout, rng)})
+            events = synth_events(k, args.layout, rng)
+            if k in heartbeats:
+                events = []
+            src.append({"ts": None, "rank": rank, "events": events})
     batches = []
     seq = args.start_seq
     epoch = 0
@@ -350,7 +362,11 @@ def main():
         buf.append((seq, payload))
         if seq in withhold or pub is None:
             continue
+        if epoch == 1 and seq in withhold_new:
+            continue
         s8 = seq.to_bytes(8, "big")
+        if args.stream_ids:
+            s8 += stream_id(epoch)
         if seq in bad_frames:
             if seq % 2 == 0:
                 pub.send_multipart([topic, payload])
@@ -372,6 +388,17 @@ def main():
     return 0
 
 
+def stream_id(epoch):
+    """The 16-byte stream id of publisher process number epoch."""
+    return bytes([0xa0 + epoch]) * 8 + bytes(range(8))
+
+
+def with_stream(line, epoch):
+    """line with the "stream" key kvsub adds in snapshot mode."""
+    return line.replace(',"seq":', ',"stream":"%s","seq":'
+                        % stream_id(epoch).hex(), 1)
+
+
 def write_expect(args, batches, garbage):
     lines = []
     prev = None
@@ -381,6 +408,8 @@ def write_expect(args, batches, garbage):
             lines.append(layouts.record_line(
                 args.pod, seq, "restart", rank=brank, ts=ts,
                 model=args.model, last_seq=prev[0]))
+            if args.stream_ids:
+                lines[-1] = with_stream(lines[-1], epoch)
         prev = (seq, epoch)
         if seq in forget:
             continue
@@ -390,9 +419,12 @@ def write_expect(args, batches, garbage):
                 args.pod, seq, "decode_error", rank=None, ts=None,
                 model=args.model, error="*", bytes=len(payload)))
             continue
-        lines.extend(layouts.expected_ndjson(
+        batch = layouts.expected_ndjson(
             args.pod, seq, ts, brank, events, model=args.model,
-            layout=args.layout))
+            layout=args.layout)
+        if args.stream_ids:
+            batch = [with_stream(ln, epoch) for ln in batch]
+        lines.extend(batch)
     tmp = args.expect + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         for ln in lines:

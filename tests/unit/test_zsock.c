@@ -180,6 +180,10 @@ test_live(void)
     void *ctx = zmq_ctx_new();
     void *a = zmq_socket(ctx, ZMQ_PAIR), *b = zmq_socket(ctx, ZMQ_PAIR);
     uint8_t s5[8], sff[8], s24[24] = {0}, s7[7] = {0};
+    /* seq 5 and stream id 0x10..0x1f. */
+    s24[7] = 5;
+    for (int k = 0; k < 16; k++)
+        s24[8 + k] = (uint8_t)(0x10 + k);
     static const uint8_t payload[] = {0x93, 0xc0, 0x90, 0xc0};
     static const struct {
         int nparts;
@@ -194,7 +198,7 @@ test_live(void)
         {4, 0, "", -1, "F18b 4 parts: rejected"},
         {6, 0, "", -1, "6 parts (more than kept): rejected"},
         {3, 1, "", -1, "F18c 7-byte seq: rejected"},
-        {3, 2, "", -1, "F18d 24-byte seq: rejected"},
+        {3, 2, "", 0, "F18d 24-byte seq (snapshot mode): accepted"},
         {3, 3, "", -1, "F18f end-marker seq on live: rejected"},
         {1, 0, "", -1, "1 part: rejected"},
     };
@@ -212,7 +216,7 @@ test_live(void)
         int n = cases[i].nparts;
         struct zsock_msg m;
         uint64_t seq = 0;
-        const uint8_t *pl = NULL;
+        const uint8_t *pl = NULL, *stream = NULL;
         size_t pllen = 0;
         char err[128] = "";
 
@@ -242,9 +246,16 @@ test_live(void)
         CHECK(m.nparts == n, "nparts counts every part");
         CHECK(m.kept == (n < ZSOCK_MAX_PARTS ? n : ZSOCK_MAX_PARTS),
               "kept is capped at ZSOCK_MAX_PARTS");
-        int rc = zsock_live_parse(&m, &seq, &pl, &pllen, err, sizeof err);
+        int rc =
+            zsock_live_parse(&m, &seq, &stream, &pl, &pllen, err, sizeof err);
         CHECK(rc == cases[i].rc, cases[i].what);
-        if (rc == 0) {
+        if (rc == 0 && cases[i].seq_kind == 2) {
+            /* The snapshot-mode frame: seq 5, then the stream id. */
+            CHECK_U64(seq, 5, "24-byte frame: seq from its first 8 bytes");
+            CHECK(stream != NULL && memcmp(stream, s24 + 8, 16) == 0,
+                  "24-byte frame: the stream id is its last 16 bytes");
+        } else if (rc == 0) {
+            CHECK(stream == NULL, "8-byte frame: no stream id");
             CHECK_U64(seq, 5, "seq decoded big-endian");
             CHECK(pllen == sizeof payload && memcmp(pl, payload, pllen) == 0,
                   "payload borrowed intact");
