@@ -12,12 +12,7 @@ setup() {
 }
 
 teardown() {
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
+    kill_pids
 }
 
 @test "two sources with the same name are a usage error" {
