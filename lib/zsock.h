@@ -1,7 +1,8 @@
 /*
  * zsock.h - endpoint specs, socket set-up and whole-message receive.
  *
- * An endpoint spec is "[NAME=]PUB_URI[,REPLAY_URI]" (docs/cli.md#endpoints).
+ * An endpoint spec is "[NAME=]PUB_URI[,REPLAY_URI[,SNAPSHOT_URI]]"
+ * (docs/cli.md#endpoints).
  * Messages are always received whole (every part, following ZMQ_RCVMORE), so a
  * malformed message can never desynchronise the ones after it.
  */
@@ -14,9 +15,10 @@
 
 /* One source.  Strings are heap copies owned by the spec. */
 struct zsock_spec {
-    char *name;   /* pod name: NAME= or, when absent, the PUB URI */
-    char *pub;    /* PUB (or, for kvreplay, the ROUTER) URI */
-    char *replay; /* replay ROUTER URI, or NULL */
+    char *name;     /* pod name: NAME= or, when absent, the PUB URI */
+    char *pub;      /* PUB (or, for kvreplay, the ROUTER) URI */
+    char *replay;   /* replay ROUTER URI, or NULL */
+    char *snapshot; /* vLLM's snapshot ROUTER URI, or NULL */
 };
 
 /*
@@ -35,7 +37,7 @@ int zsock_offset_uri(const char *uri, int rank, char *out, size_t outlen,
                      char *err, size_t errlen);
 
 /*
- * Expands in into dp_size specs (rank r: both URIs offset by r, name
+ * Expands in into dp_size specs (rank r: every URI offset by r, name
  * "NAME/r").  out must have room for dp_size specs; the caller frees each.
  */
 int zsock_spec_expand(const struct zsock_spec *in, int dp_size,

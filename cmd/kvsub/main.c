@@ -19,7 +19,9 @@ static const char usage_text[] =
     "and write every event as one line of NDJSON on stdout.  Sequence gaps\n"
     "are filled through the engine's replay socket when the spec names one.\n"
     "\n"
-    "SPEC is [NAME=]PUB_URI[,REPLAY_URI] (tcp://, ipc:// or inproc://).\n"
+    "SPEC is [NAME=]PUB_URI[,REPLAY_URI[,SNAPSHOT_URI]] (tcp://, ipc://\n"
+    "or inproc://); the snapshot ROUTER of vLLM's snapshot mode is only\n"
+    "checked by --probe for now.\n"
     "NAME becomes the \"pod\" of every line; without it the PUB URI does.\n"
     "\n"
     "Options:\n"
@@ -32,7 +34,7 @@ static const char usage_text[] =
     "      --engine E          positional layout of array events: vllm\n"
     "                          (default) or sglang\n"
     "      --dp-size N         expand each SPEC into N data-parallel ranks:\n"
-    "                          rank r uses port+r on both URIs, name NAME/r\n"
+    "                          rank r uses port+r on every URI, name NAME/r\n"
     "      --endpoints FILE    read more SPECs from FILE (one per line,\n"
     "                          '#' starts a comment)\n"
     "  -c, --count N           exit after N lines\n"
@@ -197,8 +199,10 @@ spec_expand_into(struct spec_list *l, const struct zsock_spec *sp, int dp_size)
     d->name = strdup(sp->name);
     d->pub = strdup(sp->pub);
     d->replay = sp->replay ? strdup(sp->replay) : NULL;
+    d->snapshot = sp->snapshot ? strdup(sp->snapshot) : NULL;
     l->n++;
-    if (d->name == NULL || d->pub == NULL || (sp->replay && !d->replay)) {
+    if (d->name == NULL || d->pub == NULL || (sp->replay && !d->replay) ||
+        (sp->snapshot && !d->snapshot)) {
         log_error("out of memory");
         return -1;
     }

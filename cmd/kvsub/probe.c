@@ -5,10 +5,12 @@
  * ZMTP handshake completed (the socket monitor says so); a TCP listener
  * that is not ZeroMQ fails the handshake.  A replay socket answers a
  * request from seq 2^63-1, past anything an engine holds, with just its end
- * marker: that round trip is the replay endpoint's.
+ * marker: that round trip is the replay endpoint's.  A snapshot socket (vLLM's
+ * snapshot mode) answers any request with its snapshot.
  */
 #include "probe.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -115,6 +117,80 @@ probe_replay(void *zctx, const struct kvsub_opts *o,
     return up;
 }
 
+/*
+ * Sends a snapshot request and reads the reply ["", seq (i64 BE), stream id
+ * (16 bytes), chunk, ...] (docs/ndjson.md#the-envelope).  Returns 1 when it
+ * came and holds a snapshot or says there is nothing yet (seq -1), with
+ * *seq; 0 with the reason in why.
+ */
+static int
+ask_snapshot(void *dealer, long timeout_ms, int64_t *seq, char *why,
+             size_t whylen)
+{
+    zmq_pollitem_t it = {dealer, 0, ZMQ_POLLIN, 0};
+    zmq_msg_t part;
+    uint8_t head[8];
+    int n = 0, ok = 0, failed = 0;
+    size_t seqlen = 0;
+
+    snprintf(why, whylen, "no reply in %ldms", timeout_ms);
+    if (zmq_send(dealer, "", 0, ZMQ_SNDMORE) == -1 ||
+        zmq_send(dealer, "snapshot", 8, 0) == -1 ||
+        zmq_poll(&it, 1, timeout_ms) <= 0)
+        return 0;
+    zmq_msg_init(&part);
+    /* Every part: the empty delimiter, the seq, the stream id, chunks. */
+    do {
+        if (zmq_msg_recv(&part, dealer, 0) == -1) {
+            failed = 1;
+            break;
+        }
+        if (n == 1 && (seqlen = zmq_msg_size(&part)) == 8)
+            memcpy(head, zmq_msg_data(&part), 8);
+        n++;
+    } while (zmq_msg_more(&part));
+    if (failed)
+        snprintf(why, whylen, "receive: %s", zmq_strerror(errno));
+    else if (n < 3 || seqlen != 8)
+        snprintf(why, whylen, "not a snapshot reply (%d parts)", n);
+    else if ((*seq = (int64_t)zsock_get_be64(head)) == -2)
+        snprintf(why, whylen, "the engine has no snapshot to give (seq -2)");
+    else
+        ok = 1;
+    zmq_msg_close(&part);
+    return ok;
+}
+
+/* Probes a snapshot endpoint; returns 1 when it answered with one. */
+static int
+probe_snapshot(void *zctx, const struct kvsub_opts *o,
+               const struct zsock_spec *sp, struct buf *out)
+{
+    char why[256];
+    int64_t seq = -1;
+    long long t0 = now_us();
+    void *dealer = zmq_socket(zctx, ZMQ_DEALER);
+    int up = 0;
+
+    if (dealer == NULL || zsock_set_common(dealer) == -1 ||
+        zmq_connect(dealer, sp->snapshot) == -1)
+        snprintf(why, sizeof why, "%s", zmq_strerror(errno));
+    else
+        up = ask_snapshot(dealer, (long)o->replay_timeout_ms, &seq, why,
+                          sizeof why);
+    put_line(out, sp, "snapshot", sp->snapshot, up, now_us() - t0, why);
+    if (up) {
+        /* Replace the closing "}\n" with the snapshot's seq. */
+        out->len -= 2;
+        buf_puts(out, ",\"snapshot_seq\":");
+        buf_put_i64(out, seq);
+        buf_puts(out, "}\n");
+    }
+    if (dealer != NULL)
+        zmq_close(dealer);
+    return up;
+}
+
 int
 kvsub_probe(const struct kvsub_opts *o)
 {
@@ -131,6 +207,8 @@ kvsub_probe(const struct kvsub_opts *o)
         down += !probe_pub(zctx, o, sp, i, &out);
         if (sp->replay != NULL)
             down += !probe_replay(zctx, o, sp, &out);
+        if (sp->snapshot != NULL)
+            down += !probe_snapshot(zctx, o, sp, &out);
         /* One line at a time, so a long probe shows progress. */
         if (out.oom || fwrite(out.p, 1, out.len, stdout) != out.len ||
             fflush(stdout) != 0) {

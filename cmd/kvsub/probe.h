@@ -8,10 +8,10 @@
 
 /*
  * Checks each source's PUB endpoint (a ZeroMQ peer completes the
- * handshake) and replay endpoint (an end marker comes back for a request
- * past every seq), waiting up to o->replay_timeout_ms for each, and prints
- * one NDJSON line per endpoint on stdout.  Returns the exit status: 0 when
- * every endpoint answered, else 1.
+ * handshake), replay endpoint (an end marker comes back for a request past
+ * every seq) and snapshot endpoint (a snapshot comes back), waiting up to
+ * o->replay_timeout_ms for each, and prints one NDJSON line per endpoint on
+ * stdout.  Returns the exit status: 0 when every endpoint answered, else 1.
  */
 int kvsub_probe(const struct kvsub_opts *o);
 

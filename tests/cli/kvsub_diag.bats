@@ -15,6 +15,14 @@ teardown() {
     kill_pids
 }
 
+# Waits up to 5 s for the Unix socket $1 (an ipc endpoint) to be bound.
+wait_socket() {
+    local i=0
+    until [ -S "$1" ] || [ $((i += 1)) -gt 100 ]; do
+        sleep 0.05
+    done
+}
+
 @test "two sources with the same name are a usage error" {
     run --separate-stderr kvsub a=tcp://h:1 a=tcp://h:2
     assert_failure 2
@@ -64,6 +72,7 @@ kvsub: warning: e: cannot connect to ipc://$T/pub: no socket at $T/pub (is the e
 @test "a publisher that goes away and comes back: disconnected, then connected" {
     kvpub --synth 5 --wait-subs 1 --hold 300ms "ipc://$T/pub" 2>/dev/null &
     PIDS+=($!)
+    wait_socket "$T/pub"
     kvsub -o now --duration 3s --warn-idle 0 "a=ipc://$T/pub" \
         >"$T/out.ndjson" 2>"$T/err" &
     local kv=$!
@@ -72,6 +81,7 @@ kvsub: warning: e: cannot connect to ipc://$T/pub: no socket at $T/pub (is the e
     # The delay lets kvsub's subscription arrive first (slow joiner).
     kvpub --synth 5 --delay 500ms --hold 10s "ipc://$T/pub" 2>/dev/null &
     PIDS+=($!)
+    wait_socket "$T/pub"
     wait_pid "$kv" 10
     assert_ndjson "$T/out.ndjson"
     run cat "$T/err"
@@ -86,6 +96,7 @@ kvsub: warning: a: restart: seq 0 after 4"
     kvpub --synth 3 --wait-subs 1 --delay 1s --hold 10s "ipc://$T/pub" \
         2>/dev/null &
     PIDS+=($!)
+    wait_socket "$T/pub"
     run_ndjson "$T/out.ndjson" kvsub -o now --warn-idle 300ms --duration 2s \
         "a=ipc://$T/pub"
     assert_success
@@ -103,8 +114,7 @@ kvsub: warning: a: nothing received for 300ms"
 @test "--probe: one line per endpoint, exit 0 when all answer" {
     kvpub --synth 5 --hold 10s "ipc://$T/pub" "ipc://$T/rep" 2>/dev/null &
     PIDS+=($!)
-    local i=0
-    until [ -S "$T/rep" ] || [ $((i += 1)) -gt 100 ]; do sleep 0.05; done
+    wait_socket "$T/rep"
     run_ndjson "$T/out.ndjson" kvsub --probe "pod-a=ipc://$T/pub,ipc://$T/rep"
     assert_success
     run jq -c '[.pod, .role, .endpoint, .state, (.rtt_ms | type)]' \
@@ -116,6 +126,7 @@ kvsub: warning: a: nothing received for 300ms"
 @test "--probe: endpoints that do not answer are down, exit 1" {
     kvpub --synth 5 --hold 10s "ipc://$T/pub" 2>/dev/null &
     PIDS+=($!)
+    wait_socket "$T/pub"
     local p
     p=$(free_port)
     run_ndjson "$T/out.ndjson" kvsub --probe --replay-timeout 300ms \
@@ -134,10 +145,42 @@ Try 'kvsub --help'."
 @test "a replay endpoint that does not answer the catch-up is named" {
     kvpub --synth 5 --hold 10s "ipc://$T/pub" 2>/dev/null &
     PIDS+=($!)
+    wait_socket "$T/pub"
     local p
     p=$(free_port)
     run_ndjson "$T/out.ndjson" kvsub --duration 1s --replay-timeout 300ms \
         --warn-idle 0 "pod-a=ipc://$T/pub,tcp://127.0.0.1:$p"
     assert_success
     assert_equal "$stderr" "kvsub: warning: pod-a: replay tcp://127.0.0.1:$p: no reply in 300ms (catching up at the first live batch)"
+}
+
+@test "--probe asks a snapshot endpoint for its snapshot" {
+    "$PY" "$PEER" --quiet --ready "$T/peer.ready" --pub "ipc://$T/pub" \
+        --replay "ipc://$T/rep" --snapshot "ipc://$T/snap" --stream-ids \
+        --count 10 --hold 10 2>"$T/peer.err" &
+    PIDS+=($!)
+    wait_file "$T/peer.ready" 10
+    sleep 0.3
+    run_ndjson "$T/out.ndjson" kvsub --probe \
+        "pod-a=ipc://$T/pub,ipc://$T/rep,ipc://$T/snap"
+    assert_success
+    run jq -c '[.role, .state, .snapshot_seq]' "$T/out.ndjson"
+    assert_output '["pub","up",null]
+["replay","up",null]
+["snapshot","up",9]'
+}
+
+@test "--probe: a snapshot endpoint without a snapshot (seq -2) is down" {
+    "$PY" "$PEER" --quiet --ready "$T/peer.ready" --pub "ipc://$T/pub" \
+        --snapshot "ipc://$T/snap" --snapshot-unavailable --stream-ids \
+        --count 3 --hold 10 2>"$T/peer.err" &
+    PIDS+=($!)
+    wait_file "$T/peer.ready" 10
+    run_ndjson "$T/out.ndjson" kvsub --probe --replay-timeout 500ms \
+        "pod-a=ipc://$T/pub,ipc://$T/nothing,ipc://$T/snap"
+    assert_failure 1
+    run jq -c 'del(.rtt_ms) | [.role, .state, .error]' "$T/out.ndjson"
+    assert_output "[\"pub\",\"up\",null]
+[\"replay\",\"down\",\"ipc://$T/nothing: no reply in 500ms\"]
+[\"snapshot\",\"down\",\"the engine has no snapshot to give (seq -2)\"]"
 }

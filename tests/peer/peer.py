@@ -170,6 +170,10 @@ def main():
     ap.add_argument("--stream-ids", action="store_true",
                     help="vLLM snapshot mode: 24-byte seq frames, seq + a "
                     "16-byte stream id per process")
+    ap.add_argument("--snapshot", help="snapshot ROUTER URI (bound): answers "
+                    "any request with [seq, stream id, chunk, ...]")
+    ap.add_argument("--snapshot-unavailable", action="store_true",
+                    help="answer snapshot requests with seq -2")
     ap.add_argument("--heartbeats", default="",
                     help="batch indices published empty, [ts, [], rank], "
                     "like an idle engine in snapshot mode")
@@ -277,12 +281,37 @@ def main():
         router.setsockopt(zmq.LINGER, 0)
         router.bind(args.replay)
 
-    state = {"requests": 0}
+    snap = None
+    if args.snapshot:
+        snap = ctx.socket(zmq.ROUTER)
+        snap.setsockopt(zmq.LINGER, 0)
+        snap.bind(args.snapshot)
+    # What the current process published: its last seq and every event, in
+    # order (a snapshot as a replay program: the events, 256 per chunk).
+    state = {"requests": 0, "last": -1, "epoch": 0, "events": []}
+
+    def serve_snapshot():
+        while snap is not None:
+            try:
+                frames = snap.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            envelope = frames[:frames.index(b"") + 1] if b"" in frames \
+                else frames[:1]
+            seq = -2 if args.snapshot_unavailable else state["last"]
+            reply = [seq.to_bytes(8, "big", signed=True),
+                     stream_id(state["epoch"])]
+            evs = state["events"] if seq >= 0 else []
+            for k in range(0, len(evs), 256):
+                reply.append(layouts.encode_batch(
+                    TS0, evs[k:k + 256], rank, args.layout))
+            snap.send_multipart(envelope + reply)
     buf = collections.deque(maxlen=max(args.buffer, 0) or None)
     if args.buffer == 0:
         buf = collections.deque(maxlen=0)
 
     def serve(timeout_ms):
+        serve_snapshot()
         if router is None:
             if timeout_ms:
                 time.sleep(timeout_ms / 1000.0)
@@ -349,6 +378,7 @@ def main():
             # A new engine process: its replay buffer starts empty.
             buf.clear()
             cur_epoch = epoch
+            state.update(epoch=epoch, last=-1, events=[])
         serve(0)
         if interval:
             next_t += interval
@@ -360,6 +390,8 @@ def main():
         if seq in forget:
             continue
         buf.append((seq, payload))
+        state["last"] = seq
+        state["events"].extend(events)
         if seq in withhold or pub is None:
             continue
         if epoch == 1 and seq in withhold_new:
@@ -384,6 +416,8 @@ def main():
         pub.close(0)
     if router is not None:
         router.close(0)
+    if snap is not None:
+        snap.close(0)
     ctx.term()
     return 0
 
