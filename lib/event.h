@@ -56,6 +56,13 @@ enum kv_type {
     KV_RESTART,
     KV_DECODE_ERROR,
     KV_SKIPPED,
+    /*
+     * kvsub printed an engine's snapshot (vLLM's snapshot mode) between
+     * these two: the pod's whole state at the record's seq
+     * (docs/ndjson.md#records-written-by-kvtap).
+     */
+    KV_SNAPSHOT_BEGIN,
+    KV_SNAPSHOT_END,
     KV_TYPE_COUNT
 };
 

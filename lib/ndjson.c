@@ -769,6 +769,8 @@ static const struct padded type_keys[KV_TYPE_COUNT] = {
     [KV_RESTART] = PAD(",\"type\":\"restart\""),
     [KV_DECODE_ERROR] = PAD(",\"type\":\"decode_error\""),
     [KV_SKIPPED] = PAD(",\"type\":\"skipped\""),
+    [KV_SNAPSHOT_BEGIN] = PAD(",\"type\":\"snapshot_begin\""),
+    [KV_SNAPSHOT_END] = PAD(",\"type\":\"snapshot_end\""),
 };
 
 static char *

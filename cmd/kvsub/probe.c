@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "monitor.h"
 #include "replay.h"
+#include "snapreq.h"
 
 /* Microseconds on the monotonic clock. */
 static long long
@@ -117,77 +118,31 @@ probe_replay(void *zctx, const struct kvsub_opts *o,
     return up;
 }
 
-/*
- * Sends a snapshot request and reads the reply ["", seq (i64 BE), stream id
- * (16 bytes), chunk, ...] (docs/ndjson.md#the-envelope).  Returns 1 when it
- * came and holds a snapshot or says there is nothing yet (seq -1), with
- * *seq; 0 with the reason in why.
- */
-static int
-ask_snapshot(void *dealer, long timeout_ms, int64_t *seq, char *why,
-             size_t whylen)
-{
-    zmq_pollitem_t it = {dealer, 0, ZMQ_POLLIN, 0};
-    zmq_msg_t part;
-    uint8_t head[8];
-    int n = 0, ok = 0, failed = 0;
-    size_t seqlen = 0;
-
-    snprintf(why, whylen, "no reply in %ldms", timeout_ms);
-    if (zmq_send(dealer, "", 0, ZMQ_SNDMORE) == -1 ||
-        zmq_send(dealer, "snapshot", 8, 0) == -1 ||
-        zmq_poll(&it, 1, timeout_ms) <= 0)
-        return 0;
-    zmq_msg_init(&part);
-    /* Every part: the empty delimiter, the seq, the stream id, chunks. */
-    do {
-        if (zmq_msg_recv(&part, dealer, 0) == -1) {
-            failed = 1;
-            break;
-        }
-        if (n == 1 && (seqlen = zmq_msg_size(&part)) == 8)
-            memcpy(head, zmq_msg_data(&part), 8);
-        n++;
-    } while (zmq_msg_more(&part));
-    if (failed)
-        snprintf(why, whylen, "receive: %s", zmq_strerror(errno));
-    else if (n < 3 || seqlen != 8)
-        snprintf(why, whylen, "not a snapshot reply (%d parts)", n);
-    else if ((*seq = (int64_t)zsock_get_be64(head)) == -2)
-        snprintf(why, whylen, "the engine has no snapshot to give (seq -2)");
-    else
-        ok = 1;
-    zmq_msg_close(&part);
-    return ok;
-}
-
 /* Probes a snapshot endpoint; returns 1 when it answered with one. */
 static int
 probe_snapshot(void *zctx, const struct kvsub_opts *o,
                const struct zsock_spec *sp, struct buf *out)
 {
     char why[256];
-    int64_t seq = -1;
+    struct snapreq_reply r;
     long long t0 = now_us();
-    void *dealer = zmq_socket(zctx, ZMQ_DEALER);
-    int up = 0;
+    int up = snapreq_fetch(zctx, sp->snapshot, (long)o->replay_timeout_ms, &r,
+                           why, sizeof why) == 0;
 
-    if (dealer == NULL || zsock_set_common(dealer) == -1 ||
-        zmq_connect(dealer, sp->snapshot) == -1)
-        snprintf(why, sizeof why, "%s", zmq_strerror(errno));
-    else
-        up = ask_snapshot(dealer, (long)o->replay_timeout_ms, &seq, why,
-                          sizeof why);
+    if (up && r.seq == -2) {
+        snprintf(why, sizeof why,
+                 "the engine has no snapshot to give (seq -2)");
+        up = 0;
+    }
     put_line(out, sp, "snapshot", sp->snapshot, up, now_us() - t0, why);
     if (up) {
         /* Replace the closing "}\n" with the snapshot's seq. */
         out->len -= 2;
         buf_puts(out, ",\"snapshot_seq\":");
-        buf_put_i64(out, seq);
+        buf_put_i64(out, r.seq);
         buf_puts(out, "}\n");
     }
-    if (dealer != NULL)
-        zmq_close(dealer);
+    snapreq_free(&r);
     return up;
 }
 

@@ -27,6 +27,7 @@
 #include "ndjson.h"
 #include "replay.h"
 #include "seqtrack.h"
+#include "snapreq.h"
 #include "wire.h"
 
 /* Messages read from one socket before the others get their turn. */
@@ -42,6 +43,7 @@ struct src_stats {
     uint64_t restarts;      /* restart records */
     uint64_t duplicates;    /* live batches dropped as already delivered */
     uint64_t decode_errors; /* decode_error records */
+    uint64_t snapshots;     /* snapshots printed */
 };
 
 struct source {
@@ -51,11 +53,13 @@ struct source {
     struct seqtrack st;
     struct ndjson_source nsrc;
     struct src_stats stats;
-    struct kvmon mon;  /* the SUB socket's connection state */
-    long long last_rx; /* when a live message last arrived */
-    int silent;        /* warned: nothing for --warn-idle */
-    int joined;        /* the "joined at seq" note was printed */
-    int has_stream;    /* stream_hex holds the live stream id */
+    struct kvmon mon;      /* the SUB socket's connection state */
+    long long last_rx;     /* when a live message last arrived */
+    int silent;            /* warned: nothing for --warn-idle */
+    int joined;            /* the "joined at seq" note was printed */
+    int has_stream;        /* stream_hex holds the live stream id */
+    int from_snapshot;     /* the output started with a snapshot */
+    uint64_t snapshot_seq; /* ... taken at this seq */
     char stream_hex[2 * ZSOCK_STREAM_ID_LEN + 1];
     uint64_t first_replayed; /* seq of the first replayed batch */
 };
@@ -237,11 +241,18 @@ on_replay(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
 
     if (seq < f->expect)
         return 0;
-    if (seq > f->expect)
-        write_gap(f->k, f->s, f->live, f->expect, seq - 1,
-                  "the engine no longer has them");
     ok = decode(f->k, &f->k->replay_arena, seq, payload, len, &b, err,
                 sizeof err);
+    /*
+     * Without a live batch (a catch-up), the gap record takes the rank of
+     * the first batch the engine still has, so that it lands on that pod.
+     */
+    if (seq > f->expect)
+        write_gap(f->k, f->s,
+                  f->live ? f->live
+                  : ok    ? &b
+                          : NULL,
+                  f->expect, seq - 1, "the engine no longer has them");
     write_payload(f->k, f->s, seq, &b, ok, err, len);
     if (f->s->stats.replayed++ == 0)
         f->s->first_replayed = seq;
@@ -332,13 +343,84 @@ note_joined(struct source *s, uint64_t seq)
     if (s->joined)
         return;
     s->joined = 1;
-    if (s->stats.replayed == 0)
+    if (s->from_snapshot)
+        cli_note("%s: joined at seq %" PRIu64 " (snapshot at seq %" PRIu64
+                 ", then replayed %" PRIu64 " batches)",
+                 s->spec->name, seq, s->snapshot_seq, s->stats.replayed);
+    else if (s->stats.replayed == 0)
         cli_note("%s: joined at seq %" PRIu64 " (replayed 0 batches)",
                  s->spec->name, seq);
     else
         cli_note("%s: joined at seq %" PRIu64 " (replayed %" PRIu64
                  " batches from %" PRIu64 ")",
                  s->spec->name, seq, s->stats.replayed, s->first_replayed);
+}
+
+/* Sets the source's stream id (hex on the envelope) from 16 bytes. */
+static void
+set_stream(struct source *s, const uint8_t *id)
+{
+    for (int i = 0; i < ZSOCK_STREAM_ID_LEN; i++)
+        snprintf(s->stream_hex + 2 * i, 3, "%02x", id[i]);
+    s->has_stream = 1;
+    kvs_from_cstr(&s->nsrc.stream, s->stream_hex);
+}
+
+/* Writes a record without a batch (snapshot_begin/_end) at seq. */
+static void
+write_mark(struct kvsub *k, struct source *s, enum kv_type t, uint64_t seq)
+{
+    struct kv_event ev;
+
+    kv_event_init(&ev, t);
+    write_record(k, s, NULL, 1, seq, &ev);
+}
+
+/*
+ * -o beginning with a snapshot endpoint: prints the engine's snapshot, its
+ * chunks' events under the snapshot's seq between snapshot_begin and
+ * snapshot_end records (docs/ndjson.md#records-written-by-kvtap), and
+ * takes that seq as delivered.  Returns 1 when it did, so that the catch-up
+ * goes on from the next seq; 0 when there is no snapshot (nothing published
+ * yet, seq -1) or none to be had (warned).
+ */
+static int
+start_from_snapshot(struct kvsub *k, struct source *s)
+{
+    struct snapreq_reply r;
+    char err[256];
+    int done = 0;
+
+    if (snapreq_fetch(k->zctx, s->spec->snapshot, (long)k->o->replay_timeout_ms,
+                      &r, err, sizeof err) == -1) {
+        log_warn("%s: snapshot %s (starting from the replay buffer)",
+                 s->spec->name, err);
+        return 0;
+    }
+    if (r.seq == -2)
+        log_warn("%s: snapshot: the engine has none to give (starting from "
+                 "the replay buffer)",
+                 s->spec->name);
+    if (r.seq >= 0) {
+        uint64_t seq = (uint64_t)r.seq;
+        set_stream(s, r.stream);
+        write_mark(k, s, KV_SNAPSHOT_BEGIN, seq);
+        for (size_t i = 0; i < r.n && !k->done; i++) {
+            struct kv_batch b;
+            size_t len = zmq_msg_size(&r.chunk[i]);
+            int ok = decode(k, &k->replay_arena, seq, zmq_msg_data(&r.chunk[i]),
+                            len, &b, err, sizeof err);
+            write_payload(k, s, seq, &b, ok, err, len);
+        }
+        write_mark(k, s, KV_SNAPSHOT_END, seq);
+        seqtrack_advance(&s->st, seq);
+        s->from_snapshot = 1;
+        s->snapshot_seq = seq;
+        s->stats.snapshots++;
+        done = 1;
+    }
+    snapreq_free(&r);
+    return done;
 }
 
 /*
@@ -356,8 +438,16 @@ catch_up(struct kvsub *k, struct source *s)
     char err[256] = "";
     int rc;
 
-    if (k->o->offset_now || s->rc == NULL)
+    if (k->o->offset_now)
         return;
+    if (s->spec->snapshot != NULL && k->o->offset_seq == 0 &&
+        start_from_snapshot(k, s))
+        f.expect = s->snapshot_seq + 1;
+    if (s->rc == NULL) {
+        if (s->from_snapshot)
+            note_joined(s, f.expect);
+        return;
+    }
     rc = fetch(k, &f, UINT64_MAX, &res, err, sizeof err);
     /* A wrong replay port would otherwise only show as a gap, if at all. */
     if (rc == REPLAY_TIMEOUT && s->stats.replayed == 0)
@@ -365,7 +455,7 @@ catch_up(struct kvsub *k, struct source *s)
                  s->spec->name, err);
     else if (rc == REPLAY_ERROR)
         log_warn("%s: replay: %s", s->spec->name, err);
-    if (s->stats.replayed > 0)
+    if (s->stats.replayed > 0 || s->from_snapshot)
         note_joined(s, f.expect);
 }
 
@@ -379,19 +469,16 @@ static int
 stream_changed(struct source *s, const uint8_t *id, uint64_t seq,
                struct seqtrack_verdict *v)
 {
-    char hex[sizeof s->stream_hex];
+    char old[sizeof s->stream_hex];
     int had = s->has_stream;
     uint64_t last = s->st.last;
 
     if (id == NULL)
         return 0;
-    for (int i = 0; i < ZSOCK_STREAM_ID_LEN; i++)
-        snprintf(hex + 2 * i, 3, "%02x", id[i]);
-    if (had && strcmp(hex, s->stream_hex) == 0)
+    memcpy(old, s->stream_hex, sizeof old);
+    set_stream(s, id);
+    if (had && strcmp(old, s->stream_hex) == 0)
         return 0;
-    memcpy(s->stream_hex, hex, sizeof hex);
-    s->has_stream = 1;
-    kvs_from_cstr(&s->nsrc.stream, s->stream_hex);
     if (!had || !s->st.started)
         return 0;
     seqtrack_init(&s->st);
@@ -546,6 +633,7 @@ print_stats(const struct kvsub *k)
             {"restarts", st->restarts},
             {"duplicates", st->duplicates},
             {"decode_errors", st->decode_errors},
+            {"snapshots", st->snapshots},
         };
         buf_puts(&b, i ? ",{\"pod\":" : "{\"pod\":");
         buf_put_json_str(&b, k->src[i].nsrc.pod.p, k->src[i].nsrc.pod.n);

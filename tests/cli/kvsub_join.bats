@@ -77,7 +77,7 @@ seq_span() {
 kvsub_index() {
     local snap=$1
     shift
-    kvsub --idle 1500ms "$@" pod-a="$PUB,$REP" 2>"$snap.kvsub.err" |
+    kvsub --idle 1500ms "$@" pod-a="${SPEC:-$PUB,$REP}" 2>"$snap.kvsub.err" |
         kvindex serve -q -s "$snap.sock" --exit-on-eof --snapshot "$snap"
 }
 
@@ -176,4 +176,53 @@ kvsub: pod-a: joined at seq 500 (replayed 100 batches from 400)"
 Try 'kvsub --help'."
     run kvsub -o -3 tcp://h:1
     assert_failure 2
+}
+
+@test "snapshot mode: a late kvsub | kvindex equals the full index, though the buffer is short" {
+    # The peer plays vLLM in snapshot mode; its replay buffer holds the
+    # last 20 of 300 batches, its snapshot the whole state.
+    "$PY" "$PEER" --quiet --ready "$T/peer.ready" --pub "$PUB" --replay "$REP" \
+        --snapshot "ipc://$T/snap" --stream-ids --count 300 --buffer 20 \
+        --wait-subs 1 --hold 30 --pod pod-a 2>"$T/peer.err" &
+    PIDS+=($!)
+    wait_file "$T/peer.ready" 10
+    kvsub_index "$T/full.snap" -o now &
+    local watcher=$!
+    PIDS+=($watcher)
+    wait_published 299
+    SPEC="$PUB,$REP,ipc://$T/snap" kvsub_index "$T/late.snap"
+    wait_pid "$watcher" 30
+    run cmp "$T/full.snap" "$T/late.snap"
+    assert_success
+    run cat "$T/late.snap.kvsub.err"
+    assert_output "kvsub: pod-a: joined at seq 300 (snapshot at seq 299, then replayed 0 batches)"
+    # Without the snapshot the buffer starts at 280: a gap, another index.
+    kvsub_index "$T/buf.snap"
+    run cat "$T/buf.snap.kvsub.err"
+    assert_output "kvsub: warning: pod-a: gap 0..279 (the engine no longer has them)
+kvsub: pod-a: joined at seq 300 (replayed 20 batches from 280)"
+    run cmp "$T/full.snap" "$T/buf.snap"
+    assert_failure
+}
+
+@test "snapshot mode: kvsub's lines of a snapshot, between snapshot_begin and snapshot_end" {
+    "$PY" "$PEER" --quiet --ready "$T/peer.ready" --pub "$PUB" --replay "$REP" \
+        --snapshot "ipc://$T/snap" --stream-ids --count 30 --buffer 5 \
+        --hold 30 --pod pod-a --expect "$T/exp.ndjson" 2>"$T/peer.err" &
+    PIDS+=($!)
+    wait_file "$T/peer.ready" 10
+    wait_published 29
+    run_ndjson "$T/out.ndjson" kvsub --idle 1s --stats \
+        "pod-a=$PUB,$REP,ipc://$T/snap"
+    assert_success
+    run jq -c -s '[first, last] | map([.type, .seq, .stream])' \
+        "$T/out.ndjson"
+    assert_output '[["snapshot_begin",29,"a0a0a0a0a0a0a0a00001020304050607"],["snapshot_end",29,"a0a0a0a0a0a0a0a00001020304050607"]]'
+    # Every event the engine published, in order, under the snapshot's seq.
+    run diff <(jq -c 'select(.type|test("^[A-Z]")) | del(.seq, .i, .ts, .stream)' "$T/out.ndjson") \
+        <(jq -c 'del(.seq, .i, .ts, .stream)' "$T/exp.ndjson")
+    assert_success
+    run jq -c '.sources[0] | [.snapshots, .replayed, .gaps]' \
+        <(grep '^{' "$T/out.ndjson.err")
+    assert_output '[1,0,0]'
 }

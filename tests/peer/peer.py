@@ -288,7 +288,7 @@ def main():
         snap.bind(args.snapshot)
     # What the current process published: its last seq and every event, in
     # order (a snapshot as a replay program: the events, 256 per chunk).
-    state = {"requests": 0, "last": -1, "epoch": 0, "events": []}
+    state = {"requests": 0, "last": -1, "epoch": 0, "events": [], "ts": TS0}
 
     def serve_snapshot():
         while snap is not None:
@@ -304,7 +304,7 @@ def main():
             evs = state["events"] if seq >= 0 else []
             for k in range(0, len(evs), 256):
                 reply.append(layouts.encode_batch(
-                    TS0, evs[k:k + 256], rank, args.layout))
+                    state["ts"], evs[k:k + 256], rank, args.layout))
             snap.send_multipart(envelope + reply)
     buf = collections.deque(maxlen=max(args.buffer, 0) or None)
     if args.buffer == 0:
@@ -391,6 +391,7 @@ def main():
             continue
         buf.append((seq, payload))
         state["last"] = seq
+        state["ts"] = ts
         state["events"].extend(events)
         if seq in withhold or pub is None:
             continue
