@@ -14,12 +14,7 @@ setup() {
 }
 
 teardown() {
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
+    kill_pids
 }
 
 # Starts a peer in the background with the given arguments, waits until its

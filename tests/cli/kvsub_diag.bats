@@ -154,12 +154,18 @@ Try 'kvsub --help'."
     assert_equal "$stderr" "kvsub: warning: pod-a: replay tcp://127.0.0.1:$p: no reply in 300ms (catching up at the first live batch)"
 }
 
-@test "--probe asks a snapshot endpoint for its snapshot" {
+# Starts the peer as an engine in snapshot mode (PUB and snapshot socket;
+# more arguments go to it) and waits until it is bound.
+start_peer() {
     "$PY" "$PEER" --quiet --ready "$T/peer.ready" --pub "ipc://$T/pub" \
-        --replay "ipc://$T/rep" --snapshot "ipc://$T/snap" --stream-ids \
-        --count 10 --hold 10 2>"$T/peer.err" &
+        --snapshot "ipc://$T/snap" --stream-ids --hold 10 "$@" \
+        2>"$T/peer.err" &
     PIDS+=($!)
     wait_file "$T/peer.ready" 10
+}
+
+@test "--probe asks a snapshot endpoint for its snapshot" {
+    start_peer --replay "ipc://$T/rep" --count 10
     sleep 0.3
     run_ndjson "$T/out.ndjson" kvsub --probe \
         "pod-a=ipc://$T/pub,ipc://$T/rep,ipc://$T/snap"
@@ -171,11 +177,7 @@ Try 'kvsub --help'."
 }
 
 @test "--probe: a snapshot endpoint without a snapshot (seq -2) is down" {
-    "$PY" "$PEER" --quiet --ready "$T/peer.ready" --pub "ipc://$T/pub" \
-        --snapshot "ipc://$T/snap" --snapshot-unavailable --stream-ids \
-        --count 3 --hold 10 2>"$T/peer.err" &
-    PIDS+=($!)
-    wait_file "$T/peer.ready" 10
+    start_peer --snapshot-unavailable --count 3
     run_ndjson "$T/out.ndjson" kvsub --probe --replay-timeout 500ms \
         "pod-a=ipc://$T/pub,ipc://$T/nothing,ipc://$T/snap"
     assert_failure 1
