@@ -69,11 +69,13 @@ void
 seqtrack_advance(struct seqtrack *t, uint64_t seq)
 {
     if (t->rebase) {
+        /*
+         * Not live_hi: a seq above it here came by a snapshot, and the live
+         * copies queued up to it are duplicates, not a restart.
+         */
         t->last = seq;
         t->rebase = 0;
         t->started = 1;
-        if (seq > t->live_hi)
-            t->live_hi = seq;
         return;
     }
     if (!t->started) {

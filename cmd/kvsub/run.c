@@ -78,6 +78,7 @@ struct kvsub {
 };
 
 static void print_stats(const struct kvsub *k);
+static int print_snapshot(struct kvsub *k, struct source *s, const char *why);
 
 /* Context of one gap fill (the replay callbacks). */
 struct fill {
@@ -85,6 +86,8 @@ struct fill {
     struct source *s;
     uint64_t expect;             /* next seq the fill should deliver */
     const struct kv_batch *live; /* the batch that revealed the gap */
+    int resnap; /* stop at a hole: a snapshot replaces the gap record */
+    int lost;   /* ... and there was one */
 };
 
 static void
@@ -247,12 +250,17 @@ on_replay(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
      * Without a live batch (a catch-up), the gap record takes the rank of
      * the first batch the engine still has, so that it lands on that pod.
      */
-    if (seq > f->expect)
-        write_gap(f->k, f->s,
-                  f->live ? f->live
-                  : ok    ? &b
-                          : NULL,
-                  f->expect, seq - 1, "the engine no longer has them");
+    if (seq > f->expect && f->resnap) {
+        f->lost = 1;
+        return 1;
+    }
+    if (seq > f->expect) {
+        const struct kv_batch *env = f->live;
+        if (env == NULL && ok)
+            env = &b;
+        write_gap(f->k, f->s, env, f->expect, seq - 1,
+                  "the engine no longer has them");
+    }
     write_payload(f->k, f->s, seq, &b, ok, err, len);
     if (f->s->stats.replayed++ == 0)
         f->s->first_replayed = seq;
@@ -302,7 +310,7 @@ fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
          uint64_t from, uint64_t to)
 {
     struct replay_result res;
-    struct fill f = {k, s, from, live};
+    struct fill f = {k, s, from, live, 0, 0};
     char err[256] = "";
     const char *why;
     int rc;
@@ -311,7 +319,20 @@ fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
         write_gap(k, s, live, from, to, "no replay endpoint");
         return;
     }
+    f.resnap = s->spec->snapshot != NULL;
     rc = fetch(k, &f, to, &res, err, sizeof err);
+    /*
+     * What replay cannot fill, a fresh snapshot replaces when the engine
+     * has one (docs/ndjson.md#records-written-by-kvtap): it holds the
+     * state after the hole, so no gap record is needed.
+     */
+    if ((f.lost ||
+         (rc != REPLAY_INTR && rc != REPLAY_STOPPED && f.expect <= to)) &&
+        f.resnap && print_snapshot(k, s, "replay cannot fill a gap")) {
+        if (s->snapshot_seq < to)
+            fill_gap(k, s, live, s->snapshot_seq + 1, to);
+        return;
+    }
     if (rc == REPLAY_INTR || (rc == REPLAY_STOPPED && f.expect <= to))
         return;
     if (f.expect > to) {
@@ -377,50 +398,51 @@ write_mark(struct kvsub *k, struct source *s, enum kv_type t, uint64_t seq)
 }
 
 /*
- * -o beginning with a snapshot endpoint: prints the engine's snapshot, its
- * chunks' events under the snapshot's seq between snapshot_begin and
- * snapshot_end records (docs/ndjson.md#records-written-by-kvtap), and
- * takes that seq as delivered.  Returns 1 when it did, so that the catch-up
- * goes on from the next seq; 0 when there is no snapshot (nothing published
- * yet, seq -1) or none to be had (warned).
+ * Prints the engine's snapshot: its chunks' events under the snapshot's
+ * seq between snapshot_begin and snapshot_end records
+ * (docs/ndjson.md#records-written-by-kvtap), and takes that seq as
+ * delivered.  why says on stderr what it was taken for (NULL: the start,
+ * said by the "joined" note).  Returns 1 when it did; 0 when there is no
+ * snapshot (nothing published yet, seq -1) or none to be had (warned).
  */
 static int
-start_from_snapshot(struct kvsub *k, struct source *s)
+print_snapshot(struct kvsub *k, struct source *s, const char *why)
 {
     struct snapreq_reply r;
     char err[256];
-    int done = 0;
+    uint64_t seq;
 
     if (snapreq_fetch(k->zctx, s->spec->snapshot, (long)k->o->replay_timeout_ms,
                       &r, err, sizeof err) == -1) {
-        log_warn("%s: snapshot %s (starting from the replay buffer)",
-                 s->spec->name, err);
+        log_warn("%s: snapshot %s", s->spec->name, err);
         return 0;
     }
-    if (r.seq == -2)
-        log_warn("%s: snapshot: the engine has none to give (starting from "
-                 "the replay buffer)",
-                 s->spec->name);
-    if (r.seq >= 0) {
-        uint64_t seq = (uint64_t)r.seq;
-        set_stream(s, r.stream);
-        write_mark(k, s, KV_SNAPSHOT_BEGIN, seq);
-        for (size_t i = 0; i < r.n && !k->done; i++) {
-            struct kv_batch b;
-            size_t len = zmq_msg_size(&r.chunk[i]);
-            int ok = decode(k, &k->replay_arena, seq, zmq_msg_data(&r.chunk[i]),
-                            len, &b, err, sizeof err);
-            write_payload(k, s, seq, &b, ok, err, len);
-        }
-        write_mark(k, s, KV_SNAPSHOT_END, seq);
-        seqtrack_advance(&s->st, seq);
-        s->from_snapshot = 1;
-        s->snapshot_seq = seq;
-        s->stats.snapshots++;
-        done = 1;
+    if (r.seq < 0) {
+        if (r.seq == -2)
+            log_warn("%s: snapshot: the engine has none to give",
+                     s->spec->name);
+        snapreq_free(&r);
+        return 0;
     }
+    seq = (uint64_t)r.seq;
+    if (why != NULL)
+        log_warn("%s: snapshot at seq %" PRIu64 " (%s)", s->spec->name, seq,
+                 why);
+    set_stream(s, r.stream);
+    write_mark(k, s, KV_SNAPSHOT_BEGIN, seq);
+    for (size_t i = 0; i < r.n && !k->done; i++) {
+        struct kv_batch b;
+        size_t len = zmq_msg_size(&r.chunk[i]);
+        int ok = decode(k, &k->replay_arena, seq, zmq_msg_data(&r.chunk[i]),
+                        len, &b, err, sizeof err);
+        write_payload(k, s, seq, &b, ok, err, len);
+    }
+    write_mark(k, s, KV_SNAPSHOT_END, seq);
+    seqtrack_advance(&s->st, seq);
+    s->snapshot_seq = seq;
+    s->stats.snapshots++;
     snapreq_free(&r);
-    return done;
+    return 1;
 }
 
 /*
@@ -434,15 +456,17 @@ static void
 catch_up(struct kvsub *k, struct source *s)
 {
     struct replay_result res;
-    struct fill f = {k, s, k->o->offset_seq, NULL};
+    struct fill f = {k, s, k->o->offset_seq, NULL, 0, 0};
     char err[256] = "";
     int rc;
 
     if (k->o->offset_now)
         return;
     if (s->spec->snapshot != NULL && k->o->offset_seq == 0 &&
-        start_from_snapshot(k, s))
+        print_snapshot(k, s, NULL)) {
+        s->from_snapshot = 1;
         f.expect = s->snapshot_seq + 1;
+    }
     if (s->rc == NULL) {
         if (s->from_snapshot)
             note_joined(s, f.expect);
@@ -510,6 +534,13 @@ write_restart(struct kvsub *k, struct source *s, const struct kv_batch *b,
      * its replay buffer (or reported as a gap) before this batch.
      */
     write_record(k, s, b, 1, 0, &ev);
+    /* The new process's state from its snapshot, then what follows it. */
+    if (s->spec->snapshot != NULL &&
+        print_snapshot(k, s, "the engine restarted")) {
+        if (s->snapshot_seq + 1 < seq)
+            fill_gap(k, s, b, s->snapshot_seq + 1, seq - 1);
+        return;
+    }
     if (seq > 0)
         fill_gap(k, s, b, 0, seq - 1);
 }
@@ -558,6 +589,11 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
     }
     if (k->done || cli_signal)
         return;
+    /* A snapshot taken for a restart or a hole may already hold it. */
+    if (s->st.started && !s->st.rebase && s->st.last >= seq) {
+        s->stats.duplicates++;
+        return;
+    }
     write_payload(k, s, seq, &b, ok, err, len);
     seqtrack_advance(&s->st, seq);
     note_joined(s, seq);

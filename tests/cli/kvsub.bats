@@ -579,3 +579,60 @@ signal_exit() {
     run cmp "$T/a.ndjson" "$T/b.ndjson"
     assert_success
 }
+
+# Checks a kvsub output $1 that took one snapshot after a restart or a
+# hole: no gap record; after snapshot_end, the engine batches S+1..$2 each
+# once (S the snapshot's seq, at least $3); prints S.
+snapshot_taken() {
+    jq -e -s -r --argjson last "$2" --argjson min "$3" '
+        (map(.type) | index("snapshot_end")) as $e
+        | .[$e].seq as $s
+        | [.[$e + 1:][] | select(.type|test("^[A-Z]")) | .seq] as $after
+        | if (map(select(.type == "gap")) | length) == 0 and $s >= $min
+             and ($after | unique) == [range($s + 1; $last + 1)]
+          then $s else error("bad") end' "$1"
+}
+
+@test "snapshot mode: a restart is followed by the new process's snapshot" {
+    # The new process's seqs 0-14 do not arrive live and its replay buffer
+    # keeps 3: only its snapshot has them.
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" \
+        --snapshot "ipc://$T/snap" --stream-ids --count 30 --restart-after 10 \
+        --withhold-new 0-14 --buffer 3 --wait-subs 1 --pod pod-a \
+        --expect "$T/exp.ndjson"
+    run_ndjson "$T/out.ndjson" kvsub -o now --idle 1500ms \
+        "pod-a=ipc://$T/pub,ipc://$T/rep,ipc://$T/snap"
+    assert_success
+    run jq -c 'select(.type=="restart") | [.seq, .last_seq, .stream]' \
+        "$T/out.ndjson"
+    assert_output '[0,9,"a1a1a1a1a1a1a1a10001020304050607"]'
+    run snapshot_taken "$T/out.ndjson" 19 15
+    assert_success
+    local s=$output
+    run grep -c "^kvsub: warning: pod-a: snapshot at seq $s (the engine restarted)$" \
+        <<<"$stderr"
+    assert_output 1
+    # The snapshot holds the new process's events up to its seq, in order.
+    run diff <(jq -c --argjson s "$s" 'select(.type|test("^[A-Z]")) | select(.seq == $s and .stream == "a1a1a1a1a1a1a1a10001020304050607") | del(.seq, .i, .ts)' "$T/out.ndjson" | head -n "$(jq -c --argjson s "$s" 'select(.stream == "a1a1a1a1a1a1a1a10001020304050607" and .seq <= $s and (.type|test("^[A-Z]")))' "$T/exp.ndjson" | wc -l)") \
+        <(jq -c --argjson s "$s" 'select(.stream == "a1a1a1a1a1a1a1a10001020304050607" and .seq <= $s and (.type|test("^[A-Z]"))) | del(.seq, .i, .ts)' "$T/exp.ndjson")
+    assert_success
+}
+
+@test "snapshot mode: a hole replay cannot fill is replaced by a snapshot" {
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" \
+        --snapshot "ipc://$T/snap" --stream-ids --count 30 --withhold 10-14 \
+        --buffer 2 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
+    run_ndjson "$T/out.ndjson" kvsub -o now --idle 1500ms \
+        "pod-a=ipc://$T/pub,ipc://$T/rep,ipc://$T/snap"
+    assert_success
+    run snapshot_taken "$T/out.ndjson" 29 15
+    assert_success
+    local s=$output
+    run grep -c "^kvsub: warning: pod-a: snapshot at seq $s (replay cannot fill a gap)$" \
+        <<<"$stderr"
+    assert_output 1
+    # Before the snapshot: batches 0-9 exactly as published.
+    run diff <(jq -c 'select(.type=="snapshot_begin") as $x | empty' "$T/out.ndjson"; jq -c -s '(map(.type) | index("snapshot_begin")) as $b | .[:$b][]' "$T/out.ndjson") \
+        <(jq -c 'select(.seq <= 9)' "$T/exp.ndjson")
+    assert_success
+}

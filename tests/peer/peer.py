@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""An independent engine emulation: a PUB stream and a replay ROUTER.
+"""An independent engine emulation: a PUB stream, a replay ROUTER and,
+optionally, vLLM's snapshot ROUTER.
 
 It publishes KV-cache event batches the way vLLM and SGLang do
-(docs/wire-format.md sections 1-3): three frames [topic, seq8, payload] on a
-PUB socket, and a ROUTER that answers ["", start8] with one message per
+(docs/protocol.md#frames, #batches, #replay): three frames [topic, seq8,
+payload] on a PUB socket, and a ROUTER that answers ["", start8] with one message per
 buffered batch with seq >= start, then the end marker (seq ff x 8, empty
 payload).  The ROUTER keeps libzmq's default SNDHWM (1000), like the
 engine's, so a client that falls behind loses replies.  It uses only
@@ -12,7 +13,12 @@ code, so kvtap's decoder and encoder are never their own witnesses.
 
 Extensions beyond the shared brief (documented in --help): --pub may be left
 out (replay only), --done FILE, --model, --mute-replay, --drop-end N,
---pub-connect, --replay-drop LIST, --quiet.
+--pub-connect, --replay-drop LIST, --quiet; and vLLM's snapshot mode
+(docs/protocol.md#snapshots): --stream-ids (24-byte seq frames), --heartbeats
+LIST (empty batches), --snapshot URI and --snapshot-unavailable (the
+snapshot ROUTER, whose snapshot here is every event the current process
+published, 256 per chunk), --withhold-new LIST (seqs of the restarted
+process not sent live).
 """
 
 import argparse

@@ -161,6 +161,20 @@ static const struct step joined[] = {
     {1, LIVE, 12, SEQTRACK_GAP, 10, 11, 10},
 };
 
+/*
+ * A restart revealed by live seq 15, after which a snapshot at seq 19 was
+ * delivered: the live copies 16-19 queued meanwhile are duplicates.
+ */
+static const struct step resnapshot[] = {
+    {0, LIVE, 40, SEQTRACK_FIRST, 0, 0, 40},
+    {0, ADV, 40, 0, 0, 0, 41},
+    {0, LIVE, 15, SEQTRACK_RESTART, 40, 0, 15},
+    {0, ADV, 19, 0, 0, 0, 20}, /* the snapshot */
+    {0, LIVE, 16, SEQTRACK_DUP, 0, 0, 20},
+    {0, LIVE, 19, SEQTRACK_DUP, 0, 0, 20},
+    {0, LIVE, 20, SEQTRACK_NEXT, 0, 0, 20},
+};
+
 int
 main(void)
 {
@@ -169,6 +183,7 @@ main(void)
         {"overlap", overlap, sizeof overlap / sizeof overlap[0]},
         {"edges", edges, sizeof edges / sizeof edges[0]},
         {"joined", joined, sizeof joined / sizeof joined[0]},
+        {"resnapshot", resnapshot, sizeof resnapshot / sizeof resnapshot[0]},
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         run(&tables[i]);
