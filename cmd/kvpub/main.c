@@ -20,6 +20,7 @@
 #include "event.h"
 #include "input.h"
 #include "ring.h"
+#include "snapsrv.h"
 #include "synth.h"
 #include "wire.h"
 #include "zsock.h"
@@ -36,10 +37,13 @@
 #define PUB_LINGER_MS 2000
 #define DEFAULT_BUFFER 10000
 #define SIGNAL_POLL_MS 250
+/* An idle engine in snapshot mode sends an empty batch this often. */
+#define HEARTBEAT_MS 1000
 
 struct opts {
     const char *pub_uri;
     const char *replay_uri;
+    const char *snapshot_uri; /* --snapshot: vLLM's snapshot mode */
     int connect;
     enum wire_layout layout;
     int bytes_hashes;
@@ -71,6 +75,8 @@ struct pub {
     const struct opts *o;
     void *ctx, *pub, *router;
     struct ring ring;
+    struct snapsrv snap; /* router NULL: not in snapshot mode */
+    long long last_send; /* cli_now_ms() of the last batch sent */
     uint64_t seq;
     struct counters st;
     struct input *in;
@@ -121,6 +127,10 @@ usage(FILE *f)
         "DUR\n"
         "      --buffer N        replay buffer in batches (default 10000)\n"
         "      --reply-topic     replies carry the topic frame (newer vLLM)\n"
+        "      --snapshot URI    vLLM's snapshot mode: 24-byte seq frames\n"
+        "                        (seq + stream id), an empty batch after 1s\n"
+        "                        idle, and a snapshot ROUTER on URI that\n"
+        "                        answers with every batch published\n"
         "      --replay-hwm N    the ROUTER's send high-water mark "
         "(default: libzmq's)\n"
         "      --stats           counters as one JSON line on stderr at "
@@ -274,12 +284,14 @@ read_subscriptions(struct pub *p)
  * none), until fd (if >= 0) is readable, or until a signal.  A deadline in
  * the past polls once without waiting.
  */
+static void heartbeat(struct pub *p);
+
 static int
 wait_until(struct pub *p, long long deadline, int fd)
 {
     for (;;) {
-        zmq_pollitem_t it[3];
-        int n = 0, ir = -1, ip = -1, ifd = -1;
+        zmq_pollitem_t it[4];
+        int n = 0, ir = -1, ip = -1, ifd = -1, is = -1;
         long timeout = -1;
 
         if (cli_signal)
@@ -291,6 +303,12 @@ wait_until(struct pub *p, long long deadline, int fd)
             it[n].socket = p->router;
             it[n].events = ZMQ_POLLIN;
             ir = n++;
+        }
+        if (p->snap.router != NULL) {
+            it[n].socket = p->snap.router;
+            it[n].events = ZMQ_POLLIN;
+            is = n++;
+            heartbeat(p);
         }
         if (p->o->wait_subs > 0) {
             it[n].socket = p->pub;
@@ -319,6 +337,8 @@ wait_until(struct pub *p, long long deadline, int fd)
         }
         if (ir >= 0 && (it[ir].revents & ZMQ_POLLIN))
             serve_replay(p);
+        if (is >= 0 && (it[is].revents & ZMQ_POLLIN))
+            snapsrv_serve(&p->snap);
         if (ip >= 0 && (it[ip].revents & ZMQ_POLLIN))
             read_subscriptions(p);
         /* End of file shows as POLLERR (POLLHUP): read() then says so. */
@@ -348,7 +368,8 @@ publish(struct pub *p, struct kv_batch *b, char *err, size_t errlen)
     struct wire_enc_opts eo = {p->o->layout, p->o->bytes_hashes};
     const char *topic = p->o->topic;
     uint64_t seq = p->seq++;
-    uint8_t seq8[8];
+    uint8_t seq8[8 + ZSOCK_STREAM_ID_LEN];
+    size_t seqlen = 8;
     char e[256];
 
     if (!b->has_ts) {
@@ -367,8 +388,15 @@ publish(struct pub *p, struct kv_batch *b, char *err, size_t errlen)
         return 0;
     }
     zsock_put_be64(seq8, seq);
+    /* Snapshot mode: the seq, then the process's stream id. */
+    if (p->snap.router != NULL) {
+        memcpy(seq8 + 8, p->snap.stream, ZSOCK_STREAM_ID_LEN);
+        seqlen += ZSOCK_STREAM_ID_LEN;
+        snapsrv_record(&p->snap, seq, p->payload.p, p->payload.len);
+    }
+    p->last_send = cli_now_ms();
     if (send_part(p->pub, topic, strlen(topic), ZMQ_SNDMORE) == -1 ||
-        send_part(p->pub, seq8, 8, ZMQ_SNDMORE) == -1 ||
+        send_part(p->pub, seq8, seqlen, ZMQ_SNDMORE) == -1 ||
         send_part(p->pub, p->payload.p, p->payload.len, 0) == -1) {
         snprintf(err, errlen, "send: %s", zmq_strerror(errno));
         return -1;
@@ -383,6 +411,24 @@ publish(struct pub *p, struct kv_batch *b, char *err, size_t errlen)
         p->st.events += b->events[i].type < KV_GAP;
     p->st.bytes += p->payload.len;
     return 0;
+}
+
+/*
+ * Snapshot mode: an engine idle for a second publishes an empty batch
+ * [ts, [], rank] under the next seq (docs/protocol.md#snapshots).
+ */
+static void
+heartbeat(struct pub *p)
+{
+    struct kv_batch b;
+    char err[256];
+
+    if (cli_now_ms() - p->last_send < HEARTBEAT_MS)
+        return;
+    memset(&b, 0, sizeof b);
+    b.has_rank = 1;
+    if (publish(p, &b, err, sizeof err) == -1)
+        log_warn("heartbeat: %s", err);
 }
 
 static int
@@ -408,6 +454,10 @@ open_sockets(struct pub *p, char *err, size_t errlen)
                  o->pub_uri, zmq_strerror(errno));
         return -1;
     }
+    if (o->snapshot_uri != NULL &&
+        snapsrv_open(&p->snap, p->ctx, o->snapshot_uri, err, errlen) == -1)
+        return -1;
+    p->last_send = cli_now_ms();
     if (o->replay_uri == NULL)
         return 0;
     if (ring_init(&p->ring, (size_t)o->buffer) == -1) {
@@ -445,6 +495,7 @@ close_sockets(struct pub *p)
         zmq_setsockopt(p->router, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(p->router);
     }
+    snapsrv_close(&p->snap);
     if (p->ctx != NULL) {
         while (zmq_ctx_term(p->ctx) == -1 && errno == EINTR)
             ;
@@ -609,7 +660,8 @@ enum {
     OPT_SYNTH,
     OPT_SEED,
     OPT_POD,
-    OPT_STATS
+    OPT_STATS,
+    OPT_SNAPSHOT
 };
 
 static int
@@ -637,6 +689,7 @@ static const struct option long_opts[] = {
     {"reply-topic", no_argument, NULL, OPT_REPLY_TOPIC},
     {"replay-hwm", required_argument, NULL, OPT_REPLAY_HWM},
     {"stats", no_argument, NULL, OPT_STATS},
+    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
@@ -712,6 +765,13 @@ parse_args(int argc, char **argv, struct opts *o)
             break;
         case OPT_STATS:
             o->stats = 1;
+            break;
+        case OPT_SNAPSHOT:
+            if (!is_uri(optarg))
+                cli_usage_error("--snapshot: '%s' is not a tcp://, ipc:// or "
+                                "inproc:// URI",
+                                optarg);
+            o->snapshot_uri = optarg;
             break;
         case 'q':
             cli_verbosity = LOG_ERROR;

@@ -226,3 +226,42 @@ kvsub: pod-a: joined at seq 300 (replayed 20 batches from 280)"
         <(grep '^{' "$T/out.ndjson.err")
     assert_output '[1,0,0]'
 }
+
+@test "kvpub --snapshot: a late kvsub | kvindex equals the full index, though the buffer is short" {
+    # 300 batches, a replay buffer of 20: only the snapshot has the rest.
+    # An engine in snapshot mode sends an empty batch every idle second, so
+    # the kvsubs end by --duration, not --idle.
+    start_kvpub --synth 300 --buffer 20 --snapshot "ipc://$T/snap" \
+        --wait-subs 1 --hold 30s
+    kvsub_index "$T/full.snap" -o now --duration 4s &
+    local watcher=$!
+    PIDS+=($watcher)
+    wait_published 299
+    SPEC="$PUB,$REP,ipc://$T/snap" kvsub_index "$T/late.snap" --duration 2500ms
+    wait_pid "$watcher" 30
+    run jq -c 'select(.type=="pod") | [.last_seq, .orphans, .blocks > 100]' \
+        "$T/full.snap"
+    assert_output '[299,0,true]'
+    run cmp "$T/full.snap" "$T/late.snap"
+    assert_success
+    run cat "$T/late.snap.kvsub.err"
+    assert_output "kvsub: pod-a: joined at seq 300 (snapshot at seq 299, then replayed 0 batches)"
+}
+
+@test "kvpub --snapshot: 24-byte seq frames, one stream id, idle batches print nothing" {
+    start_kvpub --synth 5 --snapshot "ipc://$T/snap" --hold 30s
+    wait_published 4
+    # 2.5 s idle: at least two empty batches after the five.
+    run_ndjson "$T/out.ndjson" kvsub -o now --duration 2500ms --stats \
+        "pod-a=$PUB,$REP"
+    assert_success
+    assert_output ''
+    run jq -c '.sources[0] | [.received >= 2, .batches == .received, .gaps, .decode_errors]' \
+        < <(grep '^{' "$T/out.ndjson.err")
+    assert_output '[true,true,0,0]'
+    # From the snapshot, every line carries the process's stream id.
+    run_ndjson "$T/all.ndjson" kvsub --duration 1s \
+        "pod-a=$PUB,$REP,ipc://$T/snap"
+    run jq -c -s '[map(.stream | length) | unique, length]' "$T/all.ndjson"
+    assert_output '[[32],7]'
+}
