@@ -697,6 +697,26 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* The operands after the options: PUB_URI [REPLAY_URI]; exits if wrong. */
+static void
+parse_operands(int argc, char **argv, struct opts *o)
+{
+    if (optind >= argc)
+        cli_usage_error("missing PUB_URI");
+    if (argc - optind > 2)
+        cli_usage_error("too many arguments");
+    o->pub_uri = argv[optind];
+    o->replay_uri = optind + 1 < argc ? argv[optind + 1] : NULL;
+    if (!is_uri(o->pub_uri))
+        cli_usage_error("not a tcp://, ipc:// or inproc:// URI: '%s'",
+                        o->pub_uri);
+    if (o->replay_uri != NULL && !is_uri(o->replay_uri))
+        cli_usage_error("not a tcp://, ipc:// or inproc:// URI: '%s'",
+                        o->replay_uri);
+    if (o->synth && (o->input != NULL || o->pod != NULL))
+        cli_usage_error("--synth reads no input (--input, --pod)");
+}
+
 static void
 parse_args(int argc, char **argv, struct opts *o)
 {
@@ -790,20 +810,7 @@ parse_args(int argc, char **argv, struct opts *o)
             cli_bad_option(c, argv);
         }
     }
-    if (optind >= argc)
-        cli_usage_error("missing PUB_URI");
-    if (argc - optind > 2)
-        cli_usage_error("too many arguments");
-    o->pub_uri = argv[optind];
-    o->replay_uri = optind + 1 < argc ? argv[optind + 1] : NULL;
-    if (!is_uri(o->pub_uri))
-        cli_usage_error("not a tcp://, ipc:// or inproc:// URI: '%s'",
-                        o->pub_uri);
-    if (o->replay_uri != NULL && !is_uri(o->replay_uri))
-        cli_usage_error("not a tcp://, ipc:// or inproc:// URI: '%s'",
-                        o->replay_uri);
-    if (o->synth && (o->input != NULL || o->pod != NULL))
-        cli_usage_error("--synth reads no input (--input, --pod)");
+    parse_operands(argc, argv, o);
 }
 
 int
