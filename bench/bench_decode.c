@@ -86,7 +86,7 @@ static long
 pass_decode(const struct stream *s, struct arena *a, struct buf *out)
 {
     static const struct wire_opts opts = {KV_ENGINE_VLLM, 0, 0};
-    const struct ndjson_source src = {{"bench", 5}, {NULL, 0}};
+    const struct ndjson_source src = {{"bench", 5}, {NULL, 0}, {NULL, 0}};
     long events = 0;
     char err[128];
 

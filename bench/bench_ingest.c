@@ -150,7 +150,7 @@ main(int argc, char **argv)
 {
     struct stream s;
     struct buf out = {0};
-    struct ndjson_source src = {{"pod-a", 5}, {NULL, 0}};
+    struct ndjson_source src = {{"pod-a", 5}, {NULL, 0}, {NULL, 0}};
     double best_write = 1e9, best_parse = 1e9, best_jansson = 1e9,
            best_file = 1e9;
     size_t bad = 0;

@@ -27,6 +27,8 @@ static const char *const type_names[KV_TYPE_COUNT] = {
     [KV_RESTART] = "restart",
     [KV_DECODE_ERROR] = "decode_error",
     [KV_SKIPPED] = "skipped",
+    [KV_SNAPSHOT_BEGIN] = "snapshot_begin",
+    [KV_SNAPSHOT_END] = "snapshot_end",
 };
 
 const char *

@@ -66,6 +66,13 @@ enum kv_type {
     KV_RESTART,
     KV_DECODE_ERROR,
     KV_SKIPPED,
+    /*
+     * kvsub printed an engine's snapshot (vLLM's snapshot mode) between
+     * these two: the pod's whole state at the record's seq
+     * (docs/ndjson.md#records-written-by-kvtap).
+     */
+    KV_SNAPSHOT_BEGIN,
+    KV_SNAPSHOT_END,
     KV_TYPE_COUNT
 };
 
@@ -181,6 +188,8 @@ struct kv_env {
     uint32_t i;
     int has_ts;
     double ts;
+    /* vLLM snapshot mode's publisher stream id, 32 lower-case hex digits. */
+    struct kv_str stream; /* p == NULL: absent */
 };
 
 /* The engine whose positional layout an array event follows. */

@@ -531,6 +531,7 @@ enum jkey {
     JK_I,
     JK_TS,
     JK_TYPE,
+    JK_STREAM,
     JK_BLOCK_DIGESTS,
     JK_PARENT_DIGEST,
     /* Keys of stream records and of the format line. */
@@ -557,6 +558,7 @@ static const struct {
     JKEY(JK_I, "i"),
     JKEY(JK_TS, "ts"),
     JKEY(JK_TYPE, "type"),
+    JKEY(JK_STREAM, "stream"),
     JKEY(JK_BLOCK_DIGESTS, "block_digests"),
     JKEY(JK_PARENT_DIGEST, "parent_block_digest"),
     JKEY(JK_FROM, "from"),
@@ -606,6 +608,9 @@ key_lookup(struct kv_str k)
         K("error", JK_ERROR);
         K("bytes", JK_BYTES);
         K("count", JK_COUNT);
+        break;
+    case 6:
+        K("stream", JK_STREAM);
         break;
     case 7:
         K("dp_rank", JK_DP_RANK);
@@ -811,6 +816,13 @@ jp_member(struct jp *j, struct kv_env *env, struct kv_event *ev,
     case JK_SEQ:
         env->has_seq = 1;
         return jp_u64(j, "seq", UINT64_MAX, &env->seq);
+    case JK_STREAM:
+        if (jp_null(j)) {
+            env->stream.p = NULL;
+            env->stream.n = 0;
+            return 0;
+        }
+        return jp_str_value(j, "stream", &env->stream);
     case JK_I: {
         uint64_t v;
         if (jp_u64(j, "i", UINT32_MAX, &v) == -1)

@@ -267,6 +267,8 @@ static const struct padded type_keys[KV_TYPE_COUNT] = {
     [KV_RESTART] = PAD(",\"type\":\"restart\""),
     [KV_DECODE_ERROR] = PAD(",\"type\":\"decode_error\""),
     [KV_SKIPPED] = PAD(",\"type\":\"skipped\""),
+    [KV_SNAPSHOT_BEGIN] = PAD(",\"type\":\"snapshot_begin\""),
+    [KV_SNAPSHOT_END] = PAD(",\"type\":\"snapshot_end\""),
 };
 
 static char *
@@ -544,10 +546,10 @@ wr_type(struct buf *out, enum kv_type t)
         out->len = (size_t)(put_padded(q, &type_keys[t]) - out->p);
 }
 
-/* {"pod":…,"model":…,"dp_rank":…  (without seq, i, ts, type). */
+/* {"pod":…,"model":…,"dp_rank":…,"stream":…  (without seq, i, ts, type). */
 static void
 wr_env_start(struct buf *out, struct kv_str pod, struct kv_str model,
-             int has_rank, int64_t rank)
+             int has_rank, int64_t rank, struct kv_str stream)
 {
     WR_LIT(out, "{\"pod\":");
     wr_str(out, pod.p, pod.n);
@@ -560,13 +562,18 @@ wr_env_start(struct buf *out, struct kv_str pod, struct kv_str model,
         wr_i64(out, rank);
     else
         WR_LIT(out, "null");
+    if (stream.p != NULL) {
+        WR_LIT(out, ",\"stream\":");
+        wr_str(out, stream.p, stream.n);
+    }
 }
 
 void
 ndjson_write_event(struct buf *out, const struct kv_env *env,
                    const struct kv_event *ev)
 {
-    wr_env_start(out, env->pod, env->model, env->has_rank, env->rank);
+    wr_env_start(out, env->pod, env->model, env->has_rank, env->rank,
+                 env->stream);
     if (env->has_seq) {
         WR_LIT(out, ",\"seq\":");
         wr_u64(out, env->seq);
@@ -610,7 +617,7 @@ ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
 
     /* The first line's {"pod":…,"seq":N is copied for every later line. */
     size_t pre_off = out->len;
-    wr_env_start(out, src->pod, src->model, b->has_rank, b->rank);
+    wr_env_start(out, src->pod, src->model, b->has_rank, b->rank, src->stream);
     WR_LIT(out, ",\"seq\":");
     wr_u64(out, b->seq);
     size_t pre_len = out->len - pre_off;

@@ -18,7 +18,8 @@
 /* Where a batch came from: the pod name and the --model, if any. */
 struct ndjson_source {
     struct kv_str pod;
-    struct kv_str model; /* p == NULL: absent */
+    struct kv_str model;  /* p == NULL: absent */
+    struct kv_str stream; /* as in struct kv_env; p == NULL: absent */
 };
 
 /*

@@ -23,7 +23,10 @@ seqtrack_next(const struct seqtrack *t)
 void
 seqtrack_live(struct seqtrack *t, uint64_t seq, struct seqtrack_verdict *v)
 {
+    int seen = t->live_seen;
+
     memset(v, 0, sizeof *v);
+    t->live_seen = 1;
     if (!t->started) {
         v->kind = SEQTRACK_FIRST;
         t->started = 1;
@@ -47,9 +50,10 @@ seqtrack_live(struct seqtrack *t, uint64_t seq, struct seqtrack_verdict *v)
      * Below the next expected seq.  The publisher sends each seq once and in
      * order, so a seq at or below the highest one seen live means it went
      * backwards -- except the last delivered seq itself, which replay and live
-     * can both hand over.  Above live_hi it can only have come by replay.
+     * can both hand over.  Above live_hi it can only have come by replay, and
+     * so can anything before the first live seq when replay set the baseline.
      */
-    if (seq == t->last || seq > t->live_hi) {
+    if (seq == t->last || seq > t->live_hi || !seen) {
         v->kind = SEQTRACK_DUP;
         if (seq > t->live_hi)
             t->live_hi = seq;
@@ -65,11 +69,13 @@ void
 seqtrack_advance(struct seqtrack *t, uint64_t seq)
 {
     if (t->rebase) {
+        /*
+         * Not live_hi: a seq above it here came by a snapshot, and the live
+         * copies queued up to it are duplicates, not a restart.
+         */
         t->last = seq;
         t->rebase = 0;
         t->started = 1;
-        if (seq > t->live_hi)
-            t->live_hi = seq;
         return;
     }
     if (!t->started) {

@@ -36,11 +36,15 @@ struct seqtrack_verdict {
  * The state of one source.  Plain data: zero it (or seqtrack_init) to start.
  * last is the last seq delivered or given up; live_hi the highest seq seen on
  * the live stream.  A seq in (live_hi, last] can only have come through
- * replay, so seeing it live again is an overlap, not a restart.
+ * replay, so seeing it live again is an overlap, not a restart.  live_seen
+ * is 0 while everything delivered came by replay (a subscriber that caught
+ * up from the replay buffer before its first live batch): then every live
+ * seq up to last is a copy queued while replay ran, seq 0 included.
  */
 struct seqtrack {
     int started;
-    int rebase; /* FIRST or RESTART seen: the next advance sets last */
+    int rebase;    /* FIRST or RESTART seen: the next advance sets last */
+    int live_seen; /* seqtrack_live() was called since the baseline */
     uint64_t last;
     uint64_t live_hi;
 };
@@ -51,7 +55,8 @@ void seqtrack_init(struct seqtrack *t);
  * Classifies a seq received on the live stream and notes it as seen live.
  * A seq below the next expected one is a duplicate when it equals the last
  * delivered seq or lies above everything seen live (so it came by replay);
- * otherwise the stream went backwards: a restart, after which the tracker
+ * or when nothing has been seen live yet (the caught-up seam); otherwise the
+ * stream went backwards: a restart, after which the tracker
  * starts over with seq as its baseline (the caller still advances to it).
  */
 void seqtrack_live(struct seqtrack *t, uint64_t seq,

@@ -92,8 +92,8 @@ int
 zsock_spec_parse(const char *s, struct zsock_spec *out, char *err,
                  size_t errlen)
 {
-    const char *uri = s, *eq, *split, *sep;
-    size_t pub_n;
+    const char *uri = s, *eq, *split, *split2 = NULL, *sep;
+    size_t pub_n, rep_n = 0;
 
     memset(out, 0, sizeof *out);
     eq = strchr(s, '=');
@@ -111,15 +111,31 @@ zsock_spec_parse(const char *s, struct zsock_spec *out, char *err,
     pub_n = split ? (size_t)(split - uri) : strlen(uri);
     if (check_uri("PUB", uri, pub_n, err, errlen) == -1)
         return -1;
-    if (split != NULL &&
-        check_uri("replay", split + 1, strlen(split + 1), err, errlen) == -1)
+    if (split != NULL) {
+        /*
+         * A comma followed by a scheme starts the snapshot URI; any other
+         * one too, except inside an ipc path, where it is a character.
+         */
+        split2 = find_split(split + 1);
+        if (split2 != NULL && scheme_len(split2 + 1, strlen(split2 + 1)) == 0 &&
+            strncmp(split + 1, "ipc://", 6) == 0)
+            split2 = NULL;
+        rep_n = split2 ? (size_t)(split2 - split - 1) : strlen(split + 1);
+        if (check_uri("replay", split + 1, rep_n, err, errlen) == -1)
+            return -1;
+    }
+    if (split2 != NULL && check_uri("snapshot", split2 + 1, strlen(split2 + 1),
+                                    err, errlen) == -1)
         return -1;
     out->pub = dup_n(uri, pub_n);
     out->name = uri == s ? dup_n(uri, pub_n) : dup_n(s, (size_t)(eq - s));
     if (split != NULL)
-        out->replay = dup_n(split + 1, strlen(split + 1));
+        out->replay = dup_n(split + 1, rep_n);
+    if (split2 != NULL)
+        out->snapshot = dup_n(split2 + 1, strlen(split2 + 1));
     if (out->pub == NULL || out->name == NULL ||
-        (split != NULL && out->replay == NULL)) {
+        (split != NULL && out->replay == NULL) ||
+        (split2 != NULL && out->snapshot == NULL)) {
         zsock_spec_free(out);
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -183,7 +199,7 @@ int
 zsock_spec_expand(const struct zsock_spec *in, int dp_size,
                   struct zsock_spec *out, char *err, size_t errlen)
 {
-    char pub[1024], rep[1024], name[1024];
+    char pub[1024], rep[1024], snap[1024], name[1024];
     int r;
 
     if (dp_size < 1) {
@@ -197,6 +213,10 @@ zsock_spec_expand(const struct zsock_spec *in, int dp_size,
         if (in->replay != NULL &&
             zsock_offset_uri(in->replay, r, rep, sizeof rep, err, errlen) == -1)
             goto fail;
+        if (in->snapshot != NULL &&
+            zsock_offset_uri(in->snapshot, r, snap, sizeof snap, err, errlen) ==
+                -1)
+            goto fail;
         if ((size_t)snprintf(name, sizeof name, "%s/%d", in->name, r) >=
             sizeof name) {
             snprintf(err, errlen, "source name too long");
@@ -205,8 +225,10 @@ zsock_spec_expand(const struct zsock_spec *in, int dp_size,
         out[r].pub = strdup(pub);
         out[r].name = strdup(name);
         out[r].replay = in->replay ? strdup(rep) : NULL;
+        out[r].snapshot = in->snapshot ? strdup(snap) : NULL;
         if (out[r].pub == NULL || out[r].name == NULL ||
-            (in->replay != NULL && out[r].replay == NULL)) {
+            (in->replay != NULL && out[r].replay == NULL) ||
+            (in->snapshot != NULL && out[r].snapshot == NULL)) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
@@ -226,7 +248,8 @@ zsock_spec_free(struct zsock_spec *s)
     free(s->name);
     free(s->pub);
     free(s->replay);
-    s->name = s->pub = s->replay = NULL;
+    free(s->snapshot);
+    s->name = s->pub = s->replay = s->snapshot = NULL;
 }
 
 int
@@ -290,7 +313,8 @@ zsock_part(const struct zsock_msg *m, int i, size_t *len)
 
 int
 zsock_live_parse(const struct zsock_msg *m, uint64_t *seq,
-                 const uint8_t **payload, size_t *len, char *err, size_t errlen)
+                 const uint8_t **stream, const uint8_t **payload, size_t *len,
+                 char *err, size_t errlen)
 {
     const uint8_t *s;
     size_t slen;
@@ -300,11 +324,12 @@ zsock_live_parse(const struct zsock_msg *m, uint64_t *seq,
         return -1;
     }
     s = zsock_part(m, 1, &slen);
-    if (slen != 8) {
-        snprintf(err, errlen, "seq frame is %zu bytes, expected 8", slen);
+    if (slen != 8 && slen != 8 + ZSOCK_STREAM_ID_LEN) {
+        snprintf(err, errlen, "seq frame is %zu bytes, expected 8 or 24", slen);
         return -1;
     }
     *seq = zsock_get_be64(s);
+    *stream = slen == 8 ? NULL : s + 8;
     if (*seq == UINT64_MAX) {
         snprintf(err, errlen, "seq is the replay end marker");
         return -1;

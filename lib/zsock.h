@@ -1,8 +1,9 @@
 /*
  * zsock.h - endpoint specs, socket set-up and whole-message receive.
  *
- * An endpoint spec is "[NAME=]PUB_URI[,REPLAY_URI]" (docs/cli.md).  Messages
- * are always received whole (every part, following ZMQ_RCVMORE), so a
+ * An endpoint spec is "[NAME=]PUB_URI[,REPLAY_URI[,SNAPSHOT_URI]]"
+ * (docs/cli.md#endpoints).
+ * Messages are always received whole (every part, following ZMQ_RCVMORE), so a
  * malformed message can never desynchronise the ones after it.
  */
 #ifndef KVTAP_ZSOCK_H
@@ -14,9 +15,10 @@
 
 /* One source.  Strings are heap copies owned by the spec. */
 struct zsock_spec {
-    char *name;   /* pod name: NAME= or, when absent, the PUB URI */
-    char *pub;    /* PUB (or, for kvreplay, the ROUTER) URI */
-    char *replay; /* replay ROUTER URI, or NULL */
+    char *name;     /* pod name: NAME= or, when absent, the PUB URI */
+    char *pub;      /* PUB (or, for kvreplay, the ROUTER) URI */
+    char *replay;   /* replay ROUTER URI, or NULL */
+    char *snapshot; /* vLLM's snapshot ROUTER URI, or NULL */
 };
 
 /*
@@ -35,7 +37,7 @@ int zsock_offset_uri(const char *uri, int rank, char *out, size_t outlen,
                      char *err, size_t errlen);
 
 /*
- * Expands in into dp_size specs (rank r: both URIs offset by r, name
+ * Expands in into dp_size specs (rank r: every URI offset by r, name
  * "NAME/r").  out must have room for dp_size specs; the caller frees each.
  */
 int zsock_spec_expand(const struct zsock_spec *in, int dp_size,
@@ -67,14 +69,20 @@ void zsock_msg_close(struct zsock_msg *m);
 /* Data and size of kept part i. */
 const uint8_t *zsock_part(const struct zsock_msg *m, int i, size_t *len);
 
+/* Bytes of the per-process stream id of vLLM's snapshot mode. */
+#define ZSOCK_STREAM_ID_LEN 16
+
 /*
- * Validates a live message: exactly 3 parts, an 8-byte big-endian seq that
- * is not the replay end marker.  On success *seq and the payload (borrowed
- * from m) are set.  Returns 0, or -1 with the reason in err.
+ * Validates a live message: exactly 3 parts, a seq frame of 8 bytes (a
+ * big-endian seq that is not the replay end marker) or, in vLLM's snapshot
+ * mode, 24 bytes (that seq, then the publisher's 16-byte stream id;
+ * docs/ndjson.md#the-envelope).  On success *seq, the payload and *stream
+ * (borrowed from m; NULL for an 8-byte frame) are set.  Returns 0, or -1
+ * with the reason in err.
  */
 int zsock_live_parse(const struct zsock_msg *m, uint64_t *seq,
-                     const uint8_t **payload, size_t *len, char *err,
-                     size_t errlen);
+                     const uint8_t **stream, const uint8_t **payload,
+                     size_t *len, char *err, size_t errlen);
 
 /* Big-endian 8-byte helpers. */
 uint64_t zsock_get_be64(const uint8_t *p);

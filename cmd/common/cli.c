@@ -46,6 +46,20 @@ cli_log(int level, const char *fmt, ...)
 }
 
 void
+cli_note(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    if (cli_verbosity < LOG_WARN)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: %s\n", cli_prog, msg);
+}
+
+void
 cli_usage_error(const char *fmt, ...)
 {
     char msg[1024];

@@ -27,6 +27,13 @@ void cli_log(int level, const char *fmt, ...)
 #define log_info(...) cli_log(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) cli_log(LOG_DEBUG, __VA_ARGS__)
 
+/*
+ * "prog: message\n" on stderr at the default verbosity and above (not with
+ * -q): news the user asked for by running the command, such as where a
+ * subscriber joined a stream, that is neither a warning nor debug noise.
+ */
+void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* "prog: message" and "Try 'prog --help'." on stderr, then exit(2). */
 void cli_usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));

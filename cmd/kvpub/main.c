@@ -20,6 +20,7 @@
 #include "event.h"
 #include "input.h"
 #include "ring.h"
+#include "snapsrv.h"
 #include "synth.h"
 #include "wire.h"
 #include "wire_encode.h"
@@ -37,10 +38,13 @@
 #define PUB_LINGER_MS 2000
 #define DEFAULT_BUFFER 10000
 #define SIGNAL_POLL_MS 250
+/* An idle engine in snapshot mode sends an empty batch this often. */
+#define HEARTBEAT_MS 1000
 
 struct opts {
     const char *pub_uri;
     const char *replay_uri;
+    const char *snapshot_uri; /* --snapshot: vLLM's snapshot mode */
     int connect;
     enum wire_layout layout;
     int bytes_hashes;
@@ -72,6 +76,8 @@ struct pub {
     const struct opts *o;
     void *ctx, *pub, *router;
     struct ring ring;
+    struct snapsrv snap; /* router NULL: not in snapshot mode */
+    long long last_send; /* cli_now_ms() of the last batch sent */
     uint64_t seq;
     struct counters st;
     struct input *in;
@@ -122,6 +128,10 @@ usage(FILE *f)
         "DUR\n"
         "      --buffer N        replay buffer in batches (default 10000)\n"
         "      --reply-topic     replies carry the topic frame (newer vLLM)\n"
+        "      --snapshot URI    vLLM's snapshot mode: 24-byte seq frames\n"
+        "                        (seq + stream id), an empty batch after 1s\n"
+        "                        idle, and a snapshot ROUTER on URI that\n"
+        "                        answers with every batch published\n"
         "      --replay-hwm N    the ROUTER's send high-water mark "
         "(default: libzmq's)\n"
         "      --stats           counters as one JSON line on stderr at "
@@ -144,10 +154,10 @@ usage(FILE *f)
         "  130, 143  interrupted by SIGINT / SIGTERM\n"
         "\n"
         "EXAMPLES\n"
-        "  kvpub tcp://*:5557 tcp://*:5558 < capture.ndjson\n"
+        "  kvpub tcp://*:5557 tcp://*:5600 < capture.ndjson\n"
         "  kvpub --pod pod-a --layout vllm-array --rate 100/s "
         "--hold 1m \\\n"
-        "        tcp://127.0.0.1:5557 tcp://127.0.0.1:5558 < capture.ndjson\n"
+        "        tcp://127.0.0.1:5557 tcp://127.0.0.1:5600 < capture.ndjson\n"
         "  kvpub --synth 1000 --seed 2 --wait-subs 1 ipc:///tmp/kv.pub\n");
 }
 
@@ -275,12 +285,14 @@ read_subscriptions(struct pub *p)
  * none), until fd (if >= 0) is readable, or until a signal.  A deadline in
  * the past polls once without waiting.
  */
+static void heartbeat(struct pub *p);
+
 static int
 wait_until(struct pub *p, long long deadline, int fd)
 {
     for (;;) {
-        zmq_pollitem_t it[3];
-        int n = 0, ir = -1, ip = -1, ifd = -1;
+        zmq_pollitem_t it[4];
+        int n = 0, ir = -1, ip = -1, ifd = -1, is = -1;
         long timeout = -1;
 
         if (cli_signal)
@@ -292,6 +304,12 @@ wait_until(struct pub *p, long long deadline, int fd)
             it[n].socket = p->router;
             it[n].events = ZMQ_POLLIN;
             ir = n++;
+        }
+        if (p->snap.router != NULL) {
+            it[n].socket = p->snap.router;
+            it[n].events = ZMQ_POLLIN;
+            is = n++;
+            heartbeat(p);
         }
         if (p->o->wait_subs > 0) {
             it[n].socket = p->pub;
@@ -320,6 +338,8 @@ wait_until(struct pub *p, long long deadline, int fd)
         }
         if (ir >= 0 && (it[ir].revents & ZMQ_POLLIN))
             serve_replay(p);
+        if (is >= 0 && (it[is].revents & ZMQ_POLLIN))
+            snapsrv_serve(&p->snap);
         if (ip >= 0 && (it[ip].revents & ZMQ_POLLIN))
             read_subscriptions(p);
         /* End of file shows as POLLERR (POLLHUP): read() then says so. */
@@ -349,7 +369,8 @@ publish(struct pub *p, struct kv_batch *b, char *err, size_t errlen)
     struct wire_enc_opts eo = {p->o->layout, p->o->bytes_hashes};
     const char *topic = p->o->topic;
     uint64_t seq = p->seq++;
-    uint8_t seq8[8];
+    uint8_t seq8[8 + ZSOCK_STREAM_ID_LEN];
+    size_t seqlen = 8;
     char e[256];
 
     if (!b->has_ts) {
@@ -368,8 +389,15 @@ publish(struct pub *p, struct kv_batch *b, char *err, size_t errlen)
         return 0;
     }
     zsock_put_be64(seq8, seq);
+    /* Snapshot mode: the seq, then the process's stream id. */
+    if (p->snap.router != NULL) {
+        memcpy(seq8 + 8, p->snap.stream, ZSOCK_STREAM_ID_LEN);
+        seqlen += ZSOCK_STREAM_ID_LEN;
+        snapsrv_record(&p->snap, seq, p->payload.p, p->payload.len);
+    }
+    p->last_send = cli_now_ms();
     if (send_part(p->pub, topic, strlen(topic), ZMQ_SNDMORE) == -1 ||
-        send_part(p->pub, seq8, 8, ZMQ_SNDMORE) == -1 ||
+        send_part(p->pub, seq8, seqlen, ZMQ_SNDMORE) == -1 ||
         send_part(p->pub, p->payload.p, p->payload.len, 0) == -1) {
         snprintf(err, errlen, "send: %s", zmq_strerror(errno));
         return -1;
@@ -384,6 +412,24 @@ publish(struct pub *p, struct kv_batch *b, char *err, size_t errlen)
         p->st.events += b->events[i].type < KV_GAP;
     p->st.bytes += p->payload.len;
     return 0;
+}
+
+/*
+ * Snapshot mode: an engine idle for a second publishes an empty batch
+ * [ts, [], rank] under the next seq (docs/protocol.md#snapshots).
+ */
+static void
+heartbeat(struct pub *p)
+{
+    struct kv_batch b;
+    char err[256];
+
+    if (cli_now_ms() - p->last_send < HEARTBEAT_MS)
+        return;
+    memset(&b, 0, sizeof b);
+    b.has_rank = 1;
+    if (publish(p, &b, err, sizeof err) == -1)
+        log_warn("heartbeat: %s", err);
 }
 
 static int
@@ -409,6 +455,10 @@ open_sockets(struct pub *p, char *err, size_t errlen)
                  o->pub_uri, zmq_strerror(errno));
         return -1;
     }
+    if (o->snapshot_uri != NULL &&
+        snapsrv_open(&p->snap, p->ctx, o->snapshot_uri, err, errlen) == -1)
+        return -1;
+    p->last_send = cli_now_ms();
     if (o->replay_uri == NULL)
         return 0;
     if (ring_init(&p->ring, (size_t)o->buffer) == -1) {
@@ -446,6 +496,7 @@ close_sockets(struct pub *p)
         zmq_setsockopt(p->router, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(p->router);
     }
+    snapsrv_close(&p->snap);
     if (p->ctx != NULL) {
         while (zmq_ctx_term(p->ctx) == -1 && errno == EINTR)
             ;
@@ -610,7 +661,8 @@ enum {
     OPT_SYNTH,
     OPT_SEED,
     OPT_POD,
-    OPT_STATS
+    OPT_STATS,
+    OPT_SNAPSHOT
 };
 
 static int
@@ -638,12 +690,33 @@ static const struct option long_opts[] = {
     {"reply-topic", no_argument, NULL, OPT_REPLY_TOPIC},
     {"replay-hwm", required_argument, NULL, OPT_REPLAY_HWM},
     {"stats", no_argument, NULL, OPT_STATS},
+    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+
+/* The operands after the options: PUB_URI [REPLAY_URI]; exits if wrong. */
+static void
+parse_operands(int argc, char **argv, struct opts *o)
+{
+    if (optind >= argc)
+        cli_usage_error("missing PUB_URI");
+    if (argc - optind > 2)
+        cli_usage_error("too many arguments");
+    o->pub_uri = argv[optind];
+    o->replay_uri = optind + 1 < argc ? argv[optind + 1] : NULL;
+    if (!is_uri(o->pub_uri))
+        cli_usage_error("not a tcp://, ipc:// or inproc:// URI: '%s'",
+                        o->pub_uri);
+    if (o->replay_uri != NULL && !is_uri(o->replay_uri))
+        cli_usage_error("not a tcp://, ipc:// or inproc:// URI: '%s'",
+                        o->replay_uri);
+    if (o->synth && (o->input != NULL || o->pod != NULL))
+        cli_usage_error("--synth reads no input (--input, --pod)");
+}
 
 static void
 parse_args(int argc, char **argv, struct opts *o)
@@ -714,6 +787,13 @@ parse_args(int argc, char **argv, struct opts *o)
         case OPT_STATS:
             o->stats = 1;
             break;
+        case OPT_SNAPSHOT:
+            if (!is_uri(optarg))
+                cli_usage_error("--snapshot: '%s' is not a tcp://, ipc:// or "
+                                "inproc:// URI",
+                                optarg);
+            o->snapshot_uri = optarg;
+            break;
         case 'q':
             cli_verbosity = LOG_ERROR;
             break;
@@ -731,20 +811,7 @@ parse_args(int argc, char **argv, struct opts *o)
             cli_bad_option(c, argv);
         }
     }
-    if (optind >= argc)
-        cli_usage_error("missing PUB_URI");
-    if (argc - optind > 2)
-        cli_usage_error("too many arguments");
-    o->pub_uri = argv[optind];
-    o->replay_uri = optind + 1 < argc ? argv[optind + 1] : NULL;
-    if (!is_uri(o->pub_uri))
-        cli_usage_error("not a tcp://, ipc:// or inproc:// URI: '%s'",
-                        o->pub_uri);
-    if (o->replay_uri != NULL && !is_uri(o->replay_uri))
-        cli_usage_error("not a tcp://, ipc:// or inproc:// URI: '%s'",
-                        o->replay_uri);
-    if (o->synth && (o->input != NULL || o->pod != NULL))
-        cli_usage_error("--synth reads no input (--input, --pod)");
+    parse_operands(argc, argv, o);
 }
 
 int

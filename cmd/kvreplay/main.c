@@ -69,12 +69,12 @@ static const char usage_text[] =
     "  130  interrupted (SIGINT); 143 terminated (SIGTERM)\n"
     "\n"
     "EXAMPLES\n"
-    "  kvreplay tcp://127.0.0.1:5558\n"
-    "  kvreplay --from 1200 --to 1300 pod-a=tcp://10.0.0.7:5558\n"
+    "  kvreplay tcp://127.0.0.1:5600\n"
+    "  kvreplay --from 1200 --to 1300 pod-a=tcp://10.0.0.7:5600\n"
     "  kvreplay --dp-size 2 -m llama pod-a=tcp://10.0.0.7:5600 | jq -c .\n"
     "  # crontab: append new events every minute; exit 3 means a hole\n"
     "  * * * * * kvreplay -q --state /var/lib/kvtap/a.seq "
-    "pod-a=tcp://10.0.0.7:5558 >> /var/log/kvtap/a.ndjson\n";
+    "pod-a=tcp://10.0.0.7:5600 >> /var/log/kvtap/a.ndjson\n";
 
 struct opts {
     uint64_t from;

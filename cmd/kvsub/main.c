@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "probe.h"
 #include "run.h"
 #include "zsock.h"
 
@@ -18,27 +19,38 @@ static const char usage_text[] =
     "and write every event as one line of NDJSON on stdout.  Sequence gaps\n"
     "are filled through the engine's replay socket when the spec names one.\n"
     "\n"
-    "SPEC is [NAME=]PUB_URI[,REPLAY_URI] (tcp://, ipc:// or inproc://).\n"
+    "SPEC is [NAME=]PUB_URI[,REPLAY_URI[,SNAPSHOT_URI]] (tcp://, ipc://\n"
+    "or inproc://); with the snapshot ROUTER of vLLM's snapshot mode,\n"
+    "kvsub starts from the engine's snapshot, and takes a fresh one after\n"
+    "a restart or a hole that replay cannot fill.\n"
     "NAME becomes the \"pod\" of every line; without it the PUB URI does.\n"
     "\n"
     "Options:\n"
+    "  -o, --offset WHERE      where each source starts: beginning (default;\n"
+    "                          what the replay socket still buffers, then\n"
+    "                          live), now (live only) or a seq number\n"
     "  -b, --bind              bind the SUB sockets (engines that connect)\n"
     "      --topic PREFIX      subscribe to this topic prefix (default: all)\n"
     "  -m, --model NAME        add \"model\":NAME to every line\n"
     "      --engine E          positional layout of array events: vllm\n"
     "                          (default) or sglang\n"
     "      --dp-size N         expand each SPEC into N data-parallel ranks:\n"
-    "                          rank r uses port+r on both URIs, name NAME/r\n"
+    "                          rank r uses port+r on every URI, name NAME/r\n"
     "      --endpoints FILE    read more SPECs from FILE (one per line,\n"
     "                          '#' starts a comment)\n"
     "  -c, --count N           exit after N lines\n"
     "      --idle DUR          exit after DUR without a message\n"
     "      --duration DUR      exit after DUR\n"
+    "      --warn-idle DUR     warn about a source silent for DUR (default\n"
+    "                          30s; 0: never)\n"
     "      --replay-timeout DUR  longest wait for a replay reply (default "
     "2s)\n"
     "      --hwm N             SUB receive high-water mark (default "
     "1000000)\n"
     "  -u, --unbuffered        flush after every batch's lines\n"
+    "      --probe             check that each PUB and replay endpoint\n"
+    "                          answers (waiting --replay-timeout for each),\n"
+    "                          print one line per endpoint, and exit\n"
     "      --stats             print per-source counters as one JSON line\n"
     "                          on stderr at exit (and on SIGUSR1)\n"
     "  -q, --quiet             errors only on stderr\n"
@@ -51,12 +63,16 @@ static const char usage_text[] =
     "OUTPUT\n"
     "  One compact JSON object per line (kvtap NDJSON format, version 1).\n"
     "  Envelope, in this order: \"pod\", \"model\" (with -m), \"dp_rank\"\n"
-    "  (integer or null), \"seq\" (the batch's sequence number), \"i\" (the\n"
+    "  (integer or null), \"stream\" (vLLM snapshot mode's stream id, hex;\n"
+    "  a new one is a restart), \"seq\" (the batch's sequence number), \"i\" "
+    "(the\n"
     "  event's index in its batch; engine events only), \"ts\" (batch time,\n"
     "  seconds), \"type\".  Engine events (BlockStored, BlockRemoved,\n"
     "  AllBlocksCleared) carry the engine's own field names; block hashes\n"
     "  are decimal strings of the unsigned 64-bit value.  Stream records:\n"
     "    gap           \"from\",\"to\": seqs lost that replay could not fill\n"
+    "                  (first line of a source: the engine's buffer no\n"
+    "                  longer reaches back to the -o seq)\n"
     "    restart       \"last_seq\": the sequence went backwards (the\n"
     "                  publisher restarted); its seq is 0, the new\n"
     "                  process's first, and batches of the new process\n"
@@ -65,22 +81,31 @@ static const char usage_text[] =
     "                  be decoded; the stream goes on (no \"seq\" when\n"
     "                  the message had no valid seq frame)\n"
     "    skipped       \"tag\",\"count\": events with an unknown tag\n"
+    "    snapshot_begin, snapshot_end  around the events of an engine's\n"
+    "                  snapshot (its whole state at their seq)\n"
     "  Filled gaps leave no trace: the replayed events appear in seq order,\n"
     "  each once.  Duplicates (replay overlapping live) are dropped.\n"
-    "  Diagnostics go to stderr as \"kvsub: warning: POD: gap 120..124\".\n"
+    "  Diagnostics go to stderr as \"kvsub: warning: POD: gap 120..124\";\n"
+    "  once per source \"kvsub: POD: joined at seq N (replayed K batches\n"
+    "  from M)\" says where the output met the live stream.  Connection\n"
+    "  trouble (refused, unknown host, missing ipc path, disconnected) is\n"
+    "  said once per change of state (-v: every socket event), and a\n"
+    "  source silent for --warn-idle gets a warning.\n"
     "\n"
     "EXIT STATUS\n"
     "  0    count, idle or duration reached, or the reader closed the pipe\n"
-    "  1    runtime failure (cannot connect or bind, write error)\n"
-    "  2    usage error\n"
+    "  1    runtime failure (cannot connect or bind, write error);\n"
+    "       --probe: an endpoint did not answer\n"
+    "  2    usage error (also: two sources with the same NAME and rank)\n"
     "  130  interrupted by SIGINT; 143 by SIGTERM (after flushing)\n"
     "\n"
     "EXAMPLES\n"
-    "  kvsub pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5657\n"
-    "  kvsub --dp-size 2 pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5657\n"
+    "  kvsub pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5600\n"
+    "  kvsub --dp-size 2 pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5600\n"
     "  kvsub --endpoints fleet.txt -m llama | kvindex serve -s /run/kv.sock\n"
     "  kvsub -c 100 tcp://127.0.0.1:5557 | jq -c 'select(.type==\"gap\")'\n"
-    "  kvsub --idle 5s --stats tcp://127.0.0.1:5557 > capture.ndjson\n";
+    "  kvsub --idle 5s --stats tcp://127.0.0.1:5557 > capture.ndjson\n"
+    "  kvsub --probe --endpoints fleet.txt | jq -c 'select(.state!=\"up\")'\n";
 
 enum {
     OPT_TOPIC = 256,
@@ -91,10 +116,13 @@ enum {
     OPT_DURATION,
     OPT_REPLAY_TIMEOUT,
     OPT_HWM,
-    OPT_STATS
+    OPT_STATS,
+    OPT_WARN_IDLE,
+    OPT_PROBE
 };
 
 static const struct option long_opts[] = {
+    {"offset", required_argument, NULL, 'o'},
     {"bind", no_argument, NULL, 'b'},
     {"topic", required_argument, NULL, OPT_TOPIC},
     {"model", required_argument, NULL, 'm'},
@@ -106,6 +134,8 @@ static const struct option long_opts[] = {
     {"duration", required_argument, NULL, OPT_DURATION},
     {"replay-timeout", required_argument, NULL, OPT_REPLAY_TIMEOUT},
     {"hwm", required_argument, NULL, OPT_HWM},
+    {"warn-idle", required_argument, NULL, OPT_WARN_IDLE},
+    {"probe", no_argument, NULL, OPT_PROBE},
     {"unbuffered", no_argument, NULL, 'u'},
     {"stats", no_argument, NULL, OPT_STATS},
     {"quiet", no_argument, NULL, 'q'},
@@ -172,8 +202,10 @@ spec_expand_into(struct spec_list *l, const struct zsock_spec *sp, int dp_size)
     d->name = strdup(sp->name);
     d->pub = strdup(sp->pub);
     d->replay = sp->replay ? strdup(sp->replay) : NULL;
+    d->snapshot = sp->snapshot ? strdup(sp->snapshot) : NULL;
     l->n++;
-    if (d->name == NULL || d->pub == NULL || (sp->replay && !d->replay)) {
+    if (d->name == NULL || d->pub == NULL || (sp->replay && !d->replay) ||
+        (sp->snapshot && !d->snapshot)) {
         log_error("out of memory");
         return -1;
     }
@@ -237,6 +269,7 @@ struct args {
     struct kvsub_opts o;
     const char *endpoints;
     int dp_size;
+    int probe;
 };
 
 /* Parses the options into a; exits for --help, --version and usage errors. */
@@ -252,10 +285,23 @@ parse_args(int argc, char **argv, struct args *a)
     o->engine = KV_ENGINE_VLLM;
     o->replay_timeout_ms = 2000;
     o->rcvhwm = 1000000;
+    o->warn_idle_ms = 30000;
+    o->warn_idle_text = "30s";
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":bm:c:uqvhV", long_opts, NULL)) !=
+    while ((c = getopt_long(argc, argv, ":o:bm:c:uqvhV", long_opts, NULL)) !=
            -1) {
         switch (c) {
+        case 'o':
+            o->offset_now = strcmp(optarg, "now") == 0;
+            if (!o->offset_now && strcmp(optarg, "beginning") != 0) {
+                if (optarg[0] < '0' || optarg[0] > '9')
+                    cli_usage_error("--offset: expected beginning, now or a "
+                                    "seq, not '%s'",
+                                    optarg);
+                o->offset_seq =
+                    cli_arg_count("--offset", optarg, 0, UINT64_MAX - 1);
+            }
+            break;
         case 'b':
             o->bind = 1;
             break;
@@ -292,6 +338,13 @@ parse_args(int argc, char **argv, struct args *a)
         case OPT_REPLAY_TIMEOUT:
             o->replay_timeout_ms =
                 cli_arg_duration("--replay-timeout", optarg, 1);
+            break;
+        case OPT_WARN_IDLE:
+            o->warn_idle_ms = cli_arg_duration("--warn-idle", optarg, 0);
+            o->warn_idle_text = optarg;
+            break;
+        case OPT_PROBE:
+            a->probe = 1;
             break;
         case OPT_HWM:
             o->rcvhwm = (int)cli_arg_count("--hwm", optarg, 0, 1000000000);
@@ -337,9 +390,21 @@ main(int argc, char **argv)
         goto out;
     if (given.n == 0)
         cli_usage_error("no endpoint SPEC given");
+    if (a.probe && a.o.bind)
+        cli_usage_error("--probe connects to engines; it cannot be used "
+                        "with -b");
     for (int i = 0; i < given.n; i++) {
         if (spec_expand_into(&all, &given.v[i], a.dp_size) == -1)
             goto out;
+    }
+    /* Two sources with one name would mix their seqs in kvindex's pod. */
+    for (int i = 0; i < all.n; i++) {
+        for (int j = 0; j < i; j++) {
+            if (strcmp(all.v[i].name, all.v[j].name) == 0)
+                cli_usage_error("two sources are named '%s' (%s and %s); "
+                                "give each NAME= a different name",
+                                all.v[i].name, all.v[j].pub, all.v[i].pub);
+        }
     }
     if (cli_signals_install() == -1) {
         log_error("cannot install signal handlers: %s", strerror(errno));
@@ -347,7 +412,7 @@ main(int argc, char **argv)
     }
     a.o.specs = all.v;
     a.o.nspecs = all.n;
-    rc = kvsub_run(&a.o);
+    rc = a.probe ? kvsub_probe(&a.o) : kvsub_run(&a.o);
 out:
     spec_list_free(&given);
     spec_list_free(&all);

@@ -6,8 +6,11 @@
  * blocking.  A live batch is classified by its source's seqtrack: a gap is
  * filled through replay before the live batch is written (so the output is
  * in seq order, each seq once), a duplicate is dropped, a restart gets a
- * record.  Output goes through a block-buffered cli_out that is flushed
- * before every blocking wait.
+ * record.  Before the first poll every source with a replay endpoint catches
+ * up from its offset (-o) to the end of the engine's buffer; the live copies
+ * queued meanwhile are duplicates to seqtrack, so the seam between replay and
+ * live has neither a hole nor a repeat.  Output goes through a block-buffered
+ * cli_out that is flushed before every blocking wait.
  */
 #include "run.h"
 
@@ -20,9 +23,11 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "monitor.h"
 #include "ndjson_write.h"
 #include "replay.h"
 #include "seqtrack.h"
+#include "snapreq.h"
 #include "wire.h"
 
 /* Messages read from one socket before the others get their turn. */
@@ -38,6 +43,7 @@ struct src_stats {
     uint64_t restarts;      /* restart records */
     uint64_t duplicates;    /* live batches dropped as already delivered */
     uint64_t decode_errors; /* decode_error records */
+    uint64_t snapshots;     /* snapshots printed */
 };
 
 struct source {
@@ -47,6 +53,15 @@ struct source {
     struct seqtrack st;
     struct ndjson_source nsrc;
     struct src_stats stats;
+    struct kvmon mon;      /* the SUB socket's connection state */
+    long long last_rx;     /* when a live message last arrived */
+    int silent;            /* warned: nothing for --warn-idle */
+    int joined;            /* the "joined at seq" note was printed */
+    int has_stream;        /* stream_hex holds the live stream id */
+    int from_snapshot;     /* the output started with a snapshot */
+    uint64_t snapshot_seq; /* ... taken at this seq */
+    char stream_hex[2 * ZSOCK_STREAM_ID_LEN + 1];
+    uint64_t first_replayed; /* seq of the first replayed batch */
 };
 
 struct kvsub {
@@ -63,6 +78,7 @@ struct kvsub {
 };
 
 static void print_stats(const struct kvsub *k);
+static int print_snapshot(struct kvsub *k, struct source *s, const char *why);
 
 /* Context of one gap fill (the replay callbacks). */
 struct fill {
@@ -70,6 +86,8 @@ struct fill {
     struct source *s;
     uint64_t expect;             /* next seq the fill should deliver */
     const struct kv_batch *live; /* the batch that revealed the gap */
+    int resnap; /* stop at a hole: a snapshot replaces the gap record */
+    int lost;   /* ... and there was one */
 };
 
 static void
@@ -123,6 +141,7 @@ write_record(struct kvsub *k, struct source *s, const struct kv_batch *b,
     memset(&env, 0, sizeof env);
     env.pod = s->nsrc.pod;
     env.model = s->nsrc.model;
+    env.stream = s->nsrc.stream;
     env.has_seq = has_seq;
     env.seq = seq;
     if (b != NULL) {
@@ -225,13 +244,26 @@ on_replay(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
 
     if (seq < f->expect)
         return 0;
-    if (seq > f->expect)
-        write_gap(f->k, f->s, f->live, f->expect, seq - 1,
-                  "the engine no longer has them");
     ok = decode(f->k, &f->k->replay_arena, seq, payload, len, &b, err,
                 sizeof err);
+    /*
+     * Without a live batch (a catch-up), the gap record takes the rank of
+     * the first batch the engine still has, so that it lands on that pod.
+     */
+    if (seq > f->expect && f->resnap) {
+        f->lost = 1;
+        return 1;
+    }
+    if (seq > f->expect) {
+        const struct kv_batch *env = f->live;
+        if (env == NULL && ok)
+            env = &b;
+        write_gap(f->k, f->s, env, f->expect, seq - 1,
+                  "the engine no longer has them");
+    }
     write_payload(f->k, f->s, seq, &b, ok, err, len);
-    f->s->stats.replayed++;
+    if (f->s->stats.replayed++ == 0)
+        f->s->first_replayed = seq;
     seqtrack_advance(&f->s->st, seq);
     f->expect = seq + 1;
     return f->k->done || cli_signal ? 1 : 0;
@@ -245,14 +277,40 @@ on_bad_reply(void *ctx, const char *why, size_t bytes)
               bytes);
 }
 
+/*
+ * Fetches f->expect..to from the source's replay socket, passing each batch
+ * to on_replay.  A signal that does not stop kvsub (SIGUSR1, a stop and
+ * continue) interrupts the wait too: print the stats it asked for and go on
+ * from the first seq not yet delivered, or the rest is lost.  Returns an
+ * enum replay_rc.
+ */
+static int
+fetch(struct kvsub *k, struct fill *f, uint64_t to, struct replay_result *res,
+      char *err, size_t errlen)
+{
+    struct replay_request req;
+    int rc;
+
+    memset(&req, 0, sizeof req);
+    req.to = to;
+    req.timeout_ms = (int)k->o->replay_timeout_ms;
+    do {
+        if (cli_take_usr1())
+            print_stats(k);
+        req.from = f->expect;
+        rc = replay_fetch(f->s->rc, &req, on_replay, on_bad_reply, f, res, err,
+                          errlen);
+    } while (rc == REPLAY_INTR && !cli_signal && f->expect <= to);
+    return rc;
+}
+
 /* Fills [from, to] through replay, or writes gap records for what is lost. */
 static void
 fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
          uint64_t from, uint64_t to)
 {
-    struct replay_request req;
     struct replay_result res;
-    struct fill f = {k, s, from, live};
+    struct fill f = {k, s, from, live, 0, 0};
     char err[256] = "";
     const char *why;
     int rc;
@@ -261,21 +319,20 @@ fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
         write_gap(k, s, live, from, to, "no replay endpoint");
         return;
     }
-    memset(&req, 0, sizeof req);
-    req.to = to;
-    req.timeout_ms = (int)k->o->replay_timeout_ms;
+    f.resnap = s->spec->snapshot != NULL;
+    rc = fetch(k, &f, to, &res, err, sizeof err);
     /*
-     * A signal that does not stop kvsub (SIGUSR1, a stop and continue)
-     * interrupts the wait too: print the stats it asked for and go on from
-     * the first seq not yet delivered, or the rest of the gap is lost.
+     * What replay cannot fill, a fresh snapshot replaces when the engine
+     * has one (docs/ndjson.md#records-written-by-kvtap): it holds the
+     * state after the hole, so no gap record is needed.
      */
-    do {
-        if (cli_take_usr1())
-            print_stats(k);
-        req.from = f.expect;
-        rc = replay_fetch(s->rc, &req, on_replay, on_bad_reply, &f, &res, err,
-                          sizeof err);
-    } while (rc == REPLAY_INTR && !cli_signal && f.expect <= to);
+    if ((f.lost ||
+         (rc != REPLAY_INTR && rc != REPLAY_STOPPED && f.expect <= to)) &&
+        f.resnap && print_snapshot(k, s, "replay cannot fill a gap")) {
+        if (s->snapshot_seq < to)
+            fill_gap(k, s, live, s->snapshot_seq + 1, to);
+        return;
+    }
     if (rc == REPLAY_INTR || (rc == REPLAY_STOPPED && f.expect <= to))
         return;
     if (f.expect > to) {
@@ -297,11 +354,202 @@ fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
     write_gap(k, s, live, f.expect, to, why);
 }
 
+/*
+ * Says once per source where its output joined the live stream: at seq (the
+ * first one that comes live) after the replayed batches.
+ */
+static void
+note_joined(struct source *s, uint64_t seq)
+{
+    if (s->joined)
+        return;
+    s->joined = 1;
+    if (s->from_snapshot)
+        cli_note("%s: joined at seq %" PRIu64 " (snapshot at seq %" PRIu64
+                 ", then replayed %" PRIu64 " batches)",
+                 s->spec->name, seq, s->snapshot_seq, s->stats.replayed);
+    else if (s->stats.replayed == 0)
+        cli_note("%s: joined at seq %" PRIu64 " (replayed 0 batches)",
+                 s->spec->name, seq);
+    else
+        cli_note("%s: joined at seq %" PRIu64 " (replayed %" PRIu64
+                 " batches from %" PRIu64 ")",
+                 s->spec->name, seq, s->stats.replayed, s->first_replayed);
+}
+
+/* Sets the source's stream id (hex on the envelope) from 16 bytes. */
+static void
+set_stream(struct source *s, const uint8_t *id)
+{
+    for (int i = 0; i < ZSOCK_STREAM_ID_LEN; i++)
+        snprintf(s->stream_hex + 2 * i, 3, "%02x", id[i]);
+    s->has_stream = 1;
+    kvs_from_cstr(&s->nsrc.stream, s->stream_hex);
+}
+
+/* Writes a record without a batch (snapshot_begin/_end) at seq. */
+static void
+write_mark(struct kvsub *k, struct source *s, enum kv_type t, uint64_t seq)
+{
+    struct kv_event ev;
+
+    kv_event_init(&ev, t);
+    write_record(k, s, NULL, 1, seq, &ev);
+}
+
+/*
+ * Prints the engine's snapshot: its chunks' events under the snapshot's
+ * seq between snapshot_begin and snapshot_end records
+ * (docs/ndjson.md#records-written-by-kvtap), and takes that seq as
+ * delivered.  why says on stderr what it was taken for (NULL: the start,
+ * said by the "joined" note).  Returns 1 when it did; 0 when there is no
+ * snapshot (nothing published yet, seq -1) or none to be had (warned).
+ */
+static int
+print_snapshot(struct kvsub *k, struct source *s, const char *why)
+{
+    struct snapreq_reply r;
+    char err[256];
+    uint64_t seq;
+
+    if (snapreq_fetch(k->zctx, s->spec->snapshot, (long)k->o->replay_timeout_ms,
+                      &r, err, sizeof err) == -1) {
+        log_warn("%s: snapshot %s", s->spec->name, err);
+        return 0;
+    }
+    if (r.seq < 0) {
+        if (r.seq == -2)
+            log_warn("%s: snapshot: the engine has none to give",
+                     s->spec->name);
+        snapreq_free(&r);
+        return 0;
+    }
+    seq = (uint64_t)r.seq;
+    if (why != NULL)
+        log_warn("%s: snapshot at seq %" PRIu64 " (%s)", s->spec->name, seq,
+                 why);
+    set_stream(s, r.stream);
+    write_mark(k, s, KV_SNAPSHOT_BEGIN, seq);
+    for (size_t i = 0; i < r.n && !k->done; i++) {
+        struct kv_batch b;
+        size_t len = zmq_msg_size(&r.chunk[i]);
+        int ok = decode(k, &k->replay_arena, seq, zmq_msg_data(&r.chunk[i]),
+                        len, &b, err, sizeof err);
+        write_payload(k, s, seq, &b, ok, err, len);
+    }
+    write_mark(k, s, KV_SNAPSHOT_END, seq);
+    seqtrack_advance(&s->st, seq);
+    s->snapshot_seq = seq;
+    s->stats.snapshots++;
+    snapreq_free(&r);
+    return 1;
+}
+
+/*
+ * -o beginning or SEQ: prints what the engine's replay buffer holds from the
+ * offset on, up to its end marker, before the first live batch is looked
+ * at.  Seqs the buffer no longer has become a gap record first.  When the
+ * engine does not answer (not up yet), the first live batch fills the range
+ * instead (handle_live).
+ */
+static void
+catch_up(struct kvsub *k, struct source *s)
+{
+    struct replay_result res;
+    struct fill f = {k, s, k->o->offset_seq, NULL, 0, 0};
+    char err[256] = "";
+    int rc;
+
+    if (k->o->offset_now)
+        return;
+    if (s->spec->snapshot != NULL && k->o->offset_seq == 0 &&
+        print_snapshot(k, s, NULL)) {
+        s->from_snapshot = 1;
+        f.expect = s->snapshot_seq + 1;
+    }
+    if (s->rc == NULL) {
+        if (s->from_snapshot)
+            note_joined(s, f.expect);
+        return;
+    }
+    rc = fetch(k, &f, UINT64_MAX, &res, err, sizeof err);
+    /* A wrong replay port would otherwise only show as a gap, if at all. */
+    if (rc == REPLAY_TIMEOUT && s->stats.replayed == 0)
+        log_warn("%s: replay %s (catching up at the first live batch)",
+                 s->spec->name, err);
+    else if (rc == REPLAY_ERROR)
+        log_warn("%s: replay: %s", s->spec->name, err);
+    if (s->stats.replayed > 0 || s->from_snapshot)
+        note_joined(s, f.expect);
+}
+
+/*
+ * Notes the stream id of a live batch from vLLM's snapshot mode.  A new id
+ * is a new publisher process, whatever its seq does: the tracker starts
+ * over and the verdict becomes a restart (returns 1; v is set as
+ * seqtrack_live would, last_seq the last seq of the old process).
+ */
+static int
+stream_changed(struct source *s, const uint8_t *id, uint64_t seq,
+               struct seqtrack_verdict *v)
+{
+    char old[sizeof s->stream_hex];
+    int had = s->has_stream;
+    uint64_t last = s->st.last;
+
+    if (id == NULL)
+        return 0;
+    memcpy(old, s->stream_hex, sizeof old);
+    set_stream(s, id);
+    if (had && strcmp(old, s->stream_hex) == 0)
+        return 0;
+    if (!had || !s->st.started)
+        return 0;
+    seqtrack_init(&s->st);
+    seqtrack_live(&s->st, seq, v);
+    v->kind = SEQTRACK_RESTART;
+    v->last_seq = last;
+    return 1;
+}
+
+/*
+ * Writes the restart record for a live batch b (NULL: it did not decode)
+ * at seq, then what the new process published before it.
+ */
+static void
+write_restart(struct kvsub *k, struct source *s, const struct kv_batch *b,
+              uint64_t seq, uint64_t last_seq)
+{
+    struct kv_event ev;
+
+    kv_event_init(&ev, KV_RESTART);
+    ev.last_seq = last_seq;
+    s->stats.restarts++;
+    log_warn("%s: restart: seq %" PRIu64 " after %" PRIu64 "%s", s->spec->name,
+             seq, last_seq, s->has_stream ? " (new stream id)" : "");
+    /*
+     * A new publisher counts from 0 (docs/protocol.md#sequence-numbers).
+     * When its first batches were missed, the restart record names 0, the
+     * first seq of the new process, and the missed ones are fetched from
+     * its replay buffer (or reported as a gap) before this batch.
+     */
+    write_record(k, s, b, 1, 0, &ev);
+    /* The new process's state from its snapshot, then what follows it. */
+    if (s->spec->snapshot != NULL &&
+        print_snapshot(k, s, "the engine restarted")) {
+        if (s->snapshot_seq + 1 < seq)
+            fill_gap(k, s, b, s->snapshot_seq + 1, seq - 1);
+        return;
+    }
+    if (seq > 0)
+        fill_gap(k, s, b, 0, seq - 1);
+}
+
 static void
 handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
 {
     uint64_t seq;
-    const uint8_t *payload;
+    const uint8_t *payload, *stream;
     size_t len;
     char err[256];
     struct kv_batch b;
@@ -309,14 +557,21 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
     int ok;
 
     s->stats.received++;
-    if (zsock_live_parse(m, &seq, &payload, &len, err, sizeof err) == -1) {
+    if (zsock_live_parse(m, &seq, &stream, &payload, &len, err, sizeof err) ==
+        -1) {
         size_t plen = 0;
         if (m->kept > 0)
             zsock_part(m, m->kept - 1, &plen);
         write_decode_error(k, s, 0, 0, err, plen);
         return;
     }
-    seqtrack_live(&s->st, seq, &v);
+    if (!s->st.started && !k->o->offset_now && seq < k->o->offset_seq) {
+        log_debug("%s: seq %" PRIu64 " is before -o %" PRIu64, s->spec->name,
+                  seq, k->o->offset_seq);
+        return;
+    }
+    if (!stream_changed(s, stream, seq, &v))
+        seqtrack_live(&s->st, seq, &v);
     if (v.kind == SEQTRACK_DUP) {
         s->stats.duplicates++;
         log_debug("%s: seq %" PRIu64 " already delivered", s->spec->name, seq);
@@ -324,32 +579,29 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
     }
     ok = decode(k, &k->live_arena, seq, payload, len, &b, err, sizeof err);
     if (v.kind == SEQTRACK_RESTART) {
-        struct kv_event ev;
-        kv_event_init(&ev, KV_RESTART);
-        ev.last_seq = v.last_seq;
-        s->stats.restarts++;
-        log_warn("%s: restart: seq %" PRIu64 " after %" PRIu64, s->spec->name,
-                 seq, v.last_seq);
-        /*
-         * A new publisher counts from 0 (docs/protocol.md#sequence-numbers).
-         * When its first batches were missed, the restart record names 0, the
-         * first seq of the new process, and the missed ones are fetched from
-         * its replay buffer (or reported as a gap) before this batch.
-         */
-        write_record(k, s, ok ? &b : NULL, 1, 0, &ev);
-        if (seq > 0)
-            fill_gap(k, s, ok ? &b : NULL, 0, seq - 1);
+        write_restart(k, s, ok ? &b : NULL, seq, v.last_seq);
     } else if (v.kind == SEQTRACK_GAP) {
         fill_gap(k, s, ok ? &b : NULL, v.from, v.to);
+    } else if (v.kind == SEQTRACK_FIRST && !k->o->offset_now &&
+               seq > k->o->offset_seq) {
+        /* Nothing came by catch-up: what precedes the first live batch. */
+        fill_gap(k, s, ok ? &b : NULL, k->o->offset_seq, seq - 1);
     }
     if (k->done || cli_signal)
         return;
+    /* A snapshot taken for a restart or a hole may already hold it. */
+    if (s->st.started && !s->st.rebase && s->st.last >= seq) {
+        s->stats.duplicates++;
+        return;
+    }
     write_payload(k, s, seq, &b, ok, err, len);
     seqtrack_advance(&s->st, seq);
+    note_joined(s, seq);
 }
 
 static int
-open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp)
+open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp,
+            int idx)
 {
     const struct kvsub_opts *o = k->o;
     char err[256];
@@ -366,6 +618,12 @@ open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp)
             -1 ||
         zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, o->topic, strlen(o->topic)) == -1)
         goto fail;
+    /* Before connecting, so that not even the first failure goes unseen. */
+    if (kvmon_open(&s->mon, k->zctx, s->sub, idx, sp->name, sp->pub, err,
+                   sizeof err) == -1) {
+        log_error("%s: %s", sp->name, err);
+        return -1;
+    }
     if ((o->bind ? zmq_bind(s->sub, sp->pub) : zmq_connect(s->sub, sp->pub)) ==
         -1) {
         log_error("%s: cannot %s %s: %s", sp->name,
@@ -411,6 +669,7 @@ print_stats(const struct kvsub *k)
             {"restarts", st->restarts},
             {"duplicates", st->duplicates},
             {"decode_errors", st->decode_errors},
+            {"snapshots", st->snapshots},
         };
         buf_puts(&b, i ? ",{\"pod\":" : "{\"pod\":");
         buf_put_json_str(&b, k->src[i].nsrc.pod.p, k->src[i].nsrc.pod.n);
@@ -429,34 +688,100 @@ print_stats(const struct kvsub *k)
     buf_free(&b);
 }
 
-/* Milliseconds until the nearest of idle and duration; -1 if neither. */
+/* Milliseconds until the nearest of idle, duration and t; -1 if none. */
 static long
-poll_timeout(const struct kvsub *k, long long now, long long last_rx)
+poll_timeout(const struct kvsub *k, long long now, long long last_rx,
+             long long t)
 {
-    long long t = -1;
-
-    if (k->o->idle_ms > 0)
-        t = last_rx + (long long)k->o->idle_ms - now;
+    if (k->o->idle_ms > 0) {
+        long long d = last_rx + (long long)k->o->idle_ms - now;
+        if (t < 0 || d < t)
+            t = d;
+    }
     if (k->o->duration_ms > 0) {
         long long d = k->start_ms + (long long)k->o->duration_ms - now;
         if (t < 0 || d < t)
             t = d;
     }
-    if (k->o->idle_ms == 0 && k->o->duration_ms == 0)
+    if (t == -1)
         return -1;
     return t < 0 ? 0 : (long)t;
 }
 
-/* Polls and drains the sources until something ends the run. */
+/*
+ * Warns once about each source that has been silent for --warn-idle (any
+ * message counts, an idle engine's empty batches too).  Returns the
+ * milliseconds until the next source would be due, or -1.
+ */
+static long long
+check_silence(struct kvsub *k, long long now)
+{
+    long long next = -1;
+
+    if (k->o->warn_idle_ms == 0)
+        return -1;
+    for (int i = 0; i < k->nsrc; i++) {
+        struct source *s = &k->src[i];
+        long long due = s->last_rx + (long long)k->o->warn_idle_ms - now;
+        if (s->silent)
+            continue;
+        if (due <= 0) {
+            s->silent = 1;
+            log_warn("%s: nothing received for %s", s->spec->name,
+                     k->o->warn_idle_text);
+        } else if (next < 0 || due < next) {
+            next = due;
+        }
+    }
+    return next;
+}
+
+/*
+ * Reads up to DRAIN_BUDGET live messages of s without blocking.  Returns
+ * the number read, or -1 after a receive error (logged).
+ */
+static int
+drain_source(struct kvsub *k, struct source *s)
+{
+    int j;
+
+    for (j = 0; j < DRAIN_BUDGET && !k->done && !cli_signal; j++) {
+        struct zsock_msg m;
+        if (zsock_msg_recv(s->sub, &m, ZMQ_DONTWAIT) == -1) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            log_error("%s: receive: %s", s->spec->name, zmq_strerror(errno));
+            return -1;
+        }
+        handle_live(k, s, &m);
+        zsock_msg_close(&m);
+    }
+    if (j > 0) {
+        s->last_rx = cli_now_ms();
+        if (s->silent)
+            cli_note("%s: receiving again", s->spec->name);
+        s->silent = 0;
+    }
+    return j;
+}
+
+/*
+ * Polls and drains the sources until something ends the run.  items holds
+ * the nsrc SUB sockets, then their nsrc monitors, then the signal pipe.
+ */
 static int
 loop(struct kvsub *k, zmq_pollitem_t *items)
 {
-    long long last_rx = k->start_ms;
+    /* The catch-up before the loop was traffic too: idle counts from here. */
+    long long last_rx = cli_now_ms();
+    int nitems = 2 * k->nsrc + 1;
 
+    for (int i = 0; i < k->nsrc; i++)
+        k->src[i].last_rx = last_rx;
     while (!k->done && !cli_signal) {
         long long now = cli_now_ms();
-        long timeout;
-        int n;
+        long long warn_due;
+        int n, got = 0;
 
         if (cli_take_usr1())
             print_stats(k);
@@ -464,46 +789,40 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
             (k->o->duration_ms > 0 &&
              now - k->start_ms >= (long long)k->o->duration_ms))
             break;
+        warn_due = check_silence(k, now);
         /*
          * Busy: take what is there.  Idle: flush, then block.  The last
          * item is the signal pipe, so a signal always ends the wait.
          */
-        n = zmq_poll(items, k->nsrc + 1, 0);
+        n = zmq_poll(items, nitems, 0);
         if (n == 0) {
             if (k->out.buf.len > 0 && cli_out_flush(&k->out) == -1)
                 break;
-            timeout = poll_timeout(k, now, last_rx);
-            n = zmq_poll(items, k->nsrc + 1, timeout);
+            n = zmq_poll(items, nitems,
+                         poll_timeout(k, now, last_rx, warn_due));
         }
-        if (n > 0 && (items[k->nsrc].revents & ZMQ_POLLIN)) {
+        if (n > 0 && (items[nitems - 1].revents & ZMQ_POLLIN))
             cli_signal_drain();
-            n--;
-        }
         if (n == -1) {
             if (errno == EINTR)
                 continue;
             log_error("poll: %s", zmq_strerror(errno));
             return 1;
         }
-        if (n == 0)
-            continue;
+        for (int i = 0; i < k->nsrc; i++) {
+            if (items[k->nsrc + i].revents & ZMQ_POLLIN)
+                kvmon_drain(&k->src[i].mon);
+        }
         for (int i = 0; i < k->nsrc && !k->done && !cli_signal; i++) {
+            int r;
             if (!(items[i].revents & ZMQ_POLLIN))
                 continue;
-            for (int j = 0; j < DRAIN_BUDGET && !k->done && !cli_signal; j++) {
-                struct zsock_msg m;
-                if (zsock_msg_recv(k->src[i].sub, &m, ZMQ_DONTWAIT) == -1) {
-                    if (errno == EAGAIN || errno == EINTR)
-                        break;
-                    log_error("%s: receive: %s", k->src[i].spec->name,
-                              zmq_strerror(errno));
-                    return 1;
-                }
-                handle_live(k, &k->src[i], &m);
-                zsock_msg_close(&m);
-            }
+            if ((r = drain_source(k, &k->src[i])) == -1)
+                return 1;
+            got += r;
         }
-        last_rx = cli_now_ms();
+        if (got > 0)
+            last_rx = cli_now_ms();
     }
     return 0;
 }
@@ -523,19 +842,24 @@ kvsub_run(const struct kvsub_opts *o)
     cli_out_init(&k.out, STDOUT_FILENO);
     k.zctx = zmq_ctx_new();
     k.src = calloc((size_t)o->nspecs, sizeof *k.src);
-    items = calloc((size_t)o->nspecs + 1, sizeof *items);
+    items = calloc(2 * (size_t)o->nspecs + 1, sizeof *items);
     if (k.zctx == NULL || k.src == NULL || items == NULL) {
         log_error("out of memory");
         goto out;
     }
     for (int i = 0; i < o->nspecs; i++) {
-        if (open_source(&k, &k.src[i], &o->specs[i]) == -1)
+        if (open_source(&k, &k.src[i], &o->specs[i], i) == -1)
             goto out;
         items[i].socket = k.src[i].sub;
         items[i].events = ZMQ_POLLIN;
+        items[o->nspecs + i].socket = k.src[i].mon.pair;
+        items[o->nspecs + i].events = ZMQ_POLLIN;
     }
-    items[o->nspecs].fd = cli_signal_fd();
-    items[o->nspecs].events = ZMQ_POLLIN;
+    items[2 * o->nspecs].fd = cli_signal_fd();
+    items[2 * o->nspecs].events = ZMQ_POLLIN;
+    /* Every SUB is connected first, so that live batches queue meanwhile. */
+    for (int i = 0; i < o->nspecs && !k.done && !cli_signal; i++)
+        catch_up(&k, &k.src[i]);
     rc = loop(&k, items);
     cli_out_flush(&k.out);
     if (k.out.err) {
@@ -547,6 +871,7 @@ out:
     if (o->stats && k.src != NULL)
         print_stats(&k);
     for (int i = 0; k.src != NULL && i < o->nspecs; i++) {
+        kvmon_close(&k.src[i].mon);
         replay_close(k.src[i].rc);
         if (k.src[i].sub != NULL)
             zmq_close(k.src[i].sub);

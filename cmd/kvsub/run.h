@@ -20,6 +20,15 @@ struct kvsub_opts {
     uint64_t idle_ms;     /* stop after this long without a message */
     uint64_t duration_ms; /* stop after this long */
     uint64_t replay_timeout_ms;
+    /*
+     * Where each source starts (-o): offset_now prints only what arrives
+     * live; otherwise the first seq printed is offset_seq (0: beginning),
+     * fetched from the replay buffer before going live.
+     */
+    int offset_now;
+    uint64_t offset_seq;
+    uint64_t warn_idle_ms;      /* warn about a source silent this long */
+    const char *warn_idle_text; /* the same, as the user wrote it */
     int rcvhwm;
     int unbuffered;
     int stats;

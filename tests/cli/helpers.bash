@@ -22,6 +22,18 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
+# Kills and reaps the background processes whose ids a test put in the
+# array PIDS (a teardown).
+kill_pids() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+}
+
 # Waits up to $2 seconds (default 5) until file $1 exists and is not empty.
 wait_file() {
     local f=$1 t=${2:-5} i=0

@@ -14,12 +14,7 @@ setup() {
 }
 
 teardown() {
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
+    kill_pids
 }
 
 # Starts a peer in the background with the given arguments, waits until its
@@ -62,6 +57,12 @@ EOF
 }
 
 lines() { wc -l <"$1" | tr -d ' '; }
+
+# Applies jq filter $2 to the --stats line of stderr file $1 (the only line
+# that is a JSON object; the others are "kvsub: ..." diagnostics).
+stats_of() {
+    grep '^{' "$1" | jq -c "$2"
+}
 
 # Lines of the expect file $1 whose seq is not in the jq array $2.
 lines_without() {
@@ -178,23 +179,23 @@ withheld_filled() {
     start_peer peer --pub "tcp://127.0.0.1:$p" --replay "tcp://127.0.0.1:$r" \
         --count 1300 --withhold 1-1250 --wait-subs 1 --pod pod-a \
         --expect "$T/exp.ndjson"
-    kvsub -c "$(lines "$T/exp.ndjson")" --idle 10s --stats \
+    # -o now: these are the counters of a gap fill, not of a catch-up.
+    kvsub -o now -c "$(lines "$T/exp.ndjson")" --idle 10s --stats \
         "pod-a=tcp://127.0.0.1:$p,tcp://127.0.0.1:$r" >"$T/out.ndjson" \
         2>"$T/err"
     run same_json "$T/out.ndjson" "$T/exp.ndjson"
     assert_success
-    run jq -c '.sources[0] | [.replayed, .gaps]' "$T/err"
+    run stats_of "$T/err" '.sources[0] | [.replayed, .gaps]'
     assert_output "[1250,0]"
 }
 
 @test "the replay counters say what was replayed" {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --withhold 4-6,9 --wait-subs 1 --expect "$T/exp.ndjson"
-    kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s --stats \
+    kvsub -o now -c "$(lines "$T/exp.ndjson")" --idle 5s --stats \
         "ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
     assert_ndjson "$T/out.ndjson"
-    run jq -c '.sources[0] | [.received, .batches, .replayed, .gaps]' \
-        "$T/err"
+    run stats_of "$T/err" '.sources[0] | [.received, .batches, .replayed, .gaps]'
     assert_output '[16,20,4,0]'
 }
 
@@ -240,7 +241,9 @@ withheld_filled() {
 @test "a publisher restart gives a restart record" {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --restart-after 12 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
-    kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s \
+    # -o now: the peer publishes both processes in a burst, and a catch-up
+    # served after the restart would tell the two apart by numbers only.
+    kvsub -o now -c "$(lines "$T/exp.ndjson")" --idle 5s \
         "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
     run jq -c 'select(.type=="restart") | [.seq, .last_seq]' "$T/out.ndjson"
     assert_output '[0,11]'
@@ -250,7 +253,8 @@ withheld_filled() {
 
 @test "batches of a restarted publisher missed before the restart are replayed" {
     # Seqs 0-1 are withheld in both runs of the publisher: the first time
-    # kvsub starts at 2 (the baseline), after the restart it fetches them.
+    # kvsub starts at 2 (the baseline, -o now), after the restart it fetches
+    # them.
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --restart-after 12 --withhold 0,1 --wait-subs 1 --pod pod-a \
         --expect "$T/exp.ndjson"
@@ -258,7 +262,7 @@ withheld_filled() {
     jq -c -s '(map(.type == "restart") | index(true)) as $r
         | to_entries | map(select(.key >= $r or .value.seq >= 2)) | .[].value' \
         "$T/exp.ndjson" >"$T/want.ndjson"
-    kvsub -q -c "$(lines "$T/want.ndjson")" --idle 5s \
+    kvsub -q -o now -c "$(lines "$T/want.ndjson")" --idle 5s \
         "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson"
     assert_ndjson "$T/out.ndjson"
     run jq -c 'select(.type=="restart") | [.seq, .last_seq]' "$T/out.ndjson"
@@ -275,7 +279,8 @@ withheld_filled() {
 @test "garbage payloads give decode_error and the stream goes on" {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --garbage 2,9 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
-    kvsub -c "$(lines "$T/exp.ndjson")" --idle 5s \
+    # -o now: the join is at the first live batch, so stderr is exact.
+    kvsub -o now -c "$(lines "$T/exp.ndjson")" --idle 5s \
         "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
     run same_json "$T/out.ndjson" "$T/exp.ndjson"
     assert_success
@@ -287,6 +292,7 @@ withheld_filled() {
 EOF
     run cat "$T/err"
     assert_output - <<'EOF'
+kvsub: pod-a: joined at seq 0 (replayed 0 batches)
 kvsub: warning: pod-a: seq 2: invalid msgpack byte
 kvsub: warning: pod-a: seq 9: invalid msgpack byte
 EOF
@@ -295,19 +301,20 @@ EOF
 @test "malformed frames give decode_error; replay fills their seqs" {
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
         --bad-frames 4,7 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
-    kvsub -c $(($(lines "$T/exp.ndjson") + 2)) --idle 5s \
+    kvsub -o now -c $(($(lines "$T/exp.ndjson") + 2)) --idle 5s \
         "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err"
     run jq -r 'select(.type=="decode_error") | .error' "$T/out.ndjson"
     assert_output - <<'EOF'
 message has 2 parts, expected 3
-seq frame is 7 bytes, expected 8
+seq frame is 7 bytes, expected 8 or 24
 EOF
     run grep -c '"type":"decode_error".*"seq"' "$T/out.ndjson"
     assert_output 0
     run cat "$T/err"
     assert_output - <<'EOF'
+kvsub: pod-a: joined at seq 0 (replayed 0 batches)
 kvsub: warning: pod-a: message has 2 parts, expected 3
-kvsub: warning: pod-a: seq frame is 7 bytes, expected 8
+kvsub: warning: pod-a: seq frame is 7 bytes, expected 8 or 24
 EOF
     run same_json "$T/out.ndjson" "$T/exp.ndjson" decode_error
     assert_success
@@ -387,14 +394,15 @@ EOF
     run --separate-stderr kvsub --idle 200ms "ipc://$T/nobody"
     assert_success
     assert_output ''
-    assert_equal "$stderr" ''
+    # The only diagnostic: nothing listens there (kvsub_diag.bats).
+    assert_equal "$stderr" "kvsub: warning: ipc://$T/nobody: cannot connect to ipc://$T/nobody: no socket at $T/nobody (is the engine running?) (retrying)"
 }
 
 @test "--duration ends the run" {
     run --separate-stderr kvsub --duration 300ms --stats "ipc://$T/nobody"
     assert_success
     assert_output ''
-    run jq -c '.sources[0].received' <<<"$stderr"
+    run jq -c '.sources[0].received' < <(grep '^{' <<<"$stderr")
     assert_output 0
 }
 
@@ -402,7 +410,8 @@ EOF
     start_peer peer --pub "ipc://$T/pub" --count 2000 --wait-subs 1 --rate 2000
     run bash -c "set -o pipefail; kvsub --idle 5s 'ipc://$T/pub' | head -n 1 >'$T/out.ndjson'"
     assert_success
-    assert_output ''
+    # Nothing about the closed pipe; only the note on where it joined.
+    assert_output "kvsub: ipc://$T/pub: joined at seq 0 (replayed 0 batches)"
     assert_ndjson "$T/out.ndjson"
     run jq -c .seq "$T/out.ndjson"
     assert_output 0
@@ -439,8 +448,11 @@ signal_exit() {
     PIDS+=($kv)
     wait_file "$T/out.ndjson" 20
     kill -USR1 "$kv"
-    wait_file "$T/err" 5
-    run jq -c '.sources[0] | .received > 0' "$T/err"
+    local i=0
+    until grep -q '^{' "$T/err" || [ $((i += 1)) -gt 100 ]; do
+        sleep 0.05
+    done
+    run stats_of "$T/err" '.sources[0] | .received > 0'
     assert_output true
     # Still running, and still writing.
     local n
@@ -517,4 +529,110 @@ signal_exit() {
 @test "the man page has the same sections as --help" {
     run grep -c -E '^\.Sh (OUTPUT|EXIT STATUS|EXAMPLES)' "$KVTAP_TOP/man/kvsub.1"
     assert_output 3
+}
+
+# vLLM's snapshot mode on the live socket (peer --stream-ids): 24-byte seq
+# frames (seq + a 16-byte stream id per publisher process), idle empty
+# batches, and a new stream id as a restart whatever the seq does.
+
+@test "24-byte seq frames decode; lines carry the stream id; idle batches print nothing" {
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 20 \
+        --stream-ids --heartbeats 3,4,5,12 --wait-subs 1 --pod pod-a \
+        --expect "$T/exp.ndjson"
+    run_ndjson "$T/out.ndjson" kvsub -o now -c "$(lines "$T/exp.ndjson")" \
+        --idle 5s --stats "pod-a=ipc://$T/pub,ipc://$T/rep"
+    assert_success
+    run cmp "$T/out.ndjson" "$T/exp.ndjson"
+    assert_success
+    run jq -r -s 'map(.stream) | unique | .[]' "$T/out.ndjson"
+    assert_output "a0a0a0a0a0a0a0a00001020304050607"
+    # The empty batches came, no line and no gap for them.
+    run jq -c '.sources[0] | [.received, .batches, .gaps, .decode_errors]' \
+        < <(grep '^{' "$T/out.ndjson.err")
+    assert_output "[20,20,0,0]"
+    run grep -c '"seq":[345],' "$T/out.ndjson"
+    assert_output 0
+}
+
+@test "a new stream id is a restart even when the seq goes on upward" {
+    # The new process's seqs 0-14 never arrive live: the first one kvsub
+    # sees is 15, above the old process's last (9).  Only the stream id
+    # tells a restart from a gap.
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 30 \
+        --restart-after 10 --withhold-new 0-14 --stream-ids --wait-subs 1 \
+        --pod pod-a --expect "$T/exp.ndjson"
+    run_ndjson "$T/out.ndjson" kvsub -o now -c "$(lines "$T/exp.ndjson")" \
+        --idle 5s "pod-a=ipc://$T/pub,ipc://$T/rep"
+    assert_success
+    run jq -c 'select(.type=="restart") | [.seq, .last_seq, .stream]' \
+        "$T/out.ndjson"
+    assert_output '[0,9,"a1a1a1a1a1a1a1a10001020304050607"]'
+    run grep -F 'kvsub: warning: pod-a: restart: seq 15 after 9 (new stream id)' \
+        <<<"$stderr"
+    assert_success
+    # The restart record carries the ts of the batch that revealed it; the
+    # rest, the new process's 0-14 fetched by replay included, is exact.
+    jq -c 'if .type == "restart" then del(.ts) else . end' "$T/out.ndjson" \
+        >"$T/a.ndjson"
+    jq -c 'if .type == "restart" then del(.ts) else . end' "$T/exp.ndjson" \
+        >"$T/b.ndjson"
+    run cmp "$T/a.ndjson" "$T/b.ndjson"
+    assert_success
+}
+
+# Checks a kvsub output $1 that took one snapshot after a restart or a
+# hole: no gap record; after snapshot_end, the engine batches S+1..$2 each
+# once (S the snapshot's seq, at least $3); prints S.
+snapshot_taken() {
+    jq -e -s -r --argjson last "$2" --argjson min "$3" '
+        (map(.type) | index("snapshot_end")) as $e
+        | .[$e].seq as $s
+        | [.[$e + 1:][] | select(.type|test("^[A-Z]")) | .seq] as $after
+        | if (map(select(.type == "gap")) | length) == 0 and $s >= $min
+             and ($after | unique) == [range($s + 1; $last + 1)]
+          then $s else error("bad") end' "$1"
+}
+
+@test "snapshot mode: a restart is followed by the new process's snapshot" {
+    # The new process's seqs 0-14 do not arrive live and its replay buffer
+    # keeps 3: only its snapshot has them.
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" \
+        --snapshot "ipc://$T/snap" --stream-ids --count 30 --restart-after 10 \
+        --withhold-new 0-14 --buffer 3 --wait-subs 1 --pod pod-a \
+        --expect "$T/exp.ndjson"
+    run_ndjson "$T/out.ndjson" kvsub -o now --idle 1500ms \
+        "pod-a=ipc://$T/pub,ipc://$T/rep,ipc://$T/snap"
+    assert_success
+    run jq -c 'select(.type=="restart") | [.seq, .last_seq, .stream]' \
+        "$T/out.ndjson"
+    assert_output '[0,9,"a1a1a1a1a1a1a1a10001020304050607"]'
+    run snapshot_taken "$T/out.ndjson" 19 15
+    assert_success
+    local s=$output
+    run grep -c "^kvsub: warning: pod-a: snapshot at seq $s (the engine restarted)$" \
+        <<<"$stderr"
+    assert_output 1
+    # The snapshot holds the new process's events up to its seq, in order.
+    run diff <(jq -c --argjson s "$s" 'select(.type|test("^[A-Z]")) | select(.seq == $s and .stream == "a1a1a1a1a1a1a1a10001020304050607") | del(.seq, .i, .ts)' "$T/out.ndjson" | head -n "$(jq -c --argjson s "$s" 'select(.stream == "a1a1a1a1a1a1a1a10001020304050607" and .seq <= $s and (.type|test("^[A-Z]")))' "$T/exp.ndjson" | wc -l)") \
+        <(jq -c --argjson s "$s" 'select(.stream == "a1a1a1a1a1a1a1a10001020304050607" and .seq <= $s and (.type|test("^[A-Z]"))) | del(.seq, .i, .ts)' "$T/exp.ndjson")
+    assert_success
+}
+
+@test "snapshot mode: a hole replay cannot fill is replaced by a snapshot" {
+    start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" \
+        --snapshot "ipc://$T/snap" --stream-ids --count 30 --withhold 10-14 \
+        --buffer 2 --wait-subs 1 --pod pod-a --expect "$T/exp.ndjson"
+    run_ndjson "$T/out.ndjson" kvsub -o now --idle 1500ms \
+        "pod-a=ipc://$T/pub,ipc://$T/rep,ipc://$T/snap"
+    assert_success
+    run snapshot_taken "$T/out.ndjson" 29 15
+    assert_success
+    local s=$output
+    run grep -c "^kvsub: warning: pod-a: snapshot at seq $s (replay cannot fill a gap)$" \
+        <<<"$stderr"
+    assert_output 1
+    # Before the snapshot: batches 0-9 exactly as published.
+    run diff <(jq -c 'select(.type=="snapshot_begin") as $x | empty' "$T/out.ndjson"; jq -c -s '(map(.type) | index("snapshot_begin")) as $b | .[:$b][]' "$T/out.ndjson") \
+        <(jq -c 'select(.seq <= 9)' "$T/exp.ndjson")
+    assert_success
 }

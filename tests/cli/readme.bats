@@ -54,3 +54,25 @@ load helpers
         done
     done
 }
+
+@test "every example uses the engines' ports: PUB 5557, replay 5600 (+rank)" {
+    # vLLM's PUB default is 5557 and its replay socket has none; the
+    # examples use 5600 (docs/protocol.md#configuring-vllm), which rank 1's
+    # PUB (5558) does not collide with (docs/protocol.md#ports-with-data-parallelism).
+    # docs/protocol.md itself explains the collision with 5558, so it is
+    # not scanned.
+    local f bad=0
+    for t in kvsub kvreplay kvindex kvpub; do
+        "$t" --help >"$BATS_TEST_TMPDIR/$t.help"
+    done
+    for f in "$KVTAP_TOP/README.md" "$KVTAP_TOP"/docs/*.md \
+        "$KVTAP_TOP"/man/*.1 "$BATS_TEST_TMPDIR"/*.help; do
+        [ "$f" = "$KVTAP_TOP/docs/protocol.md" ] && continue
+        while read -r hit; do
+            echo "$f: $hit"
+            bad=1
+        done < <(grep -noE 'tcp://[^ ,"'\'']*:[0-9]+' "$f" |
+            grep -vE ':(5557|5600|5601)$')
+    done
+    [ "$bad" = 0 ]
+}

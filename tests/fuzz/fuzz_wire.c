@@ -27,7 +27,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct arena a, a2;
     static struct buf out, enc;
-    const struct ndjson_source src = {{"fuzz", 4}, {NULL, 0}};
+    const struct ndjson_source src = {{"fuzz", 4}, {NULL, 0}, {NULL, 0}};
     char err[256];
 
     for (int engine = 0; engine < 2; engine++) {

@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""An independent engine emulation: a PUB stream and a replay ROUTER.
+"""An independent engine emulation: a PUB stream, a replay ROUTER and,
+optionally, vLLM's snapshot ROUTER.
 
 It publishes KV-cache event batches the way vLLM and SGLang do
-(docs/protocol.md#frames, docs/protocol.md#replay): three frames
-[topic, seq8, payload] on a
-PUB socket, and a ROUTER that answers ["", start8] with one message per
+(docs/protocol.md#frames, #batches, #replay): three frames [topic, seq8,
+payload] on a PUB socket, and a ROUTER that answers ["", start8] with one message per
 buffered batch with seq >= start, then the end marker (seq ff x 8, empty
 payload).  The ROUTER keeps libzmq's default SNDHWM (1000), like the
 engine's, so a client that falls behind loses replies.  It uses only
@@ -16,7 +16,12 @@ out (replay only), --done FILE, --model, --mute-replay, --drop-end N,
 --pub-connect, --replay-drop LIST, --quiet, --atom (a ROUTER in the style of
 ATOM's: replies without the empty delimiter, the end marker's payload
 msgpack([oldest, latest])), --ts0 (the first batch's ts, so that a restarted
-engine process can be told apart by its timestamps).
+engine process can be told apart by its timestamps); and vLLM's snapshot mode
+(docs/protocol.md#snapshots): --stream-ids (24-byte seq frames), --heartbeats
+LIST (empty batches), --snapshot URI and --snapshot-unavailable (the
+snapshot ROUTER, whose snapshot here is every event the current process
+published, 256 per chunk), --withhold-new LIST (seqs of the restarted
+process not sent live).
 """
 
 import argparse
@@ -170,6 +175,18 @@ def main():
     ap.add_argument("--rank", default="0", help='int, or "none" for nil')
     ap.add_argument("--withhold", default="",
                     help="seqs kept for replay but not sent live")
+    ap.add_argument("--withhold-new", default="",
+                    help="seqs the restarted process does not send live")
+    ap.add_argument("--stream-ids", action="store_true",
+                    help="vLLM snapshot mode: 24-byte seq frames, seq + a "
+                    "16-byte stream id per process")
+    ap.add_argument("--snapshot", help="snapshot ROUTER URI (bound): answers "
+                    "any request with [seq, stream id, chunk, ...]")
+    ap.add_argument("--snapshot-unavailable", action="store_true",
+                    help="answer snapshot requests with seq -2")
+    ap.add_argument("--heartbeats", default="",
+                    help="batch indices published empty, [ts, [], rank], "
+                    "like an idle engine in snapshot mode")
     ap.add_argument("--forget", default="",
                     help="seqs neither sent live nor kept for replay")
     ap.add_argument("--buffer", type=int, default=10000,
@@ -223,6 +240,8 @@ def main():
     if args.layout == "v090":
         rank = None
     withhold = parse_list(args.withhold)
+    withhold_new = parse_list(args.withhold_new)
+    heartbeats = parse_list(args.heartbeats)
     forget = parse_list(args.forget)
     garbage = parse_list(args.garbage)
     bad_frames = parse_list(args.bad_frames)
@@ -236,8 +255,10 @@ def main():
         src = []
         for k in range(args.count):
             rng = random.Random(1000003 * k + 17)
-            src.append({"ts": None, "rank": rank,
-                        "events": synth_events(k, args.layout, rng)})
+            events = synth_events(k, args.layout, rng)
+            if k in heartbeats:
+                events = []
+            src.append({"ts": None, "rank": rank, "events": events})
     batches = []
     seq = args.start_seq
     epoch = 0
@@ -276,12 +297,37 @@ def main():
         router.setsockopt(zmq.LINGER, 0)
         router.bind(args.replay)
 
-    state = {"requests": 0}
+    snap = None
+    if args.snapshot:
+        snap = ctx.socket(zmq.ROUTER)
+        snap.setsockopt(zmq.LINGER, 0)
+        snap.bind(args.snapshot)
+    # What the current process published: its last seq and every event, in
+    # order (a snapshot as a replay program: the events, 256 per chunk).
+    state = {"requests": 0, "last": -1, "epoch": 0, "events": [], "ts": TS0}
+
+    def serve_snapshot():
+        while snap is not None:
+            try:
+                frames = snap.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            envelope = frames[:frames.index(b"") + 1] if b"" in frames \
+                else frames[:1]
+            seq = -2 if args.snapshot_unavailable else state["last"]
+            reply = [seq.to_bytes(8, "big", signed=True),
+                     stream_id(state["epoch"])]
+            evs = state["events"] if seq >= 0 else []
+            for k in range(0, len(evs), 256):
+                reply.append(layouts.encode_batch(
+                    state["ts"], evs[k:k + 256], rank, args.layout))
+            snap.send_multipart(envelope + reply)
     buf = collections.deque(maxlen=max(args.buffer, 0) or None)
     if args.buffer == 0:
         buf = collections.deque(maxlen=0)
 
     def serve(timeout_ms):
+        serve_snapshot()
         if router is None:
             if timeout_ms:
                 time.sleep(timeout_ms / 1000.0)
@@ -356,6 +402,7 @@ def main():
             # A new engine process: its replay buffer starts empty.
             buf.clear()
             cur_epoch = epoch
+            state.update(epoch=epoch, last=-1, events=[])
         serve(0)
         if interval:
             next_t += interval
@@ -367,9 +414,16 @@ def main():
         if seq in forget:
             continue
         buf.append((seq, payload))
+        state["last"] = seq
+        state["ts"] = ts
+        state["events"].extend(events)
         if seq in withhold or pub is None:
             continue
+        if epoch == 1 and seq in withhold_new:
+            continue
         s8 = seq.to_bytes(8, "big")
+        if args.stream_ids:
+            s8 += stream_id(epoch)
         if seq in bad_frames:
             if seq % 2 == 0:
                 pub.send_multipart([topic, payload])
@@ -387,8 +441,21 @@ def main():
         pub.close(0)
     if router is not None:
         router.close(0)
+    if snap is not None:
+        snap.close(0)
     ctx.term()
     return 0
+
+
+def stream_id(epoch):
+    """The 16-byte stream id of publisher process number epoch."""
+    return bytes([0xa0 + epoch]) * 8 + bytes(range(8))
+
+
+def with_stream(line, epoch):
+    """line with the "stream" key kvsub adds in snapshot mode."""
+    return line.replace(',"seq":', ',"stream":"%s","seq":'
+                        % stream_id(epoch).hex(), 1)
 
 
 def write_expect(args, batches, garbage):
@@ -400,6 +467,8 @@ def write_expect(args, batches, garbage):
             lines.append(layouts.record_line(
                 args.pod, seq, "restart", rank=brank, ts=ts,
                 model=args.model, last_seq=prev[0]))
+            if args.stream_ids:
+                lines[-1] = with_stream(lines[-1], epoch)
         prev = (seq, epoch)
         if seq in forget:
             continue
@@ -409,9 +478,12 @@ def write_expect(args, batches, garbage):
                 args.pod, seq, "decode_error", rank=None, ts=None,
                 model=args.model, error="*", bytes=len(payload)))
             continue
-        lines.extend(layouts.expected_ndjson(
+        batch = layouts.expected_ndjson(
             args.pod, seq, ts, brank, events, model=args.model,
-            layout=args.layout))
+            layout=args.layout)
+        if args.stream_ids:
+            batch = [with_stream(ln, epoch) for ln in batch]
+        lines.extend(batch)
     tmp = args.expect + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         for ln in lines:

@@ -124,7 +124,7 @@ run_fixture(const char *name)
     if (!CHECK(ok, what))
         goto out;
 
-    struct ndjson_source src = {{"golden", 6}, {NULL, 0}};
+    struct ndjson_source src = {{"golden", 6}, {NULL, 0}, {NULL, 0}};
     b.seq = 7;
     if (wire_decode((const uint8_t *)bin.p, bin.len, &opts, &arena, &b, err,
                     sizeof err) == 0) {

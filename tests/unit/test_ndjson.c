@@ -44,7 +44,7 @@ test_spec_examples(void)
     uint32_t tok[16];
     static const uint8_t ek[] = {0x91, 0xc0}; /* [nil] */
     struct kv_event ev;
-    struct ndjson_source src = {S("pod-a"), NOSTR};
+    struct ndjson_source src = {S("pod-a"), NOSTR, NOSTR};
 
     for (int k = 0; k < 16; k++)
         tok[k] = (uint32_t)k + 1;
@@ -110,7 +110,7 @@ static void
 test_batch_records(void)
 {
     struct kv_event ev[4];
-    struct ndjson_source src = {S("p"), S("m")};
+    struct ndjson_source src = {S("p"), S("m"), NOSTR};
 
     kv_event_init(&ev[0], KV_ALL_BLOCKS_CLEARED);
     ev[0].index = 0;

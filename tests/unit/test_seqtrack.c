@@ -142,6 +142,39 @@ static const struct step edges[] = {
     {1, ADV, 3, 0, 0, 0, 4},
 };
 
+/*
+ * kvsub -o beginning: replay delivered 0..5 before anything was seen live;
+ * the live copies queued meanwhile, seq 0 included, are duplicates, the
+ * first new one is next, and only afterwards can a lower seq be a restart.
+ */
+static const struct step joined[] = {
+    {0, ADV, 0, 0, 0, 0, 1},
+    {0, ADV, 5, 0, 0, 0, 6},
+    {0, LIVE, 0, SEQTRACK_DUP, 0, 0, 6},
+    {0, LIVE, 3, SEQTRACK_DUP, 0, 0, 6},
+    {0, LIVE, 5, SEQTRACK_DUP, 0, 0, 6},
+    {0, LIVE, 6, SEQTRACK_NEXT, 0, 0, 6},
+    {0, ADV, 6, 0, 0, 0, 7},
+    {0, LIVE, 2, SEQTRACK_RESTART, 6, 0, 2},
+    {0, ADV, 2, 0, 0, 0, 3},
+    {1, ADV, 9, 0, 0, 0, 10}, /* replay ended at 9; live starts later */
+    {1, LIVE, 12, SEQTRACK_GAP, 10, 11, 10},
+};
+
+/*
+ * A restart revealed by live seq 15, after which a snapshot at seq 19 was
+ * delivered: the live copies 16-19 queued meanwhile are duplicates.
+ */
+static const struct step resnapshot[] = {
+    {0, LIVE, 40, SEQTRACK_FIRST, 0, 0, 40},
+    {0, ADV, 40, 0, 0, 0, 41},
+    {0, LIVE, 15, SEQTRACK_RESTART, 40, 0, 15},
+    {0, ADV, 19, 0, 0, 0, 20}, /* the snapshot */
+    {0, LIVE, 16, SEQTRACK_DUP, 0, 0, 20},
+    {0, LIVE, 19, SEQTRACK_DUP, 0, 0, 20},
+    {0, LIVE, 20, SEQTRACK_NEXT, 0, 0, 20},
+};
+
 int
 main(void)
 {
@@ -149,6 +182,8 @@ main(void)
         {"F20", f20, sizeof f20 / sizeof f20[0]},
         {"overlap", overlap, sizeof overlap / sizeof overlap[0]},
         {"edges", edges, sizeof edges / sizeof edges[0]},
+        {"joined", joined, sizeof joined / sizeof joined[0]},
+        {"resnapshot", resnapshot, sizeof resnapshot / sizeof resnapshot[0]},
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         run(&tables[i]);

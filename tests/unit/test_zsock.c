@@ -17,32 +17,41 @@ test_spec_parse(void)
         const char *in;
         int rc;
         const char *name, *pub, *replay; /* replay NULL: none */
+        const char *snapshot;            /* NULL: none */
     } cases[] = {
         {"tcp://127.0.0.1:5557", 0, "tcp://127.0.0.1:5557",
-         "tcp://127.0.0.1:5557", NULL},
+         "tcp://127.0.0.1:5557", NULL, NULL},
         {"pod-a=tcp://h:5557,tcp://h:5558", 0, "pod-a", "tcp://h:5557",
-         "tcp://h:5558"},
+         "tcp://h:5558", NULL},
         {"tcp://h:5557,tcp://h:5558", 0, "tcp://h:5557", "tcp://h:5557",
-         "tcp://h:5558"},
-        {"a=ipc:///tmp/x.sock", 0, "a", "ipc:///tmp/x.sock", NULL},
+         "tcp://h:5558", NULL},
+        {"a=ipc:///tmp/x.sock", 0, "a", "ipc:///tmp/x.sock", NULL, NULL},
         {"a=ipc:///tmp/a,b.sock,ipc:///tmp/r", 0, "a", "ipc:///tmp/a,b.sock",
-         "ipc:///tmp/r"},
+         "ipc:///tmp/r", NULL},
         {"inproc://pub,inproc://rep", 0, "inproc://pub", "inproc://pub",
-         "inproc://rep"},
-        {"n=x=tcp://h:1", -1, NULL, NULL, NULL},
-        {"tcp://*:5557", 0, "tcp://*:5557", "tcp://*:5557", NULL},
-        {"", -1, NULL, NULL, NULL},
-        {"=tcp://h:1", -1, NULL, NULL, NULL},
-        {"a=", -1, NULL, NULL, NULL},
-        {"udp://h:1", -1, NULL, NULL, NULL},
-        {"a=http://h:1", -1, NULL, NULL, NULL},
-        {"tcp://", -1, NULL, NULL, NULL},
-        {"tcp://h", -1, NULL, NULL, NULL},
-        {"tcp://h:", -1, NULL, NULL, NULL},
-        {"tcp://:5", -1, NULL, NULL, NULL},
-        {"tcp://h:1,", -1, NULL, NULL, NULL},
-        {"tcp://h:1,h:2", -1, NULL, NULL, NULL},
-        {"tcp://h:1,ws://h:2", -1, NULL, NULL, NULL},
+         "inproc://rep", NULL},
+        {"n=x=tcp://h:1", -1, NULL, NULL, NULL, NULL},
+        {"tcp://*:5557", 0, "tcp://*:5557", "tcp://*:5557", NULL, NULL},
+        {"", -1, NULL, NULL, NULL, NULL},
+        {"=tcp://h:1", -1, NULL, NULL, NULL, NULL},
+        {"a=", -1, NULL, NULL, NULL, NULL},
+        {"udp://h:1", -1, NULL, NULL, NULL, NULL},
+        {"a=http://h:1", -1, NULL, NULL, NULL, NULL},
+        {"tcp://", -1, NULL, NULL, NULL, NULL},
+        {"tcp://h", -1, NULL, NULL, NULL, NULL},
+        {"tcp://h:", -1, NULL, NULL, NULL, NULL},
+        {"tcp://:5", -1, NULL, NULL, NULL, NULL},
+        {"tcp://h:1,", -1, NULL, NULL, NULL, NULL},
+        {"tcp://h:1,h:2", -1, NULL, NULL, NULL, NULL},
+        {"tcp://h:1,ws://h:2", -1, NULL, NULL, NULL, NULL},
+        {"p=tcp://h:5557,tcp://h:5600,tcp://h:5700", 0, "p", "tcp://h:5557",
+         "tcp://h:5600", "tcp://h:5700"},
+        {"ipc:///t/p,ipc:///t/r,x,ipc:///t/s", 0, "ipc:///t/p", "ipc:///t/p",
+         "ipc:///t/r,x", "ipc:///t/s"},
+        {"tcp://h:1,tcp://h:2,udp://h:3", -1, NULL, NULL, NULL, NULL},
+        {"tcp://h:1,ipc:///t/r,x", 0, "tcp://h:1", "tcp://h:1", "ipc:///t/r,x",
+         NULL},
+        {"tcp://h:1,tcp://h:2,tcp://h", -1, NULL, NULL, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct zsock_spec sp;
@@ -70,6 +79,11 @@ test_spec_parse(void)
             CHECK(sp.replay == NULL, what);
         else
             CHECK_STR(sp.replay, cases[i].replay, what);
+        snprintf(what, sizeof what, "spec '%s' snapshot", cases[i].in);
+        if (cases[i].snapshot == NULL)
+            CHECK(sp.snapshot == NULL, what);
+        else
+            CHECK_STR(sp.snapshot, cases[i].snapshot, what);
         zsock_spec_free(&sp);
     }
     zsock_spec_free(NULL);
@@ -124,8 +138,8 @@ test_expand(void)
     struct zsock_spec in, out[3];
     char err[256];
 
-    CHECK(zsock_spec_parse("pod=tcp://h:5557,tcp://h:5657", &in, err,
-                           sizeof err) == 0,
+    CHECK(zsock_spec_parse("pod=tcp://h:5557,tcp://h:5657,tcp://h:5700", &in,
+                           err, sizeof err) == 0,
           "expand: parse");
     CHECK(zsock_spec_expand(&in, 3, out, err, sizeof err) == 0, "expand 3");
     CHECK_STR(out[0].name, "pod/0", "expand rank 0 name");
@@ -133,6 +147,7 @@ test_expand(void)
     CHECK_STR(out[0].pub, "tcp://h:5557", "expand rank 0 pub");
     CHECK_STR(out[1].pub, "tcp://h:5558", "expand rank 1 pub");
     CHECK_STR(out[2].replay, "tcp://h:5659", "expand rank 2 replay");
+    CHECK_STR(out[1].snapshot, "tcp://h:5701", "expand rank 1 snapshot");
     for (int i = 0; i < 3; i++)
         zsock_spec_free(&out[i]);
     zsock_spec_free(&in);
@@ -140,7 +155,7 @@ test_expand(void)
     CHECK(zsock_spec_parse("a=ipc:///tmp/p", &in, err, sizeof err) == 0,
           "expand ipc: parse");
     CHECK(zsock_spec_expand(&in, 1, out, err, sizeof err) == 0 &&
-              out[0].replay == NULL,
+              out[0].replay == NULL && out[0].snapshot == NULL,
           "expand ipc to 1 rank works");
     zsock_spec_free(&out[0]);
     CHECK(zsock_spec_expand(&in, 2, out, err, sizeof err) == -1,
@@ -180,6 +195,10 @@ test_live(void)
     void *ctx = zmq_ctx_new();
     void *a = zmq_socket(ctx, ZMQ_PAIR), *b = zmq_socket(ctx, ZMQ_PAIR);
     uint8_t s5[8], sff[8], s24[24] = {0}, s7[7] = {0};
+    /* seq 5 and stream id 0x10..0x1f. */
+    s24[7] = 5;
+    for (int k = 0; k < 16; k++)
+        s24[8 + k] = (uint8_t)(0x10 + k);
     static const uint8_t payload[] = {0x93, 0xc0, 0x90, 0xc0};
     static const struct {
         int nparts;
@@ -194,7 +213,7 @@ test_live(void)
         {4, 0, "", -1, "F18b 4 parts: rejected"},
         {6, 0, "", -1, "6 parts (more than kept): rejected"},
         {3, 1, "", -1, "F18c 7-byte seq: rejected"},
-        {3, 2, "", -1, "F18d 24-byte seq: rejected"},
+        {3, 2, "", 0, "F18d 24-byte seq (snapshot mode): accepted"},
         {3, 3, "", -1, "F18f end-marker seq on live: rejected"},
         {1, 0, "", -1, "1 part: rejected"},
     };
@@ -212,7 +231,7 @@ test_live(void)
         int n = cases[i].nparts;
         struct zsock_msg m;
         uint64_t seq = 0;
-        const uint8_t *pl = NULL;
+        const uint8_t *pl = NULL, *stream = NULL;
         size_t pllen = 0;
         char err[128] = "";
 
@@ -242,9 +261,16 @@ test_live(void)
         CHECK(m.nparts == n, "nparts counts every part");
         CHECK(m.kept == (n < ZSOCK_MAX_PARTS ? n : ZSOCK_MAX_PARTS),
               "kept is capped at ZSOCK_MAX_PARTS");
-        int rc = zsock_live_parse(&m, &seq, &pl, &pllen, err, sizeof err);
+        int rc =
+            zsock_live_parse(&m, &seq, &stream, &pl, &pllen, err, sizeof err);
         CHECK(rc == cases[i].rc, cases[i].what);
-        if (rc == 0) {
+        if (rc == 0 && cases[i].seq_kind == 2) {
+            /* The snapshot-mode frame: seq 5, then the stream id. */
+            CHECK_U64(seq, 5, "24-byte frame: seq from its first 8 bytes");
+            CHECK(stream != NULL && memcmp(stream, s24 + 8, 16) == 0,
+                  "24-byte frame: the stream id is its last 16 bytes");
+        } else if (rc == 0) {
+            CHECK(stream == NULL, "8-byte frame: no stream id");
             CHECK_U64(seq, 5, "seq decoded big-endian");
             CHECK(pllen == sizeof payload && memcmp(pl, payload, pllen) == 0,
                   "payload borrowed intact");
