@@ -288,12 +288,27 @@ pod_seen(struct kv_index *ix, struct pod *pod, const struct kv_env *env)
 static void
 apply_record(struct kv_index *ix, uint32_t p, enum kv_type t)
 {
-    if (t == KV_GAP) {
-        ix->pods[p].degraded = 1;
-    } else {
+    struct pod *pod = &ix->pods[p];
+
+    switch (t) {
+    case KV_GAP:
+        pod->degraded = 1;
+        break;
+    case KV_SNAPSHOT_END:
+        /* The engine's whole state has arrived: the pod is whole again. */
+        pod->degraded = 0;
+        pod->orphan_run = 0;
+        break;
+    default:
+        /*
+         * A restart, a clear, or an engine snapshot about to be printed:
+         * what the pod held is gone.  Until snapshot_end the pod holds only
+         * part of its state, so it is degraded meanwhile.
+         */
         pod_clear(ix, p);
-        ix->pods[p].degraded = 0;
-        ix->pods[p].orphan_run = 0;
+        pod->degraded = t == KV_SNAPSHOT_BEGIN;
+        pod->orphan_run = 0;
+        break;
     }
 }
 
@@ -331,14 +346,20 @@ index_apply(struct kv_index *ix, const struct kv_env *env,
 
     *why = INDEX_REJ_NONE;
     ix->orphan_alarm = NONE;
+    int record = ev->type == KV_GAP || ev->type == KV_RESTART ||
+                 ev->type == KV_SNAPSHOT_BEGIN || ev->type == KV_SNAPSHOT_END;
     if (ev->type != KV_BLOCK_STORED && ev->type != KV_BLOCK_REMOVED &&
-        ev->type != KV_ALL_BLOCKS_CLEARED && ev->type != KV_GAP &&
-        ev->type != KV_RESTART)
+        ev->type != KV_ALL_BLOCKS_CLEARED && !record)
         return 0;
     if (env->pod.p)
         name = env->pod;
-    if ((ev->type == KV_GAP || ev->type == KV_RESTART) && !env->has_rank &&
-        apply_unranked(ix, env, ev, name))
+    /*
+     * An unranked snapshot record for a pod kvindex does not hold yet has
+     * nothing to reset: the snapshot's own events create the pod.
+     */
+    if (record && !env->has_rank &&
+        (apply_unranked(ix, env, ev, name) || ev->type == KV_SNAPSHOT_BEGIN ||
+         ev->type == KV_SNAPSHOT_END))
         goto done;
     p = pod_intern(ix, name.p, name.n, env->has_rank, env->rank);
     if (p == NONE) {

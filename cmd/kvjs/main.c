@@ -101,7 +101,7 @@ static const char usage_text[] =
     "  130  interrupted by SIGINT; 143 by SIGTERM (after draining)\n"
     "\n"
     "EXAMPLES\n"
-    "  kvsub pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5657 | kvjs pub \\\n"
+    "  kvsub pod-a=tcp://10.0.0.5:5557,tcp://10.0.0.5:5600 | kvjs pub \\\n"
     "      -s nats://n1:4222,nats://n2:4222 --replicas 3 --max-age 24h\n"
     "  kvjs sub -s nats://n1:4222 --durable router-1 --follow |\n"
     "      kvindex serve -s /run/kv.sock\n"

@@ -681,6 +681,28 @@ test_clear_restart_gap(void)
           NULL);
     match_q(ix, NULL, T, 32, NULL, 0);
     CHECK(match_of("a") && !match_of("a")->degraded, "restart clears degraded");
+    /* An engine snapshot replaces the pod's state as a whole. */
+    record(ix, "a", KV_GAP);
+    record(ix, "a", KV_SNAPSHOT_BEGIN);
+    match_q(ix, NULL, T, 32, NULL, 0);
+    CHECK(match_of("a") == NULL && depth_of("b") == 2,
+          "snapshot_begin drops the pod's entries");
+    store(ix,
+          &(struct st){
+              .pod = "a", .h = ha, .n = 2, .tok = T, .ntok = 32, .bs = 16},
+          NULL);
+    match_q(ix, NULL, T, 32, NULL, 0);
+    CHECK(match_of("a") && match_of("a")->degraded,
+          "inside a snapshot the pod is degraded (not whole yet)");
+    record(ix, "a", KV_SNAPSHOT_END);
+    match_q(ix, NULL, T, 32, NULL, 0);
+    CHECK(match_of("a") && !match_of("a")->degraded && depth_of("a") == 2,
+          "snapshot_end: the pod is whole, its snapshot's entries stay");
+    size_t pods = index_pod_count(ix);
+    record(ix, "new", KV_SNAPSHOT_BEGIN);
+    record(ix, "new", KV_SNAPSHOT_END);
+    CHECK_U64(index_pod_count(ix), pods,
+              "an unranked snapshot of a pod not held yet creates no pod");
     record(ix, "b", KV_RESTART);
     CHECK_U64(stats(ix).entries, 2, "restart clears the pod");
     CHECK_U64(index_clear_pod(ix, &(struct index_pod_ref){{"a", 1}, 0, 0}), 2,
