@@ -197,6 +197,27 @@ cli_bad_option(int c, char *const argv[])
     cli_usage_error("unknown option '%s'", arg);
 }
 
+int
+cli_common_option(int c, const char *help)
+{
+    switch (c) {
+    case 'q':
+        cli_verbosity = LOG_ERROR;
+        return 1;
+    case 'v':
+        cli_verbosity = cli_verbosity < LOG_INFO ? LOG_INFO : cli_verbosity + 1;
+        return 1;
+    case 'V':
+        cli_print_version();
+        exit(fflush(stdout) == 0 ? 0 : 1);
+    case 'h':
+        fputs(help, stdout);
+        exit(fflush(stdout) == 0 ? 0 : 1);
+    default:
+        return 0;
+    }
+}
+
 void
 cli_print_version(void)
 {

@@ -75,6 +75,16 @@ double cli_arg_rate(const char *flag, const char *s);
  */
 void cli_bad_option(int c, char *const argv[]) __attribute__((noreturn));
 
+/*
+ * The options every tool spells the same: -q (errors only), -v (repeatable:
+ * info, then debug), -V (version) and -h (help, the tool's --help text).
+ * Returns 1 when c was one of them, 0 otherwise; -V and -h print on stdout
+ * and end the process (exit 0, or 1 when stdout cannot be written).  A
+ * tool's option switch ends with
+ *     default: if (!cli_common_option(c, help)) cli_bad_option(c, argv);
+ */
+int cli_common_option(int c, const char *help);
+
 /* "prog VERSION (libzmq x, msgpack-c y, jansson z)" on stdout. */
 void cli_print_version(void);
 

@@ -338,20 +338,9 @@ cmd_serve(int argc, char **argv)
         case OPT_STATS:
             o.stats = 1;
             break;
-        case 'q':
-            cli_verbosity = 0;
-            break;
-        case 'v':
-            cli_verbosity++;
-            break;
-        case 'h':
-            print_help(help_serve);
-            break;
-        case 'V':
-            cli_print_version();
-            return 0;
         default:
-            cli_bad_option(c, argv);
+            if (!cli_common_option(c, help_serve))
+                cli_bad_option(c, argv);
         }
     }
     o.files = argv + optind;

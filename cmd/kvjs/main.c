@@ -289,7 +289,8 @@ parse_args(int argc, char **argv, struct js_opts *o, int *n)
     int c;
 
     defaults(o);
-    while ((c = getopt_long(argc, argv, "s:fqvhV", long_opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":s:fqvhV", long_opts, NULL)) != -1) {
         if (optarg != NULL && set_value(o, c, optarg) == 0)
             continue;
         switch (c) {
@@ -302,20 +303,13 @@ parse_args(int argc, char **argv, struct js_opts *o, int *n)
         case 'f':
             o->follow = 1;
             break;
-        case 'q':
-            cli_verbosity = 0;
-            break;
-        case 'v':
-            cli_verbosity++;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            exit(0);
         case 'V':
+            /* kvjs's version line names libnats too. */
             print_version();
-            exit(0);
+            exit(fflush(stdout) == 0 ? 0 : 1);
         default:
-            cli_usage_error("unknown option");
+            if (!cli_common_option(c, usage_text))
+                cli_bad_option(c, argv);
         }
     }
     if (optind >= argc)

@@ -87,79 +87,74 @@ struct pub {
 
 enum { W_TIMEOUT, W_READY, W_SIGNAL, W_ERROR };
 
-static void
-usage(FILE *f)
-{
-    fprintf(
-        f,
-        "Usage: kvpub [OPTION]... PUB_URI [REPLAY_URI] [< events.ndjson]\n"
-        "\n"
-        "Publish KV-cache events the way an inference engine does: NDJSON\n"
-        "events are grouped into batches by seq, encoded in an engine's\n"
-        "msgpack layout and sent as [topic, seq, payload] on a PUB socket;\n"
-        "a ROUTER on REPLAY_URI replays the last batches to DEALER clients.\n"
-        "The sockets bind (the ROUTER always does).  seq counts from 0, one\n"
-        "per batch, like the engine's; the input's seq only groups lines.\n"
-        "\n"
-        "Options:\n"
-        "  -c, --connect         connect the PUB socket instead of binding "
-        "it\n"
-        "      --layout L        vllm (default), vllm-array, "
-        "vllm-map-batch, sglang\n"
-        "      --bytes-hashes    publish 32-byte digests where a line has "
-        "block_digests\n"
-        "      --topic T         the topic frame (default: empty)\n"
-        "  -i, --input FILE      read FILE instead of standard input\n"
-        "      --pod NAME        publish only the lines whose pod is NAME\n"
-        "      --synth N         publish N batches of a synthetic busy "
-        "engine instead:\n"
-        "                        shared system prompts, 16-token blocks, "
-        "evictions\n"
-        "      --seed S          seed of --synth (default 0); other seeds "
-        "act as other\n"
-        "                        pods of the same deployment\n"
-        "      --rate N[/s|/m|/h]  batches per second (default: as fast as "
-        "possible)\n"
-        "      --loop            start over at the end of the input, "
-        "forever\n"
-        "      --wait-subs N     publish only once N subscribers joined\n"
-        "      --delay DUR       wait DUR before publishing\n"
-        "      --hold DUR        after the input ends, serve replay for "
-        "DUR\n"
-        "      --buffer N        replay buffer in batches (default 10000)\n"
-        "      --reply-topic     replies carry the topic frame (newer vLLM)\n"
-        "      --snapshot URI    vLLM's snapshot mode: 24-byte seq frames\n"
-        "                        (seq + stream id), an empty batch after 1s\n"
-        "                        idle, and a snapshot ROUTER on URI that\n"
-        "                        answers with every batch published\n"
-        "      --replay-hwm N    the ROUTER's send high-water mark "
-        "(default: libzmq's)\n"
-        "      --stats           counters as one JSON line on stderr at "
-        "exit\n"
-        "  -q, --quiet           errors only\n"
-        "  -v, --verbose         more diagnostics (-vv: debug)\n"
-        "  -V, --version         print the version and exit\n"
-        "  -h, --help            print this help and exit\n"
-        "\n"
-        "Durations: 250ms, 5s, 2m, 1h or a bare number of seconds.\n"
-        "\n"
-        "OUTPUT\n"
-        "  Nothing on stdout.  Diagnostics on stderr; --stats (and SIGUSR1)\n"
-        "  print {\"batches\":N,\"events\":N,\"bytes\":N,...} on stderr.\n"
-        "\n"
-        "EXIT STATUS\n"
-        "  0    the input was published (and --hold is over)\n"
-        "  1    runtime failure: cannot bind/connect, unreadable input\n"
-        "  2    usage error\n"
-        "  130, 143  interrupted by SIGINT / SIGTERM\n"
-        "\n"
-        "EXAMPLES\n"
-        "  kvpub tcp://*:5557 tcp://*:5600 < capture.ndjson\n"
-        "  kvpub --pod pod-a --layout vllm-array --rate 100/s "
-        "--hold 1m \\\n"
-        "        tcp://127.0.0.1:5557 tcp://127.0.0.1:5600 < capture.ndjson\n"
-        "  kvpub --synth 1000 --seed 2 --wait-subs 1 ipc:///tmp/kv.pub\n");
-}
+static const char usage_text[] =
+    "Usage: kvpub [OPTION]... PUB_URI [REPLAY_URI] [< events.ndjson]\n"
+    "\n"
+    "Publish KV-cache events the way an inference engine does: NDJSON\n"
+    "events are grouped into batches by seq, encoded in an engine's\n"
+    "msgpack layout and sent as [topic, seq, payload] on a PUB socket;\n"
+    "a ROUTER on REPLAY_URI replays the last batches to DEALER clients.\n"
+    "The sockets bind (the ROUTER always does).  seq counts from 0, one\n"
+    "per batch, like the engine's; the input's seq only groups lines.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --connect         connect the PUB socket instead of binding "
+    "it\n"
+    "      --layout L        vllm (default), vllm-array, "
+    "vllm-map-batch, sglang\n"
+    "      --bytes-hashes    publish 32-byte digests where a line has "
+    "block_digests\n"
+    "      --topic T         the topic frame (default: empty)\n"
+    "  -i, --input FILE      read FILE instead of standard input\n"
+    "      --pod NAME        publish only the lines whose pod is NAME\n"
+    "      --synth N         publish N batches of a synthetic busy "
+    "engine instead:\n"
+    "                        shared system prompts, 16-token blocks, "
+    "evictions\n"
+    "      --seed S          seed of --synth (default 0); other seeds "
+    "act as other\n"
+    "                        pods of the same deployment\n"
+    "      --rate N[/s|/m|/h]  batches per second (default: as fast as "
+    "possible)\n"
+    "      --loop            start over at the end of the input, "
+    "forever\n"
+    "      --wait-subs N     publish only once N subscribers joined\n"
+    "      --delay DUR       wait DUR before publishing\n"
+    "      --hold DUR        after the input ends, serve replay for "
+    "DUR\n"
+    "      --buffer N        replay buffer in batches (default 10000)\n"
+    "      --reply-topic     replies carry the topic frame (newer vLLM)\n"
+    "      --snapshot URI    vLLM's snapshot mode: 24-byte seq frames\n"
+    "                        (seq + stream id), an empty batch after 1s\n"
+    "                        idle, and a snapshot ROUTER on URI that\n"
+    "                        answers with every batch published\n"
+    "      --replay-hwm N    the ROUTER's send high-water mark "
+    "(default: libzmq's)\n"
+    "      --stats           counters as one JSON line on stderr at "
+    "exit\n"
+    "  -q, --quiet           errors only\n"
+    "  -v, --verbose         more diagnostics (-vv: debug)\n"
+    "  -V, --version         print the version and exit\n"
+    "  -h, --help            print this help and exit\n"
+    "\n"
+    "Durations: 250ms, 5s, 2m, 1h or a bare number of seconds.\n"
+    "\n"
+    "OUTPUT\n"
+    "  Nothing on stdout.  Diagnostics on stderr; --stats (and SIGUSR1)\n"
+    "  print {\"batches\":N,\"events\":N,\"bytes\":N,...} on stderr.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "  0    the input was published (and --hold is over)\n"
+    "  1    runtime failure: cannot bind/connect, unreadable input\n"
+    "  2    usage error\n"
+    "  130, 143  interrupted by SIGINT / SIGTERM\n"
+    "\n"
+    "EXAMPLES\n"
+    "  kvpub tcp://*:5557 tcp://*:5600 < capture.ndjson\n"
+    "  kvpub --pod pod-a --layout vllm-array --rate 100/s "
+    "--hold 1m \\\n"
+    "        tcp://127.0.0.1:5557 tcp://127.0.0.1:5600 < capture.ndjson\n"
+    "  kvpub --synth 1000 --seed 2 --wait-subs 1 ipc:///tmp/kv.pub\n";
 
 static void
 print_stats(const struct pub *p)
@@ -794,21 +789,9 @@ parse_args(int argc, char **argv, struct opts *o)
                                 optarg);
             o->snapshot_uri = optarg;
             break;
-        case 'q':
-            cli_verbosity = LOG_ERROR;
-            break;
-        case 'v':
-            cli_verbosity =
-                cli_verbosity < LOG_INFO ? LOG_INFO : cli_verbosity + 1;
-            break;
-        case 'V':
-            cli_print_version();
-            exit(0);
-        case 'h':
-            usage(stdout);
-            exit(0);
         default:
-            cli_bad_option(c, argv);
+            if (!cli_common_option(c, usage_text))
+                cli_bad_option(c, argv);
         }
     }
     parse_operands(argc, argv, o);

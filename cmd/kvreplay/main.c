@@ -770,20 +770,9 @@ parse_args(int argc, char **argv, struct opts *o)
         case OPT_STATS:
             o->stats = 1;
             break;
-        case 'q':
-            cli_verbosity = 0;
-            break;
-        case 'v':
-            cli_verbosity = cli_verbosity < 2 ? 2 : cli_verbosity + 1;
-            break;
-        case 'V':
-            cli_print_version();
-            exit(0);
-        case 'h':
-            fputs(usage_text, stdout);
-            exit(fflush(stdout) == 0 ? 0 : 1);
         default:
-            cli_bad_option(c, argv);
+            if (!cli_common_option(c, usage_text))
+                cli_bad_option(c, argv);
         }
     }
     if (optind >= argc)

@@ -217,7 +217,8 @@ parse_args(int argc, char **argv, struct opts *o)
     o->random_seed = 1;
     o->hash_seed = "";
     o->scheme = BLOCKKEY_AIBRIX;
-    while ((c = getopt_long(argc, argv, "Hm:qvVh", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":Hm:qvVh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_TSV:
             o->fmt = TABLE_TSV;
@@ -272,21 +273,9 @@ parse_args(int argc, char **argv, struct opts *o)
                                 "tokens",
                                 optarg);
             break;
-        case 'q':
-            cli_verbosity = 0;
-            break;
-        case 'v':
-            cli_verbosity = cli_verbosity < 2 ? 2 : cli_verbosity + 1;
-            break;
-        case 'V':
-            cli_print_version();
-            exit(0);
-        case 'h':
-            fputs(usage_text, stdout);
-            exit(fflush(stdout) == 0 ? 0 : 1);
         default:
-            fprintf(stderr, "Try '%s --help'.\n", cli_prog);
-            exit(2);
+            if (!cli_common_option(c, usage_text))
+                cli_bad_option(c, argv);
         }
     }
     /* getopt_long moved the non-options to the end: command, then files. */
