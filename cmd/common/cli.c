@@ -176,6 +176,16 @@ cli_arg_rate(const char *flag, const char *s)
     return v;
 }
 
+enum kv_engine
+cli_arg_engine(const char *flag, const char *s)
+{
+    if (strcmp(s, "vllm") == 0)
+        return KV_ENGINE_VLLM;
+    if (strcmp(s, "sglang") == 0)
+        return KV_ENGINE_SGLANG;
+    cli_usage_error("%s: expected vllm or sglang, not '%s'", flag, s);
+}
+
 void
 cli_bad_option(int c, char *const argv[])
 {

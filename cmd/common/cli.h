@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "event.h"
 
 enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
@@ -66,6 +67,9 @@ uint64_t cli_arg_size(const char *flag, const char *s, uint64_t min,
 
 /* A rate "N[/s|/m|/h]" in events per second, above 0. */
 double cli_arg_rate(const char *flag, const char *s);
+
+/* An engine name for --engine: "vllm" or "sglang". */
+enum kv_engine cli_arg_engine(const char *flag, const char *s);
 
 /*
  * Ends the process with the usage error for what getopt_long returned when

@@ -757,12 +757,7 @@ parse_args(int argc, char **argv, struct opts *o)
             o->model = optarg;
             break;
         case OPT_ENGINE:
-            if (strcmp(optarg, "vllm") == 0)
-                o->engine = KV_ENGINE_VLLM;
-            else if (strcmp(optarg, "sglang") == 0)
-                o->engine = KV_ENGINE_SGLANG;
-            else
-                cli_usage_error("--engine: '%s' is not vllm or sglang", optarg);
+            o->engine = cli_arg_engine("--engine", optarg);
             break;
         case OPT_DP_SIZE:
             o->dp_size = (int)cli_arg_count("--dp-size", optarg, 1, MAX_DP);

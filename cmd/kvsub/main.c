@@ -312,13 +312,7 @@ parse_args(int argc, char **argv, struct args *a)
             o->model = optarg;
             break;
         case OPT_ENGINE:
-            if (strcmp(optarg, "vllm") == 0)
-                o->engine = KV_ENGINE_VLLM;
-            else if (strcmp(optarg, "sglang") == 0)
-                o->engine = KV_ENGINE_SGLANG;
-            else
-                cli_usage_error("--engine: expected vllm or sglang, not '%s'",
-                                optarg);
+            o->engine = cli_arg_engine("--engine", optarg);
             break;
         case OPT_DP_SIZE:
             a->dp_size = (int)cli_arg_count("--dp-size", optarg, 1, 1024);

@@ -3,6 +3,7 @@
 # on, storage under $BATS_TEST_TMPDIR, ports on 127.0.0.1 picked per test.
 
 load helpers
+bats_require_minimum_version 1.5.0
 load nats
 
 setup() {
@@ -390,7 +391,7 @@ wait_index() {
 }
 
 @test "scripts/demo-cluster: both replicas answer alike and dump alike" {
-    run "$KVTAP_TOP/scripts/demo-cluster"
+    run --separate-stderr "$KVTAP_TOP/scripts/demo-cluster"
     assert_success
     assert_line --regexp '^\{"stream":"KVTAP","messages":900,.*"consumers":2,"replicas":3\}$'
     # The line after each "match:" header is that replica's answer.

@@ -122,3 +122,18 @@ Try '$1 --help'."
     usage_error "kvindex: option '-m' is not valid for dump" \
         kvindex dump -m m
 }
+
+@test "an unknown engine, a bad option, -q/-v/-V: the same in every tool" {
+    usage_error "kvsub: --engine: expected vllm or sglang, not 'trt'" \
+        kvsub --engine trt tcp://h:1
+    usage_error "kvreplay: --engine: expected vllm or sglang, not 'trt'" \
+        kvreplay --engine trt tcp://h:1
+    for t in kvsub kvreplay kvpub kvstat kvjs; do
+        usage_error "$t: unknown option '--bogus'" "$t" --bogus
+        usage_error "$t: unknown option '-Z'" "$t" -Z
+        run --separate-stderr "$t" -V
+        assert_success
+        assert_output --regexp "^$t [0-9]+\.[0-9]+\.[0-9]+ \("
+    done
+    usage_error "kvindex: unknown option '--bogus'" kvindex serve --bogus
+}
