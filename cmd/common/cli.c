@@ -135,10 +135,17 @@ arg_check(const char *flag, const char *s, int rc, uint64_t v, uint64_t min,
 uint64_t
 cli_arg_duration(const char *flag, const char *s, uint64_t min_ms)
 {
+    return cli_arg_duration_in(flag, s, min_ms, CLI_DURATION_MAX_MS);
+}
+
+uint64_t
+cli_arg_duration_in(const char *flag, const char *s, uint64_t min_ms,
+                    uint64_t max_ms)
+{
     uint64_t ms = 0;
     int rc = parse_duration_ms(s, &ms);
 
-    arg_check(flag, s, rc, ms, min_ms, CLI_DURATION_MAX_MS,
+    arg_check(flag, s, rc, ms, min_ms, max_ms,
               "a duration (e.g. 250ms, 5s, 2m)", format_ms);
     return ms;
 }

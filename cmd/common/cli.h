@@ -57,6 +57,10 @@ void cli_usage_error(const char *fmt, ...)
  */
 uint64_t cli_arg_duration(const char *flag, const char *s, uint64_t min_ms);
 
+/* The same for the rare option whose range is another (a retention). */
+uint64_t cli_arg_duration_in(const char *flag, const char *s, uint64_t min_ms,
+                             uint64_t max_ms);
+
 /* A whole number (a count, a seq, a seed) in [min, max]. */
 uint64_t cli_arg_count(const char *flag, const char *s, uint64_t min,
                        uint64_t max);

@@ -164,26 +164,8 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static uint64_t
-num_arg(const char *name, const char *s, uint64_t min, uint64_t max)
-{
-    uint64_t v;
-
-    if (parse_u64(s, min, max, &v) == -1)
-        cli_usage_error("%s %s: not a number in [%llu, %llu]", name, s,
-                        (unsigned long long)min, (unsigned long long)max);
-    return v;
-}
-
-static uint64_t
-dur_arg(const char *name, const char *s)
-{
-    uint64_t ms;
-
-    if (parse_duration_ms(s, &ms) == -1)
-        cli_usage_error("%s %s: not a duration", name, s);
-    return ms;
-}
+/* Retention and the duplicate window may be long: ten years. */
+#define MAX_AGE_MS (3650ull * 24 * 3600 * 1000)
 
 static void
 defaults(struct js_opts *o)
@@ -221,28 +203,30 @@ set_value(struct js_opts *o, int c, const char *a)
         o->prefix = a;
         break;
     case OPT_CONNECT_RETRIES:
-        o->connect_retries = (int)num_arg("--connect-retries", a, 1, 1000);
+        o->connect_retries =
+            (int)cli_arg_count("--connect-retries", a, 1, 1000);
         break;
     case OPT_MAX_AGE:
-        o->max_age_ms = dur_arg("--max-age", a);
+        o->max_age_ms = cli_arg_duration_in("--max-age", a, 0, MAX_AGE_MS);
         break;
     case OPT_MAX_BYTES:
-        o->max_bytes = (int64_t)num_arg("--max-bytes", a, 1, INT64_MAX);
+        o->max_bytes = (int64_t)cli_arg_size("--max-bytes", a, 1, INT64_MAX);
         break;
     case OPT_REPLICAS:
-        o->replicas = (int)num_arg("--replicas", a, 1, 5);
+        o->replicas = (int)cli_arg_count("--replicas", a, 1, 5);
         break;
     case OPT_DUP_WINDOW:
-        o->dup_window_ms = dur_arg("--dup-window", a);
+        o->dup_window_ms =
+            cli_arg_duration_in("--dup-window", a, 0, MAX_AGE_MS);
         break;
     case OPT_MAX_PENDING:
-        o->max_pending = (int64_t)num_arg("--max-pending", a, 1, 1000000);
+        o->max_pending = (int64_t)cli_arg_count("--max-pending", a, 1, 1000000);
         break;
     case OPT_ACK_TIMEOUT:
-        o->ack_timeout = dur_arg("--ack-timeout", a);
+        o->ack_timeout = cli_arg_duration("--ack-timeout", a, 1);
         break;
     case OPT_LINGER:
-        o->linger_ms = dur_arg("--linger", a);
+        o->linger_ms = cli_arg_duration("--linger", a, 0);
         break;
     case OPT_DURABLE:
         o->durable = a;
@@ -257,16 +241,16 @@ set_value(struct js_opts *o, int c, const char *a)
         o->pod = a;
         break;
     case OPT_ACK_WAIT:
-        o->ack_wait_ms = dur_arg("--ack-wait", a);
+        o->ack_wait_ms = cli_arg_duration("--ack-wait", a, 1);
         break;
     case OPT_BATCH:
-        o->fetch_batch = (int)num_arg("--batch", a, 1, 100000);
+        o->fetch_batch = (int)cli_arg_count("--batch", a, 1, 100000);
         break;
     case OPT_BUCKET:
         o->bucket = a;
         break;
     case OPT_JS_SEQ:
-        o->js_seq = num_arg("--js-seq", a, 0, UINT64_MAX);
+        o->js_seq = cli_arg_count("--js-seq", a, 0, UINT64_MAX);
         o->has_js_seq = 1;
         break;
     default:
