@@ -323,6 +323,7 @@ dec_field(struct dec *d, struct kv_event *ev, enum kv_field f)
             return wrong_type(d, f);
         ev->raw[f].p = start;
         ev->raw[f].n = (size_t)(d->c.p - start);
+        ev->raw[f].kind = KV_RAW_MSGPACK;
         break;
     }
     ev->present |= KV_BIT(f);
@@ -386,6 +387,7 @@ unk_add(struct dec *d, struct kv_event *ev, struct unk *u, size_t cap,
                 memcmp(u->v[i].key.p, key.p, key.n) == 0) {
                 u->v[i].val.p = p;
                 u->v[i].val.n = n;
+                u->v[i].val.kind = KV_RAW_MSGPACK;
                 return 0;
             }
         }
@@ -403,6 +405,7 @@ unk_add(struct dec *d, struct kv_event *ev, struct unk *u, size_t cap,
     x->pos = pos;
     x->val.p = p;
     x->val.n = n;
+    x->val.kind = KV_RAW_MSGPACK;
     ev->unknown = u->v;
     ev->n_unknown = u->n;
     return 0;

@@ -1088,6 +1088,59 @@ test_encode_json_raw(void)
     expect_free(rows, n);
 }
 
+/*
+ * The decoder does not clear an event's value slots (docs/ndjson.md's speed
+ * note in wire.c), so every slot it fills must be filled whole: a raw
+ * value's kind once came from whatever the arena held before, and a stale
+ * KV_RAW_JSON made the writer copy msgpack bytes into NDJSON and the
+ * encoder refuse the batch (found by fuzz_wire).
+ */
+static void
+test_raw_kind_over_garbage(void)
+{
+    /* [ts, [{"type":"BlockStored", ..., "extra_keys":[nil], "x":[1]}], 0] */
+    static const uint8_t payload[] =
+        "\x93\xcb\x41\xd9\x54\xfc\x40\x00\x00\x00\x91\x87"
+        "\xa4type\xab"
+        "BlockStored"
+        "\xac"
+        "block_hashes\x91\x01"
+        "\xb1parent_block_hash\xc0"
+        "\xa9token_ids\x92\x01\x02"
+        "\xaa"
+        "block_size\x02"
+        "\xaa"
+        "extra_keys\x91\xc0"
+        "\xa1x\x91\x01"
+        "\x00";
+    struct arena a = {0};
+    struct kv_batch b = {0};
+    struct wire_opts o = {0};
+    struct buf enc = {0};
+    char err[256];
+
+    /* Fill the arena's chunk with 0x01 bytes, then let the decoder reuse it. */
+    void *junk = arena_alloc(&a, 1 << 16);
+    if (!CHECK(junk != NULL, "arena"))
+        return;
+    memset(junk, 1, 1 << 16);
+    arena_reset(&a);
+    int rc =
+        wire_decode(payload, sizeof payload - 1, &o, &a, &b, err, sizeof err);
+    if (!CHECK(rc == 0 && b.n_events == 1, "decode over a dirty arena"))
+        return;
+    const struct kv_event *ev = &b.events[0];
+    CHECK(ev->raw[KV_F_EXTRA_KEYS].kind == KV_RAW_MSGPACK,
+          "extra_keys decoded from the wire is msgpack, whatever was there");
+    CHECK(ev->n_unknown == 1 && ev->unknown[0].val.kind == KV_RAW_MSGPACK,
+          "an unknown key's value is msgpack too");
+    struct wire_enc_opts eo = {WIRE_LAYOUT_VLLM, 0};
+    CHECK(wire_encode(&b, &eo, &enc, err, sizeof err) == 0,
+          "and the batch encodes again");
+    buf_free(&enc);
+    arena_free(&a);
+}
+
 int
 main(void)
 {
@@ -1098,5 +1151,6 @@ main(void)
     test_encode_by_hand();
     test_encode_refuses();
     test_encode_json_raw();
+    test_raw_kind_over_garbage();
     return unit_done();
 }
