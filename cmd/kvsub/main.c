@@ -43,6 +43,8 @@ static const char usage_text[] =
     "      --duration DUR      exit after DUR\n"
     "      --warn-idle DUR     warn about a source silent for DUR (default\n"
     "                          30s; 0: never)\n"
+    "      --stats-interval DUR  every DUR, one line on stderr: per source\n"
+    "                          events/s, gaps, lag and connection state\n"
     "      --replay-timeout DUR  longest wait for a replay reply (default "
     "2s)\n"
     "      --hwm N             SUB receive high-water mark (default "
@@ -118,6 +120,7 @@ enum {
     OPT_HWM,
     OPT_STATS,
     OPT_WARN_IDLE,
+    OPT_STATS_INTERVAL,
     OPT_PROBE
 };
 
@@ -135,6 +138,7 @@ static const struct option long_opts[] = {
     {"replay-timeout", required_argument, NULL, OPT_REPLAY_TIMEOUT},
     {"hwm", required_argument, NULL, OPT_HWM},
     {"warn-idle", required_argument, NULL, OPT_WARN_IDLE},
+    {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
     {"probe", no_argument, NULL, OPT_PROBE},
     {"unbuffered", no_argument, NULL, 'u'},
     {"stats", no_argument, NULL, OPT_STATS},
@@ -332,6 +336,10 @@ parse_args(int argc, char **argv, struct args *a)
         case OPT_REPLAY_TIMEOUT:
             o->replay_timeout_ms =
                 cli_arg_duration("--replay-timeout", optarg, 1);
+            break;
+        case OPT_STATS_INTERVAL:
+            o->stats_interval_ms =
+                cli_arg_duration("--stats-interval", optarg, 1);
             break;
         case OPT_WARN_IDLE:
             o->warn_idle_ms = cli_arg_duration("--warn-idle", optarg, 0);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "cli.h"
@@ -62,6 +63,11 @@ struct source {
     uint64_t snapshot_seq; /* ... taken at this seq */
     char stream_hex[2 * ZSOCK_STREAM_ID_LEN + 1];
     uint64_t first_replayed; /* seq of the first replayed batch */
+    /* For --stats-interval: the newest batch's engine ts, and the events
+     * counted at the previous line. */
+    int has_last_ts;
+    double last_ts;
+    uint64_t events_at_line;
 };
 
 struct kvsub {
@@ -209,6 +215,10 @@ write_payload(struct kvsub *k, struct source *s, uint64_t seq,
     mark = k->out.buf.len;
     ndjson_write_batch(&k->out.buf, &s->nsrc, b);
     s->stats.batches++;
+    if (b->has_ts) {
+        s->has_last_ts = 1;
+        s->last_ts = b->ts;
+    }
     for (size_t i = 0; i < b->n_events; i++) {
         const struct kv_event *ev = &b->events[i];
         if (ev->type == KV_DECODE_ERROR) {
@@ -736,6 +746,79 @@ check_silence(struct kvsub *k, long long now)
     return next;
 }
 
+/* What --stats-interval says of a source's connection. */
+static const char *
+source_state(const struct source *s)
+{
+    if (s->silent)
+        return "silent";
+    switch (s->mon.state) {
+    case KVMON_UP:
+        return "up";
+    case KVMON_DOWN:
+        return "down";
+    default:
+        return "connecting";
+    }
+}
+
+/*
+ * One rolling line on stderr (redis-cli --stat style) for --stats-interval:
+ * per source the events per second since the last line, the gaps so far,
+ * the lag (this machine's clock minus the newest batch's engine ts) and the
+ * connection state.
+ */
+static void
+print_stat_line(struct kvsub *k, long long elapsed_ms)
+{
+    struct timespec now;
+    struct buf b = {0};
+    char part[96];
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    double wall = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    for (int i = 0; i < k->nsrc; i++) {
+        struct source *s = &k->src[i];
+        uint64_t ev = s->stats.events - s->events_at_line;
+        s->events_at_line = s->stats.events;
+        buf_puts(&b, i ? "; " : "");
+        buf_puts(&b, s->spec->name);
+        snprintf(part, sizeof part, " %.0f ev/s, gaps %" PRIu64 ", lag ",
+                 elapsed_ms > 0 ? (double)ev * 1000.0 / (double)elapsed_ms
+                                : 0.0,
+                 s->stats.gaps);
+        buf_puts(&b, part);
+        if (s->has_last_ts)
+            snprintf(part, sizeof part, "%.0fms", (wall - s->last_ts) * 1000.0);
+        else
+            snprintf(part, sizeof part, "-");
+        buf_puts(&b, part);
+        buf_puts(&b, ", ");
+        buf_puts(&b, source_state(s));
+    }
+    if (!b.oom)
+        cli_note("stats: %.*s", (int)b.len, b.p);
+    buf_free(&b);
+}
+
+/*
+ * Prints the stats line when it is due.  Returns the milliseconds until the
+ * next one, or -1 without --stats-interval.
+ */
+static long long
+check_stat_line(struct kvsub *k, long long now, long long *last_line)
+{
+    long long every = (long long)k->o->stats_interval_ms;
+
+    if (every == 0)
+        return -1;
+    if (now - *last_line >= every) {
+        print_stat_line(k, now - *last_line);
+        *last_line = now;
+    }
+    return *last_line + every - now;
+}
+
 /*
  * Reads up to DRAIN_BUDGET live messages of s without blocking.  Returns
  * the number read, or -1 after a receive error (logged).
@@ -773,7 +856,7 @@ static int
 loop(struct kvsub *k, zmq_pollitem_t *items)
 {
     /* The catch-up before the loop was traffic too: idle counts from here. */
-    long long last_rx = cli_now_ms();
+    long long last_rx = cli_now_ms(), last_line = last_rx;
     int nitems = 2 * k->nsrc + 1;
 
     for (int i = 0; i < k->nsrc; i++)
@@ -790,6 +873,9 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
              now - k->start_ms >= (long long)k->o->duration_ms))
             break;
         warn_due = check_silence(k, now);
+        long long line_due = check_stat_line(k, now, &last_line);
+        if (line_due >= 0 && (warn_due < 0 || line_due < warn_due))
+            warn_due = line_due;
         /*
          * Busy: take what is there.  Idle: flush, then block.  The last
          * item is the signal pipe, so a signal always ends the wait.

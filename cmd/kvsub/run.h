@@ -28,6 +28,7 @@ struct kvsub_opts {
     int offset_now;
     uint64_t offset_seq;
     uint64_t warn_idle_ms;      /* warn about a source silent this long */
+    uint64_t stats_interval_ms; /* a rolling stats line this often; 0: off */
     const char *warn_idle_text; /* the same, as the user wrote it */
     int rcvhwm;
     int unbuffered;

@@ -186,3 +186,35 @@ start_peer() {
 [\"replay\",\"down\",\"ipc://$T/nothing: no reply in 500ms\"]
 [\"snapshot\",\"down\",\"the engine has no snapshot to give (seq -2)\"]"
 }
+
+@test "--stats-interval: one line per interval with events/s, gaps, lag and state" {
+    local pub dead
+    pub=tcp://127.0.0.1:$(free_port)
+    dead=tcp://127.0.0.1:$(free_port)
+    kvpub --synth 400 --rate 200/s --wait-subs 1 "$pub" 2>/dev/null &
+    PIDS+=($!)
+    run_ndjson "$T/out.ndjson" kvsub --stats-interval 500ms --duration 2200ms \
+        --warn-idle 0 pod-a="$pub" pod-b="$dead"
+    assert_success
+    grep '^kvsub: stats: ' <<<"$stderr" >"$T/stats" || true
+    # Four intervals fit in 2.2 s; allow one fewer on a busy machine.
+    run wc -l <"$T/stats"
+    [ "$output" -ge 3 ] && [ "$output" -le 4 ]
+    # Every line names both sources in order; pod-b never sent a batch.
+    run grep -cvE '^kvsub: stats: pod-a [0-9]+ ev/s, gaps 0, lag (-|-?[0-9]+ms), (up|down|connecting); pod-b 0 ev/s, gaps 0, lag -, (down|connecting)$' "$T/stats"
+    assert_output 0
+    # The rates add up to no more events than kvsub printed, and to some.
+    local printed counted
+    printed=$(jq -s '[.[] | select(.type == "BlockStored" or .type == "BlockRemoved" or .type == "AllBlocksCleared")] | length' "$T/out.ndjson")
+    counted=$(sed -E 's/^kvsub: stats: pod-a ([0-9]+) ev.*/\1/' "$T/stats" |
+        awk '{ s += $1 * 0.5 } END { printf "%d", s }')
+    [ "$counted" -gt 0 ]
+    [ "$counted" -le $((printed + printed / 10 + 2)) ]
+}
+
+@test "--stats-interval 0 is out of range" {
+    run --separate-stderr kvsub --stats-interval 0 tcp://h:1
+    assert_failure 2
+    assert_equal "$stderr" "kvsub: --stats-interval: '0' is out of range (1ms..168h)
+Try 'kvsub --help'."
+}
