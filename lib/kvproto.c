@@ -16,6 +16,7 @@
 #include "jscan.h"
 #include "kvreport.h"
 #include "snapshot.h"
+#include "vec.h"
 
 /* The version is the Makefile's VERSION, and nowhere else. */
 #ifndef KVTAP_VERSION
@@ -71,26 +72,6 @@ kvproto_free(struct kvproto *p)
     memset(p, 0, sizeof *p);
 }
 
-/* Grows *v (elements of size sz) to hold at least n + 1 elements. */
-static int
-grow(void **v, size_t *cap, size_t n, size_t sz)
-{
-    size_t nc;
-    void *nv;
-
-    if (n < *cap)
-        return 0;
-    nc = *cap ? *cap * 2 : 256;
-    if (nc > SIZE_MAX / sz)
-        return -1;
-    nv = realloc(*v, nc * sz);
-    if (nv == NULL)
-        return -1;
-    *v = nv;
-    *cap = nc;
-    return 0;
-}
-
 /* A string or null (null leaves *out empty). */
 static int
 read_opt_string(struct jscan *s, struct kv_str *out)
@@ -117,8 +98,8 @@ read_tokens(struct kvproto *p, struct jscan *s, struct req *r)
     if (jscan_expect(s, '[') < 0)
         return -1;
     do {
-        if (n == p->tokens_cap && grow((void **)&p->tokens, &p->tokens_cap, n,
-                                       sizeof *p->tokens) < 0) {
+        if (n == p->tokens_cap && vec_grow((void **)&p->tokens, &p->tokens_cap,
+                                           n + 1, sizeof *p->tokens) < 0) {
             snprintf(s->err, s->errlen, "out of memory");
             return -1;
         }
@@ -147,8 +128,8 @@ read_hashes(struct kvproto *p, struct jscan *s, size_t base, size_t *n)
         first = 0;
         if (jscan_hash(s, &v) < 0)
             return -1;
-        if (grow((void **)&p->u64s, &p->u64s_cap, base + *n, sizeof *p->u64s) <
-            0) {
+        if (vec_grow((void **)&p->u64s, &p->u64s_cap, base + *n + 1,
+                     sizeof *p->u64s) < 0) {
             snprintf(s->err, s->errlen, "out of memory");
             return -1;
         }
@@ -198,8 +179,8 @@ read_pods(struct kvproto *p, struct jscan *s, struct req *r)
         } else if (jscan_string(s, &ref.pod) < 0) {
             return -1;
         }
-        if (grow((void **)&p->pods, &p->pods_cap, r->n_pods, sizeof *p->pods) <
-            0) {
+        if (vec_grow((void **)&p->pods, &p->pods_cap, r->n_pods + 1,
+                     sizeof *p->pods) < 0) {
             snprintf(s->err, s->errlen, "out of memory");
             return -1;
         }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ndjson_read.h"
+#include "vec.h"
 
 /* A batch of many stores fits easily; a runaway line does not. */
 #define INPUT_MAX_LINE (64u << 20)
@@ -108,14 +109,9 @@ finish(struct input *in, struct kv_batch *b)
 static int
 append(struct input *in, const struct kv_event *ev)
 {
-    if (in->n_ev == in->cap_ev) {
-        size_t cap = in->cap_ev ? 2 * in->cap_ev : 16;
-        struct kv_event *p = realloc(in->ev, cap * sizeof *p);
-        if (p == NULL)
-            return -1;
-        in->ev = p;
-        in->cap_ev = cap;
-    }
+    if (vec_grow((void **)&in->ev, &in->cap_ev, in->n_ev + 1, sizeof *in->ev) ==
+        -1)
+        return -1;
     in->ev[in->n_ev] = *ev;
     in->ev[in->n_ev].index = (uint32_t)in->n_ev;
     in->n_ev++;

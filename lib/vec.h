@@ -1,9 +1,9 @@
 /*
- * vec.h - growing the plain arrays kvstat keeps.  The caller owns the
- * array and frees it with free().
+ * vec.h - growing a plain array by doubling, the one way every module
+ * does it.  The caller owns the array and frees it with free().
  */
-#ifndef KVSTAT_VEC_H
-#define KVSTAT_VEC_H
+#ifndef KVTAP_VEC_H
+#define KVTAP_VEC_H
 
 #include <stddef.h>
 
