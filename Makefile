@@ -10,6 +10,7 @@
 #   make demo-cluster    the same across a 3-server NATS JetStream cluster
 #   make bench           benchmarks (ratios against baselines, same run)
 #   make SANITIZE=address,undefined test
+#   make san-check       clang ASan+UBSan build: unit tests + edge-case CLI
 #   make install PREFIX=/usr/local DESTDIR=
 #   make format | format-check | lint | clean
 #
@@ -28,7 +29,10 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 comma    := ,
 ifdef SANITIZE
-BUILD    := build/san-$(subst $(comma),-,$(SANITIZE))
+# The compiler is part of the directory: gcc's and clang's sanitizer builds
+# check different things (gcc's "undefined" leaves float-cast-overflow out),
+# so both are kept and neither overwrites the other.
+BUILD    := build/san-$(notdir $(firstword $(CC)))-$(subst $(comma),-,$(SANITIZE))
 BIN      := $(BUILD)/bin
 OPT      := -O1 -g -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 SANLD    := -fsanitize=$(SANITIZE)
@@ -68,7 +72,8 @@ UNIT_HOBJ  := $(UNIT_HELP:%.c=$(BUILD)/%.o)
 BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all tools tests deps test unit cli demo demo-cluster bench install \
-        uninstall format format-check lint clean fuzz fuzz-build check-docs
+        uninstall format format-check lint clean fuzz fuzz-build check-docs \
+        san-check
 
 all: tools tests
 
@@ -184,6 +189,17 @@ fuzz: fuzz-build
 	        -artifact_prefix=build/fuzz/$$n- $$c tests/data/fixtures || \
 	        { echo "fuzz: $$n found a crash (build/fuzz/$$n-*)"; rc=1; }; \
 	done; exit $$rc
+
+# The clang sanitizer build (ASan and UBSan; clang's UBSan checks the
+# float-to-integer casts that gcc's leaves out) over every unit test and the
+# CLI files that push edge values and hostile input through the tools.  CI
+# runs it (.ci/run).
+SAN_DIR := build/san-clang-address-undefined
+SAN_CLI ?= tests/cli/extremes.bats tests/cli/kvindex.bats tests/cli/peer.bats
+san-check: deps
+	@$(MAKE) --no-print-directory CC=clang SANITIZE=address,undefined all
+	@KVTAP_BIN=$(abspath $(SAN_DIR))/bin KVTAP_BUILD=$(abspath $(SAN_DIR)) \
+	    scripts/run-tests $(SAN_DIR)/tests/test_* $(SAN_CLI)
 
 # Every docs/ citation in lib/ cmd/ tests/ bench/ scripts/ must name a file
 # and heading that exist.  `make test` counts it as one more test

@@ -58,8 +58,9 @@ enum mpk_err {
 static inline void
 mpk_init(struct mpk *c, const uint8_t *p, size_t n)
 {
+    /* An empty payload may come as (NULL, 0), and NULL + 0 is undefined. */
     c->p = p;
-    c->end = p + n;
+    c->end = p != NULL ? p + n : p;
 }
 
 static inline size_t

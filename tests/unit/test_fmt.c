@@ -203,7 +203,7 @@ test_doubles(void)
             if (strtod(want, NULL) == vals[k])
                 break;
         }
-        if (vals[k] == (double)(int64_t)vals[k] && fabs(vals[k]) < 9.0e15)
+        if (fabs(vals[k]) < 9.0e15 && vals[k] == (double)(int64_t)vals[k])
             snprintf(want, sizeof want, "%" PRId64, (int64_t)vals[k]);
         if (strcmp(got, want) != 0) {
             ok = 0;

@@ -206,8 +206,8 @@ test_lengths(void)
     const size_t big = (size_t)PACK_MAX_LEN + 1;
     static const char *const errors[] = {
         "string length of 4294967296 exceeds msgpack's limit of 4294967295",
-        "byte string length of 4294967296 exceeds msgpack's limit of "
-        "4294967295",
+        ("byte string length of 4294967296 exceeds msgpack's limit of "
+         "4294967295"),
         "array length of 4294967296 exceeds msgpack's limit of 4294967295",
         "map size of 4294967296 exceeds msgpack's limit of 4294967295",
     };
