@@ -5,7 +5,7 @@
 #                        (KVTAP_TEST_JOBS=N files at once, default 3;
 #                        and the citation lint, scripts/check-docs)
 #   make fuzz-build      compile the libFuzzer harnesses (needs clang)
-#   make fuzz FUZZ_SECONDS=60   run each harness that long
+#   make fuzz FUZZ_SECONDS=60   run each harness that long (corpus: tests/fuzz)
 #   make demo            the whole pipeline on a simulated engine
 #   make demo-cluster    the same across a 3-server NATS JetStream cluster
 #   make bench           benchmarks (ratios against baselines, same run)
@@ -72,7 +72,7 @@ UNIT_HOBJ  := $(UNIT_HELP:%.c=$(BUILD)/%.o)
 BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all tools tests deps test unit cli demo demo-cluster bench install \
-        uninstall format format-check lint clean fuzz fuzz-build check-docs \
+        uninstall format format-check lint clean fuzz fuzz-build fuzz-merge check-docs \
         san-check
 
 all: tools tests
@@ -164,9 +164,12 @@ lint:
 
 # libFuzzer harnesses (need clang): every tests/fuzz/fuzz_NAME.c is built
 # against all of lib/, so a new harness or a new lib file needs no edit
-# here.  `make fuzz-build` only compiles and links them (CI runs it);
-# `make fuzz` runs each for FUZZ_SECONDS, one after the other, with its
-# corpus in build/fuzz/corpus/NAME seeded from the golden fixtures.
+# here.  `make fuzz-build` only compiles and links them.  `make fuzz` runs
+# each for FUZZ_SECONDS (CI: 45), one after the other.  Each starts from
+# the corpus kept in the repository, tests/fuzz/corpus/NAME, plus the golden
+# fixtures, and writes what it finds to build/fuzz/corpus/NAME; `make
+# fuzz-merge` folds those finds back into tests/fuzz/corpus (the smallest
+# set that covers the same code), to be committed after a long run.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
@@ -183,12 +186,19 @@ fuzz-build: $(FUZZ_BINS)
 
 fuzz: fuzz-build
 	@rc=0; for f in $(FUZZ_BINS); do \
-	    n=$${f##*/}; c=build/fuzz/corpus/$$n; mkdir -p $$c; \
+	    n=$${f##*/}; c=build/fuzz/corpus/$$n; mkdir -p $$c tests/fuzz/corpus/$$n; \
 	    echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	        -artifact_prefix=build/fuzz/$$n- $$c tests/data/fixtures || \
+	        -artifact_prefix=build/fuzz/$$n- $$c tests/fuzz/corpus/$$n \
+	        tests/data/fixtures || \
 	        { echo "fuzz: $$n found a crash (build/fuzz/$$n-*)"; rc=1; }; \
 	done; exit $$rc
+
+fuzz-merge: fuzz-build
+	@for f in $(FUZZ_BINS); do \
+	    n=$${f##*/}; mkdir -p tests/fuzz/corpus/$$n build/fuzz/corpus/$$n; \
+	    $$f -merge=1 tests/fuzz/corpus/$$n build/fuzz/corpus/$$n; \
+	done
 
 # The clang sanitizer build (ASan and UBSan; clang's UBSan checks the
 # float-to-integer casts that gcc's leaves out) over every unit test and the
