@@ -625,8 +625,12 @@ jscan_tokens(struct jscan *s, int first, uint32_t *dst, size_t room,
     }
 }
 
-int
-jscan_member(struct jscan *s, int first, struct kv_str *key)
+/*
+ * Consumes what comes before an object member: 0 when the object ends
+ * here (its '}' consumed), 1 when a member name is due, -1 on error.
+ */
+static int
+member_due(struct jscan *s, int first)
 {
     int c = jscan_peek(s);
 
@@ -639,6 +643,16 @@ jscan_member(struct jscan *s, int first, struct kv_str *key)
             return fail_at(s, s->i, JSCAN_E_OBJECT_SEP);
         s->i++;
     }
+    return 1;
+}
+
+int
+jscan_member(struct jscan *s, int first, struct kv_str *key)
+{
+    int r = member_due(s, first);
+
+    if (r <= 0)
+        return r;
     if (jscan_string(s, key) < 0 || jscan_expect(s, ':') < 0)
         return -1;
     return 1;
@@ -761,13 +775,35 @@ skip_scalar(struct jscan *s, char *open)
     }
 }
 
+/*
+ * jscan_member for jscan_skip: the name is checked like every skipped string
+ * (escapes, UTF-8) and not decoded, since nobody reads it.  An echoed
+ * request id is skipped text, and a name in it that is not UTF-8 would make
+ * the reply invalid JSON.
+ */
+static int
+skip_member(struct jscan *s, int first)
+{
+    size_t start, end;
+    int esc, r = member_due(s, first);
+
+    if (r <= 0)
+        return r;
+    if (jscan_peek(s) != '"')
+        return fail_at(s, s->i, JSCAN_E_NOT_STRING);
+    start = s->i + 1;
+    if (scan_string(s, &end, &esc) < 0 ||
+        check_string(s, start, end, esc) < 0 || jscan_expect(s, ':') < 0)
+        return -1;
+    return 1;
+}
+
 int
 jscan_skip(struct jscan *s, struct kv_str *raw)
 {
     /* The open containers, innermost last. */
     char stack[JSCAN_MAX_DEPTH];
     size_t depth = 0, start;
-    struct kv_str key;
     char open;
     int r;
 
@@ -782,19 +818,19 @@ jscan_skip(struct jscan *s, struct kv_str *raw)
             if (depth == JSCAN_MAX_DEPTH)
                 return fail_at(s, s->i - 1, JSCAN_E_DEPTH);
             stack[depth++] = open;
-            r = open == '{' ? jscan_member(s, 1, &key) : jscan_element(s, 1);
+            r = open == '{' ? skip_member(s, 1) : jscan_element(s, 1);
         } else {
             r = 0;
             if (depth == 0)
                 break;
-            r = stack[depth - 1] == '{' ? jscan_member(s, 0, &key)
+            r = stack[depth - 1] == '{' ? skip_member(s, 0)
                                         : jscan_element(s, 0);
         }
         /* Close every container that ends here. */
         while (r == 0) {
             if (--depth == 0)
                 goto done;
-            r = stack[depth - 1] == '{' ? jscan_member(s, 0, &key)
+            r = stack[depth - 1] == '{' ? skip_member(s, 0)
                                         : jscan_element(s, 0);
         }
         if (r < 0)
