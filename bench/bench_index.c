@@ -680,6 +680,47 @@ report(const char *name, const struct result *r)
                r->chain_ref_ns / r->chain_ns);
 }
 
+/*
+ * Appends one figure to the table `make bench` ends with (bench/summary.py
+ * reads the file KVTAP_BENCH_SUMMARY names; ratio < 0 prints as "-").
+ */
+static void
+summary_add(const char *key, const char *now_text, double ratio)
+{
+    const char *path = getenv("KVTAP_BENCH_SUMMARY");
+    FILE *f;
+
+    if (path == NULL || *path == '\0' || (f = fopen(path, "a")) == NULL)
+        return;
+    if (ratio < 0)
+        fprintf(f, "%s\t%s\t-\n", key, now_text);
+    else
+        fprintf(f, "%s\t%s\t%.4f\n", key, now_text, ratio);
+    fclose(f);
+}
+
+/* The figures of issue 12 this benchmark measures, for one workload. */
+static void
+summary_figures(int shared, const struct result *ix)
+{
+    char t[64];
+
+    snprintf(t, sizeof t, "%.2f us", ix->match_ns_mean / 1e3);
+    summary_add(shared ? "match_tokens_shared" : "match_tokens_unique", t,
+                5000.0 / ix->match_ns_mean);
+    if (shared && ix->chain_ns > 0) {
+        snprintf(t, sizeof t, "%.2f us (%.2fx ref)", ix->chain_ns / 1e3,
+                 ix->chain_ref_ns / ix->chain_ns);
+        summary_add("block_keys", t, -1);
+    }
+    if (!shared) {
+        double b = (double)ix->rss_delta / (double)ix->entries;
+
+        snprintf(t, sizeof t, "%.1f B", b);
+        summary_add("rss", t, 64.0 / b);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -777,6 +818,8 @@ main(int argc, char **argv)
                    ix.entries, nv.entries);
         if (ix.chain_ns < 0)
             rc = 1;
+        if (!quick && ix.ok && w.scheme == BLOCKKEY_AIBRIX)
+            summary_figures(shared, &ix);
         if (ix.mean_depth != nv.mean_depth) {
             printf("  MISMATCH: mean best depth differs\n");
             rc = 1;
