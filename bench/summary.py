@@ -56,15 +56,17 @@ def table(path, load):
                 got[k] = (now, ratio)
     except FileNotFoundError:
         pass
-    w = max(len(what) for _, what, _ in FIGURES)
-    print("%-*s  %-16s  %-9s  %s" % (w, "what", "now", "target",
-                                      "ratio (>= 1 meets)"))
-    print("%s  %s  %s  %s" % ("-" * w, "-" * 16, "-" * 9, "-" * 18))
-    for key, what, target in FIGURES:
-        now, ratio = got.get(key, ("not measured", "-"))
+    rows = [(what, got.get(key, ("not measured", "-"))[0], target,
+             got.get(key, ("", "-"))[1]) for key, what, target in FIGURES]
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    print("%-*s  %-*s  %-*s  %s" % (w[0], "what", w[1], "now", w[2],
+                                    "target", "ratio (>= 1 meets)"))
+    print("  ".join("-" * n for n in w + [18]))
+    for what, now, target, ratio in rows:
         if ratio not in ("-", ""):
             ratio = "%.2f" % float(ratio)
-        print("%-*s  %-16s  %-9s  %s" % (w, what, now, target, ratio))
+        print("%-*s  %-*s  %-*s  %s" % (w[0], what, w[1], now, w[2], target,
+                                        ratio))
     if load:
         print("(load average %s while it ran)" % load)
 
