@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "blockkey.h"
 #include "index.h"
 
@@ -54,6 +56,7 @@ struct result {
     long rss_delta;
     double match_ns_mean, match_ns_p50, match_ns_p99; /* mean: CPU time */
     double keys_match_ns_mean;
+    double chain_ns, chain_ref_ns; /* keys of one prompt: ours, reference */
     double mean_depth;
     int ok;
 };
@@ -412,6 +415,87 @@ cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/*
+ * The reference chain, the way blockkey.c computed keys before its lanes:
+ * per block, the byte string (LE64 parent, BE32 tokens for aibrix; LE32
+ * tokens then LE64 parent and local for dynamo) built and hashed whole by
+ * libxxhash.  llmd has no lanes; its reference is blockkey_next.
+ */
+static void
+ref_chain(const struct blockkey_cfg *c, const uint32_t *t, uint64_t *out)
+{
+    uint8_t buf[8 + 4 * BS];
+
+    for (size_t i = 0; i < BLOCKS; i++) {
+        const uint32_t *bt = t + i * BS;
+        uint64_t parent = i ? out[i - 1] : c->seed, local;
+
+        if (c->scheme == BLOCKKEY_LLMD) {
+            out[i] = blockkey_next(c, i ? &out[i - 1] : NULL, bt, BS);
+            continue;
+        }
+        if (c->scheme == BLOCKKEY_DYNAMO) {
+            memcpy(buf, bt, 4 * BS); /* LE32: the host's order here */
+            local = XXH3_64bits_withSeed(buf, 4 * BS, 1337);
+            if (i) {
+                memcpy(buf, &parent, 8);
+                memcpy(buf + 8, &local, 8);
+                local = XXH3_64bits_withSeed(buf, 16, 1337);
+            }
+            out[i] = local;
+            continue;
+        }
+        memcpy(buf, &parent, 8);
+        for (size_t j = 0; j < BS; j++) {
+            uint32_t be = __builtin_bswap32(bt[j]);
+
+            memcpy(buf + 8 + 4 * j, &be, 4);
+        }
+        out[i] = XXH64(buf, sizeof buf, c->seed);
+    }
+}
+
+/* CPU ns per prompt of the reference chain and of blockkey_chain over the
+ * queries' prompts; -1 in chain_ns when they give other keys. */
+static void
+run_chain(const struct workload *w, struct result *r)
+{
+    struct blockkey_cfg c = {w->scheme, 0, blockkey_llmd_root("", 0, "m", 1)};
+    uint64_t a[BLOCKS], b[BLOCKS], sink = 0;
+    double t0;
+
+    for (uint32_t q = 0; q < w->n_queries; q += 97) {
+        const uint32_t *t =
+            w->tokens + (size_t)(mix(q + 12345) % w->docs) * BLOCKS * BS;
+
+        ref_chain(&c, t, a);
+        blockkey_chain(&c, NULL, t, BLOCKS * BS, BS, b);
+        if (memcmp(a, b, sizeof a) != 0) {
+            r->chain_ns = -1;
+            return;
+        }
+    }
+    t0 = now();
+    for (uint32_t q = 0; q < w->n_queries; q++) {
+        ref_chain(&c,
+                  w->tokens + (size_t)(mix(q + 12345) % w->docs) * BLOCKS * BS,
+                  a);
+        sink += a[BLOCKS - 1];
+    }
+    r->chain_ref_ns = (now() - t0) / w->n_queries * 1e9;
+    t0 = now();
+    for (uint32_t q = 0; q < w->n_queries; q++) {
+        blockkey_chain(&c, NULL,
+                       w->tokens +
+                           (size_t)(mix(q + 12345) % w->docs) * BLOCKS * BS,
+                       BLOCKS * BS, BS, b);
+        sink += b[BLOCKS - 1];
+    }
+    r->chain_ns = (now() - t0) / w->n_queries * 1e9;
+    if (sink == 42)
+        printf(" "); /* keeps the loops from being optimised away */
+}
+
 static void
 run_index(const struct workload *w, uint64_t max_blocks, struct result *r)
 {
@@ -488,6 +572,7 @@ run_index(const struct workload *w, uint64_t max_blocks, struct result *r)
     index_free(x->ix);
     free(x);
     free(lat);
+    run_chain(w, r);
 }
 
 static void
@@ -586,6 +671,54 @@ report(const char *name, const struct result *r)
     if (r->keys_match_ns_mean > 0)
         printf("  %-22s match (keys given) mean %.2f us\n", "",
                r->keys_match_ns_mean / 1e3);
+    if (r->chain_ns < 0)
+        printf("  %-22s MISMATCH: block keys differ from the reference\n", "");
+    else if (r->chain_ns > 0)
+        printf("  %-22s block keys of a prompt: %.2f us (reference, one "
+               "libxxhash call per block: %.2f us; %.2fx as fast)\n",
+               "", r->chain_ns / 1e3, r->chain_ref_ns / 1e3,
+               r->chain_ref_ns / r->chain_ns);
+}
+
+/*
+ * Appends one figure to the table `make bench` ends with (bench/summary.py
+ * reads the file KVTAP_BENCH_SUMMARY names; ratio < 0 prints as "-").
+ */
+static void
+summary_add(const char *key, const char *now_text, double ratio)
+{
+    const char *path = getenv("KVTAP_BENCH_SUMMARY");
+    FILE *f;
+
+    if (path == NULL || *path == '\0' || (f = fopen(path, "a")) == NULL)
+        return;
+    if (ratio < 0)
+        fprintf(f, "%s\t%s\t-\n", key, now_text);
+    else
+        fprintf(f, "%s\t%s\t%.4f\n", key, now_text, ratio);
+    fclose(f);
+}
+
+/* The figures of issue 12 this benchmark measures, for one workload. */
+static void
+summary_figures(int shared, const struct result *ix)
+{
+    char t[64];
+
+    snprintf(t, sizeof t, "%.2f us", ix->match_ns_mean / 1e3);
+    summary_add(shared ? "match_tokens_shared" : "match_tokens_unique", t,
+                5000.0 / ix->match_ns_mean);
+    if (shared && ix->chain_ns > 0) {
+        snprintf(t, sizeof t, "%.2f us (%.2fx ref)", ix->chain_ns / 1e3,
+                 ix->chain_ref_ns / ix->chain_ns);
+        summary_add("block_keys", t, -1);
+    }
+    if (!shared) {
+        double b = (double)ix->rss_delta / (double)ix->entries;
+
+        snprintf(t, sizeof t, "%.1f B", b);
+        summary_add("rss", t, 64.0 / b);
+    }
 }
 
 int
@@ -666,9 +799,10 @@ main(int argc, char **argv)
             nv.match_ns_mean / ix.match_ns_mean,
             (double)nv.rss_delta / (double)(ix.rss_delta ? ix.rss_delta : 1));
         printf("  vs targets (<= 1 meets): 2M blocks/s / apply %.2f, match "
-               "with keys / 5 us %.2f, RSS per entry / 64 B %.2f\n",
+               "from tokens / 5 us %.2f, match with keys / 5 us %.2f, RSS per "
+               "entry / 64 B %.2f\n",
                2e6 / (ix.blocks_applied / ix.apply_s),
-               ix.keys_match_ns_mean / 5000.0,
+               ix.match_ns_mean / 5000.0, ix.keys_match_ns_mean / 5000.0,
                (double)ix.rss_delta / (double)ix.entries / 64.0);
         if (shared) {
             if (measure(&w, 0, ix.entries / 2, &capped) != 0)
@@ -682,6 +816,10 @@ main(int argc, char **argv)
         if (ix.entries != nv.entries)
             printf("  note: entry counts differ (%" PRIu64 " vs %" PRIu64 ")\n",
                    ix.entries, nv.entries);
+        if (ix.chain_ns < 0)
+            rc = 1;
+        if (!quick && ix.ok && w.scheme == BLOCKKEY_AIBRIX)
+            summary_figures(shared, &ix);
         if (ix.mean_depth != nv.mean_depth) {
             printf("  MISMATCH: mean best depth differs\n");
             rc = 1;

@@ -10,10 +10,12 @@
  *     would do), printed as a ratio;
  *   - lines_fill/lines_next + ndjson_parse_line from a file (kvindex's
  *     ingest path without the index).
- * With a FILE argument the stream is also saved there as NDJSON.
+ * With a FILE argument the stream is also saved there as NDJSON; with -r
+ * FILE only FILE's lines are parsed (bench/60's reader share).
  * Each figure is the best of three runs in CPU time, because the machines
  * are shared.
  */
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +147,85 @@ make_stream(struct stream *s)
     }
 }
 
+/*
+ * kvindex's ingest path without the index: lines_fill/lines_next and
+ * ndjson_parse_line over the file fd, best of RUNS in CPU seconds.  Counts
+ * into *bad the lines that are not events, and a run that does not see
+ * want lines (want 0: whatever the first run saw).
+ */
+static double
+parse_fd(int fd, struct arena *a, size_t want, size_t *bad)
+{
+    double best = 1e9;
+
+    for (int run = 0; run < RUNS; run++) {
+        struct lines l;
+        size_t got = 0;
+        lseek(fd, 0, SEEK_SET);
+        lines_init(&l, fd, 1 << 20);
+        double t0 = now();
+        for (;;) {
+            const char *ln;
+            size_t n;
+            int rc;
+            while ((rc = lines_next(&l, &ln, &n)) != LINES_NONE) {
+                struct kv_env env;
+                struct kv_event ev;
+                char err[128];
+                arena_reset(a);
+                if (rc != LINES_OK ||
+                    ndjson_parse_line(ln, n, a, &env, &ev, err, sizeof err) !=
+                        NDJSON_EVENT)
+                    (*bad)++;
+                got++;
+            }
+            if (l.eof || lines_fill(&l) < 0)
+                break;
+        }
+        double dt = now() - t0;
+        if (want == 0)
+            want = got;
+        if (got != want)
+            (*bad)++;
+        if (dt < best)
+            best = dt;
+        lines_free(&l);
+    }
+    return best;
+}
+
+/*
+ * bench_ingest -r FILE: the parse side of bench/60's ingest alone, one
+ * line "parse N events X events per CPU second", so the script can tell
+ * the reader's share of kvindex serve's CPU from the index's.
+ */
+static int
+parse_only(const char *path)
+{
+    struct arena a = {0};
+    size_t bad = 0, n = 0;
+    char buf[1 << 16];
+    ssize_t r;
+    int fd = open(path, O_RDONLY);
+
+    if (fd == -1) {
+        perror(path);
+        return 1;
+    }
+    while ((r = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t k = 0; k < r; k++)
+            n += buf[k] == '\n';
+    double t = parse_fd(fd, &a, n, &bad);
+    close(fd);
+    arena_free(&a);
+    printf("parse %zu events %.0f events per CPU second\n", n, (double)n / t);
+    if (bad != 0) {
+        fprintf(stderr, "bench_ingest: %zu lines failed to parse\n", bad);
+        return 1;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -155,6 +236,8 @@ main(int argc, char **argv)
            best_file = 1e9;
     size_t bad = 0;
 
+    if (argc == 3 && strcmp(argv[1], "-r") == 0)
+        return parse_only(argv[2]);
     make_stream(&s);
 
     /*
@@ -249,37 +332,7 @@ main(int argc, char **argv)
         return 1;
     }
     unlink(path);
-    for (int run = 0; run < RUNS; run++) {
-        struct lines l;
-        size_t got = 0;
-        lseek(fd, 0, SEEK_SET);
-        lines_init(&l, fd, 1 << 20);
-        double t0 = now();
-        for (;;) {
-            const char *ln;
-            size_t n;
-            int rc;
-            while ((rc = lines_next(&l, &ln, &n)) != LINES_NONE) {
-                struct kv_env env;
-                struct kv_event ev;
-                char err[128];
-                arena_reset(&a);
-                if (rc != LINES_OK ||
-                    ndjson_parse_line(ln, n, &a, &env, &ev, err, sizeof err) !=
-                        NDJSON_EVENT)
-                    bad++;
-                got++;
-            }
-            if (l.eof || lines_fill(&l) < 0)
-                break;
-        }
-        double dt = now() - t0;
-        if (got != n_lines)
-            bad++;
-        if (dt < best_file)
-            best_file = dt;
-        lines_free(&l);
-    }
+    best_file = parse_fd(fd, &a, n_lines, &bad);
     close(fd);
 
     printf("stream: %zu events in %zu batches, %.1f MB of NDJSON "

@@ -15,9 +15,15 @@ the subscriber's CPU time (user + system, all threads).
 Publishers: "C" (BENCHDIR/e2e_zmq pub: libzmq as fast as it goes) and
 "py" (pyzmq in this process, like the engine's own Python publisher).
 Subscribers: "floor" (BENCHDIR/e2e_zmq count: receive whole messages and
-count, nothing else), "kvsub" (decode, sequence tracking, NDJSON to a file)
-and "python" (pyzmq + msgpack + json.dumps per event to a file, same RCVHWM
+count, nothing else), "kvsub" (decode, sequence tracking, NDJSON to a file),
+"kvindex" (`kvsub | kvindex serve --exit-on-eof`: the index fed live, its
+events counted by serve's --stats line; CPU is both processes') and
+"python" (pyzmq + msgpack + json.dumps per event to a file, same RCVHWM
 as kvsub), the plain consumer kvsub replaces.
+
+When KVTAP_BENCH_SUMMARY names a file, the kvindex pipeline's rate as a
+fraction of the floor's goes into `make bench`'s summary (bench/summary.py),
+or "lost N" when it did not keep up without loss.
 """
 
 import json
@@ -90,6 +96,7 @@ def python_sub(uri, expected):
 class Bench:
     def __init__(self, bindir, benchdir, stream):
         self.kvsub = os.path.join(bindir, "kvsub")
+        self.kvindex = os.path.join(bindir, "kvindex")
         self.zmqtool = os.path.join(benchdir, "e2e_zmq")
         self.stream = stream
         self.payloads = load(stream)
@@ -103,9 +110,21 @@ class Bench:
             return [self.kvsub, "-q", "-c", n, "--idle", "1s", uri]
         if name == "python":
             return [sys.executable, os.path.abspath(__file__), "sub", uri, n]
+        if name == "kvindex":
+            # The shell waits for both, so its rusage counts both.
+            return ["/bin/sh", "-c",
+                    '"$0" -q -c "$1" --idle 1s "$2" | '
+                    '"$3" serve -q -s "$4" --exit-on-eof --stats',
+                    self.kvsub, n, uri, self.kvindex,
+                    os.path.join(self.tmp, "kvindex.sock")]
         return [self.zmqtool, "count", uri, str(len(self.payloads))]
 
     def events_got(self, name, out_path, err_path):
+        if name == "kvindex":
+            with open(err_path) as f:
+                st = json.loads(f.read().strip().splitlines()[-1])["events"]
+            return sum(st[t] for t in ("BlockStored", "BlockRemoved",
+                                       "AllBlocksCleared"))
         if name == "python":
             with open(err_path) as f:
                 return json.loads(f.read().strip().splitlines()[-1])["events"]
@@ -180,6 +199,7 @@ def main():
           (len(b.payloads), b.expected, nbytes / len(b.payloads)))
     floor = b.run("C", "floor")
     kv = b.run("C", "kvsub")
+    ix = b.run("C", "kvindex")
     py = b.run("C", "python")
     kv_py = b.run("py", "kvsub")
     b.close()
@@ -190,6 +210,18 @@ def main():
              max(py["events"] / max(py["cpu"], 1e-9), 1e-9),
              kv["rate"] / max(floor["rate"], 1e-9),
              b.expected - kv["events"], b.expected - kv_py["events"]))
+    ix_floor = ix["rate"] / max(floor["rate"], 1e-9)
+    print("kvsub | kvindex serve / floor %.2fx (target >= 0.8x), loss %d"
+          % (ix_floor, b.expected - ix["events"]))
+    out = os.environ.get("KVTAP_BENCH_SUMMARY")
+    if out:
+        lost = b.expected - ix["events"]
+        now = "%.2fx floor" % ix_floor if lost == 0 else "lost %d" % lost
+        subprocess.run([sys.executable,
+                        os.path.join(os.path.dirname(__file__), "summary.py"),
+                        "add", out, "e2e_index", now,
+                        "%.4f" % (ix_floor / 0.8 if lost == 0 else 0)],
+                       check=True)
     return 0
 
 

@@ -9,6 +9,7 @@
 #define XXH_INLINE_ALL
 #include "blockkey.h"
 
+#include <assert.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -16,8 +17,11 @@
 #define FNV_OFFSET 14695981039346656037ull
 #define FNV_PRIME 1099511628211ull
 
-/* Bytes of tokens hashed per step when a block does not fit the stack. */
+/* Tokens hashed per step when a block does not fit the stack. */
 #define CHUNK_TOKENS 256
+
+/* The smallest block aibrix_lanes takes: one whole 32-byte stripe. */
+#define AIBRIX_LANES_MIN 6
 
 int
 blockkey_scheme_parse(const char *s, enum blockkey_scheme *out)
@@ -88,28 +92,18 @@ put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-/* XXH64(seed, LE64(parent) || BE32 tokens). */
+/* XXH64(seed, LE64(parent) || BE32 tokens) for a block too short for
+ * aibrix_lanes, through a buffer. */
 static uint64_t
 aibrix_block(uint64_t seed, uint64_t parent, const uint32_t *t, size_t n)
 {
-    uint8_t buf[8 + 4 * CHUNK_TOKENS];
-    XXH64_state_t st;
+    uint8_t buf[8 + 4 * AIBRIX_LANES_MIN];
 
+    assert(n < AIBRIX_LANES_MIN);
     put_le64(buf, parent);
-    if (n <= CHUNK_TOKENS) {
-        for (size_t i = 0; i < n; i++)
-            put_be32(buf + 8 + 4 * i, t[i]);
-        return XXH64(buf, 8 + 4 * n, seed);
-    }
-    XXH64_reset(&st, seed);
-    XXH64_update(&st, buf, 8);
-    for (size_t off = 0; off < n; off += CHUNK_TOKENS) {
-        size_t m = n - off < CHUNK_TOKENS ? n - off : CHUNK_TOKENS;
-        for (size_t i = 0; i < m; i++)
-            put_be32(buf + 4 * i, t[off + i]);
-        XXH64_update(&st, buf, 4 * m);
-    }
-    return XXH64_digest(&st);
+    for (size_t i = 0; i < n; i++)
+        put_be32(buf + 8 + 4 * i, t[i]);
+    return XXH64(buf, 8 + 4 * n, seed);
 }
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -252,12 +246,153 @@ blockkey_llmd_root(const char *hash_seed, size_t seed_len, const char *name,
     return fnv_bytes(h, (const uint8_t *)name, name_len);
 }
 
+/* ---- aibrix in two stages ----------------------------------------------
+ * XXH64 of LE64(parent) || BE32 tokens, written out so that the parent
+ * enters only the first of XXH64's four lanes.  Lanes 2-4 and their merge
+ * inputs are the tokens' alone (aibrix_lanes); the rest waits on the parent
+ * (aibrix_finish).  The byte string is never built: each 8-byte word of it
+ * is two byte-swapped tokens.  Needs one whole 32-byte stripe, so a block of
+ * at least 6 tokens; smaller ones take aibrix_block. */
+
+#define P64_1 0x9E3779B185EBCA87ull
+#define P64_2 0xC2B2AE3D27D4EB4Full
+#define P64_3 0x165667B19E3779F9ull
+#define P64_4 0x85EBCA77C2B2AE63ull
+
+static inline uint64_t
+rotl64(uint64_t x, int r)
+{
+    return x << r | x >> (64 - r);
+}
+
+static inline uint64_t
+xxh64_round(uint64_t acc, uint64_t in)
+{
+    return rotl64(acc + in * P64_2, 31) * P64_1;
+}
+
+/* Word w >= 1 of the byte string (bytes 8w..8w+7), as XXH64 reads it
+ * (little-endian): tokens 2w-2 and 2w-1, each big-endian. */
+static inline uint64_t
+aibrix_word(const uint32_t *t, size_t w)
+{
+    return (uint64_t)__builtin_bswap32(t[2 * w - 2]) |
+           (uint64_t)__builtin_bswap32(t[2 * w - 1]) << 32;
+}
+
+/* What a block's tokens alone decide: lanes 2-4 summed as XXH64 sums them,
+ * and each merged through a round as XXH64's merge does. */
+struct aibrix_pre {
+    uint64_t sum, m2, m3, m4;
+};
+
+static inline struct aibrix_pre
+aibrix_lanes(uint64_t seed, const uint32_t *t, size_t n)
+{
+    size_t stripes = (8 + 4 * n) / 32;
+    uint64_t v2 = seed + P64_2, v3 = seed, v4 = seed - P64_1;
+
+    for (size_t s = 0; s < stripes; s++) {
+        v2 = xxh64_round(v2, aibrix_word(t, 4 * s + 1));
+        v3 = xxh64_round(v3, aibrix_word(t, 4 * s + 2));
+        v4 = xxh64_round(v4, aibrix_word(t, 4 * s + 3));
+    }
+    return (struct aibrix_pre){
+        rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18),
+        xxh64_round(0, v2),
+        xxh64_round(0, v3),
+        xxh64_round(0, v4),
+    };
+}
+
+static inline uint64_t
+xxh64_merge(uint64_t h, uint64_t m)
+{
+    return (h ^ m) * P64_1 + P64_4;
+}
+
+/* The rest of XXH64: lane 1 from the parent, the merge, the tail (whole
+ * words, then an odd last token) and the avalanche. */
+static inline uint64_t
+aibrix_finish(uint64_t seed, uint64_t parent, const uint32_t *t, size_t n,
+              const struct aibrix_pre *pre)
+{
+    size_t len = 8 + 4 * n, stripes = len / 32, words = len / 8;
+    uint64_t v1 = xxh64_round(seed + P64_1 + P64_2, parent), h;
+
+    for (size_t s = 1; s < stripes; s++)
+        v1 = xxh64_round(v1, aibrix_word(t, 4 * s));
+    h = rotl64(v1, 1) + pre->sum;
+    h = xxh64_merge(h, xxh64_round(0, v1));
+    h = xxh64_merge(h, pre->m2);
+    h = xxh64_merge(h, pre->m3);
+    h = xxh64_merge(h, pre->m4) + len;
+    for (size_t w = 4 * stripes; w < words; w++)
+        h = rotl64(h ^ xxh64_round(0, aibrix_word(t, w)), 27) * P64_1 + P64_4;
+    if (n & 1)
+        h = rotl64(h ^ (uint64_t)__builtin_bswap32(t[n - 1]) * P64_1, 23) *
+                P64_2 +
+            P64_3;
+    h ^= h >> 33;
+    h *= P64_2;
+    h ^= h >> 29;
+    h *= P64_3;
+    return h ^ h >> 32;
+}
+
+/* Keys of n blocks of bs >= AIBRIX_LANES_MIN tokens: block i + 1's lanes
+ * are issued before block i's finish, which is all that waits. */
+static void
+aibrix_chain(uint64_t seed, uint64_t parent, const uint32_t *t, size_t n,
+             uint32_t bs, uint64_t *out)
+{
+    struct aibrix_pre next = aibrix_lanes(seed, t, bs);
+
+    for (size_t i = 0; i < n; i++) {
+        struct aibrix_pre pre = next;
+        const uint32_t *bt = t + i * bs;
+
+        if (i + 1 < n)
+            next = aibrix_lanes(seed, bt + bs, bs);
+        parent = aibrix_finish(seed, parent, bt, bs, &pre);
+        out[i] = parent;
+    }
+}
+
+/* Dynamo's local hashes are independent of each other: all of a run's are
+ * computed first, then the chain of 16-byte XXH3s over them. */
+static void
+dynamo_chain(const uint64_t *parent, const uint32_t *t, size_t n, uint32_t bs,
+             uint64_t *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = dynamo_local(t + i * bs, bs);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t buf[16];
+
+        if (parent == NULL) {
+            parent = &out[i];
+            continue;
+        }
+        put_le64(buf, *parent);
+        put_le64(buf + 8, out[i]);
+        out[i] = XXH3_64bits_withSeed(buf, sizeof buf, DYNAMO_SEED);
+        parent = &out[i];
+    }
+}
+
 uint64_t
 blockkey_next(const struct blockkey_cfg *c, const uint64_t *parent,
               const uint32_t *tokens, size_t n)
 {
     switch (c->scheme) {
     case BLOCKKEY_AIBRIX:
+        if (n >= AIBRIX_LANES_MIN) {
+            struct aibrix_pre pre = aibrix_lanes(c->seed, tokens, n);
+
+            return aibrix_finish(c->seed, parent ? *parent : c->seed, tokens, n,
+                                 &pre);
+        }
         return aibrix_block(c->seed, parent ? *parent : c->seed, tokens, n);
     case BLOCKKEY_DYNAMO:
         return dynamo_block(parent, tokens, n);
@@ -267,6 +402,15 @@ blockkey_next(const struct blockkey_cfg *c, const uint64_t *parent,
     return 0;
 }
 
+/*
+ * The chain, two stages per block so the CPU overlaps them: the part of a
+ * block's hash that its tokens alone decide (lanes) is computed one block
+ * ahead of the part that needs the parent's key (finish), so while block
+ * i waits on block i - 1's key, block i + 1's lanes are already running.
+ * Only the finish is serial: for aibrix that is XXH64's first lane, its
+ * merge and its avalanche; for dynamo, the 16-byte XXH3 of the chain step.
+ * llm-d's FNV-1a starts with the parent, so nothing of it can run ahead.
+ */
 size_t
 blockkey_chain(const struct blockkey_cfg *c, const uint64_t *parent,
                const uint32_t *tokens, size_t n_tokens, uint32_t block_size,
@@ -277,9 +421,18 @@ blockkey_chain(const struct blockkey_cfg *c, const uint64_t *parent,
     if (block_size == 0)
         return 0;
     n = n_tokens / block_size;
-    for (size_t i = 0; i < n; i++) {
-        out[i] = blockkey_next(c, parent, tokens + i * block_size, block_size);
-        parent = &out[i];
-    }
+    if (n == 0)
+        return 0;
+    if (c->scheme == BLOCKKEY_AIBRIX && block_size >= AIBRIX_LANES_MIN)
+        aibrix_chain(c->seed, parent ? *parent : c->seed, tokens, n, block_size,
+                     out);
+    else if (c->scheme == BLOCKKEY_DYNAMO)
+        dynamo_chain(parent, tokens, n, block_size, out);
+    else
+        for (size_t i = 0; i < n; i++) {
+            out[i] =
+                blockkey_next(c, parent, tokens + i * block_size, block_size);
+            parent = &out[i];
+        }
     return n;
 }

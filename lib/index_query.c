@@ -274,8 +274,8 @@ match_media(struct kv_index *ix, size_t depth)
 
 /*
  * The query's keys: given, or hashed from its tokens only as far as the walk
- * gets (plus the prefetch distance), so a prompt that misses at block 0
- * costs a few hashes, not all of them.
+ * gets (plus the prefetch distance, in batches of QKEY_BATCH), so a prompt
+ * that misses at block 0 costs a few hashes, not all of them.
  */
 struct qkeys {
     struct kv_index *ix;
@@ -290,16 +290,20 @@ struct qkeys {
 /* Blocks probed ahead of the one being looked at. */
 #define PREFETCH_AHEAD 16
 
+/* Keys hashed at a time: blockkey_chain overlaps the blocks of a batch
+ * (a block's own lanes run while the previous key is being finished),
+ * which one call per block could not. */
+#define QKEY_BATCH 16
+
 static inline uint64_t
 qkey(struct qkeys *q, size_t i)
 {
     while (q->have <= i) {
-        size_t j = q->have;
+        size_t j = q->have, m = q->n - j < QKEY_BATCH ? q->n - j : QKEY_BATCH;
 
-        q->buf[j] =
-            blockkey_next(&q->ix->ns[q->nsid].cfg, j ? &q->buf[j - 1] : NULL,
-                          q->tokens + j * q->bs, q->bs);
-        q->have++;
+        blockkey_chain(&q->ix->ns[q->nsid].cfg, j ? &q->buf[j - 1] : NULL,
+                       q->tokens + j * q->bs, m * q->bs, q->bs, q->buf + j);
+        q->have += m;
     }
     return q->k[i];
 }

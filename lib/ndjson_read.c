@@ -635,6 +635,84 @@ key_lookup(struct kv_str k)
     return -1;
 }
 
+/*
+ * The keys in the order ndjson_write.c writes them (envelope, type, the
+ * engine fields in fields.def's order, the digests), as key_lookup ids.
+ * kvsub's lines, and most NDJSON a program writes, keep one order, so the
+ * key after key k is most likely one of those after it here.
+ */
+static const int8_t key_order[] = {
+    JK_POD,
+    JK_MODEL,
+    JK_DP_RANK,
+    JK_STREAM,
+    JK_SEQ,
+    JK_I,
+    JK_TS,
+    JK_TYPE,
+#define KEY_ORDER_FIELD(a, id, ...) JK_COUNT_KEYS + KV_F_##id,
+    KV_FIELD_LIST(KEY_ORDER_FIELD, ~)
+#undef KEY_ORDER_FIELD
+        JK_BLOCK_DIGESTS,
+    JK_PARENT_DIGEST,
+};
+
+#define KEY_ORDER_N (sizeof key_order / sizeof key_order[0])
+
+/* The position of key id k in key_order, or KEY_ORDER_N. */
+static size_t
+key_order_pos(int k)
+{
+    for (size_t i = 0; i < KEY_ORDER_N; i++)
+        if (key_order[i] == k)
+            return i;
+    return KEY_ORDER_N;
+}
+
+/* The name of key id k (one of key_order's). */
+static struct kv_str
+key_name(int k)
+{
+    if (k >= JK_COUNT_KEYS) {
+        const char *name = kv_fields[k - JK_COUNT_KEYS].name;
+        return (struct kv_str){name, strlen(name)};
+    }
+    return (struct kv_str){jkeys[k].s, jkeys[k].n};
+}
+
+/*
+ * After the value of the key at key_order[*pos]: when the text at the
+ * cursor is exactly ,"NAME": for a key after it in key_order, consumes it
+ * and returns that key's id (its name borrowed from the line, *pos moved
+ * to it), which is what jscan_member and key_lookup would have given;
+ * otherwise returns -1 and leaves the cursor alone.  Names have no quote,
+ * backslash or control byte, so the bytes match only where the general
+ * path would read the same key.
+ */
+static int
+key_guess(struct jscan *sc, size_t *pos, struct kv_str *key)
+{
+    const char *p = sc->s + sc->i;
+    size_t left = sc->n - sc->i;
+
+    if (left < 4 || p[0] != ',' || p[1] != '"')
+        return -1;
+    for (size_t g = *pos + 1; g < KEY_ORDER_N; g++) {
+        struct kv_str name = key_name(key_order[g]);
+
+        if (name.p[0] != p[2] || left < name.n + 4 ||
+            memcmp(p + 2, name.p, name.n) != 0 || p[2 + name.n] != '"' ||
+            p[3 + name.n] != ':')
+            continue;
+        key->p = p + 2;
+        key->n = name.n;
+        sc->i += name.n + 4;
+        *pos = g;
+        return key_order[g];
+    }
+    return -1;
+}
+
 #define TYPE_NONE (-1)
 #define TYPE_FORMAT (-2)
 
@@ -787,13 +865,11 @@ jp_digests(struct jp *j, struct jline *st)
     return 0;
 }
 
-/* One key's value: dispatch on the key. */
+/* One key's value (k is key_lookup(key)): dispatch on the key. */
 static int
 jp_member(struct jp *j, struct kv_env *env, struct kv_event *ev,
-          struct jline *st, struct kv_str key)
+          struct jline *st, struct kv_str key, int k)
 {
-    int k = key_lookup(key);
-
     if (k >= JK_COUNT_KEYS)
         return jp_field(j, ev, (enum kv_field)(k - JK_COUNT_KEYS));
     switch (k) {
@@ -993,7 +1069,8 @@ ndjson_parse_line(const char *line, size_t len, struct arena *arena,
     struct jp j; /* set field by field: zeroing it all costs a rep stos */
     struct jline st = {.type = TYPE_NONE};
     struct kv_str key;
-    int m, first = 1;
+    int m, k, first = 1;
+    size_t pos = KEY_ORDER_N; /* where the last key is in key_order */
 
     j.arena = arena;
     j.err = err;
@@ -1014,10 +1091,16 @@ ndjson_parse_line(const char *line, size_t len, struct arena *arena,
         return NDJSON_BAD;
     }
     j.sc.i++;
-    while ((m = jscan_member(&j.sc, first, &key)) == 1) {
+    for (;;) {
+        if (first || (k = key_guess(&j.sc, &pos, &key)) < 0) {
+            if ((m = jscan_member(&j.sc, first, &key)) != 1)
+                break;
+            k = key_lookup(key);
+            pos = key_order_pos(k);
+        }
         first = 0;
         jscan_ws(&j.sc);
-        if (jp_member(&j, env, ev, &st, key) == -1)
+        if (jp_member(&j, env, ev, &st, key, k) == -1)
             return NDJSON_BAD;
     }
     if (m == -1) {

@@ -1,9 +1,12 @@
 /*
  * test_blockkey.c - every test vector of docs/kvindex.md#block-key-test-vectors
- * for the three block-key schemes and their primitives.
+ * for the three block-key schemes and their primitives, and the chained
+ * (lane-parallel) path against a plain reference built on libxxhash over
+ * random token arrays.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "blockkey.h"
 #include "unit.h"
@@ -275,6 +278,162 @@ test_llmd_widths(void)
     CHECK(ok, "llmd: every CBOR width of tokens and parent");
 }
 
+/* ---- the chain against a plain reference ---------------------------------
+ * The reference builds each block's byte string exactly as
+ * docs/kvindex.md#block-key-test-vectors states it and hashes it with
+ * libxxhash (linked, not blockkey.c's inlined copy) or a plain FNV-1a. */
+
+static uint64_t
+splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static size_t
+put_le(uint8_t *b, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    return (size_t)bytes;
+}
+
+static uint64_t
+fnv_plain(const uint8_t *b, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* One block's key from its byte string; buf has room for 16 + 5 * bs. */
+static uint64_t
+ref_block(const struct blockkey_cfg *c, const uint64_t *parent,
+          const uint32_t *t, uint32_t bs, uint8_t *buf)
+{
+    size_t n = 0;
+    uint64_t local;
+
+    switch (c->scheme) {
+    case BLOCKKEY_AIBRIX:
+        n += put_le(buf, parent ? *parent : c->seed, 8);
+        for (uint32_t i = 0; i < bs; i++)
+            n += put_le(buf + n, __builtin_bswap32(t[i]), 4);
+        return XXH64(buf, n, c->seed);
+    case BLOCKKEY_DYNAMO:
+        for (uint32_t i = 0; i < bs; i++)
+            n += put_le(buf + n, t[i], 4);
+        local = XXH3_64bits_withSeed(buf, n, 1337);
+        if (parent == NULL)
+            return local;
+        put_le(buf, *parent, 8);
+        put_le(buf + 8, local, 8);
+        return XXH3_64bits_withSeed(buf, 16, 1337);
+    case BLOCKKEY_LLMD:
+        n += cbor_head(buf + n, 4, 3);
+        n += cbor_head(buf + n, 0, parent ? *parent : c->llmd_root);
+        n += cbor_head(buf + n, 4, bs);
+        for (uint32_t i = 0; i < bs; i++)
+            n += cbor_head(buf + n, 0, t[i]);
+        buf[n++] = 0xf6;
+        return fnv_plain(buf, n);
+    }
+    return 0;
+}
+
+/* A random token: every CBOR width and byte pattern turns up. */
+static uint32_t
+random_token(uint64_t *s)
+{
+    uint64_t r = splitmix(s);
+
+    switch (r & 3) {
+    case 0:
+        return (uint32_t)(r >> 8) % 24;
+    case 1:
+        return (uint32_t)(r >> 8) % 300;
+    case 2:
+        return (uint32_t)(r >> 8) % 200000;
+    }
+    return (uint32_t)(r >> 32);
+}
+
+/* Returns how many of the keys differ from the reference, for one random
+ * case of scheme sc: block size, block count, seed, parent and tokens. */
+static int
+chain_case(enum blockkey_scheme sc, uint64_t *rng, uint32_t bs, size_t nb)
+{
+    uint32_t *t = malloc(bs * nb * sizeof *t);
+    uint64_t *got = malloc(nb * sizeof *got), *one = malloc(nb * sizeof *one);
+    uint8_t *buf = malloc(16 + 5 * (size_t)bs);
+    struct blockkey_cfg c = {sc, splitmix(rng), splitmix(rng)};
+    uint64_t pv = splitmix(rng), want;
+    const uint64_t *parent = (pv & 1) ? &pv : NULL, *p;
+    int bad = 0;
+
+    if (t == NULL || got == NULL || one == NULL || buf == NULL) {
+        bad = 1;
+        goto out;
+    }
+    if (pv & 2)
+        c.seed = 0;
+    for (size_t i = 0; i < bs * nb; i++)
+        t[i] = random_token(rng);
+    /* One token more than the blocks hold: a partial tail has no key. */
+    if (blockkey_chain(&c, parent, t, bs * nb + (bs > 1), bs, got) != nb)
+        bad++;
+    p = parent;
+    for (size_t i = 0; i < nb; i++) {
+        want = ref_block(&c, p, t + i * bs, bs, buf);
+        one[i] = blockkey_next(&c, p, t + i * bs, bs);
+        bad += got[i] != want;
+        bad += one[i] != want;
+        p = &one[i];
+    }
+out:
+    free(t);
+    free(got);
+    free(one);
+    free(buf);
+    return bad;
+}
+
+/* Every block size from 1 to 70 (every XXH64 tail shape, both sides of the
+ * smallest block the lanes take) and a few long ones, with and without a
+ * parent, in each scheme. */
+static void
+test_chain_random(void)
+{
+    static const enum blockkey_scheme schemes[] = {
+        BLOCKKEY_AIBRIX, BLOCKKEY_DYNAMO, BLOCKKEY_LLMD};
+    static const uint32_t long_bs[] = {128, 255, 256, 257, 600};
+
+    for (size_t k = 0; k < 3; k++) {
+        uint64_t rng = 42 + k;
+        int bad = 0, cases = 0;
+        char what[120];
+
+        for (uint32_t bs = 1; bs <= 70; bs++)
+            for (int r = 0; r < 4; r++, cases++)
+                bad +=
+                    chain_case(schemes[k], &rng, bs, 1 + splitmix(&rng) % 12);
+        for (size_t i = 0; i < sizeof long_bs / sizeof long_bs[0]; i++)
+            for (int r = 0; r < 2; r++, cases++)
+                bad += chain_case(schemes[k], &rng, long_bs[i], 3);
+        snprintf(what, sizeof what,
+                 "%s: chain and next agree with the plain reference "
+                 "(%d random cases)",
+                 blockkey_scheme_name(schemes[k]), cases);
+        if (!CHECK(bad == 0, what))
+            printf("#   %d keys differ\n", bad);
+    }
+}
+
 static void
 test_parse(void)
 {
@@ -298,6 +457,7 @@ main(void)
     test_aibrix_d3();
     test_long_blocks();
     test_llmd_widths();
+    test_chain_random();
     test_parse();
     return unit_done();
 }
