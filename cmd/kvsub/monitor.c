@@ -181,6 +181,9 @@ apply(struct kvmon *m, unsigned ev, char *line, size_t linelen)
         return 0;
     case ZMQ_EVENT_CONNECTED:
     case ZMQ_EVENT_ACCEPTED:
+        if (m->was_up)
+            m->reconnects++;
+        m->was_up = 1;
         m->state = KVMON_UP;
         m->reason[0] = '\0';
         if (was != KVMON_UP)

@@ -28,6 +28,12 @@ struct kvmon {
     int reported; /* a failure was reported: later changes are news */
     int delayed;  /* a TCP connect was under way since the last retry */
     int greeted;  /* the ZMTP handshake succeeded: a ZeroMQ peer answers */
+    int was_up;   /* it has been connected before */
+    /*
+     * Connections made after the first one: the peer at the other end may
+     * be another process (kvsub checks, run.c).
+     */
+    unsigned long reconnects;
     char reason[256];
 };
 

@@ -33,6 +33,16 @@
 
 /* Messages read from one socket before the others get their turn. */
 #define DRAIN_BUDGET 4096
+/*
+ * Replay policy (docs/protocol.md#replay): one fill in flight per engine,
+ * ending at the latest FILL_DEADLINE_FACTOR x --replay-timeout after it
+ * started; after a fill that failed, the engine's replay socket is left
+ * alone for a backoff that starts at FILL_BACKOFF_MIN_MS and doubles up to
+ * FILL_BACKOFF_MAX_MS, and gaps meanwhile are reported without asking.
+ */
+#define FILL_DEADLINE_FACTOR 5
+#define FILL_BACKOFF_MIN_MS 1000
+#define FILL_BACKOFF_MAX_MS 60000
 
 struct src_stats {
     uint64_t received;      /* live messages */
@@ -45,6 +55,28 @@ struct src_stats {
     uint64_t duplicates;    /* live batches dropped as already delivered */
     uint64_t decode_errors; /* decode_error records */
     uint64_t snapshots;     /* snapshots printed */
+};
+
+/* What a source's replay fill is for. */
+enum fill_kind {
+    FILL_NONE,    /* no fill under way */
+    FILL_CATCHUP, /* -o: from the offset to the end of the buffer */
+    FILL_GAP,     /* seqs missing before a live batch */
+    FILL_VERIFY   /* after a reconnect: is it still the same process? */
+};
+
+/* A fill under way: the context of the replay callbacks. */
+struct fill {
+    struct kvsub *k;
+    struct source *s;
+    enum fill_kind kind;
+    uint64_t from, to;   /* the seqs asked for */
+    uint64_t expect;     /* next seq the fill should deliver */
+    int has_env;         /* env holds the envelope of the live batch */
+    struct kv_batch env; /* ... that revealed the gap (no events) */
+    int resnap; /* stop at a hole: a snapshot replaces the gap record */
+    int lost;   /* ... and there was one */
+    int same;   /* FILL_VERIFY: 1 the same bytes came, -1 other bytes */
 };
 
 struct source {
@@ -68,6 +100,25 @@ struct source {
     int has_last_ts;
     double last_ts;
     uint64_t events_at_line;
+    /*
+     * Gap fills run in the poll loop: while one is under way its SUB is not
+     * read, and the live message that revealed the gap waits in held.
+     */
+    struct fill fill;
+    struct zsock_msg held;
+    int has_held;
+    long long backoff_ms, backoff_until;
+    /*
+     * The payload of the last batch written, so that after a reconnect a
+     * re-fetch of that seq can tell the same process from a new one.
+     */
+    struct buf last_payload;
+    int has_last_payload;
+    uint64_t last_payload_seq;
+    unsigned long reconnects_seen; /* mon.reconnects already looked at */
+    int force_restart;             /* the held batch comes from a new process */
+    int unchecked; /* reconnected, and no way to check: say so unless the
+                      seqs show a restart anyway */
 };
 
 struct kvsub {
@@ -81,20 +132,15 @@ struct kvsub {
     uint64_t lines;
     int done; /* count reached, or the reader left */
     long long start_ms;
+    long long last_rx; /* when a message last arrived (--idle) */
 };
 
 static void print_stats(const struct kvsub *k);
 static int print_snapshot(struct kvsub *k, struct source *s, const char *why);
-
-/* Context of one gap fill (the replay callbacks). */
-struct fill {
-    struct kvsub *k;
-    struct source *s;
-    uint64_t expect;             /* next seq the fill should deliver */
-    const struct kv_batch *live; /* the batch that revealed the gap */
-    int resnap; /* stop at a hole: a snapshot replaces the gap record */
-    int lost;   /* ... and there was one */
-};
+static void handle_live(struct kvsub *k, struct source *s, struct zsock_msg *m,
+                        int again);
+static void write_held(struct kvsub *k, struct source *s,
+                       const struct zsock_msg *m);
 
 static void
 kvs_from_cstr(struct kv_str *s, const char *c)
@@ -244,6 +290,16 @@ decode(struct kvsub *k, struct arena *a, uint64_t seq, const uint8_t *p,
     return 1;
 }
 
+/* Keeps a copy of the last batch written, for a check after a reconnect. */
+static void
+keep_payload(struct source *s, uint64_t seq, const uint8_t *p, size_t len)
+{
+    buf_clear(&s->last_payload);
+    buf_put(&s->last_payload, p, len);
+    s->has_last_payload = !s->last_payload.oom;
+    s->last_payload_seq = seq;
+}
+
 static int
 on_replay(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
 {
@@ -252,6 +308,11 @@ on_replay(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
     char err[256];
     int ok;
 
+    if (f->kind == FILL_VERIFY) {
+        const struct buf *lp = &f->s->last_payload;
+        f->same = lp->len == len && memcmp(lp->p, payload, len) == 0 ? 1 : -1;
+        return 1;
+    }
     if (seq < f->expect)
         return 0;
     ok = decode(f->k, &f->k->replay_arena, seq, payload, len, &b, err,
@@ -265,13 +326,14 @@ on_replay(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
         return 1;
     }
     if (seq > f->expect) {
-        const struct kv_batch *env = f->live;
+        const struct kv_batch *env = f->has_env ? &f->env : NULL;
         if (env == NULL && ok)
             env = &b;
         write_gap(f->k, f->s, env, f->expect, seq - 1,
                   "the engine no longer has them");
     }
     write_payload(f->k, f->s, seq, &b, ok, err, len);
+    keep_payload(f->s, seq, payload, len);
     if (f->s->stats.replayed++ == 0)
         f->s->first_replayed = seq;
     seqtrack_advance(&f->s->st, seq);
@@ -288,80 +350,199 @@ on_bad_reply(void *ctx, const char *why, size_t bytes)
 }
 
 /*
- * Fetches f->expect..to from the source's replay socket, passing each batch
- * to on_replay.  A signal that does not stop kvsub (SIGUSR1, a stop and
- * continue) interrupts the wait too: print the stats it asked for and go on
- * from the first seq not yet delivered, or the rest is lost.  Returns an
- * enum replay_rc.
+ * Starts fetching from..to from the source's replay socket in the poll
+ * loop, the answers going to on_replay.  live (NULL for none) is the
+ * envelope for gap records.  Returns 1 when the fill is under way, 0 when
+ * it is already over: no replay endpoint or a backoff (the gap record is
+ * written), or nothing to fetch.
  */
 static int
-fetch(struct kvsub *k, struct fill *f, uint64_t to, struct replay_result *res,
-      char *err, size_t errlen)
+start_fill(struct kvsub *k, struct source *s, enum fill_kind kind,
+           const struct kv_batch *live, uint64_t from, uint64_t to)
 {
+    struct fill *f = &s->fill;
     struct replay_request req;
-    int rc;
+    long long now = cli_now_ms();
 
+    if (s->rc == NULL || now < s->backoff_until) {
+        if (kind == FILL_GAP)
+            write_gap(k, s, live, from, to,
+                      s->rc == NULL ? "no replay endpoint"
+                                    : "replay backing off after a failed "
+                                      "fill");
+        return 0;
+    }
+    memset(f, 0, sizeof *f);
+    f->k = k;
+    f->s = s;
+    f->kind = kind;
+    f->from = f->expect = from;
+    f->to = to;
+    f->resnap = kind == FILL_GAP && s->spec->snapshot != NULL;
+    if (live != NULL) {
+        f->has_env = 1;
+        f->env = *live;
+        f->env.events = NULL;
+        f->env.n_events = 0;
+    }
     memset(&req, 0, sizeof req);
+    req.from = from;
     req.to = to;
     req.timeout_ms = (int)k->o->replay_timeout_ms;
-    do {
-        if (cli_take_usr1())
-            print_stats(k);
-        req.from = f->expect;
-        rc = replay_fetch(f->s->rc, &req, on_replay, on_bad_reply, f, res, err,
-                          errlen);
-    } while (rc == REPLAY_INTR && !cli_signal && f->expect <= to);
-    return rc;
+    req.deadline_ms = FILL_DEADLINE_FACTOR * k->o->replay_timeout_ms;
+    if (replay_start(s->rc, &req, on_replay, on_bad_reply, f) != REPLAY_MORE) {
+        f->kind = FILL_NONE;
+        return 0;
+    }
+    return 1;
 }
 
-/* Fills [from, to] through replay, or writes gap records for what is lost. */
+/* After a fill: back off from an engine whose replay failed. */
 static void
-fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
-         uint64_t from, uint64_t to)
+note_fill_outcome(struct source *s, int rc)
 {
-    struct replay_result res;
-    struct fill f = {k, s, from, live, 0, 0};
-    char err[256] = "";
-    const char *why;
-    int rc;
-
-    if (s->rc == NULL) {
-        write_gap(k, s, live, from, to, "no replay endpoint");
-        return;
+    if (rc == REPLAY_TIMEOUT || rc == REPLAY_ERROR) {
+        s->backoff_ms =
+            s->backoff_ms == 0 ? FILL_BACKOFF_MIN_MS : 2 * s->backoff_ms;
+        if (s->backoff_ms > FILL_BACKOFF_MAX_MS)
+            s->backoff_ms = FILL_BACKOFF_MAX_MS;
+        s->backoff_until = cli_now_ms() + s->backoff_ms;
+        log_info("%s: replay backs off for %lldms", s->spec->name,
+                 s->backoff_ms);
+    } else if (rc == REPLAY_OK) {
+        s->backoff_ms = 0;
     }
-    f.resnap = s->spec->snapshot != NULL;
-    rc = fetch(k, &f, to, &res, err, sizeof err);
+}
+
+/*
+ * The end of a gap fill: what replay could not fill becomes a fresh
+ * snapshot (when the engine has one) or a gap record.  Returns 1 when
+ * another fill was started (after a snapshot).
+ */
+static int
+end_gap_fill(struct kvsub *k, struct source *s, int rc,
+             const struct replay_result *res)
+{
+    struct fill *f = &s->fill;
+    const struct kv_batch *live = f->has_env ? &f->env : NULL;
+    const char *why, *err = replay_error(s->rc);
+    uint64_t to = f->to;
+
     /*
      * What replay cannot fill, a fresh snapshot replaces when the engine
      * has one (docs/ndjson.md#records-written-by-kvtap): it holds the
      * state after the hole, so no gap record is needed.
      */
-    if ((f.lost ||
-         (rc != REPLAY_INTR && rc != REPLAY_STOPPED && f.expect <= to)) &&
-        f.resnap && print_snapshot(k, s, "replay cannot fill a gap")) {
-        if (s->snapshot_seq < to)
-            fill_gap(k, s, live, s->snapshot_seq + 1, to);
-        return;
+    if ((f->lost || (rc != REPLAY_STOPPED && f->expect <= to)) && f->resnap &&
+        print_snapshot(k, s, "replay cannot fill a gap")) {
+        return s->snapshot_seq < to &&
+               start_fill(k, s, FILL_GAP, live, s->snapshot_seq + 1, to);
     }
-    if (rc == REPLAY_INTR || (rc == REPLAY_STOPPED && f.expect <= to))
-        return;
-    if (f.expect > to) {
+    if (rc == REPLAY_STOPPED && f->expect <= to)
+        return 0;
+    if (f->expect > to) {
         log_info("%s: replayed %" PRIu64 "..%" PRIu64 " (%" PRIu64
                  " re-requests)",
-                 s->spec->name, from, to, res.retries);
-        return;
+                 s->spec->name, f->from, to, res->retries);
+        return 0;
     }
     switch (rc) {
     case REPLAY_OK:
         why = "the engine no longer has them";
         break;
     case REPLAY_TIMEOUT:
-        why = "replay timed out";
+        why = strstr(err, "deadline") ? "replay deadline passed"
+                                      : "replay timed out";
         break;
     default:
         why = err[0] ? err : "replay failed";
     }
-    write_gap(k, s, live, f.expect, to, why);
+    write_gap(k, s, live, f->expect, to, why);
+    return 0;
+}
+
+static void note_joined(struct source *s, uint64_t seq);
+
+/* The end of a catch-up (-o): says where it stands. */
+static void
+end_catch_up(struct source *s, int rc)
+{
+    const char *err = replay_error(s->rc);
+
+    /* A wrong replay port would otherwise only show as a gap, if at all. */
+    if (rc == REPLAY_TIMEOUT && s->stats.replayed == 0)
+        log_warn("%s: replay %s (catching up at the first live batch)",
+                 s->spec->name, err);
+    else if (rc == REPLAY_TIMEOUT || rc == REPLAY_ERROR)
+        log_warn("%s: replay: %s", s->spec->name, err);
+    if (s->stats.replayed > 0 || s->from_snapshot)
+        note_joined(s, s->fill.expect);
+}
+
+/*
+ * The end of a check after a reconnect: another payload at the last seq
+ * written, or an engine that has not reached it, is another process.
+ */
+static void
+end_verify(struct source *s, int rc, const struct replay_result *res)
+{
+    const struct fill *f = &s->fill;
+
+    if (f->same == 1) {
+        log_info("%s: reconnected to the same engine process (seq %" PRIu64
+                 " unchanged)",
+                 s->spec->name, f->from);
+    } else if (f->same == -1 ||
+               (rc == REPLAY_OK && res->got_end && !res->has_lost)) {
+        s->force_restart = 1;
+    } else {
+        log_warn("%s: reconnected, but cannot tell whether the engine "
+                 "restarted (%s)",
+                 s->spec->name,
+                 res->has_lost ? "it no longer holds the last seq seen"
+                               : replay_error(s->rc));
+    }
+}
+
+/*
+ * Advances the source's fill (its DEALER was readable or a clock is due).
+ * When the fill ends, the live batch that waited for it is written and
+ * the SUB is read again.
+ */
+static void
+step_fill(struct kvsub *k, struct source *s)
+{
+    struct replay_result res;
+    struct zsock_msg m;
+    enum fill_kind kind = s->fill.kind;
+    int rc = replay_step(s->rc), again = 0;
+
+    if (rc == REPLAY_MORE)
+        return;
+    replay_result(s->rc, &res);
+    s->fill.kind = FILL_NONE;
+    /* An engine not up yet fails a catch-up; that is no reason to wait. */
+    if (kind == FILL_GAP)
+        note_fill_outcome(s, rc);
+    if (kind == FILL_GAP)
+        again = end_gap_fill(k, s, rc, &res);
+    else if (kind == FILL_CATCHUP)
+        end_catch_up(s, rc);
+    else
+        end_verify(s, rc, &res);
+    if (again || !s->has_held)
+        return;
+    /*
+     * After a check the batch is classified now (handle_live may hold it
+     * again for a gap); after a fill its verdict was acted on.
+     */
+    s->has_held = 0;
+    zsock_msg_move(&m, &s->held);
+    if (kind == FILL_VERIFY)
+        handle_live(k, s, &m, 1);
+    else
+        write_held(k, s, &m);
+    zsock_msg_close(&m);
 }
 
 /*
@@ -465,32 +646,21 @@ print_snapshot(struct kvsub *k, struct source *s, const char *why)
 static void
 catch_up(struct kvsub *k, struct source *s)
 {
-    struct replay_result res;
-    struct fill f = {k, s, k->o->offset_seq, NULL, 0, 0};
-    char err[256] = "";
-    int rc;
+    uint64_t from = k->o->offset_seq;
 
     if (k->o->offset_now)
         return;
     if (s->spec->snapshot != NULL && k->o->offset_seq == 0 &&
         print_snapshot(k, s, NULL)) {
         s->from_snapshot = 1;
-        f.expect = s->snapshot_seq + 1;
+        from = s->snapshot_seq + 1;
     }
     if (s->rc == NULL) {
         if (s->from_snapshot)
-            note_joined(s, f.expect);
+            note_joined(s, from);
         return;
     }
-    rc = fetch(k, &f, UINT64_MAX, &res, err, sizeof err);
-    /* A wrong replay port would otherwise only show as a gap, if at all. */
-    if (rc == REPLAY_TIMEOUT && s->stats.replayed == 0)
-        log_warn("%s: replay %s (catching up at the first live batch)",
-                 s->spec->name, err);
-    else if (rc == REPLAY_ERROR)
-        log_warn("%s: replay: %s", s->spec->name, err);
-    if (s->stats.replayed > 0 || s->from_snapshot)
-        note_joined(s, f.expect);
+    start_fill(k, s, FILL_CATCHUP, NULL, from, UINT64_MAX);
 }
 
 /*
@@ -524,11 +694,12 @@ stream_changed(struct source *s, const uint8_t *id, uint64_t seq,
 
 /*
  * Writes the restart record for a live batch b (NULL: it did not decode)
- * at seq, then what the new process published before it.
+ * at seq, then starts fetching what the new process published before it.
+ * Returns 1 when a fill is under way (the batch must wait for it).
  */
-static void
+static int
 write_restart(struct kvsub *k, struct source *s, const struct kv_batch *b,
-              uint64_t seq, uint64_t last_seq)
+              uint64_t seq, uint64_t last_seq, const char *how)
 {
     struct kv_event ev;
 
@@ -536,7 +707,7 @@ write_restart(struct kvsub *k, struct source *s, const struct kv_batch *b,
     ev.last_seq = last_seq;
     s->stats.restarts++;
     log_warn("%s: restart: seq %" PRIu64 " after %" PRIu64 "%s", s->spec->name,
-             seq, last_seq, s->has_stream ? " (new stream id)" : "");
+             seq, last_seq, how);
     /*
      * A new publisher counts from 0 (docs/protocol.md#sequence-numbers).
      * When its first batches were missed, the restart record names 0, the
@@ -544,29 +715,129 @@ write_restart(struct kvsub *k, struct source *s, const struct kv_batch *b,
      * its replay buffer (or reported as a gap) before this batch.
      */
     write_record(k, s, b, 1, 0, &ev);
+    s->has_last_payload = 0;
     /* The new process's state from its snapshot, then what follows it. */
     if (s->spec->snapshot != NULL &&
-        print_snapshot(k, s, "the engine restarted")) {
-        if (s->snapshot_seq + 1 < seq)
-            fill_gap(k, s, b, s->snapshot_seq + 1, seq - 1);
-        return;
-    }
-    if (seq > 0)
-        fill_gap(k, s, b, 0, seq - 1);
+        print_snapshot(k, s, "the engine restarted"))
+        return s->snapshot_seq + 1 < seq &&
+               start_fill(k, s, FILL_GAP, b, s->snapshot_seq + 1, seq - 1);
+    return seq > 0 && start_fill(k, s, FILL_GAP, b, 0, seq - 1);
 }
 
+/*
+ * After a reconnect of the SUB (its monitor counts them), the engine may
+ * be a new process whose seqs happen to go on from the old ones: starts
+ * re-fetching the last seq written to compare its bytes (FILL_VERIFY).
+ * A stream id answers the question by itself.  Returns 1 when the check
+ * is under way (the live batch must wait for it).
+ */
+static int
+check_reconnect(struct kvsub *k, struct source *s, const uint8_t *stream)
+{
+    if (s->mon.reconnects == s->reconnects_seen)
+        return 0;
+    s->reconnects_seen = s->mon.reconnects;
+    if (stream != NULL || !s->st.started)
+        return 0;
+    if (s->rc == NULL || !s->has_last_payload) {
+        s->unchecked = 1;
+        return 0;
+    }
+    return start_fill(k, s, FILL_VERIFY, NULL, s->last_payload_seq,
+                      s->last_payload_seq);
+}
+
+/* Classifies a live seq: a new stream id or a failed check is a restart. */
 static void
-handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
+classify_live(struct source *s, const uint8_t *stream, uint64_t seq,
+              struct seqtrack_verdict *v, const char **how)
+{
+    uint64_t last = s->st.last;
+
+    *how = "";
+    if (stream_changed(s, stream, seq, v)) {
+        *how = " (new stream id)";
+        return;
+    }
+    if (s->force_restart) {
+        s->force_restart = 0;
+        *how = " (after a reconnect, the engine holds other bytes at the "
+               "last seq seen)";
+        seqtrack_init(&s->st);
+        seqtrack_live(&s->st, seq, v);
+        v->kind = SEQTRACK_RESTART;
+        v->last_seq = last;
+        return;
+    }
+    seqtrack_live(&s->st, seq, v);
+}
+
+/*
+ * Writes a live batch whose verdict has been acted on (and whose fill, if
+ * any, is over).
+ */
+static void
+write_live(struct kvsub *k, struct source *s, uint64_t seq,
+           const uint8_t *payload, size_t len)
+{
+    char err[256];
+    struct kv_batch b;
+    int ok;
+
+    if (k->done || cli_signal)
+        return;
+    /* A snapshot taken for a restart or a hole may already hold it. */
+    if (s->st.started && !s->st.rebase && s->st.last >= seq) {
+        s->stats.duplicates++;
+        return;
+    }
+    ok = decode(k, &k->live_arena, seq, payload, len, &b, err, sizeof err);
+    write_payload(k, s, seq, &b, ok, err, len);
+    keep_payload(s, seq, payload, len);
+    seqtrack_advance(&s->st, seq);
+    note_joined(s, seq);
+}
+
+/* write_live for a held message (it parsed when it arrived). */
+static void
+write_held(struct kvsub *k, struct source *s, const struct zsock_msg *m)
 {
     uint64_t seq;
     const uint8_t *payload, *stream;
     size_t len;
     char err[256];
+
+    if (zsock_live_parse(m, &seq, &stream, &payload, &len, err, sizeof err) ==
+        0)
+        write_live(k, s, seq, payload, len);
+}
+
+/* Makes the source's SUB wait: m is kept until the fill ends. */
+static void
+hold(struct source *s, struct zsock_msg *m)
+{
+    zsock_msg_move(&s->held, m);
+    s->has_held = 1;
+}
+
+/*
+ * One live message.  again: it is a held message coming back after a fill
+ * (not counted twice).
+ */
+static void
+handle_live(struct kvsub *k, struct source *s, struct zsock_msg *m, int again)
+{
+    uint64_t seq;
+    const uint8_t *payload, *stream;
+    const char *how;
+    size_t len;
+    char err[256];
     struct kv_batch b;
     struct seqtrack_verdict v;
-    int ok;
+    int ok, waits = 0;
 
-    s->stats.received++;
+    if (!again)
+        s->stats.received++;
     if (zsock_live_parse(m, &seq, &stream, &payload, &len, err, sizeof err) ==
         -1) {
         size_t plen = 0;
@@ -580,33 +851,43 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
                   seq, k->o->offset_seq);
         return;
     }
-    if (!stream_changed(s, stream, seq, &v))
-        seqtrack_live(&s->st, seq, &v);
+    if (check_reconnect(k, s, stream)) {
+        hold(s, m);
+        return;
+    }
+    classify_live(s, stream, seq, &v, &how);
+    if (s->unchecked && v.kind != SEQTRACK_RESTART)
+        log_warn("%s: reconnected; without %s, a restart of the engine "
+                 "shows only if its seqs go backwards",
+                 s->spec->name,
+                 s->rc == NULL ? "a replay endpoint" : "a batch to compare");
+    s->unchecked = 0;
     if (v.kind == SEQTRACK_DUP) {
         s->stats.duplicates++;
         log_debug("%s: seq %" PRIu64 " already delivered", s->spec->name, seq);
         return;
     }
+    if (v.kind == SEQTRACK_NEXT ||
+        (v.kind == SEQTRACK_FIRST &&
+         (k->o->offset_now || seq <= k->o->offset_seq))) {
+        write_live(k, s, seq, payload, len);
+        return;
+    }
+    /* The batch's envelope goes on the records written before it. */
     ok = decode(k, &k->live_arena, seq, payload, len, &b, err, sizeof err);
-    if (v.kind == SEQTRACK_RESTART) {
-        write_restart(k, s, ok ? &b : NULL, seq, v.last_seq);
-    } else if (v.kind == SEQTRACK_GAP) {
-        fill_gap(k, s, ok ? &b : NULL, v.from, v.to);
-    } else if (v.kind == SEQTRACK_FIRST && !k->o->offset_now &&
-               seq > k->o->offset_seq) {
+    if (v.kind == SEQTRACK_RESTART)
+        waits = write_restart(k, s, ok ? &b : NULL, seq, v.last_seq, how);
+    else if (v.kind == SEQTRACK_GAP)
+        waits = start_fill(k, s, FILL_GAP, ok ? &b : NULL, v.from, v.to);
+    else if (v.kind == SEQTRACK_FIRST && !k->o->offset_now &&
+             seq > k->o->offset_seq)
         /* Nothing came by catch-up: what precedes the first live batch. */
-        fill_gap(k, s, ok ? &b : NULL, k->o->offset_seq, seq - 1);
-    }
-    if (k->done || cli_signal)
-        return;
-    /* A snapshot taken for a restart or a hole may already hold it. */
-    if (s->st.started && !s->st.rebase && s->st.last >= seq) {
-        s->stats.duplicates++;
-        return;
-    }
-    write_payload(k, s, seq, &b, ok, err, len);
-    seqtrack_advance(&s->st, seq);
-    note_joined(s, seq);
+        waits = start_fill(k, s, FILL_GAP, ok ? &b : NULL, k->o->offset_seq,
+                           seq - 1);
+    if (waits)
+        hold(s, m);
+    else
+        write_live(k, s, seq, payload, len);
 }
 
 static int
@@ -820,15 +1101,17 @@ check_stat_line(struct kvsub *k, long long now, long long *last_line)
 }
 
 /*
- * Reads up to DRAIN_BUDGET live messages of s without blocking.  Returns
- * the number read, or -1 after a receive error (logged).
+ * Reads up to DRAIN_BUDGET live messages of s without blocking, stopping
+ * early when one has to wait for a fill.  Returns the number read, or -1
+ * after a receive error (logged).
  */
 static int
 drain_source(struct kvsub *k, struct source *s)
 {
     int j;
 
-    for (j = 0; j < DRAIN_BUDGET && !k->done && !cli_signal; j++) {
+    for (j = 0; j < DRAIN_BUDGET && !k->done && !cli_signal && !s->has_held;
+         j++) {
         struct zsock_msg m;
         if (zsock_msg_recv(s->sub, &m, ZMQ_DONTWAIT) == -1) {
             if (errno == EAGAIN || errno == EINTR)
@@ -836,7 +1119,13 @@ drain_source(struct kvsub *k, struct source *s)
             log_error("%s: receive: %s", s->spec->name, zmq_strerror(errno));
             return -1;
         }
-        handle_live(k, s, &m);
+        /*
+         * A reconnect is posted to the monitor before the new connection's
+         * first message can arrive: look before every message, so that
+         * none of the new process's is taken for the old one's.
+         */
+        kvmon_drain(&s->mon);
+        handle_live(k, s, &m, 0);
         zsock_msg_close(&m);
     }
     if (j > 0) {
@@ -849,18 +1138,65 @@ drain_source(struct kvsub *k, struct source *s)
 }
 
 /*
+ * Sets what each source waits for: its SUB, or its DEALER while a fill is
+ * under way.  Returns the milliseconds until the nearest fill clock, or
+ * due when it is nearer (-1: none).
+ */
+static long long
+arm_items(struct kvsub *k, zmq_pollitem_t *items, long long due)
+{
+    long long now = replay_now_ms();
+
+    for (int i = 0; i < k->nsrc; i++) {
+        struct source *s = &k->src[i];
+        int filling = s->fill.kind != FILL_NONE;
+
+        items[i].events = filling ? 0 : ZMQ_POLLIN;
+        items[2 * k->nsrc + i].events = filling ? ZMQ_POLLIN : 0;
+        if (filling) {
+            long long d = replay_due(s->rc) - now;
+            if (d < 0)
+                d = 0;
+            if (due < 0 || d < due)
+                due = d;
+        }
+    }
+    return due;
+}
+
+/* Advances every fill whose DEALER is readable or whose clock is due. */
+static void
+step_fills(struct kvsub *k, const zmq_pollitem_t *items)
+{
+    for (int i = 0; i < k->nsrc && !k->done && !cli_signal; i++) {
+        struct source *s = &k->src[i];
+
+        if (s->fill.kind == FILL_NONE)
+            continue;
+        if ((items[2 * k->nsrc + i].revents & ZMQ_POLLIN) ||
+            replay_now_ms() >= replay_due(s->rc)) {
+            uint64_t before = s->stats.replayed;
+            step_fill(k, s);
+            if (s->stats.replayed != before)
+                k->last_rx = cli_now_ms();
+        }
+    }
+}
+
+/*
  * Polls and drains the sources until something ends the run.  items holds
- * the nsrc SUB sockets, then their nsrc monitors, then the signal pipe.
+ * the nsrc SUB sockets, their nsrc monitors, their nsrc replay DEALERs,
+ * then the signal pipe.
  */
 static int
 loop(struct kvsub *k, zmq_pollitem_t *items)
 {
-    /* The catch-up before the loop was traffic too: idle counts from here. */
-    long long last_rx = cli_now_ms(), last_line = last_rx;
-    int nitems = 2 * k->nsrc + 1;
+    long long last_line = cli_now_ms();
+    int nitems = 3 * k->nsrc + 1;
 
+    k->last_rx = last_line;
     for (int i = 0; i < k->nsrc; i++)
-        k->src[i].last_rx = last_rx;
+        k->src[i].last_rx = last_line;
     while (!k->done && !cli_signal) {
         long long now = cli_now_ms();
         long long warn_due;
@@ -868,7 +1204,8 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
 
         if (cli_take_usr1())
             print_stats(k);
-        if ((k->o->idle_ms > 0 && now - last_rx >= (long long)k->o->idle_ms) ||
+        if ((k->o->idle_ms > 0 &&
+             now - k->last_rx >= (long long)k->o->idle_ms) ||
             (k->o->duration_ms > 0 &&
              now - k->start_ms >= (long long)k->o->duration_ms))
             break;
@@ -876,6 +1213,7 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
         long long line_due = check_stat_line(k, now, &last_line);
         if (line_due >= 0 && (warn_due < 0 || line_due < warn_due))
             warn_due = line_due;
+        warn_due = arm_items(k, items, warn_due);
         /*
          * Busy: take what is there.  Idle: flush, then block.  The last
          * item is the signal pipe, so a signal always ends the wait.
@@ -885,7 +1223,7 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
             if (k->out.buf.len > 0 && cli_out_flush(&k->out) == -1)
                 break;
             n = zmq_poll(items, nitems,
-                         poll_timeout(k, now, last_rx, warn_due));
+                         poll_timeout(k, now, k->last_rx, warn_due));
         }
         if (n > 0 && (items[nitems - 1].revents & ZMQ_POLLIN))
             cli_signal_drain();
@@ -899,16 +1237,17 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
             if (items[k->nsrc + i].revents & ZMQ_POLLIN)
                 kvmon_drain(&k->src[i].mon);
         }
+        step_fills(k, items);
         for (int i = 0; i < k->nsrc && !k->done && !cli_signal; i++) {
             int r;
-            if (!(items[i].revents & ZMQ_POLLIN))
+            if (!(items[i].revents & ZMQ_POLLIN) || k->src[i].has_held)
                 continue;
             if ((r = drain_source(k, &k->src[i])) == -1)
                 return 1;
             got += r;
         }
         if (got > 0)
-            last_rx = cli_now_ms();
+            k->last_rx = cli_now_ms();
     }
     return 0;
 }
@@ -928,7 +1267,7 @@ kvsub_run(const struct kvsub_opts *o)
     cli_out_init(&k.out, STDOUT_FILENO);
     k.zctx = zmq_ctx_new();
     k.src = calloc((size_t)o->nspecs, sizeof *k.src);
-    items = calloc(2 * (size_t)o->nspecs + 1, sizeof *items);
+    items = calloc(3 * (size_t)o->nspecs + 1, sizeof *items);
     if (k.zctx == NULL || k.src == NULL || items == NULL) {
         log_error("out of memory");
         goto out;
@@ -940,10 +1279,17 @@ kvsub_run(const struct kvsub_opts *o)
         items[i].events = ZMQ_POLLIN;
         items[o->nspecs + i].socket = k.src[i].mon.pair;
         items[o->nspecs + i].events = ZMQ_POLLIN;
+        /* A source without a replay endpoint never polls a DEALER. */
+        items[2 * o->nspecs + i].socket =
+            k.src[i].rc ? replay_socket(k.src[i].rc) : NULL;
+        items[2 * o->nspecs + i].fd = -1;
     }
-    items[2 * o->nspecs].fd = cli_signal_fd();
-    items[2 * o->nspecs].events = ZMQ_POLLIN;
-    /* Every SUB is connected first, so that live batches queue meanwhile. */
+    items[3 * o->nspecs].fd = cli_signal_fd();
+    items[3 * o->nspecs].events = ZMQ_POLLIN;
+    /*
+     * Every SUB is connected first, so that live batches queue meanwhile;
+     * the catch-ups run in the loop, side by side.
+     */
     for (int i = 0; i < o->nspecs && !k.done && !cli_signal; i++)
         catch_up(&k, &k.src[i]);
     rc = loop(&k, items);
@@ -958,6 +1304,9 @@ out:
         print_stats(&k);
     for (int i = 0; k.src != NULL && i < o->nspecs; i++) {
         kvmon_close(&k.src[i].mon);
+        if (k.src[i].has_held)
+            zsock_msg_close(&k.src[i].held);
+        buf_free(&k.src[i].last_payload);
         replay_close(k.src[i].rc);
         if (k.src[i].sub != NULL)
             zmq_close(k.src[i].sub);
