@@ -142,6 +142,41 @@ fail:
     return NULL;
 }
 
+int
+replay_reconnect(struct replay_client *rc, char *err, size_t errlen)
+{
+    /* ENOENT: libzmq already dropped the endpoint; connect again anyway. */
+    if (zmq_disconnect(rc->sock, rc->uri) == -1 && errno != ENOENT) {
+        snprintf(err, errlen, "%s: disconnect: %s", rc->uri,
+                 zmq_strerror(errno));
+        return -1;
+    }
+    if (zmq_connect(rc->sock, rc->uri) == -1) {
+        snprintf(err, errlen, "%s: cannot connect: %s", rc->uri,
+                 zmq_strerror(errno));
+        return -1;
+    }
+    /* Nothing sent before can be answered any more. */
+    rc->rx_stream = rc->req_no;
+    rc->in_stream = 0;
+    rc->clean = 1;
+    return 0;
+}
+
+int
+replay_set_max_msg(struct replay_client *rc, int64_t bytes, char *err,
+                   size_t errlen)
+{
+    int64_t v = bytes > 0 ? bytes : -1;
+
+    if (zmq_setsockopt(rc->sock, ZMQ_MAXMSGSIZE, &v, sizeof v) == -1) {
+        snprintf(err, errlen, "%s: setsockopt: %s", rc->uri,
+                 zmq_strerror(errno));
+        return -1;
+    }
+    return replay_reconnect(rc, err, errlen);
+}
+
 void
 replay_close(struct replay_client *rc)
 {

@@ -28,6 +28,22 @@ struct replay_client;
 struct replay_client *replay_open(void *zctx, const char *uri, char *err,
                                   size_t errlen);
 
+/*
+ * Caps the size of a reply (ZMQ_MAXMSGSIZE; bytes <= 0: no cap) and
+ * reconnects so that the cap applies.  libzmq closes a connection that
+ * carries a bigger message and does not reconnect it by itself: the fetch
+ * then times out, and replay_reconnect() makes the next one possible.
+ * Returns 0, or -1 with the reason in err.
+ */
+int replay_set_max_msg(struct replay_client *rc, int64_t bytes, char *err,
+                       size_t errlen);
+
+/*
+ * Drops the connection and everything in flight on it, and connects
+ * again (after a failed fetch).  Returns 0, or -1 with the reason in err.
+ */
+int replay_reconnect(struct replay_client *rc, char *err, size_t errlen);
+
 /* Closes the socket.  Accepts NULL. */
 void replay_close(struct replay_client *rc);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ndjson_write.h"
 #include "probe.h"
 #include "run.h"
 #include "zsock.h"
@@ -49,6 +50,9 @@ static const char usage_text[] =
     "2s)\n"
     "      --hwm N             SUB receive high-water mark (default "
     "1000000)\n"
+    "      --max-msg SIZE      refuse messages over SIZE (default 16M):\n"
+    "                          libzmq drops the connection, kvsub warns,\n"
+    "                          reconnects and reports the gap\n"
     "  -u, --unbuffered        flush after every batch's lines\n"
     "      --probe             check that each PUB and replay endpoint\n"
     "                          answers (waiting --replay-timeout for each),\n"
@@ -121,7 +125,8 @@ enum {
     OPT_STATS,
     OPT_WARN_IDLE,
     OPT_STATS_INTERVAL,
-    OPT_PROBE
+    OPT_PROBE,
+    OPT_MAX_MSG
 };
 
 static const struct option long_opts[] = {
@@ -137,6 +142,7 @@ static const struct option long_opts[] = {
     {"duration", required_argument, NULL, OPT_DURATION},
     {"replay-timeout", required_argument, NULL, OPT_REPLAY_TIMEOUT},
     {"hwm", required_argument, NULL, OPT_HWM},
+    {"max-msg", required_argument, NULL, OPT_MAX_MSG},
     {"warn-idle", required_argument, NULL, OPT_WARN_IDLE},
     {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
     {"probe", no_argument, NULL, OPT_PROBE},
@@ -289,6 +295,7 @@ parse_args(int argc, char **argv, struct args *a)
     o->engine = KV_ENGINE_VLLM;
     o->replay_timeout_ms = 2000;
     o->rcvhwm = 1000000;
+    o->max_msg = NDJSON_MAX_MSG_DEFAULT;
     o->warn_idle_ms = 30000;
     o->warn_idle_text = "30s";
     opterr = 0;
@@ -347,6 +354,9 @@ parse_args(int argc, char **argv, struct args *a)
             break;
         case OPT_PROBE:
             a->probe = 1;
+            break;
+        case OPT_MAX_MSG:
+            o->max_msg = cli_arg_size("--max-msg", optarg, 1024, 1ull << 32);
             break;
         case OPT_HWM:
             o->rcvhwm = (int)cli_arg_count("--hwm", optarg, 0, 1000000000);

@@ -43,6 +43,12 @@
 #define FILL_DEADLINE_FACTOR 5
 #define FILL_BACKOFF_MIN_MS 1000
 #define FILL_BACKOFF_MAX_MS 60000
+/*
+ * A connection lost this long ago without a retry since was closed by
+ * libzmq for a message over --max-msg (or a protocol error): it never
+ * reconnects such a connection, so kvsub does.
+ */
+#define REVIVE_MS 500
 
 struct src_stats {
     uint64_t received;      /* live messages */
@@ -242,6 +248,28 @@ write_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
 }
 
 /*
+ * The longest line written since mark, when it is over NDJSON_MAX_LINE
+ * (kvindex's default --max-line); else 0.  Only a batch whose lines
+ * together pass the limit is looked at line by line.
+ */
+static size_t
+line_over_limit(const struct buf *out, size_t mark)
+{
+    size_t longest = 0;
+
+    if (out->len - mark <= NDJSON_MAX_LINE)
+        return 0;
+    for (size_t pos = mark; pos < out->len;) {
+        const char *nl = memchr(out->p + pos, '\n', out->len - pos);
+        size_t end = nl ? (size_t)(nl - out->p) + 1 : out->len;
+        if (end - pos > longest)
+            longest = end - pos;
+        pos = end;
+    }
+    return longest > NDJSON_MAX_LINE ? longest : 0;
+}
+
+/*
  * Decodes and writes one batch (live or replayed).  Its payload and the
  * decoded events live until the arena is reset.
  */
@@ -260,6 +288,17 @@ write_payload(struct kvsub *k, struct source *s, uint64_t seq,
     }
     mark = k->out.buf.len;
     ndjson_write_batch(&k->out.buf, &s->nsrc, b);
+    size_t longest = line_over_limit(&k->out.buf, mark);
+    if (longest > 0) {
+        char too_long[128];
+        /* A line kvindex would refuse: the batch becomes one record. */
+        k->out.buf.len = mark;
+        snprintf(too_long, sizeof too_long,
+                 "an event line of %zu bytes is over the %u-byte line limit",
+                 longest, (unsigned)NDJSON_MAX_LINE);
+        write_decode_error(k, s, 1, seq, too_long, len);
+        return;
+    }
     s->stats.batches++;
     if (b->has_ts) {
         s->has_last_ts = 1;
@@ -514,6 +553,7 @@ step_fill(struct kvsub *k, struct source *s)
 {
     struct replay_result res;
     struct zsock_msg m;
+    char err[256];
     enum fill_kind kind = s->fill.kind;
     int rc = replay_step(s->rc), again = 0;
 
@@ -521,6 +561,13 @@ step_fill(struct kvsub *k, struct source *s)
         return;
     replay_result(s->rc, &res);
     s->fill.kind = FILL_NONE;
+    /*
+     * Whatever is still in flight after a failure is of no use, and libzmq
+     * does not reconnect a connection it closed for a reply over --max-msg.
+     */
+    if ((rc == REPLAY_TIMEOUT || rc == REPLAY_ERROR) &&
+        replay_reconnect(s->rc, err, sizeof err) == -1)
+        log_warn("%s: replay: %s", s->spec->name, err);
     /* An engine not up yet fails a catch-up; that is no reason to wait. */
     if (kind == FILL_GAP)
         note_fill_outcome(s, rc);
@@ -904,9 +951,14 @@ open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp,
     s->sub = zmq_socket(k->zctx, ZMQ_SUB);
     if (s->sub == NULL || zsock_set_common(s->sub) == -1)
         goto fail;
-    /* The high-water mark only applies to connections made after it. */
+    /*
+     * The high-water mark and the size cap only apply to connections made
+     * after them.
+     */
     if (zmq_setsockopt(s->sub, ZMQ_RCVHWM, &o->rcvhwm, sizeof o->rcvhwm) ==
             -1 ||
+        zmq_setsockopt(s->sub, ZMQ_MAXMSGSIZE, &(int64_t){(int64_t)o->max_msg},
+                       sizeof(int64_t)) == -1 ||
         zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, o->topic, strlen(o->topic)) == -1)
         goto fail;
     /* Before connecting, so that not even the first failure goes unseen. */
@@ -924,6 +976,11 @@ open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp,
     }
     if (sp->replay != NULL) {
         s->rc = replay_open(k->zctx, sp->replay, err, sizeof err);
+        if (s->rc != NULL && replay_set_max_msg(s->rc, (int64_t)o->max_msg, err,
+                                                sizeof err) == -1) {
+            replay_close(s->rc);
+            s->rc = NULL;
+        }
         if (s->rc == NULL) {
             log_error("%s: replay %s: %s", sp->name, sp->replay, err);
             return -1;
@@ -1164,6 +1221,41 @@ arm_items(struct kvsub *k, zmq_pollitem_t *items, long long due)
     return due;
 }
 
+/*
+ * Reconnects the SUB of every source whose connection libzmq closed and
+ * abandoned (a message over --max-msg): the messages lost with it show as
+ * a gap when the next one arrives.  Returns the milliseconds until the
+ * next check is due, or -1.
+ */
+static long long
+revive_sources(struct kvsub *k, long long now)
+{
+    long long due = -1;
+
+    for (int i = 0; i < k->nsrc && !k->o->bind; i++) {
+        struct source *s = &k->src[i];
+
+        if (s->mon.dropped_ms == 0)
+            continue;
+        if (!kvmon_abandoned(&s->mon, now, REVIVE_MS)) {
+            long long d = s->mon.dropped_ms + REVIVE_MS - now;
+            if (due < 0 || d < due)
+                due = d;
+            continue;
+        }
+        s->mon.dropped_ms = 0;
+        log_warn("%s: %s closed the connection and does not retry: a "
+                 "message over --max-msg (%" PRIu64 " bytes) or a protocol "
+                 "error; reconnecting",
+                 s->spec->name, s->spec->pub, k->o->max_msg);
+        zmq_disconnect(s->sub, s->spec->pub);
+        if (zmq_connect(s->sub, s->spec->pub) == -1)
+            log_error("%s: cannot connect to %s: %s", s->spec->name,
+                      s->spec->pub, zmq_strerror(errno));
+    }
+    return due;
+}
+
 /* Advances every fill whose DEALER is readable or whose clock is due. */
 static void
 step_fills(struct kvsub *k, const zmq_pollitem_t *items)
@@ -1213,6 +1305,9 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
         long long line_due = check_stat_line(k, now, &last_line);
         if (line_due >= 0 && (warn_due < 0 || line_due < warn_due))
             warn_due = line_due;
+        long long revive_due = revive_sources(k, now);
+        if (revive_due >= 0 && (warn_due < 0 || revive_due < warn_due))
+            warn_due = revive_due;
         warn_due = arm_items(k, items, warn_due);
         /*
          * Busy: take what is there.  Idle: flush, then block.  The last
