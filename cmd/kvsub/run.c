@@ -29,124 +29,17 @@
 #include "replay.h"
 #include "seqtrack.h"
 #include "snapreq.h"
+#include "sub.h"
 #include "wire.h"
 
 /* Messages read from one socket before the others get their turn. */
 #define DRAIN_BUDGET 4096
-/*
- * Replay policy (docs/protocol.md#replay): one fill in flight per engine,
- * ending at the latest FILL_DEADLINE_FACTOR x --replay-timeout after it
- * started; after a fill that failed, the engine's replay socket is left
- * alone for a backoff that starts at FILL_BACKOFF_MIN_MS and doubles up to
- * FILL_BACKOFF_MAX_MS, and gaps meanwhile are reported without asking.
- */
-#define FILL_DEADLINE_FACTOR 5
-#define FILL_BACKOFF_MIN_MS 1000
-#define FILL_BACKOFF_MAX_MS 60000
 /*
  * A connection lost this long ago without a retry since was closed by
  * libzmq for a message over --max-msg (or a protocol error): it never
  * reconnects such a connection, so kvsub does.
  */
 #define REVIVE_MS 500
-
-struct src_stats {
-    uint64_t received;      /* live messages */
-    uint64_t batches;       /* batches written, live or replayed */
-    uint64_t events;        /* engine events written */
-    uint64_t gaps;          /* gap records */
-    uint64_t lost;          /* seqs in gap records */
-    uint64_t replayed;      /* batches written from replay */
-    uint64_t restarts;      /* restart records */
-    uint64_t duplicates;    /* live batches dropped as already delivered */
-    uint64_t decode_errors; /* decode_error records */
-    uint64_t snapshots;     /* snapshots printed */
-};
-
-/* What a source's replay fill is for. */
-enum fill_kind {
-    FILL_NONE,    /* no fill under way */
-    FILL_CATCHUP, /* -o: from the offset to the end of the buffer */
-    FILL_GAP,     /* seqs missing before a live batch */
-    FILL_VERIFY   /* after a reconnect: is it still the same process? */
-};
-
-/* A fill under way: the context of the replay callbacks. */
-struct fill {
-    struct kvsub *k;
-    struct source *s;
-    enum fill_kind kind;
-    uint64_t from, to;   /* the seqs asked for */
-    uint64_t expect;     /* next seq the fill should deliver */
-    int has_env;         /* env holds the envelope of the live batch */
-    struct kv_batch env; /* ... that revealed the gap (no events) */
-    int resnap; /* stop at a hole: a snapshot replaces the gap record */
-    int lost;   /* ... and there was one */
-    int same;   /* FILL_VERIFY: 1 the same bytes came, -1 other bytes */
-};
-
-struct source {
-    const struct zsock_spec *spec;
-    void *sub;
-    struct replay_client *rc;
-    struct seqtrack st;
-    struct ndjson_source nsrc;
-    struct src_stats stats;
-    struct kvmon mon;      /* the SUB socket's connection state */
-    long long last_rx;     /* when a live message last arrived */
-    int silent;            /* warned: nothing for --warn-idle */
-    int joined;            /* the "joined at seq" note was printed */
-    int has_stream;        /* stream_hex holds the live stream id */
-    int from_snapshot;     /* the output started with a snapshot */
-    uint64_t snapshot_seq; /* ... taken at this seq */
-    char stream_hex[2 * ZSOCK_STREAM_ID_LEN + 1];
-    uint64_t first_replayed; /* seq of the first replayed batch */
-    /* For --stats-interval: the newest batch's engine ts, and the events
-     * counted at the previous line. */
-    int has_last_ts;
-    double last_ts;
-    uint64_t events_at_line;
-    /*
-     * Gap fills run in the poll loop: while one is under way its SUB is not
-     * read, and the live message that revealed the gap waits in held.
-     */
-    struct fill fill;
-    struct zsock_msg held;
-    int has_held;
-    long long backoff_ms, backoff_until;
-    /*
-     * The payload of the last batch written, so that after a reconnect a
-     * re-fetch of that seq can tell the same process from a new one.
-     */
-    struct buf last_payload;
-    int has_last_payload;
-    uint64_t last_payload_seq;
-    unsigned long reconnects_seen; /* mon.reconnects already looked at */
-    int force_restart;             /* the held batch comes from a new process */
-    int unchecked; /* reconnected, and no way to check: say so unless the
-                      seqs show a restart anyway */
-};
-
-struct kvsub {
-    const struct kvsub_opts *o;
-    void *zctx;
-    struct source *src;
-    int nsrc;
-    struct cli_out out;
-    struct wire_opts wopts;
-    struct arena live_arena, replay_arena;
-    uint64_t lines;
-    int done; /* count reached, or the reader left */
-    long long start_ms;
-    long long last_rx; /* when a message last arrived (--idle) */
-};
-
-static void print_stats(const struct kvsub *k);
-static int print_snapshot(struct kvsub *k, struct source *s, const char *why);
-static void handle_live(struct kvsub *k, struct source *s, struct zsock_msg *m,
-                        int again);
-static void write_held(struct kvsub *k, struct source *s,
-                       const struct zsock_msg *m);
 
 static void
 kvs_from_cstr(struct kv_str *s, const char *c)
@@ -230,9 +123,9 @@ write_decode_error(struct kvsub *k, struct source *s, int has_seq, uint64_t seq,
     write_record(k, s, NULL, has_seq, seq, &ev);
 }
 
-static void
-write_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
-          uint64_t from, uint64_t to, const char *why)
+void
+run_write_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
+              uint64_t from, uint64_t to, const char *why)
 {
     struct kv_event ev;
 
@@ -273,10 +166,10 @@ line_over_limit(const struct buf *out, size_t mark)
  * Decodes and writes one batch (live or replayed).  Its payload and the
  * decoded events live until the arena is reset.
  */
-static void
-write_payload(struct kvsub *k, struct source *s, uint64_t seq,
-              const struct kv_batch *b, int decoded, const char *why,
-              size_t len)
+void
+run_write_payload(struct kvsub *k, struct source *s, uint64_t seq,
+                  const struct kv_batch *b, int decoded, const char *why,
+                  size_t len)
 {
     size_t mark;
 
@@ -317,9 +210,9 @@ write_payload(struct kvsub *k, struct source *s, uint64_t seq,
     after_write(k, mark, b->n_events);
 }
 
-static int
-decode(struct kvsub *k, struct arena *a, uint64_t seq, const uint8_t *p,
-       size_t len, struct kv_batch *b, char *err, size_t errlen)
+int
+run_decode(struct kvsub *k, struct arena *a, uint64_t seq, const uint8_t *p,
+           size_t len, struct kv_batch *b, char *err, size_t errlen)
 {
     arena_reset(a);
     memset(b, 0, sizeof *b);
@@ -329,275 +222,12 @@ decode(struct kvsub *k, struct arena *a, uint64_t seq, const uint8_t *p,
     return 1;
 }
 
-/* Keeps a copy of the last batch written, for a check after a reconnect. */
-static void
-keep_payload(struct source *s, uint64_t seq, const uint8_t *p, size_t len)
-{
-    buf_clear(&s->last_payload);
-    buf_put(&s->last_payload, p, len);
-    s->has_last_payload = !s->last_payload.oom;
-    s->last_payload_seq = seq;
-}
-
-static int
-on_replay(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
-{
-    struct fill *f = ctx;
-    struct kv_batch b;
-    char err[256];
-    int ok;
-
-    if (f->kind == FILL_VERIFY) {
-        const struct buf *lp = &f->s->last_payload;
-        f->same = lp->len == len && memcmp(lp->p, payload, len) == 0 ? 1 : -1;
-        return 1;
-    }
-    if (seq < f->expect)
-        return 0;
-    ok = decode(f->k, &f->k->replay_arena, seq, payload, len, &b, err,
-                sizeof err);
-    /*
-     * Without a live batch (a catch-up), the gap record takes the rank of
-     * the first batch the engine still has, so that it lands on that pod.
-     */
-    if (seq > f->expect && f->resnap) {
-        f->lost = 1;
-        return 1;
-    }
-    if (seq > f->expect) {
-        const struct kv_batch *env = f->has_env ? &f->env : NULL;
-        if (env == NULL && ok)
-            env = &b;
-        write_gap(f->k, f->s, env, f->expect, seq - 1,
-                  "the engine no longer has them");
-    }
-    write_payload(f->k, f->s, seq, &b, ok, err, len);
-    keep_payload(f->s, seq, payload, len);
-    if (f->s->stats.replayed++ == 0)
-        f->s->first_replayed = seq;
-    seqtrack_advance(&f->s->st, seq);
-    f->expect = seq + 1;
-    return f->k->done || cli_signal ? 1 : 0;
-}
-
-static void
-on_bad_reply(void *ctx, const char *why, size_t bytes)
-{
-    struct fill *f = ctx;
-    log_debug("%s: bad replay reply (%s, %zu bytes)", f->s->spec->name, why,
-              bytes);
-}
-
-/*
- * Starts fetching from..to from the source's replay socket in the poll
- * loop, the answers going to on_replay.  live (NULL for none) is the
- * envelope for gap records.  Returns 1 when the fill is under way, 0 when
- * it is already over: no replay endpoint or a backoff (the gap record is
- * written), or nothing to fetch.
- */
-static int
-start_fill(struct kvsub *k, struct source *s, enum fill_kind kind,
-           const struct kv_batch *live, uint64_t from, uint64_t to)
-{
-    struct fill *f = &s->fill;
-    struct replay_request req;
-    long long now = cli_now_ms();
-
-    if (s->rc == NULL || now < s->backoff_until) {
-        if (kind == FILL_GAP)
-            write_gap(k, s, live, from, to,
-                      s->rc == NULL ? "no replay endpoint"
-                                    : "replay backing off after a failed "
-                                      "fill");
-        return 0;
-    }
-    memset(f, 0, sizeof *f);
-    f->k = k;
-    f->s = s;
-    f->kind = kind;
-    f->from = f->expect = from;
-    f->to = to;
-    f->resnap = kind == FILL_GAP && s->spec->snapshot != NULL;
-    if (live != NULL) {
-        f->has_env = 1;
-        f->env = *live;
-        f->env.events = NULL;
-        f->env.n_events = 0;
-    }
-    memset(&req, 0, sizeof req);
-    req.from = from;
-    req.to = to;
-    req.timeout_ms = (int)k->o->replay_timeout_ms;
-    req.deadline_ms = FILL_DEADLINE_FACTOR * k->o->replay_timeout_ms;
-    if (replay_start(s->rc, &req, on_replay, on_bad_reply, f) != REPLAY_MORE) {
-        f->kind = FILL_NONE;
-        return 0;
-    }
-    return 1;
-}
-
-/* After a fill: back off from an engine whose replay failed. */
-static void
-note_fill_outcome(struct source *s, int rc)
-{
-    if (rc == REPLAY_TIMEOUT || rc == REPLAY_ERROR) {
-        s->backoff_ms =
-            s->backoff_ms == 0 ? FILL_BACKOFF_MIN_MS : 2 * s->backoff_ms;
-        if (s->backoff_ms > FILL_BACKOFF_MAX_MS)
-            s->backoff_ms = FILL_BACKOFF_MAX_MS;
-        s->backoff_until = cli_now_ms() + s->backoff_ms;
-        log_info("%s: replay backs off for %lldms", s->spec->name,
-                 s->backoff_ms);
-    } else if (rc == REPLAY_OK) {
-        s->backoff_ms = 0;
-    }
-}
-
-/*
- * The end of a gap fill: what replay could not fill becomes a fresh
- * snapshot (when the engine has one) or a gap record.  Returns 1 when
- * another fill was started (after a snapshot).
- */
-static int
-end_gap_fill(struct kvsub *k, struct source *s, int rc,
-             const struct replay_result *res)
-{
-    struct fill *f = &s->fill;
-    const struct kv_batch *live = f->has_env ? &f->env : NULL;
-    const char *why, *err = replay_error(s->rc);
-    uint64_t to = f->to;
-
-    /*
-     * What replay cannot fill, a fresh snapshot replaces when the engine
-     * has one (docs/ndjson.md#records-written-by-kvtap): it holds the
-     * state after the hole, so no gap record is needed.
-     */
-    if ((f->lost || (rc != REPLAY_STOPPED && f->expect <= to)) && f->resnap &&
-        print_snapshot(k, s, "replay cannot fill a gap")) {
-        return s->snapshot_seq < to &&
-               start_fill(k, s, FILL_GAP, live, s->snapshot_seq + 1, to);
-    }
-    if (rc == REPLAY_STOPPED && f->expect <= to)
-        return 0;
-    if (f->expect > to) {
-        log_info("%s: replayed %" PRIu64 "..%" PRIu64 " (%" PRIu64
-                 " re-requests)",
-                 s->spec->name, f->from, to, res->retries);
-        return 0;
-    }
-    switch (rc) {
-    case REPLAY_OK:
-        why = "the engine no longer has them";
-        break;
-    case REPLAY_TIMEOUT:
-        why = strstr(err, "deadline") ? "replay deadline passed"
-                                      : "replay timed out";
-        break;
-    default:
-        why = err[0] ? err : "replay failed";
-    }
-    write_gap(k, s, live, f->expect, to, why);
-    return 0;
-}
-
-static void note_joined(struct source *s, uint64_t seq);
-
-/* The end of a catch-up (-o): says where it stands. */
-static void
-end_catch_up(struct source *s, int rc)
-{
-    const char *err = replay_error(s->rc);
-
-    /* A wrong replay port would otherwise only show as a gap, if at all. */
-    if (rc == REPLAY_TIMEOUT && s->stats.replayed == 0)
-        log_warn("%s: replay %s (catching up at the first live batch)",
-                 s->spec->name, err);
-    else if (rc == REPLAY_TIMEOUT || rc == REPLAY_ERROR)
-        log_warn("%s: replay: %s", s->spec->name, err);
-    if (s->stats.replayed > 0 || s->from_snapshot)
-        note_joined(s, s->fill.expect);
-}
-
-/*
- * The end of a check after a reconnect: another payload at the last seq
- * written, or an engine that has not reached it, is another process.
- */
-static void
-end_verify(struct source *s, int rc, const struct replay_result *res)
-{
-    const struct fill *f = &s->fill;
-
-    if (f->same == 1) {
-        log_info("%s: reconnected to the same engine process (seq %" PRIu64
-                 " unchanged)",
-                 s->spec->name, f->from);
-    } else if (f->same == -1 ||
-               (rc == REPLAY_OK && res->got_end && !res->has_lost)) {
-        s->force_restart = 1;
-    } else {
-        log_warn("%s: reconnected, but cannot tell whether the engine "
-                 "restarted (%s)",
-                 s->spec->name,
-                 res->has_lost ? "it no longer holds the last seq seen"
-                               : replay_error(s->rc));
-    }
-}
-
-/*
- * Advances the source's fill (its DEALER was readable or a clock is due).
- * When the fill ends, the live batch that waited for it is written and
- * the SUB is read again.
- */
-static void
-step_fill(struct kvsub *k, struct source *s)
-{
-    struct replay_result res;
-    struct zsock_msg m;
-    char err[256];
-    enum fill_kind kind = s->fill.kind;
-    int rc = replay_step(s->rc), again = 0;
-
-    if (rc == REPLAY_MORE)
-        return;
-    replay_result(s->rc, &res);
-    s->fill.kind = FILL_NONE;
-    /*
-     * Whatever is still in flight after a failure is of no use, and libzmq
-     * does not reconnect a connection it closed for a reply over --max-msg.
-     */
-    if ((rc == REPLAY_TIMEOUT || rc == REPLAY_ERROR) &&
-        replay_reconnect(s->rc, err, sizeof err) == -1)
-        log_warn("%s: replay: %s", s->spec->name, err);
-    /* An engine not up yet fails a catch-up; that is no reason to wait. */
-    if (kind == FILL_GAP)
-        note_fill_outcome(s, rc);
-    if (kind == FILL_GAP)
-        again = end_gap_fill(k, s, rc, &res);
-    else if (kind == FILL_CATCHUP)
-        end_catch_up(s, rc);
-    else
-        end_verify(s, rc, &res);
-    if (again || !s->has_held)
-        return;
-    /*
-     * After a check the batch is classified now (handle_live may hold it
-     * again for a gap); after a fill its verdict was acted on.
-     */
-    s->has_held = 0;
-    zsock_msg_move(&m, &s->held);
-    if (kind == FILL_VERIFY)
-        handle_live(k, s, &m, 1);
-    else
-        write_held(k, s, &m);
-    zsock_msg_close(&m);
-}
-
 /*
  * Says once per source where its output joined the live stream: at seq (the
  * first one that comes live) after the replayed batches.
  */
-static void
-note_joined(struct source *s, uint64_t seq)
+void
+run_note_joined(struct source *s, uint64_t seq)
 {
     if (s->joined)
         return;
@@ -643,8 +273,8 @@ write_mark(struct kvsub *k, struct source *s, enum kv_type t, uint64_t seq)
  * said by the "joined" note).  Returns 1 when it did; 0 when there is no
  * snapshot (nothing published yet, seq -1) or none to be had (warned).
  */
-static int
-print_snapshot(struct kvsub *k, struct source *s, const char *why)
+int
+run_print_snapshot(struct kvsub *k, struct source *s, const char *why)
 {
     struct snapreq_reply r;
     char err[256];
@@ -671,9 +301,9 @@ print_snapshot(struct kvsub *k, struct source *s, const char *why)
     for (size_t i = 0; i < r.n && !k->done; i++) {
         struct kv_batch b;
         size_t len = zmq_msg_size(&r.chunk[i]);
-        int ok = decode(k, &k->replay_arena, seq, zmq_msg_data(&r.chunk[i]),
-                        len, &b, err, sizeof err);
-        write_payload(k, s, seq, &b, ok, err, len);
+        int ok = run_decode(k, &k->replay_arena, seq, zmq_msg_data(&r.chunk[i]),
+                            len, &b, err, sizeof err);
+        run_write_payload(k, s, seq, &b, ok, err, len);
     }
     write_mark(k, s, KV_SNAPSHOT_END, seq);
     seqtrack_advance(&s->st, seq);
@@ -681,33 +311,6 @@ print_snapshot(struct kvsub *k, struct source *s, const char *why)
     s->stats.snapshots++;
     snapreq_free(&r);
     return 1;
-}
-
-/*
- * -o beginning or SEQ: prints what the engine's replay buffer holds from the
- * offset on, up to its end marker, before the first live batch is looked
- * at.  Seqs the buffer no longer has become a gap record first.  When the
- * engine does not answer (not up yet), the first live batch fills the range
- * instead (handle_live).
- */
-static void
-catch_up(struct kvsub *k, struct source *s)
-{
-    uint64_t from = k->o->offset_seq;
-
-    if (k->o->offset_now)
-        return;
-    if (s->spec->snapshot != NULL && k->o->offset_seq == 0 &&
-        print_snapshot(k, s, NULL)) {
-        s->from_snapshot = 1;
-        from = s->snapshot_seq + 1;
-    }
-    if (s->rc == NULL) {
-        if (s->from_snapshot)
-            note_joined(s, from);
-        return;
-    }
-    start_fill(k, s, FILL_CATCHUP, NULL, from, UINT64_MAX);
 }
 
 /*
@@ -765,33 +368,10 @@ write_restart(struct kvsub *k, struct source *s, const struct kv_batch *b,
     s->has_last_payload = 0;
     /* The new process's state from its snapshot, then what follows it. */
     if (s->spec->snapshot != NULL &&
-        print_snapshot(k, s, "the engine restarted"))
+        run_print_snapshot(k, s, "the engine restarted"))
         return s->snapshot_seq + 1 < seq &&
-               start_fill(k, s, FILL_GAP, b, s->snapshot_seq + 1, seq - 1);
-    return seq > 0 && start_fill(k, s, FILL_GAP, b, 0, seq - 1);
-}
-
-/*
- * After a reconnect of the SUB (its monitor counts them), the engine may
- * be a new process whose seqs happen to go on from the old ones: starts
- * re-fetching the last seq written to compare its bytes (FILL_VERIFY).
- * A stream id answers the question by itself.  Returns 1 when the check
- * is under way (the live batch must wait for it).
- */
-static int
-check_reconnect(struct kvsub *k, struct source *s, const uint8_t *stream)
-{
-    if (s->mon.reconnects == s->reconnects_seen)
-        return 0;
-    s->reconnects_seen = s->mon.reconnects;
-    if (stream != NULL || !s->st.started)
-        return 0;
-    if (s->rc == NULL || !s->has_last_payload) {
-        s->unchecked = 1;
-        return 0;
-    }
-    return start_fill(k, s, FILL_VERIFY, NULL, s->last_payload_seq,
-                      s->last_payload_seq);
+               fill_start(k, s, FILL_GAP, b, s->snapshot_seq + 1, seq - 1);
+    return seq > 0 && fill_start(k, s, FILL_GAP, b, 0, seq - 1);
 }
 
 /* Classifies a live seq: a new stream id or a failed check is a restart. */
@@ -838,16 +418,16 @@ write_live(struct kvsub *k, struct source *s, uint64_t seq,
         s->stats.duplicates++;
         return;
     }
-    ok = decode(k, &k->live_arena, seq, payload, len, &b, err, sizeof err);
-    write_payload(k, s, seq, &b, ok, err, len);
-    keep_payload(s, seq, payload, len);
+    ok = run_decode(k, &k->live_arena, seq, payload, len, &b, err, sizeof err);
+    run_write_payload(k, s, seq, &b, ok, err, len);
+    fill_keep_payload(s, seq, payload, len);
     seqtrack_advance(&s->st, seq);
-    note_joined(s, seq);
+    run_note_joined(s, seq);
 }
 
 /* write_live for a held message (it parsed when it arrived). */
-static void
-write_held(struct kvsub *k, struct source *s, const struct zsock_msg *m)
+void
+run_write_held(struct kvsub *k, struct source *s, const struct zsock_msg *m)
 {
     uint64_t seq;
     const uint8_t *payload, *stream;
@@ -871,8 +451,9 @@ hold(struct source *s, struct zsock_msg *m)
  * One live message.  again: it is a held message coming back after a fill
  * (not counted twice).
  */
-static void
-handle_live(struct kvsub *k, struct source *s, struct zsock_msg *m, int again)
+void
+run_handle_live(struct kvsub *k, struct source *s, struct zsock_msg *m,
+                int again)
 {
     uint64_t seq;
     const uint8_t *payload, *stream;
@@ -898,7 +479,7 @@ handle_live(struct kvsub *k, struct source *s, struct zsock_msg *m, int again)
                   seq, k->o->offset_seq);
         return;
     }
-    if (check_reconnect(k, s, stream)) {
+    if (fill_check_reconnect(k, s, stream)) {
         hold(s, m);
         return;
     }
@@ -921,15 +502,15 @@ handle_live(struct kvsub *k, struct source *s, struct zsock_msg *m, int again)
         return;
     }
     /* The batch's envelope goes on the records written before it. */
-    ok = decode(k, &k->live_arena, seq, payload, len, &b, err, sizeof err);
+    ok = run_decode(k, &k->live_arena, seq, payload, len, &b, err, sizeof err);
     if (v.kind == SEQTRACK_RESTART)
         waits = write_restart(k, s, ok ? &b : NULL, seq, v.last_seq, how);
     else if (v.kind == SEQTRACK_GAP)
-        waits = start_fill(k, s, FILL_GAP, ok ? &b : NULL, v.from, v.to);
+        waits = fill_start(k, s, FILL_GAP, ok ? &b : NULL, v.from, v.to);
     else if (v.kind == SEQTRACK_FIRST && !k->o->offset_now &&
              seq > k->o->offset_seq)
         /* Nothing came by catch-up: what precedes the first live batch. */
-        waits = start_fill(k, s, FILL_GAP, ok ? &b : NULL, k->o->offset_seq,
+        waits = fill_start(k, s, FILL_GAP, ok ? &b : NULL, k->o->offset_seq,
                            seq - 1);
     if (waits)
         hold(s, m);
@@ -1182,7 +763,7 @@ drain_source(struct kvsub *k, struct source *s)
          * none of the new process's is taken for the old one's.
          */
         kvmon_drain(&s->mon);
-        handle_live(k, s, &m, 0);
+        run_handle_live(k, s, &m, 0);
         zsock_msg_close(&m);
     }
     if (j > 0) {
@@ -1268,7 +849,7 @@ step_fills(struct kvsub *k, const zmq_pollitem_t *items)
         if ((items[2 * k->nsrc + i].revents & ZMQ_POLLIN) ||
             replay_now_ms() >= replay_due(s->rc)) {
             uint64_t before = s->stats.replayed;
-            step_fill(k, s);
+            fill_step(k, s);
             if (s->stats.replayed != before)
                 k->last_rx = cli_now_ms();
         }
@@ -1386,7 +967,7 @@ kvsub_run(const struct kvsub_opts *o)
      * the catch-ups run in the loop, side by side.
      */
     for (int i = 0; i < o->nspecs && !k.done && !cli_signal; i++)
-        catch_up(&k, &k.src[i]);
+        fill_catch_up(&k, &k.src[i]);
     rc = loop(&k, items);
     cli_out_flush(&k.out);
     if (k.out.err) {
