@@ -91,6 +91,7 @@ struct source {
     int has_last_payload;
     uint64_t last_payload_seq;
     unsigned long reconnects_seen; /* mon.reconnects already looked at */
+    long long mon_checked_us;      /* when the monitor was last drained */
     int force_restart;             /* the held batch comes from a new process */
     int unchecked; /* reconnected, and no way to check: say so unless the
                       seqs show a restart anyway */
