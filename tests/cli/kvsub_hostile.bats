@@ -134,3 +134,22 @@ quick_restart() {
 @test "an engine restarted fast whose first live seq equals the last one seen is a restart, not a duplicate" {
     quick_restart --withhold 0-138 --wait-subs 1
 }
+
+@test "no line over kvindex's default --max-line: such a batch becomes a decode_error record" {
+    # 12M control characters in one event: 72M of JSON, over the 64 MiB
+    # that kvindex reads by default.
+    "$PY" "$HOSTILE" --pub "ipc://$T/b" --seqs 0-2 --rate 4 --big-seq 1 \
+        --wide 12000000 --wait-subs --ready "$T/b.ready" &
+    PIDS+=($!)
+    wait_file "$T/b.ready" 10
+    run_ndjson "$T/out" kvsub --max-msg 100M -c 3 --idle 10s "pod-b=ipc://$T/b"
+    assert_success
+    run jq -c '[.seq, .type]' "$T/out"
+    assert_output '[0,"BlockStored"]
+[1,"decode_error"]
+[2,"BlockStored"]'
+    run jq -r 'select(.type == "decode_error") | "\(.error) \(.bytes)"' "$T/out"
+    assert_output "an event line of 72000264 bytes is over the 67108864-byte line limit 12000152"
+    run kvindex serve --help
+    assert_output --partial "(default 64M,"
+}

@@ -12,7 +12,9 @@ waiting.
 --wait-subs) and publishes the seqs of --seqs (e.g. "0-2,10-12") at
 --rate batches per second, then holds until killed.  --big N makes the
 batch at --big-seq a frame of N bytes (a msgpack bin, not a batch), for
-message size caps.
+message size caps; --wide N makes it a valid batch whose one event carries
+an extra key of N control characters (each becomes 6 bytes of JSON), for
+line size caps.
 
 Uses only python3-zmq and python3-msgpack (run it with /usr/bin/python3).
 """
@@ -53,13 +55,14 @@ def parse_list(s):
     return out
 
 
-def batch(seq, pod_events=1):
+def batch(seq, wide=0):
     """A small valid vLLM batch for seq: one BlockStored of one block."""
     ev = {"type": "BlockStored", "block_hashes": [1000 + seq],
           "parent_block_hash": None, "token_ids": list(range(16)),
           "block_size": 16, "lora_id": None}
-    return layouts.encode_batch(TS0 + seq * 0.125, [ev] * pod_events, 0,
-                                "vllm")
+    if wide:
+        ev["extra_keys"] = ["\x01" * wide]
+    return layouts.encode_batch(TS0 + seq * 0.125, [ev], 0, "vllm")
 
 
 def main():
@@ -74,6 +77,8 @@ def main():
     ap.add_argument("--big", type=int, default=0,
                     help="bytes of the frame at --big-seq")
     ap.add_argument("--big-seq", type=int, default=-1)
+    ap.add_argument("--wide", type=int, default=0,
+                    help="control characters in the event at --big-seq")
     ap.add_argument("--ready", help='write "ready" here once bound')
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, on_term)
@@ -109,7 +114,9 @@ def main():
         now = time.monotonic()
         if pub is not None and todo and now >= next_pub:
             seq = todo.pop(0)
-            if seq == args.big_seq:
+            if seq == args.big_seq and args.wide:
+                payload = batch(seq, args.wide)
+            elif seq == args.big_seq:
                 payload = msgpack.packb(b"\0" * args.big)
             else:
                 payload = batch(seq)
