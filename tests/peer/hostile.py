@@ -30,29 +30,14 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import layouts  # noqa: E402
+from peer import TS0, parse_list  # noqa: E402
 
-TS0 = 1700000000.0
 stop = False
 
 
 def on_term(signum, frame):
     global stop
     stop = True
-
-
-def parse_list(s):
-    """'0-2,10' -> [0, 1, 2, 10], in order."""
-    out = []
-    for part in s.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.extend(range(int(a), int(b) + 1))
-        else:
-            out.append(int(part))
-    return out
 
 
 def batch(seq, wide=0):
@@ -105,7 +90,7 @@ def main():
         if not stop:
             pub.recv()
 
-    todo = parse_list(args.seqs)
+    todo = sorted(parse_list(args.seqs))
     askers = {}  # identity -> (delimited, start)
     gap = 1.0 / args.rate if args.rate > 0 else 0.0
     next_pub = time.monotonic()

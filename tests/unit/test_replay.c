@@ -591,6 +591,22 @@ out:
 }
 
 /*
+ * Binds e's ROUTER to uri and runs fn(e) in thread *th.  Returns 1, or 0
+ * (checked) when that failed.
+ */
+static int
+start_engine(void *zctx, struct engine *e, const char *uri, void *(*fn)(void *),
+             pthread_t *th)
+{
+    int linger = 0;
+
+    e->sock = zmq_socket(zctx, ZMQ_ROUTER);
+    zmq_setsockopt(e->sock, ZMQ_LINGER, &linger, sizeof linger);
+    return CHECK(zmq_bind(e->sock, uri) == 0, "engine binds") &&
+           CHECK(pthread_create(th, NULL, fn, e) == 0, "thread");
+}
+
+/*
  * A second fetch on the same client while the first one's stream is still
  * arriving: the stale tail must neither be claimed as a loss nor cost a
  * timeout.
@@ -605,7 +621,7 @@ test_stale_stream(void *zctx)
     struct replay_result res;
     pthread_t th;
     char err[256];
-    int linger = 0, ret;
+    int ret;
     long long t0, ms;
 
     memset(&e, 0, sizeof e);
@@ -615,10 +631,7 @@ test_stale_stream(void *zctx)
     g2.payload_ok = g2.order_ok = g2.contig_ok = 1;
     e.lo = 0;
     e.hi = 1999;
-    e.sock = zmq_socket(zctx, ZMQ_ROUTER);
-    zmq_setsockopt(e.sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_bind(e.sock, "inproc://replay-stale");
-    if (!CHECK(pthread_create(&th, NULL, engine_main, &e) == 0, "thread"))
+    if (!start_engine(zctx, &e, "inproc://replay-stale", engine_main, &th))
         return;
     rc = replay_open(zctx, "inproc://replay-stale", err, sizeof err);
     req.from = 0;
@@ -655,7 +668,7 @@ test_stop(void *zctx)
     struct replay_result res;
     pthread_t th;
     char err[256];
-    int linger = 0, ret;
+    int ret;
 
     memset(&e, 0, sizeof e);
     memset(&g, 0, sizeof g);
@@ -663,10 +676,7 @@ test_stop(void *zctx)
     g.stop_after = 3;
     e.lo = 0;
     e.hi = 9;
-    e.sock = zmq_socket(zctx, ZMQ_ROUTER);
-    zmq_setsockopt(e.sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_bind(e.sock, "inproc://replay-stop");
-    if (!CHECK(pthread_create(&th, NULL, engine_main, &e) == 0, "thread"))
+    if (!start_engine(zctx, &e, "inproc://replay-stop", engine_main, &th))
         return;
     rc = replay_open(zctx, "inproc://replay-stop", err, sizeof err);
     req.from = 0;
@@ -743,16 +753,13 @@ test_deadline(void *zctx)
     struct replay_result res;
     pthread_t th;
     char err[256];
-    int linger = 0, ret;
+    int ret;
     long long t0, ms;
 
     memset(&d, 0, sizeof d);
     memset(&g, 0, sizeof g);
     g.payload_ok = g.order_ok = g.contig_ok = 1;
-    d.sock = zmq_socket(zctx, ZMQ_ROUTER);
-    zmq_setsockopt(d.sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_bind(d.sock, "inproc://replay-drip");
-    if (!CHECK(pthread_create(&th, NULL, drip_main, &d) == 0, "thread"))
+    if (!start_engine(zctx, &d, "inproc://replay-drip", drip_main, &th))
         return;
     rc = replay_open(zctx, "inproc://replay-drip", err, sizeof err);
     memset(&req, 0, sizeof req);
