@@ -188,19 +188,22 @@ replay_close(struct replay_client *rc)
     free(rc);
 }
 
-/* Sends ["", start] (8-byte big-endian).  Returns 0, or -1 with errno. */
+/*
+ * Sends ["", start] (8-byte big-endian) without waiting: a DEALER queues
+ * it on the pipe that connect() made even before the connection is up, so
+ * EAGAIN means there is no pipe at all (libzmq dropped it and is not
+ * reconnecting).  Returns 0, or -1 with errno.
+ */
 static int
-send_request(struct replay_client *rc, uint64_t start, int timeout_ms)
+send_request(struct replay_client *rc, uint64_t start)
 {
     uint8_t s8[8];
 
     zsock_put_be64(s8, start);
-    if (zmq_setsockopt(rc->sock, ZMQ_SNDTIMEO, &timeout_ms,
-                       sizeof timeout_ms) == -1)
+    if (zmq_send(rc->sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
         return -1;
-    if (zmq_send(rc->sock, "", 0, ZMQ_SNDMORE) == -1)
-        return -1;
-    if (zmq_send(rc->sock, s8, sizeof s8, 0) == -1)
+    /* The parts of one message go together: the second cannot fail. */
+    if (zmq_send(rc->sock, s8, sizeof s8, ZMQ_DONTWAIT) == -1)
         return -1;
     rc->req_no++;
     rc->clean = 0;
@@ -460,7 +463,7 @@ request_next(struct fetch *f)
     struct replay_client *rc = f->rc;
 
     f->sure = rc->clean;
-    if (send_request(rc, f->res->next, f->timeout_ms) == -1) {
+    if (send_request(rc, f->res->next) == -1) {
         if (errno == EAGAIN)
             return finish(f, REPLAY_TIMEOUT, "cannot send the replay request");
         return zmq_failure(f, "send");

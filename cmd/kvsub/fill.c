@@ -126,7 +126,10 @@ fill_start(struct kvsub *k, struct source *s, enum fill_kind kind,
     req.timeout_ms = (int)k->o->replay_timeout_ms;
     req.deadline_ms = FILL_DEADLINE_FACTOR * k->o->replay_timeout_ms;
     if (replay_start(s->rc, &req, on_replay, on_bad_reply, f) != REPLAY_MORE) {
+        /* Nothing to fetch, or the request could not even be sent. */
         f->kind = FILL_NONE;
+        if (kind == FILL_GAP && replay_result(s->rc, NULL) != REPLAY_OK)
+            run_write_gap(k, s, live, from, to, replay_error(s->rc));
         return 0;
     }
     return 1;
