@@ -856,6 +856,17 @@ revive_sources(struct kvsub *k, long long now)
     return due;
 }
 
+/* Whether a source has a fill under way. */
+static int
+any_filling(const struct kvsub *k)
+{
+    for (int i = 0; i < k->nsrc; i++) {
+        if (k->src[i].fill.kind != FILL_NONE)
+            return 1;
+    }
+    return 0;
+}
+
 /* Advances every fill whose DEALER is readable or whose clock is due. */
 static void
 step_fills(struct kvsub *k, const zmq_pollitem_t *items)
@@ -896,7 +907,8 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
 
         if (cli_take_usr1())
             print_stats(k);
-        if ((k->o->idle_ms > 0 &&
+        /* A fill under way is not idleness: its live batch still waits. */
+        if ((k->o->idle_ms > 0 && !any_filling(k) &&
              now - k->last_rx >= (long long)k->o->idle_ms) ||
             (k->o->duration_ms > 0 &&
              now - k->start_ms >= (long long)k->o->duration_ms))
