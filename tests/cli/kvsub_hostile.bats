@@ -45,9 +45,9 @@ wait_grep() {
     PIDS+=($!)
     # pod-a publishes 150 batches in 3s; without the fix its output stood
     # still behind pod-b's first fill for as long as pod-b answered.
-    # 5s after the last batch, every line of pod-a must be out.
+    # 10s after the last batch, every line of pod-a must be out.
     wait_file "$T/a.done" 20
-    wait_grep "$T/out" '"pod":"pod-a"' "$(wc -l <"$T/a.exp")" 5 || true
+    wait_grep "$T/out" '"pod":"pod-a"' "$(wc -l <"$T/a.exp")" 10 || true
     grep '"pod":"pod-a"' "$T/out" >"$T/a.got"
     run cmp "$T/a.got" "$T/a.exp"
     assert_success
@@ -66,7 +66,7 @@ wait_grep() {
         --big-seq 2 --wait-subs --ready "$T/b.ready" &
     PIDS+=($!)
     wait_file "$T/b.ready" 10
-    run_ndjson "$T/out" kvsub --max-msg 1M --idle 3s "pod-b=ipc://$T/b"
+    run_ndjson "$T/out" kvsub --max-msg 1M --idle 5s "pod-b=ipc://$T/b"
     assert_success
     # Seqs 0 and 1, a gap from 2 to the last seq lost while libzmq held the
     # connection closed, then every later seq up to 19.
@@ -103,7 +103,8 @@ quick_restart() {
     local a=$!
     PIDS+=($a)
     wait_file "$T/a.ready" 10
-    kvsub -u --idle 4s "pod-a=ipc://$T/p,ipc://$T/r" >"$T/out" 2>"$T/err" &
+    kvsub -u --replay-timeout 10s "pod-a=ipc://$T/p,ipc://$T/r" \
+        >"$T/out" 2>"$T/err" &
     local sub=$!
     PIDS+=($sub)
     wait_grep "$T/out" '"pod":"pod-a"' "$(wc -l <"$T/a.exp")" 20
@@ -112,7 +113,13 @@ quick_restart() {
         --replay "ipc://$T/r" --count 1500 --rate 3000 --ts0 1700001000 \
         --hold 60 --pod pod-a --expect "$T/b.exp" "$@" &
     PIDS+=($!)
-    wait_pid "$sub" 60
+    # Every line of A and B and the restart record (without the fix: one
+    # line less, and the wait runs out).
+    wait_file "$T/b.ready" 20
+    wait_grep "$T/out" '"pod":"pod-a"' \
+        "$(($(wc -l <"$T/a.exp") + 1 + $(wc -l <"$T/b.exp")))" 30 || true
+    kill "$sub"
+    wait "$sub" || true
     assert_ndjson "$T/out"
     run jq -c 'select(.type == "restart") | [.seq, .last_seq]' "$T/out"
     assert_output '[0,139]'
