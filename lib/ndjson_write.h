@@ -15,6 +15,16 @@
 #include "buf.h"
 #include "event.h"
 
+/*
+ * Size limits shared by the writer (kvsub) and the reader (kvindex), so
+ * that the two agree (docs/cli.md#limits-and-security): kvsub refuses
+ * messages over --max-msg (default NDJSON_MAX_MSG_DEFAULT) and never
+ * writes a line longer than NDJSON_MAX_LINE, which is also kvindex's
+ * default --max-line.  A real engine batch is well under 1 MiB.
+ */
+#define NDJSON_MAX_MSG_DEFAULT (16u << 20)
+#define NDJSON_MAX_LINE (64u << 20)
+
 /* Where a batch came from: the pod name and the --model, if any. */
 struct ndjson_source {
     struct kv_str pod;

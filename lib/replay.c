@@ -34,6 +34,7 @@
 #include "zsock.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,11 +43,40 @@
 
 #define REPLAY_RCVHWM 1000000
 #define REPLAY_DEFAULT_RETRIES 8
+/* Messages one replay_step reads before it lets the caller go on. */
+#define REPLAY_STEP_BUDGET 1024
 /* libzmq's default SNDHWM, which the engines' ROUTER keeps. */
 #define REPLAY_ROUTER_HWM 1000
 /* Silence after which a started stream is taken as ended (marker lost). */
 #define REPLAY_QUIET_MIN_MS 200
 #define REPLAY_QUIET_MAX_MS 1000
+
+/* The state of one fetch. */
+struct fetch {
+    struct replay_client *rc;
+    const struct replay_request *req;
+    struct replay_result *res;
+    replay_cb cb;
+    replay_bad_cb bad;
+    void *ctx;
+    int timeout_ms; /* wait for the first reply to a request */
+    int quiet_ms;   /* silence that ends a stream once replies flow */
+    int max_retries;
+    int stopped;           /* cb asked to stop */
+    long long deadline;    /* the fetch ends here whatever comes; 0: none */
+    long long progress_ms; /* the newest request, or batch delivered */
+    uint64_t req_start;    /* seq asked for by the newest request */
+    int cur_first;         /* no message of the newest request's stream yet */
+    int rx_since_req;      /* a message arrived since the newest request */
+    int sure;              /* nothing was in flight when it was sent */
+    int has_suspect;       /* a stream started above next without proof */
+    uint64_t suspect;      /* ... the next seq it skipped */
+    int hole;              /* the current stream skipped the next seq */
+    int drops;             /* this fetch saw evidence of dropped replies */
+    uint64_t stream_n;     /* batches in the newest request's stream */
+    long long last_ms;     /* last message received or request sent */
+    int seen_any;          /* any message at all during this fetch */
+};
 
 struct replay_client {
     void *sock;
@@ -61,6 +91,13 @@ struct replay_client {
     uint64_t last_rx;
     /* The newest request's end marker arrived: nothing is in flight. */
     int clean;
+    /* The fetch under way (replay_start .. the end of replay_step). */
+    int active;
+    int last_rc; /* how the last fetch ended */
+    struct replay_request req;
+    struct replay_result res;
+    struct fetch f;
+    char err[256];
 };
 
 static long long
@@ -105,6 +142,41 @@ fail:
     return NULL;
 }
 
+int
+replay_reconnect(struct replay_client *rc, char *err, size_t errlen)
+{
+    /* ENOENT: libzmq already dropped the endpoint; connect again anyway. */
+    if (zmq_disconnect(rc->sock, rc->uri) == -1 && errno != ENOENT) {
+        snprintf(err, errlen, "%s: disconnect: %s", rc->uri,
+                 zmq_strerror(errno));
+        return -1;
+    }
+    if (zmq_connect(rc->sock, rc->uri) == -1) {
+        snprintf(err, errlen, "%s: cannot connect: %s", rc->uri,
+                 zmq_strerror(errno));
+        return -1;
+    }
+    /* Nothing sent before can be answered any more. */
+    rc->rx_stream = rc->req_no;
+    rc->in_stream = 0;
+    rc->clean = 1;
+    return 0;
+}
+
+int
+replay_set_max_msg(struct replay_client *rc, int64_t bytes, char *err,
+                   size_t errlen)
+{
+    int64_t v = bytes > 0 ? bytes : -1;
+
+    if (zmq_setsockopt(rc->sock, ZMQ_MAXMSGSIZE, &v, sizeof v) == -1) {
+        snprintf(err, errlen, "%s: setsockopt: %s", rc->uri,
+                 zmq_strerror(errno));
+        return -1;
+    }
+    return replay_reconnect(rc, err, errlen);
+}
+
 void
 replay_close(struct replay_client *rc)
 {
@@ -116,42 +188,27 @@ replay_close(struct replay_client *rc)
     free(rc);
 }
 
-/* Sends ["", start] (8-byte big-endian).  Returns 0, or -1 with errno. */
+/*
+ * Sends ["", start] (8-byte big-endian) without waiting: a DEALER queues
+ * it on the pipe that connect() made even before the connection is up, so
+ * EAGAIN means there is no pipe at all (libzmq dropped it and is not
+ * reconnecting).  Returns 0, or -1 with errno.
+ */
 static int
-send_request(struct replay_client *rc, uint64_t start, int timeout_ms)
+send_request(struct replay_client *rc, uint64_t start)
 {
     uint8_t s8[8];
 
     zsock_put_be64(s8, start);
-    if (zmq_setsockopt(rc->sock, ZMQ_SNDTIMEO, &timeout_ms,
-                       sizeof timeout_ms) == -1)
+    if (zmq_send(rc->sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
         return -1;
-    if (zmq_send(rc->sock, "", 0, ZMQ_SNDMORE) == -1)
-        return -1;
-    if (zmq_send(rc->sock, s8, sizeof s8, 0) == -1)
+    /* The parts of one message go together: the second cannot fail. */
+    if (zmq_send(rc->sock, s8, sizeof s8, ZMQ_DONTWAIT) == -1)
         return -1;
     rc->req_no++;
     rc->clean = 0;
     return 0;
 }
-
-/* The state of one fetch. */
-struct fetch {
-    struct replay_client *rc;
-    const struct replay_request *req;
-    struct replay_result *res;
-    uint64_t req_start; /* seq asked for by the newest request */
-    int cur_first;      /* no message of the newest request's stream yet */
-    int rx_since_req;   /* a message arrived since the newest request */
-    int sure;           /* nothing was in flight when it was sent */
-    int has_suspect;    /* a stream started above next without proof */
-    uint64_t suspect;   /* ... the next seq it skipped */
-    int hole;           /* the current stream skipped the next seq */
-    int drops;          /* this fetch saw evidence of dropped replies */
-    uint64_t stream_n;  /* batches in the newest request's stream */
-    long long last_ms;  /* last message received or request sent */
-    int seen_any;       /* any message at all during this fetch */
-};
 
 enum step { STEP_MORE, STEP_DONE, STEP_REREQUEST };
 
@@ -160,8 +217,7 @@ enum step { STEP_MORE, STEP_DONE, STEP_REREQUEST };
  * when everything up to `to` is held.
  */
 static enum step
-on_batch(struct fetch *f, uint64_t s, const uint8_t *payload, size_t len,
-         replay_cb cb, void *ctx, int *stopped)
+on_batch(struct fetch *f, uint64_t s, const uint8_t *payload, size_t len)
 {
     struct replay_client *rc = f->rc;
     struct replay_result *res = f->res;
@@ -210,11 +266,12 @@ on_batch(struct fetch *f, uint64_t s, const uint8_t *payload, size_t len,
     if (current)
         f->cur_first = 0;
     if (s == res->next && s <= f->req->to) {
-        if (cb(ctx, s, payload, len) != 0)
-            *stopped = 1;
+        if (f->cb(f->ctx, s, payload, len) != 0)
+            f->stopped = 1;
         res->delivered++;
         res->next = s + 1;
-        if (*stopped)
+        f->progress_ms = now_ms();
+        if (f->stopped)
             return STEP_DONE;
     } else if (s > res->next && current) {
         f->hole = 1;
@@ -239,6 +296,7 @@ on_end(struct fetch *f)
     if (rc->rx_stream != rc->req_no)
         return STEP_MORE; /* the end of a stale stream */
     rc->clean = 1;
+    f->progress_ms = now_ms();
     if (f->cur_first) {
         /* The engine holds nothing at or after the seq asked for. */
         f->cur_first = 0;
@@ -339,32 +397,42 @@ drain_stale(struct replay_client *rc)
     rc->rx_stream = rc->req_no;
 }
 
-/* What one wait for replies needs besides the fetch state. */
-struct wait_ctx {
-    replay_cb cb;
-    replay_bad_cb bad;
-    void *ctx;
-    int timeout_ms; /* wait for the first reply to a request */
-    int quiet_ms;   /* silence that ends a stream once replies flow */
-    int stopped;    /* cb asked to stop */
-    char *err;
-    size_t errlen;
-};
+/* Ends the fetch with rc and the reason (printf-style) in rc->err. */
+static int finish(struct fetch *f, int ret, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-/* Maps a failed zmq call to an enum replay_rc, naming it in err. */
 static int
-zmq_failure(struct fetch *f, struct wait_ctx *w, const char *what)
+finish(struct fetch *f, int ret, const char *fmt, ...)
+{
+    struct replay_client *rc = f->rc;
+
+    rc->active = 0;
+    rc->last_rc = ret;
+    rc->err[0] = '\0';
+    if (fmt != NULL) {
+        va_list ap;
+        int n = snprintf(rc->err, sizeof rc->err, "%s: ", rc->uri);
+
+        va_start(ap, fmt);
+        if (n >= 0 && (size_t)n < sizeof rc->err)
+            vsnprintf(rc->err + n, sizeof rc->err - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return ret;
+}
+
+/* Ends the fetch after a failed zmq call, naming it. */
+static int
+zmq_failure(struct fetch *f, const char *what)
 {
     if (errno == EINTR)
-        return REPLAY_INTR;
-    snprintf(w->err, w->errlen, "%s: %s: %s", f->rc->uri, what,
-             zmq_strerror(errno));
-    return REPLAY_ERROR;
+        return finish(f, REPLAY_INTR, NULL);
+    return finish(f, REPLAY_ERROR, "%s: %s", what, zmq_strerror(errno));
 }
 
 /* Files one whole message away; returns the step it leads to. */
 static enum step
-on_message(struct fetch *f, struct wait_ctx *w, const struct zsock_msg *m)
+on_message(struct fetch *f, const struct zsock_msg *m)
 {
     uint64_t seq;
     const uint8_t *payload;
@@ -376,90 +444,29 @@ on_message(struct fetch *f, struct wait_ctx *w, const struct zsock_msg *m)
     f->rx_since_req = 1;
     f->last_ms = now_ms();
     if (k == 1)
-        return on_batch(f, seq, payload, len, w->cb, w->ctx, &w->stopped);
+        return on_batch(f, seq, payload, len);
     if (k == 2)
         return on_end(f);
     f->res->bad++;
-    if (w->bad != NULL)
-        w->bad(w->ctx, why, msg_bytes(m));
+    if (f->bad != NULL)
+        f->bad(f->ctx, why, msg_bytes(m));
     return STEP_MORE;
 }
 
 /*
- * Reads replies to the newest request until it is answered (STEP_DONE),
- * needs another request (STEP_REREQUEST), or fails: then *rc_out is set
- * and -1 returned.
+ * (Re-)requests from the first seq not yet held.  Returns REPLAY_MORE, or
+ * the end of the fetch.
  */
 static int
-await_replies(struct fetch *f, struct wait_ctx *w, enum step *st, int *rc_out)
-{
-    struct replay_client *rc = f->rc;
-
-    *st = STEP_MORE;
-    while (*st == STEP_MORE) {
-        zmq_pollitem_t item = {rc->sock, 0, ZMQ_POLLIN, 0};
-        struct zsock_msg m;
-        /*
-         * Until something answers the newest request, give the engine the
-         * full timeout; once replies flow, silence means an end marker was
-         * lost (or a stream boundary went unnoticed).
-         */
-        long long wait = f->rx_since_req ? w->quiet_ms : w->timeout_ms;
-        long long left = f->last_ms + wait - now_ms();
-        int n = zmq_poll(&item, 1, (long)(left < 0 ? 0 : left));
-
-        if (n == -1) {
-            *rc_out = zmq_failure(f, w, "poll");
-            return -1;
-        }
-        if (n == 0) {
-            if (now_ms() < f->last_ms + wait)
-                continue;
-            if (!f->seen_any) {
-                if (w->timeout_ms % 1000 == 0)
-                    snprintf(w->err, w->errlen, "%s: no reply in %ds", rc->uri,
-                             w->timeout_ms / 1000);
-                else
-                    snprintf(w->err, w->errlen, "%s: no reply in %dms", rc->uri,
-                             w->timeout_ms);
-                *rc_out = REPLAY_TIMEOUT;
-                return -1;
-            }
-            *st = STEP_REREQUEST;
-            f->drops = 1;
-            /* Whatever was in flight is now older than the new request. */
-            rc->in_stream = 0;
-            rc->rx_stream = rc->req_no;
-            break;
-        }
-        if (zsock_msg_recv(rc->sock, &m, ZMQ_DONTWAIT) == -1) {
-            if (errno == EAGAIN)
-                continue;
-            *rc_out = zmq_failure(f, w, "receive");
-            return -1;
-        }
-        *st = on_message(f, w, &m);
-        zsock_msg_close(&m);
-    }
-    return 0;
-}
-
-/* (Re-)requests from the first seq not yet held; 0, or -1 with *rc_out. */
-static int
-request_next(struct fetch *f, struct wait_ctx *w, int *rc_out)
+request_next(struct fetch *f)
 {
     struct replay_client *rc = f->rc;
 
     f->sure = rc->clean;
-    if (send_request(rc, f->res->next, w->timeout_ms) == -1) {
-        if (errno == EAGAIN) {
-            snprintf(w->err, w->errlen, "%s: cannot send the replay request",
-                     rc->uri);
-            *rc_out = REPLAY_TIMEOUT;
-        } else {
-            *rc_out = zmq_failure(f, w, "send");
-        }
-        return -1;
+    if (send_request(rc, f->res->next) == -1) {
+        if (errno == EAGAIN)
+            return finish(f, REPLAY_TIMEOUT, "cannot send the replay request");
+        return zmq_failure(f, "send");
     }
     f->req_start = f->res->next;
     f->cur_first = 1;
@@ -467,7 +474,186 @@ request_next(struct fetch *f, struct wait_ctx *w, int *rc_out)
     f->hole = 0;
     f->stream_n = 0;
     f->last_ms = now_ms();
-    return 0;
+    /* Re-requests are bounded by max_retries: each may take the timeout. */
+    f->progress_ms = f->last_ms;
+    return REPLAY_MORE;
+}
+
+/*
+ * The newest request needs another one (a hole, or a stream whose end
+ * marker was lost).  Returns REPLAY_MORE, or the end of the fetch.
+ */
+static int
+rerequest(struct fetch *f)
+{
+    struct replay_result *res = f->res;
+
+    if (res->retries >= (uint64_t)f->max_retries) {
+        /*
+         * Contiguous so far and only the end marker keeps getting lost:
+         * what came is all the engine had.
+         */
+        if (!f->hole && !f->cur_first)
+            return finish(f, REPLAY_OK, NULL);
+        return finish(f, REPLAY_TIMEOUT,
+                      "replay incomplete after %d re-requests (next seq "
+                      "%llu)",
+                      f->max_retries, (unsigned long long)res->next);
+    }
+    res->retries++;
+    return request_next(f);
+}
+
+/* The wait, in ms from f->last_ms, after which silence means something. */
+static long long
+silence_ms(const struct fetch *f)
+{
+    /*
+     * Until something answers the newest request, give the engine the full
+     * timeout; once replies flow, silence means an end marker was lost (or
+     * a stream boundary went unnoticed).
+     */
+    return f->rx_since_req ? f->quiet_ms : f->timeout_ms;
+}
+
+/* Applies the fetch's clocks at now.  Returns REPLAY_MORE or its end. */
+static int
+check_clocks(struct fetch *f, long long now)
+{
+    struct replay_client *rc = f->rc;
+
+    if (f->deadline > 0 && now >= f->deadline)
+        return finish(f, REPLAY_TIMEOUT,
+                      "replay deadline passed (next seq %llu, %llu "
+                      "malformed replies)",
+                      (unsigned long long)f->res->next,
+                      (unsigned long long)f->res->bad);
+    if (!f->seen_any && now >= f->last_ms + f->timeout_ms) {
+        if (f->timeout_ms % 1000 == 0)
+            return finish(f, REPLAY_TIMEOUT, "no reply in %ds",
+                          f->timeout_ms / 1000);
+        return finish(f, REPLAY_TIMEOUT, "no reply in %dms", f->timeout_ms);
+    }
+    /*
+     * Replies that bring nothing new (stale streams, malformed messages)
+     * must not keep a fetch alive: the timeout also bounds the wait for
+     * the next batch delivered.
+     */
+    if (now >= f->progress_ms + f->timeout_ms)
+        return finish(f, REPLAY_TIMEOUT, "no new batch in %dms (next seq %llu)",
+                      f->timeout_ms, (unsigned long long)f->res->next);
+    if (now < f->last_ms + silence_ms(f))
+        return REPLAY_MORE;
+    f->drops = 1;
+    /* Whatever was in flight is now older than the new request. */
+    rc->in_stream = 0;
+    rc->rx_stream = rc->req_no;
+    return rerequest(f);
+}
+
+int
+replay_step(struct replay_client *rc)
+{
+    struct fetch *f = &rc->f;
+
+    if (!rc->active)
+        return REPLAY_ERROR;
+    for (int i = 0; i < REPLAY_STEP_BUDGET; i++) {
+        struct zsock_msg m;
+        enum step st;
+
+        if (zsock_msg_recv(rc->sock, &m, ZMQ_DONTWAIT) == -1) {
+            if (errno == EAGAIN)
+                break;
+            return zmq_failure(f, "receive");
+        }
+        st = on_message(f, &m);
+        zsock_msg_close(&m);
+        if (f->stopped)
+            return finish(f, REPLAY_STOPPED, NULL);
+        if (st == STEP_DONE)
+            return finish(f, REPLAY_OK, NULL);
+        if (st == STEP_REREQUEST && rerequest(f) != REPLAY_MORE)
+            return rc->last_rc;
+    }
+    return check_clocks(f, now_ms());
+}
+
+long long
+replay_due(const struct replay_client *rc)
+{
+    const struct fetch *f = &rc->f;
+    long long due = f->last_ms + silence_ms(f);
+
+    if (f->progress_ms + f->timeout_ms < due)
+        due = f->progress_ms + f->timeout_ms;
+    if (f->deadline > 0 && f->deadline < due)
+        due = f->deadline;
+    return due;
+}
+
+long long
+replay_now_ms(void)
+{
+    return now_ms();
+}
+
+void *
+replay_socket(const struct replay_client *rc)
+{
+    return rc->sock;
+}
+
+int
+replay_start(struct replay_client *rc, const struct replay_request *req,
+             replay_cb cb, replay_bad_cb bad, void *ctx)
+{
+    struct fetch *f = &rc->f;
+
+    memset(f, 0, sizeof *f);
+    memset(&rc->res, 0, sizeof rc->res);
+    rc->req = *req;
+    rc->res.next = req->from;
+    rc->last_rc = REPLAY_MORE;
+    rc->err[0] = '\0';
+    rc->active = 1;
+    f->rc = rc;
+    f->req = &rc->req;
+    f->res = &rc->res;
+    f->cb = cb;
+    f->bad = bad;
+    f->ctx = ctx;
+    f->max_retries =
+        req->max_retries > 0 ? req->max_retries : REPLAY_DEFAULT_RETRIES;
+    f->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 1;
+    f->quiet_ms = f->timeout_ms / 10;
+    if (f->quiet_ms < REPLAY_QUIET_MIN_MS)
+        f->quiet_ms = REPLAY_QUIET_MIN_MS;
+    if (f->quiet_ms > REPLAY_QUIET_MAX_MS)
+        f->quiet_ms = REPLAY_QUIET_MAX_MS;
+    if (f->quiet_ms > f->timeout_ms)
+        f->quiet_ms = f->timeout_ms;
+    f->progress_ms = now_ms();
+    if (req->deadline_ms > 0)
+        f->deadline = f->progress_ms + (long long)req->deadline_ms;
+    if (req->from > req->to)
+        return finish(f, REPLAY_OK, NULL);
+    drain_stale(rc);
+    return request_next(f);
+}
+
+int
+replay_result(const struct replay_client *rc, struct replay_result *res)
+{
+    if (res != NULL)
+        *res = rc->res;
+    return rc->last_rc;
+}
+
+const char *
+replay_error(const struct replay_client *rc)
+{
+    return rc->err;
 }
 
 int
@@ -475,63 +661,20 @@ replay_fetch(struct replay_client *rc, const struct replay_request *req,
              replay_cb cb, replay_bad_cb bad, void *ctx,
              struct replay_result *res, char *err, size_t errlen)
 {
-    struct fetch f;
-    struct wait_ctx w = {cb, bad, ctx, 0, 0, 0, err, errlen};
-    int max_retries =
-        req->max_retries > 0 ? req->max_retries : REPLAY_DEFAULT_RETRIES;
-    int rc_out = REPLAY_OK;
+    int ret = replay_start(rc, req, cb, bad, ctx);
 
-    memset(res, 0, sizeof *res);
-    res->next = req->from;
-    if (err != NULL && errlen > 0)
-        err[0] = '\0';
-    if (req->from > req->to)
-        return REPLAY_OK;
-    w.timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 1;
-    w.quiet_ms = w.timeout_ms / 10;
-    if (w.quiet_ms < REPLAY_QUIET_MIN_MS)
-        w.quiet_ms = REPLAY_QUIET_MIN_MS;
-    if (w.quiet_ms > REPLAY_QUIET_MAX_MS)
-        w.quiet_ms = REPLAY_QUIET_MAX_MS;
-    if (w.quiet_ms > w.timeout_ms)
-        w.quiet_ms = w.timeout_ms;
+    while (ret == REPLAY_MORE) {
+        zmq_pollitem_t item = {rc->sock, 0, ZMQ_POLLIN, 0};
+        long long left = replay_due(rc) - now_ms();
 
-    memset(&f, 0, sizeof f);
-    f.rc = rc;
-    f.req = req;
-    f.res = res;
-    drain_stale(rc);
-
-    for (;;) {
-        enum step st;
-
-        if (request_next(&f, &w, &rc_out) == -1 ||
-            await_replies(&f, &w, &st, &rc_out) == -1)
-            goto out;
-        if (w.stopped) {
-            rc_out = REPLAY_STOPPED;
-            goto out;
+        if (zmq_poll(&item, 1, (long)(left < 0 ? 0 : left)) == -1) {
+            ret = zmq_failure(&rc->f, "poll");
+            break;
         }
-        if (st == STEP_DONE)
-            goto out;
-        /* STEP_REREQUEST: a hole, or a stream whose end marker was lost. */
-        if (res->retries >= (uint64_t)max_retries) {
-            if (!f.hole && !f.cur_first) {
-                /*
-                 * Contiguous so far and only the end marker keeps getting
-                 * lost: what came is all the engine had.
-                 */
-                goto out;
-            }
-            snprintf(err, errlen,
-                     "%s: replay incomplete after %d re-requests "
-                     "(next seq %llu)",
-                     rc->uri, max_retries, (unsigned long long)res->next);
-            rc_out = REPLAY_TIMEOUT;
-            goto out;
-        }
-        res->retries++;
+        ret = replay_step(rc);
     }
-out:
-    return rc_out;
+    *res = rc->res;
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s", rc->err);
+    return ret;
 }

@@ -28,6 +28,22 @@ struct replay_client;
 struct replay_client *replay_open(void *zctx, const char *uri, char *err,
                                   size_t errlen);
 
+/*
+ * Caps the size of a reply (ZMQ_MAXMSGSIZE; bytes <= 0: no cap) and
+ * reconnects so that the cap applies.  libzmq closes a connection that
+ * carries a bigger message and does not reconnect it by itself: the fetch
+ * then times out, and replay_reconnect() makes the next one possible.
+ * Returns 0, or -1 with the reason in err.
+ */
+int replay_set_max_msg(struct replay_client *rc, int64_t bytes, char *err,
+                       size_t errlen);
+
+/*
+ * Drops the connection and everything in flight on it, and connects
+ * again (after a failed fetch).  Returns 0, or -1 with the reason in err.
+ */
+int replay_reconnect(struct replay_client *rc, char *err, size_t errlen);
+
 /* Closes the socket.  Accepts NULL. */
 void replay_close(struct replay_client *rc);
 
@@ -50,6 +66,13 @@ struct replay_request {
     uint64_t to;     /* last seq wanted; UINT64_MAX = up to the end marker */
     int timeout_ms;  /* longest wait for the next reply */
     int max_retries; /* re-requests after holes; 0 = a default (8) */
+    /*
+     * The whole fetch ends (REPLAY_TIMEOUT) this long after it started,
+     * however the engine answers; 0 = no overall deadline.  Without one, a
+     * fetch still ends after timeout_ms without a new batch: replies that
+     * bring nothing new (stale streams, malformed messages) do not count.
+     */
+    uint64_t deadline_ms;
 };
 
 struct replay_result {
@@ -72,7 +95,8 @@ enum replay_rc {
                             retries exhausted); err names the endpoint */
     REPLAY_ERROR = -2,   /* socket error; err says which */
     REPLAY_STOPPED = -3, /* cb asked to stop */
-    REPLAY_INTR = -4     /* interrupted by a signal */
+    REPLAY_INTR = -4,    /* interrupted by a signal */
+    REPLAY_MORE = 1      /* replay_start/replay_step: still under way */
 };
 
 /*
@@ -83,5 +107,36 @@ enum replay_rc {
 int replay_fetch(struct replay_client *rc, const struct replay_request *req,
                  replay_cb cb, replay_bad_cb bad, void *ctx,
                  struct replay_result *res, char *err, size_t errlen);
+
+/*
+ * The same fetch without blocking, for a caller that polls many sockets
+ * (kvsub fills one gap per source at a time this way).  replay_start sends
+ * the first request; then call replay_step whenever replay_socket() is
+ * readable or replay_due() has come, until it returns something other
+ * than REPLAY_MORE (an enum replay_rc; REPLAY_INTR is never returned).
+ * Each step reads a bounded number of replies, so one engine cannot keep
+ * the caller busy.  cb, bad and ctx are kept until the fetch ends;
+ * replay_result and replay_error tell how the last fetch went (err names
+ * the endpoint; empty when there is nothing to say).  One fetch at a time
+ * per client.
+ */
+int replay_start(struct replay_client *rc, const struct replay_request *req,
+                 replay_cb cb, replay_bad_cb bad, void *ctx);
+int replay_step(struct replay_client *rc);
+
+/* When (replay_now_ms clock) replay_step is due even without a reply. */
+long long replay_due(const struct replay_client *rc);
+
+/* The monotonic clock of replay_due, in ms. */
+long long replay_now_ms(void);
+
+/* The DEALER, to poll for ZMQ_POLLIN; borrowed. */
+void *replay_socket(const struct replay_client *rc);
+
+/* Fills *res (may be NULL) and returns the last fetch's enum replay_rc. */
+int replay_result(const struct replay_client *rc, struct replay_result *res);
+
+/* Why the last fetch ended (empty when complete); borrowed. */
+const char *replay_error(const struct replay_client *rc);
 
 #endif

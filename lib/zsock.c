@@ -298,6 +298,20 @@ zsock_msg_close(struct zsock_msg *m)
     m->nparts = 0;
 }
 
+void
+zsock_msg_move(struct zsock_msg *dst, struct zsock_msg *src)
+{
+    for (int i = 0; i < src->kept; i++) {
+        zmq_msg_init(&dst->part[i]);
+        zmq_msg_move(&dst->part[i], &src->part[i]);
+        zmq_msg_close(&src->part[i]);
+    }
+    dst->kept = src->kept;
+    dst->nparts = src->nparts;
+    src->kept = 0;
+    src->nparts = 0;
+}
+
 const uint8_t *
 zsock_part(const struct zsock_msg *m, int i, size_t *len)
 {

@@ -66,6 +66,12 @@ struct zsock_msg {
 int zsock_msg_recv(void *sock, struct zsock_msg *m, int flags);
 void zsock_msg_close(struct zsock_msg *m);
 
+/*
+ * Moves every kept part of src into dst (which must not hold a message):
+ * afterwards dst owns them and src holds nothing (closing it is a no-op).
+ */
+void zsock_msg_move(struct zsock_msg *dst, struct zsock_msg *src);
+
 /* Data and size of kept part i. */
 const uint8_t *zsock_part(const struct zsock_msg *m, int i, size_t *len);
 

@@ -13,6 +13,7 @@
 
 #include "atomicfile.h"
 #include "cli.h"
+#include "ndjson_write.h"
 #include "client.h"
 #include "jscan.h"
 #include "prom.h"
@@ -20,7 +21,8 @@
 #include "sock.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
-#define DEFAULT_MAX_LINE (1u << 20)
+/* kvsub writes no longer line (ndjson_write.h). */
+#define DEFAULT_MAX_LINE NDJSON_MAX_LINE
 
 static const char usage_all[] =
     "Usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
@@ -93,8 +95,9 @@ static const char help_serve[] =
     "      --snapshot-every DUR  snapshot interval (default 60s)\n"
     "      --max-blocks N      cap on (pod, block) entries, LRU eviction\n"
     "                          (default 0: none)\n"
-    "      --max-line BYTES    longest input or request line (default 1M;\n"
-    "                          K, M, G suffixes)\n"
+    "      --max-line BYTES    longest input or request line (default 64M,\n"
+    "                          the longest line kvsub writes; K, M, G\n"
+    "                          suffixes)\n"
     "      --exit-on-eof       exit 0 at the end of the input\n"
     "      --degraded-orphans N  a pod with more than N orphaned stores since\n"
     "                          its last clear or restart is degraded (default\n"

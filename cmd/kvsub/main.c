@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ndjson_write.h"
 #include "probe.h"
 #include "run.h"
 #include "zsock.h"
@@ -45,10 +46,13 @@ static const char usage_text[] =
     "                          30s; 0: never)\n"
     "      --stats-interval DUR  every DUR, one line on stderr: per source\n"
     "                          events/s, gaps, lag and connection state\n"
-    "      --replay-timeout DUR  longest wait for a replay reply (default "
-    "2s)\n"
+    "      --replay-timeout DUR  longest wait for a replay reply that\n"
+    "                          brings a new batch (default 2s)\n"
     "      --hwm N             SUB receive high-water mark (default "
     "1000000)\n"
+    "      --max-msg SIZE      refuse messages over SIZE (default 16M):\n"
+    "                          libzmq drops the connection, kvsub warns,\n"
+    "                          reconnects and reports the gap\n"
     "  -u, --unbuffered        flush after every batch's lines\n"
     "      --probe             check that each PUB and replay endpoint\n"
     "                          answers (waiting --replay-timeout for each),\n"
@@ -75,10 +79,12 @@ static const char usage_text[] =
     "    gap           \"from\",\"to\": seqs lost that replay could not fill\n"
     "                  (first line of a source: the engine's buffer no\n"
     "                  longer reaches back to the -o seq)\n"
-    "    restart       \"last_seq\": the sequence went backwards (the\n"
-    "                  publisher restarted); its seq is 0, the new\n"
-    "                  process's first, and batches of the new process\n"
-    "                  missed before are fetched by replay too\n"
+    "    restart       \"last_seq\": the sequence went backwards, or after\n"
+    "                  a reconnect the engine holds other bytes at the\n"
+    "                  last seq seen (the publisher restarted); its seq\n"
+    "                  is 0, the new process's first, and batches of the\n"
+    "                  new process missed before are fetched by replay\n"
+    "                  too\n"
     "    decode_error  \"error\",\"bytes\": a batch or event that could not\n"
     "                  be decoded; the stream goes on (no \"seq\" when\n"
     "                  the message had no valid seq frame)\n"
@@ -121,7 +127,8 @@ enum {
     OPT_STATS,
     OPT_WARN_IDLE,
     OPT_STATS_INTERVAL,
-    OPT_PROBE
+    OPT_PROBE,
+    OPT_MAX_MSG
 };
 
 static const struct option long_opts[] = {
@@ -137,6 +144,7 @@ static const struct option long_opts[] = {
     {"duration", required_argument, NULL, OPT_DURATION},
     {"replay-timeout", required_argument, NULL, OPT_REPLAY_TIMEOUT},
     {"hwm", required_argument, NULL, OPT_HWM},
+    {"max-msg", required_argument, NULL, OPT_MAX_MSG},
     {"warn-idle", required_argument, NULL, OPT_WARN_IDLE},
     {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
     {"probe", no_argument, NULL, OPT_PROBE},
@@ -289,6 +297,7 @@ parse_args(int argc, char **argv, struct args *a)
     o->engine = KV_ENGINE_VLLM;
     o->replay_timeout_ms = 2000;
     o->rcvhwm = 1000000;
+    o->max_msg = NDJSON_MAX_MSG_DEFAULT;
     o->warn_idle_ms = 30000;
     o->warn_idle_text = "30s";
     opterr = 0;
@@ -347,6 +356,9 @@ parse_args(int argc, char **argv, struct args *a)
             break;
         case OPT_PROBE:
             a->probe = 1;
+            break;
+        case OPT_MAX_MSG:
+            o->max_msg = cli_arg_size("--max-msg", optarg, 1024, 1ull << 32);
             break;
         case OPT_HWM:
             o->rcvhwm = (int)cli_arg_count("--hwm", optarg, 0, 1000000000);

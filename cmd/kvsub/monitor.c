@@ -172,6 +172,7 @@ apply(struct kvmon *m, unsigned ev, char *line, size_t linelen)
 
     line[0] = '\0';
     memcpy(old, m->reason, sizeof old);
+    m->dropped_ms = ev == ZMQ_EVENT_DISCONNECTED ? cli_now_ms() : 0;
     switch (ev) {
     case ZMQ_EVENT_CONNECT_DELAYED:
         m->delayed = 1;
@@ -181,6 +182,9 @@ apply(struct kvmon *m, unsigned ev, char *line, size_t linelen)
         return 0;
     case ZMQ_EVENT_CONNECTED:
     case ZMQ_EVENT_ACCEPTED:
+        if (m->was_up)
+            m->reconnects++;
+        m->was_up = 1;
         m->state = KVMON_UP;
         m->reason[0] = '\0';
         if (was != KVMON_UP)
@@ -211,6 +215,12 @@ apply(struct kvmon *m, unsigned ev, char *line, size_t linelen)
                  m->name, m->uri, m->reason);
     m->reported = 1;
     return 1;
+}
+
+int
+kvmon_abandoned(const struct kvmon *m, long long now, long long ms)
+{
+    return m->dropped_ms > 0 && now - m->dropped_ms >= ms;
 }
 
 int

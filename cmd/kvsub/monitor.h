@@ -28,6 +28,18 @@ struct kvmon {
     int reported; /* a failure was reported: later changes are news */
     int delayed;  /* a TCP connect was under way since the last retry */
     int greeted;  /* the ZMTP handshake succeeded: a ZeroMQ peer answers */
+    int was_up;   /* it has been connected before */
+    /*
+     * Connections made after the first one: the peer at the other end may
+     * be another process (kvsub checks, run.c).
+     */
+    unsigned long reconnects;
+    /*
+     * When the connection was lost (0: it was not, or libzmq is retrying).
+     * libzmq closes a connection that carried a message over
+     * ZMQ_MAXMSGSIZE (or broke the protocol) and never retries it.
+     */
+    long long dropped_ms;
     char reason[256];
 };
 
@@ -38,6 +50,12 @@ struct kvmon {
  */
 int kvmon_open(struct kvmon *m, void *zctx, void *sock, int idx,
                const char *name, const char *uri, char *err, size_t errlen);
+
+/*
+ * Whether the connection was lost ms or more before now and libzmq has not
+ * tried to reconnect since (then the caller must).  Says nothing.
+ */
+int kvmon_abandoned(const struct kvmon *m, long long now, long long ms);
 
 /* Closes the PAIR socket.  Accepts a monitor that was never opened. */
 void kvmon_close(struct kvmon *m);

@@ -29,72 +29,19 @@
 #include "replay.h"
 #include "seqtrack.h"
 #include "snapreq.h"
+#include "sub.h"
 #include "wire.h"
 
 /* Messages read from one socket before the others get their turn. */
 #define DRAIN_BUDGET 4096
-
-struct src_stats {
-    uint64_t received;      /* live messages */
-    uint64_t batches;       /* batches written, live or replayed */
-    uint64_t events;        /* engine events written */
-    uint64_t gaps;          /* gap records */
-    uint64_t lost;          /* seqs in gap records */
-    uint64_t replayed;      /* batches written from replay */
-    uint64_t restarts;      /* restart records */
-    uint64_t duplicates;    /* live batches dropped as already delivered */
-    uint64_t decode_errors; /* decode_error records */
-    uint64_t snapshots;     /* snapshots printed */
-};
-
-struct source {
-    const struct zsock_spec *spec;
-    void *sub;
-    struct replay_client *rc;
-    struct seqtrack st;
-    struct ndjson_source nsrc;
-    struct src_stats stats;
-    struct kvmon mon;      /* the SUB socket's connection state */
-    long long last_rx;     /* when a live message last arrived */
-    int silent;            /* warned: nothing for --warn-idle */
-    int joined;            /* the "joined at seq" note was printed */
-    int has_stream;        /* stream_hex holds the live stream id */
-    int from_snapshot;     /* the output started with a snapshot */
-    uint64_t snapshot_seq; /* ... taken at this seq */
-    char stream_hex[2 * ZSOCK_STREAM_ID_LEN + 1];
-    uint64_t first_replayed; /* seq of the first replayed batch */
-    /* For --stats-interval: the newest batch's engine ts, and the events
-     * counted at the previous line. */
-    int has_last_ts;
-    double last_ts;
-    uint64_t events_at_line;
-};
-
-struct kvsub {
-    const struct kvsub_opts *o;
-    void *zctx;
-    struct source *src;
-    int nsrc;
-    struct cli_out out;
-    struct wire_opts wopts;
-    struct arena live_arena, replay_arena;
-    uint64_t lines;
-    int done; /* count reached, or the reader left */
-    long long start_ms;
-};
-
-static void print_stats(const struct kvsub *k);
-static int print_snapshot(struct kvsub *k, struct source *s, const char *why);
-
-/* Context of one gap fill (the replay callbacks). */
-struct fill {
-    struct kvsub *k;
-    struct source *s;
-    uint64_t expect;             /* next seq the fill should deliver */
-    const struct kv_batch *live; /* the batch that revealed the gap */
-    int resnap; /* stop at a hole: a snapshot replaces the gap record */
-    int lost;   /* ... and there was one */
-};
+/* How often, at most, a busy source's monitor is looked at (drain_source). */
+#define MONITOR_CHECK_US 20
+/*
+ * A connection lost this long ago without a retry since was closed by
+ * libzmq for a message over --max-msg (or a protocol error): it never
+ * reconnects such a connection, so kvsub does.
+ */
+#define REVIVE_MS 500
 
 static void
 kvs_from_cstr(struct kv_str *s, const char *c)
@@ -178,9 +125,9 @@ write_decode_error(struct kvsub *k, struct source *s, int has_seq, uint64_t seq,
     write_record(k, s, NULL, has_seq, seq, &ev);
 }
 
-static void
-write_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
-          uint64_t from, uint64_t to, const char *why)
+void
+run_write_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
+              uint64_t from, uint64_t to, const char *why)
 {
     struct kv_event ev;
 
@@ -196,13 +143,35 @@ write_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
 }
 
 /*
+ * The longest line written since mark, when it is over NDJSON_MAX_LINE
+ * (kvindex's default --max-line); else 0.  Only a batch whose lines
+ * together pass the limit is looked at line by line.
+ */
+static size_t
+line_over_limit(const struct buf *out, size_t mark)
+{
+    size_t longest = 0;
+
+    if (out->len - mark <= NDJSON_MAX_LINE)
+        return 0;
+    for (size_t pos = mark; pos < out->len;) {
+        const char *nl = memchr(out->p + pos, '\n', out->len - pos);
+        size_t end = nl ? (size_t)(nl - out->p) + 1 : out->len;
+        if (end - pos > longest)
+            longest = end - pos;
+        pos = end;
+    }
+    return longest > NDJSON_MAX_LINE ? longest : 0;
+}
+
+/*
  * Decodes and writes one batch (live or replayed).  Its payload and the
  * decoded events live until the arena is reset.
  */
-static void
-write_payload(struct kvsub *k, struct source *s, uint64_t seq,
-              const struct kv_batch *b, int decoded, const char *why,
-              size_t len)
+void
+run_write_payload(struct kvsub *k, struct source *s, uint64_t seq,
+                  const struct kv_batch *b, int decoded, const char *why,
+                  size_t len)
 {
     size_t mark;
 
@@ -214,6 +183,17 @@ write_payload(struct kvsub *k, struct source *s, uint64_t seq,
     }
     mark = k->out.buf.len;
     ndjson_write_batch(&k->out.buf, &s->nsrc, b);
+    size_t longest = line_over_limit(&k->out.buf, mark);
+    if (longest > 0) {
+        char too_long[128];
+        /* A line kvindex would refuse: the batch becomes one record. */
+        k->out.buf.len = mark;
+        snprintf(too_long, sizeof too_long,
+                 "an event line of %zu bytes is over the %u-byte line limit",
+                 longest, (unsigned)NDJSON_MAX_LINE);
+        write_decode_error(k, s, 1, seq, too_long, len);
+        return;
+    }
     s->stats.batches++;
     if (b->has_ts) {
         s->has_last_ts = 1;
@@ -232,9 +212,9 @@ write_payload(struct kvsub *k, struct source *s, uint64_t seq,
     after_write(k, mark, b->n_events);
 }
 
-static int
-decode(struct kvsub *k, struct arena *a, uint64_t seq, const uint8_t *p,
-       size_t len, struct kv_batch *b, char *err, size_t errlen)
+int
+run_decode(struct kvsub *k, struct arena *a, uint64_t seq, const uint8_t *p,
+           size_t len, struct kv_batch *b, char *err, size_t errlen)
 {
     arena_reset(a);
     memset(b, 0, sizeof *b);
@@ -244,132 +224,12 @@ decode(struct kvsub *k, struct arena *a, uint64_t seq, const uint8_t *p,
     return 1;
 }
 
-static int
-on_replay(void *ctx, uint64_t seq, const uint8_t *payload, size_t len)
-{
-    struct fill *f = ctx;
-    struct kv_batch b;
-    char err[256];
-    int ok;
-
-    if (seq < f->expect)
-        return 0;
-    ok = decode(f->k, &f->k->replay_arena, seq, payload, len, &b, err,
-                sizeof err);
-    /*
-     * Without a live batch (a catch-up), the gap record takes the rank of
-     * the first batch the engine still has, so that it lands on that pod.
-     */
-    if (seq > f->expect && f->resnap) {
-        f->lost = 1;
-        return 1;
-    }
-    if (seq > f->expect) {
-        const struct kv_batch *env = f->live;
-        if (env == NULL && ok)
-            env = &b;
-        write_gap(f->k, f->s, env, f->expect, seq - 1,
-                  "the engine no longer has them");
-    }
-    write_payload(f->k, f->s, seq, &b, ok, err, len);
-    if (f->s->stats.replayed++ == 0)
-        f->s->first_replayed = seq;
-    seqtrack_advance(&f->s->st, seq);
-    f->expect = seq + 1;
-    return f->k->done || cli_signal ? 1 : 0;
-}
-
-static void
-on_bad_reply(void *ctx, const char *why, size_t bytes)
-{
-    struct fill *f = ctx;
-    log_debug("%s: bad replay reply (%s, %zu bytes)", f->s->spec->name, why,
-              bytes);
-}
-
-/*
- * Fetches f->expect..to from the source's replay socket, passing each batch
- * to on_replay.  A signal that does not stop kvsub (SIGUSR1, a stop and
- * continue) interrupts the wait too: print the stats it asked for and go on
- * from the first seq not yet delivered, or the rest is lost.  Returns an
- * enum replay_rc.
- */
-static int
-fetch(struct kvsub *k, struct fill *f, uint64_t to, struct replay_result *res,
-      char *err, size_t errlen)
-{
-    struct replay_request req;
-    int rc;
-
-    memset(&req, 0, sizeof req);
-    req.to = to;
-    req.timeout_ms = (int)k->o->replay_timeout_ms;
-    do {
-        if (cli_take_usr1())
-            print_stats(k);
-        req.from = f->expect;
-        rc = replay_fetch(f->s->rc, &req, on_replay, on_bad_reply, f, res, err,
-                          errlen);
-    } while (rc == REPLAY_INTR && !cli_signal && f->expect <= to);
-    return rc;
-}
-
-/* Fills [from, to] through replay, or writes gap records for what is lost. */
-static void
-fill_gap(struct kvsub *k, struct source *s, const struct kv_batch *live,
-         uint64_t from, uint64_t to)
-{
-    struct replay_result res;
-    struct fill f = {k, s, from, live, 0, 0};
-    char err[256] = "";
-    const char *why;
-    int rc;
-
-    if (s->rc == NULL) {
-        write_gap(k, s, live, from, to, "no replay endpoint");
-        return;
-    }
-    f.resnap = s->spec->snapshot != NULL;
-    rc = fetch(k, &f, to, &res, err, sizeof err);
-    /*
-     * What replay cannot fill, a fresh snapshot replaces when the engine
-     * has one (docs/ndjson.md#records-written-by-kvtap): it holds the
-     * state after the hole, so no gap record is needed.
-     */
-    if ((f.lost ||
-         (rc != REPLAY_INTR && rc != REPLAY_STOPPED && f.expect <= to)) &&
-        f.resnap && print_snapshot(k, s, "replay cannot fill a gap")) {
-        if (s->snapshot_seq < to)
-            fill_gap(k, s, live, s->snapshot_seq + 1, to);
-        return;
-    }
-    if (rc == REPLAY_INTR || (rc == REPLAY_STOPPED && f.expect <= to))
-        return;
-    if (f.expect > to) {
-        log_info("%s: replayed %" PRIu64 "..%" PRIu64 " (%" PRIu64
-                 " re-requests)",
-                 s->spec->name, from, to, res.retries);
-        return;
-    }
-    switch (rc) {
-    case REPLAY_OK:
-        why = "the engine no longer has them";
-        break;
-    case REPLAY_TIMEOUT:
-        why = "replay timed out";
-        break;
-    default:
-        why = err[0] ? err : "replay failed";
-    }
-    write_gap(k, s, live, f.expect, to, why);
-}
-
 /*
  * Says once per source where its output joined the live stream: at seq (the
  * first one that comes live) after the replayed batches.
  */
-static void
-note_joined(struct source *s, uint64_t seq)
+void
+run_note_joined(struct source *s, uint64_t seq)
 {
     if (s->joined)
         return;
@@ -415,8 +275,8 @@ write_mark(struct kvsub *k, struct source *s, enum kv_type t, uint64_t seq)
  * said by the "joined" note).  Returns 1 when it did; 0 when there is no
  * snapshot (nothing published yet, seq -1) or none to be had (warned).
  */
-static int
-print_snapshot(struct kvsub *k, struct source *s, const char *why)
+int
+run_print_snapshot(struct kvsub *k, struct source *s, const char *why)
 {
     struct snapreq_reply r;
     char err[256];
@@ -443,9 +303,9 @@ print_snapshot(struct kvsub *k, struct source *s, const char *why)
     for (size_t i = 0; i < r.n && !k->done; i++) {
         struct kv_batch b;
         size_t len = zmq_msg_size(&r.chunk[i]);
-        int ok = decode(k, &k->replay_arena, seq, zmq_msg_data(&r.chunk[i]),
-                        len, &b, err, sizeof err);
-        write_payload(k, s, seq, &b, ok, err, len);
+        int ok = run_decode(k, &k->replay_arena, seq, zmq_msg_data(&r.chunk[i]),
+                            len, &b, err, sizeof err);
+        run_write_payload(k, s, seq, &b, ok, err, len);
     }
     write_mark(k, s, KV_SNAPSHOT_END, seq);
     seqtrack_advance(&s->st, seq);
@@ -453,44 +313,6 @@ print_snapshot(struct kvsub *k, struct source *s, const char *why)
     s->stats.snapshots++;
     snapreq_free(&r);
     return 1;
-}
-
-/*
- * -o beginning or SEQ: prints what the engine's replay buffer holds from the
- * offset on, up to its end marker, before the first live batch is looked
- * at.  Seqs the buffer no longer has become a gap record first.  When the
- * engine does not answer (not up yet), the first live batch fills the range
- * instead (handle_live).
- */
-static void
-catch_up(struct kvsub *k, struct source *s)
-{
-    struct replay_result res;
-    struct fill f = {k, s, k->o->offset_seq, NULL, 0, 0};
-    char err[256] = "";
-    int rc;
-
-    if (k->o->offset_now)
-        return;
-    if (s->spec->snapshot != NULL && k->o->offset_seq == 0 &&
-        print_snapshot(k, s, NULL)) {
-        s->from_snapshot = 1;
-        f.expect = s->snapshot_seq + 1;
-    }
-    if (s->rc == NULL) {
-        if (s->from_snapshot)
-            note_joined(s, f.expect);
-        return;
-    }
-    rc = fetch(k, &f, UINT64_MAX, &res, err, sizeof err);
-    /* A wrong replay port would otherwise only show as a gap, if at all. */
-    if (rc == REPLAY_TIMEOUT && s->stats.replayed == 0)
-        log_warn("%s: replay %s (catching up at the first live batch)",
-                 s->spec->name, err);
-    else if (rc == REPLAY_ERROR)
-        log_warn("%s: replay: %s", s->spec->name, err);
-    if (s->stats.replayed > 0 || s->from_snapshot)
-        note_joined(s, f.expect);
 }
 
 /*
@@ -524,11 +346,12 @@ stream_changed(struct source *s, const uint8_t *id, uint64_t seq,
 
 /*
  * Writes the restart record for a live batch b (NULL: it did not decode)
- * at seq, then what the new process published before it.
+ * at seq, then starts fetching what the new process published before it.
+ * Returns 1 when a fill is under way (the batch must wait for it).
  */
-static void
+static int
 write_restart(struct kvsub *k, struct source *s, const struct kv_batch *b,
-              uint64_t seq, uint64_t last_seq)
+              uint64_t seq, uint64_t last_seq, const char *how)
 {
     struct kv_event ev;
 
@@ -536,7 +359,7 @@ write_restart(struct kvsub *k, struct source *s, const struct kv_batch *b,
     ev.last_seq = last_seq;
     s->stats.restarts++;
     log_warn("%s: restart: seq %" PRIu64 " after %" PRIu64 "%s", s->spec->name,
-             seq, last_seq, s->has_stream ? " (new stream id)" : "");
+             seq, last_seq, how);
     /*
      * A new publisher counts from 0 (docs/protocol.md#sequence-numbers).
      * When its first batches were missed, the restart record names 0, the
@@ -544,29 +367,107 @@ write_restart(struct kvsub *k, struct source *s, const struct kv_batch *b,
      * its replay buffer (or reported as a gap) before this batch.
      */
     write_record(k, s, b, 1, 0, &ev);
+    s->has_last_payload = 0;
     /* The new process's state from its snapshot, then what follows it. */
     if (s->spec->snapshot != NULL &&
-        print_snapshot(k, s, "the engine restarted")) {
-        if (s->snapshot_seq + 1 < seq)
-            fill_gap(k, s, b, s->snapshot_seq + 1, seq - 1);
-        return;
-    }
-    if (seq > 0)
-        fill_gap(k, s, b, 0, seq - 1);
+        run_print_snapshot(k, s, "the engine restarted"))
+        return s->snapshot_seq + 1 < seq &&
+               fill_start(k, s, FILL_GAP, b, s->snapshot_seq + 1, seq - 1);
+    return seq > 0 && fill_start(k, s, FILL_GAP, b, 0, seq - 1);
 }
 
+/* Classifies a live seq: a new stream id or a failed check is a restart. */
 static void
-handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
+classify_live(struct source *s, const uint8_t *stream, uint64_t seq,
+              struct seqtrack_verdict *v, const char **how)
+{
+    uint64_t last = s->st.last;
+
+    *how = "";
+    if (stream_changed(s, stream, seq, v)) {
+        *how = " (new stream id)";
+        return;
+    }
+    if (s->force_restart) {
+        s->force_restart = 0;
+        *how = " (after a reconnect, the engine holds other bytes at the "
+               "last seq seen)";
+        seqtrack_init(&s->st);
+        seqtrack_live(&s->st, seq, v);
+        v->kind = SEQTRACK_RESTART;
+        v->last_seq = last;
+        return;
+    }
+    seqtrack_live(&s->st, seq, v);
+}
+
+/*
+ * Writes a live batch whose verdict has been acted on (and whose fill, if
+ * any, is over).
+ */
+static void
+write_live(struct kvsub *k, struct source *s, uint64_t seq,
+           const uint8_t *payload, size_t len)
+{
+    char err[256];
+    struct kv_batch b;
+    int ok;
+
+    if (k->done || cli_signal)
+        return;
+    /* A snapshot taken for a restart or a hole may already hold it. */
+    if (s->st.started && !s->st.rebase && s->st.last >= seq) {
+        s->stats.duplicates++;
+        return;
+    }
+    ok = run_decode(k, &k->live_arena, seq, payload, len, &b, err, sizeof err);
+    run_write_payload(k, s, seq, &b, ok, err, len);
+    fill_keep_payload(s, seq, payload, len);
+    seqtrack_advance(&s->st, seq);
+    run_note_joined(s, seq);
+}
+
+/* write_live for a held message (it parsed when it arrived). */
+void
+run_write_held(struct kvsub *k, struct source *s, const struct zsock_msg *m)
 {
     uint64_t seq;
     const uint8_t *payload, *stream;
     size_t len;
     char err[256];
+
+    if (zsock_live_parse(m, &seq, &stream, &payload, &len, err, sizeof err) ==
+        0)
+        write_live(k, s, seq, payload, len);
+}
+
+/* Makes the source's SUB wait: m is kept until the fill ends. */
+static void
+hold(struct source *s, struct zsock_msg *m)
+{
+    zsock_msg_move(&s->held, m);
+    s->has_held = 1;
+}
+
+/*
+ * One live message.  again: it is a held message coming back after a fill
+ * (not counted twice).
+ */
+void
+run_handle_live(struct kvsub *k, struct source *s, struct zsock_msg *m,
+                int again)
+{
+    uint64_t seq;
+    const uint8_t *payload, *stream;
+    const char *how;
+    size_t len;
+    char err[256];
     struct kv_batch b;
     struct seqtrack_verdict v;
-    int ok;
+    int ok, waits = 0;
 
-    s->stats.received++;
+    if (!again)
+        s->stats.received++;
     if (zsock_live_parse(m, &seq, &stream, &payload, &len, err, sizeof err) ==
         -1) {
         size_t plen = 0;
@@ -580,33 +481,43 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
                   seq, k->o->offset_seq);
         return;
     }
-    if (!stream_changed(s, stream, seq, &v))
-        seqtrack_live(&s->st, seq, &v);
+    if (fill_check_reconnect(k, s, stream)) {
+        hold(s, m);
+        return;
+    }
+    classify_live(s, stream, seq, &v, &how);
+    if (s->unchecked && v.kind != SEQTRACK_RESTART)
+        log_warn("%s: reconnected; without %s, a restart of the engine "
+                 "shows only if its seqs go backwards",
+                 s->spec->name,
+                 s->rc == NULL ? "a replay endpoint" : "a batch to compare");
+    s->unchecked = 0;
     if (v.kind == SEQTRACK_DUP) {
         s->stats.duplicates++;
         log_debug("%s: seq %" PRIu64 " already delivered", s->spec->name, seq);
         return;
     }
-    ok = decode(k, &k->live_arena, seq, payload, len, &b, err, sizeof err);
-    if (v.kind == SEQTRACK_RESTART) {
-        write_restart(k, s, ok ? &b : NULL, seq, v.last_seq);
-    } else if (v.kind == SEQTRACK_GAP) {
-        fill_gap(k, s, ok ? &b : NULL, v.from, v.to);
-    } else if (v.kind == SEQTRACK_FIRST && !k->o->offset_now &&
-               seq > k->o->offset_seq) {
+    if (v.kind == SEQTRACK_NEXT ||
+        (v.kind == SEQTRACK_FIRST &&
+         (k->o->offset_now || seq <= k->o->offset_seq))) {
+        write_live(k, s, seq, payload, len);
+        return;
+    }
+    /* The batch's envelope goes on the records written before it. */
+    ok = run_decode(k, &k->live_arena, seq, payload, len, &b, err, sizeof err);
+    if (v.kind == SEQTRACK_RESTART)
+        waits = write_restart(k, s, ok ? &b : NULL, seq, v.last_seq, how);
+    else if (v.kind == SEQTRACK_GAP)
+        waits = fill_start(k, s, FILL_GAP, ok ? &b : NULL, v.from, v.to);
+    else if (v.kind == SEQTRACK_FIRST && !k->o->offset_now &&
+             seq > k->o->offset_seq)
         /* Nothing came by catch-up: what precedes the first live batch. */
-        fill_gap(k, s, ok ? &b : NULL, k->o->offset_seq, seq - 1);
-    }
-    if (k->done || cli_signal)
-        return;
-    /* A snapshot taken for a restart or a hole may already hold it. */
-    if (s->st.started && !s->st.rebase && s->st.last >= seq) {
-        s->stats.duplicates++;
-        return;
-    }
-    write_payload(k, s, seq, &b, ok, err, len);
-    seqtrack_advance(&s->st, seq);
-    note_joined(s, seq);
+        waits = fill_start(k, s, FILL_GAP, ok ? &b : NULL, k->o->offset_seq,
+                           seq - 1);
+    if (waits)
+        hold(s, m);
+    else
+        write_live(k, s, seq, payload, len);
 }
 
 static int
@@ -623,9 +534,14 @@ open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp,
     s->sub = zmq_socket(k->zctx, ZMQ_SUB);
     if (s->sub == NULL || zsock_set_common(s->sub) == -1)
         goto fail;
-    /* The high-water mark only applies to connections made after it. */
+    /*
+     * The high-water mark and the size cap only apply to connections made
+     * after them.
+     */
     if (zmq_setsockopt(s->sub, ZMQ_RCVHWM, &o->rcvhwm, sizeof o->rcvhwm) ==
             -1 ||
+        zmq_setsockopt(s->sub, ZMQ_MAXMSGSIZE, &(int64_t){(int64_t)o->max_msg},
+                       sizeof(int64_t)) == -1 ||
         zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, o->topic, strlen(o->topic)) == -1)
         goto fail;
     /* Before connecting, so that not even the first failure goes unseen. */
@@ -643,6 +559,11 @@ open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp,
     }
     if (sp->replay != NULL) {
         s->rc = replay_open(k->zctx, sp->replay, err, sizeof err);
+        if (s->rc != NULL && replay_set_max_msg(s->rc, (int64_t)o->max_msg, err,
+                                                sizeof err) == -1) {
+            replay_close(s->rc);
+            s->rc = NULL;
+        }
         if (s->rc == NULL) {
             log_error("%s: replay %s: %s", sp->name, sp->replay, err);
             return -1;
@@ -819,16 +740,28 @@ check_stat_line(struct kvsub *k, long long now, long long *last_line)
     return *last_line + every - now;
 }
 
+/* The monotonic clock in microseconds. */
+static long long
+now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /*
- * Reads up to DRAIN_BUDGET live messages of s without blocking.  Returns
- * the number read, or -1 after a receive error (logged).
+ * Reads up to DRAIN_BUDGET live messages of s without blocking, stopping
+ * early when one has to wait for a fill.  Returns the number read, or -1
+ * after a receive error (logged).
  */
 static int
 drain_source(struct kvsub *k, struct source *s)
 {
     int j;
 
-    for (j = 0; j < DRAIN_BUDGET && !k->done && !cli_signal; j++) {
+    for (j = 0; j < DRAIN_BUDGET && !k->done && !cli_signal && !s->has_held;
+         j++) {
         struct zsock_msg m;
         if (zsock_msg_recv(s->sub, &m, ZMQ_DONTWAIT) == -1) {
             if (errno == EAGAIN || errno == EINTR)
@@ -836,7 +769,20 @@ drain_source(struct kvsub *k, struct source *s)
             log_error("%s: receive: %s", s->spec->name, zmq_strerror(errno));
             return -1;
         }
-        handle_live(k, s, &m);
+        /*
+         * A reconnect is posted to the monitor when the TCP or ipc connect
+         * completes; the new connection's first message comes a ZMTP
+         * handshake (several round trips between two I/O threads) later.
+         * Looking at the monitor that often, rather than before every
+         * message (a poll() system call each), still sees the reconnect
+         * before any message of the new process is handled.
+         */
+        long long us = now_us();
+        if (us - s->mon_checked_us >= MONITOR_CHECK_US) {
+            kvmon_drain(&s->mon);
+            s->mon_checked_us = us;
+        }
+        run_handle_live(k, s, &m, 0);
         zsock_msg_close(&m);
     }
     if (j > 0) {
@@ -849,18 +795,111 @@ drain_source(struct kvsub *k, struct source *s)
 }
 
 /*
+ * Sets what each source waits for: its SUB, or its DEALER while a fill is
+ * under way.  Returns the milliseconds until the nearest fill clock, or
+ * due when it is nearer (-1: none).
+ */
+static long long
+arm_items(struct kvsub *k, zmq_pollitem_t *items, long long due)
+{
+    long long now = replay_now_ms();
+
+    for (int i = 0; i < k->nsrc; i++) {
+        struct source *s = &k->src[i];
+        int filling = s->fill.kind != FILL_NONE;
+
+        items[i].events = filling ? 0 : ZMQ_POLLIN;
+        items[2 * k->nsrc + i].events = filling ? ZMQ_POLLIN : 0;
+        if (filling) {
+            long long d = replay_due(s->rc) - now;
+            if (d < 0)
+                d = 0;
+            if (due < 0 || d < due)
+                due = d;
+        }
+    }
+    return due;
+}
+
+/*
+ * Reconnects the SUB of every source whose connection libzmq closed and
+ * abandoned (a message over --max-msg): the messages lost with it show as
+ * a gap when the next one arrives.  Returns the milliseconds until the
+ * next check is due, or -1.
+ */
+static long long
+revive_sources(struct kvsub *k, long long now)
+{
+    long long due = -1;
+
+    for (int i = 0; i < k->nsrc && !k->o->bind; i++) {
+        struct source *s = &k->src[i];
+
+        if (s->mon.dropped_ms == 0)
+            continue;
+        if (!kvmon_abandoned(&s->mon, now, REVIVE_MS)) {
+            long long d = s->mon.dropped_ms + REVIVE_MS - now;
+            if (due < 0 || d < due)
+                due = d;
+            continue;
+        }
+        s->mon.dropped_ms = 0;
+        log_warn("%s: %s closed the connection and does not retry: a "
+                 "message over --max-msg (%" PRIu64 " bytes) or a protocol "
+                 "error; reconnecting",
+                 s->spec->name, s->spec->pub, k->o->max_msg);
+        zmq_disconnect(s->sub, s->spec->pub);
+        if (zmq_connect(s->sub, s->spec->pub) == -1)
+            log_error("%s: cannot connect to %s: %s", s->spec->name,
+                      s->spec->pub, zmq_strerror(errno));
+    }
+    return due;
+}
+
+/* Whether a source has a fill under way. */
+static int
+any_filling(const struct kvsub *k)
+{
+    for (int i = 0; i < k->nsrc; i++) {
+        if (k->src[i].fill.kind != FILL_NONE)
+            return 1;
+    }
+    return 0;
+}
+
+/* Advances every fill whose DEALER is readable or whose clock is due. */
+static void
+step_fills(struct kvsub *k, const zmq_pollitem_t *items)
+{
+    for (int i = 0; i < k->nsrc && !k->done && !cli_signal; i++) {
+        struct source *s = &k->src[i];
+
+        if (s->fill.kind == FILL_NONE)
+            continue;
+        if ((items[2 * k->nsrc + i].revents & ZMQ_POLLIN) ||
+            replay_now_ms() >= replay_due(s->rc)) {
+            uint64_t before = s->stats.replayed;
+            fill_step(k, s);
+            if (s->stats.replayed != before)
+                k->last_rx = cli_now_ms();
+        }
+    }
+}
+
+/*
  * Polls and drains the sources until something ends the run.  items holds
- * the nsrc SUB sockets, then their nsrc monitors, then the signal pipe.
+ * the nsrc SUB sockets, their nsrc monitors, their nsrc replay DEALERs,
+ * then the signal pipe.
  */
 static int
 loop(struct kvsub *k, zmq_pollitem_t *items)
 {
-    /* The catch-up before the loop was traffic too: idle counts from here. */
-    long long last_rx = cli_now_ms(), last_line = last_rx;
-    int nitems = 2 * k->nsrc + 1;
+    long long last_line = cli_now_ms();
+    int nitems = 3 * k->nsrc + 1;
 
+    k->last_rx = last_line;
     for (int i = 0; i < k->nsrc; i++)
-        k->src[i].last_rx = last_rx;
+        k->src[i].last_rx = last_line;
     while (!k->done && !cli_signal) {
         long long now = cli_now_ms();
         long long warn_due;
@@ -868,7 +907,9 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
 
         if (cli_take_usr1())
             print_stats(k);
-        if ((k->o->idle_ms > 0 && now - last_rx >= (long long)k->o->idle_ms) ||
+        /* A fill under way is not idleness: its live batch still waits. */
+        if ((k->o->idle_ms > 0 && !any_filling(k) &&
+             now - k->last_rx >= (long long)k->o->idle_ms) ||
             (k->o->duration_ms > 0 &&
              now - k->start_ms >= (long long)k->o->duration_ms))
             break;
@@ -876,6 +917,10 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
         long long line_due = check_stat_line(k, now, &last_line);
         if (line_due >= 0 && (warn_due < 0 || line_due < warn_due))
             warn_due = line_due;
+        long long revive_due = revive_sources(k, now);
+        if (revive_due >= 0 && (warn_due < 0 || revive_due < warn_due))
+            warn_due = revive_due;
+        warn_due = arm_items(k, items, warn_due);
         /*
          * Busy: take what is there.  Idle: flush, then block.  The last
          * item is the signal pipe, so a signal always ends the wait.
@@ -885,7 +930,7 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
             if (k->out.buf.len > 0 && cli_out_flush(&k->out) == -1)
                 break;
             n = zmq_poll(items, nitems,
-                         poll_timeout(k, now, last_rx, warn_due));
+                         poll_timeout(k, now, k->last_rx, warn_due));
         }
         if (n > 0 && (items[nitems - 1].revents & ZMQ_POLLIN))
             cli_signal_drain();
@@ -899,16 +944,17 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
             if (items[k->nsrc + i].revents & ZMQ_POLLIN)
                 kvmon_drain(&k->src[i].mon);
         }
+        step_fills(k, items);
         for (int i = 0; i < k->nsrc && !k->done && !cli_signal; i++) {
             int r;
-            if (!(items[i].revents & ZMQ_POLLIN))
+            if (!(items[i].revents & ZMQ_POLLIN) || k->src[i].has_held)
                 continue;
             if ((r = drain_source(k, &k->src[i])) == -1)
                 return 1;
             got += r;
         }
         if (got > 0)
-            last_rx = cli_now_ms();
+            k->last_rx = cli_now_ms();
     }
     return 0;
 }
@@ -928,7 +974,7 @@ kvsub_run(const struct kvsub_opts *o)
     cli_out_init(&k.out, STDOUT_FILENO);
     k.zctx = zmq_ctx_new();
     k.src = calloc((size_t)o->nspecs, sizeof *k.src);
-    items = calloc(2 * (size_t)o->nspecs + 1, sizeof *items);
+    items = calloc(3 * (size_t)o->nspecs + 1, sizeof *items);
     if (k.zctx == NULL || k.src == NULL || items == NULL) {
         log_error("out of memory");
         goto out;
@@ -940,12 +986,19 @@ kvsub_run(const struct kvsub_opts *o)
         items[i].events = ZMQ_POLLIN;
         items[o->nspecs + i].socket = k.src[i].mon.pair;
         items[o->nspecs + i].events = ZMQ_POLLIN;
+        /* A source without a replay endpoint never polls a DEALER. */
+        items[2 * o->nspecs + i].socket =
+            k.src[i].rc ? replay_socket(k.src[i].rc) : NULL;
+        items[2 * o->nspecs + i].fd = -1;
     }
-    items[2 * o->nspecs].fd = cli_signal_fd();
-    items[2 * o->nspecs].events = ZMQ_POLLIN;
-    /* Every SUB is connected first, so that live batches queue meanwhile. */
+    items[3 * o->nspecs].fd = cli_signal_fd();
+    items[3 * o->nspecs].events = ZMQ_POLLIN;
+    /*
+     * Every SUB is connected first, so that live batches queue meanwhile;
+     * the catch-ups run in the loop, side by side.
+     */
     for (int i = 0; i < o->nspecs && !k.done && !cli_signal; i++)
-        catch_up(&k, &k.src[i]);
+        fill_catch_up(&k, &k.src[i]);
     rc = loop(&k, items);
     cli_out_flush(&k.out);
     if (k.out.err) {
@@ -958,6 +1011,9 @@ out:
         print_stats(&k);
     for (int i = 0; k.src != NULL && i < o->nspecs; i++) {
         kvmon_close(&k.src[i].mon);
+        if (k.src[i].has_held)
+            zsock_msg_close(&k.src[i].held);
+        buf_free(&k.src[i].last_payload);
         replay_close(k.src[i].rc);
         if (k.src[i].sub != NULL)
             zmq_close(k.src[i].sub);

@@ -30,6 +30,7 @@ struct kvsub_opts {
     uint64_t warn_idle_ms;      /* warn about a source silent this long */
     uint64_t stats_interval_ms; /* a rolling stats line this often; 0: off */
     const char *warn_idle_text; /* the same, as the user wrote it */
+    uint64_t max_msg;           /* ZMQ_MAXMSGSIZE of every socket (--max-msg) */
     int rcvhwm;
     int unbuffered;
     int stats;

@@ -628,3 +628,22 @@ assert s["batches"] == 5 and s["retries"] == 0, s'
         fi
     done
 }
+
+@test "-t holds against a ROUTER that never goes quiet (stale replies every 100ms)" {
+    port=$(free_port)
+    "$PY" "$KVTAP_TOP/tests/peer/hostile.py" --replay "tcp://127.0.0.1:$port" \
+        --ready "$D/h.ready" &
+    PEER_PIDS+=($!)
+    wait_file "$D/h.ready" 20
+    start=$(date +%s%N)
+    run_ndjson "$D/got" timeout 10 kvreplay -t 1s "pod-a=tcp://127.0.0.1:$port"
+    end=$(date +%s%N)
+    assert_failure 1
+    # Seq 0 is new the first time it comes; every later copy is stale.
+    run jq -c '[.seq, .type]' "$D/got"
+    assert_output '[0,"BlockStored"]'
+    [ "$stderr" = "kvreplay: error: tcp://127.0.0.1:$port: no new batch in 1000ms (next seq 1)" ]
+    ms=$(((end - start) / 1000000))
+    echo "took ${ms}ms" >&3
+    [ "$ms" -lt 4000 ]
+}

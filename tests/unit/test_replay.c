@@ -591,6 +591,22 @@ out:
 }
 
 /*
+ * Binds e's ROUTER to uri and runs fn(e) in thread *th.  Returns 1, or 0
+ * (checked) when that failed.
+ */
+static int
+start_engine(void *zctx, struct engine *e, const char *uri, void *(*fn)(void *),
+             pthread_t *th)
+{
+    int linger = 0;
+
+    e->sock = zmq_socket(zctx, ZMQ_ROUTER);
+    zmq_setsockopt(e->sock, ZMQ_LINGER, &linger, sizeof linger);
+    return CHECK(zmq_bind(e->sock, uri) == 0, "engine binds") &&
+           CHECK(pthread_create(th, NULL, fn, e) == 0, "thread");
+}
+
+/*
  * A second fetch on the same client while the first one's stream is still
  * arriving: the stale tail must neither be claimed as a loss nor cost a
  * timeout.
@@ -605,7 +621,7 @@ test_stale_stream(void *zctx)
     struct replay_result res;
     pthread_t th;
     char err[256];
-    int linger = 0, ret;
+    int ret;
     long long t0, ms;
 
     memset(&e, 0, sizeof e);
@@ -615,10 +631,7 @@ test_stale_stream(void *zctx)
     g2.payload_ok = g2.order_ok = g2.contig_ok = 1;
     e.lo = 0;
     e.hi = 1999;
-    e.sock = zmq_socket(zctx, ZMQ_ROUTER);
-    zmq_setsockopt(e.sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_bind(e.sock, "inproc://replay-stale");
-    if (!CHECK(pthread_create(&th, NULL, engine_main, &e) == 0, "thread"))
+    if (!start_engine(zctx, &e, "inproc://replay-stale", engine_main, &th))
         return;
     rc = replay_open(zctx, "inproc://replay-stale", err, sizeof err);
     req.from = 0;
@@ -655,7 +668,7 @@ test_stop(void *zctx)
     struct replay_result res;
     pthread_t th;
     char err[256];
-    int linger = 0, ret;
+    int ret;
 
     memset(&e, 0, sizeof e);
     memset(&g, 0, sizeof g);
@@ -663,10 +676,7 @@ test_stop(void *zctx)
     g.stop_after = 3;
     e.lo = 0;
     e.hi = 9;
-    e.sock = zmq_socket(zctx, ZMQ_ROUTER);
-    zmq_setsockopt(e.sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_bind(e.sock, "inproc://replay-stop");
-    if (!CHECK(pthread_create(&th, NULL, engine_main, &e) == 0, "thread"))
+    if (!start_engine(zctx, &e, "inproc://replay-stop", engine_main, &th))
         return;
     rc = replay_open(zctx, "inproc://replay-stop", err, sizeof err);
     req.from = 0;
@@ -683,6 +693,112 @@ test_stop(void *zctx)
     zmq_close(e.sock);
 }
 
+/*
+ * A ROUTER that answers a request with one new batch every 50 ms and never
+ * ends: each reply is progress, so only an overall deadline stops it.
+ * Uses only sock and stop of the engine.
+ */
+static void *
+drip_main(void *arg)
+{
+    struct engine *d = arg;
+    zmq_msg_t id;
+    uint64_t next = 0;
+    int asked = 0;
+
+    zmq_msg_init(&id);
+    while (!d->stop) {
+        zmq_pollitem_t it = {d->sock, 0, ZMQ_POLLIN, 0};
+
+        if (zmq_poll(&it, 1, 50) > 0) {
+            zmq_msg_t part;
+            int more = 1, n = 0;
+
+            while (more) {
+                zmq_msg_init(&part);
+                zmq_msg_recv(&part, d->sock, 0);
+                more = zmq_msg_more(&part);
+                if (n++ == 0)
+                    zmq_msg_copy(&id, &part);
+                zmq_msg_close(&part);
+            }
+            asked = 1;
+        }
+        if (asked) {
+            uint8_t seq8[8];
+            char payload[32];
+
+            put_be64(seq8, next);
+            snprintf(payload, sizeof payload, "p%llu",
+                     (unsigned long long)next);
+            send_reply(d, &id, seq8, payload, strlen(payload));
+            next++;
+        }
+    }
+    zmq_msg_close(&id);
+    return NULL;
+}
+
+/*
+ * deadline_ms ends a fetch that makes progress for ever, through
+ * replay_fetch and through the non-blocking replay_start/replay_step.
+ */
+static void
+test_deadline(void *zctx)
+{
+    struct engine d;
+    struct got g;
+    struct replay_client *rc;
+    struct replay_request req;
+    struct replay_result res;
+    pthread_t th;
+    char err[256];
+    int ret;
+    long long t0, ms;
+
+    memset(&d, 0, sizeof d);
+    memset(&g, 0, sizeof g);
+    g.payload_ok = g.order_ok = g.contig_ok = 1;
+    if (!start_engine(zctx, &d, "inproc://replay-drip", drip_main, &th))
+        return;
+    rc = replay_open(zctx, "inproc://replay-drip", err, sizeof err);
+    memset(&req, 0, sizeof req);
+    req.to = UINT64_MAX;
+    req.timeout_ms = TIMEOUT_MS;
+    req.deadline_ms = 600;
+    t0 = now_ms();
+    ret = replay_fetch(rc, &req, on_batch, on_bad, &g, &res, err, sizeof err);
+    ms = now_ms() - t0;
+    CHECK(ret == REPLAY_TIMEOUT, "deadline: a fetch that never ends times out");
+    CHECK(ms >= 600 && ms < 1500, "deadline: at the deadline, not later");
+    CHECK(g.n >= 3 && g.contig_ok && g.payload_ok,
+          "deadline: the batches that came were delivered");
+    CHECK(strstr(err, "inproc://replay-drip: replay deadline passed") == err,
+          "deadline: the error says so and names the endpoint");
+    /* The same without blocking: the caller polls and steps. */
+    req.from = res.next;
+    req.deadline_ms = 300;
+    t0 = now_ms();
+    ret = replay_start(rc, &req, on_batch, on_bad, &g);
+    while (ret == REPLAY_MORE) {
+        zmq_pollitem_t it = {replay_socket(rc), 0, ZMQ_POLLIN, 0};
+        long long left = replay_due(rc) - replay_now_ms();
+
+        zmq_poll(&it, 1, (long)(left > 0 ? left : 0));
+        ret = replay_step(rc);
+    }
+    ms = now_ms() - t0;
+    CHECK(ret == REPLAY_TIMEOUT && replay_result(rc, &res) == REPLAY_TIMEOUT,
+          "deadline: replay_step ends at the deadline too");
+    CHECK(ms >= 300 && ms < 1200, "deadline: replay_step on time");
+    CHECK(strstr(replay_error(rc), "replay deadline passed") != NULL,
+          "deadline: replay_error says why");
+    replay_close(rc);
+    d.stop = 1;
+    pthread_join(th, NULL);
+    zmq_close(d.sock);
+}
+
 int
 main(void)
 {
@@ -693,6 +809,7 @@ main(void)
         run_case(zctx, &cases[i], (int)i);
     test_stale_stream(zctx);
     test_stop(zctx);
+    test_deadline(zctx);
     CHECK(replay_open(zctx, "bogus://x", err, sizeof err) == NULL &&
               strstr(err, "bogus://x") != NULL,
           "replay_open rejects a bad URI and names it");
