@@ -430,40 +430,91 @@ wait_index() {
     assert_output 'kvjs: error: bucket NONE not found'
 }
 
+@test "snap put: js_seq from the snapshot's header, --js-seq overrides it" {
+    nats_start
+    # A kvindex snapshot whose header records the last js_seq it applied
+    # (docs/kvindex-snapshot.md), with the version 2 end line.
+    cat >"$T/s" <<'EOF2'
+{"type":"kvindex_snapshot","version":2,"hash":"aibrix","seed":"0","hash_seed":"","js_seq":812}
+{"type":"namespace","model":"m","lora_name":"","block_size":4}
+{"type":"end","entries":0,"xxh64":"0123456789abcdef"}
+EOF2
+    run --separate-stderr kvjs snap put idx -s "$NATS_URL" <"$T/s"
+    assert_success
+    assert_output --regexp '^\{"name":"idx","gen":[0-9]+,"chunks":1,"bytes":[0-9]+,"xxh64":"[0-9a-f]{16}","js_seq":812\}$'
+    assert_equal "$stderr" ''
+    # get gives the snapshot back byte for byte, header and end line too.
+    kvjs snap get idx -s "$NATS_URL" >"$T/g"
+    cmp "$T/s" "$T/g"
+    run --separate-stderr kvjs snap put idx --js-seq 900 -s "$NATS_URL" <"$T/s"
+    assert_success
+    assert_output --regexp '"js_seq":900\}$'
+    assert_equal "$stderr" "kvjs: warning: --js-seq 900 overrides the snapshot header's js_seq 812"
+    # A header with js_seq null, or none at all, records none.
+    sed '1s/"js_seq":812/"js_seq":null/' "$T/s" | kvjs snap put idx -s "$NATS_URL" >/dev/null
+    run kvjs snap info idx -s "$NATS_URL"
+    assert_output --regexp '"js_seq":null\}$'
+    # Only the first line is the header: a js_seq further down is not one.
+    { echo '{"type":"kvindex_snapshot","version":1}'; echo '{"js_seq":5}'; } |
+        kvjs snap put idx -s "$NATS_URL" >/dev/null
+    run kvjs snap info idx -s "$NATS_URL"
+    assert_output --regexp '"js_seq":null\}$'
+    # A js_seq that is no sequence number is refused, and nothing is stored.
+    sed '1s/"js_seq":812/"js_seq":-3/' "$T/s" >"$T/bad"
+    run kvjs snap put idx -s "$NATS_URL" <"$T/bad"
+    assert_failure 1
+    assert_output "kvjs: error: the snapshot's header has a js_seq that is not a stream sequence number; give it with --js-seq"
+    run kvjs snap info idx -s "$NATS_URL"
+    assert_output --regexp '"bytes":[0-9]+,"xxh64":"[0-9a-f]{16}","js_seq":null\}$'
+    run kvjs snap put idx --js-seq 7 -s "$NATS_URL" <"$T/bad"
+    assert_success
+    assert_output --regexp '"js_seq":7\}$'
+}
+
 @test "warm start: snapshot + tail equals the full history after retention" {
     nats_start
-    gen pod-a 0 50 | kvjs pub -s "$NATS_URL" --max-age 3s
-    kvjs sub -q -s "$NATS_URL" >"$T/a"
-    local s
-    s=$(tail -n 1 "$T/a" | jq .js_seq)
-    assert_equal "$s" 50
-    # Replica 1 applies A and stores its snapshot with the js_seq it holds.
-    kvindex serve -q -s "$T/r1.sock" "$T/a" </dev/null 3>&- &
-    PIDS+=($!)
+    # The stream forgets after 4 s; replica 1 follows it from the start.
+    kvjs pub -s "$NATS_URL" --max-age 4s </dev/null
+    index_from "$T/r1.sock" 'kvjs sub -q -s "$NATS_URL" --follow'
+    # The first 50 batches store blocks 1000..1049; the tail's removes
+    # leave 1000..1048 to the snapshot alone.
+    gen pod-a 0 50 | grep -v BlockRemoved | kvjs pub -s "$NATS_URL"
     wait_index "$T/r1.sock" 1 49
-    kvindex dump -s "$T/r1.sock" | kvjs snap put r -s "$NATS_URL" --js-seq "$s" >/dev/null
-    # Retention drops A.
+    # Its snapshot goes to the bucket with the highest js_seq it applied:
+    # from the snapshot's header where kvindex records it, else given by
+    # hand (right here, where the stream is quiet, the caller knows it).
+    kvindex dump -s "$T/r1.sock" >"$T/r1.snap"
+    if head -n 1 "$T/r1.snap" | jq -e '.js_seq != null' >/dev/null; then
+        kvjs snap put r -s "$NATS_URL" <"$T/r1.snap" >/dev/null
+    else
+        kvjs snap put r -s "$NATS_URL" --js-seq 50 <"$T/r1.snap" >/dev/null
+    fi
+    local s
+    s=$(kvjs snap info r -s "$NATS_URL" | jq .js_seq)
+    assert_equal "$s" 50
+    # Retention drops the first 50 messages.
     local i=0
     until [ "$(msgs)" = 0 ]; do
         sleep 0.2
         i=$((i + 1))
-        [ "$i" -lt 50 ]
+        [ "$i" -lt 100 ]
     done
     gen pod-a 50 50 | kvjs pub -s "$NATS_URL"
-    # The stream alone cannot rebuild A any more.
+    # The stream alone cannot rebuild them any more.
     [ "$(kvjs sub -q -s "$NATS_URL" | head -n 1 | jq .js_seq)" = 51 ]
-    kvjs sub -q -s "$NATS_URL" --from $((s + 1)) >"$T/b"
-    kvindex serve -q -s "$T/full.sock" "$T/a" "$T/b" </dev/null 3>&- &
-    PIDS+=($!)
-    # Replica 2: snapshot, then the tail from js_seq + 1.
+    # Replica 2 starts now: the snapshot, then the tail from js_seq + 1.
     kvjs snap get r -s "$NATS_URL" >"$T/snap.ndjson"
     index_from "$T/warm.sock" \
         "kvjs sub -q -s $NATS_URL --from $((s + 1)) --follow" \
         --snapshot "$T/snap.ndjson"
-    wait_index "$T/full.sock" 1 99
     wait_index "$T/warm.sock" 1 99
-    run diff <(kvindex dump -s "$T/full.sock") <(kvindex dump -s "$T/warm.sock")
+    wait_index "$T/r1.sock" 1 99
+    kvindex dump -s "$T/warm.sock" >"$T/warm.dump"
+    run diff <(kvindex dump -s "$T/r1.sock") "$T/warm.dump"
     assert_success
+    # 1000..1048 from the snapshot, 1099 from the tail.
+    assert_equal "$(jq -r 'select(.type == "entry") | .block_hash' \
+        "$T/warm.dump" | sort)" "$( (seq 1000 1048; echo 1099) | sort)"
 }
 
 # Prints the time 1 ms after the stream's last message was stored, as
