@@ -122,15 +122,20 @@ ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
     pthread_mutex_unlock(&p->mu);
 }
 
+/* Names a batch given up on (why: after --ack-timeout, or why not). */
 static void
-give_up(struct pub *p, natsMsg *msg, const char *why)
+give_up(struct pub *p, natsMsg *msg, int timed_out, const char *why)
 {
     const char *id = NULL;
 
     natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
-    log_error("batch %s on %s not acknowledged within %llums: %s",
-              id ? id : "?", natsMsg_GetSubject(msg),
-              (unsigned long long)p->o->ack_timeout, why);
+    if (timed_out)
+        log_error("batch %s on %s not acknowledged within %llums: %s",
+                  id ? id : "?", natsMsg_GetSubject(msg),
+                  (unsigned long long)p->o->ack_timeout, why);
+    else
+        log_error("batch %s on %s not acknowledged: %s", id ? id : "?",
+                  natsMsg_GetSubject(msg), why);
     pthread_mutex_lock(&p->mu);
     p->failed++;
     pthread_mutex_unlock(&p->mu);
@@ -162,7 +167,7 @@ retry_pump(struct pub *p)
         natsStatus s;
 
         if (now - q[k].first_ms >= (long long)p->o->ack_timeout) {
-            give_up(p, m, why);
+            give_up(p, m, 1, why);
             continue;
         }
         pthread_mutex_lock(&p->mu);
@@ -213,6 +218,51 @@ reclaim_stalled(struct pub *p)
     natsMsgList_Destroy(&pend);
 }
 
+/*
+ * The connection is closed for good (the server denied a permission, or
+ * every reconnect failed): says why, then names every batch not
+ * acknowledged and gives up on it.
+ */
+static void
+abandon_all(struct pub *p)
+{
+    natsMsgList pend = {0};
+    struct retry *q;
+    size_t n;
+    char why[400];
+
+    if (!conn_denied(why, sizeof(why)))
+        snprintf(why, sizeof(why), "the connection to NATS is closed");
+    log_error("%s", why);
+    if (js_PublishAsyncGetPendingList(&pend, p->c.js) == NATS_OK) {
+        pthread_mutex_lock(&p->mu);
+        for (int k = 0; k < pend.Count; k++) {
+            tries_take(p, pend.Msgs[k]);
+            p->done++;
+        }
+        pthread_mutex_unlock(&p->mu);
+        for (int k = 0; k < pend.Count; k++) {
+            give_up(p, pend.Msgs[k], 0, "the connection is closed");
+            pend.Msgs[k] = NULL;
+        }
+    }
+    natsMsgList_Destroy(&pend);
+    pthread_mutex_lock(&p->mu);
+    q = p->queue;
+    n = p->nqueue;
+    p->queue = NULL;
+    p->nqueue = p->capqueue = 0;
+    pthread_mutex_unlock(&p->mu);
+    for (size_t k = 0; k < n; k++)
+        give_up(p, q[k].msg, 0, "the connection is closed");
+    free(q);
+    /* Any the library no longer lists are lost all the same. */
+    pthread_mutex_lock(&p->mu);
+    p->failed += p->sent - p->done;
+    p->done = p->sent;
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* Publishes one message, waiting while too many are in flight. */
 static int
 publish_msg(struct pub *p, natsMsg *m)
@@ -228,13 +278,25 @@ publish_msg(struct pub *p, natsMsg *m)
             return 0;
         pthread_mutex_lock(&p->mu);
         p->sent--;
+        if (s == NATS_CONNECTION_CLOSED) {
+            /* Named with the others by abandon_all. */
+            struct retry r = {m, cli_now_ms()};
+
+            if (retry_push(&p->queue, &p->nqueue, &p->capqueue, r) == 0)
+                m = NULL;
+        }
         pthread_mutex_unlock(&p->mu);
+        if (m == NULL)
+            return -1;
         if (s != NATS_TIMEOUT || cli_signal) {
             char err[512];
 
             conn_strerror(s, "publish", err, sizeof(err));
             log_error("%s", err);
             natsMsg_Destroy(m);
+            pthread_mutex_lock(&p->mu);
+            p->failed++;
+            pthread_mutex_unlock(&p->mu);
             return -1;
         }
         retry_pump(p);
@@ -295,9 +357,9 @@ group_flush(struct pub *p)
         natsMsg_Destroy(m);
         goto out;
     }
+    p->batches++;
     if (publish_msg(p, m) == -1)
         goto out;
-    p->batches++;
     /*
      * Failed batches are resent between batches too, not only when input
      * pauses: under steady input they would otherwise wait until
@@ -433,6 +495,8 @@ read_input(struct pub *p)
     while (!cli_signal) {
         ssize_t r;
 
+        if (natsConnection_IsClosed(p->c.nc))
+            goto out;
         if (!wait_input(0)) {
             /* Idle: the batch is complete unless more comes right away. */
             if (!wait_input((int)p->o->linger_ms) && group_flush(p) == -1)
@@ -479,6 +543,10 @@ drain(struct pub *p)
         jsPubOptions wait;
         int busy;
 
+        if (natsConnection_IsClosed(p->c.nc)) {
+            abandon_all(p);
+            return;
+        }
         retry_pump(p);
         pthread_mutex_lock(&p->mu);
         busy = p->sent > p->done || p->nqueue > 0;

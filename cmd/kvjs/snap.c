@@ -80,10 +80,16 @@ manifest_get(kvStore *kv, const char *name, struct manifest *m, char *err,
     json_int_t gen = 0, chunks = 0, bytes = 0;
     json_t *seq = NULL;
     const char *hash = NULL;
+    natsStatus s;
     int rc = -1;
 
-    if (kvStore_Get(&e, kv, name) != NATS_OK) {
+    s = kvStore_Get(&e, kv, name);
+    if (s == NATS_NOT_FOUND) {
         snprintf(err, errlen, "snapshot %s not found", name);
+        goto out;
+    }
+    if (s != NATS_OK) {
+        conn_strerror(s, name, err, errlen);
         goto out;
     }
     j = json_loadb(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), 0, &je);

@@ -139,6 +139,49 @@ kvjs: error: nats://127.0.0.1:$port: No server available for connection"
     assert_output "kvjs: error: nats://127.0.0.1:$port: No server available for connection"
 }
 
+@test "permission denied by the server: the denial, exit 1, no waiting" {
+    nats_start_users
+    local hp=$NATS_HOSTPORT
+    gen pod-a 0 1 >"$T/in"
+    # JetStream API calls denied: named, instead of a timeout.
+    SECONDS=0
+    run kvjs pub -s "nats://nocreate:p@$hp" <"$T/in"
+    assert_failure 1
+    assert_output 'kvjs: error: permission denied by the server: Permissions Violation for Publish to "$JS.API.STREAM.CREATE.KVTAP"'
+    run kvjs pub -s "nats://noapi:p@$hp" <"$T/in"
+    assert_failure 1
+    assert_output 'kvjs: error: permission denied by the server: Permissions Violation for Publish to "$JS.API.STREAM.INFO.KVTAP"'
+    # A relay that may not publish to the stream's subjects: the batch is
+    # named, and the ack timeout (30 s) is not waited for.
+    run kvjs pub -s "nats://nopub:p@$hp" --stats <"$T/in"
+    assert_failure 1
+    assert_output 'kvjs: error: permission denied by the server: Permissions Violation for Publish to "kvtap.ev.pod-a"
+kvjs: error: batch pod-a.0.0.1700000000.5.0 on kvtap.ev.pod-a not acknowledged: the connection is closed
+kvjs: error: 1 of 1 batches not acknowledged
+{"lines":2,"bad_lines":0,"batches":1,"acked":0,"duplicates":0,"failed":1}'
+    kvjs pub -s "$NATS_URL" <"$T/in"
+    run kvjs sub -s "nats://noconsume:p@$hp"
+    assert_failure 1
+    assert_output 'kvjs: error: permission denied by the server: Permissions Violation for Publish to "$JS.API.CONSUMER.CREATE.KVTAP"'
+    run kvjs sub -s "nats://noconsume:p@$hp" --durable d1
+    assert_failure 1
+    assert_output 'kvjs: error: permission denied by the server: Permissions Violation for Publish to "$JS.API.CONSUMER.INFO.KVTAP.d1"'
+    run kvjs snap get s1 -s "nats://noapi:p@$hp"
+    assert_failure 1
+    assert_output 'kvjs: error: permission denied by the server: Permissions Violation for Publish to "$JS.API.STREAM.INFO.KV_KVTAP_SNAP"'
+    # No answer can reach a client that may not subscribe to its inbox.
+    run kvjs info -s "nats://nosub:p@$hp"
+    assert_failure 1
+    assert_output --regexp '^kvjs: error: permission denied by the server: Permissions Violation for Subscription to "_INBOX\.[A-Za-z0-9]+\.\*"$'
+    [ "$SECONDS" -le 10 ]
+    # Wrong credentials: refused at once, not retried, the password not shown.
+    run kvjs info -s "nats://admin:wrong@$hp"
+    assert_failure 1
+    assert_output "kvjs: error: nats://***@$hp: Authentication Violation (Authorization Violation)"
+    # The stream holds the one batch admin stored.
+    [ "$(msgs)" = 1 ]
+}
+
 @test "the server gone mid-run: pub says which batches were not acked, exits 1" {
     nats_start
     gen pod-a 0 20 >"$T/in"
