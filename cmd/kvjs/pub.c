@@ -56,6 +56,7 @@ struct pub {
     int has_rank, has_seq, has_ts, has_i;
     int64_t rank;
     uint64_t seq, i0;
+    uint64_t nlines; /* lines in the group */
     double ts;
     const char *rec; /* type of the group's first record, or NULL */
     uint64_t batches, lines, bad;
@@ -345,6 +346,13 @@ group_flush(struct pub *p)
     put_id_part(&id, p->has_seq, 0, 0, p->seq);
     put_id_part(&id, p->has_ts, 1, p->ts, 0);
     put_id_part(&id, p->has_i, 0, 0, p->i0);
+    /*
+     * The line count keeps a part of a batch from taking the whole batch's
+     * id: a relay whose kvsub died in the middle of a batch publishes the
+     * lines it got, and the restarted relay's whole batch must not be
+     * dropped as their duplicate.
+     */
+    put_id_part(&id, 1, 0, 0, p->nlines);
     if (p->rec != NULL) {
         buf_putc(&id, '.');
         buf_puts(&id, p->rec);
@@ -401,6 +409,7 @@ group_add(struct pub *p, const char *line, size_t len, const struct kv_env *env,
         p->has_seq = env->has_seq;
         p->seq = env->seq;
         p->has_ts = p->has_i = 0;
+        p->nlines = 0;
         p->rec = NULL;
     }
     if (!p->has_ts && env->has_ts) {
@@ -415,6 +424,7 @@ group_add(struct pub *p, const char *line, size_t len, const struct kv_env *env,
         p->rec = kv_type_name(ev->type);
     buf_put(&p->group, line, len);
     buf_putc(&p->group, '\n');
+    p->nlines++;
     return 0;
 }
 
