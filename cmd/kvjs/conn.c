@@ -4,6 +4,7 @@
  */
 #include "conn.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,12 @@ conn_strerror(natsStatus s, const char *what, char *err, size_t errlen)
     natsStatus ls = NATS_OK;
     const char *detail = nats_GetLastError(&ls);
 
+    /* A call that failed after a denial failed because of it. */
+    if (conn_denied(err, errlen))
+        return;
+    /* libnats starts a detail with its own source line, "(conn.c:1905): ". */
+    if (detail != NULL && detail[0] == '(' && strstr(detail, "): ") != NULL)
+        detail = strstr(detail, "): ") + 3;
     if (detail != NULL && *detail != '\0' && ls == s &&
         strstr(detail, natsStatus_GetText(s)) == NULL)
         snprintf(err, errlen, "%s: %s (%s)", what, natsStatus_GetText(s),
@@ -31,6 +38,49 @@ sleep_ms(uint64_t ms)
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
 
     nanosleep(&ts, NULL);
+}
+
+/*
+ * A permission the server denies never becomes an answer: the publish is
+ * dropped, the request times out, the subscription gets nothing.  The
+ * server says so once, asynchronously; the first such error is kept and
+ * the connection closed, so that whatever waits returns at once and the
+ * caller reports the denial instead of a timeout.
+ */
+static pthread_mutex_t denied_mu = PTHREAD_MUTEX_INITIALIZER;
+static char denied[300]; /* guarded by denied_mu; "" until a denial */
+
+static void
+on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus s,
+               void *closure)
+{
+    const char *text = NULL;
+
+    (void)sub;
+    (void)closure;
+    if (s != NATS_NOT_PERMITTED)
+        return;
+    if (natsConnection_GetLastError(nc, &text) != s || text == NULL)
+        text = natsStatus_GetText(s);
+    pthread_mutex_lock(&denied_mu);
+    if (denied[0] == '\0')
+        snprintf(denied, sizeof(denied), "permission denied by the server: %s",
+                 text);
+    pthread_mutex_unlock(&denied_mu);
+    natsConnection_Close(nc);
+}
+
+int
+conn_denied(char *err, size_t errlen)
+{
+    int yes;
+
+    pthread_mutex_lock(&denied_mu);
+    yes = denied[0] != '\0';
+    if (yes)
+        snprintf(err, errlen, "%s", denied);
+    pthread_mutex_unlock(&denied_mu);
+    return yes;
 }
 
 /*
@@ -60,8 +110,42 @@ options_make(natsOptions **out, const struct js_opts *o)
         s = natsOptions_SetMaxReconnect(*out, 120);
     if (s == NATS_OK)
         s = natsOptions_SetName(*out, cli_prog);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(*out, on_async_error, NULL);
     free(copy);
     return s;
+}
+
+/*
+ * The server list as messages show it: a URL's user information (a
+ * password or a token) becomes "***", so that logs do not keep secrets.
+ */
+static void
+servers_shown(const char *servers, char *out, size_t outlen)
+{
+    size_t k = 0;
+
+    for (const char *p = servers; *p != '\0' && k + 1 < outlen;) {
+        const char *scheme = strstr(p, "://");
+        const char *end = strchr(p, ',');
+        const char *at;
+
+        if (end == NULL)
+            end = p + strlen(p);
+        at = memchr(p, '@', (size_t)(end - p));
+        if (scheme != NULL && scheme < end && at != NULL && at > scheme) {
+            k += (size_t)snprintf(out + k, outlen - k, "%.*s***",
+                                  (int)(scheme + 3 - p), p);
+            p = at;
+        }
+        if (k + 1 < outlen)
+            k += (size_t)snprintf(out + k, outlen - k, "%.*s", (int)(end - p),
+                                  p);
+        if (*end == ',' && k + 1 < outlen)
+            out[k++] = ',';
+        p = *end == ',' ? end + 1 : end;
+    }
+    out[k < outlen ? k : outlen - 1] = '\0';
 }
 
 int
@@ -70,20 +154,24 @@ conn_open(struct js_conn *c, const struct js_opts *o, const jsOptions *pub_opts,
 {
     jsOptions jo;
     natsStatus s;
+    char shown[512];
     int rc = -1;
 
     memset(c, 0, sizeof(*c));
+    servers_shown(o->servers, shown, sizeof(shown));
     s = options_make(&c->nopts, o);
     if (s != NATS_OK) {
-        conn_strerror(s, o->servers, err, errlen);
+        conn_strerror(s, shown, err, errlen);
         goto out;
     }
     for (int attempt = 1;; attempt++) {
         s = natsConnection_Connect(&c->nc, c->nopts);
         if (s == NATS_OK)
             break;
-        conn_strerror(s, o->servers, err, errlen);
-        if (attempt >= o->connect_retries || cli_signal)
+        conn_strerror(s, shown, err, errlen);
+        /* A server that refused the credentials will refuse them again. */
+        if (attempt >= o->connect_retries || cli_signal ||
+            s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED)
             goto out;
         log_warn("cannot connect to %s (attempt %d of %d); retrying in "
                  "%llums",

@@ -59,6 +59,14 @@ int conn_open(struct js_conn *c, const struct js_opts *o,
 void conn_close(struct js_conn *c);
 
 /*
+ * Whether the server refused an operation of this process for lack of
+ * permission (its connection is closed then, so that no call waits for an
+ * answer that will never come).  Returns 1 with "permission denied by the
+ * server: ..." in err, else 0 with err untouched.
+ */
+int conn_denied(char *err, size_t errlen);
+
+/*
  * Makes sure the stream exists: looks it up, and when it is missing
  * creates it (file storage, the retention in o) unless o->create is 0.
  * Returns 0, or -1 with the reason in err.
@@ -82,7 +90,10 @@ int conn_stream_info(struct js_conn *c, const char *stream, jsStreamInfo **info,
  */
 int conn_pod_token(const char *pod, size_t n, char *out, size_t outlen);
 
-/* "text of status: last error detail" into err, for a failed NATS call. */
+/*
+ * "text of status: last error detail" into err, for a failed NATS call;
+ * the server's denial instead when there was one (conn_denied).
+ */
 void conn_strerror(natsStatus s, const char *what, char *err, size_t errlen);
 
 #endif

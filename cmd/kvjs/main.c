@@ -75,7 +75,8 @@ static const char usage_text[] =
     "      --bucket NAME       the key-value bucket (default KVTAP_SNAP,\n"
     "                          created by put with --replicas copies)\n"
     "      --js-seq N          put: the last stream sequence the snapshot\n"
-    "                          holds, kept in its manifest\n"
+    "                          holds, kept in its manifest (default: the\n"
+    "                          js_seq in the snapshot's header line)\n"
     "\n"
     "DUR is 250ms, 5s, 2m, 1h or a number of seconds.  TIME is\n"
     "2026-11-30T09:00:00Z (UTC), @UNIXSECONDS, or -DUR (that long ago).\n"
@@ -95,8 +96,9 @@ static const char usage_text[] =
     "EXIT STATUS\n"
     "  0    end of input (pub: every batch acknowledged), end of stream\n"
     "       (sub without --follow), or the reader closed the pipe\n"
-    "  1    runtime failure (server unreachable, stream missing, a batch\n"
-    "       not acknowledged, write error)\n"
+    "  1    runtime failure (server unreachable, stream missing, a\n"
+    "       permission denied by the server, a batch not acknowledged,\n"
+    "       write error)\n"
     "  2    usage error\n"
     "  130  interrupted by SIGINT; 143 by SIGTERM (after draining)\n"
     "\n"
@@ -108,7 +110,7 @@ static const char usage_text[] =
     "  kvjs sub --pod pod-a --from 2026-11-30T09:00:00Z \\\n"
     "      --until 2026-11-30T09:05:00Z\n"
     "  kvjs info --stream KVTAP\n"
-    "  kvindex dump -s /run/kv.sock | kvjs snap put router --js-seq 81234\n"
+    "  kvindex dump -s /run/kv.sock | kvjs snap put router\n"
     "  kvjs snap get router > snap.ndjson\n";
 
 enum {

@@ -3,10 +3,17 @@
  *
  * The main thread reads lines, groups the lines of one engine batch and
  * publishes each group asynchronously.  libnats calls ack_handler on its
- * own thread for every acknowledgment or failure; a failed batch is queued
- * and the main thread sends it again until it is acknowledged or
- * --ack-timeout has passed.  Resending is safe because the stream drops a
- * second copy with the same Nats-Msg-Id.
+ * own thread for every acknowledgment or failure.  Every batch sent stays
+ * in a window, in the order it was read, until it and all before it are
+ * acknowledged, because a pod's batches must be stored in their order: a
+ * replica that applies a batch before the one that stored its parent
+ * block drops it as an orphan.  When one fails, later ones may already be
+ * stored; so the main thread stops, lets every batch in flight settle,
+ * and sends again, in order, the failed one and every one after it: the
+ * failed ones under their own Nats-Msg-Id (the stream drops a copy it
+ * already holds), the ones stored too early under a new id, so that a copy
+ * of each is stored after the batch it overtook.  Applying a batch twice
+ * is harmless; applying it out of order is not.
  */
 #include "pub.h"
 
@@ -26,10 +33,15 @@
 /* Larger groups are split so a message stays under NATS's 1 MiB payload. */
 #define GROUP_MAX (768u * 1024u)
 
-/* A batch that failed once, with when it first failed. */
-struct retry {
-    natsMsg *msg;
-    long long first_ms;
+enum { W_SENT, W_ACKED, W_FAILED, W_LOST };
+
+/* A batch sent and not yet settled, in the order the batches were read. */
+struct sent {
+    natsMsg *msg; /* held by libnats while W_SENT, by the window otherwise */
+    int state;
+    int counted;       /* its first acknowledgment was counted */
+    unsigned again;    /* times it was stored again after an overtake */
+    long long fail_ms; /* when it first failed, 0 if it never did */
 };
 
 struct pub {
@@ -37,16 +49,14 @@ struct pub {
     struct js_conn c;
     jsPubOptions popts;
 
-    pthread_mutex_t mu;  /* guards everything down to last_err */
-    struct retry *queue; /* failed, waiting to be sent again (owned) */
-    size_t nqueue, capqueue;
-    struct retry *tries; /* sent again, waiting for an answer */
-    size_t ntries, captries;
-    uint64_t sent;   /* publish calls that succeeded, resends included */
-    uint64_t done;   /* acknowledgments and failures reported */
+    pthread_mutex_t mu; /* guards everything down to last_err */
+    struct sent *win;   /* win[head..n): sent, oldest first */
+    size_t head, n, cap;
+    size_t nfailed;  /* entries W_FAILED */
     uint64_t acked;  /* distinct batches stored or found duplicate */
     uint64_t dups;   /* acknowledged as duplicates */
     uint64_t failed; /* given up on */
+    uint64_t resent; /* batches sent again to restore the order */
     long long last_progress_ms;
     char last_err[256];
 
@@ -56,40 +66,78 @@ struct pub {
     int has_rank, has_seq, has_ts, has_i;
     int64_t rank;
     uint64_t seq, i0;
+    uint64_t nlines; /* lines in the group */
     double ts;
     const char *rec; /* type of the group's first record, or NULL */
     uint64_t batches, lines, bad;
+    long long last_recover_ms;
 };
 
-static int
-retry_push(struct retry **v, size_t *n, size_t *cap, struct retry r)
+/* The entry of msg, or NULL.  Acknowledgments come mostly in order, so
+ * the search from the oldest entry is short. */
+static struct sent *
+win_find(struct pub *p, const natsMsg *msg)
 {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        struct retry *nv = realloc(*v, nc * sizeof(*nv));
-
-        if (nv == NULL)
-            return -1;
-        *v = nv;
-        *cap = nc;
-    }
-    (*v)[(*n)++] = r;
-    return 0;
+    for (size_t k = p->head; k < p->n; k++)
+        if (p->win[k].msg == msg)
+            return &p->win[k];
+    return NULL;
 }
 
-/* Removes msg from tries; returns when it first failed, or 0. */
-static long long
-tries_take(struct pub *p, const natsMsg *msg)
+/*
+ * Drops the settled entries at the front.  Caller holds mu and is the main
+ * thread: only it moves entries, so its indices stay valid without mu.
+ */
+static void
+win_slide(struct pub *p)
 {
-    for (size_t k = 0; k < p->ntries; k++) {
-        if (p->tries[k].msg == msg) {
-            long long t = p->tries[k].first_ms;
+    while (p->head < p->n && (p->win[p->head].state == W_ACKED ||
+                              p->win[p->head].state == W_LOST)) {
+        natsMsg_Destroy(p->win[p->head].msg);
+        p->head++;
+    }
+    if (p->head == p->n) {
+        p->head = p->n = 0;
+    } else if (p->head > p->cap / 2) {
+        memmove(p->win, p->win + p->head, (p->n - p->head) * sizeof(*p->win));
+        p->n -= p->head;
+        p->head = 0;
+    }
+}
 
-            p->tries[k] = p->tries[--p->ntries];
-            return t;
+/* Appends a sent batch.  Returns 0 or -1 (out of memory). */
+static int
+win_push(struct pub *p, natsMsg *msg)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&p->mu);
+    if (p->n == p->cap) {
+        size_t nc = p->cap ? p->cap * 2 : 256;
+        struct sent *nv = realloc(p->win, nc * sizeof(*nv));
+
+        if (nv == NULL)
+            rc = -1;
+        else {
+            p->win = nv;
+            p->cap = nc;
         }
     }
-    return 0;
+    if (rc == 0)
+        p->win[p->n++] = (struct sent){msg, W_SENT, 0, 0, 0};
+    win_slide(p);
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+/* Marks e failed (caller holds mu). */
+static void
+mark_failed(struct pub *p, struct sent *e, long long now)
+{
+    e->state = W_FAILED;
+    if (e->fail_ms == 0)
+        e->fail_ms = now;
+    p->nfailed++;
 }
 
 static void
@@ -97,93 +145,53 @@ ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
             void *closure)
 {
     struct pub *p = closure;
-    long long first;
+    struct sent *e;
 
     pthread_mutex_lock(&p->mu);
-    p->done++;
     p->last_progress_ms = cli_now_ms();
-    first = tries_take(p, msg);
+    e = win_find(p, msg);
+    if (e == NULL || e->state != W_SENT) {
+        /* Settled already (taken back as stalled): this answer is late. */
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
     if (pa != NULL) {
-        p->acked++;
-        p->dups += pa->Duplicate ? 1 : 0;
-        natsMsg_Destroy(msg);
+        e->state = W_ACKED;
+        if (!e->counted) {
+            e->counted = 1;
+            p->acked++;
+            p->dups += pa->Duplicate ? 1 : 0;
+        }
     } else {
-        struct retry r = {msg, first ? first : cli_now_ms()};
-
         snprintf(p->last_err, sizeof(p->last_err), "%s",
                  pae && pae->ErrText ? pae->ErrText
                  : pae               ? natsStatus_GetText(pae->Err)
                                      : "no acknowledgment");
-        if (retry_push(&p->queue, &p->nqueue, &p->capqueue, r) == -1) {
-            p->failed++;
-            natsMsg_Destroy(msg);
-        }
+        mark_failed(p, e, cli_now_ms());
     }
     pthread_mutex_unlock(&p->mu);
 }
 
+/* Names a batch given up on (why: after --ack-timeout, or why not). */
 static void
-give_up(struct pub *p, natsMsg *msg, const char *why)
+give_up(struct pub *p, natsMsg *msg, int timed_out, const char *why)
 {
     const char *id = NULL;
 
     natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
-    log_error("batch %s on %s not acknowledged within %llums: %s",
-              id ? id : "?", natsMsg_GetSubject(msg),
-              (unsigned long long)p->o->ack_timeout, why);
-    pthread_mutex_lock(&p->mu);
+    if (timed_out)
+        log_error("batch %s on %s not acknowledged within %llums: %s",
+                  id ? id : "?", natsMsg_GetSubject(msg),
+                  (unsigned long long)p->o->ack_timeout, why);
+    else
+        log_error("batch %s on %s not acknowledged: %s", id ? id : "?",
+                  natsMsg_GetSubject(msg), why);
     p->failed++;
-    pthread_mutex_unlock(&p->mu);
-    natsMsg_Destroy(msg);
-}
-
-/* Sends the failed batches again, or gives up on those past the timeout. */
-static void
-retry_pump(struct pub *p)
-{
-    struct retry *q;
-    size_t n;
-    long long now = cli_now_ms();
-    char why[256];
-
-    pthread_mutex_lock(&p->mu);
-    if (p->nqueue == 0) {
-        pthread_mutex_unlock(&p->mu);
-        return;
-    }
-    q = p->queue;
-    n = p->nqueue;
-    p->queue = NULL;
-    p->nqueue = p->capqueue = 0;
-    snprintf(why, sizeof(why), "%s", p->last_err);
-    pthread_mutex_unlock(&p->mu);
-    for (size_t k = 0; k < n; k++) {
-        natsMsg *m = q[k].msg;
-        natsStatus s;
-
-        if (now - q[k].first_ms >= (long long)p->o->ack_timeout) {
-            give_up(p, m, why);
-            continue;
-        }
-        pthread_mutex_lock(&p->mu);
-        retry_push(&p->tries, &p->ntries, &p->captries, q[k]);
-        p->sent++;
-        pthread_mutex_unlock(&p->mu);
-        s = js_PublishMsgAsync(p->c.js, &m, &p->popts);
-        if (s != NATS_OK) {
-            pthread_mutex_lock(&p->mu);
-            tries_take(p, m);
-            p->sent--;
-            retry_push(&p->queue, &p->nqueue, &p->capqueue, q[k]);
-            pthread_mutex_unlock(&p->mu);
-        }
-    }
-    free(q);
 }
 
 /*
  * Batches whose acknowledgment never came (the server holding them died)
- * are taken back from the library and queued to be sent again.
+ * are taken back from the library and count as failed.
  */
 static void
 reclaim_stalled(struct pub *p)
@@ -200,12 +208,12 @@ reclaim_stalled(struct pub *p)
         return;
     pthread_mutex_lock(&p->mu);
     for (int k = 0; k < pend.Count; k++) {
-        long long first = tries_take(p, pend.Msgs[k]);
-        struct retry r = {pend.Msgs[k], first ? first : now - quiet};
+        struct sent *e = win_find(p, pend.Msgs[k]);
 
-        p->done++;
-        if (retry_push(&p->queue, &p->nqueue, &p->capqueue, r) == 0)
+        if (e != NULL && e->state == W_SENT) {
+            mark_failed(p, e, now - quiet);
             pend.Msgs[k] = NULL;
+        }
     }
     snprintf(p->last_err, sizeof(p->last_err), "no acknowledgment");
     p->last_progress_ms = now;
@@ -213,32 +221,259 @@ reclaim_stalled(struct pub *p)
     natsMsgList_Destroy(&pend);
 }
 
+/* Whether a batch is in flight (caller holds mu). */
+static int
+any_sent(const struct pub *p)
+{
+    for (size_t k = p->head; k < p->n; k++)
+        if (p->win[k].state == W_SENT)
+            return 1;
+    return 0;
+}
+
+/* Waits up to 200 ms for acknowledgments, then takes back stalled ones. */
+static void
+settle_some(struct pub *p)
+{
+    jsPubOptions wait;
+
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = 200;
+    js_PublishAsyncComplete(p->c.js, &wait);
+    reclaim_stalled(p);
+}
+
+/* Gives the id of a batch stored too early a new suffix: ".again<N>". */
+static int
+id_again(natsMsg *m, unsigned n)
+{
+    const char *id = NULL;
+    char buf[600];
+    size_t len;
+
+    if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) != NATS_OK || id == NULL)
+        return -1;
+    snprintf(buf, sizeof(buf), "%s", id);
+    len = strlen(buf);
+    /* A later overtake replaces the suffix of the earlier one. */
+    for (size_t k = len; k-- > 0;)
+        if (buf[k] == '.') {
+            if (strncmp(buf + k, ".again", 6) == 0)
+                len = k;
+            break;
+        }
+    snprintf(buf + len, sizeof(buf) - len, ".again%u", n);
+    return natsMsgHeader_Set(m, "Nats-Msg-Id", buf) == NATS_OK ? 0 : -1;
+}
+
+/*
+ * Sends entry k again (the window holds it; mu not held).  Returns 0, or -1
+ * when the library refused it (then it is failed again).
+ */
+static int
+resend(struct pub *p, size_t k)
+{
+    natsMsg *m;
+    natsStatus st;
+    int rc = 0;
+
+    pthread_mutex_lock(&p->mu);
+    m = p->win[k].msg;
+    if (p->win[k].state == W_ACKED && id_again(m, ++p->win[k].again) == -1)
+        log_warn("cannot renew a message id; sending it under the old one");
+    if (p->win[k].state == W_FAILED)
+        p->nfailed--;
+    p->win[k].state = W_SENT;
+    p->resent++;
+    pthread_mutex_unlock(&p->mu);
+    st = js_PublishMsgAsync(p->c.js, &m, &p->popts);
+    if (st != NATS_OK) {
+        pthread_mutex_lock(&p->mu);
+        mark_failed(p, &p->win[k], cli_now_ms());
+        pthread_mutex_unlock(&p->mu);
+        rc = -1;
+    }
+    return rc;
+}
+
+/*
+ * Sends failed entry k alone and waits for its acknowledgment (mu not
+ * held): once the stream takes it, whatever this connection sent before it
+ * has been stored or dropped, so no old copy can land after the batches
+ * sent again behind it.  Returns 0, or -1 when it failed again.
+ */
+static int
+probe(struct pub *p, size_t k)
+{
+    jsPubOptions po = p->popts;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    natsStatus st;
+
+    po.MaxWait = 2000;
+    st = js_PublishMsg(&pa, p->c.js, p->win[k].msg, &po, &jerr);
+    pthread_mutex_lock(&p->mu);
+    p->resent++;
+    if (st == NATS_OK) {
+        p->win[k].state = W_ACKED;
+        p->nfailed--;
+        if (!p->win[k].counted) {
+            p->win[k].counted = 1;
+            p->acked++;
+            p->dups += pa->Duplicate ? 1 : 0;
+        }
+    } else {
+        conn_strerror(st, "publish", p->last_err, sizeof(p->last_err));
+        log_debug("the stream does not take batch %zu yet: %s", k, p->last_err);
+    }
+    p->last_progress_ms = cli_now_ms();
+    pthread_mutex_unlock(&p->mu);
+    jsPubAck_Destroy(pa);
+    return st == NATS_OK ? 0 : -1;
+}
+
+/*
+ * After a failure: lets every batch in flight settle, gives up on those
+ * failed for longer than --ack-timeout, sends the first failed one alone
+ * until the stream takes it, then every batch after it again, in order.
+ * At most every 100 ms, so that a server that refuses everything is not
+ * hammered.
+ */
+static void
+recover(struct pub *p)
+{
+    long long now;
+    size_t first;
+
+    for (;;) {
+        int busy;
+
+        pthread_mutex_lock(&p->mu);
+        busy = any_sent(p);
+        pthread_mutex_unlock(&p->mu);
+        if (!busy || natsConnection_IsClosed(p->c.nc))
+            break;
+        settle_some(p);
+    }
+    now = cli_now_ms();
+    if (now - p->last_recover_ms < 100)
+        usleep((useconds_t)(100 - (now - p->last_recover_ms)) * 1000);
+    p->last_recover_ms = now = cli_now_ms();
+    pthread_mutex_lock(&p->mu);
+    first = p->head;
+    while (first < p->n && p->win[first].state != W_FAILED)
+        first++;
+    for (size_t k = first; k < p->n; k++) {
+        struct sent *e = &p->win[k];
+
+        if (e->state == W_FAILED &&
+            now - e->fail_ms >= (long long)p->o->ack_timeout) {
+            give_up(p, e->msg, 1, p->last_err);
+            e->state = W_LOST;
+            p->nfailed--;
+        }
+    }
+    while (first < p->n && p->win[first].state == W_LOST)
+        first++;
+    pthread_mutex_unlock(&p->mu);
+    if (first < p->n && probe(p, first) == -1)
+        return;
+    for (size_t k = first + 1; k < p->n; k++) {
+        int lost;
+
+        pthread_mutex_lock(&p->mu);
+        lost = p->win[k].state == W_LOST;
+        pthread_mutex_unlock(&p->mu);
+        if (!lost && resend(p, k) == -1)
+            break;
+    }
+    pthread_mutex_lock(&p->mu);
+    win_slide(p);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/*
+ * The connection is closed for good (the server denied a permission, or
+ * every reconnect failed): says why, then names every batch not
+ * acknowledged and gives up on it.
+ */
+static void
+abandon_all(struct pub *p)
+{
+    natsMsgList pend = {0};
+    char why[400];
+
+    if (!conn_denied(why, sizeof(why)))
+        snprintf(why, sizeof(why), "the connection to NATS is closed");
+    log_error("%s", why);
+    if (js_PublishAsyncGetPendingList(&pend, p->c.js) == NATS_OK)
+        for (int k = 0; k < pend.Count; k++)
+            pend.Msgs[k] = NULL; /* the window names and frees them */
+    natsMsgList_Destroy(&pend);
+    pthread_mutex_lock(&p->mu);
+    for (size_t k = p->head; k < p->n; k++) {
+        struct sent *e = &p->win[k];
+
+        if (!e->counted && e->state != W_LOST)
+            give_up(p, e->msg, 0, "the connection is closed");
+        e->state = W_LOST;
+    }
+    p->nfailed = 0;
+    win_slide(p);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Whether a failed batch waits to be sent again. */
+static int
+has_failed(struct pub *p)
+{
+    int yes;
+
+    pthread_mutex_lock(&p->mu);
+    yes = p->nfailed > 0;
+    pthread_mutex_unlock(&p->mu);
+    return yes;
+}
+
 /* Publishes one message, waiting while too many are in flight. */
 static int
 publish_msg(struct pub *p, natsMsg *m)
 {
-    for (;;) {
-        natsStatus s;
+    natsMsg *held = m;
 
-        pthread_mutex_lock(&p->mu);
-        p->sent++;
-        pthread_mutex_unlock(&p->mu);
-        s = js_PublishMsgAsync(p->c.js, &m, &p->popts);
+    if (win_push(p, held) == -1) {
+        log_error("out of memory");
+        natsMsg_Destroy(m);
+        p->failed++;
+        return -1;
+    }
+    for (;;) {
+        natsStatus s = js_PublishMsgAsync(p->c.js, &m, &p->popts);
+
         if (s == NATS_OK)
             return 0;
-        pthread_mutex_lock(&p->mu);
-        p->sent--;
-        pthread_mutex_unlock(&p->mu);
+        if (s == NATS_CONNECTION_CLOSED)
+            return -1; /* named with the others by abandon_all */
         if (s != NATS_TIMEOUT || cli_signal) {
             char err[512];
 
             conn_strerror(s, "publish", err, sizeof(err));
             log_error("%s", err);
-            natsMsg_Destroy(m);
+            pthread_mutex_lock(&p->mu);
+            mark_failed(p, win_find(p, held), cli_now_ms());
+            pthread_mutex_unlock(&p->mu);
             return -1;
         }
-        retry_pump(p);
+        /* Too many in flight: let some settle. */
         reclaim_stalled(p);
+        if (has_failed(p)) {
+            /* The order matters: this one goes after the failed ones. */
+            pthread_mutex_lock(&p->mu);
+            mark_failed(p, win_find(p, held), cli_now_ms());
+            pthread_mutex_unlock(&p->mu);
+            recover(p);
+            return 0;
+        }
     }
 }
 
@@ -283,6 +518,13 @@ group_flush(struct pub *p)
     put_id_part(&id, p->has_seq, 0, 0, p->seq);
     put_id_part(&id, p->has_ts, 1, p->ts, 0);
     put_id_part(&id, p->has_i, 0, 0, p->i0);
+    /*
+     * The line count keeps a part of a batch from taking the whole batch's
+     * id: a relay whose kvsub died in the middle of a batch publishes the
+     * lines it got, and the restarted relay's whole batch must not be
+     * dropped as their duplicate.
+     */
+    put_id_part(&id, 1, 0, 0, p->nlines);
     if (p->rec != NULL) {
         buf_putc(&id, '.');
         buf_puts(&id, p->rec);
@@ -295,15 +537,15 @@ group_flush(struct pub *p)
         natsMsg_Destroy(m);
         goto out;
     }
+    p->batches++;
     if (publish_msg(p, m) == -1)
         goto out;
-    p->batches++;
     /*
-     * Failed batches are resent between batches too, not only when input
-     * pauses: under steady input they would otherwise wait until
-     * --ack-timeout and be given up without a second try.
+     * A failure stops the reading until the order is restored: a batch
+     * read later must not be stored before the failed one.
      */
-    retry_pump(p);
+    if (has_failed(p))
+        recover(p);
     rc = 0;
 out:
     buf_clear(&p->group);
@@ -339,6 +581,7 @@ group_add(struct pub *p, const char *line, size_t len, const struct kv_env *env,
         p->has_seq = env->has_seq;
         p->seq = env->seq;
         p->has_ts = p->has_i = 0;
+        p->nlines = 0;
         p->rec = NULL;
     }
     if (!p->has_ts && env->has_ts) {
@@ -353,6 +596,7 @@ group_add(struct pub *p, const char *line, size_t len, const struct kv_env *env,
         p->rec = kv_type_name(ev->type);
     buf_put(&p->group, line, len);
     buf_putc(&p->group, '\n');
+    p->nlines++;
     return 0;
 }
 
@@ -433,11 +677,14 @@ read_input(struct pub *p)
     while (!cli_signal) {
         ssize_t r;
 
+        if (natsConnection_IsClosed(p->c.nc))
+            goto out;
         if (!wait_input(0)) {
             /* Idle: the batch is complete unless more comes right away. */
             if (!wait_input((int)p->o->linger_ms) && group_flush(p) == -1)
                 goto out;
-            retry_pump(p);
+            if (has_failed(p))
+                recover(p);
             if (!wait_input(100))
                 continue;
         }
@@ -476,19 +723,21 @@ static void
 drain(struct pub *p)
 {
     for (;;) {
-        jsPubOptions wait;
         int busy;
 
-        retry_pump(p);
+        if (natsConnection_IsClosed(p->c.nc)) {
+            abandon_all(p);
+            return;
+        }
+        if (has_failed(p))
+            recover(p);
         pthread_mutex_lock(&p->mu);
-        busy = p->sent > p->done || p->nqueue > 0;
+        win_slide(p);
+        busy = p->n > p->head;
         pthread_mutex_unlock(&p->mu);
         if (!busy)
             return;
-        jsPubOptions_Init(&wait);
-        wait.MaxWait = 200;
-        js_PublishAsyncComplete(p->c.js, &wait);
-        reclaim_stalled(p);
+        settle_some(p);
     }
 }
 
@@ -498,10 +747,12 @@ print_stats(struct pub *p)
     pthread_mutex_lock(&p->mu);
     fprintf(stderr,
             "{\"lines\":%llu,\"bad_lines\":%llu,\"batches\":%llu,"
-            "\"acked\":%llu,\"duplicates\":%llu,\"failed\":%llu}\n",
+            "\"acked\":%llu,\"duplicates\":%llu,\"failed\":%llu,"
+            "\"resent\":%llu}\n",
             (unsigned long long)p->lines, (unsigned long long)p->bad,
             (unsigned long long)p->batches, (unsigned long long)p->acked,
-            (unsigned long long)p->dups, (unsigned long long)p->failed);
+            (unsigned long long)p->dups, (unsigned long long)p->failed,
+            (unsigned long long)p->resent);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -542,8 +793,10 @@ out:
     conn_close(&p.c);
     buf_free(&p.group);
     buf_free(&p.key_pod);
-    free(p.queue);
-    free(p.tries);
+    for (size_t k = p.head; k < p.n; k++)
+        if (p.win[k].state != W_SENT)
+            natsMsg_Destroy(p.win[k].msg);
+    free(p.win);
     pthread_mutex_destroy(&p.mu);
     return rc;
 }

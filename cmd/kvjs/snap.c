@@ -80,10 +80,16 @@ manifest_get(kvStore *kv, const char *name, struct manifest *m, char *err,
     json_int_t gen = 0, chunks = 0, bytes = 0;
     json_t *seq = NULL;
     const char *hash = NULL;
+    natsStatus s;
     int rc = -1;
 
-    if (kvStore_Get(&e, kv, name) != NATS_OK) {
+    s = kvStore_Get(&e, kv, name);
+    if (s == NATS_NOT_FOUND) {
         snprintf(err, errlen, "snapshot %s not found", name);
+        goto out;
+    }
+    if (s != NATS_OK) {
+        conn_strerror(s, name, err, errlen);
         goto out;
     }
     j = json_loadb(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), 0, &je);
@@ -169,6 +175,61 @@ read_all(struct buf *b)
     }
 }
 
+/*
+ * The js_seq a kvindex snapshot records in its header, its first line
+ * (docs/kvindex-snapshot.md): the highest stream sequence the index had
+ * applied when it was written, so a snapshot and its sequence always come
+ * from the same dump.  Only the first line is parsed; a snapshot is large.
+ * Returns 1 with *seq set, 0 when the input is not a kvindex snapshot or
+ * its header has no js_seq (null counts as none), or -1 with the reason
+ * in err when the header names a js_seq that is not a sequence number.
+ */
+static int
+header_js_seq(const struct buf *in, uint64_t *seq, char *err, size_t errlen)
+{
+    const char *nl = memchr(in->p, '\n', in->len);
+    size_t n = nl != NULL ? (size_t)(nl - in->p) : in->len;
+    json_t *h = json_loadb(in->p, n, 0, NULL);
+    json_t *v = json_object_get(h, "js_seq");
+    const char *type = json_string_value(json_object_get(h, "type"));
+    int rc = 0;
+
+    if (type == NULL || strcmp(type, "kvindex_snapshot") != 0 || v == NULL ||
+        json_is_null(v)) {
+        rc = 0;
+    } else if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        snprintf(err, errlen,
+                 "the snapshot's header has a js_seq that is not a stream "
+                 "sequence number");
+        rc = -1;
+    } else {
+        *seq = (uint64_t)json_integer_value(v);
+        rc = 1;
+    }
+    json_decref(h);
+    return rc;
+}
+
+/* The manifest's js_seq: --js-seq, else the snapshot's header. */
+static int
+put_js_seq(const struct buf *in, const struct js_opts *o, struct manifest *m)
+{
+    char err[256];
+    uint64_t hseq = 0;
+    int h = header_js_seq(in, &hseq, err, sizeof(err));
+
+    if (h == -1 && !o->has_js_seq) {
+        log_error("%s; give it with --js-seq", err);
+        return -1;
+    }
+    if (o->has_js_seq && h == 1 && hseq != o->js_seq)
+        log_warn("--js-seq %llu overrides the snapshot header's js_seq %llu",
+                 (unsigned long long)o->js_seq, (unsigned long long)hseq);
+    m->has_js_seq = o->has_js_seq || h == 1;
+    m->js_seq = o->has_js_seq ? o->js_seq : hseq;
+    return 0;
+}
+
 static int
 snap_put(kvStore *kv, const struct js_opts *o, const char *name)
 {
@@ -182,14 +243,14 @@ snap_put(kvStore *kv, const struct js_opts *o, const char *name)
         log_error("stdin: cannot read");
         goto out;
     }
+    if (put_js_seq(&in, o, &m) == -1)
+        goto out;
     had_old = manifest_get(kv, name, &old, err, sizeof(err)) == 0;
     clock_gettime(CLOCK_REALTIME, &ts);
     m.gen = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     m.bytes = in.len;
     m.chunks = (in.len + CHUNK - 1) / CHUNK;
     m.xxh64 = XXH64(in.p, in.len, 0);
-    m.has_js_seq = o->has_js_seq;
-    m.js_seq = o->js_seq;
     for (uint64_t i = 0; i < m.chunks; i++) {
         size_t off = (size_t)i * CHUNK;
         size_t n = in.len - off < CHUNK ? in.len - off : CHUNK;

@@ -81,3 +81,32 @@ nats_stop_all() {
     NATS_PIDS=()
     return 0
 }
+
+# One server with users and permissions; sets NATS_HOSTPORT and NATS_URL
+# (as admin, who may do anything).  The others may do anything but:
+#   nopub     publish to kvtap.>               (a relay without the stream)
+#   nocreate  publish to $JS.API.STREAM.CREATE.>
+#   noapi     publish to $JS.API.>              (no JetStream API at all)
+#   noconsume publish to $JS.API.CONSUMER.>     (a reader without consumers)
+#   nosub     subscribe to _INBOX.>             (no answer can reach it)
+# each with the password "p".
+nats_start_users() {
+    local port conf=$BATS_TEST_TMPDIR/users.conf
+    port=$(free_port)
+    cat >"$conf" <<'CONF'
+authorization {
+  users = [
+    { user: admin, password: a }
+    { user: nopub, password: p, permissions: { publish: { allow: [">"], deny: ["kvtap.>"] } } }
+    { user: nocreate, password: p, permissions: { publish: { allow: [">"], deny: ["$JS.API.STREAM.CREATE.>"] } } }
+    { user: noapi, password: p, permissions: { publish: { allow: [">"], deny: ["$JS.API.>"] } } }
+    { user: noconsume, password: p, permissions: { publish: { allow: [">"], deny: ["$JS.API.CONSUMER.>"] } } }
+    { user: nosub, password: p, permissions: { subscribe: { allow: [">"], deny: ["_INBOX.>"] } } }
+  ]
+}
+CONF
+    nats_start_raw n1 -p "$port" -c "$conf"
+    NATS_HOSTPORT=127.0.0.1:$port
+    NATS_URL=nats://admin:a@$NATS_HOSTPORT
+    nats_wait_js "$NATS_URL"
+}
