@@ -377,14 +377,11 @@ resume_check(struct kv_index *ix, uint32_t p, const struct kv_env *env,
     if (env->seq == last)
         return pod->resume_lines++ < pod->seq_lines;
     pod->resuming = 0;
-    /* A gap record's seq is the last seq it lost; the lines of a batch
-     * past the hole say nothing of it. */
+    /* A gap record's seq is the last seq it lost; a batch's seq is the
+     * first it has. */
     to = ev->type == KV_GAP ? env->seq : env->seq - 1;
     if (!reset && to > last)
-        resume_degrade(ix, p, 0,
-                       ev->type == KV_GAP && ev->from > last + 1 ? ev->from
-                                                                 : last + 1,
-                       to);
+        resume_degrade(ix, p, 0, last + 1, to);
     return 0;
 }
 
