@@ -316,17 +316,26 @@ input_close(struct input *in)
     in->fd = -1;
 }
 
+/* " (dp_rank R)" after a pod's name in a warning, or "". */
+static const char *
+rank_note(char *buf, size_t n, int has_rank, int64_t rank)
+{
+    buf[0] = '\0';
+    if (has_rank)
+        snprintf(buf, n, " (dp_rank %lld)", (long long)rank);
+    return buf;
+}
+
 /* The warning of a pod that index_apply just degraded for its orphans. */
 static void
 warn_orphans(struct server *s)
 {
     struct index_pod_info pi;
-    char rank[32] = "";
+    char rank[32];
 
     if (!index_orphan_alarm(s->ix, &pi))
         return;
-    if (pi.has_rank)
-        snprintf(rank, sizeof rank, " (dp_rank %lld)", (long long)pi.rank);
+    rank_note(rank, sizeof rank, pi.has_rank, pi.rank);
     log_warn("%s%s: degraded: %llu orphaned stores since its last clear or "
              "restart (--degraded-orphans %llu): its matches may be short",
              pi.pod, rank, (unsigned long long)pi.orphan_run,
@@ -338,12 +347,11 @@ static void
 warn_resume(struct server *s)
 {
     struct index_resume_alarm a;
-    char rank[32] = "";
+    char rank[32];
 
     if (!index_resume_alarm(s->ix, &a))
         return;
-    if (a.has_rank)
-        snprintf(rank, sizeof rank, " (dp_rank %lld)", (long long)a.rank);
+    rank_note(rank, sizeof rank, a.has_rank, a.rank);
     if (a.other_engine)
         log_warn("%s%s: degraded: the stream comes from another engine "
                  "process than the snapshot's (seq %llu) and has no restart "
