@@ -377,8 +377,8 @@ resume_check(struct kv_index *ix, uint32_t p, const struct kv_env *env,
     if (env->seq == last)
         return pod->resume_lines++ < pod->seq_lines;
     pod->resuming = 0;
-    /* A gap record's seq is the last seq it lost; a batch's seq is the
-     * first it has. */
+    /* A gap record's seq is the last seq it lost; a batch lost only the
+     * seqs before its own. */
     to = ev->type == KV_GAP ? env->seq : env->seq - 1;
     if (!reset && to > last)
         resume_degrade(ix, p, 0, last + 1, to);
