@@ -3,11 +3,14 @@
  */
 #include "atomicfile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int
@@ -138,4 +141,63 @@ atomicfile_put(const char *path, mode_t mode, const void *p, size_t n,
         rc = atomicfile_commit(&f, err, errlen);
     atomicfile_abort(&f);
     return rc;
+}
+
+/* The PID in NAME when it is BASE.tmp.PID, else 0. */
+static long
+tmp_pid(const char *name, const char *base, size_t bn)
+{
+    const char *p = name + bn + 5;
+    char *end;
+    long pid;
+
+    if (strncmp(name, base, bn) != 0 || strncmp(name + bn, ".tmp.", 5) != 0 ||
+        *p < '1' || *p > '9')
+        return 0;
+    errno = 0;
+    pid = strtol(p, &end, 10);
+    return *end == '\0' && errno == 0 ? pid : 0;
+}
+
+int
+atomicfile_sweep(const char *path, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char *dir = slash ? strndup(path, (size_t)(slash - path + 1)) : strdup(".");
+    size_t bn = strlen(base);
+    struct dirent *de;
+    struct stat st;
+    DIR *d = NULL;
+    int n = -1, dfd;
+
+    if (dir == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto done;
+    }
+    d = opendir(dir);
+    if (d == NULL) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        goto done;
+    }
+    dfd = dirfd(d);
+    n = 0;
+    while ((de = readdir(d)) != NULL) {
+        long pid = tmp_pid(de->d_name, base, bn);
+
+        /* A live PID may be another writer of PATH: its file is not
+         * ours to take.  Only our own regular files are removed. */
+        if (pid <= 0 || pid == (long)getpid() ||
+            (kill((pid_t)pid, 0) == 0 || errno != ESRCH) ||
+            fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+            continue;
+        if (unlinkat(dfd, de->d_name, 0) == 0)
+            n++;
+    }
+done:
+    if (d != NULL)
+        closedir(d);
+    free(dir);
+    return n;
 }

@@ -60,4 +60,13 @@ void atomicfile_abort(struct atomicfile *f);
 int atomicfile_put(const char *path, mode_t mode, const void *p, size_t n,
                    char *err, size_t errlen);
 
+/*
+ * Removes the PATH.tmp.PID files that writers killed before their commit
+ * left behind: ours (the effective uid's), regular files, whose PID is no
+ * running process and not this one.  A live PID may be another writer of
+ * PATH, so its file stays.  Returns how many were removed, or -1 with the
+ * reason in err when PATH's directory cannot be read.
+ */
+int atomicfile_sweep(const char *path, char *err, size_t errlen);
+
 #endif

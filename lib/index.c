@@ -9,6 +9,9 @@
  */
 #include "index_impl.h"
 
+#include "fmt.h"
+
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -714,14 +717,22 @@ pod_intern(struct kv_index *ix, const char *name, size_t n, int has_rank,
                 return ix->last_pod = ix->pod_tab[j];
         }
     }
-    if (ix->n_pods == ix->pods_cap && pods_grow(ix) != 0)
+    if (!name_ok(name, n)) {
+        errno = EILSEQ;
         return NONE;
+    }
+    if (ix->n_pods == ix->pods_cap && pods_grow(ix) != 0) {
+        errno = ENOMEM;
+        return NONE;
+    }
     id = ix->n_pods;
     p = &ix->pods[id];
     memset(p, 0, sizeof *p);
     p->name = dup_mem(name, n);
-    if (p->name == NULL)
+    if (p->name == NULL) {
+        errno = ENOMEM;
         return NONE;
+    }
     p->name_len = n;
     p->has_rank = has_rank;
     p->rank = rank;
@@ -838,6 +849,10 @@ ns_create(struct kv_index *ix, const char *model, size_t mn, const char *lora,
     struct ns *s;
     uint32_t mask, j;
 
+    errno = EILSEQ;
+    if (!name_ok(model, mn) || !name_ok(lora, ln))
+        return NONE;
+    errno = ENOMEM;
     if (ix->n_ns == ix->ns_cap && ns_grow(ix) != 0)
         return NONE;
     s = &ix->ns[ix->n_ns];
@@ -872,13 +887,36 @@ medium_find(const struct kv_index *ix, const char *name, size_t n)
 }
 
 int
+name_ok(const char *name, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)name;
+    size_t bad;
+
+    for (size_t i = 0; i < n;) {
+        size_t k;
+
+        if (s[i] - 1u < 0x7fu) { /* ASCII but NUL: the common case */
+            i++;
+            continue;
+        }
+        if (s[i] == 0)
+            return 0;
+        k = fmt_utf8_seq(s + i, n - i, &bad);
+        if (k == 0)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+int
 index_medium_intern(struct kv_index *ix, const char *name, size_t n)
 {
     int i = medium_find(ix, name, n);
 
     if (i >= 0)
         return i;
-    if (ix->n_media == MAX_MEDIA || memchr(name, '\0', n))
+    if (ix->n_media == MAX_MEDIA || !name_ok(name, n))
         return -1;
     ix->media[ix->n_media] = dup_mem(name, n);
     if (ix->media[ix->n_media] == NULL)
@@ -919,7 +957,7 @@ index_new(const struct index_opts *o, char *err, size_t errlen)
     ix->scheme = o->scheme;
     ix->seed = o->seed;
     ix->max_blocks = o->max_blocks;
-    ix->orphan_alarm = NONE;
+    ix->orphan_alarm = ix->resume_alarm = NONE;
     ix->hash_seed = dup_mem(hs, strlen(hs));
     ix->default_model = dup_mem(dm, strlen(dm));
     ix->free_head = ix->lru_old = ix->lru_new = NONE;
@@ -1027,5 +1065,9 @@ index_stats(const struct kv_index *ix, struct index_stats *out)
     out->unknown_removed = ix->unknown_removed;
     out->max_blocks_dropped = ix->max_blocks_dropped;
     out->matches = ix->matches;
+    out->resume_skipped = ix->resume_skipped;
+    out->js_skipped = ix->js_skipped;
+    out->has_js_seq = ix->has_js_seq;
+    out->js_seq = ix->js_seq;
     out->bytes_used = index_bytes(ix);
 }

@@ -52,6 +52,8 @@ enum index_reject {
     INDEX_REJ_BLOCK_SIZE, /* block size differs from the namespace's */
     INDEX_REJ_INVALID,    /* missing or ill-typed fields */
     INDEX_REJ_NOMEM,
+    INDEX_REJ_NAME, /* a new pod, model, LoRA or medium name that is not
+                       valid UTF-8 or holds U+0000 */
     INDEX_REJ_COUNT
 };
 
@@ -77,6 +79,13 @@ const char *index_reject_name(enum index_reject r);
  * its pod (the record cannot say which stream it was), or to (pod, null)
  * when none is known.  Each pod it names gets the clock of
  * index_set_clock as the time of its last event.
+ *
+ * A pod restored from a snapshot (index_restore_pod with a seq) resumes its
+ * stream (docs/kvindex.md#resuming-after-a-restart): lines it already
+ * applied (same engine, seq not past the snapshot's) are skipped, counted in
+ * resume_skipped, and return 0 without counting as applied; a first line
+ * that leaves a hole after the snapshot's seq, or comes from another engine
+ * process without a restart record, degrades the pod (index_resume_alarm).
  */
 int index_apply(struct kv_index *ix, const struct kv_env *env,
                 const struct kv_event *ev, enum index_reject *why);
@@ -95,6 +104,38 @@ void index_set_clock(struct kv_index *ix, double now);
  * 0.  For the caller's warning.
  */
 int index_orphan_alarm(const struct kv_index *ix, struct index_pod_info *out);
+
+/* Why the last index_apply degraded a restored pod, for the caller's
+ * warning. */
+struct index_resume_alarm {
+    const char *pod; /* borrowed until index_free */
+    int has_rank;
+    int64_t rank;
+    uint64_t snap_seq; /* the pod's last seq in the snapshot */
+    int other_engine;  /* 1: the line came from another engine process */
+    uint64_t from, to; /* else: the seqs missing after the snapshot */
+};
+
+/* Returns 1 and fills *out when the last index_apply degraded a restored
+ * pod (once per pod and restore), else 0. */
+int index_resume_alarm(const struct kv_index *ix,
+                       struct index_resume_alarm *out);
+
+/*
+ * The JetStream sequence of a line from kvjs sub ("js_seq").  Returns 1
+ * when the line is already in the index (js_seq at or below the one a
+ * loaded snapshot recorded): the caller skips it, and it is counted in
+ * js_skipped.  Else records js_seq as seen (the highest seen is what a
+ * snapshot saves) and returns 0.
+ */
+int index_js_seq(struct kv_index *ix, uint64_t js_seq);
+
+/* Returns 1 and sets *out to the highest js_seq seen or restored, or 0
+ * when no line carried one. */
+int index_js_seq_get(const struct kv_index *ix, uint64_t *out);
+
+/* Restores a snapshot's js_seq: later lines at or below it are skipped. */
+void index_restore_js_seq(struct kv_index *ix, uint64_t js_seq);
 
 /*
  * Returns 0 when the index has seen blocks of the namespace (model, LoRA):
@@ -201,6 +242,10 @@ struct index_stats {
     uint64_t unknown_removed;    /* BlockRemoved hashes the pod did not map */
     uint64_t max_blocks_dropped; /* entries dropped by max_blocks (LRU) */
     uint64_t matches;            /* index_match calls answered */
+    uint64_t resume_skipped;     /* lines a restored pod had already applied */
+    uint64_t js_skipped;         /* lines at or below the snapshot's js_seq */
+    int has_js_seq;
+    uint64_t js_seq; /* index_js_seq_get */
 };
 
 void index_stats(const struct kv_index *ix, struct index_stats *out);
@@ -224,6 +269,14 @@ struct index_pod_info {
     int has_event_at;    /* 0 until index_apply names the pod (restored pods
                             too) */
     double event_at;     /* the index_set_clock time of its last event */
+    /* The engine's identity and the position in its stream, saved by
+     * snapshots so that a restored pod can resume
+     * (docs/kvindex.md#resuming-after-a-restart). */
+    const char *stream; /* its last stream id (32 hex digits), or NULL;
+                           borrowed until the index next changes */
+    int has_seq_ts;
+    double seq_ts;      /* the ts of the batch at last_seq */
+    uint64_t seq_lines; /* lines applied at last_seq */
 };
 
 /* Pods are numbered 0..index_pod_count()-1 in order of first appearance. */
@@ -306,7 +359,10 @@ int index_restore_ns(struct kv_index *ix, struct kv_str model,
                      struct kv_str lora_name, uint32_t block_size, char *err,
                      size_t errlen);
 
-/* Creates the pod if needed and sets its seq, ts, degraded and counters. */
+/*
+ * Creates the pod if needed and sets its seq, ts, stream, degraded and
+ * counters.  A pod restored with a seq resumes its stream (index_apply).
+ */
 int index_restore_pod(struct kv_index *ix, const struct index_pod_info *info,
                       char *err, size_t errlen);
 

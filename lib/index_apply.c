@@ -13,6 +13,7 @@
 #include "fmt.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ static const char *const reject_names[INDEX_REJ_COUNT] = {
     [INDEX_REJ_BLOCK_SIZE] = "block_size",
     [INDEX_REJ_INVALID] = "invalid",
     [INDEX_REJ_NOMEM] = "nomem",
+    [INDEX_REJ_NAME] = "bad_name",
 };
 
 const char *
@@ -214,12 +216,14 @@ apply_stored(struct kv_index *ix, uint32_t p, const struct kv_env *env,
         bit = index_medium_intern(ix, ev->str[KV_F_MEDIUM].p,
                                   ev->str[KV_F_MEDIUM].n);
         if (bit < 0)
-            return INDEX_REJ_INVALID;
+            return name_ok(ev->str[KV_F_MEDIUM].p, ev->str[KV_F_MEDIUM].n)
+                       ? INDEX_REJ_INVALID
+                       : INDEX_REJ_NAME;
     }
     if (nsid == NONE) {
         nsid = ns_create(ix, model, mn, lora, ln, bs);
         if (nsid == NONE)
-            return INDEX_REJ_NOMEM;
+            return errno == EILSEQ ? INDEX_REJ_NAME : INDEX_REJ_NOMEM;
     }
     tok = event_tokens(ix, ev);
     if ((ev->n_tokens && tok == NULL) || ent_reserve(ix, ev->n_hashes) ||
@@ -265,20 +269,120 @@ apply_removed(struct kv_index *ix, uint32_t p, const struct kv_event *ev)
     }
 }
 
-/* Notes that pod p was named by an event at env's seq and ts. */
+/*
+ * Notes that pod p was named by an event at env's seq and ts, and where its
+ * stream stands.  A gap record carries the ts of the batch after the hole,
+ * not of its own seq, so it never sets seq_ts.
+ */
 static void
-pod_seen(struct kv_index *ix, struct pod *pod, const struct kv_env *env)
+pod_seen(struct kv_index *ix, struct pod *pod, const struct kv_env *env,
+         enum kv_type t)
 {
     pod->has_event_at = 1;
     pod->event_at = ix->clock;
     if (env->has_seq) {
+        if (pod->has_seq && pod->last_seq == env->seq) {
+            pod->seq_lines++;
+        } else {
+            pod->seq_lines = 1;
+            pod->has_seq_ts = 0;
+        }
         pod->has_seq = 1;
         pod->last_seq = env->seq;
+        if (env->has_ts && t != KV_GAP) {
+            pod->has_seq_ts = 1;
+            pod->seq_ts = env->ts;
+        }
     }
     if (env->has_ts) {
         pod->has_ts = 1;
         pod->last_ts = env->ts;
     }
+    if (env->stream.p && env->stream.n == sizeof pod->stream - 1)
+        memcpy(pod->stream, env->stream.p, env->stream.n);
+}
+
+/*
+ * Whether env comes from another engine process than the one pod's
+ * snapshot saw: another stream id; or, for an engine event (records carry
+ * another batch's ts), a ts that cannot belong to the same process's seq:
+ * a different one at the same seq, a later one at an earlier seq, an
+ * earlier one at a later seq.
+ */
+static int
+other_engine(const struct pod *pod, const struct kv_env *env, enum kv_type t)
+{
+    if (env->stream.p && pod->stream[0])
+        return env->stream.n != sizeof pod->stream - 1 ||
+               memcmp(env->stream.p, pod->stream, env->stream.n) != 0;
+    if (!env->has_ts || (t != KV_BLOCK_STORED && t != KV_BLOCK_REMOVED &&
+                         t != KV_ALL_BLOCKS_CLEARED))
+        return 0;
+    if (env->seq == pod->last_seq)
+        return pod->has_seq_ts && env->ts != pod->seq_ts;
+    if (!pod->has_ts)
+        return 0;
+    return env->seq < pod->last_seq ? env->ts > pod->last_ts
+                                    : env->ts < pod->last_ts;
+}
+
+static void
+resume_degrade(struct kv_index *ix, uint32_t p, int other, uint64_t from,
+               uint64_t to)
+{
+    struct pod *pod = &ix->pods[p];
+
+    pod->degraded = 1;
+    ix->resume_alarm = p;
+    ix->resume_why = (struct index_resume_alarm){
+        .pod = pod->name,
+        .has_rank = pod->has_rank,
+        .rank = pod->rank,
+        .snap_seq = pod->last_seq,
+        .other_engine = other,
+        .from = from,
+        .to = to,
+    };
+}
+
+/*
+ * The first lines a pod restored from a snapshot sees
+ * (docs/kvindex.md#resuming-after-a-restart).  Returns 1 when the line was
+ * applied before the snapshot (skip it), else 0, degrading the pod when
+ * the history between the snapshot and the line is not available.  The
+ * pod resumes until a line past its snapshot's seq, or one from another
+ * engine.
+ */
+static int
+resume_check(struct kv_index *ix, uint32_t p, const struct kv_env *env,
+             const struct kv_event *ev)
+{
+    struct pod *pod = &ix->pods[p];
+    int reset = ev->type == KV_RESTART || ev->type == KV_SNAPSHOT_BEGIN ||
+                ev->type == KV_ALL_BLOCKS_CLEARED;
+    uint64_t last = pod->last_seq, to;
+
+    if (!env->has_seq) {
+        pod->resuming = 0;
+        return 0;
+    }
+    if (other_engine(pod, env, ev->type)) {
+        pod->resuming = 0;
+        if (!reset)
+            resume_degrade(ix, p, 1, 0, 0);
+        return 0;
+    }
+    if (env->seq < last || (env->seq == last && ev->type == KV_GAP))
+        return 1;
+    if (env->seq == last)
+        return pod->resume_lines++ < pod->seq_lines;
+    pod->resuming = 0;
+    /* A gap record's seq is the last seq it lost; a batch lost only the
+     * seqs before its own. */
+    to = ev->type == KV_GAP ? env->seq : env->seq - 1;
+    if (!reset && to > last)
+        resume_degrade(ix, p, 0, last + 1, to);
+    return 0;
 }
 
 /*
@@ -327,11 +431,15 @@ apply_unranked(struct kv_index *ix, const struct kv_env *env,
     int found = 0;
 
     for (uint32_t p = 0; p < ix->n_pods; p++) {
-        if (pod_ref_matches(&ix->pods[p], &ref)) {
-            pod_seen(ix, &ix->pods[p], env);
-            apply_record(ix, p, ev->type);
-            found = 1;
+        if (!pod_ref_matches(&ix->pods[p], &ref))
+            continue;
+        found = 1;
+        if (ix->pods[p].resuming && resume_check(ix, p, env, ev)) {
+            ix->resume_skipped++;
+            continue;
         }
+        pod_seen(ix, &ix->pods[p], env, ev->type);
+        apply_record(ix, p, ev->type);
     }
     return found;
 }
@@ -345,7 +453,7 @@ index_apply(struct kv_index *ix, const struct kv_env *env,
     uint32_t p;
 
     *why = INDEX_REJ_NONE;
-    ix->orphan_alarm = NONE;
+    ix->orphan_alarm = ix->resume_alarm = NONE;
     int record = ev->type == KV_GAP || ev->type == KV_RESTART ||
                  ev->type == KV_SNAPSHOT_BEGIN || ev->type == KV_SNAPSHOT_END;
     if (ev->type != KV_BLOCK_STORED && ev->type != KV_BLOCK_REMOVED &&
@@ -363,10 +471,14 @@ index_apply(struct kv_index *ix, const struct kv_env *env,
         goto done;
     p = pod_intern(ix, name.p, name.n, env->has_rank, env->rank);
     if (p == NONE) {
-        r = INDEX_REJ_NOMEM;
+        r = errno == EILSEQ ? INDEX_REJ_NAME : INDEX_REJ_NOMEM;
         goto done;
     }
-    pod_seen(ix, &ix->pods[p], env);
+    if (ix->pods[p].resuming && resume_check(ix, p, env, ev)) {
+        ix->resume_skipped++;
+        return 0;
+    }
+    pod_seen(ix, &ix->pods[p], env, ev->type);
     switch (ev->type) {
     case KV_BLOCK_STORED:
         r = apply_stored(ix, p, env, ev);
@@ -393,6 +505,42 @@ done:
     }
     ix->applied[ev->type]++;
     return 0;
+}
+
+int
+index_resume_alarm(const struct kv_index *ix, struct index_resume_alarm *out)
+{
+    if (ix->resume_alarm == NONE)
+        return 0;
+    *out = ix->resume_why;
+    return 1;
+}
+
+int
+index_js_seq(struct kv_index *ix, uint64_t js_seq)
+{
+    if (ix->has_js_floor && js_seq <= ix->js_floor) {
+        ix->js_skipped++;
+        return 1;
+    }
+    if (!ix->has_js_seq || js_seq > ix->js_seq)
+        ix->js_seq = js_seq;
+    ix->has_js_seq = 1;
+    return 0;
+}
+
+int
+index_js_seq_get(const struct kv_index *ix, uint64_t *out)
+{
+    *out = ix->js_seq;
+    return ix->has_js_seq;
+}
+
+void
+index_restore_js_seq(struct kv_index *ix, uint64_t js_seq)
+{
+    ix->has_js_seq = ix->has_js_floor = 1;
+    ix->js_seq = ix->js_floor = js_seq;
 }
 
 uint64_t

@@ -6,6 +6,7 @@
  */
 #include "index_impl.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +42,10 @@ index_pod_info(const struct kv_index *ix, size_t i, struct index_pod_info *out)
         .orphan_run = p->orphan_run,
         .has_event_at = p->has_event_at,
         .event_at = p->event_at,
+        .stream = p->stream[0] ? p->stream : NULL,
+        .has_seq_ts = p->has_seq_ts,
+        .seq_ts = p->seq_ts,
+        .seq_lines = p->seq_lines,
     };
     return 0;
 }
@@ -141,6 +146,17 @@ index_dump_next(const struct kv_index *ix, struct index_cursor *c,
 
 /* ---- restore ----------------------------------------------------------- */
 
+/* The reason pod_intern failed, in err; returns -1. */
+static int
+pod_error(char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s",
+             errno == EILSEQ
+                 ? "a pod name that is not valid UTF-8 or holds U+0000"
+                 : "out of memory");
+    return -1;
+}
+
 static uint32_t
 restore_ns(struct kv_index *ix, const char *model, size_t mn, const char *lora,
            size_t ln, uint32_t block_size, char *err, size_t errlen)
@@ -164,7 +180,10 @@ restore_ns(struct kv_index *ix, const char *model, size_t mn, const char *lora,
     }
     nsid = ns_create(ix, model, mn, lora, ln, block_size);
     if (nsid == NONE)
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "%s",
+                 errno == EILSEQ ? "a model or LoRA name that is not valid "
+                                   "UTF-8 or holds U+0000"
+                                 : "out of memory");
     return nsid;
 }
 
@@ -196,8 +215,11 @@ index_restore_pod(struct kv_index *ix, const struct index_pod_info *info,
     }
     p = pod_intern(ix, info->pod, strlen(info->pod), info->has_rank,
                    info->rank);
-    if (p == NONE) {
-        snprintf(err, errlen, "out of memory");
+    if (p == NONE)
+        return pod_error(err, errlen);
+    if (info->stream != NULL &&
+        strlen(info->stream) != sizeof pod->stream - 1) {
+        snprintf(err, errlen, "stream is not 32 hex digits");
         return -1;
     }
     pod = &ix->pods[p];
@@ -208,6 +230,14 @@ index_restore_pod(struct kv_index *ix, const struct index_pod_info *info,
     pod->degraded = info->degraded;
     pod->orphans = info->orphans;
     pod->misaligned = info->misaligned;
+    memset(pod->stream, 0, sizeof pod->stream);
+    if (info->stream != NULL)
+        memcpy(pod->stream, info->stream, sizeof pod->stream - 1);
+    pod->has_seq_ts = info->has_seq_ts;
+    pod->seq_ts = info->seq_ts;
+    pod->seq_lines = info->seq_lines;
+    pod->resuming = info->has_seq;
+    pod->resume_lines = 0;
     return 0;
 }
 
@@ -235,7 +265,7 @@ index_restore_entry(struct kv_index *ix, const struct index_dump_entry *e,
         return -1;
     p = pod_intern(ix, e->pod, strlen(e->pod), e->has_rank, e->rank);
     if (p == NONE)
-        goto nomem;
+        return pod_error(err, errlen);
     pod = &ix->pods[p];
     s = em_find(ix, &pod->map, e->engine_hash);
     if (s != NONE) {

@@ -102,6 +102,16 @@ struct pod {
     uint64_t orphan_run; /* orphans since the last clear or restart */
     int has_event_at;
     double event_at;
+    /* Where the pod's stream stands (docs/kvindex.md#resuming-after-a-restart):
+     * the engine's stream id, the ts of the batch at last_seq, how many
+     * lines were applied at last_seq; and, while resuming (restored from a
+     * snapshot, no new line yet), how many lines at last_seq came again. */
+    char stream[33]; /* "" when unknown */
+    int has_seq_ts;
+    double seq_ts;
+    uint64_t seq_lines;
+    int resuming;
+    uint64_t resume_lines;
     /* Scratch of index_match, valid when stamp == ix->gen. */
     uint32_t stamp, allow, depth, media;
 };
@@ -123,6 +133,10 @@ struct kv_index {
     uint64_t degraded_orphans;
     double clock;          /* index_set_clock */
     uint32_t orphan_alarm; /* the pod the last apply degraded, or NONE */
+    uint32_t resume_alarm; /* the restored pod the last apply degraded */
+    struct index_resume_alarm resume_why;
+    int has_js_seq, has_js_floor;
+    uint64_t js_seq, js_floor; /* highest seen; skipped at or below floor */
 
     struct entry *ent;
     uint32_t ent_len, ent_cap; /* ids below ent_len are live or free */
@@ -170,6 +184,7 @@ struct kv_index {
     uint64_t applied[KV_TYPE_COUNT];
     uint64_t rejected[INDEX_REJ_COUNT];
     uint64_t unknown_removed, max_blocks_dropped, matches;
+    uint64_t resume_skipped, js_skipped;
 };
 
 /* Fibonacci hashing: the top bits of x * golden ratio. */
@@ -338,8 +353,16 @@ uint64_t pod_clear(struct kv_index *ix, uint32_t p);
 /* ---- pods, namespaces, media ------------------------------------------- */
 
 /*
+ * Whether name[0..n) may name a pod, namespace or medium: valid UTF-8
+ * without U+0000, so that it reads back the same from a reply or a
+ * snapshot and a C string holds all of it.
+ */
+int name_ok(const char *name, size_t n);
+
+/*
  * The id of pod (name, rank), created when new (rank ignored without
- * has_rank), or NONE when out of memory.
+ * has_rank), or NONE with errno: ENOMEM, or EILSEQ when a new pod's name
+ * fails name_ok.
  */
 uint32_t pod_intern(struct kv_index *ix, const char *name, size_t n,
                     int has_rank, int64_t rank);
@@ -351,8 +374,9 @@ int pod_ref_matches(const struct pod *p, const struct index_pod_ref *r);
 uint32_t ns_find(struct kv_index *ix, const char *model, size_t mn,
                  const char *lora, size_t ln);
 
-/* Creates namespace (model, lora); returns its id, or NONE when out of
- * memory.  ns_find must have found none. */
+/* Creates namespace (model, lora); returns its id, or NONE with errno
+ * ENOMEM, or EILSEQ when a name fails name_ok.  ns_find must have found
+ * none. */
 uint32_t ns_create(struct kv_index *ix, const char *model, size_t mn,
                    const char *lora, size_t ln, uint32_t block_size);
 

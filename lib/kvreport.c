@@ -105,6 +105,13 @@ kvreport_stats(const struct kv_index *ix, struct buf *b)
     buf_putc(b, '}');
     member_u64(b, "unknown_removed", st.unknown_removed);
     member_u64(b, "max_blocks_dropped", st.max_blocks_dropped);
+    member_u64(b, "resume_skipped", st.resume_skipped);
+    member_u64(b, "js_skipped", st.js_skipped);
+    buf_puts(b, ",\"js_seq\":");
+    if (st.has_js_seq)
+        buf_put_u64(b, st.js_seq);
+    else
+        buf_puts(b, "null");
 }
 
 /* ,"last_event_age_s":S, to the millisecond (the precision of kvindex's

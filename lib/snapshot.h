@@ -17,7 +17,9 @@ typedef int (*snapshot_flush_fn)(void *ctx, struct buf *b);
 
 /*
  * Appends the dump of the pods matching ref (all when NULL): a header line,
- * the namespaces, the pods, then the entries least recently used first.
+ * the namespaces, the pods, the entries least recently used first, then the
+ * end line with their count and the XXH64 of the lines before it (each
+ * counted with its '\n', in either form).
  * With in_array the lines are JSON values separated by commas (for a reply),
  * else each ends with '\n'.  flush may be NULL (everything stays in b).
  * Returns 0, or -1 when flush failed or b ran out of memory.
@@ -37,8 +39,10 @@ int snapshot_write(const struct kv_index *ix, const struct index_opts *o,
 
 /*
  * Loads path into ix (which should be empty).  Returns 1 when loaded, 0
- * when path does not exist, -1 with the reason in err (a malformed file,
- * or one written under another hash scheme or seed).
+ * when path does not exist, -1 with the reason in err (a malformed file, one
+ * without a valid end line, or one written under another hash scheme or
+ * seed).  1 with err set is a warning: a version 1 file, whose completeness
+ * cannot be checked.
  */
 int snapshot_load(struct kv_index *ix, const struct index_opts *o,
                   const char *path, char *err, size_t errlen);

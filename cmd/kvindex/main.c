@@ -202,7 +202,8 @@ static const struct subcmd_help client_helps[] = {
     {"dump",
      "Usage: kvindex dump [-s path] [-t timeout] [--pod name]\n"
      "\nPrints the index (or one pod's part) as NDJSON lines, the snapshot\n"
-     "format (docs/kvindex-snapshot.md), one per line.\n",
+     "format (docs/kvindex-snapshot.md), one per line, then the end line\n"
+     "(entry count and checksum): the output loads as a snapshot.\n",
      "      --pod NAME      only this pod's part\n",
      "  kvindex dump > index.ndjson\n"
      "  kvindex dump --pod pod-a | grep -c '\"type\":\"entry\"'\n"},

@@ -34,6 +34,12 @@ static const struct {
      "Entries the index dropped itself to stay under --max-blocks (least "
      "recently used first); engine BlockRemoved events are not counted "
      "here."},
+    {"resume_skipped", "kvindex_resume_skipped_lines_total", "counter", NULL,
+     "Lines a pod restored from the snapshot had applied already."},
+    {"js_skipped", "kvindex_js_skipped_lines_total", "counter", NULL,
+     "Lines skipped because the snapshot's js_seq covers them."},
+    {"js_seq", "kvindex_js_seq", "gauge", NULL,
+     "The highest JetStream sequence (js_seq) applied."},
     {"lines", "kvindex_input_lines_total", "counter", NULL,
      "Input lines read."},
     {"bad_lines", "kvindex_input_bad_lines_total", "counter", NULL,

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "cli.h"
 #include "jscan.h"
 #include "lines.h"
@@ -80,7 +81,8 @@ struct server {
     uint64_t lines, bad_lines, long_lines;
     uint64_t accepted, dropped;
     uint64_t snapshots, snapshot_errors;
-    int warned_model; /* the one warning about lines without "model" */
+    int warned_model;   /* the one warning about lines without "model" */
+    uint64_t bad_names; /* lines rejected for their names, for warnings */
 };
 
 static void
@@ -229,6 +231,35 @@ snapshot_background(struct server *s)
     s->snap_child = pid;
 }
 
+/*
+ * Removes what killed writers left, then loads the snapshot file.  Returns
+ * -1 when it cannot be loaded (a server never starts with half an index).
+ */
+static int
+load_snapshot(struct server *s)
+{
+    const char *path = s->o->snapshot;
+    char err[256] = "";
+    int r = atomicfile_sweep(path, err, sizeof err);
+
+    if (r < 0)
+        log_warn("%s", err);
+    else if (r > 0)
+        log_info("%s: removed %d temporary file%s a killed writer left", path,
+                 r, r == 1 ? "" : "s");
+    r = snapshot_load(s->ix, &s->o->ix, path, err, sizeof err);
+    if (r < 0) {
+        log_error("%s: %s", path, err);
+        return -1;
+    }
+    if (r > 0 && err[0] != '\0')
+        log_warn("%s: %s", path, err);
+    if (r > 0)
+        log_info("%s: snapshot loaded", path);
+    s->next_snapshot_ms = s->started_ms + (long long)s->o->snapshot_every_ms;
+    return 0;
+}
+
 /* Opens the next input; sets in->done when there is none left. */
 static int
 input_open_next(struct input *in, size_t max_line)
@@ -285,21 +316,78 @@ input_close(struct input *in)
     in->fd = -1;
 }
 
+/* " (dp_rank R)" after a pod's name in a warning, or "". */
+static const char *
+rank_note(char *buf, size_t n, int has_rank, int64_t rank)
+{
+    buf[0] = '\0';
+    if (has_rank)
+        snprintf(buf, n, " (dp_rank %lld)", (long long)rank);
+    return buf;
+}
+
 /* The warning of a pod that index_apply just degraded for its orphans. */
 static void
 warn_orphans(struct server *s)
 {
     struct index_pod_info pi;
-    char rank[32] = "";
+    char rank[32];
 
     if (!index_orphan_alarm(s->ix, &pi))
         return;
-    if (pi.has_rank)
-        snprintf(rank, sizeof rank, " (dp_rank %lld)", (long long)pi.rank);
+    rank_note(rank, sizeof rank, pi.has_rank, pi.rank);
     log_warn("%s%s: degraded: %llu orphaned stores since its last clear or "
              "restart (--degraded-orphans %llu): its matches may be short",
              pi.pod, rank, (unsigned long long)pi.orphan_run,
              (unsigned long long)s->o->degraded_orphans);
+}
+
+/* The warning of a restored pod that index_apply just degraded. */
+static void
+warn_resume(struct server *s)
+{
+    struct index_resume_alarm a;
+    char rank[32];
+
+    if (!index_resume_alarm(s->ix, &a))
+        return;
+    rank_note(rank, sizeof rank, a.has_rank, a.rank);
+    if (a.other_engine)
+        log_warn("%s%s: degraded: the stream comes from another engine "
+                 "process than the snapshot's (seq %llu) and has no restart "
+                 "record: its entries may be stale",
+                 a.pod, rank, (unsigned long long)a.snap_seq);
+    else if (a.from == a.to)
+        log_warn("%s%s: degraded: seq %llu after the snapshot's seq %llu is "
+                 "missing: its entries may be stale",
+                 a.pod, rank, (unsigned long long)a.from,
+                 (unsigned long long)a.snap_seq);
+    else
+        log_warn("%s%s: degraded: seqs %llu..%llu after the snapshot's seq "
+                 "%llu are missing: its entries may be stale",
+                 a.pod, rank, (unsigned long long)a.from,
+                 (unsigned long long)a.to, (unsigned long long)a.snap_seq);
+}
+
+/*
+ * The "js_seq" kvjs sub adds to each line (an unknown key to the reader).
+ * Returns 1 when the index already holds the line: a snapshot recorded a
+ * js_seq at or past it (docs/kvindex-snapshot.md#lines-in-this-order).
+ */
+static int
+js_seq_skip(struct server *s, const struct kv_event *ev)
+{
+    for (size_t i = 0; i < ev->n_unknown; i++) {
+        const struct kv_unknown *u = &ev->unknown[i];
+        struct jscan j;
+        uint64_t v;
+
+        if (!kv_str_eq(u->key, "js_seq"))
+            continue;
+        jscan_init(&j, (const char *)u->val.p, u->val.n, NULL, NULL, 0);
+        return jscan_u64(&j, UINT64_MAX, &v) == 0 && index_js_seq(s->ix, v);
+    }
+    return 0;
 }
 
 static void
@@ -340,6 +428,8 @@ ingest_line(struct server *s, const char *line, size_t len)
                  s->in.name, (unsigned long long)s->in.lines.lineno);
         s->warned_model = 1;
     }
+    if (ev.n_unknown > 0 && js_seq_skip(s, &ev))
+        return;
     /* The index counts what it applies and rejects (stats). */
     if (index_apply(s->ix, &env, &ev, &why) < 0) {
         log_debug("%s:%llu: %s rejected: %s", s->in.name,
@@ -347,7 +437,12 @@ ingest_line(struct server *s, const char *line, size_t len)
                   index_reject_name(why));
         if (why == INDEX_REJ_ORPHAN)
             warn_orphans(s);
+        if (why == INDEX_REJ_NAME && ++s->bad_names <= MAX_LINE_WARNINGS)
+            log_warn("%s:%llu: a pod, model, LoRA or medium name that is not "
+                     "valid UTF-8 or holds U+0000: rejected",
+                     s->in.name, (unsigned long long)s->in.lines.lineno);
     }
+    warn_resume(s);
 }
 
 /*
@@ -666,16 +761,8 @@ serve_run(const struct serve_opts *o)
     }
     index_set_degraded_orphans(s.ix, o->degraded_orphans);
     kvproto_init(&s.proto, s.ix, &o->ix, stats_members, &s);
-    if (o->snapshot != NULL) {
-        int r = snapshot_load(s.ix, &o->ix, o->snapshot, err, sizeof err);
-        if (r < 0) {
-            log_error("%s: %s", o->snapshot, err);
-            goto done;
-        }
-        if (r > 0)
-            log_info("%s: snapshot loaded", o->snapshot);
-        s.next_snapshot_ms = s.started_ms + (long long)o->snapshot_every_ms;
-    }
+    if (o->snapshot != NULL && load_snapshot(&s) < 0)
+        goto done;
     s.lfd = sock_listen(o->socket_path, o->socket_mode, err, sizeof err);
     if (s.lfd < 0) {
         log_error("%s", err);

@@ -478,8 +478,10 @@ wait_index() {
     run diff "$T/r1.dump" "$T/r2.dump"
     assert_success
     # The direct index saw the pods interleaved differently, so its LRU
-    # order may differ; its content may not.
-    run diff <(sort "$T/d.dump") <(sort "$T/r1.dump")
+    # order (and with it the end line's checksum) may differ, and it read
+    # no js_seq (the header); its content may not differ.
+    content() { grep -v '"type":"\(kvindex_snapshot\|end\)"' "$1" | sort; }
+    run diff <(content "$T/d.dump") <(content "$T/r1.dump")
     assert_success
     # 1,000 match queries: the token ids of stored events in pod and seq
     # order, whole and cut (those of root events match).

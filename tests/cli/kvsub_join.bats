@@ -74,6 +74,15 @@ seq_span() {
 
 # Runs `kvsub ARGS | kvindex serve` until kvsub has been idle 1.5 s and
 # writes the index to snapshot file $1 (what `kvindex dump` prints).
+# The index snapshot file $1 holds, without where each pod's stream stood
+# (its stream, seq_ts and seq_lines: a pod rebuilt from an engine snapshot
+# read other lines than one that watched) and so without the end line,
+# whose checksum covers them (docs/kvindex-snapshot.md#lines-in-this-order).
+index_of() {
+    grep -v '"type":"end"' "$1" |
+        sed 's/,"stream":[^,]*,"seq_ts":[^,]*,"seq_lines":[0-9]*}$/}/'
+}
+
 kvsub_index() {
     local snap=$1
     shift
@@ -196,7 +205,7 @@ Try 'kvsub --help'."
     wait_published 299
     SPEC="$PUB,$REP,ipc://$T/snap" kvsub_index "$T/late.snap"
     wait_pid "$watcher" 30
-    run cmp "$T/full.snap" "$T/late.snap"
+    run cmp <(index_of "$T/full.snap") <(index_of "$T/late.snap")
     assert_success
     run cat "$T/late.snap.kvsub.err"
     assert_output "kvsub: pod-a: joined at seq 300 (snapshot at seq 299, then replayed 0 batches)"
@@ -205,7 +214,7 @@ Try 'kvsub --help'."
     run cat "$T/buf.snap.kvsub.err"
     assert_output "kvsub: warning: pod-a: gap 0..279 (the engine no longer has them)
 kvsub: pod-a: joined at seq 300 (replayed 20 batches from 280)"
-    run cmp "$T/full.snap" "$T/buf.snap"
+    run cmp <(index_of "$T/full.snap") <(index_of "$T/buf.snap")
     assert_failure
 }
 
@@ -246,7 +255,7 @@ kvsub: pod-a: joined at seq 300 (replayed 20 batches from 280)"
     run jq -c 'select(.type=="pod") | [.last_seq, .orphans, .blocks > 100]' \
         "$T/full.snap"
     assert_output '[299,0,true]'
-    run cmp "$T/full.snap" "$T/late.snap"
+    run cmp <(index_of "$T/full.snap") <(index_of "$T/late.snap")
     assert_success
     run cat "$T/late.snap.kvsub.err"
     assert_output "kvsub: pod-a: joined at seq 300 (snapshot at seq 299, then replayed 0 batches)"

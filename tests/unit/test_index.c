@@ -1527,8 +1527,11 @@ test_restore_lru_order(void)
               NULL);
     match_q(a, NULL, T, 16, NULL, 0);
     b = dump_restore(a, 3, &ok);
+    /* A later batch: one at the restored seq would be taken for a line
+     * the snapshot already holds. */
     store(b,
           &(struct st){.pod = "a",
+                       .seq = 1,
                        .h = &h[3],
                        .n = 1,
                        .tok = T + 48,
