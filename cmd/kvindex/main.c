@@ -21,6 +21,9 @@
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_MAX_LINE (1u << 20)
+#define DEFAULT_MAX_CLIENTS 1000
+#define DEFAULT_WRITE_TIMEOUT_MS 10000
+#define DEFAULT_REQUEST_TIMEOUT_MS 10000
 
 static const char usage_all[] =
     "Usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
@@ -245,7 +248,15 @@ enum {
     OPT_BLOCK_SIZE,
     OPT_PROM,
     OPT_POD,
-    OPT_DEGRADED_ORPHANS
+    OPT_DEGRADED_ORPHANS,
+    OPT_MAX_CLIENTS,
+    OPT_WRITE_TIMEOUT,
+    OPT_IDLE_TIMEOUT,
+    OPT_REQUEST_TIMEOUT,
+    OPT_ALLOW_UID,
+    OPT_ALLOW_GID,
+    OPT_ADMIN_GID,
+    OPT_SERVER_UID
 };
 
 static const struct option serve_long_opts[] = {
@@ -262,11 +273,63 @@ static const struct option serve_long_opts[] = {
     {"exit-on-eof", no_argument, NULL, OPT_EXIT_ON_EOF},
     {"degraded-orphans", required_argument, NULL, OPT_DEGRADED_ORPHANS},
     {"stats", no_argument, NULL, OPT_STATS},
+    {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+    {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"allow-uid", required_argument, NULL, OPT_ALLOW_UID},
+    {"allow-gid", required_argument, NULL, OPT_ALLOW_GID},
+    {"admin-gid", required_argument, NULL, OPT_ADMIN_GID},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
+
+/* --allow-uid, --allow-gid, --admin-gid: repeatable comma lists. */
+static void
+add_ids(const char *flag, const char *arg, int is_group, unsigned **v,
+        size_t *n)
+{
+    char err[160];
+
+    if (sock_parse_ids(arg, is_group, v, n, err, sizeof err) < 0)
+        cli_usage_error("%s: %s", flag, err);
+}
+
+/* The client options of serve (docs/kvindex.md#limits-on-clients).
+ * Returns 0 when c is not one of them. */
+static int
+serve_client_option(int c, struct serve_opts *o)
+{
+    switch (c) {
+    case OPT_MAX_CLIENTS:
+        o->max_clients =
+            (size_t)cli_arg_count("--max-clients", optarg, 1, 1000000);
+        return 1;
+    case OPT_WRITE_TIMEOUT:
+        o->write_timeout_ms = cli_arg_duration("--write-timeout", optarg, 1);
+        return 1;
+    case OPT_IDLE_TIMEOUT:
+        o->idle_timeout_ms = cli_arg_duration("--idle-timeout", optarg, 0);
+        return 1;
+    case OPT_REQUEST_TIMEOUT:
+        o->request_timeout_ms =
+            cli_arg_duration("--request-timeout", optarg, 0);
+        return 1;
+    case OPT_ALLOW_UID:
+        add_ids("--allow-uid", optarg, 0, &o->allow_uids, &o->n_allow_uids);
+        return 1;
+    case OPT_ALLOW_GID:
+        add_ids("--allow-gid", optarg, 1, &o->allow_gids, &o->n_allow_gids);
+        return 1;
+    case OPT_ADMIN_GID:
+        add_ids("--admin-gid", optarg, 1, &o->admin_gids, &o->n_admin_gids);
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 static int
 cmd_serve(int argc, char **argv)
@@ -274,7 +337,7 @@ cmd_serve(int argc, char **argv)
     struct serve_opts o;
     const char *sock = NULL;
     char path[256], err[256];
-    int c;
+    int c, mode_set = 0, rc;
 
     memset(&o, 0, sizeof o);
     o.socket_mode = 0600;
@@ -283,6 +346,9 @@ cmd_serve(int argc, char **argv)
     o.snapshot_every_ms = 60000;
     o.max_line = DEFAULT_MAX_LINE;
     o.degraded_orphans = INDEX_DEGRADED_ORPHANS;
+    o.max_clients = DEFAULT_MAX_CLIENTS;
+    o.write_timeout_ms = DEFAULT_WRITE_TIMEOUT_MS;
+    o.request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":s:m:qvhV", serve_long_opts, NULL)) !=
            -1) {
@@ -296,6 +362,7 @@ cmd_serve(int argc, char **argv)
             if (*optarg == '\0' || *end != '\0' || m > 0777)
                 cli_usage_error("--socket-mode: invalid mode '%s'", optarg);
             o.socket_mode = (mode_t)m;
+            mode_set = 1;
             break;
         }
         case OPT_HASH:
@@ -339,10 +406,15 @@ cmd_serve(int argc, char **argv)
             o.stats = 1;
             break;
         default:
-            if (!cli_common_option(c, help_serve))
+            if (!serve_client_option(c, &o) &&
+                !cli_common_option(c, help_serve))
                 cli_bad_option(c, argv);
         }
     }
+    /* The users let in must be able to reach the socket: the credentials
+     * check at connect is then the gate. */
+    if (!mode_set && o.n_allow_uids + o.n_allow_gids > 0)
+        o.socket_mode = 0666;
     o.files = argv + optind;
     if (sock_path(sock, 1, path, sizeof path, err, sizeof err) < 0) {
         log_error("%s", err);
@@ -353,7 +425,11 @@ cmd_serve(int argc, char **argv)
         log_error("cannot install signal handlers");
         return 1;
     }
-    return serve_run(&o);
+    rc = serve_run(&o);
+    free(o.allow_uids);
+    free(o.allow_gids);
+    free(o.admin_gids);
+    return rc;
 }
 
 /* What every client subcommand shares. */
@@ -365,7 +441,8 @@ struct copts {
     const char *model, *lora, *pods, *pod;
     uint64_t block_size;
     int prom;
-    const char *output; /* stats -o */
+    const char *output;   /* stats -o */
+    long long server_uid; /* --server-uid, -1: ours or root only */
 };
 
 static void
@@ -383,12 +460,14 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
         {"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
         {"prom", no_argument, NULL, OPT_PROM},
         {"output", required_argument, NULL, 'o'},
+        {"server-uid", required_argument, NULL, OPT_SERVER_UID},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c, li = -1;
 
     memset(co, 0, sizeof *co);
     co->timeout_ms = DEFAULT_TIMEOUT_MS;
+    co->server_uid = -1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":s:t:rm:o:h", opts, &li)) != -1) {
         int ok = 1;
@@ -432,6 +511,10 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
         case 'o':
             ok = !strcmp(h->name, "stats");
             co->output = optarg;
+            break;
+        case OPT_SERVER_UID:
+            co->server_uid =
+                (long long)cli_arg_count("--server-uid", optarg, 0, UINT32_MAX);
             break;
         case 'h':
             print_client_help(h);
@@ -725,8 +808,8 @@ cmd_client(const struct subcmd_help *h, int argc, char **argv)
         return 1;
     }
     if (client_open(&cl, path, co.timeout_ms,
-                    is_ping && co.timeout_set ? co.timeout_ms : 0, err,
-                    sizeof err) < 0) {
+                    is_ping && co.timeout_set ? co.timeout_ms : 0,
+                    co.server_uid, err, sizeof err) < 0) {
         log_error("%s", err);
         return 1;
     }
