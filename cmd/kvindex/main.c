@@ -31,7 +31,11 @@ static const char usage_all[] =
     "                     [--seed n] [--hash-seed str] [-m model]\n"
     "                     [--snapshot file] [--snapshot-every dur]\n"
     "                     [--max-blocks n] [--max-line bytes] [--exit-on-eof]\n"
-    "                     [--degraded-orphans n] [--stats] [file ...]\n"
+    "                     [--degraded-orphans n] [--stats]\n"
+    "                     [--max-clients n] [--write-timeout dur]\n"
+    "                     [--idle-timeout dur] [--request-timeout dur]\n"
+    "                     [--allow-uid ids] [--allow-gid ids]\n"
+    "                     [--admin-gid ids] [file ...]\n"
     "       kvindex query [-r] [-s path] [-t timeout] request-json | -\n"
     "       kvindex match [-r] [-s path] [-t timeout] [-m model]\n"
     "                     [--lora-name name] [--pods pod,...] [tokens-json]\n"
@@ -55,7 +59,10 @@ static const char help_main[] =
     "\n"
     "SOCKET\n"
     "  -s PATH, or $KVINDEX_SOCKET, else $XDG_RUNTIME_DIR/kvindex.sock, else\n"
-    "  /tmp/kvindex-$UID/kvindex.sock.  The protocol is one JSON object per\n"
+    "  /tmp/kvindex-$UID/kvindex.sock.  Only the server's user and root may\n"
+    "  connect (serve --allow-uid, --allow-gid widen it), and a client\n"
+    "  refuses a server run by another user (--server-uid trusts one).\n"
+    "  The protocol is one JSON object per\n"
     "  line each way: {\"id\":1,\"op\":\"ping\"} -> "
     "{\"id\":1,\"ok\":true,\"data\":{...}}.\n"
     "  Ops: ping match keys lookup pods stats dump clear.\n"
@@ -69,9 +76,9 @@ static const char help_main[] =
     "  server answered ok:false); 2 usage error.\n"
     "\n"
     "EXAMPLES\n"
-    "  kvsub pod-a=tcp://10.0.0.5:5557 | kvindex serve -s /run/kv.sock\n"
-    "  kvindex ping -s /run/kv.sock -t 5s\n"
-    "  echo '[1,2,3,4]' | kvindex match -s /run/kv.sock -m llama\n";
+    "  kvsub pod-a=tcp://10.0.0.5:5557 | kvindex serve\n"
+    "  kvindex ping -t 5s\n"
+    "  echo '[1,2,3,4]' | kvindex match -m llama\n";
 
 static const char help_serve[] =
     "Usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
@@ -79,7 +86,11 @@ static const char help_serve[] =
     "                     [--seed n] [--hash-seed str] [-m model]\n"
     "                     [--snapshot file] [--snapshot-every dur]\n"
     "                     [--max-blocks n] [--max-line bytes] [--exit-on-eof]\n"
-    "                     [--degraded-orphans n] [--stats] [file ...]\n"
+    "                     [--degraded-orphans n] [--stats]\n"
+    "                     [--max-clients n] [--write-timeout dur]\n"
+    "                     [--idle-timeout dur] [--request-timeout dur]\n"
+    "                     [--allow-uid ids] [--allow-gid ids]\n"
+    "                     [--admin-gid ids] [file ...]\n"
     "\n"
     "Reads NDJSON events from the files (\"-\" is stdin; none: stdin), keeps\n"
     "the prefix index and answers requests on the Unix socket.  At the end of\n"
@@ -104,6 +115,21 @@ static const char help_serve[] =
     "                          100; 0: never)\n"
     "      --stats             one JSON stats line on stderr at exit\n"
     "                          (SIGUSR1: print it now)\n"
+    "      --max-clients N     clients at once; one more gets an error line\n"
+    "                          and is closed (default 1000)\n"
+    "      --write-timeout DUR drop a client that reads nothing of its\n"
+    "                          replies or dump for DUR (default 10s)\n"
+    "      --idle-timeout DUR  drop a client silent for DUR (default 0: "
+    "never)\n"
+    "      --request-timeout DUR  drop a client whose request line is not\n"
+    "                          complete DUR after it began (default 10s;\n"
+    "                          0: never)\n"
+    "      --allow-uid IDS     also let these users connect (names or\n"
+    "                          numbers, comma lists, repeatable; the socket\n"
+    "                          is then 0666 unless --socket-mode)\n"
+    "      --allow-gid IDS     also let members of these groups connect\n"
+    "      --admin-gid IDS     let members of these groups clear too (by\n"
+    "                          default only the server's user and root)\n"
     "  -q, --quiet             errors only;  -v, --verbose: more (-vv debug)\n"
     "  -h, --help              this help;  -V, --version: versions\n"
     "\n"
@@ -114,7 +140,8 @@ static const char help_serve[] =
     "  the rest goes on), one for the first events without \"model\" when\n"
     "  -m is not given, and one each time a pod becomes degraded for its\n"
     "  orphaned stores.  A client that stops reading its replies is not\n"
-    "  read from until it does, and is dropped after 30 s without progress.\n"
+    "  read from until it does.  Warnings also name every client refused or\n"
+    "  dropped (with its uid and pid) and every clear.\n"
     "\n"
     "EXIT STATUS\n"
     "  0 stopped by SIGTERM/SIGINT (snapshot written, socket removed) or end\n"
@@ -123,7 +150,8 @@ static const char help_serve[] =
     "  version; 2 usage error.\n"
     "\n"
     "EXAMPLES\n"
-    "  kvsub pod-a=tcp://10.0.0.5:5557 | kvindex serve -s /run/kv.sock\n"
+    "  kvsub pod-a=tcp://10.0.0.5:5557 | kvindex serve\n"
+    "  kvindex serve -s /srv/kv/kv.sock --allow-gid router --idle-timeout 5m\n"
     "  kvindex serve --exit-on-eof --stats capture.ndjson\n"
     "  kvindex serve --snapshot /var/lib/kvindex.ndjson --snapshot-every 30s\n";
 
@@ -131,6 +159,8 @@ static const char help_serve[] =
 static const char help_client_opts[] =
     "  -s, --socket PATH   server socket (default: see kvindex --help)\n"
     "  -t, --timeout DUR   longest wait for a reply (default 5s)\n"
+    "      --server-uid UID  trust a server run by this user too (by\n"
+    "                      default only one run by this user or root)\n"
     "  -r, --raw           print only the reply's data member\n"
     "  -h, --help          this help\n";
 
@@ -211,8 +241,8 @@ static const struct subcmd_help client_helps[] = {
      "\nAsks the server for its version.  With -t it also waits for the\n"
      "server to appear, retrying until the timeout (readiness checks).\n",
      "",
-     "  kvindex serve -s /tmp/kv.sock < events.ndjson &\n"
-     "  kvindex ping -s /tmp/kv.sock -t 10s && echo ready\n"},
+     "  kvindex serve < events.ndjson &\n"
+     "  kvindex ping -t 10s && echo ready\n"},
 };
 
 static void
