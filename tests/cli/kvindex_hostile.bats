@@ -104,27 +104,7 @@ need_root() {
 
 @test "--max-clients: one more gets a one-line error and its end" {
     start --max-clients 5
-    run "$PY" -c '
-import socket, sys
-held = []
-for i in range(5):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(sys.argv[1])
-    s.sendall(b"{\"op\":\"ping\"}\n")
-    s.recv(4096)
-    held.append(s)
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.settimeout(10)
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
-sys.stdout.write(data.decode())
-held.pop().close()
-' "$S"
+    run "$PY" "$HOSTILE" refused "$S" "$SRV" 5
     assert_success
     assert_output '{"id":null,"ok":false,"error":"too many clients (--max-clients 5)"}'
     grep -q 'refusing clients: too many clients (--max-clients 5)' "$BATS_TEST_TMPDIR/err"
@@ -189,19 +169,7 @@ with open(sys.argv[1], "w") as f:
     assert_failure 1
     assert_output 'kvindex: error: permission denied: this user may not use this server'
     # The refusal is one JSON line before the end, whatever the client.
-    run as_nobody "$PY" -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.settimeout(10)
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
-sys.stdout.write(data.decode())
-' "$S"
+    run as_nobody "$PY" "$HOSTILE" refused "$S" "$SRV" 0
     assert_output '{"id":null,"ok":false,"error":"permission denied: this user may not use this server"}'
     grep -q 'refused a client: uid 65534 (pid [0-9]*) is not allowed (--allow-uid, --allow-gid)' "$BATS_TEST_TMPDIR/err"
     # The server's own user and root are always let in.

@@ -1,7 +1,8 @@
 """Hostile and busy clients for kvindex's socket (tests/cli/kvindex_hostile.bats).
 
-Each mode prints one JSON line of measurements; the bats file asserts bounds
-on them.  Usage: kvindex_hostile.py MODE SOCKET SERVER_PID [ARGS...]
+Each mode prints one JSON line: measurements the bats file asserts bounds
+on, or (refused) the line the server answered.
+Usage: kvindex_hostile.py MODE SOCKET SERVER_PID [ARGS...]
 """
 
 import json
@@ -198,6 +199,28 @@ def ingest(path, pid, n_clients, fifo, infile, lines):
             "queries_per_s": int(served / dt), "clients": n_clients}
 
 
+def refused(path, hold):
+    """Holds hold answered connections, then prints what one more gets
+    before its end (a refusal: one error line)."""
+    held = []
+    for _ in range(hold):
+        s = connect(path)
+        s.sendall(b'{"op":"ping"}\n')
+        s.recv(4096)
+        held.append(s)
+    s = connect(path)
+    s.settimeout(10)
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    for h in held:
+        h.close()
+    return data.decode()
+
+
 def main():
     mode, path, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
     a = sys.argv[4:]
@@ -209,6 +232,9 @@ def main():
         out = partial(path, pid, int(a[0]), int(a[1]), float(a[2]))
     elif mode == "ingest":
         out = ingest(path, pid, int(a[0]), a[1], a[2], int(a[3]))
+    elif mode == "refused":
+        sys.stdout.write(refused(path, int(a[0])))
+        return
     else:
         sys.exit("unknown mode " + mode)
     print(json.dumps(out), flush=True)
