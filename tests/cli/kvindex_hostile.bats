@@ -58,6 +58,14 @@ as_nobody() {
     setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
 }
 
+# Whether RSS measures kvindex: a sanitizer build (build/san-*) keeps freed
+# memory in its quarantine, so there it is not checked.
+rss_counts() {
+    case "${KVTAP_BUILD:-}" in
+    */san-*) return 1 ;;
+    esac
+}
+
 need_root() {
     [ "$(id -u)" = 0 ] || skip "becoming another user needs root (id -u is $(id -u))"
     command -v setpriv >/dev/null || skip "setpriv (util-linux) is not installed"
@@ -73,7 +81,7 @@ need_root() {
     echo "$output"
     # A dump of 200,000 entries is about 40 MB of JSON: ten of them held
     # whole took 400 MB.  Streamed, the server's memory does not move.
-    [ $(($(echo "$output" | jq '.rss_peak_kb - .rss_base_kb'))) -lt 51200 ]
+    ! rss_counts || [ $(($(echo "$output" | jq '.rss_peak_kb - .rss_base_kb'))) -lt 51200 ]
     [ "$(echo "$output" | jq '.ping_worst_s < 1')" = true ]
     # Four dumps at a time, each dropped 2 s after its client stopped.
     [ "$(echo "$output" | jq .hogs_closed)" -ge 8 ]
@@ -99,7 +107,7 @@ need_root() {
     assert_success
     echo "$output"
     [ "$(echo "$output" | jq .closed)" = 200 ]
-    [ $(($(echo "$output" | jq '.rss_after_kb - .rss_base_kb'))) -lt 20480 ]
+    ! rss_counts || [ $(($(echo "$output" | jq '.rss_after_kb - .rss_base_kb'))) -lt 20480 ]
 }
 
 @test "--max-clients: one more gets a one-line error and its end" {
