@@ -119,6 +119,8 @@ need_root() {
     # Once a place is free, clients get in again.
     run kvindex ping -s "$S" -t 5s
     assert_success
+    [ "$(kvindex stats -r -s "$S" | jq .refused_connections)" = 1 ]
+    kvindex stats --prom -s "$S" | grep -qx 'kvindex_refused_connections_total 1'
     run kvindex serve -s "$S.x" --max-clients 0
     assert_failure 2
 }
