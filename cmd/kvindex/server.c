@@ -45,7 +45,8 @@
 #define DUMP_MAX 4
 /* The longest turn the input gets, however long the clients took. */
 #define INGEST_SLICE_MAX_MS 50
-/* At most this many warnings about bad input lines; the rest are counted. */
+/* At most this many warnings about bad input lines, and about users
+ * refused; the rest are counted. */
 #define MAX_LINE_WARNINGS 100
 
 struct input {
@@ -77,6 +78,7 @@ struct server {
     long long accept_paused_until; /* out of descriptors: retry then */
     size_t n_dumps;                /* dump children running */
     uint64_t refused_full;         /* refused in a row for --max-clients */
+    uint64_t refused_users;        /* refused for who they are */
     int backlog; /* a client has requests left over from its turn */
     /* Counters for stats. */
     uint64_t lines, bad_lines, long_lines;
@@ -459,9 +461,14 @@ admit(struct server *s, int fd)
     char msg[160];
 
     if (sock_peer(fd, &peer) < 0 || !peer_allowed(o, &peer)) {
-        log_warn("refused a client: uid %u (pid %ld) is not allowed "
-                 "(--allow-uid, --allow-gid)",
-                 (unsigned)peer.uid, (long)peer.pid);
+        /* Another user connecting in a loop must not fill the log. */
+        if (++s->refused_users <= MAX_LINE_WARNINGS)
+            log_warn("refused a client: uid %u (pid %ld) is not allowed "
+                     "(--allow-uid, --allow-gid)%s",
+                     (unsigned)peer.uid, (long)peer.pid,
+                     s->refused_users == MAX_LINE_WARNINGS
+                         ? " (further refusals are only counted)"
+                         : "");
         refuse(s, fd, "permission denied: this user may not use this server");
         return;
     }
