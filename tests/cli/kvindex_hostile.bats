@@ -234,7 +234,9 @@ OUT
     need_root
     shared_dir
     S=$SHARED/kv.sock
-    as_nobody kvindex serve -s "$S" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+    # exec: $! must be the server itself, for the teardown to stop it.
+    (exec setpriv --reuid=65534 --regid=65534 --clear-groups \
+        kvindex serve -s "$S" 2>"$BATS_TEST_TMPDIR/err" 3>&-) &
     SRV=$!
     kvindex ping -s "$S" -t 10s --server-uid 65534 >/dev/null
     run kvindex ping -s "$S" -t 5s
