@@ -21,9 +21,6 @@
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_MAX_LINE (1u << 20)
-#define DEFAULT_MAX_CLIENTS 1000
-#define DEFAULT_WRITE_TIMEOUT_MS 10000
-#define DEFAULT_REQUEST_TIMEOUT_MS 10000
 
 static const char usage_all[] =
     "Usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
@@ -32,7 +29,8 @@ static const char usage_all[] =
     "                     [--snapshot file] [--snapshot-every dur]\n"
     "                     [--max-blocks n] [--max-line bytes] [--exit-on-eof]\n"
     "                     [--degraded-orphans n] [--stats]\n"
-    "                     [--max-clients n] [--write-timeout dur]\n"
+    "                     [--max-clients n] [--max-request bytes]\n"
+    "                     [--write-timeout dur]\n"
     "                     [--idle-timeout dur] [--request-timeout dur]\n"
     "                     [--allow-uid ids] [--allow-gid ids]\n"
     "                     [--admin-gid ids] [file ...]\n"
@@ -87,7 +85,8 @@ static const char help_serve[] =
     "                     [--snapshot file] [--snapshot-every dur]\n"
     "                     [--max-blocks n] [--max-line bytes] [--exit-on-eof]\n"
     "                     [--degraded-orphans n] [--stats]\n"
-    "                     [--max-clients n] [--write-timeout dur]\n"
+    "                     [--max-clients n] [--max-request bytes]\n"
+    "                     [--write-timeout dur]\n"
     "                     [--idle-timeout dur] [--request-timeout dur]\n"
     "                     [--allow-uid ids] [--allow-gid ids]\n"
     "                     [--admin-gid ids] [file ...]\n"
@@ -117,6 +116,8 @@ static const char help_serve[] =
     "                          (SIGUSR1: print it now)\n"
     "      --max-clients N     clients at once; one more gets an error line\n"
     "                          and is closed (default 1000)\n"
+    "      --max-request BYTES longest request line (default 1M; at most\n"
+    "                          --max-line)\n"
     "      --write-timeout DUR drop a client that reads nothing of its\n"
     "                          replies or dump for DUR (default 10s)\n"
     "      --idle-timeout DUR  drop a client silent for DUR (default 0: "
@@ -280,6 +281,7 @@ enum {
     OPT_POD,
     OPT_DEGRADED_ORPHANS,
     OPT_MAX_CLIENTS,
+    OPT_MAX_REQUEST,
     OPT_WRITE_TIMEOUT,
     OPT_IDLE_TIMEOUT,
     OPT_REQUEST_TIMEOUT,
@@ -304,6 +306,7 @@ static const struct option serve_long_opts[] = {
     {"degraded-orphans", required_argument, NULL, OPT_DEGRADED_ORPHANS},
     {"stats", no_argument, NULL, OPT_STATS},
     {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+    {"max-request", required_argument, NULL, OPT_MAX_REQUEST},
     {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
@@ -315,6 +318,12 @@ static const struct option serve_long_opts[] = {
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
+
+/* The limits on clients (docs/kvindex.md#limits-on-clients). */
+#define DEFAULT_MAX_CLIENTS 1000
+#define DEFAULT_MAX_REQUEST (1u << 20)
+#define DEFAULT_WRITE_TIMEOUT_MS 10000
+#define DEFAULT_REQUEST_TIMEOUT_MS 10000
 
 /* --allow-uid, --allow-gid, --admin-gid: repeatable comma lists. */
 static void
@@ -336,6 +345,10 @@ serve_client_option(int c, struct serve_opts *o)
     case OPT_MAX_CLIENTS:
         o->max_clients =
             (size_t)cli_arg_count("--max-clients", optarg, 1, 1000000);
+        return 1;
+    case OPT_MAX_REQUEST:
+        o->max_request =
+            (size_t)cli_arg_size("--max-request", optarg, 64, 1u << 30);
         return 1;
     case OPT_WRITE_TIMEOUT:
         o->write_timeout_ms = cli_arg_duration("--write-timeout", optarg, 1);
@@ -377,6 +390,7 @@ cmd_serve(int argc, char **argv)
     o.max_line = DEFAULT_MAX_LINE;
     o.degraded_orphans = INDEX_DEGRADED_ORPHANS;
     o.max_clients = DEFAULT_MAX_CLIENTS;
+    o.max_request = DEFAULT_MAX_REQUEST;
     o.write_timeout_ms = DEFAULT_WRITE_TIMEOUT_MS;
     o.request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
     opterr = 0;

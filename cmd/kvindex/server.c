@@ -451,6 +451,17 @@ peer_allowed(const struct serve_opts *o, const struct sock_peer *p)
     return sock_peer_in_groups(p, o->allow_gids, o->n_allow_gids);
 }
 
+/*
+ * The longest request line.  Input lines may be long (--max-line follows
+ * kvsub's longest line) but a request is at most a prompt's tokens, and a
+ * thousand slow clients each holding one must not hold gigabytes.
+ */
+static size_t
+request_cap(const struct serve_opts *o)
+{
+    return o->max_request < o->max_line ? o->max_request : o->max_line;
+}
+
 /* Checks and admits one accepted client; refuses it with a reason. */
 static void
 admit(struct server *s, int fd)
@@ -491,7 +502,7 @@ admit(struct server *s, int fd)
         s->conns = nv;
         s->cap_conns = nc;
     }
-    c = conn_new(fd, o->max_line, cli_now_ms());
+    c = conn_new(fd, request_cap(o), cli_now_ms());
     if (c == NULL)
         return;
     c->peer = peer;
@@ -584,7 +595,9 @@ conn_process(struct server *s, struct conn *c, long long now)
         n++;
         if (rc == LINES_TOO_LONG)
             kvproto_reply_error(&s->proto, &c->out,
-                                "request line longer than --max-line");
+                                s->o->max_request < s->o->max_line
+                                    ? "request line longer than --max-request"
+                                    : "request line longer than --max-line");
         else if (!blank(line, len) && line[0] != '#')
             answer(s, c, line, len);
         if (c->out.oom || conn_pending(c) > OUT_CAP)

@@ -19,6 +19,7 @@ struct serve_opts {
     const char *snapshot;      /* NULL: none */
     uint64_t snapshot_every_ms;
     size_t max_line;
+    size_t max_request; /* request lines: the smaller of this and max_line */
     int exit_on_eof;
     int stats; /* --stats: one JSON line on stderr at exit */
     /* Clients (docs/kvindex.md#limits-on-clients); timeouts 0: none. */

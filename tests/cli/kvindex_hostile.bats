@@ -125,6 +125,19 @@ need_root() {
     assert_failure 2
 }
 
+@test "--max-request caps requests below --max-line" {
+    start --max-line 10M --max-request 1K
+    long=$(printf '{"op":"ping","pad":"%02000d"}' 0)
+    run sh -c "printf '%s\n' '$long' '{\"id\":2,\"op\":\"ping\"}' | kvindex query -s '$S' - 2>/dev/null"
+    assert_failure 1
+    assert_output - <<'OUT'
+{"id":null,"ok":false,"error":"request line longer than --max-request"}
+{"id":2,"ok":true,"data":{"version":"0.1.0"}}
+OUT
+    run kvindex serve -s "$S.x" --max-request 63
+    assert_failure 2
+}
+
 @test "--idle-timeout drops a client that sends nothing" {
     start --idle-timeout 1s
     run "$PY" -c '
