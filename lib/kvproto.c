@@ -57,6 +57,7 @@ kvproto_init(struct kvproto *p, struct kv_index *ix,
     p->io = io;
     p->stats_fn = fn;
     p->stats_ctx = ctx;
+    p->may_change = 1; /* a server narrows it per client */
 }
 
 void
@@ -459,6 +460,12 @@ op_clear(struct kvproto *p, const struct req *r, struct buf *out, char *err,
         snprintf(err, errlen, "clear needs \"pod\"");
         return -1;
     }
+    if (!p->may_change) {
+        snprintf(err, errlen,
+                 "permission denied: clear needs the server's uid or "
+                 "--admin-gid");
+        return -1;
+    }
     pod_ref(r, &ref);
     n = index_clear_pod(p->ix, &ref);
     buf_puts(out, "{\"removed\":");
@@ -546,6 +553,11 @@ op_dump(struct kvproto *p, const struct req *r, struct buf *out, char *err,
 
     pod_ref(r, &ref);
     buf_puts(out, "{\"lines\":[");
+    if (p->dump_fn != NULL)
+        return p->dump_fn(p->dump_ctx, r->has_pod ? &ref : NULL, err, errlen) <
+                       0
+                   ? -1
+                   : 1;
     if (snapshot_dump(p->ix, p->io, r->has_pod ? &ref : NULL, 1, out, NULL,
                       NULL) < 0) {
         snprintf(err, errlen, "out of memory");
@@ -553,6 +565,19 @@ op_dump(struct kvproto *p, const struct req *r, struct buf *out, char *err,
     }
     buf_puts(out, "]}");
     return 0;
+}
+
+int
+kvproto_dump_body(const struct kvproto *p, const struct index_pod_ref *ref,
+                  struct buf *b, int (*flush)(void *ctx, struct buf *b),
+                  void *ctx)
+{
+    /* The snapshot's own writer makes the lines, so that a dump and a
+     * --snapshot file never differ (trailer included). */
+    if (snapshot_dump(p->ix, p->io, ref, 1, b, flush, ctx) < 0)
+        return -1;
+    buf_puts(b, "]}}\n");
+    return b->oom ? -1 : flush(ctx, b);
 }
 
 static int
@@ -584,14 +609,17 @@ run_op(struct kvproto *p, const struct req *r, struct buf *out, char *err,
     }
 }
 
-void
+int
 kvproto_handle(struct kvproto *p, const char *line, size_t len, struct buf *out)
 {
     struct req r;
     char err[512] = "";
     size_t mark = out->len;
+    int rc;
 
     arena_reset(&p->arena);
+    p->last_op = -1;
+    p->last_ok = 0;
     if (parse_req(p, line, len, &r, err, sizeof err) < 0) {
         /* The id may come after the member that failed: look for it in a
          * second pass (only on this error path). */
@@ -600,15 +628,21 @@ kvproto_handle(struct kvproto *p, const char *line, size_t len, struct buf *out)
             r.id.n = 0;
         }
         put_error(p, out, &r, err[0] ? err : "bad request");
-        return;
+        return 0;
     }
+    p->last_op = r.op;
     put_id(out, &r);
     buf_puts(out, ",\"ok\":true,\"data\":");
-    if (run_op(p, &r, out, err, sizeof err) < 0) {
+    rc = run_op(p, &r, out, err, sizeof err);
+    if (rc < 0) {
         out->len = mark; /* drop the half-written reply */
         put_error(p, out, &r, err[0] ? err : "failed");
-        return;
+        return 0;
     }
-    buf_puts(out, "}\n");
     p->served[r.op]++;
+    p->last_ok = 1;
+    if (rc > 0)
+        return 1; /* dump_fn writes the rest */
+    buf_puts(out, "}\n");
+    return 0;
 }

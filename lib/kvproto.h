@@ -34,6 +34,16 @@ const char *kvproto_op_name(enum kvproto_op op);
  */
 typedef void (*kvproto_stats_fn)(void *ctx, struct buf *out);
 
+/*
+ * A server that streams dumps sets this: a dump request then gets only its
+ * reply's head in out, and dump_fn (called with the caller's dump_ctx and
+ * the pod filter, NULL for all; both borrowed for the call) takes on the
+ * rest, writing kvproto_dump_body later.  Returns 0, or -1 with the reason
+ * in err to answer an error instead.
+ */
+typedef int (*kvproto_dump_fn)(void *ctx, const struct index_pod_ref *ref,
+                               char *err, size_t errlen);
+
 struct kvproto {
     struct kv_index *ix;         /* borrowed */
     const struct index_opts *io; /* borrowed: the scheme, for dump */
@@ -51,6 +61,14 @@ struct kvproto {
     uint64_t errors;                   /* requests answered ok:false */
     double now; /* set by the caller before kvproto_handle: the clock of
                    index_set_clock, for the pods' last_event_age_s */
+    /* Also set by the caller before each kvproto_handle: */
+    int may_change;          /* the client may run ops that change state */
+    kvproto_dump_fn dump_fn; /* NULL: dumps are answered whole in out */
+    void *dump_ctx;
+    /* Set by kvproto_handle: what the request was (-1: unparsed) and
+     * whether it was answered ok, for the caller's audit log. */
+    int last_op;
+    int last_ok;
 };
 
 /* Sets up p for index ix built with io (both borrowed).  Cannot fail. */
@@ -62,10 +80,22 @@ void kvproto_free(struct kvproto *p);
 
 /*
  * Answers one request line (without its '\n'): appends exactly one reply
- * line, '\n' included, to out.  Check out->oom afterwards.
+ * line, '\n' included, to out.  Check out->oom afterwards.  Returns 0, or 1
+ * when dump_fn took on the rest of a dump's reply (out holds its head).
  */
-void kvproto_handle(struct kvproto *p, const char *line, size_t len,
-                    struct buf *out);
+int kvproto_handle(struct kvproto *p, const char *line, size_t len,
+                   struct buf *out);
+
+/*
+ * The rest of a dump reply whose head kvproto_handle wrote: the snapshot
+ * lines of the pods matching ref (all when NULL) and the reply's end, into
+ * b, which flush empties whenever it holds a good chunk (see snapshot_dump;
+ * flush is called a last time at the end).  Returns 0, or -1 when flush
+ * failed or b ran out of memory.
+ */
+int kvproto_dump_body(const struct kvproto *p, const struct index_pod_ref *ref,
+                      struct buf *b, int (*flush)(void *ctx, struct buf *b),
+                      void *ctx);
 
 /* Appends an error reply without an id (for lines that were never read,
  * such as over-long ones) and counts it. */

@@ -150,4 +150,7 @@ void cli_out_free(struct cli_out *o);
 /* Milliseconds from a monotonic clock. */
 long long cli_now_ms(void);
 
+/* Microseconds from the same clock, for round trips and time shares. */
+long long cli_now_us(void);
+
 #endif

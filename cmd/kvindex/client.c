@@ -19,7 +19,7 @@
 
 int
 client_open(struct client *c, const char *path, long long timeout_ms,
-            long long wait_ms, char *err, size_t errlen)
+            long long wait_ms, long long trusted_uid, char *err, size_t errlen)
 {
     long long deadline = cli_now_ms() + wait_ms;
 
@@ -29,6 +29,10 @@ client_open(struct client *c, const char *path, long long timeout_ms,
         struct timespec ts = {0, 50 * 1000 * 1000};
         c->fd = sock_connect(path);
         if (c->fd >= 0) {
+            if (sock_check_server(c->fd, path, trusted_uid, err, errlen) < 0) {
+                client_close(c);
+                return -1;
+            }
             /* Reads wait in poll(2), with the deadline, never in read. */
             if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) ==
                     0 &&
@@ -149,7 +153,13 @@ client_call(struct client *c, const char *req, size_t n, const char **reply,
     long long deadline = cli_now_ms() + c->timeout_ms;
 
     if (send_line(c, req, n, deadline) < 0) {
-        snprintf(err, errlen, "send: %s", strerror(errno));
+        int e = errno;
+        /* A server that refuses a client says why before it closes: that
+         * line is a better answer than the broken pipe. */
+        if ((e == EPIPE || e == ECONNRESET) &&
+            read_reply(c, deadline, reply, rlen, err, errlen) == 0)
+            return 0;
+        snprintf(err, errlen, "send: %s", strerror(e));
         return -1;
     }
     return read_reply(c, deadline, reply, rlen, err, errlen);

@@ -20,11 +20,14 @@ struct client {
 
 /*
  * Connects to path.  With wait_ms > 0 a server that is not there yet is
- * retried until wait_ms have passed (readiness checks).  Returns 0, or -1
- * with the reason in err.
+ * retried until wait_ms have passed (readiness checks).  A server run by
+ * another user than ours, root or trusted_uid (-1: none) is refused: it
+ * could answer in the real one's place.  Returns 0, or -1 with the reason
+ * in err.
  */
 int client_open(struct client *c, const char *path, long long timeout_ms,
-                long long wait_ms, char *err, size_t errlen);
+                long long wait_ms, long long trusted_uid, char *err,
+                size_t errlen);
 
 /*
  * Sends req (one line, without '\n') and waits for one reply line.  *reply

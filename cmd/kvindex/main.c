@@ -30,7 +30,12 @@ static const char usage_all[] =
     "                     [--seed n] [--hash-seed str] [-m model]\n"
     "                     [--snapshot file] [--snapshot-every dur]\n"
     "                     [--max-blocks n] [--max-line bytes] [--exit-on-eof]\n"
-    "                     [--degraded-orphans n] [--stats] [file ...]\n"
+    "                     [--degraded-orphans n] [--stats]\n"
+    "                     [--max-clients n] [--max-request bytes]\n"
+    "                     [--write-timeout dur]\n"
+    "                     [--idle-timeout dur] [--request-timeout dur]\n"
+    "                     [--allow-uid ids] [--allow-gid ids]\n"
+    "                     [--admin-gid ids] [file ...]\n"
     "       kvindex query [-r] [-s path] [-t timeout] request-json | -\n"
     "       kvindex match [-r] [-s path] [-t timeout] [-m model]\n"
     "                     [--lora-name name] [--pods pod,...] [tokens-json]\n"
@@ -54,7 +59,10 @@ static const char help_main[] =
     "\n"
     "SOCKET\n"
     "  -s PATH, or $KVINDEX_SOCKET, else $XDG_RUNTIME_DIR/kvindex.sock, else\n"
-    "  /tmp/kvindex-$UID/kvindex.sock.  The protocol is one JSON object per\n"
+    "  /tmp/kvindex-$UID/kvindex.sock.  Only the server's user and root may\n"
+    "  connect (serve --allow-uid, --allow-gid widen it), and a client\n"
+    "  refuses a server run by another user (--server-uid trusts one).\n"
+    "  The protocol is one JSON object per\n"
     "  line each way: {\"id\":1,\"op\":\"ping\"} -> "
     "{\"id\":1,\"ok\":true,\"data\":{...}}.\n"
     "  Ops: ping match keys lookup pods stats dump clear.\n"
@@ -68,9 +76,9 @@ static const char help_main[] =
     "  server answered ok:false); 2 usage error.\n"
     "\n"
     "EXAMPLES\n"
-    "  kvsub pod-a=tcp://10.0.0.5:5557 | kvindex serve -s /run/kv.sock\n"
-    "  kvindex ping -s /run/kv.sock -t 5s\n"
-    "  echo '[1,2,3,4]' | kvindex match -s /run/kv.sock -m llama\n";
+    "  kvsub pod-a=tcp://10.0.0.5:5557 | kvindex serve\n"
+    "  kvindex ping -t 5s\n"
+    "  echo '[1,2,3,4]' | kvindex match -m llama\n";
 
 static const char help_serve[] =
     "Usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
@@ -78,7 +86,12 @@ static const char help_serve[] =
     "                     [--seed n] [--hash-seed str] [-m model]\n"
     "                     [--snapshot file] [--snapshot-every dur]\n"
     "                     [--max-blocks n] [--max-line bytes] [--exit-on-eof]\n"
-    "                     [--degraded-orphans n] [--stats] [file ...]\n"
+    "                     [--degraded-orphans n] [--stats]\n"
+    "                     [--max-clients n] [--max-request bytes]\n"
+    "                     [--write-timeout dur]\n"
+    "                     [--idle-timeout dur] [--request-timeout dur]\n"
+    "                     [--allow-uid ids] [--allow-gid ids]\n"
+    "                     [--admin-gid ids] [file ...]\n"
     "\n"
     "Reads NDJSON events from the files (\"-\" is stdin; none: stdin), keeps\n"
     "the prefix index and answers requests on the Unix socket.  At the end of\n"
@@ -104,6 +117,23 @@ static const char help_serve[] =
     "                          100; 0: never)\n"
     "      --stats             one JSON stats line on stderr at exit\n"
     "                          (SIGUSR1: print it now)\n"
+    "      --max-clients N     clients at once; one more gets an error line\n"
+    "                          and is closed (default 1000)\n"
+    "      --max-request BYTES longest request line (default 1M; at most\n"
+    "                          --max-line)\n"
+    "      --write-timeout DUR drop a client that reads nothing of its\n"
+    "                          replies or dump for DUR (default 10s)\n"
+    "      --idle-timeout DUR  drop a client silent for DUR (default 0: "
+    "never)\n"
+    "      --request-timeout DUR  drop a client whose request line is not\n"
+    "                          complete DUR after it began (default 10s;\n"
+    "                          0: never)\n"
+    "      --allow-uid IDS     also let these users connect (names or\n"
+    "                          numbers, comma lists, repeatable; the socket\n"
+    "                          is then 0666 unless --socket-mode)\n"
+    "      --allow-gid IDS     also let members of these groups connect\n"
+    "      --admin-gid IDS     let members of these groups clear too (by\n"
+    "                          default only the server's user and root)\n"
     "  -q, --quiet             errors only;  -v, --verbose: more (-vv debug)\n"
     "  -h, --help              this help;  -V, --version: versions\n"
     "\n"
@@ -114,7 +144,8 @@ static const char help_serve[] =
     "  the rest goes on), one for the first events without \"model\" when\n"
     "  -m is not given, and one each time a pod becomes degraded for its\n"
     "  orphaned stores.  A client that stops reading its replies is not\n"
-    "  read from until it does, and is dropped after 30 s without progress.\n"
+    "  read from until it does.  Warnings also name every client refused or\n"
+    "  dropped (with its uid and pid) and every clear.\n"
     "\n"
     "EXIT STATUS\n"
     "  0 stopped by SIGTERM/SIGINT (snapshot written, socket removed) or end\n"
@@ -123,7 +154,8 @@ static const char help_serve[] =
     "  version; 2 usage error.\n"
     "\n"
     "EXAMPLES\n"
-    "  kvsub pod-a=tcp://10.0.0.5:5557 | kvindex serve -s /run/kv.sock\n"
+    "  kvsub pod-a=tcp://10.0.0.5:5557 | kvindex serve\n"
+    "  kvindex serve -s /srv/kv/kv.sock --allow-gid router --idle-timeout 5m\n"
     "  kvindex serve --exit-on-eof --stats capture.ndjson\n"
     "  kvindex serve --snapshot /var/lib/kvindex.ndjson --snapshot-every 30s\n";
 
@@ -131,6 +163,8 @@ static const char help_serve[] =
 static const char help_client_opts[] =
     "  -s, --socket PATH   server socket (default: see kvindex --help)\n"
     "  -t, --timeout DUR   longest wait for a reply (default 5s)\n"
+    "      --server-uid UID  trust a server run by this user too (by\n"
+    "                      default only one run by this user or root)\n"
     "  -r, --raw           print only the reply's data member\n"
     "  -h, --help          this help\n";
 
@@ -212,8 +246,8 @@ static const struct subcmd_help client_helps[] = {
      "\nAsks the server for its version.  With -t it also waits for the\n"
      "server to appear, retrying until the timeout (readiness checks).\n",
      "",
-     "  kvindex serve -s /tmp/kv.sock < events.ndjson &\n"
-     "  kvindex ping -s /tmp/kv.sock -t 10s && echo ready\n"},
+     "  kvindex serve < events.ndjson &\n"
+     "  kvindex ping -t 10s && echo ready\n"},
 };
 
 static void
@@ -249,7 +283,16 @@ enum {
     OPT_BLOCK_SIZE,
     OPT_PROM,
     OPT_POD,
-    OPT_DEGRADED_ORPHANS
+    OPT_DEGRADED_ORPHANS,
+    OPT_MAX_CLIENTS,
+    OPT_MAX_REQUEST,
+    OPT_WRITE_TIMEOUT,
+    OPT_IDLE_TIMEOUT,
+    OPT_REQUEST_TIMEOUT,
+    OPT_ALLOW_UID,
+    OPT_ALLOW_GID,
+    OPT_ADMIN_GID,
+    OPT_SERVER_UID
 };
 
 static const struct option serve_long_opts[] = {
@@ -266,11 +309,74 @@ static const struct option serve_long_opts[] = {
     {"exit-on-eof", no_argument, NULL, OPT_EXIT_ON_EOF},
     {"degraded-orphans", required_argument, NULL, OPT_DEGRADED_ORPHANS},
     {"stats", no_argument, NULL, OPT_STATS},
+    {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+    {"max-request", required_argument, NULL, OPT_MAX_REQUEST},
+    {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"allow-uid", required_argument, NULL, OPT_ALLOW_UID},
+    {"allow-gid", required_argument, NULL, OPT_ALLOW_GID},
+    {"admin-gid", required_argument, NULL, OPT_ADMIN_GID},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
+
+/* The limits on clients (docs/kvindex.md#limits-on-clients). */
+#define DEFAULT_MAX_CLIENTS 1000
+#define DEFAULT_MAX_REQUEST (1u << 20)
+#define DEFAULT_WRITE_TIMEOUT_MS 10000
+#define DEFAULT_REQUEST_TIMEOUT_MS 10000
+
+/* --allow-uid, --allow-gid, --admin-gid: repeatable comma lists. */
+static void
+add_ids(const char *flag, const char *arg, int is_group, unsigned **v,
+        size_t *n)
+{
+    char err[160];
+
+    if (sock_parse_ids(arg, is_group, v, n, err, sizeof err) < 0)
+        cli_usage_error("%s: %s", flag, err);
+}
+
+/* The client options of serve (docs/kvindex.md#limits-on-clients).
+ * Returns 0 when c is not one of them. */
+static int
+serve_client_option(int c, struct serve_opts *o)
+{
+    switch (c) {
+    case OPT_MAX_CLIENTS:
+        o->max_clients =
+            (size_t)cli_arg_count("--max-clients", optarg, 1, 1000000);
+        return 1;
+    case OPT_MAX_REQUEST:
+        o->max_request =
+            (size_t)cli_arg_size("--max-request", optarg, 64, 1u << 30);
+        return 1;
+    case OPT_WRITE_TIMEOUT:
+        o->write_timeout_ms = cli_arg_duration("--write-timeout", optarg, 1);
+        return 1;
+    case OPT_IDLE_TIMEOUT:
+        o->idle_timeout_ms = cli_arg_duration("--idle-timeout", optarg, 0);
+        return 1;
+    case OPT_REQUEST_TIMEOUT:
+        o->request_timeout_ms =
+            cli_arg_duration("--request-timeout", optarg, 0);
+        return 1;
+    case OPT_ALLOW_UID:
+        add_ids("--allow-uid", optarg, 0, &o->allow_uids, &o->n_allow_uids);
+        return 1;
+    case OPT_ALLOW_GID:
+        add_ids("--allow-gid", optarg, 1, &o->allow_gids, &o->n_allow_gids);
+        return 1;
+    case OPT_ADMIN_GID:
+        add_ids("--admin-gid", optarg, 1, &o->admin_gids, &o->n_admin_gids);
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 static int
 cmd_serve(int argc, char **argv)
@@ -278,7 +384,7 @@ cmd_serve(int argc, char **argv)
     struct serve_opts o;
     const char *sock = NULL;
     char path[256], err[256];
-    int c;
+    int c, mode_set = 0, rc;
 
     memset(&o, 0, sizeof o);
     o.socket_mode = 0600;
@@ -287,6 +393,10 @@ cmd_serve(int argc, char **argv)
     o.snapshot_every_ms = 60000;
     o.max_line = DEFAULT_MAX_LINE;
     o.degraded_orphans = INDEX_DEGRADED_ORPHANS;
+    o.max_clients = DEFAULT_MAX_CLIENTS;
+    o.max_request = DEFAULT_MAX_REQUEST;
+    o.write_timeout_ms = DEFAULT_WRITE_TIMEOUT_MS;
+    o.request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":s:m:qvhV", serve_long_opts, NULL)) !=
            -1) {
@@ -300,6 +410,7 @@ cmd_serve(int argc, char **argv)
             if (*optarg == '\0' || *end != '\0' || m > 0777)
                 cli_usage_error("--socket-mode: invalid mode '%s'", optarg);
             o.socket_mode = (mode_t)m;
+            mode_set = 1;
             break;
         }
         case OPT_HASH:
@@ -343,10 +454,15 @@ cmd_serve(int argc, char **argv)
             o.stats = 1;
             break;
         default:
-            if (!cli_common_option(c, help_serve))
+            if (!serve_client_option(c, &o) &&
+                !cli_common_option(c, help_serve))
                 cli_bad_option(c, argv);
         }
     }
+    /* The users let in must be able to reach the socket: the credentials
+     * check at connect is then the gate. */
+    if (!mode_set && o.n_allow_uids + o.n_allow_gids > 0)
+        o.socket_mode = 0666;
     o.files = argv + optind;
     if (sock_path(sock, 1, path, sizeof path, err, sizeof err) < 0) {
         log_error("%s", err);
@@ -357,7 +473,11 @@ cmd_serve(int argc, char **argv)
         log_error("cannot install signal handlers");
         return 1;
     }
-    return serve_run(&o);
+    rc = serve_run(&o);
+    free(o.allow_uids);
+    free(o.allow_gids);
+    free(o.admin_gids);
+    return rc;
 }
 
 /* What every client subcommand shares. */
@@ -369,7 +489,8 @@ struct copts {
     const char *model, *lora, *pods, *pod;
     uint64_t block_size;
     int prom;
-    const char *output; /* stats -o */
+    const char *output;   /* stats -o */
+    long long server_uid; /* --server-uid, -1: ours or root only */
 };
 
 static void
@@ -387,12 +508,14 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
         {"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
         {"prom", no_argument, NULL, OPT_PROM},
         {"output", required_argument, NULL, 'o'},
+        {"server-uid", required_argument, NULL, OPT_SERVER_UID},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c, li = -1;
 
     memset(co, 0, sizeof *co);
     co->timeout_ms = DEFAULT_TIMEOUT_MS;
+    co->server_uid = -1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":s:t:rm:o:h", opts, &li)) != -1) {
         int ok = 1;
@@ -436,6 +559,10 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
         case 'o':
             ok = !strcmp(h->name, "stats");
             co->output = optarg;
+            break;
+        case OPT_SERVER_UID:
+            co->server_uid =
+                (long long)cli_arg_count("--server-uid", optarg, 0, UINT32_MAX);
             break;
         case 'h':
             print_client_help(h);
@@ -729,8 +856,8 @@ cmd_client(const struct subcmd_help *h, int argc, char **argv)
         return 1;
     }
     if (client_open(&cl, path, co.timeout_ms,
-                    is_ping && co.timeout_set ? co.timeout_ms : 0, err,
-                    sizeof err) < 0) {
+                    is_ping && co.timeout_set ? co.timeout_ms : 0,
+                    co.server_uid, err, sizeof err) < 0) {
         log_error("%s", err);
         return 1;
     }

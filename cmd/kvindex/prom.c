@@ -49,6 +49,10 @@ static const struct {
     {"clients", "kvindex_clients", "gauge", NULL, "Clients connected now."},
     {"connections", "kvindex_connections_total", "counter", NULL,
      "Client connections accepted."},
+    {"refused_connections", "kvindex_refused_connections_total", "counter",
+     NULL,
+     "Client connections refused: over --max-clients, or a user not let "
+     "in."},
     {"snapshots", "kvindex_snapshots_total", "counter", NULL,
      "Snapshots written."},
     {"snapshot_errors", "kvindex_snapshot_errors_total", "counter", NULL,

@@ -19,8 +19,18 @@ struct serve_opts {
     const char *snapshot;      /* NULL: none */
     uint64_t snapshot_every_ms;
     size_t max_line;
+    size_t max_request; /* request lines: the smaller of this and max_line */
     int exit_on_eof;
-    int stats;    /* --stats: one JSON line on stderr at exit */
+    int stats; /* --stats: one JSON line on stderr at exit */
+    /* Clients (docs/kvindex.md#limits-on-clients); timeouts 0: none. */
+    size_t max_clients;
+    uint64_t write_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint64_t request_timeout_ms;
+    /* Who may connect besides the server's uid and root, and who may
+     * change state besides them (docs/kvindex.md#who-may-do-what). */
+    unsigned *allow_uids, *allow_gids, *admin_gids;
+    size_t n_allow_uids, n_allow_gids, n_admin_gids;
     char **files; /* NULL-terminated; empty: stdin */
 };
 

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,5 +180,120 @@ sock_listen(const char *path, mode_t mode, char *err, size_t errlen)
     return fd;
 fail:
     close(fd);
+    return -1;
+}
+
+int
+sock_peer(int fd, struct sock_peer *p)
+{
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+
+    memset(p, 0, sizeof *p);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == -1)
+        return -1;
+    p->pid = cr.pid;
+    p->uid = cr.uid;
+    p->gid = cr.gid;
+#ifdef SO_PEERGROUPS
+    len = sizeof p->groups;
+    /* Older kernels lack it, and more groups than fit give ERANGE: the
+     * primary group is then all that is known. */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, p->groups, &len) == 0)
+        p->n_groups = len / sizeof p->groups[0];
+#endif
+    return 0;
+}
+
+int
+sock_peer_in_groups(const struct sock_peer *p, const unsigned *gids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (gids[i] == p->gid)
+            return 1;
+        for (size_t k = 0; k < p->n_groups; k++)
+            if (gids[i] == p->groups[k])
+                return 1;
+    }
+    return 0;
+}
+
+/* One user or group: a number, or a name looked up in passwd/group. */
+static int
+parse_id(const char *s, size_t len, int is_group, unsigned *out)
+{
+    char name[256], *end;
+    unsigned long v;
+
+    if (len == 0 || len >= sizeof name)
+        return -1;
+    memcpy(name, s, len);
+    name[len] = '\0';
+    errno = 0;
+    v = strtoul(name, &end, 10);
+    if (*end == '\0' && errno == 0 && name[0] != '-' && v < (unsigned)-1) {
+        *out = (unsigned)v;
+        return 0;
+    }
+    if (is_group) {
+        struct group *g = getgrnam(name);
+        if (g == NULL)
+            return -1;
+        *out = (unsigned)g->gr_gid;
+    } else {
+        struct passwd *pw = getpwnam(name);
+        if (pw == NULL)
+            return -1;
+        *out = (unsigned)pw->pw_uid;
+    }
+    return 0;
+}
+
+int
+sock_parse_ids(const char *list, int is_group, unsigned **v, size_t *n,
+               char *err, size_t errlen)
+{
+    const char *p = list;
+
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        unsigned id, *nv;
+        if (parse_id(p, len, is_group, &id) < 0) {
+            snprintf(err, errlen, "'%.*s' is not a %s id or name",
+                     (int)(len > 64 ? 64 : len), p,
+                     is_group ? "group" : "user");
+            return -1;
+        }
+        nv = realloc(*v, (*n + 1) * sizeof *nv);
+        if (nv == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        *v = nv;
+        (*v)[(*n)++] = id;
+        if (p[len] == '\0')
+            return 0;
+        p += len + 1;
+    }
+}
+
+int
+sock_check_server(int fd, const char *path, long long trusted_uid, char *err,
+                  size_t errlen)
+{
+    struct sock_peer peer;
+
+    if (sock_peer(fd, &peer) < 0) {
+        snprintf(err, errlen, "%s: cannot tell who serves it: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    if (peer.uid == getuid() || peer.uid == 0 ||
+        (trusted_uid >= 0 && (long long)peer.uid == trusted_uid))
+        return 0;
+    snprintf(err, errlen,
+             "%s: served by uid %u, neither this user nor root; refusing it "
+             "(--server-uid %u trusts it)",
+             path, (unsigned)peer.uid, (unsigned)peer.uid);
     return -1;
 }

@@ -31,4 +31,37 @@ int sock_listen(const char *path, mode_t mode, char *err, size_t errlen);
  */
 int sock_connect(const char *path);
 
+/* Who is at the other end of a connected Unix socket (SO_PEERCRED). */
+struct sock_peer {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[64]; /* supplementary groups (SO_PEERGROUPS), truncated */
+    size_t n_groups;
+};
+
+/* Fills *p for the connected socket fd.  Returns 0, or -1 with errno. */
+int sock_peer(int fd, struct sock_peer *p);
+
+/* Whether the peer's primary or one of its supplementary groups is in
+ * gids[0..n). */
+int sock_peer_in_groups(const struct sock_peer *p, const unsigned *gids,
+                        size_t n);
+
+/*
+ * Appends the ids of a comma list ("1000,alice" for users, group names
+ * with is_group) to *v (caller frees), growing *n.  Returns 0, or -1 with
+ * the reason in err.
+ */
+int sock_parse_ids(const char *list, int is_group, unsigned **v, size_t *n,
+                   char *err, size_t errlen);
+
+/*
+ * The client's check that the server at fd is not someone else's in
+ * disguise: its uid must be ours, root's or trusted_uid (-1: none).
+ * Returns 0, or -1 with the reason in err.
+ */
+int sock_check_server(int fd, const char *path, long long trusted_uid,
+                      char *err, size_t errlen);
+
 #endif

@@ -23,16 +23,6 @@
 #include "replay.h"
 #include "snapreq.h"
 
-/* Microseconds on the monotonic clock. */
-static long long
-now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* One NDJSON line: up with its round trip, or down with the reason. */
 static void
 put_line(struct buf *b, const struct zsock_spec *sp, const char *role,
@@ -63,7 +53,7 @@ probe_pub(void *zctx, const struct kvsub_opts *o, const struct zsock_spec *sp,
     const char *why = "no answer within the timeout";
     char err[256];
     void *sub = zmq_socket(zctx, ZMQ_SUB);
-    long long t0 = now_us();
+    long long t0 = cli_now_us();
     int up = 0;
 
     if (sub == NULL || zsock_set_common(sub) == -1) {
@@ -76,7 +66,7 @@ probe_pub(void *zctx, const struct kvsub_opts *o, const struct zsock_spec *sp,
     } else {
         up = kvmon_wait(&mon, (long)o->replay_timeout_ms, &why) == KVMON_UP;
     }
-    put_line(out, sp, "pub", sp->pub, up, now_us() - t0, why);
+    put_line(out, sp, "pub", sp->pub, up, cli_now_us() - t0, why);
     kvmon_close(&mon);
     if (sub != NULL)
         zmq_close(sub);
@@ -98,7 +88,7 @@ probe_replay(void *zctx, const struct kvsub_opts *o,
     struct replay_result res;
     char err[256] = "";
     const char *why = err;
-    long long t0 = now_us();
+    long long t0 = cli_now_us();
     struct replay_client *rc = replay_open(zctx, sp->replay, err, sizeof err);
     int up = 0;
 
@@ -113,7 +103,7 @@ probe_replay(void *zctx, const struct kvsub_opts *o,
         else if (err[0] == '\0')
             why = "no end marker within the timeout";
     }
-    put_line(out, sp, "replay", sp->replay, up, now_us() - t0, why);
+    put_line(out, sp, "replay", sp->replay, up, cli_now_us() - t0, why);
     replay_close(rc);
     return up;
 }
@@ -125,7 +115,7 @@ probe_snapshot(void *zctx, const struct kvsub_opts *o,
 {
     char why[256];
     struct snapreq_reply r;
-    long long t0 = now_us();
+    long long t0 = cli_now_us();
     int up = snapreq_fetch(zctx, sp->snapshot, (long)o->replay_timeout_ms, &r,
                            why, sizeof why) == 0;
 
@@ -134,7 +124,7 @@ probe_snapshot(void *zctx, const struct kvsub_opts *o,
                  "the engine has no snapshot to give (seq -2)");
         up = 0;
     }
-    put_line(out, sp, "snapshot", sp->snapshot, up, now_us() - t0, why);
+    put_line(out, sp, "snapshot", sp->snapshot, up, cli_now_us() - t0, why);
     if (up) {
         /* Replace the closing "}\n" with the snapshot's seq. */
         out->len -= 2;
