@@ -12,6 +12,7 @@
 
 #include "jscan.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -920,6 +921,10 @@ jp_member(struct jp *j, struct kv_env *env, struct kv_event *ev,
             return -1;
         if (jscan_num_double(&j->sc, &num, &env->ts) == -1)
             return jp_lex(j);
+        /* JSON has no infinity: 1e400 would be written back as null, and
+         * a line read twice must say the same thing both times. */
+        if (!isfinite(env->ts))
+            return jp_fail(j, "ts: out of range");
         env->has_ts = 1;
         return 0;
     }

@@ -900,6 +900,8 @@ test_read_errors(void)
          "dp_rank: expected an integer"},
         {"{\"type\":\"gap\",\"dp_rank\":9223372036854775808}", "dp_rank:"},
         {"{\"type\":\"gap\",\"ts\":\"now\"}", "ts: expected a number"},
+        {"{\"type\":\"gap\",\"ts\":1e400}", "ts: out of range"},
+        {"{\"type\":\"gap\",\"ts\":-17000e01700000000}", "ts: out of range"},
         {"{\"type\":\"gap\",\"model\":1}", "model: expected a string"},
         {"{\"type\":\"BlockStored\",\"block_hashes\":\"nope\"}",
          "block_hashes: expected an array"},
