@@ -147,6 +147,65 @@ test_failures(void)
           "the temporary file is removed");
 }
 
+/*
+ * Something planted at the temporary path (a shared directory, another
+ * user): a symlink to a file the writer may write, or a file of its own.
+ * Both are refused, and neither they nor the target change.
+ */
+static void
+test_planted(void)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 32], victim[PATH_MAX],
+        want[2 * PATH_MAX + 200], err[2 * PATH_MAX + 200] = "";
+    struct atomicfile f;
+
+    path_of(path, "planted");
+    path_of(victim, "victim");
+    tmp_of(tmp, path, (long)getpid());
+    atomicfile_put(path, 0600, "target", 6, err, sizeof err);
+    atomicfile_put(victim, 0600, "victim", 6, err, sizeof err);
+    snprintf(want, sizeof want,
+             "%s: already exists (refusing to write through a file or "
+             "symlink this process did not create; remove it)",
+             tmp);
+    CHECK(symlink(victim, tmp) == 0, "a symlink planted at PATH.tmp.PID");
+    CHECK(atomicfile_put(path, 0600, "evil", 4, err, sizeof err) == -1,
+          "is refused");
+    CHECK_STR(err, want, "with the reason");
+    CHECK_STR(slurp(victim), "victim", "its target is not written");
+    CHECK_STR(slurp(path), "target", "nor is the file");
+    unlink(tmp);
+
+    close(open(tmp, O_WRONLY | O_CREAT, 0666));
+    CHECK(atomicfile_put(path, 0600, "evil", 4, err, sizeof err) == -1,
+          "a file planted at PATH.tmp.PID is refused");
+    CHECK_STR(err, want, "with the same reason");
+    CHECK_STR(slurp(tmp), "", "the planted file is not written");
+    CHECK_STR(slurp(path), "target", "the file is untouched");
+    unlink(tmp);
+
+    /* Swapped for another file between the open and the commit. */
+    CHECK(atomicfile_open(&f, path, 0600, err, sizeof err) == 0 &&
+              atomicfile_write(&f, "mine", 4, err, sizeof err) == 0,
+          "open and write");
+    unlink(tmp);
+    CHECK(symlink(victim, tmp) == 0, "the temporary file swapped for a link");
+    CHECK(atomicfile_commit(&f, err, sizeof err) == -1, "the commit fails");
+    snprintf(want, sizeof want,
+             "%s: was replaced by another file before the rename; not "
+             "renaming it over %s",
+             tmp, path);
+    CHECK_STR(err, want, "saying why");
+    CHECK_STR(slurp(path), "target", "the file is untouched");
+    CHECK_STR(slurp(victim), "victim", "so is the link's target");
+    {
+        struct stat st;
+        CHECK(lstat(tmp, &st) == 0 && S_ISLNK(st.st_mode),
+              "the planted link is left for its owner");
+    }
+    unlink(tmp);
+}
+
 /* A writer that dies between its writes and the commit. */
 static void
 test_crash(void)
@@ -187,6 +246,7 @@ main(void)
     test_put();
     test_stream_and_abort();
     test_failures();
+    test_planted();
     test_crash();
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
