@@ -13,6 +13,8 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "curve.h"
+#include "curveopt.h"
 #include "event.h"
 #include "ndjson_write.h"
 #include "parse.h"
@@ -43,6 +45,10 @@ static const char usage_text[] =
     "                     FILE.lock keeps a second run out (exit 4)\n"
     "  --lock-wait DUR    wait up to DUR for another run's lock on the\n"
     "                     --state file (default 0: exit 4 at once)\n"
+    "  --curve-server-key FILE  connect with CURVE to a kvpub serving the\n"
+    "                     key pair whose public key FILE holds\n"
+    "  --curve-secret FILE  the client's own CURVE key pair (secret key\n"
+    "                     file, mode 0600), for a kvpub with --curve-allow\n"
     "  -m, --model NAME   add \"model\":NAME to every line\n"
     "  --engine E         vllm (default) or sglang: meaning of array slots\n"
     "  --dp-size N        N data-parallel ranks: rank r at port + r, asked\n"
@@ -97,6 +103,7 @@ struct opts {
     int stats;
     const char *state;
     uint64_t lock_wait_ms;
+    struct curveopt curve; /* --curve-* key files */
     const char *spec;
 };
 
@@ -494,7 +501,12 @@ run_rank(void *zctx, const char *pod, const char *uri, const struct opts *o,
         outcome = OUT_OK;
         break;
     default:
-        log_error("%s", err);
+        /* A CURVE handshake that fails looks like silence to a DEALER. */
+        log_error("%s%s", err,
+                  curve_connects() ? " (CURVE: is --curve-server-key the "
+                                     "server's public key, and does it "
+                                     "admit this client?)"
+                                   : "");
         outcome = OUT_FAIL;
         break;
     }
@@ -642,7 +654,9 @@ enum {
     OPT_LOCK_WAIT,
     OPT_ENGINE,
     OPT_DP_SIZE,
-    OPT_STATS
+    OPT_STATS,
+    OPT_CURVE_SECRET,
+    OPT_CURVE_SERVER_KEY
 };
 
 static const struct option longopts[] = {
@@ -655,6 +669,8 @@ static const struct option longopts[] = {
     {"engine", required_argument, NULL, OPT_ENGINE},
     {"dp-size", required_argument, NULL, OPT_DP_SIZE},
     {"stats", no_argument, NULL, OPT_STATS},
+    {"curve-secret", required_argument, NULL, OPT_CURVE_SECRET},
+    {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER_KEY},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
@@ -704,6 +720,12 @@ parse_args(int argc, char **argv, struct opts *o)
         case OPT_STATS:
             o->stats = 1;
             break;
+        case OPT_CURVE_SECRET:
+            o->curve.secret = optarg;
+            break;
+        case OPT_CURVE_SERVER_KEY:
+            o->curve.server = optarg;
+            break;
         default:
             if (!cli_common_option(c, usage_text))
                 cli_bad_option(c, argv);
@@ -717,6 +739,7 @@ parse_args(int argc, char **argv, struct opts *o)
         cli_usage_error("--to %llu is below --from %llu",
                         (unsigned long long)o->to, (unsigned long long)o->from);
     o->spec = argv[optind];
+    curveopt_load(&o->curve);
 }
 
 int

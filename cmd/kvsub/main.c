@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "curveopt.h"
 #include "probe.h"
 #include "run.h"
 #include "zsock.h"
@@ -30,6 +31,13 @@ static const char usage_text[] =
     "                          what the replay socket still buffers, then\n"
     "                          live), now (live only) or a seq number\n"
     "  -b, --bind              bind the SUB sockets (engines that connect)\n"
+    "      --curve-server-key FILE  connect with CURVE to a kvpub serving\n"
+    "                          the key pair whose public key FILE holds\n"
+    "      --curve-secret FILE with -b: serve the SUB sockets with this CURVE\n"
+    "                          key pair (secret key file, mode 0600);\n"
+    "                          else the client's own key pair\n"
+    "      --curve-allow FILE  with -b: admit only the clients whose public\n"
+    "                          keys FILE lists (needs --curve-secret)\n"
     "      --topic PREFIX      subscribe to this topic prefix (default: all)\n"
     "  -m, --model NAME        add \"model\":NAME to every line\n"
     "      --engine E          positional layout of array events: vllm\n"
@@ -121,7 +129,10 @@ enum {
     OPT_STATS,
     OPT_WARN_IDLE,
     OPT_STATS_INTERVAL,
-    OPT_PROBE
+    OPT_PROBE,
+    OPT_CURVE_SECRET,
+    OPT_CURVE_SERVER_KEY,
+    OPT_CURVE_ALLOW
 };
 
 static const struct option long_opts[] = {
@@ -140,6 +151,9 @@ static const struct option long_opts[] = {
     {"warn-idle", required_argument, NULL, OPT_WARN_IDLE},
     {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
     {"probe", no_argument, NULL, OPT_PROBE},
+    {"curve-secret", required_argument, NULL, OPT_CURVE_SECRET},
+    {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER_KEY},
+    {"curve-allow", required_argument, NULL, OPT_CURVE_ALLOW},
     {"unbuffered", no_argument, NULL, 'u'},
     {"stats", no_argument, NULL, OPT_STATS},
     {"quiet", no_argument, NULL, 'q'},
@@ -274,6 +288,7 @@ struct args {
     const char *endpoints;
     int dp_size;
     int probe;
+    struct curveopt curve; /* --curve-* key files */
 };
 
 /* Parses the options into a; exits for --help, --version and usage errors. */
@@ -357,6 +372,15 @@ parse_args(int argc, char **argv, struct args *a)
         case OPT_STATS:
             o->stats = 1;
             break;
+        case OPT_CURVE_SECRET:
+            a->curve.secret = optarg;
+            break;
+        case OPT_CURVE_SERVER_KEY:
+            a->curve.server = optarg;
+            break;
+        case OPT_CURVE_ALLOW:
+            a->curve.allow = optarg;
+            break;
         default:
             if (!cli_common_option(c, usage_text))
                 cli_bad_option(c, argv);
@@ -397,6 +421,10 @@ main(int argc, char **argv)
                                 all.v[i].name, all.v[j].pub, all.v[i].pub);
         }
     }
+    if (a.curve.allow != NULL && !a.o.bind)
+        cli_usage_error("--curve-allow is for -b (kvsub serves the clients "
+                        "that connect to it)");
+    curveopt_load(&a.curve);
     if (cli_signals_install() == -1) {
         log_error("cannot install signal handlers: %s", strerror(errno));
         goto out;

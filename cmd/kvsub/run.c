@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "curve.h"
 #include "monitor.h"
 #include "ndjson_write.h"
 #include "replay.h"
@@ -73,6 +74,7 @@ struct source {
 struct kvsub {
     const struct kvsub_opts *o;
     void *zctx;
+    struct curve_zap *zap; /* --curve-allow with -b */
     struct source *src;
     int nsrc;
     struct cli_out out;
@@ -621,7 +623,8 @@ open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp,
     kvs_from_cstr(&s->nsrc.pod, sp->name);
     kvs_from_cstr(&s->nsrc.model, o->model);
     s->sub = zmq_socket(k->zctx, ZMQ_SUB);
-    if (s->sub == NULL || zsock_set_common(s->sub) == -1)
+    if (s->sub == NULL || zsock_set_common(s->sub) == -1 ||
+        curve_apply(s->sub, o->bind) == -1)
         goto fail;
     /* The high-water mark only applies to connections made after it. */
     if (zmq_setsockopt(s->sub, ZMQ_RCVHWM, &o->rcvhwm, sizeof o->rcvhwm) ==
@@ -918,6 +921,7 @@ kvsub_run(const struct kvsub_opts *o)
 {
     struct kvsub k;
     zmq_pollitem_t *items = NULL;
+    char errbuf[256];
     int rc = 1, sig;
 
     memset(&k, 0, sizeof k);
@@ -931,6 +935,12 @@ kvsub_run(const struct kvsub_opts *o)
     items = calloc(2 * (size_t)o->nspecs + 1, sizeof *items);
     if (k.zctx == NULL || k.src == NULL || items == NULL) {
         log_error("out of memory");
+        goto out;
+    }
+    /* Before the first bind, so that no client gets in unchecked. */
+    if (curve_allows() &&
+        (k.zap = curve_zap_start(k.zctx, errbuf, sizeof errbuf)) == NULL) {
+        log_error("%s", errbuf);
         goto out;
     }
     for (int i = 0; i < o->nspecs; i++) {
@@ -962,6 +972,11 @@ out:
         if (k.src[i].sub != NULL)
             zmq_close(k.src[i].sub);
     }
+    if (k.zap != NULL && curve_zap_refused(k.zap) > 0)
+        log_info("CURVE: refused %lu handshakes of clients not in "
+                 "--curve-allow",
+                 curve_zap_refused(k.zap));
+    curve_zap_stop(k.zap);
     if (k.zctx != NULL)
         zmq_ctx_term(k.zctx);
     arena_free(&k.live_arena);
