@@ -50,9 +50,10 @@ static const char usage_text[] =
     "      --idle DUR          exit after DUR without a message\n"
     "      --duration DUR      exit after DUR\n"
     "      --warn-idle DUR     warn about a source silent for DUR (default\n"
-    "                          30s; 0: never)\n"
+    "                          30s, at least 100ms; 0: never)\n"
     "      --stats-interval DUR  every DUR, one line on stderr: per source\n"
     "                          events/s, gaps, lag and connection state\n"
+    "                          (at least 100ms)\n"
     "      --replay-timeout DUR  longest wait for a replay reply (default "
     "2s)\n"
     "      --hwm N             SUB receive high-water mark (default "
@@ -354,10 +355,10 @@ parse_args(int argc, char **argv, struct args *a)
             break;
         case OPT_STATS_INTERVAL:
             o->stats_interval_ms =
-                cli_arg_duration("--stats-interval", optarg, 1);
+                cli_arg_interval("--stats-interval", optarg, 0);
             break;
         case OPT_WARN_IDLE:
-            o->warn_idle_ms = cli_arg_duration("--warn-idle", optarg, 0);
+            o->warn_idle_ms = cli_arg_interval("--warn-idle", optarg, 1);
             o->warn_idle_text = optarg;
             break;
         case OPT_PROBE:
