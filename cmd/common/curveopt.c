@@ -14,6 +14,26 @@
 /* Loaded for the whole process: curve_use borrows the allow list. */
 static struct curve_keys keys;
 
+int
+curveopt_option(int c, const char *arg, struct curveopt *co)
+{
+    switch (c) {
+    case CURVEOPT_SECRET:
+        co->secret = arg;
+        return 1;
+    case CURVEOPT_SERVER_KEY:
+        co->server = arg;
+        return 1;
+    case CURVEOPT_ALLOW:
+        co->allow = arg;
+        return 1;
+    case CURVEOPT_KEYGEN:
+        curveopt_keygen(arg);
+    default:
+        return 0;
+    }
+}
+
 void
 curveopt_load(const struct curveopt *c)
 {

@@ -669,11 +669,7 @@ enum {
     OPT_SEED,
     OPT_POD,
     OPT_STATS,
-    OPT_SNAPSHOT,
-    OPT_CURVE_SECRET,
-    OPT_CURVE_SERVER_KEY,
-    OPT_CURVE_ALLOW,
-    OPT_CURVE_KEYGEN
+    OPT_SNAPSHOT
 };
 
 static int
@@ -702,10 +698,10 @@ static const struct option long_opts[] = {
     {"replay-hwm", required_argument, NULL, OPT_REPLAY_HWM},
     {"stats", no_argument, NULL, OPT_STATS},
     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
-    {"curve-secret", required_argument, NULL, OPT_CURVE_SECRET},
-    {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER_KEY},
-    {"curve-allow", required_argument, NULL, OPT_CURVE_ALLOW},
-    {"curve-keygen", required_argument, NULL, OPT_CURVE_KEYGEN},
+    CURVEOPT_SECRET_OPTION,
+    CURVEOPT_SERVER_KEY_OPTION,
+    CURVEOPT_ALLOW_OPTION,
+    CURVEOPT_KEYGEN_OPTION,
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
@@ -809,19 +805,9 @@ parse_args(int argc, char **argv, struct opts *o)
                                 optarg);
             o->snapshot_uri = optarg;
             break;
-        case OPT_CURVE_SECRET:
-            o->curve.secret = optarg;
-            break;
-        case OPT_CURVE_SERVER_KEY:
-            o->curve.server = optarg;
-            break;
-        case OPT_CURVE_ALLOW:
-            o->curve.allow = optarg;
-            break;
-        case OPT_CURVE_KEYGEN:
-            curveopt_keygen(optarg);
         default:
-            if (!cli_common_option(c, usage_text))
+            if (!curveopt_option(c, optarg, &o->curve) &&
+                !cli_common_option(c, usage_text))
                 cli_bad_option(c, argv);
         }
     }

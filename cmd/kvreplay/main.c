@@ -654,9 +654,7 @@ enum {
     OPT_LOCK_WAIT,
     OPT_ENGINE,
     OPT_DP_SIZE,
-    OPT_STATS,
-    OPT_CURVE_SECRET,
-    OPT_CURVE_SERVER_KEY
+    OPT_STATS
 };
 
 static const struct option longopts[] = {
@@ -669,8 +667,8 @@ static const struct option longopts[] = {
     {"engine", required_argument, NULL, OPT_ENGINE},
     {"dp-size", required_argument, NULL, OPT_DP_SIZE},
     {"stats", no_argument, NULL, OPT_STATS},
-    {"curve-secret", required_argument, NULL, OPT_CURVE_SECRET},
-    {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER_KEY},
+    CURVEOPT_SECRET_OPTION,
+    CURVEOPT_SERVER_KEY_OPTION,
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
@@ -720,14 +718,9 @@ parse_args(int argc, char **argv, struct opts *o)
         case OPT_STATS:
             o->stats = 1;
             break;
-        case OPT_CURVE_SECRET:
-            o->curve.secret = optarg;
-            break;
-        case OPT_CURVE_SERVER_KEY:
-            o->curve.server = optarg;
-            break;
         default:
-            if (!cli_common_option(c, usage_text))
+            if (!curveopt_option(c, optarg, &o->curve) &&
+                !cli_common_option(c, usage_text))
                 cli_bad_option(c, argv);
         }
     }

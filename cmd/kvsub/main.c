@@ -130,10 +130,7 @@ enum {
     OPT_STATS,
     OPT_WARN_IDLE,
     OPT_STATS_INTERVAL,
-    OPT_PROBE,
-    OPT_CURVE_SECRET,
-    OPT_CURVE_SERVER_KEY,
-    OPT_CURVE_ALLOW
+    OPT_PROBE
 };
 
 static const struct option long_opts[] = {
@@ -152,9 +149,9 @@ static const struct option long_opts[] = {
     {"warn-idle", required_argument, NULL, OPT_WARN_IDLE},
     {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
     {"probe", no_argument, NULL, OPT_PROBE},
-    {"curve-secret", required_argument, NULL, OPT_CURVE_SECRET},
-    {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER_KEY},
-    {"curve-allow", required_argument, NULL, OPT_CURVE_ALLOW},
+    CURVEOPT_SECRET_OPTION,
+    CURVEOPT_SERVER_KEY_OPTION,
+    CURVEOPT_ALLOW_OPTION,
     {"unbuffered", no_argument, NULL, 'u'},
     {"stats", no_argument, NULL, OPT_STATS},
     {"quiet", no_argument, NULL, 'q'},
@@ -373,17 +370,9 @@ parse_args(int argc, char **argv, struct args *a)
         case OPT_STATS:
             o->stats = 1;
             break;
-        case OPT_CURVE_SECRET:
-            a->curve.secret = optarg;
-            break;
-        case OPT_CURVE_SERVER_KEY:
-            a->curve.server = optarg;
-            break;
-        case OPT_CURVE_ALLOW:
-            a->curve.allow = optarg;
-            break;
         default:
-            if (!cli_common_option(c, usage_text))
+            if (!curveopt_option(c, optarg, &a->curve) &&
+                !cli_common_option(c, usage_text))
                 cli_bad_option(c, argv);
         }
     }

@@ -406,6 +406,22 @@ start_kvpub() {
     [ $(((end - start) / 1000000)) -ge 300 ]
 }
 
+# run_planted PLANT: kvreplay --state $D/s against the peer on $port, after
+# the shell command PLANT (given $1 = $D/victim) put something at
+# $D/s.tmp.PID; $$ of bash -c is kvreplay's pid after exec, so the path is
+# known in advance, as it would be to another user.  Expects the refusal;
+# sets pid.
+run_planted() {
+    # shellcheck disable=SC2016
+    run_ndjson "$D/got" bash -c "$1"' "$2.tmp.$$"; echo $$ >"$2.pid"
+        exec kvreplay --state "$2" "$3"' _ "$D/victim" "$D/s" \
+        "pod-a=tcp://127.0.0.1:$port"
+    pid=$(cat "$D/s.pid")
+    assert_equal "$status" 1
+    assert_output ''
+    assert_equal "$stderr" "kvreplay: error: state file $D/s cannot be written: $D/s.tmp.$pid: already exists (refusing to write through a file or symlink this process did not create; remove it)"
+}
+
 @test "--state that cannot be written: exit 1 before printing anything" {
     port=$(free_port)
     start_peer p "$port" --count 10
@@ -416,29 +432,16 @@ start_kvpub() {
     assert_equal "$stderr" "kvreplay: error: state file lock $D/no/dir/s.lock: No such file or directory"
     # The temporary file is what proves the directory takes the new state:
     # something already there (planted, or left by a killed run of the same
-    # pid) stops the run too.  $$ of bash -c is kvreplay's pid after exec.
+    # pid) stops the run too.
     echo victim >"$D/victim"
     # shellcheck disable=SC2016
-    run_ndjson "$D/got" bash -c 'ln -s "$1" "$2.tmp.$$"; echo $$ >"$2.pid"
-        exec kvreplay --state "$2" "$3"' _ "$D/victim" "$D/s" \
-        "pod-a=tcp://127.0.0.1:$port"
-    pid=$(cat "$D/s.pid")
-    assert_equal "$status" 1
-    assert_output ''
-    assert_equal "$stderr" "kvreplay: error: state file $D/s cannot be written: $D/s.tmp.$pid: already exists (refusing to write through a file or symlink this process did not create; remove it)"
+    run_planted 'ln -s "$1"'
     run cat "$D/victim"
     assert_output victim
     [ ! -e "$D/s" ]
     # A planted file, and a state already there: both left alone.
     echo 3 >"$D/s"
-    # shellcheck disable=SC2016
-    run_ndjson "$D/got" bash -c 'echo planted >"$2.tmp.$$"; echo $$ >"$2.pid"
-        exec kvreplay --state "$2" "$3"' _ "$D/victim" "$D/s" \
-        "pod-a=tcp://127.0.0.1:$port"
-    pid=$(cat "$D/s.pid")
-    assert_equal "$status" 1
-    assert_output ''
-    assert_equal "$stderr" "kvreplay: error: state file $D/s cannot be written: $D/s.tmp.$pid: already exists (refusing to write through a file or symlink this process did not create; remove it)"
+    run_planted 'echo planted >'
     run cat "$D/s" "$D/s.tmp.$pid"
     assert_output "3
 planted"
