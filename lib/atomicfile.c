@@ -18,6 +18,7 @@ atomicfile_open(struct atomicfile *f, const char *path, mode_t mode, char *err,
                 size_t errlen)
 {
     size_t n = strlen(path) + sizeof ".tmp." + 3 * sizeof(long);
+    struct stat st;
 
     f->fd = -1;
     f->tmp = NULL;
@@ -29,11 +30,33 @@ atomicfile_open(struct atomicfile *f, const char *path, mode_t mode, char *err,
         return -1;
     }
     snprintf(f->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    /*
+     * Only a file this call creates is written: in a shared directory a
+     * symlink or a file planted at the temporary path by another user would
+     * otherwise be followed or written through (and then renamed over the
+     * target).  O_EXCL refuses both, O_NOFOLLOW says so for the symlink.
+     */
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                 mode);
     if (f->fd < 0) {
-        snprintf(err, errlen, "%s: %s", f->tmp, strerror(errno));
+        if (errno == EEXIST)
+            snprintf(err, errlen,
+                     "%s: already exists (refusing to write through a file "
+                     "or symlink this process did not create; remove it)",
+                     f->tmp);
+        else
+            snprintf(err, errlen, "%s: %s", f->tmp, strerror(errno));
         return -1;
     }
+    if (fstat(f->fd, &st) < 0) {
+        snprintf(err, errlen, "%s: fstat: %s", f->tmp, strerror(errno));
+        close(f->fd);
+        f->fd = -1;
+        unlink(f->tmp);
+        return -1;
+    }
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
     return 0;
 }
 
@@ -82,6 +105,16 @@ sync_dir(const char *path)
     return rc;
 }
 
+/* Whether path names the file f created (not a symlink to it). */
+static int
+same_file(const char *path, const struct atomicfile *f)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+           st.st_dev == f->dev && st.st_ino == f->ino;
+}
+
 int
 atomicfile_commit(struct atomicfile *f, char *err, size_t errlen)
 {
@@ -97,6 +130,16 @@ atomicfile_commit(struct atomicfile *f, char *err, size_t errlen)
         snprintf(err, errlen, "%s: close: %s", f->tmp, strerror(errno));
         goto done;
     }
+    if (!same_file(f->tmp, f)) {
+        snprintf(err, errlen,
+                 "%s: was replaced by another file before the rename; "
+                 "not renaming it over %s",
+                 f->tmp, f->path);
+        /* Not ours any more: leave it for whoever put it there. */
+        free(f->tmp);
+        f->tmp = NULL;
+        goto done;
+    }
     if (rename(f->tmp, f->path) < 0) {
         snprintf(err, errlen, "%s: rename: %s", f->path, strerror(errno));
         goto done;
@@ -108,7 +151,7 @@ atomicfile_commit(struct atomicfile *f, char *err, size_t errlen)
         rc = 1;
     }
 done:
-    if (rc < 0)
+    if (rc < 0 && f->tmp != NULL)
         unlink(f->tmp);
     atomicfile_abort(f);
     return rc;
@@ -186,9 +229,14 @@ atomicfile_sweep(const char *path, char *err, size_t errlen)
         long pid = tmp_pid(de->d_name, base, bn);
 
         /* A live PID may be another writer of PATH: its file is not
-         * ours to take.  Only our own regular files are removed. */
-        if (pid <= 0 || pid == (long)getpid() ||
-            (kill((pid_t)pid, 0) == 0 || errno != ESRCH) ||
+         * ours to take.  Our own PID is not one: the caller has not
+         * written PATH yet, so such a file is a dead process's that had
+         * our PID (a container restarted gives the same PIDs again), and
+         * left there it would make every atomicfile_open of ours fail.
+         * Only our own regular files are removed. */
+        if (pid <= 0 ||
+            (pid != (long)getpid() &&
+             (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) ||
             fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
             !S_ISREG(st.st_mode) || st.st_uid != geteuid())
             continue;

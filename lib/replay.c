@@ -32,6 +32,7 @@
 #include "replay.h"
 
 #include "zsock.h"
+#include "curve.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -126,7 +127,7 @@ replay_open(void *zctx, const char *uri, char *err, size_t errlen)
         goto fail;
     }
     if (zmq_setsockopt(rc->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) == -1 ||
-        zsock_set_common(rc->sock) == -1) {
+        zsock_set_common(rc->sock) == -1 || curve_apply(rc->sock, 0) == -1) {
         snprintf(err, errlen, "%s: setsockopt: %s", uri, zmq_strerror(errno));
         goto fail;
     }

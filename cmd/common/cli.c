@@ -151,6 +151,27 @@ cli_arg_duration_in(const char *flag, const char *s, uint64_t min_ms,
 }
 
 uint64_t
+cli_arg_interval(const char *flag, const char *s, int off_ok)
+{
+    uint64_t ms = 0;
+    char hi[32];
+
+    if (!off_ok)
+        return cli_arg_duration(flag, s, CLI_INTERVAL_MIN_MS);
+    int rc = parse_duration_ms(s, &ms);
+
+    if (rc == 0 &&
+        (ms == 0 || (ms >= CLI_INTERVAL_MIN_MS && ms <= CLI_DURATION_MAX_MS)))
+        return ms;
+    /* Malformed: the usual message; else the range, naming 0 as well. */
+    if (rc == -1 && errno == EINVAL)
+        cli_arg_duration(flag, s, 0);
+    format_ms(hi, sizeof hi, CLI_DURATION_MAX_MS);
+    cli_usage_error("%s: '%s' is out of range (0 or %ums..%s)", flag, s,
+                    (unsigned)CLI_INTERVAL_MIN_MS, hi);
+}
+
+uint64_t
 cli_arg_count(const char *flag, const char *s, uint64_t min, uint64_t max)
 {
     uint64_t v = 0;

@@ -57,6 +57,19 @@ void cli_usage_error(const char *fmt, ...)
  */
 uint64_t cli_arg_duration(const char *flag, const char *s, uint64_t min_ms);
 
+/*
+ * The shortest period of work a tool repeats on its own (a snapshot, a
+ * stats line, a warning, a redelivery): below it the work is all the tool
+ * does (docs/cli.md#options).
+ */
+#define CLI_INTERVAL_MIN_MS 100
+
+/*
+ * A period in [CLI_INTERVAL_MIN_MS, CLI_DURATION_MAX_MS], or 0 (off) when
+ * off_ok; out of range is "'5ms' is out of range (0 or 100ms..168h)".
+ */
+uint64_t cli_arg_interval(const char *flag, const char *s, int off_ok);
+
 /* The same for the rare option whose range is another (a retention). */
 uint64_t cli_arg_duration_in(const char *flag, const char *s, uint64_t min_ms,
                              uint64_t max_ms);

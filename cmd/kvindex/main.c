@@ -105,7 +105,7 @@ static const char help_serve[] =
     "      --hash-seed STR     llmd seed string (default \"\")\n"
     "  -m, --model MODEL       model of lines without \"model\"\n"
     "      --snapshot FILE     load FILE at start, write it atomically\n"
-    "      --snapshot-every DUR  snapshot interval (default 60s)\n"
+    "      --snapshot-every DUR  snapshot interval (default 60s, min 100ms)\n"
     "      --max-blocks N      cap on (pod, block) entries, LRU eviction\n"
     "                          (default 0: none)\n"
     "      --max-line BYTES    longest input or request line (default 64M,\n"
@@ -433,7 +433,7 @@ cmd_serve(int argc, char **argv)
             break;
         case OPT_SNAPSHOT_EVERY:
             o.snapshot_every_ms =
-                cli_arg_duration("--snapshot-every", optarg, 1);
+                cli_arg_interval("--snapshot-every", optarg, 0);
             break;
         case OPT_MAX_BLOCKS:
             o.ix.max_blocks =

@@ -68,7 +68,8 @@ static const char usage_text[] =
     "  -f, --follow            wait for new messages instead of exiting at\n"
     "                          the end of the stream\n"
     "      --ack-wait DUR      new consumer: redeliver a message not\n"
-    "                          acknowledged within DUR (default 10s)\n"
+    "                          acknowledged within DUR (default 10s, at\n"
+    "                          least 100ms)\n"
     "      --batch N           messages per fetch (default 1024)\n"
     "\n"
     "Options for snap:\n"
@@ -243,7 +244,7 @@ set_value(struct js_opts *o, int c, const char *a)
         o->pod = a;
         break;
     case OPT_ACK_WAIT:
-        o->ack_wait_ms = cli_arg_duration("--ack-wait", a, 1);
+        o->ack_wait_ms = cli_arg_interval("--ack-wait", a, 0);
         break;
     case OPT_BATCH:
         o->fetch_batch = (int)cli_arg_count("--batch", a, 1, 100000);

@@ -17,6 +17,8 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "curve.h"
+#include "curveopt.h"
 #include "event.h"
 #include "input.h"
 #include "ring.h"
@@ -63,6 +65,7 @@ struct opts {
     const char *input;
     const char *pod;
     int stats;
+    struct curveopt curve; /* --curve-* key files */
 };
 
 struct counters {
@@ -83,6 +86,7 @@ struct pub {
     struct input *in;
     struct buf payload;
     struct arena arena;
+    struct curve_zap *zap; /* --curve-allow: admits listed clients only */
 };
 
 enum { W_TIMEOUT, W_READY, W_SIGNAL, W_ERROR };
@@ -436,9 +440,14 @@ open_sockets(struct pub *p, char *err, size_t errlen)
     p->ctx = zmq_ctx_new();
     if (p->ctx == NULL)
         goto fail;
+    /* Before the first bind, so that no client gets in unchecked. */
+    if (curve_allows() &&
+        (p->zap = curve_zap_start(p->ctx, err, errlen)) == NULL)
+        return -1;
     /* XPUB sees every subscription (VERBOSE), so --wait-subs can count. */
     p->pub = zmq_socket(p->ctx, o->wait_subs ? ZMQ_XPUB : ZMQ_PUB);
     if (p->pub == NULL || zsock_set_common(p->pub) == -1 ||
+        curve_apply(p->pub, !o->connect) == -1 ||
         zmq_setsockopt(p->pub, ZMQ_SNDHWM, &hwm, sizeof hwm) == -1)
         goto fail;
     if (o->wait_subs &&
@@ -461,7 +470,8 @@ open_sockets(struct pub *p, char *err, size_t errlen)
         return -1;
     }
     p->router = zmq_socket(p->ctx, ZMQ_ROUTER);
-    if (p->router == NULL || zsock_set_common(p->router) == -1)
+    if (p->router == NULL || zsock_set_common(p->router) == -1 ||
+        curve_apply(p->router, 1) == -1)
         goto fail;
     if (o->replay_hwm >= 0 &&
         zmq_setsockopt(p->router, ZMQ_SNDHWM, &o->replay_hwm,
@@ -492,6 +502,8 @@ close_sockets(struct pub *p)
         zmq_close(p->router);
     }
     snapsrv_close(&p->snap);
+    curve_zap_stop(p->zap);
+    p->zap = NULL;
     if (p->ctx != NULL) {
         while (zmq_ctx_term(p->ctx) == -1 && errno == EINTR)
             ;
@@ -686,6 +698,10 @@ static const struct option long_opts[] = {
     {"replay-hwm", required_argument, NULL, OPT_REPLAY_HWM},
     {"stats", no_argument, NULL, OPT_STATS},
     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    CURVEOPT_SECRET_OPTION,
+    CURVEOPT_SERVER_KEY_OPTION,
+    CURVEOPT_ALLOW_OPTION,
+    CURVEOPT_KEYGEN_OPTION,
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
@@ -790,11 +806,17 @@ parse_args(int argc, char **argv, struct opts *o)
             o->snapshot_uri = optarg;
             break;
         default:
-            if (!cli_common_option(c, usage_text))
+            if (!curveopt_option(c, optarg, &o->curve) &&
+                !cli_common_option(c, usage_text))
                 cli_bad_option(c, argv);
         }
     }
     parse_operands(argc, argv, o);
+    if (o->curve.server != NULL && !o->connect)
+        cli_usage_error("--curve-server-key is for -c (kvpub connects to "
+                        "a bound kvsub); a bound kvpub serves with "
+                        "--curve-secret");
+    curveopt_load(&o->curve);
 }
 
 int

@@ -9,6 +9,8 @@
 #include <sys/random.h>
 #include <zmq.h>
 
+#include "curve.h"
+
 int
 snapsrv_open(struct snapsrv *s, void *zctx, const char *uri, char *err,
              size_t errlen)
@@ -25,7 +27,8 @@ snapsrv_open(struct snapsrv *s, void *zctx, const char *uri, char *err,
         return -1;
     }
     s->router = zmq_socket(zctx, ZMQ_ROUTER);
-    if (s->router == NULL || zsock_set_common(s->router) == -1) {
+    if (s->router == NULL || zsock_set_common(s->router) == -1 ||
+        curve_apply(s->router, 1) == -1) {
         snprintf(err, errlen, "zmq: %s", zmq_strerror(errno));
         return -1;
     }

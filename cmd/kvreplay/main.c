@@ -12,16 +12,21 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "atomicfile.h"
 #include "cli.h"
+#include "curve.h"
+#include "curveopt.h"
 #include "event.h"
 #include "ndjson_write.h"
 #include "parse.h"
 #include "replay.h"
+#include "state.h"
 #include "wire.h"
 #include "zsock.h"
 
 #define MAX_DP 1024
+
+/* Exit status: another run holds the --state file's lock. */
+#define EXIT_LOCKED 4
 
 static const char usage_text[] =
     "Usage: kvreplay [OPTION]... [NAME=]REPLAY_URI\n"
@@ -39,7 +44,14 @@ static const char usage_text[] =
     "                     write the next one back after a complete or\n"
     "                     truncated run (atomically), for incremental runs;\n"
     "                     the ts of the batch before it is kept too, so a\n"
-    "                     restarted engine is found even past that seq\n"
+    "                     restarted engine is found even past that seq;\n"
+    "                     FILE.lock keeps a second run out (exit 4)\n"
+    "  --lock-wait DUR    wait up to DUR for another run's lock on the\n"
+    "                     --state file (default 0: exit 4 at once)\n"
+    "  --curve-server-key FILE  connect with CURVE to a kvpub serving the\n"
+    "                     key pair whose public key FILE holds\n"
+    "  --curve-secret FILE  the client's own CURVE key pair (secret key\n"
+    "                     file, mode 0600), for a kvpub with --curve-allow\n"
     "  -m, --model NAME   add \"model\":NAME to every line\n"
     "  --engine E         vllm (default) or sglang: meaning of array slots\n"
     "  --dp-size N        N data-parallel ranks: rank r at port + r, asked\n"
@@ -64,11 +76,15 @@ static const char usage_text[] =
     "EXIT STATUS\n"
     "  0    complete: every batch asked for that the engine had was printed\n"
     "       (also when the reader closed the pipe)\n"
-    "  1    no reply within the timeout, socket or write error, bad state\n"
+    "  1    no reply within the timeout, socket or write error; a state file\n"
+    "       that is empty, malformed or cannot be written (nothing printed)\n"
     "  2    usage error\n"
     "  3    incomplete: the engine no longer held the first seqs asked for\n"
     "       (seq 0 included: its buffer has wrapped), or lacks some in\n"
     "       between; gap records say which, the batches it had are printed\n"
+    "  4    another kvreplay holds the --state file's lock (past "
+    "--lock-wait);\n"
+    "       nothing printed\n"
     "  130  interrupted (SIGINT); 143 terminated (SIGTERM)\n"
     "\n"
     "EXAMPLES\n"
@@ -89,6 +105,8 @@ struct opts {
     int dp_size;
     int stats;
     const char *state;
+    uint64_t lock_wait_ms;
+    struct curveopt curve; /* --curve-* key files */
     const char *spec;
 };
 
@@ -125,15 +143,6 @@ struct rank_run {
     int has_last_ts;
     double last_ts;
     int restarted; /* a restart record was written */
-};
-
-/* One rank's line of the state file: the next seq, and the ts of the batch
- * just before it when known. */
-struct rank_state {
-    int have;
-    uint64_t seq;
-    int has_ts;
-    double ts;
 };
 
 static void
@@ -495,7 +504,12 @@ run_rank(void *zctx, const char *pod, const char *uri, const struct opts *o,
         outcome = OUT_OK;
         break;
     default:
-        log_error("%s", err);
+        /* A CURVE handshake that fails looks like silence to a DEALER. */
+        log_error("%s%s", err,
+                  curve_connects() ? " (CURVE: is --curve-server-key the "
+                                     "server's public key, and does it "
+                                     "admit this client?)"
+                                   : "");
         outcome = OUT_FAIL;
         break;
     }
@@ -506,117 +520,80 @@ run_rank(void *zctx, const char *pod, const char *uri, const struct opts *o,
 }
 
 /*
- * Parses one line of the state file: "SEQ", as 0.1 wrote it, or
- * "SEQ ts=TS" (docs/cli.md#kvreplay-state-and-restarts); later words are
- * ignored, so that a newer kvreplay can add some.  Returns 0, or -1 with
- * what was wrong in *why.
+ * Locks, reads and prepares the state file before anything is fetched, so
+ * that an overlapping run, a bad state or one that cannot be written stops
+ * the run before it prints batches (docs/cli.md#kvreplay-state-and-restarts).
+ * Returns the exit status to end with, or -1 to go on.
  */
 static int
-state_parse_line(char *line, struct rank_state *st, const char **why)
+state_begin(const struct opts *o, struct state_file *sf, struct rank_state *st,
+            int nranks)
 {
-    char *words = strchr(line, ' '), *w, *save = NULL;
+    char err[4400];
+    int rc;
 
-    if (words != NULL)
-        *words++ = '\0';
-    if (parse_u64(line, 0, UINT64_MAX - 1, &st->seq) == -1) {
-        *why = "not a sequence number";
+    rc = state_lock(sf, o->state, o->lock_wait_ms, err, sizeof err);
+    if (rc == 0 && state_read(sf, st, nranks, err, sizeof err) == 0 &&
+        state_prepare(sf, err, sizeof err) == 0)
         return -1;
-    }
-    st->have = 1;
-    for (w = words ? strtok_r(words, " ", &save) : NULL; w != NULL;
-         w = strtok_r(NULL, " ", &save)) {
-        char *end;
+    log_error("%s", err);
+    return rc == -2 ? EXIT_LOCKED : 1;
+}
 
-        if (strncmp(w, "ts=", 3) != 0)
-            continue;
-        st->ts = strtod(w + 3, &end);
-        if (end == w + 3 || *end != '\0' || !isfinite(st->ts)) {
-            *why = "ts= is not a number";
-            return -1;
-        }
-        st->has_ts = 1;
+/* The ranks of the spec (one, or --dp-size of them), in *ranks (caller
+ * frees each with zsock_spec_free, then the array).  Returns 0 or -1. */
+static int
+ranks_of(const struct opts *o, struct zsock_spec *spec,
+         struct zsock_spec **ranks)
+{
+    char err[512];
+    int nranks = o->dp_size;
+
+    if (zsock_spec_parse(o->spec, spec, err, sizeof err) == -1)
+        cli_usage_error("%s", err);
+    if (spec->replay != NULL)
+        cli_usage_error("'%s': kvreplay takes one REPLAY_URI (no ',')",
+                        o->spec);
+    *ranks = calloc((size_t)nranks, sizeof **ranks);
+    if (*ranks == NULL)
+        return -1;
+    if (nranks == 1) {
+        (*ranks)[0].name = strdup(spec->name);
+        (*ranks)[0].pub = strdup(spec->pub);
+        return (*ranks)[0].name == NULL || (*ranks)[0].pub == NULL ? -1 : 0;
     }
+    if (zsock_spec_expand(spec, nranks, *ranks, err, sizeof err) == -1)
+        cli_usage_error("%s", err);
     return 0;
 }
 
-/*
- * Reads up to n ranks' states, one per line.  A missing file means "start
- * from 0".  Returns 0 or -1 (err).
- */
+/* Fetches every rank in order; returns the exit status so far. */
 static int
-state_read(const char *path, struct rank_state *st, int n, char *err,
-           size_t errlen)
+run_ranks(const struct opts *o, const struct zsock_spec *ranks,
+          struct cli_out *out, struct counters *cnt, struct rank_state *st,
+          int *stop_reason)
 {
-    FILE *f;
-    char line[256];
-    const char *why;
-    int r = 0, ret = 0;
+    void *zctx = zmq_ctx_new();
+    int status = 0;
 
-    f = fopen(path, "r");
-    if (f == NULL) {
-        if (errno == ENOENT)
-            return 0;
-        snprintf(err, errlen, "state file %s: %s", path, strerror(errno));
-        return -1;
+    if (zctx == NULL) {
+        log_error("zmq_ctx_new: %s", zmq_strerror(errno));
+        return 1;
     }
-    while (r < n && fgets(line, sizeof line, f) != NULL) {
-        size_t l = strcspn(line, "\r\n");
+    for (int r = 0; r < o->dp_size && !*stop_reason; r++) {
+        int oc = run_rank(zctx, ranks[r].name, ranks[r].pub, o, out, cnt,
+                          &st[r], stop_reason);
 
-        line[l] = '\0';
-        if (l == 0)
-            break;
-        if (state_parse_line(line, &st[r], &why) == -1) {
-            snprintf(err, errlen, "state file %s: line %d: %s", path, r + 1,
-                     why);
-            ret = -1;
-            break;
-        }
-        r++;
+        /* Severity: failure (1) over incomplete (3) over complete (0). */
+        if (oc == OUT_FAIL)
+            status = 1;
+        else if (oc == OUT_LOST && status == 0)
+            status = 3;
+        if (cli_signal)
+            *stop_reason = 2;
     }
-    if (ret == 0 && ferror(f)) {
-        snprintf(err, errlen, "state file %s: read error", path);
-        ret = -1;
-    }
-    fclose(f);
-    return ret;
-}
-
-/*
- * Writes the states through lib/atomicfile, so that a crash leaves either
- * the old state or the new one and the rename survives a power cut.  The ts
- * is written as its shortest exact decimal, so that it reads back equal.
- * Returns 0, or -1 with the reason in err.  A failed fsync of the directory
- * still counts as written (the file is in place) and only leaves a warning
- * in err.
- */
-static int
-state_write(const char *path, const struct rank_state *st, int n, char *err,
-            size_t errlen)
-{
-    struct buf b = {0};
-    char why[256];
-    int ret = -1;
-
-    for (int r = 0; r < n; r++) {
-        buf_put_u64(&b, st[r].seq);
-        if (st[r].has_ts) {
-            buf_puts(&b, " ts=");
-            buf_put_double(&b, st[r].ts);
-        }
-        buf_putc(&b, '\n');
-    }
-    if (b.oom) {
-        snprintf(err, errlen, "state file %s: out of memory", path);
-        goto out;
-    }
-    ret = atomicfile_put(path, 0644, b.p, b.len, why, sizeof why);
-    if (ret != 0)
-        snprintf(err, errlen, "state file %s: %s", path, why);
-    if (ret == 1)
-        ret = 0;
-out:
-    buf_free(&b);
-    return ret;
+    zmq_ctx_term(zctx);
+    return status;
 }
 
 /* The whole run; returns the exit status (signals: via *sig). */
@@ -627,60 +604,23 @@ run(const struct opts *o, int *sig)
     struct cli_out out;
     struct counters cnt = {0};
     struct rank_state st[MAX_DP];
-    char err[512];
-    void *zctx = NULL;
+    struct state_file sf;
+    char err[4400];
     int status = 0, stop_reason = 0, nranks = o->dp_size;
 
     cnt.t0 = cli_now_ms();
     cli_out_init(&out, STDOUT_FILENO);
     out.high_water = 256 * 1024;
-    if (zsock_spec_parse(o->spec, &spec, err, sizeof err) == -1)
-        cli_usage_error("%s", err);
-    if (spec.replay != NULL)
-        cli_usage_error("'%s': kvreplay takes one REPLAY_URI (no ',')",
-                        o->spec);
-    ranks = calloc((size_t)nranks, sizeof *ranks);
-    if (ranks == NULL) {
+    state_init(&sf);
+    memset(st, 0, sizeof st);
+    if (ranks_of(o, &spec, &ranks) == -1) {
         log_error("out of memory");
         status = 1;
         goto out;
     }
-    if (nranks == 1) {
-        ranks[0].name = strdup(spec.name);
-        ranks[0].pub = strdup(spec.pub);
-        if (ranks[0].name == NULL || ranks[0].pub == NULL) {
-            log_error("out of memory");
-            status = 1;
-            goto out;
-        }
-    } else if (zsock_spec_expand(&spec, nranks, ranks, err, sizeof err) == -1) {
-        cli_usage_error("%s", err);
-    }
-    memset(st, 0, sizeof st);
-    if (o->state != NULL &&
-        state_read(o->state, st, nranks, err, sizeof err) == -1) {
-        log_error("%s", err);
-        status = 1;
+    if (o->state != NULL && (status = state_begin(o, &sf, st, nranks)) >= 0)
         goto out;
-    }
-    zctx = zmq_ctx_new();
-    if (zctx == NULL) {
-        log_error("zmq_ctx_new: %s", zmq_strerror(errno));
-        status = 1;
-        goto out;
-    }
-    for (int r = 0; r < nranks && !stop_reason; r++) {
-        int oc = run_rank(zctx, ranks[r].name, ranks[r].pub, o, &out, &cnt,
-                          &st[r], &stop_reason);
-
-        /* Severity: failure (1) over incomplete (3) over complete (0). */
-        if (oc == OUT_FAIL)
-            status = 1;
-        else if (oc == OUT_LOST && status == 0)
-            status = 3;
-        if (cli_signal)
-            stop_reason = 2;
-    }
+    status = run_ranks(o, ranks, &out, &cnt, st, &stop_reason);
     cli_out_flush(&out);
     if (out.err) {
         log_error("writing output: %s", strerror(out.err));
@@ -691,7 +631,7 @@ run(const struct opts *o, int *sig)
     } else if (stop_reason == 2 || cli_signal) {
         *sig = cli_signal ? cli_signal : SIGINT;
     } else if (o->state != NULL && status != 1) {
-        if (state_write(o->state, st, nranks, err, sizeof err) == -1) {
+        if (state_write(&sf, st, nranks, err, sizeof err) == -1) {
             log_error("%s", err);
             status = 1;
         }
@@ -699,6 +639,7 @@ run(const struct opts *o, int *sig)
     if (o->stats)
         print_stats(&cnt, cli_now_ms() - cnt.t0);
 out:
+    state_close(&sf);
     if (ranks != NULL) {
         for (int r = 0; r < nranks; r++)
             zsock_spec_free(&ranks[r]);
@@ -706,22 +647,31 @@ out:
     }
     zsock_spec_free(&spec);
     cli_out_free(&out);
-    if (zctx != NULL)
-        zmq_ctx_term(zctx);
     return status;
 }
 
-enum { OPT_FROM = 256, OPT_TO, OPT_STATE, OPT_ENGINE, OPT_DP_SIZE, OPT_STATS };
+enum {
+    OPT_FROM = 256,
+    OPT_TO,
+    OPT_STATE,
+    OPT_LOCK_WAIT,
+    OPT_ENGINE,
+    OPT_DP_SIZE,
+    OPT_STATS
+};
 
 static const struct option longopts[] = {
     {"from", required_argument, NULL, OPT_FROM},
     {"to", required_argument, NULL, OPT_TO},
     {"timeout", required_argument, NULL, 't'},
     {"state", required_argument, NULL, OPT_STATE},
+    {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
     {"model", required_argument, NULL, 'm'},
     {"engine", required_argument, NULL, OPT_ENGINE},
     {"dp-size", required_argument, NULL, OPT_DP_SIZE},
     {"stats", no_argument, NULL, OPT_STATS},
+    CURVEOPT_SECRET_OPTION,
+    CURVEOPT_SERVER_KEY_OPTION,
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
@@ -756,6 +706,9 @@ parse_args(int argc, char **argv, struct opts *o)
                 cli_usage_error("--state: empty file name");
             o->state = optarg;
             break;
+        case OPT_LOCK_WAIT:
+            o->lock_wait_ms = cli_arg_duration("--lock-wait", optarg, 0);
+            break;
         case 'm':
             o->model = optarg;
             break;
@@ -769,7 +722,8 @@ parse_args(int argc, char **argv, struct opts *o)
             o->stats = 1;
             break;
         default:
-            if (!cli_common_option(c, usage_text))
+            if (!curveopt_option(c, optarg, &o->curve) &&
+                !cli_common_option(c, usage_text))
                 cli_bad_option(c, argv);
         }
     }
@@ -781,6 +735,7 @@ parse_args(int argc, char **argv, struct opts *o)
         cli_usage_error("--to %llu is below --from %llu",
                         (unsigned long long)o->to, (unsigned long long)o->from);
     o->spec = argv[optind];
+    curveopt_load(&o->curve);
 }
 
 int

@@ -13,7 +13,6 @@
 
 #include "cli.h"
 #include "input.h"
-#include "parse.h"
 #include "plot.h"
 #include "report.h"
 #include "route.h"
@@ -172,8 +171,7 @@ static const struct option longopts[] = {
 static void
 parse_number_opt(const char *flag, const char *arg, uint64_t *out)
 {
-    if (parse_u64(arg, 0, UINT64_MAX, out) == -1)
-        cli_usage_error("%s: '%s' is not a number", flag, arg);
+    *out = cli_arg_count(flag, arg, 0, UINT64_MAX);
 }
 
 /* Options that only some commands take. */
@@ -209,7 +207,6 @@ check_opts(const struct opts *o, int every_set)
 static void
 parse_args(int argc, char **argv, struct opts *o)
 {
-    uint64_t ms;
     int c, every_set = 0;
 
     memset(o, 0, sizeof *o);
@@ -230,11 +227,7 @@ parse_args(int argc, char **argv, struct opts *o)
             o->plot = optarg;
             break;
         case OPT_EVERY:
-            if (parse_duration_ms(optarg, &ms) == -1 || ms == 0)
-                cli_usage_error("--every: '%s' is not a duration "
-                                "(e.g. 500ms, 10s, 1m)",
-                                optarg);
-            o->every = (double)ms / 1000;
+            o->every = (double)cli_arg_duration("--every", optarg, 1) / 1000;
             every_set = 1;
             break;
         case OPT_HIST:
@@ -268,10 +261,8 @@ parse_args(int argc, char **argv, struct opts *o)
             o->requests = optarg;
             break;
         case OPT_BLOCK_SIZE:
-            if (parse_u64(optarg, 1, UINT32_MAX, &o->block_size) == -1)
-                cli_usage_error("--block-size: '%s' is not a number of "
-                                "tokens",
-                                optarg);
+            o->block_size =
+                cli_arg_count("--block-size", optarg, 1, UINT32_MAX);
             break;
         default:
             if (!cli_common_option(c, usage_text))

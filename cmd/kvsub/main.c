@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "curveopt.h"
 #include "ndjson_write.h"
 #include "probe.h"
 #include "run.h"
@@ -31,6 +32,13 @@ static const char usage_text[] =
     "                          what the replay socket still buffers, then\n"
     "                          live), now (live only) or a seq number\n"
     "  -b, --bind              bind the SUB sockets (engines that connect)\n"
+    "      --curve-server-key FILE  connect with CURVE to a kvpub serving\n"
+    "                          the key pair whose public key FILE holds\n"
+    "      --curve-secret FILE with -b: serve the SUB sockets with this CURVE\n"
+    "                          key pair (secret key file, mode 0600);\n"
+    "                          else the client's own key pair\n"
+    "      --curve-allow FILE  with -b: admit only the clients whose public\n"
+    "                          keys FILE lists (needs --curve-secret)\n"
     "      --topic PREFIX      subscribe to this topic prefix (default: all)\n"
     "  -m, --model NAME        add \"model\":NAME to every line\n"
     "      --engine E          positional layout of array events: vllm\n"
@@ -43,9 +51,10 @@ static const char usage_text[] =
     "      --idle DUR          exit after DUR without a message\n"
     "      --duration DUR      exit after DUR\n"
     "      --warn-idle DUR     warn about a source silent for DUR (default\n"
-    "                          30s; 0: never)\n"
+    "                          30s, at least 100ms; 0: never)\n"
     "      --stats-interval DUR  every DUR, one line on stderr: per source\n"
     "                          events/s, gaps, lag and connection state\n"
+    "                          (at least 100ms)\n"
     "      --replay-timeout DUR  longest wait for a replay reply that\n"
     "                          brings a new batch (default 2s)\n"
     "      --hwm N             SUB receive high-water mark (default "
@@ -148,6 +157,9 @@ static const struct option long_opts[] = {
     {"warn-idle", required_argument, NULL, OPT_WARN_IDLE},
     {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
     {"probe", no_argument, NULL, OPT_PROBE},
+    CURVEOPT_SECRET_OPTION,
+    CURVEOPT_SERVER_KEY_OPTION,
+    CURVEOPT_ALLOW_OPTION,
     {"unbuffered", no_argument, NULL, 'u'},
     {"stats", no_argument, NULL, OPT_STATS},
     {"quiet", no_argument, NULL, 'q'},
@@ -282,6 +294,7 @@ struct args {
     const char *endpoints;
     int dp_size;
     int probe;
+    struct curveopt curve; /* --curve-* key files */
 };
 
 /* Parses the options into a; exits for --help, --version and usage errors. */
@@ -348,10 +361,10 @@ parse_args(int argc, char **argv, struct args *a)
             break;
         case OPT_STATS_INTERVAL:
             o->stats_interval_ms =
-                cli_arg_duration("--stats-interval", optarg, 1);
+                cli_arg_interval("--stats-interval", optarg, 0);
             break;
         case OPT_WARN_IDLE:
-            o->warn_idle_ms = cli_arg_duration("--warn-idle", optarg, 0);
+            o->warn_idle_ms = cli_arg_interval("--warn-idle", optarg, 1);
             o->warn_idle_text = optarg;
             break;
         case OPT_PROBE:
@@ -370,7 +383,8 @@ parse_args(int argc, char **argv, struct args *a)
             o->stats = 1;
             break;
         default:
-            if (!cli_common_option(c, usage_text))
+            if (!curveopt_option(c, optarg, &a->curve) &&
+                !cli_common_option(c, usage_text))
                 cli_bad_option(c, argv);
         }
     }
@@ -409,6 +423,10 @@ main(int argc, char **argv)
                                 all.v[i].name, all.v[j].pub, all.v[i].pub);
         }
     }
+    if (a.curve.allow != NULL && !a.o.bind)
+        cli_usage_error("--curve-allow is for -b (kvsub serves the clients "
+                        "that connect to it)");
+    curveopt_load(&a.curve);
     if (cli_signals_install() == -1) {
         log_error("cannot install signal handlers: %s", strerror(errno));
         goto out;

@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "curve.h"
 #include "monitor.h"
 #include "replay.h"
 #include "snapreq.h"
@@ -56,7 +57,8 @@ probe_pub(void *zctx, const struct kvsub_opts *o, const struct zsock_spec *sp,
     long long t0 = cli_now_us();
     int up = 0;
 
-    if (sub == NULL || zsock_set_common(sub) == -1) {
+    if (sub == NULL || zsock_set_common(sub) == -1 ||
+        curve_apply(sub, 0) == -1) {
         why = zmq_strerror(errno);
     } else if (kvmon_open(&mon, zctx, sub, idx, sp->name, sp->pub, err,
                           sizeof err) == -1) {

@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "curve.h"
 #include "monitor.h"
 #include "ndjson_write.h"
 #include "replay.h"
@@ -532,7 +533,8 @@ open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp,
     kvs_from_cstr(&s->nsrc.pod, sp->name);
     kvs_from_cstr(&s->nsrc.model, o->model);
     s->sub = zmq_socket(k->zctx, ZMQ_SUB);
-    if (s->sub == NULL || zsock_set_common(s->sub) == -1)
+    if (s->sub == NULL || zsock_set_common(s->sub) == -1 ||
+        curve_apply(s->sub, o->bind) == -1)
         goto fail;
     /*
      * The high-water mark and the size cap only apply to connections made
@@ -959,6 +961,35 @@ loop(struct kvsub *k, zmq_pollitem_t *items)
     return 0;
 }
 
+/*
+ * With --curve-allow, starts the ZAP handler that admits only the listed
+ * clients.  Before the first bind, so that no client gets in unchecked.
+ */
+static int
+start_zap(struct kvsub *k)
+{
+    char err[256];
+
+    if (!curve_allows())
+        return 0;
+    k->zap = curve_zap_start(k->zctx, err, sizeof err);
+    if (k->zap == NULL) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+stop_zap(struct kvsub *k)
+{
+    if (k->zap != NULL && curve_zap_refused(k->zap) > 0)
+        log_info("CURVE: refused %lu handshakes of clients not in "
+                 "--curve-allow",
+                 curve_zap_refused(k->zap));
+    curve_zap_stop(k->zap);
+}
+
 int
 kvsub_run(const struct kvsub_opts *o)
 {
@@ -979,6 +1010,8 @@ kvsub_run(const struct kvsub_opts *o)
         log_error("out of memory");
         goto out;
     }
+    if (start_zap(&k) == -1)
+        goto out;
     for (int i = 0; i < o->nspecs; i++) {
         if (open_source(&k, &k.src[i], &o->specs[i], i) == -1)
             goto out;
@@ -1018,6 +1051,7 @@ out:
         if (k.src[i].sub != NULL)
             zmq_close(k.src[i].sub);
     }
+    stop_zap(&k);
     if (k.zctx != NULL)
         zmq_ctx_term(k.zctx);
     arena_free(&k.live_arena);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "curve.h"
+
 /* Appends one received part to r's chunks; returns 0 or -1 (no memory). */
 static int
 keep_chunk(struct snapreq_reply *r, zmq_msg_t *part)
@@ -73,7 +75,7 @@ snapreq_fetch(void *zctx, const char *uri, long timeout_ms,
     memset(r, 0, sizeof *r);
     err[0] = '\0';
     if (dealer == NULL || zsock_set_common(dealer) == -1 ||
-        zmq_connect(dealer, uri) == -1) {
+        curve_apply(dealer, 0) == -1 || zmq_connect(dealer, uri) == -1) {
         snprintf(err, errlen, "%s: %s", uri, zmq_strerror(errno));
         goto out;
     }

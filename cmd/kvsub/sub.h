@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "curve.h"
 #include "event.h"
 #include "monitor.h"
 #include "ndjson_write.h"
@@ -100,6 +101,7 @@ struct source {
 struct kvsub {
     const struct kvsub_opts *o;
     void *zctx;
+    struct curve_zap *zap; /* --curve-allow with -b */
     struct source *src;
     int nsrc;
     struct cli_out out;

@@ -212,6 +212,35 @@ orphan() {
     assert_output --partial "option '-o' is not valid for pods"
 }
 
+@test "stats -o: a symlink or a file planted at FILE.tmp.PID is refused" {
+    start
+    P=$BATS_TEST_TMPDIR/kvindex.prom
+    V=$BATS_TEST_TMPDIR/victim
+    echo old >"$P"
+    echo victim >"$V"
+    # $$ of bash -c is kvindex's pid after exec, so the temporary path is
+    # known in advance, as it would be to another user.
+    # shellcheck disable=SC2016
+    run --separate-stderr bash -c 'ln -s "$1" "$2.tmp.$$"; echo $$ >"$2.pid"
+        exec kvindex stats -s "$3" --prom -o "$2"' _ "$V" "$P" "$S"
+    pid=$(cat "$P.pid")
+    assert_failure 1
+    assert_output ''
+    assert_equal "$stderr" "kvindex: error: $P: $P.tmp.$pid: already exists (refusing to write through a file or symlink this process did not create; remove it)"
+    run cat "$V" "$P"
+    assert_output "victim
+old"
+    # shellcheck disable=SC2016
+    run --separate-stderr bash -c 'echo planted >"$2.tmp.$$"; echo $$ >"$2.pid"
+        exec kvindex stats -s "$3" --prom -o "$2"' _ "$V" "$P" "$S"
+    pid=$(cat "$P.pid")
+    assert_failure 1
+    assert_equal "$stderr" "kvindex: error: $P: $P.tmp.$pid: already exists (refusing to write through a file or symlink this process did not create; remove it)"
+    run cat "$P.tmp.$pid" "$P"
+    assert_output "planted
+old"
+}
+
 @test "match: equal depths go to the pod holding the fewest blocks, then by name" {
     # pod-c holds [1..4] and two blocks elsewhere: 3 blocks; pod-a 2;
     # pod-b 2 (one of them in llama+sql); pod-d 1.

@@ -194,6 +194,14 @@ assert g["seq"] == 19 and g["pod"] == "pod-a" and "i" not in g, g' "$D/gap"
     run cat "$D/seq"
     assert_output "10 ts=1700000001.125"
     ls "$D" | { ! grep -q 'seq.tmp'; }
+    # A run killed before its commit leaves seq.tmp.PID; the next run clears
+    # it (a leftover with its own PID would otherwise refuse every write).
+    echo partial >"$D/seq.tmp.2147483646"
+    run_ndjson "$D/got2" kvreplay --state "$D/seq" \
+        "pod-a=tcp://127.0.0.1:$port"
+    assert_success
+    [ ! -s "$D/got2" ]
+    [ ! -e "$D/seq.tmp.2147483646" ]
     # The same engine, 5 batches later (the peer is deterministic per seq).
     kill "${PEER_PIDS[0]}"
     wait "${PEER_PIDS[0]}" || true
@@ -328,6 +336,127 @@ assert r["dp_rank"] == 0 and "i" not in r, r' "$D/rec"
     [[ "$stderr" == *"$D/seq"* ]]
     run cat "$D/seq"
     assert_output "abc"
+}
+
+@test "an empty state file is an error (exit 1), left alone" {
+    : >"$D/seq"
+    run --separate-stderr kvreplay -t 200ms --state "$D/seq" \
+        tcp://127.0.0.1:9
+    assert_failure 1
+    assert_output ''
+    assert_equal "$stderr" "kvreplay: error: state file $D/seq: line 1: empty (remove the file to start from seq 0)"
+    [ ! -s "$D/seq" ]
+}
+
+# start_kvpub PORT N: kvpub with N synthetic batches in a buffer that holds
+# them all, its replay ROUTER on PORT; waits until the last one is there.
+start_kvpub() {
+    local port=$1 n=$2 pub
+    pub=$(free_port)
+    kvpub -q --synth "$n" --buffer 100000 --replay-hwm 0 --hold 120s \
+        "tcp://127.0.0.1:$pub" "tcp://127.0.0.1:$port" &
+    PEER_PIDS+=($!)
+    for _ in $(seq 200); do
+        kvreplay -q -t 1s --from $((n - 1)) "tcp://127.0.0.1:$port" \
+            >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+@test "--state: an overlapping run exits 4 and prints nothing; --lock-wait waits" {
+    port=$(free_port)
+    start_kvpub "$port" 3000
+    uri="pod-a=tcp://127.0.0.1:$port"
+    # Run 1 holds the lock while its reader does not read (the output is far
+    # larger than a pipe), like a slow cron run.
+    { kvreplay --state "$D/s" "$uri"; echo $? >"$D/rc1"; } |
+        { wait_file "$D/go" 120; cat >"$D/got1"; } &
+    PEER_PIDS+=($!)
+    for _ in $(seq 400); do
+        compgen -G "$D/s.tmp.*" >/dev/null && break
+        sleep 0.05
+    done
+    compgen -G "$D/s.tmp.*" >/dev/null
+    run_ndjson "$D/got2" kvreplay --state "$D/s" "$uri"
+    assert_equal "$status" 4
+    assert_output ''
+    assert_equal "$stderr" "kvreplay: error: state file $D/s is in use by another kvreplay ($D/s.lock is locked); not running"
+    # A run that may wait gets the lock once run 1 ends, and then has
+    # nothing new to print.
+    kvreplay --lock-wait 120s --state "$D/s" "$uri" >"$D/got3" 2>"$D/err3" &
+    pid3=$!
+    echo go >"$D/go"
+    wait_pid "$pid3" 120
+    [ ! -s "$D/got3" ]
+    [ ! -s "$D/err3" ]
+    wait_file "$D/rc1" 60
+    run cat "$D/rc1"
+    assert_output 0
+    # Every batch exactly once, in order.
+    run seqs "$D/got1"
+    assert_output "$(seq -s ' ' 0 2999)"
+    run cut -d' ' -f1 "$D/s"
+    assert_output 3000
+}
+
+@test "--lock-wait: a lock still held after it is exit 4, after the wait" {
+    exec 9>"$D/s.lock"
+    flock 9
+    start=$(date +%s%N)
+    run --separate-stderr kvreplay --lock-wait 300ms --state "$D/s" \
+        tcp://127.0.0.1:9
+    end=$(date +%s%N)
+    exec 9>&-
+    assert_equal "$status" 4
+    assert_output ''
+    assert_equal "$stderr" "kvreplay: error: state file $D/s is in use by another kvreplay ($D/s.lock is locked); not running"
+    [ $(((end - start) / 1000000)) -ge 300 ]
+}
+
+# run_planted PLANT: kvreplay --state $D/s against the peer on $port, after
+# the shell command PLANT (given $1 = $D/victim) put something at
+# $D/s.tmp.PID; $$ of bash -c is kvreplay's pid after exec, so the path is
+# known in advance, as it would be to another user.  Expects the refusal;
+# sets pid.
+run_planted() {
+    # shellcheck disable=SC2016
+    run_ndjson "$D/got" bash -c "$1"' "$2.tmp.$$"; echo $$ >"$2.pid"
+        exec kvreplay --state "$2" "$3"' _ "$D/victim" "$D/s" \
+        "pod-a=tcp://127.0.0.1:$port"
+    pid=$(cat "$D/s.pid")
+    assert_equal "$status" 1
+    assert_output ''
+    assert_equal "$stderr" "kvreplay: error: state file $D/s cannot be written: $D/s.tmp.$pid: already exists (refusing to write through a file or symlink this process did not create; remove it)"
+}
+
+@test "--state that cannot be written: exit 1 before printing anything" {
+    port=$(free_port)
+    start_peer p "$port" --count 10
+    run_ndjson "$D/got" kvreplay --state "$D/no/dir/s" \
+        "pod-a=tcp://127.0.0.1:$port"
+    assert_equal "$status" 1
+    assert_output ''
+    assert_equal "$stderr" "kvreplay: error: state file lock $D/no/dir/s.lock: No such file or directory"
+    # The temporary file is what proves the directory takes the new state:
+    # something already there (planted, or left by a killed run of the same
+    # pid) stops the run too.
+    echo victim >"$D/victim"
+    # shellcheck disable=SC2016
+    run_planted 'ln -s "$1"'
+    run cat "$D/victim"
+    assert_output victim
+    [ ! -e "$D/s" ]
+    # A file another user planted, and a state already there: both left
+    # alone.  (A regular file of our own user at that path is what a killed
+    # run of the same pid leaves; the run clears it: see the --state test
+    # above and test_atomicfile.)
+    [ "$(id -u)" -eq 0 ] || skip "planting as another user needs root"
+    echo 3 >"$D/s"
+    run_planted 'install -o 65534 -m 644 /dev/null'
+    run cat "$D/s"
+    assert_output "3"
+    [ "$(stat -c %u "$D/s.tmp.$pid")" -eq 65534 ]
 }
 
 @test "no peer: one-line error naming the endpoint, exit 1, within the timeout" {

@@ -202,7 +202,7 @@ EOF
 Try 'kvstat --help'." ]
     run --separate-stderr kvstat rate --every 0s
     [ "$status" -eq 2 ]
-    [ "$stderr" = "kvstat: --every: '0s' is not a duration (e.g. 500ms, 10s, 1m)
+    [ "$stderr" = "kvstat: --every: '0s' is out of range (1ms..168h)
 Try 'kvstat --help'." ]
     run --separate-stderr kvstat summary --every 5s
     [ "$status" -eq 2 ]

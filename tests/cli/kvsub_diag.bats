@@ -215,6 +215,6 @@ start_peer() {
 @test "--stats-interval 0 is out of range" {
     run --separate-stderr kvsub --stats-interval 0 tcp://h:1
     assert_failure 2
-    assert_equal "$stderr" "kvsub: --stats-interval: '0' is out of range (1ms..168h)
+    assert_equal "$stderr" "kvsub: --stats-interval: '0' is out of range (100ms..168h)
 Try 'kvsub --help'."
 }

@@ -42,12 +42,50 @@ Try '$1 --help'."
         kvreplay --timeout 0 tcp://h:1
     usage_error "kvindex: --timeout: '0' is out of range (1ms..168h)" \
         kvindex stats -t 0
-    usage_error "kvindex: --snapshot-every: '0' is out of range (1ms..168h)" \
+    usage_error "kvindex: --snapshot-every: '0' is out of range (100ms..168h)" \
         kvindex serve --snapshot-every 0
     usage_error "kvpub: --hold: '169h' is out of range (0..168h)" \
         kvpub --hold 169h tcp://127.0.0.1:1
     usage_error "kvsub: --idle: '10081m' is out of range (1ms..168h)" \
         kvsub --idle 10081m tcp://h:1
+}
+
+@test "work a tool repeats on its own: at most every 100ms (or 0, off, where that exists)" {
+    usage_error "kvindex: --snapshot-every: '1ms' is out of range (100ms..168h)" \
+        kvindex serve --snapshot-every 1ms
+    usage_error "kvindex: --snapshot-every: '0.05' is out of range (100ms..168h)" \
+        kvindex serve --snapshot-every 0.05
+    usage_error "kvsub: --stats-interval: '10ms' is out of range (100ms..168h)" \
+        kvsub --stats-interval 10ms tcp://h:1
+    usage_error "kvsub: --warn-idle: '5ms' is out of range (0 or 100ms..168h)" \
+        kvsub --warn-idle 5ms tcp://h:1
+    usage_error "kvsub: --warn-idle: '169h' is out of range (0 or 100ms..168h)" \
+        kvsub --warn-idle 169h tcp://h:1
+    usage_error "kvsub: --warn-idle: 'never' is not a duration (e.g. 250ms, 5s, 2m)" \
+        kvsub --warn-idle never tcp://h:1
+    usage_error "kvjs: --ack-wait: '1ms' is out of range (100ms..168h)" \
+        kvjs sub --ack-wait 1ms
+    usage_error "kvreplay: --lock-wait: '169h' is out of range (0..168h)" \
+        kvreplay --lock-wait 169h tcp://h:1
+    # The smallest accepted values parse: the run then fails for want of a
+    # peer or an input, not for the value (exit 1 or 0, never 2).
+    run kvsub --warn-idle 0 --stats-interval 100ms --duration 1ms tcp://127.0.0.1:9
+    assert_success
+}
+
+@test "kvstat: the same parsers and messages as every other tool" {
+    usage_error "kvstat: --every: '0s' is out of range (1ms..168h)" \
+        kvstat rate --every 0s
+    usage_error "kvstat: --every: 'soon' is not a duration (e.g. 250ms, 5s, 2m)" \
+        kvstat rate --every soon
+    usage_error "kvstat: --block-size: '0' is out of range (1..4294967295)" \
+        kvstat top --block-size 0
+    usage_error "kvstat: --capacity: '-1' is not a whole number" \
+        kvstat route --capacity -1
+    usage_error "kvstat: --random-seed: '1.5' is not a whole number" \
+        kvstat route --random-seed 1.5
+    usage_error "kvstat: --seed: 'x' is not a whole number" \
+        kvstat route --seed x
 }
 
 @test "a bad count: one message in every tool" {

@@ -147,6 +147,65 @@ test_failures(void)
           "the temporary file is removed");
 }
 
+/*
+ * Something planted at the temporary path (a shared directory, another
+ * user): a symlink to a file the writer may write, or a file of its own.
+ * Both are refused, and neither they nor the target change.
+ */
+static void
+test_planted(void)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 32], victim[PATH_MAX],
+        want[2 * PATH_MAX + 200], err[2 * PATH_MAX + 200] = "";
+    struct atomicfile f;
+
+    path_of(path, "planted");
+    path_of(victim, "victim");
+    tmp_of(tmp, path, (long)getpid());
+    atomicfile_put(path, 0600, "target", 6, err, sizeof err);
+    atomicfile_put(victim, 0600, "victim", 6, err, sizeof err);
+    snprintf(want, sizeof want,
+             "%s: already exists (refusing to write through a file or "
+             "symlink this process did not create; remove it)",
+             tmp);
+    CHECK(symlink(victim, tmp) == 0, "a symlink planted at PATH.tmp.PID");
+    CHECK(atomicfile_put(path, 0600, "evil", 4, err, sizeof err) == -1,
+          "is refused");
+    CHECK_STR(err, want, "with the reason");
+    CHECK_STR(slurp(victim), "victim", "its target is not written");
+    CHECK_STR(slurp(path), "target", "nor is the file");
+    unlink(tmp);
+
+    close(open(tmp, O_WRONLY | O_CREAT, 0666));
+    CHECK(atomicfile_put(path, 0600, "evil", 4, err, sizeof err) == -1,
+          "a file planted at PATH.tmp.PID is refused");
+    CHECK_STR(err, want, "with the same reason");
+    CHECK_STR(slurp(tmp), "", "the planted file is not written");
+    CHECK_STR(slurp(path), "target", "the file is untouched");
+    unlink(tmp);
+
+    /* Swapped for another file between the open and the commit. */
+    CHECK(atomicfile_open(&f, path, 0600, err, sizeof err) == 0 &&
+              atomicfile_write(&f, "mine", 4, err, sizeof err) == 0,
+          "open and write");
+    unlink(tmp);
+    CHECK(symlink(victim, tmp) == 0, "the temporary file swapped for a link");
+    CHECK(atomicfile_commit(&f, err, sizeof err) == -1, "the commit fails");
+    snprintf(want, sizeof want,
+             "%s: was replaced by another file before the rename; not "
+             "renaming it over %s",
+             tmp, path);
+    CHECK_STR(err, want, "saying why");
+    CHECK_STR(slurp(path), "target", "the file is untouched");
+    CHECK_STR(slurp(victim), "victim", "so is the link's target");
+    {
+        struct stat st;
+        CHECK(lstat(tmp, &st) == 0 && S_ISLNK(st.st_mode),
+              "the planted link is left for its owner");
+    }
+    unlink(tmp);
+}
+
 /* A writer that dies between its writes and the commit. */
 static void
 test_crash(void)
@@ -172,6 +231,50 @@ test_crash(void)
     CHECK_STR(slurp(tmp), "torn", "its work stays in its own PATH.tmp.PID");
 }
 
+/* Writes a one-line file at the temporary path of path for pid. */
+static void
+plant(const char *path, long pid)
+{
+    char tmp[PATH_MAX + 32];
+    FILE *f;
+
+    tmp_of(tmp, path, pid);
+    f = fopen(tmp, "w");
+    if (f != NULL) {
+        fputs("partial\n", f);
+        fclose(f);
+    }
+}
+
+/*
+ * The sweep before a first write: a dead writer's file goes, and so does
+ * one that carries this process's own PID (a dead process's that had the
+ * same PID, as after a container restart); a live writer's stays.
+ */
+static void
+test_sweep(void)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 32], err[256] = "";
+    struct atomicfile f;
+
+    path_of(path, "swept");
+    plant(path, (long)getpid());
+    plant(path, 2147483646L);
+    plant(path, (long)getppid());
+    CHECK(atomicfile_sweep(path, err, sizeof err) == 2,
+          "sweep: two stale temporary files removed");
+    tmp_of(tmp, path, (long)getpid());
+    CHECK(access(tmp, F_OK) != 0, "sweep: our own PID's leftover is gone");
+    tmp_of(tmp, path, 2147483646L);
+    CHECK(access(tmp, F_OK) != 0, "sweep: a dead PID's leftover is gone");
+    tmp_of(tmp, path, (long)getppid());
+    CHECK(access(tmp, F_OK) == 0, "sweep: a live PID's file stays");
+    CHECK(atomicfile_open(&f, path, 0600, err, sizeof err) == 0,
+          "sweep: then the first write can begin");
+    atomicfile_abort(&f);
+    unlink(tmp);
+}
+
 int
 main(void)
 {
@@ -187,7 +290,9 @@ main(void)
     test_put();
     test_stream_and_abort();
     test_failures();
+    test_planted();
     test_crash();
+    test_sweep();
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         printf("# could not remove %s\n", dir);
