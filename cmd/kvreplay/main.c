@@ -46,6 +46,9 @@ static const char usage_text[] =
     "                     the ts of the batch before it is kept too, so a\n"
     "                     restarted engine is found even past that seq;\n"
     "                     FILE.lock keeps a second run out (exit 4)\n"
+    "  --deadline DUR     end the whole run after DUR, however the engine\n"
+    "                     answers (exit 1, what came is printed; default:\n"
+    "                     none, each request ends by -t)\n"
     "  --lock-wait DUR    wait up to DUR for another run's lock on the\n"
     "                     --state file (default 0: exit 4 at once)\n"
     "  --curve-server-key FILE  connect with CURVE to a kvpub serving the\n"
@@ -106,6 +109,7 @@ struct opts {
     int stats;
     const char *state;
     uint64_t lock_wait_ms;
+    uint64_t deadline_ms; /* --deadline: the whole run; 0 = none */
     struct curveopt curve; /* --curve-* key files */
     const char *spec;
 };
@@ -347,6 +351,21 @@ print_stats(const struct counters *c, long long ms)
 }
 
 /*
+ * What is left of --deadline for the next fetch: at least 1 ms, so that a
+ * fetch begun after the deadline ends at once; 0 without --deadline.
+ */
+static uint64_t
+run_left_ms(const struct opts *o, const struct counters *c)
+{
+    long long left;
+
+    if (o->deadline_ms == 0)
+        return 0;
+    left = (long long)o->deadline_ms - (cli_now_ms() - c->t0);
+    return left > 0 ? (uint64_t)left : 1;
+}
+
+/*
  * One fetch on a fresh DEALER.  Returns the replay_rc; *res is filled.
  */
 static int
@@ -362,10 +381,11 @@ fetch_once(void *zctx, const char *uri, struct rank_run *r, uint64_t from,
     rc = replay_open(zctx, uri, err, errlen);
     if (rc == NULL)
         return REPLAY_ERROR;
+    memset(&req, 0, sizeof req);
     req.from = from;
     req.to = to;
     req.timeout_ms = o->timeout_ms > INT_MAX ? INT_MAX : (int)o->timeout_ms;
-    req.max_retries = 0;
+    req.deadline_ms = run_left_ms(o, r->cnt);
     log_info("%s: replay from %llu", uri, (unsigned long long)from);
     for (;;) {
         ret = replay_fetch(rc, &req, on_batch, on_bad, r, res, err, errlen);
@@ -655,6 +675,7 @@ enum {
     OPT_TO,
     OPT_STATE,
     OPT_LOCK_WAIT,
+    OPT_DEADLINE,
     OPT_ENGINE,
     OPT_DP_SIZE,
     OPT_STATS
@@ -666,6 +687,7 @@ static const struct option longopts[] = {
     {"timeout", required_argument, NULL, 't'},
     {"state", required_argument, NULL, OPT_STATE},
     {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+    {"deadline", required_argument, NULL, OPT_DEADLINE},
     {"model", required_argument, NULL, 'm'},
     {"engine", required_argument, NULL, OPT_ENGINE},
     {"dp-size", required_argument, NULL, OPT_DP_SIZE},
@@ -708,6 +730,9 @@ parse_args(int argc, char **argv, struct opts *o)
             break;
         case OPT_LOCK_WAIT:
             o->lock_wait_ms = cli_arg_duration("--lock-wait", optarg, 0);
+            break;
+        case OPT_DEADLINE:
+            o->deadline_ms = cli_arg_duration("--deadline", optarg, 1);
             break;
         case 'm':
             o->model = optarg;

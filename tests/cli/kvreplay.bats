@@ -776,3 +776,26 @@ assert s["batches"] == 5 and s["retries"] == 0, s'
     echo "took ${ms}ms" >&3
     [ "$ms" -lt 4000 ]
 }
+
+@test "--deadline ends a run that -t cannot: an engine that trickles new batches" {
+    port=$(free_port)
+    "$PY" "$KVTAP_TOP/tests/peer/hostile.py" --replay "tcp://127.0.0.1:$port" \
+        --trickle --every 0.03 --ready "$D/h.ready" &
+    PEER_PIDS+=($!)
+    wait_file "$D/h.ready" 20
+    # A new batch every 30 ms, within -t and within the quiet time that
+    # would end a stream without its end marker: -t alone never ends it.
+    run timeout 3 kvreplay -q -t 1s "pod-a=tcp://127.0.0.1:$port"
+    assert_equal "$status" 124
+    run_ndjson "$D/got" timeout 20 kvreplay -t 1s --deadline 2s \
+        "pod-a=tcp://127.0.0.1:$port"
+    assert_failure 1
+    [[ "$stderr" == "kvreplay: error: tcp://127.0.0.1:$port: replay deadline passed (next seq "* ]]
+    # What came before the deadline is printed, in order, from seq 0.
+    n=$(jq -s length "$D/got")
+    [ "$n" -ge 5 ] && [ "$n" -le 100 ]
+    run jq -s -c '[.[].seq] == [range(0; length)]' "$D/got"
+    assert_output true
+    run kvreplay --deadline 0 "tcp://127.0.0.1:$port"
+    assert_failure 2
+}

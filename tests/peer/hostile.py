@@ -6,7 +6,9 @@ request ["", start8] (with or without the delimiter) with a stale reply
 every --every seconds, for ever: the batch of seq start-1 (seq 0 when
 start is 0), a seq the client already holds or never asked for.  A
 client that restarts its silence timer on every reply never stops
-waiting.
+waiting.  With --trickle the replies are new instead: seq start, start+1,
+... one every --every seconds and never the end marker, an engine too slow
+to ever finish, which only an overall deadline ends.
 
 --pub URI binds a PUB (an XPUB that waits for a subscriber with
 --wait-subs) and publishes the seqs of --seqs (e.g. "0-2,10-12") at
@@ -55,6 +57,8 @@ def main():
     ap.add_argument("--replay", help="hostile replay ROUTER URI (bound)")
     ap.add_argument("--every", type=float, default=0.1,
                     help="seconds between stale replies (default 0.1)")
+    ap.add_argument("--trickle", action="store_true",
+                    help="--replay answers with new seqs, never the end")
     ap.add_argument("--pub", help="PUB URI (bound)")
     ap.add_argument("--seqs", default="", help="seqs to publish, in order")
     ap.add_argument("--rate", type=float, default=100.0)
@@ -109,7 +113,11 @@ def main():
             next_pub = now + gap
         if router is not None and askers and now >= next_stale:
             for ident, (delim, start) in askers.items():
-                seq = start - 1 if start > 0 else 0
+                if args.trickle:
+                    seq = start
+                    askers[ident] = (delim, start + 1)
+                else:
+                    seq = start - 1 if start > 0 else 0
                 head = [ident, b""] if delim else [ident]
                 router.send_multipart(head + [seq.to_bytes(8, "big"),
                                               batch(seq)])
