@@ -168,10 +168,13 @@ consumer_config(struct sub *s, const char *filter, jsConsumerConfig *cc,
     jsConsumerConfig_Init(cc);
     cc->Durable = o->durable;
     /*
-     * One ack per fetch covers the whole fetch: every message in it was
-     * written and flushed before the ack goes out.
+     * Each message is acknowledged on its own, after it was written and
+     * flushed.  Under ack-all one ack per fetch was cheaper, but it also
+     * covers messages a reader killed earlier had fetched and never
+     * written: a durable resumed before their ack wait ran out fetched the
+     * next ones, acknowledged them, and those were lost.
      */
-    cc->AckPolicy = js_AckAll;
+    cc->AckPolicy = js_AckExplicit;
     cc->AckWait = (int64_t)o->ack_wait_ms * 1000000;
     cc->MaxAckPending = 65536;
     cc->FilterSubject = filter;

@@ -383,6 +383,32 @@ wait_msgs() {
     [ "$acked_bytes" -le 65536 ]
 }
 
+@test "durable: a reader resumed at once loses nothing its killed run held" {
+    nats_start
+    gen pod-a 0 1000 | kvjs pub -s "$NATS_URL"
+    # A pipe nobody reads until the run is dead: opened read-write here, so
+    # that what the killed run wrote can be read back afterwards.
+    mkfifo "$T/fifo"
+    exec 5<>"$T/fifo"
+    kvjs sub -s "$NATS_URL" --durable d3 --batch 8 --ack-wait 3s >"$T/fifo" &
+    local c=$!
+    sleep 1
+    kill -9 "$c"
+    wait "$c" || true
+    # Its last line may be cut.  It held one fetch it never wrote: resumed
+    # before --ack-wait ran out, the next run must not acknowledge those
+    # with its own.
+    timeout 2 cat <&5 >"$T/r1" || true
+    exec 5<&-
+    jq -R 'fromjson? | .js_seq' "$T/r1" >"$T/s1"
+    [ -s "$T/s1" ]
+    run_ndjson "$T/o2" kvjs sub -s "$NATS_URL" --durable d3
+    assert_success
+    jq .js_seq "$T/o2" >"$T/s2"
+    run sh -c "sort -un '$T/s1' '$T/s2' | wc -l"
+    assert_output 1000
+}
+
 @test "cluster: a server killed mid-run loses nothing acknowledged" {
     nats_start_cluster
     gen pod-a 0 20000 >"$T/in"
