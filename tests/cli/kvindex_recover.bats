@@ -127,7 +127,11 @@ crash_and_restart() {
     run kvindex pods -r -s "$S"
     assert_output --partial '"pod":"pod-a","dp_rank":0,'
     assert_output --partial '"degraded":true'
-    run grep 'degraded' "$T/idx.kv.sock.err"
+    # Exactly one warning about the missing seqs.  (Orphaned stores may
+    # degrade the pod too, with their own warning, when a loaded machine
+    # started kvsub after the 100-batch buffer had moved on: that is
+    # timing, not what this test is about.)
+    run grep 'degraded: seqs' "$T/idx.kv.sock.err"
     assert_output --regexp "^kvindex: warning: pod-a \(dp_rank 0\): degraded: seqs $((LAST + 1))\.\.[0-9]+ after the snapshot's seq $LAST are missing: its entries may be stale\$"
     wait_until '[ "$(last_seq "$S")" = $((N - 1)) ]' 90
     run kvindex pods -r -s "$S"
