@@ -135,11 +135,15 @@ struct kv_event {
     /*
      * Token ids.  With token_pairs set (SGLang bigram pages) the field is an
      * array of n_tokens [a, b] pairs stored flat, so tokens has 2*n_tokens
-     * values.
+     * values.  With token_mixed set (TensorRT-LLM) some ids were strings
+     * standing for multimodal placeholders: raw[KV_F_TOKEN_IDS] keeps the
+     * list as it came, and tokens holds kv_token_placeholder() at those
+     * positions so that block keys can still be computed.
      */
     uint32_t *tokens;
     size_t n_tokens;
     int token_pairs;
+    int token_mixed;
     int64_t num[KV_F_COUNT];
     struct kv_str str[KV_F_COUNT];
     struct kv_raw raw[KV_F_COUNT];
@@ -241,6 +245,22 @@ kv_field_parse(const char *s, size_t n, enum kv_field *out)
 #undef KV_FIELD_TRY
     return -1;
 }
+/*
+ * The token id a placeholder string of a token list (TensorRT-LLM's
+ * multimodal tokens) stands for in block keys: FNV-1a (32 bits) of its
+ * bytes with the top bit set, so that different placeholders key apart
+ * (docs/protocol.md#tensorrt-llm).
+ */
+static inline uint32_t
+kv_token_placeholder(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h | 0x80000000u;
+}
+
 /* Resets ev to an empty event of the given type (every field absent). */
 void kv_event_init(struct kv_event *ev, enum kv_type type);
 

@@ -359,6 +359,8 @@ field_bound(const struct kv_event *ev, enum kv_field f, uint32_t live)
     case KV_K_HASH:
         return 24;
     case KV_K_TOKENS:
+        if (ev->token_mixed)
+            return 0; /* written from raw[], like a RAW field */
         return add_sat(mul_sat(ev->n_tokens, ev->token_pairs ? 28 : 14), 12);
     case KV_K_INT:
         return 24;
@@ -464,7 +466,8 @@ wr_engine_body(struct buf *out, const struct kv_event *ev)
         if (!(live & KV_BIT(f))) {
             memcpy(q, "null", 4);
             q += 4;
-        } else if (kv_fields[f].kind == KV_K_RAW) {
+        } else if (kv_fields[f].kind == KV_K_RAW ||
+                   (f == KV_F_TOKEN_IDS && ev->token_mixed)) {
             out->len = (size_t)(q - out->p);
             ndjson_write_raw(out, ev->raw[f]);
             if ((q = wr_room(out, bound)) == NULL)

@@ -184,9 +184,13 @@ token_fast(const uint8_t **pp, const uint8_t *end, uint32_t *out)
     }
 }
 
-/* Reads one token id in any encoding; 0 or -1 (message set). */
+/*
+ * Reads one token id in any encoding; 0 or -1 (message set).  With mixed
+ * non-NULL a string is accepted as a placeholder (TensorRT-LLM's
+ * multimodal tokens, docs/protocol.md#tensorrt-llm) and sets *mixed.
+ */
 static int
-dec_token(struct dec *d, uint32_t *out)
+dec_token(struct dec *d, uint32_t *out, int *mixed)
 {
     struct mpk_val v;
 
@@ -194,6 +198,11 @@ dec_token(struct dec *d, uint32_t *out)
         return 0;
     if (mpk_next(&d->c, &v) != MPK_OK)
         return wrong_type(d, KV_F_TOKEN_IDS);
+    if (v.type == MPK_STR && mixed != NULL) {
+        *out = kv_token_placeholder((const char *)v.p, v.n);
+        *mixed = 1;
+        return 0;
+    }
     if (v.type == MPK_INT || (v.type == MPK_UINT && v.v.u > UINT32_MAX))
         return fail(d, "token_ids: token out of range");
     if (v.type != MPK_UINT)
@@ -205,7 +214,9 @@ dec_token(struct dec *d, uint32_t *out)
 static int
 dec_tokens(struct dec *d, struct kv_event *ev)
 {
+    const uint8_t *list = d->c.p;
     struct mpk_val v;
+    int mixed = 0;
 
     if (mpk_next(&d->c, &v) != MPK_OK || v.type != MPK_ARRAY)
         return wrong_type(d, KV_F_TOKEN_IDS);
@@ -214,6 +225,7 @@ dec_tokens(struct dec *d, struct kv_event *ev)
     ev->tokens = NULL;
     ev->n_tokens = 0;
     ev->token_pairs = 0;
+    ev->token_mixed = 0;
     if (v.n == 0)
         return 0;
     /* SGLang bigram pages: every element is a [a, b] pair. */
@@ -229,25 +241,31 @@ dec_tokens(struct dec *d, struct kv_event *ev)
             if (token_fast(&p, end, &t[i]))
                 continue;
             d->c.p = p;
-            if (dec_token(d, &t[i]) == -1)
+            if (dec_token(d, &t[i], &mixed) == -1)
                 return -1;
             p = d->c.p;
         }
         d->c.p = p;
+        if (mixed) {
+            ev->raw[KV_F_TOKEN_IDS].p = list;
+            ev->raw[KV_F_TOKEN_IDS].n = (size_t)(p - list);
+            ev->raw[KV_F_TOKEN_IDS].kind = KV_RAW_MSGPACK;
+        }
     } else {
         for (uint32_t i = 0; i < v.n; i++) {
             struct mpk_val pv;
             if (mpk_next(&d->c, &pv) != MPK_OK || pv.type != MPK_ARRAY ||
                 pv.n != 2)
                 return fail(d, "token_ids: malformed pair");
-            if (dec_token(d, &t[2 * i]) == -1 ||
-                dec_token(d, &t[2 * i + 1]) == -1)
+            if (dec_token(d, &t[2 * i], NULL) == -1 ||
+                dec_token(d, &t[2 * i + 1], NULL) == -1)
                 return -1;
         }
     }
     ev->tokens = t;
     ev->n_tokens = v.n;
     ev->token_pairs = pairs;
+    ev->token_mixed = mixed;
     return 0;
 }
 
@@ -315,7 +333,8 @@ dec_field(struct dec *d, struct kv_event *ev, enum kv_field f)
         ev->str[f].n = v.n;
         break;
     case KV_K_RAW:
-        /* extra_keys: an array kept verbatim, converted by the writer. */
+        /* extra_keys, mm_keys: an array kept verbatim, converted by the
+         * writer. */
         if (mpk_next(&d->c, &v) != MPK_OK || v.type != MPK_ARRAY)
             return wrong_type(d, f);
         d->c.p = start;

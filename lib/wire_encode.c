@@ -25,6 +25,7 @@ wire_layout_parse(const char *s, enum wire_layout *out)
         {"vllm-array", WIRE_LAYOUT_VLLM_ARRAY},
         {"vllm-map-batch", WIRE_LAYOUT_VLLM_MAP_BATCH},
         {"sglang", WIRE_LAYOUT_SGLANG},
+        {"trtllm", WIRE_LAYOUT_TRTLLM},
     };
 
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -57,8 +58,9 @@ put_hash(struct enc *e, const struct kv_hash *h)
 {
     if (e->o->bytes_hashes && h->digest != NULL)
         pack_bin(&e->pk, h->digest, h->digest_len);
-    else if (e->o->layout == WIRE_LAYOUT_SGLANG)
-        pack_int(&e->pk, (int64_t)h->v); /* SGLang: signed first-8-bytes ids */
+    else if (e->o->layout == WIRE_LAYOUT_SGLANG ||
+             e->o->layout == WIRE_LAYOUT_TRTLLM)
+        pack_int(&e->pk, (int64_t)h->v); /* signed first-8-bytes ids */
     else
         pack_uint(&e->pk, h->v);
 }
@@ -76,6 +78,11 @@ put_raw(struct enc *e, const struct kv_raw *v)
 static void
 put_tokens(struct enc *e, const struct kv_event *ev)
 {
+    /* Placeholder strings among the ids: the list as it came. */
+    if (ev->token_mixed) {
+        put_raw(e, &ev->raw[KV_F_TOKEN_IDS]);
+        return;
+    }
     /* A count msgpack cannot hold stops here, before tokens is read. */
     if (pack_array(&e->pk, ev->n_tokens) == -1)
         return;

@@ -101,7 +101,8 @@ static const char usage_text[] =
     "  -c, --connect         connect the PUB socket instead of binding "
     "it\n"
     "      --layout L        vllm (default), vllm-array, "
-    "vllm-map-batch, sglang\n"
+    "vllm-map-batch, sglang,\n"
+    "                        trtllm\n"
     "      --bytes-hashes    publish 32-byte digests where a line has "
     "block_digests\n"
     "      --topic T         the topic frame (default: empty)\n"
@@ -732,7 +733,7 @@ parse_args(int argc, char **argv, struct opts *o)
         case OPT_LAYOUT:
             if (wire_layout_parse(optarg, &o->layout) == -1)
                 cli_usage_error("--layout: unknown layout '%s' (vllm, "
-                                "vllm-array, vllm-map-batch, sglang)",
+                                "vllm-array, vllm-map-batch, sglang, trtllm)",
                                 optarg);
             break;
         case OPT_BYTES_HASHES:

@@ -33,7 +33,7 @@ FIELD_ORDER = (
     "block_hashes", "parent_block_hash", "token_ids", "block_size",
     "lora_id", "medium", "lora_name", "extra_keys", "group_idx",
     "kv_cache_spec_kind", "kv_cache_spec_sliding_window", "locality",
-    "ownership", "cache_salt", "session_id",
+    "ownership", "cache_salt", "session_id", "mm_keys",
 )
 KNOWN = set(FIELD_ORDER) | {"type"}
 
@@ -272,7 +272,7 @@ def _field_text(name, v):
     if name in ("block_size", "lora_id", "group_idx",
                 "kv_cache_spec_sliding_window"):
         return str(int(v))
-    if name == "extra_keys":
+    if name in ("extra_keys", "mm_keys"):
         return json_generic(v)
     return json_str(v)
 

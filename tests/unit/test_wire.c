@@ -211,7 +211,9 @@ dump_event(struct buf *o, const struct kv_event *ev)
             dump_hash(o, &ev->parent);
             break;
         case KV_K_TOKENS:
-            buf_puts(o, ev->token_pairs ? "pairs[" : "[");
+            buf_puts(o, ev->token_pairs   ? "pairs["
+                        : ev->token_mixed ? "mixed["
+                                          : "[");
             for (size_t i = 0; i < ev->n_tokens * (ev->token_pairs ? 2 : 1);
                  i++) {
                 if (i)
@@ -457,7 +459,13 @@ static const struct dcase dcases[] = {
     {"token 2^32", 0,
      "[" TS ", [[\"BlockStored\",[1],nil,[4294967295,4294967296],1,nil]]]",
      "ts=1700000000 rank=nil; ERR event 0: token_ids: token out of range"},
+    /* TensorRT-LLM's placeholder: FNV-1a-32("a") with the top bit set. */
     {"token is a str", 0, "[" TS ", [[\"BlockStored\",[1],nil,[\"a\"],1,nil]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=mixed[3826002220] block_size=1 "
+     "lora_id=nil"},
+    {"a str among tokens, and a token of another type", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1,\"a\",true],1,nil]]]",
      "ts=1700000000 rank=nil; ERR event 0: token_ids: wrong type"},
     {"token_ids nil", 0, "[" TS ", [[\"BlockStored\",[1],nil,nil,1,nil]]]",
      "ts=1700000000 rank=nil; ERR event 0: token_ids: wrong type"},

@@ -1,0 +1,106 @@
+#!/usr/bin/env bats
+# Every producer of docs/protocol.md#producers, end to end: the golden
+# payloads of tests/peer/producers.py (whose expected NDJSON is written out
+# there by hand, tests/data/fixtures/NAME.ndjson) are published live by the
+# independent peer and must come out of kvsub exactly; where kvpub has the
+# producer's layout, kvpub re-encodes the expected lines into the same
+# bytes; and kvindex applies them as docs/kvindex.md says.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+FIX="$KVTAP_TOP/tests/data/fixtures"
+
+setup() {
+    T=$BATS_TEST_TMPDIR
+    PIDS=()
+}
+
+teardown() {
+    kill_pids
+}
+
+# The kvsub options a fixture's NAME.opts asks for (engine=E).
+fixture_opts() {
+    local f="$FIX/$1.opts"
+    [ -f "$f" ] || return 0
+    sed -n 's/^engine=\(.*\)$/--engine \1/p' "$f"
+}
+
+# live NAME: publishes NAME.bin as seq 7 and prints what kvsub wrote.
+live() {
+    local name=$1 port n
+    port=$(free_port)
+    n=$(wc -l < "$FIX/$name.ndjson")
+    "$PY" "$PEER" --quiet --pub "tcp://127.0.0.1:$port" --start-seq 7 \
+        --payload "$FIX/$name.bin" --wait-subs 1 --hold 10 &
+    PIDS+=($!)
+    # shellcheck disable=SC2046
+    kvsub -q -o now --count "$n" --idle 20s $(fixture_opts "$name") \
+        "golden=tcp://127.0.0.1:$port"
+}
+
+@test "every producer fixture decodes live over tcp, exactly as written out" {
+    local cases=0
+    while read -r name layout; do
+        run live "$name"
+        assert_success
+        diff <(printf '%s\n' "$output") "$FIX/$name.ndjson"
+        refute_output --partial '"type":"decode_error"'
+        refute_output --partial '"type":"skipped"'
+        cases=$((cases + 1))
+    done < "$FIX/producers.list"
+    [ "$cases" -ge 1 ]
+}
+
+@test "kvpub re-encodes each producer's lines into the producer's bytes" {
+    local cases=0
+    while read -r name layout; do
+        [ "$layout" = "-" ] && continue
+        port=$(free_port)
+        "$PY" "$KVTAP_TOP/tests/peer/kvpub_check.py" sub \
+            "tcp://127.0.0.1:$port" --count 1 > "$T/$name.got" &
+        PIDS+=($!)
+        run kvpub -q --layout "$layout" --wait-subs 1 \
+            -i "$FIX/$name.ndjson" "tcp://127.0.0.1:$port"
+        assert_success
+        wait_pid "${PIDS[-1]}" 10
+        got=$(jq -r .payload "$T/$name.got")
+        want=$(od -An -v -tx1 "$FIX/$name.bin" | tr -d ' \n')
+        assert_equal "$got" "$want"
+        cases=$((cases + 1))
+    done < "$FIX/producers.list"
+    [ "$cases" -ge 1 ]
+}
+
+# placeholder STR: the token id docs/protocol.md#tensorrt-llm gives it.
+placeholder() {
+    "$PY" -c '
+import sys
+h = 2166136261
+for b in sys.argv[1].encode():
+    h = ((h ^ b) * 16777619) & 0xffffffff
+print(h | 0x80000000)' "$1"
+}
+
+@test "TensorRT-LLM: kvindex keys placeholder tokens by their FNV-1a-32" {
+    S=$T/kvi.sock
+    # The fixture's store, as a root (its parent is not in the index).
+    grep '"i":0' "$FIX/P01_trtllm.ndjson" |
+        jq -c '.parent_block_hash = null' > "$T/store.ndjson"
+    kvindex serve -q -m llama -s "$S" "$T/store.ndjson" &
+    PIDS+=($!)
+    kvindex ping -s "$S" -t 10s > /dev/null
+    for i in $(seq 100); do
+        [ "$(kvindex stats -r -s "$S" | jq .entries)" = 2 ] && break
+        sleep 0.05
+    done
+    img=$(placeholder "<img>")
+    aud=$(placeholder "<aud>")
+    run kvindex match -r -s "$S" "[1,2,$img,4,5,$img,$aud,8]"
+    assert_success
+    assert_output '{"block_size":4,"blocks":2,"matches":[{"pod":"golden","dp_rank":0,"depth":2,"tokens":8,"percent":100,"media":["GPU"],"degraded":false}]}'
+    # Other placeholders are other tokens: the second block no longer matches.
+    run kvindex match -r -s "$S" "[1,2,$img,4,5,$img,$img,8]"
+    assert_output --partial '"depth":1,'
+}
