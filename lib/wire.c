@@ -24,6 +24,7 @@ struct dec {
     size_t max_events;
     size_t max_tokens;
     size_t len;
+    int in_map;    /* decoding a tagged-map event */
     char msg[128]; /* why the current event failed */
 };
 
@@ -275,11 +276,21 @@ dec_tokens(struct dec *d, struct kv_event *ev)
 static const uint32_t nullable_fields = 0u KV_FIELD_LIST(NULLABLE, ~);
 #undef NULLABLE
 
+/*
+ * Mooncake's master sends nil for the token ids and block size it does not
+ * know (docs/protocol.md#mooncake); only map events do that, and array
+ * events keep vLLM's rule that these slots hold a value.
+ */
+static const uint32_t map_nullable_fields =
+    KV_BIT(KV_F_TOKEN_IDS) | KV_BIT(KV_F_BLOCK_SIZE);
+
 /* Whether a nil is an acceptable value for the field. */
 static int
-nullable(enum kv_field f)
+nullable(const struct dec *d, enum kv_field f)
 {
-    return (nullable_fields & KV_BIT(f)) != 0;
+    uint32_t ok = nullable_fields | (d->in_map ? map_nullable_fields : 0u);
+
+    return (ok & KV_BIT(f)) != 0;
 }
 
 /*
@@ -294,7 +305,7 @@ dec_field(struct dec *d, struct kv_event *ev, enum kv_field f)
     struct mpk_val v;
 
     if (start < d->c.end && *start == 0xc0) {
-        if (!nullable(f))
+        if (!nullable(d, f))
             return wrong_type(d, f);
         d->c.p++;
         ev->present |= KV_BIT(f);
@@ -506,6 +517,31 @@ map_known(enum kv_type t, enum kv_field f)
 }
 
 /*
+ * Mooncake's event_type ("stored", "removed", "cleared") as the tag its
+ * legacy "type" key would have carried, for a map without that key
+ * (docs/protocol.md#mooncake).  0, or -1 for another value.
+ */
+static int
+mooncake_type(const struct mpk_val *v, struct mpk_val *type)
+{
+    static const char *const tags[][2] = {
+        {"stored", "BlockStored"},
+        {"removed", "BlockRemoved"},
+        {"cleared", "AllBlocksCleared"},
+    };
+
+    for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
+        if (v->n > 0 && str_eq(v, tags[i][0], strlen(tags[i][0]))) {
+            type->type = MPK_STR;
+            type->p = (const uint8_t *)tags[i][1];
+            type->n = (uint32_t)strlen(tags[i][1]);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/*
  * Finds the last "type" key of a map of n entries whose body starts at the
  * cursor.  Returns 0 with its value in *type, or -1 (reason in d->msg).
  */
@@ -513,6 +549,7 @@ static int
 find_type(struct dec *d, uint32_t n, struct mpk_val *type)
 {
     int found = 0, ok = 0;
+    struct mpk_val alt = {0};
 
     for (uint32_t i = 0; i < n; i++) {
         struct mpk_val k;
@@ -524,6 +561,11 @@ find_type(struct dec *d, uint32_t n, struct mpk_val *type)
             const uint8_t *vstart = d->c.p;
             ok = mpk_next(&d->c, type) == MPK_OK && type->type == MPK_STR;
             d->c.p = vstart;
+        } else if (k.type == MPK_STR && str_eq(&k, "event_type", 10)) {
+            const uint8_t *vstart = d->c.p;
+            if (mpk_next(&d->c, &alt) != MPK_OK || alt.type != MPK_STR)
+                alt.n = 0;
+            d->c.p = vstart;
         } else {
             d->c.p = kstart;
             if (mpk_skip(&d->c) != MPK_OK)
@@ -532,6 +574,8 @@ find_type(struct dec *d, uint32_t n, struct mpk_val *type)
         if (mpk_skip(&d->c) != MPK_OK)
             return fail(d, "truncated");
     }
+    if (!found && mooncake_type(&alt, type) == 0)
+        return 0;
     if (!found || !ok)
         return fail(d, "no string type key");
     return 0;
@@ -683,9 +727,11 @@ dec_events(struct dec *d, uint32_t n, struct kv_batch *out, char *err,
         }
         if (v.type == MPK_ARRAY)
             rc = dec_array_event(d, ev, v.n, &tag);
-        else if (v.type == MPK_MAP)
+        else if (v.type == MPK_MAP) {
+            d->in_map = 1;
             rc = dec_map_event(d, ev, v.n, &tag);
-        else
+            d->in_map = 0;
+        } else
             rc = fail(d, "not an array or map");
         if (rc == 0) {
             k++;
@@ -746,6 +792,8 @@ dec_ts(struct dec *d, struct kv_batch *out, char *err, size_t errlen)
     }
     if (v.type == MPK_FLOAT)
         out->ts = v.v.f;
+    else if (v.type == MPK_UINT && v.v.u >= WIRE_TS_MS_MIN)
+        out->ts = (double)v.v.u / 1000.0; /* Mooncake's milliseconds */
     else if (v.type == MPK_UINT)
         out->ts = (double)v.v.u;
     else if (v.type == MPK_INT)
@@ -874,6 +922,7 @@ wire_decode(const uint8_t *payload, size_t len, const struct wire_opts *opts,
     d.max_tokens =
         opts != NULL && opts->max_tokens ? opts->max_tokens : WIRE_MAX_TOKENS;
     d.len = len;
+    d.in_map = 0;
     d.msg[0] = '\0';
     mpk_init(&d.c, payload, len);
 

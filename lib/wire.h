@@ -24,6 +24,13 @@
 #define WIRE_MAX_HASHES 1048576
 #define WIRE_MAX_TOKENS (16u * 1024 * 1024)
 
+/*
+ * An integer batch ts at or above this is in milliseconds (Mooncake's
+ * master, docs/protocol.md#mooncake): as seconds it would be past the year
+ * 5000, as milliseconds it is after 1973.
+ */
+#define WIRE_TS_MS_MIN 100000000000ull
+
 struct wire_opts {
     enum kv_engine engine; /* positional meaning of array slots 7 and up */
     size_t max_events;     /* 0 = WIRE_MAX_EVENTS */

@@ -104,3 +104,10 @@ print(h | 0x80000000)' "$1"
     run kvindex match -r -s "$S" "[1,2,$img,4,5,$img,$img,8]"
     assert_output --partial '"depth":1,'
 }
+
+@test "Mooncake: kvindex counts stores without tokens as invalid, applies clears" {
+    run kvindex serve -q -s "$T/kvi.sock" -m deepseek --exit-on-eof --stats \
+        "$FIX/P02_mooncake.ndjson"
+    assert_success
+    assert_equal "$(echo "$output" | jq -c '[.events.BlockStored,.events.BlockRemoved,.events.AllBlocksCleared,.rejected.invalid,.entries,.unknown_removed]')" '[0,2,1,1,0,0]'
+}

@@ -72,8 +72,70 @@ def trtllm():
     ], kvpub="trtllm")
 
 
+def mooncake_map(event_id, event_type, block_size, key, tokens=True,
+                 legacy=True):
+    """One event map of Mooncake's master (kvcache-ai/Mooncake #2214,
+    RFC #1527), keys in the publisher's order."""
+    legacy_tag = {"stored": "BlockStored", "removed": "BlockRemoved",
+                  "cleared": "AllBlocksCleared"}[event_type]
+    m = {"event_id": event_id, "timestamp": 1700000000100 + event_id,
+         "event_type": event_type}
+    if legacy:
+        m["type"] = legacy_tag
+    m.update({"model_name": "deepseek", "block_size": block_size,
+              "additional_salt": None, "lora_name": None,
+              "tenant_id": "default", "backend_id": "node-1",
+              "medium": "cpu", "dp_rank": 0})
+    if event_type != "cleared":
+        m.update({"group_id": 0, "object_key": key, "seq_hashes": [],
+                  "block_hashes": [], "base_block_idx": None})
+    if event_type == "stored" and tokens:
+        m.update({"parent_hash": None, "token_ids": None,
+                  "parent_block_hash": None})
+    return m
+
+
+def mooncake():
+    """Mooncake's master: [ts_ms, [map...], dp_rank]; the block identity is
+    object_key (a rolling seq hash as a string); token ids and parents are
+    nil; a map may lack the legacy "type" (event_type says it)."""
+    evs = [mooncake_map(1, "stored", 64, "12345678901234567890"),
+           mooncake_map(2, "removed", None, "0x5f3e9a1c2b7d4e60"),
+           mooncake_map(3, "removed", 64, "12345678901234567890",
+                        legacy=False),
+           mooncake_map(4, "cleared", 64, None)]
+    env = '{"pod":"golden","dp_rank":0,"seq":7,"i":%d,"ts":1700000000.123,'
+    removed = ('"event_type":"removed","model_name":"deepseek",'
+               '"block_size":%s,"additional_salt":null,"lora_name":null,'
+               '"tenant_id":"default","backend_id":"node-1","dp_rank":0,'
+               '"group_id":0,"seq_hashes":[],"base_block_idx":null}')
+    case("P02_mooncake", pk([1700000000123, evs, 0]), [
+        (env % 0) + '"type":"BlockStored","block_hashes":[],'
+        '"parent_block_hash":null,"token_ids":null,"block_size":64,'
+        '"lora_id":null,"medium":"cpu","lora_name":null,'
+        '"object_key":"12345678901234567890","event_id":1,'
+        '"timestamp":1700000000101,"event_type":"stored",'
+        '"model_name":"deepseek","additional_salt":null,'
+        '"tenant_id":"default","backend_id":"node-1","dp_rank":0,'
+        '"group_id":0,"seq_hashes":[],"base_block_idx":null,'
+        '"parent_hash":null}',
+        (env % 1) + '"type":"BlockRemoved","block_hashes":[],'
+        '"medium":"cpu","object_key":"0x5f3e9a1c2b7d4e60","event_id":2,'
+        '"timestamp":1700000000102,' + (removed % "null"),
+        (env % 2) + '"type":"BlockRemoved","block_hashes":[],'
+        '"medium":"cpu","object_key":"12345678901234567890","event_id":3,'
+        '"timestamp":1700000000103,' + (removed % "64"),
+        (env % 3) + '"type":"AllBlocksCleared","event_id":4,'
+        '"timestamp":1700000000104,"event_type":"cleared",'
+        '"model_name":"deepseek","block_size":64,"additional_salt":null,'
+        '"lora_name":null,"tenant_id":"default","backend_id":"node-1",'
+        '"medium":"cpu","dp_rank":0}',
+    ])
+
+
 def build():
     trtllm()
+    mooncake()
 
 
 def main():

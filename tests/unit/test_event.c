@@ -25,6 +25,7 @@ static const char *const want_names[] = {
     "cache_salt",
     "session_id",
     "mm_keys",
+    "object_key",
 };
 
 static void
