@@ -495,6 +495,34 @@ dec_array_event(struct dec *d, struct kv_event *ev, uint32_t n,
     return 0;
 }
 
+/*
+ * Decodes an event packed into a byte string (llm-d's storage-tier
+ * publisher, docs/protocol.md#llm-d-storage-tier): the bytes hold exactly
+ * one array event, and there a parent of 0 means no parent.  The outer
+ * cursor is left after the byte string whatever happens.  Returns what
+ * dec_array_event returns.
+ */
+static int
+dec_packed_event(struct dec *d, struct kv_event *ev, const struct mpk_val *bin,
+                 struct kv_str *tag)
+{
+    const struct mpk outer = d->c;
+    struct mpk_val v;
+    int rc;
+
+    mpk_init(&d->c, bin->p, bin->n);
+    if (mpk_next(&d->c, &v) != MPK_OK || v.type != MPK_ARRAY)
+        rc = fail(d, "packed event is not an array");
+    else if ((rc = dec_array_event(d, ev, v.n, tag)) == 0 && d->c.p != d->c.end)
+        rc = fail(d, "trailing bytes after packed event");
+    d->c = outer;
+    if (rc == 0 && (ev->present & KV_BIT(KV_F_PARENT_BLOCK_HASH)) &&
+        !(ev->isnull & KV_BIT(KV_F_PARENT_BLOCK_HASH)) && ev->parent.v == 0 &&
+        ev->parent.digest == NULL)
+        ev->isnull |= KV_BIT(KV_F_PARENT_BLOCK_HASH);
+    return rc;
+}
+
 /* The fields each map event may carry by name (fields.def's map column). */
 #define MAP_BIT(t, id, name, kind, nullable, required, map, ...)               \
     | ((KV_TYPES_##map) & (t) ? KV_BIT(KV_F_##id) : 0u)
@@ -731,7 +759,9 @@ dec_events(struct dec *d, uint32_t n, struct kv_batch *out, char *err,
             d->in_map = 1;
             rc = dec_map_event(d, ev, v.n, &tag);
             d->in_map = 0;
-        } else
+        } else if (v.type == MPK_BIN)
+            rc = dec_packed_event(d, ev, &v, &tag);
+        else
             rc = fail(d, "not an array or map");
         if (rc == 0) {
             k++;

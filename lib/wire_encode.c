@@ -26,6 +26,7 @@ wire_layout_parse(const char *s, enum wire_layout *out)
         {"vllm-map-batch", WIRE_LAYOUT_VLLM_MAP_BATCH},
         {"sglang", WIRE_LAYOUT_SGLANG},
         {"trtllm", WIRE_LAYOUT_TRTLLM},
+        {"llmd-fs", WIRE_LAYOUT_LLMD_FS},
     };
 
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -226,14 +227,15 @@ enc_map_event(struct enc *e, const struct kv_event *ev)
     }
 }
 
+/*
+ * An array event of at least n elements in vLLM's slots (more when an "@N"
+ * slot lies beyond).  With zero_parent a missing parent is written as 0,
+ * llm-d's "no parent".
+ */
 static void
-enc_array_event(struct enc *e, const struct kv_event *ev)
+enc_array_slots(struct enc *e, const struct kv_event *ev, size_t n,
+                int zero_parent)
 {
-    /* vLLM's last array-era shapes: 12 / 4 / 1 elements. */
-    size_t n = ev->type == KV_BLOCK_STORED    ? 12
-               : ev->type == KV_BLOCK_REMOVED ? 4
-                                              : 1;
-
     for (size_t i = 0; i < ev->n_unknown; i++)
         if (ev->unknown[i].pos >= (int)n)
             n = (size_t)ev->unknown[i].pos + 1;
@@ -241,6 +243,11 @@ enc_array_event(struct enc *e, const struct kv_event *ev)
     put_name(e, kv_type_name(ev->type));
     for (size_t slot = 1; slot < n; slot++) {
         int f = kv_field_at_slot(ev->type, KV_ENGINE_VLLM, (uint32_t)slot);
+        if (zero_parent && f == KV_F_PARENT_BLOCK_HASH &&
+            (!(ev->present & KV_BIT(f)) || (ev->isnull & KV_BIT(f)))) {
+            pack_uint(&e->pk, 0);
+            continue;
+        }
         if (f >= 0 && (ev->present & KV_BIT(f))) {
             put_field(e, ev, (enum kv_field)f);
             continue;
@@ -258,6 +265,44 @@ enc_array_event(struct enc *e, const struct kv_event *ev)
     }
 }
 
+static void
+enc_array_event(struct enc *e, const struct kv_event *ev)
+{
+    /* vLLM's last array-era shapes: 12 / 4 / 1 elements. */
+    enc_array_slots(e, ev,
+                    ev->type == KV_BLOCK_STORED    ? 12
+                    : ev->type == KV_BLOCK_REMOVED ? 4
+                                                   : 1,
+                    0);
+}
+
+/*
+ * llm-d's storage-tier publisher (docs/protocol.md#llm-d-storage-tier):
+ * each event is a 7- or 3-element array packed into a byte string.
+ */
+static void
+enc_packed_event(struct enc *e, const struct kv_event *ev)
+{
+    struct buf tmp = {0};
+    struct enc sub = {.o = e->o, .where = e->where};
+
+    pack_init(&sub.pk, &tmp);
+    enc_array_slots(&sub, ev,
+                    ev->type == KV_BLOCK_STORED    ? 7
+                    : ev->type == KV_BLOCK_REMOVED ? 3
+                                                   : 1,
+                    1);
+    if (sub.pk.failed) {
+        e->pk.failed = 1;
+        snprintf(e->pk.error, sizeof e->pk.error, "%s", sub.pk.error);
+        e->where = sub.where;
+    } else {
+        pack_bin(&e->pk, (const uint8_t *)tmp.p, tmp.len);
+    }
+    pack_free(&sub.pk);
+    buf_free(&tmp);
+}
+
 /* The envelope's first half: the header, ts and the events' count. */
 static void
 enc_head(struct enc *e, const struct kv_batch *bt, size_t n)
@@ -266,7 +311,7 @@ enc_head(struct enc *e, const struct kv_batch *bt, size_t n)
         pack_map(&e->pk, bt->has_rank ? 3 : 2);
         put_name(e, "ts");
     } else {
-        pack_array(&e->pk, 3);
+        pack_array(&e->pk, e->o->layout == WIRE_LAYOUT_LLMD_FS ? 2 : 3);
     }
     pack_f64(&e->pk, bt->has_ts ? bt->ts : 0.0);
     if (e->o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH)
@@ -278,6 +323,8 @@ enc_head(struct enc *e, const struct kv_batch *bt, size_t n)
 static void
 enc_tail(struct enc *e, const struct kv_batch *bt)
 {
+    if (e->o->layout == WIRE_LAYOUT_LLMD_FS)
+        return; /* [ts, events]: no rank */
     if (e->o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH) {
         if (bt->has_rank) {
             put_name(e, "data_parallel_rank");
@@ -310,6 +357,8 @@ wire_encode(const struct kv_batch *bt, const struct wire_enc_opts *o,
         e.where = "type";
         if (o->layout == WIRE_LAYOUT_VLLM_ARRAY)
             enc_array_event(&e, ev);
+        else if (o->layout == WIRE_LAYOUT_LLMD_FS)
+            enc_packed_event(&e, ev);
         else
             enc_map_event(&e, ev);
         if (e.pk.failed) {

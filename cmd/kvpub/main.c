@@ -102,7 +102,7 @@ static const char usage_text[] =
     "it\n"
     "      --layout L        vllm (default), vllm-array, "
     "vllm-map-batch, sglang,\n"
-    "                        trtllm\n"
+    "                        trtllm, llmd-fs\n"
     "      --bytes-hashes    publish 32-byte digests where a line has "
     "block_digests\n"
     "      --topic T         the topic frame (default: empty)\n"
@@ -733,7 +733,8 @@ parse_args(int argc, char **argv, struct opts *o)
         case OPT_LAYOUT:
             if (wire_layout_parse(optarg, &o->layout) == -1)
                 cli_usage_error("--layout: unknown layout '%s' (vllm, "
-                                "vllm-array, vllm-map-batch, sglang, trtllm)",
+                                "vllm-array, vllm-map-batch, sglang, trtllm, "
+                                "llmd-fs)",
                                 optarg);
             break;
         case OPT_BYTES_HASHES:

@@ -111,3 +111,10 @@ print(h | 0x80000000)' "$1"
     assert_success
     assert_equal "$(echo "$output" | jq -c '[.events.BlockStored,.events.BlockRemoved,.events.AllBlocksCleared,.rejected.invalid,.entries,.unknown_removed]')" '[0,2,1,1,0,0]'
 }
+
+@test "llm-d storage tier: kvindex counts the token-less stores as invalid" {
+    run kvindex serve -q -s "$T/kvi.sock" -m llama --exit-on-eof --stats \
+        "$FIX/P03_llmd_fs.ndjson"
+    assert_success
+    assert_equal "$(echo "$output" | jq -c '[.rejected.invalid,.entries,.events.BlockRemoved,.unknown_removed]')" '[2,0,1,1]'
+}

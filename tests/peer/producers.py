@@ -133,9 +133,33 @@ def mooncake():
     ])
 
 
+def llmd_fs():
+    """llm-d's storage-tier publisher (llm-d-kv-cache event_publisher.py):
+    [ts, [bin, ...]] without a rank, each bin one packed array event;
+    parent 0 means no parent, tokens and block size are not known."""
+    h1, h2 = (1 << 63) + 5, 42
+    stored = pk(["BlockStored", [h1, h2], 0, [], 0, None,
+                 "SHARED_STORAGE"])
+    stored2 = pk(["BlockStored", [7], 0, [], 0, None, "OBJECT_STORE"])
+    removed = pk(["BlockRemoved", [h2], "SHARED_STORAGE"])
+    env = '{"pod":"golden","dp_rank":null,"seq":7,"i":%d,"ts":1700000000.5,'
+    case("P03_llmd_fs", pk([1700000000.5, [stored, stored2, removed]]), [
+        (env % 0) + '"type":"BlockStored","block_hashes":'
+        '["9223372036854775813","42"],"parent_block_hash":null,'
+        '"token_ids":[],"block_size":0,"lora_id":null,'
+        '"medium":"SHARED_STORAGE"}',
+        (env % 1) + '"type":"BlockStored","block_hashes":["7"],'
+        '"parent_block_hash":null,"token_ids":[],"block_size":0,'
+        '"lora_id":null,"medium":"OBJECT_STORE"}',
+        (env % 2) + '"type":"BlockRemoved","block_hashes":["42"],'
+        '"medium":"SHARED_STORAGE"}',
+    ], kvpub="llmd-fs")
+
+
 def build():
     trtllm()
     mooncake()
+    llmd_fs()
 
 
 def main():

@@ -645,6 +645,31 @@ static const struct dcase dcases[] = {
      "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil "
      "medium='GPU' lora_name='tenant-a'"},
 
+    /* llm-d's packed events: a byte string holding one array event. */
+    {"packed events, parent 0 is no parent", 0,
+     "[" TS ", [h\"97 ab 42 6c 6f 63 6b 53 74 6f 72 65 64 91 01 00 90 00 c0 "
+     "a3 47 50 55\", h\"97 ab 42 6c 6f 63 6b 53 74 6f 72 65 64 91 01 05 90 "
+     "00 c0 a3 47 50 55\"]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[] block_size=0 lora_id=nil "
+     "medium='GPU'; 1:BlockStored block_hashes=[1] parent_block_hash=5 "
+     "token_ids=[] block_size=0 lora_id=nil medium='GPU'"},
+    {"packed event with trailing bytes, or not an array", 0,
+     "[" TS ", [h\"92 ac 42 6c 6f 63 6b 52 65 6d 6f 76 65 64 91 01 00\", "
+     "h\"01\", h\"92 ac 42 6c 6f 63 6b 52 65 6d 6f 76 65 64 91 02\"]]",
+     "ts=1700000000 rank=nil; ERR event 0: trailing bytes after packed event; "
+     "ERR event 1: packed event is not an array; "
+     "2:BlockRemoved block_hashes=[2]"},
+    /* Mooncake: milliseconds from 10^11 on, event_type without type. */
+    {"integer ts: seconds below 10^11, milliseconds from there", 0,
+     "[99999999999, [{\"event_type\":\"cleared\"}]]",
+     "ts=99999999999 rank=nil; 0:AllBlocksCleared "
+     "event_type=xa7636c6561726564"},
+    {"ts in milliseconds", 0,
+     "[100000000000, [{\"event_type\":\"removed\",\"block_hashes\":[],"
+     "\"token_ids\":nil}]]",
+     "ts=100000000 rank=nil; 0:BlockRemoved block_hashes=[] "
+     "event_type=xa772656d6f766564 token_ids=xc0"},
     /* Unknown tags. */
     {"unknown tags skipped and counted", 0,
      "[" TS ", [[\"BlockRemoved\",[1]],{\"type\":\"BlockMigrated\","
