@@ -85,7 +85,8 @@ load(const char *path, struct stream *s)
 static long
 pass_decode(const struct stream *s, struct arena *a, struct buf *out)
 {
-    static const struct wire_opts opts = {KV_ENGINE_VLLM, 0, 0};
+    /* kvsub's default: the producer is told by the payload. */
+    static const struct wire_opts opts = {.engine = KV_ENGINE_AUTO};
     const struct ndjson_source src = {{"bench", 5}, {NULL, 0}, {NULL, 0}};
     long events = 0;
     char err[128];

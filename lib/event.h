@@ -196,8 +196,21 @@ struct kv_env {
     struct kv_str stream; /* p == NULL: absent */
 };
 
-/* The engine whose positional layout an array event follows. */
-enum kv_engine { KV_ENGINE_VLLM, KV_ENGINE_SGLANG };
+/*
+ * The producer --engine names (docs/protocol.md#which-engine-auto).  Only
+ * SGLang has array slots of its own; vllm is vLLM's table strictly, and
+ * the others read vLLM's table plus what the payload itself shows (an
+ * SGLang metadata map at slot 7, ATOM's token_offset at slot 12).
+ */
+enum kv_engine {
+    KV_ENGINE_VLLM,
+    KV_ENGINE_SGLANG,
+    KV_ENGINE_AUTO,
+    KV_ENGINE_TRTLLM,
+    KV_ENGINE_ATOM,
+    KV_ENGINE_MOONCAKE,
+    KV_ENGINE_LLMD_FS
+};
 
 /*
  * Array events' slots (fields.def's vs, vr, ss, sr columns), for the wire
@@ -213,10 +226,9 @@ extern const uint8_t kv_slots[2][2][KV_WIRE_SLOTS + KV_F_COUNT];
 static inline int
 kv_field_at_slot(enum kv_type t, enum kv_engine eng, uint32_t i)
 {
-    if ((t != KV_BLOCK_STORED && t != KV_BLOCK_REMOVED) || i >= KV_WIRE_SLOTS ||
-        (unsigned)eng > KV_ENGINE_SGLANG)
+    if ((t != KV_BLOCK_STORED && t != KV_BLOCK_REMOVED) || i >= KV_WIRE_SLOTS)
         return -1;
-    return (int)kv_slots[eng][t == KV_BLOCK_REMOVED][i] - 1;
+    return (int)kv_slots[eng == KV_ENGINE_SGLANG][t == KV_BLOCK_REMOVED][i] - 1;
 }
 
 /* Returns the NDJSON type name ("BlockStored", "gap", ...).  Static storage. */

@@ -24,8 +24,9 @@ struct dec {
     size_t max_events;
     size_t max_tokens;
     size_t len;
-    int in_map;    /* decoding a tagged-map event */
-    char msg[128]; /* why the current event failed */
+    int in_map;     /* decoding a tagged-map event */
+    unsigned shape; /* WIRE_SHAPE_* seen so far */
+    char msg[128];  /* why the current event failed */
 };
 
 /* The unknown-field list of the event being decoded. */
@@ -362,8 +363,10 @@ dec_field(struct dec *d, struct kv_event *ev, enum kv_field f)
 }
 
 /*
- * SGLang PR #30827 put a metadata map {"cache_salt": str} at array index 7;
- * other SGLang builds put the salt there as a plain str.
+ * SGLang PR #30827 put a metadata map {"cache_salt": str} at array index 7,
+ * and #37482 made it {"cache_salt"?: str, "session_id"?: str} with unset
+ * keys left out; other SGLang builds put the salt there as a plain str.
+ * A map with any other key fails, so that the caller keeps it as "@7".
  */
 static int
 dec_sglang_salt(struct dec *d, struct kv_event *ev)
@@ -377,32 +380,39 @@ dec_sglang_salt(struct dec *d, struct kv_event *ev)
         d->c.p = start;
         return dec_field(d, ev, KV_F_CACHE_SALT);
     }
-    struct kv_str salt = {NULL, 0};
-    int found = 0;
+    d->shape |= WIRE_SHAPE_SGLANG;
     for (uint32_t i = 0; i < v.n; i++) {
-        const uint8_t *kstart = d->c.p;
-        struct mpk_val k, x;
+        struct mpk_val k;
         if (mpk_next(&d->c, &k) != MPK_OK)
             return wrong_type(d, KV_F_CACHE_SALT);
         if (k.type == MPK_STR && str_eq(&k, "cache_salt", 10)) {
-            if (mpk_next(&d->c, &x) != MPK_OK || x.type != MPK_STR)
-                return wrong_type(d, KV_F_CACHE_SALT);
-            salt.p = (const char *)x.p;
-            salt.n = x.n;
-            found = 1;
+            if (dec_field(d, ev, KV_F_CACHE_SALT) == -1)
+                return -1;
             continue;
         }
-        /* Other metadata keys are ignored: skip the key, then its value. */
-        d->c.p = kstart;
-        if (mpk_skip(&d->c) != MPK_OK || mpk_skip(&d->c) != MPK_OK)
-            return wrong_type(d, KV_F_CACHE_SALT);
-    }
-    if (!found)
+        if (k.type == MPK_STR && str_eq(&k, "session_id", 10)) {
+            if (dec_field(d, ev, KV_F_SESSION_ID) == -1)
+                return -1;
+            continue;
+        }
+        /* Another key: the map is not one we know; "@7" keeps it whole. */
         return wrong_type(d, KV_F_CACHE_SALT);
-    ev->str[KV_F_CACHE_SALT] = salt;
-    ev->present |= KV_BIT(KV_F_CACHE_SALT);
-    ev->isnull &= ~KV_BIT(KV_F_CACHE_SALT);
+    }
     return 0;
+}
+
+/*
+ * Whether array slot i holds SGLang's metadata map where vLLM's table has
+ * lora_name: under every --engine but a strict vllm, a map there cannot
+ * be a LoRA name (docs/protocol.md#which-engine-auto).
+ */
+static int
+sglang_map_at(const struct dec *d, enum kv_engine eng, uint32_t i)
+{
+    const uint8_t b = d->c.p < d->c.end ? *d->c.p : 0;
+
+    return i == 7 && eng != KV_ENGINE_VLLM &&
+           ((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf);
 }
 
 /* Appends an unknown field; cap is the event's element count. */
@@ -472,6 +482,8 @@ dec_array_event(struct dec *d, struct kv_event *ev, uint32_t n,
     for (uint32_t i = 1; i < n; i++) {
         const uint8_t *start = d->c.p;
         int f = kv_field_at_slot(ev->type, eng, i);
+        if (f == KV_F_LORA_NAME && sglang_map_at(d, eng, i))
+            f = KV_F_CACHE_SALT;
         if (f >= 0) {
             int rc;
             if (f == KV_F_CACHE_SALT)
@@ -591,6 +603,7 @@ find_type(struct dec *d, uint32_t n, struct mpk_val *type)
             d->c.p = vstart;
         } else if (k.type == MPK_STR && str_eq(&k, "event_type", 10)) {
             const uint8_t *vstart = d->c.p;
+            d->shape |= WIRE_SHAPE_MOONCAKE;
             if (mpk_next(&d->c, &alt) != MPK_OK || alt.type != MPK_STR)
                 alt.n = 0;
             d->c.p = vstart;
@@ -694,6 +707,22 @@ dec_map_event(struct dec *d, struct kv_event *ev, uint32_t n,
     }
 }
 
+/* Fields that only some producers send (docs/protocol.md#producers). */
+static const uint32_t producer_fields = KV_BIT(KV_F_MM_KEYS);
+
+/* What one decoded event shows of its producer. */
+static unsigned
+event_shape(const struct kv_event *ev)
+{
+    unsigned s = 0;
+
+    if (ev->token_mixed || (ev->present & KV_BIT(KV_F_MM_KEYS)))
+        s |= WIRE_SHAPE_TRTLLM;
+    if (ev->token_pairs)
+        s |= WIRE_SHAPE_SGLANG;
+    return s;
+}
+
 /* Copies an event error text ("event N: why") into the arena. */
 static struct kv_str
 event_error(struct dec *d, uint32_t i)
@@ -753,17 +782,24 @@ dec_events(struct dec *d, uint32_t n, struct kv_batch *out, char *err,
             snprintf(err, errlen, "%s", mpk_strerror(rc));
             return -1;
         }
-        if (v.type == MPK_ARRAY)
+        if (v.type == MPK_ARRAY) {
+            d->shape |= WIRE_SHAPE_ARRAY_EV;
             rc = dec_array_event(d, ev, v.n, &tag);
-        else if (v.type == MPK_MAP) {
+        } else if (v.type == MPK_MAP) {
+            d->shape |= WIRE_SHAPE_MAP_EV;
             d->in_map = 1;
             rc = dec_map_event(d, ev, v.n, &tag);
             d->in_map = 0;
-        } else if (v.type == MPK_BIN)
+        } else if (v.type == MPK_BIN) {
+            d->shape |= WIRE_SHAPE_PACKED_EV;
             rc = dec_packed_event(d, ev, &v, &tag);
-        else
+        } else {
             rc = fail(d, "not an array or map");
+        }
         if (rc == 0) {
+            if (ev->token_mixed | ev->token_pairs |
+                (ev->present & producer_fields))
+                d->shape |= event_shape(ev);
             k++;
             continue;
         }
@@ -822,9 +858,10 @@ dec_ts(struct dec *d, struct kv_batch *out, char *err, size_t errlen)
     }
     if (v.type == MPK_FLOAT)
         out->ts = v.v.f;
-    else if (v.type == MPK_UINT && v.v.u >= WIRE_TS_MS_MIN)
+    else if (v.type == MPK_UINT && v.v.u >= WIRE_TS_MS_MIN) {
         out->ts = (double)v.v.u / 1000.0; /* Mooncake's milliseconds */
-    else if (v.type == MPK_UINT)
+        d->shape |= WIRE_SHAPE_TS_MS;
+    } else if (v.type == MPK_UINT)
         out->ts = (double)v.v.u;
     else if (v.type == MPK_INT)
         out->ts = (double)v.v.i;
@@ -916,6 +953,8 @@ dec_map_batch(struct dec *d, uint32_t n, struct kv_batch *out, char *err,
             have_events = 1;
         } else if (k.type == MPK_STR && (str_eq(&k, "data_parallel_rank", 18) ||
                                          str_eq(&k, "attn_dp_rank", 12))) {
+            if (k.n == 12)
+                d->shape |= WIRE_SHAPE_SGLANG;
             if (dec_rank(d, out, err, errlen) == -1)
                 return -1;
         } else {
@@ -953,6 +992,7 @@ wire_decode(const uint8_t *payload, size_t len, const struct wire_opts *opts,
         opts != NULL && opts->max_tokens ? opts->max_tokens : WIRE_MAX_TOKENS;
     d.len = len;
     d.in_map = 0;
+    d.shape = 0;
     d.msg[0] = '\0';
     mpk_init(&d.c, payload, len);
 
@@ -970,6 +1010,7 @@ wire_decode(const uint8_t *payload, size_t len, const struct wire_opts *opts,
             snprintf(err, errlen, "batch array has fewer than 2 elements");
             return -1;
         }
+        d.shape |= v.n == 2 ? WIRE_SHAPE_ARRAY2 : WIRE_SHAPE_ARRAY3;
         if (dec_ts(&d, out, err, errlen) == -1 ||
             dec_events_value(&d, out, err, errlen) == -1)
             return -1;
@@ -980,6 +1021,7 @@ wire_decode(const uint8_t *payload, size_t len, const struct wire_opts *opts,
             if (skip_value(&d, err, errlen) == -1)
                 return -1;
     } else if (v.type == MPK_MAP) {
+        d.shape |= WIRE_SHAPE_MAP_BATCH;
         if (dec_map_batch(&d, v.n, out, err, errlen) == -1)
             return -1;
     } else {
@@ -990,5 +1032,72 @@ wire_decode(const uint8_t *payload, size_t len, const struct wire_opts *opts,
         snprintf(err, errlen, "trailing bytes after batch");
         return -1;
     }
+    if (opts != NULL && opts->shape != NULL)
+        *opts->shape = d.shape;
     return 0;
+}
+
+const char *
+wire_producer(unsigned shape, enum kv_engine engine)
+{
+    static const char *const named[] = {
+        [KV_ENGINE_VLLM] = "vllm",       [KV_ENGINE_SGLANG] = "sglang",
+        [KV_ENGINE_AUTO] = "vllm",       [KV_ENGINE_TRTLLM] = "trtllm",
+        [KV_ENGINE_ATOM] = "atom",       [KV_ENGINE_MOONCAKE] = "mooncake",
+        [KV_ENGINE_LLMD_FS] = "llmd-fs",
+    };
+
+    /* The payload's own evidence first, strongest first. */
+    if (shape & WIRE_SHAPE_PACKED_EV)
+        return "llmd-fs";
+    if (shape & (WIRE_SHAPE_TS_MS | WIRE_SHAPE_MOONCAKE))
+        return "mooncake";
+    if (shape & (WIRE_SHAPE_ATOM | WIRE_SHAPE_NO_SEQ))
+        return "atom";
+    if (shape & WIRE_SHAPE_TRTLLM)
+        return "trtllm";
+    if (shape & WIRE_SHAPE_SGLANG)
+        return "sglang";
+    if ((unsigned)engine < sizeof named / sizeof named[0])
+        return named[engine];
+    return "vllm";
+}
+
+char *
+wire_layout_text(unsigned shape, char *buf, size_t cap)
+{
+    static const struct {
+        unsigned bit;
+        const char *text;
+    } parts[] = {
+        {WIRE_SHAPE_ARRAY2, "[ts,events]"},
+        {WIRE_SHAPE_ARRAY3, "[ts,events,rank]"},
+        {WIRE_SHAPE_MAP_BATCH, "{ts,events,rank}"},
+        {WIRE_SHAPE_TS_MS, "ts_ms"},
+        {WIRE_SHAPE_ARRAY_EV, "arrays"},
+        {WIRE_SHAPE_MAP_EV, "maps"},
+        {WIRE_SHAPE_PACKED_EV, "packed"},
+        {WIRE_SHAPE_NO_SEQ, "no_seq"},
+    };
+    size_t n = 0;
+
+    if (cap == 0)
+        return buf;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        if (!(shape & parts[i].bit))
+            continue;
+        int w = snprintf(buf + n, cap - n, "%s%s", n ? " " : "", parts[i].text);
+        if (w < 0 || (size_t)w >= cap - n)
+            break;
+        n += (size_t)w;
+    }
+    return buf;
+}
+
+uint64_t
+wire_first_seq(unsigned shape, enum kv_engine engine)
+{
+    return (engine == KV_ENGINE_LLMD_FS || (shape & WIRE_SHAPE_PACKED_EV)) ? 1
+                                                                           : 0;
 }

@@ -68,6 +68,7 @@ struct source {
     int has_last_ts;
     double last_ts;
     uint64_t events_at_line;
+    unsigned shape; /* WIRE_SHAPE_* of every batch decoded, for --stats */
 };
 
 struct kvsub {
@@ -77,6 +78,7 @@ struct kvsub {
     int nsrc;
     struct cli_out out;
     struct wire_opts wopts;
+    unsigned shape; /* the last decoded payload's (wopts.shape points here) */
     struct arena live_arena, replay_arena;
     uint64_t lines;
     int done; /* count reached, or the reader left */
@@ -215,6 +217,7 @@ write_payload(struct kvsub *k, struct source *s, uint64_t seq,
     mark = k->out.buf.len;
     ndjson_write_batch(&k->out.buf, &s->nsrc, b);
     s->stats.batches++;
+    s->shape |= k->shape;
     if (b->has_ts) {
         s->has_last_ts = 1;
         s->last_ts = b->ts;
@@ -555,6 +558,19 @@ write_restart(struct kvsub *k, struct source *s, const struct kv_batch *b,
         fill_gap(k, s, b, 0, seq - 1);
 }
 
+/*
+ * The first seq -o beginning asks for: the producer's first (1 for llm-d's
+ * storage tier, docs/protocol.md#llm-d-storage-tier), told by --engine or
+ * by the batch just decoded (decoded != 0).
+ */
+static uint64_t
+first_seq(const struct kvsub *k, int decoded)
+{
+    if (k->o->offset_seq > 0)
+        return k->o->offset_seq;
+    return wire_first_seq(decoded ? k->shape : 0, k->o->engine);
+}
+
 static void
 handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
 {
@@ -593,9 +609,9 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
     } else if (v.kind == SEQTRACK_GAP) {
         fill_gap(k, s, ok ? &b : NULL, v.from, v.to);
     } else if (v.kind == SEQTRACK_FIRST && !k->o->offset_now &&
-               seq > k->o->offset_seq) {
+               seq > first_seq(k, ok)) {
         /* Nothing came by catch-up: what precedes the first live batch. */
-        fill_gap(k, s, ok ? &b : NULL, k->o->offset_seq, seq - 1);
+        fill_gap(k, s, ok ? &b : NULL, first_seq(k, ok), seq - 1);
     }
     if (k->done || cli_signal)
         return;
@@ -681,8 +697,16 @@ print_stats(const struct kvsub *k)
             {"decode_errors", st->decode_errors},
             {"snapshots", st->snapshots},
         };
+        char layout[96];
         buf_puts(&b, i ? ",{\"pod\":" : "{\"pod\":");
         buf_put_json_str(&b, k->src[i].nsrc.pod.p, k->src[i].nsrc.pod.n);
+        /* What the source speaks (docs/protocol.md#which-engine-auto). */
+        buf_puts(&b, ",\"producer\":");
+        const char *producer = wire_producer(k->src[i].shape, k->o->engine);
+        buf_put_json_str(&b, producer, strlen(producer));
+        wire_layout_text(k->src[i].shape, layout, sizeof layout);
+        buf_puts(&b, ",\"layout\":");
+        buf_put_json_str(&b, layout, strlen(layout));
         for (size_t j = 0; j < sizeof f / sizeof f[0]; j++) {
             buf_puts(&b, ",\"");
             buf_puts(&b, f[j].key);
@@ -924,6 +948,7 @@ kvsub_run(const struct kvsub_opts *o)
     k.o = o;
     k.nsrc = o->nspecs;
     k.wopts.engine = o->engine;
+    k.wopts.shape = &k.shape;
     k.start_ms = cli_now_ms();
     cli_out_init(&k.out, STDOUT_FILENO);
     k.zctx = zmq_ctx_new();

@@ -118,3 +118,37 @@ print(h | 0x80000000)' "$1"
     assert_success
     assert_equal "$(echo "$output" | jq -c '[.rejected.invalid,.entries,.events.BlockRemoved,.unknown_removed]')" '[2,0,1,1]'
 }
+
+@test "kvsub --stats names each source's producer and layout" {
+    for c in "P01_trtllm trtllm [ts,events,rank] maps" \
+        "P02_mooncake mooncake [ts,events,rank] ts_ms maps" \
+        "P03_llmd_fs llmd-fs [ts,events] packed"; do
+        read -r name producer layout <<< "$c"
+        port=$(free_port)
+        "$PY" "$PEER" --quiet --pub "tcp://127.0.0.1:$port" --start-seq 7 \
+            --payload "$FIX/$name.bin" --wait-subs 1 --hold 10 &
+        PIDS+=($!)
+        kvsub -q -o now --stats --count "$(wc -l < "$FIX/$name.ndjson")" \
+            --idle 20s "tcp://127.0.0.1:$port" > /dev/null 2> "$T/err"
+        run jq -c '.sources[0] | [.producer, .layout]' "$T/err"
+        assert_output "[\"$producer\",\"$layout\"]"
+    done
+}
+
+@test "llm-d storage tier: a stream from seq 1 has no gap at seq 0" {
+    port=$(free_port)
+    "$PY" "$PEER" --quiet --pub "tcp://127.0.0.1:$port" --start-seq 1 \
+        --payload "$FIX/P03_llmd_fs.bin" --wait-subs 1 --hold 10 &
+    PIDS+=($!)
+    run kvsub -q --count 3 --idle 20s "tcp://127.0.0.1:$port"
+    assert_success
+    refute_output --partial '"type":"gap"'
+    assert_equal "${#lines[@]}" 3
+    # A vLLM stream seen from seq 1 on did lose seq 0.
+    port=$(free_port)
+    "$PY" "$PEER" --quiet --pub "tcp://127.0.0.1:$port" --start-seq 1 \
+        --payload "$FIX/P01_trtllm.bin" --wait-subs 1 --hold 10 &
+    PIDS+=($!)
+    run kvsub -q --count 1 --idle 20s "tcp://127.0.0.1:$port"
+    assert_output --partial '"type":"gap","from":0,"to":0}'
+}

@@ -156,10 +156,30 @@ def llmd_fs():
     ], kvpub="llmd-fs")
 
 
+def sglang_meta():
+    """SGLang's array events with the metadata map of #37482 at index 7:
+    {"cache_salt"?: str, "session_id"?: str}, unset keys left out."""
+    h = -6573382371980181291
+    base = ["BlockStored", [h], None, [1, 2, 3, 4], 4, None, "GPU"]
+    evs = [base + [{"cache_salt": "tenant-a", "session_id": "req-1"}],
+           base + [{"session_id": "req-2"}],
+           base + [{}]]
+    head = ('{"pod":"golden","dp_rank":0,"seq":7,"i":%d,"ts":1700000000,'
+            '"type":"BlockStored","block_hashes":["11873361701729370325"],'
+            '"parent_block_hash":null,"token_ids":[1,2,3,4],"block_size":4,'
+            '"lora_id":null,"medium":"GPU"')
+    case("P04_sglang_meta", pk([TS, evs, 0]), [
+        (head % 0) + ',"cache_salt":"tenant-a","session_id":"req-1"}',
+        (head % 1) + ',"session_id":"req-2"}',
+        (head % 2) + '}',
+    ], opts={"engine": "auto"})
+
+
 def build():
     trtllm()
     mooncake()
     llmd_fs()
+    sglang_meta()
 
 
 def main():

@@ -628,6 +628,19 @@ static const struct dcase dcases[] = {
      "parent_block_hash=nil token_ids=[1,2,3,4] block_size=4 lora_id=nil "
      "medium='GPU' cache_salt='tenant-a' session_id='req-1' @9=x05; "
      "1:BlockRemoved block_hashes=[1] medium='GPU' @3=x00"},
+    /* SGLang #37482: the map may name session_id, and leave either out. */
+    {"SGLang metadata map with session_id only", 1,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],1,nil,nil,"
+     "{\"session_id\":\"req-2\"}]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil "
+     "medium=nil session_id='req-2'"},
+    {"SGLang metadata map, session_id not a string", 1,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],1,nil,nil,"
+     "{\"session_id\":5}]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil "
+     "medium=nil @7=x81aa73657373696f6e5f696405"},
     {"SGLang salt map without salt key", 1,
      "[" TS ", [[\"BlockStored\",[1],nil,[1],1,nil,nil,{\"x\":[1]}]]]",
      "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
