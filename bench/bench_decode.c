@@ -100,7 +100,7 @@ pass_decode(const struct stream *s, struct arena *a, struct buf *out)
         if (out != NULL)
             ndjson_write_batch(out, &src, &b);
         for (size_t k = 0; k < b.n_events; k++)
-            events += b.events[k].type <= KV_ALL_BLOCKS_CLEARED;
+            events += kv_type_is_engine(b.events[k].type);
         if (out != NULL && out->len >= (1u << 20))
             buf_clear(out);
     }

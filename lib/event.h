@@ -73,8 +73,23 @@ enum kv_type {
      */
     KV_SNAPSHOT_BEGIN,
     KV_SNAPSHOT_END,
+    /*
+     * Engine events that came later, kept after the records so that the
+     * numbering of the others does not change: ATOM's move between media
+     * and vLLM's (#50732) block that no request uses any more.
+     */
+    KV_BLOCK_TRANSFERRED,
+    KV_BLOCK_INACTIVE,
     KV_TYPE_COUNT
 };
+
+/* Whether t is an event an engine sends (not a record kvtap writes). */
+static inline int
+kv_type_is_engine(enum kv_type t)
+{
+    return t <= KV_ALL_BLOCKS_CLEARED || t == KV_BLOCK_TRANSFERRED ||
+           t == KV_BLOCK_INACTIVE;
+}
 
 /*
  * Engine fields in NDJSON order, from the one list in fields.def (which
@@ -98,11 +113,21 @@ enum kv_kind {
 
 #define KV_BIT(f) (1u << (f))
 
-/* The event-type codes of fields.def's required and map columns. */
+/*
+ * The event-type codes of fields.def's required and map columns: S
+ * BlockStored, R BlockRemoved, C AllBlocksCleared, T BlockTransferred, I
+ * BlockInactive.
+ */
 #define KV_TYPES_0 0u
 #define KV_TYPES_S KV_BIT(KV_BLOCK_STORED)
 #define KV_TYPES_R KV_BIT(KV_BLOCK_REMOVED)
+#define KV_TYPES_C KV_BIT(KV_ALL_BLOCKS_CLEARED)
+#define KV_TYPES_T KV_BIT(KV_BLOCK_TRANSFERRED)
+#define KV_TYPES_I KV_BIT(KV_BLOCK_INACTIVE)
 #define KV_TYPES_SR (KV_TYPES_S | KV_TYPES_R)
+#define KV_TYPES_SRI (KV_TYPES_SR | KV_TYPES_I)
+#define KV_TYPES_SRTI (KV_TYPES_SRI | KV_TYPES_T)
+#define KV_TYPES_SRCI (KV_TYPES_SRI | KV_TYPES_C)
 
 struct kv_field_info {
     const char *name;
@@ -219,7 +244,7 @@ enum kv_engine {
  * plus 1, or 0 where no field is known.  Indexes past KV_WIRE_SLOTS are
  * the table's own bookkeeping.
  */
-#define KV_WIRE_SLOTS 12
+#define KV_WIRE_SLOTS 13
 extern const uint8_t kv_slots[2][2][KV_WIRE_SLOTS + KV_F_COUNT];
 
 /* The field at a legacy array index, or -1 when the slot is not known. */

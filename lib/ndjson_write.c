@@ -269,6 +269,8 @@ static const struct padded type_keys[KV_TYPE_COUNT] = {
     [KV_SKIPPED] = PAD(",\"type\":\"skipped\""),
     [KV_SNAPSHOT_BEGIN] = PAD(",\"type\":\"snapshot_begin\""),
     [KV_SNAPSHOT_END] = PAD(",\"type\":\"snapshot_end\""),
+    [KV_BLOCK_TRANSFERRED] = PAD(",\"type\":\"BlockTransferred\""),
+    [KV_BLOCK_INACTIVE] = PAD(",\"type\":\"BlockInactive\""),
 };
 
 static char *
@@ -495,8 +497,7 @@ wr_engine_body(struct buf *out, const struct kv_event *ev)
 static int
 is_engine(enum kv_type t)
 {
-    return t == KV_BLOCK_STORED || t == KV_BLOCK_REMOVED ||
-           t == KV_ALL_BLOCKS_CLEARED;
+    return kv_type_is_engine(t);
 }
 
 /* Everything after "type":"...", up to and including the newline. */
@@ -507,6 +508,8 @@ wr_body(struct buf *out, const struct kv_event *ev)
     case KV_BLOCK_STORED:
     case KV_BLOCK_REMOVED:
     case KV_ALL_BLOCKS_CLEARED:
+    case KV_BLOCK_TRANSFERRED:
+    case KV_BLOCK_INACTIVE:
         wr_engine_body(out, ev);
         return;
     case KV_GAP:

@@ -71,9 +71,39 @@ engine_type(const struct mpk_val *v, enum kv_type *t)
         *t = KV_BLOCK_REMOVED;
     else if (str_eq(v, "AllBlocksCleared", 16))
         *t = KV_ALL_BLOCKS_CLEARED;
+    else if (str_eq(v, "BlockTransferred", 16))
+        *t = KV_BLOCK_TRANSFERRED;
+    else if (str_eq(v, "BlockInactive", 13))
+        *t = KV_BLOCK_INACTIVE;
     else
         return -1;
     return 0;
+}
+
+/*
+ * The field at array slot i of an event of type t: fields.def's tables for
+ * stores and removals (vLLM's BlockInactive is laid out like a removal),
+ * and the slots of ATOM's events (docs/protocol.md#rocm-atom): a medium at
+ * 1 of AllBlocksCleared, and [tag, hashes, from_medium, to_medium,
+ * group_idx] for BlockTransferred.  -1 where no field is known.
+ */
+static int
+slot_field(enum kv_type t, enum kv_engine eng, uint32_t i)
+{
+    static const int8_t transferred[] = {-1, KV_F_BLOCK_HASHES,
+                                         KV_F_FROM_MEDIUM, KV_F_TO_MEDIUM,
+                                         KV_F_GROUP_IDX};
+
+    switch (t) {
+    case KV_BLOCK_INACTIVE:
+        return kv_field_at_slot(KV_BLOCK_REMOVED, eng, i);
+    case KV_ALL_BLOCKS_CLEARED:
+        return i == 1 ? KV_F_MEDIUM : -1;
+    case KV_BLOCK_TRANSFERRED:
+        return i < sizeof transferred ? transferred[i] : -1;
+    default:
+        return kv_field_at_slot(t, eng, i);
+    }
 }
 
 /* Converts a hash value that has been read; 0 or -1 (message set). */
@@ -475,13 +505,15 @@ dec_array_event(struct dec *d, struct kv_event *ev, uint32_t n,
         return fail(d, "BlockStored array has fewer than 6 elements");
     if (ev->type == KV_BLOCK_REMOVED && n < 2)
         return fail(d, "BlockRemoved array has fewer than 2 elements");
-    uint32_t mandatory = ev->type == KV_BLOCK_STORED    ? 4
-                         : ev->type == KV_BLOCK_REMOVED ? 1
-                                                        : 0;
+    if (ev->type == KV_BLOCK_TRANSFERRED && n < 4)
+        return fail(d, "BlockTransferred array has fewer than 4 elements");
+    uint32_t mandatory = ev->type == KV_BLOCK_STORED         ? 4
+                         : ev->type == KV_ALL_BLOCKS_CLEARED ? 0
+                                                             : 1;
     enum kv_engine eng = d->opts != NULL ? d->opts->engine : KV_ENGINE_VLLM;
     for (uint32_t i = 1; i < n; i++) {
         const uint8_t *start = d->c.p;
-        int f = kv_field_at_slot(ev->type, eng, i);
+        int f = slot_field(ev->type, eng, i);
         if (f == KV_F_LORA_NAME && sglang_map_at(d, eng, i))
             f = KV_F_CACHE_SALT;
         if (f >= 0) {
@@ -538,22 +570,21 @@ dec_packed_event(struct dec *d, struct kv_event *ev, const struct mpk_val *bin,
 /* The fields each map event may carry by name (fields.def's map column). */
 #define MAP_BIT(t, id, name, kind, nullable, required, map, ...)               \
     | ((KV_TYPES_##map) & (t) ? KV_BIT(KV_F_##id) : 0u)
-static const uint32_t map_stored = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_S);
-static const uint32_t map_removed = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_R);
+static const uint32_t map_fields[] = {
+    [KV_BLOCK_STORED] = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_S),
+    [KV_BLOCK_REMOVED] = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_R),
+    [KV_ALL_BLOCKS_CLEARED] = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_C),
+    [KV_BLOCK_TRANSFERRED] = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_T),
+    [KV_BLOCK_INACTIVE] = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_I),
+};
 #undef MAP_BIT
 
 /* Whether a map event of type t may carry field f by name. */
 static int
 map_known(enum kv_type t, enum kv_field f)
 {
-    switch (t) {
-    case KV_BLOCK_STORED:
-        return (map_stored & KV_BIT(f)) != 0;
-    case KV_BLOCK_REMOVED:
-        return (map_removed & KV_BIT(f)) != 0;
-    default:
-        return 0;
-    }
+    return (unsigned)t < sizeof map_fields / sizeof map_fields[0] &&
+           (map_fields[t] & KV_BIT(f)) != 0;
 }
 
 /*

@@ -347,12 +347,12 @@ wire_encode(const struct kv_batch *bt, const struct wire_enc_opts *o,
 
     pack_init(&e.pk, out);
     for (size_t i = 0; i < bt->n_events; i++)
-        if (bt->events[i].type <= KV_ALL_BLOCKS_CLEARED)
+        if (kv_type_is_engine(bt->events[i].type))
             n++;
     enc_head(&e, bt, n);
     for (size_t i = 0; i < bt->n_events && !e.pk.failed; i++) {
         const struct kv_event *ev = &bt->events[i];
-        if (ev->type > KV_ALL_BLOCKS_CLEARED)
+        if (!kv_type_is_engine(ev->type))
             continue;
         e.where = "type";
         if (o->layout == WIRE_LAYOUT_VLLM_ARRAY)

@@ -228,7 +228,7 @@ write_payload(struct kvsub *k, struct source *s, uint64_t seq,
             s->stats.decode_errors++;
             log_warn("%s: seq %" PRIu64 ": %.*s", s->spec->name, seq,
                      (int)ev->error.n, ev->error.p);
-        } else if (ev->type <= KV_ALL_BLOCKS_CLEARED) {
+        } else if (kv_type_is_engine(ev->type)) {
             s->stats.events++;
         }
     }

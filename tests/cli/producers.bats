@@ -152,3 +152,21 @@ print(h | 0x80000000)' "$1"
     run kvsub -q --count 1 --idle 20s "tcp://127.0.0.1:$port"
     assert_output --partial '"type":"gap","from":0,"to":0}'
 }
+
+# media FILE: each block's hash and media after kvindex applied FILE.
+media_after() {
+    kvindex serve -q -m m -s "$T/m.sock" --snapshot "$T/m.snap" \
+        --exit-on-eof "$1" || return 1
+    grep '"type":"entry"' "$T/m.snap" | jq -c '[.block_hash, .media]' |
+        tr '\n' ' '
+}
+
+@test "ATOM: kvindex moves transferred blocks and clears one medium" {
+    head -2 "$FIX/P05_atom.ndjson" > "$T/moved.ndjson"
+    run media_after "$T/moved.ndjson"
+    assert_success
+    assert_output '["11",["CPU"]] ["12",["GPU"]] '
+    run media_after "$FIX/P05_atom.ndjson"
+    assert_success
+    assert_output '["12",["GPU"]] '
+}

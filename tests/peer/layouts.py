@@ -33,7 +33,8 @@ FIELD_ORDER = (
     "block_hashes", "parent_block_hash", "token_ids", "block_size",
     "lora_id", "medium", "lora_name", "extra_keys", "group_idx",
     "kv_cache_spec_kind", "kv_cache_spec_sliding_window", "locality",
-    "ownership", "cache_salt", "session_id", "mm_keys",
+    "ownership", "cache_salt", "session_id", "mm_keys", "object_key",
+    "token_offset", "from_medium", "to_medium",
 )
 KNOWN = set(FIELD_ORDER) | {"type"}
 
@@ -270,7 +271,7 @@ def _field_text(name, v):
     if name == "token_ids":
         return json_generic(v)
     if name in ("block_size", "lora_id", "group_idx",
-                "kv_cache_spec_sliding_window"):
+                "kv_cache_spec_sliding_window", "token_offset"):
         return str(int(v))
     if name in ("extra_keys", "mm_keys"):
         return json_generic(v)

@@ -125,11 +125,11 @@ def mooncake():
         (env % 2) + '"type":"BlockRemoved","block_hashes":[],'
         '"medium":"cpu","object_key":"12345678901234567890","event_id":3,'
         '"timestamp":1700000000103,' + (removed % "64"),
-        (env % 3) + '"type":"AllBlocksCleared","event_id":4,'
+        (env % 3) + '"type":"AllBlocksCleared","medium":"cpu","event_id":4,'
         '"timestamp":1700000000104,"event_type":"cleared",'
         '"model_name":"deepseek","block_size":64,"additional_salt":null,'
         '"lora_name":null,"tenant_id":"default","backend_id":"node-1",'
-        '"medium":"cpu","dp_rank":0}',
+        '"dp_rank":0}',
     ])
 
 
@@ -175,11 +175,34 @@ def sglang_meta():
     ], opts={"engine": "auto"})
 
 
+def atom():
+    """ROCm ATOM (atom/.../kv_events.py): vLLM's 12 array slots plus
+    token_offset at 12; AllBlocksCleared may name a medium; and
+    BlockTransferred [tag, hashes, from_medium, to_medium, group_idx]."""
+    store = ["BlockStored", [11, 12], None, list(range(1, 9)), 4, None,
+             "GPU", None, None, 0, "full_attention", None, 0]
+    moved = ["BlockTransferred", [11], "GPU", "CPU", 0]
+    cleared = ["AllBlocksCleared", "CPU"]
+    env = '{"pod":"golden","dp_rank":0,"seq":7,"i":%d,"ts":1700000000,'
+    case("P05_atom", pk([TS, [store, moved, cleared], 0]), [
+        (env % 0) + '"type":"BlockStored","block_hashes":["11","12"],'
+        '"parent_block_hash":null,"token_ids":[1,2,3,4,5,6,7,8],'
+        '"block_size":4,"lora_id":null,"medium":"GPU","lora_name":null,'
+        '"extra_keys":null,"group_idx":0,'
+        '"kv_cache_spec_kind":"full_attention",'
+        '"kv_cache_spec_sliding_window":null,"token_offset":0}',
+        (env % 1) + '"type":"BlockTransferred","block_hashes":["11"],'
+        '"group_idx":0,"from_medium":"GPU","to_medium":"CPU"}',
+        (env % 2) + '"type":"AllBlocksCleared","medium":"CPU"}',
+    ])
+
+
 def build():
     trtllm()
     mooncake()
     llmd_fs()
     sglang_meta()
+    atom()
 
 
 def main():

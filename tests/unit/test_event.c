@@ -26,6 +26,9 @@ static const char *const want_names[] = {
     "session_id",
     "mm_keys",
     "object_key",
+    "token_offset",
+    "from_medium",
+    "to_medium",
 };
 
 static void

@@ -544,9 +544,24 @@ static const struct dcase dcases[] = {
      "\"token_ids\":[1],\"ownership\":\"o\"}]]",
      "ts=1700000000 rank=nil; 0:BlockRemoved block_hashes=[1] ownership='o' "
      "token_ids=x9101"},
+    /* ATOM's and Mooncake's clears name the medium they cleared. */
     {"AllBlocksCleared map extras", 0,
-     "[" TS ", [{\"type\":\"AllBlocksCleared\",\"medium\":\"GPU\"}]]",
-     "ts=1700000000 rank=nil; 0:AllBlocksCleared medium=xa3475055"},
+     "[" TS ", [{\"type\":\"AllBlocksCleared\",\"medium\":\"GPU\","
+     "\"x\":1}]]",
+     "ts=1700000000 rank=nil; 0:AllBlocksCleared medium='GPU' x=x01"},
+    {"ATOM: a 13-slot store, a cleared medium, a transfer", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],1,nil,\"GPU\",nil,nil,0,nil,"
+     "nil,16],[\"AllBlocksCleared\",\"CPU\"],[\"AllBlocksCleared\",nil],"
+     "[\"BlockTransferred\",[1,2],\"GPU\",\"CPU\",0],"
+     "[\"BlockTransferred\",[1],\"GPU\"]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil "
+     "medium='GPU' lora_name=nil extra_keys=nil group_idx=0 "
+     "kv_cache_spec_kind=nil kv_cache_spec_sliding_window=nil "
+     "token_offset=16; 1:AllBlocksCleared medium='CPU'; "
+     "2:AllBlocksCleared medium=nil; 3:BlockTransferred "
+     "block_hashes=[1,2] group_idx=0 from_medium='GPU' to_medium='CPU'; "
+     "ERR event 4: BlockTransferred array has fewer than 4 elements"},
     {"map16 event with skipped_* keys", 0,
      "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
      "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
