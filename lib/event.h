@@ -108,7 +108,8 @@ enum kv_kind {
     KV_K_TOKENS, /* tokens, n_tokens, token_pairs */
     KV_K_INT,    /* num[field] */
     KV_K_STR,    /* str[field] */
-    KV_K_RAW     /* raw[field]: a generic value, msgpack or JSON text */
+    KV_K_RAW,    /* raw[field]: a generic value, msgpack or JSON text */
+    KV_K_HASHV   /* num[field]: a hash's canonical u64, as a decimal string */
 };
 
 #define KV_BIT(f) (1u << (f))

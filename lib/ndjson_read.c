@@ -494,6 +494,13 @@ jp_field(struct jp *j, struct kv_event *ev, enum kv_field f)
         return jp_str_value(j, key, &ev->str[f]);
     case KV_K_RAW:
         return jp_raw(j, &ev->raw[f]);
+    case KV_K_HASHV: {
+        uint64_t h;
+        if (jp_hash(j, key, &h) == -1)
+            return -1;
+        ev->num[f] = (int64_t)h;
+        return 0;
+    }
     }
     return jp_fail(j, "%s: unsupported field", key);
 }

@@ -370,6 +370,8 @@ field_bound(const struct kv_event *ev, enum kv_field f, uint32_t live)
         return fmt_json_str_bound(ev->str[f].n);
     case KV_K_RAW:
         return 0;
+    case KV_K_HASHV:
+        return 24;
     }
     return 0;
 }
@@ -397,6 +399,8 @@ put_field(char *q, const struct kv_event *ev, enum kv_field f)
         return fmt_json_str(q, ev->str[f].p, ev->str[f].n);
     case KV_K_RAW:
         break;
+    case KV_K_HASHV:
+        return put_hash(q, (uint64_t)ev->num[f]);
     }
     return q;
 }

@@ -374,10 +374,23 @@ dec_field(struct dec *d, struct kv_event *ev, enum kv_field f)
         ev->str[f].p = (const char *)v.p;
         ev->str[f].n = v.n;
         break;
+    case KV_K_HASHV: {
+        struct kv_hash h;
+        if (mpk_next(&d->c, &v) != MPK_OK)
+            return wrong_type(d, f);
+        if (hash_from(d, &v, &h, f) == -1)
+            return -1;
+        ev->num[f] = (int64_t)h.v;
+        break;
+    }
     case KV_K_RAW:
-        /* extra_keys, mm_keys: an array kept verbatim, converted by the
-         * writer. */
-        if (mpk_next(&d->c, &v) != MPK_OK || v.type != MPK_ARRAY)
+        /*
+         * Kept verbatim, converted by the writer: extra_keys and mm_keys
+         * are arrays, the other generic fields any value.
+         */
+        if (mpk_next(&d->c, &v) != MPK_OK ||
+            (v.type != MPK_ARRAY &&
+             (f == KV_F_EXTRA_KEYS || f == KV_F_MM_KEYS)))
             return wrong_type(d, f);
         d->c.p = start;
         if (mpk_skip(&d->c) != MPK_OK)

@@ -129,6 +129,11 @@ put_field(struct enc *e, const struct kv_event *ev, enum kv_field f)
     case KV_K_RAW:
         put_raw(e, &ev->raw[f]);
         break;
+    case KV_K_HASHV: {
+        const struct kv_hash h = {(uint64_t)ev->num[f], NULL, 0};
+        put_hash(e, &h);
+        break;
+    }
     }
 }
 
@@ -177,7 +182,17 @@ enc_declared(enum kv_type t, enum wire_layout layout)
     if (t == KV_BLOCK_REMOVED)
         return KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_MEDIUM) |
                KV_BIT(KV_F_GROUP_IDX) | KV_BIT(KV_F_LOCALITY) |
-               KV_BIT(KV_F_OWNERSHIP);
+               KV_BIT(KV_F_OWNERSHIP) | KV_BIT(KV_F_REMAINING_COPY_COUNTS) |
+               KV_BIT(KV_F_ORIGIN);
+    /* vLLM's BlockInactive (#50732); ATOM's transfer and cleared medium. */
+    if (t == KV_BLOCK_INACTIVE)
+        return KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_MEDIUM) |
+               KV_BIT(KV_F_GROUP_IDX);
+    if (t == KV_BLOCK_TRANSFERRED)
+        return KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_FROM_MEDIUM) |
+               KV_BIT(KV_F_TO_MEDIUM) | KV_BIT(KV_F_GROUP_IDX);
+    if (t == KV_ALL_BLOCKS_CLEARED)
+        return KV_BIT(KV_F_MEDIUM);
     return 0;
 }
 

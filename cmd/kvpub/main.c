@@ -405,7 +405,7 @@ publish(struct pub *p, struct kv_batch *b, char *err, size_t errlen)
     }
     p->st.batches++;
     for (size_t i = 0; i < b->n_events; i++)
-        p->st.events += b->events[i].type < KV_GAP;
+        p->st.events += kv_type_is_engine(b->events[i].type);
     p->st.bytes += p->payload.len;
     return 0;
 }

@@ -170,3 +170,13 @@ media_after() {
     assert_success
     assert_output '["12",["GPU"]] '
 }
+
+@test "media other than GPU index per medium; BlockInactive keeps the block" {
+    head -3 "$FIX/P06_vllm_named.ndjson" > "$T/three.ndjson"
+    run media_after "$T/three.ndjson"
+    assert_success
+    assert_output '["9223372036854775817",["GPU","CPU"]] '
+    run media_after "$FIX/P06_vllm_named.ndjson"
+    assert_success
+    assert_output '["9223372036854775817",["GPU"]] '
+}

@@ -197,12 +197,56 @@ def atom():
     ])
 
 
+def vllm_named():
+    """vLLM's fields from merged and open PRs, under their own names:
+    locality, ownership, session_id (#48281, #52067, #51381),
+    remaining_copy_counts (#48933), origin (#51699), skipped_* (#44488,
+    skipped_parent_block_hash a hash: a decimal string), BlockInactive
+    (#50732); and LMCache's CPU stores through vLLM's path (#5076)."""
+    big = (1 << 63) + 9
+    store = {"type": "BlockStored", "block_hashes": [big],
+             "parent_block_hash": None, "token_ids": [1, 2], "block_size": 2,
+             "lora_id": None, "medium": "CPU", "lora_name": None,
+             "group_idx": 0, "locality": "LOCAL", "ownership": "kvcr",
+             "session_id": "s-1", "remaining_copy_counts": [2, 0],
+             "origin": "lmcache", "skipped_parent_block_hash": big + 1,
+             "skipped_token_ids": [7, 8], "skipped_extra_keys": [None]}
+    gpu = {"type": "BlockStored", "block_hashes": [big],
+           "parent_block_hash": None, "token_ids": [1, 2], "block_size": 2,
+           "lora_id": None, "medium": "GPU", "lora_name": None}
+    inactive = {"type": "BlockInactive", "block_hashes": [big],
+                "medium": "GPU", "group_idx": 0}
+    removed = {"type": "BlockRemoved", "block_hashes": [big],
+               "medium": "CPU", "remaining_copy_counts": [1, 0]}
+    env = '{"pod":"golden","dp_rank":0,"seq":7,"i":%d,"ts":1700000000,'
+    case("P06_vllm_named", pk([TS, [store, gpu, inactive, removed], 0]), [
+        (env % 0) + '"type":"BlockStored","block_hashes":'
+        '["9223372036854775817"],"parent_block_hash":null,'
+        '"token_ids":[1,2],"block_size":2,"lora_id":null,"medium":"CPU",'
+        '"lora_name":null,"group_idx":0,"locality":"LOCAL",'
+        '"ownership":"kvcr","session_id":"s-1",'
+        '"remaining_copy_counts":[2,0],"origin":"lmcache",'
+        '"skipped_parent_block_hash":"9223372036854775818",'
+        '"skipped_token_ids":[7,8],"skipped_extra_keys":[null]}',
+        (env % 1) + '"type":"BlockStored","block_hashes":'
+        '["9223372036854775817"],"parent_block_hash":null,'
+        '"token_ids":[1,2],"block_size":2,"lora_id":null,"medium":"GPU",'
+        '"lora_name":null}',
+        (env % 2) + '"type":"BlockInactive","block_hashes":'
+        '["9223372036854775817"],"medium":"GPU","group_idx":0}',
+        (env % 3) + '"type":"BlockRemoved","block_hashes":'
+        '["9223372036854775817"],"medium":"CPU",'
+        '"remaining_copy_counts":[1,0]}',
+    ], kvpub="vllm")
+
+
 def build():
     trtllm()
     mooncake()
     llmd_fs()
     sglang_meta()
     atom()
+    vllm_named()
 
 
 def main():

@@ -29,6 +29,11 @@ static const char *const want_names[] = {
     "token_offset",
     "from_medium",
     "to_medium",
+    "remaining_copy_counts",
+    "origin",
+    "skipped_parent_block_hash",
+    "skipped_token_ids",
+    "skipped_extra_keys",
 };
 
 static void

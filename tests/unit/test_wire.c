@@ -230,6 +230,9 @@ dump_event(struct buf *o, const struct kv_event *ev)
             buf_put(o, ev->str[f].p, ev->str[f].n);
             buf_puts(o, "'");
             break;
+        case KV_K_HASHV:
+            buf_put_u64(o, (uint64_t)ev->num[f]);
+            break;
         case KV_K_RAW:
             buf_puts(o, "x");
             buf_put_hex(o, ev->raw[f].p, ev->raw[f].n);
@@ -562,7 +565,7 @@ static const struct dcase dcases[] = {
      "2:AllBlocksCleared medium=nil; 3:BlockTransferred "
      "block_hashes=[1,2] group_idx=0 from_medium='GPU' to_medium='CPU'; "
      "ERR event 4: BlockTransferred array has fewer than 4 elements"},
-    {"map16 event with skipped_* keys", 0,
+    {"map16 event with skipped_* fields (vLLM #44488)", 0,
      "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
      "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
      "\"lora_id\":nil,\"medium\":\"0123456789012345678901234567890123456789\","
@@ -576,8 +579,8 @@ static const struct dcase dcases[] = {
      "medium='0123456789012345678901234567890123456789' lora_name=nil "
      "extra_keys=nil group_idx=0 kv_cache_spec_kind='k' "
      "kv_cache_spec_sliding_window=4 locality='LOCAL' ownership='o' "
-     "session_id='s' skipped_parent_block_hash=xc0 skipped_token_ids=x90 "
-     "skipped_extra_keys=xc0"},
+     "session_id='s' skipped_parent_block_hash=nil skipped_token_ids=x90 "
+     "skipped_extra_keys=nil"},
 
     /* Hashes. */
     {"negative int hashes", 0,
