@@ -69,6 +69,12 @@ struct source {
     double last_ts;
     uint64_t events_at_line;
     unsigned shape; /* WIRE_SHAPE_* of every batch decoded, for --stats */
+    /*
+     * A source given without NAME= takes its pod (and model) from topics
+     * kv@<pod>@<model> (topic_names); they are kept here.
+     */
+    int topic_names;
+    char topic_pod[128], topic_model[128];
 };
 
 struct kvsub {
@@ -571,6 +577,39 @@ first_seq(const struct kvsub *k, int decoded)
     return wire_first_seq(decoded ? k->shape : 0, k->o->engine);
 }
 
+/*
+ * A topic kv@<pod>@<model> names the source (docs/protocol.md#frames): for a
+ * source given without NAME=, the pod becomes <pod> and, unless -m was
+ * given, the model <model>.  Names too long for the source's room are not
+ * taken.
+ */
+static void
+topic_names(struct kvsub *k, struct source *s, const struct zsock_msg *m)
+{
+    size_t n;
+    const uint8_t *t = zsock_part(m, 0, &n);
+    const uint8_t *at = n > 3 ? memchr(t + 3, '@', n - 3) : NULL;
+
+    if (at == NULL || memcmp(t, "kv@", 3) != 0)
+        return;
+    size_t pn = (size_t)(at - t) - 3, mn = n - pn - 4;
+    if (pn == 0 || pn >= sizeof s->topic_pod || mn >= sizeof s->topic_model)
+        return;
+    if (s->nsrc.pod.p == s->topic_pod && s->nsrc.pod.n == pn &&
+        memcmp(s->topic_pod, t + 3, pn) == 0 &&
+        (k->o->model != NULL ||
+         (s->nsrc.model.n == mn && memcmp(s->topic_model, at + 1, mn) == 0)))
+        return;
+    memcpy(s->topic_pod, t + 3, pn);
+    s->nsrc.pod.p = s->topic_pod;
+    s->nsrc.pod.n = pn;
+    if (k->o->model == NULL) {
+        memcpy(s->topic_model, at + 1, mn);
+        s->nsrc.model.p = s->topic_model;
+        s->nsrc.model.n = mn;
+    }
+}
+
 static void
 handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
 {
@@ -591,6 +630,8 @@ handle_live(struct kvsub *k, struct source *s, const struct zsock_msg *m)
         write_decode_error(k, s, 0, 0, err, plen);
         return;
     }
+    if (s->topic_names)
+        topic_names(k, s, m);
     if (!s->st.started && !k->o->offset_now && seq < k->o->offset_seq) {
         log_debug("%s: seq %" PRIu64 " is before -o %" PRIu64, s->spec->name,
                   seq, k->o->offset_seq);
@@ -636,6 +677,7 @@ open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp,
     seqtrack_init(&s->st);
     kvs_from_cstr(&s->nsrc.pod, sp->name);
     kvs_from_cstr(&s->nsrc.model, o->model);
+    s->topic_names = strcmp(sp->name, sp->pub) == 0;
     s->sub = zmq_socket(k->zctx, ZMQ_SUB);
     if (s->sub == NULL || zsock_set_common(s->sub) == -1)
         goto fail;

@@ -180,3 +180,30 @@ media_after() {
     assert_success
     assert_output '["9223372036854775817",["GPU"]] '
 }
+
+@test "topics kv@<pod>@<model> name a source given without NAME=" {
+    port=$(free_port)
+    "$PY" "$PEER" --quiet --pub "tcp://127.0.0.1:$port" --count 3 \
+        --topic kv@pod-7@llama-3 --pod pod-7 --model llama-3 \
+        --expect "$T/exp.ndjson" --wait-subs 1 --hold 10 &
+    PIDS+=($!)
+    wait_file "$T/exp.ndjson" 10
+    n=$(wc -l < "$T/exp.ndjson")
+    kvsub -q -o now --count "$n" --idle 20s "tcp://127.0.0.1:$port" \
+        > "$T/got.ndjson"
+    diff "$T/got.ndjson" "$T/exp.ndjson"
+    # NAME= and -m win over the topic.
+    port=$(free_port)
+    "$PY" "$PEER" --quiet --pub "tcp://127.0.0.1:$port" --count 1 \
+        --topic kv@pod-7@llama-3 --wait-subs 1 --hold 10 &
+    PIDS+=($!)
+    run kvsub -q -o now -m mine --count 1 --idle 20s \
+        "a=tcp://127.0.0.1:$port"
+    assert_output --regexp '^\{"pod":"a","model":"mine","dp_rank":0,"seq":0,'
+    port=$(free_port)
+    "$PY" "$PEER" --quiet --pub "tcp://127.0.0.1:$port" --count 1 \
+        --topic kv@pod-7@llama-3 --wait-subs 1 --hold 10 &
+    PIDS+=($!)
+    run kvsub -q -o now -m mine --count 1 --idle 20s "tcp://127.0.0.1:$port"
+    assert_output --regexp '^\{"pod":"pod-7","model":"mine","dp_rank":0,'
+}
