@@ -48,6 +48,8 @@ live() {
         diff <(printf '%s\n' "$output") "$FIX/$name.ndjson"
         refute_output --partial '"type":"decode_error"'
         refute_output --partial '"type":"skipped"'
+        kill_pids
+        PIDS=()
         cases=$((cases + 1))
     done < "$FIX/producers.list"
     [ "$cases" -ge 1 ]
@@ -132,6 +134,8 @@ print(h | 0x80000000)' "$1"
             --idle 20s "tcp://127.0.0.1:$port" > /dev/null 2> "$T/err"
         run jq -c '.sources[0] | [.producer, .layout]' "$T/err"
         assert_output "[\"$producer\",\"$layout\"]"
+        kill_pids
+        PIDS=()
     done
 }
 
@@ -206,4 +210,26 @@ media_after() {
     PIDS+=($!)
     run kvsub -q -o now -m mine --count 1 --idle 20s "tcp://127.0.0.1:$port"
     assert_output --regexp '^\{"pod":"pod-7","model":"mine","dp_rank":0,'
+}
+
+@test "--endpoints: one line per rank on ports with no rule (vLLM tcp://*:0)" {
+    p0=$(free_port)
+    p1=$(free_port)
+    for r in 0 1; do
+        port=$p0
+        [ "$r" = 1 ] && port=$p1
+        "$PY" "$PEER" --quiet --pub "tcp://127.0.0.1:$port" --count 2 \
+            --rank "$r" --pod "pod-a/$r" --expect "$T/exp$r.ndjson" \
+            --wait-subs 1 --hold 10 &
+        PIDS+=($!)
+    done
+    printf '# one rank a line\npod-a/0=tcp://127.0.0.1:%s\npod-a/1=tcp://127.0.0.1:%s\n' \
+        "$p0" "$p1" > "$T/ranks.txt"
+    wait_file "$T/exp0.ndjson" 10
+    wait_file "$T/exp1.ndjson" 10
+    n=$(cat "$T/exp0.ndjson" "$T/exp1.ndjson" | wc -l)
+    kvsub -q -o now --count "$n" --idle 20s --endpoints "$T/ranks.txt" \
+        > "$T/got.ndjson"
+    diff <(grep '"pod":"pod-a/0"' "$T/got.ndjson") "$T/exp0.ndjson"
+    diff <(grep '"pod":"pod-a/1"' "$T/got.ndjson") "$T/exp1.ndjson"
 }
