@@ -43,7 +43,12 @@ enum kv_raw_kind { KV_RAW_MSGPACK = 0, KV_RAW_JSON = 1 };
 
 struct kv_raw {
     const uint8_t *p;
-    size_t n;
+    /*
+     * 32 bits keep the struct at 16 bytes (an event has one per field):
+     * a kept value comes from a payload or a line, both refused above
+     * UINT32_MAX bytes (WIRE_MAX_PAYLOAD, the readers' line limits).
+     */
+    uint32_t n;
     enum kv_raw_kind kind;
 };
 

@@ -1027,6 +1027,11 @@ ndjson_parse_line(const char *line, size_t len, struct arena *arena,
     kv_event_init(ev, KV_BLOCK_STORED);
     if (err != NULL && errlen > 0)
         err[0] = '\0';
+    /* A kept value's length is 32 bits (struct kv_raw). */
+    if (len > UINT32_MAX) {
+        jp_fail(&j, "line longer than 4 GiB");
+        return NDJSON_BAD;
+    }
 
     jp_ws(&j);
     if (j.sc.i == j.sc.n)

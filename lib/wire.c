@@ -1043,6 +1043,10 @@ wire_decode(const uint8_t *payload, size_t len, const struct wire_opts *opts,
     uint64_t seq = out->seq;
     memset(out, 0, sizeof *out);
     out->seq = seq;
+    if (len > WIRE_MAX_PAYLOAD) {
+        snprintf(err, errlen, "payload larger than 4 GiB");
+        return -1;
+    }
 
     rc = mpk_next(&d.c, &v);
     if (rc != MPK_OK) {

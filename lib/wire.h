@@ -23,6 +23,8 @@
 #define WIRE_MAX_EVENTS 65536
 #define WIRE_MAX_HASHES 1048576
 #define WIRE_MAX_TOKENS (16u * 1024 * 1024)
+/* A kept value's length is 32 bits (struct kv_raw): bigger payloads fail. */
+#define WIRE_MAX_PAYLOAD UINT32_MAX
 
 /*
  * An integer batch ts at or above this is in milliseconds (Mooncake's
