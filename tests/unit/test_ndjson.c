@@ -1504,6 +1504,44 @@ test_hostile(void)
     CHECK(conv_ok, "60000 random msgpack values convert without harm");
 }
 
+/*
+ * TensorRT-LLM's placeholder tokens (docs/protocol.md#tensorrt-llm): kept
+ * as the list's text, keyed by FNV-1a-32 with the top bit set, written
+ * back as they were read.
+ */
+static void
+test_read_placeholders(void)
+{
+    static const char line[] =
+        "{\"type\":\"BlockStored\",\"token_ids\":[1, \"<img>\",\"a\\u0062\"]}";
+    struct kv_env env;
+    struct kv_event ev;
+    char err[128] = "";
+    int rc = parse(line, &env, &ev, err, sizeof err);
+
+    if (!CHECK(rc == NDJSON_EVENT && ev.token_mixed && ev.n_tokens == 3,
+               "placeholder strings among token ids are read"))
+        return;
+    /* FNV-1a-32("<img>") | top bit = 0xbeaedda4, ("ab") 0xcd2505ca. */
+    CHECK_U64(ev.tokens[0], 1, "an integer token stays");
+    CHECK_U64(ev.tokens[1], 0xbeaedda4u, "\"<img>\" keys as its FNV-1a-32");
+    CHECK_U64(ev.tokens[2], 0xcd2505cau, "an escaped placeholder is decoded");
+    CHECK(ev.raw[KV_F_TOKEN_IDS].kind == KV_RAW_JSON &&
+              ev.raw[KV_F_TOKEN_IDS].n == 22 &&
+              memcmp(ev.raw[KV_F_TOKEN_IDS].p, "[1, \"<img>\",\"a\\u0062\"]",
+                     22) == 0,
+          "the list is kept as it was written");
+    buf_clear(&out);
+    ndjson_write_event(&out, &env, &ev);
+    CHECK(out.len > 0 &&
+              strstr(out.p, "\"token_ids\":[1, \"<img>\",\"a\\u0062\"]") !=
+                  NULL,
+          "and written back as it came");
+    rc = parse("{\"type\":\"BlockStored\",\"token_ids\":[1,2]}", &env, &ev, err,
+               sizeof err);
+    CHECK(rc == NDJSON_EVENT && !ev.token_mixed, "plain ids are not mixed");
+}
+
 int
 main(void)
 {
@@ -1516,6 +1554,7 @@ main(void)
     test_raw_json();
     test_read_envelope();
     test_read_fields();
+    test_read_placeholders();
     test_read_records();
     test_read_errors();
     test_read_numbers();
