@@ -85,7 +85,8 @@ load(const char *path, struct stream *s)
 static long
 pass_decode(const struct stream *s, struct arena *a, struct buf *out)
 {
-    static const struct wire_opts opts = {KV_ENGINE_VLLM, 0, 0};
+    /* kvsub's default: the producer is told by the payload. */
+    static const struct wire_opts opts = {.engine = KV_ENGINE_AUTO};
     const struct ndjson_source src = {{"bench", 5}, {NULL, 0}, {NULL, 0}};
     long events = 0;
     char err[128];
@@ -99,7 +100,7 @@ pass_decode(const struct stream *s, struct arena *a, struct buf *out)
         if (out != NULL)
             ndjson_write_batch(out, &src, &b);
         for (size_t k = 0; k < b.n_events; k++)
-            events += b.events[k].type <= KV_ALL_BLOCKS_CLEARED;
+            events += kv_type_is_engine(b.events[k].type);
         if (out != NULL && out->len >= (1u << 20))
             buf_clear(out);
     }

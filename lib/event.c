@@ -29,6 +29,8 @@ static const char *const type_names[KV_TYPE_COUNT] = {
     [KV_SKIPPED] = "skipped",
     [KV_SNAPSHOT_BEGIN] = "snapshot_begin",
     [KV_SNAPSHOT_END] = "snapshot_end",
+    [KV_BLOCK_TRANSFERRED] = "BlockTransferred",
+    [KV_BLOCK_INACTIVE] = "BlockInactive",
 };
 
 const char *

@@ -43,7 +43,12 @@ enum kv_raw_kind { KV_RAW_MSGPACK = 0, KV_RAW_JSON = 1 };
 
 struct kv_raw {
     const uint8_t *p;
-    size_t n;
+    /*
+     * 32 bits keep the struct at 16 bytes (an event has one per field):
+     * a kept value comes from a payload or a line, both refused above
+     * UINT32_MAX bytes (WIRE_MAX_PAYLOAD, the readers' line limits).
+     */
+    uint32_t n;
     enum kv_raw_kind kind;
 };
 
@@ -73,8 +78,23 @@ enum kv_type {
      */
     KV_SNAPSHOT_BEGIN,
     KV_SNAPSHOT_END,
+    /*
+     * Engine events that came later, kept after the records so that the
+     * numbering of the others does not change: ATOM's move between media
+     * and vLLM's (#50732) block that no request uses any more.
+     */
+    KV_BLOCK_TRANSFERRED,
+    KV_BLOCK_INACTIVE,
     KV_TYPE_COUNT
 };
+
+/* Whether t is an event an engine sends (not a record kvtap writes). */
+static inline int
+kv_type_is_engine(enum kv_type t)
+{
+    return t <= KV_ALL_BLOCKS_CLEARED || t == KV_BLOCK_TRANSFERRED ||
+           t == KV_BLOCK_INACTIVE;
+}
 
 /*
  * Engine fields in NDJSON order, from the one list in fields.def (which
@@ -93,16 +113,27 @@ enum kv_kind {
     KV_K_TOKENS, /* tokens, n_tokens, token_pairs */
     KV_K_INT,    /* num[field] */
     KV_K_STR,    /* str[field] */
-    KV_K_RAW     /* raw[field]: a generic value, msgpack or JSON text */
+    KV_K_RAW,    /* raw[field]: a generic value, msgpack or JSON text */
+    KV_K_HASHV   /* num[field]: a hash's canonical u64, as a decimal string */
 };
 
 #define KV_BIT(f) (1u << (f))
 
-/* The event-type codes of fields.def's required and map columns. */
+/*
+ * The event-type codes of fields.def's required and map columns: S
+ * BlockStored, R BlockRemoved, C AllBlocksCleared, T BlockTransferred, I
+ * BlockInactive.
+ */
 #define KV_TYPES_0 0u
 #define KV_TYPES_S KV_BIT(KV_BLOCK_STORED)
 #define KV_TYPES_R KV_BIT(KV_BLOCK_REMOVED)
+#define KV_TYPES_C KV_BIT(KV_ALL_BLOCKS_CLEARED)
+#define KV_TYPES_T KV_BIT(KV_BLOCK_TRANSFERRED)
+#define KV_TYPES_I KV_BIT(KV_BLOCK_INACTIVE)
 #define KV_TYPES_SR (KV_TYPES_S | KV_TYPES_R)
+#define KV_TYPES_SRI (KV_TYPES_SR | KV_TYPES_I)
+#define KV_TYPES_SRTI (KV_TYPES_SRI | KV_TYPES_T)
+#define KV_TYPES_SRCI (KV_TYPES_SRI | KV_TYPES_C)
 
 struct kv_field_info {
     const char *name;
@@ -135,11 +166,15 @@ struct kv_event {
     /*
      * Token ids.  With token_pairs set (SGLang bigram pages) the field is an
      * array of n_tokens [a, b] pairs stored flat, so tokens has 2*n_tokens
-     * values.
+     * values.  With token_mixed set (TensorRT-LLM) some ids were strings
+     * standing for multimodal placeholders: raw[KV_F_TOKEN_IDS] keeps the
+     * list as it came, and tokens holds kv_token_placeholder() at those
+     * positions so that block keys can still be computed.
      */
     uint32_t *tokens;
     size_t n_tokens;
     int token_pairs;
+    int token_mixed;
     int64_t num[KV_F_COUNT];
     struct kv_str str[KV_F_COUNT];
     struct kv_raw raw[KV_F_COUNT];
@@ -192,8 +227,21 @@ struct kv_env {
     struct kv_str stream; /* p == NULL: absent */
 };
 
-/* The engine whose positional layout an array event follows. */
-enum kv_engine { KV_ENGINE_VLLM, KV_ENGINE_SGLANG };
+/*
+ * The producer --engine names (docs/protocol.md#which-engine-auto).  Only
+ * SGLang has array slots of its own; vllm is vLLM's table strictly, and
+ * the others read vLLM's table plus what the payload itself shows (an
+ * SGLang metadata map at slot 7, ATOM's token_offset at slot 12).
+ */
+enum kv_engine {
+    KV_ENGINE_VLLM,
+    KV_ENGINE_SGLANG,
+    KV_ENGINE_AUTO,
+    KV_ENGINE_TRTLLM,
+    KV_ENGINE_ATOM,
+    KV_ENGINE_MOONCAKE,
+    KV_ENGINE_LLMD_FS
+};
 
 /*
  * Array events' slots (fields.def's vs, vr, ss, sr columns), for the wire
@@ -202,17 +250,16 @@ enum kv_engine { KV_ENGINE_VLLM, KV_ENGINE_SGLANG };
  * plus 1, or 0 where no field is known.  Indexes past KV_WIRE_SLOTS are
  * the table's own bookkeeping.
  */
-#define KV_WIRE_SLOTS 12
+#define KV_WIRE_SLOTS 13
 extern const uint8_t kv_slots[2][2][KV_WIRE_SLOTS + KV_F_COUNT];
 
 /* The field at a legacy array index, or -1 when the slot is not known. */
 static inline int
 kv_field_at_slot(enum kv_type t, enum kv_engine eng, uint32_t i)
 {
-    if ((t != KV_BLOCK_STORED && t != KV_BLOCK_REMOVED) || i >= KV_WIRE_SLOTS ||
-        (unsigned)eng > KV_ENGINE_SGLANG)
+    if ((t != KV_BLOCK_STORED && t != KV_BLOCK_REMOVED) || i >= KV_WIRE_SLOTS)
         return -1;
-    return (int)kv_slots[eng][t == KV_BLOCK_REMOVED][i] - 1;
+    return (int)kv_slots[eng == KV_ENGINE_SGLANG][t == KV_BLOCK_REMOVED][i] - 1;
 }
 
 /* Returns the NDJSON type name ("BlockStored", "gap", ...).  Static storage. */
@@ -241,6 +288,22 @@ kv_field_parse(const char *s, size_t n, enum kv_field *out)
 #undef KV_FIELD_TRY
     return -1;
 }
+/*
+ * The token id a placeholder string of a token list (TensorRT-LLM's
+ * multimodal tokens) stands for in block keys: FNV-1a (32 bits) of its
+ * bytes with the top bit set, so that different placeholders key apart
+ * (docs/protocol.md#tensorrt-llm).
+ */
+static inline uint32_t
+kv_token_placeholder(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h | 0x80000000u;
+}
+
 /* Resets ev to an empty event of the given type (every field absent). */
 void kv_event_init(struct kv_event *ev, enum kv_type type);
 

@@ -270,6 +270,85 @@ apply_removed(struct kv_index *ix, uint32_t p, const struct kv_event *ev)
 }
 
 /*
+ * The bit of the medium an event names in field f: 0 (the GPU) when it
+ * names none, -1 for a medium nothing was stored in yet (intern 0: look
+ * only) or when the table is full (intern 1).
+ */
+static int
+event_medium(struct kv_index *ix, const struct kv_event *ev, enum kv_field f,
+             int intern)
+{
+    if (!has_value(ev, f) || ev->str[f].n == 0)
+        return 0;
+    if (intern)
+        return index_medium_intern(ix, ev->str[f].p, ev->str[f].n);
+    return medium_find(ix, ev->str[f].p, ev->str[f].n);
+}
+
+/*
+ * ATOM's BlockTransferred (docs/kvindex.md#how-events-apply): each block
+ * the pod holds leaves from_medium and is held in to_medium; a block the
+ * pod does not hold is counted like an unknown removal.
+ */
+static enum index_reject
+apply_transferred(struct kv_index *ix, uint32_t p, const struct kv_event *ev)
+{
+    struct pod *pod = &ix->pods[p];
+    int from = event_medium(ix, ev, KV_F_FROM_MEDIUM, 0);
+    int to = event_medium(ix, ev, KV_F_TO_MEDIUM, 1);
+
+    if (!has_value(ev, KV_F_BLOCK_HASHES) || to < 0)
+        return INDEX_REJ_INVALID;
+    for (size_t i = 0; i < ev->n_hashes; i++) {
+        uint32_t s = em_find(ix, &pod->map, ev->hashes[i].v);
+
+        if (s == NONE) {
+            ix->unknown_removed++;
+            continue;
+        }
+        struct entry *e = &ix->ent[em_id(&pod->map, s)];
+        if (from >= 0)
+            e->media &= ~(1u << from);
+        e->media |= 1u << to;
+    }
+    return INDEX_REJ_NONE;
+}
+
+/*
+ * An AllBlocksCleared that names a medium (ATOM, Mooncake) empties only
+ * that medium: blocks held elsewhere too stay, the others go.
+ */
+static enum index_reject
+apply_cleared_medium(struct kv_index *ix, uint32_t p, const struct kv_event *ev)
+{
+    struct emap *m = &ix->pods[p].map;
+    int bit = event_medium(ix, ev, KV_F_MEDIUM, 0);
+    uint64_t *gone = NULL;
+    size_t n = 0;
+
+    if (bit < 0)
+        return INDEX_REJ_NONE; /* nothing was ever stored there */
+    if (m->cap > 0 && (gone = malloc(m->cap * sizeof *gone)) == NULL)
+        return INDEX_REJ_NOMEM;
+    /* Drop after the walk: a deletion moves other slots of the table. */
+    for (uint32_t i = 0; i < m->cap; i++) {
+        if (m->slot[i] == EM_EMPTY)
+            continue;
+        struct entry *e = &ix->ent[em_id(m, i)];
+        e->media &= ~(1u << bit);
+        if (e->media == 0)
+            gone[n++] = e->engine_hash;
+    }
+    for (size_t k = 0; k < n; k++) {
+        uint32_t s = em_find(ix, m, gone[k]);
+        entry_drop(ix, em_id(m, s));
+        em_delete_slot(m, s);
+    }
+    free(gone);
+    return INDEX_REJ_NONE;
+}
+
+/*
  * Notes that pod p was named by an event at env's seq and ts, and where its
  * stream stands.  A gap record carries the ts of the batch after the hole,
  * not of its own seq, so it never sets seq_ts.
@@ -456,8 +535,7 @@ index_apply(struct kv_index *ix, const struct kv_env *env,
     ix->orphan_alarm = ix->resume_alarm = NONE;
     int record = ev->type == KV_GAP || ev->type == KV_RESTART ||
                  ev->type == KV_SNAPSHOT_BEGIN || ev->type == KV_SNAPSHOT_END;
-    if (ev->type != KV_BLOCK_STORED && ev->type != KV_BLOCK_REMOVED &&
-        ev->type != KV_ALL_BLOCKS_CLEARED && !record)
+    if (!kv_type_is_engine(ev->type) && !record)
         return 0;
     if (env->pod.p)
         name = env->pod;
@@ -490,7 +568,16 @@ index_apply(struct kv_index *ix, const struct kv_env *env,
             apply_removed(ix, p, ev);
         break;
     case KV_ALL_BLOCKS_CLEARED:
-        apply_record(ix, p, KV_RESTART);
+        if (has_value(ev, KV_F_MEDIUM) && ev->str[KV_F_MEDIUM].n)
+            r = apply_cleared_medium(ix, p, ev);
+        else
+            apply_record(ix, p, KV_RESTART);
+        break;
+    case KV_BLOCK_TRANSFERRED:
+        r = apply_transferred(ix, p, ev);
+        break;
+    case KV_BLOCK_INACTIVE:
+        /* Still cached, only unused: the index keeps it (docs/kvindex.md). */
         break;
     default:
         apply_record(ix, p, ev->type);

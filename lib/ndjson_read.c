@@ -380,7 +380,7 @@ jp_token(struct jp *j, uint32_t *out)
  * through jp_token for the reader's own checks and messages.
  */
 static int
-jp_token_list(struct jp *j, uint32_t **t, size_t *cap, size_t *n)
+jp_token_list(struct jp *j, uint32_t **t, size_t *cap, size_t *n, int *mixed)
 {
     for (;;) {
         size_t got;
@@ -398,8 +398,16 @@ jp_token_list(struct jp *j, uint32_t **t, size_t *cap, size_t *n)
             return jp_fail(j, "token_ids: mixes integers and [a,b] pairs");
         if (*n == *cap && (*t = jp_grow(j, *t, *n, cap, sizeof **t)) == NULL)
             return -1;
-        if (jp_token(j, *t + *n) == -1)
+        if (jp_peek(j) == '"') {
+            /* A placeholder (TensorRT-LLM, docs/protocol.md#tensorrt-llm). */
+            struct kv_str s;
+            if (jp_string(j, &s) == -1)
+                return -1;
+            (*t)[*n] = kv_token_placeholder(s.p, s.n);
+            *mixed = 1;
+        } else if (jp_token(j, *t + *n) == -1) {
             return -1;
+        }
         (*n)++;
         if ((rc = jp_next_elem(j)) == -1)
             return -1;
@@ -412,17 +420,24 @@ static int
 jp_tokens(struct jp *j, struct kv_event *ev)
 {
     const char *key = "token_ids";
+    const size_t start = j->sc.i;
     uint32_t *t = NULL;
     size_t n = 0, cap = 0; /* n values, so 2 per pair */
     int rc = jp_open_array(j, key, "an array of token ids or null");
-    int pairs = jp_peek(j) == '[';
+    int pairs = jp_peek(j) == '[', mixed = 0;
 
     if (rc == -1)
         return -1;
     if (rc == 0 && !pairs) {
-        if (jp_token_list(j, &t, &cap, &n) == -1)
+        if (jp_token_list(j, &t, &cap, &n, &mixed) == -1)
             return -1;
         rc = 1;
+    }
+    ev->token_mixed = mixed;
+    if (mixed) {
+        ev->raw[KV_F_TOKEN_IDS].p = (const uint8_t *)j->sc.s + start;
+        ev->raw[KV_F_TOKEN_IDS].n = j->sc.i - start;
+        ev->raw[KV_F_TOKEN_IDS].kind = KV_RAW_JSON;
     }
     while (rc == 0) {
         if (n + 2 > cap && (t = jp_grow(j, t, n, &cap, sizeof *t)) == NULL)
@@ -480,6 +495,13 @@ jp_field(struct jp *j, struct kv_event *ev, enum kv_field f)
         return jp_str_value(j, key, &ev->str[f]);
     case KV_K_RAW:
         return jp_raw(j, &ev->raw[f]);
+    case KV_K_HASHV: {
+        uint64_t h;
+        if (jp_hash(j, key, &h) == -1)
+            return -1;
+        ev->num[f] = (int64_t)h;
+        return 0;
+    }
     }
     return jp_fail(j, "%s: unsupported field", key);
 }
@@ -1087,6 +1109,11 @@ ndjson_parse_line(const char *line, size_t len, struct arena *arena,
     kv_event_init(ev, KV_BLOCK_STORED);
     if (err != NULL && errlen > 0)
         err[0] = '\0';
+    /* A kept value's length is 32 bits (struct kv_raw). */
+    if (len > UINT32_MAX) {
+        jp_fail(&j, "line longer than 4 GiB");
+        return NDJSON_BAD;
+    }
 
     jp_ws(&j);
     if (j.sc.i == j.sc.n)

@@ -269,6 +269,8 @@ static const struct padded type_keys[KV_TYPE_COUNT] = {
     [KV_SKIPPED] = PAD(",\"type\":\"skipped\""),
     [KV_SNAPSHOT_BEGIN] = PAD(",\"type\":\"snapshot_begin\""),
     [KV_SNAPSHOT_END] = PAD(",\"type\":\"snapshot_end\""),
+    [KV_BLOCK_TRANSFERRED] = PAD(",\"type\":\"BlockTransferred\""),
+    [KV_BLOCK_INACTIVE] = PAD(",\"type\":\"BlockInactive\""),
 };
 
 static char *
@@ -359,6 +361,8 @@ field_bound(const struct kv_event *ev, enum kv_field f, uint32_t live)
     case KV_K_HASH:
         return 24;
     case KV_K_TOKENS:
+        if (ev->token_mixed)
+            return 0; /* written from raw[], like a RAW field */
         return add_sat(mul_sat(ev->n_tokens, ev->token_pairs ? 28 : 14), 12);
     case KV_K_INT:
         return 24;
@@ -366,6 +370,8 @@ field_bound(const struct kv_event *ev, enum kv_field f, uint32_t live)
         return fmt_json_str_bound(ev->str[f].n);
     case KV_K_RAW:
         return 0;
+    case KV_K_HASHV:
+        return 24;
     }
     return 0;
 }
@@ -393,6 +399,8 @@ put_field(char *q, const struct kv_event *ev, enum kv_field f)
         return fmt_json_str(q, ev->str[f].p, ev->str[f].n);
     case KV_K_RAW:
         break;
+    case KV_K_HASHV:
+        return put_hash(q, (uint64_t)ev->num[f]);
     }
     return q;
 }
@@ -464,7 +472,8 @@ wr_engine_body(struct buf *out, const struct kv_event *ev)
         if (!(live & KV_BIT(f))) {
             memcpy(q, "null", 4);
             q += 4;
-        } else if (kv_fields[f].kind == KV_K_RAW) {
+        } else if (kv_fields[f].kind == KV_K_RAW ||
+                   (f == KV_F_TOKEN_IDS && ev->token_mixed)) {
             out->len = (size_t)(q - out->p);
             ndjson_write_raw(out, ev->raw[f]);
             if ((q = wr_room(out, bound)) == NULL)
@@ -492,8 +501,7 @@ wr_engine_body(struct buf *out, const struct kv_event *ev)
 static int
 is_engine(enum kv_type t)
 {
-    return t == KV_BLOCK_STORED || t == KV_BLOCK_REMOVED ||
-           t == KV_ALL_BLOCKS_CLEARED;
+    return kv_type_is_engine(t);
 }
 
 /* Everything after "type":"...", up to and including the newline. */
@@ -504,6 +512,8 @@ wr_body(struct buf *out, const struct kv_event *ev)
     case KV_BLOCK_STORED:
     case KV_BLOCK_REMOVED:
     case KV_ALL_BLOCKS_CLEARED:
+    case KV_BLOCK_TRANSFERRED:
+    case KV_BLOCK_INACTIVE:
         wr_engine_body(out, ev);
         return;
     case KV_GAP:

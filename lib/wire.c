@@ -24,7 +24,9 @@ struct dec {
     size_t max_events;
     size_t max_tokens;
     size_t len;
-    char msg[128]; /* why the current event failed */
+    int in_map;     /* decoding a tagged-map event */
+    unsigned shape; /* WIRE_SHAPE_* seen so far */
+    char msg[128];  /* why the current event failed */
 };
 
 /* The unknown-field list of the event being decoded. */
@@ -69,9 +71,39 @@ engine_type(const struct mpk_val *v, enum kv_type *t)
         *t = KV_BLOCK_REMOVED;
     else if (str_eq(v, "AllBlocksCleared", 16))
         *t = KV_ALL_BLOCKS_CLEARED;
+    else if (str_eq(v, "BlockTransferred", 16))
+        *t = KV_BLOCK_TRANSFERRED;
+    else if (str_eq(v, "BlockInactive", 13))
+        *t = KV_BLOCK_INACTIVE;
     else
         return -1;
     return 0;
+}
+
+/*
+ * The field at array slot i of an event of type t: fields.def's tables for
+ * stores and removals (vLLM's BlockInactive is laid out like a removal),
+ * and the slots of ATOM's events (docs/protocol.md#rocm-atom): a medium at
+ * 1 of AllBlocksCleared, and [tag, hashes, from_medium, to_medium,
+ * group_idx] for BlockTransferred.  -1 where no field is known.
+ */
+static int
+slot_field(enum kv_type t, enum kv_engine eng, uint32_t i)
+{
+    static const int8_t transferred[] = {-1, KV_F_BLOCK_HASHES,
+                                         KV_F_FROM_MEDIUM, KV_F_TO_MEDIUM,
+                                         KV_F_GROUP_IDX};
+
+    switch (t) {
+    case KV_BLOCK_INACTIVE:
+        return kv_field_at_slot(KV_BLOCK_REMOVED, eng, i);
+    case KV_ALL_BLOCKS_CLEARED:
+        return i == 1 ? KV_F_MEDIUM : -1;
+    case KV_BLOCK_TRANSFERRED:
+        return i < sizeof transferred ? transferred[i] : -1;
+    default:
+        return kv_field_at_slot(t, eng, i);
+    }
 }
 
 /* Converts a hash value that has been read; 0 or -1 (message set). */
@@ -184,9 +216,13 @@ token_fast(const uint8_t **pp, const uint8_t *end, uint32_t *out)
     }
 }
 
-/* Reads one token id in any encoding; 0 or -1 (message set). */
+/*
+ * Reads one token id in any encoding; 0 or -1 (message set).  With mixed
+ * non-NULL a string is accepted as a placeholder (TensorRT-LLM's
+ * multimodal tokens, docs/protocol.md#tensorrt-llm) and sets *mixed.
+ */
 static int
-dec_token(struct dec *d, uint32_t *out)
+dec_token(struct dec *d, uint32_t *out, int *mixed)
 {
     struct mpk_val v;
 
@@ -194,6 +230,11 @@ dec_token(struct dec *d, uint32_t *out)
         return 0;
     if (mpk_next(&d->c, &v) != MPK_OK)
         return wrong_type(d, KV_F_TOKEN_IDS);
+    if (v.type == MPK_STR && mixed != NULL) {
+        *out = kv_token_placeholder((const char *)v.p, v.n);
+        *mixed = 1;
+        return 0;
+    }
     if (v.type == MPK_INT || (v.type == MPK_UINT && v.v.u > UINT32_MAX))
         return fail(d, "token_ids: token out of range");
     if (v.type != MPK_UINT)
@@ -205,7 +246,9 @@ dec_token(struct dec *d, uint32_t *out)
 static int
 dec_tokens(struct dec *d, struct kv_event *ev)
 {
+    const uint8_t *list = d->c.p;
     struct mpk_val v;
+    int mixed = 0;
 
     if (mpk_next(&d->c, &v) != MPK_OK || v.type != MPK_ARRAY)
         return wrong_type(d, KV_F_TOKEN_IDS);
@@ -214,6 +257,7 @@ dec_tokens(struct dec *d, struct kv_event *ev)
     ev->tokens = NULL;
     ev->n_tokens = 0;
     ev->token_pairs = 0;
+    ev->token_mixed = 0;
     if (v.n == 0)
         return 0;
     /* SGLang bigram pages: every element is a [a, b] pair. */
@@ -229,25 +273,31 @@ dec_tokens(struct dec *d, struct kv_event *ev)
             if (token_fast(&p, end, &t[i]))
                 continue;
             d->c.p = p;
-            if (dec_token(d, &t[i]) == -1)
+            if (dec_token(d, &t[i], &mixed) == -1)
                 return -1;
             p = d->c.p;
         }
         d->c.p = p;
+        if (mixed) {
+            ev->raw[KV_F_TOKEN_IDS].p = list;
+            ev->raw[KV_F_TOKEN_IDS].n = (size_t)(p - list);
+            ev->raw[KV_F_TOKEN_IDS].kind = KV_RAW_MSGPACK;
+        }
     } else {
         for (uint32_t i = 0; i < v.n; i++) {
             struct mpk_val pv;
             if (mpk_next(&d->c, &pv) != MPK_OK || pv.type != MPK_ARRAY ||
                 pv.n != 2)
                 return fail(d, "token_ids: malformed pair");
-            if (dec_token(d, &t[2 * i]) == -1 ||
-                dec_token(d, &t[2 * i + 1]) == -1)
+            if (dec_token(d, &t[2 * i], NULL) == -1 ||
+                dec_token(d, &t[2 * i + 1], NULL) == -1)
                 return -1;
         }
     }
     ev->tokens = t;
     ev->n_tokens = v.n;
     ev->token_pairs = pairs;
+    ev->token_mixed = mixed;
     return 0;
 }
 
@@ -257,11 +307,21 @@ dec_tokens(struct dec *d, struct kv_event *ev)
 static const uint32_t nullable_fields = 0u KV_FIELD_LIST(NULLABLE, ~);
 #undef NULLABLE
 
+/*
+ * Mooncake's master sends nil for the token ids and block size it does not
+ * know (docs/protocol.md#mooncake); only map events do that, and array
+ * events keep vLLM's rule that these slots hold a value.
+ */
+static const uint32_t map_nullable_fields =
+    KV_BIT(KV_F_TOKEN_IDS) | KV_BIT(KV_F_BLOCK_SIZE);
+
 /* Whether a nil is an acceptable value for the field. */
 static int
-nullable(enum kv_field f)
+nullable(const struct dec *d, enum kv_field f)
 {
-    return (nullable_fields & KV_BIT(f)) != 0;
+    uint32_t ok = nullable_fields | (d->in_map ? map_nullable_fields : 0u);
+
+    return (ok & KV_BIT(f)) != 0;
 }
 
 /*
@@ -276,7 +336,7 @@ dec_field(struct dec *d, struct kv_event *ev, enum kv_field f)
     struct mpk_val v;
 
     if (start < d->c.end && *start == 0xc0) {
-        if (!nullable(f))
+        if (!nullable(d, f))
             return wrong_type(d, f);
         d->c.p++;
         ev->present |= KV_BIT(f);
@@ -314,9 +374,23 @@ dec_field(struct dec *d, struct kv_event *ev, enum kv_field f)
         ev->str[f].p = (const char *)v.p;
         ev->str[f].n = v.n;
         break;
+    case KV_K_HASHV: {
+        struct kv_hash h;
+        if (mpk_next(&d->c, &v) != MPK_OK)
+            return wrong_type(d, f);
+        if (hash_from(d, &v, &h, f) == -1)
+            return -1;
+        ev->num[f] = (int64_t)h.v;
+        break;
+    }
     case KV_K_RAW:
-        /* extra_keys: an array kept verbatim, converted by the writer. */
-        if (mpk_next(&d->c, &v) != MPK_OK || v.type != MPK_ARRAY)
+        /*
+         * Kept verbatim, converted by the writer: extra_keys and mm_keys
+         * are arrays, the other generic fields any value.
+         */
+        if (mpk_next(&d->c, &v) != MPK_OK ||
+            (v.type != MPK_ARRAY &&
+             (f == KV_F_EXTRA_KEYS || f == KV_F_MM_KEYS)))
             return wrong_type(d, f);
         d->c.p = start;
         if (mpk_skip(&d->c) != MPK_OK)
@@ -332,8 +406,10 @@ dec_field(struct dec *d, struct kv_event *ev, enum kv_field f)
 }
 
 /*
- * SGLang PR #30827 put a metadata map {"cache_salt": str} at array index 7;
- * other SGLang builds put the salt there as a plain str.
+ * SGLang PR #30827 put a metadata map {"cache_salt": str} at array index 7,
+ * and #37482 made it {"cache_salt"?: str, "session_id"?: str} with unset
+ * keys left out; other SGLang builds put the salt there as a plain str.
+ * A map with any other key fails, so that the caller keeps it as "@7".
  */
 static int
 dec_sglang_salt(struct dec *d, struct kv_event *ev)
@@ -347,32 +423,39 @@ dec_sglang_salt(struct dec *d, struct kv_event *ev)
         d->c.p = start;
         return dec_field(d, ev, KV_F_CACHE_SALT);
     }
-    struct kv_str salt = {NULL, 0};
-    int found = 0;
+    d->shape |= WIRE_SHAPE_SGLANG;
     for (uint32_t i = 0; i < v.n; i++) {
-        const uint8_t *kstart = d->c.p;
-        struct mpk_val k, x;
+        struct mpk_val k;
         if (mpk_next(&d->c, &k) != MPK_OK)
             return wrong_type(d, KV_F_CACHE_SALT);
         if (k.type == MPK_STR && str_eq(&k, "cache_salt", 10)) {
-            if (mpk_next(&d->c, &x) != MPK_OK || x.type != MPK_STR)
-                return wrong_type(d, KV_F_CACHE_SALT);
-            salt.p = (const char *)x.p;
-            salt.n = x.n;
-            found = 1;
+            if (dec_field(d, ev, KV_F_CACHE_SALT) == -1)
+                return -1;
             continue;
         }
-        /* Other metadata keys are ignored: skip the key, then its value. */
-        d->c.p = kstart;
-        if (mpk_skip(&d->c) != MPK_OK || mpk_skip(&d->c) != MPK_OK)
-            return wrong_type(d, KV_F_CACHE_SALT);
-    }
-    if (!found)
+        if (k.type == MPK_STR && str_eq(&k, "session_id", 10)) {
+            if (dec_field(d, ev, KV_F_SESSION_ID) == -1)
+                return -1;
+            continue;
+        }
+        /* Another key: the map is not one we know; "@7" keeps it whole. */
         return wrong_type(d, KV_F_CACHE_SALT);
-    ev->str[KV_F_CACHE_SALT] = salt;
-    ev->present |= KV_BIT(KV_F_CACHE_SALT);
-    ev->isnull &= ~KV_BIT(KV_F_CACHE_SALT);
+    }
     return 0;
+}
+
+/*
+ * Whether array slot i holds SGLang's metadata map where vLLM's table has
+ * lora_name: under every --engine but a strict vllm, a map there cannot
+ * be a LoRA name (docs/protocol.md#which-engine-auto).
+ */
+static int
+sglang_map_at(const struct dec *d, enum kv_engine eng, uint32_t i)
+{
+    const uint8_t b = d->c.p < d->c.end ? *d->c.p : 0;
+
+    return i == 7 && eng != KV_ENGINE_VLLM &&
+           ((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf);
 }
 
 /* Appends an unknown field; cap is the event's element count. */
@@ -435,13 +518,17 @@ dec_array_event(struct dec *d, struct kv_event *ev, uint32_t n,
         return fail(d, "BlockStored array has fewer than 6 elements");
     if (ev->type == KV_BLOCK_REMOVED && n < 2)
         return fail(d, "BlockRemoved array has fewer than 2 elements");
-    uint32_t mandatory = ev->type == KV_BLOCK_STORED    ? 4
-                         : ev->type == KV_BLOCK_REMOVED ? 1
-                                                        : 0;
+    if (ev->type == KV_BLOCK_TRANSFERRED && n < 4)
+        return fail(d, "BlockTransferred array has fewer than 4 elements");
+    uint32_t mandatory = ev->type == KV_BLOCK_STORED         ? 4
+                         : ev->type == KV_ALL_BLOCKS_CLEARED ? 0
+                                                             : 1;
     enum kv_engine eng = d->opts != NULL ? d->opts->engine : KV_ENGINE_VLLM;
     for (uint32_t i = 1; i < n; i++) {
         const uint8_t *start = d->c.p;
-        int f = kv_field_at_slot(ev->type, eng, i);
+        int f = slot_field(ev->type, eng, i);
+        if (f == KV_F_LORA_NAME && sglang_map_at(d, eng, i))
+            f = KV_F_CACHE_SALT;
         if (f >= 0) {
             int rc;
             if (f == KV_F_CACHE_SALT)
@@ -465,25 +552,77 @@ dec_array_event(struct dec *d, struct kv_event *ev, uint32_t n,
     return 0;
 }
 
+/*
+ * Decodes an event packed into a byte string (llm-d's storage-tier
+ * publisher, docs/protocol.md#llm-d-storage-tier): the bytes hold exactly
+ * one array event, and there a parent of 0 means no parent.  The outer
+ * cursor is left after the byte string whatever happens.  Returns what
+ * dec_array_event returns.
+ */
+static int
+dec_packed_event(struct dec *d, struct kv_event *ev, const struct mpk_val *bin,
+                 struct kv_str *tag)
+{
+    const struct mpk outer = d->c;
+    struct mpk_val v;
+    int rc;
+
+    mpk_init(&d->c, bin->p, bin->n);
+    if (mpk_next(&d->c, &v) != MPK_OK || v.type != MPK_ARRAY)
+        rc = fail(d, "packed event is not an array");
+    else if ((rc = dec_array_event(d, ev, v.n, tag)) == 0 && d->c.p != d->c.end)
+        rc = fail(d, "trailing bytes after packed event");
+    d->c = outer;
+    if (rc == 0 && (ev->present & KV_BIT(KV_F_PARENT_BLOCK_HASH)) &&
+        !(ev->isnull & KV_BIT(KV_F_PARENT_BLOCK_HASH)) && ev->parent.v == 0 &&
+        ev->parent.digest == NULL)
+        ev->isnull |= KV_BIT(KV_F_PARENT_BLOCK_HASH);
+    return rc;
+}
+
 /* The fields each map event may carry by name (fields.def's map column). */
 #define MAP_BIT(t, id, name, kind, nullable, required, map, ...)               \
     | ((KV_TYPES_##map) & (t) ? KV_BIT(KV_F_##id) : 0u)
-static const uint32_t map_stored = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_S);
-static const uint32_t map_removed = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_R);
+static const uint32_t map_fields[] = {
+    [KV_BLOCK_STORED] = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_S),
+    [KV_BLOCK_REMOVED] = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_R),
+    [KV_ALL_BLOCKS_CLEARED] = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_C),
+    [KV_BLOCK_TRANSFERRED] = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_T),
+    [KV_BLOCK_INACTIVE] = 0u KV_FIELD_LIST(MAP_BIT, KV_TYPES_I),
+};
 #undef MAP_BIT
 
 /* Whether a map event of type t may carry field f by name. */
 static int
 map_known(enum kv_type t, enum kv_field f)
 {
-    switch (t) {
-    case KV_BLOCK_STORED:
-        return (map_stored & KV_BIT(f)) != 0;
-    case KV_BLOCK_REMOVED:
-        return (map_removed & KV_BIT(f)) != 0;
-    default:
-        return 0;
+    return (unsigned)t < sizeof map_fields / sizeof map_fields[0] &&
+           (map_fields[t] & KV_BIT(f)) != 0;
+}
+
+/*
+ * Mooncake's event_type ("stored", "removed", "cleared") as the tag its
+ * legacy "type" key would have carried, for a map without that key
+ * (docs/protocol.md#mooncake).  0, or -1 for another value.
+ */
+static int
+mooncake_type(const struct mpk_val *v, struct mpk_val *type)
+{
+    static const char *const tags[][2] = {
+        {"stored", "BlockStored"},
+        {"removed", "BlockRemoved"},
+        {"cleared", "AllBlocksCleared"},
+    };
+
+    for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
+        if (v->n > 0 && str_eq(v, tags[i][0], strlen(tags[i][0]))) {
+            type->type = MPK_STR;
+            type->p = (const uint8_t *)tags[i][1];
+            type->n = (uint32_t)strlen(tags[i][1]);
+            return 0;
+        }
     }
+    return -1;
 }
 
 /*
@@ -494,6 +633,7 @@ static int
 find_type(struct dec *d, uint32_t n, struct mpk_val *type)
 {
     int found = 0, ok = 0;
+    struct mpk_val alt = {0};
 
     for (uint32_t i = 0; i < n; i++) {
         struct mpk_val k;
@@ -505,6 +645,12 @@ find_type(struct dec *d, uint32_t n, struct mpk_val *type)
             const uint8_t *vstart = d->c.p;
             ok = mpk_next(&d->c, type) == MPK_OK && type->type == MPK_STR;
             d->c.p = vstart;
+        } else if (k.type == MPK_STR && str_eq(&k, "event_type", 10)) {
+            const uint8_t *vstart = d->c.p;
+            d->shape |= WIRE_SHAPE_MOONCAKE;
+            if (mpk_next(&d->c, &alt) != MPK_OK || alt.type != MPK_STR)
+                alt.n = 0;
+            d->c.p = vstart;
         } else {
             d->c.p = kstart;
             if (mpk_skip(&d->c) != MPK_OK)
@@ -513,6 +659,8 @@ find_type(struct dec *d, uint32_t n, struct mpk_val *type)
         if (mpk_skip(&d->c) != MPK_OK)
             return fail(d, "truncated");
     }
+    if (!found && mooncake_type(&alt, type) == 0)
+        return 0;
     if (!found || !ok)
         return fail(d, "no string type key");
     return 0;
@@ -603,6 +751,22 @@ dec_map_event(struct dec *d, struct kv_event *ev, uint32_t n,
     }
 }
 
+/* Fields that only some producers send (docs/protocol.md#producers). */
+static const uint32_t producer_fields = KV_BIT(KV_F_MM_KEYS);
+
+/* What one decoded event shows of its producer. */
+static unsigned
+event_shape(const struct kv_event *ev)
+{
+    unsigned s = 0;
+
+    if (ev->token_mixed || (ev->present & KV_BIT(KV_F_MM_KEYS)))
+        s |= WIRE_SHAPE_TRTLLM;
+    if (ev->token_pairs)
+        s |= WIRE_SHAPE_SGLANG;
+    return s;
+}
+
 /* Copies an event error text ("event N: why") into the arena. */
 static struct kv_str
 event_error(struct dec *d, uint32_t i)
@@ -662,13 +826,24 @@ dec_events(struct dec *d, uint32_t n, struct kv_batch *out, char *err,
             snprintf(err, errlen, "%s", mpk_strerror(rc));
             return -1;
         }
-        if (v.type == MPK_ARRAY)
+        if (v.type == MPK_ARRAY) {
+            d->shape |= WIRE_SHAPE_ARRAY_EV;
             rc = dec_array_event(d, ev, v.n, &tag);
-        else if (v.type == MPK_MAP)
+        } else if (v.type == MPK_MAP) {
+            d->shape |= WIRE_SHAPE_MAP_EV;
+            d->in_map = 1;
             rc = dec_map_event(d, ev, v.n, &tag);
-        else
+            d->in_map = 0;
+        } else if (v.type == MPK_BIN) {
+            d->shape |= WIRE_SHAPE_PACKED_EV;
+            rc = dec_packed_event(d, ev, &v, &tag);
+        } else {
             rc = fail(d, "not an array or map");
+        }
         if (rc == 0) {
+            if (ev->token_mixed | ev->token_pairs |
+                (ev->present & producer_fields))
+                d->shape |= event_shape(ev);
             k++;
             continue;
         }
@@ -727,7 +902,10 @@ dec_ts(struct dec *d, struct kv_batch *out, char *err, size_t errlen)
     }
     if (v.type == MPK_FLOAT)
         out->ts = v.v.f;
-    else if (v.type == MPK_UINT)
+    else if (v.type == MPK_UINT && v.v.u >= WIRE_TS_MS_MIN) {
+        out->ts = (double)v.v.u / 1000.0; /* Mooncake's milliseconds */
+        d->shape |= WIRE_SHAPE_TS_MS;
+    } else if (v.type == MPK_UINT)
         out->ts = (double)v.v.u;
     else if (v.type == MPK_INT)
         out->ts = (double)v.v.i;
@@ -819,6 +997,8 @@ dec_map_batch(struct dec *d, uint32_t n, struct kv_batch *out, char *err,
             have_events = 1;
         } else if (k.type == MPK_STR && (str_eq(&k, "data_parallel_rank", 18) ||
                                          str_eq(&k, "attn_dp_rank", 12))) {
+            if (k.n == 12)
+                d->shape |= WIRE_SHAPE_SGLANG;
             if (dec_rank(d, out, err, errlen) == -1)
                 return -1;
         } else {
@@ -855,12 +1035,18 @@ wire_decode(const uint8_t *payload, size_t len, const struct wire_opts *opts,
     d.max_tokens =
         opts != NULL && opts->max_tokens ? opts->max_tokens : WIRE_MAX_TOKENS;
     d.len = len;
+    d.in_map = 0;
+    d.shape = 0;
     d.msg[0] = '\0';
     mpk_init(&d.c, payload, len);
 
     uint64_t seq = out->seq;
     memset(out, 0, sizeof *out);
     out->seq = seq;
+    if (len > WIRE_MAX_PAYLOAD) {
+        snprintf(err, errlen, "payload larger than 4 GiB");
+        return -1;
+    }
 
     rc = mpk_next(&d.c, &v);
     if (rc != MPK_OK) {
@@ -872,6 +1058,7 @@ wire_decode(const uint8_t *payload, size_t len, const struct wire_opts *opts,
             snprintf(err, errlen, "batch array has fewer than 2 elements");
             return -1;
         }
+        d.shape |= v.n == 2 ? WIRE_SHAPE_ARRAY2 : WIRE_SHAPE_ARRAY3;
         if (dec_ts(&d, out, err, errlen) == -1 ||
             dec_events_value(&d, out, err, errlen) == -1)
             return -1;
@@ -882,6 +1069,7 @@ wire_decode(const uint8_t *payload, size_t len, const struct wire_opts *opts,
             if (skip_value(&d, err, errlen) == -1)
                 return -1;
     } else if (v.type == MPK_MAP) {
+        d.shape |= WIRE_SHAPE_MAP_BATCH;
         if (dec_map_batch(&d, v.n, out, err, errlen) == -1)
             return -1;
     } else {
@@ -892,5 +1080,72 @@ wire_decode(const uint8_t *payload, size_t len, const struct wire_opts *opts,
         snprintf(err, errlen, "trailing bytes after batch");
         return -1;
     }
+    if (opts != NULL && opts->shape != NULL)
+        *opts->shape = d.shape;
     return 0;
+}
+
+const char *
+wire_producer(unsigned shape, enum kv_engine engine)
+{
+    static const char *const named[] = {
+        [KV_ENGINE_VLLM] = "vllm",       [KV_ENGINE_SGLANG] = "sglang",
+        [KV_ENGINE_AUTO] = "vllm",       [KV_ENGINE_TRTLLM] = "trtllm",
+        [KV_ENGINE_ATOM] = "atom",       [KV_ENGINE_MOONCAKE] = "mooncake",
+        [KV_ENGINE_LLMD_FS] = "llmd-fs",
+    };
+
+    /* The payload's own evidence first, strongest first. */
+    if (shape & WIRE_SHAPE_PACKED_EV)
+        return "llmd-fs";
+    if (shape & (WIRE_SHAPE_TS_MS | WIRE_SHAPE_MOONCAKE))
+        return "mooncake";
+    if (shape & (WIRE_SHAPE_ATOM | WIRE_SHAPE_NO_SEQ))
+        return "atom";
+    if (shape & WIRE_SHAPE_TRTLLM)
+        return "trtllm";
+    if (shape & WIRE_SHAPE_SGLANG)
+        return "sglang";
+    if ((unsigned)engine < sizeof named / sizeof named[0])
+        return named[engine];
+    return "vllm";
+}
+
+char *
+wire_layout_text(unsigned shape, char *buf, size_t cap)
+{
+    static const struct {
+        unsigned bit;
+        const char *text;
+    } parts[] = {
+        {WIRE_SHAPE_ARRAY2, "[ts,events]"},
+        {WIRE_SHAPE_ARRAY3, "[ts,events,rank]"},
+        {WIRE_SHAPE_MAP_BATCH, "{ts,events,rank}"},
+        {WIRE_SHAPE_TS_MS, "ts_ms"},
+        {WIRE_SHAPE_ARRAY_EV, "arrays"},
+        {WIRE_SHAPE_MAP_EV, "maps"},
+        {WIRE_SHAPE_PACKED_EV, "packed"},
+        {WIRE_SHAPE_NO_SEQ, "no_seq"},
+    };
+    size_t n = 0;
+
+    if (cap == 0)
+        return buf;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        if (!(shape & parts[i].bit))
+            continue;
+        int w = snprintf(buf + n, cap - n, "%s%s", n ? " " : "", parts[i].text);
+        if (w < 0 || (size_t)w >= cap - n)
+            break;
+        n += (size_t)w;
+    }
+    return buf;
+}
+
+uint64_t
+wire_first_seq(unsigned shape, enum kv_engine engine)
+{
+    return (engine == KV_ENGINE_LLMD_FS || (shape & WIRE_SHAPE_PACKED_EV)) ? 1
+                                                                           : 0;
 }

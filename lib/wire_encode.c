@@ -25,6 +25,8 @@ wire_layout_parse(const char *s, enum wire_layout *out)
         {"vllm-array", WIRE_LAYOUT_VLLM_ARRAY},
         {"vllm-map-batch", WIRE_LAYOUT_VLLM_MAP_BATCH},
         {"sglang", WIRE_LAYOUT_SGLANG},
+        {"trtllm", WIRE_LAYOUT_TRTLLM},
+        {"llmd-fs", WIRE_LAYOUT_LLMD_FS},
     };
 
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -57,8 +59,9 @@ put_hash(struct enc *e, const struct kv_hash *h)
 {
     if (e->o->bytes_hashes && h->digest != NULL)
         pack_bin(&e->pk, h->digest, h->digest_len);
-    else if (e->o->layout == WIRE_LAYOUT_SGLANG)
-        pack_int(&e->pk, (int64_t)h->v); /* SGLang: signed first-8-bytes ids */
+    else if (e->o->layout == WIRE_LAYOUT_SGLANG ||
+             e->o->layout == WIRE_LAYOUT_TRTLLM)
+        pack_int(&e->pk, (int64_t)h->v); /* signed first-8-bytes ids */
     else
         pack_uint(&e->pk, h->v);
 }
@@ -76,6 +79,11 @@ put_raw(struct enc *e, const struct kv_raw *v)
 static void
 put_tokens(struct enc *e, const struct kv_event *ev)
 {
+    /* Placeholder strings among the ids: the list as it came. */
+    if (ev->token_mixed) {
+        put_raw(e, &ev->raw[KV_F_TOKEN_IDS]);
+        return;
+    }
     /* A count msgpack cannot hold stops here, before tokens is read. */
     if (pack_array(&e->pk, ev->n_tokens) == -1)
         return;
@@ -121,6 +129,11 @@ put_field(struct enc *e, const struct kv_event *ev, enum kv_field f)
     case KV_K_RAW:
         put_raw(e, &ev->raw[f]);
         break;
+    case KV_K_HASHV: {
+        const struct kv_hash h = {(uint64_t)ev->num[f], NULL, 0};
+        put_hash(e, &h);
+        break;
+    }
     }
 }
 
@@ -169,7 +182,17 @@ enc_declared(enum kv_type t, enum wire_layout layout)
     if (t == KV_BLOCK_REMOVED)
         return KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_MEDIUM) |
                KV_BIT(KV_F_GROUP_IDX) | KV_BIT(KV_F_LOCALITY) |
-               KV_BIT(KV_F_OWNERSHIP);
+               KV_BIT(KV_F_OWNERSHIP) | KV_BIT(KV_F_REMAINING_COPY_COUNTS) |
+               KV_BIT(KV_F_ORIGIN);
+    /* vLLM's BlockInactive (#50732); ATOM's transfer and cleared medium. */
+    if (t == KV_BLOCK_INACTIVE)
+        return KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_MEDIUM) |
+               KV_BIT(KV_F_GROUP_IDX);
+    if (t == KV_BLOCK_TRANSFERRED)
+        return KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_FROM_MEDIUM) |
+               KV_BIT(KV_F_TO_MEDIUM) | KV_BIT(KV_F_GROUP_IDX);
+    if (t == KV_ALL_BLOCKS_CLEARED)
+        return KV_BIT(KV_F_MEDIUM);
     return 0;
 }
 
@@ -219,14 +242,15 @@ enc_map_event(struct enc *e, const struct kv_event *ev)
     }
 }
 
+/*
+ * An array event of at least n elements in vLLM's slots (more when an "@N"
+ * slot lies beyond).  With zero_parent a missing parent is written as 0,
+ * llm-d's "no parent".
+ */
 static void
-enc_array_event(struct enc *e, const struct kv_event *ev)
+enc_array_slots(struct enc *e, const struct kv_event *ev, size_t n,
+                int zero_parent)
 {
-    /* vLLM's last array-era shapes: 12 / 4 / 1 elements. */
-    size_t n = ev->type == KV_BLOCK_STORED    ? 12
-               : ev->type == KV_BLOCK_REMOVED ? 4
-                                              : 1;
-
     for (size_t i = 0; i < ev->n_unknown; i++)
         if (ev->unknown[i].pos >= (int)n)
             n = (size_t)ev->unknown[i].pos + 1;
@@ -234,6 +258,11 @@ enc_array_event(struct enc *e, const struct kv_event *ev)
     put_name(e, kv_type_name(ev->type));
     for (size_t slot = 1; slot < n; slot++) {
         int f = kv_field_at_slot(ev->type, KV_ENGINE_VLLM, (uint32_t)slot);
+        if (zero_parent && f == KV_F_PARENT_BLOCK_HASH &&
+            (!(ev->present & KV_BIT(f)) || (ev->isnull & KV_BIT(f)))) {
+            pack_uint(&e->pk, 0);
+            continue;
+        }
         if (f >= 0 && (ev->present & KV_BIT(f))) {
             put_field(e, ev, (enum kv_field)f);
             continue;
@@ -251,6 +280,44 @@ enc_array_event(struct enc *e, const struct kv_event *ev)
     }
 }
 
+static void
+enc_array_event(struct enc *e, const struct kv_event *ev)
+{
+    /* vLLM's last array-era shapes: 12 / 4 / 1 elements. */
+    enc_array_slots(e, ev,
+                    ev->type == KV_BLOCK_STORED    ? 12
+                    : ev->type == KV_BLOCK_REMOVED ? 4
+                                                   : 1,
+                    0);
+}
+
+/*
+ * llm-d's storage-tier publisher (docs/protocol.md#llm-d-storage-tier):
+ * each event is a 7- or 3-element array packed into a byte string.
+ */
+static void
+enc_packed_event(struct enc *e, const struct kv_event *ev)
+{
+    struct buf tmp = {0};
+    struct enc sub = {.o = e->o, .where = e->where};
+
+    pack_init(&sub.pk, &tmp);
+    enc_array_slots(&sub, ev,
+                    ev->type == KV_BLOCK_STORED    ? 7
+                    : ev->type == KV_BLOCK_REMOVED ? 3
+                                                   : 1,
+                    1);
+    if (sub.pk.failed) {
+        e->pk.failed = 1;
+        snprintf(e->pk.error, sizeof e->pk.error, "%s", sub.pk.error);
+        e->where = sub.where;
+    } else {
+        pack_bin(&e->pk, (const uint8_t *)tmp.p, tmp.len);
+    }
+    pack_free(&sub.pk);
+    buf_free(&tmp);
+}
+
 /* The envelope's first half: the header, ts and the events' count. */
 static void
 enc_head(struct enc *e, const struct kv_batch *bt, size_t n)
@@ -259,7 +326,7 @@ enc_head(struct enc *e, const struct kv_batch *bt, size_t n)
         pack_map(&e->pk, bt->has_rank ? 3 : 2);
         put_name(e, "ts");
     } else {
-        pack_array(&e->pk, 3);
+        pack_array(&e->pk, e->o->layout == WIRE_LAYOUT_LLMD_FS ? 2 : 3);
     }
     pack_f64(&e->pk, bt->has_ts ? bt->ts : 0.0);
     if (e->o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH)
@@ -271,6 +338,8 @@ enc_head(struct enc *e, const struct kv_batch *bt, size_t n)
 static void
 enc_tail(struct enc *e, const struct kv_batch *bt)
 {
+    if (e->o->layout == WIRE_LAYOUT_LLMD_FS)
+        return; /* [ts, events]: no rank */
     if (e->o->layout == WIRE_LAYOUT_VLLM_MAP_BATCH) {
         if (bt->has_rank) {
             put_name(e, "data_parallel_rank");
@@ -293,16 +362,18 @@ wire_encode(const struct kv_batch *bt, const struct wire_enc_opts *o,
 
     pack_init(&e.pk, out);
     for (size_t i = 0; i < bt->n_events; i++)
-        if (bt->events[i].type <= KV_ALL_BLOCKS_CLEARED)
+        if (kv_type_is_engine(bt->events[i].type))
             n++;
     enc_head(&e, bt, n);
     for (size_t i = 0; i < bt->n_events && !e.pk.failed; i++) {
         const struct kv_event *ev = &bt->events[i];
-        if (ev->type > KV_ALL_BLOCKS_CLEARED)
+        if (!kv_type_is_engine(ev->type))
             continue;
         e.where = "type";
         if (o->layout == WIRE_LAYOUT_VLLM_ARRAY)
             enc_array_event(&e, ev);
+        else if (o->layout == WIRE_LAYOUT_LLMD_FS)
+            enc_packed_event(&e, ev);
         else
             enc_map_event(&e, ev);
         if (e.pk.failed) {

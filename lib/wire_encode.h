@@ -16,10 +16,15 @@ enum wire_layout {
     WIRE_LAYOUT_VLLM,       /* [ts, events, rank], tagged-map events */
     WIRE_LAYOUT_VLLM_ARRAY, /* [ts, events, rank], legacy 12/4-slot arrays */
     WIRE_LAYOUT_VLLM_MAP_BATCH, /* {"ts", "events", "data_parallel_rank"} */
-    WIRE_LAYOUT_SGLANG          /* [ts, events, attn_dp_rank], SGLang maps */
+    WIRE_LAYOUT_SGLANG,         /* [ts, events, attn_dp_rank], SGLang maps */
+    WIRE_LAYOUT_TRTLLM,         /* vLLM's maps with signed hashes and mm_keys */
+    WIRE_LAYOUT_LLMD_FS /* [ts, [bin...]]: llm-d's packed storage events */
 };
 
-/* Parses "vllm", "vllm-array", "vllm-map-batch", "sglang"; -1 if unknown. */
+/*
+ * Parses "vllm", "vllm-array", "vllm-map-batch", "sglang", "trtllm",
+ * "llmd-fs"; -1 if unknown.
+ */
 int wire_layout_parse(const char *s, enum wire_layout *out);
 
 struct wire_enc_opts {

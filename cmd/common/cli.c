@@ -207,11 +207,22 @@ cli_arg_rate(const char *flag, const char *s)
 enum kv_engine
 cli_arg_engine(const char *flag, const char *s)
 {
-    if (strcmp(s, "vllm") == 0)
-        return KV_ENGINE_VLLM;
-    if (strcmp(s, "sglang") == 0)
-        return KV_ENGINE_SGLANG;
-    cli_usage_error("%s: expected vllm or sglang, not '%s'", flag, s);
+    static const struct {
+        const char *name;
+        enum kv_engine engine;
+    } names[] = {
+        {"auto", KV_ENGINE_AUTO},       {"vllm", KV_ENGINE_VLLM},
+        {"sglang", KV_ENGINE_SGLANG},   {"trtllm", KV_ENGINE_TRTLLM},
+        {"atom", KV_ENGINE_ATOM},       {"mooncake", KV_ENGINE_MOONCAKE},
+        {"llmd-fs", KV_ENGINE_LLMD_FS},
+    };
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(s, names[i].name) == 0)
+            return names[i].engine;
+    cli_usage_error("%s: expected auto, vllm, sglang, trtllm, atom, mooncake "
+                    "or llmd-fs, not '%s'",
+                    flag, s);
 }
 
 void

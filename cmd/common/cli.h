@@ -85,7 +85,10 @@ uint64_t cli_arg_size(const char *flag, const char *s, uint64_t min,
 /* A rate "N[/s|/m|/h]" in events per second, above 0. */
 double cli_arg_rate(const char *flag, const char *s);
 
-/* An engine name for --engine: "vllm" or "sglang". */
+/*
+ * An engine name for --engine: "auto", "vllm", "sglang", "trtllm", "atom",
+ * "mooncake" or "llmd-fs" (docs/protocol.md#which-engine-auto).
+ */
 enum kv_engine cli_arg_engine(const char *flag, const char *s);
 
 /*

@@ -592,7 +592,7 @@ group_add(struct pub *p, const char *line, size_t len, const struct kv_env *env,
         p->has_i = 1;
         p->i0 = env->i;
     }
-    if (p->rec == NULL && ev->type >= KV_GAP)
+    if (p->rec == NULL && !kv_type_is_engine(ev->type))
         p->rec = kv_type_name(ev->type);
     buf_put(&p->group, line, len);
     buf_putc(&p->group, '\n');

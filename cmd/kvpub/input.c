@@ -160,7 +160,7 @@ left_out(struct input *in, int rc, const struct kv_env *env,
 {
     if (rc == NDJSON_SKIP)
         return 1;
-    if (ev->type >= KV_GAP) {
+    if (!kv_type_is_engine(ev->type)) {
         in->records++;
         return 1;
     }

@@ -105,7 +105,8 @@ static const char usage_text[] =
     "  -c, --connect         connect the PUB socket instead of binding "
     "it\n"
     "      --layout L        vllm (default), vllm-array, "
-    "vllm-map-batch, sglang\n"
+    "vllm-map-batch, sglang,\n"
+    "                        trtllm, llmd-fs\n"
     "      --bytes-hashes    publish 32-byte digests where a line has "
     "block_digests\n"
     "      --topic T         the topic frame (default: empty)\n"
@@ -408,7 +409,7 @@ publish(struct pub *p, struct kv_batch *b, char *err, size_t errlen)
     }
     p->st.batches++;
     for (size_t i = 0; i < b->n_events; i++)
-        p->st.events += b->events[i].type < KV_GAP;
+        p->st.events += kv_type_is_engine(b->events[i].type);
     p->st.bytes += p->payload.len;
     return 0;
 }
@@ -748,7 +749,8 @@ parse_args(int argc, char **argv, struct opts *o)
         case OPT_LAYOUT:
             if (wire_layout_parse(optarg, &o->layout) == -1)
                 cli_usage_error("--layout: unknown layout '%s' (vllm, "
-                                "vllm-array, vllm-map-batch, sglang)",
+                                "vllm-array, vllm-map-batch, sglang, trtllm, "
+                                "llmd-fs)",
                                 optarg);
             break;
         case OPT_BYTES_HASHES:

@@ -56,7 +56,8 @@ static const char usage_text[] =
     "  --curve-secret FILE  the client's own CURVE key pair (secret key\n"
     "                     file, mode 0600), for a kvpub with --curve-allow\n"
     "  -m, --model NAME   add \"model\":NAME to every line\n"
-    "  --engine E         vllm (default) or sglang: meaning of array slots\n"
+    "  --engine E         the producer: auto (default), vllm, sglang,\n"
+    "                     trtllm, atom, mooncake or llmd-fs\n"
     "  --dp-size N        N data-parallel ranks: rank r at port + r, asked\n"
     "                     in order; pods are NAME/r\n"
     "  --stats            one JSON line of counters on stderr at exit\n"
@@ -708,7 +709,7 @@ parse_args(int argc, char **argv, struct opts *o)
     memset(o, 0, sizeof *o);
     o->to = UINT64_MAX;
     o->timeout_ms = 5000;
-    o->engine = KV_ENGINE_VLLM;
+    o->engine = KV_ENGINE_AUTO;
     o->dp_size = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":t:m:qvVh", longopts, NULL)) != -1) {

@@ -25,7 +25,9 @@ static const char usage_text[] =
     "or inproc://); with the snapshot ROUTER of vLLM's snapshot mode,\n"
     "kvsub starts from the engine's snapshot, and takes a fresh one after\n"
     "a restart or a hole that replay cannot fill.\n"
-    "NAME becomes the \"pod\" of every line; without it the PUB URI does.\n"
+    "NAME becomes the \"pod\" of every line; without it the pod (and,\n"
+    "unless -m, the model) of a topic kv@<pod>@<model> does, else the\n"
+    "PUB URI.\n"
     "\n"
     "Options:\n"
     "  -o, --offset WHERE      where each source starts: beginning (default;\n"
@@ -41,8 +43,9 @@ static const char usage_text[] =
     "                          keys FILE lists (needs --curve-secret)\n"
     "      --topic PREFIX      subscribe to this topic prefix (default: all)\n"
     "  -m, --model NAME        add \"model\":NAME to every line\n"
-    "      --engine E          positional layout of array events: vllm\n"
-    "                          (default) or sglang\n"
+    "      --engine E          the producer: auto (default: told by the\n"
+    "                          payload), vllm, sglang, trtllm, atom,\n"
+    "                          mooncake or llmd-fs\n"
     "      --dp-size N         expand each SPEC into N data-parallel ranks:\n"
     "                          rank r uses port+r on every URI, name NAME/r\n"
     "      --endpoints FILE    read more SPECs from FILE (one per line,\n"
@@ -66,8 +69,9 @@ static const char usage_text[] =
     "      --probe             check that each PUB and replay endpoint\n"
     "                          answers (waiting --replay-timeout for each),\n"
     "                          print one line per endpoint, and exit\n"
-    "      --stats             print per-source counters as one JSON line\n"
-    "                          on stderr at exit (and on SIGUSR1)\n"
+    "      --stats             print per-source counters, the producer and\n"
+    "                          its layout as one JSON line on stderr at exit\n"
+    "                          (and on SIGUSR1)\n"
     "  -q, --quiet             errors only on stderr\n"
     "  -v, --verbose           more diagnostics (-vv: debug)\n"
     "  -h, --help              show this help and exit\n"
@@ -307,7 +311,7 @@ parse_args(int argc, char **argv, struct args *a)
     memset(a, 0, sizeof *a);
     a->dp_size = 1;
     o->topic = "";
-    o->engine = KV_ENGINE_VLLM;
+    o->engine = KV_ENGINE_AUTO;
     o->replay_timeout_ms = 2000;
     o->rcvhwm = 1000000;
     o->max_msg = NDJSON_MAX_MSG_DEFAULT;

@@ -196,6 +196,7 @@ run_write_payload(struct kvsub *k, struct source *s, uint64_t seq,
         return;
     }
     s->stats.batches++;
+    s->shape |= k->shape;
     if (b->has_ts) {
         s->has_last_ts = 1;
         s->last_ts = b->ts;
@@ -206,7 +207,7 @@ run_write_payload(struct kvsub *k, struct source *s, uint64_t seq,
             s->stats.decode_errors++;
             log_warn("%s: seq %" PRIu64 ": %.*s", s->spec->name, seq,
                      (int)ev->error.n, ev->error.p);
-        } else if (ev->type <= KV_ALL_BLOCKS_CLEARED) {
+        } else if (kv_type_is_engine(ev->type)) {
             s->stats.events++;
         }
     }
@@ -442,6 +443,52 @@ run_write_held(struct kvsub *k, struct source *s, const struct zsock_msg *m)
         write_live(k, s, seq, payload, len);
 }
 
+/*
+ * The first seq -o beginning asks for: the producer's first (1 for llm-d's
+ * storage tier, docs/protocol.md#llm-d-storage-tier), told by --engine or
+ * by the batch just decoded (decoded != 0).
+ */
+static uint64_t
+first_seq(const struct kvsub *k, int decoded)
+{
+    if (k->o->offset_seq > 0)
+        return k->o->offset_seq;
+    return wire_first_seq(decoded ? k->shape : 0, k->o->engine);
+}
+
+/*
+ * A topic kv@<pod>@<model> names the source (docs/protocol.md#frames): for a
+ * source given without NAME=, the pod becomes <pod> and, unless -m was
+ * given, the model <model>.  Names too long for the source's room are not
+ * taken.
+ */
+static void
+topic_names(struct kvsub *k, struct source *s, const struct zsock_msg *m)
+{
+    size_t n;
+    const uint8_t *t = zsock_part(m, 0, &n);
+    const uint8_t *at = n > 3 ? memchr(t + 3, '@', n - 3) : NULL;
+
+    if (at == NULL || memcmp(t, "kv@", 3) != 0)
+        return;
+    size_t pn = (size_t)(at - t) - 3, mn = n - pn - 4;
+    if (pn == 0 || pn >= sizeof s->topic_pod || mn >= sizeof s->topic_model)
+        return;
+    if (s->nsrc.pod.p == s->topic_pod && s->nsrc.pod.n == pn &&
+        memcmp(s->topic_pod, t + 3, pn) == 0 &&
+        (k->o->model != NULL ||
+         (s->nsrc.model.n == mn && memcmp(s->topic_model, at + 1, mn) == 0)))
+        return;
+    memcpy(s->topic_pod, t + 3, pn);
+    s->nsrc.pod.p = s->topic_pod;
+    s->nsrc.pod.n = pn;
+    if (k->o->model == NULL) {
+        memcpy(s->topic_model, at + 1, mn);
+        s->nsrc.model.p = s->topic_model;
+        s->nsrc.model.n = mn;
+    }
+}
+
 /* Makes the source's SUB wait: m is kept until the fill ends. */
 static void
 hold(struct source *s, struct zsock_msg *m)
@@ -477,6 +524,8 @@ run_handle_live(struct kvsub *k, struct source *s, struct zsock_msg *m,
         write_decode_error(k, s, 0, 0, err, plen);
         return;
     }
+    if (s->topic_names)
+        topic_names(k, s, m);
     if (!s->st.started && !k->o->offset_now && seq < k->o->offset_seq) {
         log_debug("%s: seq %" PRIu64 " is before -o %" PRIu64, s->spec->name,
                   seq, k->o->offset_seq);
@@ -511,9 +560,9 @@ run_handle_live(struct kvsub *k, struct source *s, struct zsock_msg *m,
     else if (v.kind == SEQTRACK_GAP)
         waits = fill_start(k, s, FILL_GAP, ok ? &b : NULL, v.from, v.to);
     else if (v.kind == SEQTRACK_FIRST && !k->o->offset_now &&
-             seq > k->o->offset_seq)
+             seq > first_seq(k, ok))
         /* Nothing came by catch-up: what precedes the first live batch. */
-        waits = fill_start(k, s, FILL_GAP, ok ? &b : NULL, k->o->offset_seq,
+        waits = fill_start(k, s, FILL_GAP, ok ? &b : NULL, first_seq(k, ok),
                            seq - 1);
     if (waits)
         hold(s, m);
@@ -532,6 +581,7 @@ open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp,
     seqtrack_init(&s->st);
     kvs_from_cstr(&s->nsrc.pod, sp->name);
     kvs_from_cstr(&s->nsrc.model, o->model);
+    s->topic_names = strcmp(sp->name, sp->pub) == 0;
     s->sub = zmq_socket(k->zctx, ZMQ_SUB);
     if (s->sub == NULL || zsock_set_common(s->sub) == -1 ||
         curve_apply(s->sub, o->bind) == -1)
@@ -604,8 +654,16 @@ print_stats(const struct kvsub *k)
             {"decode_errors", st->decode_errors},
             {"snapshots", st->snapshots},
         };
+        char layout[96];
         buf_puts(&b, i ? ",{\"pod\":" : "{\"pod\":");
         buf_put_json_str(&b, k->src[i].nsrc.pod.p, k->src[i].nsrc.pod.n);
+        /* What the source speaks (docs/protocol.md#which-engine-auto). */
+        buf_puts(&b, ",\"producer\":");
+        const char *producer = wire_producer(k->src[i].shape, k->o->engine);
+        buf_put_json_str(&b, producer, strlen(producer));
+        wire_layout_text(k->src[i].shape, layout, sizeof layout);
+        buf_puts(&b, ",\"layout\":");
+        buf_put_json_str(&b, layout, strlen(layout));
         for (size_t j = 0; j < sizeof f / sizeof f[0]; j++) {
             buf_puts(&b, ",\"");
             buf_puts(&b, f[j].key);
@@ -1001,6 +1059,7 @@ kvsub_run(const struct kvsub_opts *o)
     k.o = o;
     k.nsrc = o->nspecs;
     k.wopts.engine = o->engine;
+    k.wopts.shape = &k.shape;
     k.start_ms = cli_now_ms();
     cli_out_init(&k.out, STDOUT_FILENO);
     k.zctx = zmq_ctx_new();

@@ -76,6 +76,13 @@ struct source {
     int has_last_ts;
     double last_ts;
     uint64_t events_at_line;
+    unsigned shape; /* WIRE_SHAPE_* of every batch decoded, for --stats */
+    /*
+     * A source given without NAME= takes its pod (and model) from topics
+     * kv@<pod>@<model> (topic_names); they are kept here.
+     */
+    int topic_names;
+    char topic_pod[128], topic_model[128];
     /*
      * Gap fills run in the poll loop: while one is under way its SUB is not
      * read, and the live message that revealed the gap waits in held.
@@ -106,6 +113,7 @@ struct kvsub {
     int nsrc;
     struct cli_out out;
     struct wire_opts wopts;
+    unsigned shape; /* the last decoded payload's (wopts.shape points here) */
     struct arena live_arena, replay_arena;
     uint64_t lines;
     int done; /* count reached, or the reader left */

@@ -162,9 +162,9 @@ Try '$1 --help'."
 }
 
 @test "an unknown engine, a bad option, -q/-v/-V: the same in every tool" {
-    usage_error "kvsub: --engine: expected vllm or sglang, not 'trt'" \
+    usage_error "kvsub: --engine: expected auto, vllm, sglang, trtllm, atom, mooncake or llmd-fs, not 'trt'" \
         kvsub --engine trt tcp://h:1
-    usage_error "kvreplay: --engine: expected vllm or sglang, not 'trt'" \
+    usage_error "kvreplay: --engine: expected auto, vllm, sglang, trtllm, atom, mooncake or llmd-fs, not 'trt'" \
         kvreplay --engine trt tcp://h:1
     for t in kvsub kvreplay kvpub kvstat kvjs; do
         usage_error "$t: unknown option '--bogus'" "$t" --bogus

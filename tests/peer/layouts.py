@@ -33,7 +33,10 @@ FIELD_ORDER = (
     "block_hashes", "parent_block_hash", "token_ids", "block_size",
     "lora_id", "medium", "lora_name", "extra_keys", "group_idx",
     "kv_cache_spec_kind", "kv_cache_spec_sliding_window", "locality",
-    "ownership", "cache_salt", "session_id",
+    "ownership", "cache_salt", "session_id", "mm_keys", "object_key",
+    "token_offset", "from_medium", "to_medium", "remaining_copy_counts",
+    "origin", "skipped_parent_block_hash", "skipped_token_ids",
+    "skipped_extra_keys",
 )
 KNOWN = set(FIELD_ORDER) | {"type"}
 
@@ -265,14 +268,15 @@ def _field_text(name, v):
         return "null"
     if name == "block_hashes":
         return "[" + ",".join(_hash_text(h) for h in v) + "]"
-    if name == "parent_block_hash":
+    if name in ("parent_block_hash", "skipped_parent_block_hash"):
         return _hash_text(v)
     if name == "token_ids":
         return json_generic(v)
     if name in ("block_size", "lora_id", "group_idx",
-                "kv_cache_spec_sliding_window"):
+                "kv_cache_spec_sliding_window", "token_offset"):
         return str(int(v))
-    if name == "extra_keys":
+    if name in ("extra_keys", "mm_keys", "remaining_copy_counts", "origin",
+                "skipped_token_ids", "skipped_extra_keys"):
         return json_generic(v)
     return json_str(v)
 

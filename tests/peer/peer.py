@@ -13,7 +13,7 @@ code, so kvtap's decoder and encoder are never their own witnesses.
 
 Extensions beyond the shared brief (documented in --help): --pub may be left
 out (replay only), --done FILE, --model, --mute-replay, --drop-end N,
---pub-connect, --replay-drop LIST, --quiet, --atom (a ROUTER in the style of
+--pub-connect, --replay-drop LIST, --payload FILE, --quiet, --atom (a ROUTER in the style of
 ATOM's: replies without the empty delimiter, the end marker's payload
 msgpack([oldest, latest])), --ts0 (the first batch's ts, so that a restarted
 engine process can be told apart by its timestamps); and vLLM's snapshot mode
@@ -171,6 +171,9 @@ def main():
                     help='replies as ["", topic, seq, payload]')
     ap.add_argument("--count", type=int, default=10)
     ap.add_argument("--input", help="publish the events of an NDJSON file")
+    ap.add_argument("--payload", action="append", default=[],
+                    help="publish this file's bytes as one batch's payload "
+                    "(repeatable; a golden fixture, tests/peer/producers.py)")
     ap.add_argument("--start-seq", type=int, default=0)
     ap.add_argument("--rank", default="0", help='int, or "none" for nil')
     ap.add_argument("--withhold", default="",
@@ -249,7 +252,14 @@ def main():
     topic = args.topic.encode()
 
     # Build every batch first: (seq, ts, rank, events, payload, epoch).
-    if args.input:
+    raw = []
+    if args.payload:
+        src = []
+        for path in args.payload:
+            with open(path, "rb") as f:
+                raw.append(f.read())
+            src.append({"ts": None, "rank": rank, "events": []})
+    elif args.input:
         src = read_input(args.input)
     else:
         src = []
@@ -270,7 +280,9 @@ def main():
         brank = b["rank"] if args.input else rank
         if args.layout == "v090":
             brank = None
-        if seq in garbage and epoch == 0:
+        if raw:
+            payload = raw[k]
+        elif seq in garbage and epoch == 0:
             payload = GARBAGE
         else:
             payload = layouts.encode_batch(ts, b["events"], brank,

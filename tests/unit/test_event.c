@@ -24,6 +24,16 @@ static const char *const want_names[] = {
     "ownership",
     "cache_salt",
     "session_id",
+    "mm_keys",
+    "object_key",
+    "token_offset",
+    "from_medium",
+    "to_medium",
+    "remaining_copy_counts",
+    "origin",
+    "skipped_parent_block_hash",
+    "skipped_token_ids",
+    "skipped_extra_keys",
 };
 
 static void
@@ -33,7 +43,7 @@ test_names(void)
     int order_ok = 1, parse_ok = 1;
 
     CHECK_U64(KV_F_COUNT, sizeof want_names / sizeof want_names[0],
-              "fifteen engine fields");
+              "every engine field named");
     for (int k = 0; k < KV_F_COUNT; k++) {
         order_ok &= strcmp(kv_fields[k].name, want_names[k]) == 0;
         parse_ok &=

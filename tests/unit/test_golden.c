@@ -58,12 +58,17 @@ slurp(const char *path, struct buf *out)
     return bad ? -1 : 0;
 }
 
-/* Applies NAME.opts ("engine=sglang", "max_tokens=N", "max_events=N"). */
+/*
+ * Applies NAME.opts ("engine=sglang", "engine=auto", "max_tokens=N",
+ * "max_events=N"); -1 for a line it does not know, so that a fixture never
+ * runs with options other than it asks for.
+ */
 static int
 read_opts(const char *path, struct wire_opts *o)
 {
     FILE *f = fopen(path, "r");
     char line[128];
+    int rc = 0;
 
     if (f == NULL)
         return errno == ENOENT ? 0 : -1;
@@ -71,13 +76,17 @@ read_opts(const char *path, struct wire_opts *o)
         line[strcspn(line, "\n")] = '\0';
         if (strcmp(line, "engine=sglang") == 0)
             o->engine = KV_ENGINE_SGLANG;
+        else if (strcmp(line, "engine=auto") == 0)
+            o->engine = KV_ENGINE_AUTO;
         else if (strncmp(line, "max_tokens=", 11) == 0)
             o->max_tokens = strtoul(line + 11, NULL, 10);
         else if (strncmp(line, "max_events=", 11) == 0)
             o->max_events = strtoul(line + 11, NULL, 10);
+        else
+            rc = -1;
     }
     fclose(f);
-    return 0;
+    return rc;
 }
 
 static int

@@ -703,7 +703,10 @@ test_read_fields(void)
               str_eq(ev.str[KV_F_CACHE_SALT], "s") &&
               str_eq(ev.str[KV_F_SESSION_ID], "q"),
           "string fields");
-    uint32_t want_present = (KV_BIT(KV_F_COUNT) - 1) & ~KV_BIT(KV_F_EXTRA_KEYS);
+    /* The line names vLLM's and SGLang's fields, those of other
+     * producers (after session_id) none. */
+    uint32_t want_present =
+        (KV_BIT(KV_F_SESSION_ID + 1) - 1) & ~KV_BIT(KV_F_EXTRA_KEYS);
     CHECK_U64(ev.present, want_present, "present bits");
     CHECK_U64(ev.isnull, KV_BIT(KV_F_LORA_NAME), "isnull bits");
 
@@ -929,7 +932,7 @@ test_read_errors(void)
          "token_ids: integer out of range"},
         {"{\"type\":\"BlockStored\",\"token_ids\":[4294967296]}",
          "token_ids: integer out of range"},
-        {"{\"type\":\"BlockStored\",\"token_ids\":[\"1\"]}",
+        {"{\"type\":\"BlockStored\",\"token_ids\":[true]}",
          "token_ids: expected an integer"},
         {"{\"type\":\"BlockStored\",\"token_ids\":[[1,2],3]}", "mixes"},
         {"{\"type\":\"BlockStored\",\"token_ids\":[1,[2,3]]}", "mixes"},
@@ -1218,6 +1221,7 @@ event_eq(const struct kv_event *a, const struct kv_event *b)
             continue;
         switch (kv_fields[f].kind) {
         case KV_K_INT:
+        case KV_K_HASHV:
             if (a->num[f] != b->num[f])
                 return 0;
             break;
@@ -1300,6 +1304,12 @@ test_round_trip(void)
     e->str[KV_F_SESSION_ID] = S("s\"1");
     e->raw[KV_F_EXTRA_KEYS].p = ek;
     e->raw[KV_F_EXTRA_KEYS].n = sizeof ek;
+    e->raw[KV_F_MM_KEYS] = e->raw[KV_F_EXTRA_KEYS];
+    /* Generic fields without a value: null, as a reader reads them. */
+    e->isnull |= KV_BIT(KV_F_REMAINING_COPY_COUNTS) | KV_BIT(KV_F_ORIGIN) |
+                 KV_BIT(KV_F_SKIPPED_TOKEN_IDS) |
+                 KV_BIT(KV_F_SKIPPED_EXTRA_KEYS);
+    e->num[KV_F_SKIPPED_PARENT_BLOCK_HASH] = -2;
     e->unknown = uk;
     e->n_unknown = 3;
 
@@ -1496,6 +1506,44 @@ test_hostile(void)
     CHECK(conv_ok, "60000 random msgpack values convert without harm");
 }
 
+/*
+ * TensorRT-LLM's placeholder tokens (docs/protocol.md#tensorrt-llm): kept
+ * as the list's text, keyed by FNV-1a-32 with the top bit set, written
+ * back as they were read.
+ */
+static void
+test_read_placeholders(void)
+{
+    static const char line[] =
+        "{\"type\":\"BlockStored\",\"token_ids\":[1, \"<img>\",\"a\\u0062\"]}";
+    struct kv_env env;
+    struct kv_event ev;
+    char err[128] = "";
+    int rc = parse(line, &env, &ev, err, sizeof err);
+
+    if (!CHECK(rc == NDJSON_EVENT && ev.token_mixed && ev.n_tokens == 3,
+               "placeholder strings among token ids are read"))
+        return;
+    /* FNV-1a-32("<img>") | top bit = 0xbeaedda4, ("ab") 0xcd2505ca. */
+    CHECK_U64(ev.tokens[0], 1, "an integer token stays");
+    CHECK_U64(ev.tokens[1], 0xbeaedda4u, "\"<img>\" keys as its FNV-1a-32");
+    CHECK_U64(ev.tokens[2], 0xcd2505cau, "an escaped placeholder is decoded");
+    CHECK(ev.raw[KV_F_TOKEN_IDS].kind == KV_RAW_JSON &&
+              ev.raw[KV_F_TOKEN_IDS].n == 22 &&
+              memcmp(ev.raw[KV_F_TOKEN_IDS].p, "[1, \"<img>\",\"a\\u0062\"]",
+                     22) == 0,
+          "the list is kept as it was written");
+    buf_clear(&out);
+    ndjson_write_event(&out, &env, &ev);
+    CHECK(out.len > 0 &&
+              strstr(out.p, "\"token_ids\":[1, \"<img>\",\"a\\u0062\"]") !=
+                  NULL,
+          "and written back as it came");
+    rc = parse("{\"type\":\"BlockStored\",\"token_ids\":[1,2]}", &env, &ev, err,
+               sizeof err);
+    CHECK(rc == NDJSON_EVENT && !ev.token_mixed, "plain ids are not mixed");
+}
+
 int
 main(void)
 {
@@ -1508,6 +1556,7 @@ main(void)
     test_raw_json();
     test_read_envelope();
     test_read_fields();
+    test_read_placeholders();
     test_read_records();
     test_read_errors();
     test_read_numbers();

@@ -211,7 +211,9 @@ dump_event(struct buf *o, const struct kv_event *ev)
             dump_hash(o, &ev->parent);
             break;
         case KV_K_TOKENS:
-            buf_puts(o, ev->token_pairs ? "pairs[" : "[");
+            buf_puts(o, ev->token_pairs   ? "pairs["
+                        : ev->token_mixed ? "mixed["
+                                          : "[");
             for (size_t i = 0; i < ev->n_tokens * (ev->token_pairs ? 2 : 1);
                  i++) {
                 if (i)
@@ -227,6 +229,9 @@ dump_event(struct buf *o, const struct kv_event *ev)
             buf_puts(o, "'");
             buf_put(o, ev->str[f].p, ev->str[f].n);
             buf_puts(o, "'");
+            break;
+        case KV_K_HASHV:
+            buf_put_u64(o, (uint64_t)ev->num[f]);
             break;
         case KV_K_RAW:
             buf_puts(o, "x");
@@ -457,7 +462,13 @@ static const struct dcase dcases[] = {
     {"token 2^32", 0,
      "[" TS ", [[\"BlockStored\",[1],nil,[4294967295,4294967296],1,nil]]]",
      "ts=1700000000 rank=nil; ERR event 0: token_ids: token out of range"},
+    /* TensorRT-LLM's placeholder: FNV-1a-32("a") with the top bit set. */
     {"token is a str", 0, "[" TS ", [[\"BlockStored\",[1],nil,[\"a\"],1,nil]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=mixed[3826002220] block_size=1 "
+     "lora_id=nil"},
+    {"a str among tokens, and a token of another type", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1,\"a\",true],1,nil]]]",
      "ts=1700000000 rank=nil; ERR event 0: token_ids: wrong type"},
     {"token_ids nil", 0, "[" TS ", [[\"BlockStored\",[1],nil,nil,1,nil]]]",
      "ts=1700000000 rank=nil; ERR event 0: token_ids: wrong type"},
@@ -536,10 +547,25 @@ static const struct dcase dcases[] = {
      "\"token_ids\":[1],\"ownership\":\"o\"}]]",
      "ts=1700000000 rank=nil; 0:BlockRemoved block_hashes=[1] ownership='o' "
      "token_ids=x9101"},
+    /* ATOM's and Mooncake's clears name the medium they cleared. */
     {"AllBlocksCleared map extras", 0,
-     "[" TS ", [{\"type\":\"AllBlocksCleared\",\"medium\":\"GPU\"}]]",
-     "ts=1700000000 rank=nil; 0:AllBlocksCleared medium=xa3475055"},
-    {"map16 event with skipped_* keys", 0,
+     "[" TS ", [{\"type\":\"AllBlocksCleared\",\"medium\":\"GPU\","
+     "\"x\":1}]]",
+     "ts=1700000000 rank=nil; 0:AllBlocksCleared medium='GPU' x=x01"},
+    {"ATOM: a 13-slot store, a cleared medium, a transfer", 0,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],1,nil,\"GPU\",nil,nil,0,nil,"
+     "nil,16],[\"AllBlocksCleared\",\"CPU\"],[\"AllBlocksCleared\",nil],"
+     "[\"BlockTransferred\",[1,2],\"GPU\",\"CPU\",0],"
+     "[\"BlockTransferred\",[1],\"GPU\"]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil "
+     "medium='GPU' lora_name=nil extra_keys=nil group_idx=0 "
+     "kv_cache_spec_kind=nil kv_cache_spec_sliding_window=nil "
+     "token_offset=16; 1:AllBlocksCleared medium='CPU'; "
+     "2:AllBlocksCleared medium=nil; 3:BlockTransferred "
+     "block_hashes=[1,2] group_idx=0 from_medium='GPU' to_medium='CPU'; "
+     "ERR event 4: BlockTransferred array has fewer than 4 elements"},
+    {"map16 event with skipped_* fields (vLLM #44488)", 0,
      "[" TS ", [{\"type\":\"BlockStored\",\"block_hashes\":[1],"
      "\"parent_block_hash\":nil,\"token_ids\":[1],\"block_size\":1,"
      "\"lora_id\":nil,\"medium\":\"0123456789012345678901234567890123456789\","
@@ -553,8 +579,8 @@ static const struct dcase dcases[] = {
      "medium='0123456789012345678901234567890123456789' lora_name=nil "
      "extra_keys=nil group_idx=0 kv_cache_spec_kind='k' "
      "kv_cache_spec_sliding_window=4 locality='LOCAL' ownership='o' "
-     "session_id='s' skipped_parent_block_hash=xc0 skipped_token_ids=x90 "
-     "skipped_extra_keys=xc0"},
+     "session_id='s' skipped_parent_block_hash=nil skipped_token_ids=x90 "
+     "skipped_extra_keys=nil"},
 
     /* Hashes. */
     {"negative int hashes", 0,
@@ -620,6 +646,19 @@ static const struct dcase dcases[] = {
      "parent_block_hash=nil token_ids=[1,2,3,4] block_size=4 lora_id=nil "
      "medium='GPU' cache_salt='tenant-a' session_id='req-1' @9=x05; "
      "1:BlockRemoved block_hashes=[1] medium='GPU' @3=x00"},
+    /* SGLang #37482: the map may name session_id, and leave either out. */
+    {"SGLang metadata map with session_id only", 1,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],1,nil,nil,"
+     "{\"session_id\":\"req-2\"}]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil "
+     "medium=nil session_id='req-2'"},
+    {"SGLang metadata map, session_id not a string", 1,
+     "[" TS ", [[\"BlockStored\",[1],nil,[1],1,nil,nil,"
+     "{\"session_id\":5}]]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil "
+     "medium=nil @7=x81aa73657373696f6e5f696405"},
     {"SGLang salt map without salt key", 1,
      "[" TS ", [[\"BlockStored\",[1],nil,[1],1,nil,nil,{\"x\":[1]}]]]",
      "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
@@ -637,6 +676,31 @@ static const struct dcase dcases[] = {
      "parent_block_hash=nil token_ids=[1] block_size=1 lora_id=nil "
      "medium='GPU' lora_name='tenant-a'"},
 
+    /* llm-d's packed events: a byte string holding one array event. */
+    {"packed events, parent 0 is no parent", 0,
+     "[" TS ", [h\"97 ab 42 6c 6f 63 6b 53 74 6f 72 65 64 91 01 00 90 00 c0 "
+     "a3 47 50 55\", h\"97 ab 42 6c 6f 63 6b 53 74 6f 72 65 64 91 01 05 90 "
+     "00 c0 a3 47 50 55\"]]",
+     "ts=1700000000 rank=nil; 0:BlockStored block_hashes=[1] "
+     "parent_block_hash=nil token_ids=[] block_size=0 lora_id=nil "
+     "medium='GPU'; 1:BlockStored block_hashes=[1] parent_block_hash=5 "
+     "token_ids=[] block_size=0 lora_id=nil medium='GPU'"},
+    {"packed event with trailing bytes, or not an array", 0,
+     "[" TS ", [h\"92 ac 42 6c 6f 63 6b 52 65 6d 6f 76 65 64 91 01 00\", "
+     "h\"01\", h\"92 ac 42 6c 6f 63 6b 52 65 6d 6f 76 65 64 91 02\"]]",
+     "ts=1700000000 rank=nil; ERR event 0: trailing bytes after packed event; "
+     "ERR event 1: packed event is not an array; "
+     "2:BlockRemoved block_hashes=[2]"},
+    /* Mooncake: milliseconds from 10^11 on, event_type without type. */
+    {"integer ts: seconds below 10^11, milliseconds from there", 0,
+     "[99999999999, [{\"event_type\":\"cleared\"}]]",
+     "ts=99999999999 rank=nil; 0:AllBlocksCleared "
+     "event_type=xa7636c6561726564"},
+    {"ts in milliseconds", 0,
+     "[100000000000, [{\"event_type\":\"removed\",\"block_hashes\":[],"
+     "\"token_ids\":nil}]]",
+     "ts=100000000 rank=nil; 0:BlockRemoved block_hashes=[] "
+     "event_type=xa772656d6f766564 token_ids=xc0"},
     /* Unknown tags. */
     {"unknown tags skipped and counted", 0,
      "[" TS ", [[\"BlockRemoved\",[1]],{\"type\":\"BlockMigrated\","
