@@ -110,7 +110,7 @@ struct opts {
     int stats;
     const char *state;
     uint64_t lock_wait_ms;
-    uint64_t deadline_ms; /* --deadline: the whole run; 0 = none */
+    uint64_t deadline_ms;  /* --deadline: the whole run; 0 = none */
     struct curveopt curve; /* --curve-* key files */
     const char *spec;
 };
