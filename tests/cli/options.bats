@@ -175,3 +175,19 @@ Try '$1 --help'."
     done
     usage_error "kvindex: unknown option '--bogus'" kvindex serve --bogus
 }
+
+@test "every long option a man page lists is in the tool's --help" {
+    local t o sc help missing=
+    for t in kvsub kvreplay kvpub kvindex kvstat kvjs; do
+        help=$("$t" --help 2>&1
+            for sc in serve query match keys stats pods dump ping clear \
+                pub sub info snap; do
+                "$t" "$sc" --help 2>/dev/null || true
+            done)
+        for o in $(grep -o '^\.\(It\|Op\) Fl -[a-z][a-z0-9-]*' \
+            "$KVTAP_TOP/man/$t.1" | awk '{ print $NF }' | sort -u); do
+            grep -q -e "-$o\b" <<<"$help" || missing="$missing $t:-$o"
+        done
+    done
+    assert_equal "$missing" ""
+}
