@@ -18,6 +18,19 @@
 /* Generic values (extra_keys, unknown fields) nest at most this deep. */
 #define NDJSON_MAX_DEPTH 64
 
+/*
+ * The JSON of one generic value may be at most this many times its
+ * msgpack size, plus RAW_GROWTH_SLACK bytes.  Plain values stay far below
+ * (a string's escapes are at most 6 bytes per byte), but a map key that is
+ * itself a map is re-quoted as a string, so that k keys nested in keys
+ * double the text k times: the fuzzer found 1,339 bytes that asked for
+ * 2 GiB.  Past the limit the value is written as null, like a malformed
+ * one
+ * (docs/ndjson.md#exact-rules-what-the-writer-does-and-the-tests-hold-it-to).
+ */
+#define RAW_GROWTH 16
+#define RAW_GROWTH_SLACK 4096
+
 /* Room for n more bytes at the end of out, or NULL once out is oom. */
 static char *
 wr_room(struct buf *out, size_t n)
@@ -113,7 +126,7 @@ wr_scalar(struct buf *out, const struct mpk_val *v)
     }
 }
 
-static int wr_mp_value(struct buf *out, struct mpk *c, int depth);
+static int wr_mp_value(struct buf *out, struct mpk *c, int depth, size_t limit);
 
 /*
  * A map key, which JSON wants as a string (docs/ndjson.md, "Exact rules"):
@@ -121,7 +134,7 @@ static int wr_mp_value(struct buf *out, struct mpk *c, int depth);
  * text quoted.
  */
 static int
-wr_mp_key(struct buf *out, struct mpk *c, int depth)
+wr_mp_key(struct buf *out, struct mpk *c, int depth, size_t limit)
 {
     struct mpk peek = *c;
     struct mpk_val v;
@@ -140,9 +153,11 @@ wr_mp_key(struct buf *out, struct mpk *c, int depth)
     }
     /* Re-quote the value's JSON text as a string. */
     size_t mark = out->len;
-    if (wr_mp_value(out, c, depth) == -1 || out->oom)
+    if (wr_mp_value(out, c, depth, limit) == -1 || out->oom)
         return -1;
     size_t n = out->len - mark;
+    if (mark + fmt_json_str_bound(n) > limit)
+        return -1;
     char *tmp = malloc(n ? n : 1);
     if (tmp == NULL)
         return -1;
@@ -157,10 +172,11 @@ wr_mp_key(struct buf *out, struct mpk *c, int depth)
  * Converts exactly one msgpack object at c to JSON, through the bounded
  * mpk cursor.  Returns 0, or -1 when the bytes are truncated, use the
  * reserved byte 0xc1, declare more elements than remain or nest deeper
- * than NDJSON_MAX_DEPTH (the caller then rolls back and writes null).
+ * than NDJSON_MAX_DEPTH, or when out would grow past limit (the caller then
+ * rolls back and writes null).
  */
 static int
-wr_mp_value(struct buf *out, struct mpk *c, int depth)
+wr_mp_value(struct buf *out, struct mpk *c, int depth, size_t limit)
 {
     struct mpk_val v;
 
@@ -176,11 +192,11 @@ wr_mp_value(struct buf *out, struct mpk *c, int depth)
         if (k > 0)
             buf_putc(out, ',');
         if (is_map) {
-            if (wr_mp_key(out, c, depth + 1) == -1)
+            if (wr_mp_key(out, c, depth + 1, limit) == -1)
                 return -1;
             buf_putc(out, ':');
         }
-        if (wr_mp_value(out, c, depth + 1) == -1)
+        if (wr_mp_value(out, c, depth + 1, limit) == -1 || out->len > limit)
             return -1;
     }
     buf_putc(out, is_map ? '}' : ']');
@@ -226,7 +242,9 @@ ndjson_write_raw(struct buf *out, struct kv_raw r)
     if (wr_nulls(out, r))
         return;
     mpk_init(&c, r.p, r.n);
-    if (wr_mp_value(out, &c, 1) == -1 || mpk_left(&c) != 0) {
+    if (wr_mp_value(out, &c, 1, mark + RAW_GROWTH * r.n + RAW_GROWTH_SLACK) ==
+            -1 ||
+        mpk_left(&c) != 0) {
         if (!out->oom)
             out->len = mark;
         WR_LIT(out, "null");

@@ -542,6 +542,26 @@ test_generic(void)
     struct kv_unknown u = {{"v", 1}, -1, {NULL, 0, KV_RAW_MSGPACK}};
     CHECK(u.val.p == NULL && strcmp(conv(NULL, 0), "null") == 0,
           "NULL raw is null");
+
+    /*
+     * Maps used as keys of maps: each level re-quotes the one inside it,
+     * so the text doubles per level.  Two levels are written as usual; 30
+     * (fewer than 100 bytes, 2^30 bytes of JSON: the fuzzer's 2 GiB
+     * allocation) stay within the growth limit by becoming null.
+     */
+    CHECK_STR(conv((const uint8_t *)"\x81\x81\xa1k\xc0\xc0", 6),
+              "{\"{\\\"k\\\":null}\":null}", "a map as a key is quoted");
+    uint8_t keys[64];
+    size_t n = 0;
+    for (int k = 0; k < 30; k++)
+        keys[n++] = 0x81; /* a map of one pair whose key follows */
+    keys[n++] = 0xc0;     /* the innermost key */
+    for (int k = 0; k < 30; k++)
+        keys[n++] = 0xc0; /* every pair's value */
+    buf_clear(&out);
+    ndjson_write_raw(&out, (struct kv_raw){keys, (uint32_t)n, KV_RAW_MSGPACK});
+    CHECK(out.cap < (1u << 20) && strcmp(text(), "null") == 0,
+          "30 maps nested as keys: null, no 1 GiB buffer");
 }
 
 /* A KV_RAW_JSON value is the reader's checked text: written verbatim. */
