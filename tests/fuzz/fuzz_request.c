@@ -56,6 +56,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_error_t jerr;
     json_t *reply, *ok;
 
+    /* The server splits its input at '\n' (cmd/kvindex): a request never
+     * holds one, and an echoed id with one would break the reply line. */
+    const uint8_t *nl = memchr(data, '\n', size);
+    if (nl != NULL)
+        size = (size_t)(nl - data);
     kvproto_init(&p, ix, &opts, NULL, NULL);
     buf_clear(&out);
     kvproto_handle(&p, (const char *)data, size, &out);
