@@ -1247,7 +1247,8 @@ event_eq(const struct kv_event *a, const struct kv_event *b)
             break;
         case KV_K_STR:
             if (a->str[f].n != b->str[f].n ||
-                memcmp(a->str[f].p, b->str[f].p, a->str[f].n) != 0)
+                (a->str[f].n > 0 &&
+                 memcmp(a->str[f].p, b->str[f].p, a->str[f].n) != 0))
                 return 0;
             break;
         case KV_K_RAW:
