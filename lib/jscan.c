@@ -711,9 +711,17 @@ check_string(struct jscan *s, size_t start, size_t end, int esc)
                 return fail_at(s, i, JSCAN_E_UTF8);
             i += k;
         } else if (p[i + 1] == 'u') {
-            if (end - i < 6 || hex4(s->s + i + 2) < 0)
+            long cp = end - i >= 6 ? hex4(s->s + i + 2) : -1, lo = -1;
+            /* A surrogate must come in a pair: skipped text is echoed as
+             * it is (a request id), and strict readers refuse a lone one
+             * (decoded strings turn it into U+FFFD instead). */
+            if (cp >= 0xd800 && cp <= 0xdbff && end - i >= 12 &&
+                p[i + 6] == '\\' && p[i + 7] == 'u')
+                lo = hex4(s->s + i + 8);
+            if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff) ||
+                (cp >= 0xd800 && cp <= 0xdbff && (lo < 0xdc00 || lo > 0xdfff)))
                 return fail_at(s, i, JSCAN_E_UESCAPE);
-            i += 6;
+            i += cp >= 0xd800 && cp <= 0xdbff ? 12 : 6;
         } else if (memchr("\"\\/bfnrt", p[i + 1], 8) != NULL) {
             i += 2;
         } else {

@@ -217,6 +217,12 @@ test_integers(void)
         {"{\"a\\q\":1}", JSCAN_E_ESCAPE},
         {"{\"a\\u12\":1}", JSCAN_E_UESCAPE},
         {"{\"\xc3\xa9\\u00e9\\n\":[{\"\":{}}]}", JSCAN_E_NONE},
+        /* Surrogates only in pairs (the fuzzer echoed an id "n\uD922"). */
+        {"[\"n\\uD922\"]", JSCAN_E_UESCAPE},
+        {"[\"\\uDE00\"]", JSCAN_E_UESCAPE},
+        {"[\"\\uD83D\\u0041\"]", JSCAN_E_UESCAPE},
+        {"{\"\\ud922x\":1}", JSCAN_E_UESCAPE},
+        {"[\"\\uD83D\\uDE00\\u00e9\"]", JSCAN_E_NONE},
     };
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         jscan_init(&s, names[k].in, strlen(names[k].in), NULL, NULL, 0);
@@ -366,7 +372,9 @@ test_skip(void)
         {"[\"a\\\x01\"]", 0, 0, JSCAN_E_ESCAPE},
         {"\"\\u12\"", 0, 0, JSCAN_E_UESCAPE},
         {"\"\\u12g4\"", 0, 0, JSCAN_E_UESCAPE},
-        {"\"\\ud800\\/\\u00e9\"", 1, 16, 0},
+        /* A lone surrogate escape is refused: skipped text is echoed. */
+        {"\"\\ud800\\/\\u00e9\"", 0, 0, JSCAN_E_UESCAPE},
+        {"\"\\ud800\\udc00\\/\\u00e9\"", 1, 22, 0},
         {"\"\xc3\xa9\xe2\x82\xac\"", 1, 7, 0},
         {"{\"k\":\"\xfe\"}", 0, 0, JSCAN_E_UTF8},
         {"\"\xc3\"", 0, 0, JSCAN_E_UTF8},
