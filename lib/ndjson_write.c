@@ -625,11 +625,14 @@ ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
         out->len = mark;
     }
 
-    /* The first line's {"pod":…,"seq":N is copied for every later line. */
+    /* The first line's {"pod":…,"seq":N (no seq for a batch without one)
+     * is copied for every later line. */
     size_t pre_off = out->len;
     wr_env_start(out, src->pod, src->model, b->has_rank, b->rank, src->stream);
-    WR_LIT(out, ",\"seq\":");
-    wr_u64(out, b->seq);
+    if (!b->no_seq) {
+        WR_LIT(out, ",\"seq\":");
+        wr_u64(out, b->seq);
+    }
     size_t pre_len = out->len - pre_off;
 
     for (size_t k = 0; k < b->n_events; k++) {
