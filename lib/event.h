@@ -204,6 +204,9 @@ struct kv_batch {
     int64_t rank;
     struct kv_event *events;
     size_t n_events;
+    /* 1: the message had no seq frame (older ATOM, docs/protocol.md#rocm-atom):
+     * seq is meaningless and the lines carry none. */
+    int no_seq;
 };
 
 /*

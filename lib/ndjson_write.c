@@ -643,11 +643,16 @@ ndjson_write_batch(struct buf *out, const struct ndjson_source *src,
         out->len = mark;
     }
 
-    /* The first line's {"pod":…,"seq":N is copied for every later line. */
+    /* The first line's {"pod":…,"seq":N (no seq for a batch without one)
+     * is copied for every later line. */
     size_t pre_off = out->len;
     wr_env_start(out, src->pod, src->model, b->has_rank, b->rank, src->stream);
+    size_t seq_off = out->len;
     WR_LIT(out, ",\"seq\":");
     wr_u64(out, b->seq);
+    /* Taken back rather than skipped: vLLM's path stays as it was. */
+    if (b->no_seq && !out->oom)
+        out->len = seq_off;
     size_t pre_len = out->len - pre_off;
 
     for (size_t k = 0; k < b->n_events; k++) {

@@ -498,6 +498,44 @@ hold(struct source *s, struct zsock_msg *m)
 }
 
 /*
+ * Older ATOM's messages without a seq frame, [topic, payload] and [payload]
+ * (docs/protocol.md#rocm-atom).  Returns 1 when m is one (exactly 1 or 2
+ * parts, the last a batch): its events are written without "seq".  The
+ * sequence tracker never sees it, since such a message can show no gap and
+ * cannot be replayed.  Returns 0 for any other message.
+ */
+static int
+write_unsequenced(struct kvsub *k, struct source *s, const struct zsock_msg *m)
+{
+    const uint8_t *payload;
+    size_t len;
+    char err[256];
+    struct kv_batch b;
+
+    if (m->nparts != 1 && m->nparts != 2)
+        return 0;
+    payload = zsock_part(m, m->nparts - 1, &len);
+    if (!run_decode(k, &k->live_arena, 0, payload, len, &b, err, sizeof err))
+        return 0;
+    if (k->done || cli_signal)
+        return 1;
+    /* A single frame is the payload: there is no topic to take names from. */
+    if (m->nparts == 2 && s->topic_names)
+        topic_names(k, s, m);
+    if (!s->no_seq_said) {
+        s->no_seq_said = 1;
+        log_warn("%s: messages without a seq frame (older ATOM): their "
+                 "lines have no \"seq\", and a lost one cannot be seen or "
+                 "replayed",
+                 s->spec->name);
+    }
+    b.no_seq = 1;
+    k->shape |= WIRE_SHAPE_NO_SEQ;
+    run_write_payload(k, s, 0, &b, 1, "", len);
+    return 1;
+}
+
+/*
  * One live message.  again: it is a held message coming back after a fill
  * (not counted twice).
  */
@@ -519,6 +557,8 @@ run_handle_live(struct kvsub *k, struct source *s, struct zsock_msg *m,
     if (zsock_live_parse(m, &seq, &stream, &payload, &len, err, sizeof err) ==
         -1) {
         size_t plen = 0;
+        if (write_unsequenced(k, s, m))
+            return;
         if (m->kept > 0)
             zsock_part(m, m->kept - 1, &plen);
         write_decode_error(k, s, 0, 0, err, plen);

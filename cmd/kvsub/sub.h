@@ -101,8 +101,9 @@ struct source {
     unsigned long reconnects_seen; /* mon.reconnects already looked at */
     long long mon_checked_us;      /* when the monitor was last drained */
     int force_restart;             /* the held batch comes from a new process */
-    int unchecked; /* reconnected, and no way to check: say so unless the
-                      seqs show a restart anyway */
+    int unchecked;   /* reconnected, and no way to check: say so unless the
+                        seqs show a restart anyway */
+    int no_seq_said; /* warned: messages without a seq frame came */
 };
 
 struct kvsub {

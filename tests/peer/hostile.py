@@ -16,7 +16,10 @@ to ever finish, which only an overall deadline ends.
 batch at --big-seq a frame of N bytes (a msgpack bin, not a batch), for
 message size caps; --wide N makes it a valid batch whose one event carries
 an extra key of N control characters (each becomes 6 bytes of JSON), for
-line size caps.
+line size caps.  --payload FILE publishes FILE's bytes for every seq instead;
+--frames LIST (e.g. "2,1,3") sends the n-th message in the n-th layout:
+3 is [topic, seq8, payload], 2 older ATOM's [topic, payload] and 1 its
+[payload] (docs/protocol.md#rocm-atom); the last count goes on for the rest.
 
 Uses only python3-zmq and python3-msgpack (run it with /usr/bin/python3).
 """
@@ -68,6 +71,9 @@ def main():
     ap.add_argument("--big-seq", type=int, default=-1)
     ap.add_argument("--wide", type=int, default=0,
                     help="control characters in the event at --big-seq")
+    ap.add_argument("--payload", help="publish this file's bytes as-is")
+    ap.add_argument("--frames", default="3",
+                    help="frames of each message in turn: 3, 2 or 1")
     ap.add_argument("--ready", help='write "ready" here once bound')
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, on_term)
@@ -95,6 +101,11 @@ def main():
             pub.recv()
 
     todo = sorted(parse_list(args.seqs))
+    frames = [int(n) for n in args.frames.split(",")]
+    fixed = None
+    if args.payload:
+        with open(args.payload, "rb") as f:
+            fixed = f.read()
     askers = {}  # identity -> (delimited, start)
     gap = 1.0 / args.rate if args.rate > 0 else 0.0
     next_pub = time.monotonic()
@@ -107,9 +118,13 @@ def main():
                 payload = batch(seq, args.wide)
             elif seq == args.big_seq:
                 payload = msgpack.packb(b"\0" * args.big)
+            elif fixed is not None:
+                payload = fixed
             else:
                 payload = batch(seq)
-            pub.send_multipart([b"", seq.to_bytes(8, "big"), payload])
+            n = frames.pop(0) if len(frames) > 1 else frames[0]
+            msg = [b"", seq.to_bytes(8, "big"), payload]
+            pub.send_multipart({3: msg, 2: [b"", payload], 1: [payload]}[n])
             next_pub = now + gap
         if router is not None and askers and now >= next_stale:
             for ident, (delim, start) in askers.items():

@@ -200,8 +200,8 @@ def main():
                     help="seqs whose payload is invalid msgpack")
     ap.add_argument("--bad-frames", default="",
                     help="seqs sent live as malformed messages (even: 2 "
-                    "parts, odd: 7-byte seq); the replay buffer keeps "
-                    "them intact")
+                    "parts, [topic, seq8], no payload; odd: 7-byte seq); "
+                    "the replay buffer keeps them intact")
     ap.add_argument("--wait-subs", type=int, default=0,
                     help="XPUB: wait for N subscriptions first")
     ap.add_argument("--delay", type=float, default=0.0)
@@ -438,7 +438,9 @@ def main():
             s8 += stream_id(epoch)
         if seq in bad_frames:
             if seq % 2 == 0:
-                pub.send_multipart([topic, payload])
+                # Not older ATOM's [topic, payload]: the second frame is
+                # not a batch (docs/protocol.md#rocm-atom).
+                pub.send_multipart([topic, s8])
             else:
                 pub.send_multipart([topic, s8[1:], payload])
         else:

@@ -66,7 +66,7 @@ test_spec_examples(void)
     ev.str[KV_F_KV_CACHE_SPEC_KIND] = S("full_attention");
     ev.raw[KV_F_EXTRA_KEYS].p = ek;
     ev.raw[KV_F_EXTRA_KEYS].n = sizeof ek;
-    struct kv_batch b = {41, 1700000000.25, 1, 1, 0, &ev, 1};
+    struct kv_batch b = {41, 1700000000.25, 1, 1, 0, &ev, 1, 0};
 
     buf_clear(&out);
     ndjson_write_batch(&out, &src, &b);
@@ -86,7 +86,7 @@ test_spec_examples(void)
     rm.hashes = &h;
     rm.n_hashes = 1;
     rm.str[KV_F_MEDIUM] = S("GPU");
-    struct kv_batch b2 = {42, 1700000000.5, 1, 1, 0, &rm, 1};
+    struct kv_batch b2 = {42, 1700000000.5, 1, 1, 0, &rm, 1, 0};
     buf_clear(&out);
     ndjson_write_batch(&out, &src, &b2);
     CHECK_STR(text(),
@@ -97,13 +97,22 @@ test_spec_examples(void)
 
     struct kv_event cl;
     kv_event_init(&cl, KV_ALL_BLOCKS_CLEARED);
-    struct kv_batch b3 = {43, 1700000001.0, 1, 1, 0, &cl, 1};
+    struct kv_batch b3 = {43, 1700000001.0, 1, 1, 0, &cl, 1, 0};
     buf_clear(&out);
     ndjson_write_batch(&out, &src, &b3);
     CHECK_STR(text(),
               "{\"pod\":\"pod-a\",\"dp_rank\":0,\"seq\":43,\"i\":0,\"ts\":"
               "1700000001,\"type\":\"AllBlocksCleared\"}\n",
               "spec example 3 (AllBlocksCleared, integral ts)");
+
+    /* Older ATOM's messages have no seq frame: no line of theirs has one. */
+    b3.no_seq = 1;
+    buf_clear(&out);
+    ndjson_write_batch(&out, &src, &b3);
+    CHECK_STR(text(),
+              "{\"pod\":\"pod-a\",\"dp_rank\":0,\"i\":0,\"ts\":"
+              "1700000001,\"type\":\"AllBlocksCleared\"}\n",
+              "a batch without a seq frame is written without seq");
 }
 
 static void
@@ -122,7 +131,7 @@ test_batch_records(void)
     kv_event_init(&ev[3], KV_SKIPPED);
     ev[3].tag = S("BlockMigrated");
     ev[3].count = 2;
-    struct kv_batch b = {7, 0, 0, 0, 0, ev, 4};
+    struct kv_batch b = {7, 0, 0, 0, 0, ev, 4, 0};
 
     buf_clear(&out);
     ndjson_write_batch(&out, &src, &b);
@@ -140,13 +149,13 @@ test_batch_records(void)
               "batch: model, null rank, no ts, records without i, required "
               "nulls");
 
-    struct kv_batch empty = {8, 1.0, 1, 1, -3, ev, 0};
+    struct kv_batch empty = {8, 1.0, 1, 1, -3, ev, 0, 0};
     buf_clear(&out);
     ndjson_write_batch(&out, &src, &empty);
     CHECK_U64(out.len, 0, "an empty batch writes nothing");
 
     /* Negative rank, ts with many digits. */
-    struct kv_batch b4 = {9, 1732761234.512345, 1, 1, -3, ev, 1};
+    struct kv_batch b4 = {9, 1732761234.512345, 1, 1, -3, ev, 1, 0};
     buf_clear(&out);
     ndjson_write_batch(&out, &src, &b4);
     CHECK_STR(text(),
