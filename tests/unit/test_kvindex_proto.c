@@ -93,6 +93,22 @@ test_replies(struct kvproto *p)
          "not both\"}"},
         {"{\"op\":\"pods\"}",
          "{\"id\":null,\"ok\":true,\"data\":{\"pods\":[]}}"},
+        /* Batched matches that fail as a whole (test_batch has the rest). */
+        {"{\"op\":\"match\",\"prompts\":[]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"prompts: an empty "
+         "list\"}"},
+        {"{\"op\":\"match\",\"prompts\":[[1],[1,-2]],\"id\":3}",
+         "{\"id\":3,\"ok\":false,\"error\":\"prompts: prompt 1: "
+         "expected a non-negative integer\"}"},
+        {"{\"op\":\"match\",\"prompts\":[[1]],\"tokens\":[1]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"tokens: give tokens "
+         "or prompts, not both\"}"},
+        {"{\"op\":\"match\",\"tokens\":[1],\"prompts\":[[1]]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"prompts: give tokens "
+         "or prompts, not both\"}"},
+        {"{\"op\":\"match\",\"prompts\":[[1]],\"keys\":[\"1\"]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"give keys or "
+         "prompts, not both\"}"},
         /* Ids are echoed byte for byte: one that is not UTF-8 would make
          * the reply invalid JSON (found by tests/fuzz/fuzz_request.c). */
         {"{\"id\":\"\xc3\xa9\xf0\x9f\x98\x80\",\"op\":\"ping\"}",
@@ -184,8 +200,9 @@ feed(struct kvproto *p, const char *line)
 }
 
 /* A batched match answers each prompt as a single match would, in order;
- * a bad prompt, an empty list or too many prompts fail the whole request.
- * Run once test_health has stored block [1,2] of pod a in (m, l). */
+ * too many prompts or an unknown model fail the whole request (the other
+ * errors are in test_replies' table).  Run once test_health has stored block
+ * [1,2] of pod a in (m, l). */
 static void
 test_batch(struct kvproto *p)
 {
@@ -213,22 +230,6 @@ test_batch(struct kvproto *p)
     CHECK_STR(ask(p, "{\"op\":\"match\",\"id\":7,\"lora_name\":\"l\","
                      "\"prompts\":[[1,2,3],[9,9],[],[1,2]]}"),
               want.p, "batched match = the single matches, in order");
-    CHECK_STR(ask(p, "{\"op\":\"match\",\"prompts\":[]}"),
-              "{\"id\":null,\"ok\":false,\"error\":\"prompts: an empty "
-              "list\"}",
-              "an empty batch");
-    CHECK_STR(ask(p, "{\"op\":\"match\",\"prompts\":[[1],[1,-2]],\"id\":3}"),
-              "{\"id\":3,\"ok\":false,\"error\":\"prompts: prompt 1: "
-              "expected a non-negative integer\"}",
-              "a bad prompt fails the request, named by its index");
-    CHECK_STR(ask(p, "{\"op\":\"match\",\"prompts\":[[1]],\"tokens\":[1]}"),
-              "{\"id\":null,\"ok\":false,\"error\":\"tokens: give tokens "
-              "or prompts, not both\"}",
-              "prompts and tokens");
-    CHECK_STR(ask(p, "{\"op\":\"match\",\"prompts\":[[1]],\"keys\":[\"1\"]}"),
-              "{\"id\":null,\"ok\":false,\"error\":\"give keys or "
-              "prompts, not both\"}",
-              "prompts and keys");
     CHECK_STR(ask(p, "{\"op\":\"match\",\"model\":\"x\",\"prompts\":[[1]]}"),
               "{\"id\":null,\"ok\":false,\"error\":\"unknown model "
               "\\\"x\\\"; known models: \\\"m\\\"\"}",
