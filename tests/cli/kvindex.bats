@@ -592,6 +592,14 @@ print(json.dumps([[x["ok"], x.get("error")] for x in r]))
     run kvindex query -r -s "$S" '{"op":"match","model":"llama","prompts":[[1,2,3,4,5,6,7,8],[9,9,9,9],[1,2,3,4,5],[],[1,2,3,4,5,6,7,8]]}'
     assert_success
     assert_output "$want"
+    # The client sends one prompt per stdin line (blank ones skipped).
+    run sh -c "printf '%s\n' '[1,2,3,4,5,6,7,8]' '[9,9,9,9]' '' '[1,2,3,4,5]' '[]' '[1,2,3,4,5,6,7,8]' | kvindex match --batch -r -s '$S' -m llama"
+    assert_success
+    assert_output "$want"
+    run kvindex match --batch -s "$S" '[1]'
+    assert_failure 2
+    assert_output "kvindex: match: --batch reads its prompts from stdin
+Try 'kvindex --help'."
 
     run kvindex query -s "$S" '{"id":1,"op":"match","model":"llama","prompts":[]}'
     assert_failure 1
