@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kvindex over its socket: the p99 round trip of a 2,048-token match with
 # ~1M (pod, block) entries across 64 pods (target <= 100 us), next to a
-# ping round trip measured on the same connection; and NDJSON ingest end to
+# ping round trip measured on the same connection, and the prompts/s of
+# the same prompts batched 32 to a request next to one at a time; and NDJSON ingest end to
 # end (target >= 300k events/s on one core), next to `cat > /dev/null` and
 # a Python json.loads loop over the same file, and the reader alone
 # (bench_ingest -r: lines + ndjson_parse_line, no index) to tell the
@@ -101,5 +102,11 @@ if [ -n "${KVTAP_BENCH_SUMMARY:-}" ]; then
         $1 == "match" && $2 == "round" { add("p99", $8, 100, 1) }
         $1 == "server" && $2 == "CPU" {
             sub(",", "", $6); add("cpu_ping", $6, 5, 1); add("cpu_match", $9, 15, 1)
+        }
+        # "prompts/s: one at a time A, batched 32 to a request B (xR)": a
+        # figure reported, without a target.
+        $1 == "prompts/s:" {
+            sub(",", "", $6)
+            system(py " " sum " add " out " batch \"" sprintf("%.0fk/s (x%s) vs %.0fk/s one at a time", $12 / 1e3, substr($13, 3, length($13) - 3), $6 / 1e3) "\" -")
         }' "$tmp/rtt"
 fi

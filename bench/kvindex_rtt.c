@@ -10,6 +10,9 @@
  * baseline: the cost of the socket and the loop without any index work.
  * With the server's pid it also prints the server's CPU time per request
  * (from /proc), which a loaded machine distorts much less than latency.
+ * Last, it sends the same prompts BATCH at a time as batched matches
+ * ("prompts") and prints the prompts/s of both ways.  The file's lines
+ * must then end with "tokens":[...]} (as kvindex_gen.py writes them).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +121,51 @@ done:
     return rc;
 }
 
+#define BATCH 32
+
+/*
+ * Batched matches of BATCH prompts each, from the single requests in
+ * reqs: the first request's members before "tokens" (op, model), then
+ * every prompt's token array.  Returns the number of requests made in
+ * *out (caller frees each and the array), or 0.
+ */
+static size_t
+make_batches(char **reqs, size_t nreq, char ***out, size_t **out_lens)
+{
+    size_t nb = nreq / BATCH, cap;
+    const char *head = strstr(reqs[0], "\"tokens\":");
+
+    *out = calloc(nb ? nb : 1, sizeof **out);
+    *out_lens = calloc(nb ? nb : 1, sizeof **out_lens);
+    if (head == NULL || nb == 0 || *out == NULL || *out_lens == NULL)
+        return 0;
+    for (size_t b = 0; b < nb; b++) {
+        size_t len = (size_t)(head - reqs[0]);
+        cap = len + 16;
+        for (size_t k = 0; k < BATCH; k++)
+            cap += strlen(reqs[b * BATCH + k]) + 1;
+        (*out)[b] = malloc(cap);
+        if ((*out)[b] == NULL)
+            return 0;
+        memcpy((*out)[b], reqs[0], len);
+        len += (size_t)sprintf((*out)[b] + len, "\"prompts\":[");
+        for (size_t k = 0; k < BATCH; k++) {
+            const char *t = strstr(reqs[b * BATCH + k], "\"tokens\":");
+            const char *end = t ? strrchr(t, '}') : NULL;
+            if (end == NULL)
+                return 0;
+            t += 9;
+            if (k > 0)
+                (*out)[b][len++] = ',';
+            memcpy((*out)[b] + len, t, (size_t)(end - t));
+            len += (size_t)(end - t);
+        }
+        len += (size_t)sprintf((*out)[b] + len, "]}\n");
+        (*out_lens)[b] = len;
+    }
+    return nb;
+}
+
 static void
 report(const char *what, double *lat, size_t n, double *p99)
 {
@@ -135,7 +183,9 @@ main(int argc, char **argv)
     char *line = NULL, **reqs = NULL;
     size_t lcap = 0, nreq = 0, *lens = NULL, count;
     ssize_t n;
-    double *lat, p99_ping, p99_req, c0, c1, c2;
+    double *lat, p99_ping, p99_req, c0, c1, c2, c3, c4, t0, t1, t2;
+    char **batches = NULL;
+    size_t *batch_lens = NULL, nbatch, nb_count;
     long pid;
     FILE *f;
     int fd;
@@ -186,14 +236,42 @@ main(int argc, char **argv)
         return 1;
     c1 = cpu_us(pid);
     report("ping", lat, count, &p99_ping);
+    t0 = now_us();
     if (run(fd, reqs, lens, nreq, count, lat, "match") < 0)
         return 1;
+    t1 = now_us();
     c2 = cpu_us(pid);
     report("match", lat, count, &p99_req);
     printf("match p99 / ping p99 = %.2f\n", p99_req / p99_ping);
     if (pid > 0)
         printf("server CPU per request: ping %.1f us, match %.1f us\n",
                (c1 - c0) / (double)count, (c2 - c1) / (double)count);
+    /* The same number of prompts, BATCH to a request. */
+    nbatch = make_batches(reqs, nreq, &batches, &batch_lens);
+    nb_count = count / BATCH ? count / BATCH : 1;
+    if (nbatch == 0 || run(fd, batches, batch_lens, nbatch, nb_count / 10 + 1,
+                           lat, "batch") < 0)
+        return 1;
+    t2 = now_us();
+    c3 = cpu_us(pid);
+    if (run(fd, batches, batch_lens, nbatch, nb_count, lat, "batch") < 0)
+        return 1;
+    t2 = now_us() - t2;
+    c4 = cpu_us(pid);
+    printf("prompts/s: one at a time %.0f, batched %d to a request %.0f "
+           "(x%.2f)\n",
+           (double)count * 1e6 / (t1 - t0), BATCH,
+           (double)(nb_count * BATCH) * 1e6 / t2,
+           ((double)(nb_count * BATCH) / t2) / ((double)count / (t1 - t0)));
+    if (pid > 0)
+        printf("server CPU per prompt: one at a time %.1f us, batched %.1f "
+               "us\n",
+               (c2 - c1) / (double)count,
+               (c4 - c3) / (double)(nb_count * BATCH));
+    for (size_t b = 0; b < nbatch; b++)
+        free(batches[b]);
+    free(batches);
+    free(batch_lens);
     close(fd);
     return 0;
 }

@@ -40,7 +40,8 @@ struct req {
     struct kv_str model;
     struct kv_str lora;
     int has_tokens, has_keys, has_hashes, has_pods, has_pod, has_rank;
-    size_t n_tokens, n_keys, n_hashes, n_pods;
+    int has_prompts;
+    size_t n_tokens, n_keys, n_hashes, n_pods, n_prompts;
     uint64_t *hashes; /* block_hashes (lookup) */
     struct kv_str pod;
     int64_t rank;
@@ -68,6 +69,7 @@ kvproto_free(struct kvproto *p)
     arena_free(&p->arena);
     index_match_result_free(&p->mr);
     free(p->tokens);
+    free(p->prompt_ends);
     free(p->u64s);
     free(p->pods);
     memset(p, 0, sizeof *p);
@@ -86,14 +88,15 @@ read_opt_string(struct jscan *s, struct kv_str *out)
 }
 
 /*
- * "tokens": an array of unsigned 32-bit integers.  This is the bulk of a
- * match request, so the scanner reads it in runs straight into the
- * reusable vector instead of one call per element.
+ * An array of unsigned 32-bit integers into the reusable token vector from
+ * offset base; *end gets the offset after the last one.  This is the bulk
+ * of a match request, so the scanner reads it in runs straight into the
+ * vector instead of one call per element.
  */
 static int
-read_tokens(struct kvproto *p, struct jscan *s, struct req *r)
+read_token_array(struct kvproto *p, struct jscan *s, size_t base, size_t *end)
 {
-    size_t n = 0, got;
+    size_t n = base, got;
     int rc, first = 1;
 
     if (jscan_expect(s, '[') < 0)
@@ -110,8 +113,69 @@ read_tokens(struct kvproto *p, struct jscan *s, struct req *r)
     } while (rc == 0);
     if (rc < 0)
         return -1;
-    r->n_tokens = n;
+    *end = n;
+    return 0;
+}
+
+/* "tokens": one prompt. */
+static int
+read_tokens(struct kvproto *p, struct jscan *s, struct req *r)
+{
+    if (r->has_prompts) {
+        snprintf(s->err, s->errlen, "give tokens or prompts, not both");
+        return -1;
+    }
+    if (read_token_array(p, s, 0, &r->n_tokens) < 0)
+        return -1;
     r->has_tokens = 1;
+    return 0;
+}
+
+/*
+ * "prompts": an array of token arrays (a batched match), one after another
+ * in the token vector, each one's end in prompt_ends.  A prompt that does
+ * not parse fails the whole request, named by its index.
+ */
+static int
+read_prompts(struct kvproto *p, struct jscan *s, struct req *r)
+{
+    size_t end = 0;
+    int first = 1, e;
+    char why[160];
+
+    if (r->has_tokens) {
+        snprintf(s->err, s->errlen, "give tokens or prompts, not both");
+        return -1;
+    }
+    if (jscan_expect(s, '[') < 0)
+        return -1;
+    r->n_prompts = 0;
+    while ((e = jscan_element(s, first)) == 1) {
+        first = 0;
+        if (r->n_prompts == KVPROTO_MAX_PROMPTS) {
+            snprintf(s->err, s->errlen, "more than %d prompts",
+                     KVPROTO_MAX_PROMPTS);
+            return -1;
+        }
+        if (vec_grow((void **)&p->prompt_ends, &p->prompt_ends_cap,
+                     r->n_prompts + 1, sizeof *p->prompt_ends) < 0) {
+            snprintf(s->err, s->errlen, "out of memory");
+            return -1;
+        }
+        if (read_token_array(p, s, end, &end) < 0) {
+            snprintf(why, sizeof why, "%.159s", s->err);
+            snprintf(s->err, s->errlen, "prompt %zu: %s", r->n_prompts, why);
+            return -1;
+        }
+        p->prompt_ends[r->n_prompts++] = end;
+    }
+    if (e < 0)
+        return -1;
+    if (r->n_prompts == 0) {
+        snprintf(s->err, s->errlen, "an empty list");
+        return -1;
+    }
+    r->has_prompts = 1;
     return 0;
 }
 
@@ -235,6 +299,8 @@ parse_req(struct kvproto *p, const char *line, size_t len, struct req *r,
             rc = read_opt_string(&s, &r->lora);
         } else if (kv_str_eq(key, "tokens")) {
             rc = read_tokens(p, &s, r);
+        } else if (kv_str_eq(key, "prompts")) {
+            rc = read_prompts(p, &s, r);
         } else if (kv_str_eq(key, "keys")) {
             /* keys take the front of u64s; block_hashes follow them. */
             if (r->has_hashes) {
@@ -357,23 +423,18 @@ put_member_u64(char *o, const char *name, size_t nlen, uint64_t v)
 
 #define LIT(s) s, sizeof(s) - 1
 
+/* Answers one prompt's query q: the data object of a match. */
 static int
-op_match(struct kvproto *p, const struct req *r, struct buf *out, char *err,
-         size_t errlen)
+put_match(struct kvproto *p, const struct index_query *q, struct buf *out,
+          char *err, size_t errlen)
 {
-    struct index_query q;
     struct index_match_result *mr = &p->mr;
     struct buf media = {0};
     uint32_t media_mask = 0;
     char tail[160];
     int oom;
 
-    if (r->has_tokens == r->has_keys) {
-        snprintf(err, errlen, "match needs \"tokens\" or \"keys\"");
-        return -1;
-    }
-    fill_query(p, r, &q);
-    if (index_match(p->ix, &q, mr, err, errlen) < 0)
+    if (index_match(p->ix, q, mr, err, errlen) < 0)
         return -1;
     buf_puts(out, "{\"block_size\":");
     buf_put_u64(out, mr->block_size);
@@ -410,6 +471,46 @@ op_match(struct kvproto *p, const struct req *r, struct buf *out, char *err,
     oom = media.oom;
     buf_free(&media);
     return oom ? -1 : 0;
+}
+
+/*
+ * A match: one prompt ("tokens" or "keys"), or a batch ("prompts"), whose
+ * "results" are what each prompt alone would answer, in request order.
+ * Any prompt's error fails the whole request: the errors index_match gives
+ * are the namespace's, the same for every prompt.
+ */
+static int
+op_match(struct kvproto *p, const struct req *r, struct buf *out, char *err,
+         size_t errlen)
+{
+    struct index_query q;
+    size_t start = 0;
+
+    if (r->has_prompts && r->has_keys) {
+        snprintf(err, errlen, "give keys or prompts, not both");
+        return -1;
+    }
+    if (r->has_prompts) {
+        fill_query(p, r, &q);
+        buf_puts(out, "{\"results\":[");
+        for (size_t i = 0; i < r->n_prompts; i++) {
+            q.tokens = p->tokens + start;
+            q.n_tokens = p->prompt_ends[i] - start;
+            start = p->prompt_ends[i];
+            if (i > 0)
+                buf_putc(out, ',');
+            if (put_match(p, &q, out, err, errlen) < 0)
+                return -1;
+        }
+        buf_puts(out, "]}");
+        return 0;
+    }
+    if (r->has_tokens == r->has_keys) {
+        snprintf(err, errlen, "match needs \"tokens\" or \"keys\"");
+        return -1;
+    }
+    fill_query(p, r, &q);
+    return put_match(p, &q, out, err, errlen);
 }
 
 static int

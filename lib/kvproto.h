@@ -25,6 +25,9 @@ enum kvproto_op {
     KVPROTO_OP_COUNT
 };
 
+/* The most prompts one batched match ("prompts") may carry. */
+#define KVPROTO_MAX_PROMPTS 1024
+
 /* "ping", "match", ...  Static storage. */
 const char *kvproto_op_name(enum kvproto_op op);
 
@@ -53,6 +56,8 @@ struct kvproto {
     struct index_match_result mr;
     uint32_t *tokens;
     size_t tokens_cap;
+    size_t *prompt_ends; /* a batched match: where each prompt's tokens end */
+    size_t prompt_ends_cap;
     uint64_t *u64s;
     size_t u64s_cap;
     struct index_pod_ref *pods;

@@ -38,7 +38,8 @@ static const char usage_all[] =
     "                     [--admin-gid ids] [file ...]\n"
     "       kvindex query [-r] [-s path] [-t timeout] request-json | -\n"
     "       kvindex match [-r] [-s path] [-t timeout] [-m model]\n"
-    "                     [--lora-name name] [--pods pod,...] [tokens-json]\n"
+    "                     [--lora-name name] [--pods pod,...] [--batch]\n"
+    "                     [tokens-json]\n"
     "       kvindex keys  [-r] [-s path] [-t timeout] [-m model]\n"
     "                     [--lora-name name] [--block-size n] [tokens-json]\n"
     "       kvindex stats [-r] [-s path] [-t timeout] [--prom] [-o file]\n"
@@ -197,14 +198,18 @@ static const struct subcmd_help client_helps[] = {
     {"match",
      "Usage: kvindex match [-r] [-s path] [-t timeout] [-m model]\n"
      "                     [--lora-name name] [--pods pod,...] "
-     "[tokens-json]\n"
+     "[--batch]\n"
+     "                     [tokens-json]\n"
      "\nWhich pods hold the longest prefix of the tokens (a JSON array, as\n"
      "the argument or on stdin): deepest first; equal depths put the pod\n"
      "holding the fewest blocks first, then order by name.  A model or LoRA\n"
      "the index has never seen is an error that lists the known ones.\n",
      "  -m, --model M       the model (default: the server's -m)\n"
      "      --lora-name L   the LoRA adapter (default: the base model)\n"
-     "      --pods a,b      only these pods are candidates\n",
+     "      --pods a,b      only these pods are candidates\n"
+     "      --batch         one prompt per line of stdin, sent as one\n"
+     "                      batched match (at most 1024); the data is\n"
+     "                      {\"results\":[...]}, one match per prompt\n",
      "  echo '[1,2,3,4,5,6,7,8]' | kvindex match -m llama\n"
      "  kvindex match -r -m llama --pods pod-a,pod-b '[1,2,3,4]'\n"},
     {"keys",
@@ -280,6 +285,7 @@ enum {
     OPT_STATS,
     OPT_LORA,
     OPT_PODS,
+    OPT_BATCH,
     OPT_BLOCK_SIZE,
     OPT_PROM,
     OPT_POD,
@@ -489,6 +495,7 @@ struct copts {
     const char *model, *lora, *pods, *pod;
     uint64_t block_size;
     int prom;
+    int batch;            /* match --batch: one prompt per stdin line */
     const char *output;   /* stats -o */
     long long server_uid; /* --server-uid, -1: ours or root only */
 };
@@ -504,6 +511,7 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
         {"model", required_argument, NULL, 'm'},
         {"lora-name", required_argument, NULL, OPT_LORA},
         {"pods", required_argument, NULL, OPT_PODS},
+        {"batch", no_argument, NULL, OPT_BATCH},
         {"pod", required_argument, NULL, OPT_POD},
         {"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
         {"prom", no_argument, NULL, OPT_PROM},
@@ -542,6 +550,10 @@ parse_client(int argc, char **argv, const struct subcmd_help *h,
         case OPT_PODS:
             ok = !strcmp(h->name, "match");
             co->pods = optarg;
+            break;
+        case OPT_BATCH:
+            ok = !strcmp(h->name, "match");
+            co->batch = 1;
             break;
         case OPT_POD:
             ok = !strcmp(h->name, "dump");
@@ -690,6 +702,34 @@ print_reply(const struct copts *co, const char *cmd, const char *r, size_t n)
     return 0;
 }
 
+/*
+ * Appends the prompts of match --batch, one JSON array per line of in
+ * (blank lines skipped), as the "prompts" of a batched match.
+ */
+static void
+put_prompts(struct buf *b, const char *in, size_t n)
+{
+    const char *end = in + n;
+    int first = 1;
+
+    buf_puts(b, ",\"prompts\":[");
+    while (in < end) {
+        const char *nl = memchr(in, '\n', (size_t)(end - in));
+        size_t len = nl ? (size_t)(nl - in) : (size_t)(end - in);
+        size_t k = 0;
+        while (k < len && (in[k] == ' ' || in[k] == '\t' || in[k] == '\r'))
+            k++;
+        if (k < len) {
+            if (!first)
+                buf_putc(b, ',');
+            put_oneline(b, in, len);
+            first = 0;
+        }
+        in += len + (nl != NULL);
+    }
+    buf_putc(b, ']');
+}
+
 /* Builds the request of a subcommand (not query) into b. */
 static int
 build_request(const struct copts *co, const char *cmd, const char *arg,
@@ -729,14 +769,19 @@ build_request(const struct copts *co, const char *cmd, const char *arg,
     if (!strcmp(cmd, "match") || !strcmp(cmd, "keys")) {
         size_t n = 0;
         char *in = NULL;
-        buf_puts(b, ",\"tokens\":");
         if (arg != NULL && strcmp(arg, "-") != 0) {
+            buf_puts(b, ",\"tokens\":");
             put_oneline(b, arg, strlen(arg));
         } else {
             in = slurp_stdin(&n);
             if (in == NULL)
                 return -1;
-            put_oneline(b, in, n);
+            if (co->batch) {
+                put_prompts(b, in, n);
+            } else {
+                buf_puts(b, ",\"tokens\":");
+                put_oneline(b, in, n);
+            }
             free(in);
         }
     }
@@ -848,6 +893,8 @@ cmd_client(const struct subcmd_help *h, int argc, char **argv)
         cli_usage_error("%s: too many arguments", h->name);
     if (is_query && optind == argc)
         cli_usage_error("query: a request (JSON) or '-' is required");
+    if (co.batch && optind < argc && strcmp(argv[optind], "-") != 0)
+        cli_usage_error("match: --batch reads its prompts from stdin");
     arg = optind < argc ? argv[optind] : NULL;
     if (cli_signals_install() < 0)
         return 1;

@@ -577,3 +577,45 @@ print(json.dumps([[x["ok"], x.get("error")] for x in r]))
     assert_success
     assert_output '[[true, null], [false, "unknown op \"\ufffd\ufffd\""]]'
 }
+
+@test "a batched match answers each prompt as match does, in order" {
+    start -m llama "$EV"
+    want='{"results":['
+    sep=
+    for p in '[1,2,3,4,5,6,7,8]' '[9,9,9,9]' '[1,2,3,4,5]' '[]' '[1,2,3,4,5,6,7,8]'; do
+        run kvindex match -r -s "$S" -m llama "$p"
+        assert_success
+        want="$want$sep$output"
+        sep=,
+    done
+    want="$want]}"
+    run kvindex query -r -s "$S" '{"op":"match","model":"llama","prompts":[[1,2,3,4,5,6,7,8],[9,9,9,9],[1,2,3,4,5],[],[1,2,3,4,5,6,7,8]]}'
+    assert_success
+    assert_output "$want"
+    # The client sends one prompt per stdin line (blank ones skipped).
+    run sh -c "printf '%s\n' '[1,2,3,4,5,6,7,8]' '[9,9,9,9]' '' '[1,2,3,4,5]' '[]' '[1,2,3,4,5,6,7,8]' | kvindex match --batch -r -s '$S' -m llama"
+    assert_success
+    assert_output "$want"
+    run kvindex match --batch -s "$S" '[1]'
+    assert_failure 2
+    assert_output "kvindex: match: --batch reads its prompts from stdin
+Try 'kvindex --help'."
+
+    run kvindex query -s "$S" '{"id":1,"op":"match","model":"llama","prompts":[]}'
+    assert_failure 1
+    assert_output "kvindex: error: prompts: an empty list
+{\"id\":1,\"ok\":false,\"error\":\"prompts: an empty list\"}"
+    run kvindex query -s "$S" '{"id":2,"op":"match","model":"llama","prompts":[[1,2],[3,"x"]]}'
+    assert_failure 1
+    assert_output "kvindex: error: prompts: prompt 1: expected a non-negative integer
+{\"id\":2,\"ok\":false,\"error\":\"prompts: prompt 1: expected a non-negative integer\"}"
+    many=$(/usr/bin/python3 -c 'print(",".join(["[1]"] * 1025))')
+    run kvindex query -s "$S" "{\"id\":3,\"op\":\"match\",\"model\":\"llama\",\"prompts\":[$many]}"
+    assert_failure 1
+    assert_output "kvindex: error: prompts: more than 1024 prompts
+{\"id\":3,\"ok\":false,\"error\":\"prompts: more than 1024 prompts\"}"
+    run kvindex query -s "$S" '{"id":4,"op":"match","model":"nope","prompts":[[1]]}'
+    assert_failure 1
+    assert_output "kvindex: error: unknown model \"nope\"; known models: \"llama\"
+{\"id\":4,\"ok\":false,\"error\":\"unknown model \\\"nope\\\"; known models: \\\"llama\\\"\"}"
+}

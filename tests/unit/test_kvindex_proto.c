@@ -93,6 +93,22 @@ test_replies(struct kvproto *p)
          "not both\"}"},
         {"{\"op\":\"pods\"}",
          "{\"id\":null,\"ok\":true,\"data\":{\"pods\":[]}}"},
+        /* Batched matches that fail as a whole (test_batch has the rest). */
+        {"{\"op\":\"match\",\"prompts\":[]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"prompts: an empty "
+         "list\"}"},
+        {"{\"op\":\"match\",\"prompts\":[[1],[1,-2]],\"id\":3}",
+         "{\"id\":3,\"ok\":false,\"error\":\"prompts: prompt 1: "
+         "expected a non-negative integer\"}"},
+        {"{\"op\":\"match\",\"prompts\":[[1]],\"tokens\":[1]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"tokens: give tokens "
+         "or prompts, not both\"}"},
+        {"{\"op\":\"match\",\"tokens\":[1],\"prompts\":[[1]]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"prompts: give tokens "
+         "or prompts, not both\"}"},
+        {"{\"op\":\"match\",\"prompts\":[[1]],\"keys\":[\"1\"]}",
+         "{\"id\":null,\"ok\":false,\"error\":\"give keys or "
+         "prompts, not both\"}"},
         /* Ids are echoed byte for byte: one that is not UTF-8 would make
          * the reply invalid JSON (found by tests/fuzz/fuzz_request.c). */
         {"{\"id\":\"\xc3\xa9\xf0\x9f\x98\x80\",\"op\":\"ping\"}",
@@ -183,6 +199,59 @@ feed(struct kvproto *p, const char *line)
     return rc;
 }
 
+/* A batched match answers each prompt as a single match would, in order;
+ * too many prompts or an unknown model fail the whole request (the other
+ * errors are in test_replies' table).  Run once test_health has stored block
+ * [1,2] of pod a in (m, l). */
+static void
+test_batch(struct kvproto *p)
+{
+    struct buf want = {0}, req = {0};
+    static const char ok[] = "{\"id\":null,\"ok\":true,\"data\":";
+    const char *one[] = {"[1,2,3]", "[9,9]", "[]", "[1,2]"};
+
+    buf_puts(&want, "{\"id\":7,\"ok\":true,\"data\":{\"results\":[");
+    for (size_t i = 0; i < 4; i++) {
+        char single[128];
+        const char *got;
+        snprintf(single, sizeof single,
+                 "{\"op\":\"match\",\"lora_name\":\"l\",\"tokens\":%s}",
+                 one[i]);
+        got = ask(p, single);
+        CHECK(strncmp(got, ok, sizeof ok - 1) == 0, "single match ok");
+        if (i > 0)
+            buf_putc(&want, ',');
+        /* The data object, without the reply's closing brace. */
+        buf_put(&want, got + sizeof ok - 1, strlen(got) - sizeof ok);
+    }
+    buf_puts(&want, "]}}");
+    buf_putc(&want, '\0');
+    CHECK(strstr(want.p, "\"depth\":1") != NULL, "a prompt with a hit");
+    CHECK_STR(ask(p, "{\"op\":\"match\",\"id\":7,\"lora_name\":\"l\","
+                     "\"prompts\":[[1,2,3],[9,9],[],[1,2]]}"),
+              want.p, "batched match = the single matches, in order");
+    CHECK_STR(ask(p, "{\"op\":\"match\",\"model\":\"x\",\"prompts\":[[1]]}"),
+              "{\"id\":null,\"ok\":false,\"error\":\"unknown model "
+              "\\\"x\\\"; known models: \\\"m\\\"\"}",
+              "a namespace error fails the batch as it fails a match");
+    buf_puts(&req, "{\"op\":\"match\",\"lora_name\":\"l\",\"prompts\":[");
+    for (int i = 0; i <= KVPROTO_MAX_PROMPTS; i++)
+        buf_puts(&req, i > 0 ? ",[1]" : "[1]");
+    buf_puts(&req, "]}");
+    buf_putc(&req, '\0');
+    CHECK_STR(ask(p, req.p),
+              "{\"id\":null,\"ok\":false,\"error\":\"prompts: more than "
+              "1024 prompts\"}",
+              "too many prompts");
+    req.len -= 7; /* ",[1]]}" and the NUL: exactly KVPROTO_MAX_PROMPTS */
+    buf_puts(&req, "]}");
+    buf_putc(&req, '\0');
+    CHECK(strncmp(ask(p, req.p), ok, sizeof ok - 1) == 0,
+          "the most prompts allowed");
+    buf_free(&want);
+    buf_free(&req);
+}
+
 /* Issue 8, §4: unknown namespaces, the lookup filter, pods' ages and the
  * renamed counter, on an index that starts empty. */
 static void
@@ -245,6 +314,7 @@ test_health(struct kvproto *p)
               "{\"id\":null,\"ok\":false,\"error\":\"unknown model "
               "\\\"\xc3\xa9\xef\xbf\xbd\\\"; known models: \\\"m\\\"\"}",
               "a model name that is not UTF-8, in an error");
+    test_batch(p);
     got = ask(p, "{\"op\":\"stats\"}");
     CHECK(strstr(got, ",\"max_blocks_dropped\":0") != NULL &&
               strstr(got, "evictions") == NULL,
