@@ -110,6 +110,27 @@ hex4(const char *p)
     return v;
 }
 
+/*
+ * The code point of the \u escape whose four hex digits start at h, with
+ * left bytes from h to the string's end: a high surrogate followed by an
+ * escaped low one is joined into one code point (*used = 10 bytes from h,
+ * else 4).  Returns -1 for bad hex digits; a surrogate that is not half of
+ * a pair comes back as itself (0xd800 to 0xdfff), for the caller to judge.
+ */
+static long
+u_escape(const char *h, size_t left, size_t *used)
+{
+    long cp = left >= 4 ? hex4(h) : -1, lo;
+
+    *used = 4;
+    if (cp >= 0xd800 && cp <= 0xdbff && left >= 10 && h[4] == '\\' &&
+        h[5] == 'u' && (lo = hex4(h + 6)) >= 0xdc00 && lo <= 0xdfff) {
+        *used = 10;
+        return 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+    }
+    return cp;
+}
+
 static char *
 utf8_put(char *d, unsigned long cp)
 {
@@ -174,18 +195,11 @@ unescape(struct jscan *s, size_t start, size_t end, struct kv_str *out)
             *d++ = '\t';
             break;
         case 'u': {
-            long cp = end - i >= 4 ? hex4(p + i) : -1;
+            size_t used;
+            long cp = u_escape(p + i, end - i, &used);
             if (cp < 0)
                 return fail_at(s, i - 2, JSCAN_E_UESCAPE);
-            i += 4;
-            if (cp >= 0xd800 && cp <= 0xdbff && end - i >= 6 && p[i] == '\\' &&
-                p[i + 1] == 'u') {
-                long lo = hex4(p + i + 2);
-                if (lo >= 0xdc00 && lo <= 0xdfff) {
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    i += 6;
-                }
-            }
+            i += used;
             if (cp >= 0xd800 && cp <= 0xdfff)
                 cp = 0xfffd;
             d = utf8_put(d, (unsigned long)cp);
@@ -711,17 +725,14 @@ check_string(struct jscan *s, size_t start, size_t end, int esc)
                 return fail_at(s, i, JSCAN_E_UTF8);
             i += k;
         } else if (p[i + 1] == 'u') {
-            long cp = end - i >= 6 ? hex4(s->s + i + 2) : -1, lo = -1;
+            size_t used;
+            long cp = u_escape(s->s + i + 2, end - i - 2, &used);
             /* A surrogate must come in a pair: skipped text is echoed as
              * it is (a request id), and strict readers refuse a lone one
              * (decoded strings turn it into U+FFFD instead). */
-            if (cp >= 0xd800 && cp <= 0xdbff && end - i >= 12 &&
-                p[i + 6] == '\\' && p[i + 7] == 'u')
-                lo = hex4(s->s + i + 8);
-            if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff) ||
-                (cp >= 0xd800 && cp <= 0xdbff && (lo < 0xdc00 || lo > 0xdfff)))
+            if (cp < 0 || (cp >= 0xd800 && cp <= 0xdfff))
                 return fail_at(s, i, JSCAN_E_UESCAPE);
-            i += cp >= 0xd800 && cp <= 0xdbff ? 12 : 6;
+            i += 2 + used;
         } else if (memchr("\"\\/bfnrt", p[i + 1], 8) != NULL) {
             i += 2;
         } else {
