@@ -75,6 +75,7 @@ struct fetch {
     int hole;              /* the current stream skipped the next seq */
     int drops;             /* this fetch saw evidence of dropped replies */
     uint64_t stream_n;     /* batches in the newest request's stream */
+    int barren;            /* re-requests in a row that brought no batch */
     long long last_ms;     /* last message received or request sent */
     int seen_any;          /* any message at all during this fetch */
 };
@@ -475,7 +476,8 @@ request_next(struct fetch *f)
     f->hole = 0;
     f->stream_n = 0;
     f->last_ms = now_ms();
-    /* Re-requests are bounded by max_retries: each may take the timeout. */
+    /* Barren re-requests are bounded by max_retries: each may take the
+     * timeout. */
     f->progress_ms = f->last_ms;
     return REPLAY_MORE;
 }
@@ -489,7 +491,14 @@ rerequest(struct fetch *f)
 {
     struct replay_result *res = f->res;
 
-    if (res->retries >= (uint64_t)f->max_retries) {
+    /*
+     * A ROUTER at its high-water mark cuts every long stream short, so a
+     * long replay takes one request per thousand batches or so: only
+     * re-requests in a row that brought nothing count against the bound.
+     */
+    if (res->next != f->req_start)
+        f->barren = 0;
+    if (f->barren >= f->max_retries) {
         /*
          * Contiguous so far and only the end marker keeps getting lost:
          * what came is all the engine had.
@@ -501,6 +510,7 @@ rerequest(struct fetch *f)
                       "%llu)",
                       f->max_retries, (unsigned long long)res->next);
     }
+    f->barren++;
     res->retries++;
     return request_next(f);
 }

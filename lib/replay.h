@@ -65,7 +65,8 @@ struct replay_request {
     uint64_t from;   /* first seq wanted */
     uint64_t to;     /* last seq wanted; UINT64_MAX = up to the end marker */
     int timeout_ms;  /* longest wait for the next reply */
-    int max_retries; /* re-requests after holes; 0 = a default (8) */
+    int max_retries; /* re-requests in a row that bring no new batch;
+                        0 = a default (8) */
     /*
      * The whole fetch ends (REPLAY_TIMEOUT) this long after it started,
      * however the engine answers; 0 = no overall deadline.  Without one, a
@@ -92,7 +93,8 @@ struct replay_result {
 enum replay_rc {
     REPLAY_OK = 0,       /* everything asked for (that the engine had) came */
     REPLAY_TIMEOUT = -1, /* no reply within timeout_ms (nothing at all, or
-                            retries exhausted); err names the endpoint */
+                            max_retries barren re-requests in a row); err
+                            names the endpoint */
     REPLAY_ERROR = -2,   /* socket error; err says which */
     REPLAY_STOPPED = -3, /* cb asked to stop */
     REPLAY_INTR = -4,    /* interrupted by a signal */
