@@ -469,16 +469,16 @@ signal_exit() {
 
 @test "SIGUSR1 during a gap fill does not lose the gap" {
     # The peer waits before answering replay, so kvsub is inside the fill
-    # when SIGUSR1 arrives; the interrupted fetch must go on, not give up.
+    # when SIGUSR1 arrives (sent once the peer has the request); the
+    # interrupted fetch must go on, not give up.
     start_peer peer --pub "ipc://$T/pub" --replay "ipc://$T/rep" --count 6 \
         --withhold 3 --replay-delay 1.5 --wait-subs 1 --pod pod-a \
-        --done "$T/done" --expect "$T/exp.ndjson"
+        --requested "$T/requested" --done "$T/done" --expect "$T/exp.ndjson"
     kvsub -c "$(lines "$T/exp.ndjson")" --idle 10s \
         "pod-a=ipc://$T/pub,ipc://$T/rep" >"$T/out.ndjson" 2>"$T/err" &
     local kv=$!
     PIDS+=($kv)
-    wait_file "$T/done" 10
-    sleep 0.5
+    wait_file "$T/requested" 20
     kill -USR1 "$kv"
     local st=0
     wait_pid "$kv" 15 || st=$?

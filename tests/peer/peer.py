@@ -216,6 +216,9 @@ def main():
     ap.add_argument("--done", help='write "done" here once all published')
     ap.add_argument("--replay-delay", type=float, default=0.0,
                     help="seconds to wait before answering a replay request")
+    ap.add_argument("--requested",
+                    help='write "requested" here when a replay request '
+                    "arrives, before --replay-delay")
     ap.add_argument("--mute-replay", action="store_true",
                     help="bind the ROUTER but never answer")
     ap.add_argument("--drop-end", type=int, default=0,
@@ -356,6 +359,9 @@ def main():
             if len(frames) != 3 or frames[1] != b"":
                 log(args, "invalid replay request (%d frames)" % len(frames))
                 continue
+            if args.requested:
+                with open(args.requested, "w") as f:
+                    f.write("requested\n")
             if args.mute_replay:
                 continue
             if args.replay_delay > 0:
