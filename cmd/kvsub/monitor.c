@@ -169,6 +169,7 @@ apply(struct kvmon *m, unsigned ev, char *line, size_t linelen)
 {
     enum kvmon_state was = m->state;
     char old[sizeof m->reason];
+    int first_hs = 0;
 
     line[0] = '\0';
     memcpy(old, m->reason, sizeof old);
@@ -179,7 +180,12 @@ apply(struct kvmon *m, unsigned ev, char *line, size_t linelen)
         return 0;
     case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         m->greeted = 1;
-        return 0;
+        if (!m->hs_failed)
+            return 0;
+        m->hs_failed = 0;
+        snprintf(line, linelen, "%s: connected to %s (handshake succeeded)",
+                 m->name, m->uri);
+        return 1;
     case ZMQ_EVENT_CONNECTED:
     case ZMQ_EVENT_ACCEPTED:
         if (m->was_up)
@@ -189,7 +195,7 @@ apply(struct kvmon *m, unsigned ev, char *line, size_t linelen)
         m->reason[0] = '\0';
         if (was != KVMON_UP)
             snprintf(line, linelen, "%s: connected to %s", m->name, m->uri);
-        return was != KVMON_UP && m->reported;
+        return was != KVMON_UP && m->reported && !m->hs_failed;
     case ZMQ_EVENT_CONNECT_RETRIED:
         failure_reason(m);
         m->delayed = 0;
@@ -203,6 +209,8 @@ apply(struct kvmon *m, unsigned ev, char *line, size_t linelen)
                     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)))
             return 0;
         snprintf(m->reason, sizeof m->reason, "ZMTP handshake failed");
+        first_hs = !m->hs_failed;
+        m->hs_failed = 1;
     }
     m->state = KVMON_DOWN;
     if (was == KVMON_DOWN && strcmp(old, m->reason) == 0)
@@ -214,7 +222,8 @@ apply(struct kvmon *m, unsigned ev, char *line, size_t linelen)
         snprintf(line, linelen, "%s: cannot connect to %s: %s (retrying)",
                  m->name, m->uri, m->reason);
     m->reported = 1;
-    return 1;
+    /* The first handshake failure was the news; the rest is its echo. */
+    return !m->hs_failed || first_hs;
 }
 
 int

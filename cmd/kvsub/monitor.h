@@ -28,7 +28,13 @@ struct kvmon {
     int reported; /* a failure was reported: later changes are news */
     int delayed;  /* a TCP connect was under way since the last retry */
     int greeted;  /* the ZMTP handshake succeeded: a ZeroMQ peer answers */
-    int was_up;   /* it has been connected before */
+    /*
+     * A handshake failed and none has succeeded since: the reconnect
+     * cycle that follows (connected, handshake failed, disconnected) is
+     * not news until a handshake succeeds.
+     */
+    int hs_failed;
+    int was_up; /* it has been connected before */
     /*
      * Connections made after the first one: the peer at the other end may
      * be another process (kvsub checks, run.c).

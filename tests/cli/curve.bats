@@ -75,6 +75,34 @@ start_curve_pub() {
     [[ "$stderr" == *"kvsub: warning: pod-a: cannot connect to $PUB: ZMTP handshake failed (retrying)"* ]]
 }
 
+@test "kvsub: a failing handshake is warned about once, however often it retries; success is a note" {
+    PUB=tcp://127.0.0.1:$(free_port)
+    # A server with another key pair: every reconnect fails the handshake.
+    kvpub -q --curve-secret "$D/wrong.key" --synth 100000 --rate 20 "$PUB" &
+    local pub=$!
+    PIDS+=($pub)
+    kvsub -v -c 3 --duration 120s --curve-server-key "$D/srv.pub" \
+        "pod-a=$PUB" >"$D/out" 2>"$D/err" &
+    local kv=$!
+    PIDS+=($kv)
+    # Until libzmq has reconnected and failed at least three times.
+    for _ in $(seq 600); do
+        [ "$(grep -c 'handshake failed (' "$D/err")" -ge 3 ] && break
+        sleep 0.05
+    done
+    [ "$(grep -c 'handshake failed (' "$D/err")" -ge 3 ]
+    # The right server comes up on the same port.
+    kill "$pub"
+    wait "$pub" || true
+    kvpub -q --curve-secret "$D/srv.key" --synth 100000 --rate 20 "$PUB" &
+    PIDS+=($!)
+    wait_pid "$kv" 60
+    [ "$(wc -l <"$D/out")" -eq 3 ]
+    run grep -v -e '^kvsub: info: ' -e 'gap' -e 'joined at' "$D/err"
+    assert_output "kvsub: warning: pod-a: cannot connect to $PUB: ZMTP handshake failed (retrying)
+kvsub: pod-a: connected to $PUB (handshake succeeded)"
+}
+
 # kvpub -c publishing 3 AllBlocksCleared (ts $2) to $1 with more options.
 clear3() {
     local uri=$1 ts=$2
