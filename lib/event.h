@@ -256,11 +256,36 @@ enum kv_engine {
 #define KV_WIRE_SLOTS 13
 extern const uint8_t kv_slots[2][2][KV_WIRE_SLOTS + KV_F_COUNT];
 
-/* The field at a legacy array index, or -1 when the slot is not known. */
+/*
+ * The field at index i of an array event of type t, for the wire decoder
+ * and encoder alike, or -1 where no field is known: kv_slots for stores
+ * and removals (vLLM's BlockInactive is laid out like a removal), and the
+ * slots of ATOM's events (docs/protocol.md#rocm-atom): a medium at 1 of
+ * AllBlocksCleared, and [tag, hashes, from_medium, to_medium, group_idx]
+ * for BlockTransferred.
+ */
 static inline int
 kv_field_at_slot(enum kv_type t, enum kv_engine eng, uint32_t i)
 {
-    if ((t != KV_BLOCK_STORED && t != KV_BLOCK_REMOVED) || i >= KV_WIRE_SLOTS)
+    static const int8_t transferred[] = {-1, KV_F_BLOCK_HASHES,
+                                         KV_F_FROM_MEDIUM, KV_F_TO_MEDIUM,
+                                         KV_F_GROUP_IDX};
+
+    switch (t) {
+    case KV_ALL_BLOCKS_CLEARED:
+        return i == 1 ? KV_F_MEDIUM : -1;
+    case KV_BLOCK_TRANSFERRED:
+        return i < sizeof transferred ? transferred[i] : -1;
+    case KV_BLOCK_INACTIVE:
+        t = KV_BLOCK_REMOVED;
+        break;
+    case KV_BLOCK_STORED:
+    case KV_BLOCK_REMOVED:
+        break;
+    default:
+        return -1;
+    }
+    if (i >= KV_WIRE_SLOTS)
         return -1;
     return (int)kv_slots[eng == KV_ENGINE_SGLANG][t == KV_BLOCK_REMOVED][i] - 1;
 }

@@ -80,32 +80,6 @@ engine_type(const struct mpk_val *v, enum kv_type *t)
     return 0;
 }
 
-/*
- * The field at array slot i of an event of type t: fields.def's tables for
- * stores and removals (vLLM's BlockInactive is laid out like a removal),
- * and the slots of ATOM's events (docs/protocol.md#rocm-atom): a medium at
- * 1 of AllBlocksCleared, and [tag, hashes, from_medium, to_medium,
- * group_idx] for BlockTransferred.  -1 where no field is known.
- */
-static int
-slot_field(enum kv_type t, enum kv_engine eng, uint32_t i)
-{
-    static const int8_t transferred[] = {-1, KV_F_BLOCK_HASHES,
-                                         KV_F_FROM_MEDIUM, KV_F_TO_MEDIUM,
-                                         KV_F_GROUP_IDX};
-
-    switch (t) {
-    case KV_BLOCK_INACTIVE:
-        return kv_field_at_slot(KV_BLOCK_REMOVED, eng, i);
-    case KV_ALL_BLOCKS_CLEARED:
-        return i == 1 ? KV_F_MEDIUM : -1;
-    case KV_BLOCK_TRANSFERRED:
-        return i < sizeof transferred ? transferred[i] : -1;
-    default:
-        return kv_field_at_slot(t, eng, i);
-    }
-}
-
 /* Converts a hash value that has been read; 0 or -1 (message set). */
 static int
 hash_from(struct dec *d, const struct mpk_val *v, struct kv_hash *h,
@@ -526,7 +500,7 @@ dec_array_event(struct dec *d, struct kv_event *ev, uint32_t n,
     enum kv_engine eng = d->opts != NULL ? d->opts->engine : KV_ENGINE_VLLM;
     for (uint32_t i = 1; i < n; i++) {
         const uint8_t *start = d->c.p;
-        int f = slot_field(ev->type, eng, i);
+        int f = kv_field_at_slot(ev->type, eng, i);
         if (f == KV_F_LORA_NAME && sglang_map_at(d, eng, i))
             f = KV_F_CACHE_SALT;
         if (f >= 0) {

@@ -27,6 +27,7 @@ wire_layout_parse(const char *s, enum wire_layout *out)
         {"sglang", WIRE_LAYOUT_SGLANG},
         {"trtllm", WIRE_LAYOUT_TRTLLM},
         {"llmd-fs", WIRE_LAYOUT_LLMD_FS},
+        {"atom", WIRE_LAYOUT_ATOM},
     };
 
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -292,6 +293,33 @@ enc_array_event(struct enc *e, const struct kv_event *ev)
 }
 
 /*
+ * ROCm ATOM's msgspec array structs (docs/protocol.md#rocm-atom): vLLM's
+ * 12 store slots and token_offset, vLLM's 4 removal slots, a clear that
+ * names its medium (nil for all), and BlockTransferred's 5 slots.
+ */
+static void
+enc_atom_event(struct enc *e, const struct kv_event *ev)
+{
+    size_t n;
+
+    switch (ev->type) {
+    case KV_BLOCK_STORED:
+        n = 13;
+        break;
+    case KV_ALL_BLOCKS_CLEARED:
+        n = 2;
+        break;
+    case KV_BLOCK_TRANSFERRED:
+        n = 5;
+        break;
+    default:
+        n = 4;
+        break;
+    }
+    enc_array_slots(e, ev, n, 0);
+}
+
+/*
  * llm-d's storage-tier publisher (docs/protocol.md#llm-d-storage-tier):
  * each event is a 7- or 3-element array packed into a byte string.
  */
@@ -372,6 +400,8 @@ wire_encode(const struct kv_batch *bt, const struct wire_enc_opts *o,
         e.where = "type";
         if (o->layout == WIRE_LAYOUT_VLLM_ARRAY)
             enc_array_event(&e, ev);
+        else if (o->layout == WIRE_LAYOUT_ATOM)
+            enc_atom_event(&e, ev);
         else if (o->layout == WIRE_LAYOUT_LLMD_FS)
             enc_packed_event(&e, ev);
         else

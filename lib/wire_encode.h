@@ -18,12 +18,14 @@ enum wire_layout {
     WIRE_LAYOUT_VLLM_MAP_BATCH, /* {"ts", "events", "data_parallel_rank"} */
     WIRE_LAYOUT_SGLANG,         /* [ts, events, attn_dp_rank], SGLang maps */
     WIRE_LAYOUT_TRTLLM,         /* vLLM's maps with signed hashes and mm_keys */
-    WIRE_LAYOUT_LLMD_FS /* [ts, [bin...]]: llm-d's packed storage events */
+    WIRE_LAYOUT_LLMD_FS, /* [ts, [bin...]]: llm-d's packed storage events */
+    WIRE_LAYOUT_ATOM     /* [ts, events, rank], ROCm ATOM's 13/4/2/5-slot
+                            arrays */
 };
 
 /*
  * Parses "vllm", "vllm-array", "vllm-map-batch", "sglang", "trtllm",
- * "llmd-fs"; -1 if unknown.
+ * "llmd-fs", "atom"; -1 if unknown.
  */
 int wire_layout_parse(const char *s, enum wire_layout *out);
 

@@ -21,6 +21,7 @@
 #include "curveopt.h"
 #include "event.h"
 #include "input.h"
+#include "pack.h"
 #include "ring.h"
 #include "snapsrv.h"
 #include "synth.h"
@@ -106,7 +107,7 @@ static const char usage_text[] =
     "it\n"
     "      --layout L        vllm (default), vllm-array, "
     "vllm-map-batch, sglang,\n"
-    "                        trtllm, llmd-fs\n"
+    "                        trtllm, llmd-fs, atom (its replay too)\n"
     "      --bytes-hashes    publish 32-byte digests where a line has "
     "block_digests\n"
     "      --topic T         the topic frame (default: empty)\n"
@@ -203,10 +204,33 @@ send_part(void *sock, const void *data, size_t len, int flags)
 }
 
 /*
+ * Appends the payload of ATOM's end marker to out: msgpack [oldest,
+ * latest] of the seqs buffered, -1 for each when none.
+ */
+static void
+atom_end_payload(const struct ring *r, struct buf *out)
+{
+    struct pack pk;
+
+    pack_init(&pk, out);
+    pack_array(&pk, 2);
+    for (int k = 0; k < 2; k++) {
+        if (r->count == 0)
+            pack_int(&pk, -1);
+        else
+            pack_uint(&pk, ring_at(r, k == 0 ? 0 : r->count - 1)->seq);
+    }
+    pack_free(&pk);
+}
+
+/*
  * Answers every queued replay request.  Like the engine: exactly three
  * frames [identity, "", start] or no reply at all; one message per buffered
- * batch with seq >= start, then the end marker.  The ROUTER never blocks
- * and, without ROUTER_MANDATORY, drops what does not fit the peer's pipe.
+ * batch with seq >= start, then the end marker.  ATOM's ROUTER (--layout
+ * atom) also takes [identity, start], answers without the empty delimiter,
+ * and ends with msgpack [oldest, latest] as the marker's payload.  The
+ * ROUTER never blocks and, without ROUTER_MANDATORY, drops what does not
+ * fit the peer's pipe.
  */
 static void
 serve_replay(struct pub *p)
@@ -216,22 +240,24 @@ serve_replay(struct pub *p)
     const char *topic = p->o->topic;
     size_t tlen = strlen(topic);
     int rt = p->o->reply_topic;
+    int atom = p->o->layout == WIRE_LAYOUT_ATOM;
 
     for (;;) {
         struct zsock_msg m;
         size_t idlen, slen;
+        struct buf end = {0};
 
         if (zsock_msg_recv(p->router, &m, ZMQ_DONTWAIT) == -1)
             return;
         p->st.replay_requests++;
-        if (m.nparts != 3) {
+        if (m.nparts != 3 && !(atom && m.nparts == 2)) {
             log_warn("invalid replay request (%d frames)", m.nparts);
             p->st.replay_invalid++;
             zsock_msg_close(&m);
             continue;
         }
         const uint8_t *id = zsock_part(&m, 0, &idlen);
-        const uint8_t *sb = zsock_part(&m, 2, &slen);
+        const uint8_t *sb = zsock_part(&m, m.nparts - 1, &slen);
         /* Any length, big-endian, as int.from_bytes reads it. */
         uint64_t start = 0;
         int beyond = 0;
@@ -248,19 +274,24 @@ serve_replay(struct pub *p)
             uint8_t seq8[8];
             zsock_put_be64(seq8, s->seq);
             send_part(p->router, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-            send_part(p->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            if (!atom)
+                send_part(p->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
             if (rt)
                 send_part(p->router, topic, tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT);
             send_part(p->router, seq8, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
             send_part(p->router, s->data, s->len, ZMQ_DONTWAIT);
             p->st.replayed++;
         }
+        if (atom)
+            atom_end_payload(&p->ring, &end);
         send_part(p->router, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        send_part(p->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        if (!atom)
+            send_part(p->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
         if (rt)
             send_part(p->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
         send_part(p->router, end_seq, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        send_part(p->router, "", 0, ZMQ_DONTWAIT);
+        send_part(p->router, end.len ? end.p : "", end.len, ZMQ_DONTWAIT);
+        buf_free(&end);
         zsock_msg_close(&m);
     }
 }
@@ -757,7 +788,7 @@ parse_args(int argc, char **argv, struct opts *o)
             if (wire_layout_parse(optarg, &o->layout) == -1)
                 cli_usage_error("--layout: unknown layout '%s' (vllm, "
                                 "vllm-array, vllm-map-batch, sglang, trtllm, "
-                                "llmd-fs)",
+                                "llmd-fs, atom)",
                                 optarg);
             break;
         case OPT_BYTES_HASHES:

@@ -262,6 +262,39 @@ for l in open(sys.argv[1]):
     assert_equal "${#lines[@]}" 2
 }
 
+@test "layout atom: ATOM's 13/4/2-slot arrays equal msgspec's bytes" {
+    check_layout "$SAMPLE" pod-a atom
+}
+
+@test "--layout atom: ATOM's ROUTER: no delimiter, [oldest, latest] in the end marker" {
+    n=$(batches_of pod-a)
+    IN=$SAMPLE start_kvpub --wait-subs 1 --pod pod-a --layout atom \
+        --buffer 4 --hold 20s "$P" "$R"
+    subscribe "$n"
+    # [seq, payload] per batch, then [ff*8, msgpack [oldest, latest]].
+    run "$PY" "$CHECK" replay "$R" --from $((n - 2))
+    assert_success
+    assert_equal "${#lines[@]}" 3
+    for k in $((n - 2)) $((n - 1)); do
+        want=$(jq -r "select(.seq == $k) | .payload" "$T/got.jsonl")
+        assert_line --index $((k - n + 2)) "{\"frames\": [\"$(printf %016x "$k")\", \"$want\"]}"
+    done
+    end=$("$PY" -c 'import msgpack, sys
+print(msgpack.packb([int(sys.argv[1]), int(sys.argv[2])]).hex())' \
+        $((n - 4)) $((n - 1)))
+    assert_line --index 2 "{\"frames\": [\"ffffffffffffffff\", \"$end\"]}"
+    # A request without the empty delimiter is answered too.
+    run "$PY" "$CHECK" replay "$R" --raw-request "$(printf %016x $((n - 1)))"
+    assert_success
+    assert_equal "${#lines[@]}" 2
+    # kvreplay reads ATOM's replies: the four batches buffered, in order.
+    run_ndjson "$T/rep.ndjson" kvreplay --from $((n - 4)) "pod-a=$R"
+    assert_success
+    run jq -r .seq "$T/rep.ndjson"
+    assert_equal "$(printf '%s\n' "$output" | uniq | tr '\n' ' ')" \
+        "$((n - 4)) $((n - 3)) $((n - 2)) $((n - 1)) "
+}
+
 @test "--wait-subs 2: both subscribers get every batch" {
     n=$(batches_of pod-b)
     IN=$SAMPLE start_kvpub --wait-subs 2 --pod pod-b "$P"

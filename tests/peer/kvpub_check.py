@@ -153,7 +153,9 @@ def cmd_replay(a):
             break
         fr = d.recv_multipart()
         print(json.dumps({"frames": [x.hex() for x in fr]}), flush=True)
-        if fr[-1] == b"" and len(fr) >= 3 and fr[-2] == b"\xff" * 8:
+        # The end marker: [.., ff*8, ""], or ATOM's [ff*8, [oldest, latest]].
+        if len(fr) >= 2 and fr[-2] == b"\xff" * 8 and (
+                fr[-1] == b"" or len(fr) == 2):
             ended = True
             break
     d.close()
@@ -172,7 +174,9 @@ def wire_fields(ev, layout):
     if isinstance(ev, dict):
         return ev.get("type"), {k: v for k, v in ev.items() if k != "type"}
     t = ev[0]
-    slots = layouts.VLLM_ARRAY_SLOTS.get(t, ())
+    table = layouts.ATOM_SLOTS if layout == "atom" else \
+        layouts.VLLM_ARRAY_SLOTS
+    slots = table.get(t, ())
     return t, {name: ev[i + 1] for i, name in enumerate(slots)
                if i + 1 < len(ev)}
 

@@ -20,13 +20,16 @@ Layouts:
   v090            [ts, events], 6-element stored / 2-element removed arrays
   sglang-array    [ts, events, rank], SGLang arrays: stored 7 elements
                   (+ cache_salt at 7, + session_id at 8 when set), removed 3
+  atom            [ts, events, rank], ROCm ATOM's arrays: vLLM's 12 stored
+                  slots + token_offset, removed 4, cleared [tag, medium],
+                  BlockTransferred [tag, hashes, from, to, group_idx]
 """
 
 import math
 import msgpack
 
 LAYOUTS = ("vllm", "vllm-array", "vllm-map-batch", "sglang", "v090",
-           "sglang-array")
+           "sglang-array", "atom")
 
 # NDJSON field order (enum kv_field in lib/event.h).
 FIELD_ORDER = (
@@ -74,6 +77,15 @@ VLLM_ARRAY_SLOTS = {
                     "kv_cache_spec_sliding_window"),
     "BlockRemoved": ("block_hashes", "medium", "group_idx"),
     "AllBlocksCleared": (),
+}
+
+# ATOM's msgspec array_like structs (atom/.../kv_events.py).
+ATOM_SLOTS = {
+    "BlockStored": VLLM_ARRAY_SLOTS["BlockStored"] + ("token_offset",),
+    "BlockRemoved": ("block_hashes", "medium", "group_idx"),
+    "AllBlocksCleared": ("medium",),
+    "BlockTransferred": ("block_hashes", "from_medium", "to_medium",
+                         "group_idx"),
 }
 
 V090_SLOTS = {
@@ -154,6 +166,8 @@ def wire_event(ev, layout):
         return _array_event(ev, VLLM_ARRAY_SLOTS)
     if layout == "v090":
         return _array_event(ev, V090_SLOTS)
+    if layout == "atom":
+        return _array_event(ev, ATOM_SLOTS)
     if layout == "sglang":
         return _map_event(ev, SGLANG_FIELDS)
     if layout == "sglang-array":
@@ -305,6 +319,8 @@ def carried_fields(ev, layout):
         return present, unknown
     if layout == "vllm-array":
         slots = VLLM_ARRAY_SLOTS[t]
+    elif layout == "atom":
+        slots = ATOM_SLOTS[t]
     elif layout == "v090":
         slots = V090_SLOTS[t]
     elif t == "BlockStored":

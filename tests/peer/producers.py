@@ -194,7 +194,7 @@ def atom():
         (env % 1) + '"type":"BlockTransferred","block_hashes":["11"],'
         '"group_idx":0,"from_medium":"GPU","to_medium":"CPU"}',
         (env % 2) + '"type":"AllBlocksCleared","medium":"CPU"}',
-    ])
+    ], kvpub="atom")
 
 
 def vllm_named():
