@@ -165,6 +165,54 @@ client_call(struct client *c, const char *req, size_t n, const char **reply,
     return read_reply(c, deadline, reply, rlen, err, errlen);
 }
 
+int
+client_call_stream(struct client *c, const char *req, size_t n,
+                   int (*sink)(void *ctx, const char *p, size_t n), void *ctx,
+                   char *err, size_t errlen)
+{
+    long long deadline = cli_now_ms() + c->timeout_ms;
+    char chunk[65536];
+
+    if (send_line(c, req, n, deadline) < 0) {
+        snprintf(err, errlen, "send: %s", strerror(errno));
+        return -1;
+    }
+    for (;;) {
+        ssize_t got = recv(c->fd, chunk, sizeof chunk, 0);
+        const char *nl;
+
+        if (got > 0) {
+            nl = memchr(chunk, '\n', (size_t)got);
+            if (sink(ctx, chunk, nl ? (size_t)(nl - chunk) : (size_t)got) < 0) {
+                snprintf(err, errlen, "%s", strerror(errno));
+                return -1;
+            }
+            if (nl != NULL)
+                return 0;
+            /* The timeout bounds each wait, not the whole reply: a large
+             * dump may take longer, as long as it keeps coming. */
+            deadline = cli_now_ms() + c->timeout_ms;
+            continue;
+        }
+        if (got == 0) {
+            snprintf(err, errlen, "the server closed the connection");
+            return -1;
+        }
+        if (errno == EINTR && !cli_signal)
+            continue;
+        if (errno != EAGAIN) {
+            snprintf(err, errlen, "recv: %s", strerror(errno));
+            return -1;
+        }
+        if (wait_fd(c->fd, POLLIN, deadline) < 0) {
+            snprintf(err, errlen, "%s",
+                     errno == ETIMEDOUT ? "timed out waiting for the reply"
+                                        : strerror(errno));
+            return -1;
+        }
+    }
+}
+
 void
 client_close(struct client *c)
 {

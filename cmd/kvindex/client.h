@@ -37,6 +37,17 @@ int client_open(struct client *c, const char *path, long long timeout_ms,
 int client_call(struct client *c, const char *req, size_t n, const char **reply,
                 size_t *rlen, char *err, size_t errlen);
 
+/*
+ * Sends req (one line, without '\n') and passes its reply to sink as it
+ * arrives, in pieces, without the final '\n', for a reply too large to
+ * hold (a dump).  The timeout bounds each wait for more, not the whole
+ * reply.  Nothing may follow the reply on the connection.  Returns 0, or
+ * -1 with the reason in err (sink returned -1: strerror(errno)).
+ */
+int client_call_stream(struct client *c, const char *req, size_t n,
+                       int (*sink)(void *ctx, const char *p, size_t n),
+                       void *ctx, char *err, size_t errlen);
+
 /* Closes and frees.  Accepts a client that never opened. */
 void client_close(struct client *c);
 

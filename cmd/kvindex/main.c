@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "ndjson_write.h"
 #include "client.h"
+#include "dumpout.h"
 #include "jscan.h"
 #include "prom.h"
 #include "server.h"
@@ -874,6 +875,38 @@ done:
     return rc;
 }
 
+/*
+ * dump: the snapshot lines printed as they arrive, so that a dump as large
+ * as the index never has to fit in memory.  Returns the exit status.
+ */
+static int
+run_dump(const struct copts *co, struct client *cl, const struct buf *req)
+{
+    struct dumpout d = {.out = stdout};
+    char err[256];
+    int rc = 1;
+
+    if (client_call_stream(cl, req->p, req->len, dumpout_feed, &d, err,
+                           sizeof err) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    switch (dumpout_end(&d)) {
+    case 1:
+        rc = 0;
+        break;
+    case 0:
+        rc = print_reply(co, "dump", d.kept.p, d.kept.len);
+        break;
+    default:
+        log_error("malformed dump reply (after %lu lines)", d.n);
+        break;
+    }
+out:
+    dumpout_free(&d);
+    return rc;
+}
+
 static int
 cmd_client(const struct subcmd_help *h, int argc, char **argv)
 {
@@ -938,6 +971,10 @@ cmd_client(const struct subcmd_help *h, int argc, char **argv)
         put_oneline(&req, arg, strlen(arg));
     else if (build_request(&co, h->name, arg, &req) < 0) {
         log_error("cannot read the tokens");
+        goto done;
+    }
+    if (!strcmp(h->name, "dump")) {
+        rc = run_dump(&co, &cl, &req);
         goto done;
     }
     if (client_call(&cl, req.p, req.len, &reply, &rlen, err, sizeof err) < 0) {

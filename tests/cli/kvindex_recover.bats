@@ -229,6 +229,70 @@ print("%016x" % h)'
     assert_success
 }
 
+@test "kvindex dump prints the lines as they come: its memory stays far below the dump's size" {
+    stores 1 200000 >"$T/in.ndjson"
+    kvindex serve -s "$S" --max-blocks 10000000 "$T/in.ndjson" 2>/dev/null &
+    PIDS+=($!)
+    kvindex ping -s "$S" -t 10s >/dev/null
+    wait_lines 200000
+    # The client's peak RSS (KiB), next to the dump's size.
+    rss=$("$PY" - "$T/d.ndjson" "$S" <<'EOF2'
+import resource, subprocess, sys
+with open(sys.argv[1], "wb") as f:
+    subprocess.run(["kvindex", "dump", "-s", sys.argv[2], "-t", "60s"],
+                   stdout=f, check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+EOF2
+)
+    size=$(($(wc -c <"$T/d.ndjson") / 1024))
+    echo "client peak RSS ${rss} KiB, dump ${size} KiB"
+    [ "$size" -gt 20000 ]
+    [ "$rss" -lt $((size / 2)) ]
+    run tail -1 "$T/d.ndjson"
+    assert_output --regexp '^\{"type":"end","entries":200000,"xxh64":"[0-9a-f]{16}"\}$'
+    [ "$(tail -1 "$T/d.ndjson" | jq -r .xxh64)" = "$(head -n -1 "$T/d.ndjson" | xxh64)" ]
+}
+
+# fake_server REPLY: a Unix socket server at $S that answers one request
+# with the bytes of REPLY (Python escapes) and closes.
+fake_server() {
+    "$PY" - "$S" "$1" <<'EOF2' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(1)
+c, _ = s.accept()
+c.makefile("rb").readline()
+c.sendall(sys.argv[2].encode().decode("unicode_escape").encode("latin-1"))
+c.close()
+EOF2
+    PIDS+=($!)
+    for _ in $(seq 200); do [ -S "$S" ] && return 0; sleep 0.05; done
+    return 1
+}
+
+@test "kvindex dump: an error reply, a malformed dump and one cut short exit 1 and say so" {
+    fake_server '{"ok":false,"error":"boom"}\n'
+    run --separate-stderr kvindex dump -s "$S"
+    assert_failure 1
+    assert_output ''
+    assert_equal "$stderr" "kvindex: error: boom"
+    kill_pids
+    rm -f "$S"
+    fake_server '{"id":null,"ok":true,"data":{"lines":[{"type":"header"},x]}}\n'
+    run --separate-stderr kvindex dump -s "$S"
+    assert_failure 1
+    assert_output '{"type":"header"}'
+    assert_equal "$stderr" "kvindex: error: malformed dump reply (after 1 lines)"
+    kill_pids
+    rm -f "$S"
+    fake_server '{"id":null,"ok":true,"data":{"lines":[{"type":"header","s":"a}\\\"]"},{"ty'
+    run --separate-stderr kvindex dump -s "$S"
+    assert_failure 1
+    assert_output '{"type":"header","s":"a}\"]"}'
+    assert_equal "$stderr" "kvindex: error: the server closed the connection"
+}
+
 @test "temporary files a killed writer left are removed at start; a live writer's stay" {
     echo partial >"$SN.tmp.2147483646"
     echo live >"$SN.tmp.$$"
