@@ -10,11 +10,13 @@
  * Each measurement runs in a forked child so that its resident-memory delta
  * is its own.
  *
- * Usage: bench_index [-q] [-d DOCS] [-n QUERIES] [-e BLOCKS] [-p PODS] [-s
- * HASH] -q quick run (fewer entries) for a smoke test; -e blocks per event
- *   (default 16; a divisor of 128); -p pods (default 64; a multiple of 16,
- *   at most 1024: with -p 512 -d 16 the index still holds 1M entries);
- *   -s aibrix (default), dynamo or llmd.
+ * Usage: bench_index [-q] [-m] [-d DOCS] [-n QUERIES] [-e BLOCKS] [-p PODS]
+ * [-s HASH] -q quick run (fewer entries) for a smoke test; -m only the
+ *   memory per (pod, block) with nothing shared, at about 0.6M, 1M and 1.5M
+ *   entries (the tables grow in steps, so one size alone says little about
+ *   the others); -e blocks per event (default 16; a divisor of 128); -p
+ *   pods (default 64; a multiple of 16, at most 1024: with -p 512 -d 16 the
+ *   index still holds 1M entries); -s aibrix (default), dynamo or llmd.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -47,6 +49,7 @@ struct workload {
     uint32_t ev_blocks; /* blocks per BlockStored event, divides BLOCKS */
     uint32_t pods;
     enum blockkey_scheme scheme;
+    int mem_only; /* run_index stops after the memory figures */
 };
 
 struct result {
@@ -526,6 +529,12 @@ run_index(const struct workload *w, uint64_t max_blocks, struct result *r)
     r->entries = s.entries;
     r->keys = s.keys;
     r->bytes_used = s.bytes_used;
+    if (w->mem_only) {
+        index_free(x->ix);
+        free(x);
+        free(lat);
+        return;
+    }
 
     c0 = now();
     for (uint32_t q = 0; q < w->n_queries; q++) {
@@ -699,6 +708,42 @@ summary_add(const char *key, const char *now_text, double ratio)
     fclose(f);
 }
 
+/*
+ * Memory per (pod, block) with nothing shared at about 0.6M, 1M and 1.5M
+ * entries (-m): resident (the figure of issue 12) and as the index counts
+ * its own tables (index_stats bytes_used).
+ */
+static int
+memory_sizes(struct workload *w)
+{
+    static const uint32_t per_pod[] = {77, 128, 192};
+    int rc = 0;
+
+    w->shared = 0;
+    w->mem_only = 1;
+    for (size_t i = 0; i < sizeof per_pod / sizeof *per_pod; i++) {
+        struct result r;
+
+        w->docs_per_pod = per_pod[i];
+        w->docs = per_pod[i] * w->pods;
+        w->tokens = malloc((size_t)w->docs * BLOCKS * BS * sizeof *w->tokens);
+        if (w->tokens == NULL)
+            return 1;
+        make_tokens(w);
+        if (measure(w, 0, 0, &r) != 0 || r.entries == 0) {
+            printf("memory: a run failed\n");
+            rc = 1;
+        } else {
+            printf("memory, nothing shared, %u pods: %8" PRIu64
+                   " entries, RSS %.1f B per (pod, block), counted %.1f B\n",
+                   w->pods, r.entries, (double)r.rss_delta / (double)r.entries,
+                   (double)r.bytes_used / (double)r.entries);
+        }
+        free(w->tokens);
+    }
+    return rc;
+}
+
 /* The figures of issue 12 this benchmark measures, for one workload. */
 static void
 summary_figures(int shared, const struct result *ix)
@@ -726,17 +771,20 @@ main(int argc, char **argv)
 {
     struct workload w = {0};
     struct result ix, nv, capped;
-    int quick = 0, c, rc = 0;
+    int quick = 0, mem = 0, c, rc = 0;
     uint32_t per_pod = 128;
 
     w.n_queries = 20000;
     w.ev_blocks = 16;
     w.pods = 64;
     w.scheme = BLOCKKEY_AIBRIX;
-    while ((c = getopt(argc, argv, "qd:n:e:p:s:")) != -1) {
+    while ((c = getopt(argc, argv, "qmd:n:e:p:s:")) != -1) {
         switch (c) {
         case 'q':
             quick = 1;
+            break;
+        case 'm':
+            mem = 1;
             break;
         case 'd':
             per_pod = (uint32_t)strtoul(optarg, NULL, 10);
@@ -757,7 +805,7 @@ main(int argc, char **argv)
             }
             break;
         default:
-            fprintf(stderr, "usage: bench_index [-q] [-d DOCS_PER_POD] "
+            fprintf(stderr, "usage: bench_index [-q] [-m] [-d DOCS_PER_POD] "
                             "[-n QUERIES] [-e BLOCKS_PER_EVENT] [-p PODS] "
                             "[-s SCHEME]\n");
             return 2;
@@ -771,6 +819,8 @@ main(int argc, char **argv)
         w.pods < COPIES || w.pods > MAX_PODS || w.pods % GROUP ||
         w.ev_blocks > MAX_EV_BLOCKS || BLOCKS % w.ev_blocks)
         return 2;
+    if (mem)
+        return memory_sizes(&w);
     for (int shared = 1; shared >= 0; shared--) {
         w.shared = shared;
         w.docs_per_pod = per_pod;
