@@ -605,7 +605,7 @@ skip_blanks(const char *p, size_t n, size_t i)
 
 #ifdef JSCAN_SSE2
 /*
- * The compact run of token ids ("12,345,6,") starting at p[*i], 16 bytes
+ * The compact run of token ids ("12,345,6,") starting at p[*i], 32 bytes
  * at a time, into dst[0..room); returns how many it stored, with *i at the
  * first id it left.  It takes only ids that token_at would take with the
  * same value (1 to 8 digits, no leading zero, each followed by ',') and
@@ -622,18 +622,25 @@ tokens_run(const char *p, size_t n, size_t *i, uint32_t *dst, size_t room)
                   comma = _mm_set1_epi8(',');
     size_t at = *i, k = 0;
 
-    /* 32 bytes of room: every id starts in the window and is read as 8. */
-    while (k < room && n - at >= 32) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + at));
-        __m128i d = _mm_sub_epi8(v, zero);
-        unsigned digits = (unsigned)_mm_movemask_epi8(
-            _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d));
-        unsigned commas = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma));
+    /* 48 bytes of room: every id starts in the window and is read as 8. */
+    while (k < room && n - at >= 48) {
+        __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)(p + at));
+        __m128i v1 =
+            _mm_loadu_si128((const __m128i *)(const void *)(p + at + 16));
+        __m128i d0 = _mm_sub_epi8(v0, zero), d1 = _mm_sub_epi8(v1, zero);
+        uint32_t digits = (uint32_t)_mm_movemask_epi8(
+                              _mm_cmpeq_epi8(_mm_min_epu8(d0, nine), d0)) |
+                          (uint32_t)_mm_movemask_epi8(
+                              _mm_cmpeq_epi8(_mm_min_epu8(d1, nine), d1))
+                              << 16;
+        uint32_t commas =
+            (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, comma)) |
+            (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, comma)) << 16;
         /* Only the commas before the first byte that is neither count. */
-        unsigned other = ~(digits | commas) & 0xffffu;
+        uint32_t other = ~(digits | commas);
         unsigned start = 0;
         if (other != 0)
-            commas &= (1u << __builtin_ctz(other)) - 1;
+            commas &= (uint32_t)((1ull << __builtin_ctz(other)) - 1);
         for (; commas != 0 && k < room; commas &= commas - 1) {
             unsigned end = (unsigned)__builtin_ctz(commas), len = end - start;
             uint64_t x;
