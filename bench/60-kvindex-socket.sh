@@ -111,7 +111,7 @@ srv=
 
 # 3. 4 clients at once while the server ingests ~200k events/s from a
 # paced feeder on its stdin (the index first, then the ingest stream).
-"$PY" "$here/kvindex_feed.py" 200000 "$tmp/index.ndjson" "$tmp/ingest.ndjson" |
+"$PY" "$here/kvindex_feed.py" 200000 "$tmp/index.ndjson" "$tmp/ingest.ndjson" "$tmp/go" |
     "$KV" serve -q -s "$tmp/b.sock" -m m 3>&- &
 busy=$!
 "$KV" ping -s "$tmp/b.sock" -t 30s >/dev/null
@@ -120,6 +120,8 @@ for _ in $(seq 600); do
     [ "$got" -ge "$want" ] && break
     sleep 0.1
 done
+touch "$tmp/go"
+sleep 1 # the feeder's first lines in, its pace steady
 l0=$("$KV" stats -r -s "$tmp/b.sock" | jq .lines)
 b0=$(secs)
 "$KVTAP_BUILD/bench/kvindex_rtt" -c 4 "$tmp/b.sock" "$tmp/reqs.jsonl" 5000 | tee "$tmp/rtt4"

@@ -2,15 +2,18 @@
 """kvindex_feed.py - a paced input for `kvindex serve`, for
 bench/60-kvindex-socket.sh's busy round trips.
 
-    kvindex_feed.py RATE FIRST.ndjson PACED.ndjson
+    kvindex_feed.py RATE FIRST.ndjson PACED.ndjson [GO-FILE]
 
-Writes FIRST whole to stdout (the index to match against), then the lines
+Writes FIRST whole to stdout (the index to match against), then, once
+GO-FILE exists (the caller saw the server take FIRST in: pacing from
+before would make a backlog that it then reads at full speed), the lines
 of PACED at RATE lines per second, from its start again at its end, until
 stdout closes (the server ended) or a signal.  The schedule is absolute:
 a late tick writes what it owes, so the rate holds on average as long as
 the reader keeps up.
 """
 import itertools
+import os
 import sys
 import time
 
@@ -18,7 +21,7 @@ TICK = 0.005  # seconds between writes
 
 
 def main(argv):
-    if len(argv) != 4:
+    if len(argv) not in (4, 5):
         sys.exit(__doc__)
     rate = float(argv[1])
     out = sys.stdout.buffer
@@ -30,6 +33,8 @@ def main(argv):
                     break
                 out.write(chunk)
         out.flush()
+        while len(argv) == 5 and not os.path.exists(argv[4]):
+            time.sleep(TICK)
         sent = 0
         start = time.monotonic()
         with open(argv[3], "rb") as f:
