@@ -4,7 +4,8 @@
 # ping round trip measured on the same connection, and the prompts/s of
 # the same prompts batched 32 to a request next to one at a time; the
 # server's CPU per request again with the client on the server's core
-# (the cross-core wake-ups a VM charges each round trip left out); the
+# (the cross-core wake-ups a VM charges each round trip left out), and
+# both for a bare poll/read/send server (bench/echo_floor.c), the floor; the
 # p99 of 4 clients at once while the server ingests 200k events/s
 # (target <= 150 us); and NDJSON ingest end to
 # end (target >= 300k events/s on one core), next to `cat > /dev/null` and
@@ -108,6 +109,23 @@ taskset -c 0 "$KVTAP_BUILD/bench/kvindex_rtt" "$tmp/m.sock" "$tmp/reqs.jsonl" 20
     grep -E 'round trip|CPU per request' | sed 's/^/  /' | tee "$tmp/rtt1"
 kill "$srv" && wait "$srv" 2>/dev/null
 srv=
+# The floor under both: a server that makes the same system calls per
+# request and does nothing else (bench/echo_floor.c), both placements.
+"$KVTAP_BUILD/bench/echo_floor" "$tmp/e.sock" &
+srv=$!
+"$PY" -c 'import os, sys, time
+for _ in range(600):
+    if os.path.exists(sys.argv[1]): break
+    time.sleep(0.05)' "$tmp/e.sock"
+floor=$("$KVTAP_BUILD/bench/kvindex_rtt" "$tmp/e.sock" "$tmp/reqs.jsonl" 20000 "$srv" |
+    awk '$4 == "request:" { sub(",", "", $6); print $6 }')
+taskset -p -c 0 "$srv" >/dev/null
+floor1=$(taskset -c 0 "$KVTAP_BUILD/bench/kvindex_rtt" "$tmp/e.sock" "$tmp/reqs.jsonl" 20000 "$srv" |
+    awk '$4 == "request:" { sub(",", "", $6); print $6 }')
+echo "floor, a bare poll/read/send server (echo_floor): $floor us a request unpinned (the scheduler may place it otherwise than kvindex above), $floor1 us on one core"
+kill "$srv"
+wait "$srv" 2>/dev/null || true # it dies of the signal
+srv=
 
 # 3. 4 clients at once while the server ingests ~200k events/s from a
 # paced feeder on its stdin (the index first, then the ingest stream).
@@ -158,4 +176,6 @@ if [ -n "${KVTAP_BENCH_SUMMARY:-}" ]; then
         $1 == "match" && $2 == "round" {
             system(py " " sum " add " out " p99_busy \"" $8 " us\" " 150 / $8)
         }' "$tmp/rtt4"
+    "$PY" "$here/summary.py" add "$KVTAP_BENCH_SUMMARY" cpu_floor \
+        "$floor us / $floor1 us" -
 fi
