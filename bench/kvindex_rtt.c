@@ -3,21 +3,30 @@
  * socket, for bench/60-kvindex-socket.sh.
  *
  *   kvindex_rtt SOCKET REQUESTS-FILE COUNT [SERVER-PID]
+ *   kvindex_rtt -c CLIENTS SOCKET REQUESTS-FILE COUNT
  *
  * Sends COUNT ping requests, then COUNT requests taken in turn from the
  * file (one JSON line each), one at a time, and prints the p50/p99/max
  * round trip of each kind and the ratio of the two p99s.  The ping is the
  * baseline: the cost of the socket and the loop without any index work.
  * With the server's pid it also prints the server's CPU time per request
- * (from /proc), which a loaded machine distorts much less than latency.
+ * (from /proc/PID/schedstat, in nanoseconds; /proc/PID/stat counts 10 ms
+ * ticks), which a loaded machine distorts much less than latency.
  * Last, it sends the same prompts BATCH at a time as batched matches
  * ("prompts") and prints the prompts/s of both ways.  The file's lines
  * must then end with "tokens":[...]} (as kvindex_gen.py writes them).
+ *
+ * With -c, CLIENTS processes each send COUNT requests of the file at
+ * once, each on its own connection, and the p50/p99/max of all their
+ * round trips together is printed.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,16 +40,57 @@ now_us(void)
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-/* The CPU time (user + system) of process pid so far, in microseconds. */
+/*
+ * The scheduler's run time of every thread of process pid so far, in
+ * nanoseconds (/proc/PID/task/TID/schedstat), or -1 when it cannot tell.
+ */
+static double
+sched_ns(long pid)
+{
+    char path[96];
+    unsigned long long ns;
+    double sum = 0;
+    struct dirent *e;
+    DIR *d;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    d = opendir(path);
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/task/%.20s/schedstat", pid,
+                 e->d_name);
+        f = fopen(path, "r");
+        if (f == NULL)
+            continue; /* a thread that just ended */
+        if (fscanf(f, "%llu", &ns) == 1)
+            sum += (double)ns;
+        fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
+/*
+ * The CPU time of process pid so far, in microseconds: the scheduler's
+ * run time (sched_ns), else user + system from /proc/PID/stat, whose
+ * ticks of 10 ms make 20,000 requests +-0.5 us each.
+ */
 static double
 cpu_us(long pid)
 {
     char path[64], buf[1024], *p;
     unsigned long ut = 0, st = 0;
+    double ns;
     FILE *f;
 
     if (pid <= 0)
         return 0;
+    if ((ns = sched_ns(pid)) >= 0)
+        return ns / 1e3;
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     f = fopen(path, "r");
     if (f == NULL)
@@ -176,54 +226,107 @@ report(const char *what, double *lat, size_t n, double *p99)
            what, lat[n / 2], *p99, lat[n - 1], n);
 }
 
-int
-main(int argc, char **argv)
+/* The request lines of path (caller frees); returns how many, 0 on none. */
+static size_t
+load_requests(const char *path, char ***reqs, size_t **lens)
+{
+    char *line = NULL;
+    size_t lcap = 0, nreq = 0;
+    ssize_t n;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL) {
+        perror(path);
+        return 0;
+    }
+    while ((n = getline(&line, &lcap, f)) > 0) {
+        char **nr = realloc(*reqs, (nreq + 1) * sizeof *nr);
+        size_t *nl = realloc(*lens, (nreq + 1) * sizeof *nl);
+        if (nr != NULL)
+            *reqs = nr;
+        if (nl != NULL)
+            *lens = nl;
+        if (nr == NULL || nl == NULL || (nr[nreq] = strdup(line)) == NULL)
+            break;
+        nl[nreq++] = (size_t)n;
+    }
+    free(line);
+    fclose(f);
+    return nreq;
+}
+
+static int
+connect_to(const char *path)
 {
     struct sockaddr_un sa;
-    char *line = NULL, **reqs = NULL;
-    size_t lcap = 0, nreq = 0, *lens = NULL, count;
-    ssize_t n;
+    int fd;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        perror(path);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * -c: clients processes at once, each on its own connection, count
+ * requests each after a warm-up; their round trips land in one shared
+ * array, so that the percentiles are of all of them together.
+ */
+static int
+run_clients(int clients, const char *path, char **reqs, size_t *lens,
+            size_t nreq, size_t count)
+{
+    size_t total = (size_t)clients * count;
+    double *lat = mmap(NULL, total * sizeof *lat, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    double p99;
+    int failed = 0, st;
+
+    if (lat == MAP_FAILED)
+        return 1;
+    for (int c = 0; c < clients; c++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            return 1;
+        if (pid == 0) {
+            int fd = connect_to(path);
+            double *mine = lat + (size_t)c * count;
+            _exit(fd < 0 ||
+                          run(fd, reqs, lens, nreq, count / 10 + 1, mine,
+                              "match") < 0 ||
+                          run(fd, reqs, lens, nreq, count, mine, "match") < 0
+                      ? 1
+                      : 0);
+        }
+    }
+    while (wait(&st) > 0)
+        failed |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+    if (failed)
+        return 1;
+    printf("%d clients at once:\n", clients);
+    report("match", lat, total, &p99);
+    munmap(lat, total * sizeof *lat);
+    return 0;
+}
+
+/* The one-client measurement: pings, matches, then batched matches. */
+static int
+run_one(int fd, char **reqs, size_t *lens, size_t nreq, size_t count, long pid)
+{
     double *lat, p99_ping, p99_req, c0, c1, c2, c3, c4, t0, t1, t2;
     char **batches = NULL;
     size_t *batch_lens = NULL, nbatch, nb_count;
-    long pid;
-    FILE *f;
-    int fd;
     char ping[] = "{\"op\":\"ping\"}\n";
     char *pings[1] = {ping};
     size_t ping_len[1] = {sizeof ping - 1};
 
-    if (argc != 4 && argc != 5) {
-        fprintf(stderr,
-                "usage: kvindex_rtt SOCKET REQUESTS-FILE COUNT [PID]\n");
-        return 2;
-    }
-    pid = argc == 5 ? strtol(argv[4], NULL, 10) : 0;
-    count = strtoul(argv[3], NULL, 10);
-    f = fopen(argv[2], "r");
-    if (f == NULL || count == 0) {
-        perror(argv[2]);
-        return 2;
-    }
-    while ((n = getline(&line, &lcap, f)) > 0) {
-        reqs = realloc(reqs, (nreq + 1) * sizeof *reqs);
-        lens = realloc(lens, (nreq + 1) * sizeof *lens);
-        if (reqs == NULL || lens == NULL)
-            return 1;
-        reqs[nreq] = strdup(line);
-        lens[nreq++] = (size_t)n;
-    }
-    fclose(f);
-    if (nreq == 0)
-        return 2;
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", argv[1]);
-    fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        perror(argv[1]);
-        return 1;
-    }
     lat = calloc(count, sizeof *lat);
     if (lat == NULL)
         return 1;
@@ -272,6 +375,45 @@ main(int argc, char **argv)
         free(batches[b]);
     free(batches);
     free(batch_lens);
-    close(fd);
+    free(lat);
     return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    char **reqs = NULL;
+    size_t *lens = NULL, nreq, count;
+    int clients = 0, fd, rc;
+    long pid;
+
+    if (argc >= 3 && strcmp(argv[1], "-c") == 0) {
+        clients = atoi(argv[2]);
+        argv += 2;
+        argc -= 2;
+    }
+    if ((argc != 4 && argc != 5) || clients < 0 || (clients > 0 && argc != 4)) {
+        fprintf(stderr, "usage: kvindex_rtt SOCKET REQUESTS-FILE COUNT [PID]\n"
+                        "       kvindex_rtt -c CLIENTS SOCKET REQUESTS-FILE "
+                        "COUNT\n");
+        return 2;
+    }
+    pid = argc == 5 ? strtol(argv[4], NULL, 10) : 0;
+    count = strtoul(argv[3], NULL, 10);
+    nreq = load_requests(argv[2], &reqs, &lens);
+    if (count == 0 || nreq == 0)
+        return 2;
+    if (clients > 0) {
+        rc = run_clients(clients, argv[1], reqs, lens, nreq, count);
+    } else {
+        if ((fd = connect_to(argv[1])) < 0)
+            return 1;
+        rc = run_one(fd, reqs, lens, nreq, count, pid);
+        close(fd);
+    }
+    for (size_t k = 0; k < nreq; k++)
+        free(reqs[k]);
+    free(reqs);
+    free(lens);
+    return rc;
 }

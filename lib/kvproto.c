@@ -68,6 +68,7 @@ kvproto_free(struct kvproto *p)
         return;
     arena_free(&p->arena);
     index_match_result_free(&p->mr);
+    buf_free(&p->media);
     free(p->tokens);
     free(p->prompt_ends);
     free(p->u64s);
@@ -422,6 +423,42 @@ put_member_u64(char *o, const char *name, size_t nlen, uint64_t v)
 }
 
 #define LIT(s) s, sizeof(s) - 1
+#define PUT_LIT(o, s) (memcpy((o), (s), sizeof(s) - 1), (o) + sizeof(s) - 1)
+
+/*
+ * One element of a match's "matches", the same bytes kvreport_pod and
+ * buf_puts would make, written straight into out after one reservation:
+ * sixty-four pods are common, and a reservation and a strlen for each of
+ * a pod's nine pieces were a fifth of the reply's time (perf).
+ */
+static void
+put_match_one(struct buf *out, const struct index_match *m,
+              const struct index_match_result *mr, const struct buf *media,
+              int first)
+{
+    size_t pn = m->pod != NULL ? strlen(m->pod) : 0;
+    char *o;
+
+    /* The pod as JSON, media, and under 150 bytes of members and numbers. */
+    if (buf_reserve(out, fmt_json_str_bound(pn) + media->len + 160) < 0)
+        return;
+    o = out->p + out->len;
+    o = first ? PUT_LIT(o, "{\"pod\":") : PUT_LIT(o, ",{\"pod\":");
+    o = m->pod != NULL ? fmt_json_str(o, m->pod, pn) : PUT_LIT(o, "null");
+    o = PUT_LIT(o, ",\"dp_rank\":");
+    o = m->has_rank ? o + fmt_i64(o, m->rank) : PUT_LIT(o, "null");
+    o = put_member_u64(o, LIT(",\"depth\":"), m->depth);
+    o = put_member_u64(o, LIT(",\"tokens\":"),
+                       (uint64_t)m->depth * mr->block_size);
+    o = put_member_u64(o, LIT(",\"percent\":"),
+                       mr->blocks ? (uint64_t)m->depth * 100 / mr->blocks : 0);
+    o = PUT_LIT(o, ",\"media\":");
+    memcpy(o, media->p, media->len);
+    o += media->len;
+    o = m->degraded ? PUT_LIT(o, ",\"degraded\":true}")
+                    : PUT_LIT(o, ",\"degraded\":false}");
+    out->len = (size_t)(o - out->p);
+}
 
 /* Answers one prompt's query q: the data object of a match. */
 static int
@@ -429,10 +466,8 @@ put_match(struct kvproto *p, const struct index_query *q, struct buf *out,
           char *err, size_t errlen)
 {
     struct index_match_result *mr = &p->mr;
-    struct buf media = {0};
+    struct buf *media = &p->media;
     uint32_t media_mask = 0;
-    char tail[160];
-    int oom;
 
     if (index_match(p->ix, q, mr, err, errlen) < 0)
         return -1;
@@ -441,36 +476,20 @@ put_match(struct kvproto *p, const struct index_query *q, struct buf *out,
     buf_puts(out, ",\"blocks\":");
     buf_put_u64(out, mr->blocks);
     buf_puts(out, ",\"matches\":[");
-    /* Sixty-four pods are common: each match is formatted in a small local
-     * text and appended once, and the media list (nearly always the same)
-     * is formatted only when it changes. */
+    /* The media list (nearly always the same) is formatted only when it
+     * changes, into a buffer kept across requests. */
+    buf_clear(media);
     for (size_t i = 0; i < mr->n; i++) {
         const struct index_match *m = &mr->m[i];
-        char *o = tail;
-        if (media.len == 0 || m->media != media_mask) {
-            buf_clear(&media);
-            kvreport_media(p->ix, m->media, &media);
+        if (media->len == 0 || m->media != media_mask) {
+            buf_clear(media);
+            kvreport_media(p->ix, m->media, media);
             media_mask = m->media;
         }
-        buf_puts(out, i > 0 ? ",{" : "{");
-        kvreport_pod(out, m->pod, m->has_rank, m->rank);
-        o = put_member_u64(o, LIT(",\"depth\":"), m->depth);
-        o = put_member_u64(o, LIT(",\"tokens\":"),
-                           (uint64_t)m->depth * mr->block_size);
-        o = put_member_u64(o, LIT(",\"percent\":"),
-                           mr->blocks ? (uint64_t)m->depth * 100 / mr->blocks
-                                      : 0);
-        memcpy(o, ",\"media\":", 9);
-        o += 9;
-        buf_put(out, tail, (size_t)(o - tail));
-        buf_put(out, media.p, media.len);
-        buf_puts(out,
-                 m->degraded ? ",\"degraded\":true}" : ",\"degraded\":false}");
+        put_match_one(out, m, mr, media, i == 0);
     }
     buf_puts(out, "]}");
-    oom = media.oom;
-    buf_free(&media);
-    return oom ? -1 : 0;
+    return media->oom ? -1 : 0;
 }
 
 /*

@@ -54,6 +54,7 @@ struct kvproto {
     void *stats_ctx;
     struct arena arena; /* per request */
     struct index_match_result mr;
+    struct buf media; /* a match's media list, kept across requests */
     uint32_t *tokens;
     size_t tokens_cap;
     size_t *prompt_ends; /* a batched match: where each prompt's tokens end */

@@ -357,6 +357,130 @@ test_token_errors(void)
     }
 }
 
+/*
+ * The contract of jscan_tokens, one byte at a time: what the fast paths
+ * must give for every input.  Returns the rc; fills vals, *n, *at (the
+ * cursor: after ']', or at the bad token or separator) and *err.
+ */
+static int
+ref_tokens(const char *p, size_t len, uint32_t *vals, size_t *n, size_t *at,
+           enum jscan_error *err)
+{
+    size_t i = 0;
+
+    *n = 0;
+    while (i < len && p[i] == ' ')
+        i++;
+    if (i < len && p[i] == ']') {
+        *at = i + 1;
+        return 1;
+    }
+    for (;;) {
+        size_t start;
+        uint64_t v = 0;
+        while (i < len && p[i] == ' ')
+            i++;
+        start = i;
+        while (i < len && i - start < 11 && p[i] >= '0' && p[i] <= '9')
+            v = v * 10 + (uint64_t)(p[i++] - '0');
+        *at = start;
+        if (i == start || (i < len && (p[i] == '.' || p[i] == 'e'))) {
+            *err = JSCAN_E_NOT_UINT;
+            return -1;
+        }
+        if (v > UINT32_MAX || (p[start] == '0' && i - start > 1)) {
+            *err = JSCAN_E_TOKEN;
+            return -1;
+        }
+        vals[(*n)++] = (uint32_t)v;
+        while (i < len && p[i] == ' ')
+            i++;
+        if (i < len && p[i] == ',') {
+            i++;
+            continue;
+        }
+        *at = i;
+        if (i < len && p[i] == ']') {
+            *at = i + 1;
+            return 1;
+        }
+        *err = JSCAN_E_ARRAY_SEP;
+        return -1;
+    }
+}
+
+/* One id of 1 to 10 digits (some over 2^32), or now and then a defect. */
+static size_t
+random_token(char *o, uint64_t *rng)
+{
+    static const char *const defects[] = {"01", "",   "1.5",        "2e3",
+                                          "-3", "00", "4294967296", " 7 "};
+    uint64_t r;
+
+    *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+    r = *rng >> 33;
+    if (r % 97 == 0)
+        return (size_t)sprintf(o, "%s", defects[(r / 97) % 8]);
+    switch (r % 7) {
+    case 0:
+        return (size_t)sprintf(o, "%u", (unsigned)(r % 10));
+    case 1:
+        return (size_t)sprintf(o, "%llu",
+                               (unsigned long long)(r % 1000000000ull * 5));
+    default:
+        return (size_t)sprintf(o, "%u", (unsigned)(r % 32000));
+    }
+}
+
+/*
+ * Long arrays, the size of a match request's, against ref_tokens: ids of
+ * every length, compact and spaced separators, defects anywhere, read
+ * through buffers of many sizes (the bulk reader takes 16 bytes at once
+ * and must stop exactly where the one-id reader would).
+ */
+static void
+test_token_runs(void)
+{
+    static char text[8192];
+    uint64_t rng = 12345;
+    char what[96];
+    int bad = 0;
+
+    for (int round = 0; round < 400 && !bad; round++) {
+        size_t o = 0, want_n = 0, want_at = 0, total = 0, got_n, room;
+        uint32_t want[1024], got[1024];
+        enum jscan_error want_err = JSCAN_E_NONE;
+        int want_rc, rc, first = 1, ntok = 1 + round % 300;
+        struct jscan s;
+
+        for (int k = 0; k < ntok; k++) {
+            if (k > 0)
+                o += (size_t)sprintf(text + o, "%s",
+                                     round % 5 == 4 ? ", " : ",");
+            o += random_token(text + o, &rng);
+        }
+        /* Every third array is left unterminated. */
+        if (round % 3 != 2)
+            text[o++] = ']';
+        want_rc = ref_tokens(text, o, want, &want_n, &want_at, &want_err);
+        room = 1 + (size_t)round % 70;
+        jscan_init(&s, text, o, NULL, NULL, 0);
+        do {
+            rc =
+                jscan_tokens(&s, first, got + total,
+                             room < 1024 - total ? room : 1024 - total, &got_n);
+            total += got_n;
+            first = 0;
+        } while (rc == 0);
+        bad = rc != want_rc || total != want_n || s.i != want_at ||
+              (rc < 0 && s.error != want_err) ||
+              memcmp(got, want, total * sizeof got[0]) != 0;
+        snprintf(what, sizeof what, "token run %d (%d ids, room %zu)", round,
+                 ntok, room);
+        CHECK(!bad, what);
+    }
+}
+
 static void
 test_skip(void)
 {
@@ -608,6 +732,7 @@ main(void)
     test_hashes();
     test_token_lengths();
     test_token_errors();
+    test_token_runs();
     test_skip();
     test_skip_depth();
     test_bool();

@@ -321,21 +321,79 @@ test_health(struct kvproto *p)
           "stats: max_blocks_dropped, and no evictions");
 }
 
+/* A protocol on a new, empty index built with o (borrowed for p's life). */
+static int
+proto_open(struct kvproto *p, const struct index_opts *o)
+{
+    char err[128];
+    struct kv_index *ix = index_new(o, err, sizeof err);
+
+    if (!CHECK(ix != NULL, "index_new"))
+        return -1;
+    kvproto_init(p, ix, o, NULL, NULL);
+    return 0;
+}
+
+static void
+proto_close(struct kvproto *p)
+{
+    struct kv_index *ix = p->ix;
+
+    kvproto_free(p);
+    index_free(ix);
+}
+
+/*
+ * Every member of a match's elements byte for byte, on an index of its
+ * own: a pod name that needs escapes, a null and a numeric dp_rank, two
+ * media, a degraded pod (put_match_one writes them without buf_puts).
+ */
+static void
+test_match_members(void)
+{
+    static const struct index_opts o = {BLOCKKEY_AIBRIX, 0, "", "m", 0};
+    struct kvproto p;
+
+    if (proto_open(&p, &o) < 0)
+        return;
+    CHECK(feed(&p, "{\"pod\":\"q\\\"\\u0001\xc3\xa9/\",\"type\":"
+                   "\"BlockStored\",\"block_hashes\":[\"1\",\"2\"],"
+                   "\"parent_block_hash\":null,\"token_ids\":[1,2,3,4],"
+                   "\"block_size\":2,\"medium\":\"GPU\"}") == 0 &&
+              feed(&p, "{\"pod\":\"b\",\"dp_rank\":3,\"type\":"
+                       "\"BlockStored\",\"block_hashes\":[\"7\"],"
+                       "\"parent_block_hash\":null,\"token_ids\":[1,2],"
+                       "\"block_size\":2,\"medium\":\"GPU\"}") == 0 &&
+              feed(&p, "{\"pod\":\"b\",\"dp_rank\":3,\"type\":"
+                       "\"BlockStored\",\"block_hashes\":[\"7\"],"
+                       "\"parent_block_hash\":null,\"token_ids\":[1,2],"
+                       "\"block_size\":2,\"medium\":\"CPU\"}") == 0 &&
+              feed(&p, "{\"pod\":\"b\",\"dp_rank\":3,\"seq\":9,\"type\":"
+                       "\"gap\",\"from\":5,\"to\":9}") == 0,
+          "two pods stored, b degraded");
+    CHECK_STR(ask(&p, "{\"id\":1,\"op\":\"match\",\"tokens\":[1,2,3,4,5]}"),
+              "{\"id\":1,\"ok\":true,\"data\":{\"block_size\":2,\"blocks\":2,"
+              "\"matches\":[{\"pod\":\"q\\\"\\u0001\xc3\xa9/\",\"dp_rank\":"
+              "null,\"depth\":2,\"tokens\":4,\"percent\":100,\"media\":"
+              "[\"GPU\"],\"degraded\":false},{\"pod\":\"b\",\"dp_rank\":3,"
+              "\"depth\":1,\"tokens\":2,\"percent\":50,\"media\":[\"GPU\","
+              "\"CPU\"],\"degraded\":true}]}}",
+              "match members, escapes, null rank, media, degraded");
+    proto_close(&p);
+}
+
 int
 main(void)
 {
-    struct index_opts o = {BLOCKKEY_AIBRIX, 0, "", "m", 0};
-    char err[128];
-    struct kv_index *ix = index_new(&o, err, sizeof err);
+    static const struct index_opts o = {BLOCKKEY_AIBRIX, 0, "", "m", 0};
     struct kvproto p;
 
-    if (!CHECK(ix != NULL, "index_new"))
+    if (proto_open(&p, &o) < 0)
         return unit_done();
-    kvproto_init(&p, ix, &o, NULL, NULL);
     test_replies(&p);
     test_token_digits(&p);
     test_health(&p);
-    kvproto_free(&p);
-    index_free(ix);
+    test_match_members();
+    proto_close(&p);
     return unit_done();
 }
