@@ -219,11 +219,12 @@ san-check: deps
 # clang's ThreadSanitizer build over the CLI files that feed kvindex serve's
 # input, with its reader thread forced on (docs/kvindex.md#reading-the-input)
 # so that a one-CPU machine runs that path too; a race fails the test that
-# met it.  CI runs it (.ci/run).
+# met it.  Not kvindex_hostile.bats: its fair-share figure is a rate, and
+# TSan's 5 to 15 times slower parse puts it under its floor.  CI runs it
+# (.ci/run).
 TSAN_DIR := build/san-clang-thread
 TSAN_CLI ?= tests/cli/kvindex.bats tests/cli/kvindex_reader.bats \
-            tests/cli/kvindex_files.bats tests/cli/kvindex_health.bats \
-            tests/cli/kvindex_hostile.bats
+            tests/cli/kvindex_files.bats tests/cli/kvindex_health.bats
 tsan-check: deps
 	@$(MAKE) --no-print-directory CC=clang SANITIZE=thread all
 	@KVINDEX_READER_THREAD=on TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
