@@ -11,7 +11,8 @@
 # end (target >= 300k events/s on one core), next to `cat > /dev/null` and
 # a Python json.loads loop over the same file, and the reader alone
 # (bench_ingest -r: lines + ndjson_parse_line, no index) to tell the
-# parse side's share of serve's CPU from the index's.  Adds its figures to
+# parse side's share of serve's CPU from the index's, and serve with its
+# reader thread off and on (wall clock and CPU).  Adds its figures to
 # `make bench`'s summary (bench/summary.py) when KVTAP_BENCH_SUMMARY is set.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -55,8 +56,18 @@ t2=$(secs)
 /usr/bin/time -f "%U %S" -o "$tmp/cpu" \
     "$KV" serve -q -s "$tmp/i.sock" --exit-on-eof "$tmp/ingest.ndjson"
 t3=$(secs)
+# The same with the reader thread off and on (docs/kvindex.md#reading-the-input):
+# the wall clock is what a pipe sees, the CPU what it costs.
+one_thread=
+for m in off on; do
+    a=$(secs)
+    /usr/bin/time -f "%U %S" -o "$tmp/cpu.$m" \
+        "$KV" serve -q -s "$tmp/i.sock" --exit-on-eof --reader-thread "$m" \
+        "$tmp/ingest.ndjson"
+    one_thread="$one_thread $m $(secs) $a $(cat "$tmp/cpu.$m")"
+done
 reader=$("$KVTAP_BUILD/bench/bench_ingest" -r "$tmp/ingest.ndjson" | awk '{print $4}')
-"$PY" - "$N_INGEST" "$t0" "$t1" "$t2" "$t3" "$(stat -c %s "$tmp/ingest.ndjson")" "$(cat "$tmp/cpu")" "$reader" "$here/summary.py" <<'PY'
+"$PY" - "$N_INGEST" "$t0" "$t1" "$t2" "$t3" "$(stat -c %s "$tmp/ingest.ndjson")" "$(cat "$tmp/cpu")" "$reader" "$here/summary.py" "$one_thread" <<'PY'
 import os, subprocess, sys
 n = int(sys.argv[1]); t0, t1, t2, t3 = map(float, sys.argv[2:6]); size = int(sys.argv[6])
 u, s = map(float, sys.argv[7].split())
@@ -75,6 +86,11 @@ print("  reader alone         %8.0f events/s per CPU second (bench_ingest -r);"
       "%.0f%% of its CPU" % (reader, n / rest if rest > 0 else 0,
                              100 * rest / (u + s)))
 print("  kvindex / json.loads = %.1fx (wall)" % (py / kv))
+mode = sys.argv[10].split()
+for k in range(0, len(mode), 5):
+    m, end, begin, mu, ms = mode[k], *map(float, mode[k + 1:k + 5])
+    print("  --reader-thread %-3s  %8.0f events/s wall, %.0f events/s per CPU "
+          "second" % (m, n / (end - begin), n / (mu + ms)))
 out = os.environ.get("KVTAP_BENCH_SUMMARY")
 if out:
     def add(key, now, ratio):

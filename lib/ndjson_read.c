@@ -664,20 +664,30 @@ key_lookup(struct kv_str k)
  * kvsub's lines, and most NDJSON a program writes, keep one order, so the
  * key after key k is most likely one of those after it here.
  */
-static const int8_t key_order[] = {
-    JK_POD,
-    JK_MODEL,
-    JK_DP_RANK,
-    JK_STREAM,
-    JK_SEQ,
-    JK_I,
-    JK_TS,
-    JK_TYPE,
-#define KEY_ORDER_FIELD(a, id, ...) JK_COUNT_KEYS + KV_F_##id,
+static const struct {
+    int8_t id;
+    uint8_t n;
+    const char *s; /* the key's name, n bytes */
+} key_order[] = {
+#define KO(id, lit)                                                            \
+    {                                                                          \
+        id, sizeof(lit) - 1, lit                                               \
+    }
+    KO(JK_POD, "pod"),
+    KO(JK_MODEL, "model"),
+    KO(JK_DP_RANK, "dp_rank"),
+    KO(JK_STREAM, "stream"),
+    KO(JK_SEQ, "seq"),
+    KO(JK_I, "i"),
+    KO(JK_TS, "ts"),
+    KO(JK_TYPE, "type"),
+#define KEY_ORDER_FIELD(a, id, name, ...)                                      \
+    {JK_COUNT_KEYS + KV_F_##id, sizeof #name - 1, #name},
     KV_FIELD_LIST(KEY_ORDER_FIELD, ~)
 #undef KEY_ORDER_FIELD
-        JK_BLOCK_DIGESTS,
-    JK_PARENT_DIGEST,
+        KO(JK_BLOCK_DIGESTS, "block_digests"),
+    KO(JK_PARENT_DIGEST, "parent_block_digest"),
+#undef KO
 };
 
 #define KEY_ORDER_N (sizeof key_order / sizeof key_order[0])
@@ -687,20 +697,9 @@ static size_t
 key_order_pos(int k)
 {
     for (size_t i = 0; i < KEY_ORDER_N; i++)
-        if (key_order[i] == k)
+        if (key_order[i].id == k)
             return i;
     return KEY_ORDER_N;
-}
-
-/* The name of key id k (one of key_order's). */
-static struct kv_str
-key_name(int k)
-{
-    if (k >= JK_COUNT_KEYS) {
-        const char *name = kv_fields[k - JK_COUNT_KEYS].name;
-        return (struct kv_str){name, strlen(name)};
-    }
-    return (struct kv_str){jkeys[k].s, jkeys[k].n};
 }
 
 /*
@@ -721,17 +720,19 @@ key_guess(struct jscan *sc, size_t *pos, struct kv_str *key)
     if (left < 4 || p[0] != ',' || p[1] != '"')
         return -1;
     for (size_t g = *pos + 1; g < KEY_ORDER_N; g++) {
-        struct kv_str name = key_name(key_order[g]);
+        size_t n = key_order[g].n;
+        const char *name = key_order[g].s;
 
-        if (name.p[0] != p[2] || left < name.n + 4 ||
-            memcmp(p + 2, name.p, name.n) != 0 || p[2 + name.n] != '"' ||
-            p[3 + name.n] != ':')
+        /* The closing quote and colon first: they rule out most
+         * candidates without a compare of the name. */
+        if (name[0] != p[2] || left < n + 4 || p[2 + n] != '"' ||
+            p[3 + n] != ':' || memcmp(p + 3, name + 1, n - 1) != 0)
             continue;
         key->p = p + 2;
-        key->n = name.n;
-        sc->i += name.n + 4;
+        key->n = n;
+        sc->i += n + 4;
         *pos = g;
-        return key_order[g];
+        return key_order[g].id;
     }
     return -1;
 }

@@ -36,7 +36,7 @@ static const char usage_all[] =
     "                     [--write-timeout dur]\n"
     "                     [--idle-timeout dur] [--request-timeout dur]\n"
     "                     [--allow-uid ids] [--allow-gid ids]\n"
-    "                     [--admin-gid ids] [file ...]\n"
+    "                     [--admin-gid ids] [--reader-thread when] [file ...]\n"
     "       kvindex query [-r] [-s path] [-t timeout] request-json | -\n"
     "       kvindex match [-r] [-s path] [-t timeout] [-m model]\n"
     "                     [--lora-name name] [--pods pod,...] [--batch]\n"
@@ -93,7 +93,7 @@ static const char help_serve[] =
     "                     [--write-timeout dur]\n"
     "                     [--idle-timeout dur] [--request-timeout dur]\n"
     "                     [--allow-uid ids] [--allow-gid ids]\n"
-    "                     [--admin-gid ids] [file ...]\n"
+    "                     [--admin-gid ids] [--reader-thread when] [file ...]\n"
     "\n"
     "Reads NDJSON events from the files (\"-\" is stdin; none: stdin), keeps\n"
     "the prefix index and answers requests on the Unix socket.  At the end of\n"
@@ -136,6 +136,9 @@ static const char help_serve[] =
     "      --allow-gid IDS     also let members of these groups connect\n"
     "      --admin-gid IDS     let members of these groups clear too (by\n"
     "                          default only the server's user and root)\n"
+    "      --reader-thread WHEN  read and parse the input on a thread of its\n"
+    "                          own: auto (default: when more than one CPU\n"
+    "                          is online; $KVINDEX_READER_THREAD), on, off\n"
     "  -q, --quiet             errors only;  -v, --verbose: more (-vv debug)\n"
     "  -h, --help              this help;  -V, --version: versions\n"
     "\n"
@@ -299,7 +302,8 @@ enum {
     OPT_ALLOW_UID,
     OPT_ALLOW_GID,
     OPT_ADMIN_GID,
-    OPT_SERVER_UID
+    OPT_SERVER_UID,
+    OPT_READER_THREAD
 };
 
 static const struct option serve_long_opts[] = {
@@ -324,6 +328,7 @@ static const struct option serve_long_opts[] = {
     {"allow-uid", required_argument, NULL, OPT_ALLOW_UID},
     {"allow-gid", required_argument, NULL, OPT_ALLOW_GID},
     {"admin-gid", required_argument, NULL, OPT_ADMIN_GID},
+    {"reader-thread", required_argument, NULL, OPT_READER_THREAD},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -347,8 +352,24 @@ add_ids(const char *flag, const char *arg, int is_group, unsigned **v,
         cli_usage_error("%s: %s", flag, err);
 }
 
-/* The client options of serve (docs/kvindex.md#limits-on-clients).
- * Returns 0 when c is not one of them. */
+/* --reader-thread WHEN, or KVINDEX_READER_THREAD (named by what). */
+static enum serve_reader
+reader_thread_arg(const char *what, const char *arg)
+{
+    if (strcmp(arg, "auto") == 0)
+        return SERVE_READER_AUTO;
+    if (strcmp(arg, "on") == 0)
+        return SERVE_READER_ON;
+    if (strcmp(arg, "off") == 0)
+        return SERVE_READER_OFF;
+    cli_usage_error("%s: '%s' is not auto, on or off", what, arg);
+    return SERVE_READER_AUTO;
+}
+
+/* The options of serve about its clients
+ * (docs/kvindex.md#limits-on-clients) and its reader thread
+ * (docs/kvindex.md#reading-the-input).  Returns 0 when c is not one of
+ * them. */
 static int
 serve_client_option(int c, struct serve_opts *o)
 {
@@ -380,9 +401,33 @@ serve_client_option(int c, struct serve_opts *o)
     case OPT_ADMIN_GID:
         add_ids("--admin-gid", optarg, 1, &o->admin_gids, &o->n_admin_gids);
         return 1;
+    case OPT_READER_THREAD:
+        o->reader_thread = reader_thread_arg("--reader-thread", optarg);
+        return 1;
     default:
         return 0;
     }
+}
+
+/* serve's options before its command line. */
+static void
+serve_defaults(struct serve_opts *o)
+{
+    const char *env = getenv("KVINDEX_READER_THREAD");
+
+    memset(o, 0, sizeof *o);
+    o->socket_mode = 0600;
+    o->ix.scheme = BLOCKKEY_AIBRIX;
+    o->ix.hash_seed = "";
+    o->snapshot_every_ms = 60000;
+    o->max_line = DEFAULT_MAX_LINE;
+    o->degraded_orphans = INDEX_DEGRADED_ORPHANS;
+    o->max_clients = DEFAULT_MAX_CLIENTS;
+    o->max_request = DEFAULT_MAX_REQUEST;
+    o->write_timeout_ms = DEFAULT_WRITE_TIMEOUT_MS;
+    o->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
+    if (env != NULL && env[0] != '\0')
+        o->reader_thread = reader_thread_arg("KVINDEX_READER_THREAD", env);
 }
 
 static int
@@ -393,17 +438,7 @@ cmd_serve(int argc, char **argv)
     char path[256], err[256];
     int c, mode_set = 0, rc;
 
-    memset(&o, 0, sizeof o);
-    o.socket_mode = 0600;
-    o.ix.scheme = BLOCKKEY_AIBRIX;
-    o.ix.hash_seed = "";
-    o.snapshot_every_ms = 60000;
-    o.max_line = DEFAULT_MAX_LINE;
-    o.degraded_orphans = INDEX_DEGRADED_ORPHANS;
-    o.max_clients = DEFAULT_MAX_CLIENTS;
-    o.max_request = DEFAULT_MAX_REQUEST;
-    o.write_timeout_ms = DEFAULT_WRITE_TIMEOUT_MS;
-    o.request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
+    serve_defaults(&o);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":s:m:qvhV", serve_long_opts, NULL)) !=
            -1) {

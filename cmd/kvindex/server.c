@@ -1,8 +1,10 @@
 /*
  * server.c - the kvindex serve loop (server.h).
  *
- * One thread, one poll(2) loop, owns everything: the input, the listening
- * socket, every client and the index.  Each turn answers a bounded number
+ * One thread, one poll(2) loop, owns everything: the listening socket,
+ * every client and the index; the input is read by ingest.c (on a reader
+ * thread of its own where there is a core for it), whose events this loop
+ * alone applies.  Each turn answers a bounded number
  * of requests per client and then gives the input as much time as the
  * clients took, so neither starves the other; every client socket is
  * non-blocking with its own output buffer, so a slow or vanished client
@@ -26,10 +28,10 @@
 #include "atomicfile.h"
 #include "cli.h"
 #include "conn.h"
+#include "ingest.h"
 #include "jscan.h"
 #include "lines.h"
 #include "kvproto.h"
-#include "ndjson_read.h"
 #include "snapshot.h"
 #include "sock.h"
 
@@ -46,21 +48,9 @@
 #define DUMP_MAX 4
 /* The longest turn the input gets, however long the clients took. */
 #define INGEST_SLICE_MAX_MS 50
-/* At most this many warnings about bad input lines, and about users
- * refused; the rest are counted. */
+/* At most this many warnings about users refused; the rest are
+ * counted. */
 #define MAX_LINE_WARNINGS 100
-
-struct input {
-    char **files; /* NULL-terminated list, or NULL for stdin */
-    size_t next;  /* index of the next file to open */
-    const char *name;
-    int fd; /* -1: no current input */
-    int own_fd;
-    int stdin_flags; /* to restore stdin's flags at exit */
-    struct lines lines;
-    int done; /* every input reached its end */
-    int fatal;
-};
 
 struct server {
     const struct serve_opts *o;
@@ -71,8 +61,7 @@ struct server {
     size_t n_conns, cap_conns;
     struct pollfd *pfd;
     size_t cap_pfd;
-    struct input in;
-    struct arena arena;
+    struct ingest *in;
     long long started_ms;
     long long next_snapshot_ms;
     pid_t snap_child; /* a periodic snapshot being written, 0 if none */
@@ -82,11 +71,8 @@ struct server {
     uint64_t refused_users;        /* refused for who they are */
     int backlog; /* a client has requests left over from its turn */
     /* Counters for stats. */
-    uint64_t lines, bad_lines, long_lines;
     uint64_t accepted, dropped, refused;
     uint64_t snapshots, snapshot_errors;
-    int warned_model;   /* the one warning about lines without "model" */
-    uint64_t bad_names; /* lines rejected for their names, for warnings */
 };
 
 static void
@@ -119,12 +105,14 @@ stats_members(void *ctx, struct buf *b)
 {
     struct server *s = ctx;
     long long up = cli_now_ms() - s->started_ms;
+    struct ingest_counts ic;
 
+    ingest_counts(s->in, &ic);
     buf_puts(b, ",\"uptime_s\":");
     buf_put_double(b, (double)up / 1000.0);
-    put_counter(b, "lines", s->lines);
-    put_counter(b, "bad_lines", s->bad_lines);
-    put_counter(b, "long_lines", s->long_lines);
+    put_counter(b, "lines", ic.lines);
+    put_counter(b, "bad_lines", ic.bad_lines);
+    put_counter(b, "long_lines", ic.long_lines);
     put_counter(b, "clients", s->n_conns);
     put_counter(b, "connections", s->accepted);
     put_counter(b, "refused_connections", s->refused);
@@ -283,240 +271,6 @@ load_snapshot(struct server *s)
         log_info("%s: snapshot loaded", path);
     s->next_snapshot_ms = s->started_ms + (long long)s->o->snapshot_every_ms;
     return 0;
-}
-
-/* Opens the next input; sets in->done when there is none left. */
-static int
-input_open_next(struct input *in, size_t max_line)
-{
-    const char *f;
-
-    if (in->files == NULL || in->files[0] == NULL) {
-        if (in->next++ > 0) {
-            in->done = 1;
-            return 0;
-        }
-        f = "-";
-    } else {
-        f = in->files[in->next];
-        if (f == NULL) {
-            in->done = 1;
-            return 0;
-        }
-        in->next++;
-    }
-    if (strcmp(f, "-") == 0) {
-        in->name = "stdin";
-        in->fd = 0;
-        in->own_fd = 0;
-        in->stdin_flags = fcntl(0, F_GETFL);
-        if (in->stdin_flags != -1)
-            fcntl(0, F_SETFL, in->stdin_flags | O_NONBLOCK);
-    } else {
-        in->name = f;
-        in->fd = open(f, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (in->fd < 0) {
-            log_error("%s: %s", f, strerror(errno));
-            return -1;
-        }
-        in->own_fd = 1;
-    }
-    if (lines_init(&in->lines, in->fd, max_line) < 0) {
-        log_error("%s: out of memory", in->name);
-        return -1;
-    }
-    return 0;
-}
-
-static void
-input_close(struct input *in)
-{
-    if (in->fd < 0)
-        return;
-    lines_free(&in->lines);
-    if (in->own_fd)
-        close(in->fd);
-    else if (in->stdin_flags != -1)
-        fcntl(0, F_SETFL, in->stdin_flags);
-    in->fd = -1;
-}
-
-/* " (dp_rank R)" after a pod's name in a warning, or "". */
-static const char *
-rank_note(char *buf, size_t n, int has_rank, int64_t rank)
-{
-    buf[0] = '\0';
-    if (has_rank)
-        snprintf(buf, n, " (dp_rank %lld)", (long long)rank);
-    return buf;
-}
-
-/* The warning of a pod that index_apply just degraded for its orphans. */
-static void
-warn_orphans(struct server *s)
-{
-    struct index_pod_info pi;
-    char rank[32];
-
-    if (!index_orphan_alarm(s->ix, &pi))
-        return;
-    rank_note(rank, sizeof rank, pi.has_rank, pi.rank);
-    log_warn("%s%s: degraded: %llu orphaned stores since its last clear or "
-             "restart (--degraded-orphans %llu): its matches may be short",
-             pi.pod, rank, (unsigned long long)pi.orphan_run,
-             (unsigned long long)s->o->degraded_orphans);
-}
-
-/* The warning of a restored pod that index_apply just degraded. */
-static void
-warn_resume(struct server *s)
-{
-    struct index_resume_alarm a;
-    char rank[32];
-
-    if (!index_resume_alarm(s->ix, &a))
-        return;
-    rank_note(rank, sizeof rank, a.has_rank, a.rank);
-    if (a.other_engine)
-        log_warn("%s%s: degraded: the stream comes from another engine "
-                 "process than the snapshot's (seq %llu) and has no restart "
-                 "record: its entries may be stale",
-                 a.pod, rank, (unsigned long long)a.snap_seq);
-    else if (a.from == a.to)
-        log_warn("%s%s: degraded: seq %llu after the snapshot's seq %llu is "
-                 "missing: its entries may be stale",
-                 a.pod, rank, (unsigned long long)a.from,
-                 (unsigned long long)a.snap_seq);
-    else
-        log_warn("%s%s: degraded: seqs %llu..%llu after the snapshot's seq "
-                 "%llu are missing: its entries may be stale",
-                 a.pod, rank, (unsigned long long)a.from,
-                 (unsigned long long)a.to, (unsigned long long)a.snap_seq);
-}
-
-/*
- * The "js_seq" kvjs sub adds to each line (an unknown key to the reader).
- * Returns 1 when the index already holds the line: a snapshot recorded a
- * js_seq at or past it (docs/kvindex-snapshot.md#lines-in-this-order).
- */
-static int
-js_seq_skip(struct server *s, const struct kv_event *ev)
-{
-    for (size_t i = 0; i < ev->n_unknown; i++) {
-        const struct kv_unknown *u = &ev->unknown[i];
-        struct jscan j;
-        uint64_t v;
-
-        if (!kv_str_eq(u->key, "js_seq"))
-            continue;
-        jscan_init(&j, (const char *)u->val.p, u->val.n, NULL, NULL, 0);
-        return jscan_u64(&j, UINT64_MAX, &v) == 0 && index_js_seq(s->ix, v);
-    }
-    return 0;
-}
-
-static void
-ingest_line(struct server *s, const char *line, size_t len)
-{
-    struct kv_env env;
-    struct kv_event ev;
-    enum index_reject why = INDEX_REJ_NONE;
-    char err[256];
-    int rc;
-
-    s->lines++;
-    arena_reset(&s->arena);
-    rc = ndjson_parse_line(line, len, &s->arena, &env, &ev, err, sizeof err);
-    if (rc == NDJSON_SKIP)
-        return;
-    if (rc == NDJSON_FATAL) {
-        log_error("%s:%llu: %s", s->in.name,
-                  (unsigned long long)s->in.lines.lineno, err);
-        s->in.fatal = 1;
-        return;
-    }
-    if (rc != NDJSON_EVENT) {
-        if (++s->bad_lines <= MAX_LINE_WARNINGS)
-            log_warn("%s:%llu: %s%s", s->in.name,
-                     (unsigned long long)s->in.lines.lineno, err,
-                     s->bad_lines == MAX_LINE_WARNINGS
-                         ? " (further bad lines are only counted)"
-                         : "");
-        return;
-    }
-    if (env.model.p == NULL && s->o->ix.default_model == NULL &&
-        !s->warned_model && ev.type == KV_BLOCK_STORED) {
-        /* Queries naming a model would then all find nothing. */
-        log_warn("%s:%llu: events without \"model\" and no -m: they are "
-                 "indexed under the model \"\" (give kvsub -m or kvindex "
-                 "serve -m)",
-                 s->in.name, (unsigned long long)s->in.lines.lineno);
-        s->warned_model = 1;
-    }
-    if (ev.n_unknown > 0 && js_seq_skip(s, &ev))
-        return;
-    /* The index counts what it applies and rejects (stats). */
-    if (index_apply(s->ix, &env, &ev, &why) < 0) {
-        log_debug("%s:%llu: %s rejected: %s", s->in.name,
-                  (unsigned long long)s->in.lines.lineno, kv_type_name(ev.type),
-                  index_reject_name(why));
-        if (why == INDEX_REJ_ORPHAN)
-            warn_orphans(s);
-        if (why == INDEX_REJ_NAME && ++s->bad_names <= MAX_LINE_WARNINGS)
-            log_warn("%s:%llu: a pod, model, LoRA or medium name that is not "
-                     "valid UTF-8 or holds U+0000: rejected",
-                     s->in.name, (unsigned long long)s->in.lines.lineno);
-    }
-    warn_resume(s);
-}
-
-/*
- * Reads one chunk of input and applies its complete lines.  Returns 1 when
- * more input may be ready right away, 0 when the input would block.
- */
-static int
-ingest_step(struct server *s)
-{
-    struct input *in = &s->in;
-    const char *line;
-    size_t len;
-    long n;
-    int rc;
-
-    if (in->done || in->fatal)
-        return 0;
-    if (in->fd < 0 && input_open_next(in, s->o->max_line) < 0) {
-        in->fatal = 1;
-        return 0;
-    }
-    if (in->done)
-        return 0;
-    n = lines_fill(&in->lines);
-    index_set_clock(s->ix, (double)cli_now_ms() / 1000.0);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        log_error("%s: read: %s", in->name, strerror(errno));
-        in->lines.eof = 1;
-    }
-    while ((rc = lines_next(&in->lines, &line, &len)) != LINES_NONE &&
-           !in->fatal) {
-        if (rc == LINES_TOO_LONG) {
-            s->lines++;
-            if (++s->long_lines <= MAX_LINE_WARNINGS)
-                log_warn("%s:%llu: line longer than --max-line (%zu bytes), "
-                         "skipped",
-                         in->name, (unsigned long long)in->lines.lineno,
-                         s->o->max_line);
-            continue;
-        }
-        ingest_line(s, line, len);
-    }
-    if (in->lines.eof) {
-        log_info("%s: end of input after %llu lines", in->name,
-                 (unsigned long long)in->lines.lineno);
-        input_close(in);
-        return 1; /* the next file, or done */
-    }
-    return n > 0;
 }
 
 /* Sends a refused client its one error line and closes it.  The socket
@@ -850,25 +604,15 @@ poll_entry(const struct conn *c, struct pollfd *p)
 }
 
 /*
- * The input's turn: at least one chunk, then more while input is ready and
- * the turn has lasted less than the clients' turn before it (capped), so
- * that busy clients and a busy input share the loop about equally.
- * Returns 1 when more input may be ready right away.  In microseconds: a
- * turn of 200 clients takes about one millisecond.
+ * The input's turn lasts as long as the clients' turn before it (capped),
+ * so that busy clients and a busy input share the loop about equally.  In
+ * microseconds: a turn of 200 clients takes about one millisecond.
  */
-static int
-ingest_turn(struct server *s, long long clients_us)
+static long long
+ingest_slice(long long clients_us)
 {
-    long long start = cli_now_us();
-    long long slice = clients_us < INGEST_SLICE_MAX_MS * 1000
-                          ? clients_us
-                          : INGEST_SLICE_MAX_MS * 1000;
-    int hot;
-
-    do
-        hot = ingest_step(s);
-    while (hot && !s->in.done && cli_now_us() - start < slice);
-    return hot;
+    return clients_us < INGEST_SLICE_MAX_MS * 1000 ? clients_us
+                                                   : INGEST_SLICE_MAX_MS * 1000;
 }
 
 /* The poll timeout of this turn, in ms. */
@@ -877,7 +621,7 @@ turn_timeout(const struct server *s, int hot, long long now)
 {
     int timeout = 1000;
 
-    if (hot || s->backlog || (!s->in.done && s->in.fd < 0))
+    if (hot || s->backlog)
         timeout = 0;
     if (now < s->accept_paused_until && timeout > 100)
         timeout = 100;
@@ -898,9 +642,9 @@ loop(struct server *s)
         size_t n = 0, base, n_polled;
         int in_slot = -1, pr;
 
-        if (s->in.fatal)
+        if (ingest_fatal(s->in))
             return 1;
-        if (s->in.done && s->o->exit_on_eof)
+        if (ingest_done(s->in) && s->o->exit_on_eof)
             return 0;
         reap_snapshot(s, 0);
         if (s->o->snapshot != NULL && now >= s->next_snapshot_ms) {
@@ -915,9 +659,9 @@ loop(struct server *s)
         }
         s->pfd[n].fd = s->lfd;
         s->pfd[n++].events = now < s->accept_paused_until ? 0 : POLLIN;
-        if (!s->in.done && s->in.fd >= 0 && !hot) {
+        if (!hot && ingest_pollfd(s->in) >= 0) {
             in_slot = (int)n;
-            s->pfd[n].fd = s->in.fd;
+            s->pfd[n].fd = ingest_pollfd(s->in);
             s->pfd[n++].events = POLLIN;
         }
         base = n;
@@ -938,13 +682,20 @@ loop(struct server *s)
         if (s->pfd[0].revents & POLLIN)
             accept_clients(s);
         served_us = cli_now_us() - served_us;
-        if (hot || (in_slot >= 0 && s->pfd[in_slot].revents) ||
-            (!s->in.done && s->in.fd < 0))
-            hot = ingest_turn(s, served_us);
-        if (s->in.done && s->in.fd < 0 && hot)
-            hot = 0;
+        if (hot || (in_slot >= 0 && s->pfd[in_slot].revents))
+            hot = ingest_turn(s->in, ingest_slice(served_us));
     }
     return 0;
+}
+
+/* Whether the input gets a reader thread: on a single CPU it would only
+ * take turns with the loop's, and pay the handover. */
+static int
+reader_thread(const struct serve_opts *o)
+{
+    if (o->reader_thread != SERVE_READER_AUTO)
+        return o->reader_thread == SERVE_READER_ON;
+    return sysconf(_SC_NPROCESSORS_ONLN) > 1;
 }
 
 int
@@ -957,9 +708,6 @@ serve_run(const struct serve_opts *o)
     memset(&s, 0, sizeof s);
     s.o = o;
     s.lfd = -1;
-    s.in.fd = -1;
-    s.in.stdin_flags = -1;
-    s.in.files = o->files;
     s.started_ms = cli_now_ms();
     s.ix = index_new(&o->ix, err, sizeof err);
     if (s.ix == NULL) {
@@ -967,6 +715,17 @@ serve_run(const struct serve_opts *o)
         goto done;
     }
     index_set_degraded_orphans(s.ix, o->degraded_orphans);
+    s.in = ingest_new(
+        &(struct ingest_opts){.files = o->files,
+                              .max_line = o->max_line,
+                              .default_model = o->ix.default_model,
+                              .degraded_orphans = o->degraded_orphans,
+                              .reader_thread = reader_thread(o)},
+        s.ix, err, sizeof err);
+    if (s.in == NULL) {
+        log_error("%s", err);
+        goto done;
+    }
     kvproto_init(&s.proto, s.ix, &o->ix, stats_members, &s);
     s.proto.dump_fn = defer_dump;
     if (o->snapshot != NULL && load_snapshot(&s) < 0)
@@ -977,6 +736,10 @@ serve_run(const struct serve_opts *o)
         goto done;
     }
     log_info("listening on %s", o->socket_path);
+    if (ingest_start(s.in, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto done;
+    }
     rc = loop(&s);
     if (cli_signal)
         log_info("stopping on signal %d", (int)cli_signal);
@@ -993,12 +756,11 @@ done:
         close(s.lfd);
         unlink(o->socket_path);
     }
-    input_close(&s.in);
+    ingest_free(s.in);
     while (s.n_conns > 0)
         drop_conn(&s, s.n_conns - 1, NULL);
     free(s.conns);
     free(s.pfd);
-    arena_free(&s.arena);
     kvproto_free(&s.proto);
     index_free(s.ix);
     return rc;

@@ -11,6 +11,9 @@
 
 #include "index.h"
 
+/* --reader-thread: auto is on when more than one CPU is online. */
+enum serve_reader { SERVE_READER_AUTO = 0, SERVE_READER_ON, SERVE_READER_OFF };
+
 struct serve_opts {
     const char *socket_path; /* resolved by the caller */
     mode_t socket_mode;      /* default 0600 */
@@ -21,6 +24,9 @@ struct serve_opts {
     size_t max_line;
     size_t max_request; /* request lines: the smaller of this and max_line */
     int exit_on_eof;
+    /* Whether a thread reads and parses the input while the loop's thread
+     * applies it (docs/kvindex.md#reading-the-input). */
+    enum serve_reader reader_thread;
     int stats; /* --stats: one JSON line on stderr at exit */
     /* Clients (docs/kvindex.md#limits-on-clients); timeouts 0: none. */
     size_t max_clients;
