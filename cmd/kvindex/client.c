@@ -111,6 +111,18 @@ send_line(struct client *c, const char *p, size_t n, long long deadline)
     return 0;
 }
 
+/* Waits until more of a reply can be read, or says why not in err. */
+static int
+wait_reply(const struct client *c, long long deadline, char *err, size_t errlen)
+{
+    if (wait_fd(c->fd, POLLIN, deadline) == 0)
+        return 0;
+    snprintf(err, errlen, "%s",
+             errno == ETIMEDOUT ? "timed out waiting for the reply"
+                                : strerror(errno));
+    return -1;
+}
+
 /* Waits for the next reply line until the deadline. */
 static int
 read_reply(struct client *c, long long deadline, const char **reply,
@@ -126,12 +138,8 @@ read_reply(struct client *c, long long deadline, const char **reply,
                      (size_t)CLIENT_MAX_REPLY);
             return -1;
         }
-        if (wait_fd(c->fd, POLLIN, deadline) < 0) {
-            snprintf(err, errlen, "%s",
-                     errno == ETIMEDOUT ? "timed out waiting for the reply"
-                                        : strerror(errno));
+        if (wait_reply(c, deadline, err, errlen) < 0)
             return -1;
-        }
         n = lines_fill(&c->in);
         /* Every complete line was taken above: what is left at the end is
          * a reply cut short, not one to hand out. */
@@ -204,12 +212,8 @@ client_call_stream(struct client *c, const char *req, size_t n,
             snprintf(err, errlen, "recv: %s", strerror(errno));
             return -1;
         }
-        if (wait_fd(c->fd, POLLIN, deadline) < 0) {
-            snprintf(err, errlen, "%s",
-                     errno == ETIMEDOUT ? "timed out waiting for the reply"
-                                        : strerror(errno));
+        if (wait_reply(c, deadline, err, errlen) < 0)
             return -1;
-        }
     }
 }
 
