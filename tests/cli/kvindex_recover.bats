@@ -208,12 +208,17 @@ print("%016x" % h)'
     assert_equal "$stderr" "kvindex: error: $T/bad.ndjson: line 2052: checksum mismatch (xxh64 $(tail -1 "$SN" | jq -r .xxh64) in the end line, $(head -n -1 "$T/bad.ndjson" | xxh64) of the bytes before it): the file is damaged"
 }
 
-@test "kvindex dump ends with the end line; a dump loads back as a snapshot" {
-    stores 1 50 >"$T/in.ndjson"
+# serve_stores N: serves stores 1..N from a file and waits until all are in.
+serve_stores() {
+    stores 1 "$1" >"$T/in.ndjson"
     kvindex serve -s "$S" --max-blocks 10000000 "$T/in.ndjson" 2>/dev/null &
     PIDS+=($!)
     kvindex ping -s "$S" -t 10s >/dev/null
-    wait_lines 50
+    wait_lines "$1"
+}
+
+@test "kvindex dump ends with the end line; a dump loads back as a snapshot" {
+    serve_stores 50
     kvindex dump -s "$S" >"$T/d.ndjson"
     run tail -1 "$T/d.ndjson"
     assert_output --regexp '^\{"type":"end","entries":50,"xxh64":"[0-9a-f]{16}"\}$'
@@ -230,11 +235,7 @@ print("%016x" % h)'
 }
 
 @test "kvindex dump prints the lines as they come: its memory stays far below the dump's size" {
-    stores 1 200000 >"$T/in.ndjson"
-    kvindex serve -s "$S" --max-blocks 10000000 "$T/in.ndjson" 2>/dev/null &
-    PIDS+=($!)
-    kvindex ping -s "$S" -t 10s >/dev/null
-    wait_lines 200000
+    serve_stores 200000
     # The client's peak RSS (KiB), next to the dump's size.
     rss=$("$PY" - "$T/d.ndjson" "$S" <<'EOF2'
 import resource, subprocess, sys
