@@ -112,9 +112,9 @@ struct ingest {
     pthread_cond_t ready; /* the server waits for a published batch */
     size_t head, count;   /* under mu: the oldest published slot, how many */
     int idle;             /* under mu: the reader waits for input, or ended */
-    int stop;           /* under mu: the server asks the reader to end */
-    int wake[2];        /* reader -> server: a batch was published */
-    int quit[2];        /* server -> reader: stop waiting on the input */
+    int stop;             /* under mu: the server asks the reader to end */
+    int wake[2];          /* reader -> server: a batch was published */
+    int quit[2];          /* server -> reader: stop waiting on the input */
 };
 
 /* Opens the next input; sets in->done when there is none left.  Returns
