@@ -1020,8 +1020,8 @@ big_size(size_t n)
 /*
  * Every heap byte the index owns, table by table, in the order of struct
  * kv_index (index_free frees the same list): the requested sizes, so malloc's
- * own chunk headers are not included (test_index.c holds this against
- * mallinfo2 with that tolerance).
+ * own chunk headers are not included (test_index_memory.c holds this against
+ * the bytes malloc was asked for, counted by wrapping malloc and free).
  */
 static uint64_t
 index_bytes(const struct kv_index *ix)
