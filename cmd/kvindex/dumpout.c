@@ -111,8 +111,10 @@ dumpout_feed(void *ctx, const char *p, size_t n)
             }
             if (d->state == D_GAP) {
                 buf_putc(&d->line, '\n');
-                if (fwrite(d->line.p, 1, d->line.len, d->out) != d->line.len)
+                if (fwrite(d->line.p, 1, d->line.len, d->out) != d->line.len) {
+                    d->out_errno = errno;
                     return -1;
+                }
                 buf_clear(&d->line);
                 d->n++;
             }

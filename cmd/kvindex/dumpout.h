@@ -22,6 +22,7 @@ struct dumpout {
     int in_str, esc;
     int bad;         /* the reply broke the dump's shape */
     unsigned long n; /* lines printed */
+    int out_errno;   /* why writing to out failed (EPIPE: the reader left) */
     struct buf line; /* the line being read */
     struct buf kept; /* a reply that is not an ok dump, whole */
 };
@@ -29,7 +30,7 @@ struct dumpout {
 /*
  * Takes the next piece of the reply (without its final '\n') and prints
  * every line it completes.  Returns 0, or -1 with errno set when writing
- * to out failed or memory ran out.
+ * to out failed (also in out_errno) or memory ran out.
  */
 int dumpout_feed(void *d, const char *p, size_t n);
 

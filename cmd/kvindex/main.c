@@ -923,7 +923,11 @@ run_dump(const struct copts *co, struct client *cl, const struct buf *req)
 
     if (client_call_stream(cl, req->p, req->len, dumpout_feed, &d, err,
                            sizeof err) < 0) {
-        log_error("%s", err);
+        /* A reader that left (| head) is a normal end (docs/cli.md). */
+        if (d.out_errno == EPIPE)
+            rc = 0;
+        else
+            log_error("%s", err);
         goto out;
     }
     switch (dumpout_end(&d)) {

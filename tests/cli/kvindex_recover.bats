@@ -252,6 +252,11 @@ EOF2
     run tail -1 "$T/d.ndjson"
     assert_output --regexp '^\{"type":"end","entries":200000,"xxh64":"[0-9a-f]{16}"\}$'
     [ "$(tail -1 "$T/d.ndjson" | jq -r .xxh64)" = "$(head -n -1 "$T/d.ndjson" | xxh64)" ]
+    # A reader that leaves early ends the dump quietly with 0.
+    run --separate-stderr bash -c 'kvindex dump -s "$1" | head -n 1; exit "${PIPESTATUS[0]}"' _ "$S"
+    assert_success
+    assert_output "$(head -n 1 "$T/d.ndjson")"
+    assert_equal "$stderr" ""
 }
 
 # fake_server REPLY: a Unix socket server at $S that answers one request
