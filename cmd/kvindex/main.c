@@ -25,18 +25,23 @@
 /* kvsub writes no longer line (ndjson_write.h). */
 #define DEFAULT_MAX_LINE NDJSON_MAX_LINE
 
-static const char usage_all[] =
-    "Usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
-    "scheme]\n"
-    "                     [--seed n] [--hash-seed str] [-m model]\n"
-    "                     [--snapshot file] [--snapshot-every dur]\n"
-    "                     [--max-blocks n] [--max-line bytes] [--exit-on-eof]\n"
-    "                     [--degraded-orphans n] [--stats]\n"
-    "                     [--max-clients n] [--max-request bytes]\n"
-    "                     [--write-timeout dur]\n"
-    "                     [--idle-timeout dur] [--request-timeout dur]\n"
-    "                     [--allow-uid ids] [--allow-gid ids]\n"
-    "                     [--admin-gid ids] [--reader-thread when] [file ...]\n"
+/* serve's synopsis, in the overall usage and in serve's own help. */
+#define SERVE_SYNOPSIS                                                         \
+    "Usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "       \
+    "scheme]\n"                                                                \
+    "                     [--seed n] [--hash-seed str] [-m model]\n"           \
+    "                     [--snapshot file] [--snapshot-every dur]\n"          \
+    "                     [--max-blocks n] [--max-line bytes] "                \
+    "[--exit-on-eof]\n"                                                        \
+    "                     [--degraded-orphans n] [--stats]\n"                  \
+    "                     [--max-clients n] [--max-request bytes]\n"           \
+    "                     [--write-timeout dur]\n"                             \
+    "                     [--idle-timeout dur] [--request-timeout dur]\n"      \
+    "                     [--allow-uid ids] [--allow-gid ids]\n"               \
+    "                     [--admin-gid ids] [--reader-thread when] [file "     \
+    "...]\n"
+
+static const char usage_all[] = SERVE_SYNOPSIS
     "       kvindex query [-r] [-s path] [-t timeout] request-json | -\n"
     "       kvindex match [-r] [-s path] [-t timeout] [-m model]\n"
     "                     [--lora-name name] [--pods pod,...] [--batch]\n"
@@ -82,18 +87,7 @@ static const char help_main[] =
     "  kvindex ping -t 5s\n"
     "  echo '[1,2,3,4]' | kvindex match -m llama\n";
 
-static const char help_serve[] =
-    "Usage: kvindex serve [-qv] [-s path] [--socket-mode mode] [--hash "
-    "scheme]\n"
-    "                     [--seed n] [--hash-seed str] [-m model]\n"
-    "                     [--snapshot file] [--snapshot-every dur]\n"
-    "                     [--max-blocks n] [--max-line bytes] [--exit-on-eof]\n"
-    "                     [--degraded-orphans n] [--stats]\n"
-    "                     [--max-clients n] [--max-request bytes]\n"
-    "                     [--write-timeout dur]\n"
-    "                     [--idle-timeout dur] [--request-timeout dur]\n"
-    "                     [--allow-uid ids] [--allow-gid ids]\n"
-    "                     [--admin-gid ids] [--reader-thread when] [file ...]\n"
+static const char help_serve[] = SERVE_SYNOPSIS
     "\n"
     "Reads NDJSON events from the files (\"-\" is stdin; none: stdin), keeps\n"
     "the prefix index and answers requests on the Unix socket.  At the end of\n"
