@@ -508,6 +508,18 @@ reader_wait(struct ingest *g)
     return p[1].revents ? -1 : 0;
 }
 
+/* Says whether the reader waits for input (or has ended): a turn waiting
+ * for its next batch (next_batch) stops waiting then. */
+static void
+reader_idle(struct ingest *g, int idle)
+{
+    pthread_mutex_lock(&g->mu);
+    g->idle = idle;
+    if (idle)
+        pthread_cond_signal(&g->ready);
+    pthread_mutex_unlock(&g->mu);
+}
+
 /* Fills b: until it is full, the input would block with lines in b, or
  * nothing comes after it.  Returns -1 when the server asked to stop. */
 static int
@@ -520,14 +532,9 @@ reader_fill(struct ingest *g, struct batch *b)
             continue;
         if (b->end || b->n > 0)
             break;
-        pthread_mutex_lock(&g->mu);
-        g->idle = 1;
-        pthread_cond_signal(&g->ready);
-        pthread_mutex_unlock(&g->mu);
+        reader_idle(g, 1);
         rc = reader_wait(g);
-        pthread_mutex_lock(&g->mu);
-        g->idle = 0;
-        pthread_mutex_unlock(&g->mu);
+        reader_idle(g, 0);
         if (rc < 0)
             return -1;
     }
@@ -560,10 +567,7 @@ reader_main(void *arg)
         if (first)
             (void)!write(g->wake[1], "", 1);
     }
-    pthread_mutex_lock(&g->mu);
-    g->idle = 1;
-    pthread_cond_signal(&g->ready);
-    pthread_mutex_unlock(&g->mu);
+    reader_idle(g, 1);
     input_close(&g->in);
     return NULL;
 }
