@@ -76,11 +76,19 @@ start_curve_pub() {
 }
 
 @test "kvsub: a failing handshake is warned about once, however often it retries; success is a note" {
-    PUB=tcp://127.0.0.1:$(free_port)
+    local port
+    port=$(free_port)
+    PUB=tcp://127.0.0.1:$port
     # A server with another key pair: every reconnect fails the handshake.
     kvpub -q --curve-secret "$D/wrong.key" --synth 100000 --rate 20 "$PUB" &
     local pub=$!
     PIDS+=($pub)
+    # kvsub starts once kvpub listens, so that its first failure is the
+    # handshake's, not a refused connection.
+    for _ in $(seq 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.05
+    done
     kvsub -v -c 3 --duration 120s --curve-server-key "$D/srv.pub" \
         "pod-a=$PUB" >"$D/out" 2>"$D/err" &
     local kv=$!
