@@ -18,6 +18,15 @@
 #include <emmintrin.h>
 #define JSCAN_SSE2 1
 #endif
+/* The AVX-512 token reader is compiled for any x86-64 and chosen at run
+ * time (jscan_tokens), so one binary runs on every machine. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define JSCAN_VBMI 1
+#define VBMI_TARGET                                                            \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,"              \
+                          "avx512vbmi2,popcnt,bmi,bmi2")))
+#endif
 #endif
 
 /* The plain wording of each error, for scanners with an err buffer. */
@@ -604,63 +613,207 @@ skip_blanks(const char *p, size_t n, size_t i)
 }
 
 #ifdef JSCAN_SSE2
+/* Bit j of the result: p[j] (of p[0..16)) is a decimal digit; of *commas:
+ * p[j] is ','. */
+static inline uint32_t
+digits16(const char *p, uint32_t *commas)
+{
+    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i d = _mm_sub_epi8(v, zero);
+
+    *commas =
+        (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')));
+    return (uint32_t)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d));
+}
+
 /*
- * The compact run of token ids ("12,345,6,") starting at p[*i], 32 bytes
- * at a time, into dst[0..room); returns how many it stored, with *i at the
- * first id it left.  It takes only ids that token_at would take with the
- * same value (1 to 8 digits, no leading zero, each followed by ',') and
- * leaves anything else (blanks, the last id before ']', an error) to it,
- * so the result and every error stay token_at's.  Found by profiling
- * `kvindex serve` under a stream of 2,048-token matches: token_at's loop
- * costs about 20 cycles an id, as each id's end decides where the next
- * load starts; here only a window's last ',' does.
+ * The compact run of token ids ("12,345,6,") starting at p[*i], into
+ * dst[0..room); returns how many it stored, with *i at the first id it
+ * left.  It takes only ids that token_at would take with the same value
+ * (1 to 8 digits, no leading zero, each followed by ',') and leaves
+ * anything else (blanks, the last id before ']', an error) to it, so the
+ * result and every error stay token_at's.  Found by profiling `kvindex
+ * serve` under a stream of 2,048-token matches: token_at's loop costs
+ * about 20 cycles an id, as each id's end decides where the next load
+ * starts.  Here the digits and commas of 64-byte windows at fixed steps
+ * are found first, with nothing waiting on the ids; an id may straddle
+ * two windows, as only its start carries over.
  */
 static size_t
 tokens_run(const char *p, size_t n, size_t *i, uint32_t *dst, size_t room)
 {
-    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9),
-                  comma = _mm_set1_epi8(',');
-    size_t at = *i, k = 0;
+    size_t start = *i, w = *i, k = 0;
 
-    /* 48 bytes of room: every id starts in the window and is read as 8. */
-    while (k < room && n - at >= 48) {
-        __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)(p + at));
-        __m128i v1 =
-            _mm_loadu_si128((const __m128i *)(const void *)(p + at + 16));
-        __m128i d0 = _mm_sub_epi8(v0, zero), d1 = _mm_sub_epi8(v1, zero);
-        uint32_t digits = (uint32_t)_mm_movemask_epi8(
-                              _mm_cmpeq_epi8(_mm_min_epu8(d0, nine), d0)) |
-                          (uint32_t)_mm_movemask_epi8(
-                              _mm_cmpeq_epi8(_mm_min_epu8(d1, nine), d1))
-                              << 16;
-        uint32_t commas =
-            (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, comma)) |
-            (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, comma)) << 16;
+    /* 72 bytes of room: an id starts in the window and is read as 8. */
+    while (k < room && n - w >= 72) {
+        uint32_t c0, c1, c2, c3;
+        uint64_t digits = (uint64_t)digits16(p + w, &c0) |
+                          (uint64_t)digits16(p + w + 16, &c1) << 16 |
+                          (uint64_t)digits16(p + w + 32, &c2) << 32 |
+                          (uint64_t)digits16(p + w + 48, &c3) << 48;
+        uint64_t commas = (uint64_t)c0 | (uint64_t)c1 << 16 |
+                          (uint64_t)c2 << 32 | (uint64_t)c3 << 48;
         /* Only the commas before the first byte that is neither count. */
-        uint32_t other = ~(digits | commas);
-        unsigned start = 0;
-        if (other != 0)
-            commas &= (uint32_t)((1ull << __builtin_ctz(other)) - 1);
-        for (; commas != 0 && k < room; commas &= commas - 1) {
-            unsigned end = (unsigned)__builtin_ctz(commas), len = end - start;
+        uint64_t other = ~(digits | commas);
+        uint64_t c = commas & ((other & -other) - 1);
+
+        for (; c != 0; c &= c - 1) {
+            size_t end = w + (size_t)__builtin_ctzll(c), len = end - start;
             uint64_t x;
-            if (len == 0 || len > 8 || (len > 1 && p[at + start] == '0')) {
-                at += start;
+
+            if (len - 1 > 7 || (len > 1 && p[start] == '0'))
                 goto done;
-            }
-            memcpy(&x, p + at + start, 8);
+            memcpy(&x, p + start, 8);
             dst[k++] = digits_value8(x, (int)len);
             start = end + 1;
+            if (k == room)
+                goto done;
         }
-        if (start == 0)
+        if (other != 0)
             break;
-        at += start;
+        w += 64;
     }
 done:
-    *i = at;
+    *i = start;
     return k;
 }
 #endif
+
+#ifdef JSCAN_VBMI
+/*
+ * tokens_run's contract (the same ids, stopping where it stops, or
+ * earlier) for CPUs with AVX-512 VBMI2, without a branch per id.  The
+ * input is read in 64-byte windows at fixed steps, so that finding a
+ * window's digits and commas waits on nothing the ids decide; an id that
+ * straddles two windows is read from the pair (vpermi2b), as only its
+ * start carries over.  A window's commas are packed into bytes
+ * (vpcompressb), each id's digits are moved into an 8-byte lane of its
+ * own, right-aligned and zero-filled, and eight lanes are converted at
+ * once (multiply-adds by 10, 100 and 10,000).  The ids are checked as
+ * tokens_run checks them, and the run ends before the first bad one,
+ * which the byte-wise readers then see.
+ */
+VBMI_TARGET static size_t
+tokens_vbmi(const char *p, size_t n, size_t *i, uint32_t *dst, size_t room)
+{
+    const __m512i ascii0 = _mm512_set1_epi8('0'), one = _mm512_set1_epi8(1);
+    /* Places in a pair of windows: the previous one is 0..63, the current
+     * one 64..127.  Byte j of lane_of: j / 8, the id whose lane byte j is
+     * in; of lane_pos: j % 8 - 8, its place counted back from the id's
+     * end. */
+    const __m512i iota = _mm512_set_epi64(
+        0x3f3e3d3c3b3a3938, 0x3736353433323130, 0x2f2e2d2c2b2a2928,
+        0x2726252423222120, 0x1f1e1d1c1b1a1918, 0x1716151413121110,
+        0x0f0e0d0c0b0a0908, 0x0706050403020100);
+    const __m512i lane_of =
+        _mm512_srli_epi16(_mm512_and_si512(iota, _mm512_set1_epi8(0x38)), 3);
+    const __m512i lane_pos = _mm512_sub_epi8(
+        _mm512_and_si512(iota, _mm512_set1_epi8(7)), _mm512_set1_epi8(8));
+    const __m512i prev_id = _mm512_sub_epi8(iota, one);
+    __m512i before = _mm512_setzero_si512();
+    size_t w = *i, k = 0;
+    /* The first id's start, in the pair's places. */
+    unsigned first = 64;
+
+    while (k < room && n - w >= 64) {
+        __m512i v = _mm512_loadu_si512((const void *)(p + w));
+        uint64_t digits = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, ascii0),
+                                                 _mm512_set1_epi8(10));
+        uint64_t commas = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(','));
+        uint64_t other = ~(digits | commas);
+        /* Only the commas before the first byte that is neither count. */
+        uint64_t c = commas & ((other & -other) - 1);
+        unsigned m, g, take;
+
+        m = (unsigned)_mm_popcnt_u64(c);
+        /* Where each id ends (its comma) and starts, one byte an id. */
+        __m512i ends = _mm512_add_epi8(_mm512_maskz_compress_epi8(c, iota),
+                                       _mm512_set1_epi8(64));
+        __m512i starts = _mm512_mask_set1_epi8(
+            _mm512_add_epi8(_mm512_permutexvar_epi8(prev_id, ends), one), 1,
+            (char)first);
+        __m512i len = _mm512_sub_epi8(ends, starts);
+        __m512i lead = _mm512_permutex2var_epi8(before, starts, v);
+        uint64_t ids = _bzhi_u64(~0ull, m);
+        /* Lengths 1 to 8, and no '0' that starts an id of two or more. */
+        uint64_t bad =
+            _mm512_mask_cmpgt_epu8_mask(ids, _mm512_sub_epi8(len, one),
+                                        _mm512_set1_epi8(7)) |
+            (_mm512_mask_cmpeq_epi8_mask(ids, lead, ascii0) &
+             _mm512_cmpgt_epu8_mask(len, one));
+
+        take = bad ? (unsigned)__builtin_ctzll(bad) : m;
+        if (take > room - k)
+            take = (unsigned)(room - k);
+        for (g = 0; g < take; g += 8) {
+            __m512i sel = _mm512_add_epi8(lane_of, _mm512_set1_epi8((char)g));
+            __m512i src =
+                _mm512_add_epi8(_mm512_permutexvar_epi8(sel, ends), lane_pos);
+            __mmask64 in = _mm512_cmpge_epu8_mask(
+                src, _mm512_permutexvar_epi8(sel, starts));
+            __m512i d = _mm512_maskz_sub_epi8(
+                in, _mm512_maskz_permutex2var_epi8(in, before, src, v), ascii0);
+            __m512i pairs = _mm512_maddubs_epi16(d, _mm512_set1_epi16(0x010a));
+            __m512i quads =
+                _mm512_madd_epi16(pairs, _mm512_set1_epi32(0x10064));
+            __m512i val = _mm512_add_epi64(
+                _mm512_mul_epu32(quads, _mm512_set1_epi64(10000)),
+                _mm512_srli_epi64(quads, 32));
+            unsigned cnt = take - g < 8 ? take - g : 8;
+
+            _mm256_mask_storeu_epi32(dst + k + g, (__mmask8)((1u << cnt) - 1),
+                                     _mm512_cvtepi64_epi32(val));
+        }
+        k += take;
+        if (take < m || other != 0 || m == 0) {
+            /* Past the comma of the last id taken. */
+            if (take > 0)
+                *i = w +
+                     (size_t)__builtin_ctzll(_pdep_u64(1ull << (take - 1), c)) +
+                     1;
+            return k;
+        }
+        /* The next id starts past the window's last comma. */
+        first = 64u - (unsigned)__builtin_clzll(c);
+        *i = w + first;
+        before = v;
+        w += 64;
+    }
+    return k;
+}
+
+static int jscan_vbmi_off;
+
+static int
+vbmi_ok(void)
+{
+    return !jscan_vbmi_off && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vbmi") &&
+           __builtin_cpu_supports("avx512vbmi2") &&
+           __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi2");
+}
+#endif
+
+const char *
+jscan_tokens_simd(int portable)
+{
+#ifdef JSCAN_VBMI
+    jscan_vbmi_off = portable;
+    if (vbmi_ok())
+        return "avx512vbmi2";
+#else
+    (void)portable;
+#endif
+#ifdef JSCAN_SSE2
+    return "sse2";
+#else
+    return "swar";
+#endif
+}
 
 int
 jscan_tokens(struct jscan *s, int first, uint32_t *dst, size_t room,
@@ -677,6 +830,10 @@ jscan_tokens(struct jscan *s, int first, uint32_t *dst, size_t room,
         return 1;
     }
     for (;;) {
+#ifdef JSCAN_VBMI
+        if (vbmi_ok())
+            k += tokens_vbmi(p, n, &i, dst + k, room - k);
+#endif
 #ifdef JSCAN_SSE2
         k += tokens_run(p, n, &i, dst + k, room - k);
         if (k == room) {

@@ -178,6 +178,16 @@ int jscan_tokens(struct jscan *s, int first, uint32_t *dst, size_t room,
                  size_t *got);
 
 /*
+ * jscan_tokens reads ids with AVX-512 (VBMI2) where the CPU has it, else
+ * with SSE2.  With portable = 1 it keeps to SSE2 until called again with
+ * 0, so tests and benchmarks can check and time both on one machine; not
+ * to be called while another thread reads tokens.  Returns the name of
+ * the instruction set jscan_tokens now uses ("avx512vbmi2", "sse2", or
+ * "swar" where neither is compiled in).  Static storage.
+ */
+const char *jscan_tokens_simd(int portable);
+
+/*
  * Iterates an object: call with first = 1 after '{' was consumed.  Returns
  * 1 with the member's key in *key (and the ':' consumed), 0 at '}', -1 on
  * a syntax error.

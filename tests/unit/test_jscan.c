@@ -281,6 +281,9 @@ test_hashes(void)
     }
 }
 
+/* The instruction set the token tests run with (jscan_tokens_simd). */
+static const char *simd = "";
+
 /* Token arrays with ids of every digit length, at every alignment. */
 static void
 test_token_lengths(void)
@@ -310,7 +313,8 @@ test_token_lengths(void)
             total += n;
             first = 0;
         } while (rc == 0 && total + 3 <= 16);
-        snprintf(what, sizeof what, "tokens of every length, pad %zu", pad);
+        snprintf(what, sizeof what, "tokens of every length, pad %zu (%s)", pad,
+                 simd);
         CHECK(rc == 1 && total == nv && s.i == o &&
                   memcmp(got, vals, sizeof vals) == 0,
               what);
@@ -350,7 +354,7 @@ test_token_errors(void)
 
         jscan_init(&s, cases[k].in, strlen(cases[k].in), NULL, NULL, 0);
         rc = jscan_tokens(&s, 1, got, 8, &n);
-        snprintf(what, sizeof what, "tokens [%s", cases[k].in);
+        snprintf(what, sizeof what, "tokens [%s (%s)", cases[k].in, simd);
         CHECK(rc == cases[k].rc && n == cases[k].got &&
                   (rc >= 0 || s.error == cases[k].err),
               what);
@@ -435,7 +439,7 @@ random_token(char *o, uint64_t *rng)
 /*
  * Long arrays, the size of a match request's, against ref_tokens: ids of
  * every length, compact and spaced separators, defects anywhere, read
- * through buffers of many sizes (the bulk reader takes 16 bytes at once
+ * through buffers of many sizes (the bulk readers take 64 bytes at once
  * and must stop exactly where the one-id reader would).
  */
 static void
@@ -475,9 +479,85 @@ test_token_runs(void)
         bad = rc != want_rc || total != want_n || s.i != want_at ||
               (rc < 0 && s.error != want_err) ||
               memcmp(got, want, total * sizeof got[0]) != 0;
-        snprintf(what, sizeof what, "token run %d (%d ids, room %zu)", round,
-                 ntok, room);
+        snprintf(what, sizeof what, "token run %d (%d ids, room %zu, %s)",
+                 round, ntok, room, simd);
         CHECK(!bad, what);
+    }
+}
+
+/* Reads text[0..len) after its '[' with room ids per call, against
+ * ref_tokens.  Returns 1 when both agree. */
+static int
+tokens_agree(const char *text, size_t len, size_t room)
+{
+    uint32_t want[256], got[256];
+    size_t want_n = 0, want_at = 0, total = 0, got_n;
+    enum jscan_error want_err = JSCAN_E_NONE;
+    int want_rc = ref_tokens(text, len, want, &want_n, &want_at, &want_err);
+    int rc, first = 1;
+    struct jscan s;
+
+    jscan_init(&s, text, len, NULL, NULL, 0);
+    do {
+        rc = jscan_tokens(&s, first, got + total,
+                          room < 256 - total ? room : 256 - total, &got_n);
+        total += got_n;
+        first = 0;
+    } while (rc == 0 && total < 256);
+    return rc == want_rc && total == want_n && s.i == want_at &&
+           (rc >= 0 || s.error == want_err) &&
+           memcmp(got, want, total * sizeof got[0]) == 0;
+}
+
+/*
+ * Every defect at every place of a long array, for the readers of 64-byte
+ * windows: ids that straddle two windows at every offset, a bad id in any
+ * lane of a group of eight or at a window's edge, and room that runs out
+ * mid-window.  One check per defect, naming the first disagreement.
+ */
+static void
+test_token_edges(void)
+{
+    static const char *const defects[] = {NULL,        "01", "",    "123456789",
+                                          "12345678",  "0",  "1.5", " 7",
+                                          "4294967296"};
+    static const size_t rooms[] = {1, 3, 7, 8, 9, 31, 64, 256};
+    char text[1024], what[128];
+
+    for (size_t d = 0; d < sizeof defects / sizeof defects[0]; d++) {
+        size_t bad_at = SIZE_MAX, bad_room = 0;
+
+        for (size_t at = 0; at < 90 && bad_at == SIZE_MAX; at++) {
+            size_t o = 0;
+
+            /* 100 ids of 1 to 8 digits, the defect in place of id at. */
+            for (size_t k = 0; k < 100; k++) {
+                if (k > 0)
+                    text[o++] = ',';
+                if (k == at && defects[d] != NULL)
+                    o += (size_t)sprintf(text + o, "%s", defects[d]);
+                else
+                    o += (size_t)sprintf(
+                        text + o, "%u",
+                        (unsigned)((k * 7919u + at) %
+                                   (k % 8 == 7 ? 100000000u
+                                               : 1000u << (k % 4) * 3)));
+            }
+            text[o++] = ']';
+            for (size_t r = 0; r < sizeof rooms / sizeof rooms[0]; r++) {
+                if (!tokens_agree(text, o, rooms[r])) {
+                    bad_at = at;
+                    bad_room = rooms[r];
+                    break;
+                }
+            }
+        }
+        snprintf(what, sizeof what, "tokens with %s%s%s at every place (%s)%s",
+                 d ? "\"" : "", d ? defects[d] : "no defect", d ? "\"" : "",
+                 simd, bad_at == SIZE_MAX ? "" : ": disagrees");
+        if (bad_at != SIZE_MAX)
+            fprintf(stderr, "# first at id %zu, room %zu\n", bad_at, bad_room);
+        CHECK(bad_at == SIZE_MAX, what);
     }
 }
 
@@ -730,9 +810,16 @@ main(void)
     test_numbers();
     test_integers();
     test_hashes();
-    test_token_lengths();
-    test_token_errors();
-    test_token_runs();
+    /* The token readers of the machine's widest instruction set, then
+     * the portable ones: both must give token_at's answers. */
+    for (int portable = 0; portable < 2; portable++) {
+        simd = jscan_tokens_simd(portable);
+        test_token_lengths();
+        test_token_errors();
+        test_token_runs();
+        test_token_edges();
+    }
+    jscan_tokens_simd(0);
     test_skip();
     test_skip_depth();
     test_bool();
