@@ -9,7 +9,9 @@
  *     of the same lines as the baseline (a DOM parse, what a naive reader
  *     would do), printed as a ratio;
  *   - lines_fill/lines_next + ndjson_parse_line from a file (kvindex's
- *     ingest path without the index).
+ *     ingest path without the index);
+ *   - the token ids of a 2,048-token match request, jscan_tokens against
+ *     jansson's json_loadb of the same array.
  * With a FILE argument the stream is also saved there as NDJSON; with -r
  * FILE only FILE's lines are parsed (bench/60's reader share).
  * Each figure is the best of three runs in CPU time, because the machines
@@ -23,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jscan.h"
 #include "lines.h"
 #include "ndjson_read.h"
 #include "ndjson_write.h"
@@ -195,6 +198,76 @@ parse_fd(int fd, struct arena *a, size_t want, size_t *bad)
 }
 
 /*
+ * The token ids of a 2,048-token match request, the bulk of what kvindex's
+ * server parses per match (kvproto reads them with jscan_tokens): REQS
+ * arrays of ids below 32,000 (as bench/kvindex_gen.py writes them), read
+ * with jscan_tokens and, the baseline, with jansson's json_loadb.  Prints
+ * the microseconds per array of both, best of RUNS in CPU time.
+ */
+#define REQS 256
+#define REQ_IDS 2048
+
+static int
+request_ids(void)
+{
+    static uint32_t ids[REQ_IDS];
+    struct buf text = {0};
+    size_t at[REQS + 1];
+    double best[2] = {1e9, 1e9}, best_jansson = 1e9;
+    const char *simd[2];
+    int bad = 0;
+
+    for (size_t r = 0; r < REQS; r++) {
+        at[r] = text.len;
+        buf_putc(&text, '[');
+        for (size_t k = 0; k < REQ_IDS; k++) {
+            if (k > 0)
+                buf_putc(&text, ',');
+            buf_put_u64(&text, next_rand() % 32000);
+        }
+        buf_putc(&text, ']');
+    }
+    at[REQS] = text.len;
+    if (text.oom)
+        return -1;
+    /* The instruction set the machine has, then the portable one. */
+    for (int portable = 0; portable < 2; portable++) {
+        simd[portable] = jscan_tokens_simd(portable);
+        for (int run = 0; run < RUNS; run++) {
+            double t0 = now();
+            for (size_t r = 0; r < REQS; r++) {
+                struct jscan j;
+                size_t got;
+                jscan_init(&j, text.p + at[r] + 1, at[r + 1] - at[r] - 1, NULL,
+                           NULL, 0);
+                bad |= jscan_tokens(&j, 1, ids, REQ_IDS, &got) != 1 ||
+                       got != REQ_IDS || ids[REQ_IDS - 1] >= 32000;
+            }
+            double dt = now() - t0;
+            best[portable] = dt < best[portable] ? dt : best[portable];
+        }
+    }
+    jscan_tokens_simd(0);
+    for (int run = 0; run < RUNS; run++) {
+        double t0 = now();
+        for (size_t r = 0; r < REQS; r++) {
+            json_error_t jerr;
+            json_t *j = json_loadb(text.p + at[r], at[r + 1] - at[r], 0, &jerr);
+            bad |= j == NULL || json_array_size(j) != REQ_IDS;
+            json_decref(j);
+        }
+        double dt = now() - t0;
+        best_jansson = dt < best_jansson ? dt : best_jansson;
+    }
+    buf_free(&text);
+    printf("request ids (2,048 a request): jscan_tokens %.2f us (%s), "
+           "%.2f us (%s), json_loadb (baseline) %.2f us, ratio %.2fx\n",
+           best[0] / REQS * 1e6, simd[0], best[1] / REQS * 1e6, simd[1],
+           best_jansson / REQS * 1e6, best_jansson / best[0]);
+    return bad ? -1 : 0;
+}
+
+/*
  * bench_ingest -r FILE: the parse side of bench/60's ingest alone, one
  * line "parse N events X events per CPU second", so the script can tell
  * the reader's share of kvindex serve's CPU from the index's.
@@ -348,6 +421,8 @@ main(int argc, char **argv)
     printf("lines + ndjson_parse_line:     %10.0f lines/s (from a file)\n",
            (double)n_lines / best_file);
     printf("ratio parse/jansson: %.2fx\n", best_jansson / best_parse);
+    if (request_ids() != 0)
+        bad++;
     if (bad != 0) {
         fprintf(stderr, "bench_ingest: %zu lines failed to parse\n", bad);
         return 1;
