@@ -34,6 +34,8 @@ FIGURES = [
     ("cpu_ping_1core", "  ping, client on the server's core (taskset)", "-"),
     ("cpu_match_1core", "  match, client on the server's core (taskset)",
      "-"),
+    ("request_ids", "  of it, the request's 2,048 token ids, in process",
+     "-"),
     ("cpu_floor", "  floor: a bare poll/read/send server, unpinned / 1 core",
      "-"),
     ("p99", "socket match round trip p99, 1M entries", "<= 100 us"),
