@@ -761,10 +761,14 @@ tokens_vbmi(const char *p, size_t n, size_t *i, uint32_t *dst, size_t room)
             __m512i val = _mm512_add_epi64(
                 _mm512_mul_epu32(quads, _mm512_set1_epi64(10000)),
                 _mm512_srli_epi64(quads, 32));
-            unsigned cnt = take - g < 8 ? take - g : 8;
+            __m256i ids32 = _mm512_cvtepi64_epi32(val);
 
-            _mm256_mask_storeu_epi32(dst + k + g, (__mmask8)((1u << cnt) - 1),
-                                     _mm512_cvtepi64_epi32(val));
+            if (take - g >= 8)
+                _mm256_storeu_si256((__m256i *)(void *)(dst + k + g), ids32);
+            else
+                _mm256_mask_storeu_epi32(dst + k + g,
+                                         (__mmask8)((1u << (take - g)) - 1),
+                                         ids32);
         }
         k += take;
         if (take < m || other != 0 || m == 0) {
