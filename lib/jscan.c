@@ -766,9 +766,8 @@ tokens_vbmi(const char *p, size_t n, size_t *i, uint32_t *dst, size_t room)
             if (take - g >= 8)
                 _mm256_storeu_si256((__m256i *)(void *)(dst + k + g), ids32);
             else
-                _mm256_mask_storeu_epi32(dst + k + g,
-                                         (__mmask8)((1u << (take - g)) - 1),
-                                         ids32);
+                _mm256_mask_storeu_epi32(
+                    dst + k + g, (__mmask8)((1u << (take - g)) - 1), ids32);
         }
         k += take;
         if (take < m || other != 0 || m == 0) {
