@@ -171,7 +171,8 @@ struct index_query {
  * docs/kvindex.md#answers) comes first, then by pod name, then by rank.
  */
 struct index_match {
-    const char *pod; /* borrowed until the pod is forgotten */
+    const char *pod; /* borrowed until index_free */
+    uint32_t pod_id; /* 0 to pods - 1, the pod's for the index's life */
     int has_rank;
     int64_t rank;
     uint32_t depth; /* the pod's unbroken run of blocks from block 0 */

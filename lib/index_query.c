@@ -541,6 +541,7 @@ index_match(struct kv_index *ix, const struct index_query *q,
 
         out->m[i] = (struct index_match){
             .pod = p->name,
+            .pod_id = id,
             .has_rank = p->has_rank,
             .rank = p->rank,
             .depth = p->depth,

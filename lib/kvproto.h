@@ -55,6 +55,17 @@ struct kvproto {
     struct arena arena; /* per request */
     struct index_match_result mr;
     struct buf media; /* a match's media list, kept across requests */
+    /*
+     * A match element's first members, {"pod":...,"dp_rank":..., per pod,
+     * made when the pod first matches and kept: an index keeps its pods,
+     * their names and ranks, for its life.  Pod id's are head_len[id]
+     * bytes at head_at[id] in heads (0 bytes: not made yet), for ids below
+     * heads_cap.
+     */
+    struct buf heads;
+    uint32_t *head_at, *head_len;
+    uint32_t heads_cap;
+    struct buf tail; /* a match element's members after dp_rank */
     uint32_t *tokens;
     size_t tokens_cap;
     size_t *prompt_ends; /* a batched match: where each prompt's tokens end */

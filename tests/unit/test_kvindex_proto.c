@@ -346,7 +346,7 @@ proto_close(struct kvproto *p)
 /*
  * Every member of a match's elements byte for byte, on an index of its
  * own: a pod name that needs escapes, a null and a numeric dp_rank, two
- * media, a degraded pod (put_match_one writes them without buf_puts).
+ * media, a degraded pod (put_match writes them without buf_puts).
  */
 static void
 test_match_members(void)
@@ -382,6 +382,102 @@ test_match_members(void)
     proto_close(&p);
 }
 
+/*
+ * The expected element of pod k in test_match_cache's index: depth k % 3
+ * + 1 of blocks, on the CPU when k % 5 == 0, degraded when k % 7 == 0,
+ * dp_rank k when k is even.
+ */
+static size_t
+cache_element(char *o, size_t room, unsigned k, unsigned blocks)
+{
+    unsigned d = k % 3 + 1 < blocks ? k % 3 + 1 : blocks;
+    char rank[16] = "null";
+
+    if (k % 2 == 0)
+        snprintf(rank, sizeof rank, "%u", k);
+    return (size_t)snprintf(
+        o, room,
+        "{\"pod\":\"p%02u\",\"dp_rank\":%s,\"depth\":%u,\"tokens\":%u,"
+        "\"percent\":%u,\"media\":[\"%s\"],\"degraded\":%s}",
+        k, rank, d, 2 * d, d * 100 / blocks, k % 5 ? "GPU" : "CPU",
+        k % 7 ? "false" : "true");
+}
+
+/*
+ * A match's elements are copied from pieces made once (each pod's name and
+ * rank, each run of equal depth, media and degraded): 70 pods, past the
+ * first 64 the pieces have room for, at three depths, the media and the
+ * degraded flag changing within one depth; asked twice and then for fewer
+ * blocks, each reply against one written here member by member.
+ */
+static void
+test_match_cache(void)
+{
+    static const struct index_opts o = {BLOCKKEY_AIBRIX, 0, "", "m", 0};
+    static const char *const asks[] = {"[1,2,3,4,5,6]", "[1,2,3,4,5,6]",
+                                       "[1,2,3,4]"};
+    struct kvproto p;
+    char line[512], rank[32], *want = malloc(70 * 200 + 200);
+    int fed = 0;
+
+    if (want == NULL || proto_open(&p, &o) < 0) {
+        free(want);
+        return;
+    }
+    for (unsigned k = 0; k < 70; k++) {
+        const char *toks[] = {"[1,2]", "[1,2,3,4]", "[1,2,3,4,5,6]"};
+        const char *hashes[] = {"[\"1\"]", "[\"1\",\"2\"]",
+                                "[\"1\",\"2\",\"3\"]"};
+
+        snprintf(rank, sizeof rank, k % 2 ? "null" : "%u", k);
+        snprintf(line, sizeof line,
+                 "{\"pod\":\"p%02u\",\"dp_rank\":%s,\"type\":"
+                 "\"BlockStored\",\"block_hashes\":%s,\"parent_block_hash\":"
+                 "null,\"token_ids\":%s,\"block_size\":2,\"medium\":\"%s\"}",
+                 k, rank, hashes[k % 3], toks[k % 3], k % 5 ? "GPU" : "CPU");
+        fed += feed(&p, line) != 0;
+        if (k % 7 == 0) {
+            snprintf(line, sizeof line,
+                     "{\"pod\":\"p%02u\",\"dp_rank\":%s,\"seq\":9,"
+                     "\"type\":\"gap\",\"from\":5,\"to\":9}",
+                     k, rank);
+            fed += feed(&p, line) != 0;
+        }
+    }
+    CHECK(fed == 0, "70 pods stored, every seventh degraded");
+    for (size_t a = 0; a < sizeof asks / sizeof asks[0]; a++) {
+        unsigned blocks = a < 2 ? 3 : 2;
+        size_t n = (size_t)sprintf(want,
+                                   "{\"id\":%zu,\"ok\":true,\"data\":{"
+                                   "\"block_size\":2,\"blocks\":%u,"
+                                   "\"matches\":[",
+                                   a, blocks);
+        int first = 1;
+
+        /* Deepest first, then fewest blocks, then name order. */
+        for (unsigned d = blocks; d >= 1; d--) {
+            for (unsigned k3 = 0; k3 < 70 * 3; k3++) {
+                unsigned k = k3 % 70, held = k3 / 70 + 1;
+                unsigned kd = k % 3 + 1 < blocks ? k % 3 + 1 : blocks;
+
+                if (kd != d || k % 3 + 1 != held)
+                    continue;
+                if (!first)
+                    want[n++] = ',';
+                first = 0;
+                n += cache_element(want + n, 200, k, blocks);
+            }
+        }
+        sprintf(want + n, "]}}");
+        snprintf(line, sizeof line,
+                 "{\"id\":%zu,\"op\":\"match\",\"tokens\":%s}", a, asks[a]);
+        snprintf(rank, sizeof rank, "match of 70 pods, ask %zu", a + 1);
+        CHECK_STR(ask(&p, line), want, rank);
+    }
+    proto_close(&p);
+    free(want);
+}
+
 int
 main(void)
 {
@@ -394,6 +490,7 @@ main(void)
     test_token_digits(&p);
     test_health(&p);
     test_match_members();
+    test_match_cache();
     proto_close(&p);
     return unit_done();
 }
