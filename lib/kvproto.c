@@ -439,21 +439,17 @@ put_member_u64(char *o, const char *name, size_t nlen, uint64_t v)
 static const char *
 match_head(struct kvproto *p, const struct index_match *m, size_t *len)
 {
-    uint32_t id = m->pod_id;
+    uint32_t id = m->pod_id, cap, *at, *n;
     size_t pn = m->pod != NULL ? strlen(m->pod) : 0;
     char *o;
 
     if (id >= p->heads_cap) {
-        uint32_t cap = p->heads_cap ? p->heads_cap : 64;
-
-        while (cap <= id)
-            cap *= 2;
-        uint32_t *at = realloc(p->head_at, cap * sizeof *at);
-        if (at == NULL)
+        for (cap = p->heads_cap ? p->heads_cap : 64; cap <= id; cap *= 2)
+            ;
+        if ((at = realloc(p->head_at, cap * sizeof *at)) == NULL)
             return NULL;
         p->head_at = at;
-        uint32_t *n = realloc(p->head_len, cap * sizeof *n);
-        if (n == NULL)
+        if ((n = realloc(p->head_len, cap * sizeof *n)) == NULL)
             return NULL;
         p->head_len = n;
         memset(n + p->heads_cap, 0, (cap - p->heads_cap) * sizeof *n);
@@ -505,6 +501,21 @@ match_tail(struct kvproto *p, const struct index_match *m,
     p->tail.len = (size_t)(o - p->tail.p);
 }
 
+/*
+ * Forgets the reply pieces kept across requests, so that a request after
+ * one that ran out of memory starts them afresh (a struct buf that ran out
+ * stays out until freed).
+ */
+static void
+match_pieces_reset(struct kvproto *p)
+{
+    buf_free(&p->heads);
+    buf_free(&p->tail);
+    buf_free(&p->media);
+    if (p->heads_cap > 0)
+        memset(p->head_len, 0, p->heads_cap * sizeof *p->head_len);
+}
+
 /* Answers one prompt's query q: the data object of a match. */
 static int
 put_match(struct kvproto *p, const struct index_query *q, struct buf *out,
@@ -540,6 +551,7 @@ put_match(struct kvproto *p, const struct index_query *q, struct buf *out,
         head = match_head(p, m, &hn);
         if (head == NULL || p->tail.oom || media->oom ||
             buf_reserve(out, 1 + hn + p->tail.len) < 0) {
+            match_pieces_reset(p);
             snprintf(err, errlen, "out of memory");
             return -1;
         }

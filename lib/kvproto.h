@@ -58,9 +58,9 @@ struct kvproto {
     /*
      * A match element's first members, {"pod":...,"dp_rank":..., per pod,
      * made when the pod first matches and kept: an index keeps its pods,
-     * their names and ranks, for its life.  Pod id's are head_len[id]
-     * bytes at head_at[id] in heads (0 bytes: not made yet), for ids below
-     * heads_cap.
+     * their names and ranks, for its life.  The head of pod id is
+     * head_len[id] bytes at head_at[id] in heads (0 bytes: not made yet),
+     * for ids below heads_cap.
      */
     struct buf heads;
     uint32_t *head_at, *head_len;

@@ -474,6 +474,14 @@ test_match_cache(void)
         snprintf(rank, sizeof rank, "match of 70 pods, ask %zu", a + 1);
         CHECK_STR(ask(&p, line), want, rank);
     }
+    /* A kept piece that ran out of memory fails that request only: the
+     * next one makes the pieces afresh (the last want is ask 3's). */
+    p.tail.oom = 1;
+    CHECK_STR(ask(&p, "{\"id\":2,\"op\":\"match\",\"tokens\":[1,2,3,4]}"),
+              "{\"id\":2,\"ok\":false,\"error\":\"out of memory\"}",
+              "a match whose reply pieces ran out of memory: an error");
+    CHECK_STR(ask(&p, "{\"id\":2,\"op\":\"match\",\"tokens\":[1,2,3,4]}"), want,
+              "the match after it: answered in full");
     proto_close(&p);
     free(want);
 }
