@@ -287,12 +287,23 @@ struct qkeys {
     uint32_t bs;
 };
 
-/* Blocks probed ahead of the one being looked at. */
+/*
+ * Blocks probed ahead of the one being looked at.  8, 32 and 64 measured
+ * the same as 16 (bench_index, a 2-core Xeon VM).  Prefetching the line
+ * at each end of the slot too (a quarter of the 24-byte slots straddle
+ * two) was a quarter faster in a harness of its own but slower in
+ * bench_index, so it stays out until the two agree.
+ */
 #define PREFETCH_AHEAD 16
 
-/* Keys hashed at a time: blockkey_chain overlaps the blocks of a batch
+/*
+ * Keys hashed at a time: blockkey_chain overlaps the blocks of a batch
  * (a block's own lanes run while the previous key is being finished),
- * which one call per block could not. */
+ * which one call per block could not.  Batches of 1, 2 and 4 measured
+ * slower, and so did aibrix's two stages stepped one block at a time
+ * inline between the probes (meant to overlap the key's serial part with
+ * them): 15 to 30% slower from tokens.
+ */
 #define QKEY_BATCH 16
 
 static inline uint64_t
