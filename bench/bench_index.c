@@ -519,6 +519,10 @@ run_requests(const struct workload *w, struct kv_index *ix,
     char *line = NULL;
     double t0;
 
+    if (at == NULL) {
+        r->ok = 0;
+        return;
+    }
     for (uint32_t d = 0; d < w->docs; d++) {
         const uint32_t *t = w->tokens + (size_t)d * BLOCKS * BS;
 

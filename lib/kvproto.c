@@ -440,7 +440,7 @@ static const char *
 match_head(struct kvproto *p, const struct index_match *m, size_t *len)
 {
     uint32_t id = m->pod_id, cap, *at, *n;
-    size_t pn = m->pod != NULL ? strlen(m->pod) : 0;
+    size_t pn;
     char *o;
 
     if (id >= p->heads_cap) {
@@ -456,6 +456,7 @@ match_head(struct kvproto *p, const struct index_match *m, size_t *len)
         p->heads_cap = cap;
     }
     if (p->head_len[id] == 0) {
+        pn = m->pod != NULL ? strlen(m->pod) : 0;
         if (p->heads.len > UINT32_MAX - fmt_json_str_bound(pn) - 64 ||
             buf_reserve(&p->heads, fmt_json_str_bound(pn) + 64) < 0)
             return NULL;
@@ -540,12 +541,14 @@ put_match(struct kvproto *p, const struct index_query *q, struct buf *out,
 
         /* The media list (nearly always the same) and the tail are made
          * only when they change. */
-        if (prev == NULL || m->media != prev->media) {
+        int new_media = prev == NULL || m->media != prev->media;
+
+        if (new_media) {
             buf_clear(media);
             kvreport_media(p->ix, m->media, media);
         }
-        if (prev == NULL || m->media != prev->media ||
-            m->depth != prev->depth || m->degraded != prev->degraded)
+        if (new_media || m->depth != prev->depth ||
+            m->degraded != prev->degraded)
             match_tail(p, m, mr, media);
         prev = m;
         head = match_head(p, m, &hn);

@@ -13,8 +13,6 @@ export PATH="$KVTAP_BIN:$PATH"
 PY=/usr/bin/python3
 PEER="$KVTAP_TOP/tests/peer/peer.py"
 
-# Prints a TCP port on 127.0.0.1 that was free a moment ago.  Tests that
-# run at the same time each ask the kernel, so they do not collide.
 # Skips the test, saying why, when the tools were built with
 # ThreadSanitizer (make tsan-check sets KVTAP_SANITIZE=thread): for tests
 # whose clocks or memory bounds do not hold at its speed and size.
@@ -24,6 +22,8 @@ skip_under_tsan() {
     fi
 }
 
+# Prints a TCP port on 127.0.0.1 that was free a moment ago.  Tests that
+# run at the same time each ask the kernel, so they do not collide.
 free_port() {
     "$PY" -c 'import socket
 s = socket.socket()

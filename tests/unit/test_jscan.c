@@ -436,6 +436,33 @@ random_token(char *o, uint64_t *rng)
     }
 }
 
+/* Reads text[0..len) after its '[' with room ids per call, against
+ * ref_tokens.  Returns 1 when both agree (up to TOKENS_MAX ids). */
+#define TOKENS_MAX 1024
+
+static int
+tokens_agree(const char *text, size_t len, size_t room)
+{
+    uint32_t want[TOKENS_MAX], got[TOKENS_MAX];
+    size_t want_n = 0, want_at = 0, total = 0, got_n;
+    enum jscan_error want_err = JSCAN_E_NONE;
+    int want_rc = ref_tokens(text, len, want, &want_n, &want_at, &want_err);
+    int rc, first = 1;
+    struct jscan s;
+
+    jscan_init(&s, text, len, NULL, NULL, 0);
+    do {
+        rc = jscan_tokens(&s, first, got + total,
+                          room < TOKENS_MAX - total ? room : TOKENS_MAX - total,
+                          &got_n);
+        total += got_n;
+        first = 0;
+    } while (rc == 0 && total < TOKENS_MAX);
+    return rc == want_rc && total == want_n && s.i == want_at &&
+           (rc >= 0 || s.error == want_err) &&
+           memcmp(got, want, total * sizeof got[0]) == 0;
+}
+
 /*
  * Long arrays, the size of a match request's, against ref_tokens: ids of
  * every length, compact and spaced separators, defects anywhere, read
@@ -451,11 +478,8 @@ test_token_runs(void)
     int bad = 0;
 
     for (int round = 0; round < 400 && !bad; round++) {
-        size_t o = 0, want_n = 0, want_at = 0, total = 0, got_n, room;
-        uint32_t want[1024], got[1024];
-        enum jscan_error want_err = JSCAN_E_NONE;
-        int want_rc, rc, first = 1, ntok = 1 + round % 300;
-        struct jscan s;
+        size_t o = 0, room = 1 + (size_t)round % 70;
+        int ntok = 1 + round % 300;
 
         for (int k = 0; k < ntok; k++) {
             if (k > 0)
@@ -466,47 +490,11 @@ test_token_runs(void)
         /* Every third array is left unterminated. */
         if (round % 3 != 2)
             text[o++] = ']';
-        want_rc = ref_tokens(text, o, want, &want_n, &want_at, &want_err);
-        room = 1 + (size_t)round % 70;
-        jscan_init(&s, text, o, NULL, NULL, 0);
-        do {
-            rc =
-                jscan_tokens(&s, first, got + total,
-                             room < 1024 - total ? room : 1024 - total, &got_n);
-            total += got_n;
-            first = 0;
-        } while (rc == 0);
-        bad = rc != want_rc || total != want_n || s.i != want_at ||
-              (rc < 0 && s.error != want_err) ||
-              memcmp(got, want, total * sizeof got[0]) != 0;
+        bad = !tokens_agree(text, o, room);
         snprintf(what, sizeof what, "token run %d (%d ids, room %zu, %s)",
                  round, ntok, room, simd);
         CHECK(!bad, what);
     }
-}
-
-/* Reads text[0..len) after its '[' with room ids per call, against
- * ref_tokens.  Returns 1 when both agree. */
-static int
-tokens_agree(const char *text, size_t len, size_t room)
-{
-    uint32_t want[256], got[256];
-    size_t want_n = 0, want_at = 0, total = 0, got_n;
-    enum jscan_error want_err = JSCAN_E_NONE;
-    int want_rc = ref_tokens(text, len, want, &want_n, &want_at, &want_err);
-    int rc, first = 1;
-    struct jscan s;
-
-    jscan_init(&s, text, len, NULL, NULL, 0);
-    do {
-        rc = jscan_tokens(&s, first, got + total,
-                          room < 256 - total ? room : 256 - total, &got_n);
-        total += got_n;
-        first = 0;
-    } while (rc == 0 && total < 256);
-    return rc == want_rc && total == want_n && s.i == want_at &&
-           (rc >= 0 || s.error == want_err) &&
-           memcmp(got, want, total * sizeof got[0]) == 0;
 }
 
 /*
