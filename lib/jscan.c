@@ -412,6 +412,72 @@ jscan_i64(struct jscan *s, int64_t *out)
     return 0;
 }
 
+#ifdef __SIZEOF_INT128__
+__extension__ typedef unsigned __int128 u128;
+
+/* The bits of x above its highest set bit's position (x != 0). */
+static int
+bits128(u128 x)
+{
+    uint64_t hi = (uint64_t)(x >> 64);
+
+    return hi ? 128 - __builtin_clzll(hi) : 64 - __builtin_clzll((uint64_t)x);
+}
+
+/*
+ * m / 10^k rounded to the nearest double, ties to even, exactly as strtod
+ * rounds it, for 0 < m < 2^64 and k <= 19: the case Clinger's division
+ * cannot take because m has more than 53 bits, which is every timestamp
+ * with 17 significant digits (time.time() in Python gives microseconds).
+ * m is shifted up to 127 bits and divided once in integers, which leaves
+ * at least 63 bits of quotient, so 53 of them, the next bit and whether
+ * anything below it (in the quotient or the remainder) is set decide the
+ * rounding.  The result lies between 10^-19 and 2^64, where every double
+ * is normal.
+ */
+static double
+div_pow10(uint64_t m, unsigned k)
+{
+    static const uint64_t p10[] = {1ull,
+                                   10ull,
+                                   100ull,
+                                   1000ull,
+                                   10000ull,
+                                   100000ull,
+                                   1000000ull,
+                                   10000000ull,
+                                   100000000ull,
+                                   1000000000ull,
+                                   10000000000ull,
+                                   100000000000ull,
+                                   1000000000000ull,
+                                   10000000000000ull,
+                                   100000000000000ull,
+                                   1000000000000000ull,
+                                   10000000000000000ull,
+                                   100000000000000000ull,
+                                   1000000000000000000ull,
+                                   10000000000000000000ull};
+    int shift = 127 - (64 - __builtin_clzll(m));
+    u128 n = (u128)m << shift;
+    u128 q = n / p10[k];
+    int below = n - q * p10[k] != 0;
+    int drop = bits128(q) - 53;
+    uint64_t mant = (uint64_t)(q >> drop);
+    u128 rest = q & (((u128)1 << drop) - 1);
+    u128 half = (u128)1 << (drop - 1);
+    uint64_t scale;
+    double d;
+
+    if (rest > half || (rest == half && (below || (mant & 1))))
+        mant++; /* 2^53 at most, still exact */
+    /* d * 2^(drop - shift), exact: a power of two in the normal range. */
+    scale = (uint64_t)(1023 + drop - shift) << 52;
+    memcpy(&d, &scale, sizeof d);
+    return (double)mant * d;
+}
+#endif
+
 int
 jscan_num_double(struct jscan *sc, const struct jscan_num *num, double *out)
 {
@@ -426,7 +492,7 @@ jscan_num_double(struct jscan *sc, const struct jscan_num *num, double *out)
     /*
      * A decimal fraction m / 10^k with m <= 2^53 and k <= 22 is the exact
      * quotient of two exact doubles, so one division rounds it correctly,
-     * as strtod would (every timestamp takes this path).
+     * as strtod would; a wider m takes the division in integers.
      */
     {
         static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
@@ -455,6 +521,13 @@ jscan_num_double(struct jscan *sc, const struct jscan_num *num, double *out)
             *out = num->neg ? -d : d;
             return 0;
         }
+#ifdef __SIZEOF_INT128__
+        if (i == num->end && nd <= 19 && k >= 0 && m != 0) {
+            double d = div_pow10(m, (unsigned)k);
+            *out = num->neg ? -d : d;
+            return 0;
+        }
+#endif
     }
     if (len >= sizeof small) {
         tmp = sc->arena != NULL ? arena_alloc(sc->arena, len + 1) : NULL;

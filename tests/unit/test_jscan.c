@@ -147,6 +147,131 @@ test_numbers(void)
     }
 }
 
+/* Whether jscan_num_double reads text as strtod does, bit for bit. */
+static int
+double_agrees(const char *text)
+{
+    struct jscan s;
+    struct jscan_num num;
+    double got, want = strtod(text, NULL);
+
+    jscan_init(&s, text, strlen(text), &arena, NULL, 0);
+    if (jscan_number(&s, &num) != 0 || s.i != s.n ||
+        jscan_num_double(&s, &num, &got) != 0)
+        return 0;
+    return memcmp(&got, &want, sizeof got) == 0;
+}
+
+/*
+ * Decimal fractions are rounded as strtod rounds them.  Those with more
+ * than 53 bits of digits (a timestamp with 17 significant digits) are the
+ * hard ones: the halfway points between two doubles, and the decimals a
+ * thousandth or a tenth on either side of them, where rounding twice (the
+ * digits to a double, then the quotient) goes wrong.  The cases closer to
+ * a halfway point than that were found with Python's exact fractions.
+ */
+static void
+test_doubles(void)
+{
+    static const char *const cases[] = {
+        "1700000000.0235858",
+        "1764547200.123456",
+        "-1764547200.1234567",
+        "0.5",
+        "1.5",
+        "123.456",
+        "9007199254740993.0",
+        "9007199254740995.0",
+        "4503599627370497.5",
+        "4503599627370496.5",
+        "2251799813685248.25",
+        "2251799813685248.75",
+        "0.0000000000000000001",
+        "9999999999999999999",
+        "9999999999999999.999",
+        "999999999999999999.9",
+        "1e3",
+        "-0.0",
+        "12345678901234567890.5",
+        "0.30000000000000000444",
+        /* Above a halfway point by less than the quotient's last bit, so
+         * only the remainder says to round up. */
+        "405.0727679193905999",
+        "1749.602629605775860",
+        "52.27526402450317633",
+        "6.037315958323514753",
+    };
+    char text[64], what[96], first[64] = "";
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    size_t bad = 0;
+
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        snprintf(what, sizeof what, "double %s", cases[k]);
+        CHECK(double_agrees(cases[k]), what);
+    }
+    for (int n = 0; n < 300000; n++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        int e = 50 + (int)(r >> 60) % 8; /* a double x in [2^e, 2^(e+1)) */
+        int side = (int)((r >> 1) % 3);  /* on, above or below halfway */
+        uint64_t x = (uint64_t)1 << e | (r >> 11 & (((uint64_t)1 << e) - 1));
+        if (e < 53) {
+            /* The doubles here are multiples of 2^(e-52) >= 1/4, so the
+             * midpoint above x is a whole number of eighths, written in
+             * thousandths (19 digits at most). */
+            uint64_t m1000 = (x * 8 + ((uint64_t)1 << (e - 50))) * 125;
+            m1000 += side == 1 ? 1 : 0;
+            m1000 -= side == 2 ? 1 : 0;
+            snprintf(text, sizeof text, "%s%llu.%03u", r >> 3 & 1 ? "-" : "",
+                     (unsigned long long)(m1000 / 1000),
+                     (unsigned)(m1000 % 1000));
+        } else {
+            /* Multiples of 2^(e-52) >= 2: the midpoint is a whole number,
+             * written with a tenth (18 digits at most). */
+            x &= ~(((uint64_t)1 << (e - 52)) - 1);
+            uint64_t mid = x + ((uint64_t)1 << (e - 53));
+            if (mid >= 100000000000000000ull)
+                continue;
+            snprintf(text, sizeof text, "%s%llu.%c", r >> 3 & 1 ? "-" : "",
+                     (unsigned long long)(side == 2 ? mid - 1 : mid),
+                     "019"[side]);
+        }
+        if (!double_agrees(text) && bad++ == 0)
+            snprintf(first, sizeof first, "%s", text);
+    }
+    snprintf(what, sizeof what,
+             "decimals near halfway points read as strtod "
+             "does (first apart: %s)",
+             first);
+    CHECK_U64(bad, 0, what);
+    bad = 0;
+    first[0] = '\0';
+    for (int n = 0; n < 300000; n++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        /* 1 to 19 digits, 1 to all of them before the point. */
+        int nd = 1 + (int)(r >> 59) % 19, before = 1 + (int)(r >> 40) % nd;
+        uint64_t d = r * 0x2545f4914f6cdd1dull;
+        char *o = text;
+        if (r & 1)
+            *o++ = '-';
+        for (int i = 0; i < nd; i++, d = d * 6364136223846793005ull + 1) {
+            int digit = (int)(d >> 60) % 10;
+            if (i == 0 && before > 1 && digit == 0)
+                digit = 1; /* no leading zero */
+            if (i == before)
+                *o++ = '.';
+            *o++ = (char)('0' + digit);
+        }
+        *o = '\0';
+        if (!double_agrees(text) && bad++ == 0)
+            snprintf(first, sizeof first, "%s", text);
+    }
+    snprintf(what, sizeof what,
+             "random decimals read as strtod does "
+             "(first apart: %s)",
+             first);
+    CHECK_U64(bad, 0, what);
+}
+
 static void
 test_integers(void)
 {
@@ -796,6 +921,7 @@ main(void)
     test_strings();
     test_string_borrowing();
     test_numbers();
+    test_doubles();
     test_integers();
     test_hashes();
     /* The token readers of the machine's widest instruction set, then
