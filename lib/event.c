@@ -4,6 +4,7 @@
  */
 #include "event.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +120,21 @@ arena_alloc(struct arena *a, size_t n)
     c->used += n;
     a->used_total += n;
     return p;
+}
+
+void
+arena_trim(struct arena *a, void *p, size_t old_n, size_t n)
+{
+    const size_t align = sizeof(max_align_t);
+    struct arena_chunk *c = a->head;
+
+    assert(n <= old_n);
+    old_n = old_n == 0 ? align : (old_n + align - 1) & ~(align - 1);
+    n = n == 0 ? align : (n + align - 1) & ~(align - 1);
+    if (c == NULL || (char *)p + old_n != (char *)c->data + c->used)
+        return;
+    c->used -= old_n - n;
+    a->used_total -= old_n - n;
 }
 
 void

@@ -361,6 +361,14 @@ struct arena {
 /* Returns n bytes aligned for any type, or NULL when out of memory. */
 void *arena_alloc(struct arena *a, size_t n);
 
+/*
+ * Shrinks the newest allocation, p of old_n bytes, to its first n bytes
+ * (n <= old_n), so a reader can reserve for the most it may need and keep
+ * what it used.  When p is not the newest allocation nothing changes: its
+ * bytes stay allocated until the reset.
+ */
+void arena_trim(struct arena *a, void *p, size_t old_n, size_t n);
+
 /* Forgets every allocation but keeps the largest chunk for reuse. */
 void arena_reset(struct arena *a);
 

@@ -416,6 +416,9 @@ jp_token_list(struct jp *j, uint32_t **t, size_t *cap, size_t *n, int *mixed)
     }
 }
 
+/* The most token ids jp_tokens reserves room for before it reads any. */
+#define TOKENS_RESERVE 65536
+
 static int
 jp_tokens(struct jp *j, struct kv_event *ev)
 {
@@ -429,8 +432,17 @@ jp_tokens(struct jp *j, struct kv_event *ev)
     if (rc == -1)
         return -1;
     if (rc == 0 && !pairs) {
+        /* Room for as many ids as the rest of the line could hold (each
+         * takes a digit and a comma), up to a bound, and the unused end
+         * given back: one allocation and one scanner call for a list of
+         * any usual length instead of a doubling array. */
+        cap = (j->sc.n - j->sc.i + 1) / 2;
+        cap = cap < TOKENS_RESERVE ? cap : TOKENS_RESERVE;
+        if ((t = jp_alloc(j, cap * sizeof *t)) == NULL)
+            return -1;
         if (jp_token_list(j, &t, &cap, &n, &mixed) == -1)
             return -1;
+        arena_trim(j->arena, t, cap * sizeof *t, n * sizeof *t);
         rc = 1;
     }
     ev->token_mixed = mixed;

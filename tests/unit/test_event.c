@@ -1,6 +1,6 @@
 /*
  * test_event.c - the field list (lib/fields.def) and the tables and the
- * name lookup that come from it.
+ * name lookup that come from it; the batch arena's trim.
  *
  * Expected names, order and required sets are written by hand from
  * docs/ndjson.md#engine-events, not taken from the list under test.
@@ -110,10 +110,41 @@ test_required(void)
     CHECK_U64(kv_required_fields(KV_GAP), 0, "records require nothing");
 }
 
+/*
+ * arena_trim gives the end of the newest allocation back, so the next one
+ * starts right after what was kept, and leaves an older one alone.
+ */
+static void
+test_arena_trim(void)
+{
+    struct arena a = {0};
+    const size_t align = sizeof(max_align_t);
+    const size_t kept = (100 + align - 1) / align * align;
+    char *p = arena_alloc(&a, 1000);
+    size_t used = a.used_total;
+
+    arena_trim(&a, p, 1000, 100);
+    CHECK_U64(a.used_total, used - (1000 + align - 1) / align * align + kept,
+              "arena_trim: the kept bytes, rounded up, stay counted");
+    char *q = arena_alloc(&a, 16);
+    CHECK(q == p + kept,
+          "arena_trim: the next allocation follows the kept bytes");
+    char *r = arena_alloc(&a, 64);
+    arena_trim(&a, q, 16, 0);
+    char *s = arena_alloc(&a, 64);
+    CHECK(s == r + 64, "arena_trim: an older allocation is left alone");
+    /* Trimmed to nothing it keeps what arena_alloc(0) would give. */
+    arena_trim(&a, s, 64, 0);
+    CHECK(arena_alloc(&a, 1) == s + align,
+          "arena_trim to nothing keeps one aligned unit");
+    arena_free(&a);
+}
+
 int
 main(void)
 {
     test_names();
     test_required();
+    test_arena_trim();
     return unit_done();
 }

@@ -466,7 +466,7 @@ static void
 test_read_numbers(void)
 {
     static char line[1 << 20];
-    static uint32_t want[20000];
+    static uint32_t want[70000];
     struct kv_env env;
     struct kv_event ev;
     char err[256];
@@ -484,7 +484,8 @@ test_read_numbers(void)
         if (p <= UINT32_MAX)
             want[n++] = (uint32_t)p;
     }
-    while (n < 20000) {
+    /* More than jp_tokens reserves room for before it reads (65,536). */
+    while (n < 70000) {
         r ^= r << 13;
         r ^= r >> 7;
         r ^= r << 17;
@@ -498,14 +499,33 @@ test_read_numbers(void)
     int same = rc == NDJSON_EVENT && ev.n_tokens == n;
     for (size_t x = 0; same && x < n; x++)
         same = ev.tokens[x] == want[x];
-    CHECK(same, "20000 token ids of every length read back");
+    CHECK(same, "70000 token ids of every length read back");
     /* And the writer prints them as snprintf did. */
     buf_clear(&out);
     ndjson_write_event(&out, &env, &ev);
     const char *list = strstr(line, "\"token_ids\":[");
     size_t list_len = strlen(list) - 1; /* without the final '}' */
     CHECK(memmem(out.p, out.len, list, list_len) != NULL,
-          "20000 token ids of every length written back");
+          "70000 token ids of every length written back");
+
+    /* The room given back after the ids is where the line's next values
+     * go (a string's unescaped copy, an unknown key): the ids stay whole. */
+    k = (size_t)snprintf(line, sizeof line,
+                         "{\"type\":\"BlockStored\",\"token_ids\":[");
+    for (size_t x = 0; x < 300; x++)
+        k += (size_t)snprintf(line + k, sizeof line - k, "%s%" PRIu32,
+                              x ? "," : "", want[x]);
+    snprintf(line + k, sizeof line - k,
+             "],\"lora_name\":\"tab\\there\",\"zz\":[1,2],"
+             "\"extra_keys\":[\"%s\"]}",
+             "a long enough value to need more than the kept room");
+    rc = parse(line, &env, &ev, err, sizeof err);
+    same = rc == NDJSON_EVENT && ev.n_tokens == 300 && ev.n_unknown == 1 &&
+           ev.str[KV_F_LORA_NAME].n == 8 &&
+           memcmp(ev.str[KV_F_LORA_NAME].p, "tab\there", 8) == 0;
+    for (size_t x = 0; same && x < 300; x++)
+        same = ev.tokens[x] == want[x];
+    CHECK(same, "token ids and the values read after them");
 
     static const char *bad_tokens[] = {
         "[01]",         "[00]",          "[1.0]",     "[1e2]",
