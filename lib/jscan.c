@@ -615,6 +615,51 @@ jscan_hash_text(const char *p, size_t n, uint64_t *out, enum jscan_error *why)
 }
 
 int
+jscan_hash_digits(struct jscan *s, uint64_t *out)
+{
+#ifdef JSCAN_SWAR
+    static const uint64_t p10[] = {1,      10,      100,      1000,     10000,
+                                   100000, 1000000, 10000000, 100000000};
+    const char *p = s->s + s->i + 1;
+    uint64_t w[3], v;
+    int len, run;
+
+    /* The quote, 24 bytes of digits at most and room to look at them. */
+    if (s->n - s->i < 25 || p[-1] != '"')
+        return 0;
+    memcpy(w, p, sizeof w);
+    len = run = digits_run8(w[0]);
+    if (run == 8) {
+        len += run = digits_run8(w[1]);
+        if (run == 8)
+            len += digits_run8(w[2]);
+    }
+    if (len == 0 || len > 20 || p[len] != '"')
+        return 0;
+    if (len <= 8) {
+        v = digits_value8(w[0], len);
+    } else if (len <= 16) {
+        v = (uint64_t)digits_value8(w[0], 8) * p10[len - 8] +
+            digits_value8(w[1], len - 8);
+    } else {
+        uint64_t hi = (uint64_t)digits_value8(w[0], 8) * 100000000 +
+                      digits_value8(w[1], 8);
+        /* 20 digits can pass 2^64 - 1: the general path says so. */
+        if (__builtin_mul_overflow(hi, p10[len - 16], &v) ||
+            __builtin_add_overflow(v, digits_value8(w[2], len - 16), &v))
+            return 0;
+    }
+    *out = v;
+    s->i += (size_t)len + 2;
+    return 1;
+#else
+    (void)s;
+    (void)out;
+    return 0;
+#endif
+}
+
+int
 jscan_hash(struct jscan *s, uint64_t *out)
 {
     struct kv_str t;
@@ -631,6 +676,8 @@ jscan_hash(struct jscan *s, uint64_t *out)
     }
     if (c != '"')
         return jscan_u64(s, UINT64_MAX, out);
+    if (jscan_hash_digits(s, out))
+        return 0;
     start = s->i;
     if (jscan_string(s, &t) < 0)
         return -1;

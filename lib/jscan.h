@@ -160,6 +160,15 @@ int jscan_hash_text(const char *p, size_t n, uint64_t *out,
                     enum jscan_error *why);
 
 /*
+ * At a '"': the common hash form, a quoted decimal of 1 to 20 digits that
+ * fits in 64 bits, read in three words without the string scanner.
+ * Returns 1 with the cursor after the closing quote, or 0 with the cursor
+ * where it was for anything else (hex, an escape, too close to the end of
+ * the text, a bad hash), which the general path then reads or rejects.
+ */
+int jscan_hash_digits(struct jscan *s, uint64_t *out);
+
+/*
  * A 64-bit hash the way ndjson.md accepts it: a decimal string, a
  * "0x"-prefixed hex string, or a JSON integer (negative values as their
  * two's-complement bit pattern).

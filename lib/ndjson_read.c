@@ -283,6 +283,8 @@ jp_hash(struct jp *j, const char *key, uint64_t *out)
     if (c == '"') {
         struct kv_str str;
         char show[40];
+        if (jscan_hash_digits(&j->sc, out))
+            return 0;
         if (jp_string(j, &str) == -1)
             return -1;
         enum jscan_error why;

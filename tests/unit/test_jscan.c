@@ -389,20 +389,77 @@ test_hashes(void)
         {"1.5", JSCAN_E_NOT_INT, 0},
         {"true", JSCAN_E_NOT_UINT, 0},
     };
+    char what[96], text[64];
+
+    /* Each alone, then with room after it: quoted decimals then take
+     * jscan_hash_digits, which needs 25 bytes from the quote. */
+    for (int pad = 0; pad < 2; pad++) {
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            struct jscan s;
+            uint64_t v = 0;
+            size_t len = strlen(cases[k].in);
+            int rc;
+
+            snprintf(text, sizeof text, "%s%s", cases[k].in,
+                     pad ? ",                        " : "");
+            jscan_init(&s, text, strlen(text), &arena, NULL, 0);
+            rc = jscan_hash(&s, &v);
+            snprintf(what, sizeof what, "hash %s%s", cases[k].in,
+                     pad ? " (and room after)" : "");
+            if (cases[k].err == JSCAN_E_NONE)
+                CHECK(rc == 0 && v == cases[k].want && s.i == len, what);
+            else
+                CHECK(rc < 0 && s.error == cases[k].err, what);
+        }
+    }
+}
+
+/*
+ * jscan_hash_digits takes a quoted decimal of 1 to 20 digits below 2^64
+ * when 25 bytes from its quote are there to read, and leaves everything
+ * else, its cursor unmoved, to the general path.
+ */
+static void
+test_hash_digits(void)
+{
+    static const struct {
+        const char *in;
+        int taken;
+        uint64_t want;
+    } cases[] = {
+        {"\"7\"                      ", 1, 7},
+        {"\"7\"                     ", 0, 0}, /* 24 bytes */
+        {"\"12345678\"                 ", 1, 12345678},
+        {"\"123456789\"                ", 1, 123456789},
+        {"\"1234567890123456\"         ", 1, 1234567890123456ull},
+        {"\"12345678901234567\"        ", 1, 12345678901234567ull},
+        {"\"18446744073709551615\"     ", 1, UINT64_MAX},
+        {"\"18446744073709551616\"     ", 0, 0},
+        {"\"99999999999999999999\"     ", 0, 0},
+        {"\"000000000000000000001\"    ", 0, 0},
+        {"\"00000000000000000001\"     ", 1, 1},
+        {"\"\"                         ", 0, 0},
+        {"\"0x1f\"                     ", 0, 0},
+        {"\"12\\u0033\"                 ", 0, 0},
+        {"\"1234567a\"                 ", 0, 0},
+        {"\"123456789012345678901234567", 0, 0},
+        {"7                          ", 0, 0},
+    };
     char what[96];
 
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         struct jscan s;
         uint64_t v = 0;
-        int rc;
+        const char *close = strchr(cases[k].in + 1, '"');
+        size_t end = close != NULL ? (size_t)(close + 1 - cases[k].in) : 0;
 
         jscan_init(&s, cases[k].in, strlen(cases[k].in), &arena, NULL, 0);
-        rc = jscan_hash(&s, &v);
-        snprintf(what, sizeof what, "hash %s", cases[k].in);
-        if (cases[k].err == JSCAN_E_NONE)
-            CHECK(rc == 0 && v == cases[k].want && s.i == s.n, what);
+        int rc = jscan_hash_digits(&s, &v);
+        snprintf(what, sizeof what, "hash digits %s", cases[k].in);
+        if (cases[k].taken)
+            CHECK(rc == 1 && v == cases[k].want && s.i == end, what);
         else
-            CHECK(rc < 0 && s.error == cases[k].err, what);
+            CHECK(rc == 0 && s.i == 0, what);
     }
 }
 
@@ -924,6 +981,7 @@ main(void)
     test_doubles();
     test_integers();
     test_hashes();
+    test_hash_digits();
     /* The token readers of the machine's widest instruction set, then
      * the portable ones: both must give token_at's answers. */
     for (int portable = 0; portable < 2; portable++) {
