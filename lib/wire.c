@@ -190,6 +190,41 @@ token_fast(const uint8_t **pp, const uint8_t *end, uint32_t *out)
     }
 }
 
+/* The 32-bit big-endian value at p. */
+static inline uint32_t
+be32_at(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
+}
+
+/*
+ * Reads two token ids when both are cd or ce (16- or 32-bit), the two
+ * forms a vocabulary past 65,536 mixes in any order, and advances *pp;
+ * 0 for anything else.  16 bytes must be readable at *pp.  A branch on
+ * each id's form would be mispredicted about half the time, and reading
+ * the second id's form only after the first's would chain two loads per
+ * id: both places the second form can be (3 or 5 bytes on) are read with
+ * the first, and the choices are arithmetic.
+ */
+static inline int
+token_pair(const uint8_t **pp, uint32_t *out)
+{
+    const uint8_t *p = *pp;
+    unsigned b0 = p[0], c3 = p[3], c5 = p[5];
+    unsigned wide0 = ~b0 & 1; /* ce: 1, cd: 0 */
+    unsigned b1 = c3 ^ ((c3 ^ c5) & (0u - wide0));
+    unsigned wide1 = ~b1 & 1;
+
+    if (b0 - 0xcd > 1u || b1 - 0xcd > 1u)
+        return 0;
+    const uint8_t *q = p + 3 + 2 * wide0;
+    out[0] = be32_at(p + 1) >> (16 - 16 * wide0);
+    out[1] = be32_at(q + 1) >> (16 - 16 * wide1);
+    *pp = q + 3 + 2 * wide1;
+    return 1;
+}
+
 /*
  * Reads one token id in any encoding; 0 or -1 (message set).  With mixed
  * non-NULL a string is accepted as a placeholder (TensorRT-LLM's
@@ -244,6 +279,10 @@ dec_tokens(struct dec *d, struct kv_event *ev)
     if (!pairs) {
         const uint8_t *p = d->c.p, *end = d->c.end;
         for (uint32_t i = 0; i < v.n; i++) {
+            if (i + 1 < v.n && end - p >= 16 && token_pair(&p, &t[i])) {
+                i++;
+                continue;
+            }
             if (token_fast(&p, end, &t[i]))
                 continue;
             d->c.p = p;

@@ -478,6 +478,98 @@ test_decode_table(void)
     free(in);
 }
 
+/*
+ * Token ids in every integer form (fixint, cc, cd, ce, cf, and the wider
+ * forms also for small values), in random order and list lengths, read
+ * back exactly: the decoder takes cd and ce two at a time, and the last
+ * ids of each list lie within 16 bytes of the payload's end, where it
+ * reads one at a time.
+ */
+static void
+test_token_forms(void)
+{
+    static uint8_t p[8192];
+    static uint32_t want[600];
+    struct arena a = {0};
+    uint64_t r = 0x853c49e6748fea9bull;
+    size_t bad = 0;
+    char err[128] = "", first[160] = "";
+
+    for (int trial = 0; trial < 4000; trial++) {
+        size_t n = 1 + (size_t)(trial % 600), o = 0;
+        static const uint8_t head[] = {
+            0x92, 0xcb, 0x41, 0xd9, 0x54, 0xfc, 0x40, 0x00, 0x00, 0x00, /* ts */
+            0x91, 0x96, 0xab, 'B',  'l',  'o',  'c',  'k',  'S',  't',
+            'o',  'r',  'e',  'd',  0x91, 0x01, 0xc0, 0xdc};
+        memcpy(p, head, sizeof head);
+        o = sizeof head;
+        p[o++] = (uint8_t)(n >> 8);
+        p[o++] = (uint8_t)n;
+        for (size_t k = 0; k < n; k++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            /* Mostly cd and ce, as a large vocabulary gives them. */
+            unsigned form = (unsigned)(r >> 61);
+            uint32_t v = (uint32_t)(r >> 20);
+            switch (form) {
+            case 0:
+                v &= 0x7f;
+                p[o++] = (uint8_t)v;
+                break;
+            case 1:
+                v &= 0xff;
+                p[o++] = 0xcc;
+                p[o++] = (uint8_t)v;
+                break;
+            case 2:
+            case 3:
+            case 4:
+                v &= r >> 40 & 1 ? 0xffff : 0xff;
+                p[o++] = 0xcd;
+                p[o++] = (uint8_t)(v >> 8);
+                p[o++] = (uint8_t)v;
+                break;
+            case 7:
+                /* cf: the one-at-a-time reader's. */
+                p[o++] = 0xcf;
+                memset(p + o, 0, 4);
+                o += 4;
+                /* fall through */
+            default:
+                if (form != 7)
+                    p[o++] = 0xce;
+                if (r >> 40 & 1)
+                    v &= 0x3ffff;
+                for (int b = 3; b >= 0; b--)
+                    p[o++] = (uint8_t)(v >> (8 * b));
+                break;
+            }
+            want[k] = v;
+        }
+        p[o++] = 0x10; /* block_size */
+        p[o++] = 0xc0; /* lora_id */
+
+        struct wire_opts opts = {0};
+        struct kv_batch b = {0};
+        arena_reset(&a);
+        int rc = wire_decode(p, o, &opts, &a, &b, err, sizeof err);
+        const struct kv_event *ev =
+            rc == 0 && b.n_events == 1 ? b.events : NULL;
+        int same = ev != NULL && ev->type == KV_BLOCK_STORED &&
+                   ev->n_tokens == n && !ev->token_pairs && !ev->token_mixed;
+        for (size_t k = 0; same && k < n; k++)
+            same = ev->tokens[k] == want[k];
+        if (!same && bad++ == 0)
+            snprintf(first, sizeof first, "trial %d, %zu ids: rc %d %s", trial,
+                     n, rc, err);
+    }
+    char what[256];
+    snprintf(what, sizeof what,
+             "token ids in every integer form read back (first wrong: %s)",
+             first);
+    CHECK_U64(bad, 0, what);
+    arena_free(&a);
+}
+
 /* Every proper prefix of a valid payload is a batch error, never a crash. */
 static void
 test_prefixes(void)
@@ -562,6 +654,7 @@ int
 main(void)
 {
     test_decode_table();
+    test_token_forms();
     test_prefixes();
     test_caps();
     return unit_done();
