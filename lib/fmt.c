@@ -8,6 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define FMT_VBMI 1
+#define FMT_VBMI_TARGET                                                        \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,"              \
+                          "avx512vbmi2,popcnt,bmi,bmi2")))
+#endif
+
 static const char hexdig[] = "0123456789abcdef";
 
 /* "000" to "999", each with a NUL: 4 KiB that stay in cache. */
@@ -245,4 +253,115 @@ fmt_json_str(char *q, const char *str, size_t n)
     }
     *q++ = '"';
     return q;
+}
+
+int
+fmt_cpu_vbmi2(void)
+{
+#ifdef FMT_VBMI
+    return __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vbmi") &&
+           __builtin_cpu_supports("avx512vbmi2") &&
+           __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi2");
+#else
+    return 0;
+#endif
+}
+
+#ifdef FMT_VBMI
+static int fmt_vbmi_off;
+
+/*
+ * Eight ids at a time while all are below 10^7, the rest left to the
+ * caller; returns the end and sets *done.  Each id becomes 8 digits in a
+ * 64-bit lane as fmt_swar8 makes them (the first always 0 below 10^7),
+ * moved down a byte so that byte 7 takes the comma; the bytes from each
+ * lane's first nonzero digit (its last digit at least) to its comma are
+ * then packed together.  The 64-byte store needs no more room than the
+ * eight ids' FMT_LIST_ROOM.
+ */
+FMT_VBMI_TARGET static char *
+list_vbmi(char *dst, const uint32_t *t, size_t n, size_t *done)
+{
+    const __m256i below = _mm256_set1_epi32(10000000);
+    const __m512i ascii = _mm512_set1_epi64(0x2c30303030303030ll);
+    size_t k = 0;
+
+    for (; k + 8 <= n; k += 8) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(t + k));
+        if (_mm256_cmpge_epu32_mask(v, below) != 0)
+            break;
+        /* v / 10^4 | (v % 10^4) << 32 in each 64-bit lane (exact for
+         * v < 4.9 * 10^8), then /100 in 32-bit lanes and /10 in 16-bit
+         * lanes, as fmt_swar8 does in one word. */
+        __m512i x = _mm512_cvtepu32_epi64(v);
+        __m512i hi = _mm512_srli_epi64(
+            _mm512_mul_epu32(x, _mm512_set1_epi64(109951163)), 40);
+        x = _mm512_or_si512(
+            hi, _mm512_slli_epi64(
+                    _mm512_sub_epi64(
+                        x, _mm512_mul_epu32(hi, _mm512_set1_epi64(10000))),
+                    32));
+        __m512i q = _mm512_srli_epi32(
+            _mm512_mullo_epi32(x, _mm512_set1_epi32(10486)), 20);
+        x = _mm512_or_si512(
+            q, _mm512_slli_epi32(
+                   _mm512_sub_epi32(
+                       x, _mm512_mullo_epi32(q, _mm512_set1_epi32(100))),
+                   16));
+        q = _mm512_srli_epi16(_mm512_mullo_epi16(x, _mm512_set1_epi16(103)),
+                              10);
+        x = _mm512_or_si512(
+            q, _mm512_slli_epi16(
+                   _mm512_sub_epi16(
+                       x, _mm512_mullo_epi16(q, _mm512_set1_epi16(10))),
+                   8));
+        x = _mm512_srli_epi64(x, 8);
+        /*
+         * Per lane (8 mask bits): the nonzero digits, and the last digit
+         * (bit 6) always; then every bit from the lowest set one up, which
+         * is m | -m in each byte.  Bit 6 being set, ~m + 1 cannot carry
+         * into the next byte.
+         */
+        uint64_t m = _mm512_test_epi8_mask(x, x) | 0x4040404040404040ull;
+        uint64_t keep = m | (~m + 0x0101010101010101ull);
+        __m512i out =
+            _mm512_maskz_compress_epi8(keep, _mm512_or_si512(x, ascii));
+        _mm512_storeu_si512((void *)dst, out);
+        dst += _mm_popcnt_u64(keep);
+    }
+    *done = k;
+    return dst;
+}
+#endif
+
+const char *
+fmt_list_simd(int portable)
+{
+#ifdef FMT_VBMI
+    fmt_vbmi_off = portable;
+    if (!portable && fmt_cpu_vbmi2())
+        return "avx512vbmi2";
+#else
+    (void)portable;
+#endif
+    return "scalar";
+}
+
+char *
+fmt_u32_list(char *dst, const uint32_t *t, size_t n)
+{
+    size_t k = 0;
+
+#ifdef FMT_VBMI
+    if (n >= 8 && !fmt_vbmi_off && fmt_cpu_vbmi2())
+        dst = list_vbmi(dst, t, n, &k);
+#endif
+    for (; k < n; k++) {
+        dst += fmt_u32_small(dst, t[k]);
+        *dst++ = ',';
+    }
+    return dst;
 }

@@ -150,6 +150,35 @@ fmt_u32_small(char *q, uint32_t v)
     return len + 3;
 }
 
+/* Room fmt_u32_list() needs per id. */
+#define FMT_LIST_ROOM 11
+
+/*
+ * Writes ids t[0..n) in decimal, each followed by a comma, at dst, which
+ * has room for FMT_LIST_ROOM bytes per id; returns the end (the caller
+ * drops or keeps the last comma).  Where the CPU has AVX-512 VBMI2
+ * (fmt_list_simd), eight ids below 10^7 at a time are made in one
+ * register and packed with their commas by one vpcompressb; fmt_u32_small
+ * writes the rest.
+ */
+char *fmt_u32_list(char *dst, const uint32_t *t, size_t n);
+
+/*
+ * Whether this CPU can run kvtap's AVX-512 paths (jscan's token reader,
+ * fmt_u32_list): AVX-512 F, BW, VL, VBMI and VBMI2, POPCNT and BMI2.
+ * 0 where the compiler cannot build them.
+ */
+int fmt_cpu_vbmi2(void);
+
+/*
+ * fmt_u32_list writes with AVX-512 where fmt_cpu_vbmi2() says so; with
+ * portable = 1 it keeps to fmt_u32_small until called again with 0, so
+ * tests and benchmarks can check and time both on one machine; not to be
+ * called while another thread writes.  Returns "avx512vbmi2" or "scalar",
+ * the path now taken.  Static storage.
+ */
+const char *fmt_list_simd(int portable);
+
 /* Room fmt_double() needs. */
 #define FMT_DOUBLE_MAX 32
 

@@ -912,12 +912,7 @@ static int jscan_vbmi_off;
 static int
 vbmi_ok(void)
 {
-    return !jscan_vbmi_off && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512vbmi") &&
-           __builtin_cpu_supports("avx512vbmi2") &&
-           __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi2");
+    return !jscan_vbmi_off && fmt_cpu_vbmi2();
 }
 #endif
 

@@ -357,11 +357,7 @@ put_tokens(char *q, const struct kv_event *ev)
             *q++ = ']';
         }
     } else if (ev->n_tokens > 0) {
-        q += fmt_u32_small(q, t[0]);
-        for (size_t k = 1; k < ev->n_tokens; k++) {
-            *q++ = ',';
-            q += fmt_u32_small(q, t[k]);
-        }
+        q = fmt_u32_list(q, t, ev->n_tokens) - 1; /* no comma at the end */
     }
     *q++ = ']';
     return q;

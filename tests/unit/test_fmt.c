@@ -1,7 +1,7 @@
 /*
- * test_fmt.c - the shared formatters: decimal integers and doubles
- * (against printf), JSON string literals (through buf_put_json_str, which
- * kvindex replies use) and the byte classifier.
+ * test_fmt.c - the shared formatters: decimal integers, id lists and
+ * doubles (against printf), JSON string literals (through buf_put_json_str,
+ * which kvindex replies use) and the byte classifier.
  *
  * Expected texts are written by hand from RFC 8259 and Unicode's "maximal
  * subpart" rule; every escaped string must also be accepted by jansson, a
@@ -257,6 +257,53 @@ test_special8(void)
 #endif
 }
 
+/*
+ * fmt_u32_list against snprintf, with each path: lists of 0 to 40 ids of
+ * every digit length (10^7 and up, which the AVX-512 path leaves to the
+ * scalar one, mixed in), and no byte written past FMT_LIST_ROOM per id.
+ */
+static void
+test_u32_list(const char *path)
+{
+    static uint32_t t[64];
+    static char got[64 * FMT_LIST_ROOM + 16], want[64 * FMT_LIST_ROOM];
+    static const uint32_t edges[] = {0,        9,        10,        99,
+                                     100,      999999,   1000000,   9999999,
+                                     10000000, 99999999, 100000000, UINT32_MAX};
+    uint64_t r = 0xda942042e4dd58b5ull;
+    size_t bad = 0, n_lists = 0;
+    char first[96] = "", what[160];
+
+    for (int trial = 0; trial < 20000; trial++) {
+        size_t n = (size_t)trial % 41, len = 0;
+        for (size_t k = 0; k < n; k++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            /* Mostly below 10^7, as token ids are; any length now and then. */
+            if (r >> 60 == 0)
+                t[k] = edges[(r >> 20) % (sizeof edges / sizeof edges[0])];
+            else if (r >> 60 == 1)
+                t[k] = (uint32_t)(r >> 32);
+            else
+                t[k] = (uint32_t)(r >> 20) % (r >> 40 & 1 ? 10000000u : 1000u);
+            len += (size_t)snprintf(want + len, sizeof want - len, "%u,",
+                                    (unsigned)t[k]);
+        }
+        memset(got, 0x55, sizeof got);
+        char *end = fmt_u32_list(got, t, n);
+        int ok = (size_t)(end - got) == len && memcmp(got, want, len) == 0;
+        for (size_t k = n * FMT_LIST_ROOM; ok && k < sizeof got; k++)
+            ok = got[k] == 0x55;
+        if (!ok && bad++ == 0)
+            snprintf(first, sizeof first, "trial %d, %zu ids", trial, n);
+        n_lists++;
+    }
+    snprintf(what, sizeof what,
+             "fmt_u32_list (%s): %zu lists as snprintf writes them, within "
+             "their room (first wrong: %s)",
+             path, n_lists, first);
+    CHECK_U64(bad, 0, what);
+}
+
 int
 main(void)
 {
@@ -264,5 +311,9 @@ main(void)
     test_integers();
     test_doubles();
     test_special8();
+    /* The machine's widest path, then the portable one. */
+    for (int portable = 0; portable < 2; portable++)
+        test_u32_list(fmt_list_simd(portable));
+    fmt_list_simd(0);
     return unit_done();
 }
