@@ -3,7 +3,8 @@
 # shaped like bench/gen_stream.py's: the reader against jansson's
 # json_loadb of the same lines (the DOM-parse baseline), as a ratio, plus
 # lines_next + ndjson_parse_line from a file (kvindex's ingest path minus
-# the index), the writer alone, and the token ids of a 2,048-token match
+# the index), the writer alone (its token ids with the widest instruction
+# set and with the portable path), and the token ids of a 2,048-token match
 # request with both jscan_tokens readers against json_loadb.  CPU time,
 # best of three.  Adds the request's figure to `make bench`'s summary
 # (bench/summary.py) when KVTAP_BENCH_SUMMARY is set.
