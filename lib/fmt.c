@@ -30,6 +30,27 @@ const char fmt_dig3[1000][4] = {T100("0"), T100("1"), T100("2"), T100("3"),
 #undef T100
 #undef T10
 
+const uint64_t fmt_pow10[20] = {1ull,
+                                10ull,
+                                100ull,
+                                1000ull,
+                                10000ull,
+                                100000ull,
+                                1000000ull,
+                                10000000ull,
+                                100000000ull,
+                                1000000000ull,
+                                10000000000ull,
+                                100000000000ull,
+                                1000000000000ull,
+                                10000000000000ull,
+                                100000000000000ull,
+                                1000000000000000ull,
+                                10000000000000000ull,
+                                100000000000000000ull,
+                                1000000000000000000ull,
+                                10000000000000000000ull};
+
 /*
  * fmt_double()'s text without printf for 1 <= |v| < 10^14 (every
  * timestamp): the first of 15, 16, 17 significant digits that reads back
@@ -41,23 +62,6 @@ static size_t
 fmt_double_fast(char *dst, double v)
 {
     typedef unsigned __int128 u128;
-    static const uint64_t pow10[] = {1,
-                                     10,
-                                     100,
-                                     1000,
-                                     10000,
-                                     100000,
-                                     1000000,
-                                     10000000,
-                                     100000000,
-                                     1000000000,
-                                     10000000000ull,
-                                     100000000000ull,
-                                     1000000000000ull,
-                                     10000000000000ull,
-                                     100000000000000ull,
-                                     1000000000000000ull,
-                                     10000000000000000ull};
     double a = fabs(v);
     char *q = dst;
 
@@ -74,14 +78,14 @@ fmt_double_fast(char *dst, double v)
     uint64_t m = (uint64_t)ldexp(fr, 53);
     int sh = 53 - e; /* a = m * 2^-sh, 6 <= sh <= 52 here */
     int ndig = 1;
-    while (ndig < 14 && ipart >= pow10[ndig])
+    while (ndig < 14 && ipart >= fmt_pow10[ndig])
         ndig++;
 
     uint64_t digits = 0;
     int dec = 0;
     for (int prec = 15; prec <= 17; prec++) {
         dec = prec - ndig;
-        u128 n = (u128)m * pow10[dec];
+        u128 n = (u128)m * fmt_pow10[dec];
         u128 rem = n & (((u128)1 << sh) - 1);
         u128 half = (u128)1 << (sh - 1);
         digits = (uint64_t)(n >> sh);
@@ -93,13 +97,13 @@ fmt_double_fast(char *dst, double v)
         u128 back = (u128)digits << sh;
         u128 diff = back >= n ? back - n : n - back;
         u128 twice = 2 * diff;
-        u128 unit = pow10[dec];
+        u128 unit = fmt_pow10[dec];
         if (back < n && m == (uint64_t)1 << 52)
             twice *= 2; /* the gap below a power of two is half as wide */
         if (twice < unit || (twice == unit && !(m & 1)))
             break;
     }
-    uint64_t ip = digits / pow10[dec], fp = digits % pow10[dec];
+    uint64_t ip = digits / fmt_pow10[dec], fp = digits % fmt_pow10[dec];
     q += fmt_u64(q, ip);
     if (fp != 0) {
         while (fp % 10 == 0) {

@@ -21,6 +21,9 @@
 /* "000" to "999", each with a NUL (fmt_u32_small's table).  Static storage. */
 extern const char fmt_dig3[1000][4];
 
+/* 10^0 to 10^19: every power of ten a uint64_t holds.  Static storage. */
+extern const uint64_t fmt_pow10[20];
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define FMT_SWAR 1
 

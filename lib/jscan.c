@@ -438,30 +438,10 @@ bits128(u128 x)
 static double
 div_pow10(uint64_t m, unsigned k)
 {
-    static const uint64_t p10[] = {1ull,
-                                   10ull,
-                                   100ull,
-                                   1000ull,
-                                   10000ull,
-                                   100000ull,
-                                   1000000ull,
-                                   10000000ull,
-                                   100000000ull,
-                                   1000000000ull,
-                                   10000000000ull,
-                                   100000000000ull,
-                                   1000000000000ull,
-                                   10000000000000ull,
-                                   100000000000000ull,
-                                   1000000000000000ull,
-                                   10000000000000000ull,
-                                   100000000000000000ull,
-                                   1000000000000000000ull,
-                                   10000000000000000000ull};
     int shift = 127 - (64 - __builtin_clzll(m));
     u128 n = (u128)m << shift;
-    u128 q = n / p10[k];
-    int below = n - q * p10[k] != 0;
+    u128 q = n / fmt_pow10[k];
+    int below = n - q * fmt_pow10[k] != 0;
     int drop = bits128(q) - 53;
     uint64_t mant = (uint64_t)(q >> drop);
     u128 rest = q & (((u128)1 << drop) - 1);
@@ -618,8 +598,6 @@ int
 jscan_hash_digits(struct jscan *s, uint64_t *out)
 {
 #ifdef JSCAN_SWAR
-    static const uint64_t p10[] = {1,      10,      100,      1000,     10000,
-                                   100000, 1000000, 10000000, 100000000};
     const char *p = s->s + s->i + 1;
     uint64_t w[3], v;
     int len, run;
@@ -639,13 +617,13 @@ jscan_hash_digits(struct jscan *s, uint64_t *out)
     if (len <= 8) {
         v = digits_value8(w[0], len);
     } else if (len <= 16) {
-        v = (uint64_t)digits_value8(w[0], 8) * p10[len - 8] +
+        v = (uint64_t)digits_value8(w[0], 8) * fmt_pow10[len - 8] +
             digits_value8(w[1], len - 8);
     } else {
         uint64_t hi = (uint64_t)digits_value8(w[0], 8) * 100000000 +
                       digits_value8(w[1], 8);
         /* 20 digits can pass 2^64 - 1: the general path says so. */
-        if (__builtin_mul_overflow(hi, p10[len - 16], &v) ||
+        if (__builtin_mul_overflow(hi, fmt_pow10[len - 16], &v) ||
             __builtin_add_overflow(v, digits_value8(w[2], len - 16), &v))
             return 0;
     }
