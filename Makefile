@@ -155,7 +155,7 @@ uninstall:
 	rm -f $(TOOLS:%=$(DESTDIR)$(PREFIX)/bin/%) \
 	      $(patsubst man/%,$(DESTDIR)$(PREFIX)/share/man/man1/%,$(wildcard man/*.1))
 
-FORMAT_SRC = $(wildcard lib/*.[ch] cmd/*/*.[ch] tests/unit/*.[ch] bench/*.[ch] tests/fuzz/*.c)
+FORMAT_SRC = $(wildcard lib/*.[ch] cmd/*/*.[ch] tests/unit/*.[ch] bench/*.[ch] bench/ab-src/*.c tests/fuzz/*.c)
 
 format:
 	clang-format -i $(FORMAT_SRC)

@@ -1,0 +1,238 @@
+/*
+ * ab.c - the hot paths of two builds of lib/ timed in one process, for
+ * bench/ab: side a is a git revision, side b the working tree, each a
+ * whole copy of the library with its symbols prefixed a_ or b_.
+ *
+ *   ab STREAM ROUNDS
+ *
+ * STREAM is a recorded stream (bench/gen_stream.py: 4-byte big-endian
+ * length, payload).  Per path, the same items go through side a and side
+ * b in alternating chunks (which side goes first alternates too), so that
+ * a machine whose speed drifts by half within minutes slows both alike;
+ * CPU time of this thread, best of ROUNDS and over all of them.  Paths:
+ * wire_decode of the payloads, ndjson_write_batch of the decoded batches,
+ * and ndjson_parse_line of the lines side b wrote (kvsub's lines).  Each
+ * path also checks that both sides give the same result (events, bytes,
+ * parse codes) and says so when they do not, because the harness
+ * assumes both sides' structs are laid out alike.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "event.h"
+#include "ndjson_read.h"
+#include "ndjson_write.h"
+#include "wire.h"
+
+#define SIDE(p)                                                                \
+    int p##wire_decode(const uint8_t *, size_t, const struct wire_opts *,      \
+                       struct arena *, struct kv_batch *, char *, size_t);     \
+    void p##ndjson_write_batch(struct buf *, const struct ndjson_source *,     \
+                               const struct kv_batch *);                       \
+    int p##ndjson_parse_line(const char *, size_t, struct arena *,             \
+                             struct kv_env *, struct kv_event *, char *,       \
+                             size_t);                                          \
+    void p##arena_reset(struct arena *);                                       \
+    void p##arena_free(struct arena *);                                        \
+    void p##buf_free(struct buf *);
+SIDE(a_)
+SIDE(b_)
+#undef SIDE
+
+/* Items per turn of one side: small enough to alternate often, large
+ * enough that a turn is far longer than reading the clock. */
+#define CHUNK 256
+
+static double
+cpu_now(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+struct stream {
+    const uint8_t **payload;
+    size_t *len, n;
+    struct kv_batch *batch; /* decoded by side b, for the writers */
+    size_t events;
+    char **line; /* side b's NDJSON, for the parsers */
+    size_t *line_len, n_lines;
+};
+
+enum path { DECODE, WRITE, PARSE };
+
+/* One side's turn over items [from, to) of a path; with check, returns a
+ * checksum of what it produced (outside the timed turns). */
+static uint64_t
+turn(int b, enum path path, const struct stream *s, size_t from, size_t to,
+     struct arena *arena, struct buf *out, int check)
+{
+    uint64_t sum = 0;
+    char err[256];
+
+    for (size_t k = from; k < to; k++) {
+        if (path == DECODE) {
+            struct kv_batch kb;
+            struct wire_opts o = {0};
+            (b ? b_arena_reset : a_arena_reset)(arena);
+            int rc = (b ? b_wire_decode : a_wire_decode)(
+                s->payload[k], s->len[k], &o, arena, &kb, err, sizeof err);
+            sum += rc == 0 ? kb.n_events : 1000000;
+        } else if (path == WRITE) {
+            struct ndjson_source src = {
+                {"tcp://127.0.0.1:5557", 20}, {NULL, 0}, {NULL, 0}};
+            out->len = 0;
+            (b ? b_ndjson_write_batch : a_ndjson_write_batch)(out, &src,
+                                                              &s->batch[k]);
+            for (size_t i = 0; check && i < out->len; i++)
+                sum = sum * 31 + (unsigned char)out->p[i];
+        } else {
+            struct kv_env env;
+            struct kv_event ev;
+            (b ? b_arena_reset : a_arena_reset)(arena);
+            int rc = (b ? b_ndjson_parse_line : a_ndjson_parse_line)(
+                s->line[k], s->line_len[k], arena, &env, &ev, err, sizeof err);
+            sum = sum * 31 + (uint64_t)rc + ev.n_tokens + ev.n_hashes;
+        }
+    }
+    return sum;
+}
+
+static void
+compare(const char *name, const char *unit, enum path path,
+        const struct stream *s, size_t n, size_t per, int rounds)
+{
+    struct arena arena[2] = {{0}, {0}};
+    struct buf out[2] = {{0}, {0}};
+    double best[2] = {1e30, 1e30}, all[2] = {0, 0};
+    uint64_t sum[2] = {0, 0};
+
+    for (int b = 0; b < 2; b++)
+        sum[b] = turn(b, path, s, 0, n, &arena[b], &out[b], 1);
+    for (int r = 0; r < rounds; r++) {
+        double t[2] = {0, 0};
+        for (size_t from = 0; from < n; from += CHUNK) {
+            size_t to = from + CHUNK < n ? from + CHUNK : n;
+            for (int i = 0; i < 2; i++) {
+                int b = (i + r + (int)(from / CHUNK)) & 1;
+                double t0 = cpu_now();
+                turn(b, path, s, from, to, &arena[b], &out[b], 0);
+                t[b] += cpu_now() - t0;
+            }
+        }
+        for (int b = 0; b < 2; b++) {
+            all[b] += t[b];
+            if (t[b] < best[b])
+                best[b] = t[b];
+        }
+    }
+    printf("%-7s rev %6.0f ns/%s  tree %6.0f ns/%s  tree/rev %.3f (best of "
+           "%d), %.3f (all)%s\n",
+           name, best[0] / (double)per * 1e9, unit, best[1] / (double)per * 1e9,
+           unit, best[1] / best[0], rounds, all[1] / all[0],
+           sum[0] == sum[1] ? "" : "  OUTPUTS DIFFER");
+    a_arena_free(&arena[0]);
+    b_arena_free(&arena[1]);
+    a_buf_free(&out[0]);
+    b_buf_free(&out[1]);
+}
+
+/* Reads STREAM and makes the batches and lines the paths take. */
+static int
+load(const char *path, struct stream *s, struct arena *keep, uint8_t **data)
+{
+    FILE *f = fopen(path, "rb");
+    size_t cap = 0, have = 0, n;
+    struct buf text = {0};
+    char err[256];
+
+    *data = NULL;
+    if (f == NULL)
+        return -1;
+    do {
+        if (have == cap) {
+            cap = cap ? 2 * cap : 1 << 20;
+            uint8_t *p = realloc(*data, cap);
+            if (p == NULL)
+                return -1;
+            *data = p;
+        }
+        n = fread(*data + have, 1, cap - have, f);
+        have += n;
+    } while (n > 0);
+    fclose(f);
+    memset(s, 0, sizeof *s);
+    for (size_t at = 0; at + 4 <= have;) {
+        size_t len = (size_t)(*data)[at] << 24 | (size_t)(*data)[at + 1] << 16 |
+                     (size_t)(*data)[at + 2] << 8 | (*data)[at + 3];
+        if (len > have - at - 4)
+            break;
+        if ((s->n & (s->n - 1)) == 0) {
+            size_t c = s->n ? 2 * s->n : 1;
+            s->payload = realloc(s->payload, c * sizeof *s->payload);
+            s->len = realloc(s->len, c * sizeof *s->len);
+            s->batch = realloc(s->batch, c * sizeof *s->batch);
+            if (!s->payload || !s->len || !s->batch)
+                return -1;
+        }
+        s->payload[s->n] = *data + at + 4;
+        s->len[s->n] = len;
+        struct wire_opts o = {0};
+        if (b_wire_decode(s->payload[s->n], len, &o, keep, &s->batch[s->n], err,
+                          sizeof err) != 0)
+            return -1;
+        s->events += s->batch[s->n].n_events;
+        s->n++;
+        at += 4 + len;
+    }
+    struct ndjson_source src = {
+        {"tcp://127.0.0.1:5557", 20}, {NULL, 0}, {NULL, 0}};
+    for (size_t k = 0; k < s->n; k++)
+        b_ndjson_write_batch(&text, &src, &s->batch[k]);
+    if (text.oom)
+        return -1;
+    for (size_t k = 0; k < text.len; k++)
+        s->n_lines += text.p[k] == '\n';
+    s->line = malloc(s->n_lines * sizeof *s->line);
+    s->line_len = malloc(s->n_lines * sizeof *s->line_len);
+    if (s->line == NULL || s->line_len == NULL)
+        return -1;
+    char *p = text.p;
+    for (size_t k = 0; k < s->n_lines; k++) {
+        char *nl = memchr(p, '\n', text.len - (size_t)(p - text.p));
+        s->line[k] = p;
+        s->line_len[k] = (size_t)(nl - p);
+        p = nl + 1;
+    }
+    return s->n > 0 ? 0 : -1;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct stream s;
+    struct arena keep = {0};
+    uint8_t *data;
+
+    if (argc != 3 || atoi(argv[2]) < 1) {
+        fprintf(stderr, "usage: ab STREAM ROUNDS\n");
+        return 2;
+    }
+    if (load(argv[1], &s, &keep, &data) != 0) {
+        fprintf(stderr, "ab: %s: cannot read or decode the stream\n", argv[1]);
+        return 1;
+    }
+    int rounds = atoi(argv[2]);
+    printf("%zu batches, %zu events, %zu lines; CPU per item, side a = "
+           "the revision, b = the working tree\n",
+           s.n, s.events, s.n_lines);
+    compare("decode", "event", DECODE, &s, s.n, s.events, rounds);
+    compare("write", "event", WRITE, &s, s.n, s.events, rounds);
+    compare("parse", "line", PARSE, &s, s.n_lines, s.n_lines, rounds);
+    return 0;
+}

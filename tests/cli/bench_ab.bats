@@ -1,0 +1,36 @@
+#!/usr/bin/env bats
+# bench/ab, the one-process comparison of a revision's hot paths with the
+# working tree's: it builds both sides and reports each path once, with
+# both sides agreeing on every output.  Its timings are not checked (a
+# benchmark, not a timed test); its shape and its output check are.
+
+load helpers
+
+setup() {
+    D=$(mktemp -d)
+}
+
+teardown() {
+    rm -rf "$D"
+}
+
+@test "bench/ab HEAD: three paths, a ratio each, both sides' outputs the same" {
+    git -C "$KVTAP_TOP" rev-parse --verify -q HEAD >/dev/null ||
+        skip "not a git checkout"
+    "$PY" "$KVTAP_TOP/bench/gen_stream.py" "$D/s.bin" 300 >/dev/null
+    run "$KVTAP_TOP/bench/ab" -n 1 HEAD "$D/s.bin"
+    assert_success
+    assert_line --index 0 "bench/ab: HEAD (rev) against the working tree (tree)"
+    assert_line --index 1 --regexp '^300 batches, [0-9]+ events, [0-9]+ lines; '
+    assert_line --index 2 --regexp '^decode +rev +[0-9]+ ns/event +tree +[0-9]+ ns/event +tree/rev [0-9.]+ \(best of 1\), [0-9.]+ \(all\)$'
+    assert_line --index 3 --regexp '^write +rev .* \(all\)$'
+    assert_line --index 4 --regexp '^parse +rev +[0-9]+ ns/line .* \(all\)$'
+    [ "${#lines[@]}" -eq 5 ]
+    refute_output --partial "OUTPUTS DIFFER"
+}
+
+@test "bench/ab without a revision prints its usage and exits 2" {
+    run "$KVTAP_TOP/bench/ab"
+    assert_failure 2
+    assert_output "usage: bench/ab [-n ROUNDS] REV [STREAM]"
+}
