@@ -415,7 +415,7 @@ jscan_i64(struct jscan *s, int64_t *out)
 #ifdef __SIZEOF_INT128__
 __extension__ typedef unsigned __int128 u128;
 
-/* The bits of x above its highest set bit's position (x != 0). */
+/* How many bits x takes: its highest set bit's position plus one (x != 0). */
 static int
 bits128(u128 x)
 {
@@ -602,7 +602,7 @@ jscan_hash_digits(struct jscan *s, uint64_t *out)
     uint64_t w[3], v;
     int len, run;
 
-    /* The quote, 24 bytes of digits at most and room to look at them. */
+    /* The quote and the three words after it: 25 bytes from the cursor. */
     if (s->n - s->i < 25 || p[-1] != '"')
         return 0;
     memcpy(w, p, sizeof w);
