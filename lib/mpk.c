@@ -5,25 +5,6 @@
 
 #include <string.h>
 
-static uint16_t
-be16(const uint8_t *p)
-{
-    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-
-static uint32_t
-be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           p[3];
-}
-
-static uint64_t
-be64(const uint8_t *p)
-{
-    return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
 /* Fills v with a str/bin/ext body of n bytes that starts at p. */
 static int
 body(struct mpk *c, struct mpk_val *v, const uint8_t *p, uint32_t n,
@@ -68,7 +49,10 @@ fixed_number(struct mpk *c, struct mpk_val *v, uint8_t b, const uint8_t *p,
 
     if (left < w)
         return MPK_ETRUNC;
-    uint64_t u = w == 1 ? p[0] : w == 2 ? be16(p) : w == 4 ? be32(p) : be64(p);
+    uint64_t u = w == 1   ? p[0]
+                 : w == 2 ? mpk_be16(p)
+                 : w == 4 ? mpk_be32(p)
+                          : mpk_be64(p);
     c->p = p + w;
     if (b == 0xca) {
         float f;
@@ -112,7 +96,7 @@ ext(struct mpk *c, struct mpk_val *v, uint8_t b, const uint8_t *p, size_t left)
     size_t w = (size_t)1 << (b - 0xc7); /* 1, 2 or 4 length bytes */
     if (left < w + 1)
         return MPK_ETRUNC;
-    uint32_t n = w == 1 ? p[0] : w == 2 ? be16(p) : be32(p);
+    uint32_t n = w == 1 ? p[0] : w == 2 ? mpk_be16(p) : mpk_be32(p);
     v->ext_type = (int8_t)p[w];
     return body(c, v, p + w + 1, n, MPK_EXT);
 }
@@ -169,22 +153,24 @@ mpk_next_slow(struct mpk *c, struct mpk_val *v)
     case 0xda:
         if (left < 2)
             return MPK_ETRUNC;
-        return body(c, v, p + 2, be16(p), b == 0xc5 ? MPK_BIN : MPK_STR);
+        return body(c, v, p + 2, mpk_be16(p), b == 0xc5 ? MPK_BIN : MPK_STR);
     case 0xc6:
     case 0xdb:
         if (left < 4)
             return MPK_ETRUNC;
-        return body(c, v, p + 4, be32(p), b == 0xc6 ? MPK_BIN : MPK_STR);
+        return body(c, v, p + 4, mpk_be32(p), b == 0xc6 ? MPK_BIN : MPK_STR);
     case 0xdc:
     case 0xde:
         if (left < 2)
             return MPK_ETRUNC;
-        return container(c, v, p + 2, be16(p), b == 0xdc ? MPK_ARRAY : MPK_MAP);
+        return container(c, v, p + 2, mpk_be16(p),
+                         b == 0xdc ? MPK_ARRAY : MPK_MAP);
     case 0xdd:
     case 0xdf:
         if (left < 4)
             return MPK_ETRUNC;
-        return container(c, v, p + 4, be32(p), b == 0xdd ? MPK_ARRAY : MPK_MAP);
+        return container(c, v, p + 4, mpk_be32(p),
+                         b == 0xdd ? MPK_ARRAY : MPK_MAP);
     default:
         return MPK_EBYTE; /* 0xc1, never used */
     }

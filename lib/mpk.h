@@ -55,6 +55,27 @@ enum mpk_err {
     MPK_ESIZE = -3   /* a count larger than the bytes that remain */
 };
 
+/* The big-endian integers msgpack stores, read from p (the caller has
+ * checked that the bytes are there). */
+static inline uint16_t
+mpk_be16(const uint8_t *p)
+{
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+
+static inline uint32_t
+mpk_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
+}
+
+static inline uint64_t
+mpk_be64(const uint8_t *p)
+{
+    return (uint64_t)mpk_be32(p) << 32 | mpk_be32(p + 4);
+}
+
 static inline void
 mpk_init(struct mpk *c, const uint8_t *p, size_t n)
 {

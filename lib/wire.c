@@ -101,11 +101,7 @@ hash_from(struct dec *d, const struct mpk_val *v, struct kv_hash *h,
             return fail(d, "%s: digest shorter than 8 bytes",
                         kv_fields[f].name);
         /* vLLM's own int form: the last 8 bytes, big-endian. */
-        const uint8_t *q = v->p + v->n - 8;
-        uint64_t x = 0;
-        for (int i = 0; i < 8; i++)
-            x = x << 8 | q[i];
-        h->v = x;
+        h->v = mpk_be64(v->p + v->n - 8);
         h->digest = v->p;
         h->digest_len = v->n;
         return 0;
@@ -134,10 +130,7 @@ dec_hashes(struct dec *d, struct kv_event *ev)
         const uint8_t *p = d->c.p;
         /* The common case, a u64 hash: cf + 8 bytes. */
         if (d->c.end - p >= 9 && p[0] == 0xcf) {
-            uint64_t x = 0;
-            for (int k = 1; k <= 8; k++)
-                x = x << 8 | p[k];
-            h[i].v = x;
+            h[i].v = mpk_be64(p + 1);
             h[i].digest = NULL;
             h[i].digest_len = 0;
             d->c.p = p + 9;
@@ -177,25 +170,16 @@ token_fast(const uint8_t **pp, const uint8_t *end, uint32_t *out)
         *pp = p + 2;
         return 1;
     case 0xcd:
-        *out = (uint32_t)p[1] << 8 | p[2];
+        *out = mpk_be16(p + 1);
         *pp = p + 3;
         return 1;
     case 0xce:
-        *out = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
-               (uint32_t)p[3] << 8 | p[4];
+        *out = mpk_be32(p + 1);
         *pp = p + 5;
         return 1;
     default:
         return 0;
     }
-}
-
-/* The 32-bit big-endian value at p. */
-static inline uint32_t
-be32_at(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           p[3];
 }
 
 /*
@@ -219,8 +203,8 @@ token_pair(const uint8_t **pp, uint32_t *out)
     if (b0 - 0xcd > 1u || b1 - 0xcd > 1u)
         return 0;
     const uint8_t *q = p + 3 + 2 * wide0;
-    out[0] = be32_at(p + 1) >> (16 - 16 * wide0);
-    out[1] = be32_at(q + 1) >> (16 - 16 * wide1);
+    out[0] = mpk_be32(p + 1) >> (16 - 16 * wide0);
+    out[1] = mpk_be32(q + 1) >> (16 - 16 * wide1);
     *pp = q + 3 + 2 * wide1;
     return 1;
 }
