@@ -894,6 +894,30 @@ vbmi_ok(void)
 }
 #endif
 
+/*
+ * The widest run reader the CPU has (tokens_run's contract); whatever it
+ * leaves (blanks, the last id, an error) is token_at's.  0 ids where none
+ * is compiled in.
+ */
+static inline size_t
+tokens_fast(const char *p, size_t n, size_t *i, uint32_t *dst, size_t room)
+{
+#ifdef JSCAN_VBMI
+    if (vbmi_ok())
+        return tokens_vbmi(p, n, i, dst, room);
+#endif
+#ifdef JSCAN_SSE2
+    return tokens_run(p, n, i, dst, room);
+#else
+    (void)p;
+    (void)n;
+    (void)i;
+    (void)dst;
+    (void)room;
+    return 0;
+#endif
+}
+
 const char *
 jscan_tokens_simd(int portable)
 {
@@ -926,18 +950,13 @@ jscan_tokens(struct jscan *s, int first, uint32_t *dst, size_t room,
         return 1;
     }
     for (;;) {
-#ifdef JSCAN_VBMI
-        if (vbmi_ok())
-            k += tokens_vbmi(p, n, &i, dst + k, room - k);
-#endif
-#ifdef JSCAN_SSE2
-        k += tokens_run(p, n, &i, dst + k, room - k);
+        k += tokens_fast(p, n, &i, dst + k, room - k);
+        /* Only the run reader fills the room before a comma is read. */
         if (k == room) {
             s->i = i;
             *got = k;
             return 0;
         }
-#endif
         i = skip_blanks(p, n, i);
         if ((e = token_at(p, n, &i, &dst[k])) != JSCAN_E_NONE) {
             *got = k;
