@@ -6,13 +6,17 @@
  *   ab STREAM ROUNDS
  *
  * STREAM is a recorded stream (bench/gen_stream.py: 4-byte big-endian
- * length, payload).  Per path, the same items go through side a and side
+ * length, payload) or NDJSON lines (a file that starts with '{', such as
+ * bench/kvindex_gen.py's ingest stream), which only the parse and ingest
+ * paths take.  Per path, the same items go through side a and side
  * b in alternating chunks (which side goes first alternates too), so that
  * a machine whose speed drifts by half within minutes slows both alike;
  * CPU time of this thread, best of ROUNDS and over all of them.  Paths:
  * wire_decode of the payloads, ndjson_write_batch of decoded batches (the
  * first WRITE_SET, over and over, as bench_ingest does), and
- * ndjson_parse_line of the lines side b wrote (kvsub's lines).  Each
+ * ndjson_parse_line of the lines side b wrote (kvsub's lines), and
+ * ingest: each line parsed and applied to an index (index_apply), a new
+ * index per side and round, which is kvindex's work per line.  Each
  * path also checks that both sides give the same result (events, bytes,
  * parse codes) and says so when they do not, because the harness
  * assumes both sides' structs are laid out alike.
@@ -24,6 +28,7 @@
 
 #include "buf.h"
 #include "event.h"
+#include "index.h"
 #include "ndjson_read.h"
 #include "ndjson_write.h"
 #include "wire.h"
@@ -37,6 +42,11 @@
                              struct kv_env *, struct kv_event *, char *,       \
                              size_t);                                          \
     void p##arena_reset(struct arena *);                                       \
+    struct kv_index *p##index_new(const struct index_opts *, char *, size_t);  \
+    int p##index_apply(struct kv_index *, const struct kv_env *,               \
+                       const struct kv_event *, enum index_reject *);          \
+    void p##index_stats(const struct kv_index *, struct index_stats *);        \
+    void p##index_free(struct kv_index *);                                     \
     void p##arena_free(struct arena *);                                        \
     void p##buf_free(struct buf *);
 SIDE(a_)
@@ -72,14 +82,23 @@ struct stream {
     size_t *line_len, n_lines;
 };
 
-enum path { DECODE, WRITE, PARSE };
+enum path { DECODE, WRITE, PARSE, INGEST };
+
+/* What one side's turns keep between them. */
+struct side {
+    struct arena arena;
+    struct buf out;
+    struct kv_index *ix; /* the ingest path's, new each round */
+};
 
 /* One side's turn over items [from, to) of a path; with check, returns a
  * checksum of what it produced (outside the timed turns). */
 static uint64_t
 turn(int b, enum path path, const struct stream *s, size_t from, size_t to,
-     struct arena *arena, struct buf *out, int check)
+     struct side *sd, int check)
 {
+    struct arena *arena = &sd->arena;
+    struct buf *out = &sd->out;
     uint64_t sum = 0;
     char err[256];
 
@@ -102,26 +121,57 @@ turn(int b, enum path path, const struct stream *s, size_t from, size_t to,
         } else {
             struct kv_env env;
             struct kv_event ev;
+            enum index_reject why = INDEX_REJ_NONE;
             (b ? b_arena_reset : a_arena_reset)(arena);
             int rc = (b ? b_ndjson_parse_line : a_ndjson_parse_line)(
                 s->line[k], s->line_len[k], arena, &env, &ev, err, sizeof err);
-            sum = sum * 31 + (uint64_t)rc + ev.n_tokens + ev.n_hashes;
+            if (path == INGEST && rc == 0)
+                rc = (b ? b_index_apply : a_index_apply)(sd->ix, &env, &ev,
+                                                         &why);
+            sum = sum * 31 + (uint64_t)rc + ev.n_tokens + ev.n_hashes + why;
         }
     }
     return sum;
+}
+
+/* Gives each side of the ingest path a new index (the other paths keep
+ * none); with sum, first adds what the old one holds to it. */
+static void
+new_indexes(enum path path, struct side sd[2], uint64_t sum[2])
+{
+    struct index_opts o = {.default_model = "m"};
+    char err[256];
+
+    for (int b = 0; b < 2; b++) {
+        if (sd[b].ix && sum) {
+            struct index_stats st;
+            (b ? b_index_stats : a_index_stats)(sd[b].ix, &st);
+            sum[b] = sum[b] * 31 + st.keys * 7 + st.entries;
+        }
+        (b ? b_index_free : a_index_free)(sd[b].ix);
+        sd[b].ix = NULL;
+        if (path == INGEST) {
+            sd[b].ix = (b ? b_index_new : a_index_new)(&o, err, sizeof err);
+            if (sd[b].ix == NULL) {
+                fprintf(stderr, "ab: index_new: %s\n", err);
+                exit(1);
+            }
+        }
+    }
 }
 
 static void
 compare(const char *name, const char *unit, enum path path,
         const struct stream *s, size_t n, size_t per, int rounds)
 {
-    struct arena arena[2] = {{0}, {0}};
-    struct buf out[2] = {{0}, {0}};
+    struct side sd[2] = {{{0}}, {{0}}};
     double best[2] = {1e30, 1e30}, all[2] = {0, 0};
     uint64_t sum[2] = {0, 0};
 
+    new_indexes(path, sd, NULL);
     for (int b = 0; b < 2; b++)
-        sum[b] = turn(b, path, s, 0, n, &arena[b], &out[b], 1);
+        sum[b] = turn(b, path, s, 0, n, &sd[b], 1);
+    new_indexes(path, sd, sum);
     for (int r = 0; r < rounds; r++) {
         double t[2] = {0, 0};
         for (size_t from = 0; from < n; from += CHUNK) {
@@ -129,10 +179,11 @@ compare(const char *name, const char *unit, enum path path,
             for (int i = 0; i < 2; i++) {
                 int b = (i + r + (int)(from / CHUNK)) & 1;
                 double t0 = cpu_now();
-                turn(b, path, s, from, to, &arena[b], &out[b], 0);
+                turn(b, path, s, from, to, &sd[b], 0);
                 t[b] += cpu_now() - t0;
             }
         }
+        new_indexes(path, sd, NULL);
         for (int b = 0; b < 2; b++) {
             all[b] += t[b];
             if (t[b] < best[b])
@@ -144,20 +195,85 @@ compare(const char *name, const char *unit, enum path path,
            name, best[0] / (double)per * 1e9, unit, best[1] / (double)per * 1e9,
            unit, best[1] / best[0], rounds, all[1] / all[0],
            sum[0] == sum[1] ? "" : "  OUTPUTS DIFFER");
-    a_arena_free(&arena[0]);
-    b_arena_free(&arena[1]);
-    a_buf_free(&out[0]);
-    b_buf_free(&out[1]);
+    new_indexes(DECODE, sd, NULL);
+    a_arena_free(&sd[0].arena);
+    b_arena_free(&sd[1].arena);
+    a_buf_free(&sd[0].out);
+    b_buf_free(&sd[1].out);
 }
 
-/* Reads STREAM and makes the batches and lines the paths take. */
+/* Points s->line at the lines of text[0, len), which must outlive s. */
+static int
+split_lines(struct stream *s, char *text, size_t len)
+{
+    char *p = text, *end = text + len;
+
+    for (size_t k = 0; k < len; k++)
+        s->n_lines += text[k] == '\n';
+    s->line = malloc((s->n_lines + 1) * sizeof *s->line);
+    s->line_len = malloc((s->n_lines + 1) * sizeof *s->line_len);
+    if (s->line == NULL || s->line_len == NULL)
+        return -1;
+    for (size_t k = 0; k < s->n_lines; k++) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        s->line[k] = p;
+        s->line_len[k] = (size_t)(nl - p);
+        p = nl + 1;
+    }
+    return s->n_lines > 0 ? 0 : -1;
+}
+
+/* Decodes the recorded stream in data[0, have) into batches (side b's),
+ * and has side b write them as the lines the parsers take. */
+static int
+load_batches(struct stream *s, struct arena *keep, const uint8_t *data,
+             size_t have)
+{
+    struct buf text = {0};
+    char err[256];
+
+    for (size_t at = 0; at + 4 <= have;) {
+        size_t len = (size_t)data[at] << 24 | (size_t)data[at + 1] << 16 |
+                     (size_t)data[at + 2] << 8 | data[at + 3];
+        if (len > have - at - 4)
+            break;
+        if ((s->n & (s->n - 1)) == 0) {
+            size_t c = s->n ? 2 * s->n : 1;
+            s->payload = realloc(s->payload, c * sizeof *s->payload);
+            s->len = realloc(s->len, c * sizeof *s->len);
+            s->batch = realloc(s->batch, c * sizeof *s->batch);
+            if (!s->payload || !s->len || !s->batch)
+                return -1;
+        }
+        s->payload[s->n] = data + at + 4;
+        s->len[s->n] = len;
+        struct wire_opts o = {0};
+        if (b_wire_decode(s->payload[s->n], len, &o, keep, &s->batch[s->n], err,
+                          sizeof err) != 0)
+            return -1;
+        s->events += s->batch[s->n].n_events;
+        s->n++;
+        at += 4 + len;
+    }
+    if (s->n == 0)
+        return -1;
+    s->write_set = s->n < WRITE_SET ? s->n : WRITE_SET;
+    struct ndjson_source src = {
+        {"tcp://127.0.0.1:5557", 20}, {NULL, 0}, {NULL, 0}};
+    for (size_t k = 0; k < s->n; k++)
+        b_ndjson_write_batch(&text, &src, &s->batch[k]);
+    if (text.oom)
+        return -1;
+    return split_lines(s, text.p, text.len);
+}
+
+/* Reads STREAM and makes the batches and lines the paths take: NDJSON
+ * lines as they are, a recorded stream decoded and written by side b. */
 static int
 load(const char *path, struct stream *s, struct arena *keep, uint8_t **data)
 {
     FILE *f = fopen(path, "rb");
     size_t cap = 0, have = 0, n;
-    struct buf text = {0};
-    char err[256];
 
     *data = NULL;
     if (f == NULL)
@@ -175,50 +291,9 @@ load(const char *path, struct stream *s, struct arena *keep, uint8_t **data)
     } while (n > 0);
     fclose(f);
     memset(s, 0, sizeof *s);
-    for (size_t at = 0; at + 4 <= have;) {
-        size_t len = (size_t)(*data)[at] << 24 | (size_t)(*data)[at + 1] << 16 |
-                     (size_t)(*data)[at + 2] << 8 | (*data)[at + 3];
-        if (len > have - at - 4)
-            break;
-        if ((s->n & (s->n - 1)) == 0) {
-            size_t c = s->n ? 2 * s->n : 1;
-            s->payload = realloc(s->payload, c * sizeof *s->payload);
-            s->len = realloc(s->len, c * sizeof *s->len);
-            s->batch = realloc(s->batch, c * sizeof *s->batch);
-            if (!s->payload || !s->len || !s->batch)
-                return -1;
-        }
-        s->payload[s->n] = *data + at + 4;
-        s->len[s->n] = len;
-        struct wire_opts o = {0};
-        if (b_wire_decode(s->payload[s->n], len, &o, keep, &s->batch[s->n], err,
-                          sizeof err) != 0)
-            return -1;
-        s->events += s->batch[s->n].n_events;
-        s->n++;
-        at += 4 + len;
-    }
-    s->write_set = s->n < WRITE_SET ? s->n : WRITE_SET;
-    struct ndjson_source src = {
-        {"tcp://127.0.0.1:5557", 20}, {NULL, 0}, {NULL, 0}};
-    for (size_t k = 0; k < s->n; k++)
-        b_ndjson_write_batch(&text, &src, &s->batch[k]);
-    if (text.oom)
-        return -1;
-    for (size_t k = 0; k < text.len; k++)
-        s->n_lines += text.p[k] == '\n';
-    s->line = malloc(s->n_lines * sizeof *s->line);
-    s->line_len = malloc(s->n_lines * sizeof *s->line_len);
-    if (s->line == NULL || s->line_len == NULL)
-        return -1;
-    char *p = text.p;
-    for (size_t k = 0; k < s->n_lines; k++) {
-        char *nl = memchr(p, '\n', text.len - (size_t)(p - text.p));
-        s->line[k] = p;
-        s->line_len[k] = (size_t)(nl - p);
-        p = nl + 1;
-    }
-    return s->n > 0 ? 0 : -1;
+    if (have > 0 && (*data)[0] == '{')
+        return split_lines(s, (char *)*data, have);
+    return load_batches(s, keep, *data, have);
 }
 
 int
@@ -240,11 +315,14 @@ main(int argc, char **argv)
     printf("%zu batches, %zu events, %zu lines; CPU per item, side a = "
            "the revision, b = the working tree\n",
            s.n, s.events, s.n_lines);
-    compare("decode", "event", DECODE, &s, s.n, s.events, rounds);
-    size_t write_events = 0;
-    for (size_t k = 0; k < s.n; k++)
-        write_events += s.batch[k % s.write_set].n_events;
-    compare("write", "event", WRITE, &s, s.n, write_events, rounds);
+    if (s.n > 0) {
+        compare("decode", "event", DECODE, &s, s.n, s.events, rounds);
+        size_t write_events = 0;
+        for (size_t k = 0; k < s.n; k++)
+            write_events += s.batch[k % s.write_set].n_events;
+        compare("write", "event", WRITE, &s, s.n, write_events, rounds);
+    }
     compare("parse", "line", PARSE, &s, s.n_lines, s.n_lines, rounds);
+    compare("ingest", "line", INGEST, &s, s.n_lines, s.n_lines, rounds);
     return 0;
 }

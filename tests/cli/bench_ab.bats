@@ -14,7 +14,7 @@ teardown() {
     rm -rf "$D"
 }
 
-@test "bench/ab HEAD: three paths, a ratio each, both sides' outputs the same" {
+@test "bench/ab HEAD: four paths, a ratio each, both sides' outputs the same" {
     git -C "$KVTAP_TOP" rev-parse --verify -q HEAD >/dev/null ||
         skip "not a git checkout"
     "$PY" "$KVTAP_TOP/bench/gen_stream.py" "$D/s.bin" 300 >/dev/null
@@ -25,7 +25,21 @@ teardown() {
     assert_line --index 2 --regexp '^decode +rev +[0-9]+ ns/event +tree +[0-9]+ ns/event +tree/rev [0-9.]+ \(best of 1\), [0-9.]+ \(all\)$'
     assert_line --index 3 --regexp '^write +rev .* \(all\)$'
     assert_line --index 4 --regexp '^parse +rev +[0-9]+ ns/line .* \(all\)$'
-    [ "${#lines[@]}" -eq 5 ]
+    assert_line --index 5 --regexp '^ingest +rev +[0-9]+ ns/line .* \(all\)$'
+    [ "${#lines[@]}" -eq 6 ]
+    refute_output --partial "OUTPUTS DIFFER"
+}
+
+@test "bench/ab HEAD on NDJSON lines: only the parse and ingest paths" {
+    git -C "$KVTAP_TOP" rev-parse --verify -q HEAD >/dev/null ||
+        skip "not a git checkout"
+    "$PY" "$KVTAP_TOP/bench/kvindex_gen.py" ingest "$D/in.ndjson" 2000
+    run "$KVTAP_TOP/bench/ab" -n 1 HEAD "$D/in.ndjson"
+    assert_success
+    assert_line --index 1 --regexp '^0 batches, 0 events, 2000 lines; '
+    assert_line --index 2 --regexp '^parse +rev +[0-9]+ ns/line .* \(all\)$'
+    assert_line --index 3 --regexp '^ingest +rev +[0-9]+ ns/line .* \(all\)$'
+    [ "${#lines[@]}" -eq 4 ]
     refute_output --partial "OUTPUTS DIFFER"
 }
 
