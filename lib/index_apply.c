@@ -91,6 +91,16 @@ event_tokens(struct kv_index *ix, const struct kv_event *ev)
  * link.  The result is that of storing block by block: a mapped hash is a
  * re-store (adds the medium) and the chain goes on from its key.
  */
+/*
+ * Stores n blocks of a chain.  A block's key waits on its parent's, and
+ * its two table slots (the engine map's and the key table's) each miss
+ * the cache, so the keys are computed first, assuming every block is new,
+ * and their key-table slots prefetched: the hashing then overlaps the
+ * engine-map misses, and the key-table misses overlap each other instead
+ * of each following its own engine-map miss.  A block found already
+ * stored keeps the key it has; if that differs from the assumed one, the
+ * keys after it are computed again from it, as without the guess.
+ */
 static void
 store_chunk(struct kv_index *ix, uint32_t p, uint32_t nsid,
             const struct kv_hash *hs, size_t n, const uint32_t *tok,
@@ -98,12 +108,17 @@ store_chunk(struct kv_index *ix, uint32_t p, uint32_t nsid,
 {
     enum { OLD, NEW, REPEAT };
     struct pod *pod = &ix->pods[p];
-    uint64_t keys[STORE_CHUNK];
+    const struct blockkey_cfg *cfg = &ix->ns[nsid].cfg;
+    uint64_t keys[STORE_CHUNK], guess[STORE_CHUNK];
     uint32_t ids[STORE_CHUNK];
     uint8_t kind[STORE_CHUNK];
+    int guessed = 1;
 
     for (size_t i = 0; i < n; i++)
         em_prefetch(&pod->map, hs[i].v);
+    blockkey_chain(cfg, *has_parent ? parent : NULL, tok, n * bs, bs, guess);
+    for (size_t i = 0; i < n; i++)
+        __builtin_prefetch(&ix->ks[ks_home(ix, nsid, guess[i])]);
     for (size_t i = 0; i < n; i++) {
         uint32_t s = em_find(ix, &pod->map, hs[i].v);
 
@@ -121,13 +136,13 @@ store_chunk(struct kv_index *ix, uint32_t p, uint32_t nsid,
                     break;
                 }
             }
-            if (kind[i] == NEW) {
-                keys[i] = blockkey_next(&ix->ns[nsid].cfg,
-                                        *has_parent ? parent : NULL,
-                                        tok + i * bs, bs);
-                __builtin_prefetch(&ix->ks[ks_home(ix, nsid, keys[i])]);
-            }
+            if (kind[i] == NEW)
+                keys[i] = guessed
+                              ? guess[i]
+                              : blockkey_next(cfg, *has_parent ? parent : NULL,
+                                              tok + i * bs, bs);
         }
+        guessed = guessed && keys[i] == guess[i];
         *parent = keys[i];
         *has_parent = 1;
     }

@@ -857,6 +857,91 @@ test_d1_units(void)
     CHECK(ok, "D1: query and event keys agree at block sizes 1, 4, 16, 64");
 }
 
+/* The keys of tok[0..n) as a query computes them. */
+static int
+query_keys(struct kv_index *ix, const uint32_t *tok, size_t n, uint64_t *out)
+{
+    struct index_query q = {.tokens = tok, .n_tokens = n};
+    uint64_t *keys = NULL;
+    size_t nk = 0;
+    char err[64];
+    int ok =
+        index_keys(ix, &q, &keys, &nk, err, sizeof err) == 0 && nk == n / 16;
+
+    for (size_t i = 0; ok && i < nk; i++)
+        out[i] = keys[i];
+    free(keys);
+    return ok;
+}
+
+/*
+ * A store whose first block is already stored (or repeated within the
+ * event) under other tokens: that block keeps the key it has, and the
+ * blocks after it chain on that key, not on the key its new tokens would
+ * give.  index_apply computes an event's keys before it knows which blocks
+ * are new, so this is where its guess must be thrown away.
+ */
+static void
+test_restore_keeps_key(void)
+{
+    static const enum blockkey_scheme schemes[] = {
+        BLOCKKEY_AIBRIX, BLOCKKEY_DYNAMO, BLOCKKEY_LLMD};
+    int ok = 1, differ = 1;
+
+    for (size_t k = 0; k < sizeof schemes / sizeof *schemes; k++) {
+        struct kv_index *ix = ixtest_new(schemes[k], 0, 0);
+        uint64_t h1 = 1, h12[] = {1, 2}, h556[] = {5, 5, 6};
+        uint64_t want[3], other[3];
+        uint32_t tok[48];
+
+        ixtest_store(ix,
+                     &(struct ixtest_st){.pod = "a",
+                                         .h = &h1,
+                                         .n = 1,
+                                         .tok = ixtest_T,
+                                         .ntok = 16,
+                                         .bs = 16},
+                     NULL);
+        ixtest_store(ix,
+                     &(struct ixtest_st){.pod = "a",
+                                         .h = h12,
+                                         .n = 2,
+                                         .tok = ixtest_T + 64,
+                                         .ntok = 32,
+                                         .bs = 16},
+                     NULL);
+        memcpy(tok, ixtest_T, 16 * sizeof *tok);
+        memcpy(tok + 16, ixtest_T + 80, 16 * sizeof *tok);
+        ok &= query_keys(ix, tok, 32, want) &&
+              query_keys(ix, ixtest_T + 64, 32, other);
+        ok &= ixtest_key(ix, "a", 1) == want[0] &&
+              ixtest_key(ix, "a", 2) == want[1];
+        differ &= want[1] != other[1];
+
+        ixtest_store(ix,
+                     &(struct ixtest_st){.pod = "b",
+                                         .h = h556,
+                                         .n = 3,
+                                         .tok = ixtest_T + 200,
+                                         .ntok = 48,
+                                         .bs = 16},
+                     NULL);
+        memcpy(tok, ixtest_T + 200, 16 * sizeof *tok);
+        memcpy(tok + 16, ixtest_T + 232, 16 * sizeof *tok);
+        ok &= query_keys(ix, tok, 32, want) &&
+              query_keys(ix, ixtest_T + 200, 48, other);
+        ok &= ixtest_key(ix, "b", 5) == want[0] &&
+              ixtest_key(ix, "b", 6) == want[1];
+        differ &= want[1] != other[2];
+        ixtest_match(ix, NULL, tok, 32, NULL, 0);
+        ok &= ixtest_depth("b") == 2;
+        index_free(ix);
+    }
+    CHECK(differ, "the test's two chains differ (aibrix, dynamo, llm-d)");
+    CHECK(ok, "a block stored before keeps its key, and the next chain on "
+              "it (aibrix, dynamo, llm-d)");
+}
+
 /* D9: a hash that arrived as a digest and the same hash as an integer are
  * one engine hash (the canonical value: last 8 bytes big-endian). */
 static void
@@ -1156,6 +1241,7 @@ main(void)
     test_bigram_pages();
     test_bookkeeping();
     test_d1_units();
+    test_restore_keeps_key();
     test_d9_digest();
     test_unranked_records();
     test_many_answers();
