@@ -890,18 +890,11 @@ test_restore_keeps_key(void)
 
     for (size_t k = 0; k < sizeof schemes / sizeof *schemes; k++) {
         struct kv_index *ix = ixtest_new(schemes[k], 0, 0);
-        uint64_t h1 = 1, h12[] = {1, 2}, h556[] = {5, 5, 6};
+        uint64_t h12[] = {1, 2}, h556[] = {5, 5, 6};
         uint64_t want[3], other[3];
         uint32_t tok[48];
 
-        ixtest_store(ix,
-                     &(struct ixtest_st){.pod = "a",
-                                         .h = &h1,
-                                         .n = 1,
-                                         .tok = ixtest_T,
-                                         .ntok = 16,
-                                         .bs = 16},
-                     NULL);
+        ixtest_store_root(ix, "a", NULL, NULL, 0, 1);
         ixtest_store(ix,
                      &(struct ixtest_st){.pod = "a",
                                          .h = h12,
