@@ -3,12 +3,13 @@
  * bench/ab: side a is a git revision, side b the working tree, each a
  * whole copy of the library with its symbols prefixed a_ or b_.
  *
- *   ab STREAM ROUNDS
+ *   ab STREAM ROUNDS [DOCS]
  *
  * STREAM is a recorded stream (bench/gen_stream.py: 4-byte big-endian
  * length, payload) or NDJSON lines (a file that starts with '{', such as
  * bench/kvindex_gen.py's ingest stream), which only the parse and ingest
- * paths take.  Per path, the same items go through side a and side
+ * paths take; DOCS (default 8,192) sizes the match path's index
+ * (match_set).  Per path, the same items go through side a and side
  * b in alternating chunks (which side goes first alternates too), so that
  * a machine whose speed drifts by half within minutes slows both alike;
  * CPU time of this thread, best of ROUNDS and over all of them.  Paths:
@@ -16,9 +17,10 @@
  * first WRITE_SET, over and over, as bench_ingest does), and
  * ndjson_parse_line of the lines side b wrote (kvsub's lines), and
  * ingest: each line parsed and applied to an index (index_apply), a new
- * index per side and round, which is kvindex's work per line.  Each
- * path also checks that both sides give the same result (events, bytes,
- * parse codes) and says so when they do not, because the harness
+ * index per side and round, which is kvindex's work per line, and
+ * index_match of prompts from their tokens.  Each path also checks that
+ * both sides give the same result (events, bytes, parse codes, index
+ * contents, answers) and says so when they do not, because the harness
  * assumes both sides' structs are laid out alike.
  */
 #include <stdio.h>
@@ -42,11 +44,15 @@
                              struct kv_env *, struct kv_event *, char *,       \
                              size_t);                                          \
     void p##arena_reset(struct arena *);                                       \
+    void p##kv_event_init(struct kv_event *, enum kv_type);                    \
     struct kv_index *p##index_new(const struct index_opts *, char *, size_t);  \
     int p##index_apply(struct kv_index *, const struct kv_env *,               \
                        const struct kv_event *, enum index_reject *);          \
     void p##index_stats(const struct kv_index *, struct index_stats *);        \
     void p##index_free(struct kv_index *);                                     \
+    int p##index_match(struct kv_index *, const struct index_query *,          \
+                       struct index_match_result *, char *, size_t);           \
+    void p##index_match_result_free(struct index_match_result *);              \
     void p##arena_free(struct arena *);                                        \
     void p##buf_free(struct buf *);
 SIDE(a_)
@@ -82,14 +88,35 @@ struct stream {
     size_t *line_len, n_lines;
 };
 
-enum path { DECODE, WRITE, PARSE, INGEST };
+/*
+ * The match path's index, one per side, as bench_index's unique workload
+ * builds it: DOCS documents of MATCH_BLOCKS blocks of 16 tokens, each
+ * stored on one of 64 pods in events of 16 blocks, nothing shared (1M
+ * entries at 8,192 documents).  The prompts are documents, every other one
+ * changed after a block picked at random, so that the match also misses.
+ */
+#define MATCH_PODS 64
+#define MATCH_BLOCKS 128
+#define MATCH_BS 16
+#define MATCH_EVENT 16
+#define MATCH_PROMPTS 4096
+
+struct match_set {
+    struct kv_index *ix[2];
+    uint32_t *prompt; /* MATCH_PROMPTS prompts of MATCH_BLOCKS blocks */
+};
+
+enum path { DECODE, WRITE, PARSE, INGEST, MATCH };
 
 /* What one side's turns keep between them. */
 struct side {
     struct arena arena;
     struct buf out;
     struct kv_index *ix; /* the ingest path's, new each round */
+    struct index_match_result mr;
 };
+
+static struct match_set match_set;
 
 /* One side's turn over items [from, to) of a path; with check, returns a
  * checksum of what it produced (outside the timed turns). */
@@ -118,6 +145,15 @@ turn(int b, enum path path, const struct stream *s, size_t from, size_t to,
                : a_ndjson_write_batch)(out, &src, &s->batch[k % s->write_set]);
             for (size_t i = 0; check && i < out->len; i++)
                 sum = sum * 31 + (unsigned char)out->p[i];
+        } else if (path == MATCH) {
+            struct index_query q = {.tokens = match_set.prompt +
+                                              k * MATCH_BLOCKS * MATCH_BS,
+                                    .n_tokens = MATCH_BLOCKS * MATCH_BS};
+            int rc = (b ? b_index_match : a_index_match)(
+                match_set.ix[b], &q, &sd->mr, err, sizeof err);
+            sum = sum * 31 + (uint64_t)rc + sd->mr.n;
+            for (size_t i = 0; check && i < sd->mr.n; i++)
+                sum = sum * 31 + sd->mr.m[i].pod_id * 1000 + sd->mr.m[i].depth;
         } else {
             struct kv_env env;
             struct kv_event ev;
@@ -196,10 +232,82 @@ compare(const char *name, const char *unit, enum path path,
            unit, best[1] / best[0], rounds, all[1] / all[0],
            sum[0] == sum[1] ? "" : "  OUTPUTS DIFFER");
     new_indexes(DECODE, sd, NULL);
+    a_index_match_result_free(&sd[0].mr);
+    b_index_match_result_free(&sd[1].mr);
     a_arena_free(&sd[0].arena);
     b_arena_free(&sd[1].arena);
     a_buf_free(&sd[0].out);
     b_buf_free(&sd[1].out);
+}
+
+static uint64_t
+mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ x >> 30) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ x >> 27) * 0x94d049bb133111ebull;
+    return x ^ x >> 31;
+}
+
+/* Builds match_set over docs documents; 0, or -1 when out of memory. */
+static int
+match_build(size_t docs)
+{
+    const size_t per_doc = MATCH_BLOCKS * MATCH_BS;
+    uint32_t *tok = malloc(docs * per_doc * sizeof *tok);
+    struct index_opts o = {.default_model = "m"};
+    struct kv_hash hs[MATCH_EVENT];
+    struct kv_event ev;
+    char name[MATCH_PODS][8], err[256];
+
+    match_set.prompt = malloc(MATCH_PROMPTS * per_doc * sizeof *tok);
+    if (tok == NULL || match_set.prompt == NULL)
+        return -1;
+    for (size_t i = 0; i < docs * per_doc; i++)
+        tok[i] = (uint32_t)(mix64(i) % 150000);
+    for (size_t p = 0; p < MATCH_PODS; p++)
+        snprintf(name[p], sizeof name[p], "pod%02zu", p);
+    b_kv_event_init(&ev, KV_BLOCK_STORED);
+    ev.present = KV_BIT(KV_F_BLOCK_HASHES) | KV_BIT(KV_F_TOKEN_IDS) |
+                 KV_BIT(KV_F_BLOCK_SIZE) | KV_BIT(KV_F_PARENT_BLOCK_HASH);
+    ev.num[KV_F_BLOCK_SIZE] = MATCH_BS;
+    ev.hashes = hs;
+    ev.n_hashes = MATCH_EVENT;
+    ev.n_tokens = MATCH_EVENT * MATCH_BS;
+    for (int b = 0; b < 2; b++) {
+        match_set.ix[b] = (b ? b_index_new : a_index_new)(&o, err, sizeof err);
+        if (match_set.ix[b] == NULL)
+            return -1;
+        for (size_t d = 0; d < docs; d++) {
+            struct kv_env env = {.pod = {name[d % MATCH_PODS], 5}};
+            enum index_reject why;
+
+            for (size_t e = 0; e < MATCH_BLOCKS; e += MATCH_EVENT) {
+                for (size_t i = 0; i < MATCH_EVENT; i++)
+                    hs[i] =
+                        (struct kv_hash){d * MATCH_BLOCKS + e + i + 1, NULL, 0};
+                ev.parent.v = d * MATCH_BLOCKS + e;
+                if (e == 0)
+                    ev.isnull |= KV_BIT(KV_F_PARENT_BLOCK_HASH);
+                else
+                    ev.isnull &= ~KV_BIT(KV_F_PARENT_BLOCK_HASH);
+                ev.tokens = tok + d * per_doc + e * MATCH_BS;
+                if ((b ? b_index_apply : a_index_apply)(match_set.ix[b], &env,
+                                                        &ev, &why) != 0)
+                    return -1;
+            }
+        }
+    }
+    for (size_t q = 0; q < MATCH_PROMPTS; q++) {
+        uint32_t *pr = match_set.prompt + q * per_doc;
+        size_t cut = q & 1 ? mix64(q + docs) % per_doc : per_doc;
+
+        memcpy(pr, tok + mix64(q) % docs * per_doc, per_doc * sizeof *pr);
+        for (size_t i = cut; i < per_doc; i++)
+            pr[i] = (uint32_t)(mix64(q * per_doc + i) % 150000 + 150000);
+    }
+    free(tok);
+    return 0;
 }
 
 /* Points s->line at the lines of text[0, len), which must outlive s. */
@@ -303,8 +411,9 @@ main(int argc, char **argv)
     struct arena keep = {0};
     uint8_t *data;
 
-    if (argc != 3 || atoi(argv[2]) < 1) {
-        fprintf(stderr, "usage: ab STREAM ROUNDS\n");
+    if (argc < 3 || argc > 4 || atoi(argv[2]) < 1 ||
+        (argc == 4 && atoi(argv[3]) < 1)) {
+        fprintf(stderr, "usage: ab STREAM ROUNDS [DOCS]\n");
         return 2;
     }
     if (load(argv[1], &s, &keep, &data) != 0) {
@@ -324,5 +433,11 @@ main(int argc, char **argv)
     }
     compare("parse", "line", PARSE, &s, s.n_lines, s.n_lines, rounds);
     compare("ingest", "line", INGEST, &s, s.n_lines, s.n_lines, rounds);
+    size_t docs = argc == 4 ? (size_t)atoi(argv[3]) : 8192;
+    if (match_build(docs) != 0) {
+        fprintf(stderr, "ab: cannot build the match path's indexes\n");
+        return 1;
+    }
+    compare("match", "prompt", MATCH, &s, MATCH_PROMPTS, MATCH_PROMPTS, rounds);
     return 0;
 }

@@ -14,11 +14,11 @@ teardown() {
     rm -rf "$D"
 }
 
-@test "bench/ab HEAD: four paths, a ratio each, both sides' outputs the same" {
+@test "bench/ab HEAD: five paths, a ratio each, both sides' outputs the same" {
     git -C "$KVTAP_TOP" rev-parse --verify -q HEAD >/dev/null ||
         skip "not a git checkout"
     "$PY" "$KVTAP_TOP/bench/gen_stream.py" "$D/s.bin" 300 >/dev/null
-    run "$KVTAP_TOP/bench/ab" -n 1 HEAD "$D/s.bin"
+    AB_MATCH_DOCS=64 run "$KVTAP_TOP/bench/ab" -n 1 HEAD "$D/s.bin"
     assert_success
     assert_line --index 0 "bench/ab: HEAD (rev) against the working tree (tree)"
     assert_line --index 1 --regexp '^300 batches, [0-9]+ events, [0-9]+ lines; '
@@ -26,20 +26,22 @@ teardown() {
     assert_line --index 3 --regexp '^write +rev .* \(all\)$'
     assert_line --index 4 --regexp '^parse +rev +[0-9]+ ns/line .* \(all\)$'
     assert_line --index 5 --regexp '^ingest +rev +[0-9]+ ns/line .* \(all\)$'
-    [ "${#lines[@]}" -eq 6 ]
+    assert_line --index 6 --regexp '^match +rev +[0-9]+ ns/prompt +tree +[0-9]+ ns/prompt .* \(all\)$'
+    [ "${#lines[@]}" -eq 7 ]
     refute_output --partial "OUTPUTS DIFFER"
 }
 
-@test "bench/ab HEAD on NDJSON lines: only the parse and ingest paths" {
+@test "bench/ab HEAD on NDJSON lines: the parse, ingest and match paths" {
     git -C "$KVTAP_TOP" rev-parse --verify -q HEAD >/dev/null ||
         skip "not a git checkout"
     "$PY" "$KVTAP_TOP/bench/kvindex_gen.py" ingest "$D/in.ndjson" 2000
-    run "$KVTAP_TOP/bench/ab" -n 1 HEAD "$D/in.ndjson"
+    AB_MATCH_DOCS=64 run "$KVTAP_TOP/bench/ab" -n 1 HEAD "$D/in.ndjson"
     assert_success
     assert_line --index 1 --regexp '^0 batches, 0 events, 2000 lines; '
     assert_line --index 2 --regexp '^parse +rev +[0-9]+ ns/line .* \(all\)$'
     assert_line --index 3 --regexp '^ingest +rev +[0-9]+ ns/line .* \(all\)$'
-    [ "${#lines[@]}" -eq 4 ]
+    assert_line --index 4 --regexp '^match +rev .* \(all\)$'
+    [ "${#lines[@]}" -eq 5 ]
     refute_output --partial "OUTPUTS DIFFER"
 }
 
