@@ -84,22 +84,15 @@ event_tokens(struct kv_index *ix, const struct kv_event *ev)
 }
 
 /*
- * Stores up to STORE_CHUNK blocks of one event in three passes, so that the
- * cache misses of a chunk overlap instead of queueing: prefetch the engine
- * map slots; resolve each block (already mapped, a repeat of an earlier
- * block of the chunk, or new: hash its key and prefetch its key slot); then
- * link.  The result is that of storing block by block: a mapped hash is a
- * re-store (adds the medium) and the chain goes on from its key.
- */
-/*
- * Stores n blocks of a chain.  A block's key waits on its parent's, and
- * its two table slots (the engine map's and the key table's) each miss
- * the cache, so the keys are computed first, assuming every block is new,
- * and their key-table slots prefetched: the hashing then overlaps the
- * engine-map misses, and the key-table misses overlap each other instead
- * of each following its own engine-map miss.  A block found already
- * stored keeps the key it has; if that differs from the assumed one, the
- * keys after it are computed again from it, as without the guess.
+ * Stores up to STORE_CHUNK blocks of one event so that the chunk's cache
+ * misses overlap instead of queueing.  First the engine-map slots are
+ * prefetched, and every block's key is hashed as if all were new, its key
+ * slot prefetched: the hashing runs under the engine-map misses, and the
+ * key-slot misses under each other.  Then each block is resolved (already
+ * mapped, a repeat of an earlier block of the chunk, or new), then linked.
+ * The result is that of storing block by block: a mapped hash is a
+ * re-store (adds the medium) and the chain goes on from its key, so when
+ * that key is not the guessed one, the keys after it are hashed again.
  */
 static void
 store_chunk(struct kv_index *ix, uint32_t p, uint32_t nsid,
