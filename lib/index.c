@@ -183,10 +183,6 @@ ent_take(struct kv_index *ix)
         id = ix->free_head;
         ix->free_head = ix->ent[id].next_holder;
         ix->n_free--;
-        /* Freed entries are scattered over the pool: the next one taken
-         * misses the cache unless it is fetched now, a store ahead. */
-        if (ix->free_head != NONE)
-            __builtin_prefetch(&ix->ent[ix->free_head]);
     } else {
         id = ix->ent_len++;
     }
