@@ -170,10 +170,10 @@ turn(int b, enum path path, const struct stream *s, size_t from, size_t to,
     return sum;
 }
 
-/* Gives each side of the ingest path a new index (the other paths keep
- * none); with sum, first adds what the old one holds to it. */
+/* Frees each side's ingest index, first adding what it holds to sum
+ * (unless NULL), and with make gives it a new one. */
 static void
-new_indexes(enum path path, struct side sd[2], uint64_t sum[2])
+new_indexes(struct side sd[2], int make, uint64_t sum[2])
 {
     struct index_opts o = {.default_model = "m"};
     char err[256];
@@ -186,7 +186,7 @@ new_indexes(enum path path, struct side sd[2], uint64_t sum[2])
         }
         (b ? b_index_free : a_index_free)(sd[b].ix);
         sd[b].ix = NULL;
-        if (path == INGEST) {
+        if (make) {
             sd[b].ix = (b ? b_index_new : a_index_new)(&o, err, sizeof err);
             if (sd[b].ix == NULL) {
                 fprintf(stderr, "ab: index_new: %s\n", err);
@@ -204,10 +204,10 @@ compare(const char *name, const char *unit, enum path path,
     double best[2] = {1e30, 1e30}, all[2] = {0, 0};
     uint64_t sum[2] = {0, 0};
 
-    new_indexes(path, sd, NULL);
+    new_indexes(sd, path == INGEST, NULL);
     for (int b = 0; b < 2; b++)
         sum[b] = turn(b, path, s, 0, n, &sd[b], 1);
-    new_indexes(path, sd, sum);
+    new_indexes(sd, path == INGEST, sum);
     for (int r = 0; r < rounds; r++) {
         double t[2] = {0, 0};
         for (size_t from = 0; from < n; from += CHUNK) {
@@ -219,7 +219,7 @@ compare(const char *name, const char *unit, enum path path,
                 t[b] += cpu_now() - t0;
             }
         }
-        new_indexes(path, sd, NULL);
+        new_indexes(sd, path == INGEST, NULL);
         for (int b = 0; b < 2; b++) {
             all[b] += t[b];
             if (t[b] < best[b])
@@ -231,7 +231,7 @@ compare(const char *name, const char *unit, enum path path,
            name, best[0] / (double)per * 1e9, unit, best[1] / (double)per * 1e9,
            unit, best[1] / best[0], rounds, all[1] / all[0],
            sum[0] == sum[1] ? "" : "  OUTPUTS DIFFER");
-    new_indexes(DECODE, sd, NULL);
+    new_indexes(sd, 0, NULL);
     a_index_match_result_free(&sd[0].mr);
     b_index_match_result_free(&sd[1].mr);
     a_arena_free(&sd[0].arena);
