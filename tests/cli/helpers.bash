@@ -22,13 +22,37 @@ skip_under_tsan() {
     fi
 }
 
-# Prints a TCP port on 127.0.0.1 that was free a moment ago.  Tests that
-# run at the same time each ask the kernel, so they do not collide.
+# Prints a TCP port on 127.0.0.1 that is free now and that no earlier call
+# in this bats file handed out.  It is picked at random below the kernel's
+# ephemeral range: a port the kernel picks (bind to port 0) can be given
+# the next moment to an outgoing connection as its source port, ZeroMQ's
+# or a NATS client's, before the test's server binds it; in CI that made
+# kvpub fail with "Address already in use" in the kvjs faults test.
 free_port() {
-    "$PY" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+    "$PY" - "${BATS_RUN_TMPDIR:-}" <<'PY'
+import fcntl, os, random, socket, sys
+
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+log = os.path.join(sys.argv[1], "free_ports") if sys.argv[1] else os.devnull
+with open(log, "a+") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    f.seek(0)
+    given = set(f.read().split())
+    while True:
+        port = random.randrange(10000, lo) if lo > 11000 else 0
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            port = s.getsockname()[1]
+        except OSError:
+            continue
+        finally:
+            s.close()
+        if str(port) not in given:
+            break
+    f.write("%d\n" % port)
+print(port)
+PY
 }
 
 # Kills and reaps the background processes whose ids a test put in the
