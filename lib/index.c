@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <xxhash.h>
 
 #define MIN_TABLE 16u
 #define MIN_POOL 1024u
@@ -644,12 +645,19 @@ pod_cmp(const struct pod *a, const struct pod *b)
     return (a->rank > b->rank) - (a->rank < b->rank);
 }
 
+/*
+ * The name tables' hashes.  Pods of a fleet and LoRAs of a model are named
+ * alike ("pod-07", "pod-08"), so the hash must spread names that differ
+ * in their last bytes: FNV-1a's middle bits do not (64 such pods made one
+ * run of the table, and each lookup compared names along it), XXH3's high
+ * bits do (tests/unit/test_index_names.c).
+ */
 static uint32_t
 pod_hash(const char *name, size_t n, int has_rank, int64_t rank)
 {
-    uint64_t h = blockkey_fnv1a64(name, n);
+    uint64_t h = XXH3_64bits(name, n);
 
-    return (uint32_t)((h ^ (has_rank ? (uint64_t)rank * GOLDEN + 1 : 0)) >> 16);
+    return (uint32_t)((h ^ (has_rank ? (uint64_t)rank * GOLDEN + 1 : 0)) >> 32);
 }
 
 /* Resizes *a to cap elements; *a is unchanged on failure. */
@@ -700,6 +708,22 @@ pods_grow(struct kv_index *ix)
 }
 
 uint32_t
+pod_find(const struct kv_index *ix, const char *name, size_t n, int has_rank,
+         int64_t rank)
+{
+    rank = has_rank ? rank : 0;
+    if (ix->pods_cap == 0)
+        return NONE;
+    for (uint32_t j =
+             pod_hash(name, n, has_rank, rank) & (ix->pods_cap * 2 - 1);
+         ix->pod_tab[j] != NONE; j = (j + 1) & (ix->pods_cap * 2 - 1)) {
+        if (pod_is(&ix->pods[ix->pod_tab[j]], name, n, has_rank, rank))
+            return ix->pod_tab[j];
+    }
+    return NONE;
+}
+
+uint32_t
 pod_intern(struct kv_index *ix, const char *name, size_t n, int has_rank,
            int64_t rank)
 {
@@ -710,13 +734,9 @@ pod_intern(struct kv_index *ix, const char *name, size_t n, int has_rank,
     if (ix->last_pod < ix->n_pods &&
         pod_is(&ix->pods[ix->last_pod], name, n, has_rank, rank))
         return ix->last_pod;
-    if (ix->pods_cap) {
-        j = pod_hash(name, n, has_rank, rank) & (ix->pods_cap * 2 - 1);
-        for (; ix->pod_tab[j] != NONE; j = (j + 1) & (ix->pods_cap * 2 - 1)) {
-            if (pod_is(&ix->pods[ix->pod_tab[j]], name, n, has_rank, rank))
-                return ix->last_pod = ix->pod_tab[j];
-        }
-    }
+    id = pod_find(ix, name, n, has_rank, rank);
+    if (id != NONE)
+        return ix->last_pod = id;
     if (!name_ok(name, n)) {
         errno = EILSEQ;
         return NONE;
@@ -764,9 +784,9 @@ pod_intern(struct kv_index *ix, const char *name, size_t n, int has_rank,
 static uint32_t
 ns_hash(const char *model, size_t mn, const char *lora, size_t ln)
 {
-    return (uint32_t)((blockkey_fnv1a64(model, mn) ^
-                       blockkey_fnv1a64(lora, ln) * GOLDEN) >>
-                      20);
+    uint64_t h = XXH3_64bits(model, mn) ^ XXH3_64bits(lora, ln) * GOLDEN;
+
+    return (uint32_t)(h >> 32);
 }
 
 static int

@@ -383,6 +383,10 @@ uint64_t pod_clear(struct kv_index *ix, uint32_t p);
  */
 int name_ok(const char *name, size_t n);
 
+/* The id of pod (name, rank), or NONE when the index has not seen it. */
+uint32_t pod_find(const struct kv_index *ix, const char *name, size_t n,
+                  int has_rank, int64_t rank);
+
 /*
  * The id of pod (name, rank), created when new (rank ignored without
  * has_rank), or NONE with errno: ENOMEM, or EILSEQ when a new pod's name
