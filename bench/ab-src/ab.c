@@ -310,7 +310,8 @@ match_build(size_t docs)
     return 0;
 }
 
-/* Points s->line at the lines of text[0, len), which must outlive s. */
+/* Points s->line at the lines of text[0, len), which must outlive s; a
+ * last line without its newline is a line too, as kvindex reads it. */
 static int
 split_lines(struct stream *s, char *text, size_t len)
 {
@@ -318,12 +319,16 @@ split_lines(struct stream *s, char *text, size_t len)
 
     for (size_t k = 0; k < len; k++)
         s->n_lines += text[k] == '\n';
+    if (len > 0 && text[len - 1] != '\n')
+        s->n_lines++;
     s->line = malloc((s->n_lines + 1) * sizeof *s->line);
     s->line_len = malloc((s->n_lines + 1) * sizeof *s->line_len);
     if (s->line == NULL || s->line_len == NULL)
         return -1;
     for (size_t k = 0; k < s->n_lines; k++) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            nl = end;
         s->line[k] = p;
         s->line_len[k] = (size_t)(nl - p);
         p = nl + 1;
