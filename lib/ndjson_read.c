@@ -1121,7 +1121,7 @@ ndjson_parse_line(const char *line, size_t len, struct arena *arena,
     memset(env, 0, sizeof *env);
     env->pod.p = "-";
     env->pod.n = 1;
-    kv_event_init(ev, KV_BLOCK_STORED);
+    kv_event_reset(ev, KV_BLOCK_STORED);
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     /* A kept value's length is 32 bits (struct kv_raw). */
