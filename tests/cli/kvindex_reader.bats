@@ -155,3 +155,38 @@ kvindex: error: $T/missing.ndjson: No such file or directory"
     run jq -c '{lines, bad_lines}' <(tail -n 1 "$T/err")
     assert_output '{"lines":1,"bad_lines":0}'
 }
+
+@test "--reader-thread auto: a thread for files; for a pipe, none on two CPUs; -v says which" {
+    printf '{"pod":"a","seq":1,"i":0,"type":"AllBlocksCleared"}\n' >"$T/one.ndjson"
+    thread="on a thread of its own"
+    loop="in the server's loop"
+    cpus=$(getconf _NPROCESSORS_ONLN)
+    files=$thread
+    piped=$loop
+    if [ "$cpus" -lt 2 ]; then
+        files=$loop
+    elif [ "$cpus" -gt 2 ]; then
+        piped=$thread
+    fi
+    run kvindex serve -v -s "$S.1" --exit-on-eof "$T/one.ndjson" "$T/one.ndjson" 3>&-
+    assert_success
+    assert_line --index 0 "kvindex: info: listening on $S.1"
+    assert_line --index 1 "kvindex: info: reading the input $files"
+    # stdin redirected from a file is a file.
+    run kvindex serve -v -s "$S.2" --exit-on-eof <"$T/one.ndjson" 3>&-
+    assert_line --index 1 "kvindex: info: reading the input $files"
+    run sh -c 'cat "$1" | kvindex serve -v -s "$2" --exit-on-eof 3>&-' _ \
+        "$T/one.ndjson" "$S.3"
+    assert_success
+    assert_line --index 1 "kvindex: info: reading the input $piped"
+    # One input that is not a file is enough.
+    run sh -c 'cat "$1" | kvindex serve -v -s "$2" --exit-on-eof "$1" - 3>&-' _ \
+        "$T/one.ndjson" "$S.4"
+    assert_line --index 1 "kvindex: info: reading the input $piped"
+    # on and off decide whatever the input.
+    run sh -c 'cat "$1" | KVINDEX_READER_THREAD=on kvindex serve -v -s "$2" --exit-on-eof 3>&-' _ \
+        "$T/one.ndjson" "$S.5"
+    assert_line --index 1 "kvindex: info: reading the input $thread"
+    run kvindex serve -v -s "$S.6" --reader-thread off --exit-on-eof "$T/one.ndjson" 3>&-
+    assert_line --index 1 "kvindex: info: reading the input $loop"
+}
