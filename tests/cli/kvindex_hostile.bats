@@ -174,9 +174,16 @@ with open(sys.argv[1], "w") as f:
     echo "$output"
     # Sharing the loop about equally gives about one line per query
     # (measured 0.8 to 1.1); serving every waiting request first left the
-    # input 0.03 to 0.04 (9,000 to 13,000 lines/s).
-    [ "$(echo "$output" | jq '.lines_per_query >= 0.3')" = true ]
-    [ "$(echo "$output" | jq '.queries_per_s > 1000')" = true ]
+    # input 0.03 to 0.04 (9,000 to 13,000 lines/s).  Under ThreadSanitizer
+    # (make tsan-check) the run is there for races: its 5 to 15 times
+    # slower parse moves the shares, so only progress on both sides is
+    # required (it measured 1.84 lines a query and 29,727 queries/s).
+    min_share=0.3 min_qps=1000
+    if [ "${KVTAP_SANITIZE:-}" = thread ]; then
+        min_share=0.01 min_qps=10
+    fi
+    [ "$(echo "$output" | jq --argjson m "$min_share" '.lines_per_query >= $m')" = true ]
+    [ "$(echo "$output" | jq --argjson m "$min_qps" '.queries_per_s > $m')" = true ]
 }
 
 @test "SO_PEERCRED: another user is refused unless --allow-uid or --allow-gid" {
