@@ -93,7 +93,8 @@ struct stream {
  * builds it: DOCS documents of MATCH_BLOCKS blocks of 16 tokens, each
  * stored on one of 64 pods in events of 16 blocks, nothing shared (1M
  * entries at 8,192 documents).  The prompts are documents, every other one
- * changed after a block picked at random, so that the match also misses.
+ * changed from a token picked at random on, so that the match also stops
+ * short.
  */
 #define MATCH_PODS 64
 #define MATCH_BLOCKS 128
