@@ -58,9 +58,11 @@ test_read_envelope(void)
 
     rc = parse("{\"pod\":\"pod-a\",\"model\":\"m\",\"dp_rank\":-2,\"seq\":"
                "18446744073709551615,\"i\":4294967295,\"ts\":1700000000.25,"
+               "\"stream\":\"0123456789abcdef0123456789abcdef\","
                "\"type\":\"AllBlocksCleared\"}",
                &env, &ev, err, sizeof err);
     CHECK(rc == NDJSON_EVENT && str_eq(env.pod, "pod-a") &&
+              str_eq(env.stream, "0123456789abcdef0123456789abcdef") &&
               str_eq(env.model, "m") && env.has_rank && env.rank == -2 &&
               env.has_seq && env.seq == UINT64_MAX && env.has_i &&
               env.i == 4294967295u && ev.index == 4294967295u && env.has_ts &&
@@ -69,8 +71,10 @@ test_read_envelope(void)
 
     rc = parse(" {\"type\":\"AllBlocksCleared\"} \r", &env, &ev, err,
                sizeof err);
+    /* Into the env of the full envelope: nothing of it may stay. */
     CHECK(rc == NDJSON_EVENT && str_eq(env.pod, "-") && env.model.p == NULL &&
-              !env.has_rank && !env.has_seq && !env.has_i && !env.has_ts,
+              env.stream.p == NULL && !env.has_rank && !env.has_seq &&
+              !env.has_i && !env.has_ts,
           "defaults: pod \"-\", the rest absent; whitespace and CR ok");
 
     rc = parse("{\"type\":\"AllBlocksCleared\",\"dp_rank\":null,\"model\":"
