@@ -310,6 +310,8 @@ jscan_number(struct jscan *s, struct jscan_num *num)
     size_t n = s->n;
     size_t i = s->i;
 
+    uint64_t m = 0;
+
     memset(num, 0, sizeof *num);
     num->start = i;
     num->is_int = 1;
@@ -322,7 +324,6 @@ jscan_number(struct jscan *s, struct jscan_num *num)
     if (p[i] == '0') {
         i++;
     } else {
-        uint64_t m = 0;
         while (i < n && is_digit((unsigned char)p[i])) {
             unsigned d = (unsigned)(p[i] - '0');
             if (m > (UINT64_MAX - d) / 10)
@@ -331,18 +332,28 @@ jscan_number(struct jscan *s, struct jscan_num *num)
                 m = m * 10 + d;
             i++;
         }
-        num->mag = m;
     }
     if (i < n && p[i] == '.') {
         num->is_int = 0;
         i++;
         if (i >= n || !is_digit((unsigned char)p[i]))
             return fail_at(s, i, JSCAN_E_NUMBER);
-        while (i < n && is_digit((unsigned char)p[i]))
+        /* The digits go on into m, so that jscan_num_double need not read
+         * them again. */
+        while (i < n && is_digit((unsigned char)p[i])) {
+            unsigned d = (unsigned)(p[i] - '0');
+            if (m > (UINT64_MAX - d) / 10)
+                num->ovf = 1;
+            else
+                m = m * 10 + d;
+            num->frac++;
             i++;
+        }
     }
+    num->mag = m;
     if (i < n && (p[i] == 'e' || p[i] == 'E')) {
         num->is_int = 0;
+        num->frac = -1;
         i++;
         if (i < n && (p[i] == '+' || p[i] == '-'))
             i++;
@@ -465,20 +476,27 @@ jscan_num_double(struct jscan *sc, const struct jscan_num *num, double *out)
     char small[64];
     char *tmp = small;
 
-    if (num->is_int && !num->ovf) {
-        *out = num->neg ? -(double)num->mag : (double)num->mag;
-        return 0;
-    }
     /*
      * A decimal fraction m / 10^k with m <= 2^53 and k <= 22 is the exact
      * quotient of two exact doubles, so one division rounds it correctly,
      * as strtod would; a wider m takes the division in integers.
      */
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+    if (num->is_int && !num->ovf) {
+        *out = num->neg ? -(double)num->mag : (double)num->mag;
+        return 0;
+    }
+    /* jscan_number kept the digits of a fraction when they fit. */
+    if (num->frac > 0 && num->frac <= 22 && !num->ovf &&
+        num->mag <= (uint64_t)1 << 53) {
+        double d = (double)num->mag / p10[num->frac];
+        *out = num->neg ? -d : d;
+        return 0;
+    }
     {
-        static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
-                                     1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
-                                     1e18, 1e19, 1e20, 1e21, 1e22};
         const char *s = sc->s;
         size_t i = num->start + (size_t)num->neg;
         uint64_t m = 0;

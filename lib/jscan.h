@@ -64,13 +64,18 @@ struct jscan {
     char want;              /* the byte JSCAN_E_EXPECT wanted */
 };
 
-/* A number's text s[start, end) and, when is_int, its value. */
+/*
+ * A number's text s[start, end).  Without an exponent, its digits read as
+ * one integer, the point left out, are mag (unless ovf), of which the last
+ * frac are after the point: when is_int, mag is its magnitude.
+ */
 struct jscan_num {
     size_t start, end;
     int is_int; /* no fraction, no exponent */
     int neg;
-    int ovf; /* the magnitude does not fit in 64 bits */
-    uint64_t mag;
+    int ovf;      /* the digits do not fit in 64 bits */
+    int frac;     /* digits after the point; -1 with an exponent */
+    uint64_t mag; /* the digits, the point left out */
 };
 
 void jscan_init(struct jscan *s, const char *p, size_t n, struct arena *a,

@@ -793,7 +793,7 @@ jline_init(struct jline *st)
 {
     st->type = TYPE_NONE;
     st->rec_seen = st->rec_ok = 0;
-    st->version = (struct jscan_num){0, 0, 0, 0, 0, 0};
+    st->version = (struct jscan_num){.start = 0};
     st->has_digests = st->has_parent_digest = 0;
     st->digests = NULL;
     st->n_digests = 0;
