@@ -305,14 +305,10 @@ jnumber(struct jconv *j)
             pack_uint(j->p, num.mag);
         return 0;
     }
-    /* strtod needs a terminated copy; it rounds correctly, as Python. */
-    size_t len = num.end - num.start;
-    char *t = arena_alloc(&j->p->tmp, len + 1);
-    if (t == NULL)
+    /* Rounded as strtod rounds, as Python reads it. */
+    double d;
+    if (jscan_num_double(&j->s, &num, &d) == -1)
         return fail(j->p, "out of memory");
-    memcpy(t, j->s.s + num.start, len);
-    t[len] = '\0';
-    double d = strtod(t, NULL);
     if (isinf(d)) {
         j->s.i = num.start;
         return jfail(j, "number outside the range of a double");
