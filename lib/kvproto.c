@@ -810,10 +810,11 @@ int
 kvproto_handle(struct kvproto *p, const char *line, size_t len, struct buf *out)
 {
     struct req r;
-    char err[512] = "";
+    char err[512]; /* not = "": that zeroes all 512 bytes every request */
     size_t mark = out->len;
     int rc;
 
+    err[0] = '\0';
     arena_reset(&p->arena);
     p->last_op = -1;
     p->last_ok = 0;
