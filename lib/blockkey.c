@@ -20,9 +20,6 @@
 /* Tokens hashed per step when a block does not fit the stack. */
 #define CHUNK_TOKENS 256
 
-/* The smallest block aibrix_lanes takes: one whole 32-byte stripe. */
-#define AIBRIX_LANES_MIN 6
-
 int
 blockkey_scheme_parse(const char *s, enum blockkey_scheme *out)
 {
@@ -93,13 +90,13 @@ put_be32(uint8_t *p, uint32_t v)
 }
 
 /* XXH64(seed, LE64(parent) || BE32 tokens) for a block too short for
- * aibrix_lanes, through a buffer. */
+ * blockkey_aibrix_lanes, through a buffer. */
 static uint64_t
 aibrix_block(uint64_t seed, uint64_t parent, const uint32_t *t, size_t n)
 {
-    uint8_t buf[8 + 4 * AIBRIX_LANES_MIN];
+    uint8_t buf[8 + 4 * BLOCKKEY_LANES_MIN];
 
-    assert(n < AIBRIX_LANES_MIN);
+    assert(n < BLOCKKEY_LANES_MIN);
     put_le64(buf, parent);
     for (size_t i = 0; i < n; i++)
         put_be32(buf + 8 + 4 * i, t[i]);
@@ -246,115 +243,21 @@ blockkey_llmd_root(const char *hash_seed, size_t seed_len, const char *name,
     return fnv_bytes(h, (const uint8_t *)name, name_len);
 }
 
-/* ---- aibrix in two stages ----------------------------------------------
- * XXH64 of LE64(parent) || BE32 tokens, written out so that the parent
- * enters only the first of XXH64's four lanes.  Lanes 2-4 and their merge
- * inputs are the tokens' alone (aibrix_lanes); the rest waits on the parent
- * (aibrix_finish).  The byte string is never built: each 8-byte word of it
- * is two byte-swapped tokens.  Needs one whole 32-byte stripe, so a block of
- * at least 6 tokens; smaller ones take aibrix_block. */
-
-#define P64_1 0x9E3779B185EBCA87ull
-#define P64_2 0xC2B2AE3D27D4EB4Full
-#define P64_3 0x165667B19E3779F9ull
-#define P64_4 0x85EBCA77C2B2AE63ull
-
-static inline uint64_t
-rotl64(uint64_t x, int r)
-{
-    return x << r | x >> (64 - r);
-}
-
-static inline uint64_t
-xxh64_round(uint64_t acc, uint64_t in)
-{
-    return rotl64(acc + in * P64_2, 31) * P64_1;
-}
-
-/* Word w >= 1 of the byte string (bytes 8w..8w+7), as XXH64 reads it
- * (little-endian): tokens 2w-2 and 2w-1, each big-endian. */
-static inline uint64_t
-aibrix_word(const uint32_t *t, size_t w)
-{
-    return (uint64_t)__builtin_bswap32(t[2 * w - 2]) |
-           (uint64_t)__builtin_bswap32(t[2 * w - 1]) << 32;
-}
-
-/* What a block's tokens alone decide: lanes 2-4 summed as XXH64 sums them,
- * and each merged through a round as XXH64's merge does. */
-struct aibrix_pre {
-    uint64_t sum, m2, m3, m4;
-};
-
-static inline struct aibrix_pre
-aibrix_lanes(uint64_t seed, const uint32_t *t, size_t n)
-{
-    size_t stripes = (8 + 4 * n) / 32;
-    uint64_t v2 = seed + P64_2, v3 = seed, v4 = seed - P64_1;
-
-    for (size_t s = 0; s < stripes; s++) {
-        v2 = xxh64_round(v2, aibrix_word(t, 4 * s + 1));
-        v3 = xxh64_round(v3, aibrix_word(t, 4 * s + 2));
-        v4 = xxh64_round(v4, aibrix_word(t, 4 * s + 3));
-    }
-    return (struct aibrix_pre){
-        rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18),
-        xxh64_round(0, v2),
-        xxh64_round(0, v3),
-        xxh64_round(0, v4),
-    };
-}
-
-static inline uint64_t
-xxh64_merge(uint64_t h, uint64_t m)
-{
-    return (h ^ m) * P64_1 + P64_4;
-}
-
-/* The rest of XXH64: lane 1 from the parent, the merge, the tail (whole
- * words, then an odd last token) and the avalanche. */
-static inline uint64_t
-aibrix_finish(uint64_t seed, uint64_t parent, const uint32_t *t, size_t n,
-              const struct aibrix_pre *pre)
-{
-    size_t len = 8 + 4 * n, stripes = len / 32, words = len / 8;
-    uint64_t v1 = xxh64_round(seed + P64_1 + P64_2, parent), h;
-
-    for (size_t s = 1; s < stripes; s++)
-        v1 = xxh64_round(v1, aibrix_word(t, 4 * s));
-    h = rotl64(v1, 1) + pre->sum;
-    h = xxh64_merge(h, xxh64_round(0, v1));
-    h = xxh64_merge(h, pre->m2);
-    h = xxh64_merge(h, pre->m3);
-    h = xxh64_merge(h, pre->m4) + len;
-    for (size_t w = 4 * stripes; w < words; w++)
-        h = rotl64(h ^ xxh64_round(0, aibrix_word(t, w)), 27) * P64_1 + P64_4;
-    if (n & 1)
-        h = rotl64(h ^ (uint64_t)__builtin_bswap32(t[n - 1]) * P64_1, 23) *
-                P64_2 +
-            P64_3;
-    h ^= h >> 33;
-    h *= P64_2;
-    h ^= h >> 29;
-    h *= P64_3;
-    return h ^ h >> 32;
-}
-
-/* Keys of n blocks of bs >= AIBRIX_LANES_MIN tokens: block i + 1's lanes
+/* Keys of n blocks of bs >= BLOCKKEY_LANES_MIN tokens: block i + 1's lanes
  * are issued before block i's finish, which is all that waits. */
 static void
 aibrix_chain(uint64_t seed, uint64_t parent, const uint32_t *t, size_t n,
              uint32_t bs, uint64_t *out)
 {
-    struct aibrix_pre next = aibrix_lanes(seed, t, bs);
+    struct blockkey_pre next = blockkey_aibrix_lanes(seed, t, bs);
 
     for (size_t i = 0; i < n; i++) {
-        struct aibrix_pre pre = next;
+        struct blockkey_pre pre = next;
         const uint32_t *bt = t + i * bs;
 
         if (i + 1 < n)
-            next = aibrix_lanes(seed, bt + bs, bs);
-        parent = aibrix_finish(seed, parent, bt, bs, &pre);
+            next = blockkey_aibrix_lanes(seed, bt + bs, bs);
+        parent = blockkey_aibrix_finish(seed, parent, bt, bs, &pre);
         out[i] = parent;
     }
 }
@@ -387,11 +290,11 @@ blockkey_next(const struct blockkey_cfg *c, const uint64_t *parent,
 {
     switch (c->scheme) {
     case BLOCKKEY_AIBRIX:
-        if (n >= AIBRIX_LANES_MIN) {
-            struct aibrix_pre pre = aibrix_lanes(c->seed, tokens, n);
+        if (n >= BLOCKKEY_LANES_MIN) {
+            struct blockkey_pre pre = blockkey_aibrix_lanes(c->seed, tokens, n);
 
-            return aibrix_finish(c->seed, parent ? *parent : c->seed, tokens, n,
-                                 &pre);
+            return blockkey_aibrix_finish(c->seed, parent ? *parent : c->seed,
+                                          tokens, n, &pre);
         }
         return aibrix_block(c->seed, parent ? *parent : c->seed, tokens, n);
     case BLOCKKEY_DYNAMO:
@@ -423,7 +326,7 @@ blockkey_chain(const struct blockkey_cfg *c, const uint64_t *parent,
     n = n_tokens / block_size;
     if (n == 0)
         return 0;
-    if (c->scheme == BLOCKKEY_AIBRIX && block_size >= AIBRIX_LANES_MIN)
+    if (c->scheme == BLOCKKEY_AIBRIX && block_size >= BLOCKKEY_LANES_MIN)
         aibrix_chain(c->seed, parent ? *parent : c->seed, tokens, n, block_size,
                      out);
     else if (c->scheme == BLOCKKEY_DYNAMO)

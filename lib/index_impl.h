@@ -31,8 +31,10 @@
  *   entry's engine hash.  Per pod because engines seed their hashes per
  *   process and one pod's removal must not touch another's.
  * - match follows pods 0..62 with one probe and one AND per block (the
- *   bitmaps) and later pods by walking the holders they appear in; it probes
- *   16 blocks ahead so that the cache misses of a long prompt overlap.
+ *   bitmaps) and later pods by walking the holders they appear in; it
+ *   hashes and prefetches each block's key 16 blocks ahead of its probe, so
+ *   that the cache misses of a long prompt overlap each other and the
+ *   probes overlap the hashing.
  * - Tables of 64 KiB or more are mmap'd (huge pages from 2 MiB), so that a
  *   table freed by a shrink or a rehash returns its memory at once.
  *

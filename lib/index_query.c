@@ -274,16 +274,17 @@ match_media(struct kv_index *ix, size_t depth)
 
 /*
  * The query's keys: given, or hashed from its tokens only as far as the walk
- * gets (plus the prefetch distance, in batches of QKEY_BATCH), so a prompt
- * that misses at block 0 costs a few hashes, not all of them.
+ * gets (plus the prefetch distance), so that a prompt that misses at block
+ * 0 costs a few hashes, not all of them.
  */
 struct qkeys {
     struct kv_index *ix;
     uint32_t nsid;
     const uint64_t *k;
-    uint64_t *buf; /* where hashed keys go; NULL when given */
-    size_t have, n;
+    uint64_t *buf;  /* where hashed keys go; NULL when given */
+    size_t have, n; /* keys ready (their slots prefetched), and all */
     const uint32_t *tokens;
+    size_t n_tokens;
     uint32_t bs;
 };
 
@@ -299,39 +300,33 @@ struct qkeys {
 #define PREFETCH_AHEAD 16
 
 /*
- * Keys hashed at a time: blockkey_chain overlaps the blocks of a batch
- * (a block's own lanes run while the previous key is being finished),
- * which one call per block could not.  Batches of 1, 2 and 4 measured
- * slower, and so did aibrix's two stages stepped one block at a time
- * inline between the probes (meant to overlap the key's serial part with
- * them): 15 to 30% slower from tokens.
+ * Readies the next key and prefetches its slot.  A key is hashed here,
+ * PREFETCH_AHEAD blocks ahead of its probe and one per block walked, so
+ * that the probes run in the shadow of the chain's serial multiplies
+ * (about 58 cycles a block) rather than after them.  Hashing batches of 16
+ * with blockkey_chain ahead of 16 probes made the two add up: the
+ * processor's window holds a few blocks' work, not a batch's.  bench/ab's
+ * match from tokens at 1M entries took 0.83 to 0.86 of the CPU of the
+ * batches; keeping the next block's lanes one ahead, as blockkey_chain
+ * does, made no difference; hashing and probing in groups of 4 took 1.02
+ * to 1.12 of one at a time, and 8 or 24 ahead 1.00 to 1.04 of 16.  Inlined
+ * by force: GCC kept it out of line, and the call passed the chain
+ * through memory.
  */
-#define QKEY_BATCH 16
-
-static inline uint64_t
-qkey(struct qkeys *q, size_t i)
+static inline __attribute__((always_inline)) void
+qnext(struct qkeys *q, struct blockkey_step *st)
 {
-    while (q->have <= i) {
-        size_t j = q->have, m = q->n - j < QKEY_BATCH ? q->n - j : QKEY_BATCH;
+    uint64_t key;
 
-        blockkey_chain(&q->ix->ns[q->nsid].cfg, j ? &q->buf[j - 1] : NULL,
-                       q->tokens + j * q->bs, m * q->bs, q->bs, q->buf + j);
-        q->have += m;
-    }
-    return q->k[i];
-}
-
-static inline void
-qprefetch(struct qkeys *q, size_t i)
-{
-    if (i < q->n) {
-        uintptr_t s =
-            (uintptr_t)&q->ix->ks[ks_home(q->ix, q->nsid, qkey(q, i))];
-
-        /* As integers: the next line may lie past the table's end. */
-        __builtin_prefetch((const void *)s);
-        __builtin_prefetch((const void *)(s + 64));
-    }
+    if (q->buf)
+        q->buf[q->have] = key = blockkey_step_next(st);
+    else
+        key = q->k[q->have];
+    q->have++;
+    uintptr_t s = (uintptr_t)&q->ix->ks[ks_home(q->ix, q->nsid, key)];
+    /* As integers: the next line may lie past the table's end. */
+    __builtin_prefetch((const void *)s);
+    __builtin_prefetch((const void *)(s + 64));
 }
 
 /* Records that pod p's run ends at depth d (d > 0). */
@@ -357,15 +352,20 @@ match_run(struct kv_index *ix, struct qkeys *q, uint64_t allow, int filtered,
     uint64_t active = allow;
     size_t i, hi = 0, max = 0;
     int hi_pods = ix->n_pods > LO_PODS;
+    /* Here rather than in q, so that its fields can live in registers. */
+    struct blockkey_step st;
 
-    for (i = 0; i < PREFETCH_AHEAD; i++)
-        qprefetch(q, i);
+    blockkey_step_init(&st, &ix->ns[q->nsid].cfg, NULL, q->tokens,
+                       q->buf ? q->n_tokens : 0, q->bs);
+    while (q->have < q->n && q->have < PREFETCH_AHEAD)
+        qnext(q, &st);
     for (i = 0; i < q->n && (active || hi || (i == 0 && hi_pods)); i++) {
         uint32_t slot;
         uint64_t bits, gone;
 
-        qprefetch(q, i + PREFETCH_AHEAD);
-        slot = ks_find(ix, q->nsid, qkey(q, i));
+        if (q->have < q->n)
+            qnext(q, &st);
+        slot = ks_find(ix, q->nsid, q->k[i]);
         bits = slot == NONE ? 0 : ix->ks[slot].pods;
         ix->qslots[i] = slot;
         for (gone = active & ~bits; i > 0 && gone; gone &= gone - 1)
@@ -508,9 +508,9 @@ index_match(struct kv_index *ix, const struct index_query *q,
                         .nsid = nsid,
                         .k = q->keys ? q->keys : ix->qkeys,
                         .buf = q->keys ? NULL : ix->qkeys,
-                        .have = q->keys ? nkeys : 0,
                         .n = nkeys,
                         .tokens = q->tokens,
+                        .n_tokens = q->n_tokens,
                         .bs = out->block_size};
     if (++ix->gen == 0) {
         /* The stamp wrapped: old stamps could look current. */

@@ -374,6 +374,7 @@ chain_case(enum blockkey_scheme sc, uint64_t *rng, uint32_t bs, size_t nb)
     struct blockkey_cfg c = {sc, splitmix(rng), splitmix(rng)};
     uint64_t pv = splitmix(rng), want;
     const uint64_t *parent = (pv & 1) ? &pv : NULL, *p;
+    struct blockkey_step st;
     int bad = 0;
 
     if (t == NULL || got == NULL || one == NULL || buf == NULL) {
@@ -387,14 +388,18 @@ chain_case(enum blockkey_scheme sc, uint64_t *rng, uint32_t bs, size_t nb)
     /* One token more than the blocks hold: a partial tail has no key. */
     if (blockkey_chain(&c, parent, t, bs * nb + (bs > 1), bs, got) != nb)
         bad++;
+    blockkey_step_init(&st, &c, parent, t, bs * nb + (bs > 1), bs);
+    bad += st.left != nb;
     p = parent;
     for (size_t i = 0; i < nb; i++) {
         want = ref_block(&c, p, t + i * bs, bs, buf);
         one[i] = blockkey_next(&c, p, t + i * bs, bs);
         bad += got[i] != want;
         bad += one[i] != want;
+        bad += st.left == 0 || blockkey_step_next(&st) != want;
         p = &one[i];
     }
+    bad += st.left != 0;
 out:
     free(t);
     free(got);
@@ -426,8 +431,8 @@ test_chain_random(void)
             for (int r = 0; r < 2; r++, cases++)
                 bad += chain_case(schemes[k], &rng, long_bs[i], 3);
         snprintf(what, sizeof what,
-                 "%s: chain and next agree with the plain reference "
-                 "(%d random cases)",
+                 "%s: chain, next and the stepper agree with the plain "
+                 "reference (%d random cases)",
                  blockkey_scheme_name(schemes[k]), cases);
         if (!CHECK(bad == 0, what))
             printf("#   %d keys differ\n", bad);
