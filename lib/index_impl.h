@@ -241,15 +241,11 @@ pod_bit(uint32_t p)
     return p < LO_PODS ? 1ull << p : HI_BIT;
 }
 
-/* Returns the slot of (ns, key), or NONE. */
+/* Returns the slot of (ns, key), or NONE; j is ks_home(ix, ns, key), and
+ * the table is not empty. */
 static inline uint32_t
-ks_find(const struct kv_index *ix, uint32_t ns, uint64_t key)
+ks_find_from(const struct kv_index *ix, uint32_t j, uint32_t ns, uint64_t key)
 {
-    uint32_t j;
-
-    if (ix->ks_cap == 0)
-        return NONE;
-    j = ks_home(ix, ns, key);
     for (;;) {
         const struct key_slot *s = &ix->ks[j];
 

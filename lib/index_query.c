@@ -322,8 +322,10 @@ qnext(struct qkeys *q, struct blockkey_step *st)
         q->buf[q->have] = key = blockkey_step_next(st);
     else
         key = q->k[q->have];
-    q->have++;
-    uintptr_t s = (uintptr_t)&q->ix->ks[ks_home(q->ix, q->nsid, key)];
+    /* The home slot waits where the probe's result will go. */
+    uint32_t home = ks_home(q->ix, q->nsid, key);
+    q->ix->qslots[q->have++] = home;
+    uintptr_t s = (uintptr_t)&q->ix->ks[home];
     /* As integers: the next line may lie past the table's end. */
     __builtin_prefetch((const void *)s);
     __builtin_prefetch((const void *)(s + 64));
@@ -365,7 +367,7 @@ match_run(struct kv_index *ix, struct qkeys *q, uint64_t allow, int filtered,
 
         if (q->have < q->n)
             qnext(q, &st);
-        slot = ks_find(ix, q->nsid, q->k[i]);
+        slot = ks_find_from(ix, ix->qslots[i], q->nsid, q->k[i]);
         bits = slot == NONE ? 0 : ix->ks[slot].pods;
         ix->qslots[i] = slot;
         for (gone = active & ~bits; i > 0 && gone; gone &= gone - 1)
