@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum blockkey_scheme { BLOCKKEY_AIBRIX, BLOCKKEY_DYNAMO, BLOCKKEY_LLMD };
 
@@ -82,12 +83,22 @@ blockkey_xxh64_round(uint64_t acc, uint64_t in)
 }
 
 /* Word w >= 1 of the byte string (bytes 8w..8w+7), as XXH64 reads it
- * (little-endian): tokens 2w-2 and 2w-1, each big-endian. */
+ * (little-endian): tokens 2w-2 and 2w-1, each big-endian.  On a
+ * little-endian host that is the two tokens' 8 bytes reversed, then
+ * rotated by 32: one load, one bswap, one rotate, where two of each and a
+ * shift and an or did. */
 static inline uint64_t
 blockkey_aibrix_word(const uint32_t *t, size_t w)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t x;
+
+    memcpy(&x, t + 2 * w - 2, sizeof x);
+    return blockkey_rotl64(__builtin_bswap64(x), 32);
+#else
     return (uint64_t)__builtin_bswap32(t[2 * w - 2]) |
            (uint64_t)__builtin_bswap32(t[2 * w - 1]) << 32;
+#endif
 }
 
 /* What a block's tokens alone decide: lanes 2-4 summed as XXH64 sums them,
