@@ -8,6 +8,7 @@
 
 #include "fmt.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,6 +304,27 @@ is_digit(int c)
     return c >= '0' && c <= '9';
 }
 
+/*
+ * Reads the digits of p[i, n) on into *m, setting *ovf (and keeping *m)
+ * once they no longer fit; returns the index after them.
+ */
+static inline size_t
+digits_on(const char *p, size_t n, size_t i, uint64_t *m, int *ovf)
+{
+    uint64_t x = *m;
+
+    for (; i < n && is_digit((unsigned char)p[i]); i++) {
+        unsigned d = (unsigned)(p[i] - '0');
+
+        if (x > (UINT64_MAX - d) / 10)
+            *ovf = 1;
+        else
+            x = x * 10 + d;
+    }
+    *m = x;
+    return i;
+}
+
 int
 jscan_number(struct jscan *s, struct jscan_num *num)
 {
@@ -321,34 +343,20 @@ jscan_number(struct jscan *s, struct jscan_num *num)
     }
     if (i >= n || !is_digit((unsigned char)p[i]))
         return fail_at(s, i, JSCAN_E_NUMBER);
-    if (p[i] == '0') {
+    if (p[i] == '0')
         i++;
-    } else {
-        while (i < n && is_digit((unsigned char)p[i])) {
-            unsigned d = (unsigned)(p[i] - '0');
-            if (m > (UINT64_MAX - d) / 10)
-                num->ovf = 1;
-            else
-                m = m * 10 + d;
-            i++;
-        }
-    }
+    else
+        i = digits_on(p, n, i, &m, &num->ovf);
     if (i < n && p[i] == '.') {
+        size_t f = ++i;
+
         num->is_int = 0;
-        i++;
         if (i >= n || !is_digit((unsigned char)p[i]))
             return fail_at(s, i, JSCAN_E_NUMBER);
         /* The digits go on into m, so that jscan_num_double need not read
          * them again. */
-        while (i < n && is_digit((unsigned char)p[i])) {
-            unsigned d = (unsigned)(p[i] - '0');
-            if (m > (UINT64_MAX - d) / 10)
-                num->ovf = 1;
-            else
-                m = m * 10 + d;
-            num->frac++;
-            i++;
-        }
+        i = digits_on(p, n, i, &m, &num->ovf);
+        num->frac = i - f > INT_MAX ? INT_MAX : (int)(i - f);
     }
     num->mag = m;
     if (i < n && (p[i] == 'e' || p[i] == 'E')) {
