@@ -454,7 +454,7 @@ bits128(u128 x)
  * rounding.  The result lies between 10^-19 and 2^64, where every double
  * is normal.
  */
-static double
+static __attribute__((noinline)) double
 div_pow10(uint64_t m, unsigned k)
 {
     int shift = 127 - (64 - __builtin_clzll(m));
@@ -477,64 +477,44 @@ div_pow10(uint64_t m, unsigned k)
 }
 #endif
 
-int
-jscan_num_double(struct jscan *sc, const struct jscan_num *num, double *out)
+/*
+ * A fraction jscan_number kept as one integer (its digits, the point left
+ * out), m / 10^frac, as strtod rounds it; -1 when it did not keep one or
+ * neither division takes it.  m / 10^k with m <= 2^53 and k <= 22 is the
+ * exact quotient of two exact doubles, so one division rounds it right; a
+ * wider m takes the division in integers.
+ */
+static int
+fraction_double(const struct jscan_num *num, double *d)
+{
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+    if (num->frac <= 0 || num->ovf)
+        return -1;
+    if (num->frac <= 22 && num->mag <= (uint64_t)1 << 53) {
+        *d = (double)num->mag / p10[num->frac];
+        return 0;
+    }
+#ifdef __SIZEOF_INT128__
+    if (num->frac <= 19 && num->mag != 0) {
+        *d = div_pow10(num->mag, (unsigned)num->frac);
+        return 0;
+    }
+#endif
+    return -1;
+}
+
+/* What strtod reads of the number's text, through a terminated copy.  Out
+ * of line, to keep jscan_num_double's common paths without its frame. */
+static __attribute__((noinline)) int
+text_double(struct jscan *sc, const struct jscan_num *num, double *out)
 {
     size_t len = num->end - num->start;
     char small[64];
     char *tmp = small;
 
-    /*
-     * A decimal fraction m / 10^k with m <= 2^53 and k <= 22 is the exact
-     * quotient of two exact doubles, so one division rounds it correctly,
-     * as strtod would; a wider m takes the division in integers.
-     */
-    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-
-    if (num->is_int && !num->ovf) {
-        *out = num->neg ? -(double)num->mag : (double)num->mag;
-        return 0;
-    }
-    /* jscan_number kept the digits of a fraction when they fit. */
-    if (num->frac > 0 && num->frac <= 22 && !num->ovf &&
-        num->mag <= (uint64_t)1 << 53) {
-        double d = (double)num->mag / p10[num->frac];
-        *out = num->neg ? -d : d;
-        return 0;
-    }
-    {
-        const char *s = sc->s;
-        size_t i = num->start + (size_t)num->neg;
-        uint64_t m = 0;
-        int k = -1, nd = 0;
-        for (; i < num->end && nd <= 19; i++) {
-            if (s[i] == '.') {
-                k = 0;
-                continue;
-            }
-            if (!is_digit((unsigned char)s[i]))
-                break;
-            m = m * 10 + (uint64_t)(s[i] - '0');
-            nd++;
-            if (k >= 0)
-                k++;
-        }
-        if (i == num->end && nd <= 19 && k >= 0 && k <= 22 &&
-            m <= (uint64_t)1 << 53) {
-            double d = (double)m / p10[k];
-            *out = num->neg ? -d : d;
-            return 0;
-        }
-#ifdef __SIZEOF_INT128__
-        if (i == num->end && nd <= 19 && k >= 0 && m != 0) {
-            double d = div_pow10(m, (unsigned)k);
-            *out = num->neg ? -d : d;
-            return 0;
-        }
-#endif
-    }
     if (len >= sizeof small) {
         tmp = sc->arena != NULL ? arena_alloc(sc->arena, len + 1) : NULL;
         if (tmp == NULL)
@@ -544,6 +524,24 @@ jscan_num_double(struct jscan *sc, const struct jscan_num *num, double *out)
     tmp[len] = '\0';
     *out = strtod(tmp, NULL);
     return 0;
+}
+
+int
+jscan_num_double(struct jscan *sc, const struct jscan_num *num, double *out)
+{
+    double d;
+
+    if (num->is_int && !num->ovf) {
+        *out = num->neg ? -(double)num->mag : (double)num->mag;
+        return 0;
+    }
+    if (fraction_double(num, &d) == 0) {
+        *out = num->neg ? -d : d;
+        return 0;
+    }
+    /* The rest (an exponent, more digits than 64 bits hold, a fraction
+     * longer than either division takes). */
+    return text_double(sc, num, out);
 }
 
 #ifdef JSCAN_SWAR

@@ -202,6 +202,10 @@ test_doubles(void)
         "-0.0",
         "12345678901234567890.5",
         "0.30000000000000000444",
+        /* 20 digits that fit 64 bits: the division in integers. */
+        "0.1234567890123456789",
+        "1844674407370955.1615",
+        "-9.999999999999999999",
         /* Above a halfway point by less than the quotient's last bit, so
          * only the remainder says to round up. */
         "405.0727679193905999",
