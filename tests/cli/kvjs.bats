@@ -33,6 +33,15 @@ gen() {
     }'
 }
 
+# Publishes gen's batches POD FROM N to $NATS_URL, one message each.  The
+# lines go through a file: read from a pipe, a pause of the writer longer
+# than --linger (a loaded machine) ends a batch early, by design, and its
+# second line becomes a message of its own.
+publish() {
+    gen "$@" >"$T/publish.in"
+    kvjs pub -s "$NATS_URL" <"$T/publish.in"
+}
+
 # The stream's message count at $1 (default $NATS_URL).
 msgs() {
     kvjs info -s "${1:-$NATS_URL}" | jq .messages
@@ -227,12 +236,12 @@ kvjs: error: 1 of 1 batches not acknowledged
 
 @test "a message that is not kvtap NDJSON is skipped and counted" {
     nats_start
-    gen pod-a 0 1 | kvjs pub -s "$NATS_URL"
+    publish pod-a 0 1
     # A foreign publisher, speaking the NATS protocol by hand.
     local port=${NATS_URL##*:}
     printf 'CONNECT {"verbose":false}\r\nPUB kvtap.ev.x 5\r\nhello\r\nPING\r\n' |
         socat -t 1 - "TCP:127.0.0.1:$port" >/dev/null
-    gen pod-a 1 1 | kvjs pub -s "$NATS_URL"
+    publish pod-a 1 1
     [ "$(msgs)" = 3 ]
     kvjs sub -s "$NATS_URL" --stats >"$T/out" 2>"$T/err"
     run cat "$T/err"
@@ -328,7 +337,7 @@ wait_msgs() {
 
 @test "durable: killed with -9, it resumes right after its last ack" {
     nats_start
-    gen pod-a 0 200 | kvjs pub -s "$NATS_URL"
+    publish pod-a 0 200
     kvjs sub -s "$NATS_URL" --durable d1 --follow --batch 16 >"$T/o1" &
     local c=$!
     local i=0
@@ -340,7 +349,7 @@ wait_msgs() {
     sleep 0.3 # the last acks reach the server
     kill -9 "$c"
     wait "$c" || true
-    gen pod-a 200 50 | kvjs pub -s "$NATS_URL"
+    publish pod-a 200 50
     # Without --follow it stops at the end; exactly the 50 new messages.
     run kvjs sub -s "$NATS_URL" --durable d1
     assert_success
@@ -355,7 +364,7 @@ wait_msgs() {
 
 @test "durable: acked means written; the rest is delivered again" {
     nats_start
-    gen pod-a 0 1000 | kvjs pub -s "$NATS_URL"
+    publish pod-a 0 1000
     # A reader that never reads: kvjs blocks writing once the pipe is full.
     mkfifo "$T/fifo"
     sleep 60 <"$T/fifo" &
@@ -385,7 +394,7 @@ wait_msgs() {
 
 @test "durable: a reader resumed at once loses nothing its killed run held" {
     nats_start
-    gen pod-a 0 1000 | kvjs pub -s "$NATS_URL"
+    publish pod-a 0 1000
     # A pipe nobody reads until the run is dead: opened read-write here, so
     # that what the killed run wrote can be read back afterwards.
     mkfifo "$T/fifo"
@@ -668,7 +677,7 @@ EOF2
         i=$((i + 1))
         [ "$i" -lt 100 ]
     done
-    gen pod-a 50 50 | kvjs pub -s "$NATS_URL"
+    publish pod-a 50 50
     # The stream alone cannot rebuild them any more.
     [ "$(kvjs sub -q -s "$NATS_URL" | head -n 1 | jq .js_seq)" = 51 ]
     # Replica 2 starts now: the snapshot, then the tail from js_seq + 1.
@@ -696,15 +705,15 @@ after_last() {
 
 @test "history: --from TIME --until TIME returns that window of one pod" {
     nats_start
-    gen pod-a 0 10 | kvjs pub -s "$NATS_URL"
+    publish pod-a 0 10
     local t1 t2
     t1=$(after_last)
     sleep 0.1
-    gen pod-a 10 10 | kvjs pub -s "$NATS_URL"
-    gen pod-b 0 10 | kvjs pub -s "$NATS_URL"
+    publish pod-a 10 10
+    publish pod-b 0 10
     t2=$(after_last)
     sleep 0.1
-    gen pod-a 20 10 | kvjs pub -s "$NATS_URL"
+    publish pod-a 20 10
     run kvjs sub -q -s "$NATS_URL" --pod pod-a --from "$t1" --until "$t2"
     assert_success
     run jq -c .seq <<<"$output"
