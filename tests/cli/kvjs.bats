@@ -442,22 +442,74 @@ wait_msgs() {
     run kvjs info -s "$NATS_URL2,$NATS_URL3"
     assert_output --regexp '"replicas":3}$'
     [ "$(jq .messages <<<"$output")" -ge 20000 ]
-    # Batches that failed over were sent again in order, and those stored
-    # before them once more after them: in stream order, the last copy of
-    # each batch comes after the last copy of the one before it, so a
-    # replica ends where a directly fed index does.
     kvjs sub -q -s "$NATS_URL3" >"$T/out"
-    run sh -c "jq .seq '$T/out' | awk '{ last[\$1] = NR } END {
+    assert_stored_in_order "$T/in" "$T/out"
+}
+
+# Asserts that the stream's lines $2 (kvjs sub) hold the batches of $1 (the
+# input of kvjs pub, seqs 0 to 19999) in their order.  Batches that failed
+# were sent again in order, and those stored before them once more after
+# them: in stream order, the last copy of each batch comes after the last
+# copy of the one before it, so a replica ends where a directly fed index
+# does.
+assert_stored_in_order() {
+    run sh -c "jq .seq '$2' | awk '{ last[\$1] = NR } END {
         for (s = 1; s < 20000; s++) if (!(s in last) || last[s] < last[s - 1]) bad++
         print bad + 0 }'"
     assert_output 0
-    kvindex serve -q --exit-on-eof -s "$T/a.sock" --snapshot "$T/a.snap" <"$T/in"
-    kvindex serve -q --exit-on-eof -s "$T/b.sock" --snapshot "$T/b.snap" <"$T/out"
+    kvindex serve -q --exit-on-eof -s "$T/a.sock" --snapshot "$T/a.snap" <"$1"
+    kvindex serve -q --exit-on-eof -s "$T/b.sock" --snapshot "$T/b.snap" <"$2"
     # The header (js_seq), pod lines (seqs, js positions) and the end line
     # (its checksum covers those) differ by design; the index must not.
     local skip='"type":"\(kvindex_snapshot\|pod\|end\)"'
     run diff <(grep -v "$skip" "$T/a.snap") <(grep -v "$skip" "$T/b.snap")
     assert_success
+}
+
+@test "a connection reset while publishing: every batch stored, in order" {
+    nats_start
+    gen pod-a 0 20000 >"$T/in"
+    kvjs pub -s "$NATS_URL" </dev/null
+    # A relay that resets the connection after 2 MB: batches in flight are
+    # lost, and the publisher's next write may fail (ECONNRESET or EPIPE)
+    # before libnats has noticed the loss.  Neither ends the run.
+    /usr/bin/python3 "$BATS_TEST_DIRNAME/../peer/tcpreset.py" \
+        "${NATS_URL##*:}" 2000000 >"$T/port" 2>"$T/relay.err" 3>&- &
+    PIDS+=($!)
+    local i=0
+    until [ -s "$T/port" ]; do
+        sleep 0.05
+        i=$((i + 1))
+        [ "$i" -lt 100 ]
+    done
+    # Written into a pipe in pieces: a long --linger keeps a pause between
+    # two writes on a loaded machine from ending a batch early.
+    mkfifo "$T/fifo"
+    kvjs pub -s "nats://127.0.0.1:$(cat "$T/port")" --linger 1s --stats \
+        <"$T/fifo" 2>"$T/err" &
+    local p=$!
+    PIDS+=($p)
+    exec 6>"$T/fifo"
+    # The first 5,000 batches (about 2.4 MB), then the input pauses: later
+    # batches were acknowledged and the lost ones were not, so they are
+    # sent again now, not when the input ends.
+    head -n 10000 "$T/in" >&6
+    i=0
+    until [ "$(kvjs sub -q -s "$NATS_URL" | jq .seq | sort -u | wc -l)" = 5000 ]; do
+        sleep 0.2
+        i=$((i + 1))
+        [ "$i" -lt 50 ] || { cat "$T/err" "$T/relay.err"; false; }
+    done
+    grep -q '^reset after' "$T/relay.err"
+    tail -n +10001 "$T/in" >&6
+    exec 6>&-
+    local st=0
+    wait_pid "$p" 60 || st=$?
+    cat "$T/err"
+    assert_equal "$st" 0
+    assert_equal "$(tail -n 1 "$T/err" | jq -c '[.batches,.acked,.failed]')" '[20000,20000,0]'
+    kvjs sub -q -s "$NATS_URL" >"$T/out"
+    assert_stored_in_order "$T/in" "$T/out"
 }
 
 # Runs "$2" (a command line) with its stdout into kvindex serve on socket
