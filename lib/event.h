@@ -25,12 +25,58 @@ struct kv_str {
     size_t n;
 };
 
+/* The 8 or 4 bytes at p, any alignment, in host order. */
+static inline uint64_t
+kv_load64(const char *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline uint32_t
+kv_load32(const char *p)
+{
+    uint32_t v;
+
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/*
+ * Whether a[0, n) and b[0, n) hold the same bytes.  Up to 24 bytes it is
+ * two or three loads a side, which may overlap: names (pods, models, JSON
+ * keys, media) are a few bytes, and a call of memcmp costs more than
+ * comparing them.
+ */
+static inline int
+kv_bytes_eq(const void *a, const void *b, size_t n)
+{
+    const char *x = a, *y = b;
+
+    if (n > 24)
+        return memcmp(x, y, n) == 0;
+    if (n > 16)
+        return ((kv_load64(x) ^ kv_load64(y)) |
+                (kv_load64(x + 8) ^ kv_load64(y + 8)) |
+                (kv_load64(x + n - 8) ^ kv_load64(y + n - 8))) == 0;
+    if (n >= 8)
+        return ((kv_load64(x) ^ kv_load64(y)) |
+                (kv_load64(x + n - 8) ^ kv_load64(y + n - 8))) == 0;
+    if (n >= 4)
+        return ((kv_load32(x) ^ kv_load32(y)) |
+                (kv_load32(x + n - 4) ^ kv_load32(y + n - 4))) == 0;
+    return n == 0 ||
+           (x[0] == y[0] && x[n / 2] == y[n / 2] && x[n - 1] == y[n - 1]);
+}
+
 /* Whether s holds exactly the NUL-terminated text lit. */
 static inline int
 kv_str_eq(struct kv_str s, const char *lit)
 {
     size_t n = strlen(lit);
-    return s.n == n && (n == 0 || memcmp(s.p, lit, n) == 0);
+    return s.n == n && kv_bytes_eq(s.p, lit, n);
 }
 
 /*

@@ -617,14 +617,14 @@ static int
 pod_is(const struct pod *p, const char *name, size_t n, int has_rank,
        int64_t rank)
 {
-    return p->name_len == n && memcmp(p->name, name, n) == 0 &&
+    return p->name_len == n && kv_bytes_eq(p->name, name, n) &&
            p->has_rank == has_rank && (!has_rank || p->rank == rank);
 }
 
 int
 pod_ref_matches(const struct pod *p, const struct index_pod_ref *r)
 {
-    if (r->pod.n != p->name_len || memcmp(r->pod.p, p->name, p->name_len))
+    if (r->pod.n != p->name_len || !kv_bytes_eq(r->pod.p, p->name, r->pod.n))
         return 0;
     return !r->has_rank || (p->has_rank && p->rank == r->rank);
 }
@@ -794,7 +794,7 @@ ns_is(const struct ns *s, const char *model, size_t mn, const char *lora,
       size_t ln)
 {
     return s->model_len == mn && s->lora_len == ln &&
-           memcmp(s->model, model, mn) == 0 && memcmp(s->lora, lora, ln) == 0;
+           kv_bytes_eq(s->model, model, mn) && kv_bytes_eq(s->lora, lora, ln);
 }
 
 /* A table of namespace ids, 2 * ns_cap slots: engines may serve hundreds of
@@ -900,7 +900,7 @@ int
 medium_find(const struct kv_index *ix, const char *name, size_t n)
 {
     for (int i = 0; i < ix->n_media; i++) {
-        if (strlen(ix->media[i]) == n && memcmp(ix->media[i], name, n) == 0)
+        if (strlen(ix->media[i]) == n && kv_bytes_eq(ix->media[i], name, n))
             return i;
     }
     return -1;

@@ -401,7 +401,7 @@ other_engine(const struct pod *pod, const struct kv_env *env, enum kv_type t)
 {
     if (env->stream.p && pod->stream[0])
         return env->stream.n != sizeof pod->stream - 1 ||
-               memcmp(env->stream.p, pod->stream, env->stream.n) != 0;
+               !kv_bytes_eq(env->stream.p, pod->stream, env->stream.n);
     if (!env->has_ts || (t != KV_BLOCK_STORED && t != KV_BLOCK_REMOVED &&
                          t != KV_ALL_BLOCKS_CLEARED))
         return 0;

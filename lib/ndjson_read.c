@@ -716,44 +716,6 @@ key_order_pos(int k)
     return KEY_ORDER_N;
 }
 
-static inline uint64_t
-load64(const char *p)
-{
-    uint64_t v;
-
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline uint32_t
-load32(const char *p)
-{
-    uint32_t v;
-
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-/*
- * Whether a[0, n) and b[0, n) hold the same bytes, n >= 1, in two or three
- * loads a side that may overlap: a call of memcmp for a key name of a few
- * bytes costs more than the comparison.
- */
-static inline int
-same_bytes(const char *a, const char *b, size_t n)
-{
-    if (n > 24)
-        return memcmp(a, b, n) == 0;
-    if (n > 16)
-        return load64(a) == load64(b) && load64(a + 8) == load64(b + 8) &&
-               load64(a + n - 8) == load64(b + n - 8);
-    if (n >= 8)
-        return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
-    if (n >= 4)
-        return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
-    return a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1];
-}
-
 /*
  * After the value of the key at key_order[*pos]: when the text at the
  * cursor is exactly ,"NAME": for a key after it in key_order, consumes it
@@ -778,7 +740,7 @@ key_guess(struct jscan *sc, size_t *pos, struct kv_str *key)
         /* The closing quote and colon first: they rule out most
          * candidates without a compare of the name. */
         if (name[0] != p[2] || left < n + 4 || p[2 + n] != '"' ||
-            p[3 + n] != ':' || !same_bytes(p + 2, name, n))
+            p[3 + n] != ':' || !kv_bytes_eq(p + 2, name, n))
             continue;
         key->p = p + 2;
         key->n = n;

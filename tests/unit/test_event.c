@@ -4,6 +4,7 @@
  *
  * Expected names, order and required sets are written by hand from
  * docs/ndjson.md#engine-events, not taken from the list under test.
+ * kv_bytes_eq is checked against memcmp.
  */
 #include "event.h"
 #include "unit.h"
@@ -140,11 +141,44 @@ test_arena_trim(void)
     arena_free(&a);
 }
 
+/*
+ * kv_bytes_eq at every length it treats apart (0 to 3, 4 to 7, 8 to 16,
+ * 17 to 24, longer), at unaligned addresses: equal bytes compare equal,
+ * and a change of any one byte, first, middle or last, is seen.
+ */
+static void
+test_bytes_eq(void)
+{
+    char a[64], b[64];
+
+    for (size_t i = 0; i < sizeof a; i++)
+        a[i] = (char)(i * 37 + 11);
+    for (size_t n = 0; n <= 40; n++) {
+        char *x = a + 1, *y = b + 3;
+        int wrong = 0;
+
+        memcpy(y, x, n);
+        wrong += !kv_bytes_eq(x, y, n);
+        for (size_t k = 0; k < n; k++) {
+            y[k] ^= (char)(1 << (k % 8));
+            wrong += kv_bytes_eq(x, y, n) != (memcmp(x, y, n) == 0);
+            wrong += kv_bytes_eq(x, y, n);
+            y[k] = x[k];
+        }
+        CHECK(wrong == 0, "kv_bytes_eq agrees with memcmp at this length");
+    }
+    CHECK(kv_str_eq((struct kv_str){"GPU", 3}, "GPU"), "kv_str_eq: equal");
+    CHECK(!kv_str_eq((struct kv_str){"GPU", 2}, "GPU"),
+          "kv_str_eq: a prefix is not equal");
+    CHECK(kv_str_eq((struct kv_str){NULL, 0}, ""), "kv_str_eq: empty");
+}
+
 int
 main(void)
 {
     test_names();
     test_required();
     test_arena_trim();
+    test_bytes_eq();
     return unit_done();
 }
