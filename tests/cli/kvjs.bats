@@ -42,6 +42,18 @@ publish() {
     kvjs pub -s "$NATS_URL" <"$T/publish.in"
 }
 
+# Waits up to 20 seconds until process $1 is blocked writing into a full
+# pipe (the wait channel of its main thread), rather than for a fixed time
+# that a loaded machine may not give it.
+wait_pipe_full() {
+    local i=0
+    until grep -q pipe_write "/proc/$1/wchan" 2>/dev/null; do
+        sleep 0.05
+        i=$((i + 1))
+        [ "$i" -lt 400 ] || return 1
+    done
+}
+
 # The stream's message count at $1 (default $NATS_URL).
 msgs() {
     kvjs info -s "${1:-$NATS_URL}" | jq .messages
@@ -371,7 +383,7 @@ wait_msgs() {
     PIDS+=($!)
     kvjs sub -s "$NATS_URL" --durable d2 --batch 8 --ack-wait 1s >"$T/fifo" &
     local c=$!
-    sleep 1
+    wait_pipe_full "$c"
     kill -9 "$c"
     wait "$c" || true
     run kvjs sub -s "$NATS_URL" --durable d2
@@ -401,7 +413,7 @@ wait_msgs() {
     exec 5<>"$T/fifo"
     kvjs sub -s "$NATS_URL" --durable d3 --batch 8 --ack-wait 3s >"$T/fifo" &
     local c=$!
-    sleep 1
+    wait_pipe_full "$c"
     kill -9 "$c"
     wait "$c" || true
     # Its last line may be cut.  It held one fetch it never wrote: resumed
