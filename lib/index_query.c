@@ -295,7 +295,11 @@ struct qkeys {
  * the next line is read about half the time.  bench/ab's match path (1M
  * entries, nothing shared) measured the second line at 0.79 of the CPU of
  * one line, the slot's own last byte instead at 0.87, and three lines at
- * 0.90; 8 and 32 blocks ahead at 0.81 and 0.86 against 16's 0.79.
+ * 0.90; 8 and 32 blocks ahead at 0.81 and 0.86 against 16's 0.79.  With
+ * the keys hashed beside the probes, one line costs 1.63 to 1.66 of two,
+ * and the second line only for slots that start past byte 16 of theirs
+ * (chosen without a branch) 1.08 to 1.10: a probe that waits for memory
+ * stalls the hashing behind it, which costs more than the lines saved.
  */
 #define PREFETCH_AHEAD 16
 
