@@ -488,12 +488,7 @@ assert_stored_in_order() {
     /usr/bin/python3 "$BATS_TEST_DIRNAME/../peer/tcpreset.py" \
         "${NATS_URL##*:}" 2000000 >"$T/port" 2>"$T/relay.err" 3>&- &
     PIDS+=($!)
-    local i=0
-    until [ -s "$T/port" ]; do
-        sleep 0.05
-        i=$((i + 1))
-        [ "$i" -lt 100 ]
-    done
+    wait_file "$T/port"
     # Written into a pipe in pieces: a long --linger keeps a pause between
     # two writes on a loaded machine from ending a batch early.
     mkfifo "$T/fifo"
@@ -506,7 +501,7 @@ assert_stored_in_order() {
     # batches were acknowledged and the lost ones were not, so they are
     # sent again now, not when the input ends.
     head -n 10000 "$T/in" >&6
-    i=0
+    local i=0
     until [ "$(kvjs sub -q -s "$NATS_URL" | jq .seq | sort -u | wc -l)" = 5000 ]; do
         sleep 0.2
         i=$((i + 1))
