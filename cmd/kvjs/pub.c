@@ -9,12 +9,11 @@
  * replica that applies a batch before the one that stored its parent
  * block drops it as an orphan.  When one fails, later ones may already be
  * stored; so the main thread stops, lets every batch in flight settle,
- * sends the failed one again under its own Nats-Msg-Id (the stream drops
- * a copy it already holds) until the stream takes it, then every one
- * after it under a new id, so that a copy of each is stored after the
- * batch it may have overtaken.  That includes later failed ones: a batch
- * whose acknowledgment never came may be stored all the same.  Applying a
- * batch twice is harmless; applying it out of order is not.
+ * and sends again, in order, the failed one and every one after it: the
+ * failed ones under their own Nats-Msg-Id (the stream drops a copy it
+ * already holds), the ones stored too early under a new id, so that a copy
+ * of each is stored after the batch it overtook.  Applying a batch twice
+ * is harmless; applying it out of order is not.
  */
 #include "pub.h"
 
@@ -41,10 +40,8 @@ struct sent {
     natsMsg *msg; /* held by libnats while W_SENT, by the window otherwise */
     int state;
     int counted;       /* its first acknowledgment was counted */
-    unsigned again;    /* times it was sent again after the probe */
+    unsigned again;    /* times it was stored again after an overtake */
     long long fail_ms; /* when it first failed, 0 if it never did */
-    uint64_t serial;   /* the order of its last send */
-    long long sent_ms; /* the time of its last send */
 };
 
 struct pub {
@@ -61,8 +58,6 @@ struct pub {
     uint64_t failed; /* given up on */
     uint64_t resent; /* batches sent again to restore the order */
     long long last_progress_ms;
-    uint64_t serial;       /* sends so far */
-    uint64_t acked_serial; /* the latest send acknowledged */
     char last_err[256];
 
     /* The group being collected (main thread only). */
@@ -129,8 +124,7 @@ win_push(struct pub *p, natsMsg *msg)
         }
     }
     if (rc == 0)
-        p->win[p->n++] =
-            (struct sent){msg, W_SENT, 0, 0, 0, ++p->serial, cli_now_ms()};
+        p->win[p->n++] = (struct sent){msg, W_SENT, 0, 0, 0};
     win_slide(p);
     pthread_mutex_unlock(&p->mu);
     return rc;
@@ -163,8 +157,6 @@ ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
     }
     if (pa != NULL) {
         e->state = W_ACKED;
-        if (e->serial > p->acked_serial)
-            p->acked_serial = e->serial;
         if (!e->counted) {
             e->counted = 1;
             p->acked++;
@@ -198,51 +190,28 @@ give_up(struct pub *p, natsMsg *msg, int timed_out, const char *why)
 }
 
 /*
- * Whether the oldest batch in flight is lost (caller holds mu): a batch
- * sent after it was acknowledged, and it has waited 2 s.  The stream
- * answers one connection's batches in order, so it will not be answered:
- * the connection broke with it unsent, or its answer was lost.  The wait
- * allows for a reconnect, after which libnats sends what it buffered.
- */
-static int
-head_lost(const struct pub *p, long long now)
-{
-    const struct sent *e;
-
-    if (p->head == p->n)
-        return 0;
-    e = &p->win[p->head];
-    return e->state == W_SENT && p->acked_serial > e->serial &&
-           now - e->sent_ms >= 2000;
-}
-
-/*
- * Takes back from the library, as failed, the batches in flight when their
- * acknowledgments stopped: none came for 2 s (the server holding them
- * died), or later ones came and the oldest did not (head_lost).  With
- * quiet_too 0, only the second: a pause in the input is no evidence.
+ * Batches whose acknowledgment never came (the server holding them died)
+ * are taken back from the library and count as failed.
  */
 static void
-reclaim_stalled(struct pub *p, int quiet_too)
+reclaim_stalled(struct pub *p)
 {
     natsMsgList pend = {0};
     long long now = cli_now_ms();
-    long long since;
-    int stalled;
+    long long quiet;
 
     pthread_mutex_lock(&p->mu);
-    stalled = head_lost(p, now);
-    since = stalled ? p->win[p->head].sent_ms : p->last_progress_ms;
-    stalled = stalled || (quiet_too && now - since >= 2000);
+    quiet = now - p->last_progress_ms;
     pthread_mutex_unlock(&p->mu);
-    if (!stalled || js_PublishAsyncGetPendingList(&pend, p->c.js) != NATS_OK)
+    if (quiet < 2000 ||
+        js_PublishAsyncGetPendingList(&pend, p->c.js) != NATS_OK)
         return;
     pthread_mutex_lock(&p->mu);
     for (int k = 0; k < pend.Count; k++) {
         struct sent *e = win_find(p, pend.Msgs[k]);
 
         if (e != NULL && e->state == W_SENT) {
-            mark_failed(p, e, since);
+            mark_failed(p, e, now - quiet);
             pend.Msgs[k] = NULL;
         }
     }
@@ -271,10 +240,10 @@ settle_some(struct pub *p)
     jsPubOptions_Init(&wait);
     wait.MaxWait = 200;
     js_PublishAsyncComplete(p->c.js, &wait);
-    reclaim_stalled(p, 1);
+    reclaim_stalled(p);
 }
 
-/* Gives the id of a batch sent again a new suffix: ".again<N>". */
+/* Gives the id of a batch stored too early a new suffix: ".again<N>". */
 static int
 id_again(natsMsg *m, unsigned n)
 {
@@ -298,11 +267,8 @@ id_again(natsMsg *m, unsigned n)
 }
 
 /*
- * Sends entry k again under a new id (the window holds it; mu not held).
- * Its old id would not do even when it failed: a batch taken back without
- * an acknowledgment may have been stored, and the stream would drop the
- * new copy as a duplicate of the one stored before the batch it overtook.
- * Returns 0, or -1 when the library refused it (then it is failed again).
+ * Sends entry k again (the window holds it; mu not held).  Returns 0, or -1
+ * when the library refused it (then it is failed again).
  */
 static int
 resend(struct pub *p, size_t k)
@@ -313,13 +279,11 @@ resend(struct pub *p, size_t k)
 
     pthread_mutex_lock(&p->mu);
     m = p->win[k].msg;
-    if (id_again(m, ++p->win[k].again) == -1)
+    if (p->win[k].state == W_ACKED && id_again(m, ++p->win[k].again) == -1)
         log_warn("cannot renew a message id; sending it under the old one");
     if (p->win[k].state == W_FAILED)
         p->nfailed--;
     p->win[k].state = W_SENT;
-    p->win[k].serial = ++p->serial;
-    p->win[k].sent_ms = cli_now_ms();
     p->resent++;
     pthread_mutex_unlock(&p->mu);
     st = js_PublishMsgAsync(p->c.js, &m, &p->popts);
@@ -515,7 +479,7 @@ publish_msg(struct pub *p, natsMsg *m)
             return 0;
         }
         /* Too many in flight: let some settle. */
-        reclaim_stalled(p, 1);
+        reclaim_stalled(p);
         if (has_failed(p)) {
             /* The order matters: this one goes after the failed ones. */
             pthread_mutex_lock(&p->mu);
@@ -594,7 +558,6 @@ group_flush(struct pub *p)
      * A failure stops the reading until the order is restored: a batch
      * read later must not be stored before the failed one.
      */
-    reclaim_stalled(p, 0);
     if (has_failed(p))
         recover(p);
     rc = 0;
@@ -734,7 +697,6 @@ read_input(struct pub *p)
             /* Idle: the batch is complete unless more comes right away. */
             if (!wait_input((int)p->o->linger_ms) && group_flush(p) == -1)
                 goto out;
-            reclaim_stalled(p, 0);
             if (has_failed(p))
                 recover(p);
             if (!wait_input(100))
