@@ -7,7 +7,9 @@
  * in a window, in the order it was read, until it and all before it are
  * acknowledged, because a pod's batches must be stored in their order: a
  * replica that applies a batch before the one that stored its parent
- * block drops it as an orphan.  When one fails, later ones may already be
+ * block drops it as an orphan.  The window spans at most --max-pending
+ * batches (win_wait), so that a lost batch is noticed while the batches
+ * behind it are few.  When one fails, later ones may already be
  * stored; so the main thread stops, lets every batch in flight settle,
  * and sends again, in order, the failed one and every one after it: the
  * failed ones under their own Nats-Msg-Id (the stream drops a copy it
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -49,8 +52,9 @@ struct pub {
     struct js_conn c;
     jsPubOptions popts;
 
-    pthread_mutex_t mu; /* guards everything down to last_err */
-    struct sent *win;   /* win[head..n): sent, oldest first */
+    pthread_mutex_t mu;  /* guards everything down to last_err */
+    pthread_cond_t news; /* an acknowledgment or a failure came */
+    struct sent *win;    /* win[head..n): sent, oldest first */
     size_t head, n, cap;
     size_t nfailed;  /* entries W_FAILED */
     uint64_t acked;  /* distinct batches stored or found duplicate */
@@ -169,6 +173,7 @@ ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
                                      : "no acknowledgment");
         mark_failed(p, e, cli_now_ms());
     }
+    pthread_cond_signal(&p->news);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -435,12 +440,56 @@ has_failed(struct pub *p)
     return yes;
 }
 
+/*
+ * Waits while the window spans --max-pending batches.  libnats bounds only
+ * the batches in flight; a batch lost while later ones are acknowledged
+ * (written just before the connection broke) stays in flight alone, and
+ * without this bound the window behind it would grow until the input
+ * ended, the stream lacking the batch all that time and every batch after
+ * it sent again at the end.  Stopping here lets the later ones settle, so
+ * that the acknowledgments stop, the lost batch is taken back after 2 s
+ * and recover() sends again at most --max-pending batches.  In the common
+ * case the window is full because the batches in flight are, and the next
+ * acknowledgment frees a place: waiting for that one, not for all of them
+ * (settle_some), keeps the flow steady.
+ */
+static void
+win_wait(struct pub *p)
+{
+    for (;;) {
+        struct timespec until;
+        int full;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 100 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&p->mu);
+        win_slide(p);
+        full = p->n - p->head >= (size_t)p->o->max_pending;
+        if (full && p->nfailed == 0) {
+            pthread_cond_timedwait(&p->news, &p->mu, &until);
+            win_slide(p);
+            full = p->n - p->head >= (size_t)p->o->max_pending;
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (!full || cli_signal || natsConnection_IsClosed(p->c.nc))
+            return;
+        reclaim_stalled(p);
+        if (has_failed(p))
+            recover(p);
+    }
+}
+
 /* Publishes one message, waiting while too many are in flight. */
 static int
 publish_msg(struct pub *p, natsMsg *m)
 {
     natsMsg *held = m;
 
+    win_wait(p);
     if (win_push(p, held) == -1) {
         log_error("out of memory");
         natsMsg_Destroy(m);
@@ -775,11 +824,16 @@ pub_run(const struct js_opts *o)
 {
     struct pub p = {0};
     jsOptions jo;
+    pthread_condattr_t ca;
     char err[512];
     int rc = 1;
 
     p.o = o;
     pthread_mutex_init(&p.mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p.news, &ca);
+    pthread_condattr_destroy(&ca);
     p.last_progress_ms = cli_now_ms();
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = o->max_pending;
@@ -811,6 +865,7 @@ out:
         if (p.win[k].state != W_SENT)
             natsMsg_Destroy(p.win[k].msg);
     free(p.win);
+    pthread_cond_destroy(&p.news);
     pthread_mutex_destroy(&p.mu);
     return rc;
 }

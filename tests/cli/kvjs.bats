@@ -485,8 +485,8 @@ assert_stored_in_order() {
     # A relay that resets the connection after 2 MB: batches in flight are
     # lost, and the publisher's next write may fail (ECONNRESET or EPIPE)
     # before libnats has noticed the loss.  Neither ends the run.
-    /usr/bin/python3 "$BATS_TEST_DIRNAME/../peer/tcpreset.py" \
-        "${NATS_URL##*:}" 2000000 >"$T/port" 2>"$T/relay.err" 3>&- &
+    /usr/bin/python3 "$BATS_TEST_DIRNAME/../peer/natsrelay.py" \
+        "${NATS_URL##*:}" reset 2000000 >"$T/port" 2>"$T/relay.err" 3>&- &
     PIDS+=($!)
     wait_file "$T/port"
     run --separate-stderr kvjs pub -s "nats://127.0.0.1:$(cat "$T/port")" \
@@ -496,6 +496,35 @@ assert_stored_in_order() {
     grep -q '^reset after' "$T/relay.err"
     assert_equal "$(tail -n 1 <<<"$stderr" | jq -c '[.batches,.acked,.failed]')" '[20000,20000,0]'
     kvjs sub -q -s "$NATS_URL" >"$T/out"
+    assert_stored_in_order "$T/in" "$T/out"
+}
+
+@test "a batch lost while later ones are acknowledged is sent again within --max-pending" {
+    nats_start
+    gen pod-a 0 20000 >"$T/in"
+    kvjs pub -s "$NATS_URL" </dev/null
+    # The relay leaves out the 5,000th batch (seq 4999) and nothing else, on
+    # a connection that stays up: no error, no acknowledgment, and the
+    # batches after it are stored and acknowledged.
+    /usr/bin/python3 "$BATS_TEST_DIRNAME/../peer/natsrelay.py" \
+        "${NATS_URL##*:}" drop 5000 >"$T/port" 2>"$T/relay.err" 3>&- &
+    PIDS+=($!)
+    wait_file "$T/port"
+    run --separate-stderr kvjs pub -s "nats://127.0.0.1:$(cat "$T/port")" \
+        --max-pending 256 --stats <"$T/in"
+    printf '%s\n' "$stderr"
+    assert_success
+    grep -q '^dropped message 5000 ' "$T/relay.err"
+    assert_equal "$(tail -n 1 <<<"$stderr" | jq -c '[.batches,.acked,.failed]')" '[20000,20000,0]'
+    # It is noticed once 256 batches span the window, not at the end of
+    # the input: the probe plus 255 batches after it are sent again.
+    assert_equal "$(tail -n 1 <<<"$stderr" | jq -c '.resent <= 256')" true
+    kvjs sub -q -s "$NATS_URL" >"$T/out"
+    # In the stream, its first copy follows at most 255 later batches (two
+    # lines each) instead of all 15,000 of them.
+    run sh -c "jq .seq '$T/out' | grep -n -m 1 -x 4999"
+    assert_success
+    assert [ "${output%%:*}" -le $(((5000 + 255) * 2 + 1)) ]
     assert_stored_in_order "$T/in" "$T/out"
 }
 
