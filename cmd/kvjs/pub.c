@@ -11,11 +11,12 @@
  * batches (win_wait), so that a lost batch is noticed while the batches
  * behind it are few.  When one fails, later ones may already be
  * stored; so the main thread stops, lets every batch in flight settle,
- * and sends again, in order, the failed one and every one after it: the
- * failed ones under their own Nats-Msg-Id (the stream drops a copy it
- * already holds), the ones stored too early under a new id, so that a copy
- * of each is stored after the batch it overtook.  Applying a batch twice
- * is harmless; applying it out of order is not.
+ * sends the first failed one under its own Nats-Msg-Id until the stream
+ * takes it, and then every one after it again, in order, under a new id:
+ * a copy the stream holds may precede the first failed one (stored too
+ * early, or failed with its acknowledgment lost), and under its old id
+ * the new copy would be dropped as a duplicate.  Applying a batch twice is
+ * harmless; applying it out of order is not.
  */
 #include "pub.h"
 
@@ -248,7 +249,8 @@ settle_some(struct pub *p)
     reclaim_stalled(p);
 }
 
-/* Gives the id of a batch stored too early a new suffix: ".again<N>". */
+/* Gives the id of a batch sent again after a failure a new suffix:
+ * ".again<N>". */
 static int
 id_again(natsMsg *m, unsigned n)
 {
@@ -272,8 +274,11 @@ id_again(natsMsg *m, unsigned n)
 }
 
 /*
- * Sends entry k again (the window holds it; mu not held).  Returns 0, or -1
- * when the library refused it (then it is failed again).
+ * Sends entry k again under a new id (the window holds it; mu not held).
+ * New even when it failed: a batch whose acknowledgment was lost may be
+ * stored, before the one it follows, and a copy under the old id would be
+ * dropped.  Returns 0, or -1 when the library refused it (then it is
+ * failed again).
  */
 static int
 resend(struct pub *p, size_t k)
@@ -284,7 +289,7 @@ resend(struct pub *p, size_t k)
 
     pthread_mutex_lock(&p->mu);
     m = p->win[k].msg;
-    if (p->win[k].state == W_ACKED && id_again(m, ++p->win[k].again) == -1)
+    if (id_again(m, ++p->win[k].again) == -1)
         log_warn("cannot renew a message id; sending it under the old one");
     if (p->win[k].state == W_FAILED)
         p->nfailed--;

@@ -528,6 +528,31 @@ assert_stored_in_order() {
     assert_stored_in_order "$T/in" "$T/out"
 }
 
+@test "two batches stored swapped, both acknowledgments lost: the order restored" {
+    nats_start
+    gen pod-a 0 20000 >"$T/in"
+    kvjs pub -s "$NATS_URL" </dev/null
+    # The relay delivers the 5,000th batch (seq 4999) after the 5,001st and
+    # leaves out the server's answers to both: the stream holds seq 5000
+    # before seq 4999, and the publisher takes both back as failed.  The
+    # probe finds 4999 stored; 5000 must be stored again after it, which
+    # under its own message id the stream would drop as a duplicate.
+    /usr/bin/python3 "$BATS_TEST_DIRNAME/../peer/natsrelay.py" \
+        "${NATS_URL##*:}" swap 5000 >"$T/port" 2>"$T/relay.err" 3>&- &
+    PIDS+=($!)
+    wait_file "$T/port"
+    run --separate-stderr kvjs pub -s "nats://127.0.0.1:$(cat "$T/port")" \
+        --max-pending 256 --stats <"$T/in"
+    printf '%s\n' "$stderr"
+    assert_success
+    run cat "$T/relay.err"
+    assert_line --index 0 --regexp '^swapped message 5000 '
+    assert_equal "$(grep -c '^left out the answer' "$T/relay.err")" 2
+    assert_equal "$(tail -n 1 <<<"$stderr" | jq -c '[.batches,.acked,.failed]')" '[20000,20000,0]'
+    kvjs sub -q -s "$NATS_URL" >"$T/out"
+    assert_stored_in_order "$T/in" "$T/out"
+}
+
 # Runs "$2" (a command line) with its stdout into kvindex serve on socket
 # $1 (with the further arguments given), through a named pipe so that both
 # pids are recorded for teardown.

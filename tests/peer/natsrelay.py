@@ -3,23 +3,31 @@
 
 Usage: natsrelay.py TARGET_PORT reset BYTES
        natsrelay.py TARGET_PORT drop N
+       natsrelay.py TARGET_PORT swap N
 
 Listens on a free port of 127.0.0.1 and prints it on a line of its own.
 Each connection accepted is relayed to 127.0.0.1:TARGET_PORT.  Runs until
-killed.
+killed.  Each fault happens once.
 
 reset: the first connection to carry BYTES bytes from its client has both
 of its sockets closed with SO_LINGER 0, so that each peer gets a reset
 (ECONNRESET) on its next read or write, as when a server dies or a
-middlebox drops the flow.  That happens once; every other connection is
-relayed untouched (short ones such as a stream lookup never reach BYTES).
+middlebox drops the flow.  Every other connection is relayed untouched
+(short ones such as a stream lookup never reach BYTES).
 
-drop: the relay reads the client's protocol (CONNECT, PUB, HPUB, SUB, ...)
-and leaves out the Nth message published to a subject that does not start
-with "$" (the JetStream API's subjects do), counted over all connections,
-from 1.  The connection stays up, so the publisher gets no error and later
-messages are stored and acknowledged: the one left out is simply never
-answered.  That happens once.
+drop and swap read the NATS protocol (PUB, HPUB, MSG, HMSG and the rest)
+and count the messages the clients publish to subjects that do not start
+with "$" (the JetStream API's do), over all connections, from 1.  The
+connection stays up, so the publisher sees no error.
+
+drop: the Nth message is left out.  The batches after it are stored and
+acknowledged; it is never answered.
+
+swap: the Nth message is held back and delivered right after the next
+one, and the server's answers to both (the messages to their reply
+subjects) are left out.  The stream stores the two in the wrong order,
+and the publisher learns of neither, as when a server dies with both
+stored and the two took different paths to the stream.
 """
 
 import socket
@@ -29,8 +37,13 @@ import threading
 
 RESET = struct.pack("ii", 1, 0)
 ONCE = threading.Lock()  # held once the fault was injected
-COUNT_LOCK = threading.Lock()
+LOCK = threading.Lock()  # guards the two below
 published = 0
+silenced = set()  # reply subjects whose answers are left out
+
+
+def say(text):
+    print(text, file=sys.stderr, flush=True)
 
 
 def reset(sock):
@@ -49,21 +62,8 @@ def close_both(src, dst):
             pass
 
 
-def pump(src, dst):
-    """Copies src to dst untouched."""
-    try:
-        while True:
-            data = src.recv(65536)
-            if not data:
-                break
-            dst.sendall(data)
-    except OSError:
-        pass
-    close_both(src, dst)
-
-
 def pump_reset(src, dst, limit):
-    """Copies src to dst; after limit bytes resets both, once overall."""
+    """Copies src to dst; after limit bytes (None: never) resets both."""
     seen = 0
     try:
         while True:
@@ -76,8 +76,7 @@ def pump_reset(src, dst, limit):
                 if ONCE.acquire(blocking=False):
                     reset(src)
                     reset(dst)
-                    print("reset after %d bytes" % limit, file=sys.stderr,
-                          flush=True)
+                    say("reset after %d bytes" % limit)
                     return
                 limit = None
     except OSError:
@@ -85,52 +84,93 @@ def pump_reset(src, dst, limit):
     close_both(src, dst)
 
 
-def message_size(line):
-    """The payload size announced by a PUB or HPUB line, or None."""
-    words = line.split()
-    if words and words[0] in (b"PUB", b"HPUB"):
-        return int(words[-1]), words[1]
-    return None, None
+def operations(buf, start):
+    """The whole protocol operations in buf from start, as (words, bytes),
+    and where the first incomplete one starts."""
+    ops = []
+    while True:
+        eol = buf.find(b"\r\n", start)
+        if eol < 0:
+            break
+        words = buf[start:eol].split()
+        end = eol + 2
+        if words and words[0] in (b"PUB", b"HPUB", b"MSG", b"HMSG"):
+            end += int(words[-1]) + 2
+        if len(buf) < end:
+            break
+        ops.append((words, buf[start:end]))
+        start = end
+    return ops, start
 
 
-def pump_drop(src, dst, nth):
-    """Copies the client's protocol from src to dst, leaving out the nth
-    message published to a subject outside "$"."""
-    global published
-    buf = b""
+def published_to_stream(words):
+    return words and words[0] in (b"PUB", b"HPUB") and \
+        not words[1].startswith(b"$")
+
+
+def reply_of(words):
+    """The reply subject of a PUB or HPUB, or None."""
+    return words[2] if len(words) == (4 if words[0] == b"PUB" else 5) \
+        else None
+
+
+def pump_protocol(src, dst, edit):
+    """Copies src to dst one protocol operation at a time; edit(words, op)
+    returns the bytes to send in its place."""
+    buf, start = b"", 0
     try:
         while True:
             data = src.recv(65536)
             if not data:
                 break
-            buf += data
-            out = []
-            while True:
-                eol = buf.find(b"\r\n")
-                if eol < 0:
-                    break
-                size, subject = message_size(buf[:eol])
-                end = eol + 2 if size is None else eol + 2 + size + 2
-                if len(buf) < end:
-                    break
-                keep = True
-                if size is not None and not subject.startswith(b"$"):
-                    with COUNT_LOCK:
-                        published += 1
-                        hit = published == nth
-                    if hit and ONCE.acquire(blocking=False):
-                        keep = False
-                        print("dropped message %d on %s" %
-                              (nth, subject.decode()), file=sys.stderr,
-                              flush=True)
-                if keep:
-                    out.append(buf[:end])
-                buf = buf[end:]
+            buf = buf[start:] + data
+            ops, start = operations(buf, 0)
+            out = b"".join(edit(words, op) for words, op in ops)
             if out:
-                dst.sendall(b"".join(out))
+                dst.sendall(out)
     except OSError:
         pass
     close_both(src, dst)
+
+
+def client_edit(mode, nth):
+    """The edit of a connection's client side for drop or swap."""
+    held = []
+
+    def edit(words, op):
+        global published
+        if not published_to_stream(words):
+            return op
+        with LOCK:
+            published += 1
+            n = published
+        if n == nth and ONCE.acquire(blocking=False):
+            say("%s message %d on %s" % ("dropped" if mode == "drop" else
+                                         "swapped", nth, words[1].decode()))
+            if mode == "drop":
+                return b""
+            with LOCK:
+                silenced.add(reply_of(words))
+            held.append(op)
+            return b""
+        if held:
+            with LOCK:
+                silenced.add(reply_of(words))
+            op += held.pop()
+        return op
+
+    return edit
+
+
+def server_edit(words, op):
+    """Leaves out the server's answers to silenced reply subjects."""
+    if words and words[0] in (b"MSG", b"HMSG"):
+        with LOCK:
+            if words[1] in silenced:
+                silenced.discard(words[1])
+                say("left out the answer to %s" % words[1].decode())
+                return b""
+    return op
 
 
 def relay(client, target_port, mode, arg):
@@ -138,16 +178,17 @@ def relay(client, target_port, mode, arg):
     for s in (client, server):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if mode == "reset":
-        up = threading.Thread(target=pump_reset, args=(client, server, arg))
+        up = (pump_reset, (client, server, arg))
+        down = (pump_reset, (server, client, None))
     else:
-        up = threading.Thread(target=pump_drop, args=(client, server, arg))
-    up.daemon = True
-    up.start()
-    threading.Thread(target=pump, args=(server, client), daemon=True).start()
+        up = (pump_protocol, (client, server, client_edit(mode, arg)))
+        down = (pump_protocol, (server, client, server_edit))
+    for target, args in (up, down):
+        threading.Thread(target=target, args=args, daemon=True).start()
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[2] not in ("reset", "drop"):
+    if len(sys.argv) != 4 or sys.argv[2] not in ("reset", "drop", "swap"):
         sys.exit(__doc__.split("\n\n")[1])
     target_port, mode, arg = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     lsock = socket.socket()
