@@ -358,7 +358,15 @@ wait_msgs() {
         i=$((i + 1))
         [ "$i" -lt 200 ]
     done
-    sleep 0.3 # the last acks reach the server
+    # All 200 acknowledged on the server: its ack floor says so.
+    i=0
+    until [ "$(/usr/bin/python3 "$BATS_TEST_DIRNAME/../peer/natsreq.py" \
+        "${NATS_URL##*:}" '$JS.API.CONSUMER.INFO.KVTAP.d1' |
+        jq .ack_floor.stream_seq)" = 200 ]; do
+        sleep 0.05
+        i=$((i + 1))
+        [ "$i" -lt 200 ]
+    done
     kill -9 "$c"
     wait "$c" || true
     publish pod-a 200 50
