@@ -219,19 +219,41 @@ blockkey_step_lanes(struct blockkey_step *s, uint32_t bs)
     return blockkey_aibrix_finish(s->seed, s->parent, s->tokens, bs, &pre);
 }
 
+/* Moves s past the block whose key is k. */
+static inline __attribute__((always_inline)) void
+blockkey_step_past(struct blockkey_step *s, uint64_t k)
+{
+    s->parent = k;
+    s->has_parent = 1;
+    s->tokens += s->bs;
+    s->left--;
+}
+
 /*
- * The next block's key; s->left must be above 0.  Blocks of 16 tokens
- * (vLLM's default) take a copy of the step compiled for that size, whose
- * loops unroll and whose tail is known.
+ * blockkey_step_next for a stepper that hashes aibrix blocks of 16 tokens
+ * (vLLM's default; s->lanes set and s->bs 16): a copy of the step compiled
+ * for that size, whose loops unroll and whose tail is known, for a caller
+ * that tests the case once rather than per block.
  */
+static inline __attribute__((always_inline)) uint64_t
+blockkey_step_next16(struct blockkey_step *s)
+{
+    uint64_t k = blockkey_step_lanes(s, 16);
+
+    blockkey_step_past(s, k);
+    return k;
+}
+
+/* The next block's key; s->left must be above 0. */
 static inline __attribute__((always_inline)) uint64_t
 blockkey_step_next(struct blockkey_step *s)
 {
     uint64_t k;
 
     if (s->lanes) {
-        k = s->bs == 16 ? blockkey_step_lanes(s, 16)
-                        : blockkey_step_lanes(s, s->bs);
+        if (s->bs == 16)
+            return blockkey_step_next16(s);
+        k = blockkey_step_lanes(s, s->bs);
     } else {
         /* A copy, so that the stepper's address never leaves the caller
          * and its fields can live in registers. */
@@ -240,10 +262,7 @@ blockkey_step_next(struct blockkey_step *s)
         k = blockkey_next(s->cfg, s->has_parent ? &parent : NULL, s->tokens,
                           s->bs);
     }
-    s->parent = k;
-    s->has_parent = 1;
-    s->tokens += s->bs;
-    s->left--;
+    blockkey_step_past(s, k);
     return k;
 }
 

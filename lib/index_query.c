@@ -303,6 +303,10 @@ struct qkeys {
  */
 #define PREFETCH_AHEAD 16
 
+/* Where match_walk's keys come from: given, hashed as aibrix blocks of 16
+ * tokens, or hashed otherwise.  A constant in each copy of the walk. */
+enum { QK_GIVEN, QK_AIBRIX16, QK_HASHED };
+
 /*
  * Readies the next key and prefetches its slot.  A key is hashed here,
  * PREFETCH_AHEAD blocks ahead of its probe and one per block walked, so
@@ -318,14 +322,16 @@ struct qkeys {
  * through memory.
  */
 static inline __attribute__((always_inline)) void
-qnext(struct qkeys *q, struct blockkey_step *st)
+qnext(struct qkeys *q, struct blockkey_step *st, int how)
 {
     uint64_t key;
 
-    if (q->buf)
-        q->buf[q->have] = key = blockkey_step_next(st);
-    else
+    if (how == QK_GIVEN)
         key = q->k[q->have];
+    else if (how == QK_AIBRIX16)
+        q->buf[q->have] = key = blockkey_step_next16(st);
+    else
+        q->buf[q->have] = key = blockkey_step_next(st);
     /* The home slot waits where the probe's result will go. */
     uint32_t home = ks_home(q->ix, q->nsid, key);
     q->ix->qslots[q->have++] = home;
@@ -351,9 +357,9 @@ match_hit(struct kv_index *ix, uint32_t p, size_t d, size_t *n_active)
  * run.  A pod's depth is the block at which it drops out.  Returns the
  * deepest run.
  */
-static size_t
-match_run(struct kv_index *ix, struct qkeys *q, uint64_t allow, int filtered,
-          size_t *n_active)
+static inline __attribute__((always_inline)) size_t
+match_walk(struct kv_index *ix, struct qkeys *q, uint64_t allow, int filtered,
+           size_t *n_active, int how)
 {
     uint64_t active = allow;
     size_t i, hi = 0, max = 0;
@@ -364,13 +370,13 @@ match_run(struct kv_index *ix, struct qkeys *q, uint64_t allow, int filtered,
     blockkey_step_init(&st, &ix->ns[q->nsid].cfg, NULL, q->tokens,
                        q->buf ? q->n_tokens : 0, q->bs);
     while (q->have < q->n && q->have < PREFETCH_AHEAD)
-        qnext(q, &st);
+        qnext(q, &st, how);
     for (i = 0; i < q->n && (active || hi || (i == 0 && hi_pods)); i++) {
         uint32_t slot;
         uint64_t bits, gone;
 
         if (q->have < q->n)
-            qnext(q, &st);
+            qnext(q, &st, how);
         slot = ks_find_from(ix, ix->qslots[i], q->nsid, q->k[i]);
         bits = slot == NONE ? 0 : ix->ks[slot].pods;
         ix->qslots[i] = slot;
@@ -408,6 +414,23 @@ match_run(struct kv_index *ix, struct qkeys *q, uint64_t allow, int filtered,
     for (; active; active &= active - 1)
         match_hit(ix, (uint32_t)__builtin_ctzll(active), i, n_active);
     return max;
+}
+
+/*
+ * match_walk, compiled once for each source of keys, so that the walk
+ * does not test per block how to get the next key.
+ */
+static size_t
+match_run(struct kv_index *ix, struct qkeys *q, uint64_t allow, int filtered,
+          size_t *n_active)
+{
+    const struct blockkey_cfg *c = &ix->ns[q->nsid].cfg;
+
+    if (q->buf == NULL)
+        return match_walk(ix, q, allow, filtered, n_active, QK_GIVEN);
+    if (c->scheme == BLOCKKEY_AIBRIX && q->bs == 16)
+        return match_walk(ix, q, allow, filtered, n_active, QK_AIBRIX16);
+    return match_walk(ix, q, allow, filtered, n_active, QK_HASHED);
 }
 
 /*
