@@ -473,10 +473,18 @@ wait_msgs() {
 # copy of the one before it, so a replica ends where a directly fed index
 # does.
 assert_stored_in_order() {
-    run sh -c "jq .seq '$2' | awk '{ last[\$1] = NR } END {
-        for (s = 1; s < 20000; s++) if (!(s in last) || last[s] < last[s - 1]) bad++
-        print bad + 0 }'"
-    assert_output 0
+    jq .seq "$2" >"$T/seqs"
+    # On failure the output names the first few batches at fault.
+    run awk '{ last[$1] = NR }
+        END {
+            for (s = 1; s < 20000; s++)
+                if (!(s in last) || last[s] < last[s - 1])
+                    if (++bad <= 5)
+                        print "seq " s ((s in last) ? " last at line " last[s] \
+                            ", seq " s - 1 " last at line " last[s - 1] : " missing")
+            print bad + 0 " out of order"
+        }' "$T/seqs"
+    assert_output "0 out of order"
     kvindex serve -q --exit-on-eof -s "$T/a.sock" --snapshot "$T/a.snap" <"$1"
     kvindex serve -q --exit-on-eof -s "$T/b.sock" --snapshot "$T/b.snap" <"$2"
     # The header (js_seq), pod lines (seqs, js positions) and the end line
@@ -486,48 +494,48 @@ assert_stored_in_order() {
     assert_success
 }
 
-@test "a connection reset while publishing: every batch stored, in order" {
+# Publishes gen's 20,000 batches of pod-a through tests/peer/natsrelay.py
+# (mode $1, argument $2) with kvjs pub --stats and the further arguments,
+# requires exit 0 and every batch acknowledged, and reads the stream back.
+# Leaves the relay's stderr in $T/relay.err, the stats line in $T/stats and
+# the stream's lines in $T/out.
+publish_through_relay() {
+    local mode=$1 arg=$2
+    shift 2
     nats_start
     gen pod-a 0 20000 >"$T/in"
     kvjs pub -s "$NATS_URL" </dev/null
-    # A relay that resets the connection after 2 MB: batches in flight are
-    # lost, and the publisher's next write may fail (ECONNRESET or EPIPE)
-    # before libnats has noticed the loss.  Neither ends the run.
     /usr/bin/python3 "$BATS_TEST_DIRNAME/../peer/natsrelay.py" \
-        "${NATS_URL##*:}" reset 2000000 >"$T/port" 2>"$T/relay.err" 3>&- &
+        "${NATS_URL##*:}" "$mode" "$arg" >"$T/port" 2>"$T/relay.err" 3>&- &
     PIDS+=($!)
     wait_file "$T/port"
     run --separate-stderr kvjs pub -s "nats://127.0.0.1:$(cat "$T/port")" \
-        --stats <"$T/in"
+        --stats "$@" <"$T/in"
     printf '%s\n' "$stderr"
     assert_success
-    grep -q '^reset after' "$T/relay.err"
-    assert_equal "$(tail -n 1 <<<"$stderr" | jq -c '[.batches,.acked,.failed]')" '[20000,20000,0]'
+    tail -n 1 <<<"$stderr" >"$T/stats"
+    assert_equal "$(jq -c '[.batches,.acked,.failed]' "$T/stats")" '[20000,20000,0]'
     kvjs sub -q -s "$NATS_URL" >"$T/out"
+}
+
+@test "a connection reset while publishing: every batch stored, in order" {
+    # The relay resets the connection after 2 MB: batches in flight are
+    # lost, and the publisher's next write may fail (ECONNRESET or EPIPE)
+    # before libnats has noticed the loss.  Neither ends the run.
+    publish_through_relay reset 2000000
+    grep -q '^reset after' "$T/relay.err"
     assert_stored_in_order "$T/in" "$T/out"
 }
 
 @test "a batch lost while later ones are acknowledged is sent again within --max-pending" {
-    nats_start
-    gen pod-a 0 20000 >"$T/in"
-    kvjs pub -s "$NATS_URL" </dev/null
     # The relay leaves out the 5,000th batch (seq 4999) and nothing else, on
     # a connection that stays up: no error, no acknowledgment, and the
     # batches after it are stored and acknowledged.
-    /usr/bin/python3 "$BATS_TEST_DIRNAME/../peer/natsrelay.py" \
-        "${NATS_URL##*:}" drop 5000 >"$T/port" 2>"$T/relay.err" 3>&- &
-    PIDS+=($!)
-    wait_file "$T/port"
-    run --separate-stderr kvjs pub -s "nats://127.0.0.1:$(cat "$T/port")" \
-        --max-pending 256 --stats <"$T/in"
-    printf '%s\n' "$stderr"
-    assert_success
+    publish_through_relay drop 5000 --max-pending 256
     grep -q '^dropped message 5000 ' "$T/relay.err"
-    assert_equal "$(tail -n 1 <<<"$stderr" | jq -c '[.batches,.acked,.failed]')" '[20000,20000,0]'
     # It is noticed once 256 batches span the window, not at the end of
     # the input: the probe plus 255 batches after it are sent again.
-    assert_equal "$(tail -n 1 <<<"$stderr" | jq -c '.resent <= 256')" true
-    kvjs sub -q -s "$NATS_URL" >"$T/out"
+    assert_equal "$(jq -c '.resent <= 256' "$T/stats")" true
     # In the stream, its first copy follows at most 255 later batches (two
     # lines each) instead of all 15,000 of them.
     run sh -c "jq .seq '$T/out' | grep -n -m 1 -x 4999"
@@ -537,27 +545,15 @@ assert_stored_in_order() {
 }
 
 @test "two batches stored swapped, both acknowledgments lost: the order restored" {
-    nats_start
-    gen pod-a 0 20000 >"$T/in"
-    kvjs pub -s "$NATS_URL" </dev/null
     # The relay delivers the 5,000th batch (seq 4999) after the 5,001st and
     # leaves out the server's answers to both: the stream holds seq 5000
     # before seq 4999, and the publisher takes both back as failed.  The
     # probe finds 4999 stored; 5000 must be stored again after it, which
     # under its own message id the stream would drop as a duplicate.
-    /usr/bin/python3 "$BATS_TEST_DIRNAME/../peer/natsrelay.py" \
-        "${NATS_URL##*:}" swap 5000 >"$T/port" 2>"$T/relay.err" 3>&- &
-    PIDS+=($!)
-    wait_file "$T/port"
-    run --separate-stderr kvjs pub -s "nats://127.0.0.1:$(cat "$T/port")" \
-        --max-pending 256 --stats <"$T/in"
-    printf '%s\n' "$stderr"
-    assert_success
+    publish_through_relay swap 5000 --max-pending 256
     run cat "$T/relay.err"
     assert_line --index 0 --regexp '^swapped message 5000 '
     assert_equal "$(grep -c '^left out the answer' "$T/relay.err")" 2
-    assert_equal "$(tail -n 1 <<<"$stderr" | jq -c '[.batches,.acked,.failed]')" '[20000,20000,0]'
-    kvjs sub -q -s "$NATS_URL" >"$T/out"
     assert_stored_in_order "$T/in" "$T/out"
 }
 
