@@ -665,6 +665,7 @@ wait_index() {
 
 @test "scripts/demo-cluster: both replicas answer alike and dump alike" {
     run --separate-stderr "$KVTAP_TOP/scripts/demo-cluster"
+    printf '%s\n' "$stderr" # shown when the test fails
     assert_success
     assert_line --regexp '^\{"stream":"KVTAP","messages":[0-9]+,.*"consumers":2,"replicas":3\}$'
     # 900 batches; more only when a failed publish had later ones sent again.
