@@ -428,6 +428,9 @@ match_run(struct kv_index *ix, struct qkeys *q, uint64_t allow, int filtered,
 
     if (q->buf == NULL)
         return match_walk(ix, q, allow, filtered, n_active, QK_GIVEN);
+    /* blockkey_step_next16 needs the stepper's lanes: aibrix, and blocks
+     * of at least BLOCKKEY_LANES_MIN tokens. */
+    _Static_assert(BLOCKKEY_LANES_MIN <= 16, "16 tokens take the lanes");
     if (c->scheme == BLOCKKEY_AIBRIX && q->bs == 16)
         return match_walk(ix, q, allow, filtered, n_active, QK_AIBRIX16);
     return match_walk(ix, q, allow, filtered, n_active, QK_HASHED);

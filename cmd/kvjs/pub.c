@@ -44,7 +44,7 @@ struct sent {
     natsMsg *msg; /* held by libnats while W_SENT, by the window otherwise */
     int state;
     int counted;       /* its first acknowledgment was counted */
-    unsigned again;    /* times it was stored again after an overtake */
+    unsigned again;    /* times it was sent again after a failure */
     long long fail_ms; /* when it first failed, 0 if it never did */
 };
 
@@ -445,6 +445,13 @@ has_failed(struct pub *p)
     return yes;
 }
 
+/* Whether the window spans --max-pending batches (caller holds mu). */
+static int
+win_full(const struct pub *p)
+{
+    return p->n - p->head >= (size_t)p->o->max_pending;
+}
+
 /*
  * Waits while the window spans --max-pending batches.  libnats bounds only
  * the batches in flight; a batch lost while later ones are acknowledged
@@ -462,23 +469,18 @@ static void
 win_wait(struct pub *p)
 {
     for (;;) {
-        struct timespec until;
+        long long end = cli_now_ms() + 100; /* news's clock is monotonic */
+        struct timespec until = {(time_t)(end / 1000),
+                                 (long)(end % 1000) * 1000000L};
         int full;
 
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += 100 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
         pthread_mutex_lock(&p->mu);
         win_slide(p);
-        full = p->n - p->head >= (size_t)p->o->max_pending;
-        if (full && p->nfailed == 0) {
+        if (win_full(p) && p->nfailed == 0) {
             pthread_cond_timedwait(&p->news, &p->mu, &until);
             win_slide(p);
-            full = p->n - p->head >= (size_t)p->o->max_pending;
         }
+        full = win_full(p);
         pthread_mutex_unlock(&p->mu);
         if (!full || cli_signal || natsConnection_IsClosed(p->c.nc))
             return;
