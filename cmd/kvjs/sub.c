@@ -18,6 +18,7 @@
 #include "event.h"
 #include "ndjson_read.h"
 #include "parse.h"
+#include "seqwin.h"
 
 struct sub {
     const struct js_opts *o;
@@ -30,7 +31,8 @@ struct sub {
     int64_t until_ns; /* 0: none */
     struct cli_out out;
     struct arena arena;
-    uint64_t messages, lines, skipped;
+    struct seqwin written; /* stream sequences this run has handled */
+    uint64_t messages, lines, skipped, again;
     uint64_t last_pending; /* NumPending after the last message taken */
 };
 
@@ -335,6 +337,43 @@ at_end(struct sub *s)
 }
 
 /*
+ * Notes the message as handled by this run, and returns 1 when it was
+ * already: written (or skipped) before, and delivered again because the
+ * server did not get its acknowledgment (lost with a consumer leader that
+ * changed, say).  Such a copy comes after newer messages, so written again
+ * it would put an old batch after them: the caller acknowledges it and
+ * writes nothing.
+ */
+static int
+note_handled(struct sub *s, const jsMsgMetaData *meta)
+{
+    uint64_t seq = meta->Sequence.Stream;
+
+    if (meta->NumDelivered > 1) {
+        int seen = seqwin_has(&s->written, seq);
+
+        if (seen == 1) {
+            s->again++;
+            log_debug("js_seq %llu delivered again (%llu times), already "
+                      "written: skipped",
+                      (unsigned long long)seq,
+                      (unsigned long long)meta->NumDelivered);
+            return 1;
+        }
+        /* Below the window nothing tells whether this run wrote it: it is
+         * written, once too often rather than lost. */
+        if (seen == -1)
+            log_warn("js_seq %llu delivered again long after newer ones: "
+                     "written again",
+                     (unsigned long long)seq);
+    }
+    if (seqwin_add(&s->written, seq) == -1)
+        log_warn("js_seq %llu: out of memory noting it as written",
+                 (unsigned long long)seq);
+    return 0;
+}
+
+/*
  * Handles one fetched list.  Returns 1 to go on, 0 at --until or when the
  * reader left, -1 on a write error.
  */
@@ -353,7 +392,8 @@ take_list(struct sub *s, natsMsgList *list)
             go = 0;
             break;
         }
-        emit(s, list->Msgs[k], meta->Sequence.Stream);
+        if (!note_handled(s, meta))
+            emit(s, list->Msgs[k], meta->Sequence.Stream);
         s->last_pending = meta->NumPending;
         jsMsgMetaData_Destroy(meta);
         taken = k + 1;
@@ -473,9 +513,11 @@ sub_run(const struct js_opts *o)
     if (s.out.err)
         log_error("stdout: %s", strerror(s.out.err));
     if (o->stats)
-        fprintf(stderr, "{\"messages\":%llu,\"lines\":%llu,\"skipped\":%llu}\n",
+        fprintf(stderr,
+                "{\"messages\":%llu,\"lines\":%llu,\"skipped\":%llu,"
+                "\"again\":%llu}\n",
                 (unsigned long long)s.messages, (unsigned long long)s.lines,
-                (unsigned long long)s.skipped);
+                (unsigned long long)s.skipped, (unsigned long long)s.again);
     if (rc == 0 && cli_signal)
         rc = 128 + cli_signal;
 out:
@@ -490,6 +532,7 @@ out:
     conn_close(&s.c);
     cli_out_free(&s.out);
     arena_free(&s.arena);
+    seqwin_free(&s.written);
     return rc;
 }
 

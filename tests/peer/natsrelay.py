@@ -4,6 +4,7 @@
 Usage: natsrelay.py TARGET_PORT reset BYTES
        natsrelay.py TARGET_PORT drop N
        natsrelay.py TARGET_PORT swap N
+       natsrelay.py TARGET_PORT dropack N
 
 Listens on a free port of 127.0.0.1 and prints it on a line of its own.
 Each connection accepted is relayed to 127.0.0.1:TARGET_PORT.  Runs until
@@ -18,7 +19,8 @@ middlebox drops the flow.  Every other connection is relayed untouched
 drop and swap read the NATS protocol (PUB, HPUB, MSG, HMSG and the rest)
 and count the messages the clients publish to subjects that do not start
 with "$" (the JetStream API's do), over all connections, from 1.  The
-connection stays up, so the publisher sees no error.
+connection stays up, so the publisher sees no error.  dropack counts the
+acknowledgments instead (messages to subjects starting "$JS.ACK.").
 
 drop: the Nth message is left out.  The batches after it are stored and
 acknowledged; it is never answered.
@@ -28,6 +30,10 @@ one, and the server's answers to both (the messages to their reply
 subjects) are left out.  The stream stores the two in the wrong order,
 and the publisher learns of neither, as when a server dies with both
 stored and the two took different paths to the stream.
+
+dropack: the Nth acknowledgment a reader sends is left out, as when the
+consumer's leader changes before it applied it.  The server delivers that
+message again once the consumer's ack wait has passed, after newer ones.
 """
 
 import socket
@@ -108,6 +114,11 @@ def published_to_stream(words):
         not words[1].startswith(b"$")
 
 
+def ack(words):
+    return words and words[0] in (b"PUB", b"HPUB") and \
+        words[1].startswith(b"$JS.ACK.")
+
+
 def reply_of(words):
     """The reply subject of a PUB or HPUB, or None."""
     return words[2] if len(words) == (4 if words[0] == b"PUB" else 5) \
@@ -139,15 +150,16 @@ def client_edit(mode, nth):
 
     def edit(words, op):
         global published
-        if not published_to_stream(words):
+        if not (ack(words) if mode == "dropack" else
+                published_to_stream(words)):
             return op
         with LOCK:
             published += 1
             n = published
         if n == nth and ONCE.acquire(blocking=False):
-            say("%s message %d on %s" % ("dropped" if mode == "drop" else
-                                         "swapped", nth, words[1].decode()))
-            if mode == "drop":
+            say("%s message %d on %s" % ("swapped" if mode == "swap" else
+                                         "dropped", nth, words[1].decode()))
+            if mode != "swap":
                 return b""
             with LOCK:
                 silenced.add(reply_of(words))
@@ -188,7 +200,8 @@ def relay(client, target_port, mode, arg):
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[2] not in ("reset", "drop", "swap"):
+    if len(sys.argv) != 4 or sys.argv[2] not in ("reset", "drop", "swap",
+                                                  "dropack"):
         sys.exit(__doc__.split("\n\n")[1])
     target_port, mode, arg = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     lsock = socket.socket()
