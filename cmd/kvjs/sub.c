@@ -31,8 +31,13 @@ struct sub {
     int64_t until_ns; /* 0: none */
     struct cli_out out;
     struct arena arena;
+    const char *filter;    /* the consumer's subject filter (borrowed) */
     struct seqwin written; /* stream sequences this run has handled */
-    uint64_t messages, lines, skipped, again;
+    int dseq_known;        /* last_dseq holds; 0 after a message without
+                              metadata */
+    uint64_t last_dseq;    /* the consumer's last delivery */
+    char lost[64];         /* which deliveries were lost, for the warning */
+    uint64_t messages, lines, skipped, again, rereads;
     uint64_t last_pending; /* NumPending after the last message taken */
 };
 
@@ -160,9 +165,12 @@ time_to_seq(struct sub *s, int64_t ns)
     return lo > 0 ? lo : 1; /* an empty stream reports FirstSeq 0 */
 }
 
-/* The consumer --durable, --from, --ack-wait and --pod describe. */
+/*
+ * The consumer --durable, --from, --ack-wait and --pod describe; from
+ * stream sequence restart instead of --from when restart is not 0.
+ */
 static int
-consumer_config(struct sub *s, const char *filter, jsConsumerConfig *cc,
+consumer_config(struct sub *s, uint64_t restart, jsConsumerConfig *cc,
                 char *err, size_t errlen)
 {
     const struct js_opts *o = s->o;
@@ -179,9 +187,14 @@ consumer_config(struct sub *s, const char *filter, jsConsumerConfig *cc,
     cc->AckPolicy = js_AckExplicit;
     cc->AckWait = (int64_t)o->ack_wait_ms * 1000000;
     cc->MaxAckPending = 65536;
-    cc->FilterSubject = filter;
+    cc->FilterSubject = s->filter;
     if (o->durable == NULL)
         cc->InactiveThreshold = (int64_t)60 * 1000000000;
+    if (restart) {
+        cc->DeliverPolicy = js_DeliverByStartSequence;
+        cc->OptStartSeq = restart;
+        return 0;
+    }
     if (config_start(cc, o->from, err, errlen) == -1)
         return -1;
     if (cc->DeliverPolicy == js_DeliverByStartTime) {
@@ -195,9 +208,24 @@ consumer_config(struct sub *s, const char *filter, jsConsumerConfig *cc,
 }
 
 /*
- * Looks the durable up, or creates the consumer.  A cluster that is
- * electing a leader (a server just died) answers with a timeout; that is
- * retried, and a durable that the timed-out call did create is found by
+ * Whether a consumer call that failed with st is worth another of five
+ * attempts: a cluster that is electing a leader (a server just died)
+ * answers with a timeout.  Says so when it is.
+ */
+static int
+retry_electing(natsStatus st, const char *what, int attempt)
+{
+    if ((st != NATS_TIMEOUT && st != NATS_NO_RESPONDERS) || attempt >= 5 ||
+        cli_signal)
+        return 0;
+    log_warn("%s: %s (attempt %d of 5); retrying", what, natsStatus_GetText(st),
+             attempt);
+    return 1;
+}
+
+/*
+ * Looks the durable up, or creates the consumer, retrying while a cluster
+ * elects a leader: a durable that a timed-out call did create is found by
  * the next lookup.
  */
 static natsStatus
@@ -205,9 +233,9 @@ consumer_find_or_add(struct sub *s, const jsConsumerConfig *cc,
                      jsConsumerInfo **ci)
 {
     const struct js_opts *o = s->o;
-    natsStatus st = NATS_TIMEOUT;
+    natsStatus st;
 
-    for (int attempt = 1; attempt <= 5 && !cli_signal; attempt++) {
+    for (int attempt = 1;; attempt++) {
         jsErrCode jerr = 0;
 
         st = NATS_NOT_FOUND;
@@ -220,17 +248,17 @@ consumer_find_or_add(struct sub *s, const jsConsumerConfig *cc,
         if (st == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr)
             st = js_AddConsumer(ci, s->c.js, o->stream, (jsConsumerConfig *)cc,
                                 NULL, &jerr);
-        if (st != NATS_TIMEOUT && st != NATS_NO_RESPONDERS)
-            break;
-        log_warn("creating the consumer: %s (attempt %d of 5); retrying",
-                 natsStatus_GetText(st), attempt);
+        if (!retry_electing(st, "creating the consumer", attempt))
+            return st;
     }
-    return st;
 }
 
-/* Creates the consumer unless the durable exists, then binds to it. */
+/*
+ * Creates the consumer unless the durable exists, then binds to it;
+ * restart as consumer_config says.
+ */
 static int
-consumer_open(struct sub *s, const char *filter, char *err, size_t errlen)
+consumer_open(struct sub *s, uint64_t restart, char *err, size_t errlen)
 {
     jsConsumerConfig cc;
     jsConsumerInfo *ci = NULL;
@@ -238,7 +266,7 @@ consumer_open(struct sub *s, const char *filter, char *err, size_t errlen)
     jsErrCode jerr = 0;
     natsStatus st;
 
-    if (consumer_config(s, filter, &cc, err, errlen) == -1)
+    if (consumer_config(s, restart, &cc, err, errlen) == -1)
         return -1;
     st = consumer_find_or_add(s, &cc, &ci);
     if (st != NATS_OK) {
@@ -246,6 +274,9 @@ consumer_open(struct sub *s, const char *filter, char *err, size_t errlen)
         return -1;
     }
     s->consumer = strdup(ci->Name);
+    /* A durable resumed numbers its deliveries on from its last one. */
+    s->dseq_known = 1;
+    s->last_dseq = ci->Delivered.Consumer;
     s->ephemeral = s->o->durable == NULL;
     s->ack_all = ci->Config != NULL && ci->Config->AckPolicy == js_AckAll;
     jsConsumerInfo_Destroy(ci);
@@ -254,7 +285,7 @@ consumer_open(struct sub *s, const char *filter, char *err, size_t errlen)
     jsSubOptions_Init(&so);
     so.Stream = s->o->stream;
     so.Consumer = s->consumer;
-    st = js_PullSubscribe(&s->sub, s->c.js, filter, s->consumer, NULL, &so,
+    st = js_PullSubscribe(&s->sub, s->c.js, s->filter, s->consumer, NULL, &so,
                           &jerr);
     if (st != NATS_OK) {
         conn_strerror(st, "cannot bind to the consumer", err, errlen);
@@ -340,33 +371,30 @@ at_end(struct sub *s)
  * Notes the message as handled by this run, and returns 1 when it was
  * already: written (or skipped) before, and delivered again because the
  * server did not get its acknowledgment (lost with a consumer leader that
- * changed, say).  Such a copy comes after newer messages, so written again
- * it would put an old batch after them: the caller acknowledges it and
- * writes nothing.
+ * changed, say), or by the consumer that replaced one (consumer_restart).
+ * Such a copy comes after newer messages, so written again it would put
+ * an old batch after them: the caller acknowledges it and writes nothing.
  */
 static int
 note_handled(struct sub *s, const jsMsgMetaData *meta)
 {
     uint64_t seq = meta->Sequence.Stream;
+    int seen = seqwin_has(&s->written, seq);
 
-    if (meta->NumDelivered > 1) {
-        int seen = seqwin_has(&s->written, seq);
-
-        if (seen == 1) {
-            s->again++;
-            log_debug("js_seq %llu delivered again (%llu times), already "
-                      "written: skipped",
-                      (unsigned long long)seq,
-                      (unsigned long long)meta->NumDelivered);
-            return 1;
-        }
-        /* Below the window nothing tells whether this run wrote it: it is
-         * written, once too often rather than lost. */
-        if (seen == -1)
-            log_warn("js_seq %llu delivered again long after newer ones: "
-                     "written again",
-                     (unsigned long long)seq);
+    if (seen == 1) {
+        s->again++;
+        log_debug("js_seq %llu came again (delivery %llu of it), already "
+                  "written: skipped",
+                  (unsigned long long)seq,
+                  (unsigned long long)meta->NumDelivered);
+        return 1;
     }
+    /* Below the window nothing tells whether this run wrote it: it is
+     * written, once too often rather than lost. */
+    if (seen == -1)
+        log_warn("js_seq %llu delivered again long after newer ones: "
+                 "written again",
+                 (unsigned long long)seq);
     if (seqwin_add(&s->written, seq) == -1)
         log_warn("js_seq %llu: out of memory noting it as written",
                  (unsigned long long)seq);
@@ -374,7 +402,35 @@ note_handled(struct sub *s, const jsMsgMetaData *meta)
 }
 
 /*
- * Handles one fetched list.  Returns 1 to go on, 0 at --until or when the
+ * Whether deliveries before this one were lost on the way: the consumer
+ * numbers its deliveries, and a connection that broke while some were in
+ * flight leaves a hole.  Those messages would come again after --ack-wait,
+ * after newer ones; the caller reads again from the consumer's
+ * acknowledgment floor instead (consumer_restart).
+ */
+static int
+deliveries_lost(struct sub *s, const jsMsgMetaData *meta)
+{
+    uint64_t d = meta->Sequence.Consumer;
+
+    if (s->dseq_known && d != s->last_dseq + 1) {
+        if (d == s->last_dseq + 2)
+            snprintf(s->lost, sizeof s->lost, "delivery %llu",
+                     (unsigned long long)d - 1);
+        else
+            snprintf(s->lost, sizeof s->lost, "deliveries %llu to %llu",
+                     (unsigned long long)s->last_dseq + 1,
+                     (unsigned long long)d - 1);
+        return 1;
+    }
+    s->dseq_known = 1;
+    s->last_dseq = d;
+    return 0;
+}
+
+/*
+ * Handles one fetched list.  Returns 1 to go on, 2 when deliveries were
+ * lost (what came before the hole was written), 0 at --until or when the
  * reader left, -1 on a write error.
  */
 static int
@@ -385,8 +441,17 @@ take_list(struct sub *s, natsMsgList *list)
     for (int k = 0; k < list->Count; k++) {
         jsMsgMetaData *meta = NULL;
 
-        if (natsMsg_GetMetaData(&meta, list->Msgs[k]) != NATS_OK)
+        /* Without metadata the delivery's number is unknown too: the
+         * next one is not checked against it. */
+        if (natsMsg_GetMetaData(&meta, list->Msgs[k]) != NATS_OK) {
+            s->dseq_known = 0;
             continue;
+        }
+        if (deliveries_lost(s, meta)) {
+            jsMsgMetaData_Destroy(meta);
+            go = 2;
+            break;
+        }
         if (s->until_ns && meta->Timestamp > s->until_ns) {
             jsMsgMetaData_Destroy(meta);
             go = 0;
@@ -406,6 +471,56 @@ take_list(struct sub *s, natsMsgList *list)
 }
 
 /*
+ * Replaces the consumer by one that starts right after its acknowledgment
+ * floor, so that deliveries lost on the way come next, in order, rather
+ * than after --ack-wait behind newer ones.  Everything up to the floor was
+ * handled (by this run, or by an earlier run of a durable); above it come
+ * messages an earlier run held and never acknowledged, and copies of
+ * messages this run handled, which note_handled skips.  A durable keeps
+ * its name.
+ */
+static int
+consumer_restart(struct sub *s, char *err, size_t errlen)
+{
+    jsConsumerInfo *ci = NULL;
+    uint64_t from = 0;
+    natsStatus st;
+
+    natsSubscription_Destroy(s->sub);
+    s->sub = NULL;
+    for (int attempt = 1;; attempt++) {
+        st = js_GetConsumerInfo(&ci, s->c.js, s->o->stream, s->consumer, NULL,
+                                NULL);
+        if (!retry_electing(st, "reading the consumer", attempt))
+            break;
+    }
+    if (st == NATS_OK) {
+        from = ci->AckFloor.Stream + 1;
+        log_warn("%s of consumer %s lost on the way: reading again from "
+                 "js_seq %llu",
+                 s->lost, s->consumer, (unsigned long long)from);
+    }
+    jsConsumerInfo_Destroy(ci);
+    for (int attempt = 1; st == NATS_OK; attempt++) {
+        jsErrCode jerr = 0;
+
+        st = js_DeleteConsumer(s->c.js, s->o->stream, s->consumer, NULL, &jerr);
+        if (st == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr)
+            st = NATS_OK;
+        if (!retry_electing(st, "deleting the consumer", attempt))
+            break;
+    }
+    if (st != NATS_OK) {
+        conn_strerror(st, "cannot replace the consumer", err, errlen);
+        return -1;
+    }
+    free(s->consumer);
+    s->consumer = NULL;
+    s->rereads++;
+    return consumer_open(s, from, err, errlen);
+}
+
+/*
  * An ephemeral consumer would expire by itself after its inactivity
  * threshold; deleting it at exit keeps `kvjs info` honest.  Skipped when
  * the server is gone, and bounded, so that exit never hangs on it.
@@ -422,6 +537,29 @@ consumer_delete(struct sub *s)
     js_DeleteConsumer(s->c.js, s->o->stream, s->consumer, &jo, NULL);
 }
 
+/*
+ * How many messages to fetch.  libnats 3.4 (Debian 12's; fixed in 3.10)
+ * overruns the list it returns when the subscription already holds more
+ * than half a batch when Fetch is called: it takes those, asks the server
+ * for the rest, then waits for a count it has already passed, writing
+ * past the list.  Messages pile up there when deliveries for an earlier
+ * request arrive after it returned, as a burst of redeliveries does after
+ * a reconnect.  Asking for exactly what is held, when anything is, fills
+ * the list before any request is sent.  (A burst that lands between this
+ * count and Fetch's own is not covered; it would have to be more than half
+ * a batch within microseconds.)
+ */
+static int
+fetch_size(const struct sub *s)
+{
+    int held = 0;
+
+    if (natsSubscription_GetPending(s->sub, &held, NULL) == NATS_OK &&
+        held > 0 && held < s->o->fetch_batch)
+        return held;
+    return s->o->fetch_batch;
+}
+
 static int
 fetch_loop(struct sub *s)
 {
@@ -433,7 +571,7 @@ fetch_loop(struct sub *s)
         natsStatus st;
         int go;
 
-        st = natsSubscription_Fetch(&list, s->sub, s->o->fetch_batch,
+        st = natsSubscription_Fetch(&list, s->sub, fetch_size(s),
                                     s->o->follow ? 1000 : 300, &jerr);
         if (st == NATS_TIMEOUT || (st == NATS_OK && list.Count == 0)) {
             natsMsgList_Destroy(&list);
@@ -464,6 +602,15 @@ fetch_loop(struct sub *s)
         ends = 0;
         go = take_list(s, &list);
         natsMsgList_Destroy(&list);
+        if (go == 2) {
+            char err[512];
+
+            if (consumer_restart(s, err, sizeof(err)) == -1) {
+                log_error("%s", err);
+                return -1;
+            }
+            continue;
+        }
         if (go <= 0)
             return go;
         /* The last message said nothing follows: ask instead of waiting. */
@@ -494,6 +641,7 @@ sub_run(const struct js_opts *o)
     int rc = 1;
 
     s.o = o;
+    s.filter = filter;
     cli_out_init(&s.out, 1);
     if (filter_make(o, filter, sizeof(filter)) == -1) {
         log_error("--pod too long");
@@ -505,7 +653,7 @@ sub_run(const struct js_opts *o)
     }
     if (conn_open(&s.c, o, NULL, err, sizeof(err)) == -1 ||
         conn_stream_info(&s.c, o->stream, &s.si, err, sizeof(err)) == -1 ||
-        consumer_open(&s, filter, err, sizeof(err)) == -1) {
+        consumer_open(&s, 0, err, sizeof(err)) == -1) {
         log_error("%s", err);
         goto out;
     }
@@ -515,9 +663,10 @@ sub_run(const struct js_opts *o)
     if (o->stats)
         fprintf(stderr,
                 "{\"messages\":%llu,\"lines\":%llu,\"skipped\":%llu,"
-                "\"again\":%llu}\n",
+                "\"again\":%llu,\"rereads\":%llu}\n",
                 (unsigned long long)s.messages, (unsigned long long)s.lines,
-                (unsigned long long)s.skipped, (unsigned long long)s.again);
+                (unsigned long long)s.skipped, (unsigned long long)s.again,
+                (unsigned long long)s.rereads);
     if (rc == 0 && cli_signal)
         rc = 128 + cli_signal;
 out:

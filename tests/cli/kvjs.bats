@@ -258,7 +258,7 @@ kvjs: error: 1 of 1 batches not acknowledged
     kvjs sub -s "$NATS_URL" --stats >"$T/out" 2>"$T/err"
     run cat "$T/err"
     assert_output 'kvjs: warning: js_seq 2 on kvtap.ev.x is not kvtap NDJSON (line 1: not a JSON object); skipped
-{"messages":3,"lines":4,"skipped":1,"again":0}'
+{"messages":3,"lines":4,"skipped":1,"again":0,"rereads":0}'
     run jq -c '[.seq,.js_seq]' "$T/out"
     assert_output "$(printf '%s\n' '[0,1]' '[0,1]' '[1,3]' '[1,3]')"
 }
@@ -582,6 +582,28 @@ wait_index() {
     done
 }
 
+# Reads the stream's N messages ($1, one batch of gen each, js_seq 1 to N)
+# with kvjs sub --stats and the further arguments through
+# tests/peer/natsrelay.py (mode $2, argument $3), and requires exit 0 and
+# every message written once, in the stream's order.  Leaves the lines in
+# $T/out, the stats line last in $T/out.err and the relay's stderr in
+# $T/relay.err.
+read_through_relay() {
+    local n=$1 mode=$2 arg=$3
+    shift 3
+    /usr/bin/python3 "$BATS_TEST_DIRNAME/../peer/natsrelay.py" \
+        "${NATS_URL##*:}" "$mode" "$arg" >"$T/port" 2>"$T/relay.err" 3>&- &
+    PIDS+=($!)
+    wait_file "$T/port"
+    run_ndjson "$T/out" kvjs sub -s "nats://127.0.0.1:$(cat "$T/port")" \
+        --stats "$@"
+    assert_success
+    assert_equal "$(wc -l <"$T/out")" $((2 * n))
+    run sh -c "jq .js_seq '$T/out' | uniq |
+        awk 'NR != \$1 { bad++ } END { print NR, bad + 0 }'"
+    assert_output "$n 0"
+}
+
 @test "sub: a message delivered again after its acknowledgment was lost is not written twice" {
     # The relay leaves out the reader's 300th acknowledgment: once
     # --ack-wait has passed, the server delivers that message again, after
@@ -589,22 +611,41 @@ wait_index() {
     # would apply an old batch over newer ones.
     nats_start
     publish pod-a 0 2000
-    /usr/bin/python3 "$BATS_TEST_DIRNAME/../peer/natsrelay.py" \
-        "${NATS_URL##*:}" dropack 300 >"$T/port" 2>"$T/relay.err" 3>&- &
-    PIDS+=($!)
-    wait_file "$T/port"
-    run_ndjson "$T/out" kvjs sub -s "nats://127.0.0.1:$(cat "$T/port")" \
-        --batch 100 --ack-wait 1s --stats
-    assert_success
+    read_through_relay 2000 dropack 300 --batch 100 --ack-wait 1s
     grep -q '^dropped message 300 on \$JS\.ACK\.' "$T/relay.err"
-    # Each message once, in the stream's order.
-    run sh -c "jq .js_seq '$T/out' | uniq | awk 'NR != \$1 { bad++ } END { print NR, bad + 0 }'"
-    assert_output "2000 0"
-    assert_equal "$(wc -l <"$T/out")" 4000
     # At least the one whose acknowledgment was lost came again; on a
     # machine that stalls the reader past --ack-wait, others may too.
     run jq -c '[.messages, .lines, .skipped, .again >= 1]' <(tail -n 1 "$T/out.err")
     assert_output '[2000,4000,0,true]'
+}
+
+@test "sub: a delivery lost on the way is read again in order" {
+    # The relay leaves out the 300th message the server delivers, on a
+    # connection that stays up: the server would send it again after
+    # --ack-wait, behind newer ones.  The reader sees the hole in the
+    # consumer's delivery numbers and reads again from the consumer's
+    # acknowledgment floor (299 once its acknowledgments arrived; copies
+    # of what it wrote above the floor are skipped).
+    nats_start
+    publish pod-a 0 2000
+    read_through_relay 2000 dropmsg 300 --ack-wait 10s
+    grep -q '^dropped delivery 300 of \$JS\.ACK\.' "$T/relay.err"
+    run grep -c '^kvjs: warning: delivery 300 of consumer .* lost on the way: reading again from js_seq [0-9]*$' "$T/out.err"
+    assert_output 1
+    run jq -c '[.messages, .lines, .skipped, .rereads]' <(tail -n 1 "$T/out.err")
+    assert_output '[2000,4000,0,1]'
+}
+
+@test "sub: a connection reset mid-read: every message once, in order" {
+    # The acknowledgments in flight when the connection breaks are lost, and
+    # those messages come again after --ack-wait, in a burst that libnats
+    # 3.4's Fetch overran its list on (kvjs sub's fetch_size).
+    nats_start
+    publish pod-a 0 5000
+    read_through_relay 5000 reset 20000 --ack-wait 1s
+    grep -q '^reset after 20000 bytes' "$T/relay.err"
+    run jq -c '[.messages, .lines, .skipped]' <(tail -n 1 "$T/out.err")
+    assert_output '[5000,10000,0]'
 }
 
 @test "convergence: replicas fed by kvjs sub equal a directly fed kvindex" {

@@ -5,6 +5,7 @@ Usage: natsrelay.py TARGET_PORT reset BYTES
        natsrelay.py TARGET_PORT drop N
        natsrelay.py TARGET_PORT swap N
        natsrelay.py TARGET_PORT dropack N
+       natsrelay.py TARGET_PORT dropmsg N
 
 Listens on a free port of 127.0.0.1 and prints it on a line of its own.
 Each connection accepted is relayed to 127.0.0.1:TARGET_PORT.  Runs until
@@ -34,6 +35,11 @@ stored and the two took different paths to the stream.
 dropack: the Nth acknowledgment a reader sends is left out, as when the
 consumer's leader changes before it applied it.  The server delivers that
 message again once the consumer's ack wait has passed, after newer ones.
+
+dropmsg: the Nth JetStream delivery the server sends (a message whose
+reply subject starts "$JS.ACK."), over all connections, is left out, as
+when a connection breaks with it in flight.  The server delivers it again
+once the consumer's ack wait has passed, after newer ones.
 """
 
 import socket
@@ -174,6 +180,30 @@ def client_edit(mode, nth):
     return edit
 
 
+def delivery_edit(nth):
+    """The edit of a connection's server side for dropmsg."""
+
+    def edit(words, op):
+        global published
+        if not (words and words[0] in (b"MSG", b"HMSG") and
+                len(words) == (5 if words[0] == b"MSG" else 6) and
+                words[3].startswith(b"$JS.ACK.")):
+            return op
+        with LOCK:
+            published += 1
+            n = published
+        if n == nth and ONCE.acquire(blocking=False):
+            say("dropped delivery %d of %s" % (nth, words[3].decode()))
+            return b""
+        return op
+
+    return edit
+
+
+def passthrough(words, op):
+    return op
+
+
 def server_edit(words, op):
     """Leaves out the server's answers to silenced reply subjects."""
     if words and words[0] in (b"MSG", b"HMSG"):
@@ -192,6 +222,9 @@ def relay(client, target_port, mode, arg):
     if mode == "reset":
         up = (pump_reset, (client, server, arg))
         down = (pump_reset, (server, client, None))
+    elif mode == "dropmsg":
+        up = (pump_protocol, (client, server, passthrough))
+        down = (pump_protocol, (server, client, delivery_edit(arg)))
     else:
         up = (pump_protocol, (client, server, client_edit(mode, arg)))
         down = (pump_protocol, (server, client, server_edit))
@@ -201,7 +234,7 @@ def relay(client, target_port, mode, arg):
 
 def main():
     if len(sys.argv) != 4 or sys.argv[2] not in ("reset", "drop", "swap",
-                                                  "dropack"):
+                                                  "dropack", "dropmsg"):
         sys.exit(__doc__.split("\n\n")[1])
     target_port, mode, arg = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     lsock = socket.socket()
