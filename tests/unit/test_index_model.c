@@ -55,10 +55,7 @@ static uint64_t rng = 88172645463325252ull;
 static uint64_t
 rnd(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return unit_rand(&rng);
 }
 
 /* Token of document d at position i: documents share their first 64

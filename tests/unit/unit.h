@@ -45,6 +45,22 @@ unit_check(int cond, const char *file, int line, const char *what)
             printf("#   got  %s\n#   want %s\n", g_ ? g_ : "(null)", w_);      \
     } while (0)
 
+/*
+ * The next of a deterministic stream of test inputs (Marsaglia's
+ * xorshift64), so that a randomized test explores the same cases on every
+ * run.  *state is the test's own, any value but 0.
+ */
+static inline uint64_t
+unit_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
 static inline int
 unit_done(void)
 {
