@@ -36,7 +36,8 @@ struct sub {
     int dseq_known;        /* last_dseq holds; 0 after a message without
                               metadata */
     uint64_t last_dseq;    /* the consumer's last delivery */
-    char lost[64];         /* which deliveries were lost, for the warning */
+    int64_t held;          /* unacknowledged when the consumer was opened */
+    char why[96];          /* why consumer_restart runs, for its warning */
     uint64_t messages, lines, skipped, again, rereads;
     uint64_t last_pending; /* NumPending after the last message taken */
 };
@@ -277,6 +278,7 @@ consumer_open(struct sub *s, uint64_t restart, char *err, size_t errlen)
     /* A durable resumed numbers its deliveries on from its last one. */
     s->dseq_known = 1;
     s->last_dseq = ci->Delivered.Consumer;
+    s->held = ci->NumAckPending;
     s->ephemeral = s->o->durable == NULL;
     s->ack_all = ci->Config != NULL && ci->Config->AckPolicy == js_AckAll;
     jsConsumerInfo_Destroy(ci);
@@ -415,10 +417,11 @@ deliveries_lost(struct sub *s, const jsMsgMetaData *meta)
 
     if (s->dseq_known && d != s->last_dseq + 1) {
         if (d == s->last_dseq + 2)
-            snprintf(s->lost, sizeof s->lost, "delivery %llu",
+            snprintf(s->why, sizeof s->why, "delivery %llu lost on the way",
                      (unsigned long long)d - 1);
         else
-            snprintf(s->lost, sizeof s->lost, "deliveries %llu to %llu",
+            snprintf(s->why, sizeof s->why,
+                     "deliveries %llu to %llu lost on the way",
                      (unsigned long long)s->last_dseq + 1,
                      (unsigned long long)d - 1);
         return 1;
@@ -472,12 +475,13 @@ take_list(struct sub *s, natsMsgList *list)
 
 /*
  * Replaces the consumer by one that starts right after its acknowledgment
- * floor, so that deliveries lost on the way come next, in order, rather
- * than after --ack-wait behind newer ones.  Everything up to the floor was
- * handled (by this run, or by an earlier run of a durable); above it come
- * messages an earlier run held and never acknowledged, and copies of
- * messages this run handled, which note_handled skips.  A durable keeps
- * its name.
+ * floor, so that what the old one would deliver again only after
+ * --ack-wait, behind newer messages, comes next and in order: deliveries
+ * lost on the way, and the messages an earlier run of a durable held when
+ * it died.  Everything up to the floor was handled (by this run, or by an
+ * earlier run of a durable); above it come those, and copies of messages
+ * this run handled, which note_handled skips.  A durable keeps its name.
+ * s->why says why, for the warning.
  */
 static int
 consumer_restart(struct sub *s, char *err, size_t errlen)
@@ -496,9 +500,8 @@ consumer_restart(struct sub *s, char *err, size_t errlen)
     }
     if (st == NATS_OK) {
         from = ci->AckFloor.Stream + 1;
-        log_warn("%s of consumer %s lost on the way: reading again from "
-                 "js_seq %llu",
-                 s->lost, s->consumer, (unsigned long long)from);
+        log_warn("%s: reading consumer %s again from js_seq %llu", s->why,
+                 s->consumer, (unsigned long long)from);
     }
     jsConsumerInfo_Destroy(ci);
     for (int attempt = 1; st == NATS_OK; attempt++) {
@@ -656,6 +659,15 @@ sub_run(const struct js_opts *o)
         consumer_open(&s, 0, err, sizeof(err)) == -1) {
         log_error("%s", err);
         goto out;
+    }
+    if (o->durable != NULL && s.held > 0) {
+        snprintf(s.why, sizeof s.why,
+                 "%lld messages held unacknowledged by an earlier run",
+                 (long long)s.held);
+        if (consumer_restart(&s, err, sizeof(err)) == -1) {
+            log_error("%s", err);
+            goto out;
+        }
     }
     rc = fetch_loop(&s) == -1 ? 1 : 0;
     if (s.out.err)
