@@ -615,6 +615,7 @@ open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp,
             int idx)
 {
     const struct kvsub_opts *o = k->o;
+    int64_t max_msg = (int64_t)o->max_msg; /* ZMQ_MAXMSGSIZE's type */
     char err[256];
 
     s->spec = sp;
@@ -632,8 +633,8 @@ open_source(struct kvsub *k, struct source *s, const struct zsock_spec *sp,
      */
     if (zmq_setsockopt(s->sub, ZMQ_RCVHWM, &o->rcvhwm, sizeof o->rcvhwm) ==
             -1 ||
-        zmq_setsockopt(s->sub, ZMQ_MAXMSGSIZE, &(int64_t){(int64_t)o->max_msg},
-                       sizeof(int64_t)) == -1 ||
+        zmq_setsockopt(s->sub, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) ==
+            -1 ||
         zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, o->topic, strlen(o->topic)) == -1)
         goto fail;
     /* Before connecting, so that not even the first failure goes unseen. */
