@@ -50,7 +50,7 @@ import threading
 RESET = struct.pack("ii", 1, 0)
 ONCE = threading.Lock()  # held once the fault was injected
 LOCK = threading.Lock()  # guards the two below
-published = 0
+counted = 0  # the messages the mode counts, over all connections
 silenced = set()  # reply subjects whose answers are left out
 
 
@@ -125,6 +125,21 @@ def ack(words):
         words[1].startswith(b"$JS.ACK.")
 
 
+def delivery(words):
+    return words and words[0] in (b"MSG", b"HMSG") and \
+        len(words) == (5 if words[0] == b"MSG" else 6) and \
+        words[3].startswith(b"$JS.ACK.")
+
+
+def nth(n):
+    """Counts one message of the mode; true for the nth, and only once."""
+    global counted
+    with LOCK:
+        counted += 1
+        at = counted
+    return at == n and ONCE.acquire(blocking=False)
+
+
 def reply_of(words):
     """The reply subject of a PUB or HPUB, or None."""
     return words[2] if len(words) == (4 if words[0] == b"PUB" else 5) \
@@ -150,21 +165,17 @@ def pump_protocol(src, dst, edit):
     close_both(src, dst)
 
 
-def client_edit(mode, nth):
-    """The edit of a connection's client side for drop or swap."""
+def client_edit(mode, n):
+    """The edit of a connection's client side for drop, swap or dropack."""
     held = []
 
     def edit(words, op):
-        global published
         if not (ack(words) if mode == "dropack" else
                 published_to_stream(words)):
             return op
-        with LOCK:
-            published += 1
-            n = published
-        if n == nth and ONCE.acquire(blocking=False):
+        if nth(n):
             say("%s message %d on %s" % ("swapped" if mode == "swap" else
-                                         "dropped", nth, words[1].decode()))
+                                         "dropped", n, words[1].decode()))
             if mode != "swap":
                 return b""
             with LOCK:
@@ -180,20 +191,12 @@ def client_edit(mode, nth):
     return edit
 
 
-def delivery_edit(nth):
+def delivery_edit(n):
     """The edit of a connection's server side for dropmsg."""
 
     def edit(words, op):
-        global published
-        if not (words and words[0] in (b"MSG", b"HMSG") and
-                len(words) == (5 if words[0] == b"MSG" else 6) and
-                words[3].startswith(b"$JS.ACK.")):
-            return op
-        with LOCK:
-            published += 1
-            n = published
-        if n == nth and ONCE.acquire(blocking=False):
-            say("dropped delivery %d of %s" % (nth, words[3].decode()))
+        if delivery(words) and nth(n):
+            say("dropped delivery %d of %s" % (n, words[3].decode()))
             return b""
         return op
 
