@@ -313,6 +313,11 @@ main(int argc, char **argv)
 
     if (argc == 3 && strcmp(argv[1], "-r") == 0)
         return parse_only(argv[2]);
+    /* A mistyped option must not become the name of the file written. */
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        fprintf(stderr, "usage: bench_ingest [FILE] | bench_ingest -r FILE\n");
+        return 2;
+    }
     make_stream(&s);
 
     /*

@@ -53,3 +53,16 @@ teardown() {
     assert_failure 2
     assert_output "usage: bench/ab [-n ROUNDS] REV [STREAM]"
 }
+
+# bench_ingest -h once wrote its 82 MB stream to a file named "-h".
+@test "bench_ingest with an option it does not know prints its usage and exits 2" {
+    cd "$D"
+    for a in -h --help "-r"; do
+        run "$KVTAP_BUILD/bench/bench_ingest" "$a"
+        assert_failure 2
+        assert_output "usage: bench_ingest [FILE] | bench_ingest -r FILE"
+    done
+    run "$KVTAP_BUILD/bench/bench_ingest" a b
+    assert_failure 2
+    assert_equal "$(ls -A "$D")" ""
+}
