@@ -12,6 +12,9 @@
 
 #include "cli.h"
 
+/* The longest a connection drains at exit (conn_drain). */
+#define CLOSE_DRAIN_MS 1000
+
 void
 conn_strerror(natsStatus s, const char *what, char *err, size_t errlen)
 {
@@ -192,6 +195,26 @@ conn_open(struct js_conn *c, const struct js_opts *o, const jsOptions *pub_opts,
     rc = 0;
 out:
     return rc;
+}
+
+/*
+ * libnats 3.4 (Debian 12) can queue a message that arrives while its
+ * subscription is destroyed onto the dying subscription, where it leaks or
+ * is touched after it is freed (nats.c #637, fixed in v3.10.0 by commit
+ * 0a7dd28b).  A drained connection has had the server stop every
+ * subscription and has handled what came before, so nothing arrives while
+ * conn_close takes them down.  libnats checks for the end of a drain every
+ * 100 ms, so only the caller that needs it pays for it.
+ */
+void
+conn_drain(struct js_conn *c)
+{
+    if (c->nc == NULL ||
+        natsConnection_DrainTimeout(c->nc, CLOSE_DRAIN_MS) != NATS_OK)
+        return;
+    for (int ms = 0; ms < 2 * CLOSE_DRAIN_MS && !natsConnection_IsClosed(c->nc);
+         ms++)
+        sleep_ms(1);
 }
 
 void

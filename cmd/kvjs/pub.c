@@ -865,6 +865,8 @@ pub_run(const struct js_opts *o)
     if (rc == 0 && cli_signal)
         rc = 128 + cli_signal;
 out:
+    /* Acknowledgments of batches taken back as stalled may still come. */
+    conn_drain(&p.c);
     conn_close(&p.c);
     buf_free(&p.group);
     buf_free(&p.key_pod);
