@@ -66,3 +66,22 @@ teardown() {
     assert_failure 2
     assert_equal "$(ls -A "$D")" ""
 }
+
+# bench/60's busy figure rests on it: the index whole, then the paced
+# lines in their order, from their start again at their end.
+@test "kvindex_feed.py: FIRST whole, then PACED's lines in order, round and round" {
+    printf 'f1\nf2\n' >"$D/first"
+    printf 'p1\np2\np3\n' >"$D/paced"
+    touch "$D/go"
+    timeout -s INT 1 /usr/bin/python3 "$KVTAP_TOP/bench/kvindex_feed.py" \
+        3000 "$D/first" "$D/paced" "$D/go" >"$D/out" || true
+    run head -n 2 "$D/out"
+    assert_output $'f1\nf2'
+    # Every later line is the next of p1 p2 p3, and they went round.
+    run awk 'NR > 2 { want = "p" (NR - 3) % 3 + 1; if ($0 != want) bad++; n++ }
+        END { print (bad + 0) " bad, " (n >= 6 ? "round" : "short") }' "$D/out"
+    assert_output "0 bad, round"
+    run /usr/bin/python3 "$KVTAP_TOP/bench/kvindex_feed.py" 10 "$D/first" /dev/null
+    assert_failure
+    assert_output --partial "holds no complete line"
+}
