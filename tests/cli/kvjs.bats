@@ -463,7 +463,12 @@ wait_msgs() {
     run kvjs info -s "$NATS_URL2,$NATS_URL3"
     assert_output --regexp '"replicas":3}$'
     [ "$(jq .messages <<<"$output")" -ge 20000 ]
-    kvjs sub -q -s "$NATS_URL3" >"$T/out"
+    # Under ASan this read has failed rarely, its consumer not created
+    # within 5 attempts of 10 s: the servers' logs then say why.
+    kvjs sub -q -s "$NATS_URL3" >"$T/out" || {
+        tail -n 40 "$BATS_TEST_TMPDIR/n2.log" "$BATS_TEST_TMPDIR/n3.log"
+        false
+    }
     assert_stored_in_order "$T/in" "$T/out"
 }
 
