@@ -20,6 +20,9 @@
 #include "parse.h"
 #include "seqwin.h"
 
+/* How long a consumer's creation may take (consumer_find_or_add). */
+#define CREATE_WAIT_MS 20000
+
 struct sub {
     const struct js_opts *o;
     struct js_conn c;
@@ -189,8 +192,21 @@ consumer_config(struct sub *s, uint64_t restart, jsConsumerConfig *cc,
     cc->AckWait = (int64_t)o->ack_wait_ms * 1000000;
     cc->MaxAckPending = 65536;
     cc->FilterSubject = s->filter;
-    if (o->durable == NULL)
+    if (o->durable == NULL) {
         cc->InactiveThreshold = (int64_t)60 * 1000000000;
+        /*
+         * An ephemeral consumer of a replicated stream is replicated like
+         * the stream, as a durable is by default.  nats-server 2.9 (Debian
+         * 12's, up to 2.11) otherwise places it on one server, drawn at
+         * random among the stream's, down ones included (nats-server PR
+         * #7165): with one server of three down, one creation in three
+         * timed out, and five in a row failed the reader.  Replicated, it
+         * needs only a quorum of them.
+         */
+        if (s->si != NULL && s->si->Config != NULL &&
+            s->si->Config->Replicas > 1)
+            cc->Replicas = s->si->Config->Replicas;
+    }
     if (restart) {
         cc->DeliverPolicy = js_DeliverByStartSequence;
         cc->OptStartSeq = restart;
@@ -227,7 +243,10 @@ retry_electing(natsStatus st, const char *what, int attempt)
 /*
  * Looks the durable up, or creates the consumer, retrying while a cluster
  * elects a leader: a durable that a timed-out call did create is found by
- * the next lookup.
+ * the next lookup.  A replicated consumer is answered for by its leader,
+ * and when the server nats-server preferred for that is down, the others
+ * elect one first: 4 to 9 s in nats-server 2.9, hence the longer wait of
+ * a creation (CREATE_WAIT_MS) than of the other calls.
  */
 static natsStatus
 consumer_find_or_add(struct sub *s, const jsConsumerConfig *cc,
@@ -246,9 +265,14 @@ consumer_find_or_add(struct sub *s, const jsConsumerConfig *cc,
         if (st == NATS_OK && o->from != NULL)
             log_warn("durable %s exists: resuming it, --from ignored",
                      o->durable);
-        if (st == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr)
+        if (st == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr) {
+            jsOptions jo;
+
+            jsOptions_Init(&jo);
+            jo.Wait = CREATE_WAIT_MS;
             st = js_AddConsumer(ci, s->c.js, o->stream, (jsConsumerConfig *)cc,
-                                NULL, &jerr);
+                                &jo, &jerr);
+        }
         if (!retry_electing(st, "creating the consumer", attempt))
             return st;
     }

@@ -472,6 +472,32 @@ wait_msgs() {
     assert_stored_in_order "$T/in" "$T/out"
 }
 
+@test "cluster: readers started while a server is down create their consumers on the first attempt" {
+    nats_start_cluster
+    gen pod-a 0 50 >"$T/in"
+    kvjs pub -s "$NATS_URL1" --replicas 3 <"$T/in"
+    kill -9 "$NATS_PID_n3"
+    # The survivors elect a leader for the cluster (the one that says a
+    # stream is "not found": nats_wait_js) and for the stream; a reader
+    # started before then retries, by design.
+    nats_wait_js "$NATS_URL1,$NATS_URL2" 30
+    local i=0
+    until kvjs info -s "$NATS_URL1,$NATS_URL2" >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ "$i" -lt 30 ]
+    done
+    # An ephemeral consumer placed on one server, as nats-server 2.9 does
+    # by default, lands on the dead one a time in three, and its creation
+    # times out (a warning, and a retry); eight readers in a row without a
+    # warning would then happen once in 26.
+    for i in 1 2 3 4 5 6 7 8; do
+        run --separate-stderr kvjs sub -s "$NATS_URL1,$NATS_URL2"
+        assert_success
+        assert_equal "$stderr" ""
+        assert_equal "${#lines[@]}" 100
+    done
+}
+
 # Asserts that the stream's lines $2 (kvjs sub) hold the batches of $1 (the
 # input of kvjs pub, seqs 0 to 19999) in their order.  Batches that failed
 # were sent again in order, and those stored before them once more after
