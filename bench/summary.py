@@ -45,6 +45,7 @@ FIGURES = [
     ("p99_busy",
      "socket match p99, 4 concurrent clients, ingesting 200k events/s",
      "<= 150 us"),
+    ("p99_busy_idle", "  the same 4 clients before ingest starts", "-"),
     ("rss", "RSS per (pod, block), nothing shared, 1M entries", "<= 64 B"),
     ("batch", "batched match, prompts/s vs one at a time", "reported"),
 ]
