@@ -57,11 +57,12 @@ int conn_open(struct js_conn *c, const struct js_opts *o,
               const jsOptions *pub_opts, char *err, size_t errlen);
 
 /*
- * Drains c's connection, for a second at most: what is on its way in is
- * handled (asynchronous acknowledgments included), and the connection is
- * closed.  For a caller that may still receive messages it did not ask
- * for when it ends; conn_close then frees the connection.  Costs about
- * 100 ms.  A connection that is not connected is left to conn_close.
+ * Drains c's connection: what is on its way in is handled (asynchronous
+ * acknowledgments included), and the connection is closed.  libnats gives
+ * the drain a second; this waits two at most for the close.  For a caller
+ * that may still receive messages it did not ask for when it ends;
+ * conn_close then frees the connection.  Costs about 100 ms.  A connection
+ * that is not connected is left to conn_close.
  */
 void conn_drain(struct js_conn *c);
 
